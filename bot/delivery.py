@@ -1,0 +1,229 @@
+"""Downloading output files safely, and fitting images under an upload limit.
+
+Outputs expire an hour after a prediction ends, so they are downloaded as soon
+as it succeeds. The API token never goes to the file host: these requests
+carry no ``Authorization`` header at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import ipaddress
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+
+import aiohttp
+from PIL import Image, UnidentifiedImageError
+
+from bot.clock import Clock, SystemClock
+from bot.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+_MAX_REDIRECTS = 5
+_CHUNK = 64 * 1024
+
+# Magic numbers of the formats image models produce.
+_SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "png", "image/png"),
+    (b"\xff\xd8\xff", 0, "jpg", "image/jpeg"),
+    (b"GIF87a", 0, "gif", "image/gif"),
+    (b"GIF89a", 0, "gif", "image/gif"),
+    (b"WEBP", 8, "webp", "image/webp"),
+)
+
+
+def sniff_image(data: bytes) -> tuple[str, str] | None:
+    """``(extension, content type)`` from the file's magic bytes, or ``None`` if not an image we know."""
+    for magic, offset, ext, mime in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic and (ext != "webp" or data[:4] == b"RIFF"):
+            return ext, mime
+    return None
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One downloaded (or re-encoded) image."""
+
+    filename: str
+    data: bytes
+    content_type: str
+
+    @property
+    def size(self) -> int:
+        """Bytes."""
+        return len(self.data)
+
+
+class Downloader:
+    """Fetches output files over the shared session: streamed, capped, timed out and retried."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        max_bytes: int = MAX_DOWNLOAD_BYTES,
+        timeout: float = 60.0,
+        attempts: int = 3,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._max_bytes = max_bytes
+        self._timeout = timeout
+        self._attempts = attempts
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+
+    async def fetch_all(self, urls: Sequence[str], stem: str) -> list[ImageFile]:
+        """Download every output at once, named ``{stem}-{n}.{ext}``, in output order."""
+        results = await asyncio.gather(*(self.fetch(url) for url in urls))
+        files = []
+        for index, data in enumerate(results):
+            kind = sniff_image(data)
+            if kind is None:  # fetch() already checked; keeps the type checker honest
+                raise DeliveryError(f"Output {index + 1} is not an image")
+            files.append(ImageFile(f"{stem}-{index + 1}.{kind[0]}", data, kind[1]))
+        return files
+
+    async def fetch(self, url: str) -> bytes:
+        """The bytes of one output, checked to be an image (by magic bytes, not by header)."""
+        if url.startswith("data:"):
+            data = decode_data_url(url)
+        else:
+            data = await self._fetch_remote(url)
+        if sniff_image(data) is None:
+            raise DeliveryError("The model's output is not an image (its content is not PNG, JPEG, WEBP or GIF)")
+        return data
+
+    async def _fetch_remote(self, url: str) -> bytes:
+        last: Exception | None = None
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await self._follow(url)
+            except _Retryable as exc:
+                last = exc
+                if attempt < self._attempts:
+                    await self._clock.sleep(0.5 * 2 ** (attempt - 1) * self._rng.uniform(0.8, 1.2))
+        raise DeliveryError(f"Could not download the output image: {last}")
+
+    async def _follow(self, url: str) -> bytes:
+        """GET with redirects followed by hand, so every hop is checked."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            check_output_url(url)
+            try:
+                async with self._session.get(
+                    url,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=self._timeout, sock_read=min(self._timeout, 20)),
+                ) as response:
+                    if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                        url = urljoin(url, response.headers["Location"])
+                        continue
+                    if response.status >= 500 or response.status == 429:
+                        raise _Retryable(f"the file host answered HTTP {response.status}")
+                    if response.status != 200:
+                        raise DeliveryError(
+                            f"Could not download the output image: the file host answered HTTP {response.status}"
+                            + (
+                                " (outputs expire an hour after a prediction)"
+                                if response.status in (403, 404, 410)
+                                else ""
+                            )
+                        )
+                    declared = response.content_length
+                    if declared is not None and declared > self._max_bytes:
+                        raise DeliveryError(_too_big(self._max_bytes))
+                    buffer = bytearray()
+                    async for chunk in response.content.iter_chunked(_CHUNK):
+                        buffer += chunk
+                        if len(buffer) > self._max_bytes:
+                            raise DeliveryError(_too_big(self._max_bytes))
+                    return bytes(buffer)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _Retryable(type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}") from exc
+        raise DeliveryError("Could not download the output image: too many redirects")
+
+
+class _Retryable(Exception):
+    """A download failure that may pass if tried again."""
+
+
+def _too_big(limit: int) -> str:
+    return f"The output file is larger than {limit // (1024 * 1024)} MiB, so it was not downloaded"
+
+
+def check_output_url(url: str) -> None:
+    """Refuse output URLs that are not http(s) or point at link-local/metadata addresses."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DeliveryError(f"The model returned an output that is not an http(s) URL ({parts.scheme or 'none'}:)")
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return
+    if address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved:
+        raise DeliveryError("The model returned an output URL pointing at a private network address; refused")
+
+
+def decode_data_url(url: str) -> bytes:
+    """The bytes of a ``data:[<mime>][;base64],<payload>`` URL."""
+    header, sep, payload = url.partition(",")
+    if not sep:
+        raise DeliveryError("The model returned a malformed data: URL")
+    if len(payload) * 3 // 4 > MAX_DOWNLOAD_BYTES:
+        raise DeliveryError(_too_big(MAX_DOWNLOAD_BYTES))
+    if header.endswith(";base64"):
+        try:
+            return base64.b64decode(payload, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise DeliveryError("The model returned a data: URL with broken base64") from exc
+    return unquote_to_bytes(payload)
+
+
+def fit_image(image: ImageFile, limit: int) -> ImageFile:
+    """``image`` if it fits under ``limit`` bytes, else a re-encoded (and if need be smaller) copy.
+
+    Tries WEBP at falling quality first (it keeps detail best per byte), then
+    scales down. Never raises for size: as a last resort the image gets tiny.
+    CPU-bound: call it through ``asyncio.to_thread``.
+    """
+    if image.size <= limit:
+        return image
+    try:
+        with Image.open(io.BytesIO(image.data)) as opened:
+            opened.load()
+            picture = opened.convert("RGBA" if opened.mode in ("RGBA", "LA", "P") else "RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DeliveryError("The output image could not be read to make it smaller") from exc
+    stem = image.filename.rsplit(".", 1)[0]
+    scale = 1.0
+    while True:
+        candidate = picture
+        if scale < 1.0:
+            size = (max(1, int(picture.width * scale)), max(1, int(picture.height * scale)))
+            candidate = picture.resize(size, Image.Resampling.LANCZOS)
+        for quality in (90, 80, 65):
+            buffer = io.BytesIO()
+            candidate.save(buffer, format="WEBP", quality=quality, method=4)
+            if buffer.tell() <= limit:
+                log.info(
+                    "re-encoded %s from %d to %d bytes (scale %.2f, q%d)",
+                    image.filename,
+                    image.size,
+                    buffer.tell(),
+                    scale,
+                    quality,
+                )
+                return ImageFile(f"{stem}.webp", buffer.getvalue(), "image/webp")
+        if candidate.width <= 16 or candidate.height <= 16:
+            return ImageFile(f"{stem}.webp", buffer.getvalue(), "image/webp")
+        scale *= 0.7

@@ -1,0 +1,31 @@
+"""The small exception hierarchy whose messages are meant for people.
+
+Anything raised as an :class:`ImagineError` carries a message that can be shown
+as-is to a member, a moderator or a CLI user. Everything else is a bug: it is
+logged with context and shown as a generic failure with a short reference id.
+"""
+
+from __future__ import annotations
+
+
+class ImagineError(Exception):
+    """An error whose message is fit to show to the person who caused it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Refusal(ImagineError):
+    """A request refused before anything was sent to the API (policy or bad options)."""
+
+
+class InputRejected(Refusal):
+    """An option value the chosen model would reject, or one outside ``/imagine``'s own range."""
+
+
+class DeliveryError(ImagineError):
+    """An output file could not be downloaded or is not a usable image."""

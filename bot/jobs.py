@@ -1,0 +1,552 @@
+"""The job engine: one request's way from the queue to a terminal state.
+
+A job goes ``queued → starting → processing → succeeded | failed | canceled |
+timed_out``, and every change is shown to its :class:`Presenter` as an
+immutable :class:`JobView`. The engine knows nothing of Discord or SQL: the
+Discord cog and the CLI are two presenters of the same views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.clock import Clock, SystemClock
+from bot.delivery import Downloader, ImageFile
+from bot.errors import ImagineError
+from bot.inputs import ImagineOptions, InputSchema, plan_inputs
+from bot.modelref import ModelRef
+from bot.replicate import ApiError, Prediction, Progress, ReplicateClient
+
+log = logging.getLogger(__name__)
+
+
+class JobState(StrEnum):
+    """Where a job is."""
+
+    QUEUED = "queued"
+    STARTING = "starting"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job has ended."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED, JobState.TIMED_OUT})
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything needed to run one generation, already checked against the model."""
+
+    model: ModelRef
+    options: ImagineOptions
+    inputs: Mapping[str, Any]
+    notes: tuple[str, ...] = ()
+    images_expected: int = 1
+    requester_id: int | None = None
+    guild_id: int | None = None
+    channel_id: int | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The member's prompt."""
+        return self.options.prompt
+
+
+@dataclass(frozen=True)
+class JobView:
+    """An immutable snapshot of what the requester should see now."""
+
+    job_id: str
+    request: JobRequest
+    state: JobState
+    queue_position: int | None = None
+    progress: Progress | None = None
+    prediction_id: str | None = None
+    error: str | None = None
+    images: tuple[ImageFile, ...] = ()
+    seed: int | None = None
+    predict_time: float | None = None
+    elapsed: float | None = None
+    notes: tuple[str, ...] = ()
+    cancel_requested: bool = False
+    canceled_by: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether this is the job's last view."""
+        return self.state.terminal
+
+
+class Presenter(Protocol):
+    """Shows a job's views to someone.
+
+    ``show`` must return quickly for non-terminal views (coalesce slow output
+    yourself); for the terminal view it returns once that view was delivered
+    or delivery was given up on.
+    """
+
+    async def show(self, view: JobView) -> None:
+        """Show ``view``."""
+        ...
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often to poll a running prediction.
+
+    Fast first (most image models finish in seconds), slower for long jobs, and
+    never so often that all running jobs together would spend more than
+    ``budget_share`` of the request budget on polling.
+    """
+
+    first: float = 1.0
+    growth: float = 1.25
+    ceiling: float = 3.0
+    budget_share: float = 0.6
+
+    def interval(self, polls: int, running: int, budget_per_second: float) -> float:
+        """Seconds to wait before the next poll of one prediction."""
+        own = min(self.ceiling, self.first * self.growth**polls)
+        shared = running / max(1e-6, budget_per_second * self.budget_share)
+        return max(own, shared)
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+class FairQueue:
+    """Waiting jobs, served round-robin between members, under per-server caps.
+
+    One member's ten jobs take turns with everyone else's: after a member is
+    served they go to the back of the line.
+    """
+
+    def __init__(self) -> None:
+        self._lines: OrderedDict[Hashable, deque[_Job]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return sum(len(line) for line in self._lines.values())
+
+    def push(self, job: _Job) -> None:
+        """Add ``job`` behind its member's earlier jobs."""
+        self._lines.setdefault(job.member_key, deque()).append(job)
+
+    def remove(self, job: _Job) -> bool:
+        """Take ``job`` out of the queue; ``False`` if it was not waiting."""
+        line = self._lines.get(job.member_key)
+        if line is None or job not in line:
+            return False
+        line.remove(job)
+        if not line:
+            del self._lines[job.member_key]
+        return True
+
+    def pop(self, may_start: Callable[[_Job], bool]) -> _Job | None:
+        """The next job that ``may_start``, taking members in turn."""
+        for key, line in self._lines.items():
+            if may_start(line[0]):
+                job = line.popleft()
+                del self._lines[key]
+                if line:
+                    self._lines[key] = line  # back of the line
+                return job
+        return None
+
+    def in_order(self) -> Iterator[_Job]:
+        """Waiting jobs in the order they would start if every cap were free."""
+        lines = [list(line) for line in self._lines.values()]
+        depth = max((len(line) for line in lines), default=0)
+        for round_ in range(depth):
+            for line in lines:
+                if round_ < len(line):
+                    yield line[round_]
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass(eq=False)
+class _Job:
+    id: str
+    request: JobRequest
+    presenter: Presenter
+    submitted_at: float
+    view: JobView
+    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    canceled_by: int | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def member_key(self) -> Hashable:
+        return (self.request.guild_id, self.request.requester_id)
+
+    @property
+    def server_key(self) -> Hashable:
+        return self.request.guild_id
+
+
+class Job:
+    """A handle on a submitted job."""
+
+    def __init__(self, engine: JobEngine, job: _Job) -> None:
+        self._engine = engine
+        self._job = job
+
+    @property
+    def id(self) -> str:
+        """The job's id (also in its buttons)."""
+        return self._job.id
+
+    @property
+    def view(self) -> JobView:
+        """The latest view."""
+        return self._job.view
+
+    async def cancel(self, by: int | None = None) -> bool:
+        """Ask the job to stop; ``False`` if it had already ended."""
+        return await self._engine.cancel(self.id, by=by)
+
+    async def wait(self) -> JobView:
+        """Wait for the job to end and return its final view."""
+        await self._job.done.wait()
+        return self._job.view
+
+
+class JobEngine:
+    """Runs jobs: a fair queue, global and per-server caps, create → poll → download."""
+
+    def __init__(
+        self,
+        client: ReplicateClient,
+        downloader: Downloader,
+        *,
+        max_running: int = 8,
+        max_running_per_server: int = 4,
+        job_timeout: float = 600.0,
+        prefer_wait: int = 5,
+        schema_timeout: float = 2.0,
+        poll: PollPolicy | None = None,
+        clock: Clock | None = None,
+        new_id: Callable[[], str] = lambda: secrets.token_hex(6),
+    ) -> None:
+        self._client = client
+        self._downloader = downloader
+        self._max_running = max_running
+        self._max_per_server = max_running_per_server
+        self._timeout = job_timeout
+        self._prefer_wait = prefer_wait
+        self._schema_timeout = schema_timeout
+        self._poll = poll or PollPolicy()
+        self._clock = clock or SystemClock()
+        self._new_id = new_id
+        self._queue = FairQueue()
+        self._jobs: dict[str, _Job] = {}
+        self._running: dict[Hashable, int] = {}
+        self._running_total = 0
+        self._closed = False
+        self._presenting: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------------- public
+
+    async def prepare(
+        self,
+        model: ModelRef,
+        options: ImagineOptions,
+        *,
+        requester_id: int | None = None,
+        guild_id: int | None = None,
+        channel_id: int | None = None,
+    ) -> JobRequest:
+        """Check ``options`` against the model's schema and build a request, or raise ``InputRejected``.
+
+        The schema is read once per model and cached; if it takes longer than
+        ``schema_timeout`` the options are sent unchecked (the fetch goes on and
+        fills the cache for next time), so members always get an answer fast.
+        """
+        options.check()
+        schema = await self._schema(model)
+        planned = plan_inputs(options, schema)
+        return JobRequest(
+            model=model,
+            options=options,
+            inputs=planned.inputs,
+            notes=planned.notes,
+            images_expected=planned.images_expected,
+            requester_id=requester_id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+        )
+
+    def submit(self, request: JobRequest, presenter: Presenter) -> Job:
+        """Queue ``request``; its presenter sees every view from the first ``queued`` one on."""
+        if self._closed:
+            raise ImagineError("The bot is shutting down; try again in a moment.")
+        job_id = self._new_id()
+        job = _Job(
+            id=job_id,
+            request=request,
+            presenter=presenter,
+            submitted_at=self._clock.monotonic(),
+            view=JobView(job_id, request, JobState.QUEUED, notes=request.notes),
+        )
+        self._jobs[job_id] = job
+        self._queue.push(job)
+        self._dispatch()
+        if job.view.state is JobState.QUEUED:
+            self._show_positions()
+        return Job(self, job)
+
+    def job(self, job_id: str) -> Job | None:
+        """The job with this id, while the process knows it."""
+        job = self._jobs.get(job_id)
+        return Job(self, job) if job else None
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a slot."""
+        return len(self._queue)
+
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
+        return self._running_total
+
+    async def cancel(self, job_id: str, *, by: int | None = None) -> bool:
+        """Cancel a job: a waiting one ends now, a running one is canceled on the API too."""
+        job = self._jobs.get(job_id)
+        if job is None or job.view.terminal or job.cancel_event.is_set():
+            return False
+        job.canceled_by = by
+        job.cancel_event.set()
+        if self._queue.remove(job):
+            await self._finish(job, JobState.CANCELED)
+            self._show_positions()
+        else:
+            self._show(job, replace(job.view, cancel_requested=True))
+        return True
+
+    async def close(self) -> None:
+        """Stop taking jobs and stop the running ones' tasks (their predictions are left alone)."""
+        self._closed = True
+        tasks = [job.task for job in self._jobs.values() if job.task is not None and not job.task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ----------------------------------------------------------------- scheduling
+
+    def _dispatch(self) -> None:
+        while self._running_total < self._max_running:
+            job = self._queue.pop(lambda j: self._running.get(j.server_key, 0) < self._max_per_server)
+            if job is None:
+                return
+            self._running_total += 1
+            self._running[job.server_key] = self._running.get(job.server_key, 0) + 1
+            job.task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+
+    def _show_positions(self) -> None:
+        for position, job in enumerate(self._queue.in_order(), start=1):
+            if job.view.queue_position != position:
+                self._show(job, replace(job.view, queue_position=position))
+
+    def _show(self, job: _Job, view: JobView) -> None:
+        """Record and present a non-terminal view without waiting on the presenter."""
+        job.view = view
+        task = asyncio.create_task(self._present(job, view), name=f"show-{job.id}")
+        self._presenting.add(task)
+        task.add_done_callback(self._presenting.discard)
+
+    async def _present(self, job: _Job, view: JobView) -> None:
+        try:
+            await job.presenter.show(view)
+        except Exception:
+            log.exception("presenter failed to show job %s (%s)", job.id, view.state)
+
+    async def _finish(self, job: _Job, state: JobState, **changes: Any) -> None:
+        view = replace(
+            job.view,
+            state=state,
+            queue_position=None,
+            elapsed=self._clock.monotonic() - job.submitted_at,
+            canceled_by=job.canceled_by if state is JobState.CANCELED else None,
+            **changes,
+        )
+        job.view = view
+        await self._present(job, view)
+        job.done.set()
+
+    # ----------------------------------------------------------------- running
+
+    async def _run(self, job: _Job) -> None:
+        try:
+            await self._execute(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            reference = secrets.token_hex(3)
+            log.exception("job %s failed unexpectedly (reference %s)", job.id, reference)
+            if not job.view.terminal:
+                await self._finish(
+                    job, JobState.FAILED, error=f"Something went wrong on our side (reference {reference})."
+                )
+        finally:
+            self._running_total -= 1
+            self._running[job.server_key] -= 1
+            if not self._running[job.server_key]:
+                del self._running[job.server_key]
+            if not self._closed:
+                self._dispatch()
+                self._show_positions()
+
+    async def _execute(self, job: _Job) -> None:
+        deadline = self._clock.monotonic() + self._timeout
+        self._show(job, replace(job.view, state=JobState.STARTING, queue_position=None))
+        request = job.request
+        try:
+            prediction = await self._client.create(
+                request.model, request.inputs, wait=self._prefer_wait, cancel_after=self._timeout
+            )
+        except ApiError as exc:
+            await self._finish(job, JobState.FAILED, error=exc.message)
+            return
+        log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
+        polls = 0
+        cancel_sent = False
+        while True:
+            self._show_prediction(job, prediction)
+            if prediction.terminal:
+                break
+            if job.cancel_event.is_set() and not cancel_sent:
+                cancel_sent = True
+                prediction = await self._cancel_remote(prediction)
+                continue
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                await self._cancel_remote(prediction)
+                await self._finish(
+                    job,
+                    JobState.TIMED_OUT,
+                    prediction_id=prediction.id,
+                    error=f"The prediction ran longer than {self._timeout:g} seconds, so it was canceled.",
+                )
+                return
+            budget = self._client.budget.other.per_second
+            delay = min(remaining, self._poll.interval(polls, self._running_total, budget))
+            if not cancel_sent:
+                await self._sleep_unless(job.cancel_event, delay)
+            else:
+                await self._clock.sleep(delay)
+            if job.cancel_event.is_set() and not cancel_sent:
+                continue
+            polls += 1
+            try:
+                prediction = await self._client.get(prediction.id)
+            except ApiError as exc:
+                if not exc.transient:
+                    await self._finish(job, JobState.FAILED, prediction_id=prediction.id, error=exc.message)
+                    return
+                log.warning("job %s: polling %s failed (%s); will try again", job.id, prediction.id, exc)
+        await self._finish_prediction(job, prediction, deadline)
+
+    async def _sleep_unless(self, event: asyncio.Event, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waiter.cancel()
+
+    async def _cancel_remote(self, prediction: Prediction) -> Prediction:
+        try:
+            return await self._client.cancel(prediction.id)
+        except ApiError as exc:
+            log.warning("could not cancel prediction %s: %s", prediction.id, exc)
+            return prediction
+
+    def _show_prediction(self, job: _Job, prediction: Prediction) -> None:
+        state = JobState.PROCESSING if prediction.status == "processing" else JobState.STARTING
+        if prediction.terminal:
+            state = JobState.PROCESSING
+        view = replace(
+            job.view,
+            state=state,
+            prediction_id=prediction.id,
+            progress=prediction.progress or job.view.progress,
+        )
+        if view != job.view:
+            self._show(job, view)
+
+    async def _finish_prediction(self, job: _Job, prediction: Prediction, deadline: float) -> None:
+        common: dict[str, Any] = {
+            "prediction_id": prediction.id,
+            "seed": prediction.seed,
+            "predict_time": prediction.predict_time,
+        }
+        if prediction.status == "succeeded":
+            await self._deliver(job, prediction, common)
+        elif prediction.status == "failed":
+            error = prediction.error or "The prediction failed without saying why."
+            await self._finish(job, JobState.FAILED, error=error, **common)
+        elif prediction.status == "aborted":
+            reason = f" ({prediction.error})" if prediction.error else ""
+            await self._finish(
+                job, JobState.FAILED, error=f"The API aborted the prediction before it started{reason}.", **common
+            )
+        elif job.cancel_event.is_set():
+            await self._finish(job, JobState.CANCELED, **common)
+        elif self._clock.monotonic() >= deadline - 1:
+            error = f"The prediction ran longer than {self._timeout:g} seconds, so it was canceled."
+            await self._finish(job, JobState.TIMED_OUT, error=error, **common)
+        else:
+            await self._finish(job, JobState.CANCELED, error="The prediction was canceled on the API's side.", **common)
+
+    async def _deliver(self, job: _Job, prediction: Prediction, common: dict[str, Any]) -> None:
+        urls = prediction.output_urls
+        if not urls:
+            error = (
+                "The prediction's outputs were already deleted by the API."
+                if prediction.data_removed
+                else "The model finished but returned no image."
+            )
+            await self._finish(job, JobState.FAILED, error=error, **common)
+            return
+        try:
+            images = await self._downloader.fetch_all(urls, stem=f"imagine-{job.id}")
+        except ImagineError as exc:
+            await self._finish(job, JobState.FAILED, error=exc.message, **common)
+            return
+        notes = list(job.view.notes)
+        expected = job.request.images_expected
+        if len(images) < expected:
+            notes.append(
+                f"{len(images)} of {expected} images came back; the model's safety checker may have held some back."
+            )
+        await self._finish(job, JobState.SUCCEEDED, images=tuple(images), notes=tuple(notes), **common)
+
+    async def _schema(self, model: ModelRef) -> InputSchema | None:
+        fetch = asyncio.ensure_future(self._client.input_schema(model))
+        try:
+            document = await asyncio.wait_for(asyncio.shield(fetch), self._schema_timeout)
+        except TimeoutError:
+            log.info("input schema of %s is slow to come; sending options unchecked this time", model)
+            return None
+        except ApiError as exc:
+            log.warning("could not read the input schema of %s: %s", model, exc)
+            return None
+        return InputSchema.from_openapi(document) if document else None

@@ -1,0 +1,78 @@
+"""The request budget: token buckets that keep the whole process under the API's rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.clock import Clock, SystemClock
+
+# Replicate's published limits (requests per minute). We aim a little under them
+# so that a sliding-window enforcer never sees the bucket's burst push us over.
+REPLICATE_CREATES_PER_MINUTE = 600
+REPLICATE_OTHER_PER_MINUTE = 3000
+_HEADROOM = 0.9
+_BURST_SHARE = 0.05
+
+
+class TokenBucket:
+    """An async token bucket shared by every caller of one kind of request.
+
+    ``pause`` stops everyone sharing the bucket for a while: a 429 means the
+    server's view of our rate disagrees with ours, so all callers back off,
+    not only the one that was refused.
+    """
+
+    def __init__(self, per_minute: float, *, burst: float | None = None, clock: Clock | None = None) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive")
+        self._clock = clock or SystemClock()
+        self._rate = per_minute * _HEADROOM / 60.0
+        self._capacity = max(1.0, burst if burst is not None else per_minute * _BURST_SHARE)
+        self._tokens = self._capacity
+        self._stamp = self._clock.monotonic()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def per_second(self) -> float:
+        """The sustained rate this bucket allows."""
+        return self._rate
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    async def acquire(self) -> None:
+        """Wait until one request may be sent. Callers are served in arrival order."""
+        async with self._lock:
+            while True:
+                now = self._clock.monotonic()
+                if now < self._paused_until:
+                    await self._clock.sleep(self._paused_until - now)
+                    continue
+                self._refill(now)
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await self._clock.sleep((1.0 - self._tokens) / self._rate)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` from now (longest pause wins); empties the burst."""
+        now = self._clock.monotonic()
+        self._paused_until = max(self._paused_until, now + seconds)
+        self._tokens = 0.0
+        self._stamp = max(self._stamp, self._paused_until)
+
+
+class RequestBudget:
+    """One bucket for prediction creates and one for every other API request."""
+
+    def __init__(
+        self,
+        creates_per_minute: float = REPLICATE_CREATES_PER_MINUTE,
+        other_per_minute: float = REPLICATE_OTHER_PER_MINUTE,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.creates = TokenBucket(creates_per_minute, clock=clock)
+        self.other = TokenBucket(other_per_minute, clock=clock)

@@ -1,0 +1,467 @@
+"""The prediction API client: Replicate itself, or any gateway that mirrors it under a prefix.
+
+Owns URLs (always built from the configured base, never from ``urls.get`` in a
+response, which gateways pass through pointing at Replicate), authentication,
+``application/problem+json`` errors, retries, the request budget, and the
+model input-schema cache. Knows nothing of jobs or Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import aiohttp
+
+from bot.clock import Clock, SystemClock
+from bot.errors import ImagineError
+from bot.modelref import ModelRef
+from bot.ratelimit import RequestBudget, TokenBucket
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATUSES: Final = frozenset({"succeeded", "failed", "canceled", "aborted"})
+KNOWN_STATUSES: Final = frozenset({"starting", "processing", *TERMINAL_STATUSES})
+MAX_PREFER_WAIT = 60
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ApiError(ImagineError):
+    """The API refused or failed a request; ``message`` is its own ``detail`` where it gave one."""
+
+    status: int | None = None
+    #: Whether the same request may succeed if simply tried again later.
+    transient: bool = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class Unauthenticated(ApiError):
+    """401: the API token is missing or wrong."""
+
+    status = 401
+
+
+class InsufficientCredit(ApiError):
+    """402: the account behind the token has run out of credit."""
+
+    status = 402
+
+
+class NotFound(ApiError):
+    """404: no such model, version or prediction."""
+
+    status = 404
+
+
+class InvalidInput(ApiError):
+    """422: the input (or version) was rejected; ``invalid_fields`` has the details where given."""
+
+    status = 422
+
+    def __init__(self, message: str, *, invalid_fields: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.invalid_fields = invalid_fields or []
+
+
+class RateLimited(ApiError):
+    """429: throttled; ``retry_after`` is the wait the API asked for, in seconds, where known."""
+
+    status = 429
+    transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(ApiError):
+    """5xx, an unreadable reply, or a lost connection: may work if tried again."""
+
+    transient = True
+
+
+class CreateOutcomeUnknown(ApiError):
+    """A create request may or may not have made a prediction: it is not retried, to never pay twice."""
+
+
+# --------------------------------------------------------------------------- predictions
+
+# tqdm: " 75%|███████▌ | 3/4 [00:00<00:00, 15.38it/s]"
+_TQDM = re.compile(r"^\s*(\d{1,3})%\s*\|.*?\|\s*(\d+)/(\d+)")
+_SEED = re.compile(r"\bseed\b\s*[:=]?\s*(\d{1,20})", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a prediction is, from the last progress bar in its logs."""
+
+    fraction: float
+    current: int
+    total: int
+
+
+def parse_progress(logs: str | None) -> Progress | None:
+    """The last tqdm progress bar in ``logs``, splitting on both ``\\n`` and ``\\r``."""
+    if not logs:
+        return None
+    for line in reversed(re.split(r"[\r\n]", logs)):
+        match = _TQDM.match(line)
+        if match:
+            percent, current, total = (int(g) for g in match.groups())
+            return Progress(min(percent, 100) / 100.0, current, total)
+    return None
+
+
+def parse_seed(logs: str | None) -> int | None:
+    """The seed a model reported in its logs (``Using seed: 1234``), the last one wins."""
+    if not logs:
+        return None
+    matches = _SEED.findall(logs)
+    return int(matches[-1]) if matches else None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The parts of a prediction object the bot uses; ``raw`` keeps the whole reply."""
+
+    id: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    logs: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    input: Mapping[str, Any] = field(default_factory=dict)
+    data_removed: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Prediction:
+        """Parse a prediction object, or raise :class:`ServerError` if it is not one."""
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise ServerError("The API sent a reply that is not a prediction (no id)")
+        status = data.get("status")
+        if not isinstance(status, str):
+            raise ServerError(f"The API sent prediction {data['id']} without a status")
+        if status not in KNOWN_STATUSES:
+            log.warning("prediction %s has an unknown status %r; treating it as still running", data["id"], status)
+        error = data.get("error")
+        logs = data.get("logs")
+        metrics = data.get("metrics")
+        inputs = data.get("input")
+        return cls(
+            id=data["id"],
+            status=status,
+            output=data.get("output"),
+            error=str(error) if error not in (None, "") else None,
+            logs=logs if isinstance(logs, str) else None,
+            metrics=metrics if isinstance(metrics, dict) else {},
+            input=inputs if isinstance(inputs, dict) else {},
+            data_removed=bool(data.get("data_removed")),
+            raw=data,
+        )
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the prediction has ended (an unknown status has not)."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def progress(self) -> Progress | None:
+        """Progress from the logs, where the model prints a progress bar."""
+        return parse_progress(self.logs)
+
+    @property
+    def output_urls(self) -> list[str]:
+        """Every output file: a URL string, a list of them, or ``data:`` URLs."""
+        return _collect_urls(self.output)
+
+    @property
+    def seed(self) -> int | None:
+        """The seed used: the input's if given, else the one the model logged."""
+        value = self.input.get("seed")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return parse_seed(self.logs)
+
+    @property
+    def predict_time(self) -> float | None:
+        """Seconds the model ran, where the API reports it."""
+        value = self.metrics.get("predict_time")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _collect_urls(output: Any) -> list[str]:
+    if isinstance(output, str):
+        return [output] if output.startswith(("http://", "https://", "data:")) else []
+    if isinstance(output, list):
+        return [url for item in output for url in _collect_urls(item)]
+    return []
+
+
+# --------------------------------------------------------------------------- the client
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for requests that are safe to repeat."""
+
+    attempts: int = 6
+    base_delay: float = 0.25
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random, hint: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based); a server's hint wins."""
+        if hint is not None:
+            return min(max(hint, 0.0), self.max_delay * 4)
+        backoff: float = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return backoff * rng.uniform(0.8, 1.2)
+
+
+_RETRY_HINT = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s")
+
+
+def _retry_after(headers: Mapping[str, str], detail: str) -> float | None:
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+    match = _RETRY_HINT.search(detail)
+    return float(match.group(1)) if match else None
+
+
+class ReplicateClient:
+    """Async client for the predictions API, sharing one :class:`aiohttp.ClientSession`."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        *,
+        budget: RequestBudget | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._token = token
+        self._clock = clock or SystemClock()
+        self.budget = budget or RequestBudget(clock=self._clock)
+        self._retry = retry or RetryPolicy()
+        self._rng = rng or random.Random()
+        self._timeout = request_timeout
+        self._schemas: dict[str, dict[str, Any] | None] = {}
+        self._schema_locks: dict[str, asyncio.Lock] = {}
+
+    def url(self, path: str) -> str:
+        """``{base}/v1/{path}``: every URL comes from the configured base."""
+        return f"{self._base}/v1/{path.lstrip('/')}"
+
+    # ----------------------------------------------------------------- public calls
+
+    async def create(
+        self,
+        model: ModelRef,
+        inputs: Mapping[str, Any],
+        *,
+        wait: int | None = None,
+        cancel_after: float | None = None,
+    ) -> Prediction:
+        """Create a prediction; with ``wait`` the API may hold the reply until it ends (``Prefer: wait``).
+
+        Retried only where nothing can have been created (429, connection refused).
+        Any other failure after the request may have reached the API raises
+        :class:`CreateOutcomeUnknown` rather than risk a second prediction.
+        """
+        if model.version:
+            path, body = "predictions", {"version": model.version, "input": dict(inputs)}
+        else:
+            path, body = f"models/{model.owner}/{model.name}/predictions", {"input": dict(inputs)}
+        headers: dict[str, str] = {}
+        timeout = self._timeout
+        if wait:
+            seconds = max(1, min(MAX_PREFER_WAIT, int(wait)))
+            headers["Prefer"] = f"wait={seconds}"
+            timeout += seconds
+        if cancel_after:
+            headers["Cancel-After"] = f"{max(5, int(cancel_after))}s"
+        data = await self._send("POST", path, json_body=body, headers=headers, timeout=timeout, create=True)
+        return Prediction.from_json(data)
+
+    async def get(self, prediction_id: str) -> Prediction:
+        """Fetch a prediction's current state (retried on 429, 5xx and connection errors)."""
+        return Prediction.from_json(await self._send("GET", f"predictions/{prediction_id}"))
+
+    async def cancel(self, prediction_id: str) -> Prediction:
+        """Ask the API to cancel a prediction; cancel is idempotent, so it is retried like a GET."""
+        return Prediction.from_json(await self._send("POST", f"predictions/{prediction_id}/cancel"))
+
+    async def input_schema(self, model: ModelRef) -> dict[str, Any] | None:
+        """The model's OpenAPI document (``openapi_schema``), cached; ``None`` where the API serves none.
+
+        Gateways often serve only the prediction routes: a 404/405 (or any
+        non-auth failure) means "unknown", never an error for the member.
+        """
+        key = str(model)
+        if key in self._schemas:
+            return self._schemas[key]
+        lock = self._schema_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key in self._schemas:
+                return self._schemas[key]
+            schema = await self._fetch_schema(model)
+            self._schemas[key] = schema
+            return schema
+
+    async def _fetch_schema(self, model: ModelRef) -> dict[str, Any] | None:
+        path = f"models/{model.owner}/{model.name}"
+        if model.version:
+            path += f"/versions/{model.version}"
+        try:
+            data = await self._send("GET", path)
+        except (Unauthenticated, InsufficientCredit):
+            raise
+        except ApiError as exc:
+            log.info("no input schema for %s (%s); options are sent unchecked", model, exc)
+            return None
+        version = data.get("latest_version") if not model.version else data
+        schema = version.get("openapi_schema") if isinstance(version, dict) else None
+        return schema if isinstance(schema, dict) else None
+
+    async def model_exists(self, model: ModelRef) -> bool | None:
+        """True/False where the API can tell, ``None`` where it serves no model routes."""
+        path = f"models/{model.owner}/{model.name}"
+        if model.version:
+            path += f"/versions/{model.version}"
+        try:
+            await self._send("GET", path)
+        except NotFound:
+            return False
+        except (Unauthenticated, InsufficientCredit):
+            raise
+        except ApiError:
+            return None
+        return True
+
+    # ----------------------------------------------------------------- transport
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        create: bool = False,
+    ) -> dict[str, Any]:
+        bucket: TokenBucket = self.budget.creates if create else self.budget.other
+        url = self.url(path)
+        all_headers = {"Authorization": f"Bearer {self._token}", **(headers or {})}
+        attempt = 0
+        while True:
+            attempt += 1
+            await bucket.acquire()
+            try:
+                return await self._attempt(method, url, json_body, all_headers, timeout or self._timeout)
+            except RateLimited as exc:
+                # Nothing was created or read: safe to repeat for every kind of request.
+                pause = self._retry.delay(attempt, self._rng, exc.retry_after)
+                bucket.pause(pause)
+                error: ApiError = exc
+            except aiohttp.ClientConnectorError as exc:
+                # The connection was never made, so the request never left.
+                pause = self._retry.delay(attempt, self._rng)
+                error = ServerError(f"Could not connect to the prediction API ({_describe(exc)})")
+            except (aiohttp.ClientError, TimeoutError, ServerError) as exc:
+                if create:
+                    raise CreateOutcomeUnknown(
+                        "The connection to the prediction API failed while creating the prediction, "
+                        "so it is unknown whether it started; it was not retried to avoid paying twice"
+                    ) from exc
+                pause = self._retry.delay(attempt, self._rng)
+                error = (
+                    exc
+                    if isinstance(exc, ServerError)
+                    else ServerError(f"The prediction API did not answer ({_describe(exc)})")
+                )
+            if attempt >= self._retry.attempts:
+                raise error
+            log.debug("%s %s failed (%s); retry %d in %.2fs", method, path, error, attempt, pause)
+            await self._clock.sleep(pause)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        json_body: Mapping[str, Any] | None,
+        headers: Mapping[str, str],
+        timeout: float,
+    ) -> dict[str, Any]:
+        async with self._session.request(
+            method,
+            url,
+            json=json_body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout, connect=10),
+            allow_redirects=False,
+        ) as response:
+            body = await response.read()
+            if response.status >= 400:
+                raise _error_from(response.status, response.headers, body)
+            if response.status >= 300:
+                raise ServerError(f"The prediction API answered with a redirect ({response.status})")
+            try:
+                data = json.loads(body)
+            except ValueError as exc:
+                raise ServerError("The prediction API sent a reply that is not valid JSON") from exc
+            if not isinstance(data, dict):
+                raise ServerError("The prediction API sent a reply that is not a JSON object")
+            return data
+
+
+def _describe(exc: BaseException) -> str:
+    return type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
+
+
+def _error_from(status: int, headers: Mapping[str, str], body: bytes) -> ApiError:
+    detail, title, invalid = "", "", None
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        problem = None
+    if isinstance(problem, dict):
+        detail = str(problem.get("detail") or "").strip()
+        title = str(problem.get("title") or "").strip()
+        fields = problem.get("invalid_fields")
+        invalid = fields if isinstance(fields, list) else None
+    message = detail or title or f"The prediction API answered HTTP {status}"
+    if status == 401:
+        return Unauthenticated(message)
+    if status == 402:
+        return InsufficientCredit(message)
+    if status == 404:
+        return NotFound(message)
+    if status == 422:
+        return InvalidInput(message, invalid_fields=invalid)
+    if status == 429:
+        return RateLimited(message, retry_after=_retry_after(headers, detail))
+    if status >= 500:
+        return ServerError(message, status=status)
+    return ApiError(message, status=status)
