@@ -292,11 +292,15 @@ class JobEngine:
             channel_id=channel_id,
         )
 
-    def submit(self, request: JobRequest, presenter: Presenter) -> Job:
+    def new_job_id(self) -> str:
+        """A fresh job id, for a front end that must show the job before submitting it."""
+        return self._new_id()
+
+    def submit(self, request: JobRequest, presenter: Presenter, *, job_id: str | None = None) -> Job:
         """Queue ``request``; its presenter sees every view from the first ``queued`` one on."""
         if self._closed:
             raise ImagineError("The bot is shutting down; try again in a moment.")
-        job_id = self._new_id()
+        job_id = job_id or self._new_id()
         job = _Job(
             id=job_id,
             request=request,

@@ -1,0 +1,209 @@
+"""The command line: ``run`` (the bot), ``imagine`` (one generation, no Discord) and ``sync``.
+
+Exit status: 0 on success, 1 when a prediction fails or the API refuses it,
+2 on bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.core import Core
+from bot.errors import ImagineError, Refusal
+from bot.inputs import ASPECT_RATIOS, ImagineOptions
+from bot.jobs import JobState, JobView
+from bot.modelref import InvalidModelRef, ModelRef
+from bot.settings import Settings, SettingsError, configure_logging, load_environment, load_settings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class TerminalPresenter:
+    """Prints each status change of a job, with progress where known."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out or sys.stdout
+        self._last: tuple[Any, ...] | None = None
+
+    def line(self, view: JobView) -> str:
+        """One line describing ``view``."""
+        state = view.state
+        if state is JobState.QUEUED:
+            return f"queued (position {view.queue_position})" if view.queue_position else "queued"
+        if state is JobState.STARTING:
+            return "starting" + (f" (prediction {view.prediction_id})" if view.prediction_id else "")
+        if state is JobState.PROCESSING:
+            if view.progress is not None:
+                p = view.progress
+                return f"processing {round(p.fraction * 100)}% ({p.current}/{p.total})"
+            return "processing"
+        if state is JobState.SUCCEEDED:
+            details = [f"{len(view.images)} image{'s' if len(view.images) != 1 else ''}"]
+            if view.seed is not None:
+                details.append(f"seed {view.seed}")
+            if view.predict_time is not None:
+                details.append(f"model time {view.predict_time:.1f}s")
+            if view.elapsed is not None:
+                details.append(f"total {view.elapsed:.1f}s")
+            return "succeeded: " + ", ".join(details)
+        if state is JobState.CANCELED:
+            return "canceled" + (f": {view.error}" if view.error else "")
+        if state is JobState.TIMED_OUT:
+            return f"timed out: {view.error}"
+        return f"failed: {view.error}"
+
+    async def show(self, view: JobView) -> None:
+        """Print ``view`` if it says something new."""
+        percent = round(view.progress.fraction * 100) if view.progress else None
+        key = (view.state, view.queue_position, percent, view.prediction_id)
+        if key == self._last:
+            return
+        self._last = key
+        print(self.line(view), file=self._out, flush=True)
+        if view.terminal:
+            for note in view.notes:
+                print(f"note: {note}", file=self._out, flush=True)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = _non_negative(text)
+    if not 1 <= value <= 4:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 4, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m bot`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="imagine-bot", description="A Discord bot that turns /imagine into images from a prediction API."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{run,imagine,sync}")
+    commands.add_parser("run", help="start the bot (the default)")
+
+    imagine = commands.add_parser("imagine", help="run one generation through the /imagine pipeline")
+    imagine.add_argument("prompt", help="what to draw")
+    imagine.add_argument("--model", help="owner/name or owner/name:version (default: IMAGINE_DEFAULT_MODEL)")
+    imagine.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, metavar="R", help=", ".join(ASPECT_RATIOS))
+    imagine.add_argument("--count", type=_count, metavar="N", help="number of images, 1-4")
+    imagine.add_argument("--seed", type=_non_negative, metavar="S")
+    imagine.add_argument(
+        "--input", type=_key_value, action="append", default=[], metavar="KEY=VALUE", help="any other model input"
+    )
+    imagine.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="where to save images")
+
+    sync = commands.add_parser("sync", help="register the slash commands with Discord")
+    sync.add_argument("--guild", type=int, metavar="ID", help="sync to one guild only (instant)")
+    return parser
+
+
+def _settings(*, require_discord: bool = False, require_replicate: bool = True) -> Settings | int:
+    try:
+        settings = load_settings(require_discord=require_discord, require_replicate=require_replicate)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level)
+    return settings
+
+
+async def imagine(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run one generation like ``/imagine`` and save its images under ``args.out``."""
+    try:
+        model = ModelRef.parse(args.model) if args.model else settings.default_model
+    except InvalidModelRef as exc:
+        print(f"error: --model: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    options = ImagineOptions(
+        prompt=args.prompt,
+        aspect_ratio=args.aspect_ratio,
+        count=args.count,
+        seed=args.seed,
+        extra=dict(args.input),
+    )
+    core = Core.open(settings)
+    try:
+        try:
+            request = await core.engine.prepare(model, options)
+        except Refusal as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        presenter = TerminalPresenter(out)
+        job = core.engine.submit(request, presenter)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(job.cancel()))
+        view = await job.wait()
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
+        if view.state is not JobState.SUCCEEDED:
+            return EXIT_FAILED
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            for image in view.images:
+                path = args.out / image.filename
+                path.write_bytes(image.data)
+                print(f"saved {path}", file=out or sys.stdout, flush=True)
+        except OSError as exc:
+            print(f"error: could not save to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+    finally:
+        await core.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bot`` and the ``imagine-bot`` script."""
+    args = build_parser().parse_args(argv)
+    load_environment()
+    command = args.command or "run"
+    if command == "imagine":
+        settings = _settings(require_replicate=True)
+        if isinstance(settings, int):
+            return settings
+        try:
+            return asyncio.run(imagine(settings, args))
+        except ImagineError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except KeyboardInterrupt:
+            return EXIT_FAILED
+
+    from bot.discord_app.runner import run_bot, sync_commands  # only the Discord commands need discord.py
+
+    settings = _settings(require_discord=True, require_replicate=command == "run")
+    if isinstance(settings, int):
+        return settings
+    if command == "sync":
+        return asyncio.run(sync_commands(settings, args.guild))
+    try:
+        return asyncio.run(run_bot(settings))
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,72 @@
+"""The Discord bot: one ``commands.Bot`` that owns the core services and hands them to cogs."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.clock import Clock
+from bot.core import Core
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.imagine",)
+
+
+def rest_base(url: str) -> str:
+    """A REST root for discord.py: the URL as given if it names an API version, else with ``/api/v10``."""
+    url = url.rstrip("/")
+    return url if "/api/v" in url else f"{url}/api/v10"
+
+
+def configure_endpoints(settings: Settings) -> None:
+    """Point discord.py at ``DISCORD_API_BASE`` / ``DISCORD_GATEWAY_URL`` (proxies, or a local fake).
+
+    discord.py keeps these as class attributes, so this is process-wide by nature.
+    """
+    if settings.discord_api_base:
+        discord.http.Route.BASE = rest_base(settings.discord_api_base)
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+class ImagineBot(commands.Bot):
+    """The bot. ``core`` (the job engine and API client) exists from ``setup_hook`` on."""
+
+    core: Core
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self._clock = clock
+
+    async def setup_hook(self) -> None:
+        self.core = Core.open(self.settings, clock=self._clock)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.settings.sync_guild:
+            guild = discord.Object(self.settings.sync_guild)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), self.settings.sync_guild)
+
+    async def on_ready(self) -> None:
+        user = self.user
+        log.info("logged in as %s (%s) in %d servers", user, user.id if user else "?", len(self.guilds))
+
+    async def close(self) -> None:
+        core = getattr(self, "core", None)
+        if core is not None:
+            await core.close()
+        await super().close()

@@ -1,0 +1,227 @@
+"""Shows a job in Discord: one message, edited as the job moves, within Discord's limits.
+
+- Edits are coalesced: at most one per ``min_interval`` seconds, the newest view
+  wins, and the terminal view is always delivered.
+- The interaction token dies after 15 minutes: close to that (or when Discord
+  says it is dead) edits go through the channel message route instead.
+- If someone deleted the message, the result is posted as a new message that
+  mentions the requester, instead of being lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+import discord
+
+from bot.clock import Clock, SystemClock
+from bot.delivery import ImageFile, fit_image
+from bot.discord_app.render import render_embed
+from bot.jobs import JobState, JobView
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 24 * 1024 * 1024  # Discord refuses requests over 25 MiB; keep a margin for JSON.
+TOKEN_LIFETIME = timedelta(minutes=15)
+
+ComponentsFactory = Callable[[JobView], discord.ui.View | None]
+
+
+def _code(exc: discord.HTTPException) -> int:
+    return int(getattr(exc, "code", 0) or 0)
+
+
+def _retry_after(exc: discord.HTTPException) -> float:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    for key in ("Retry-After", "X-RateLimit-Reset-After"):
+        try:
+            return min(60.0, max(0.1, float(headers.get(key, ""))))
+        except ValueError:
+            continue
+    return 1.0
+
+
+class DiscordPresenter:
+    """Renders one job's views into the message that answered its interaction."""
+
+    def __init__(
+        self,
+        interaction: discord.Interaction,
+        *,
+        components: ComponentsFactory,
+        clock: Clock | None = None,
+        min_interval: float = 1.5,
+        token_margin: float = 60.0,
+        attempts: int = 5,
+    ) -> None:
+        self._interaction = interaction
+        self._components = components
+        self._clock = clock or SystemClock()
+        self._min_interval = min_interval
+        self._token_deadline = interaction.created_at + TOKEN_LIFETIME - timedelta(seconds=token_margin)
+        self._attempts = attempts
+        self._upload_limit = interaction.filesize_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        self._channel_id = interaction.channel_id
+        self._requester_id = interaction.user.id
+        self._message_id: int | None = None
+        self._latest: JobView | None = None
+        self._shown: JobView | None = None
+        self._last_edit = float("-inf")
+        self._wake = asyncio.Event()
+        self._opened = asyncio.Event()
+        self._finished = False
+        self._token_dead = False
+        self._deleted = False
+        self._lock = asyncio.Lock()
+        self._pump_task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- engine side
+
+    async def open(self, view: JobView) -> None:
+        """Answer the interaction with the placeholder (must happen within 3 s of it)."""
+        try:
+            response = await self._interaction.response.send_message(
+                embed=render_embed(view),
+                view=self._components(view) or discord.utils.MISSING,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            resource = response.resource
+            if isinstance(resource, discord.Message):
+                self._message_id = resource.id
+            else:
+                self._message_id = (await self._interaction.original_response()).id
+            self._shown = view
+            self._last_edit = self._clock.monotonic()
+        finally:
+            self._opened.set()
+        self._pump_task = asyncio.create_task(self._pump(), name="discord-presenter")
+
+    async def show(self, view: JobView) -> None:
+        """Take a new view: coalesced when running, delivered before returning when terminal."""
+        self._latest = view
+        if not view.terminal:
+            self._wake.set()
+            return
+        await self._opened.wait()
+        self._finished = True
+        self._wake.set()
+        async with self._lock:
+            await self._pace()
+            await self._deliver(view, final=True)
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+
+    # ----------------------------------------------------------------- internals
+
+    async def _pump(self) -> None:
+        while not self._finished:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._finished:
+                return
+            await self._pace()
+            async with self._lock:
+                view = self._latest
+                if self._finished or view is None or view == self._shown or self._deleted:
+                    continue
+                try:
+                    await self._deliver(view, final=False)
+                except Exception:
+                    log.exception("could not show a progress update; the next one will try again")
+
+    async def _pace(self) -> None:
+        wait = self._last_edit + self._min_interval - self._clock.monotonic()
+        if wait > 0:
+            await self._clock.sleep(wait)
+
+    def _token_usable(self) -> bool:
+        return not self._token_dead and discord.utils.utcnow() < self._token_deadline
+
+    async def _files(self, images: tuple[ImageFile, ...]) -> list[discord.File]:
+        if not images:
+            return []
+        limit = min(self._upload_limit, MAX_REQUEST_BYTES // len(images))
+        fitted = await asyncio.gather(*(asyncio.to_thread(fit_image, image, limit) for image in images))
+        return [discord.File(io.BytesIO(image.data), filename=image.filename) for image in fitted]
+
+    async def _deliver(self, view: JobView, *, final: bool) -> None:
+        """Edit the message to ``view``, falling back from the token to the channel to a new message."""
+        images = view.images if view.state is JobState.SUCCEEDED else ()
+        for attempt in range(1, self._attempts + 1):
+            files = await self._files(images) if final else []
+            try:
+                await self._edit(view, files, final=final)
+            except _NoRoute:
+                log.warning("job %s: interaction token expired and no channel to edit in", view.job_id)
+                return
+            except discord.NotFound as exc:
+                if _code(exc) == 10008 or not self._token_usable():
+                    self._deleted = True
+                    if final:
+                        await self._repost(view, images)
+                    return
+                self._token_dead = True  # 10015 unknown webhook, 10062 unknown interaction
+            except discord.HTTPException as exc:
+                if exc.status == 401 or _code(exc) in (50027, 10015):
+                    self._token_dead = True
+                elif exc.status == 413 or _code(exc) == 40005:
+                    self._upload_limit = max(256 * 1024, self._upload_limit // 2)
+                elif exc.status == 429:
+                    await self._clock.sleep(_retry_after(exc))
+                elif exc.status == 403 and not self._token_usable():
+                    if final:
+                        await self._repost(view, images)
+                    return
+                elif exc.status >= 500:
+                    await self._clock.sleep(min(8.0, 0.5 * 2**attempt))
+                else:
+                    raise
+                log.info("edit of job %s answered %s; trying again (%d)", view.job_id, exc.status, attempt)
+                continue
+            self._shown = view
+            self._last_edit = self._clock.monotonic()
+            return
+        log.error("gave up showing job %s (%s) after %d attempts", view.job_id, view.state, self._attempts)
+
+    async def _edit(self, view: JobView, files: list[discord.File], *, final: bool) -> None:
+        embed = render_embed(view)
+        components = self._components(view)
+        kwargs: dict[str, object] = {"embed": embed, "view": components}
+        if final:
+            kwargs["attachments"] = files
+        if self._token_usable():
+            await self._interaction.edit_original_response(**kwargs)  # type: ignore[arg-type]
+            return
+        if self._channel_id is None or self._message_id is None:
+            raise _NoRoute
+        message = self._interaction.client.get_partial_messageable(self._channel_id).get_partial_message(
+            self._message_id
+        )
+        await message.edit(**kwargs)  # type: ignore[arg-type]
+
+    async def _repost(self, view: JobView, images: tuple[ImageFile, ...]) -> None:
+        """The message is gone: post the result anew, mentioning the requester."""
+        if self._channel_id is None:
+            log.warning("job %s: message deleted and no channel to post in; result not shown", view.job_id)
+            return
+        channel = self._interaction.client.get_partial_messageable(self._channel_id)
+        content = f"<@{self._requester_id}> the message for your /imagine was deleted, so here is the result."
+        try:
+            await channel.send(
+                content=content,
+                embed=render_embed(view),
+                files=await self._files(images),
+                view=self._components(view) or discord.utils.MISSING,
+                allowed_mentions=discord.AllowedMentions(users=[discord.Object(self._requester_id)]),
+            )
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not post the result anew (%s)", view.job_id, exc)
+
+
+class _NoRoute(Exception):
+    """The token is dead and there is no channel message to edit instead."""

@@ -1,0 +1,270 @@
+"""``/imagine``: a thin command over the job engine, with buttons that survive restarts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import secrets
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord_app.presenter import DiscordPresenter
+from bot.errors import Refusal
+from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
+from bot.jobs import JobState, JobView
+from bot.modelref import ModelRef
+
+if TYPE_CHECKING:
+    from bot.discord_app.client import ImagineBot
+
+log = logging.getLogger(__name__)
+
+AUTOCOMPLETE_LIMIT = 25
+_SEED_MAX = 2**32 - 1
+
+
+def _bot(interaction: discord.Interaction) -> ImagineBot:
+    return cast("ImagineBot", interaction.client)
+
+
+def _cog(interaction: discord.Interaction) -> Imagine:
+    cog = _bot(interaction).get_cog(Imagine.__cog_name__)
+    if not isinstance(cog, Imagine):
+        raise RuntimeError("the Imagine cog is not loaded")
+    return cog
+
+
+def _may_moderate(interaction: discord.Interaction) -> bool:
+    permissions = getattr(interaction.user, "guild_permissions", None) or interaction.permissions
+    return bool(permissions.manage_messages)
+
+
+async def _refuse(interaction: discord.Interaction, message: str) -> None:
+    """An answer only the presser sees, whichever way the interaction was already answered."""
+    if interaction.response.is_done():
+        await interaction.followup.send(message, ephemeral=True)
+    else:
+        await interaction.response.send_message(message, ephemeral=True)
+
+
+# --------------------------------------------------------------------------- buttons
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:cancel:(?P<job>[0-9a-f]{1,32})"):
+    """Cancel a queued or running job (its requester, or a member with Manage Messages)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id=f"imagine:cancel:{job_id}")
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _cog(interaction).cancel_pressed(interaction, self.job_id)
+
+
+class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:reroll:(?P<job>[0-9a-f]{1,32})"):
+    """Run the same prompt and options again with a new seed."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Re-roll", emoji="🎲", style=discord.ButtonStyle.primary, custom_id=f"imagine:reroll:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RerollButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _cog(interaction).reroll_pressed(interaction, self.job_id)
+
+
+class DeleteButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:delete:(?P<job>[0-9a-f]{1,32}):(?P<owner>\d+)"
+):
+    """Delete the result message (its requester, or a member with Manage Messages)."""
+
+    def __init__(self, job_id: str, owner_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Delete",
+                emoji="🗑️",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"imagine:delete:{job_id}:{owner_id}",
+            )
+        )
+        self.job_id = job_id
+        self.owner_id = owner_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> DeleteButton:
+        return cls(match["job"], int(match["owner"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.owner_id and not _may_moderate(interaction):
+            await _refuse(interaction, "Only the member who asked for this image, or a moderator, can delete it.")
+            return
+        await interaction.response.defer()
+        if interaction.message is not None:
+            with contextlib.suppress(discord.NotFound):
+                await interaction.message.delete()
+
+
+def job_components(view: JobView) -> discord.ui.View:
+    """The buttons under a job's message: Cancel while it runs, Re-roll and Delete after."""
+    components = discord.ui.View(timeout=None)
+    if not view.terminal:
+        components.add_item(CancelButton(view.job_id))
+        return components
+    components.add_item(RerollButton(view.job_id))
+    if view.request.requester_id is not None:
+        components.add_item(DeleteButton(view.job_id, view.request.requester_id))
+    return components
+
+
+# --------------------------------------------------------------------------- the cog
+
+
+class Imagine(commands.Cog):
+    """Image generation for members."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(CancelButton, RerollButton, DeleteButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(CancelButton, RerollButton, DeleteButton)
+
+    def allowed_models(self, guild_id: int | None) -> tuple[ModelRef, ...]:
+        """Models a member may pick here, the default first."""
+        return self.bot.settings.offered_models
+
+    def _resolve_model(self, guild_id: int | None, text: str | None) -> ModelRef:
+        allowed = self.allowed_models(guild_id)
+        if not text:
+            return allowed[0]
+        model = ModelRef.parse(text)
+        if model not in allowed:
+            names = ", ".join(f"`{m}`" for m in allowed[:10])
+            raise Refusal(f"The model `{model}` is not allowed here. Allowed: {names}.")
+        return model
+
+    @app_commands.command(name="imagine", description="Generate an image from a text prompt")
+    @app_commands.describe(
+        prompt="What to draw",
+        model="Which model to use (this server's allowed models)",
+        aspect_ratio="Width to height",
+        count="How many images (1-4)",
+        seed="Seed for a repeatable result",
+    )
+    @app_commands.choices(aspect_ratio=[app_commands.Choice(name=ratio, value=ratio) for ratio in ASPECT_RATIOS])
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, PROMPT_MAX],
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        count: app_commands.Range[int, 1, 4] | None = None,
+        seed: app_commands.Range[int, 0, _SEED_MAX] | None = None,
+    ) -> None:
+        """Generate an image from a text prompt."""
+        options = ImagineOptions(prompt=prompt, aspect_ratio=aspect_ratio, count=count, seed=seed)
+        await self.start_job(interaction, model, options)
+
+    @imagine.autocomplete("model")
+    async def model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """This server's allowed models that contain what was typed, at most 25."""
+        typed = current.strip().lower()
+        choices = []
+        for ref in self.allowed_models(interaction.guild_id):
+            value = str(ref)
+            if typed in value.lower() and len(value) <= 100:
+                choices.append(app_commands.Choice(name=value, value=value))
+            if len(choices) == AUTOCOMPLETE_LIMIT:
+                break
+        return choices
+
+    async def start_job(
+        self, interaction: discord.Interaction, model_text: str | None, options: ImagineOptions
+    ) -> None:
+        """Check, show the placeholder, then queue: the one way every job starts."""
+        engine = self.bot.core.engine
+        try:
+            model = self._resolve_model(interaction.guild_id, model_text)
+            request = await engine.prepare(
+                model,
+                options,
+                requester_id=interaction.user.id,
+                guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id,
+            )
+        except Refusal as exc:
+            await _refuse(interaction, f"❌ {exc}")
+            return
+        presenter = DiscordPresenter(interaction, components=job_components, clock=self.bot.core.clock)
+        job_id = engine.new_job_id()
+        await presenter.open(JobView(job_id, request, JobState.QUEUED, notes=request.notes))
+        engine.submit(request, presenter, job_id=job_id)
+
+    async def cancel_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
+        """The Cancel button."""
+        job = self.bot.core.engine.job(job_id)
+        if job is None or job.view.terminal:
+            await _refuse(interaction, "This job has already ended.")
+            return
+        if interaction.user.id != job.view.request.requester_id and not _may_moderate(interaction):
+            await _refuse(interaction, "Only the member who asked for this image, or a moderator, can cancel it.")
+            return
+        await interaction.response.defer()
+        await job.cancel(by=interaction.user.id)
+
+    async def reroll_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
+        """The Re-roll button: same prompt and options, a new seed, a new job under the same rules."""
+        job = self.bot.core.engine.job(job_id)
+        if job is None:
+            await _refuse(interaction, "This image's settings are no longer known to the bot; run /imagine again.")
+            return
+        request = job.view.request
+        options = replace(request.options, seed=secrets.randbelow(_SEED_MAX + 1))
+        await self.start_job(interaction, str(request.model), options)
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Every failure answers: never leave "This interaction failed"."""
+        if isinstance(error, app_commands.CheckFailure):
+            await _refuse(interaction, f"❌ {error}")
+            return
+        reference = secrets.token_hex(3)
+        log.error("command failed (reference %s)", reference, exc_info=error)
+        try:
+            await _refuse(interaction, f"Something went wrong on our side (reference {reference}).")
+        except discord.HTTPException:
+            log.warning("could not tell the member about failure %s", reference)
+
+
+async def setup(bot: ImagineBot) -> None:
+    """Load the Imagine cog."""
+    await bot.add_cog(Imagine(bot))
