@@ -130,7 +130,7 @@ def _settings(*, require_discord: bool = False, require_replicate: bool = True) 
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings)
     return settings
 
 

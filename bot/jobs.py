@@ -190,6 +190,8 @@ class _Job:
     canceled_by: int | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    pending: JobView | None = None
+    pump: asyncio.Task[None] | None = None
 
     @property
     def member_key(self) -> Hashable:
@@ -259,7 +261,6 @@ class JobEngine:
         self._running: dict[Hashable, int] = {}
         self._running_total = 0
         self._closed = False
-        self._presenting: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- public
 
@@ -311,8 +312,10 @@ class JobEngine:
         self._jobs[job_id] = job
         self._queue.push(job)
         self._dispatch()
-        if job.view.state is JobState.QUEUED:
+        if job.task is None:
             self._show_positions()
+        else:
+            self._show(job, job.view)
         return Job(self, job)
 
     def job(self, job_id: str) -> Job | None:
@@ -369,11 +372,20 @@ class JobEngine:
                 self._show(job, replace(job.view, queue_position=position))
 
     def _show(self, job: _Job, view: JobView) -> None:
-        """Record and present a non-terminal view without waiting on the presenter."""
+        """Record a non-terminal view and hand it to the presenter without waiting on it.
+
+        One pump per job delivers views in order; a view superseded before the
+        presenter took it is skipped (the newest state wins).
+        """
         job.view = view
-        task = asyncio.create_task(self._present(job, view), name=f"show-{job.id}")
-        self._presenting.add(task)
-        task.add_done_callback(self._presenting.discard)
+        job.pending = view
+        if job.pump is None or job.pump.done():
+            job.pump = asyncio.create_task(self._pump(job), name=f"show-{job.id}")
+
+    async def _pump(self, job: _Job) -> None:
+        while job.pending is not None:
+            view, job.pending = job.pending, None
+            await self._present(job, view)
 
     async def _present(self, job: _Job, view: JobView) -> None:
         try:
@@ -391,6 +403,9 @@ class JobEngine:
             **changes,
         )
         job.view = view
+        job.pending = None
+        if job.pump is not None:
+            await asyncio.gather(job.pump, return_exceptions=True)
         await self._present(job, view)
         job.done.set()
 
@@ -484,9 +499,9 @@ class JobEngine:
             return prediction
 
     def _show_prediction(self, job: _Job, prediction: Prediction) -> None:
-        state = JobState.PROCESSING if prediction.status == "processing" else JobState.STARTING
         if prediction.terminal:
-            state = JobState.PROCESSING
+            return  # the terminal view comes with the outcome
+        state = JobState.PROCESSING if prediction.status == "processing" else JobState.STARTING
         view = replace(
             job.view,
             state=state,

@@ -226,9 +226,34 @@ def load_settings(
     )
 
 
-def configure_logging(level: str) -> None:
-    """Plain, timestamped logging to stderr."""
+class RedactSecrets(logging.Filter):
+    """Masks secret values in every record, whichever library logged them: a last line of defence."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [secret for secret in secrets if len(secret) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        redacted = message
+        for secret in self._secrets:
+            redacted = redacted.replace(secret, "********")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(level: str, settings: Settings | None = None) -> None:
+    """Plain, timestamped logging to stderr, with the settings' secrets masked."""
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    if settings is not None:
+        secrets = [settings.replicate_api_token.reveal()]
+        if settings.discord_token is not None:
+            secrets.append(settings.discord_token.reveal())
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactSecrets(secrets))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import aiohttp
 import discord
 
 from bot.discord_app.client import ImagineBot, configure_endpoints
@@ -28,6 +29,9 @@ async def run_bot(settings: Settings) -> int:
         except discord.LoginFailure:
             print("error: DISCORD_TOKEN: Discord refused the token (improper token)", file=sys.stderr)
             return 2
+        except (aiohttp.ClientError, OSError) as exc:
+            print(f"error: could not reach Discord ({type(exc).__name__}); check DISCORD_API_BASE", file=sys.stderr)
+            return 1
         except discord.PrivilegedIntentsRequired:
             print("error: the bot asks for an intent not enabled in the developer portal", file=sys.stderr)
             return 2

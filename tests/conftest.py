@@ -1,0 +1,110 @@
+"""Shared fixtures: the fake prediction API and the real core services pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.delivery import Downloader
+from bot.jobs import JobEngine, JobView, PollPolicy
+from bot.ratelimit import RequestBudget
+from bot.replicate import ReplicateClient, RetryPolicy
+from tests.fakes.replicate import FakeReplicate
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FAST_POLL = PollPolicy(first=0.02, growth=1.5, ceiling=0.1)
+FAST_RETRY = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05)
+
+
+def shared_file(relative: str) -> Path:
+    """A file of the development workspace's ``../shared``; skips the test where it is absent."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"{path} is not present (it exists only in the development workspace, not in a user's clone)")
+    return path
+
+
+@dataclass
+class RecordingPresenter:
+    """Keeps every view it is shown; lets a test wait for a state without sleeping."""
+
+    views: list[JobView] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def show(self, view: JobView) -> None:
+        self.views.append(view)
+        self.changed.set()
+
+    @property
+    def states(self) -> list[str]:
+        """Distinct successive states shown."""
+        states: list[str] = []
+        for view in self.views:
+            if not states or states[-1] != view.state:
+                states.append(view.state)
+        return states
+
+    async def wait_for(self, predicate: Callable[[JobView], bool], timeout: float = 5.0) -> JobView:
+        """The first view (past or future) that matches ``predicate``."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for view in self.views:
+                    if predicate(view):
+                        return view
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@pytest.fixture
+async def fake_api() -> AsyncIterator[FakeReplicate]:
+    """A fake prediction API on 127.0.0.1 with flux-schnell and a versioned LoRA model."""
+    async with FakeReplicate(seed=1) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One HTTP session, as the bot has."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@dataclass
+class Pipeline:
+    """The real client, downloader and engine, configured for fast tests."""
+
+    client: ReplicateClient
+    downloader: Downloader
+    engine: JobEngine
+
+
+@pytest.fixture
+async def make_pipeline(
+    fake_api: FakeReplicate, session: aiohttp.ClientSession
+) -> AsyncIterator[Callable[..., Pipeline]]:
+    """Build a pipeline against ``fake_api``; keyword arguments go to the engine."""
+    engines: list[JobEngine] = []
+
+    def build(*, base_url: str | None = None, token: str | None = None, **engine_args: object) -> Pipeline:
+        client = ReplicateClient(
+            session,
+            base_url or fake_api.base_url,
+            token or fake_api.token,
+            budget=RequestBudget(),
+            retry=FAST_RETRY,
+        )
+        downloader = Downloader(session, timeout=0.5, attempts=2)
+        engine_args.setdefault("poll", FAST_POLL)
+        engine_args.setdefault("prefer_wait", 0)
+        engine = JobEngine(client, downloader, **engine_args)  # type: ignore[arg-type]
+        engines.append(engine)
+        return Pipeline(client, downloader, engine)
+
+    yield build
+    for engine in engines:
+        await engine.close()

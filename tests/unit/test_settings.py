@@ -1,0 +1,359 @@
+"""Settings: defaults, parsing of every variable, one problem line per bad value, secrets never shown."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.modelref import ModelRef
+from bot.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_MODEL,
+    Secret,
+    Settings,
+    SettingsError,
+    load_environment,
+    load_settings,
+)
+
+REPLICATE_SECRET = "r8_SECRET_abc123"
+DISCORD_SECRET = "MTIzNDU2.DISCORD_SECRET.xyz789"
+BASE_ENV: dict[str, str] = {"REPLICATE_API_TOKEN": REPLICATE_SECRET}
+
+ALL_VARIABLES = (
+    "DISCORD_TOKEN",
+    "REPLICATE_API_TOKEN",
+    "REPLICATE_BASE_URL",
+    "IMAGINE_DEFAULT_MODEL",
+    "IMAGINE_MODELS",
+    "DATABASE_URL",
+    "DISCORD_API_BASE",
+    "DISCORD_GATEWAY_URL",
+    "IMAGINE_SYNC_GUILD",
+    "IMAGINE_MAX_RUNNING",
+    "IMAGINE_MAX_RUNNING_PER_SERVER",
+    "IMAGINE_JOB_TIMEOUT",
+    "LOG_LEVEL",
+)
+
+
+def problems_for(env: dict[str, str], **kwargs: bool) -> list[str]:
+    """The problem lines ``load_settings`` reports for ``env`` (fails the test if it reports none)."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env, **kwargs)
+    return caught.value.problems
+
+
+def test_defaults() -> None:
+    settings = load_settings(dict(BASE_ENV))
+    assert settings.replicate_api_token == Secret(REPLICATE_SECRET)
+    assert settings.discord_token is None
+    assert settings.replicate_base_url == DEFAULT_BASE_URL == "https://api.replicate.com"
+    assert settings.default_model == ModelRef.parse(DEFAULT_MODEL)
+    assert str(settings.default_model) == "black-forest-labs/flux-schnell"
+    assert settings.models == ()
+    assert settings.offered_models == (settings.default_model,)
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///imagine.db"
+    assert settings.database_path == "imagine.db"
+    assert settings.discord_api_base is None
+    assert settings.discord_gateway_url is None
+    assert settings.sync_guild is None
+    assert settings.max_running == 8
+    assert settings.max_running_per_server == 4
+    assert settings.job_timeout == 600.0
+    assert settings.log_level == "INFO"
+
+
+def test_every_variable_parsed() -> None:
+    env = {
+        "REPLICATE_API_TOKEN": REPLICATE_SECRET,
+        "DISCORD_TOKEN": DISCORD_SECRET,
+        "REPLICATE_BASE_URL": "https://gateway.example/replicate/",
+        "IMAGINE_DEFAULT_MODEL": "owner/default-model",
+        "IMAGINE_MODELS": "a/one, b/two:v2 ,a/one,,",
+        "DATABASE_URL": "sqlite:////var/lib/imagine/bot.db",
+        "DISCORD_API_BASE": "http://discord-proxy.local:8080/api/",
+        "DISCORD_GATEWAY_URL": "wss://gateway-proxy.local/",
+        "IMAGINE_SYNC_GUILD": "123456789012345678",
+        "IMAGINE_MAX_RUNNING": " 16 ",
+        "IMAGINE_MAX_RUNNING_PER_SERVER": "2",
+        "IMAGINE_JOB_TIMEOUT": "90.5",
+        "LOG_LEVEL": "debug",
+    }
+    settings = load_settings(env, require_discord=True)
+    assert settings.replicate_api_token.reveal() == REPLICATE_SECRET
+    assert settings.discord_token is not None
+    assert settings.discord_token.reveal() == DISCORD_SECRET
+    assert settings.replicate_base_url == "https://gateway.example/replicate"
+    assert settings.default_model == ModelRef("owner", "default-model")
+    assert settings.models == (ModelRef("a", "one"), ModelRef("b", "two", "v2"))
+    assert settings.database_url == "sqlite:////var/lib/imagine/bot.db"
+    assert settings.database_path == "/var/lib/imagine/bot.db"
+    assert settings.discord_api_base == "http://discord-proxy.local:8080/api"
+    assert settings.discord_gateway_url == "wss://gateway-proxy.local"
+    assert settings.sync_guild == 123456789012345678
+    assert settings.max_running == 16
+    assert settings.max_running_per_server == 2
+    assert settings.job_timeout == 90.5
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("level", ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "warning"])
+def test_log_levels_accepted(level: str) -> None:
+    assert load_settings({**BASE_ENV, "LOG_LEVEL": level}).log_level == level.upper()
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_blank_values_mean_unset(value: str) -> None:
+    env = {**BASE_ENV, **{name: value for name in ALL_VARIABLES if name != "REPLICATE_API_TOKEN"}}
+    settings = load_settings(env)
+    assert settings.replicate_base_url == DEFAULT_BASE_URL
+    assert settings.max_running == 8
+    assert settings.job_timeout == 600.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("REPLICATE_BASE_URL", "api.replicate.com"),
+        ("REPLICATE_BASE_URL", "ftp://api.replicate.com"),
+        ("REPLICATE_BASE_URL", "https://"),
+        ("IMAGINE_DEFAULT_MODEL", "flux-schnell"),
+        ("IMAGINE_DEFAULT_MODEL", "a/b/c"),
+        ("IMAGINE_MODELS", "good/model,not a model"),
+        ("IMAGINE_MODELS", "a/b:,c/d"),
+        ("DATABASE_URL", "postgres://db/imagine"),
+        ("DATABASE_URL", "sqlite:///"),
+        ("DATABASE_URL", "sqlite://imagine.db"),
+        ("DISCORD_API_BASE", "discord-proxy:8080"),
+        ("DISCORD_GATEWAY_URL", "https://gateway.discord.gg"),
+        ("DISCORD_GATEWAY_URL", "gateway.discord.gg"),
+        ("IMAGINE_SYNC_GUILD", "my-guild"),
+        ("IMAGINE_SYNC_GUILD", "0"),
+        ("IMAGINE_MAX_RUNNING", "eight"),
+        ("IMAGINE_MAX_RUNNING", "1.5"),
+        ("IMAGINE_MAX_RUNNING", "0"),
+        ("IMAGINE_MAX_RUNNING", "-3"),
+        ("IMAGINE_MAX_RUNNING_PER_SERVER", "four"),
+        ("IMAGINE_MAX_RUNNING_PER_SERVER", "0"),
+        ("IMAGINE_JOB_TIMEOUT", "ten minutes"),
+        ("IMAGINE_JOB_TIMEOUT", "0"),
+        ("IMAGINE_JOB_TIMEOUT", "-5"),
+        ("IMAGINE_JOB_TIMEOUT", "nan"),
+        pytest.param(
+            "IMAGINE_JOB_TIMEOUT",
+            "inf",
+            marks=pytest.mark.xfail(reason="BUG: IMAGINE_JOB_TIMEOUT=inf is accepted as a timeout", strict=True),
+        ),
+        pytest.param(
+            "IMAGINE_JOB_TIMEOUT",
+            "Infinity",
+            marks=pytest.mark.xfail(reason="BUG: IMAGINE_JOB_TIMEOUT=Infinity is accepted as a timeout", strict=True),
+        ),
+        ("LOG_LEVEL", "verbose"),
+        ("LOG_LEVEL", "TRACE"),
+    ],
+)
+def test_malformed_value_names_variable(variable: str, value: str) -> None:
+    problems = problems_for({**BASE_ENV, "DISCORD_TOKEN": DISCORD_SECRET, variable: value})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{variable}:")
+    assert REPLICATE_SECRET not in problems[0]
+    assert DISCORD_SECRET not in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "minimum"),
+    [("IMAGINE_MAX_RUNNING", 1), ("IMAGINE_MAX_RUNNING_PER_SERVER", 1), ("IMAGINE_SYNC_GUILD", 1)],
+)
+def test_minimum_is_accepted_and_below_is_not(variable: str, minimum: int) -> None:
+    load_settings({**BASE_ENV, variable: str(minimum)})
+    (problem,) = problems_for({**BASE_ENV, variable: str(minimum - 1)})
+    assert problem.startswith(f"{variable}:")
+    assert f"at least {minimum}" in problem
+
+
+def test_bad_model_in_list_is_quoted() -> None:
+    (problem,) = problems_for({**BASE_ENV, "IMAGINE_MODELS": "ok/model, bad model "})
+    assert problem.startswith("IMAGINE_MODELS:")
+    assert "bad model" in problem
+
+
+def test_several_problems_reported_at_once() -> None:
+    env = {
+        "REPLICATE_BASE_URL": "nope",
+        "IMAGINE_DEFAULT_MODEL": "nope",
+        "DATABASE_URL": "mysql://x",
+        "IMAGINE_MAX_RUNNING": "x",
+        "IMAGINE_JOB_TIMEOUT": "-1",
+        "LOG_LEVEL": "loud",
+    }
+    problems = problems_for(env, require_discord=True)
+    named = [problem.split(":", 1)[0] for problem in problems]
+    assert sorted(named) == sorted(
+        [
+            "REPLICATE_API_TOKEN",
+            "DISCORD_TOKEN",
+            "REPLICATE_BASE_URL",
+            "IMAGINE_DEFAULT_MODEL",
+            "DATABASE_URL",
+            "IMAGINE_MAX_RUNNING",
+            "IMAGINE_JOB_TIMEOUT",
+            "LOG_LEVEL",
+        ]
+    )
+
+
+def test_settings_error_message_has_one_line_per_problem() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"LOG_LEVEL": "loud"})
+    assert str(caught.value).splitlines() == caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("env", "kwargs", "missing"),
+    [
+        ({}, {}, ["REPLICATE_API_TOKEN"]),
+        ({}, {"require_discord": True}, ["REPLICATE_API_TOKEN", "DISCORD_TOKEN"]),
+        ({"REPLICATE_API_TOKEN": REPLICATE_SECRET}, {"require_discord": True}, ["DISCORD_TOKEN"]),
+        ({"DISCORD_TOKEN": DISCORD_SECRET}, {}, ["REPLICATE_API_TOKEN"]),
+        ({"REPLICATE_API_TOKEN": "  "}, {}, ["REPLICATE_API_TOKEN"]),
+    ],
+)
+def test_missing_tokens(env: dict[str, str], kwargs: dict[str, bool], missing: list[str]) -> None:
+    problems = problems_for(env, **kwargs)
+    assert [problem.split(":", 1)[0] for problem in problems] == missing
+
+
+def test_tokens_not_required_when_not_asked() -> None:
+    settings = load_settings({}, require_replicate=False)
+    assert settings.replicate_api_token.reveal() == ""
+    assert settings.discord_token is None
+    sync = load_settings({"DISCORD_TOKEN": DISCORD_SECRET}, require_discord=True, require_replicate=False)
+    assert sync.discord_token == Secret(DISCORD_SECRET)
+
+
+def test_repr_never_shows_tokens() -> None:
+    settings = load_settings(
+        {"REPLICATE_API_TOKEN": REPLICATE_SECRET, "DISCORD_TOKEN": DISCORD_SECRET}, require_discord=True
+    )
+    for text in (repr(settings), str(settings), repr(settings.replicate_api_token), str(settings.discord_token)):
+        assert REPLICATE_SECRET not in text
+        assert DISCORD_SECRET not in text
+        assert "r8_" not in text
+    assert "********" in repr(settings)
+
+
+def test_problem_lines_never_show_tokens() -> None:
+    env = {
+        "REPLICATE_API_TOKEN": REPLICATE_SECRET,
+        "DISCORD_TOKEN": DISCORD_SECRET,
+        "REPLICATE_BASE_URL": "x",
+        "IMAGINE_DEFAULT_MODEL": "x",
+        "IMAGINE_MODELS": "x",
+        "DATABASE_URL": "x",
+        "DISCORD_API_BASE": "x",
+        "DISCORD_GATEWAY_URL": "x",
+        "IMAGINE_SYNC_GUILD": "x",
+        "IMAGINE_MAX_RUNNING": "x",
+        "IMAGINE_MAX_RUNNING_PER_SERVER": "x",
+        "IMAGINE_JOB_TIMEOUT": "x",
+        "LOG_LEVEL": "x",
+    }
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env, require_discord=True)
+    assert len(caught.value.problems) == 11
+    for text in [*caught.value.problems, str(caught.value), repr(caught.value)]:
+        assert REPLICATE_SECRET not in text
+        assert DISCORD_SECRET not in text
+
+
+def test_secret_equality_and_hash_do_not_need_reveal() -> None:
+    assert Secret("a") == Secret("a")
+    assert Secret("a") != Secret("b")
+    assert Secret("a") != "a"
+    assert len({Secret("a"), Secret("a")}) == 1
+
+
+@pytest.mark.parametrize(
+    ("default", "models", "offered"),
+    [
+        ("a/x", "", ("a/x",)),
+        ("a/x", "b/y,c/z", ("a/x", "b/y", "c/z")),
+        ("a/x", "b/y,a/x,c/z", ("a/x", "b/y", "c/z")),
+        ("a/x", "a/x,a/x", ("a/x",)),
+        ("a/x", "a/x:v1,b/y,b/y", ("a/x", "a/x:v1", "b/y")),
+    ],
+)
+def test_offered_models_default_first_without_duplicates(default: str, models: str, offered: tuple[str, ...]) -> None:
+    settings = load_settings({**BASE_ENV, "IMAGINE_DEFAULT_MODEL": default, "IMAGINE_MODELS": models})
+    assert tuple(str(model) for model in settings.offered_models) == offered
+
+
+def test_settings_is_frozen() -> None:
+    settings = load_settings(dict(BASE_ENV))
+    with pytest.raises(AttributeError):
+        settings.max_running = 1  # type: ignore[misc]
+    assert isinstance(settings, Settings)
+
+
+def test_database_memory_path() -> None:
+    assert load_settings({**BASE_ENV, "DATABASE_URL": "sqlite:///:memory:"}).database_path == ":memory:"
+
+
+# --------------------------------------------------------------------------- .env loading
+
+
+@pytest.fixture
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """``os.environ`` without any of the bot's variables (restored after the test)."""
+    for name in ALL_VARIABLES:
+        # setenv first so that monkeypatch records (and later restores) even unset names,
+        # since load_environment() writes straight into os.environ.
+        monkeypatch.setenv(name, "placeholder")
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_env_file_loaded_without_overriding(tmp_path: Path, clean_environ: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "\n".join(
+            [
+                "# comment",
+                "REPLICATE_API_TOKEN=r8_FROM_DOTENV",
+                "IMAGINE_MAX_RUNNING=3",
+                "LOG_LEVEL=DEBUG",
+                "IMAGINE_JOB_TIMEOUT=42",
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    clean_environ.setenv("REPLICATE_API_TOKEN", REPLICATE_SECRET)
+    clean_environ.setenv("IMAGINE_MAX_RUNNING", "5")
+    load_environment(env_file)
+    settings = load_settings()
+    assert settings.replicate_api_token.reveal() == REPLICATE_SECRET
+    assert settings.max_running == 5
+    assert settings.log_level == "DEBUG"
+    assert settings.job_timeout == 42.0
+    assert os.environ["LOG_LEVEL"] == "DEBUG"
+
+
+def test_missing_env_file_is_fine(tmp_path: Path, clean_environ: pytest.MonkeyPatch) -> None:
+    clean_environ.setenv("REPLICATE_API_TOKEN", REPLICATE_SECRET)
+    load_environment(tmp_path / ".env")
+    assert load_settings().max_running == 8
+
+
+def test_env_file_defaults_to_working_directory(tmp_path: Path, clean_environ: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("REPLICATE_API_TOKEN=r8_cwd_token\nIMAGINE_MAX_RUNNING_PER_SERVER=7\n")
+    clean_environ.chdir(tmp_path)
+    load_environment()
+    settings = load_settings()
+    assert settings.replicate_api_token.reveal() == "r8_cwd_token"
+    assert settings.max_running_per_server == 7
