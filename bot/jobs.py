@@ -240,7 +240,7 @@ class JobEngine:
         max_running: int = 8,
         max_running_per_server: int = 4,
         job_timeout: float = 600.0,
-        prefer_wait: int = 5,
+        prefer_wait: int = 3,
         schema_timeout: float = 2.0,
         poll: PollPolicy | None = None,
         clock: Clock | None = None,

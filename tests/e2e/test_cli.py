@@ -1,0 +1,140 @@
+"""``python -m bot imagine`` and the start-up checks, as a user runs them (a subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.replicate import FakeReplicate, Scenario
+
+SECRET_REPLICATE = "r8_CANARY_replicate_7f3a9c1e"
+SECRET_DISCORD = "MTk4NjIyNDgzNDcxOTI1MjQ4.CANARY.discord_5b2d8e0f"
+
+
+@dataclass
+class Result:
+    """What a finished command left behind."""
+
+    code: int
+    out: str
+    err: str
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """A clean environment: nothing from the developer's shell or a .env leaks in."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.update(extra)
+    return env
+
+
+async def cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 30) -> Result:
+    """Run ``python -m bot ARGS`` without blocking the loop that serves the fakes."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return Result(process.returncode, out.decode(), err.decode())
+
+
+@pytest.fixture
+async def api() -> FakeReplicate:
+    async with FakeReplicate(token=SECRET_REPLICATE, seed=3) as fake:
+        yield fake  # type: ignore[misc]
+
+
+def api_env(api: FakeReplicate, **extra: str) -> dict[str, str]:
+    return base_env(**{"REPLICATE_API_TOKEN": SECRET_REPLICATE, "REPLICATE_BASE_URL": api.base_url, **extra})
+
+
+async def test_imagine_saves_images_and_prints_transitions(api: FakeReplicate, tmp_path: Path) -> None:
+    # Longer than the create call's Prefer: wait (3 s), so progress comes from polling.
+    api.set_default_scenario(start_delay=0.2, duration=4.0)
+    result = await cli(
+        "imagine", "a red fox", "--count", "2", "--seed", "7", "--out", "out", env=api_env(api), cwd=tmp_path
+    )
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert any(line.startswith("starting") for line in lines)
+    assert any(line.startswith("processing") and "%" in line for line in lines)
+    assert any(line.startswith("succeeded: 2 images, seed 7") for line in lines)
+    saved = [Path(tmp_path, line.removeprefix("saved ")) for line in lines if line.startswith("saved ")]
+    assert [path.read_bytes() for path in saved] == [file.data for file in api.last_prediction.files]
+    assert api.creates[0].json == {"input": {"prompt": "a red fox", "num_outputs": 2, "seed": 7}}
+
+
+async def test_failed_prediction_exits_1_with_the_api_message(api: FakeReplicate, tmp_path: Path) -> None:
+    api.set_default_scenario(final_status="failed", error="The GPU caught fire")
+    result = await cli("imagine", "fox", env=api_env(api), cwd=tmp_path)
+    assert result.code == 1
+    assert "The GPU caught fire" in result.out + result.err
+
+
+async def test_api_refusal_exits_1(api: FakeReplicate, tmp_path: Path) -> None:
+    api.insufficient_credit_next()
+    result = await cli("imagine", "fox", env=api_env(api), cwd=tmp_path)
+    assert result.code == 1
+    assert "insufficient credit" in (result.out + result.err).lower()
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "names"),
+    [
+        (("imagine", "fox", "--count", "9"), {}, "--count"),
+        (("imagine", "fox", "--aspect-ratio", "7:5"), {}, "--aspect-ratio"),
+        (("imagine", "fox", "--model", "not a model"), {}, "--model"),
+        (("imagine", "fox", "--input", "num_inference_steps=99"), {}, "num_inference_steps"),
+        (("imagine", "fox"), {"REPLICATE_BASE_URL": "ftp://example.com"}, "REPLICATE_BASE_URL"),
+        (("imagine", "fox"), {"IMAGINE_DEFAULT_MODEL": "flux"}, "IMAGINE_DEFAULT_MODEL"),
+        (("imagine", "fox"), {"DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
+        (("imagine", "fox"), {"IMAGINE_MAX_RUNNING": "many"}, "IMAGINE_MAX_RUNNING"),
+        (("imagine", "fox"), {"REPLICATE_API_TOKEN": ""}, "REPLICATE_API_TOKEN"),
+        (("run",), {}, "DISCORD_TOKEN"),
+    ],
+)
+async def test_bad_usage_and_configuration_exit_2(
+    api: FakeReplicate, tmp_path: Path, args: tuple[str, ...], extra: dict[str, str], names: str
+) -> None:
+    result = await cli(*args, env=api_env(api, **extra), cwd=tmp_path)
+    assert result.code == 2, result.err
+    assert names in result.err
+    assert api.count("POST", "create") == 0
+    assert "Traceback" not in result.err
+
+
+async def test_dotenv_is_read_but_never_overrides(api: FakeReplicate, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"REPLICATE_API_TOKEN=wrong\nREPLICATE_BASE_URL={api.base_url}\n")
+    result = await cli("imagine", "fox", env=base_env(REPLICATE_API_TOKEN=SECRET_REPLICATE), cwd=tmp_path)
+    assert result.code == 0, result.err
+
+
+async def test_secrets_never_appear_in_output(api: FakeReplicate, tmp_path: Path) -> None:
+    api.set_default_scenario(Scenario(start_delay=0.05, duration=0.2))
+    env = api_env(api, LOG_LEVEL="DEBUG", DISCORD_TOKEN=SECRET_DISCORD)
+    results = [
+        await cli("imagine", "fox", env=env, cwd=tmp_path),
+        await cli("imagine", "fox", "--count", "7", env=env, cwd=tmp_path),
+        await cli("imagine", "fox", env={**env, "REPLICATE_BASE_URL": "nope"}, cwd=tmp_path),
+        # Discord unreachable: the bot's start-up fails, and must not show the token doing so.
+        await cli("run", env={**env, "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10"}, cwd=tmp_path),
+    ]
+    api.fail_next("create", 401)
+    results.append(await cli("imagine", "fox", env=env, cwd=tmp_path))
+    for result in results:
+        for secret in (SECRET_REPLICATE, SECRET_DISCORD):
+            assert secret not in result.out + result.err
+            assert secret[-12:] not in result.out + result.err
+    assert results[0].code == 0
+    assert results[3].code == 1
