@@ -245,6 +245,7 @@ class JobEngine:
         poll: PollPolicy | None = None,
         clock: Clock | None = None,
         new_id: Callable[[], str] = lambda: secrets.token_hex(6),
+        keep_ended: int = 2000,
     ) -> None:
         self._client = client
         self._downloader = downloader
@@ -258,6 +259,8 @@ class JobEngine:
         self._new_id = new_id
         self._queue = FairQueue()
         self._jobs: dict[str, _Job] = {}
+        self._ended: deque[str] = deque()
+        self._keep_ended = keep_ended
         self._running: dict[Hashable, int] = {}
         self._running_total = 0
         self._closed = False
@@ -408,6 +411,10 @@ class JobEngine:
             await asyncio.gather(job.pump, return_exceptions=True)
         await self._present(job, view)
         job.done.set()
+        # Ended jobs stay known for a while (Re-roll reads them), then make room.
+        self._ended.append(job.id)
+        while len(self._ended) > self._keep_ended:
+            self._jobs.pop(self._ended.popleft(), None)
 
     # ----------------------------------------------------------------- running
 

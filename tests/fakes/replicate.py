@@ -62,6 +62,7 @@ from multidict import CIMultiDict
 from tests.fakes import images
 
 __all__ = [
+    "ASPECT_RATIOS",
     "DEFAULT_FAILURE_ERROR",
     "FLUX_SCHNELL",
     "FLUX_SCHNELL_DP_VERSION",
@@ -88,6 +89,7 @@ __all__ = [
     "Scenario",
     "Status",
     "cog_openapi_schema",
+    "tqdm_line",
     "validate_input",
 ]
 
@@ -732,6 +734,9 @@ class FakeModel:
         }
 
 
+_RECORD: Final = web.RequestKey("fake_replicate_record", RecordedRequest)
+
+
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
@@ -1135,6 +1140,10 @@ class FakeReplicate:
 
         For ``kind="create"``: ``processed=False`` resets before anything is created; ``processed=True``
         creates the prediction and then resets (the client cannot know it exists).
+
+        Caveat: aiohttp's client silently retries an idempotent request (GET) once when a *reused*
+        keep-alive connection fails, so one GET reset can be invisible to the client; use ``count=2`` to
+        make a GET failure surface. POST is never retried by aiohttp.
         """
         return self.add_fault(Fault(kind=kind, action="reset", count=count, method=method, processed=processed))
 
@@ -1546,7 +1555,7 @@ class FakeReplicate:
             prediction_id=request.match_info.get("id") if kind in ("get", "cancel", "file") else None,
         )
         self.requests.append(record)
-        request["record"] = record
+        request[_RECORD] = record
         self._notify()
         try:
             response = await self._dispatch(request, handler, record)
@@ -1636,7 +1645,7 @@ class FakeReplicate:
         return None, {"ratelimit-remaining": str(max(0, limit - len(window))), "ratelimit-reset": "1"}
 
     def _body(self, request: web.Request) -> JsonDict | web.Response:
-        record: RecordedRequest = request["record"]
+        record: RecordedRequest = request[_RECORD]
         if not isinstance(record.json, dict):
             detail = "Request body must be a JSON object" if record.body else "Request body is required"
             return _problem({"title": "Bad request", "detail": detail, "status": 400}, 400)
@@ -1696,7 +1705,7 @@ class FakeReplicate:
             }
             return _problem(problem, 422)
         pred = self._create_prediction(request, model, version, version_field, body)
-        request["record"].prediction_id = pred.id
+        request[_RECORD].prediction_id = pred.id
         headers = {"Location": pred.urls["get"]}
         wait = _parse_prefer(request.headers.get("Prefer"))
         if wait is not None:

@@ -461,7 +461,7 @@ async def test_model_route_serves_cog_style_schema(fake: FakeReplicate, http: ai
         "/v1/models/nobody/nothing",
         f"/v1/models/{FLUX_SCHNELL_LORA}/versions/{'0' * 64}",
     ):
-        status, body, headers = await call(http, "GET", fake.base_url + path)
+        status, _, headers = await call(http, "GET", fake.base_url + path)
         assert status == 404 and headers["Content-Type"].startswith("application/problem+json")
 
 
@@ -829,6 +829,17 @@ async def test_connection_reset_before_and_after_create(fake: FakeReplicate, htt
     assert (await create(fake, http))["status"] == "starting"
 
 
+async def test_get_reset_needs_two_shots_against_aiohttp_retry(
+    fake: FakeReplicate, http: aiohttp.ClientSession
+) -> None:
+    pid = (await create(fake, http))["id"]
+    fake.reset_next("get", count=2)
+    with pytest.raises(aiohttp.ClientError):
+        await call(http, "GET", f"{fake.base_url}/v1/predictions/{pid}")
+    assert [r.reset for r in fake.requests if r.kind == "get"] == [True, True]
+    assert (await get(fake, http, pid))["id"] == pid
+
+
 async def test_malformed_json(fake: FakeReplicate, http: aiohttp.ClientSession) -> None:
     fake.malformed_next("create")
     async with http.post(fake.base_url + FLUX_CREATE, json={"input": {"prompt": "x"}}, headers=AUTH) as resp:
@@ -858,7 +869,7 @@ async def test_rate_limits_sliding_window(http: aiohttp.ClientSession) -> None:
         ]
         assert [r[0] for r in results] == [201, 201, 429]
         assert [r[2]["ratelimit-remaining"] for r in results] == ["1", "0", "0"]
-        status, body, headers = results[2]
+        _, body, headers = results[2]
         assert re.fullmatch(r"Request was throttled\. Your rate limit resets in ~\d+s\.", body["detail"])
         assert headers["Retry-After"] == headers["ratelimit-reset"]
         pid = results[0][1]["id"]

@@ -1,0 +1,140 @@
+"""Storage: what the bot remembers across restarts, behind a small repository interface.
+
+Callers use :class:`Repository` only; :mod:`bot.storage.sqlite` is the embedded
+implementation. A PostgreSQL one could sit behind the same interface without
+touching callers. Every method that changes moderation settings writes an
+audit entry in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-member limits of one server; 0 means no limit."""
+
+    cooldown_seconds: int = 0
+    daily_images: int = 0
+    concurrent_jobs: int = 0
+
+
+@dataclass(frozen=True)
+class GuildConfig:
+    """One server's moderation settings."""
+
+    guild_id: int
+    models: tuple[str, ...] = ()
+    """The allowlist, in the order moderators added it; empty: the bot-wide ``IMAGINE_MODELS`` apply."""
+    default_model: str | None = None
+    channels: frozenset[int] = field(default_factory=frozenset)
+    """Where ``/imagine`` may be used; empty: everywhere."""
+    blocked_words: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded change: who, what, old → new, when."""
+
+    guild_id: int
+    actor_id: int
+    action: str
+    before: str | None
+    after: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A member's use of ``/imagine`` in one server."""
+
+    day: date
+    images_today: int = 0
+    last_request_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Charge:
+    """The outcome of :meth:`Repository.charge`: either charged, or why not."""
+
+    charged: bool
+    usage: Usage
+    retry_after_seconds: float | None = None
+    """Set when refused for the cooldown: seconds until the member may ask again."""
+    over_daily_limit: bool = False
+
+
+class Repository(Protocol):
+    """Everything the bot stores. All datetimes are timezone-aware UTC."""
+
+    async def close(self) -> None:
+        """Release the database."""
+        ...
+
+    # ------------------------------------------------------------- moderation settings
+
+    async def guild_config(self, guild_id: int) -> GuildConfig:
+        """The server's settings (defaults if it never set any)."""
+        ...
+
+    async def allow_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
+        """Add to the allowlist; ``False`` if it was already there."""
+        ...
+
+    async def remove_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
+        """Remove from the allowlist (and clear the default if it was this model); ``False`` if absent."""
+        ...
+
+    async def set_default_model(self, guild_id: int, model: str | None, *, actor_id: int) -> None:
+        """Set (or clear) the server's default model."""
+        ...
+
+    async def allow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
+        """Add a channel where ``/imagine`` may be used; ``False`` if already there."""
+        ...
+
+    async def remove_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
+        """Remove a channel; ``False`` if absent."""
+        ...
+
+    async def add_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
+        """Block a word (stored as given; matching normalises); ``False`` if already blocked."""
+        ...
+
+    async def remove_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
+        """Unblock a word; ``False`` if it was not blocked."""
+        ...
+
+    async def set_limits(
+        self,
+        guild_id: int,
+        *,
+        actor_id: int,
+        cooldown_seconds: int | None = None,
+        daily_images: int | None = None,
+        concurrent_jobs: int | None = None,
+    ) -> Limits:
+        """Change the given limits (``None``: unchanged); returns the limits now in force."""
+        ...
+
+    async def audit_log(self, guild_id: int, *, limit: int = 10) -> list[AuditEntry]:
+        """The server's latest changes, newest first."""
+        ...
+
+    # ------------------------------------------------------------- usage
+
+    async def usage(self, guild_id: int, member_id: int, *, now: datetime) -> Usage:
+        """A member's usage today (UTC day of ``now``)."""
+        ...
+
+    async def charge(self, guild_id: int, member_id: int, images: int, *, limits: Limits, now: datetime) -> Charge:
+        """Atomically check the cooldown and the daily limit and, if both allow it, record the request."""
+        ...
+
+    async def refund(self, guild_id: int, member_id: int, images: int, *, day: date) -> None:
+        """Give back images charged on ``day`` that were not delivered (never below zero)."""
+        ...
