@@ -59,8 +59,8 @@ class TerminalPresenter:
         if state is JobState.CANCELED:
             return "canceled" + (f": {view.error}" if view.error else "")
         if state is JobState.TIMED_OUT:
-            return f"timed out: {view.error}"
-        return f"failed: {view.error}"
+            return f"timed out: {view.error or 'the prediction ran too long'}"
+        return f"failed: {view.error or 'no reason given'}"
 
     async def show(self, view: JobView) -> None:
         """Print ``view`` if it says something new."""

@@ -10,7 +10,7 @@ import aiohttp
 
 from bot import __version__
 from bot.clock import Clock, SystemClock
-from bot.delivery import Downloader
+from bot.delivery import Downloader, GuardedResolver
 from bot.jobs import JobEngine
 from bot.ratelimit import RequestBudget
 from bot.replicate import ReplicateClient
@@ -46,7 +46,8 @@ class Core:
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None) -> Core:
         """A core with its own HTTP session (call inside a running event loop)."""
-        session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(), limit=100)
+        session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector)
         return cls(settings, session, clock=clock)
 
     async def close(self) -> None:

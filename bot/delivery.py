@@ -14,11 +14,14 @@ import io
 import ipaddress
 import logging
 import random
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from PIL import Image, UnidentifiedImageError
 
 from bot.clock import Clock, SystemClock
@@ -161,17 +164,47 @@ def _too_big(limit: int) -> str:
     return f"The output file is larger than {limit // (1024 * 1024)} MiB, so it was not downloaded"
 
 
+def forbidden_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Link-local (cloud metadata lives at 169.254.169.254), multicast, unspecified or reserved."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved
+
+
 def check_output_url(url: str) -> None:
-    """Refuse output URLs that are not http(s) or point at link-local/metadata addresses."""
+    """Refuse output URLs that are not http(s) or name a forbidden address literally.
+
+    Names that *resolve* to such addresses (including shorthand forms like
+    ``http://2852039166/``) are stopped by :class:`GuardedResolver` at connect time.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DeliveryError(f"The model returned an output that is not an http(s) URL ({parts.scheme or 'none'}:)")
     try:
-        address = ipaddress.ip_address(parts.hostname)
+        address = ipaddress.ip_address(parts.hostname.rstrip("."))
     except ValueError:
         return
-    if address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved:
-        raise DeliveryError("The model returned an output URL pointing at a private network address; refused")
+    if forbidden_address(address):
+        raise DeliveryError("The model returned an output URL pointing at a link-local or reserved address; refused")
+
+
+class GuardedResolver(AbstractResolver):
+    """A resolver that never hands out forbidden addresses, whatever a name resolves to."""
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = [result for result in results if not forbidden_address(ipaddress.ip_address(result["host"]))]
+        if not allowed:
+            raise OSError(f"{host} resolves only to link-local or reserved addresses; refused")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 def decode_data_url(url: str) -> bytes:

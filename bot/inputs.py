@@ -155,6 +155,8 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
         else:
             notes.append("This model does not take a seed, so the seed was ignored.")
     for key, value in options.extra.items():
+        if key == "prompt":
+            raise InputRejected("Give the prompt as the prompt itself, not as an extra input.")
         if schema is not None and not schema.has(key):
             raise InputRejected(f"This model has no input called {key!r}.")
         inputs[key] = _coerce(key, value, schema.properties[key] if schema else None)
@@ -178,15 +180,22 @@ def _dimensions(ratio: str, schema: InputSchema) -> dict[str, int]:
     """About one megapixel in ``ratio``, in multiples of 64, inside the schema's bounds."""
     w_ratio, h_ratio = (int(part) for part in ratio.split(":"))
     scale = math.sqrt(1024 * 1024 / (w_ratio * h_ratio))
-    dims = {"width": w_ratio * scale, "height": h_ratio * scale}
+    width, height = w_ratio * scale, h_ratio * scale
+    # One factor for both sides, so a capped model keeps the shape that was asked for.
+    caps = [
+        prop.maximum / side
+        for prop, side in ((schema.properties["width"], width), (schema.properties["height"], height))
+        if prop.maximum is not None
+    ]
+    shrink = min([1.0, *caps])
     result: dict[str, int] = {}
-    for key, value in dims.items():
+    for key, value in (("width", width * shrink), ("height", height * shrink)):
         prop = schema.properties[key]
         size = max(64, round(value / 64) * 64)
-        if prop.maximum is not None:
-            size = min(size, int(prop.maximum) // 64 * 64 or int(prop.maximum))
-        if prop.minimum is not None:
-            size = max(size, math.ceil(prop.minimum))
+        if prop.maximum is not None and size > prop.maximum:
+            size = max(64, int(prop.maximum // 64) * 64)
+        if prop.minimum is not None and size < prop.minimum:
+            size = math.ceil(prop.minimum / 64) * 64
         result[key] = size
     return result
 
@@ -225,6 +234,8 @@ def _check(prop: Property, value: Any) -> None:
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     if prop.type == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
         raise InputRejected(f"{prop.name} must be a whole number, not {value!r}.")
+    if is_number and not math.isfinite(value):
+        raise InputRejected(f"{prop.name} must be a finite number, not {value!r}.")
     if is_number:
         if prop.minimum is not None and value < prop.minimum:
             raise InputRejected(f"This model needs {prop.name} to be at least {_fmt(prop.minimum)}, not {value}.")

@@ -51,10 +51,11 @@ class TokenBucket:
                     await self._clock.sleep(self._paused_until - now)
                     continue
                 self._refill(now)
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                # The tolerance keeps float dust from making a wait too short to move a clock.
+                if self._tokens >= 1.0 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1.0)
                     return
-                await self._clock.sleep((1.0 - self._tokens) / self._rate)
+                await self._clock.sleep(max(1e-3, (1.0 - self._tokens) / self._rate))
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` from now (longest pause wins); empties the burst."""

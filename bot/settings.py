@@ -8,6 +8,7 @@ so that no repr, log line or error message can show them.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -134,7 +135,7 @@ def load_settings(
 
     def get(name: str) -> str | None:
         value = env.get(name)
-        return value if value is not None and value.strip() != "" else None
+        return value.strip() if value is not None and value.strip() != "" else None
 
     replicate_token = get("REPLICATE_API_TOKEN")
     if replicate_token is None and require_replicate:
@@ -200,7 +201,7 @@ def load_settings(
         except ValueError:
             problems.append(f"IMAGINE_JOB_TIMEOUT: must be a number of seconds, got {raw_timeout!r}")
         else:
-            if not job_timeout > 0 or job_timeout != job_timeout:
+            if not math.isfinite(job_timeout) or job_timeout <= 0:
                 problems.append(f"IMAGINE_JOB_TIMEOUT: must be more than 0 seconds, got {raw_timeout!r}")
 
     log_level = (get("LOG_LEVEL") or "INFO").upper()

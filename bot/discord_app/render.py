@@ -16,6 +16,7 @@ _COLOURS = {
     JobState.TIMED_OUT: discord.Colour.orange(),
 }
 _BAR_CELLS = 10
+EMBED_TOTAL_LIMIT = 6000
 
 
 def progress_bar(fraction: float) -> str:
@@ -74,4 +75,7 @@ def render_embed(view: JobView) -> discord.Embed:
     if view.terminal and view.notes:
         embed.add_field(name="Note", value=_clip("\n".join(view.notes), 1024), inline=False)
     embed.set_footer(text=f"job {view.job_id}")
+    excess = len(embed) - EMBED_TOTAL_LIMIT
+    if excess > 0:  # Discord refuses embeds over 6000 characters in all: the prompt gives way
+        embed.description = _clip(request.prompt, max(1, len(embed.description or "") - excess))
     return embed

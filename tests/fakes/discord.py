@@ -19,6 +19,21 @@ size limit (413/40005), messages deleted by someone else (10008) and payload lim
 All JSON responses carry ``Content-Type: application/json`` exactly (discord.py only parses
 that value) and generous ``X-RateLimit-*`` headers. Waiting is event driven:
 :meth:`FakeDiscord.wait_for` re-checks a predicate whenever the fake's state changes.
+
+Typical use::
+
+    async with FakeDiscord(token="t") as fake:
+        guild = fake.add_guild("Test")  # general + nsfw channels, a moderator and a member
+        with patch_discord_py(fake):  # or the bot's DISCORD_API_BASE / DISCORD_GATEWAY_URL
+            bot = commands.Bot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0)
+            task = asyncio.create_task(bot.start("t"))
+            await fake.wait_until_identified()
+            await bot.wait_until_ready()
+            handle = await fake.slash("imagine", {"prompt": "a cat"}, user=guild.member("member"))
+            assert (await handle.wait_callback()).type == CallbackType.DEFERRED_CHANNEL_MESSAGE
+            message = await handle.wait_message(lambda m: bool(m.attachments))
+            await bot.close()
+            await task
 """
 
 from __future__ import annotations
@@ -53,13 +68,13 @@ __all__ = [
     "CallbackRecord",
     "CallbackType",
     "DiscordError",
-    "Fault",
     "FakeChannel",
     "FakeDiscord",
     "FakeGuild",
     "FakeMember",
     "FakeRole",
     "FakeUser",
+    "Fault",
     "Intent",
     "Interaction",
     "InteractionHandle",
@@ -95,6 +110,8 @@ MAX_CHOICES: Final = 25
 MAX_ACTION_ROWS: Final = 5
 
 _SEQUENCE = itertools.count()
+_BODY_KEY: Final = web.RequestKey("fake_discord_body", object)
+_FILES_KEY: Final = web.RequestKey("fake_discord_files", tuple)
 
 
 # --------------------------------------------------------------------------- enums
@@ -1341,6 +1358,8 @@ class FakeDiscord:
         self.followup_edits_deferred: bool = True
         #: Refuse (ValueError) to push commands that were never synced.
         self.require_synced_commands: bool = False
+        #: Largest total upload per request (Discord: 25 MiB); ``None`` disables the check.
+        self.max_request_size: int | None = 25 * MIB
         #: HELLO heartbeat interval in seconds.
         self.heartbeat_interval: float = 41.25
 
@@ -1385,7 +1404,7 @@ class FakeDiscord:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._port = int(sock.getsockname()[1])
-        await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
+        await web.SockSite(runner, sock).start()
         self._runner = runner
 
     async def close(self) -> None:
@@ -1432,7 +1451,7 @@ class FakeDiscord:
         event, self._change_event = self._change_event, asyncio.Event()
         event.set()
 
-    async def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, *, what: str | None = None) -> T:
+    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 5.0, *, what: str | None = None) -> T:
         """Return ``predicate()`` once truthy, re-checking whenever the fake's state changes.
 
         Raises:
@@ -1452,9 +1471,7 @@ class FakeDiscord:
 
     async def wait_until_identified(self, timeout: float = 5.0) -> None:
         """Wait until a bot identified and READY plus the GUILD_CREATEs were sent."""
-        await self.wait_for(
-            lambda: self._session is not None and self._session.ready, timeout, what="gateway IDENTIFY"
-        )
+        await self.wait_for(lambda: self._session is not None and self._session.ready, timeout, what="gateway IDENTIFY")
 
     async def wait_for_request(
         self, route: str, *, status: int | None = None, count: int = 1, timeout: float = 5.0
@@ -1553,9 +1570,7 @@ class FakeDiscord:
     def messages_in(self, channel: ChannelLike, *, include_deleted: bool = False) -> list[StoredMessage]:
         """Messages in a channel, oldest first (ephemeral ones included)."""
         channel_id = channel.id if isinstance(channel, FakeChannel) else int(channel)
-        return [
-            m for m in self.messages.values() if m.channel_id == channel_id and (include_deleted or not m.deleted)
-        ]
+        return [m for m in self.messages.values() if m.channel_id == channel_id and (include_deleted or not m.deleted)]
 
     def followups_of(self, interaction: InteractionHandle) -> list[StoredMessage]:
         """Followup messages of an interaction."""
@@ -1760,6 +1775,8 @@ class FakeDiscord:
 
         The component type comes from the message (2 button, 3/5/6/7/8 selects; pass
         ``values`` for selects). The default user is the one who ran the message's command.
+        discord.py registers a view only after its response request returned, so wait for a
+        bot-side signal (e.g. the ``app_command_completion`` event) before clicking a fresh message.
 
         Raises:
             LookupError: the message is deleted or has no such component.
@@ -1768,9 +1785,7 @@ class FakeDiscord:
         stored = self.message(message)
         if stored.deleted:
             raise LookupError(f"message {stored.id} was deleted")
-        component = next(
-            (c for c in _walk_components(stored.components) if c.get("custom_id") == custom_id), None
-        )
+        component = next((c for c in _walk_components(stored.components) if c.get("custom_id") == custom_id), None)
         if component is None:
             raise LookupError(f"message {stored.id} has no component {custom_id!r}; has {stored.current.custom_ids}")
         if component.get("disabled"):
@@ -1818,7 +1833,14 @@ class FakeDiscord:
                 inner = top["component"]
                 if inner.get("custom_id") in values:
                     submitted.append(
-                        {"type": 18, "component": {"type": 4, "custom_id": inner["custom_id"], "value": values[inner["custom_id"]]}}
+                        {
+                            "type": 18,
+                            "component": {
+                                "type": 4,
+                                "custom_id": inner["custom_id"],
+                                "value": values[inner["custom_id"]],
+                            },
+                        }
                     )
             else:
                 row = [
@@ -1847,7 +1869,11 @@ class FakeDiscord:
     async def send_user_message(
         self, channel: ChannelLike, author: FakeMember | FakeUser, content: str
     ) -> StoredMessage:
-        """Post a message as a user and dispatch MESSAGE_CREATE (content blanked without the intent, as Discord does)."""
+        """Post a message as a user and dispatch MESSAGE_CREATE.
+
+        As on Discord, the event's content is blank unless the bot has the message content
+        intent, is mentioned, or the message is a DM.
+        """
         fake_channel, guild = self._find_channel(channel.id if isinstance(channel, FakeChannel) else int(channel))
         user = author.user if isinstance(author, FakeMember) else author
         version = self._plain_version(content, route="user")
@@ -2071,7 +2097,9 @@ class FakeDiscord:
             return str(user.id)
         if opt_type == 7:
             channel = value if isinstance(value, FakeChannel) else self._find_channel(int(value))[0]
-            entry = {k: channel.payload()[k] for k in ("id", "type", "name", "nsfw", "parent_id") if k in channel.payload()}
+            channel_data = channel.payload()
+            keys = ("id", "type", "name", "nsfw", "parent_id")
+            entry: JSON = {k: channel_data[k] for k in keys if k in channel_data}
             if ctx.member is not None and ctx.guild is not None:
                 entry["permissions"] = str(ctx.guild.permissions_in(ctx.member, channel))
             resolved.setdefault("channels", {})[str(channel.id)] = entry
@@ -2087,8 +2115,7 @@ class FakeDiscord:
                 raise TypeError("attachment options take an Upload")
             attachment = self._store_attachment(ctx.channel.id, value.filename, value.data, value.content_type, None)
             self._attachments[attachment.id] = attachment
-            entry = attachment.payload(ephemeral=True)
-            resolved.setdefault("attachments", {})[str(attachment.id)] = entry
+            resolved.setdefault("attachments", {})[str(attachment.id)] = attachment.payload(ephemeral=True)
             return str(attachment.id)
         if isinstance(value, FakeMember | FakeUser | FakeChannel | FakeRole):
             return str(value.id)
@@ -2237,7 +2264,9 @@ class FakeDiscord:
                 try:
                     ref = int(entry["id"])
                 except (KeyError, TypeError, ValueError):
-                    raise _form_error([(f"attachments.{position}.id", "BASE_TYPE_REQUIRED", "This field is required")])
+                    raise _form_error(
+                        [(f"attachments.{position}.id", "BASE_TYPE_REQUIRED", "This field is required")]
+                    ) from None
                 upload = by_index.get(ref)
                 if upload is not None and ref not in used:
                     used.add(ref)
@@ -2282,9 +2311,10 @@ class FakeDiscord:
         force_ephemeral: bool = False,
     ) -> MessageVersion:
         """Build the next version of a message (or the first one when ``base`` is None)."""
-        for upload in uploads:
-            if len(upload.data) > limit:
-                raise DiscordError(413, 40005, "Request entity too large")
+        total = sum(len(upload.data) for upload in uploads)
+        too_big = any(len(upload.data) > limit for upload in uploads)
+        if too_big or (self.max_request_size is not None and total > self.max_request_size):
+            raise DiscordError(413, 40005, "Request entity too large")
         creating = base is None
 
         def field(key: str, old: Any, empty: Any) -> Any:
@@ -2295,7 +2325,7 @@ class FakeDiscord:
         content = str(field("content", base.content if base else "", ""))
         embeds = tuple(field("embeds", base.embeds if base else (), ()))
         components = tuple(field("components", base.components if base else (), ()))
-        allowed = data["allowed_mentions"] if "allowed_mentions" in data else (base.allowed_mentions if base else None)
+        allowed = data.get("allowed_mentions", base.allowed_mentions if base else None)
         if base is None:
             flags = int(data.get("flags") or 0) & _CREATE_FLAGS
             if loading:
@@ -2497,6 +2527,9 @@ class FakeDiscord:
         code: int | None = None
         if fault is not None:
             await _drain(request)
+            if request.content_type == "application/json":
+                with contextlib.suppress(ValueError, DiscordError):
+                    request[_BODY_KEY] = _parse_json(await request.read())
             response: web.StreamResponse = _json_response(fault.body, status=fault.status, headers=fault.headers)
             code = fault.body.get("code") if isinstance(fault.body.get("code"), int) else None
         else:
@@ -2521,8 +2554,8 @@ class FakeDiscord:
                 code=code,
                 at=time.monotonic(),
                 timestamp=_now(),
-                json=request.get("fake.json"),
-                files=request.get("fake.files", ()),
+                json=request.get(_BODY_KEY),
+                files=request.get(_FILES_KEY, ()),
                 faulted=fault is not None,
             )
         )
@@ -2578,8 +2611,8 @@ class FakeDiscord:
         else:
             raw = await request.read()
             payload = _parse_json(raw) if raw.strip() else None
-        request["fake.json"] = payload
-        request["fake.files"] = tuple((u.filename, len(u.data)) for u in uploads)
+        request[_BODY_KEY] = payload
+        request[_FILES_KEY] = tuple((u.filename, len(u.data)) for u in uploads)
         return payload, uploads
 
     # ------------------------------------------------------------------ handlers: login, gateway info
@@ -2632,7 +2665,12 @@ class FakeDiscord:
             {
                 "url": self.gateway_url,
                 "shards": 1,
-                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1},
+                "session_start_limit": {
+                    "total": 1000,
+                    "remaining": 999,
+                    "reset_after": 14_400_000,
+                    "max_concurrency": 1,
+                },
             }
         )
 
@@ -2713,49 +2751,57 @@ class FakeDiscord:
         if handle is None or handle.token != request.match_info["token"]:
             raise _unknown_interaction()
         body = payload if isinstance(payload, dict) else {}
-        callback_type = body.get("type")
-        data = body.get("data") or {}
+        raw_data = body.get("data")
+        data: JSON = raw_data if isinstance(raw_data, dict) else {}
         files = tuple((u.filename, len(u.data)) for u in uploads)
+
+        def record(status: int, code: int | None) -> None:
+            handle.callbacks.append(CallbackRecord(body.get("type"), data, status, code, time.monotonic(), files))
+
         try:
-            result = await self._process_callback(handle, body, uploads)
+            result, event = self._process_callback(handle, body, uploads, record)
         except DiscordError as exc:
-            handle.callbacks.append(
-                CallbackRecord(callback_type, data, exc.status, exc.code, time.monotonic(), files)
-            )
+            record(exc.status, exc.code)
             self._changed()
             raise
-        handle.callbacks.append(CallbackRecord(callback_type, data, 200, None, time.monotonic(), files))
         self._changed()
+        if event is not None:
+            await self._dispatch_message_event(*event)
+        if request.query.get("with_response", "").lower() not in ("1", "true"):
+            return web.Response(status=204)
         return _json_response(result)
 
-    async def _process_callback(self, handle: InteractionHandle, body: JSON, uploads: list[_Upload]) -> JSON:
-        now = time.monotonic()
+    def _process_callback(
+        self,
+        handle: InteractionHandle,
+        body: JSON,
+        uploads: list[_Upload],
+        accept: Callable[[int, int | None], None],
+    ) -> tuple[JSON, tuple[str, StoredMessage] | None]:
+        """Check and apply a callback; ``accept`` records it just before the store changes."""
         if handle.token_expired:
             raise _unknown_interaction()
         if handle.acknowledged:
             raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
-        if handle._ack_too_late(now):
+        if handle._ack_too_late(time.monotonic()):
             raise _unknown_interaction()
         try:
             callback_type = int(body["type"])
         except (KeyError, TypeError, ValueError):
             raise _form_error([("type", "BASE_TYPE_REQUIRED", "This field is required")]) from None
         if callback_type not in _ALLOWED_CALLBACKS.get(handle.type, frozenset()):
-            raise _form_error(
-                [("type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Invalid response type {callback_type}")]
-            )
+            raise _form_error([("type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Invalid response type {callback_type}")])
         data = body.get("data") or {}
         if not isinstance(data, dict):
             raise _form_error([("data", "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")])
         route = Routes.CALLBACK
         message: StoredMessage | None = None
-        created = False
+        event: tuple[str, StoredMessage] | None = None
         if callback_type in (CallbackType.CHANNEL_MESSAGE, CallbackType.DEFERRED_CHANNEL_MESSAGE):
             loading = callback_type == CallbackType.DEFERRED_CHANNEL_MESSAGE
-            source = {"flags": data.get("flags")} if loading else data
             version = self._compose(
                 base=None,
-                data=source,
+                data={"flags": data.get("flags")} if loading else data,
                 uploads=[] if loading else uploads,
                 limit=handle.attachment_size_limit,
                 channel_id=handle.channel.id,
@@ -2763,6 +2809,7 @@ class FakeDiscord:
                 callback_type=callback_type,
                 loading=loading,
             )
+            accept(200, None)
             message = self._store_message(
                 channel=handle.channel,
                 guild=handle.guild,
@@ -2772,13 +2819,13 @@ class FakeDiscord:
                 interaction=handle,
             )
             handle.original_message_id = message.id
-            created = True
+            event = ("MESSAGE_CREATE", message)
         elif callback_type in (CallbackType.DEFERRED_UPDATE_MESSAGE, CallbackType.UPDATE_MESSAGE):
-            if handle.message is None:
+            message = handle.message
+            if message is None:
                 raise _form_error(
                     [("type", "INTERACTION_RESPONSE_TYPE_INVALID", "This interaction has no message to update")]
                 )
-            message = handle.message
             if message.deleted:
                 raise _unknown_message()
             if callback_type == CallbackType.UPDATE_MESSAGE:
@@ -2791,13 +2838,18 @@ class FakeDiscord:
                     route=route,
                     callback_type=callback_type,
                 )
+                accept(200, None)
                 self._edit(message, version)
+                event = ("MESSAGE_UPDATE", message)
+            else:
+                accept(200, None)
             handle.original_message_id = message.id
-        elif callback_type == CallbackType.AUTOCOMPLETE_RESULT:
-            if self.validate_payloads:
+        else:
+            if callback_type == CallbackType.AUTOCOMPLETE_RESULT and self.validate_payloads:
                 _validate_choices(data.get("choices"))
-        elif callback_type == CallbackType.MODAL and self.validate_payloads:
-            _validate_modal(data)
+            elif callback_type == CallbackType.MODAL and self.validate_payloads:
+                _validate_modal(data)
+            accept(200, None)
         interaction_info: JSON = {"id": str(handle.id), "type": int(handle.type)}
         resource: JSON = {"type": callback_type}
         if message is not None:
@@ -2808,9 +2860,7 @@ class FakeDiscord:
             )
             if callback_type in (CallbackType.CHANNEL_MESSAGE, CallbackType.UPDATE_MESSAGE):
                 resource["message"] = message.payload()
-        if message is not None and callback_type != CallbackType.DEFERRED_UPDATE_MESSAGE:
-            await self._dispatch_message_event("MESSAGE_CREATE" if created else "MESSAGE_UPDATE", message)
-        return {"interaction": interaction_info, "resource": resource}
+        return {"interaction": interaction_info, "resource": resource}, event
 
     # ------------------------------------------------------------------ handlers: interaction webhooks
 
@@ -3230,7 +3280,7 @@ def _infer_option_type(value: Any) -> int:
 
 def _image_size(data: bytes) -> tuple[int | None, int | None]:
     try:
-        from PIL import Image  # noqa: PLC0415 - optional dependency
+        from PIL import Image
     except ImportError:
         return None, None
     try:
@@ -3253,7 +3303,9 @@ def _validate_message(version: MessageVersion, *, allow_empty: bool, creating: b
             text = str(embed.get(key) or "")
             total += len(text)
             if len(text) > limit:
-                problems.append((f"embeds.{index}.{key}", "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length."))
+                problems.append(
+                    (f"embeds.{index}.{key}", "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+                )
         footer = str((embed.get("footer") or {}).get("text") or "")
         author = str((embed.get("author") or {}).get("name") or "")
         total += len(footer) + len(author)
@@ -3269,11 +3321,19 @@ def _validate_message(version: MessageVersion, *, allow_empty: bool, creating: b
             total += len(name) + len(value)
             if len(name) > 256:
                 problems.append(
-                    (f"embeds.{index}.fields.{position}.name", "BASE_TYPE_MAX_LENGTH", "Must be 256 or fewer in length.")
+                    (
+                        f"embeds.{index}.fields.{position}.name",
+                        "BASE_TYPE_MAX_LENGTH",
+                        "Must be 256 or fewer in length.",
+                    )
                 )
             if len(value) > 1024:
                 problems.append(
-                    (f"embeds.{index}.fields.{position}.value", "BASE_TYPE_MAX_LENGTH", "Must be 1024 or fewer in length.")
+                    (
+                        f"embeds.{index}.fields.{position}.value",
+                        "BASE_TYPE_MAX_LENGTH",
+                        "Must be 1024 or fewer in length.",
+                    )
                 )
     if total > MAX_EMBED_TOTAL:
         problems.append(("embeds", "MAX_EMBED_SIZE_EXCEEDED", f"Embed size exceeds maximum size of {MAX_EMBED_TOTAL}"))
@@ -3297,7 +3357,9 @@ def _validate_choices(choices: Any) -> None:
     for index, choice in enumerate(choices):
         name = str(choice.get("name") or "")
         if not 1 <= len(name) <= 100:
-            problems.append((f"data.choices.{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+            problems.append(
+                (f"data.choices.{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+            )
         value = choice.get("value")
         if isinstance(value, str) and len(value) > 100:
             problems.append((f"data.choices.{index}.value", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length."))
@@ -3338,7 +3400,9 @@ def _validate_commands(commands: list[Any]) -> None:
             if not _COMMAND_NAME.match(command["name"]) or command["name"] != command["name"].lower():
                 problems.append((f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid command name"))
             if not 1 <= len(str(command.get("description") or "")) <= 100:
-                problems.append((f"{index}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+                problems.append(
+                    (f"{index}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+                )
         problems.extend(_option_problems(command.get("options") or [], f"{index}.options"))
     if chat_input > 100:
         problems.append(("_root", "APPLICATION_COMMANDS_TOO_MANY", "Maximum number of commands reached (100)"))
@@ -3358,7 +3422,9 @@ def _option_problems(options: list[JSON], path: str) -> list[tuple[str, str, str
         if len(choices) > MAX_CHOICES:
             problems.append((f"{here}.choices", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length."))
         if choices and option.get("autocomplete"):
-            problems.append((f"{here}.autocomplete", "AUTOCOMPLETE_AND_CHOICES", "Autocomplete cannot be set with choices"))
+            problems.append(
+                (f"{here}.autocomplete", "AUTOCOMPLETE_AND_CHOICES", "Autocomplete cannot be set with choices")
+            )
         if option.get("type") in (_OPTION_SUBCOMMAND, _OPTION_GROUP):
             problems.extend(_option_problems(option.get("options") or [], f"{here}.options"))
     return problems
@@ -3367,9 +3433,9 @@ def _option_problems(options: list[JSON], path: str) -> list[tuple[str, str, str
 @contextlib.contextmanager
 def patch_discord_py(fake: FakeDiscord) -> Iterator[None]:
     """Point discord.py's REST base and default gateway at ``fake`` for the duration, then restore them."""
-    import discord.gateway  # noqa: PLC0415 - the real library, imported only when patching
-    import discord.http  # noqa: PLC0415
-    import yarl  # noqa: PLC0415
+    import discord.gateway
+    import discord.http
+    import yarl
 
     old_base = discord.http.Route.BASE
     old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY

@@ -1,0 +1,230 @@
+"""The fair queue (round-robin between members, per-server skipping) and the poll interval policy."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.inputs import ImagineOptions
+from bot.jobs import FairQueue, JobRequest, JobState, JobView, PollPolicy, _Job
+from bot.modelref import ModelRef
+
+MODEL = ModelRef("black-forest-labs", "flux-schnell")
+
+
+class NullPresenter:
+    """A presenter that shows nothing."""
+
+    async def show(self, view: JobView) -> None:
+        return None
+
+
+def make_job(job_id: str, member: int, guild: int | None = 1) -> _Job:
+    request = JobRequest(
+        model=MODEL,
+        options=ImagineOptions(f"prompt {job_id}"),
+        inputs={"prompt": f"prompt {job_id}"},
+        requester_id=member,
+        guild_id=guild,
+    )
+    return _Job(
+        id=job_id,
+        request=request,
+        presenter=NullPresenter(),
+        submitted_at=0.0,
+        view=JobView(job_id, request, JobState.QUEUED),
+    )
+
+
+def anything(job: _Job) -> bool:
+    return True
+
+
+def drain(queue: FairQueue, may_start: Callable[[_Job], bool] = anything) -> list[str]:
+    order = []
+    while (job := queue.pop(may_start)) is not None:
+        order.append(job.id)
+    return order
+
+
+def test_empty_queue() -> None:
+    queue = FairQueue()
+    assert len(queue) == 0
+    assert queue.pop(anything) is None
+    assert list(queue.in_order()) == []
+
+
+def test_round_robin_between_members() -> None:
+    queue = FairQueue()
+    for n in range(1, 9):
+        queue.push(make_job(f"A{n}", member=100))
+    queue.push(make_job("B1", member=200))
+    assert len(queue) == 9
+    expected = ["A1", "B1", "A2", "A3", "A4", "A5", "A6", "A7", "A8"]
+    assert [job.id for job in queue.in_order()] == expected
+    assert drain(queue) == expected
+    assert len(queue) == 0
+
+
+def test_three_members_take_turns() -> None:
+    queue = FairQueue()
+    for job_id, member in [("A1", 1), ("A2", 1), ("A3", 1), ("B1", 2), ("B2", 2), ("C1", 3)]:
+        queue.push(make_job(job_id, member))
+    assert drain(queue) == ["A1", "B1", "C1", "A2", "B2", "A3"]
+
+
+def test_late_member_joins_the_rotation() -> None:
+    queue = FairQueue()
+    for n in range(1, 5):
+        queue.push(make_job(f"A{n}", member=1))
+    popped = queue.pop(anything)
+    assert popped is not None and popped.id == "A1"
+    queue.push(make_job("B1", member=2))
+    assert drain(queue) == ["A2", "B1", "A3", "A4"]
+
+
+def test_same_member_in_two_servers_has_two_lines() -> None:
+    queue = FairQueue()
+    queue.push(make_job("g1-a", member=1, guild=1))
+    queue.push(make_job("g1-b", member=1, guild=1))
+    queue.push(make_job("g2-a", member=1, guild=2))
+    assert drain(queue) == ["g1-a", "g2-a", "g1-b"]
+
+
+def test_direct_messages_have_no_guild() -> None:
+    queue = FairQueue()
+    queue.push(make_job("dm", member=1, guild=None))
+    queue.push(make_job("srv", member=1, guild=5))
+    assert drain(queue, lambda job: job.server_key is None) == ["dm"]
+    assert len(queue) == 1
+
+
+def test_may_start_skips_a_full_server() -> None:
+    queue = FairQueue()
+    queue.push(make_job("full-1", member=1, guild=10))
+    queue.push(make_job("full-2", member=2, guild=10))
+    queue.push(make_job("free-1", member=3, guild=20))
+    queue.push(make_job("free-2", member=3, guild=20))
+
+    def guild_10_is_full(job: _Job) -> bool:
+        return job.server_key != 10
+
+    assert drain(queue, guild_10_is_full) == ["free-1", "free-2"]
+    assert len(queue) == 2
+    # The skipped members kept their place at the front.
+    assert drain(queue) == ["full-1", "full-2"]
+
+
+def test_may_start_sees_only_each_line_head() -> None:
+    queue = FairQueue()
+    queue.push(make_job("A1", member=1))
+    queue.push(make_job("A2", member=1))
+    seen: list[str] = []
+
+    def refuse(job: _Job) -> bool:
+        seen.append(job.id)
+        return False
+
+    assert queue.pop(refuse) is None
+    assert seen == ["A1"]
+    assert len(queue) == 2
+
+
+def test_remove() -> None:
+    queue = FairQueue()
+    jobs = {job_id: make_job(job_id, member) for job_id, member in [("A1", 1), ("A2", 1), ("B1", 2), ("C1", 3)]}
+    for job in jobs.values():
+        queue.push(job)
+    assert queue.remove(jobs["A2"])
+    assert not queue.remove(jobs["A2"])
+    assert queue.remove(jobs["B1"])  # B's line is now empty and gone
+    assert len(queue) == 2
+    assert [job.id for job in queue.in_order()] == ["A1", "C1"]
+    assert drain(queue) == ["A1", "C1"]
+    assert not queue.remove(jobs["A1"])
+    assert not queue.remove(make_job("never", member=9))
+
+
+def test_remove_is_by_identity() -> None:
+    queue = FairQueue()
+    first = make_job("same", member=1)
+    twin = make_job("same", member=1)
+    queue.push(first)
+    assert not queue.remove(twin)
+    assert queue.remove(first)
+
+
+def test_in_order_does_not_consume() -> None:
+    queue = FairQueue()
+    for job_id, member in [("A1", 1), ("B1", 2), ("A2", 1)]:
+        queue.push(make_job(job_id, member))
+    assert [job.id for job in queue.in_order()] == ["A1", "B1", "A2"]
+    assert [job.id for job in queue.in_order()] == ["A1", "B1", "A2"]
+    assert len(queue) == 3
+
+
+operations = st.lists(
+    st.one_of(st.tuples(st.just("push"), st.integers(0, 4)), st.tuples(st.just("pop"), st.just(0))),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(operations)
+def test_in_order_always_matches_pop_order(ops: list[tuple[str, int]]) -> None:
+    queue = FairQueue()
+    for index, (op, member) in enumerate(ops):
+        if op == "push":
+            queue.push(make_job(f"{member}-{index}", member))
+        else:
+            queue.pop(anything)
+    predicted = [job.id for job in queue.in_order()]
+    assert len(predicted) == len(queue)
+    assert drain(queue) == predicted
+
+
+# --------------------------------------------------------------------------- PollPolicy
+
+
+def test_poll_interval_grows_to_ceiling() -> None:
+    policy = PollPolicy()
+    intervals = [policy.interval(polls, running=1, budget_per_second=45.0) for polls in range(12)]
+    assert intervals[0] == pytest.approx(policy.first) == pytest.approx(1.0)
+    assert intervals[1] == pytest.approx(1.25)
+    assert intervals[2] == pytest.approx(1.5625)
+    assert all(b >= a for a, b in itertools.pairwise(intervals))
+    assert max(intervals) == pytest.approx(policy.ceiling) == pytest.approx(3.0)
+    assert intervals[-1] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    ("running", "budget", "expected"),
+    [
+        (1, 45.0, 1.0),
+        (27, 45.0, 1.0),  # 27 / (45 * 0.6) = 1.0
+        (54, 45.0, 2.0),
+        (270, 45.0, 10.0),  # above the ceiling: the shared budget wins
+        (10, 1.0, 10 / 0.6),
+        (1, 0.0, 1e6),  # no budget known: the floor is huge, never a division by zero
+    ],
+)
+def test_poll_interval_respects_shared_budget(running: int, budget: float, expected: float) -> None:
+    assert PollPolicy().interval(0, running, budget) == pytest.approx(expected, rel=1e-6)
+
+
+def test_poll_interval_with_custom_policy() -> None:
+    policy = PollPolicy(first=0.5, growth=2.0, ceiling=4.0, budget_share=0.5)
+    assert [policy.interval(n, 0, 10.0) for n in range(5)] == pytest.approx([0.5, 1.0, 2.0, 4.0, 4.0])
+    assert policy.interval(0, 50, 10.0) == pytest.approx(10.0)
+
+
+def test_all_running_jobs_polling_stay_within_budget_share() -> None:
+    policy = PollPolicy()
+    budget = 3000 * 0.9 / 60
+    for running in (1, 8, 50, 200, 1000):
+        interval = policy.interval(0, running, budget)
+        assert running / interval <= budget * policy.budget_share + 1e-9

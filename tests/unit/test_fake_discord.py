@@ -1,0 +1,621 @@
+"""Tests of the fake Discord (tests/fakes/discord.py) driven by a real discord.py ``commands.Bot``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+from PIL import Image
+
+from tests.fakes.discord import (
+    DEFAULT_ATTACHMENT_SIZE_LIMIT,
+    CallbackType,
+    FakeDiscord,
+    FakeGuild,
+    MessageFlag,
+    Perm,
+    Routes,
+    Upload,
+    backdated_snowflake,
+    patch_discord_py,
+    snowflake,
+    snowflake_time,
+)
+
+TOKEN = "test-token.abc.def"
+
+
+def _png(width: int = 64, height: int = 32) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- the test cog
+
+
+class VoteView(discord.ui.View):
+    """Two buttons: one updates the message (type 7), one only acknowledges (type 6)."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=60)
+
+    @discord.ui.button(label="Up", custom_id="vote:up")
+    async def up(self, interaction: discord.Interaction, button: discord.ui.Button[VoteView]) -> None:
+        """Edit the message the button is on."""
+        await interaction.response.edit_message(content=f"Voted up by {interaction.user.name}", view=None)
+
+    @discord.ui.button(label="Ack", custom_id="vote:ack")
+    async def ack(self, interaction: discord.Interaction, button: discord.ui.Button[VoteView]) -> None:
+        """Acknowledge without changing anything, then edit via the component's @original."""
+        await interaction.response.defer()
+        await interaction.edit_original_response(content="Acknowledged")
+
+
+class FeedbackModal(discord.ui.Modal, title="Feedback"):
+    """A one-field modal."""
+
+    text: discord.ui.TextInput[FeedbackModal] = discord.ui.TextInput(label="Your feedback", custom_id="feedback:text")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        """Thank the user, quoting the field."""
+        await interaction.response.send_message(f"thanks: {self.text.value}", ephemeral=True)
+
+
+class ProbeCog(commands.Cog):
+    """Slash commands that exercise the fake's routes and rules."""
+
+    admin = app_commands.Group(name="admin", description="Admin tools")
+    queue = app_commands.Group(name="queue", description="Queue tools", parent=admin)
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.outcomes: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.completed: set[int] = set()
+        self._completion = asyncio.Condition()
+
+    async def outcome(self, timeout: float = 5.0) -> tuple[str, Any]:
+        """Wait for the next thing a command reported."""
+        return await asyncio.wait_for(self.outcomes.get(), timeout)
+
+    @commands.Cog.listener()
+    async def on_app_command_completion(self, interaction: discord.Interaction, command: object) -> None:
+        """Record finished commands (after this, any view they sent is registered)."""
+        async with self._completion:
+            self.completed.add(interaction.id)
+            self._completion.notify_all()
+
+    async def wait_completed(self, interaction_id: int, timeout: float = 5.0) -> None:
+        """Wait until the bot finished handling the command ``interaction_id``."""
+        async with asyncio.timeout(timeout), self._completion:
+            await self._completion.wait_for(lambda: interaction_id in self.completed)
+
+    @app_commands.command(name="draw", description="Defer, two status edits, then an image")
+    async def draw(self, interaction: discord.Interaction, prompt: str) -> None:
+        """Mimic /imagine."""
+        await interaction.response.defer(thinking=True)
+        await interaction.edit_original_response(content=f"Queued: {prompt}")
+        await interaction.edit_original_response(content="Rendering…")
+        await interaction.edit_original_response(
+            content="Done", attachments=[discord.File(io.BytesIO(_png()), filename="result.png")]
+        )
+        self.outcomes.put_nowait(("draw", "ok"))
+
+    @app_commands.command(name="secret", description="Ephemeral reply")
+    async def secret(self, interaction: discord.Interaction) -> None:
+        """Reply only to the caller."""
+        await interaction.response.send_message("psst", ephemeral=True)
+
+    @app_commands.command(name="think", description="Ephemeral defer then two followups")
+    async def think(self, interaction: discord.Interaction) -> None:
+        """The first followup replaces the thinking message, the second is a new message."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await interaction.followup.send("first")
+        await interaction.followup.send("second")
+        self.outcomes.put_nowait(("think", "ok"))
+
+    @queue.command(name="clear", description="Clear the queue")
+    async def clear(self, interaction: discord.Interaction, count: int) -> None:
+        """A subcommand in a subcommand group."""
+        await interaction.response.send_message(f"cleared {count}")
+
+    @app_commands.command(name="style", description="Pick a style")
+    async def style(self, interaction: discord.Interaction, style: str) -> None:
+        """A command with an autocompleted option."""
+        await interaction.response.send_message(f"style {style}")
+
+    @style.autocomplete("style")
+    async def style_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Forty candidates, trimmed to Discord's 25."""
+        names = [f"{current}style-{i}" for i in range(40)]
+        return [app_commands.Choice(name=n, value=n) for n in names][:25]
+
+    @app_commands.command(name="vote", description="A message with buttons")
+    async def vote(self, interaction: discord.Interaction) -> None:
+        """Send a view."""
+        await interaction.response.send_message("Vote!", view=VoteView())
+
+    @app_commands.command(name="slow", description="Acknowledges only when the test opens the gate")
+    async def slow(self, interaction: discord.Interaction) -> None:
+        """Late acknowledgement."""
+        await self.gate.wait()
+        try:
+            await interaction.response.defer()
+        except discord.HTTPException as exc:
+            self.outcomes.put_nowait(("slow", (exc.status, exc.code)))
+
+    @app_commands.command(name="long", description="Outlives its token, then edits via the channel")
+    async def long(self, interaction: discord.Interaction) -> None:
+        """Fall back to the channel route when the webhook token is gone."""
+        response = await interaction.response.defer(thinking=True)
+        await self.gate.wait()
+        try:
+            await interaction.edit_original_response(content="done")
+        except discord.HTTPException as exc:
+            self.outcomes.put_nowait(("long-webhook", (exc.status, exc.code)))
+            assert isinstance(interaction.channel, discord.TextChannel)
+            assert response is not None and response.message_id is not None
+            await interaction.channel.get_partial_message(response.message_id).edit(content="done via channel")
+            self.outcomes.put_nowait(("long-channel", "ok"))
+
+    @app_commands.command(name="big", description="Uploads a file larger than allowed")
+    async def big(self, interaction: discord.Interaction) -> None:
+        """Hit the attachment size limit."""
+        await interaction.response.defer()
+        payload = b"x" * (interaction.filesize_limit + 1)
+        try:
+            await interaction.edit_original_response(attachments=[discord.File(io.BytesIO(payload), "big.bin")])
+        except discord.HTTPException as exc:
+            self.outcomes.put_nowait(("big", (exc.status, exc.code)))
+
+    @app_commands.command(name="status", description="Edits its response after the test opens the gate")
+    async def status(self, interaction: discord.Interaction) -> None:
+        """Edit a message someone deleted meanwhile."""
+        await interaction.response.send_message("working")
+        await self.gate.wait()
+        try:
+            await interaction.edit_original_response(content="done")
+        except discord.HTTPException as exc:
+            self.outcomes.put_nowait(("status", (exc.status, exc.code)))
+
+    @app_commands.command(name="plain", description="Just replies")
+    async def plain(self, interaction: discord.Interaction) -> None:
+        """Reply; failures are reported."""
+        try:
+            await interaction.response.send_message("plain")
+        except discord.HTTPException as exc:
+            self.outcomes.put_nowait(("plain", (exc.status, exc.code)))
+
+    @app_commands.command(name="inspect", description="Typed options")
+    async def inspect(
+        self,
+        interaction: discord.Interaction,
+        member: discord.Member,
+        channel: discord.TextChannel,
+        role: discord.Role,
+        image: discord.Attachment,
+        ratio: float,
+    ) -> None:
+        """Echo what discord.py resolved, including the uploaded image's bytes."""
+        data = await image.read()
+        await interaction.response.send_message(
+            f"{member.name}|{channel.name}|{channel.is_nsfw()}|{role.name}|{image.filename}|{len(data)}|{ratio}"
+        )
+
+    @app_commands.command(name="feedback", description="Opens a modal")
+    async def feedback(self, interaction: discord.Interaction) -> None:
+        """Answer with a modal."""
+        await interaction.response.send_modal(FeedbackModal())
+
+    @app_commands.command(name="announce", description="Reply with a file, then post in the channel")
+    async def announce(self, interaction: discord.Interaction) -> None:
+        """Exercise the multipart callback and the channel routes."""
+        await interaction.response.send_message("posting", file=discord.File(io.BytesIO(_png(8, 8)), "small.png"))
+        assert isinstance(interaction.channel, discord.TextChannel)
+        posted = await interaction.channel.send(
+            f"hello @everyone and {interaction.user.mention}",
+            allowed_mentions=discord.AllowedMentions(everyone=False, users=True),
+        )
+        await posted.edit(content="edited")
+        self.outcomes.put_nowait(("announce", posted.id))
+
+    @app_commands.command(name="guarded", description="Needs Manage Server")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def guarded(self, interaction: discord.Interaction) -> None:
+        """Moderator-only."""
+        await interaction.response.send_message("allowed")
+
+    @guarded.error
+    async def guarded_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """Refuse ordinary members."""
+        await interaction.response.send_message(f"denied: {type(error).__name__}", ephemeral=True)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    """A started fake with one default guild."""
+    async with FakeDiscord(token=TOKEN) as fake:
+        fake.add_guild("Test Guild")
+        yield fake
+
+
+@pytest.fixture
+def guild(fake: FakeDiscord) -> FakeGuild:
+    """The default guild."""
+    return next(iter(fake.guilds.values()))
+
+
+@pytest.fixture
+def cog() -> ProbeCog:
+    """The test cog."""
+    return ProbeCog()
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord, cog: ProbeCog) -> AsyncIterator[commands.Bot]:
+    """A real commands.Bot connected to the fake; closed and discord.py un-patched afterwards."""
+    with patch_discord_py(fake):
+        client = commands.Bot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0)
+        await client.add_cog(cog)
+        runner = asyncio.create_task(client.start(TOKEN))
+        identified = asyncio.create_task(fake.wait_until_identified(5))
+        try:
+            done, _ = await asyncio.wait({runner, identified}, return_when=asyncio.FIRST_COMPLETED)
+            if runner in done:
+                runner.result()
+                raise AssertionError("bot stopped before identifying")
+            await identified
+            await asyncio.wait_for(client.wait_until_ready(), 5)
+            yield client
+        finally:
+            identified.cancel()
+            await client.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(runner, 5)
+
+
+# --------------------------------------------------------------------------- fake-only tests
+
+
+def test_snowflakes_encode_time_and_can_be_backdated() -> None:
+    now = time.time()
+    fresh = snowflake()
+    assert abs(snowflake_time(fresh).timestamp() - now) < 1
+    assert snowflake() != fresh
+    old = backdated_snowflake(16 * 60)
+    assert abs(snowflake_time(old).timestamp() - (now - 16 * 60)) < 1
+
+
+async def test_rest_basics_headers_auth_and_faults(fake: FakeDiscord) -> None:
+    auth = {"Authorization": f"Bot {TOKEN}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{fake.api_base}/users/@me", headers={"Authorization": "Bot nope"}) as resp:
+            assert resp.status == 401
+            assert resp.headers["Content-Type"] == "application/json"
+        async with http.get(f"{fake.api_base}/users/@me", headers=auth) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"] == "application/json"
+            assert int(resp.headers["X-RateLimit-Remaining"]) > 0
+            assert "X-RateLimit-Bucket" in resp.headers
+            assert (await resp.json())["id"] == str(fake.bot_user.id)
+        async with http.get(f"{fake.api_base}/gateway") as resp:
+            assert (await resp.json())["url"] == fake.gateway_url
+
+        fake.fail_next(Routes.USERS_ME, status=503, code=0, message="upstream")
+        async with http.get(f"{fake.api_base}/users/@me", headers=auth) as resp:
+            assert resp.status == 503
+        fake.rate_limit_next("GET /users/*", retry_after=0.25, via=False, scope="shared")
+        async with http.get(f"{fake.api_base}/users/@me", headers=auth) as resp:
+            assert resp.status == 429
+            assert "Via" not in resp.headers
+            assert resp.headers["X-RateLimit-Scope"] == "shared"
+            assert (await resp.json())["retry_after"] == 0.25
+        async with http.get(f"{fake.api_base}/nothing/here", headers=auth) as resp:
+            assert resp.status == 404
+
+    statuses = [r.status for r in fake.requests_for(Routes.USERS_ME)]
+    assert statuses == [401, 200, 503, 429]
+    assert [r.path for r in fake.unmatched_requests] == ["/nothing/here"]
+
+
+async def test_wait_for_times_out_with_a_description(fake: FakeDiscord) -> None:
+    with pytest.raises(TimeoutError, match="never"):
+        await fake.wait_for(lambda: False, 0.05, what="never")
+
+
+async def test_wrong_token_raises_login_failure(fake: FakeDiscord) -> None:
+    with patch_discord_py(fake):
+        client = commands.Bot(command_prefix="!", intents=discord.Intents.default())
+        try:
+            with pytest.raises(discord.LoginFailure):
+                await client.login("wrong-token")
+        finally:
+            await client.close()
+
+
+# --------------------------------------------------------------------------- bot tests
+
+
+async def test_bot_connects_and_syncs_commands(fake: FakeDiscord, guild: FakeGuild, bot: commands.Bot) -> None:
+    assert fake.intents == discord.Intents.default().value
+    cached = bot.get_guild(guild.id)
+    assert cached is not None
+    nsfw = cached.get_channel(guild.channel("nsfw").id)
+    assert isinstance(nsfw, discord.TextChannel) and nsfw.is_nsfw()
+
+    synced = await bot.tree.sync()
+    assert {c.name for c in synced} == {c["name"] for c in fake.global_commands}
+    assert "draw" in {c["name"] for c in fake.global_commands}
+    bot.tree.copy_global_to(guild=discord.Object(guild.id))
+    guild_synced = await bot.tree.sync(guild=discord.Object(guild.id))
+    assert [c.id for c in guild_synced] == [int(c["id"]) for c in fake.guild_commands[guild.id]]
+    fetched = await bot.tree.fetch_commands(guild=discord.Object(guild.id))
+    assert {c.name for c in fetched} == {c.name for c in guild_synced}
+
+    # Re-syncing keeps ids (an update, not a create).
+    creates = fake.command_creates
+    await bot.tree.sync()
+    assert fake.command_creates == creates
+
+    # Synced to the guild, the interaction carries data.guild_id and the synced command id.
+    handle = await fake.slash("admin queue clear", {"count": 3})
+    assert handle.payload["data"]["guild_id"] == str(guild.id)
+    assert (await handle.wait_callback()).content == "cleared 3"
+
+
+async def test_slash_defer_edits_and_image(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    handle = await fake.slash("draw", {"prompt": "a red square"})
+    callback = await handle.wait_callback()
+    assert callback.accepted and callback.type == CallbackType.DEFERRED_CHANNEL_MESSAGE
+    assert await cog.outcome() == ("draw", "ok")
+
+    message = fake.message_of(handle)
+    assert message is not None
+    assert [v.content for v in message.history] == ["", "Queued: a red square", "Rendering…", "Done"]
+    assert message.history[0].loading and not message.current.loading
+    assert message.routes == [Routes.CALLBACK] + [Routes.EDIT_ORIGINAL] * 3
+    image = message.current.attachment("result.png")
+    assert image.data == _png()
+    assert (image.size, image.content_type, image.width, image.height) == (len(_png()), "image/png", 64, 32)
+    assert len(message.edit_intervals()) == 3
+    assert fake.messages_in(handle.channel) == [message]
+    edits = fake.requests_for(Routes.EDIT_ORIGINAL)
+    assert [r.status for r in edits] == [200, 200, 200]
+    assert edits[-1].files == (("result.png", len(_png())),)
+
+    # The CDN URL serves the bytes.
+    async with aiohttp.ClientSession() as http, http.get(image.url) as resp:
+        assert await resp.read() == image.data
+
+
+async def test_ephemeral_reply_and_followups(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    handle = await fake.slash("secret")
+    callback = await handle.wait_callback()
+    assert callback.type == CallbackType.CHANNEL_MESSAGE and callback.ephemeral
+    message = await handle.wait_message()
+    assert message.ephemeral and message.content == "psst"
+
+    # Ephemeral messages are invisible to channel routes.
+    url = f"{fake.api_base}/channels/{message.channel_id}/messages/{message.id}"
+    async with aiohttp.ClientSession() as http, http.get(url, headers={"Authorization": f"Bot {TOKEN}"}) as resp:
+        assert resp.status == 404 and (await resp.json())["code"] == 10008
+
+    thinking = await fake.slash("think")
+    assert await cog.outcome() == ("think", "ok")
+    original = fake.message_of(thinking)
+    assert original is not None and original.ephemeral
+    assert [v.content for v in original.history] == ["", "first"]
+    assert [m.content for m in thinking.followups] == ["second"]
+    assert thinking.followups[0].ephemeral is False
+
+
+async def test_subcommand_group_dispatch_without_sync(fake: FakeDiscord, bot: commands.Bot) -> None:
+    handle = await fake.slash("admin", {"count": 7}, subcommand_group="queue", subcommand="clear")
+    option = handle.payload["data"]["options"][0]
+    assert (option["type"], option["name"]) == (2, "queue")
+    assert option["options"][0]["options"] == [{"name": "count", "type": 4, "value": 7}]
+    callback = await handle.wait_callback()
+    assert callback.content == "cleared 7"
+
+
+async def test_autocomplete_returns_at_most_25_choices(fake: FakeDiscord, bot: commands.Bot) -> None:
+    handle = await fake.autocomplete("style", {"style": "neo"}, focused="style")
+    callback = await handle.wait_callback()
+    assert callback.type == CallbackType.AUTOCOMPLETE_RESULT
+    assert len(callback.choices) == 25
+    assert callback.choices[0] == {"name": "neostyle-0", "value": "neostyle-0"}
+
+
+async def test_button_click_updates_or_acknowledges(
+    fake: FakeDiscord, guild: FakeGuild, bot: commands.Bot, cog: ProbeCog
+) -> None:
+    handle = await fake.slash("vote")
+    message = await handle.wait_message()
+    await cog.wait_completed(handle.id)  # the bot registers the view only after its response returned
+    assert message.current.custom_ids == ["vote:up", "vote:ack"]
+
+    ack = await fake.click(message, "vote:ack", user=guild.member("moderator"))
+    assert (await ack.wait_callback()).type == CallbackType.DEFERRED_UPDATE_MESSAGE
+    await fake.wait_for(lambda: message.content == "Acknowledged")
+    assert ack.original_message is message
+
+    click = await fake.click(message.id, "vote:up", user=guild.member("moderator"))
+    callback = await click.wait_callback()
+    assert callback.type == CallbackType.UPDATE_MESSAGE
+    assert message.content == "Voted up by moderator"
+    assert message.components == ()
+    assert message.history[-1].callback_type == CallbackType.UPDATE_MESSAGE
+    assert [v.content for v in message.history] == ["Vote!", "Acknowledged", "Voted up by moderator"]
+
+
+async def test_late_acknowledgement_gets_10062(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    handle = await fake.slash("slow")
+    handle.miss_ack_deadline()
+    cog.gate.set()
+    callback = await handle.wait_callback()
+    assert (callback.status, callback.code) == (404, 10062)
+    assert await cog.outcome() == ("slow", (404, 10062))
+    assert not handle.acknowledged and fake.message_of(handle) is None
+
+
+async def test_expired_token_then_channel_route(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    handle = await fake.slash("long")
+    await handle.wait_callback(accepted_only=True)
+    handle.expire_token()
+    cog.gate.set()
+    assert await cog.outcome() == ("long-webhook", (401, 50027))
+    assert await cog.outcome() == ("long-channel", "ok")
+    message = fake.message_of(handle)
+    assert message is not None
+    assert message.content == "done via channel"
+    assert message.routes[-1] == Routes.EDIT_MESSAGE
+
+
+async def test_backdated_interaction_expires_by_its_id(fake: FakeDiscord, bot: commands.Bot) -> None:
+    handle = await fake.slash("plain", backdate=15 * 60 + 1)
+    assert handle.token_expired
+    callback = await handle.wait_callback()
+    assert (callback.status, callback.code) == (404, 10062)
+
+
+async def test_rate_limit_with_via_is_retried(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    fault = fake.rate_limit_next(Routes.EDIT_ORIGINAL, times=2, retry_after=0.01)
+    handle = await fake.slash("draw", {"prompt": "p"})
+    assert await cog.outcome() == ("draw", "ok")
+    assert fault.hits == 2
+    statuses = [r.status for r in fake.requests_for(Routes.EDIT_ORIGINAL)]
+    assert statuses == [429, 429, 200, 200, 200]
+    message = fake.message_of(handle)
+    assert message is not None and message.edit_count == 3
+
+
+async def test_rate_limit_without_via_surfaces(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    fake.rate_limit_next(Routes.CALLBACK, via=False)
+    await fake.slash("plain")
+    assert await cog.outcome() == ("plain", (429, 0))
+
+
+async def test_oversized_attachment_gets_413(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    handle = await fake.slash("big", attachment_size_limit=1024)
+    assert handle.payload["attachment_size_limit"] == 1024
+    assert await cog.outcome() == ("big", (413, 40005))
+    message = fake.message_of(handle)
+    assert message is not None and message.edit_count == 0
+    assert fake.attachment_size_limit == DEFAULT_ATTACHMENT_SIZE_LIMIT
+
+
+async def test_deleted_message_gets_10008(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    handle = await fake.slash("status")
+    message = await handle.wait_message()
+    await fake.delete_message(message)
+    cog.gate.set()
+    assert await cog.outcome() == ("status", (404, 10008))
+    assert message.deleted and message.deleted_by == "user"
+    assert fake.messages_in(handle.channel) == []
+
+
+async def test_member_permissions_reach_checks(fake: FakeDiscord, guild: FakeGuild, bot: commands.Bot) -> None:
+    moderator = guild.member("moderator")
+    assert guild.permissions_in(moderator) & (Perm.MANAGE_GUILD | Perm.MANAGE_MESSAGES)
+    allowed = await fake.slash("guarded", user=moderator)
+    assert (await allowed.wait_callback()).content == "allowed"
+    denied = await fake.slash("guarded", user=guild.member("member"))
+    callback = await denied.wait_callback()
+    assert callback.content == "denied: MissingPermissions"
+    assert callback.flags & MessageFlag.EPHEMERAL
+
+
+async def test_gateway_resume_after_disconnect(fake: FakeDiscord, bot: commands.Bot) -> None:
+    await fake.disconnect_gateway()
+    await fake.wait_for(lambda: fake.resume_count == 1)
+    handle = await fake.slash("plain")
+    assert (await handle.wait_callback()).content == "plain"
+    assert len(fake.identify_payloads) == 1
+
+
+async def test_typed_options_resolve_in_discord_py(fake: FakeDiscord, guild: FakeGuild, bot: commands.Bot) -> None:
+    options = {
+        "member": guild.member("moderator"),
+        "channel": guild.channel("nsfw"),
+        "role": guild.role("Moderator"),
+        "image": Upload("input.png", _png(16, 16)),
+        "ratio": 1.5,
+    }
+    handle = await fake.slash("inspect", options)
+    resolved = handle.payload["data"]["resolved"]
+    assert set(resolved) == {"users", "members", "channels", "roles", "attachments"}
+    callback = await handle.wait_callback()
+    assert callback.content == f"moderator|nsfw|True|Moderator|input.png|{len(_png(16, 16))}|1.5"
+
+
+async def test_modal_round_trip(fake: FakeDiscord, bot: commands.Bot) -> None:
+    handle = await fake.slash("feedback")
+    callback = await handle.wait_callback()
+    assert callback.type == CallbackType.MODAL
+    assert handle.modal is not None and handle.modal["title"] == "Feedback"
+    submit = await fake.submit_modal(handle, {"feedback:text": "nice"})
+    answer = await submit.wait_callback()
+    assert answer.content == "thanks: nice" and answer.ephemeral
+
+
+async def test_dm_interaction(fake: FakeDiscord, guild: FakeGuild, bot: commands.Bot) -> None:
+    user = guild.member("member")
+    handle = await fake.slash("plain", dm=True, user=user)
+    assert "member" not in handle.payload and handle.payload["context"] == 1
+    message = await handle.wait_message()
+    assert message.channel_id == fake.dm_channel(user).id and message.guild_id is None
+
+
+async def test_multipart_callback_and_channel_routes(
+    fake: FakeDiscord, guild: FakeGuild, bot: commands.Bot, cog: ProbeCog
+) -> None:
+    handle = await fake.slash("announce", user=guild.member("member"))
+    kind, posted_id = await cog.outcome()
+    assert kind == "announce"
+    callback = handle.callbacks[0]
+    assert callback.files == (("small.png", len(_png(8, 8))),)
+    reply = fake.message_of(handle)
+    assert reply is not None and reply.current.attachment("small.png").data == _png(8, 8)
+
+    posted = fake.message(posted_id)
+    assert posted.routes == [Routes.CREATE_MESSAGE, Routes.EDIT_MESSAGE]
+    first = posted.history[0]
+    assert first.mentions == (guild.member("member").id,) and not first.mention_everyone
+    assert posted.content == "edited"
+    assert fake.messages_in(guild.channel("general")) == [reply, posted]
+    # Default intents include guild messages, so the bot got (and parsed) the gateway events.
+    events = [event for event, _ in fake.dispatched]
+    assert events.count("MESSAGE_CREATE") == 2 and "MESSAGE_UPDATE" in events
+
+
+async def test_user_messages_are_blank_without_the_content_intent(
+    fake: FakeDiscord, guild: FakeGuild, bot: commands.Bot
+) -> None:
+    member = guild.member("member")
+    await fake.send_user_message(guild.channel("general"), member, "!hello")
+    await fake.send_user_message(guild.channel("general"), member, f"{fake.bot_user.mention} hi")
+    contents = [data["content"] for event, data in fake.dispatched if event == "MESSAGE_CREATE"]
+    assert contents == ["", f"{fake.bot_user.mention} hi"]
+    # The bot survived parsing them.
+    assert (await (await fake.slash("plain")).wait_callback()).content == "plain"
+
+
+async def test_request_size_limit(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    fake.max_request_size = len(_png()) - 1
+    await fake.slash("draw", {"prompt": "x"})
+    statuses = await fake.wait_for(lambda: [r.status for r in fake.requests_for(Routes.EDIT_ORIGINAL)][2:])
+    assert statuses == [413]
