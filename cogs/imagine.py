@@ -223,7 +223,10 @@ class Imagine(commands.Cog):
         except Refusal as exc:
             await _refuse(interaction, f"❌ {exc}")
             return
-        presenter = DiscordPresenter(interaction, components=job_components, clock=self.bot.core.clock)
+        core = self.bot.core
+        presenter = DiscordPresenter(
+            interaction, components=job_components, clock=core.clock, min_interval=core.tuning.edit_interval
+        )
         job_id = engine.new_job_id()
         await presenter.open(JobView(job_id, request, JobState.QUEUED, notes=request.notes))
         engine.submit(request, presenter, job_id=job_id)

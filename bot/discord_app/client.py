@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import discord
 import yarl
 from discord.ext import commands
 
 from bot.clock import Clock
-from bot.core import Core
+from bot.core import Core, Tuning
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,15 @@ class ImagineBot(commands.Bot):
 
     core: Core
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        tuning: Tuning | None = None,
+        **options: Any,
+    ) -> None:
+        """``options`` go to :class:`discord.ext.commands.Bot` (tests pass ``guild_ready_timeout``)."""
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -47,12 +56,14 @@ class ImagineBot(commands.Bot):
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            **options,
         )
         self.settings = settings
         self._clock = clock
+        self._tuning = tuning
 
     async def setup_hook(self) -> None:
-        self.core = Core.open(self.settings, clock=self._clock)
+        self.core = Core.open(self.settings, clock=self._clock, tuning=self._tuning)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.sync_guild:

@@ -1,0 +1,60 @@
+"""The real entry point, ``python -m bot``, configured only by environment variables, against both fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.e2e.conftest import DISCORD_TOKEN, status_of
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.replicate import FakeReplicate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def test_python_m_bot_runs_imagine_to_the_final_image(tmp_path: Path) -> None:
+    async with FakeReplicate(seed=9) as api, FakeDiscord(token=DISCORD_TOKEN) as fake_discord:
+        guild = fake_discord.add_guild("Entry")
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(REPO),
+            "DISCORD_TOKEN": DISCORD_TOKEN,
+            "REPLICATE_API_TOKEN": api.token,
+            "REPLICATE_BASE_URL": api.base_url,
+            "DISCORD_API_BASE": fake_discord.http_base,
+            "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
+            "IMAGINE_SYNC_GUILD": str(guild.id),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "LOG_LEVEL": "DEBUG",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            await fake_discord.wait_until_identified(timeout=30)
+            await fake_discord.wait_for(lambda: fake_discord.guild_commands.get(guild.id), 30, what="guild sync")
+            handle = await fake_discord.slash(
+                "imagine",
+                {"prompt": "a red fox", "count": 2},
+                user=guild.member("member"),
+                guild=guild,
+                channel=guild.channel("general"),
+            )
+            final = await handle.wait_message(lambda m: "Done" in status_of(m) or "Failed" in status_of(m), 30)
+            assert "Done" in status_of(final), final.embeds
+            assert [a.data for a in final.attachments] == [f.data for f in api.last_prediction.files]
+        finally:
+            process.send_signal(signal.SIGINT)
+            output, _ = await asyncio.wait_for(process.communicate(), 30)
+        log = output.decode()
+        assert DISCORD_TOKEN not in log and api.token not in log
+        assert "Traceback" not in log, log
