@@ -13,6 +13,18 @@ from datetime import date, datetime
 from typing import Protocol
 
 
+class StorageError(Exception):
+    """The database cannot be opened or used; the message names it."""
+
+
+class SchemaVersionError(StorageError):
+    """The database's schema cannot be used by this version of the bot."""
+
+
+class RepositoryClosedError(StorageError):
+    """The repository was used after it was closed."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-member limits of one server; 0 means no limit."""
@@ -89,8 +101,8 @@ class Repository(Protocol):
         """Remove from the allowlist (and clear the default if it was this model); ``False`` if absent."""
         ...
 
-    async def set_default_model(self, guild_id: int, model: str | None, *, actor_id: int) -> None:
-        """Set (or clear) the server's default model."""
+    async def set_default_model(self, guild_id: int, model: str | None, *, actor_id: int) -> bool:
+        """Set (or clear) the server's default model; ``False`` if it already was that."""
         ...
 
     async def allow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:

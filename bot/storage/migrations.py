@@ -1,0 +1,210 @@
+"""Versioned schema migrations for the SQLite store.
+
+The schema is an ordered list of :class:`Migration` steps, numbered 1, 2, 3…
+The database records each applied step in a ``schema_version`` table (one row
+per version, with a description and the time it was applied), so a glance at
+the file tells an operator where it stands.
+
+Rules for whoever adds the next step:
+
+* **Append only.** Never edit or reorder a migration that has shipped: databases
+  in the wild have already applied it. Add ``Migration(N + 1, ...)`` at the end
+  of :data:`MIGRATIONS` instead.
+* Each step runs in its own ``BEGIN IMMEDIATE`` transaction together with its
+  ``schema_version`` row, so a step is either wholly applied or not at all, and
+  two processes opening the same file cannot both apply it.
+* Statements run one by one with ``execute`` (never ``executescript``, which
+  would commit behind our back), so each string holds exactly one statement.
+* Foreign keys are ON while migrating. Adding tables and columns is fine.
+  Rebuilding a *parent* table (the SQLite "create new, copy, drop, rename"
+  dance) would cascade-delete its children when the old table is dropped: such
+  a step needs ``PRAGMA foreign_keys=OFF`` outside the transaction, which this
+  runner does not do yet — extend :class:`Migration` with a flag first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from bot.storage import SchemaVersionError
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: its number, what it does, and its SQL statements."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "moderation settings, per-member usage and the audit log",
+        (
+            # The parent of every per-server row: deleting a guild (when the bot
+            # leaves a server, say) takes all its settings with it.
+            """
+            CREATE TABLE guilds (
+                guild_id         INTEGER PRIMARY KEY,
+                default_model    TEXT,
+                cooldown_seconds INTEGER NOT NULL DEFAULT 0 CHECK (cooldown_seconds >= 0),
+                daily_images     INTEGER NOT NULL DEFAULT 0 CHECK (daily_images >= 0),
+                concurrent_jobs  INTEGER NOT NULL DEFAULT 0 CHECK (concurrent_jobs >= 0)
+            )
+            """,
+            # ``seq`` is a rowid alias: it only grows, so ORDER BY seq is the order
+            # moderators added the models in.
+            """
+            CREATE TABLE allowed_models (
+                seq      INTEGER PRIMARY KEY,
+                guild_id INTEGER NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                model    TEXT NOT NULL CHECK (model <> ''),
+                UNIQUE (guild_id, model)
+            )
+            """,
+            """
+            CREATE TABLE allowed_channels (
+                guild_id   INTEGER NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                channel_id INTEGER NOT NULL,
+                PRIMARY KEY (guild_id, channel_id)
+            ) WITHOUT ROWID
+            """,
+            # ``word`` is kept as the moderator typed it (for display); ``word_key``
+            # is its Python casefold, which makes uniqueness case-insensitive for
+            # all of Unicode (SQLite's NOCASE only folds ASCII).
+            """
+            CREATE TABLE blocked_words (
+                seq      INTEGER PRIMARY KEY,
+                guild_id INTEGER NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                word     TEXT NOT NULL CHECK (word <> ''),
+                word_key TEXT NOT NULL,
+                UNIQUE (guild_id, word_key)
+            )
+            """,
+            # One row per member and server: the count belongs to ``day`` (the UTC
+            # date, ISO text) and is treated as 0 on any other day.
+            """
+            CREATE TABLE member_usage (
+                guild_id        INTEGER NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                member_id       INTEGER NOT NULL,
+                day             TEXT NOT NULL,
+                images_today    INTEGER NOT NULL DEFAULT 0 CHECK (images_today >= 0),
+                last_request_at TEXT,
+                PRIMARY KEY (guild_id, member_id)
+            ) WITHOUT ROWID
+            """,
+            # ``id`` gives "newest first" even if the wall clock steps backwards.
+            """
+            CREATE TABLE audit_log (
+                id       INTEGER PRIMARY KEY,
+                guild_id INTEGER NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                actor_id INTEGER NOT NULL,
+                action   TEXT NOT NULL,
+                before   TEXT,
+                after    TEXT,
+                at       TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX audit_log_by_guild ON audit_log (guild_id, id)",
+        ),
+    ),
+)
+"""Every schema step, oldest first. Append new steps; never edit shipped ones."""
+
+
+_CREATE_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        version     INTEGER PRIMARY KEY,
+        description TEXT NOT NULL,
+        applied_at  TEXT NOT NULL
+    )
+"""
+
+
+def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """The version a database reaches once every step is applied."""
+    return migrations[-1].version if migrations else 0
+
+
+def check_migrations(migrations: Sequence[Migration]) -> None:
+    """Refuse a list that is not numbered 1, 2, 3… (a mistake in the code, not the data)."""
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise ValueError(f"migration #{expected} is numbered {migration.version}; versions must be 1, 2, 3…")
+        if not migration.statements:
+            raise ValueError(f"migration {migration.version} has no statements")
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    """The highest version applied to the database; 0 for a fresh one."""
+    async with conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'") as cursor:
+        if await cursor.fetchone() is None:
+            return 0
+    return await _recorded_version(conn)
+
+
+async def _recorded_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT COALESCE(MAX(version), 0), COUNT(*) FROM schema_version") as cursor:
+        row = await cursor.fetchone()
+    assert row is not None  # an aggregate always yields one row
+    highest, count = int(row[0]), int(row[1])
+    if highest != count:
+        # A hole means someone edited the table by hand or a step was lost;
+        # guessing which steps are really in place could corrupt data.
+        raise SchemaVersionError(
+            f"schema_version records {count} steps but claims version {highest}; the database was edited by hand"
+        )
+    return highest
+
+
+async def apply_migrations(
+    conn: aiosqlite.Connection,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    now: datetime | None = None,
+    where: str = "the database",
+) -> list[int]:
+    """Bring the database up to the latest version; return the versions applied now.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) so that the
+    explicit transactions here are the only ones. Raises
+    :class:`SchemaVersionError` if the database is newer than ``migrations``
+    (written by a later bot); nothing is changed in that case.
+    """
+    check_migrations(migrations)
+    latest = latest_version(migrations)
+    applied: list[int] = []
+    while True:
+        # The version is re-read inside the write lock on every round, so a
+        # second process racing us on the same file never applies a step twice.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(_CREATE_VERSION_TABLE)
+            current = await _recorded_version(conn)
+            if current > latest:
+                raise SchemaVersionError(
+                    f"{where} has schema version {current}, but this bot only knows versions up to {latest}: "
+                    "it was written by a newer imagine-bot. Upgrade the bot, or point DATABASE_URL elsewhere."
+                )
+            if current == latest:
+                await conn.execute("COMMIT")
+                return applied
+            step = migrations[current]  # versions are 1-based and contiguous
+            for statement in step.statements:
+                await conn.execute(statement)
+            applied_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
+            await conn.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                (step.version, step.description, applied_at),
+            )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.rollback()  # a no-op if SQLite already ended the transaction
+            raise
+        applied.append(step.version)

@@ -1,0 +1,557 @@
+"""The embedded store: :class:`bot.storage.Repository` on one SQLite file.
+
+One :class:`SqliteRepository` owns one aiosqlite connection (aiosqlite runs it
+on a thread of its own, so the event loop never blocks on disk). Everything
+the repository does goes through :meth:`SqliteRepository._transaction`, which
+
+* holds an :class:`asyncio.Lock`, because all coroutines share the one
+  connection: without it, a second coroutine's statements would land inside
+  the first one's open transaction;
+* opens ``BEGIN IMMEDIATE`` for writes, so the write lock is taken up front
+  and a read-then-write (like :meth:`~SqliteRepository.charge`) can never be
+  overtaken by another process between its read and its write;
+* commits on success and rolls back on any exception, cancellation included.
+
+Reads take the same lock and a deferred transaction so that a multi-query read
+such as :meth:`~SqliteRepository.guild_config` sees one consistent snapshot.
+
+Datetimes are stored as ISO-8601 text in UTC (sortable, readable in the sqlite3
+shell) and returned timezone-aware. Discord ids are SQLite INTEGERs, which are
+64-bit signed: every snowflake (< 2**63) round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.clock import Clock, SystemClock
+from bot.storage import (
+    AuditEntry,
+    Charge,
+    GuildConfig,
+    Limits,
+    RepositoryClosedError,
+    SchemaVersionError,
+    StorageError,
+    Usage,
+)
+from bot.storage.migrations import MIGRATIONS, Migration, apply_migrations
+
+__all__ = [
+    "MEMORY",
+    "RepositoryClosedError",
+    "SchemaVersionError",
+    "SqliteRepository",
+    "StorageError",
+    "open_repository",
+]
+
+MEMORY = ":memory:"
+"""The path of a private in-memory database (tests)."""
+
+_MAX_ID = 2**63 - 1  # SQLite INTEGER is signed 64-bit; Python's sqlite3 refuses anything larger.
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _check_id(name: str, value: int) -> int:
+    """Refuse an id SQLite would silently mangle or Python's sqlite3 would reject with OverflowError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
+        raise ValueError(f"{name} must be an integer between 0 and 2**63-1, got {value!r}")
+    return value
+
+
+def _utc(moment: datetime, name: str = "now") -> datetime:
+    """``moment`` in UTC; a naive datetime is refused rather than guessed at."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def _to_text(moment: datetime) -> str:
+    return _utc(moment).isoformat(timespec="microseconds")
+
+
+def _from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _limits_text(limits: Limits) -> str:
+    """The audit log's short form of a set of limits."""
+    return f"cooldown={limits.cooldown_seconds} daily={limits.daily_images} concurrent={limits.concurrent_jobs}"
+
+
+def _non_negative(name: str, value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"{name} must be a whole number ≥ 0, got {value!r}")
+    return value
+
+
+def _model_name(model: str) -> str:
+    model = model.strip()
+    if not model:
+        raise ValueError("model must not be empty")
+    return model
+
+
+def _word_and_key(word: str) -> tuple[str, str]:
+    """The word as stored (trimmed) and its case-insensitive key."""
+    word = word.strip()
+    if not word:
+        raise ValueError("word must not be empty")
+    return word, word.casefold()
+
+
+# ---------------------------------------------------------------------------- repository
+
+
+class SqliteRepository:
+    """:class:`bot.storage.Repository` on SQLite. Open it with :meth:`open` (or :func:`open_repository`)."""
+
+    def __init__(self, conn: aiosqlite.Connection, *, path: str, clock: Clock | None = None) -> None:
+        """Wrap an open, migrated connection; use :meth:`open` rather than calling this directly."""
+        self._conn: aiosqlite.Connection | None = conn
+        self._path = path
+        self._clock: Clock = clock or SystemClock()
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        path: str,
+        *,
+        clock: Clock | None = None,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> SqliteRepository:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+        ``path`` is what :func:`bot.settings.sqlite_path` returns, or
+        :data:`MEMORY`. Missing parent directories are created. ``clock``
+        stamps audit entries; ``migrations`` is for tests of the migrator.
+        Raises :class:`SchemaVersionError` for a database written by a newer
+        bot and :class:`StorageError` for one that cannot be opened at all.
+        """
+        if path != MEMORY:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the directory for the database {path!r}: {exc}") from exc
+        try:
+            # isolation_level=None: no implicit BEGINs from Python's sqlite3;
+            # every transaction here is explicit.
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the database {path!r}: {exc}") from exc
+        try:
+            # These pragmas cannot run inside a transaction, and foreign_keys is
+            # per connection, so they are set once here before anything else.
+            await conn.execute("PRAGMA busy_timeout = 5000")  # ms; PRAGMA takes no parameters
+            await conn.execute("PRAGMA foreign_keys = ON")
+            # WAL lets readers (the sqlite3 shell, a backup) work while the bot
+            # writes. An in-memory database stays in "memory" mode.
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await apply_migrations(conn, migrations, now=(clock or SystemClock()).now(), where=f"the database {path!r}")
+        except BaseException as exc:
+            await conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StorageError(f"cannot use the database {path!r}: {exc}") from exc
+            raise
+        return cls(conn, path=path, clock=clock)
+
+    async def close(self) -> None:
+        """Release the database; later calls raise :class:`RepositoryClosedError`. Idempotent."""
+        if self._conn is None:
+            return
+        # Wait for a transaction in flight rather than closing under it.
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await conn.close()
+
+    @property
+    def path(self) -> str:
+        """Where the database lives (or :data:`MEMORY`)."""
+        return self._path
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RepositoryClosedError(f"the repository for {self._path!r} is closed")
+        return self._conn
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction, alone on the connection; committed on success, rolled back otherwise."""
+        self._connection()  # fail fast, before waiting for the lock
+        async with self._lock:
+            conn = self._connection()  # close() may have run while we waited
+            await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException:
+                # Unconditional: sqlite3's rollback() is a no-op when SQLite has
+                # already ended the transaction itself, and it runs on the
+                # connection's thread after any statement still in flight
+                # (a cancelled await does not stop the statement).
+                await conn.rollback()
+                raise
+
+    # ------------------------------------------------------------- small SQL helpers
+
+    @staticmethod
+    async def _one(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        async with conn.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    @staticmethod
+    async def _all(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        async with conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    @staticmethod
+    async def _run(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> int:
+        """Execute a write; return the number of rows it changed."""
+        async with conn.execute(sql, tuple(params)) as cursor:
+            return cursor.rowcount
+
+    @staticmethod
+    async def _ensure_guild(conn: aiosqlite.Connection, guild_id: int) -> None:
+        # The guilds row is the parent every per-server row points to.
+        await conn.execute("INSERT OR IGNORE INTO guilds (guild_id) VALUES (?)", (guild_id,))
+
+    async def _audit(
+        self,
+        conn: aiosqlite.Connection,
+        guild_id: int,
+        actor_id: int,
+        action: str,
+        before: str | None,
+        after: str | None,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO audit_log (guild_id, actor_id, action, before, after, at) VALUES (?, ?, ?, ?, ?, ?)",
+            (guild_id, actor_id, action, before, after, _to_text(self._clock.now())),
+        )
+
+    @staticmethod
+    async def _limits(conn: aiosqlite.Connection, guild_id: int) -> Limits:
+        row = await SqliteRepository._one(
+            conn,
+            "SELECT cooldown_seconds, daily_images, concurrent_jobs FROM guilds WHERE guild_id = ?",
+            (guild_id,),
+        )
+        if row is None:
+            return Limits()
+        return Limits(cooldown_seconds=int(row[0]), daily_images=int(row[1]), concurrent_jobs=int(row[2]))
+
+    @staticmethod
+    async def _default_model(conn: aiosqlite.Connection, guild_id: int) -> str | None:
+        row = await SqliteRepository._one(conn, "SELECT default_model FROM guilds WHERE guild_id = ?", (guild_id,))
+        return None if row is None or row[0] is None else str(row[0])
+
+    # ------------------------------------------------------------- moderation settings
+
+    async def guild_config(self, guild_id: int) -> GuildConfig:
+        """The server's settings (defaults if it never set any)."""
+        _check_id("guild_id", guild_id)
+        async with self._transaction(write=False) as conn:
+            limits = await self._limits(conn, guild_id)
+            default_model = await self._default_model(conn, guild_id)
+            models = await self._all(
+                conn, "SELECT model FROM allowed_models WHERE guild_id = ? ORDER BY seq", (guild_id,)
+            )
+            channels = await self._all(conn, "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,))
+            words = await self._all(conn, "SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY seq", (guild_id,))
+        return GuildConfig(
+            guild_id=guild_id,
+            models=tuple(str(row[0]) for row in models),
+            default_model=default_model,
+            channels=frozenset(int(row[0]) for row in channels),
+            blocked_words=tuple(str(row[0]) for row in words),
+            limits=limits,
+        )
+
+    async def allow_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
+        """Add to the allowlist (at the end); ``False`` if it was already there."""
+        _check_id("guild_id", guild_id)
+        _check_id("actor_id", actor_id)
+        model = _model_name(model)
+        async with self._transaction(write=True) as conn:
+            await self._ensure_guild(conn, guild_id)
+            added = await self._run(
+                conn, "INSERT OR IGNORE INTO allowed_models (guild_id, model) VALUES (?, ?)", (guild_id, model)
+            )
+            if added:
+                await self._audit(conn, guild_id, actor_id, "models allow", None, model)
+        return bool(added)
+
+    async def remove_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
+        """Remove from the allowlist; ``False`` if absent.
+
+        If it was the server's default, the default is cleared too, and that is
+        audited as a separate ``models default`` entry (``model`` → ``None``) in
+        the same transaction, so the log reads exactly like a moderator had
+        cleared it by hand.
+        """
+        _check_id("guild_id", guild_id)
+        _check_id("actor_id", actor_id)
+        model = _model_name(model)
+        async with self._transaction(write=True) as conn:
+            removed = await self._run(
+                conn, "DELETE FROM allowed_models WHERE guild_id = ? AND model = ?", (guild_id, model)
+            )
+            if not removed:
+                return False
+            await self._audit(conn, guild_id, actor_id, "models remove", model, None)
+            if await self._default_model(conn, guild_id) == model:
+                await conn.execute("UPDATE guilds SET default_model = NULL WHERE guild_id = ?", (guild_id,))
+                await self._audit(conn, guild_id, actor_id, "models default", model, None)
+        return True
+
+    async def set_default_model(self, guild_id: int, model: str | None, *, actor_id: int) -> bool:
+        """Set (or, with ``None``, clear) the server's default model.
+
+        The model need not be on the server's allowlist: with an empty list the
+        bot-wide models apply, and choosing among them is the caller's policy.
+        Setting the value it already has records nothing.
+        """
+        _check_id("guild_id", guild_id)
+        _check_id("actor_id", actor_id)
+        new = None if model is None else _model_name(model)
+        async with self._transaction(write=True) as conn:
+            old = await self._default_model(conn, guild_id)
+            if old == new:
+                return False
+            await self._ensure_guild(conn, guild_id)
+            await conn.execute("UPDATE guilds SET default_model = ? WHERE guild_id = ?", (new, guild_id))
+            await self._audit(conn, guild_id, actor_id, "models default", old, new)
+            return True
+
+    async def allow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
+        """Add a channel where ``/imagine`` may be used; ``False`` if already there."""
+        _check_id("guild_id", guild_id)
+        _check_id("channel_id", channel_id)
+        _check_id("actor_id", actor_id)
+        async with self._transaction(write=True) as conn:
+            await self._ensure_guild(conn, guild_id)
+            added = await self._run(
+                conn,
+                "INSERT OR IGNORE INTO allowed_channels (guild_id, channel_id) VALUES (?, ?)",
+                (guild_id, channel_id),
+            )
+            if added:
+                await self._audit(conn, guild_id, actor_id, "channels allow", None, str(channel_id))
+        return bool(added)
+
+    async def remove_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
+        """Remove a channel; ``False`` if absent."""
+        _check_id("guild_id", guild_id)
+        _check_id("channel_id", channel_id)
+        _check_id("actor_id", actor_id)
+        async with self._transaction(write=True) as conn:
+            removed = await self._run(
+                conn,
+                "DELETE FROM allowed_channels WHERE guild_id = ? AND channel_id = ?",
+                (guild_id, channel_id),
+            )
+            if removed:
+                await self._audit(conn, guild_id, actor_id, "channels remove", str(channel_id), None)
+        return bool(removed)
+
+    async def add_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
+        """Block a word, stored trimmed but otherwise as given; ``False`` if blocked in any letter case."""
+        _check_id("guild_id", guild_id)
+        _check_id("actor_id", actor_id)
+        word, key = _word_and_key(word)
+        async with self._transaction(write=True) as conn:
+            await self._ensure_guild(conn, guild_id)
+            added = await self._run(
+                conn,
+                "INSERT OR IGNORE INTO blocked_words (guild_id, word, word_key) VALUES (?, ?, ?)",
+                (guild_id, word, key),
+            )
+            if added:
+                await self._audit(conn, guild_id, actor_id, "words add", None, word)
+        return bool(added)
+
+    async def remove_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
+        """Unblock a word in any letter case; ``False`` if it was not blocked.
+
+        The audit entry's ``before`` is the word as it was stored.
+        """
+        _check_id("guild_id", guild_id)
+        _check_id("actor_id", actor_id)
+        _, key = _word_and_key(word)
+        async with self._transaction(write=True) as conn:
+            row = await self._one(
+                conn, "SELECT word FROM blocked_words WHERE guild_id = ? AND word_key = ?", (guild_id, key)
+            )
+            if row is None:
+                return False
+            await conn.execute("DELETE FROM blocked_words WHERE guild_id = ? AND word_key = ?", (guild_id, key))
+            await self._audit(conn, guild_id, actor_id, "words remove", str(row[0]), None)
+        return True
+
+    async def set_limits(
+        self,
+        guild_id: int,
+        *,
+        actor_id: int,
+        cooldown_seconds: int | None = None,
+        daily_images: int | None = None,
+        concurrent_jobs: int | None = None,
+    ) -> Limits:
+        """Change the given limits (``None``: unchanged); returns the limits now in force.
+
+        One ``limits`` audit entry shows all three before and after; a call that
+        changes nothing records nothing.
+        """
+        _check_id("guild_id", guild_id)
+        _check_id("actor_id", actor_id)
+        _non_negative("cooldown_seconds", cooldown_seconds)
+        _non_negative("daily_images", daily_images)
+        _non_negative("concurrent_jobs", concurrent_jobs)
+        async with self._transaction(write=True) as conn:
+            old = await self._limits(conn, guild_id)
+            new = Limits(
+                cooldown_seconds=old.cooldown_seconds if cooldown_seconds is None else cooldown_seconds,
+                daily_images=old.daily_images if daily_images is None else daily_images,
+                concurrent_jobs=old.concurrent_jobs if concurrent_jobs is None else concurrent_jobs,
+            )
+            if new == old:
+                return old
+            await self._ensure_guild(conn, guild_id)
+            await conn.execute(
+                "UPDATE guilds SET cooldown_seconds = ?, daily_images = ?, concurrent_jobs = ? WHERE guild_id = ?",
+                (new.cooldown_seconds, new.daily_images, new.concurrent_jobs, guild_id),
+            )
+            await self._audit(conn, guild_id, actor_id, "limits", _limits_text(old), _limits_text(new))
+        return new
+
+    async def audit_log(self, guild_id: int, *, limit: int = 10) -> list[AuditEntry]:
+        """The server's latest changes, newest first (in the order they were made)."""
+        _check_id("guild_id", guild_id)
+        if limit < 0:
+            raise ValueError(f"limit must be ≥ 0, got {limit}")
+        async with self._transaction(write=False) as conn:
+            rows = await self._all(
+                conn,
+                "SELECT actor_id, action, before, after, at FROM audit_log WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+                (guild_id, limit),
+            )
+        return [
+            AuditEntry(
+                guild_id=guild_id,
+                actor_id=int(row[0]),
+                action=str(row[1]),
+                before=None if row[2] is None else str(row[2]),
+                after=None if row[3] is None else str(row[3]),
+                at=_from_text(str(row[4])),
+            )
+            for row in rows
+        ]
+
+    # ------------------------------------------------------------- usage
+
+    @staticmethod
+    async def _usage(conn: aiosqlite.Connection, guild_id: int, member_id: int, today: date) -> Usage:
+        row = await SqliteRepository._one(
+            conn,
+            "SELECT day, images_today, last_request_at FROM member_usage WHERE guild_id = ? AND member_id = ?",
+            (guild_id, member_id),
+        )
+        if row is None:
+            return Usage(day=today)
+        # The stored count belongs to the stored day; on any other day it is 0,
+        # so the daily reset needs no scheduled job.
+        images = int(row[1]) if date.fromisoformat(str(row[0])) == today else 0
+        last = None if row[2] is None else _from_text(str(row[2]))
+        return Usage(day=today, images_today=images, last_request_at=last)
+
+    async def usage(self, guild_id: int, member_id: int, *, now: datetime) -> Usage:
+        """A member's usage today (UTC day of ``now``)."""
+        _check_id("guild_id", guild_id)
+        _check_id("member_id", member_id)
+        today = _utc(now).date()
+        async with self._transaction(write=False) as conn:
+            return await self._usage(conn, guild_id, member_id, today)
+
+    async def charge(self, guild_id: int, member_id: int, images: int, *, limits: Limits, now: datetime) -> Charge:
+        """Atomically check the cooldown, then the daily limit, and if both allow it record the request.
+
+        Refusals change nothing. A charge moves ``last_request_at`` to ``now``
+        and adds ``images`` to the count of ``now``'s UTC day (starting from 0
+        on a new day). ``0`` in ``limits`` means no limit.
+        """
+        _check_id("guild_id", guild_id)
+        _check_id("member_id", member_id)
+        if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+            raise ValueError(f"images must be a whole number ≥ 1, got {images!r}")
+        now = _utc(now)
+        today = now.date()
+        async with self._transaction(write=True) as conn:
+            usage = await self._usage(conn, guild_id, member_id, today)
+            if limits.cooldown_seconds > 0 and usage.last_request_at is not None:
+                # A clock that stepped backwards counts as "just asked", never as a negative wait.
+                elapsed = max(0.0, (now - usage.last_request_at).total_seconds())
+                if elapsed < limits.cooldown_seconds:
+                    return Charge(charged=False, usage=usage, retry_after_seconds=limits.cooldown_seconds - elapsed)
+            if limits.daily_images > 0 and usage.images_today + images > limits.daily_images:
+                return Charge(charged=False, usage=usage, over_daily_limit=True)
+            charged = Usage(day=today, images_today=usage.images_today + images, last_request_at=now)
+            await self._ensure_guild(conn, guild_id)
+            await conn.execute(
+                """
+                INSERT INTO member_usage (guild_id, member_id, day, images_today, last_request_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (guild_id, member_id) DO UPDATE SET
+                    day = excluded.day,
+                    images_today = excluded.images_today,
+                    last_request_at = excluded.last_request_at
+                """,
+                (guild_id, member_id, today.isoformat(), charged.images_today, _to_text(now)),
+            )
+        return Charge(charged=True, usage=charged)
+
+    async def refund(self, guild_id: int, member_id: int, images: int, *, day: date) -> None:
+        """Give back images charged on ``day`` that were not delivered (never below zero).
+
+        A refund for a day other than the one on record (yesterday's job that
+        failed after midnight, say) changes nothing: that day's count no longer
+        limits anyone. The cooldown is not given back.
+        """
+        _check_id("guild_id", guild_id)
+        _check_id("member_id", member_id)
+        if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+            raise ValueError(f"images must be a whole number ≥ 0, got {images!r}")
+        if images == 0:
+            return
+        async with self._transaction(write=True) as conn:
+            await conn.execute(
+                """
+                UPDATE member_usage SET images_today = MAX(images_today - ?, 0)
+                WHERE guild_id = ? AND member_id = ? AND day = ?
+                """,
+                (images, guild_id, member_id, day.isoformat()),
+            )
+
+
+async def open_repository(
+    path: str,
+    *,
+    clock: Clock | None = None,
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> SqliteRepository:
+    """Open the SQLite repository at ``path`` (see :meth:`SqliteRepository.open`)."""
+    return await SqliteRepository.open(path, clock=clock, migrations=migrations)
