@@ -22,6 +22,7 @@ from bot.inputs import ASPECT_RATIOS, ImagineOptions
 from bot.jobs import JobState, JobView
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.settings import Settings, SettingsError, configure_logging, load_environment, load_settings
+from bot.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,11 @@ async def imagine(settings: Settings, args: argparse.Namespace, out: TextIO | No
         seed=args.seed,
         extra=dict(args.input),
     )
-    core = Core.open(settings)
+    try:
+        core = await Core.open(settings)
+    except StorageError as exc:
+        print(f"error: DATABASE_URL: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         try:
             request = await core.engine.prepare(model, options)

@@ -1,4 +1,4 @@
-"""The core services, wired once from settings: one HTTP session, the API client, the engine.
+"""The core services, wired once from settings: one HTTP session, the API client, the engine, storage, policy.
 
 Both front ends (the Discord bot and the ``imagine`` command) build one
 :class:`Core` and hand it around; nothing here is global.
@@ -13,10 +13,13 @@ import aiohttp
 from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.delivery import Downloader, GuardedResolver
-from bot.jobs import JobEngine, PollPolicy
+from bot.jobs import JobEngine, JobView, PollPolicy
+from bot.policy import Policy
 from bot.ratelimit import RequestBudget
 from bot.replicate import ReplicateClient
 from bot.settings import Settings
+from bot.storage import Repository
+from bot.storage.sqlite import open_repository
 
 USER_AGENT = f"imagine-bot/{__version__}"
 
@@ -39,13 +42,15 @@ class Core:
         self,
         settings: Settings,
         session: aiohttp.ClientSession,
+        repository: Repository,
         *,
         clock: Clock | None = None,
         tuning: Tuning | None = None,
     ) -> None:
         self.settings = settings
-        self.tuning = tuning or Tuning()
         self.session = session
+        self.repository = repository
+        self.tuning = tuning or Tuning()
         self.clock = clock or SystemClock()
         self.client = ReplicateClient(
             session,
@@ -64,16 +69,35 @@ class Core:
             prefer_wait=self.tuning.prefer_wait,
             poll=self.tuning.poll,
             clock=self.clock,
+            on_end=self._settle,
+        )
+        self.policy = Policy(
+            repository,
+            bot_models=settings.offered_models,
+            clock=self.clock,
+            active_jobs=self.engine.active_jobs,
         )
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Clock | None = None, tuning: Tuning | None = None) -> Core:
-        """A core with its own HTTP session (call inside a running event loop)."""
+    async def open(cls, settings: Settings, *, clock: Clock | None = None, tuning: Tuning | None = None) -> Core:
+        """A core with its own HTTP session and database (call inside a running event loop).
+
+        Raises :class:`bot.storage.StorageError` if the database cannot be opened.
+        """
+        repository = await open_repository(settings.database_path, clock=clock)
         connector = aiohttp.TCPConnector(resolver=GuardedResolver(), limit=100)
         session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector)
-        return cls(settings, session, clock=clock, tuning=tuning)
+        return cls(settings, session, repository, clock=clock, tuning=tuning)
+
+    async def _settle(self, view: JobView) -> None:
+        """Give back the daily images a job was charged for and did not deliver."""
+        request = view.request
+        undelivered = request.charged_images - len(view.images)
+        if undelivered > 0 and request.guild_id and request.requester_id and request.charged_day:
+            await self.policy.refund(request.guild_id, request.requester_id, undelivered, request.charged_day)
 
     async def close(self) -> None:
-        """Stop the engine and close the HTTP session."""
+        """Stop the engine, then close the HTTP session and the database."""
         await self.engine.close()
         await self.session.close()
+        await self.repository.close()

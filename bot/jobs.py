@@ -12,8 +12,9 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -59,6 +60,9 @@ class JobRequest:
     requester_id: int | None = None
     guild_id: int | None = None
     channel_id: int | None = None
+    charged_images: int = 0
+    """Images counted against the requester's daily limit; what is not delivered is refunded."""
+    charged_day: date | None = None
 
     @property
     def prompt(self) -> str:
@@ -246,7 +250,9 @@ class JobEngine:
         clock: Clock | None = None,
         new_id: Callable[[], str] = lambda: secrets.token_hex(6),
         keep_ended: int = 2000,
+        on_end: Callable[[JobView], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_end`` runs once for every job's final view, after its presenter showed it."""
         self._client = client
         self._downloader = downloader
         self._max_running = max_running
@@ -261,6 +267,8 @@ class JobEngine:
         self._jobs: dict[str, _Job] = {}
         self._ended: deque[str] = deque()
         self._keep_ended = keep_ended
+        self._on_end = on_end
+        self._active: dict[Hashable, int] = {}
         self._running: dict[Hashable, int] = {}
         self._running_total = 0
         self._closed = False
@@ -313,6 +321,7 @@ class JobEngine:
             view=JobView(job_id, request, JobState.QUEUED, notes=request.notes),
         )
         self._jobs[job_id] = job
+        self._active[job.member_key] = self._active.get(job.member_key, 0) + 1
         self._queue.push(job)
         self._dispatch()
         if job.task is None:
@@ -325,6 +334,10 @@ class JobEngine:
         """The job with this id, while the process knows it."""
         job = self._jobs.get(job_id)
         return Job(self, job) if job else None
+
+    def active_jobs(self, guild_id: int | None, member_id: int | None) -> int:
+        """A member's jobs that have not ended (waiting or running)."""
+        return self._active.get((guild_id, member_id), 0)
 
     @property
     def queued(self) -> int:
@@ -410,6 +423,14 @@ class JobEngine:
         if job.pump is not None:
             await asyncio.gather(job.pump, return_exceptions=True)
         await self._present(job, view)
+        self._active[job.member_key] -= 1
+        if not self._active[job.member_key]:
+            del self._active[job.member_key]
+        if self._on_end is not None:
+            try:
+                await self._on_end(view)
+            except Exception:
+                log.exception("bookkeeping after job %s failed", job.id)
         job.done.set()
         # Ended jobs stay known for a while (Re-roll reads them), then make room.
         self._ended.append(job.id)

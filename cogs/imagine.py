@@ -17,7 +17,6 @@ from bot.discord_app.presenter import DiscordPresenter
 from bot.errors import Refusal
 from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 from bot.jobs import JobState, JobView
-from bot.modelref import ModelRef
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -155,21 +154,8 @@ class Imagine(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(CancelButton, RerollButton, DeleteButton)
 
-    def allowed_models(self, guild_id: int | None) -> tuple[ModelRef, ...]:
-        """Models a member may pick here, the default first."""
-        return self.bot.settings.offered_models
-
-    def _resolve_model(self, guild_id: int | None, text: str | None) -> ModelRef:
-        allowed = self.allowed_models(guild_id)
-        if not text:
-            return allowed[0]
-        model = ModelRef.parse(text)
-        if model not in allowed:
-            names = ", ".join(f"`{m}`" for m in allowed[:10])
-            raise Refusal(f"The model `{model}` is not allowed here. Allowed: {names}.")
-        return model
-
     @app_commands.command(name="imagine", description="Generate an image from a text prompt")
+    @app_commands.guild_only()
     @app_commands.describe(
         prompt="What to draw",
         model="Which model to use (this server's allowed models)",
@@ -196,9 +182,11 @@ class Imagine(commands.Cog):
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         """This server's allowed models that contain what was typed, at most 25."""
+        if interaction.guild_id is None:
+            return []
         typed = current.strip().lower()
         choices = []
-        for ref in self.allowed_models(interaction.guild_id):
+        for ref in await self.bot.core.policy.allowed_models(interaction.guild_id):
             value = str(ref)
             if typed in value.lower() and len(value) <= 100:
                 choices.append(app_commands.Choice(name=value, value=value))
@@ -209,27 +197,42 @@ class Imagine(commands.Cog):
     async def start_job(
         self, interaction: discord.Interaction, model_text: str | None, options: ImagineOptions
     ) -> None:
-        """Check, show the placeholder, then queue: the one way every job starts."""
-        engine = self.bot.core.engine
-        try:
-            model = self._resolve_model(interaction.guild_id, model_text)
-            request = await engine.prepare(
-                model,
-                options,
-                requester_id=interaction.user.id,
-                guild_id=interaction.guild_id,
-                channel_id=interaction.channel_id,
-            )
-        except Refusal as exc:
-            await _refuse(interaction, f"❌ {exc}")
-            return
+        """Check, charge, show the placeholder, then queue: the one way every job starts."""
         core = self.bot.core
-        presenter = DiscordPresenter(
-            interaction, components=job_components, clock=core.clock, min_interval=core.tuning.edit_interval
-        )
-        job_id = engine.new_job_id()
-        await presenter.open(JobView(job_id, request, JobState.QUEUED, notes=request.notes))
-        engine.submit(request, presenter, job_id=job_id)
+        guild_id, member_id = interaction.guild_id, interaction.user.id
+        if guild_id is None:
+            await _refuse(interaction, "/imagine works in servers only.")
+            return
+        images = options.count or 1
+        async with core.policy.member_lock(guild_id, member_id):
+            try:
+                options.check()
+                model = await core.policy.check(
+                    guild_id=guild_id,
+                    channel_id=interaction.channel_id,
+                    member_id=member_id,
+                    model_text=model_text,
+                    prompt=options.prompt,
+                    images=images,
+                )
+                request = await core.engine.prepare(
+                    model, options, requester_id=member_id, guild_id=guild_id, channel_id=interaction.channel_id
+                )
+                day = await core.policy.charge(guild_id, member_id, images)
+            except Refusal as exc:
+                await _refuse(interaction, f"❌ {exc}")
+                return
+            request = replace(request, charged_images=images, charged_day=day)
+            presenter = DiscordPresenter(
+                interaction, components=job_components, clock=core.clock, min_interval=core.tuning.edit_interval
+            )
+            job_id = core.engine.new_job_id()
+            try:
+                await presenter.open(JobView(job_id, request, JobState.QUEUED, notes=request.notes))
+            except BaseException:
+                await core.policy.refund(guild_id, member_id, images, day)
+                raise
+            core.engine.submit(request, presenter, job_id=job_id)
 
     async def cancel_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
         """The Cancel button."""

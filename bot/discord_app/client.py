@@ -15,7 +15,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine",)
+EXTENSIONS = ("cogs.imagine", "cogs.admin")
 
 
 def rest_base(url: str) -> str:
@@ -63,7 +63,7 @@ class ImagineBot(commands.Bot):
         self._tuning = tuning
 
     async def setup_hook(self) -> None:
-        self.core = Core.open(self.settings, clock=self._clock, tuning=self._tuning)
+        self.core = await Core.open(self.settings, clock=self._clock, tuning=self._tuning)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.sync_guild:

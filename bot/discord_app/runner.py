@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
 
 from bot.discord_app.client import ImagineBot, configure_endpoints
 from bot.settings import Settings
+from bot.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -19,39 +21,48 @@ def _token(settings: Settings) -> str:
     return settings.discord_token.reveal()
 
 
-async def run_bot(settings: Settings) -> int:
-    """Run until stopped; exit status 2 if Discord refuses the token."""
+async def _with_bot(settings: Settings, action: Callable[[ImagineBot], Awaitable[int]]) -> int:
+    """Run ``action`` on a bot pointed at the configured endpoints, turning known failures into one line."""
     configure_endpoints(settings)
     bot = ImagineBot(settings)
-    async with bot:
-        try:
-            await bot.start(_token(settings))
-        except discord.LoginFailure:
-            print("error: DISCORD_TOKEN: Discord refused the token (improper token)", file=sys.stderr)
-            return 2
-        except (aiohttp.ClientError, OSError) as exc:
-            print(f"error: could not reach Discord ({type(exc).__name__}); check DISCORD_API_BASE", file=sys.stderr)
-            return 1
-        except discord.PrivilegedIntentsRequired:
-            print("error: the bot asks for an intent not enabled in the developer portal", file=sys.stderr)
-            return 2
-    return 0
+    try:
+        async with bot:
+            return await action(bot)
+    except discord.LoginFailure:
+        print("error: DISCORD_TOKEN: Discord refused the token (improper token)", file=sys.stderr)
+        return 2
+    except StorageError as exc:
+        print(f"error: DATABASE_URL: {exc}", file=sys.stderr)
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print("error: the bot asks for an intent not enabled in the developer portal", file=sys.stderr)
+        return 2
+    except (aiohttp.ClientError, OSError) as exc:
+        print(f"error: could not reach Discord ({type(exc).__name__}); check DISCORD_API_BASE", file=sys.stderr)
+        return 1
+
+
+async def run_bot(settings: Settings) -> int:
+    """Run until stopped."""
+
+    async def run(bot: ImagineBot) -> int:
+        await bot.start(_token(settings))
+        return 0
+
+    return await _with_bot(settings, run)
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:
     """Register the slash commands globally, or in one guild (instant)."""
-    configure_endpoints(settings)
-    bot = ImagineBot(settings)
-    async with bot:
-        try:
-            await bot.login(_token(settings))
-        except discord.LoginFailure:
-            print("error: DISCORD_TOKEN: Discord refused the token (improper token)", file=sys.stderr)
-            return 2
+
+    async def sync(bot: ImagineBot) -> int:
+        await bot.login(_token(settings))
         guild = discord.Object(guild_id) if guild_id else None
         if guild is not None:
             bot.tree.copy_global_to(guild=guild)
         synced = await bot.tree.sync(guild=guild)
         where = f"guild {guild_id}" if guild_id else "globally"
         print(f"synced {len(synced)} commands {where}: {', '.join('/' + c.name for c in synced)}")
-    return 0
+        return 0
+
+    return await _with_bot(settings, sync)

@@ -28,21 +28,59 @@ TEST_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2), prefe
 
 @dataclass
 class Stack:
-    """A running bot with its two fakes."""
+    """A running bot with its two fakes; ``guild`` and ``other`` are two servers it is in."""
 
     api: FakeReplicate
     discord: FakeDiscord
     guild: FakeGuild
-    bot: ImagineBot
+    other: FakeGuild
+    settings: Settings
+    tuning: Tuning
+    bot: ImagineBot | None = None
+    task: asyncio.Task[None] | None = None
 
-    async def imagine(self, user: str = "member", **options: Any) -> InteractionHandle:
-        """``/imagine`` as ``user`` in #general."""
+    async def start_bot(self) -> None:
+        """Start (or start again) the bot process's in-process twin with the same settings and database."""
+        identified = len(self.discord.identify_payloads)
+        configure_endpoints(self.settings)
+        self.bot = ImagineBot(self.settings, tuning=self.tuning, guild_ready_timeout=0)
+        self.task = asyncio.create_task(self.bot.start(DISCORD_TOKEN))
+        await self.discord.wait_for(lambda: len(self.discord.identify_payloads) > identified, 10, what="IDENTIFY")
+        await asyncio.wait_for(self.bot.wait_until_ready(), 10)
+
+    async def stop_bot(self) -> None:
+        """Close the bot cleanly."""
+        if self.bot is not None:
+            await self.bot.close()
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.bot, self.task = None, None
+
+    async def restart(self) -> None:
+        """Stop and start the bot again on the same database."""
+        await self.stop_bot()
+        await self.start_bot()
+
+    async def imagine(
+        self, user: str = "member", *, guild: FakeGuild | None = None, **options: Any
+    ) -> InteractionHandle:
+        """``/imagine`` as ``user`` in #general of ``guild`` (default: the first server)."""
+        where = guild or self.guild
         return await self.discord.slash(
             "imagine",
             {"prompt": "a red fox", **options},
-            user=self.guild.member(user),
-            guild=self.guild,
-            channel=self.guild.channel("general"),
+            user=where.member(user),
+            guild=where,
+            channel=where.channel("general"),
+        )
+
+    async def admin(
+        self, command: str, user: str = "moderator", *, guild: FakeGuild | None = None, **options: Any
+    ) -> InteractionHandle:
+        """``/imagine-admin COMMAND`` (e.g. ``"models allow"``) as ``user``."""
+        where = guild or self.guild
+        return await self.discord.slash(
+            f"imagine-admin {command}", options, user=where.member(user), guild=where, channel=where.channel("general")
         )
 
     async def final_message(self, handle: InteractionHandle, timeout: float = 10.0) -> StoredMessage:
@@ -88,7 +126,7 @@ StackFactory = Callable[..., Any]
 @pytest.fixture
 async def make_stack(tmp_path: Path, restore_discord_endpoints: Any) -> AsyncIterator[StackFactory]:
     """Start the real bot against both fakes; keyword arguments adjust settings and tuning."""
-    started: list[tuple[ImagineBot, asyncio.Task[None], FakeReplicate, FakeDiscord]] = []
+    stacks: list[Stack] = []
 
     async def start(
         *, api_prefix: str = "", tuning: Tuning = TEST_TUNING, models: tuple[str, ...] = (), **settings: Any
@@ -98,6 +136,7 @@ async def make_stack(tmp_path: Path, restore_discord_endpoints: Any) -> AsyncIte
         await api.start()
         await fake_discord.start()
         guild = fake_discord.add_guild("Test")
+        other = fake_discord.add_guild("Other")
         config = Settings(
             replicate_api_token=Secret(api.token),
             discord_token=Secret(DISCORD_TOKEN),
@@ -109,20 +148,16 @@ async def make_stack(tmp_path: Path, restore_discord_endpoints: Any) -> AsyncIte
             sync_guild=guild.id,
             **settings,
         )
-        configure_endpoints(config)
-        bot = ImagineBot(config, tuning=tuning, guild_ready_timeout=0)
-        task = asyncio.create_task(bot.start(DISCORD_TOKEN))
-        started.append((bot, task, api, fake_discord))
-        await fake_discord.wait_until_identified()
-        await asyncio.wait_for(bot.wait_until_ready(), 10)
-        return Stack(api, fake_discord, guild, bot)
+        stack = Stack(api, fake_discord, guild, other, config, tuning)
+        stacks.append(stack)
+        await stack.start_bot()
+        return stack
 
     yield start
-    for bot, task, api, fake_discord in started:
-        await bot.close()
-        await asyncio.gather(task, return_exceptions=True)
-        await fake_discord.close()
-        await api.close()
+    for stack in stacks:
+        await stack.stop_bot()
+        await stack.discord.close()
+        await stack.api.close()
 
 
 @pytest.fixture

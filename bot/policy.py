@@ -1,0 +1,164 @@
+"""Moderation decisions: may this member, here, now, ask for this model and prompt?
+
+Answers are an :class:`Admission` or a :class:`~bot.errors.Refusal` whose
+message a member understands. Checks run in a fixed order (channel, model,
+blocked words, cooldown, daily images, jobs at once) and nothing is sent to
+the API before all pass. Knows nothing of Discord or HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+
+from bot.clock import Clock
+from bot.errors import Refusal
+from bot.modelref import InvalidModelRef, ModelRef
+from bot.storage import GuildConfig, Limits, Repository
+from bot.wordfilter import WordFilter
+
+
+def _listing(models: Iterable[ModelRef], limit: int = 10) -> str:
+    names = [f"`{model}`" for model in models]
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(1, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+class Policy:
+    """Reads a server's settings and applies them to one request."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        *,
+        bot_models: tuple[ModelRef, ...],
+        clock: Clock,
+        active_jobs: Callable[[int, int], int],
+    ) -> None:
+        """``bot_models``: the bot-wide list, default first; ``active_jobs(guild, member)``: queued + running."""
+        self._repository = repository
+        self._bot_models = bot_models
+        self._clock = clock
+        self._active_jobs = active_jobs
+        self._filters: dict[tuple[str, ...], WordFilter] = {}
+        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
+
+    def _models_of(self, config: GuildConfig) -> tuple[ModelRef, ...]:
+        models = [ModelRef.parse(text) for text in config.models] if config.models else list(self._bot_models)
+        if config.default_model is not None:
+            default = ModelRef.parse(config.default_model)
+            if default in models:
+                models.remove(default)
+                models.insert(0, default)
+        return tuple(models)
+
+    async def allowed_models(self, guild_id: int) -> tuple[ModelRef, ...]:
+        """The models members may use in this server, its default first."""
+        return self._models_of(await self._repository.guild_config(guild_id))
+
+    def word_filter(self, words: tuple[str, ...]) -> WordFilter:
+        """A compiled filter for this list of words (cached: lists change rarely)."""
+        cached = self._filters.get(words)
+        if cached is None:
+            if len(self._filters) > 256:
+                self._filters.clear()
+            cached = self._filters[words] = WordFilter(words)
+        return cached
+
+    def member_lock(self, guild_id: int, member_id: int) -> asyncio.Lock:
+        """Held from the first check to the job's submission, so one member's requests never race each other."""
+        key = (guild_id, member_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            if len(self._locks) > 10_000:
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def check(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int | None,
+        member_id: int,
+        model_text: str | None,
+        prompt: str,
+        images: int,
+    ) -> ModelRef:
+        """Every check, in order, without changing anything; the model to use, or :class:`Refusal`."""
+        config = await self._repository.guild_config(guild_id)
+
+        if config.channels and channel_id not in config.channels:
+            where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
+            raise Refusal(f"/imagine can't be used in this channel. Try {where}.")
+
+        allowed = self._models_of(config)
+        if model_text:
+            try:
+                model = ModelRef.parse(model_text)
+            except InvalidModelRef as exc:
+                raise Refusal(str(exc)) from None
+            if model not in allowed:
+                raise Refusal(f"The model `{model}` is not allowed here. Allowed: {_listing(allowed)}.")
+        else:
+            model = allowed[0]
+
+        if config.blocked_words and self.word_filter(config.blocked_words).first_match(prompt) is not None:
+            raise Refusal("Your prompt contains a word this server has blocked. Please rephrase it.")
+
+        limits = config.limits
+        now = self._clock.now()
+        usage = await self._repository.usage(guild_id, member_id, now=now)
+        self._check_usage(limits, usage.last_request_at, usage.images_today, images, now)
+        active = self._active_jobs(guild_id, member_id)
+        if limits.concurrent_jobs and active >= limits.concurrent_jobs:
+            raise Refusal(
+                f"You already have {active} /imagine job{'s' if active != 1 else ''} going; this server allows "
+                f"{limits.concurrent_jobs} at once. Wait for one to finish."
+            )
+        return model
+
+    async def charge(self, guild_id: int, member_id: int, images: int) -> date:
+        """Record the request against the cooldown and the daily images; the UTC day charged, or :class:`Refusal`."""
+        limits = (await self._repository.guild_config(guild_id)).limits
+        now = self._clock.now()
+        charge = await self._repository.charge(guild_id, member_id, images, limits=limits, now=now)
+        if not charge.charged:  # something changed since check(): say what
+            self._check_usage(limits, charge.usage.last_request_at, charge.usage.images_today, images, now)
+            raise Refusal("You can't use /imagine right now; try again in a moment.")
+        return now.date()
+
+    @staticmethod
+    def _check_usage(limits: Limits, last: datetime | None, used: int, images: int, now: datetime) -> None:
+        cooldown, daily = limits.cooldown_seconds, limits.daily_images
+        if cooldown and last is not None:
+            left = (last + timedelta(seconds=cooldown) - now).total_seconds()
+            if left > 0:
+                raise Refusal(f"Slow down: you can use /imagine again in {_duration(left)}.")
+        if daily and used + images > daily:
+            tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
+            resets = f"<t:{int(tomorrow.timestamp())}:R> (midnight UTC)"
+            if used >= daily:
+                raise Refusal(f"You have used all {daily} of your images for today. The limit resets {resets}.")
+            raise Refusal(
+                f"That would make {used + images} images today; the limit is {daily} ({daily - used} left). "
+                f"It resets {resets}."
+            )
+
+    async def refund(self, guild_id: int, member_id: int, images: int, day: date) -> None:
+        """Give back images that were charged but not delivered."""
+        if images > 0:
+            await self._repository.refund(guild_id, member_id, images, day=day)

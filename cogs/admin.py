@@ -1,0 +1,307 @@
+"""``/imagine-admin``: a server's moderators control models, channels, blocked words and limits.
+
+Hidden from members without Manage Server (``default_permissions``) and
+checked again on every call, since server admins can change who sees a command.
+Every change is recorded (who, what, old → new, when) and shown by ``show``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.modelref import InvalidModelRef, ModelRef
+from bot.replicate import ApiError
+from bot.storage import AuditEntry, GuildConfig, Repository
+
+if TYPE_CHECKING:
+    from bot.discord_app.client import ImagineBot
+
+log = logging.getLogger(__name__)
+
+AUTOCOMPLETE_LIMIT = 25
+_NO_LIMIT = "no limit"
+
+
+def _limit(value: int, unit: str = "") -> str:
+    return _NO_LIMIT if value == 0 else f"{value}{unit}"
+
+
+def _audit_line(entry: AuditEntry) -> str:
+    change = f"{entry.before or '—'} → {entry.after or '—'}"
+    if entry.action.startswith("channels"):
+        change = " → ".join(f"<#{part}>" if part.isdigit() else part for part in change.split(" → "))
+    return f"<t:{int(entry.at.timestamp())}:R> <@{entry.actor_id}> **{entry.action}**: {change}"
+
+
+async def _reply(
+    interaction: discord.Interaction, content: str | None = None, *, embed: discord.Embed | None = None
+) -> None:
+    """Admin answers are for the moderator only."""
+    await interaction.response.send_message(
+        content=content,
+        embed=embed or discord.utils.MISSING,
+        ephemeral=True,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Control /imagine on this server"):
+    """Moderator settings for ``/imagine``."""
+
+    models = app_commands.Group(name="models", description="Which models members may use")
+    channels = app_commands.Group(name="channels", description="Where /imagine may be used")
+    words = app_commands.Group(name="words", description="Words blocked in prompts")
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Manage Server, checked on every call whatever the command's visibility says."""
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        if not interaction.permissions.manage_guild:
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.MissingPermissions):
+            message = "You need the Manage Server permission to change /imagine settings."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            message = "These settings belong to a server: use the command there."
+        else:
+            log.error("admin command failed", exc_info=error)
+            message = "Something went wrong saving that; nothing was changed."
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def _repository(self) -> Repository:
+        return self.bot.core.repository
+
+    @staticmethod
+    def _ids(interaction: discord.Interaction) -> tuple[int, int]:
+        assert interaction.guild_id is not None  # interaction_check refused DMs
+        return interaction.guild_id, interaction.user.id
+
+    async def _server_models(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None:
+            return []
+        typed = current.strip().lower()
+        models = await self.bot.core.policy.allowed_models(interaction.guild_id)
+        return [
+            app_commands.Choice(name=str(m), value=str(m))
+            for m in models
+            if typed in str(m).lower() and len(str(m)) <= 100
+        ][:AUTOCOMPLETE_LIMIT]
+
+    def _models_embed(self, config: GuildConfig, allowed: tuple[ModelRef, ...]) -> discord.Embed:
+        embed = discord.Embed(title="Models", colour=discord.Colour.blurple())
+        lines = [f"`{model}`" + (" (default)" if index == 0 else "") for index, model in enumerate(allowed)]
+        embed.description = "\n".join(lines)[:4000]
+        if not config.models:
+            embed.set_footer(text="This server has no list of its own: the bot-wide IMAGINE_MODELS apply.")
+        return embed
+
+    # ------------------------------------------------------------------ models
+
+    @models.command(name="allow", description="Allow a model on this server")
+    @app_commands.describe(model="owner/name or owner/name:version")
+    async def models_allow(self, interaction: discord.Interaction, model: str) -> None:
+        """Add a model to this server's allowlist (checked against the API where it can tell)."""
+        guild_id, actor = self._ids(interaction)
+        try:
+            ref = ModelRef.parse(model)
+        except InvalidModelRef as exc:
+            await _reply(interaction, f"❌ {exc}")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            exists = await self.bot.core.client.model_exists(ref)
+        except ApiError as exc:
+            exists = None
+            log.warning("could not check model %s: %s", ref, exc)
+        if exists is False:
+            await interaction.followup.send(
+                f"❌ The API has no model `{ref}`. Check the spelling (owner/name).", ephemeral=True
+            )
+            return
+        added = await self._repository.allow_model(guild_id, str(ref), actor_id=actor)
+        note = "" if exists else " (the API did not say whether it exists; it was added anyway)"
+        text = f"✅ `{ref}` is now allowed{note}." if added else f"`{ref}` was already allowed."
+        await interaction.followup.send(text, ephemeral=True)
+
+    @models.command(name="remove", description="Remove a model from this server's list")
+    @app_commands.describe(model="A model on this server's list")
+    async def models_remove(self, interaction: discord.Interaction, model: str) -> None:
+        """Remove a model; removing the last one falls back to the bot-wide list."""
+        guild_id, actor = self._ids(interaction)
+        removed = await self._repository.remove_model(guild_id, model.strip(), actor_id=actor)
+        if not removed:
+            await _reply(interaction, f"`{model}` is not on this server's list.")
+            return
+        config = await self._repository.guild_config(guild_id)
+        tail = "" if config.models else " The list is empty now, so the bot-wide models apply."
+        await _reply(interaction, f"✅ `{model}` removed.{tail}")
+
+    @models.command(name="list", description="Show the models members may use here")
+    async def models_list(self, interaction: discord.Interaction) -> None:
+        """The allowlist, default first."""
+        guild_id, _ = self._ids(interaction)
+        config = await self._repository.guild_config(guild_id)
+        await _reply(interaction, embed=self._models_embed(config, await self.bot.core.policy.allowed_models(guild_id)))
+
+    @models.command(name="default", description="Set the model used when /imagine names none")
+    @app_commands.describe(model="One of the allowed models")
+    async def models_default(self, interaction: discord.Interaction, model: str) -> None:
+        """Set the server's default; it must be an allowed model."""
+        guild_id, actor = self._ids(interaction)
+        allowed = await self.bot.core.policy.allowed_models(guild_id)
+        try:
+            ref = ModelRef.parse(model)
+        except InvalidModelRef as exc:
+            await _reply(interaction, f"❌ {exc}")
+            return
+        if ref not in allowed:
+            names = ", ".join(f"`{m}`" for m in allowed[:10])
+            await _reply(interaction, f"❌ `{ref}` is not allowed here; allow it first. Allowed: {names}.")
+            return
+        changed = await self._repository.set_default_model(guild_id, str(ref), actor_id=actor)
+        await _reply(interaction, f"✅ `{ref}` is now the default." if changed else f"`{ref}` already is the default.")
+
+    models_remove.autocomplete("model")(_server_models)
+    models_default.autocomplete("model")(_server_models)
+
+    # ------------------------------------------------------------------ channels
+
+    @channels.command(name="allow", description="Allow /imagine in a channel (none listed: everywhere)")
+    async def channels_allow(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        """Add a channel where /imagine may be used."""
+        guild_id, actor = self._ids(interaction)
+        added = await self._repository.allow_channel(guild_id, channel.id, actor_id=actor)
+        text = f"✅ /imagine is allowed in {channel.mention}." if added else f"{channel.mention} was already allowed."
+        await _reply(interaction, text)
+
+    @channels.command(name="remove", description="Stop allowing /imagine in a channel")
+    async def channels_remove(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        """Remove a channel; with none left, /imagine works everywhere."""
+        guild_id, actor = self._ids(interaction)
+        removed = await self._repository.remove_channel(guild_id, channel.id, actor_id=actor)
+        if not removed:
+            await _reply(interaction, f"{channel.mention} was not on the list.")
+            return
+        config = await self._repository.guild_config(guild_id)
+        tail = "" if config.channels else " No channels are listed now, so /imagine works everywhere."
+        await _reply(interaction, f"✅ {channel.mention} removed.{tail}")
+
+    @channels.command(name="list", description="Show where /imagine may be used")
+    async def channels_list(self, interaction: discord.Interaction) -> None:
+        """The allowed channels."""
+        guild_id, _ = self._ids(interaction)
+        config = await self._repository.guild_config(guild_id)
+        text = ", ".join(f"<#{c}>" for c in sorted(config.channels)) or "Everywhere (no channels listed)."
+        await _reply(
+            interaction, embed=discord.Embed(title="Channels", description=text, colour=discord.Colour.blurple())
+        )
+
+    # ------------------------------------------------------------------ words
+
+    @words.command(name="add", description="Block a word or phrase in prompts")
+    async def words_add(self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 100]) -> None:
+        """Block a word (matching sees through case, accents, look-alikes, leetspeak and separators)."""
+        guild_id, actor = self._ids(interaction)
+        added = await self._repository.add_word(guild_id, word, actor_id=actor)
+        await _reply(interaction, f"✅ Blocked ||{word.strip()}||." if added else "That word was already blocked.")
+
+    @words.command(name="remove", description="Unblock a word")
+    async def words_remove(self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 100]) -> None:
+        """Unblock a word."""
+        guild_id, actor = self._ids(interaction)
+        removed = await self._repository.remove_word(guild_id, word, actor_id=actor)
+        await _reply(interaction, f"✅ Unblocked ||{word.strip()}||." if removed else "That word was not blocked.")
+
+    @words.command(name="list", description="Show the blocked words")
+    async def words_list(self, interaction: discord.Interaction) -> None:
+        """The blocked words, hidden behind spoilers."""
+        guild_id, _ = self._ids(interaction)
+        config = await self._repository.guild_config(guild_id)
+        text = ", ".join(f"||{w}||" for w in config.blocked_words) or "No words are blocked."
+        await _reply(interaction, embed=discord.Embed(title="Blocked words", description=text[:4000]))
+
+    # ------------------------------------------------------------------ limits and show
+
+    @app_commands.command(name="limits", description="Per-member limits (0: no limit); no option shows them")
+    @app_commands.describe(
+        cooldown="Seconds a member waits between requests",
+        daily="Images a member may make per UTC day",
+        concurrent="Jobs a member may have going at once",
+    )
+    async def limits(
+        self,
+        interaction: discord.Interaction,
+        cooldown: app_commands.Range[int, 0, 86_400] | None = None,
+        daily: app_commands.Range[int, 0, 10_000] | None = None,
+        concurrent: app_commands.Range[int, 0, 100] | None = None,
+    ) -> None:
+        """Show or change the per-member limits."""
+        guild_id, actor = self._ids(interaction)
+        if cooldown is None and daily is None and concurrent is None:
+            current = (await self._repository.guild_config(guild_id)).limits
+            title = "Limits"
+        else:
+            current = await self._repository.set_limits(
+                guild_id, actor_id=actor, cooldown_seconds=cooldown, daily_images=daily, concurrent_jobs=concurrent
+            )
+            title = "Limits changed"
+        embed = discord.Embed(title=title, colour=discord.Colour.blurple())
+        embed.add_field(name="Cooldown", value=_limit(current.cooldown_seconds, " s"))
+        embed.add_field(name="Images per day", value=_limit(current.daily_images))
+        embed.add_field(name="Jobs at once", value=_limit(current.concurrent_jobs))
+        await _reply(interaction, embed=embed)
+
+    @app_commands.command(name="show", description="Every /imagine setting of this server")
+    async def show(self, interaction: discord.Interaction) -> None:
+        """Everything at a glance, with the latest changes."""
+        guild_id, _ = self._ids(interaction)
+        config = await self._repository.guild_config(guild_id)
+        allowed = await self.bot.core.policy.allowed_models(guild_id)
+        embed = discord.Embed(title="/imagine settings", colour=discord.Colour.blurple())
+        models = "\n".join(f"`{m}`" + (" (default)" if i == 0 else "") for i, m in enumerate(allowed))
+        if not config.models:
+            models += "\n*bot-wide list (this server has none of its own)*"
+        embed.add_field(name="Models", value=models[:1024], inline=False)
+        channels = ", ".join(f"<#{c}>" for c in sorted(config.channels)) or "everywhere"
+        embed.add_field(name="Channels", value=channels[:1024], inline=False)
+        words = ", ".join(f"||{w}||" for w in config.blocked_words) or "none"
+        embed.add_field(name=f"Blocked words ({len(config.blocked_words)})", value=words[:1024], inline=False)
+        limits = config.limits
+        embed.add_field(
+            name="Limits",
+            value=(
+                f"cooldown {_limit(limits.cooldown_seconds, ' s')}, {_limit(limits.daily_images)} images a day, "
+                f"{_limit(limits.concurrent_jobs)} jobs at once"
+            ),
+            inline=False,
+        )
+        entries = await self._repository.audit_log(guild_id, limit=10)
+        history = "\n".join(_audit_line(entry) for entry in entries) or "no changes yet"
+        embed.add_field(name="Latest changes", value=history[:1024], inline=False)
+        await _reply(interaction, embed=embed)
+
+
+async def setup(bot: ImagineBot) -> None:
+    """Load the Admin cog."""
+    await bot.add_cog(Admin(bot))
