@@ -161,7 +161,7 @@ async def imagine(settings: Settings, args: argparse.Namespace, out: TextIO | No
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         presenter = TerminalPresenter(out)
-        job = core.engine.submit(request, presenter)
+        job = await core.engine.submit(request, presenter)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(job.cancel()))

@@ -14,6 +14,7 @@ from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.delivery import Downloader, GuardedResolver
 from bot.jobs import JobEngine, JobView, PollPolicy
+from bot.journal import Journal
 from bot.policy import Policy
 from bot.ratelimit import RequestBudget
 from bot.replicate import ReplicateClient
@@ -60,6 +61,7 @@ class Core:
             clock=self.clock,
         )
         self.downloader = Downloader(session, clock=self.clock)
+        self.journal = Journal(repository, self.clock)
         self.engine = JobEngine(
             self.client,
             self.downloader,
@@ -70,6 +72,7 @@ class Core:
             poll=self.tuning.poll,
             clock=self.clock,
             on_end=self._settle,
+            journal=self.journal,
         )
         self.policy = Policy(
             repository,

@@ -108,6 +108,26 @@ class Presenter(Protocol):
         ...
 
 
+class JobJournal(Protocol):
+    """Where the engine writes each step of a job down (see :mod:`bot.journal`)."""
+
+    async def accepted(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> None:
+        """Before the job is queued."""
+        ...
+
+    async def creating(self, job_id: str) -> None:
+        """Just before the create request goes out."""
+        ...
+
+    async def created(self, job_id: str, prediction_id: str) -> None:
+        """As soon as the prediction's id is known."""
+        ...
+
+    async def ended(self, view: JobView) -> None:
+        """With the final view."""
+        ...
+
+
 @dataclass(frozen=True)
 class PollPolicy:
     """How often to poll a running prediction.
@@ -251,8 +271,9 @@ class JobEngine:
         new_id: Callable[[], str] = lambda: secrets.token_hex(6),
         keep_ended: int = 2000,
         on_end: Callable[[JobView], Awaitable[None]] | None = None,
+        journal: JobJournal | None = None,
     ) -> None:
-        """``on_end`` runs once for every job's final view, after its presenter showed it."""
+        """``on_end`` runs once for every job's final view, after its presenter showed it and it was journaled."""
         self._client = client
         self._downloader = downloader
         self._max_running = max_running
@@ -268,6 +289,7 @@ class JobEngine:
         self._ended: deque[str] = deque()
         self._keep_ended = keep_ended
         self._on_end = on_end
+        self._journal = journal
         self._active: dict[Hashable, int] = {}
         self._running: dict[Hashable, int] = {}
         self._running_total = 0
@@ -308,20 +330,24 @@ class JobEngine:
         """A fresh job id, for a front end that must show the job before submitting it."""
         return self._new_id()
 
-    def submit(self, request: JobRequest, presenter: Presenter, *, job_id: str | None = None) -> Job:
-        """Queue ``request``; its presenter sees every view from the first ``queued`` one on."""
+    async def submit(
+        self,
+        request: JobRequest,
+        presenter: Presenter,
+        *,
+        job_id: str | None = None,
+        target: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Journal and queue ``request``; its presenter sees every view from the first ``queued`` one on.
+
+        ``target`` is the front end's own note of where the job is shown, kept
+        in the journal so the job can be resumed after a restart.
+        """
         if self._closed:
             raise ImagineError("The bot is shutting down; try again in a moment.")
-        job_id = job_id or self._new_id()
-        job = _Job(
-            id=job_id,
-            request=request,
-            presenter=presenter,
-            submitted_at=self._clock.monotonic(),
-            view=JobView(job_id, request, JobState.QUEUED, notes=request.notes),
-        )
-        self._jobs[job_id] = job
-        self._active[job.member_key] = self._active.get(job.member_key, 0) + 1
+        job = self._new_job(job_id or self._new_id(), request, presenter)
+        if self._journal is not None:
+            await self._journal.accepted(job.id, request, target)
         self._queue.push(job)
         self._dispatch()
         if job.task is None:
@@ -329,6 +355,55 @@ class JobEngine:
         else:
             self._show(job, job.view)
         return Job(self, job)
+
+    async def resume(
+        self,
+        job_id: str,
+        request: JobRequest,
+        presenter: Presenter,
+        *,
+        prediction_id: str | None,
+        create_started: bool,
+        age: float = 0.0,
+    ) -> Job:
+        """Take back a journaled job after a restart, never creating a second prediction.
+
+        With a prediction id it is polled to its end (it is already running, so
+        it takes a slot at once); with a create that may have gone out but no
+        id, it ends with a clear message (asking again is the member's call);
+        otherwise it takes its place in the queue again.
+        """
+        job = self._new_job(job_id, request, presenter, age=age)
+        if prediction_id is not None:
+            self._start(job, prediction_id=prediction_id)
+        elif create_started:
+            await self._finish(
+                job,
+                JobState.FAILED,
+                error=(
+                    "The bot restarted just as this job was being started, so it cannot tell whether the "
+                    "image was begun. It was not started again, so nothing is paid twice, and it did not count "
+                    "against your daily images. Please run /imagine again."
+                ),
+            )
+        else:
+            self._queue.push(job)
+            self._dispatch()
+            if job.task is None:
+                self._show_positions()
+        return Job(self, job)
+
+    def _new_job(self, job_id: str, request: JobRequest, presenter: Presenter, *, age: float = 0.0) -> _Job:
+        job = _Job(
+            id=job_id,
+            request=request,
+            presenter=presenter,
+            submitted_at=self._clock.monotonic() - age,
+            view=JobView(job_id, request, JobState.QUEUED, notes=request.notes),
+        )
+        self._jobs[job_id] = job
+        self._active[job.member_key] = self._active.get(job.member_key, 0) + 1
+        return job
 
     def job(self, job_id: str) -> Job | None:
         """The job with this id, while the process knows it."""
@@ -378,9 +453,12 @@ class JobEngine:
             job = self._queue.pop(lambda j: self._running.get(j.server_key, 0) < self._max_per_server)
             if job is None:
                 return
-            self._running_total += 1
-            self._running[job.server_key] = self._running.get(job.server_key, 0) + 1
-            job.task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+            self._start(job)
+
+    def _start(self, job: _Job, *, prediction_id: str | None = None) -> None:
+        self._running_total += 1
+        self._running[job.server_key] = self._running.get(job.server_key, 0) + 1
+        job.task = asyncio.create_task(self._run(job, prediction_id), name=f"job-{job.id}")
 
     def _show_positions(self) -> None:
         for position, job in enumerate(self._queue.in_order(), start=1):
@@ -423,6 +501,8 @@ class JobEngine:
         if job.pump is not None:
             await asyncio.gather(job.pump, return_exceptions=True)
         await self._present(job, view)
+        if self._journal is not None:
+            await self._journal.ended(view)
         self._active[job.member_key] -= 1
         if not self._active[job.member_key]:
             del self._active[job.member_key]
@@ -439,9 +519,9 @@ class JobEngine:
 
     # ----------------------------------------------------------------- running
 
-    async def _run(self, job: _Job) -> None:
+    async def _run(self, job: _Job, prediction_id: str | None) -> None:
         try:
-            await self._execute(job)
+            await self._execute(job, prediction_id)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -460,18 +540,17 @@ class JobEngine:
                 self._dispatch()
                 self._show_positions()
 
-    async def _execute(self, job: _Job) -> None:
-        deadline = self._clock.monotonic() + self._timeout
-        self._show(job, replace(job.view, state=JobState.STARTING, queue_position=None))
-        request = job.request
-        try:
-            prediction = await self._client.create(
-                request.model, request.inputs, wait=self._prefer_wait, cancel_after=self._timeout
-            )
-        except ApiError as exc:
-            await self._finish(job, JobState.FAILED, error=exc.message)
-            return
-        log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
+    async def _execute(self, job: _Job, prediction_id: str | None) -> None:
+        if prediction_id is None:
+            deadline = self._clock.monotonic() + self._timeout
+            self._show(job, replace(job.view, state=JobState.STARTING, queue_position=None))
+            prediction = await self._create(job)
+            if prediction is None:
+                return
+        else:  # resumed: the prediction has been running since before the restart
+            deadline = job.submitted_at + self._timeout
+            prediction = Prediction(id=prediction_id, status="starting")
+        fetch_now = prediction_id is not None
         polls = 0
         cancel_sent = False
         while True:
@@ -493,7 +572,8 @@ class JobEngine:
                 )
                 return
             budget = self._client.budget.other.per_second
-            delay = min(remaining, self._poll.interval(polls, self._running_total, budget))
+            delay = 0.0 if fetch_now else min(remaining, self._poll.interval(polls, self._running_total, budget))
+            fetch_now = False
             if not cancel_sent:
                 await self._sleep_unless(job.cancel_event, delay)
             else:
@@ -509,6 +589,23 @@ class JobEngine:
                     return
                 log.warning("job %s: polling %s failed (%s); will try again", job.id, prediction.id, exc)
         await self._finish_prediction(job, prediction, deadline)
+
+    async def _create(self, job: _Job) -> Prediction | None:
+        """Create the job's prediction, journaling around it; ``None`` if it failed (and the job ended)."""
+        request = job.request
+        if self._journal is not None:
+            await self._journal.creating(job.id)
+        try:
+            prediction = await self._client.create(
+                request.model, request.inputs, wait=self._prefer_wait, cancel_after=self._timeout
+            )
+        except ApiError as exc:
+            await self._finish(job, JobState.FAILED, error=exc.message)
+            return None
+        if self._journal is not None:
+            await self._journal.created(job.id, prediction.id)
+        log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
+        return prediction
 
     async def _sleep_unless(self, event: asyncio.Event, seconds: float) -> None:
         sleeper = asyncio.ensure_future(self._clock.sleep(seconds))

@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app.presenter import DiscordPresenter
+from bot.discord_app.presenter import DiscordPresenter, MessageTarget
 from bot.errors import Refusal
 from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 from bot.jobs import JobState, JobView
@@ -150,6 +150,31 @@ class Imagine(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton, RerollButton, DeleteButton)
+        if self.bot.resume_jobs:
+            await self.resume_jobs()
+
+    async def resume_jobs(self) -> None:
+        """Take back the jobs the last run left unfinished: each ends in its final message, none runs twice."""
+        core = self.bot.core
+        for job in await core.journal.unfinished():
+            if job.target is None:
+                continue  # not a Discord job (the imagine command runs its own)
+            presenter = DiscordPresenter(
+                self.bot,
+                MessageTarget.from_json(job.target),
+                components=job_components,
+                clock=core.clock,
+                min_interval=core.tuning.edit_interval,
+            )
+            await core.engine.resume(
+                job.job_id,
+                job.request,
+                presenter,
+                prediction_id=job.prediction_id,
+                create_started=job.create_started,
+                age=job.age,
+            )
+            log.info("resumed job %s (prediction %s)", job.job_id, job.prediction_id or "not created yet")
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(CancelButton, RerollButton, DeleteButton)
@@ -223,16 +248,19 @@ class Imagine(commands.Cog):
                 await _refuse(interaction, f"❌ {exc}")
                 return
             request = replace(request, charged_images=images, charged_day=day)
-            presenter = DiscordPresenter(
-                interaction, components=job_components, clock=core.clock, min_interval=core.tuning.edit_interval
-            )
             job_id = core.engine.new_job_id()
             try:
-                await presenter.open(JobView(job_id, request, JobState.QUEUED, notes=request.notes))
+                presenter = await DiscordPresenter.open(
+                    interaction,
+                    JobView(job_id, request, JobState.QUEUED, notes=request.notes),
+                    components=job_components,
+                    clock=core.clock,
+                    min_interval=core.tuning.edit_interval,
+                )
+                await core.engine.submit(request, presenter, job_id=job_id, target=presenter.target.to_json())
             except BaseException:
                 await core.policy.refund(guild_id, member_id, images, day)
                 raise
-            core.engine.submit(request, presenter, job_id=job_id)
 
     async def cancel_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
         """The Cancel button."""
@@ -248,11 +276,12 @@ class Imagine(commands.Cog):
 
     async def reroll_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
         """The Re-roll button: same prompt and options, a new seed, a new job under the same rules."""
-        job = self.bot.core.engine.job(job_id)
-        if job is None:
+        core = self.bot.core
+        job = core.engine.job(job_id)
+        request = job.view.request if job is not None else await core.journal.request_of(job_id)
+        if request is None:
             await _refuse(interaction, "This image's settings are no longer known to the bot; run /imagine again.")
             return
-        request = job.view.request
         options = replace(request.options, seed=secrets.randbelow(_SEED_MAX + 1))
         await self.start_job(interaction, str(request.model), options)
 

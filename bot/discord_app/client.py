@@ -46,9 +46,13 @@ class ImagineBot(commands.Bot):
         *,
         clock: Clock | None = None,
         tuning: Tuning | None = None,
+        resume_jobs: bool = True,
         **options: Any,
     ) -> None:
-        """``options`` go to :class:`discord.ext.commands.Bot` (tests pass ``guild_ready_timeout``)."""
+        """``resume_jobs``: finish the jobs a previous run left unfinished (not for ``sync``).
+
+        ``options`` go to :class:`discord.ext.commands.Bot` (tests pass ``guild_ready_timeout``).
+        """
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -61,6 +65,7 @@ class ImagineBot(commands.Bot):
         self.settings = settings
         self._clock = clock
         self._tuning = tuning
+        self.resume_jobs = resume_jobs
 
     async def setup_hook(self) -> None:
         self.core = await Core.open(self.settings, clock=self._clock, tuning=self._tuning)

@@ -6,6 +6,8 @@
   says it is dead) edits go through the channel message route instead.
 - If someone deleted the message, the result is posted as a new message that
   mentions the requester, instead of being lost.
+- Everything needed to keep showing a job is in a :class:`MessageTarget`,
+  which the journal keeps, so a restarted bot picks up where it left off.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import discord
 
@@ -29,6 +33,44 @@ MAX_REQUEST_BYTES = 24 * 1024 * 1024  # Discord refuses requests over 25 MiB; ke
 TOKEN_LIFETIME = timedelta(minutes=15)
 
 ComponentsFactory = Callable[[JobView], discord.ui.View | None]
+
+
+@dataclass(frozen=True)
+class MessageTarget:
+    """Where a job's message lives and how to reach it (JSON round-trips through the journal)."""
+
+    application_id: int
+    token: str
+    """The interaction token: edits through the webhook route until it expires."""
+    token_expires_at: datetime
+    channel_id: int | None
+    message_id: int
+    requester_id: int
+    upload_limit: int
+
+    @classmethod
+    def of(cls, interaction: discord.Interaction, message_id: int) -> MessageTarget:
+        """The target of the message that answered ``interaction``."""
+        return cls(
+            application_id=interaction.application_id,
+            token=interaction.token,
+            token_expires_at=interaction.created_at + TOKEN_LIFETIME,
+            channel_id=interaction.channel_id,
+            message_id=message_id,
+            requester_id=interaction.user.id,
+            upload_limit=interaction.filesize_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able data for the journal."""
+        data = asdict(self)
+        data["token_expires_at"] = self.token_expires_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MessageTarget:
+        """The inverse of :meth:`to_json`."""
+        return cls(**{**data, "token_expires_at": datetime.fromisoformat(data["token_expires_at"])})
 
 
 def _code(exc: discord.HTTPException) -> int:
@@ -47,59 +89,70 @@ def _retry_after(exc: discord.HTTPException) -> float:
 
 
 class DiscordPresenter:
-    """Renders one job's views into the message that answered its interaction."""
+    """Renders one job's views into its message."""
 
     def __init__(
         self,
-        interaction: discord.Interaction,
+        client: discord.Client,
+        target: MessageTarget,
         *,
         components: ComponentsFactory,
         clock: Clock | None = None,
         min_interval: float = 1.5,
         token_margin: float = 60.0,
         attempts: int = 5,
+        shown: JobView | None = None,
     ) -> None:
-        self._interaction = interaction
+        """``shown`` is the view the message already shows (none after a restart)."""
+        self._client = client
+        self.target = target
         self._components = components
         self._clock = clock or SystemClock()
         self._min_interval = min_interval
-        self._token_deadline = interaction.created_at + TOKEN_LIFETIME - timedelta(seconds=token_margin)
+        self._token_deadline = target.token_expires_at - timedelta(seconds=token_margin)
         self._attempts = attempts
-        self._upload_limit = interaction.filesize_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
-        self._channel_id = interaction.channel_id
-        self._requester_id = interaction.user.id
-        self._message_id: int | None = None
+        self._upload_limit = target.upload_limit
         self._latest: JobView | None = None
-        self._shown: JobView | None = None
-        self._last_edit = float("-inf")
+        self._shown = shown
+        self._last_edit = self._clock.monotonic() if shown is not None else float("-inf")
         self._wake = asyncio.Event()
-        self._opened = asyncio.Event()
         self._finished = False
         self._token_dead = False
         self._deleted = False
         self._lock = asyncio.Lock()
-        self._pump_task: asyncio.Task[None] | None = None
+        self._pump_task = asyncio.create_task(self._pump(), name="discord-presenter")
+
+    @classmethod
+    async def open(
+        cls,
+        interaction: discord.Interaction,
+        view: JobView,
+        *,
+        components: ComponentsFactory,
+        clock: Clock | None = None,
+        min_interval: float = 1.5,
+    ) -> DiscordPresenter:
+        """Answer the interaction with the placeholder (within 3 s of it) and present the job there."""
+        response = await interaction.response.send_message(
+            embed=render_embed(view),
+            view=components(view) or discord.utils.MISSING,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        resource = response.resource
+        if isinstance(resource, discord.Message):
+            message_id = resource.id
+        else:
+            message_id = (await interaction.original_response()).id
+        return cls(
+            interaction.client,
+            MessageTarget.of(interaction, message_id),
+            components=components,
+            clock=clock,
+            min_interval=min_interval,
+            shown=view,
+        )
 
     # ----------------------------------------------------------------- engine side
-
-    async def open(self, view: JobView) -> None:
-        """Answer the interaction with the placeholder (must happen within 3 s of it)."""
-        try:
-            response = await self._interaction.response.send_message(
-                embed=render_embed(view),
-                view=self._components(view) or discord.utils.MISSING,
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
-            resource = response.resource
-            if isinstance(resource, discord.Message):
-                self._message_id = resource.id
-            else:
-                self._message_id = (await self._interaction.original_response()).id
-            self._shown = view
-            self._last_edit = self._clock.monotonic()
-        finally:
-            self._opened.set()
-        self._pump_task = asyncio.create_task(self._pump(), name="discord-presenter")
 
     async def show(self, view: JobView) -> None:
         """Take a new view: coalesced when running, delivered before returning when terminal."""
@@ -107,14 +160,12 @@ class DiscordPresenter:
         if not view.terminal:
             self._wake.set()
             return
-        await self._opened.wait()
         self._finished = True
         self._wake.set()
         async with self._lock:
             await self._pace()
             await self._deliver(view, final=True)
-        if self._pump_task is not None:
-            self._pump_task.cancel()
+        self._pump_task.cancel()
 
     # ----------------------------------------------------------------- internals
 
@@ -189,35 +240,34 @@ class DiscordPresenter:
         log.error("gave up showing job %s (%s) after %d attempts", view.job_id, view.state, self._attempts)
 
     async def _edit(self, view: JobView, files: list[discord.File], *, final: bool) -> None:
-        embed = render_embed(view)
-        components = self._components(view)
-        kwargs: dict[str, object] = {"embed": embed, "view": components}
+        target = self.target
+        kwargs: dict[str, Any] = {"embed": render_embed(view), "view": self._components(view)}
         if final:
             kwargs["attachments"] = files
         if self._token_usable():
-            await self._interaction.edit_original_response(**kwargs)  # type: ignore[arg-type]
+            webhook = discord.Webhook.partial(target.application_id, target.token, client=self._client)
+            await webhook.edit_message(target.message_id, **kwargs)
             return
-        if self._channel_id is None or self._message_id is None:
+        if target.channel_id is None:
             raise _NoRoute
-        message = self._interaction.client.get_partial_messageable(self._channel_id).get_partial_message(
-            self._message_id
-        )
-        await message.edit(**kwargs)  # type: ignore[arg-type]
+        channel = self._client.get_partial_messageable(target.channel_id)
+        await channel.get_partial_message(target.message_id).edit(**kwargs)
 
     async def _repost(self, view: JobView, images: tuple[ImageFile, ...]) -> None:
         """The message is gone: post the result anew, mentioning the requester."""
-        if self._channel_id is None:
+        target = self.target
+        if target.channel_id is None:
             log.warning("job %s: message deleted and no channel to post in; result not shown", view.job_id)
             return
-        channel = self._interaction.client.get_partial_messageable(self._channel_id)
-        content = f"<@{self._requester_id}> the message for your /imagine was deleted, so here is the result."
+        channel = self._client.get_partial_messageable(target.channel_id)
+        content = f"<@{target.requester_id}> the message for your /imagine was deleted, so here is the result."
         try:
             await channel.send(
                 content=content,
                 embed=render_embed(view),
                 files=await self._files(images),
                 view=self._components(view) or discord.utils.MISSING,
-                allowed_mentions=discord.AllowedMentions(users=[discord.Object(self._requester_id)]),
+                allowed_mentions=discord.AllowedMentions(users=[discord.Object(target.requester_id)]),
             )
         except discord.HTTPException as exc:
             log.warning("job %s: could not post the result anew (%s)", view.job_id, exc)

@@ -21,10 +21,12 @@ def _token(settings: Settings) -> str:
     return settings.discord_token.reveal()
 
 
-async def _with_bot(settings: Settings, action: Callable[[ImagineBot], Awaitable[int]]) -> int:
+async def _with_bot(
+    settings: Settings, action: Callable[[ImagineBot], Awaitable[int]], *, resume_jobs: bool = True
+) -> int:
     """Run ``action`` on a bot pointed at the configured endpoints, turning known failures into one line."""
     configure_endpoints(settings)
-    bot = ImagineBot(settings)
+    bot = ImagineBot(settings, resume_jobs=resume_jobs)
     try:
         async with bot:
             return await action(bot)
@@ -65,4 +67,4 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
         print(f"synced {len(synced)} commands {where}: {', '.join('/' + c.name for c in synced)}")
         return 0
 
-    return await _with_bot(settings, sync)
+    return await _with_bot(settings, sync, resume_jobs=False)

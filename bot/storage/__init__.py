@@ -8,9 +8,10 @@ audit entry in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class StorageError(Exception):
@@ -78,6 +79,48 @@ class Charge:
     retry_after_seconds: float | None = None
     """Set when refused for the cooldown: seconds until the member may ask again."""
     over_daily_limit: bool = False
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job in the journal: who asked what, where its message is, and how far it got."""
+
+    job_id: str
+    model: str
+    prompt: str
+    request: Mapping[str, Any]
+    """The whole request as JSON-able data (options, inputs, notes, charges)."""
+    state: str
+    created_at: datetime
+    guild_id: int | None = None
+    channel_id: int | None = None
+    requester_id: int | None = None
+    target: Mapping[str, Any] | None = None
+    """Where the job is shown (the front end's data); cleared once the job has ended."""
+    prediction_id: str | None = None
+    create_started_at: datetime | None = None
+    """Set just before the create request goes out: with no ``prediction_id`` it may or may not exist."""
+    ended_at: datetime | None = None
+    error: str | None = None
+    images_delivered: int = 0
+    seed: int | None = None
+    predict_time: float | None = None
+
+
+JOB_FIELDS = frozenset(
+    {
+        "state",
+        "target",
+        "prediction_id",
+        "create_started_at",
+        "ended_at",
+        "error",
+        "images_delivered",
+        "seed",
+        "predict_time",
+    }
+)
+"""The :class:`JobRecord` fields :meth:`Repository.update_job` may change."""
 
 
 class Repository(Protocol):
@@ -149,4 +192,22 @@ class Repository(Protocol):
 
     async def refund(self, guild_id: int, member_id: int, images: int, *, day: date) -> None:
         """Give back images charged on ``day`` that were not delivered (never below zero)."""
+        ...
+
+    # ------------------------------------------------------------- the jobs journal
+
+    async def add_job(self, record: JobRecord) -> None:
+        """Journal a newly accepted job."""
+        ...
+
+    async def update_job(self, job_id: str, **changes: Any) -> None:
+        """Change some of a job's :data:`JOB_FIELDS`."""
+        ...
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """One job, finished or not."""
+        ...
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        """Jobs that have not ended, oldest first."""
         ...

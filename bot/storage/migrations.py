@@ -114,6 +114,39 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX audit_log_by_guild ON audit_log (guild_id, id)",
         ),
     ),
+    Migration(
+        2,
+        "the jobs journal",
+        (
+            # One row per accepted job, written before its prediction is created
+            # and updated at each step, so a restart can finish what was running.
+            # ``request`` and ``target`` are JSON: the job's inputs, and where its
+            # message lives (the front end's own data, cleared when the job ends).
+            """
+            CREATE TABLE jobs (
+                job_id            TEXT PRIMARY KEY,
+                guild_id          INTEGER,
+                channel_id        INTEGER,
+                requester_id      INTEGER,
+                model             TEXT NOT NULL,
+                prompt            TEXT NOT NULL,
+                request           TEXT NOT NULL,
+                target            TEXT,
+                state             TEXT NOT NULL,
+                prediction_id     TEXT,
+                created_at        TEXT NOT NULL,
+                create_started_at TEXT,
+                ended_at          TEXT,
+                error             TEXT,
+                images_delivered  INTEGER NOT NULL DEFAULT 0,
+                seed              INTEGER,
+                predict_time      REAL
+            )
+            """,
+            "CREATE INDEX jobs_unfinished ON jobs (state) WHERE ended_at IS NULL",
+            "CREATE INDEX jobs_by_guild ON jobs (guild_id, created_at)",
+        ),
+    ),
 )
 """Every schema step, oldest first. Append new steps; never edit shipped ones."""
 

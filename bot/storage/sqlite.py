@@ -23,6 +23,7 @@ shell) and returned timezone-aware. Discord ids are SQLite INTEGERs, which are
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -34,9 +35,11 @@ import aiosqlite
 
 from bot.clock import Clock, SystemClock
 from bot.storage import (
+    JOB_FIELDS,
     AuditEntry,
     Charge,
     GuildConfig,
+    JobRecord,
     Limits,
     RepositoryClosedError,
     SchemaVersionError,
@@ -545,6 +548,104 @@ class SqliteRepository:
                 """,
                 (images, guild_id, member_id, day.isoformat()),
             )
+
+    # ------------------------------------------------------------- the jobs journal
+
+    async def add_job(self, record: JobRecord) -> None:
+        async with self._transaction(write=True) as conn:
+            await conn.execute(
+                """
+                INSERT INTO jobs (job_id, guild_id, channel_id, requester_id, model, prompt, request, target,
+                                  state, prediction_id, created_at, create_started_at, ended_at, error,
+                                  images_delivered, seed, predict_time)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    record.job_id,
+                    record.guild_id,
+                    record.channel_id,
+                    record.requester_id,
+                    record.model,
+                    record.prompt,
+                    json.dumps(record.request),
+                    None if record.target is None else json.dumps(record.target),
+                    record.state,
+                    record.prediction_id,
+                    _to_text(_utc(record.created_at, "created_at")),
+                    None if record.create_started_at is None else _to_text(record.create_started_at),
+                    None if record.ended_at is None else _to_text(record.ended_at),
+                    record.error,
+                    record.images_delivered,
+                    record.seed,
+                    record.predict_time,
+                ),
+            )
+
+    async def update_job(self, job_id: str, **changes: Any) -> None:
+        unknown = set(changes) - JOB_FIELDS
+        if unknown:
+            raise ValueError(f"not journal fields: {', '.join(sorted(unknown))}")
+        if not changes:
+            return
+        values: list[Any] = []
+        for name, value in changes.items():
+            if name == "target":
+                value = None if value is None else json.dumps(value)
+            elif isinstance(value, datetime):
+                value = _to_text(_utc(value, name))
+            values.append(value)
+        # Column names come from JOB_FIELDS only, never from callers' strings.
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        async with self._transaction(write=True) as conn:
+            await conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*values, job_id))
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        async with self._transaction(write=False) as conn:
+            row = await self._one(conn, f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,))
+        return None if row is None else _job_record(row)
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        async with self._transaction(write=False) as conn:
+            rows = await self._all(
+                conn, f"SELECT {_JOB_COLUMNS} FROM jobs WHERE ended_at IS NULL ORDER BY created_at, rowid"
+            )
+        return [_job_record(row) for row in rows]
+
+
+_JOB_COLUMN_NAMES = (
+    "job_id", "guild_id", "channel_id", "requester_id", "model", "prompt", "request", "target", "state",
+    "prediction_id", "created_at", "create_started_at", "ended_at", "error", "images_delivered", "seed",
+    "predict_time",
+)  # fmt: skip
+_JOB_COLUMNS = ", ".join(_JOB_COLUMN_NAMES)
+
+
+def _job_record(values: sqlite3.Row) -> JobRecord:
+    row = dict(zip(_JOB_COLUMN_NAMES, values, strict=True))
+
+    def moment(name: str) -> datetime | None:
+        text = row[name]
+        return None if text is None else _from_text(text)
+
+    return JobRecord(
+        job_id=row["job_id"],
+        model=row["model"],
+        prompt=row["prompt"],
+        request=json.loads(row["request"]),
+        state=row["state"],
+        created_at=_from_text(row["created_at"]),
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        requester_id=row["requester_id"],
+        target=None if row["target"] is None else json.loads(row["target"]),
+        prediction_id=row["prediction_id"],
+        create_started_at=moment("create_started_at"),
+        ended_at=moment("ended_at"),
+        error=row["error"],
+        images_delivered=row["images_delivered"],
+        seed=row["seed"],
+        predict_time=row["predict_time"],
+    )
 
 
 async def open_repository(

@@ -30,7 +30,7 @@ async def run(pipeline: Pipeline, options: ImagineOptions | None = None, model: 
     """Submit one job and wait for its end."""
     presenter = RecordingPresenter()
     request = await pipeline.engine.prepare(model, options or ImagineOptions(prompt="a red fox"))
-    job = pipeline.engine.submit(request, presenter)
+    job = await pipeline.engine.submit(request, presenter)
     await job.wait()
     return presenter
 
@@ -59,7 +59,7 @@ async def test_statuses_and_progress_are_reported(fake_api: FakeReplicate, make_
     fake_api.set_default_scenario(Scenario.manual())
     pipeline = make_pipeline()
     presenter = RecordingPresenter()
-    job = pipeline.engine.submit(await pipeline.engine.prepare(FLUX, ImagineOptions(prompt="fox")), presenter)
+    job = await pipeline.engine.submit(await pipeline.engine.prepare(FLUX, ImagineOptions(prompt="fox")), presenter)
     prediction = await fake_api.wait_for_prediction()
     fake_api.set_progress(prediction.id, 2)
     halfway = await presenter.wait_for(lambda v: v.progress is not None and v.progress.fraction == 0.5)
@@ -145,7 +145,7 @@ async def test_aborted_is_terminal(fake_api: FakeReplicate, make_pipeline: Build
 async def test_cancel_running_job_cancels_the_prediction(fake_api: FakeReplicate, make_pipeline: Build) -> None:
     fake_api.set_default_scenario(Scenario.manual())
     pipeline = make_pipeline()
-    job = pipeline.engine.submit(
+    job = await pipeline.engine.submit(
         await pipeline.engine.prepare(FLUX, ImagineOptions(prompt="fox")), RecordingPresenter()
     )
     prediction = await fake_api.wait_for_prediction()
@@ -162,9 +162,9 @@ async def test_cancel_while_queued_sends_nothing(fake_api: FakeReplicate, make_p
     fake_api.set_default_scenario(Scenario.manual())
     pipeline = make_pipeline(max_running=1)
     request = await pipeline.engine.prepare(FLUX, ImagineOptions(prompt="fox"))
-    first = pipeline.engine.submit(request, RecordingPresenter())
+    first = await pipeline.engine.submit(request, RecordingPresenter())
     waiting_presenter = RecordingPresenter()
-    waiting = pipeline.engine.submit(request, waiting_presenter)
+    waiting = await pipeline.engine.submit(request, waiting_presenter)
     await fake_api.wait_for_prediction()
     assert waiting.view.queue_position == 1
     assert await waiting.cancel()

@@ -648,10 +648,12 @@ async def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None
 
 async def test_a_hole_in_the_version_table_is_refused(tmp_path: Path) -> None:
     path = str(tmp_path / "imagine.db")
-    three = (*MIGRATIONS, *(Migration(n, f"step {n}", (f"CREATE TABLE t{n} (x)",)) for n in (2, 3)))
+    latest = latest_version()
+    extra = (latest + 1, latest + 2)
+    three = (*MIGRATIONS, *(Migration(n, f"step {n}", (f"CREATE TABLE t{n} (x)",)) for n in extra))
     await (await open_repository(path, migrations=three)).close()
     with sqlite3.connect(path) as plain:
-        plain.execute("DELETE FROM schema_version WHERE version = 2")
+        plain.execute("DELETE FROM schema_version WHERE version = ?", (extra[0],))
     plain.close()
     with pytest.raises(SchemaVersionError, match="edited by hand"):
         await open_repository(path, migrations=three)

@@ -1,0 +1,166 @@
+"""The jobs journal: every accepted job, written down before its prediction is created.
+
+The engine reports each step here (accepted → creating → created → ended);
+after a restart :meth:`Journal.unfinished` says what to resume and how. The
+journal stores the front end's ``target`` (where the job's message lives) as
+opaque data and clears it once the job has ended, so an interaction token
+never outlives its job in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from bot.clock import Clock
+from bot.inputs import ImagineOptions
+from bot.jobs import JobRequest, JobView
+from bot.modelref import ModelRef
+from bot.storage import JobRecord, Repository
+
+log = logging.getLogger(__name__)
+
+
+def request_to_json(request: JobRequest) -> dict[str, Any]:
+    """Everything needed to run ``request`` again, as JSON-able data."""
+    options = request.options
+    return {
+        "model": str(request.model),
+        "options": {
+            "prompt": options.prompt,
+            "aspect_ratio": options.aspect_ratio,
+            "count": options.count,
+            "seed": options.seed,
+            "extra": dict(options.extra),
+        },
+        "inputs": dict(request.inputs),
+        "notes": list(request.notes),
+        "images_expected": request.images_expected,
+        "requester_id": request.requester_id,
+        "guild_id": request.guild_id,
+        "channel_id": request.channel_id,
+        "charged_images": request.charged_images,
+        "charged_day": request.charged_day.isoformat() if request.charged_day else None,
+    }
+
+
+def request_from_json(data: Mapping[str, Any]) -> JobRequest:
+    """The inverse of :func:`request_to_json`."""
+    options = data["options"]
+    day = data.get("charged_day")
+    return JobRequest(
+        model=ModelRef.parse(data["model"]),
+        options=ImagineOptions(
+            prompt=options["prompt"],
+            aspect_ratio=options.get("aspect_ratio"),
+            count=options.get("count"),
+            seed=options.get("seed"),
+            extra=options.get("extra") or {},
+        ),
+        inputs=data.get("inputs") or {},
+        notes=tuple(data.get("notes") or ()),
+        images_expected=int(data.get("images_expected") or 1),
+        requester_id=data.get("requester_id"),
+        guild_id=data.get("guild_id"),
+        channel_id=data.get("channel_id"),
+        charged_images=int(data.get("charged_images") or 0),
+        charged_day=date.fromisoformat(day) if day else None,
+    )
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A job to resume after a restart."""
+
+    job_id: str
+    request: JobRequest
+    target: Mapping[str, Any] | None
+    prediction_id: str | None
+    create_started: bool
+    """The create request may have gone out; without a ``prediction_id`` it must not be sent again."""
+    age: float
+    """Seconds since the job was accepted."""
+
+
+class Journal:
+    """Writes the engine's steps to the repository; a failed write is logged, never fatal to the job."""
+
+    def __init__(self, repository: Repository, clock: Clock) -> None:
+        self._repository = repository
+        self._clock = clock
+
+    async def accepted(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> None:
+        """The job was accepted and shown: it now exists, whatever happens next."""
+        await self._repository.add_job(
+            JobRecord(
+                job_id=job_id,
+                model=str(request.model),
+                prompt=request.prompt,
+                request=request_to_json(request),
+                state="queued",
+                created_at=self._clock.now(),
+                guild_id=request.guild_id,
+                channel_id=request.channel_id,
+                requester_id=request.requester_id,
+                target=dict(target) if target is not None else None,
+            )
+        )
+
+    async def creating(self, job_id: str) -> None:
+        """The create request is about to go out."""
+        await self._safely(job_id, state="creating", create_started_at=self._clock.now())
+
+    async def created(self, job_id: str, prediction_id: str) -> None:
+        """The API answered with the prediction's id."""
+        await self._safely(job_id, state="running", prediction_id=prediction_id)
+
+    async def ended(self, view: JobView) -> None:
+        """The job's final state; its target (and the token in it) is forgotten."""
+        await self._safely(
+            view.job_id,
+            state=str(view.state),
+            ended_at=self._clock.now(),
+            error=view.error,
+            images_delivered=len(view.images),
+            seed=view.seed,
+            predict_time=view.predict_time,
+            prediction_id=view.prediction_id,
+            target=None,
+        )
+
+    async def _safely(self, job_id: str, **changes: Any) -> None:
+        try:
+            await self._repository.update_job(job_id, **changes)
+        except Exception:
+            log.exception("could not journal job %s (%s)", job_id, ", ".join(changes))
+
+    async def request_of(self, job_id: str) -> JobRequest | None:
+        """A journaled job's request (Re-roll after a restart)."""
+        record = await self._repository.get_job(job_id)
+        return request_from_json(record.request) if record else None
+
+    async def unfinished(self) -> list[Unfinished]:
+        """Jobs that had not ended when the process stopped, oldest first."""
+        now = self._clock.now()
+        jobs = []
+        for record in await self._repository.unfinished_jobs():
+            try:
+                request = request_from_json(record.request)
+            except (KeyError, ValueError, TypeError):
+                log.exception("journaled job %s cannot be read; marking it failed", record.job_id)
+                await self._safely(record.job_id, state="failed", ended_at=now, error="unreadable journal entry")
+                continue
+            jobs.append(
+                Unfinished(
+                    job_id=record.job_id,
+                    request=request,
+                    target=record.target,
+                    prediction_id=record.prediction_id,
+                    create_started=record.create_started_at is not None,
+                    age=(now - record.created_at).total_seconds(),
+                )
+            )
+        return jobs
