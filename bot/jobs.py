@@ -179,16 +179,24 @@ class FairQueue:
             del self._lines[job.member_key]
         return True
 
-    def pop(self, may_start: Callable[[_Job], bool]) -> _Job | None:
-        """The next job that ``may_start``, taking members in turn."""
+    def pop(self, may_start: Callable[[_Job], bool], running: Callable[[Hashable], int] = lambda _: 0) -> _Job | None:
+        """The next job that ``may_start``: from the member with the fewest jobs running, members in turn."""
+        chosen: Hashable | None = None
+        fewest = 0
         for key, line in self._lines.items():
             if may_start(line[0]):
-                job = line.popleft()
-                del self._lines[key]
-                if line:
-                    self._lines[key] = line  # back of the line
-                return job
-        return None
+                load = running(key)
+                if chosen is None or load < fewest:
+                    chosen, fewest = key, load
+                    if load == 0:
+                        break
+        if chosen is None:
+            return None
+        line = self._lines.pop(chosen)
+        job = line.popleft()
+        if line:
+            self._lines[chosen] = line  # back of the line
+        return job
 
     def in_order(self) -> Iterator[_Job]:
         """Waiting jobs in the order they would start if every cap were free."""
@@ -292,6 +300,7 @@ class JobEngine:
         self._journal = journal
         self._active: dict[Hashable, int] = {}
         self._running: dict[Hashable, int] = {}
+        self._running_members: dict[Hashable, int] = {}
         self._running_total = 0
         self._closed = False
 
@@ -450,7 +459,10 @@ class JobEngine:
 
     def _dispatch(self) -> None:
         while self._running_total < self._max_running:
-            job = self._queue.pop(lambda j: self._running.get(j.server_key, 0) < self._max_per_server)
+            job = self._queue.pop(
+                lambda j: self._running.get(j.server_key, 0) < self._max_per_server,
+                lambda member: self._running_members.get(member, 0),
+            )
             if job is None:
                 return
             self._start(job)
@@ -458,6 +470,7 @@ class JobEngine:
     def _start(self, job: _Job, *, prediction_id: str | None = None) -> None:
         self._running_total += 1
         self._running[job.server_key] = self._running.get(job.server_key, 0) + 1
+        self._running_members[job.member_key] = self._running_members.get(job.member_key, 0) + 1
         job.task = asyncio.create_task(self._run(job, prediction_id), name=f"job-{job.id}")
 
     def _show_positions(self) -> None:
@@ -533,9 +546,10 @@ class JobEngine:
                 )
         finally:
             self._running_total -= 1
-            self._running[job.server_key] -= 1
-            if not self._running[job.server_key]:
-                del self._running[job.server_key]
+            for counts, key in ((self._running, job.server_key), (self._running_members, job.member_key)):
+                counts[key] -= 1
+                if not counts[key]:
+                    del counts[key]
             if not self._closed:
                 self._dispatch()
                 self._show_positions()

@@ -22,11 +22,19 @@ class TokenBucket:
     not only the one that was refused.
     """
 
-    def __init__(self, per_minute: float, *, burst: float | None = None, clock: Clock | None = None) -> None:
-        if per_minute <= 0:
-            raise ValueError("per_minute must be positive")
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        burst: float | None = None,
+        clock: Clock | None = None,
+        window: float = 60.0,
+    ) -> None:
+        """``per_minute`` requests per ``window`` seconds (a minute unless a test compresses time)."""
+        if per_minute <= 0 or window <= 0:
+            raise ValueError("per_minute and window must be positive")
         self._clock = clock or SystemClock()
-        self._rate = per_minute * _HEADROOM / 60.0
+        self._rate = per_minute * _HEADROOM / window
         self._capacity = max(1.0, burst if burst is not None else per_minute * _BURST_SHARE)
         self._tokens = self._capacity
         self._stamp = self._clock.monotonic()
@@ -74,6 +82,7 @@ class RequestBudget:
         other_per_minute: float = REPLICATE_OTHER_PER_MINUTE,
         *,
         clock: Clock | None = None,
+        window: float = 60.0,
     ) -> None:
-        self.creates = TokenBucket(creates_per_minute, clock=clock)
-        self.other = TokenBucket(other_per_minute, clock=clock)
+        self.creates = TokenBucket(creates_per_minute, clock=clock, window=window)
+        self.other = TokenBucket(other_per_minute, clock=clock, window=window)

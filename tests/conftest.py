@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +35,17 @@ class RecordingPresenter:
     """Keeps every view it is shown; lets a test wait for a state without sleeping."""
 
     views: list[JobView] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def show(self, view: JobView) -> None:
         self.views.append(view)
+        self.times.append(time.monotonic())
         self.changed.set()
+
+    def first_time(self, predicate: Callable[[JobView], bool]) -> float | None:
+        """When the first view matching ``predicate`` was shown."""
+        return next((at for at, view in zip(self.times, self.views, strict=True) if predicate(view)), None)
 
     @property
     def states(self) -> list[str]:
