@@ -1,0 +1,79 @@
+"""The bot as a separate process (``python -m bot``), configured only by environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from tests.e2e.conftest import DISCORD_TOKEN
+from tests.fakes.discord import FakeDiscord, FakeGuild
+from tests.fakes.replicate import FakeReplicate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class BotProcess:
+    """Start, kill (SIGKILL) and stop the real bot between the two fakes; the database stays in ``workdir``."""
+
+    def __init__(
+        self, api: FakeReplicate, discord: FakeDiscord, guild: FakeGuild, workdir: Path, **extra_env: str
+    ) -> None:
+        self.api, self.discord, self.guild = api, discord, guild
+        self.workdir = workdir
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(REPO),
+            "DISCORD_TOKEN": DISCORD_TOKEN,
+            "REPLICATE_API_TOKEN": api.token,
+            "REPLICATE_BASE_URL": api.base_url,
+            "DISCORD_API_BASE": discord.http_base,
+            "DISCORD_GATEWAY_URL": discord.gateway_url,
+            "IMAGINE_SYNC_GUILD": str(guild.id),
+            "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}",
+            "LOG_LEVEL": "DEBUG",
+            **extra_env,
+        }
+        self.process: asyncio.subprocess.Process | None = None
+        self.logs: list[str] = []
+
+    async def start(self) -> None:
+        """Start the bot and wait until it has identified and synced its commands."""
+        identified = len(self.discord.identify_payloads)
+        synced = len(self.discord.requests_for("PUT /applications/*/guilds/*/commands"))
+        with self._new_log() as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", env=self.env, cwd=self.workdir, stdout=log, stderr=log
+            )
+        await self.discord.wait_for(lambda: len(self.discord.identify_payloads) > identified, 30, what="IDENTIFY")
+        await self.discord.wait_for(
+            lambda: len(self.discord.requests_for("PUT /applications/*/guilds/*/commands")) > synced, 30, what="sync"
+        )
+
+    def _new_log(self) -> BinaryIO:
+        path = self.workdir / f"bot-{len(self.logs)}.log"
+        self.logs.append(str(path))
+        return path.open("wb")
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind."""
+        assert self.process is not None
+        self.process.kill()
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        """Ctrl-C, as a person would."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(self.process.wait(), 20)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+    def output(self) -> str:
+        """Everything every run of the bot printed."""
+        return "".join(Path(name).read_text(errors="replace") for name in self.logs)

@@ -1,0 +1,101 @@
+"""Nothing lost to a crash: SIGKILL the bot mid-job, start it again on the same database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.bot_process import BotProcess
+from tests.e2e.conftest import DISCORD_TOKEN, status_of
+from tests.fakes.discord import FakeDiscord, InteractionHandle, StoredMessage
+from tests.fakes.replicate import FakeReplicate, Scenario
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[BotProcess]:
+    async with FakeReplicate(seed=11, scenario=Scenario.manual()) as api, FakeDiscord(token=DISCORD_TOKEN) as fake:
+        guild = fake.add_guild("Restarts")
+        process = BotProcess(api, fake, guild, tmp_path)
+        await process.start()
+        try:
+            yield process
+        finally:
+            await process.stop()
+        assert "Traceback" not in process.output(), process.output()
+
+
+async def imagine(bot: BotProcess, prompt: str = "a red fox", **options: object) -> InteractionHandle:
+    return await bot.discord.slash(
+        "imagine",
+        {"prompt": prompt, **options},
+        user=bot.guild.member("member"),
+        guild=bot.guild,
+        channel=bot.guild.channel("general"),
+    )
+
+
+def finished(message: StoredMessage) -> bool:
+    return any(word in status_of(message) for word in ("Done", "Failed", "Canceled", "Timed out"))
+
+
+async def test_killed_while_processing_finishes_after_restart(bot: BotProcess) -> None:
+    handle = await imagine(bot)
+    prediction = await bot.api.wait_for_prediction()
+    await bot.api.wait_for_requests("get", 1, timeout=15)  # the bot has the id (journaled before polling)
+    bot.api.set_progress(prediction.id, 2)
+    await handle.wait_message(lambda m: "50%" in status_of(m), timeout=15)
+    await bot.kill()
+    await bot.start()
+    bot.api.finish(prediction.id)
+    final = await handle.wait_message(finished, timeout=20)
+    assert "Done" in status_of(final), final.embeds
+    assert [a.data for a in final.attachments] == [f.data for f in bot.api.last_prediction.files]
+    assert bot.api.count("POST", "create") == 1
+
+
+async def test_killed_while_queued_runs_once_after_restart(bot: BotProcess, tmp_path: Path) -> None:
+    await bot.stop()
+    bot.env["IMAGINE_MAX_RUNNING"] = "1"
+    await bot.start()
+    first = await imagine(bot, "first")
+    second = await imagine(bot, "second")
+    running = await bot.api.wait_for_prediction()
+    await bot.api.wait_for_requests("get", 1, timeout=15)
+    await second.wait_message(lambda m: "Queued" in status_of(m), timeout=10)
+    await bot.kill()
+    await bot.start()
+    bot.api.finish(running.id)
+    await first.wait_message(finished, timeout=20)
+    queued = await bot.api.wait_for_prediction(2, timeout=20)
+    assert queued.input["prompt"] == "second"
+    bot.api.finish(queued.id)
+    final = await second.wait_message(finished, timeout=20)
+    assert "Done" in status_of(final)
+    assert bot.api.count("POST", "create") == 2
+
+
+async def test_killed_between_create_and_stored_id_is_not_created_again(bot: BotProcess) -> None:
+    # The manual scenario keeps the create call waiting (Prefer: wait): the prediction exists on the
+    # API's side, but the bot has not read its id when it dies.
+    limited = await bot.discord.slash(
+        "imagine-admin limits",
+        {"daily": 1},
+        user=bot.guild.member("moderator"),
+        guild=bot.guild,
+        channel=bot.guild.channel("general"),
+    )
+    await limited.wait_callback()
+    handle = await imagine(bot)
+    await bot.api.wait_for_prediction()
+    await bot.kill()
+    await bot.start()
+    final = await handle.wait_message(finished, timeout=20)
+    assert "Failed" in status_of(final)
+    assert "run /imagine again" in str(final.embeds)
+    assert bot.api.count("POST", "create") == 1
+    again = await imagine(bot)  # the daily image was refunded
+    await bot.api.wait_for_prediction(2, timeout=20)
+    assert bot.api.count("POST", "create") == 2
+    assert not (await again.wait_callback()).ephemeral
