@@ -63,6 +63,9 @@ class TerminalPresenter:
             return f"timed out: {view.error or 'the prediction ran too long'}"
         return f"failed: {view.error or 'no reason given'}"
 
+    async def close(self) -> None:
+        """Nothing to release."""
+
     async def show(self, view: JobView) -> None:
         """Print ``view`` if it says something new."""
         percent = round(view.progress.fraction * 100) if view.progress else None

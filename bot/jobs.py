@@ -107,6 +107,10 @@ class Presenter(Protocol):
         """Show ``view``."""
         ...
 
+    async def close(self) -> None:
+        """The process is stopping before the job ended: stop showing it (it resumes after a restart)."""
+        ...
+
 
 class JobJournal(Protocol):
     """Where the engine writes each step of a job down (see :mod:`bot.journal`)."""
@@ -450,10 +454,16 @@ class JobEngine:
     async def close(self) -> None:
         """Stop taking jobs and stop the running ones' tasks (their predictions are left alone)."""
         self._closed = True
-        tasks = [job.task for job in self._jobs.values() if job.task is not None and not job.task.done()]
+        unfinished = [job for job in self._jobs.values() if not job.view.terminal]
+        tasks = [task for job in unfinished for task in (job.task, job.pump) if task is not None and not task.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for job in unfinished:
+            try:
+                await job.presenter.close()
+            except Exception:
+                log.exception("presenter of job %s failed to close", job.id)
 
     # ----------------------------------------------------------------- scheduling
 

@@ -43,6 +43,9 @@ class RecordingPresenter:
         self.times.append(time.monotonic())
         self.changed.set()
 
+    async def close(self) -> None:
+        """Nothing to release."""
+
     def first_time(self, predicate: Callable[[JobView], bool]) -> float | None:
         """When the first view matching ``predicate`` was shown."""
         return next((at for at, view in zip(self.times, self.views, strict=True) if predicate(view)), None)

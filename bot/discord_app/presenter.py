@@ -167,6 +167,12 @@ class DiscordPresenter:
             await self._deliver(view, final=True)
         self._pump_task.cancel()
 
+    async def close(self) -> None:
+        """Stop editing: the process is going away (the journal lets a restart carry on)."""
+        self._finished = True
+        self._pump_task.cancel()
+        await asyncio.gather(self._pump_task, return_exceptions=True)
+
     # ----------------------------------------------------------------- internals
 
     async def _pump(self) -> None:

@@ -22,6 +22,9 @@ class NullPresenter:
     async def show(self, view: JobView) -> None:
         return None
 
+    async def close(self) -> None:
+        return None
+
 
 def make_job(job_id: str, member: int, guild: int | None = 1) -> _Job:
     request = JobRequest(
