@@ -202,3 +202,18 @@ async def test_bad_option_is_refused_ephemerally_and_nothing_is_sent(stack: Stac
     callback = await handle.wait_callback()
     assert callback.ephemeral and "not allowed" in (callback.content or "")
     assert stack.api.count("POST", "create") == 0
+
+
+async def test_short_lived_token_still_gets_the_final_message(stack: Stack) -> None:
+    stack.api.set_default_scenario(Scenario(start_delay=0.1, duration=2.5))
+    handle = await stack.discord.slash(
+        "imagine",
+        {"prompt": "fox"},
+        user=stack.guild.member("member"),
+        guild=stack.guild,
+        channel=stack.guild.channel("general"),
+        token_lifetime=1.0,
+    )
+    final = await stack.final_message(handle)
+    assert "Done" in status_of(final) and final.attachments
+    assert final.routes[-1] == Routes.EDIT_MESSAGE
