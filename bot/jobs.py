@@ -228,6 +228,7 @@ class _Job:
     task: asyncio.Task[None] | None = None
     pending: JobView | None = None
     pump: asyncio.Task[None] | None = None
+    creating: bool = False
 
     @property
     def member_key(self) -> Hashable:
@@ -277,7 +278,7 @@ class JobEngine:
         max_running_per_server: int = 4,
         job_timeout: float = 600.0,
         prefer_wait: int = 3,
-        schema_timeout: float = 2.0,
+        schema_timeout: float = 1.5,
         poll: PollPolicy | None = None,
         clock: Clock | None = None,
         new_id: Callable[[], str] = lambda: secrets.token_hex(6),
@@ -358,9 +359,10 @@ class JobEngine:
         """
         if self._closed:
             raise ImagineError("The bot is shutting down; try again in a moment.")
-        job = self._new_job(job_id or self._new_id(), request, presenter)
-        if self._journal is not None:
-            await self._journal.accepted(job.id, request, target)
+        job_id = job_id or self._new_id()
+        if self._journal is not None:  # first: a job the journal does not know is not accepted
+            await self._journal.accepted(job_id, request, target)
+        job = self._new_job(job_id, request, presenter)
         self._queue.push(job)
         self._dispatch()
         if job.task is None:
@@ -454,7 +456,16 @@ class JobEngine:
     async def close(self) -> None:
         """Stop taking jobs and stop the running ones' tasks (their predictions are left alone)."""
         self._closed = True
-        unfinished = [job for job in self._jobs.values() if not job.view.terminal]
+        # A create in flight is let finish (and its id journaled), or a restart could not find its
+        # prediction; a job already delivering its final view is let finish too.
+        settling = [
+            job.task
+            for job in self._jobs.values()
+            if job.task is not None and not job.task.done() and (job.creating or job.view.terminal)
+        ]
+        if settling:
+            await asyncio.wait(settling, timeout=self._prefer_wait + 15)
+        unfinished = [job for job in self._jobs.values() if not job.done.is_set()]
         tasks = [task for job in unfinished for task in (job.task, job.pump) if task is not None and not task.done()]
         for task in tasks:
             task.cancel()
@@ -586,8 +597,10 @@ class JobEngine:
                 prediction = await self._cancel_remote(prediction)
                 continue
             remaining = deadline - self._clock.monotonic()
-            if remaining <= 0:
-                await self._cancel_remote(prediction)
+            if remaining <= 0 and not fetch_now:
+                prediction = await self._cancel_remote(prediction)
+                if prediction.status == "succeeded":  # it finished as we gave up: deliver it
+                    break
                 await self._finish(
                     job,
                     JobState.TIMED_OUT,
@@ -617,17 +630,31 @@ class JobEngine:
     async def _create(self, job: _Job) -> Prediction | None:
         """Create the job's prediction, journaling around it; ``None`` if it failed (and the job ended)."""
         request = job.request
+        if job.cancel_event.is_set():  # canceled while waiting for the budget: nothing to pay for
+            await self._finish(job, JobState.CANCELED)
+            return None
         if self._journal is not None:
-            await self._journal.creating(job.id)
+            try:
+                await self._journal.creating(job.id)
+            except Exception:
+                # Without this mark a restart could create the prediction a second time.
+                log.exception("job %s: could not journal the create; not creating", job.id)
+                await self._finish(
+                    job, JobState.FAILED, error="The bot could not record this job, so it did not start it."
+                )
+                return None
+        job.creating = True
         try:
             prediction = await self._client.create(
                 request.model, request.inputs, wait=self._prefer_wait, cancel_after=self._timeout
             )
         except ApiError as exc:
+            job.creating = False
             await self._finish(job, JobState.FAILED, error=exc.message)
             return None
         if self._journal is not None:
             await self._journal.created(job.id, prediction.id)
+        job.creating = False
         log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
         return prediction
 

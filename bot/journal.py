@@ -82,7 +82,7 @@ class Unfinished:
     create_started: bool
     """The create request may have gone out; without a ``prediction_id`` it must not be sent again."""
     age: float
-    """Seconds since the job was accepted."""
+    """Seconds since the job started (its create went out), or since it was accepted if it had not."""
 
 
 class Journal:
@@ -110,8 +110,8 @@ class Journal:
         )
 
     async def creating(self, job_id: str) -> None:
-        """The create request is about to go out."""
-        await self._safely(job_id, state="creating", create_started_at=self._clock.now())
+        """The create request is about to go out. Raises if it cannot be written: then nothing is created."""
+        await self._repository.update_job(job_id, state="creating", create_started_at=self._clock.now())
 
     async def created(self, job_id: str, prediction_id: str) -> None:
         """The API answered with the prediction's id."""
@@ -137,6 +137,10 @@ class Journal:
         except Exception:
             log.exception("could not journal job %s (%s)", job_id, ", ".join(changes))
 
+    async def abandon(self, job_id: str, reason: str) -> None:
+        """End a job that cannot be carried on (its record is unusable)."""
+        await self._safely(job_id, state="failed", ended_at=self._clock.now(), error=reason, target=None)
+
     async def request_of(self, job_id: str) -> JobRequest | None:
         """A journaled job's request (Re-roll after a restart)."""
         record = await self._repository.get_job(job_id)
@@ -151,7 +155,7 @@ class Journal:
                 request = request_from_json(record.request)
             except (KeyError, ValueError, TypeError):
                 log.exception("journaled job %s cannot be read; marking it failed", record.job_id)
-                await self._safely(record.job_id, state="failed", ended_at=now, error="unreadable journal entry")
+                await self.abandon(record.job_id, "unreadable journal entry")
                 continue
             jobs.append(
                 Unfinished(
@@ -160,7 +164,7 @@ class Journal:
                     target=record.target,
                     prediction_id=record.prediction_id,
                     create_started=record.create_started_at is not None,
-                    age=(now - record.created_at).total_seconds(),
+                    age=(now - (record.create_started_at or record.created_at)).total_seconds(),
                 )
             )
         return jobs

@@ -88,7 +88,7 @@ class Policy:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def check(
+    async def check_request(
         self,
         *,
         guild_id: int,
@@ -96,12 +96,16 @@ class Policy:
         member_id: int,
         model_text: str | None,
         prompt: str,
-        images: int,
+        parent_channel_id: int | None = None,
     ) -> ModelRef:
-        """Every check, in order, without changing anything; the model to use, or :class:`Refusal`."""
+        """Channel, model and blocked words, in that order: the model to use, or :class:`Refusal`.
+
+        ``parent_channel_id`` is the channel a thread belongs to: a thread of an
+        allowed channel is allowed too.
+        """
         config = await self._repository.guild_config(guild_id)
 
-        if config.channels and channel_id not in config.channels:
+        if config.channels and not {channel_id, parent_channel_id} & config.channels:
             where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
             raise Refusal(f"/imagine can't be used in this channel. Try {where}.")
 
@@ -118,8 +122,11 @@ class Policy:
 
         if config.blocked_words and self.word_filter(config.blocked_words).first_match(prompt) is not None:
             raise Refusal("Your prompt contains a word this server has blocked. Please rephrase it.")
+        return model
 
-        limits = config.limits
+    async def check_usage(self, *, guild_id: int, member_id: int, images: int) -> None:
+        """Cooldown, daily images and jobs at once, in that order, without charging; or :class:`Refusal`."""
+        limits = (await self._repository.guild_config(guild_id)).limits
         now = self._clock.now()
         usage = await self._repository.usage(guild_id, member_id, now=now)
         self._check_usage(limits, usage.last_request_at, usage.images_today, images, now)
@@ -129,7 +136,6 @@ class Policy:
                 f"You already have {active} /imagine job{'s' if active != 1 else ''} going; this server allows "
                 f"{limits.concurrent_jobs} at once. Wait for one to finish."
             )
-        return model
 
     async def charge(self, guild_id: int, member_id: int, images: int) -> date:
         """Record the request against the cooldown and the daily images; the UTC day charged, or :class:`Refusal`."""

@@ -92,6 +92,10 @@ class ServerError(ApiError):
     transient = True
 
 
+class _NoSchemaNow(Exception):
+    """The schema could not be read this time; not cached."""
+
+
 class CreateOutcomeUnknown(ApiError):
     """A create request may or may not have made a prediction: it is not retried, to never pay twice."""
 
@@ -325,7 +329,10 @@ class ReplicateClient:
         async with lock:
             if key in self._schemas:
                 return self._schemas[key]
-            schema = await self._fetch_schema(model)
+            try:
+                schema = await self._fetch_schema(model)
+            except _NoSchemaNow:
+                return None  # a passing failure: ask again next time
             self._schemas[key] = schema
             return schema
 
@@ -337,9 +344,14 @@ class ReplicateClient:
             data = await self._send("GET", path)
         except (Unauthenticated, InsufficientCredit):
             raise
-        except ApiError as exc:
-            log.info("no input schema for %s (%s); options are sent unchecked", model, exc)
+        except NotFound:
+            log.info("the API serves no input schema for %s; options are sent unchecked", model)
             return None
+        except ApiError as exc:
+            if exc.status in (405, 501):  # a gateway without model routes: that will not change
+                return None
+            log.info("input schema of %s not available now (%s); options are sent unchecked this time", model, exc)
+            raise _NoSchemaNow from exc
         version = data.get("latest_version") if not model.version else data
         schema = version.get("openapi_schema") if isinstance(version, dict) else None
         return schema if isinstance(schema, dict) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,10 @@ def load_settings(
     )
 
 
+# Interaction tokens travel in webhook and callback URLs, which discord.py logs at DEBUG.
+_INTERACTION_TOKEN = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
+
+
 class RedactSecrets(logging.Filter):
     """Masks secret values in every record, whichever library logged them: a last line of defence."""
 
@@ -235,10 +240,8 @@ class RedactSecrets(logging.Filter):
         self._secrets = [secret for secret in secrets if len(secret) >= 4]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
-        redacted = message
+        redacted = _INTERACTION_TOKEN.sub(r"\1********", message)
         for secret in self._secrets:
             redacted = redacted.replace(secret, "********")
         if redacted != message:

@@ -129,8 +129,11 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             await _reply(interaction, f"❌ {exc}")
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
+        client = self.bot.core.client
         try:
-            exists = await self.bot.core.client.model_exists(ref)
+            exists = await client.model_exists(ref)
+            if exists is False and not await client.model_exists(self.bot.settings.default_model):
+                exists = None  # not even the default model is "found": a gateway without model routes
         except ApiError as exc:
             exists = None
             log.warning("could not check model %s: %s", ref, exc)

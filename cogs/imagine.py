@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -14,9 +16,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget
-from bot.errors import Refusal
+from bot.errors import ImagineError, Refusal
 from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 from bot.jobs import JobState, JobView
+from bot.journal import Unfinished
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -24,7 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_LIMIT = 25
-_SEED_MAX = 2**32 - 1
+_REROLL_SEED_RANGE = 2**32  # seeds every model accepts
+_LOCK_WAIT = 0.5  # seconds a member's second request waits for the first one's set-up
 
 
 def _bot(interaction: discord.Interaction) -> ImagineBot:
@@ -39,8 +43,8 @@ def _cog(interaction: discord.Interaction) -> Imagine:
 
 
 def _may_moderate(interaction: discord.Interaction) -> bool:
-    permissions = getattr(interaction.user, "guild_permissions", None) or interaction.permissions
-    return bool(permissions.manage_messages)
+    """Manage Messages where the button was pressed (channel overwrites included)."""
+    return bool(interaction.permissions.manage_messages)
 
 
 async def _refuse(interaction: discord.Interaction, message: str) -> None:
@@ -49,6 +53,18 @@ async def _refuse(interaction: discord.Interaction, message: str) -> None:
         await interaction.followup.send(message, ephemeral=True)
     else:
         await interaction.response.send_message(message, ephemeral=True)
+
+
+@contextlib.asynccontextmanager
+async def _answering(interaction: discord.Interaction) -> AsyncIterator[None]:
+    """Buttons bypass the command error handler: make every failure answer, never "This interaction failed"."""
+    try:
+        yield
+    except Exception:
+        reference = secrets.token_hex(3)
+        log.exception("button failed (reference %s)", reference)
+        with contextlib.suppress(discord.HTTPException):
+            await _refuse(interaction, f"Something went wrong on our side (reference {reference}).")
 
 
 # --------------------------------------------------------------------------- buttons
@@ -70,7 +86,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"im
         return cls(match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _cog(interaction).cancel_pressed(interaction, self.job_id)
+        async with _answering(interaction):
+            await _cog(interaction).cancel_pressed(interaction, self.job_id)
 
 
 class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:reroll:(?P<job>[0-9a-f]{1,32})"):
@@ -91,7 +108,8 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"im
         return cls(match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _cog(interaction).reroll_pressed(interaction, self.job_id)
+        async with _answering(interaction):
+            await _cog(interaction).reroll_pressed(interaction, self.job_id)
 
 
 class DeleteButton(
@@ -118,13 +136,22 @@ class DeleteButton(
         return cls(match["job"], int(match["owner"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        async with _answering(interaction):
+            await self._delete(interaction)
+
+    async def _delete(self, interaction: discord.Interaction) -> None:
         if interaction.user.id != self.owner_id and not _may_moderate(interaction):
             await _refuse(interaction, "Only the member who asked for this image, or a moderator, can delete it.")
             return
         await interaction.response.defer()
-        if interaction.message is not None:
-            with contextlib.suppress(discord.NotFound):
-                await interaction.message.delete()
+        try:
+            # Through the interaction, so it works where the bot itself cannot read the channel.
+            await interaction.delete_original_response()
+        except discord.NotFound:
+            pass
+        except discord.HTTPException as exc:
+            log.warning("could not delete job %s's message: %s", self.job_id, exc)
+            await interaction.followup.send("The message could not be deleted.", ephemeral=True)
 
 
 def job_components(view: JobView) -> discord.ui.View:
@@ -147,37 +174,60 @@ class Imagine(commands.Cog):
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
+        self._resuming: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton, RerollButton, DeleteButton)
+        self._warming = asyncio.create_task(self._warm_schemas(), name="warm-schemas")
         if self.bot.resume_jobs:
-            await self.resume_jobs()
+            unfinished = await self.bot.core.journal.unfinished()
+            # In the background: resuming edits messages, which must not hold up the start.
+            self._resuming = asyncio.create_task(self.resume_jobs(unfinished), name="resume-jobs")
 
-    async def resume_jobs(self) -> None:
+    async def _warm_schemas(self) -> None:
+        """Read the bot-wide models' input schemas now, so the first /imagine answers fast."""
+        client = self.bot.core.client
+        results = await asyncio.gather(
+            *(client.input_schema(model) for model in self.bot.settings.offered_models), return_exceptions=True
+        )
+        for model, result in zip(self.bot.settings.offered_models, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("could not read the input schema of %s: %s", model, result)
+
+    async def resume_jobs(self, unfinished: list[Unfinished]) -> None:
         """Take back the jobs the last run left unfinished: each ends in its final message, none runs twice."""
         core = self.bot.core
-        for job in await core.journal.unfinished():
+        for job in unfinished:
             if job.target is None:
                 continue  # not a Discord job (the imagine command runs its own)
-            presenter = DiscordPresenter(
-                self.bot,
-                MessageTarget.from_json(job.target),
-                components=job_components,
-                clock=core.clock,
-                min_interval=core.tuning.edit_interval,
-            )
-            await core.engine.resume(
-                job.job_id,
-                job.request,
-                presenter,
-                prediction_id=job.prediction_id,
-                create_started=job.create_started,
-                age=job.age,
-            )
+            try:
+                presenter = DiscordPresenter(
+                    self.bot,
+                    MessageTarget.from_json(job.target),
+                    components=job_components,
+                    clock=core.clock,
+                    min_interval=core.tuning.edit_interval,
+                )
+                await core.engine.resume(
+                    job.job_id,
+                    job.request,
+                    presenter,
+                    prediction_id=job.prediction_id,
+                    create_started=job.create_started,
+                    age=job.age,
+                )
+            except Exception:
+                log.exception("could not resume job %s; marking it failed", job.job_id)
+                await core.journal.abandon(job.job_id, "could not be resumed after a restart")
+                continue
             log.info("resumed job %s (prediction %s)", job.job_id, job.prediction_id or "not created yet")
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(CancelButton, RerollButton, DeleteButton)
+        for task in (self._resuming, self._warming):
+            if task is not None:
+                task.cancel()
 
     @app_commands.command(name="imagine", description="Generate an image from a text prompt")
     @app_commands.guild_only()
@@ -196,7 +246,7 @@ class Imagine(commands.Cog):
         model: str | None = None,
         aspect_ratio: str | None = None,
         count: app_commands.Range[int, 1, 4] | None = None,
-        seed: app_commands.Range[int, 0, _SEED_MAX] | None = None,
+        seed: app_commands.Range[int, 0, None] | None = None,
     ) -> None:
         """Generate an image from a text prompt."""
         options = ImagineOptions(prompt=prompt, aspect_ratio=aspect_ratio, count=count, seed=seed)
@@ -228,39 +278,68 @@ class Imagine(commands.Cog):
         if guild_id is None:
             await _refuse(interaction, "/imagine works in servers only.")
             return
-        images = options.count or 1
-        async with core.policy.member_lock(guild_id, member_id):
-            try:
-                options.check()
-                model = await core.policy.check(
-                    guild_id=guild_id,
-                    channel_id=interaction.channel_id,
-                    member_id=member_id,
-                    model_text=model_text,
-                    prompt=options.prompt,
-                    images=images,
-                )
-                request = await core.engine.prepare(
-                    model, options, requester_id=member_id, guild_id=guild_id, channel_id=interaction.channel_id
-                )
-                day = await core.policy.charge(guild_id, member_id, images)
-            except Refusal as exc:
-                await _refuse(interaction, f"❌ {exc}")
-                return
-            request = replace(request, charged_images=images, charged_day=day)
-            job_id = core.engine.new_job_id()
-            try:
-                presenter = await DiscordPresenter.open(
-                    interaction,
-                    JobView(job_id, request, JobState.QUEUED, notes=request.notes),
-                    components=job_components,
-                    clock=core.clock,
-                    min_interval=core.tuning.edit_interval,
-                )
-                await core.engine.submit(request, presenter, job_id=job_id, target=presenter.target.to_json())
-            except BaseException:
-                await core.policy.refund(guild_id, member_id, images, day)
-                raise
+        lock = core.policy.member_lock(guild_id, member_id)
+        try:
+            # Discord waits 3 s for an answer: a request stuck behind the member's previous one is refused.
+            await asyncio.wait_for(lock.acquire(), _LOCK_WAIT)
+        except TimeoutError:
+            await _refuse(interaction, "Your previous /imagine is still being set up; try again in a moment.")
+            return
+        try:
+            await self._start_locked(interaction, guild_id, member_id, model_text, options)
+        finally:
+            lock.release()
+
+    async def _start_locked(
+        self,
+        interaction: discord.Interaction,
+        guild_id: int,
+        member_id: int,
+        model_text: str | None,
+        options: ImagineOptions,
+    ) -> None:
+        core = self.bot.core
+        try:
+            options.check()
+            model = await core.policy.check_request(
+                guild_id=guild_id,
+                channel_id=interaction.channel_id,
+                parent_channel_id=getattr(interaction.channel, "parent_id", None),
+                member_id=member_id,
+                model_text=model_text,
+                prompt=options.prompt,
+            )
+            request = await core.engine.prepare(
+                model, options, requester_id=member_id, guild_id=guild_id, channel_id=interaction.channel_id
+            )
+            images = request.images_expected
+            await core.policy.check_usage(guild_id=guild_id, member_id=member_id, images=images)
+            day = await core.policy.charge(guild_id, member_id, images)
+        except Refusal as exc:
+            await _refuse(interaction, f"❌ {exc}")
+            return
+        request = replace(request, charged_images=images, charged_day=day)
+        job_id = core.engine.new_job_id()
+        queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)
+        try:
+            presenter = await DiscordPresenter.open(
+                interaction, queued, components=job_components, clock=core.clock, min_interval=core.tuning.edit_interval
+            )
+        except BaseException:
+            await core.policy.refund(guild_id, member_id, images, day)
+            raise
+        try:
+            await core.engine.submit(request, presenter, job_id=job_id, target=presenter.target.to_json())
+        except Exception as exc:
+            await core.policy.refund(guild_id, member_id, images, day)
+            reference = secrets.token_hex(3)
+            log.exception("job %s could not be queued (reference %s)", job_id, reference)
+            message = (
+                exc.message
+                if isinstance(exc, ImagineError)
+                else f"The job could not be started (reference {reference})."
+            )
+            await presenter.show(replace(queued, state=JobState.FAILED, error=message))
 
     async def cancel_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
         """The Cancel button."""
@@ -282,7 +361,7 @@ class Imagine(commands.Cog):
         if request is None:
             await _refuse(interaction, "This image's settings are no longer known to the bot; run /imagine again.")
             return
-        options = replace(request.options, seed=secrets.randbelow(_SEED_MAX + 1))
+        options = replace(request.options, seed=secrets.randbelow(_REROLL_SEED_RANGE))
         await self.start_job(interaction, str(request.model), options)
 
     async def cog_app_command_error(

@@ -74,8 +74,17 @@ class ImagineBot(commands.Bot):
         if self.settings.sync_guild:
             guild = discord.Object(self.settings.sync_guild)
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to guild %s", len(synced), self.settings.sync_guild)
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except discord.HTTPException as exc:
+                log.error(
+                    "IMAGINE_SYNC_GUILD: could not sync commands to guild %s (%s); is the bot in it, "
+                    "invited with the applications.commands scope?",
+                    self.settings.sync_guild,
+                    exc.text or exc.status,
+                )
+            else:
+                log.info("synced %d commands to guild %s", len(synced), self.settings.sync_guild)
 
     async def on_ready(self) -> None:
         user = self.user

@@ -16,10 +16,11 @@ import asyncio
 import io
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 import discord
 
 from bot.clock import Clock, SystemClock
@@ -40,8 +41,8 @@ class MessageTarget:
     """Where a job's message lives and how to reach it (JSON round-trips through the journal)."""
 
     application_id: int
-    token: str
-    """The interaction token: edits through the webhook route until it expires."""
+    token: str = field(repr=False)
+    """The interaction token: edits through the webhook route until it expires. Never logged."""
     token_expires_at: datetime
     channel_id: int | None
     message_id: int
@@ -203,8 +204,18 @@ class DiscordPresenter:
         if not images:
             return []
         limit = min(self._upload_limit, MAX_REQUEST_BYTES // len(images))
-        fitted = await asyncio.gather(*(asyncio.to_thread(fit_image, image, limit) for image in images))
-        return [discord.File(io.BytesIO(image.data), filename=image.filename) for image in fitted]
+        fitted = await asyncio.gather(
+            *(asyncio.to_thread(fit_image, image, limit) for image in images), return_exceptions=True
+        )
+        files = [
+            discord.File(io.BytesIO(image.data), filename=image.filename)
+            for image in fitted
+            if isinstance(image, ImageFile)
+        ]
+        for problem in fitted:
+            if isinstance(problem, BaseException):
+                log.warning("an image could not be made small enough to upload: %s", problem)
+        return files
 
     async def _deliver(self, view: JobView, *, final: bool) -> None:
         """Edit the message to ``view``, falling back from the token to the channel to a new message."""
@@ -223,6 +234,11 @@ class DiscordPresenter:
                         await self._repost(view, images)
                     return
                 self._token_dead = True  # 10015 unknown webhook, 10062 unknown interaction
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                # discord.py's webhook adapter passes connection failures through: try again.
+                log.info("edit of job %s failed (%s); trying again (%d)", view.job_id, type(exc).__name__, attempt)
+                await self._clock.sleep(min(8.0, 0.5 * 2**attempt))
+                continue
             except discord.HTTPException as exc:
                 if exc.status == 401 or _code(exc) in (50027, 10015):
                     self._token_dead = True
