@@ -23,7 +23,7 @@ from bot.delivery import Downloader, ImageFile
 from bot.errors import ImagineError
 from bot.inputs import ImagineOptions, InputSchema, plan_inputs
 from bot.modelref import ModelRef
-from bot.replicate import ApiError, Prediction, Progress, ReplicateClient
+from bot.replicate import ApiError, Prediction, Progress, ReplicateClient, RequestWithdrawn
 
 log = logging.getLogger(__name__)
 
@@ -646,8 +646,16 @@ class JobEngine:
         job.creating = True
         try:
             prediction = await self._client.create(
-                request.model, request.inputs, wait=self._prefer_wait, cancel_after=self._timeout
+                request.model,
+                request.inputs,
+                wait=self._prefer_wait,
+                cancel_after=self._timeout,
+                proceed=lambda: not job.cancel_event.is_set(),
             )
+        except RequestWithdrawn:
+            job.creating = False
+            await self._finish(job, JobState.CANCELED)
+            return None
         except ApiError as exc:
             job.creating = False
             await self._finish(job, JobState.FAILED, error=exc.message)

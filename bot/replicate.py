@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -90,6 +90,10 @@ class ServerError(ApiError):
     """5xx, an unreadable reply, or a lost connection: may work if tried again."""
 
     transient = True
+
+
+class RequestWithdrawn(ApiError):
+    """The caller withdrew the request while it waited for the budget; nothing was sent."""
 
 
 class _NoSchemaNow(Exception):
@@ -286,12 +290,15 @@ class ReplicateClient:
         *,
         wait: int | None = None,
         cancel_after: float | None = None,
+        proceed: Callable[[], bool] | None = None,
     ) -> Prediction:
         """Create a prediction; with ``wait`` the API may hold the reply until it ends (``Prefer: wait``).
 
         Retried only where nothing can have been created (429, connection refused).
         Any other failure after the request may have reached the API raises
         :class:`CreateOutcomeUnknown` rather than risk a second prediction.
+        ``proceed`` is asked just before each attempt goes out (after waiting
+        for the budget); ``False`` raises :class:`RequestWithdrawn`, nothing sent.
         """
         if model.version:
             path, body = "predictions", {"version": model.version, "input": dict(inputs)}
@@ -305,7 +312,9 @@ class ReplicateClient:
             timeout += seconds
         if cancel_after:
             headers["Cancel-After"] = f"{max(5, int(cancel_after))}s"
-        data = await self._send("POST", path, json_body=body, headers=headers, timeout=timeout, create=True)
+        data = await self._send(
+            "POST", path, json_body=body, headers=headers, timeout=timeout, create=True, proceed=proceed
+        )
         return Prediction.from_json(data)
 
     async def get(self, prediction_id: str) -> Prediction:
@@ -382,6 +391,7 @@ class ReplicateClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         create: bool = False,
+        proceed: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
         bucket: TokenBucket = self.budget.creates if create else self.budget.other
         url = self.url(path)
@@ -390,6 +400,8 @@ class ReplicateClient:
         while True:
             attempt += 1
             await bucket.acquire()
+            if proceed is not None and not proceed():
+                raise RequestWithdrawn("The request was withdrawn before it was sent")
             try:
                 return await self._attempt(method, url, json_body, all_headers, timeout or self._timeout)
             except RateLimited as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import Stack, status_of
+import asyncio
+
+from tests.e2e.conftest import Stack, StackFactory, status_of
 from tests.fakes.discord import CallbackType, StoredMessage
 from tests.fakes.replicate import Scenario
 
@@ -80,3 +82,25 @@ async def test_a_button_of_a_forgotten_job_answers_clearly(stack: Stack) -> None
     pressed = await stack.discord.click(final, cancel_like, user=stack.guild.member("member"))
     answer = await pressed.wait_callback()
     assert answer.ephemeral and "already ended" in (answer.content or "")
+
+
+async def test_a_prediction_that_finished_while_the_bot_was_down_is_delivered(make_stack: StackFactory) -> None:
+    stack = await make_stack(job_timeout=1.0)
+    stack.api.set_default_scenario(Scenario.manual())
+    handle = await stack.imagine()
+    prediction = await stack.api.wait_for_prediction()
+    await stack.api.wait_for_requests("get", 1)
+    await stack.stop_bot()
+    stack.api.finish(prediction.id)
+    await asyncio.sleep(1.2)  # down for longer than the job timeout
+    await stack.start_bot()
+    final = await stack.final_message(handle)
+    assert "Done" in status_of(final) and final.attachments
+    assert stack.api.count("POST", "cancel") == 0
+
+
+async def test_two_quick_requests_from_one_member_both_get_an_answer_in_time(stack: Stack) -> None:
+    first, second = await asyncio.gather(stack.imagine(), stack.imagine(prompt="another fox"))
+    for handle in (first, second):
+        callback = await handle.wait_callback(accepted_only=True)
+        assert callback.type == CallbackType.CHANNEL_MESSAGE

@@ -288,3 +288,24 @@ async def test_data_url_output_is_decoded() -> None:
 
     png = image_bytes("png")
     assert decode_data_url("data:image/png;base64," + base64.b64encode(png).decode()) == png
+
+
+async def test_cancel_while_waiting_for_the_budget_creates_nothing(
+    fake_api: FakeReplicate, make_pipeline: Build
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.client.budget.creates.pause(0.5)  # as after a 429: every create waits
+    presenter = RecordingPresenter()
+    job = await pipeline.engine.submit(await pipeline.engine.prepare(FLUX, ImagineOptions(prompt="fox")), presenter)
+    await presenter.wait_for(lambda v: v.state is JobState.STARTING)
+    assert await job.cancel()
+    assert (await job.wait()).state is JobState.CANCELED
+    assert fake_api.count("POST", "create") == 0
+
+
+async def test_a_passing_schema_failure_is_not_remembered(fake_api: FakeReplicate, make_pipeline: Build) -> None:
+    pipeline = make_pipeline()
+    fake_api.fail_next("model", 503, count=20)
+    assert await pipeline.client.input_schema(FLUX) is None
+    fake_api.clear_faults()
+    assert await pipeline.client.input_schema(FLUX) is not None
