@@ -229,6 +229,8 @@ class _Job:
     pending: JobView | None = None
     pump: asyncio.Task[None] | None = None
     creating: bool = False
+    created: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a create in flight has its answer (an id, or a failure)."""
 
     @property
     def member_key(self) -> Hashable:
@@ -459,12 +461,14 @@ class JobEngine:
         # A create in flight is let finish (and its id journaled), or a restart could not find its
         # prediction; a job already delivering its final view is let finish too.
         settling = [
-            job.task
+            asyncio.ensure_future(job.created.wait() if job.creating else job.done.wait())
             for job in self._jobs.values()
-            if job.task is not None and not job.task.done() and (job.creating or job.view.terminal)
+            if job.creating or (job.view.terminal and not job.done.is_set())
         ]
         if settling:
             await asyncio.wait(settling, timeout=self._prefer_wait + 15)
+            for waiter in settling:
+                waiter.cancel()
         unfinished = [job for job in self._jobs.values() if not job.done.is_set()]
         tasks = [task for job in unfinished for task in (job.task, job.pump) if task is not None and not task.done()]
         for task in tasks:
@@ -653,18 +657,23 @@ class JobEngine:
                 proceed=lambda: not job.cancel_event.is_set(),
             )
         except RequestWithdrawn:
-            job.creating = False
+            self._settle_create(job)
             await self._finish(job, JobState.CANCELED)
             return None
         except ApiError as exc:
-            job.creating = False
+            self._settle_create(job)
             await self._finish(job, JobState.FAILED, error=exc.message)
             return None
         if self._journal is not None:
             await self._journal.created(job.id, prediction.id)
-        job.creating = False
+        self._settle_create(job)
         log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
         return prediction
+
+    @staticmethod
+    def _settle_create(job: _Job) -> None:
+        job.creating = False
+        job.created.set()
 
     async def _sleep_unless(self, event: asyncio.Event, seconds: float) -> None:
         sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
