@@ -103,9 +103,15 @@ class DiscordPresenter:
         token_margin: float = 60.0,
         attempts: int = 5,
         shown: JobView | None = None,
+        interaction: discord.Interaction | None = None,
     ) -> None:
-        """``shown`` is the view the message already shows (none after a restart)."""
+        """``shown`` is the view the message already shows (none after a restart).
+
+        With the ``interaction`` the message answered, edits use its ``@original``
+        route; after a restart they address the message by id on the same webhook.
+        """
         self._client = client
+        self._interaction = interaction
         self.target = target
         self._components = components
         self._clock = clock or SystemClock()
@@ -151,6 +157,7 @@ class DiscordPresenter:
             clock=clock,
             min_interval=min_interval,
             shown=view,
+            interaction=interaction,
         )
 
     # ----------------------------------------------------------------- engine side
@@ -267,8 +274,11 @@ class DiscordPresenter:
         if final:
             kwargs["attachments"] = files
         if self._token_usable():
-            webhook = discord.Webhook.partial(target.application_id, target.token, client=self._client)
-            await webhook.edit_message(target.message_id, **kwargs)
+            if self._interaction is not None:
+                await self._interaction.edit_original_response(**kwargs)
+            else:
+                webhook = discord.Webhook.partial(target.application_id, target.token, client=self._client)
+                await webhook.edit_message(target.message_id, **kwargs)
             return
         if target.channel_id is None:
             raise _NoRoute

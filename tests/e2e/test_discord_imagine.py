@@ -141,8 +141,8 @@ async def test_autocomplete_offers_at_most_25_matching(make_stack: StackFactory)
 async def test_discord_429s_on_edits_still_deliver(make_stack: StackFactory) -> None:
     stack = await make_stack(tuning=Tuning(poll=TEST_TUNING.poll, prefer_wait=0, edit_interval=0.2))
     stack.api.set_default_scenario(Scenario(start_delay=0.1, duration=0.8))
-    without_via = stack.discord.rate_limit_next(Routes.EDIT_WEBHOOK_MESSAGE, times=3, retry_after=0.1, via=False)
-    with_via = stack.discord.rate_limit_next(Routes.EDIT_WEBHOOK_MESSAGE, times=2, retry_after=0.1, via=True)
+    without_via = stack.discord.rate_limit_next(Routes.EDIT_ORIGINAL, times=3, retry_after=0.1, via=False)
+    with_via = stack.discord.rate_limit_next(Routes.EDIT_ORIGINAL, times=2, retry_after=0.1, via=True)
     final = await stack.final_message(await stack.imagine())
     assert "Done" in status_of(final)
     assert final.attachments
