@@ -121,7 +121,10 @@ class DiscordPresenter:
         self._upload_limit = target.upload_limit
         self._latest: JobView | None = None
         self._shown = shown
-        self._last_edit = self._clock.monotonic() if shown is not None else float("-inf")
+        # Progress edits keep 1.5 s from the message's creation too; the final state does not wait
+        # for the creation (it is not an edit), so a fast job's image arrives at once.
+        self._last_edit = float("-inf")
+        self._created = self._clock.monotonic() if shown is not None else float("-inf")
         self._wake = asyncio.Event()
         self._finished = False
         self._token_dead = False
@@ -189,7 +192,7 @@ class DiscordPresenter:
             self._wake.clear()
             if self._finished:
                 return
-            await self._pace()
+            await self._pace(since=max(self._last_edit, self._created))
             async with self._lock:
                 view = self._latest
                 if self._finished or view is None or view == self._shown or self._deleted:
@@ -199,8 +202,10 @@ class DiscordPresenter:
                 except Exception:
                     log.exception("could not show a progress update; the next one will try again")
 
-    async def _pace(self) -> None:
-        wait = self._last_edit + self._min_interval - self._clock.monotonic()
+    async def _pace(self, since: float | None = None) -> None:
+        """Wait until ``min_interval`` has passed since ``since`` (default: the last edit)."""
+        last = self._last_edit if since is None else since
+        wait = last + self._min_interval - self._clock.monotonic()
         if wait > 0:
             await self._clock.sleep(wait)
 
