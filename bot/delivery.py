@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import errno
 import io
 import ipaddress
 import logging
@@ -100,7 +101,7 @@ class Downloader:
     async def fetch(self, url: str) -> bytes:
         """The bytes of one output, checked to be an image (by magic bytes, not by header)."""
         if url.startswith("data:"):
-            data = decode_data_url(url)
+            data = decode_data_url(url, self._max_bytes)
         else:
             data = await self._fetch_remote(url)
         if sniff_image(data) is None:
@@ -129,7 +130,10 @@ class Downloader:
                     timeout=aiohttp.ClientTimeout(total=self._timeout, sock_read=min(self._timeout, 20)),
                 ) as response:
                     if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                        url = urljoin(url, response.headers["Location"])
+                        try:
+                            url = urljoin(url, response.headers["Location"])
+                        except ValueError:
+                            raise DeliveryError("The file host redirected to a malformed URL; refused") from None
                         continue
                     if response.status >= 500 or response.status == 429:
                         raise _Retryable(f"the file host answered HTTP {response.status}")
@@ -151,6 +155,10 @@ class Downloader:
                         if len(buffer) > self._max_bytes:
                             raise DeliveryError(_too_big(self._max_bytes))
                     return bytes(buffer)
+            except aiohttp.ClientConnectorError as exc:
+                if isinstance(exc.os_error, ForbiddenAddress):
+                    raise DeliveryError(f"The output URL {exc.os_error}") from exc
+                raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise _Retryable(type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}") from exc
         raise DeliveryError("Could not download the output image: too many redirects")
@@ -177,15 +185,26 @@ def check_output_url(url: str) -> None:
     Names that *resolve* to such addresses (including shorthand forms like
     ``http://2852039166/``) are stopped by :class:`GuardedResolver` at connect time.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise DeliveryError("The model returned a malformed output URL; refused") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise DeliveryError(f"The model returned an output that is not an http(s) URL ({parts.scheme or 'none'}:)")
     try:
-        address = ipaddress.ip_address(parts.hostname.rstrip("."))
+        address = ipaddress.ip_address(hostname.rstrip("."))
     except ValueError:
         return
     if forbidden_address(address):
         raise DeliveryError("The model returned an output URL pointing at a link-local or reserved address; refused")
+
+
+class ForbiddenAddress(OSError):
+    """A host name that resolves only to addresses the bot never connects to."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class GuardedResolver(AbstractResolver):
@@ -200,20 +219,22 @@ class GuardedResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         allowed = [result for result in results if not forbidden_address(ipaddress.ip_address(result["host"]))]
         if not allowed:
-            raise OSError(f"{host} resolves only to link-local or reserved addresses; refused")
+            raise ForbiddenAddress(
+                errno.EACCES, f"points at {host}, which resolves only to link-local or reserved addresses; refused"
+            )
         return allowed
 
     async def close(self) -> None:
         await self._inner.close()
 
 
-def decode_data_url(url: str) -> bytes:
-    """The bytes of a ``data:[<mime>][;base64],<payload>`` URL."""
+def decode_data_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
+    """The bytes of a ``data:[<mime>][;base64],<payload>`` URL, refused past ``max_bytes``."""
     header, sep, payload = url.partition(",")
     if not sep:
         raise DeliveryError("The model returned a malformed data: URL")
-    if len(payload) * 3 // 4 > MAX_DOWNLOAD_BYTES:
-        raise DeliveryError(_too_big(MAX_DOWNLOAD_BYTES))
+    if len(payload) * 3 // 4 > max_bytes:
+        raise DeliveryError(_too_big(max_bytes))
     if header.endswith(";base64"):
         try:
             return base64.b64decode(payload, validate=False)

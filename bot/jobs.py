@@ -143,12 +143,31 @@ class PollPolicy:
 
     first: float = 1.0
     growth: float = 1.25
-    ceiling: float = 3.0
+    ceiling: float = 2.0
     budget_share: float = 0.6
+    near_end: float = 0.2
+    """Shortest wait, used when the model's progress bar says it is about to finish."""
 
-    def interval(self, polls: int, running: int, budget_per_second: float) -> float:
-        """Seconds to wait before the next poll of one prediction."""
+    def interval(
+        self,
+        polls: int,
+        running: int,
+        budget_per_second: float,
+        *,
+        remaining: float | None = None,
+        polls_at_end: int = 0,
+    ) -> float:
+        """Seconds to wait before the next poll of one prediction.
+
+        ``remaining`` is what the model's progress bar expects (seconds to its
+        last step): the poll is aimed just past it, so a finished image is
+        noticed at once instead of up to a whole interval later. Once the bar
+        is full, waits double from ``near_end`` while the model finishes up.
+        """
         own = min(self.ceiling, self.first * self.growth**polls)
+        if remaining is not None:
+            aim = remaining + 0.05 if remaining > 0 else self.near_end * 2**polls_at_end
+            own = min(own, max(self.near_end, aim))
         shared = running / max(1e-6, budget_per_second * self.budget_share)
         return max(own, shared)
 
@@ -591,6 +610,8 @@ class JobEngine:
             prediction = Prediction(id=prediction_id, status="starting")
         fetch_now = prediction_id is not None
         polls = 0
+        polls_at_end = 0
+        last_progress: Progress | None = None
         cancel_sent = False
         while True:
             self._show_prediction(job, prediction)
@@ -613,7 +634,20 @@ class JobEngine:
                 )
                 return
             budget = self._client.budget.other.per_second
-            delay = 0.0 if fetch_now else min(remaining, self._poll.interval(polls, self._running_total, budget))
+            progress = prediction.progress
+            # An estimate is trusted once: a bar that has not moved since the last poll says nothing new.
+            fresh = progress is not None and (progress != last_progress or progress.remaining == 0)
+            interval = self._poll.interval(
+                polls,
+                self._running_total,
+                budget,
+                remaining=progress.remaining if fresh and progress else None,
+                polls_at_end=polls_at_end,
+            )
+            if progress is not None and progress.remaining == 0:
+                polls_at_end += 1
+            last_progress = progress
+            delay = 0.0 if fetch_now else min(remaining, interval)
             fetch_now = False
             if not cancel_sent:
                 await self._sleep_unless(job.cancel_event, delay)

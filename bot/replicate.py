@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import re
 from collections.abc import Callable, Mapping
@@ -108,6 +109,8 @@ class CreateOutcomeUnknown(ApiError):
 
 # tqdm: " 75%|███████▌ | 3/4 [00:00<00:00, 15.38it/s]"
 _TQDM = re.compile(r"^\s*(\d{1,3})%\s*\|.*?\|\s*(\d+)/(\d+)")
+# The rate at the end of a tqdm line: "[00:03<00:01, 1.50it/s]" or "[00:03<00:06, 2.10s/it]".
+_TQDM_RATE = re.compile(r",\s*(\d{1,9}(?:\.\d{1,9})?)\s*(it/s|s/it)\s*\]")
 _SEED = re.compile(r"\bseed\b\s*[:=]?\s*(\d{1,20})", re.IGNORECASE)
 
 
@@ -118,6 +121,10 @@ class Progress:
     fraction: float
     current: int
     total: int
+    remaining: float | None = field(default=None, compare=False)
+    """Seconds tqdm expects until the last step, from its rate; ``None`` where it shows none.
+
+    Not part of equality: two looks at the same bar position are the same progress."""
 
 
 def parse_progress(logs: str | None) -> Progress | None:
@@ -128,8 +135,20 @@ def parse_progress(logs: str | None) -> Progress | None:
         match = _TQDM.match(line)
         if match:
             percent, current, total = (int(g) for g in match.groups())
-            return Progress(min(percent, 100) / 100.0, current, total)
+            return Progress(min(percent, 100) / 100.0, current, total, _remaining(line, total - current))
     return None
+
+
+def _remaining(line: str, steps_left: int) -> float | None:
+    if steps_left <= 0:
+        return 0.0
+    rate = _TQDM_RATE.search(line)
+    if rate is None:
+        return None
+    value = float(rate.group(1))
+    if value <= 0:
+        return None
+    return steps_left / value if rate.group(2) == "it/s" else steps_left * value
 
 
 def parse_seed(logs: str | None) -> int | None:
@@ -172,7 +191,7 @@ class Prediction:
             id=data["id"],
             status=status,
             output=data.get("output"),
-            error=str(error) if error not in (None, "") else None,
+            error=str(error).strip() or None if error is not None else None,
             logs=logs if isinstance(logs, str) else None,
             metrics=metrics if isinstance(metrics, dict) else {},
             input=inputs if isinstance(inputs, dict) else {},
@@ -207,7 +226,13 @@ class Prediction:
     def predict_time(self) -> float | None:
         """Seconds the model ran, where the API reports it."""
         value = self.metrics.get("predict_time")
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        try:
+            seconds = float(value)
+        except OverflowError:
+            return None
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _collect_urls(output: Any) -> list[str]:
@@ -415,9 +440,13 @@ class ReplicateClient:
                 error = ServerError(f"Could not connect to the prediction API ({_describe(exc)})")
             except (aiohttp.ClientError, TimeoutError, ServerError) as exc:
                 if create:
+                    what = (
+                        f"The prediction API answered “{exc.message}” while creating the prediction"
+                        if isinstance(exc, ServerError) and exc.status is not None
+                        else "The connection to the prediction API failed while creating the prediction"
+                    )
                     raise CreateOutcomeUnknown(
-                        "The connection to the prediction API failed while creating the prediction, "
-                        "so it is unknown whether it started; it was not retried to avoid paying twice"
+                        f"{what}, so it is unknown whether it started; it was not retried to avoid paying twice"
                     ) from exc
                 pause = self._retry.delay(attempt, self._rng)
                 error = (
@@ -453,7 +482,7 @@ class ReplicateClient:
                 raise ServerError(f"The prediction API answered with a redirect ({response.status})")
             try:
                 data = json.loads(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise ServerError("The prediction API sent a reply that is not valid JSON") from exc
             if not isinstance(data, dict):
                 raise ServerError("The prediction API sent a reply that is not a JSON object")
@@ -468,7 +497,7 @@ def _error_from(status: int, headers: Mapping[str, str], body: bytes) -> ApiErro
     detail, title, invalid = "", "", None
     try:
         problem = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         problem = None
     if isinstance(problem, dict):
         detail = str(problem.get("detail") or "").strip()

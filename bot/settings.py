@@ -103,7 +103,12 @@ def load_environment(env_file: Path | None = None) -> None:
 
 
 def _http_url(name: str, value: str, problems: list[str], schemes: tuple[str, ...]) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        problems.append(f"{name}: is not a valid URL: {value!r}")
+        return value
     if parts.scheme not in schemes or not parts.netloc:
         problems.append(f"{name}: must be an {'/'.join(schemes)} URL, got {value!r}")
     return value.rstrip("/")

@@ -13,7 +13,8 @@ Tests then push interactions (:meth:`FakeDiscord.slash`, :meth:`FakeDiscord.auto
 
 Discord's rules are enforced and can be switched per test: the 3 s acknowledgement deadline
 (10062), the interaction token lifetime (50027), scripted 429/5xx faults per route
-(:meth:`FakeDiscord.rate_limit_next`, :meth:`FakeDiscord.fail_next`), the per-attachment
+(:meth:`FakeDiscord.rate_limit_next`, :meth:`FakeDiscord.fail_next`), seeded random 429/5xx
+answers on chosen routes (:meth:`FakeDiscord.chaos`, :class:`DiscordChaos`), the per-attachment
 size limit (413/40005), messages deleted by someone else (10008) and payload limits (50035).
 
 All JSON responses carry ``Content-Type: application/json`` exactly (discord.py only parses
@@ -49,6 +50,7 @@ import io
 import itertools
 import json
 import mimetypes
+import random
 import re
 import secrets
 import socket
@@ -67,6 +69,7 @@ __all__ = [
     "DEFAULT_EVERYONE_PERMISSIONS",
     "CallbackRecord",
     "CallbackType",
+    "DiscordChaos",
     "DiscordError",
     "FakeChannel",
     "FakeDiscord",
@@ -1280,6 +1283,67 @@ class Fault:
         return self.route == template or fnmatch.fnmatchcase(f"{method} {path}", self.route)
 
 
+class DiscordChaos:
+    """Seeded random 429/5xx answers for a share of the requests to some routes (see :meth:`FakeDiscord.chaos`).
+
+    Every request to a chaotic route consumes the same number of draws from the seeded generator, so the
+    sequence of faults is the same on every run for the same sequence of requests.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        seed: int,
+        routes: Sequence[str],
+        statuses: Sequence[int],
+        retry_after: float,
+        via_share: float,
+    ) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be between 0 and 1: {rate!r}")
+        if not statuses or any(status != 429 and not 500 <= status <= 599 for status in statuses):
+            raise ValueError(f"statuses must be 429 or 5xx: {statuses!r}")
+        self.rate = rate
+        self.seed = seed
+        self.routes = tuple(routes)
+        self.statuses = tuple(statuses)
+        self.retry_after = retry_after
+        self.via_share = via_share
+        #: ``(route, status, via)`` of every fault injected, in order (``via``: the 429 carried ``Via``).
+        self.hits: list[tuple[str, int, bool]] = []
+        #: Requests to chaotic routes that were considered (hit or not).
+        self.requests_seen = 0
+        self._rng = random.Random(seed)
+
+    def draw(self, method: str, path: str, template: str) -> Fault | None:
+        """The fault for this request, or ``None``."""
+        if not any(route == template or fnmatch.fnmatchcase(f"{method} {path}", route) for route in self.routes):
+            return None
+        self.requests_seen += 1
+        roll, pick, via_roll = self._rng.random(), self._rng.random(), self._rng.random()
+        if roll >= self.rate:
+            return None
+        status = self.statuses[min(len(self.statuses) - 1, int(pick * len(self.statuses)))]
+        via = status == 429 and via_roll < self.via_share
+        self.hits.append((template, status, via))
+        if status == 429:
+            headers = {
+                "Retry-After": str(max(1, int(self.retry_after + 0.999))),
+                "X-RateLimit-Limit": "5",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": f"{time.time() + self.retry_after:.3f}",
+                "X-RateLimit-Reset-After": f"{self.retry_after:.3f}",
+                "X-RateLimit-Scope": "user",
+            }
+            if via:
+                headers["Via"] = "1.1 google"
+            body: JSON = {"message": "You are being rate limited.", "retry_after": self.retry_after, "global": False}
+            return Fault(route=template, status=429, times=1, body=body, headers=headers, hits=1)
+        body = {"message": f"{status}: chaos", "code": 0}
+        return Fault(route=template, status=status, times=1, body=body, headers={}, hits=1)
+
+
 @dataclasses.dataclass
 class _Upload:
     index: int
@@ -1354,6 +1418,8 @@ class FakeDiscord:
         self.dispatch_message_events: bool = True
         #: Enforce content/embed/component/choice limits (400/50035, 50006).
         self.validate_payloads: bool = True
+        #: Refuse embed fields whose name or value is empty or only whitespace (400/50035), as Discord does.
+        self.reject_blank_embed_fields: bool = False
         #: A followup right after a deferred response edits the "thinking" message (Discord's behaviour).
         self.followup_edits_deferred: bool = True
         #: Refuse (ValueError) to push commands that were never synced.
@@ -1370,6 +1436,8 @@ class FakeDiscord:
         self.interactions: dict[int, InteractionHandle] = {}
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        #: The running :meth:`chaos` mode, if any.
+        self.active_chaos: DiscordChaos | None = None
         self.global_commands: list[JSON] = []
         self.guild_commands: dict[int, list[JSON]] = {}
         #: Number of commands created (not updated) by bulk syncs; Discord allows 200/day/guild.
@@ -1655,6 +1723,34 @@ class FakeDiscord:
     def clear_faults(self) -> None:
         """Drop all pending faults."""
         self.faults.clear()
+
+    def chaos(
+        self,
+        rate: float = 0.1,
+        *,
+        seed: int = 0,
+        routes: Sequence[str] = (*Routes.WEBHOOK_EDITS, Routes.EDIT_MESSAGE),
+        statuses: Sequence[int] = (429, 500),
+        retry_after: float = 0.05,
+        via_share: float = 0.5,
+    ) -> DiscordChaos:
+        """Answer a share ``rate`` of the requests to ``routes`` with one of ``statuses``, drawn from a
+        generator seeded with ``seed``.
+
+        ``routes`` are :class:`Routes` names or ``"METHOD /api-path-glob"`` patterns (default: every message
+        edit). A 429 looks like :meth:`rate_limit_next`'s; a share ``via_share`` of them carry ``Via`` (which
+        discord.py retries by itself), the others do not (discord.py raises them to the caller). Scripted
+        faults take precedence. Replaces any earlier chaos; returns the :class:`DiscordChaos`.
+        """
+        self.active_chaos = DiscordChaos(
+            rate, seed=seed, routes=routes, statuses=statuses, retry_after=retry_after, via_share=via_share
+        )
+        return self.active_chaos
+
+    def stop_chaos(self) -> DiscordChaos | None:
+        """End :meth:`chaos` mode; returns it (its hits stay readable)."""
+        chaos, self.active_chaos = self.active_chaos, None
+        return chaos
 
     def _take_fault(self, method: str, path: str, template: str) -> Fault | None:
         for fault in self.faults:
@@ -2361,6 +2457,8 @@ class FakeDiscord:
         )
         if self.validate_payloads:
             _validate_message(version, allow_empty=loading, creating=creating)
+        if self.reject_blank_embed_fields:
+            _validate_blank_fields(version)
         return version
 
     def _plain_version(self, content: str, *, route: str) -> MessageVersion:
@@ -2524,6 +2622,8 @@ class FakeDiscord:
             return await handler(request)
         template, path, matched = self._template_of(request)
         fault = self._take_fault(request.method, path, template)
+        if fault is None and self.active_chaos is not None:
+            fault = self.active_chaos.draw(request.method, path, template)
         code: int | None = None
         if fault is not None:
             await _drain(request)
@@ -3346,6 +3446,18 @@ def _validate_message(version: MessageVersion, *, allow_empty: bool, creating: b
     empty = not (version.content or version.embeds or version.attachments or version.components)
     if empty and not allow_empty and creating:
         raise DiscordError(400, 50006, "Cannot send an empty message")
+
+
+def _validate_blank_fields(version: MessageVersion) -> None:
+    problems = [
+        (f"embeds.{index}.fields.{position}.{key}", "BASE_TYPE_REQUIRED", "This field is required")
+        for index, embed in enumerate(version.embeds)
+        for position, item in enumerate(embed.get("fields") or [])
+        for key in ("name", "value")
+        if not str(item.get(key) or "").strip()
+    ]
+    if problems:
+        raise _form_error(problems)
 
 
 def _validate_choices(choices: Any) -> None:

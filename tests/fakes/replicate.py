@@ -27,7 +27,10 @@ follows them would leave the fake.
 Tests steer it with :class:`Scenario` (the timeline and outputs of a prediction; a global default plus a
 FIFO of per-prediction overrides), fault injection (:meth:`FakeReplicate.fail_next`,
 :meth:`~FakeReplicate.throttle_next`, :meth:`~FakeReplicate.reset_next`,
-:meth:`~FakeReplicate.malformed_next`, :meth:`~FakeReplicate.insufficient_credit_next`), optional
+:meth:`~FakeReplicate.malformed_next`, :meth:`~FakeReplicate.insufficient_credit_next`,
+:meth:`~FakeReplicate.stall_next`), seeded random faults (:meth:`FakeReplicate.chaos`, see :class:`Chaos`),
+malicious output hosts (:meth:`~FakeReplicate.redirect_url`, :meth:`~FakeReplicate.endless_url`,
+:meth:`~FakeReplicate.not_image_url`, ``Scenario(output_override=...)``), optional
 sliding-window rate limits (:class:`RateLimits`), manual timeline drivers
 (:meth:`~FakeReplicate.start_processing`, :meth:`~FakeReplicate.set_progress`,
 :meth:`~FakeReplicate.finish`, ...) and event waits (:meth:`~FakeReplicate.wait_for_status`,
@@ -55,6 +58,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Literal, NoReturn, Self, get_args
+from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -63,6 +67,7 @@ from tests.fakes import images
 
 __all__ = [
     "ASPECT_RATIOS",
+    "CHAOS_FAULTS",
     "DEFAULT_FAILURE_ERROR",
     "FLUX_SCHNELL",
     "FLUX_SCHNELL_DP_VERSION",
@@ -76,6 +81,9 @@ __all__ = [
     "INSUFFICIENT_CREDIT_DETAIL",
     "NSFW_ERROR",
     "TERMINAL_STATUSES",
+    "Chaos",
+    "ChaosEvent",
+    "ChaosFault",
     "FakeFile",
     "FakeModel",
     "FakePrediction",
@@ -118,7 +126,13 @@ RouteKind = Literal["create", "get", "cancel", "model", "file", "other"]
 """What a request was for. ``model`` covers the model, version-list and version routes; ``other`` is
 anything unmatched."""
 
-FaultAction = Literal["status", "reset", "malformed"]
+FaultAction = Literal["status", "reset", "malformed", "stall"]
+
+ChaosFault = Literal["500", "503", "429", "reset", "malformed", "stall"]
+"""What :meth:`FakeReplicate.chaos` may do to a request: answer 500 or 503 (problem+json), 429 with
+``Retry-After``, reset the connection, answer a truncated JSON body, or (output files only) stall."""
+
+CHAOS_FAULTS: Final[tuple[ChaosFault, ...]] = ("500", "503", "429", "reset", "malformed", "stall")
 
 NSFW_ERROR: Final = "All generated images contained NSFW content. Try running it again with a different prompt."
 """``error`` of a flux prediction whose every image was flagged (cog-flux ``postprocess``)."""
@@ -154,6 +168,9 @@ _KIND_BY_ROUTE: Final[dict[str, RouteKind]] = {
     "versions": "model",
     "version": "model",
     "file": "file",
+    "evil_redirect": "file",
+    "evil_endless": "file",
+    "evil_not_image": "file",
 }
 
 # --------------------------------------------------------------------------------------------------
@@ -484,6 +501,9 @@ class Scenario:
     null_logs_on_cancel: bool = True
     """A user cancel sets ``logs`` to ``null`` as recorded Replicate traffic shows (the OpenAPI schema says
     string, so set ``False`` to keep logs)."""
+    output_override: Any = None
+    """When not ``None``, a succeeded prediction's ``output`` is exactly this value instead of the URLs of
+    its files (e.g. ``"ftp://host/x.png"``, a metadata address, :meth:`FakeReplicate.redirect_url`)."""
 
     @classmethod
     def manual(cls, **changes: Any) -> Scenario:
@@ -512,7 +532,9 @@ class Fault:
 
     ``action``: ``status`` answers ``status`` with ``body`` (default: Replicate-style problem+json for the
     status; plain text for ``file``); ``reset`` closes the TCP connection with an RST and no response;
-    ``malformed`` answers 200 ``application/json`` with the truncated body ``{"id": ``.
+    ``malformed`` answers 200 ``application/json`` with the truncated body ``{"id": ``; ``stall`` (meant
+    for ``file``) sends status 200 and headers, ``stall_after_bytes`` bytes of the body, then nothing more
+    until ``stall_seconds`` pass (``None``: until the fake closes) and resets the connection.
     With ``processed=True`` the request is first handled normally (a create really creates the prediction,
     including any ``Prefer: wait`` hold) and the fault then replaces the response; otherwise the fault
     answers before anything happens (no auth check, no state change).
@@ -526,6 +548,8 @@ class Fault:
     processed: bool = False
     body: JsonDict | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    stall_after_bytes: int = 8
+    stall_seconds: float | None = None
 
     def matches(self, method: str, kind: RouteKind) -> bool:
         """Whether this fault applies to a request."""
@@ -558,11 +582,121 @@ class RecordedRequest:
     """The fake reset the connection instead of answering."""
     prediction_id: str | None = None
     """The prediction this request created or addressed, if any."""
+    chaos: ChaosFault | None = None
+    """The fault :meth:`FakeReplicate.chaos` injected into this request, if any."""
+    chaos_processed: bool = False
+    """Whether that fault came after the request was handled (a create then did create its prediction)."""
+    body_bytes_sent: int = 0
+    """Body bytes written by the endless and stalled routes (the others leave it 0)."""
 
     @property
     def authorization(self) -> str | None:
         """The ``Authorization`` header, if sent."""
         return self.headers.get("Authorization")
+
+
+_API_ROUTE_KINDS: Final[frozenset[RouteKind]] = frozenset({"create", "get", "cancel", "model", "other"})
+_CHAOS_APPLIES: Final[dict[ChaosFault, frozenset[RouteKind]]] = {
+    "500": _API_ROUTE_KINDS | {"file"},
+    "503": _API_ROUTE_KINDS | {"file"},
+    "429": _API_ROUTE_KINDS | {"file"},
+    "reset": _API_ROUTE_KINDS | {"file"},
+    "malformed": _API_ROUTE_KINDS,
+    "stall": frozenset({"file"}),
+}
+_SIDE_EFFECT_KINDS: Final[frozenset[RouteKind]] = frozenset({"create", "cancel"})
+
+
+@dataclass(frozen=True)
+class ChaosEvent:
+    """One fault injected by :meth:`FakeReplicate.chaos`."""
+
+    request: RecordedRequest
+    fault: ChaosFault
+    processed: bool
+    """``True``: the request was handled first (a create made its prediction), then the fault replaced the
+    answer. ``429`` and ``stall`` are always before processing, ``malformed`` always after."""
+
+    @property
+    def safe_to_retry(self) -> bool:
+        """Whether the client can know that nothing happened (only a 429 says so; any other failure of a
+        create may have come after the prediction was made, as far as the client can tell)."""
+        return self.fault == "429" or self.request.kind not in _SIDE_EFFECT_KINDS
+
+
+class Chaos:
+    """Seeded random faults for a share of requests: see :meth:`FakeReplicate.chaos`.
+
+    Every request of a chaotic kind consumes one draw of the seeded generator (plus two more when it is hit),
+    so the sequence of faults is the same on every run for the same sequence of requests. Which job a
+    fault lands on still depends on how concurrent requests interleave; read :attr:`events` (or
+    :attr:`RecordedRequest.chaos`) to know.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        seed: int,
+        kinds: Sequence[RouteKind],
+        faults: Sequence[ChaosFault],
+        after_share: float,
+        retry_after: float | str,
+        stall_seconds: float | None,
+    ) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be between 0 and 1: {rate!r}")
+        unknown = set(faults) - set(CHAOS_FAULTS)
+        if unknown or not faults:
+            raise ValueError(f"faults must be a non-empty subset of {CHAOS_FAULTS}: {sorted(unknown)}")
+        self.rate = rate
+        self.seed = seed
+        self.kinds: frozenset[RouteKind] = frozenset(kinds)
+        self.faults: tuple[ChaosFault, ...] = tuple(faults)
+        self.after_share = after_share
+        self.retry_after = str(retry_after)
+        self.stall_seconds = stall_seconds
+        self.events: list[ChaosEvent] = []
+        """Every fault injected, in order."""
+        self.requests_seen = 0
+        """Requests of a chaotic kind that were considered (hit or not)."""
+        self._rng = random.Random(seed)
+
+    def draw(self, kind: RouteKind) -> tuple[ChaosFault, Fault, bool] | None:
+        """``(name, fault, after processing)`` for the next request of ``kind``, or ``None`` (no fault)."""
+        if kind not in self.kinds:
+            return None
+        self.requests_seen += 1
+        if self._rng.random() >= self.rate:
+            return None
+        choices = [fault for fault in self.faults if kind in _CHAOS_APPLIES[fault]]
+        pick = self._rng.random()
+        after = self._rng.random() < self.after_share
+        if not choices:
+            return None
+        name = choices[min(len(choices) - 1, int(pick * len(choices)))]
+        processed = name == "malformed" or (name in ("500", "503", "reset") and kind in _SIDE_EFFECT_KINDS and after)
+        if name == "429":
+            seconds = self.retry_after
+            fault = Fault(
+                kind=kind,
+                status=429,
+                body={"detail": f"Request was throttled. Your rate limit resets in ~{seconds}s."},
+                headers={"Retry-After": seconds, "ratelimit-remaining": "0", "ratelimit-reset": seconds},
+            )
+        elif name in ("500", "503"):
+            fault = Fault(kind=kind, status=int(name), processed=processed)
+        elif name == "reset":
+            fault = Fault(kind=kind, action="reset", processed=processed)
+        elif name == "malformed":
+            fault = Fault(kind=kind, action="malformed", status=200, processed=True)
+        else:
+            fault = Fault(kind=kind, action="stall", stall_seconds=self.stall_seconds)
+        return name, fault, processed
+
+    def events_for(self, kind: RouteKind | None = None) -> list[ChaosEvent]:
+        """Injected faults on requests of ``kind`` (``None``: all)."""
+        return [event for event in self.events if kind is None or event.request.kind == kind]
 
 
 @dataclass
@@ -910,6 +1044,14 @@ class FakeReplicate:
         """Pending faults (consumed in order of registration)."""
         self.throttled_count = 0
         """Number of 429 responses sent (injected or enforced)."""
+        self.active_chaos: Chaos | None = None
+        """The running :meth:`chaos` mode, if any."""
+        self.max_sync_wait: float | None = None
+        """Longest a ``Prefer: wait`` create is held, in seconds (``None``: as asked, up to 60; ``0``: answer at
+        once, as a gateway without sync mode does)."""
+        self.scenario_chooser: Callable[[JsonDict], Scenario | None] | None = None
+        """Picks a prediction's scenario from its ``input`` (e.g. by a tag in the prompt); ``None`` from it
+        falls back to the queued scenarios, then the default."""
 
         self._port = port
         self._rng = random.Random(seed)
@@ -953,6 +1095,9 @@ class FakeReplicate:
         app.router.add_get(p + "/v1/models/{owner}/{name}/versions", self._handle_versions, name="versions")
         app.router.add_get(p + "/v1/models/{owner}/{name}/versions/{version}", self._handle_version, name="version")
         app.router.add_get("/files/{id}/{filename}", self._handle_file, name="file")
+        app.router.add_get("/evil/redirect", self._handle_evil_redirect, name="evil_redirect")
+        app.router.add_get("/evil/endless", self._handle_evil_endless, name="evil_endless")
+        app.router.add_get("/evil/not-image", self._handle_evil_not_image, name="evil_not_image")
         runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self._port)
@@ -1162,6 +1307,79 @@ class FakeReplicate:
         """Drop all pending faults."""
         self.faults.clear()
 
+    def stall_next(
+        self, kind: RouteKind = "file", *, count: int = 1, after_bytes: int = 8, seconds: float | None = None
+    ) -> Fault:
+        """The next ``count`` requests of ``kind`` get status 200 and headers, ``after_bytes`` bytes of the body,
+        then nothing for ``seconds`` (``None``: until the fake closes) before the connection is reset."""
+        return self.add_fault(
+            Fault(kind=kind, action="stall", count=count, stall_after_bytes=after_bytes, stall_seconds=seconds)
+        )
+
+    def chaos(
+        self,
+        rate: float = 0.1,
+        *,
+        seed: int = 0,
+        kinds: Sequence[RouteKind] = ("create", "get", "cancel", "model", "file"),
+        faults: Sequence[ChaosFault] = CHAOS_FAULTS,
+        after_share: float = 0.5,
+        retry_after: float | str = 1,
+        stall_seconds: float | None = None,
+    ) -> Chaos:
+        """Fail a share ``rate`` of the requests of ``kinds`` at random, from a generator seeded with ``seed``.
+
+        Each hit picks one of ``faults`` that fits the route: ``500``/``503`` (problem+json; plain text for
+        files), ``429`` with ``Retry-After: retry_after`` (never processed), ``reset`` (connection reset),
+        ``malformed`` (truncated JSON, API routes only, always after processing) or ``stall`` (files only:
+        headers and a few bytes, then silence for ``stall_seconds``, ``None`` = until the fake closes).
+        A 5xx or reset of a create or cancel comes after processing for a share ``after_share`` of hits
+        (the prediction exists although the client saw a failure), before it otherwise. Scripted faults
+        (:meth:`fail_next` and friends) take precedence. Replaces any earlier chaos; returns the
+        :class:`Chaos`, whose :attr:`Chaos.events` list every injected fault.
+        """
+        self.active_chaos = Chaos(
+            rate,
+            seed=seed,
+            kinds=kinds,
+            faults=faults,
+            after_share=after_share,
+            retry_after=retry_after,
+            stall_seconds=stall_seconds,
+        )
+        return self.active_chaos
+
+    def stop_chaos(self) -> Chaos | None:
+        """End :meth:`chaos` mode; returns it (its events stay readable)."""
+        chaos, self.active_chaos = self.active_chaos, None
+        return chaos
+
+    # ---------------------------------------------------------------- malicious output hosts
+
+    def redirect_url(self, target: str, *, status: int = 302) -> str:
+        """A URL on this fake that answers ``status`` with ``Location: target`` (no auth, like a file host)."""
+        return f"{self.origin}/evil/redirect?{urlencode({'to': target, 'status': str(status)})}"
+
+    def endless_url(self, *, declared_length: int | None = None, image_header: bool = True) -> str:
+        """A URL on this fake whose body never ends (chunked; or announcing ``declared_length`` bytes).
+
+        The body starts with a PNG signature (``image_header``) so that only a size cap stops a reader. Bytes
+        written are counted in :attr:`RecordedRequest.body_bytes_sent` and :attr:`endless_bytes_sent`.
+        """
+        query: dict[str, str] = {"header": "1" if image_header else "0"}
+        if declared_length is not None:
+            query["length"] = str(declared_length)
+        return f"{self.origin}/evil/endless?{urlencode(query)}"
+
+    def not_image_url(self) -> str:
+        """A URL on this fake serving an HTML page as ``Content-Type: image/png``."""
+        return f"{self.origin}/evil/not-image"
+
+    @property
+    def endless_bytes_sent(self) -> int:
+        """Body bytes written by every request to :meth:`endless_url` so far."""
+        return sum(r.body_bytes_sent for r in self.requests if r.path == "/evil/endless")
+
     # ---------------------------------------------------------------- accessors
 
     @property
@@ -1294,7 +1512,7 @@ class FakeReplicate:
         if pred.output is None:
             kept = self._make_files(pred)
             if kept:
-                pred.output = self._shape_output(pred)
+                pred.output = self._output_of(pred)
                 self._notify()
         return pred
 
@@ -1325,7 +1543,7 @@ class FakeReplicate:
                 return pred
             pred._footer = notes + f"Total safe images: {len(files)} out of {len(files) + dropped}\n"
             if pred.output is None:
-                pred.output = self._shape_output(pred)
+                pred.output = self._output_of(pred)
             self._complete(pred, "succeeded")
         elif final == "failed":
             self._complete(pred, "failed", error=error or pred.scenario.error or DEFAULT_FAILURE_ERROR)
@@ -1405,6 +1623,10 @@ class FakeReplicate:
         if str(eff.get("megapixels", "1")) == "0.25":
             width, height = width // 2, height // 2
         return width, height
+
+    def _output_of(self, pred: FakePrediction) -> Any:
+        override = pred.scenario.output_override
+        return copy.deepcopy(override) if override is not None else self._shape_output(pred)
 
     def _shape_output(self, pred: FakePrediction) -> Any:
         shape = pred.scenario.output_shape
@@ -1489,8 +1711,12 @@ class FakeReplicate:
         self, request: web.Request, model: FakeModel, version: FakeVersion, version_field: str, body: JsonDict
     ) -> FakePrediction:
         pid = self._new_id()
-        scenario = self._scenario_queue.popleft() if self._scenario_queue else self.default_scenario
         inp: JsonDict = body.get("input") or {}
+        chosen = self.scenario_chooser(inp) if self.scenario_chooser is not None else None
+        if chosen is not None:
+            scenario = chosen
+        else:
+            scenario = self._scenario_queue.popleft() if self._scenario_queue else self.default_scenario
         effective = {**_input_defaults(version.openapi_schema), **inp}
         now = datetime.now(UTC)
         stream_token = "".join(self._rng.choice(_ID_ALPHABET) for _ in range(52))
@@ -1600,6 +1826,14 @@ class FakeReplicate:
         kind = record.kind
         is_api = kind in _API_KINDS and request.path.startswith(self.prefix + "/")
         fault = self._take_fault(request.method, kind)
+        if fault is None and self.active_chaos is not None:
+            drawn = self.active_chaos.draw(kind)
+            if drawn is not None:
+                name, fault, processed = drawn
+                record.chaos, record.chaos_processed = name, processed
+                self.active_chaos.events.append(ChaosEvent(record, name, processed))
+        if fault is not None and fault.action == "stall":
+            return await self._stall(request, fault, record)
         if fault is not None and not fault.processed:
             return self._fault_response(request, fault, kind)
         limit_headers: dict[str, str] = {}
@@ -1711,6 +1945,8 @@ class FakeReplicate:
         if wait is not None:
             seconds, applied = wait
             headers["Preference-Applied"] = applied
+            if self.max_sync_wait is not None:
+                seconds = min(seconds, max(0.0, self.max_sync_wait))
             with contextlib.suppress(TimeoutError):
                 await self.wait_until(
                     lambda: pred.terminal or pred.output is not None or self._closing,
@@ -1773,3 +2009,59 @@ class FakeReplicate:
             await self.wait_until(lambda: self._closing, timeout=3600, what="close")
             _reset_connection(request)
         return web.Response(body=data, status=200, headers={"Content-Type": file.content_type})
+
+    async def _stall(self, request: web.Request, fault: Fault, record: RecordedRequest) -> web.StreamResponse:
+        """Status 200 and headers, a few body bytes, then silence; then a reset (see :class:`Fault`)."""
+        data, content_type = b"\x89PNG\r\n\x1a\n" + bytes(1024), "image/png"
+        pred = self.predictions.get(request.match_info.get("id", ""))
+        file = next((f for f in pred.files if f.name == request.match_info.get("filename")), None) if pred else None
+        if file is not None:
+            data = await asyncio.to_thread(lambda: file.data) if file.huge_bytes else file.data
+            content_type = file.content_type
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": content_type, "Content-Length": str(len(data))}
+        )
+        await response.prepare(request)
+        head = data[: max(0, min(fault.stall_after_bytes, len(data) - 1))]
+        if head:
+            await response.write(head)
+            record.body_bytes_sent = len(head)
+        with contextlib.suppress(TimeoutError):
+            await self.wait_until(
+                lambda: self._closing, timeout=fault.stall_seconds if fault.stall_seconds is not None else 3600
+            )
+        _reset_connection(request)
+
+    async def _handle_evil_redirect(self, request: web.Request) -> web.StreamResponse:
+        status = int(request.query.get("status", "302"))
+        return web.Response(status=status, headers={"Location": request.query.get("to", "/")})
+
+    async def _handle_evil_endless(self, request: web.Request) -> web.StreamResponse:
+        record: RecordedRequest = request[_RECORD]
+        headers = {"Content-Type": "image/png"}
+        declared = request.query.get("length")
+        left = int(declared) if declared is not None else None
+        if declared is not None:
+            headers["Content-Length"] = declared
+        response = web.StreamResponse(status=200, headers=headers)
+        if declared is None:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = bytes(range(256)) * 256  # 64 KiB
+        header = b"\x89PNG\r\n\x1a\n" if request.query.get("header", "1") == "1" else b""
+        piece = header + chunk[len(header) :]
+        try:
+            while not self._closing and (left is None or left > 0):
+                if left is not None:
+                    piece, left = piece[:left], left - len(piece[:left])
+                await response.write(piece)
+                record.body_bytes_sent += len(piece)
+                piece = chunk
+                await asyncio.sleep(0)  # let the reader (and everything else) run
+        except (ConnectionError, RuntimeError):
+            pass  # the reader hung up, as it should
+        self._notify()
+        return response
+
+    async def _handle_evil_not_image(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=images.not_an_image(), status=200, headers={"Content-Type": "image/png"})

@@ -1,0 +1,258 @@
+"""200 jobs through a flaky prediction API and a flaky Discord: every job ends, none is paid twice.
+
+The fake API fails 10 % of the requests at random (seeded): 500, 503, 429 with ``Retry-After``, a reset
+connection, a truncated JSON body, and for output files a download that stalls after a few bytes (until the
+host drops it after 2 s; a download stalled for good, which the bot's own read timeout ends, is in
+``test_malicious_replies``). The fake Discord answers 10 % of the message edits with 429 (with and without
+``Via``) or 500. The in-process bot runs with the production request budget and retry policies; only
+polling and the edit interval are shortened.
+
+"No exception escapes to the log as unhandled": see ``tests/faults/conftest.py`` (no ERROR record, no
+event-loop exception report; handled WARNINGs such as a retried poll are fine).
+
+What "no prediction is created twice" means here. A 429 says nothing was done, so the bot may ask again.
+Any other failure of a create (5xx, reset, broken body) may have come *after* the API made the prediction
+(the fake does so for half of them, and always for a broken body): the bot cannot tell, so it must not
+ask again; it ends the job with a clear message instead. So per job: at most one prediction, and every
+create request but the last one was answered 429.
+
+What each job must end with (read from the fake's record of which request got which fault):
+
+* ``Done`` with exactly its prediction's images, unless one of the reasons below applies;
+* ``Failed`` with the API's own error text when its prediction failed on the API's side (a scripted share
+  of the prompts), or with a clear message when its create got an ambiguous fault, or when every download
+  of one of its files (or its last polls) failed. Never the generic "Something went wrong on our side".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from bot.core import Tuning
+from bot.inputs import ImagineOptions
+from bot.jobs import JobState, PollPolicy
+from bot.modelref import ModelRef
+from bot.replicate import RetryPolicy
+from tests.conftest import Pipeline, RecordingPresenter
+from tests.e2e.conftest import Stack, StackFactory, field_of, is_terminal, status_of
+from tests.fakes.discord import InteractionHandle, StoredMessage
+from tests.fakes.replicate import FLUX_SCHNELL, NSFW_ERROR, FakePrediction, FakeReplicate, RecordedRequest, Scenario
+from tests.faults.conftest import UnhandledWatch
+
+FLUX = ModelRef.parse(FLUX_SCHNELL)
+JOBS = 200
+MEMBERS = 20
+API_SEED = 20240611
+DISCORD_SEED = 7
+CHAOS_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.3), prefer_wait=0, edit_interval=0.2)
+GENERIC_FAILURE = "Something went wrong on our side"
+POLL_ATTEMPTS = RetryPolicy().attempts  # the product's: a poll gives up after this many failures in a row
+STALL_SECONDS = 2.0  # a stalled download is dropped by the host after this; the bot must try it again
+
+
+def prompt_of(index: int) -> str:
+    """A prompt that names its job, so predictions can be counted per job."""
+    return f"chaos job {index:03d}: a lighthouse in a storm"
+
+
+def api_error_of(index: int) -> str:
+    return f"CUDA out of memory (injected for job {index:03d})"
+
+
+def scripted_failure(index: int) -> str | None:
+    """The error the API itself reports for this job's prediction, if it is one of the failing ones."""
+    if index % 25 == 7:
+        return api_error_of(index)
+    if index % 25 == 19:
+        return NSFW_ERROR
+    return None
+
+
+def choose_scenario(inputs: dict[str, object]) -> Scenario | None:
+    prompt = str(inputs.get("prompt", ""))
+    index = int(prompt[len("chaos job ") : len("chaos job ") + 3])
+    if index % 25 == 7:
+        return Scenario(duration=0.2, final_status="failed", error=api_error_of(index))
+    if index % 25 == 19:
+        return Scenario(duration=0.2, nsfw_dropped=4)
+    return Scenario(start_delay=0.05, duration=0.2 + (index % 5) * 0.05)
+
+
+@dataclass
+class Outcome:
+    index: int
+    handle: InteractionHandle
+    final: StoredMessage | None = None
+
+
+async def run_member(stack: Stack, member: str, indices: list[int], outcomes: dict[int, Outcome]) -> None:
+    """One member's jobs, one after another (a member's next /imagine waits for the previous answer)."""
+    for index in indices:
+        handle = await stack.discord.slash(
+            "imagine",
+            {"prompt": prompt_of(index), **({"count": 2} if index % 10 == 3 else {})},
+            user=stack.guild.member(member),
+            guild=stack.guild,
+            channel=stack.guild.channel("general"),
+        )
+        outcomes[index] = Outcome(index, handle)
+        await handle.wait_callback(timeout=10)
+
+
+def explain_failure(
+    index: int, what: str, creates: list[RecordedRequest], prediction: FakePrediction | None, stack: Stack
+) -> str | None:
+    """Why job ``index`` may legitimately have failed with ``what``; ``None`` if nothing justifies it."""
+    if creates and creates[-1].chaos not in (None, "429"):
+        return "ambiguous create"
+    if prediction is None:
+        return None
+    expected = scripted_failure(index)
+    if expected is not None:
+        return "api" if what == expected else None
+    gets = [r for r in stack.api.requests if r.kind == "get" and r.prediction_id == prediction.id]
+    if len(gets) >= POLL_ATTEMPTS and all(r.chaos for r in gets[-POLL_ATTEMPTS:]):
+        return "polls exhausted"
+    for file in prediction.files:
+        downloads = [r for r in stack.api.file_requests if r.path.endswith(f"/{prediction.id}/{file.name}")]
+        if downloads and all(r.chaos for r in downloads):
+            return "downloads exhausted"
+    return None
+
+
+async def test_200_jobs_through_a_flaky_api_and_a_flaky_discord(
+    make_stack: StackFactory, unhandled: UnhandledWatch
+) -> None:
+    stack: Stack = await make_stack(tuning=CHAOS_TUNING, max_running=48, max_running_per_server=48)
+    for number in range(MEMBERS):
+        stack.guild.add_member(f"artist-{number}")
+    stack.api.scenario_chooser = choose_scenario
+    api_chaos = stack.api.chaos(0.1, seed=API_SEED, retry_after=1, stall_seconds=STALL_SECONDS)
+    # Chaos stalls only file downloads, a quarter of the requests: make sure at least one download stalls.
+    stack.api.stall_next("file", seconds=STALL_SECONDS)
+    discord_chaos = stack.discord.chaos(0.1, seed=DISCORD_SEED, statuses=(429, 500))
+    started = time.monotonic()
+
+    outcomes: dict[int, Outcome] = {}
+    await asyncio.gather(
+        *(
+            run_member(stack, f"artist-{member}", list(range(member, JOBS, MEMBERS)), outcomes)
+            for member in range(MEMBERS)
+        )
+    )
+    assert len(outcomes) == JOBS
+
+    async def final(outcome: Outcome) -> None:
+        outcome.final = await outcome.handle.wait_message(is_terminal, timeout=100)
+
+    await asyncio.gather(*(final(outcome) for outcome in outcomes.values()))
+    elapsed = time.monotonic() - started
+
+    problems: list[str] = []
+    reasons: dict[str, int] = {}
+    expected_api_failures = 0
+    for index, outcome in sorted(outcomes.items()):
+        message = outcome.final
+        assert message is not None
+        prompt = prompt_of(index)
+        creates = [r for r in stack.api.creates if isinstance(r.json, dict) and r.json["input"]["prompt"] == prompt]
+        predictions = [p for p in stack.api.predictions.values() if p.input.get("prompt") == prompt]
+        prediction = predictions[0] if predictions else None
+        if len(predictions) > 1:
+            problems.append(f"job {index}: {len(predictions)} predictions")
+        if any(r.chaos != "429" for r in creates[:-1]):
+            problems.append(f"job {index}: create asked again after {[r.chaos for r in creates]}")
+        ambiguous = bool(creates) and creates[-1].chaos not in (None, "429")
+        if ambiguous and len(predictions) != int(creates[-1].chaos_processed):
+            problems.append(f"job {index}: {len(predictions)} predictions after a create fault {creates[-1].chaos}")
+        if scripted_failure(index) is not None and not ambiguous:
+            expected_api_failures += 1
+        status = status_of(message)
+        if "Done" in status:
+            if prediction is None or scripted_failure(index) is not None:
+                problems.append(f"job {index}: Done without a good prediction")
+            elif [a.data for a in message.attachments] != [f.data for f in prediction.files]:
+                problems.append(f"job {index}: attachments are not the prediction's images")
+            reasons["done"] = reasons.get("done", 0) + 1
+        elif "Failed" in status:
+            what = field_of(message, "What happened") or ""
+            reason = explain_failure(index, what, creates, prediction, stack)
+            if not what or GENERIC_FAILURE in what or reason is None:
+                chaos = [(r.kind, r.chaos) for r in stack.api.requests if r.chaos and r in creates]
+                problems.append(f"job {index}: unexplained failure {what!r} (create faults {chaos})")
+            else:
+                reasons[reason] = reasons.get(reason, 0) + 1
+        else:
+            problems.append(f"job {index}: ended {status!r}")
+    assert not problems, "\n".join(problems)
+
+    # The chaos really happened, on every kind of request it was meant for.
+    injected = {event.fault for event in api_chaos.events}
+    assert {"500", "503", "429", "reset", "malformed"} <= injected, injected
+    assert stack.api.file_requests[0].body_bytes_sent > 0, "the first download stalled"
+    assert {kind for kind in ("create", "get", "file") if api_chaos.events_for(kind)} == {"create", "get", "file"}
+    assert {status for _, status, _ in discord_chaos.hits} == {429, 500}
+    # Every scripted API failure shows the API's own words; most jobs got their images (about 8 % of the
+    # creates get an ambiguous fault, 8 % of the prompts fail on the API's side).
+    assert reasons.get("api", 0) == expected_api_failures, reasons
+    assert reasons.get("done", 0) >= JOBS * 0.7, reasons
+    unhandled.check()
+    print(
+        f"\n{JOBS} jobs in {elapsed:.1f}s: {reasons}; API faults {len(api_chaos.events)}, Discord faults "
+        f"{len(discord_chaos.hits)}"
+    )
+
+
+# --------------------------------------------------------------------------- the create route, fault by fault
+
+
+@pytest.mark.parametrize(
+    ("fault", "processed", "predictions"),
+    [
+        ("429", False, 1),
+        ("500", False, 0),
+        ("500", True, 1),
+        ("503", False, 0),
+        ("reset", False, 0),
+        ("reset", True, 1),
+        ("malformed", True, 1),
+    ],
+)
+async def test_each_fault_on_create_is_retried_only_when_nothing_was_made(
+    fake_api: FakeReplicate, make_pipeline: Callable[..., Pipeline], fault: str, processed: bool, predictions: int
+) -> None:
+    """Before processing a 429 is safe to repeat; anything else may hide a prediction, so it is not repeated."""
+    if fault == "429":
+        fake_api.throttle_next("create", retry_after=0)
+    elif fault == "reset":
+        fake_api.reset_next("create", processed=processed)
+    elif fault == "malformed":
+        fake_api.malformed_next("create", processed=processed)
+    else:
+        fake_api.fail_next("create", int(fault), processed=processed)
+    engine = make_pipeline().engine
+    request = await engine.prepare(FLUX, ImagineOptions(prompt="a lighthouse"))
+    view = await asyncio.wait_for((await engine.submit(request, RecordingPresenter())).wait(), 10)
+    assert len(fake_api.predictions) == predictions
+    if fault == "429":
+        assert view.state is JobState.SUCCEEDED and fake_api.count("POST", "create") == 2
+    else:
+        assert view.state is JobState.FAILED and fake_api.count("POST", "create") == 1
+        assert view.error and GENERIC_FAILURE not in view.error
+
+
+async def test_a_create_refused_with_5xx_shows_the_apis_own_words(
+    fake_api: FakeReplicate, make_pipeline: Callable[..., Pipeline]
+) -> None:
+    fake_api.fail_next("create", 503, detail="Predictions are paused for maintenance until 12:00 UTC")
+    engine = make_pipeline().engine
+    request = await engine.prepare(FLUX, ImagineOptions(prompt="a lighthouse"))
+    view = await asyncio.wait_for((await engine.submit(request, RecordingPresenter())).wait(), 10)
+    assert view.state is JobState.FAILED
+    assert fake_api.count("POST", "create") == 1
+    assert "paused for maintenance" in (view.error or ""), view.error
