@@ -1,0 +1,61 @@
+"""``python -m bench``: run the benchmark, print the table, optionally write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.report import machine, render, to_json
+from bench.run import FULL, QUICK, run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Delivery overhead, API requests per job and scale of imagine-bot, against two baselines.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a scaled-down run that finishes in under a minute")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
+    parser.add_argument(
+        "--scale-rate",
+        type=float,
+        metavar="N",
+        help="push the scale run's interactions at N per second instead of all at once (to measure the engine "
+        "with every job running when the bot cannot answer them all at once within Discord's 3 s)",
+    )
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="keep the bot processes' logs and databases in DIR (default: discard)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    args = build_parser().parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.scale_rate:
+        extra = plan.scale_jobs / args.scale_rate
+        plan = replace(plan, scale_push_rate=args.scale_rate, scale_timeout=plan.scale_timeout + extra)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    info = machine()
+    with tempfile.TemporaryDirectory(prefix="imagine-bench-") as scratch:
+        workdir = args.keep or Path(scratch)
+        results = asyncio.run(run(plan, workdir))
+    print(render(results, info))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(to_json(results, info, started_at), indent=2) + "\n")
+        print(f"\nJSON written to {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

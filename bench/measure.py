@@ -1,0 +1,193 @@
+"""From what the fakes recorded to figures: delivery overhead and API requests per job.
+
+Every figure is read off the two fakes, which run in the benchmark's own process and so share
+one clock:
+
+* *succeeded*: ``FakePrediction.completed_at``, the wall-clock moment the fake prediction API
+  marked the prediction succeeded;
+* *file requested*: arrival of the first request for one of its output files at the fake
+  (``RecordedRequest.time``, monotonic, converted to wall-clock time);
+* *delivered*: for the bot, ``MessageVersion.timestamp`` of the first version of its Discord
+  message that carries the image, as stored by the fake Discord; for the two library clients,
+  ``time.time()`` right after the last output file was read.
+
+*Delivery overhead* is delivered - succeeded; *detection lag* is file requested - succeeded (how
+long the client took to learn that the prediction was done); for the bot, the *previous-edit gap*
+is the time between the message version with the image and the version before it (Discord edits
+are paced). *API requests per job* counts every
+request the phase sent to the fake prediction API (creates, polls, cancels, model/schema reads,
+429-refused attempts included) plus the output-file downloads, divided by the number of jobs that
+reached the API (made a prediction); the largest per-job count (requests that name the job's
+prediction) is kept as well. For the bot, *first answer* is the time from the interaction's dispatch
+by the fake Discord to the bot's first callback (Discord allows 3 s).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.baselines import Delivery
+from bench.clients import Client
+
+WALL_MINUS_MONOTONIC = time.time() - time.monotonic()
+"""Converts the fakes' ``time.monotonic()`` stamps to wall-clock time (same process, same clocks)."""
+
+REQUEST_KINDS = ("create", "poll", "download", "other")
+ACK_DEADLINE = 3.0
+"""Seconds Discord gives a bot to answer an interaction (then: error 10062, "This interaction failed")."""
+_KIND_NAMES = {"create": "create", "get": "poll", "file": "download"}
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, interpolating between the two nearest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    rank = (len(ordered) - 1) * q
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """p50 / p95 / max (and the mean) of a sample, in milliseconds."""
+
+    n: int
+    p50: float | None
+    p95: float | None
+    max: float | None
+    mean: float | None
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Summary:
+        """Summarise durations given in seconds."""
+        if not seconds:
+            return cls(0, None, None, None, None)
+        ms = [s * 1000 for s in seconds]
+        return cls(
+            len(ms),
+            round(percentile(ms, 0.5), 1),
+            round(percentile(ms, 0.95), 1),
+            round(max(ms), 1),
+            round(sum(ms) / len(ms), 1),
+        )
+
+
+@dataclass
+class PhaseResult:
+    """One client, one prediction time, one way of sending jobs (one at a time, or all at once)."""
+
+    client: str
+    duration: float
+    """Seconds from create to succeeded, as the fake API plays it."""
+    concurrency: int
+    """1: one job at a time; N: N jobs started at once."""
+    jobs: int
+    delivered: int
+    overhead: Summary
+    detection: Summary
+    previous_edit_gap: Summary
+    """The bot only: time between the message version with the image and the one before it."""
+    first_answer: Summary
+    """The bot only: from the interaction's dispatch to the bot's first answer (Discord allows 3 s)."""
+    late_answers: int
+    """The bot only: interactions answered after 3 s, or never."""
+    reached_api: int
+    """Jobs whose prediction was created (requests per job are divided by this)."""
+    prefer_headers: dict[str, int]
+    """``Prefer`` header of the creates sent, and how many times (``none``: no header)."""
+    finished_in_create: int
+    """Jobs that never polled: the create call's answer already had the finished prediction."""
+    requests_per_job: dict[str, float]
+    max_requests_per_job: int
+    throttled: int
+    """429 answers the fake API sent during the phase."""
+    wall_s: float
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able figures."""
+        data = asdict(self)
+        data["overhead_ms"] = data.pop("overhead")
+        data["detection_lag_ms"] = data.pop("detection")
+        data["previous_edit_gap_ms"] = data.pop("previous_edit_gap")
+        data["first_answer_ms"] = data.pop("first_answer")
+        return data
+
+
+def analyse(
+    client: Client,
+    deliveries: Sequence[Delivery],
+    since: int,
+    *,
+    duration: float,
+    concurrency: int,
+    wall_s: float,
+    throttled: int,
+) -> PhaseResult:
+    """Figures for ``deliveries``, counting the requests the fake API received from index ``since`` on."""
+    api = client.api
+    by_prompt = {pred.input.get("prompt"): pred for pred in api.predictions.values()}
+    requests = api.requests[since:]
+    per_prediction: Counter[str] = Counter(r.prediction_id for r in requests if r.prediction_id)
+    polls: Counter[str] = Counter(r.prediction_id for r in requests if r.kind == "get" and r.prediction_id)
+    prefer: Counter[str] = Counter(r.headers.get("Prefer", "none") for r in requests if r.kind == "create")
+    first_file: dict[str, float] = {}
+    totals: Counter[str] = Counter()
+    for request in requests:
+        totals[_KIND_NAMES.get(request.kind, "other")] += 1
+        if request.kind == "file" and request.prediction_id and request.prediction_id not in first_file:
+            first_file[request.prediction_id] = request.time + WALL_MINUS_MONOTONIC
+
+    overheads: list[float] = []
+    detections: list[float] = []
+    gaps = [d.previous_version_gap for d in deliveries if d.previous_version_gap is not None]
+    answers = [d.answered_after for d in deliveries if d.answered_after is not None]
+    late = sum(1 for d in deliveries if d.answered_after is None or d.answered_after > ACK_DEADLINE)
+    if not answers:  # not the bot: no interactions
+        late = 0
+    errors: Counter[str] = Counter()
+    most = 0
+    for delivery in deliveries:
+        prediction = by_prompt.get(delivery.prompt)
+        if prediction is not None:
+            most = max(most, per_prediction[prediction.id])
+        if delivery.delivered_at is None or prediction is None or prediction.completed_at is None:
+            errors[delivery.error or "no prediction was made"] += 1
+            continue
+        succeeded = prediction.completed_at.timestamp()
+        overheads.append(delivery.delivered_at - succeeded)
+        if prediction.id in first_file:
+            detections.append(first_file[prediction.id] - succeeded)
+
+    jobs = len(deliveries)
+    reached = sum(1 for d in deliveries if d.prompt in by_prompt)
+    in_create = sum(1 for d in deliveries if d.prompt in by_prompt and not polls[by_prompt[d.prompt].id])
+    per_job = {kind: round(totals[kind] / max(1, reached), 2) for kind in REQUEST_KINDS}
+    per_job["total"] = round(sum(totals.values()) / max(1, reached), 2)
+    return PhaseResult(
+        client=client.name,
+        duration=duration,
+        concurrency=concurrency,
+        jobs=jobs,
+        delivered=len(overheads),
+        overhead=Summary.of(overheads),
+        detection=Summary.of(detections),
+        previous_edit_gap=Summary.of(gaps),
+        first_answer=Summary.of(answers),
+        late_answers=late,
+        reached_api=reached,
+        prefer_headers=dict(prefer),
+        finished_in_create=in_create,
+        requests_per_job=per_job,
+        max_requests_per_job=most,
+        throttled=throttled,
+        wall_s=round(wall_s, 1),
+        errors=dict(errors),
+    )
