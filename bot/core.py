@@ -97,7 +97,9 @@ class Core:
         request = view.request
         undelivered = request.charged_images - len(view.images)
         if undelivered > 0 and request.guild_id and request.requester_id and request.charged_day:
-            await self.policy.refund(request.guild_id, request.requester_id, undelivered, request.charged_day)
+            await self.repository.refund_job(
+                view.job_id, request.guild_id, request.requester_id, undelivered, day=request.charged_day
+            )
 
     async def close(self) -> None:
         """Stop the engine, then close the HTTP session and the database."""

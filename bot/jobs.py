@@ -248,6 +248,7 @@ class _Job:
     pending: JobView | None = None
     pump: asyncio.Task[None] | None = None
     creating: bool = False
+    keep_images: bool = False
     created: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once a create in flight has its answer (an id, or a failure)."""
 
@@ -282,7 +283,8 @@ class Job:
         return await self._engine.cancel(self.id, by=by)
 
     async def wait(self) -> JobView:
-        """Wait for the job to end and return its final view."""
+        """Wait for the job to end and return its final view (images included)."""
+        self._job.keep_images = True
         await self._job.done.wait()
         return self._job.view
 
@@ -307,7 +309,7 @@ class JobEngine:
         on_end: Callable[[JobView], Awaitable[None]] | None = None,
         journal: JobJournal | None = None,
     ) -> None:
-        """``on_end`` runs once for every job's final view, after its presenter showed it and it was journaled."""
+        """``on_end`` runs for every job's final view just before its presenter shows it (it must be idempotent)."""
         self._client = client
         self._downloader = downloader
         self._max_running = max_running
@@ -327,6 +329,7 @@ class JobEngine:
         self._active: dict[Hashable, int] = {}
         self._running: dict[Hashable, int] = {}
         self._running_members: dict[Hashable, int] = {}
+        self._polling = 0  # jobs past their create: they share the budget for polls
         self._running_total = 0
         self._closed = False
 
@@ -557,19 +560,24 @@ class JobEngine:
         job.pending = None
         if job.pump is not None:
             await asyncio.gather(job.pump, return_exceptions=True)
-        await self._present(job, view)
-        if self._journal is not None:
-            await self._journal.ended(view)
-        self._active[job.member_key] -= 1
-        if not self._active[job.member_key]:
-            del self._active[job.member_key]
+        # Bookkeeping (refunds) first, so a member who reads the outcome can act on it at once;
+        # it is idempotent per job, as a job resumed after a crash here ends a second time.
         if self._on_end is not None:
             try:
                 await self._on_end(view)
             except Exception:
                 log.exception("bookkeeping after job %s failed", job.id)
+        self._active[job.member_key] -= 1
+        if not self._active[job.member_key]:
+            del self._active[job.member_key]
+        await self._present(job, view)
+        if self._journal is not None:
+            await self._journal.ended(view)
         job.done.set()
-        # Ended jobs stay known for a while (Re-roll reads them), then make room.
+        # Ended jobs stay known for a while (Re-roll reads them); their images' bytes only if
+        # someone waits for them (the imagine command), not for the presenter that already sent them.
+        if not job.keep_images:
+            job.view = replace(view, images=())
         self._ended.append(job.id)
         while len(self._ended) > self._keep_ended:
             self._jobs.pop(self._ended.popleft(), None)
@@ -608,7 +616,14 @@ class JobEngine:
         else:  # resumed: the prediction has been running since before the restart
             deadline = job.submitted_at + self._timeout
             prediction = Prediction(id=prediction_id, status="starting")
-        fetch_now = prediction_id is not None
+        self._polling += 1
+        try:
+            await self._poll_to_end(job, prediction, deadline, fetch_now=prediction_id is not None)
+        finally:
+            self._polling -= 1
+
+    async def _poll_to_end(self, job: _Job, prediction: Prediction, deadline: float, *, fetch_now: bool) -> None:
+        """Poll until the prediction ends (canceling it on request or at the deadline), then finish the job."""
         polls = 0
         polls_at_end = 0
         last_progress: Progress | None = None
@@ -639,7 +654,7 @@ class JobEngine:
             fresh = progress is not None and (progress != last_progress or progress.remaining == 0)
             interval = self._poll.interval(
                 polls,
-                self._running_total,
+                self._polling,
                 budget,
                 remaining=progress.remaining if fresh and progress else None,
                 polls_at_end=polls_at_end,

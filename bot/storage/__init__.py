@@ -194,6 +194,10 @@ class Repository(Protocol):
         """Give back images charged on ``day`` that were not delivered (never below zero)."""
         ...
 
+    async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
+        """Like :meth:`refund` for a journaled job, at most once per job (a resumed job may end twice)."""
+        ...
+
     # ------------------------------------------------------------- the jobs journal
 
     async def add_job(self, record: JobRecord) -> None:

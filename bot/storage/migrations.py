@@ -140,7 +140,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 error             TEXT,
                 images_delivered  INTEGER NOT NULL DEFAULT 0,
                 seed              INTEGER,
-                predict_time      REAL
+                predict_time      REAL,
+                refunded          INTEGER NOT NULL DEFAULT 0
             )
             """,
             "CREATE INDEX jobs_unfinished ON jobs (state) WHERE ended_at IS NULL",
