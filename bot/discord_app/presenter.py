@@ -130,6 +130,7 @@ class DiscordPresenter:
         self._token_dead = False
         self._deleted = False
         self._lock = asyncio.Lock()
+        self._held: JobView | None = None
         self._pump_task = asyncio.create_task(self._pump(), name="discord-presenter")
 
     @classmethod
@@ -197,10 +198,26 @@ class DiscordPresenter:
                 view = self._latest
                 if self._finished or view is None or view == self._shown or self._deleted:
                     continue
+                if self._about_to_end(view) and view != self._held:
+                    # An edit now would hold the final image back by a whole interval; if the
+                    # final does not come, show this view after all one interval later.
+                    self._held = view
+                    asyncio.get_running_loop().call_later(self._min_interval, self._wake.set)
+                    continue
                 try:
                     await self._deliver(view, final=False)
                 except Exception:
                     log.exception("could not show a progress update; the next one will try again")
+
+    def _about_to_end(self, view: JobView) -> bool:
+        """The model's own bar says it finishes within one edit interval (the final view comes next)."""
+        progress = view.progress
+        return (
+            view.state is JobState.PROCESSING
+            and progress is not None
+            and progress.remaining is not None
+            and progress.remaining < self._min_interval
+        )
 
     async def _pace(self, since: float | None = None) -> None:
         """Wait until ``min_interval`` has passed since ``since`` (default: the last edit)."""

@@ -1739,8 +1739,11 @@ class FakeReplicate:
             body=copy.deepcopy(body),
             effective_input=effective,
             seed=int(seed) if isinstance(seed := inp.get("seed"), int | float) else self._rng.randint(0, 65535),
-            total_steps=max(1, int(effective.get("num_inference_steps", 4))),
-            _rate=round(self._rng.uniform(12.0, 16.0), 2),
+            total_steps=(steps := max(1, int(effective.get("num_inference_steps", 4)))),
+            # Real tqdm reports the rate it measures: a timed scenario's bar says how long is left.
+            _rate=(
+                round(steps / scenario.duration, 4) if scenario.duration else round(self._rng.uniform(12.0, 16.0), 2)
+            ),
         )
         self.predictions[pid] = pred
         model.run_count += 1
