@@ -549,13 +549,7 @@ class SqliteRepository:
             )
             if not marked:
                 return False
-            await conn.execute(
-                """
-                UPDATE member_usage SET images_today = MAX(images_today - ?, 0)
-                WHERE guild_id = ? AND member_id = ? AND day = ?
-                """,
-                (images, guild_id, member_id, day.isoformat()),
-            )
+            await self._give_back(conn, guild_id, member_id, images, day)
         return True
 
     async def refund(self, guild_id: int, member_id: int, images: int, *, day: date) -> None:
@@ -572,13 +566,17 @@ class SqliteRepository:
         if images == 0:
             return
         async with self._transaction(write=True) as conn:
-            await conn.execute(
-                """
-                UPDATE member_usage SET images_today = MAX(images_today - ?, 0)
-                WHERE guild_id = ? AND member_id = ? AND day = ?
-                """,
-                (images, guild_id, member_id, day.isoformat()),
-            )
+            await self._give_back(conn, guild_id, member_id, images, day)
+
+    @staticmethod
+    async def _give_back(conn: aiosqlite.Connection, guild_id: int, member_id: int, images: int, day: date) -> None:
+        await conn.execute(
+            """
+            UPDATE member_usage SET images_today = MAX(images_today - ?, 0)
+            WHERE guild_id = ? AND member_id = ? AND day = ?
+            """,
+            (images, guild_id, member_id, day.isoformat()),
+        )
 
     # ------------------------------------------------------------- the jobs journal
 
