@@ -30,7 +30,6 @@ from bot.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 _MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024

@@ -453,16 +453,6 @@ class JobEngine:
         """A member's jobs that have not ended (waiting or running)."""
         return self._active.get((guild_id, member_id), 0)
 
-    @property
-    def queued(self) -> int:
-        """Jobs waiting for a slot."""
-        return len(self._queue)
-
-    @property
-    def running(self) -> int:
-        """Jobs running now."""
-        return self._running_total
-
     async def cancel(self, job_id: str, *, by: int | None = None) -> bool:
         """Cancel a job: a waiting one ends now, a running one is canceled on the API too."""
         job = self._jobs.get(job_id)

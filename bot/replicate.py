@@ -371,9 +371,7 @@ class ReplicateClient:
             return schema
 
     async def _fetch_schema(self, model: ModelRef) -> dict[str, Any] | None:
-        path = f"models/{model.owner}/{model.name}"
-        if model.version:
-            path += f"/versions/{model.version}"
+        path = _model_path(model)
         try:
             data = await self._send("GET", path)
         except (Unauthenticated, InsufficientCredit):
@@ -392,9 +390,7 @@ class ReplicateClient:
 
     async def model_exists(self, model: ModelRef) -> bool | None:
         """True/False where the API can tell, ``None`` where it serves no model routes."""
-        path = f"models/{model.owner}/{model.name}"
-        if model.version:
-            path += f"/versions/{model.version}"
+        path = _model_path(model)
         try:
             await self._send("GET", path)
         except NotFound:
@@ -487,6 +483,12 @@ class ReplicateClient:
             if not isinstance(data, dict):
                 raise ServerError("The prediction API sent a reply that is not a JSON object")
             return data
+
+
+def _model_path(model: ModelRef) -> str:
+    """Where the API describes a model (or one version of it), with its input schema."""
+    path = f"models/{model.owner}/{model.name}"
+    return f"{path}/versions/{model.version}" if model.version else path
 
 
 def _describe(exc: BaseException) -> str:
