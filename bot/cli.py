@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from bot.core import Core
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ASPECT_RATIOS, ImagineOptions
-from bot.jobs import JobState, JobView
+from bot.job_model import JobState, JobView
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.settings import Settings, SettingsError, configure_logging, load_environment, load_settings
 from bot.storage import StorageError

@@ -13,11 +13,14 @@ import aiohttp
 from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.delivery import Downloader, GuardedResolver
-from bot.jobs import JobEngine, JobView, PollPolicy
+from bot.job_model import JobView
+from bot.jobs import JobEngine
 from bot.journal import Journal
 from bot.policy import Policy
 from bot.ratelimit import RequestBudget
+from bot.recovery import LOOKUP_DELAYS, PredictionFinder
 from bot.replicate import ReplicateClient
+from bot.scheduling import PollPolicy
 from bot.settings import Settings
 from bot.storage import Repository
 from bot.storage.sqlite import open_repository
@@ -33,7 +36,9 @@ class Tuning:
     prefer_wait: int = 3
     """Seconds the create call may wait for the prediction (``Prefer: wait``); 0 to not ask."""
     edit_interval: float = 1.5
-    """Least time between two edits of one Discord message."""
+    """Least time between two edits of one Discord message (the progress bar moves as often)."""
+    lookup_delays: tuple[float, ...] = LOOKUP_DELAYS
+    """Seconds before each reading of the list of predictions when a create's answer was lost."""
 
 
 class Core:
@@ -73,6 +78,8 @@ class Core:
             clock=self.clock,
             on_end=self._settle,
             journal=self.journal,
+            finder=PredictionFinder(self.client, clock=self.clock, delays=self.tuning.lookup_delays),
+            progress_tick=self.tuning.edit_interval,
         )
         self.policy = Policy(
             repository,

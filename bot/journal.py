@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from bot.clock import Clock
 from bot.inputs import ImagineOptions
-from bot.jobs import JobRequest, JobView
+from bot.job_model import JobRequest, JobView
 from bot.modelref import ModelRef
 from bot.storage import JobRecord, Repository
 
@@ -79,8 +79,8 @@ class Unfinished:
     request: JobRequest
     target: Mapping[str, Any] | None
     prediction_id: str | None
-    create_started: bool
-    """The create request may have gone out; without a ``prediction_id`` it must not be sent again."""
+    create_started_at: datetime | None
+    """When the create request may have gone out; without a ``prediction_id`` the prediction is looked up."""
     age: float
     """Seconds since the job started (its create went out), or since it was accepted if it had not."""
 
@@ -113,9 +113,21 @@ class Journal:
         """The create request is about to go out. Raises if it cannot be written: then nothing is created."""
         await self._repository.update_job(job_id, state="creating", create_started_at=self._clock.now())
 
+    async def shown(self, job_id: str, target: Mapping[str, Any]) -> None:
+        """The job, journaled before it was shown, is now shown at ``target`` (its message id is known)."""
+        await self._safely(job_id, target=dict(target))
+
     async def created(self, job_id: str, prediction_id: str) -> None:
         """The API answered with the prediction's id."""
         await self._safely(job_id, state="running", prediction_id=prediction_id)
+
+    async def claim(self, job_id: str, prediction_id: str) -> bool:
+        """Take a prediction found by a lookup, unless another journaled job already has it."""
+        owner = await self._repository.job_with_prediction(prediction_id)
+        if owner is not None and owner != job_id:
+            return False
+        await self._repository.update_job(job_id, state="running", prediction_id=prediction_id)
+        return True
 
     async def ended(self, view: JobView) -> None:
         """The job's final state; its target (and the token in it) is forgotten."""
@@ -163,7 +175,7 @@ class Journal:
                     request=request,
                     target=record.target,
                     prediction_id=record.prediction_id,
-                    create_started=record.create_started_at is not None,
+                    create_started_at=record.create_started_at,
                     age=(now - (record.create_started_at or record.created_at)).total_seconds(),
                 )
             )

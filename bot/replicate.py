@@ -16,7 +16,9 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 TERMINAL_STATUSES: Final = frozenset({"succeeded", "failed", "canceled", "aborted"})
 KNOWN_STATUSES: Final = frozenset({"starting", "processing", *TERMINAL_STATUSES})
 MAX_PREFER_WAIT = 60
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+"""Largest API reply read. A prediction with long logs is far smaller; ``data:`` URL outputs of four
+full-size images (Replicate's sync mode did send those) are the largest real replies, around 10 MiB."""
 
 
 # --------------------------------------------------------------------------- errors
@@ -101,8 +106,18 @@ class _NoSchemaNow(Exception):
     """The schema could not be read this time; not cached."""
 
 
+class ReplyTooLarge(ServerError):
+    """The API's reply was larger than :data:`MAX_REPLY_BYTES`: asking again would not make it smaller."""
+
+    transient = False
+
+
 class CreateOutcomeUnknown(ApiError):
-    """A create request may or may not have made a prediction: it is not retried, to never pay twice."""
+    """A create request may or may not have made a prediction: it is not sent again blindly, to never pay twice.
+
+    ``message`` says what went wrong (“… while creating the prediction”); the caller looks the prediction
+    up (:mod:`bot.recovery`) and words the outcome.
+    """
 
 
 # --------------------------------------------------------------------------- predictions
@@ -125,6 +140,8 @@ class Progress:
     """Seconds tqdm expects until the last step, from its rate; ``None`` where it shows none.
 
     Not part of equality: two looks at the same bar position are the same progress."""
+    estimated: bool = field(default=False, compare=False)
+    """Carried forward from the last bar by its rate (:mod:`bot.progress`), not read from the logs."""
 
 
 def parse_progress(logs: str | None) -> Progress | None:
@@ -171,6 +188,10 @@ class Prediction:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     input: Mapping[str, Any] = field(default_factory=dict)
     data_removed: bool = False
+    model: str | None = None
+    """``owner/name`` of the model, where the API says."""
+    version: str | None = None
+    created_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -187,6 +208,7 @@ class Prediction:
         logs = data.get("logs")
         metrics = data.get("metrics")
         inputs = data.get("input")
+        model, version = data.get("model"), data.get("version")
         return cls(
             id=data["id"],
             status=status,
@@ -196,6 +218,9 @@ class Prediction:
             metrics=metrics if isinstance(metrics, dict) else {},
             input=inputs if isinstance(inputs, dict) else {},
             data_removed=bool(data.get("data_removed")),
+            model=model if isinstance(model, str) else None,
+            version=version if isinstance(version, str) else None,
+            created_at=parse_timestamp(data.get("created_at")),
             raw=data,
         )
 
@@ -211,8 +236,13 @@ class Prediction:
 
     @property
     def output_urls(self) -> list[str]:
-        """Every output file: a URL string, a list of them, or ``data:`` URLs."""
-        return _collect_urls(self.output)
+        """Every output file the bot may fetch: http(s) and ``data:`` URLs, alone or in a list."""
+        return [value for value in _collect_outputs(self.output) if isinstance(value, str) and _fetchable(value)]
+
+    @property
+    def refused_outputs(self) -> list[str]:
+        """Why each output that is not a file the bot may fetch was refused, one sentence each."""
+        return [_refusal(value) for value in _collect_outputs(self.output) if not _fetchable(value)]
 
     @property
     def seed(self) -> int | None:
@@ -235,12 +265,63 @@ class Prediction:
         return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _collect_urls(output: Any) -> list[str]:
-    if isinstance(output, str):
-        return [output] if output.startswith(("http://", "https://", "data:")) else []
+_FETCHABLE_SCHEMES: Final = ("http://", "https://", "data:")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]{0,30}):")
+
+
+def _collect_outputs(output: Any) -> list[Any]:
+    """The output's items: a list is flattened, ``None`` (nothing yet) is no item."""
+    if output is None:
+        return []
     if isinstance(output, list):
-        return [url for item in output for url in _collect_urls(item)]
-    return []
+        return [item for element in output for item in _collect_outputs(element)]
+    return [output]
+
+
+def _fetchable(value: Any) -> bool:
+    return isinstance(value, str) and value.lower().startswith(_FETCHABLE_SCHEMES)
+
+
+def _refusal(value: Any) -> str:
+    if not isinstance(value, str):
+        kind = "a JSON object" if isinstance(value, dict) else f"a {type(value).__name__}"
+        return f"the model returned {kind} instead of a link to a file"
+    scheme = _SCHEME.match(value.strip())
+    if scheme:
+        return (
+            f"the model returned a {scheme.group(1).lower()}: link, and the bot only downloads "
+            "http, https and data: URLs"
+        )
+    shown = " ".join(value.split())
+    shown = shown if len(shown) <= 60 else shown[:59] + "…"
+    return f"the model returned text instead of a link to a file (“{shown}”)"
+
+
+_TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An API timestamp (ISO 8601, ``Z``, 0 to 9 fractional digits) as an aware datetime; ``None`` if unreadable."""
+    if not isinstance(value, str):
+        return None
+    match = _TIMESTAMP.match(value.strip())
+    if match is None:
+        return None
+    whole, fraction, zone = match.groups()
+    text = whole + (f".{(fraction or '')[:6].ljust(6, '0')}") + ("+00:00" if zone in (None, "Z") else zone)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class PredictionPage:
+    """One page of ``GET /v1/predictions``: newest first, and the query of the next page, if any."""
+
+    predictions: list[Prediction]
+    next_query: str | None
 
 
 # --------------------------------------------------------------------------- the client
@@ -350,6 +431,34 @@ class ReplicateClient:
         """Ask the API to cancel a prediction; cancel is idempotent, so it is retried like a GET."""
         return Prediction.from_json(await self._send("POST", f"predictions/{prediction_id}/cancel"))
 
+    async def list_predictions(
+        self, *, created_after: datetime | None = None, page_query: str | None = None
+    ) -> PredictionPage:
+        """One page of the account's predictions, newest first (``GET /v1/predictions``).
+
+        ``page_query`` is a previous page's :attr:`PredictionPage.next_query`: only the query of the API's
+        ``next`` link is kept, and it is sent to the configured base (a gateway passes Replicate's own
+        links through). Gateways without the route answer 404 or 405 (:class:`NotFound`, :class:`ApiError`).
+        """
+        if page_query is not None:
+            query = page_query
+        else:
+            params = {"created_after": _iso(created_after)} if created_after is not None else {}
+            query = urlencode(params)
+        data = await self._send("GET", f"predictions?{query}" if query else "predictions")
+        results = data.get("results")
+        if not isinstance(results, list):
+            raise ServerError("The API sent a list of predictions without results")
+        predictions = []
+        for item in results:
+            try:
+                predictions.append(Prediction.from_json(item))
+            except ServerError:
+                log.debug("skipping an unreadable entry in the list of predictions")
+        following = data.get("next")
+        next_query = urlsplit(following).query or None if isinstance(following, str) and following else None
+        return PredictionPage(predictions, next_query)
+
     async def input_schema(self, model: ModelRef) -> dict[str, Any] | None:
         """The model's OpenAPI document (``openapi_schema``), cached; ``None`` where the API serves none.
 
@@ -436,14 +545,15 @@ class ReplicateClient:
                 error = ServerError(f"Could not connect to the prediction API ({_describe(exc)})")
             except (aiohttp.ClientError, TimeoutError, ServerError) as exc:
                 if create:
-                    what = (
-                        f"The prediction API answered “{exc.message}” while creating the prediction"
-                        if isinstance(exc, ServerError) and exc.status is not None
-                        else "The connection to the prediction API failed while creating the prediction"
-                    )
-                    raise CreateOutcomeUnknown(
-                        f"{what}, so it is unknown whether it started; it was not retried to avoid paying twice"
-                    ) from exc
+                    if isinstance(exc, ServerError) and exc.status is not None:
+                        what = f"The prediction API answered “{exc.message}” while creating the prediction"
+                    elif isinstance(exc, ServerError):
+                        what = f"{exc.message.rstrip('.')} while creating the prediction"
+                    else:
+                        what = "The connection to the prediction API failed while creating the prediction"
+                    raise CreateOutcomeUnknown(what) from exc
+                if isinstance(exc, ServerError) and not exc.transient:
+                    raise
                 pause = self._retry.delay(attempt, self._rng)
                 error = (
                     exc
@@ -471,7 +581,7 @@ class ReplicateClient:
             timeout=aiohttp.ClientTimeout(total=timeout, connect=10),
             allow_redirects=False,
         ) as response:
-            body = await response.read()
+            body = await _read_capped(response, MAX_REPLY_BYTES)
             if response.status >= 400:
                 raise _error_from(response.status, response.headers, body)
             if response.status >= 300:
@@ -483,6 +593,25 @@ class ReplicateClient:
             if not isinstance(data, dict):
                 raise ServerError("The prediction API sent a reply that is not a JSON object")
             return data
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or :class:`ReplyTooLarge` as soon as it passes ``limit`` bytes."""
+    too_large = ReplyTooLarge(f"The prediction API sent a reply larger than {limit // (1024 * 1024)} MiB")
+    if response.content_length is not None and response.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _model_path(model: ModelRef) -> str:

@@ -18,7 +18,8 @@ from discord.ext import commands
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
-from bot.jobs import JobState, JobView
+from bot.job_model import JobState, JobView
+from bot.jobs import ResumedJob
 from bot.journal import Unfinished
 
 if TYPE_CHECKING:
@@ -174,16 +175,15 @@ class Imagine(commands.Cog):
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
-        self._resuming: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton, RerollButton, DeleteButton)
         self._warming = asyncio.create_task(self._warm_schemas(), name="warm-schemas")
         if self.bot.resume_jobs:
-            unfinished = await self.bot.core.journal.unfinished()
-            # In the background: resuming edits messages, which must not hold up the start.
-            self._resuming = asyncio.create_task(self.resume_jobs(unfinished), name="resume-jobs")
+            # Before the gateway connects: resumed jobs hold their slots and count against every limit
+            # before any new /imagine is checked. Their messages are edited in the background.
+            await self.resume_jobs(await self.bot.core.journal.unfinished())
 
     async def _warm_schemas(self) -> None:
         """Read the bot-wide models' input schemas now, so the first /imagine answers fast."""
@@ -195,39 +195,53 @@ class Imagine(commands.Cog):
             if isinstance(result, BaseException):
                 log.warning("could not read the input schema of %s: %s", model, result)
 
+    def _presenter(self, job_id: str, target: MessageTarget, **kwargs: Any) -> DiscordPresenter:
+        core = self.bot.core
+
+        async def record(moved: MessageTarget) -> None:
+            await core.journal.shown(job_id, moved.to_json())
+
+        return DiscordPresenter(
+            self.bot,
+            target,
+            components=job_components,
+            clock=core.clock,
+            min_interval=core.tuning.edit_interval,
+            on_target=record,
+            **kwargs,
+        )
+
     async def resume_jobs(self, unfinished: list[Unfinished]) -> None:
         """Take back the jobs the last run left unfinished: each ends in its final message, none runs twice."""
         core = self.bot.core
+        resumed: list[ResumedJob] = []
         for job in unfinished:
             if job.target is None:
                 continue  # not a Discord job (the imagine command runs its own)
             try:
-                presenter = DiscordPresenter(
-                    self.bot,
-                    MessageTarget.from_json(job.target),
-                    components=job_components,
-                    clock=core.clock,
-                    min_interval=core.tuning.edit_interval,
-                )
-                await core.engine.resume(
-                    job.job_id,
-                    job.request,
-                    presenter,
-                    prediction_id=job.prediction_id,
-                    create_started=job.create_started,
-                    age=job.age,
-                )
+                presenter = self._presenter(job.job_id, MessageTarget.from_json(job.target))
             except Exception:
                 log.exception("could not resume job %s; marking it failed", job.job_id)
                 await core.journal.abandon(job.job_id, "could not be resumed after a restart")
                 continue
-            log.info("resumed job %s (prediction %s)", job.job_id, job.prediction_id or "not created yet")
+            resumed.append(
+                ResumedJob(
+                    job.job_id,
+                    job.request,
+                    presenter,
+                    prediction_id=job.prediction_id,
+                    create_started_at=job.create_started_at,
+                    age=job.age,
+                )
+            )
+        core.engine.resume(resumed)
+        for item in resumed:
+            log.info("resumed job %s (prediction %s)", item.job_id, item.prediction_id or "not known yet")
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(CancelButton, RerollButton, DeleteButton)
-        for task in (self._resuming, self._warming):
-            if task is not None:
-                task.cancel()
+        if self._warming is not None:
+            self._warming.cancel()
 
     @app_commands.command(name="imagine", description="Generate an image from a text prompt")
     @app_commands.guild_only()
@@ -322,14 +336,27 @@ class Imagine(commands.Cog):
         job_id = core.engine.new_job_id()
         queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)
         try:
-            presenter = await DiscordPresenter.open(
-                interaction, queued, components=job_components, clock=core.clock, min_interval=core.tuning.edit_interval
-            )
+            # Journaled before anything is shown: a crash after the placeholder goes out cannot orphan it.
+            await core.engine.accept(job_id, request, MessageTarget.of(interaction, None).to_json())
         except BaseException:
             await core.policy.refund(guild_id, member_id, images, day)
             raise
         try:
-            await core.engine.submit(request, presenter, job_id=job_id, target=presenter.target.to_json())
+            presenter = await DiscordPresenter.open(
+                interaction,
+                queued,
+                components=job_components,
+                clock=core.clock,
+                min_interval=core.tuning.edit_interval,
+            )
+        except BaseException:
+            await core.journal.abandon(job_id, "the placeholder could not be shown")
+            await core.policy.refund(guild_id, member_id, images, day)
+            raise
+        try:
+            await core.engine.submit(
+                request, presenter, job_id=job_id, target=presenter.target.to_json(), journaled=True
+            )
         except Exception as exc:
             await core.policy.refund(guild_id, member_id, images, day)
             reference = secrets.token_hex(3)
@@ -339,6 +366,7 @@ class Imagine(commands.Cog):
                 if isinstance(exc, ImagineError)
                 else f"The job could not be started (reference {reference})."
             )
+            await core.journal.abandon(job_id, message)
             await presenter.show(replace(queued, state=JobState.FAILED, error=message))
 
     async def cancel_pressed(self, interaction: discord.Interaction, job_id: str) -> None:

@@ -14,12 +14,15 @@ import pytest
 from bot.delivery import Downloader
 from bot.jobs import JobEngine, JobView, PollPolicy
 from bot.ratelimit import RequestBudget
+from bot.recovery import PredictionFinder
 from bot.replicate import ReplicateClient, RetryPolicy
 from tests.fakes.replicate import FakeReplicate
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FAST_POLL = PollPolicy(first=0.02, growth=1.5, ceiling=0.1)
 FAST_RETRY = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05)
+FAST_LOOKUP = (0.02, 0.1, 0.2)
+"""Delays between readings of the list of predictions after a lost create (production: seconds)."""
 
 
 def shared_file(relative: str) -> Path:
@@ -111,6 +114,7 @@ async def make_pipeline(
         downloader = Downloader(session, timeout=0.5, attempts=2)
         engine_args.setdefault("poll", FAST_POLL)
         engine_args.setdefault("prefer_wait", 0)
+        engine_args.setdefault("finder", PredictionFinder(client, delays=FAST_LOOKUP))
         engine = JobEngine(client, downloader, **engine_args)  # type: ignore[arg-type]
         engines.append(engine)
         return Pipeline(client, downloader, engine)

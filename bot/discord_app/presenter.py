@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import discord
@@ -26,7 +26,7 @@ import discord
 from bot.clock import Clock, SystemClock
 from bot.delivery import ImageFile, fit_image
 from bot.discord_app.render import render_embed
-from bot.jobs import JobState, JobView
+from bot.job_model import JobState, JobView
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ MAX_REQUEST_BYTES = 24 * 1024 * 1024  # Discord refuses requests over 25 MiB; ke
 TOKEN_LIFETIME = timedelta(minutes=15)
 
 ComponentsFactory = Callable[[JobView], discord.ui.View | None]
+TargetListener = Callable[["MessageTarget"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,14 @@ class MessageTarget:
     """The interaction token: edits through the webhook route until it expires. Never logged."""
     token_expires_at: datetime
     channel_id: int | None
-    message_id: int
+    message_id: int | None
+    """``None`` for a job journaled before its placeholder was sent: it is looked for, or posted anew."""
     requester_id: int
     upload_limit: int
 
     @classmethod
-    def of(cls, interaction: discord.Interaction, message_id: int) -> MessageTarget:
-        """The target of the message that answered ``interaction``."""
+    def of(cls, interaction: discord.Interaction, message_id: int | None) -> MessageTarget:
+        """The target of the message that answers (or will answer) ``interaction``."""
         return cls(
             application_id=interaction.application_id,
             token=interaction.token,
@@ -104,11 +106,14 @@ class DiscordPresenter:
         attempts: int = 5,
         shown: JobView | None = None,
         interaction: discord.Interaction | None = None,
+        on_target: TargetListener | None = None,
     ) -> None:
         """``shown`` is the view the message already shows (none after a restart).
 
         With the ``interaction`` the message answered, edits use its ``@original``
         route; after a restart they address the message by id on the same webhook.
+        ``on_target`` hears of a message found or posted for a target that had none
+        (so the journal can point at it).
         """
         self._client = client
         self._interaction = interaction
@@ -131,6 +136,8 @@ class DiscordPresenter:
         self._deleted = False
         self._lock = asyncio.Lock()
         self._held: JobView | None = None
+        self._next_estimate: JobView | None = None
+        self._on_target = on_target
         self._pump_task = asyncio.create_task(self._pump(), name="discord-presenter")
 
     @classmethod
@@ -168,6 +175,10 @@ class DiscordPresenter:
 
     async def show(self, view: JobView) -> None:
         """Take a new view: coalesced when running, delivered before returning when terminal."""
+        if not view.terminal and _estimated(view) and self._unshown_reading():
+            self._next_estimate = view  # what the model's own logs said is shown first; the estimate follows
+            return
+        self._next_estimate = None
         self._latest = view
         if not view.terminal:
             self._wake.set()
@@ -178,6 +189,11 @@ class DiscordPresenter:
             await self._pace()
             await self._deliver(view, final=True)
         self._pump_task.cancel()
+
+    def _unshown_reading(self) -> bool:
+        """A view with progress read from the logs waits to be shown."""
+        latest = self._latest
+        return latest is not None and latest != self._shown and latest.progress is not None and not _estimated(latest)
 
     async def close(self) -> None:
         """Stop editing: the process is going away (the journal lets a restart carry on)."""
@@ -206,6 +222,9 @@ class DiscordPresenter:
                     continue
                 try:
                     await self._deliver(view, final=False)
+                    if self._next_estimate is not None:
+                        self._latest, self._next_estimate = self._next_estimate, None
+                        self._wake.set()
                 except Exception:
                     log.exception("could not show a progress update; the next one will try again")
 
@@ -291,6 +310,8 @@ class DiscordPresenter:
         log.error("gave up showing job %s (%s) after %d attempts", view.job_id, view.state, self._attempts)
 
     async def _edit(self, view: JobView, files: list[discord.File], *, final: bool) -> None:
+        if self.target.message_id is None and await self._post_if_never_shown(view, files):
+            return
         target = self.target
         kwargs: dict[str, Any] = {"embed": render_embed(view), "view": self._components(view)}
         if final:
@@ -299,13 +320,57 @@ class DiscordPresenter:
             if self._interaction is not None:
                 await self._interaction.edit_original_response(**kwargs)
             else:
-                webhook = discord.Webhook.partial(target.application_id, target.token, client=self._client)
-                await webhook.edit_message(target.message_id, **kwargs)
+                await self._webhook().edit_message(cast(int, target.message_id), **kwargs)
             return
-        if target.channel_id is None:
+        if target.channel_id is None or target.message_id is None:
             raise _NoRoute
         channel = self._client.get_partial_messageable(target.channel_id)
         await channel.get_partial_message(target.message_id).edit(**kwargs)
+
+    def _webhook(self) -> discord.Webhook:
+        return discord.Webhook.partial(self.target.application_id, self.target.token, client=self._client)
+
+    async def _post_if_never_shown(self, view: JobView, files: list[discord.File]) -> bool:
+        """A job journaled just before a crash may never have shown its placeholder: find it, or post the job.
+
+        ``True`` if ``view`` was posted as a new message (nothing left to edit).
+        """
+        if self._token_usable():
+            try:
+                # "@original" in place of an id: the route Discord serves for the interaction's own answer.
+                original = await self._webhook().fetch_message(cast(int, "@original"))
+            except discord.NotFound:
+                pass  # the placeholder never went out
+            except discord.HTTPException as exc:
+                if exc.status >= 500 or exc.status == 429:
+                    raise
+                self._token_dead = True
+            else:
+                await self._retarget(original.id)
+                return False
+        if self.target.channel_id is None:
+            raise _NoRoute
+        channel = self._client.get_partial_messageable(self.target.channel_id)
+        requester = self.target.requester_id
+        message = await channel.send(
+            content=f"<@{requester}> here is your /imagine (the bot restarted before it could answer you).",
+            embed=render_embed(view),
+            files=files,
+            view=self._components(view) or discord.utils.MISSING,
+            allowed_mentions=discord.AllowedMentions(users=[discord.Object(requester)]),
+        )
+        # The bot's own message: edited through the channel route from now on, not the interaction's webhook.
+        self._token_dead = True
+        await self._retarget(message.id)
+        return True
+
+    async def _retarget(self, message_id: int) -> None:
+        self.target = replace(self.target, message_id=message_id)
+        if self._on_target is not None:
+            try:
+                await self._on_target(self.target)
+            except Exception:
+                log.exception("could not record where job's message is")
 
     async def _repost(self, view: JobView, images: tuple[ImageFile, ...]) -> None:
         """The message is gone: post the result anew, mentioning the requester."""
@@ -325,6 +390,10 @@ class DiscordPresenter:
             )
         except discord.HTTPException as exc:
             log.warning("job %s: could not post the result anew (%s)", view.job_id, exc)
+
+
+def _estimated(view: JobView) -> bool:
+    return view.progress is not None and view.progress.estimated
 
 
 class _NoRoute(Exception):

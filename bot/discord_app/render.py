@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.jobs import JobState, JobView
+from bot.job_model import JobState, JobView
 
 _COLOURS = {
     JobState.QUEUED: discord.Colour.light_grey(),

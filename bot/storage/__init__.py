@@ -212,6 +212,10 @@ class Repository(Protocol):
         """One job, finished or not."""
         ...
 
+    async def job_with_prediction(self, prediction_id: str) -> str | None:
+        """The job that has this prediction, if any (a lookup must not take another job's prediction)."""
+        ...
+
     async def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs that have not ended, oldest first."""
         ...

@@ -633,6 +633,11 @@ class SqliteRepository:
             row = await self._one(conn, f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,))
         return None if row is None else _job_record(row)
 
+    async def job_with_prediction(self, prediction_id: str) -> str | None:
+        async with self._transaction(write=False) as conn:
+            row = await self._one(conn, "SELECT job_id FROM jobs WHERE prediction_id = ? LIMIT 1", (prediction_id,))
+        return None if row is None else str(row[0])
+
     async def unfinished_jobs(self) -> list[JobRecord]:
         async with self._transaction(write=False) as conn:
             rows = await self._all(

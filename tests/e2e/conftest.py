@@ -17,13 +17,14 @@ from bot.discord_app.client import ImagineBot, configure_endpoints
 from bot.jobs import PollPolicy
 from bot.modelref import ModelRef
 from bot.settings import Secret, Settings
+from tests.conftest import FAST_LOOKUP
 from tests.fakes.discord import FakeDiscord, FakeGuild, InteractionHandle, StoredMessage
 from tests.fakes.replicate import FLUX_SCHNELL, FLUX_SCHNELL_LORA, FLUX_SCHNELL_LORA_VERSION, FakeReplicate
 
 DISCORD_TOKEN = "fake-discord-token-e2e"
 LORA_REF = f"{FLUX_SCHNELL_LORA}:{FLUX_SCHNELL_LORA_VERSION}"
 # Fast polling; the edit interval stays Discord's real 1.5 s unless a test asks otherwise.
-TEST_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2), prefer_wait=0)
+TEST_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2), prefer_wait=0, lookup_delays=FAST_LOOKUP)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
 
@@ -202,22 +203,105 @@ async def test_create_throttled_is_retried_after_the_hint(fake_api: FakeReplicat
     assert len(fake_api.predictions) == 1
 
 
-@pytest.mark.parametrize("fault", ["reset_after_create", "reset_before_create", "server_error", "malformed"])
-async def test_create_is_never_repeated_when_it_may_have_worked(
-    fake_api: FakeReplicate, make_pipeline: Build, fault: str
-) -> None:
+def inject_create_fault(fake_api: FakeReplicate, fault: str) -> None:
     if fault == "reset_after_create":
         fake_api.reset_next("create", processed=True)
     elif fault == "reset_before_create":
         fake_api.reset_next("create")
-    elif fault == "server_error":
+    elif fault == "server_error_after_create":
         fake_api.fail_next("create", 500, processed=True)
+    elif fault == "server_error_before_create":
+        fake_api.fail_next("create", 502)
     else:
         fake_api.malformed_next("create")
+
+
+@pytest.mark.parametrize("fault", ["reset_after_create", "server_error_after_create", "malformed"])
+async def test_a_lost_create_answer_is_found_in_the_list_and_finished(
+    fake_api: FakeReplicate, make_pipeline: Build, fault: str
+) -> None:
+    """The create made its prediction but its answer was lost: the job finds it and ends with its image."""
+    inject_create_fault(fake_api, fault)
+    final = (await run(make_pipeline())).views[-1]
+    assert final.state is JobState.SUCCEEDED, final.error
+    assert len(fake_api.predictions) == 1
+    assert fake_api.count("POST", "create") == 1
+    assert final.prediction_id == fake_api.last_prediction.id
+    assert fake_api.count("GET", "list") >= 1
+    assert final.images and served_bytes(fake_api) == [image.data for image in final.images]
+
+
+@pytest.mark.parametrize("fault", ["reset_before_create", "server_error_before_create"])
+async def test_a_create_that_made_nothing_is_sent_again_after_the_list_proves_it(
+    fake_api: FakeReplicate, make_pipeline: Build, fault: str
+) -> None:
+    inject_create_fault(fake_api, fault)
+    final = (await run(make_pipeline())).views[-1]
+    assert final.state is JobState.SUCCEEDED, final.error
+    assert len(fake_api.predictions) == 1
+    assert fake_api.count("POST", "create") == 2
+    first_list = next(r for r in fake_api.requests if r.kind == "list")
+    second_create = fake_api.creates[1]
+    assert first_list.time < second_create.time  # looked up before asking again
+
+
+@pytest.mark.parametrize(
+    "fault", ["reset_after_create", "reset_before_create", "server_error_after_create", "malformed"]
+)
+async def test_without_a_list_route_a_lost_create_is_never_sent_again(
+    fake_api: FakeReplicate, make_pipeline: Build, fault: str
+) -> None:
+    """A gateway that serves only the prediction routes: the job ends with a clear message, one create."""
+    fake_api.serve_list = False
+    inject_create_fault(fake_api, fault)
     final = (await run(make_pipeline())).views[-1]
     assert final.state is JobState.FAILED
-    assert final.error
+    assert final.error and "cannot list predictions" in final.error and "not sent again" in final.error
     assert fake_api.count("POST", "create") == 1
+
+
+async def test_a_list_that_keeps_failing_is_not_taken_for_absence(
+    fake_api: FakeReplicate, make_pipeline: Build
+) -> None:
+    fake_api.fail_next("create", 502)  # nothing made, but the bot cannot know: the list fails too
+    fake_api.fail_next("list", 500, count=50)
+    final = (await run(make_pipeline())).views[-1]
+    assert final.state is JobState.FAILED
+    assert final.error and "could not be read" in final.error
+    assert fake_api.count("POST", "create") == 1
+
+
+async def test_the_lookup_pages_through_the_list_on_the_configured_base(
+    fake_api: FakeReplicate, make_pipeline: Build
+) -> None:
+    """``next`` links point at Replicate (as gateways pass them through): only their cursor is used."""
+    pipeline = make_pipeline()
+    for index in range(4):  # newer predictions of other prompts push this job's to the second page
+        fake_api.set_default_scenario(duration=0.01)
+        await run(pipeline, ImagineOptions(prompt=f"other {index}"))
+    fake_api.list_page_size = 2
+    fake_api.scenario_chooser = None
+    fake_api.reset_next("create", processed=True)
+    task = run(pipeline, ImagineOptions(prompt="mine"))
+    final = (await task).views[-1]
+    assert final.state is JobState.SUCCEEDED, final.error
+    assert fake_api.predictions[final.prediction_id or ""].input["prompt"] == "mine"
+    lists = [r for r in fake_api.requests if r.kind == "list"]
+    assert lists and all(r.path == "/v1/predictions" for r in lists)
+
+
+async def test_two_lost_creates_with_the_same_input_take_one_prediction_each(
+    fake_api: FakeReplicate, make_pipeline: Build
+) -> None:
+    pipeline = make_pipeline()
+    fake_api.reset_next("create", processed=True, count=2)
+    finals = await asyncio.gather(
+        run(pipeline, ImagineOptions(prompt="twins", seed=7)), run(pipeline, ImagineOptions(prompt="twins", seed=7))
+    )
+    views = [presenter.views[-1] for presenter in finals]
+    assert all(view.state is JobState.SUCCEEDED for view in views), [view.error for view in views]
+    assert len(fake_api.predictions) == 2
+    assert {view.prediction_id for view in views} == set(fake_api.predictions)
 
 
 async def test_connection_refused_is_retried_then_reported(make_pipeline: Build) -> None:

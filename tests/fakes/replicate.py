@@ -12,7 +12,9 @@ What it serves (every API route lives under ``prefix`` and needs ``Authorization
 
 * ``POST /v1/models/{owner}/{name}/predictions`` (official models), ``POST /v1/predictions`` (``version`` =
   ``owner/name``, ``owner/name:<id>`` or a bare ``<id>``), ``GET /v1/predictions/{id}``,
-  ``POST /v1/predictions/{id}/cancel``, ``GET /v1/models/{owner}/{name}``,
+  ``POST /v1/predictions/{id}/cancel``, ``GET /v1/predictions`` (newest first, pages of
+  :attr:`~FakeReplicate.list_page_size` whose ``next`` link points at ``urls_base``; 404 with
+  ``serve_list = False``, like a gateway), ``GET /v1/models/{owner}/{name}``,
   ``GET /v1/models/{owner}/{name}/versions`` and ``GET /v1/models/{owner}/{name}/versions/{id}``.
 * Output files at ``/files/{prediction_id}/out-{i}.{ext}`` *outside* the prefix, with no auth, like
   ``replicate.delivery``.
@@ -122,9 +124,9 @@ OutputShape = Literal["list", "string", "data"]
 ProgressStyle = Literal["newline", "carriage_return", "none"]
 """How tqdm progress lines appear in ``logs``: one per line, joined with ``\\r`` like raw tqdm, or absent."""
 
-RouteKind = Literal["create", "get", "cancel", "model", "file", "other"]
-"""What a request was for. ``model`` covers the model, version-list and version routes; ``other`` is
-anything unmatched."""
+RouteKind = Literal["create", "get", "cancel", "list", "model", "file", "other"]
+"""What a request was for. ``list`` is ``GET /v1/predictions``; ``model`` covers the model, version-list and
+version routes; ``other`` is anything unmatched."""
 
 FaultAction = Literal["status", "reset", "malformed", "stall"]
 
@@ -158,12 +160,13 @@ _INVALID_VERSION: Final[JsonDict] = {
 _NOT_FOUND: Final[JsonDict] = {"detail": "Not found.", "status": 404}
 
 _ID_ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
-_API_KINDS: Final[frozenset[str]] = frozenset({"create", "get", "cancel", "model", "other"})
+_API_KINDS: Final[frozenset[str]] = frozenset({"create", "get", "cancel", "list", "model", "other"})
 _KIND_BY_ROUTE: Final[dict[str, RouteKind]] = {
     "create_model": "create",
     "create_version": "create",
     "get": "get",
     "cancel": "cancel",
+    "list": "list",
     "model": "model",
     "versions": "model",
     "version": "model",
@@ -595,7 +598,7 @@ class RecordedRequest:
         return self.headers.get("Authorization")
 
 
-_API_ROUTE_KINDS: Final[frozenset[RouteKind]] = frozenset({"create", "get", "cancel", "model", "other"})
+_API_ROUTE_KINDS: Final[frozenset[RouteKind]] = frozenset({"create", "get", "cancel", "list", "model", "other"})
 _CHAOS_APPLIES: Final[dict[ChaosFault, frozenset[RouteKind]]] = {
     "500": _API_ROUTE_KINDS | {"file"},
     "503": _API_ROUTE_KINDS | {"file"},
@@ -1049,6 +1052,10 @@ class FakeReplicate:
         self.max_sync_wait: float | None = None
         """Longest a ``Prefer: wait`` create is held, in seconds (``None``: as asked, up to 60; ``0``: answer at
         once, as a gateway without sync mode does)."""
+        self.serve_list = True
+        """``False``: ``GET /v1/predictions`` answers 404, as on gateways that serve only the prediction routes."""
+        self.list_page_size = 100
+        """Predictions per page of ``GET /v1/predictions`` (Replicate's is 100)."""
         self.scenario_chooser: Callable[[JsonDict], Scenario | None] | None = None
         """Picks a prediction's scenario from its ``input`` (e.g. by a tag in the prompt); ``None`` from it
         falls back to the queued scenarios, then the default."""
@@ -1089,6 +1096,7 @@ class FakeReplicate:
         p = self.prefix
         app.router.add_post(p + "/v1/models/{owner}/{name}/predictions", self._handle_create_model, name="create_model")
         app.router.add_post(p + "/v1/predictions", self._handle_create_version, name="create_version")
+        app.router.add_get(p + "/v1/predictions", self._handle_list, name="list")
         app.router.add_get(p + "/v1/predictions/{id}", self._handle_get, name="get")
         app.router.add_post(p + "/v1/predictions/{id}/cancel", self._handle_cancel, name="cancel")
         app.router.add_get(p + "/v1/models/{owner}/{name}", self._handle_model, name="model")
@@ -1963,6 +1971,40 @@ class FakeReplicate:
         if pred is None:
             return _problem(_NOT_FOUND, 404)
         return _json_response(pred.to_json())
+
+    async def _handle_list(self, request: web.Request) -> web.StreamResponse:
+        """Newest first, ``created_after``/``created_before`` filters, pages with a ``cursor`` in ``next``."""
+        if not self.serve_list:
+            return _problem(_NOT_FOUND, 404)
+        bounds: dict[str, datetime] = {}
+        for name in ("created_after", "created_before"):
+            raw = request.query.get(name)
+            if raw is None:
+                continue
+            try:
+                bounds[name] = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            except ValueError:
+                return _problem({"title": "Invalid query", "detail": f"{name} is not a date-time", "status": 400}, 400)
+        chosen = [
+            pred
+            for pred in reversed(self.predictions.values())
+            if ("created_after" not in bounds or pred.created_at >= bounds["created_after"])
+            and ("created_before" not in bounds or pred.created_at < bounds["created_before"])
+        ]
+        try:
+            offset = int(base64.urlsafe_b64decode(request.query.get("cursor", "") + "==").decode() or 0)
+        except ValueError:
+            return _problem({"title": "Invalid cursor", "detail": "The cursor is not valid", "status": 400}, 400)
+        page = chosen[offset : offset + self.list_page_size]
+        following = None
+        if offset + self.list_page_size < len(chosen):
+            cursor = base64.urlsafe_b64encode(str(offset + self.list_page_size).encode()).decode().rstrip("=")
+            query = {**{k: v for k, v in request.query.items() if k != "cursor"}, "cursor": cursor}
+            following = f"{self.urls_base}/v1/predictions?{urlencode(query)}"
+        results = [pred.to_json() for pred in page]
+        for item in results:
+            item["source"] = "api"
+        return _json_response({"next": following, "previous": None, "results": results})
 
     async def _handle_cancel(self, request: web.Request) -> web.StreamResponse:
         pred = self.predictions.get(request.match_info["id"])

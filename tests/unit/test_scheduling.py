@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.inputs import ImagineOptions
-from bot.jobs import FairQueue, JobRequest, JobState, JobView, PollPolicy, _Job
+from bot.job_model import JobRequest, JobState, JobView
+from bot.job_model import LiveJob as _Job
 from bot.modelref import ModelRef
+from bot.scheduling import FairQueue, PollPolicy
 
 MODEL = ModelRef("black-forest-labs", "flux-schnell")
 

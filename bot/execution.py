@@ -1,0 +1,354 @@
+"""One job's way through the API: create (or find a lost create), poll to the end, download.
+
+The engine (:mod:`bot.jobs`) decides *when* a job runs; this module runs it.
+It reports through the :class:`JobHost` (show a view, finish the job) and
+writes each step to the journal, so a restart or another process can carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.clock import Clock
+from bot.delivery import Downloader
+from bot.errors import ImagineError
+from bot.job_model import JobJournal, JobState, JobView, LiveJob
+from bot.progress import ProgressEstimate
+from bot.recovery import Lookup, PredictionFinder
+from bot.replicate import ApiError, CreateOutcomeUnknown, Prediction, Progress, ReplicateClient, RequestWithdrawn
+from bot.scheduling import PollPolicy
+
+log = logging.getLogger(__name__)
+
+CREATE_ATTEMPTS = 3
+"""Creates sent for one job at most, each after a lookup proved the one before made no prediction."""
+
+
+class JobHost(Protocol):
+    """What the executor needs of the engine."""
+
+    def show(self, job: LiveJob, view: JobView) -> None:
+        """Hand a non-terminal view to the job's presenter without waiting."""
+        ...
+
+    async def finish(self, job: LiveJob, state: JobState, **changes: Any) -> None:
+        """End the job with ``state`` and show its final view."""
+        ...
+
+
+class _Ended(Exception):
+    """The create step ended the job: ``state`` and ``changes`` say how."""
+
+    def __init__(self, state: JobState, **changes: Any) -> None:
+        super().__init__(state)
+        self.state = state
+        self.changes = changes
+
+
+class JobExecutor:
+    """Runs one job at a time per call of :meth:`run`; shared by all jobs of an engine."""
+
+    def __init__(
+        self,
+        host: JobHost,
+        client: ReplicateClient,
+        downloader: Downloader,
+        *,
+        clock: Clock,
+        journal: JobJournal | None,
+        finder: PredictionFinder,
+        poll: PollPolicy,
+        job_timeout: float,
+        prefer_wait: int,
+        progress_tick: float,
+        create_attempts: int = CREATE_ATTEMPTS,
+    ) -> None:
+        self._host = host
+        self._client = client
+        self._downloader = downloader
+        self._clock = clock
+        self._journal = journal
+        self._finder = finder
+        self._poll = poll
+        self._timeout = job_timeout
+        self._prefer_wait = prefer_wait
+        self._progress_tick = progress_tick
+        self._create_attempts = create_attempts
+        self._polling = 0  # jobs past their create: they share the budget for polls
+        self._claimed: set[str] = set()  # predictions this process's jobs have, journaled or about to be
+
+    async def run(self, job: LiveJob, prediction_id: str | None) -> None:
+        """Run ``job`` to its end: from its create, or from a prediction it already has (after a restart)."""
+        if prediction_id is None:
+            resumed = job.create_started_at is not None
+            deadline = (job.submitted_at if resumed else self._clock.monotonic()) + self._timeout
+            self._host.show(job, replace(job.view, state=JobState.STARTING, queue_position=None))
+            try:
+                prediction = await (self._recover(job) if resumed else self._create(job))
+            except _Ended as ended:
+                await self._host.finish(job, ended.state, **ended.changes)
+                return
+        else:  # resumed: the prediction has been running since before the restart
+            deadline = job.submitted_at + self._timeout
+            prediction = Prediction(id=prediction_id, status="starting")
+        self._polling += 1
+        self._claimed.add(prediction.id)
+        try:
+            await self._poll_to_end(job, prediction, deadline, fetch_now=prediction_id is not None)
+        finally:
+            self._polling -= 1
+            self._claimed.discard(prediction.id)
+
+    # ----------------------------------------------------------------- create
+
+    async def _create(self, job: LiveJob) -> Prediction:
+        """Create the job's prediction, journaling around it, and find it again if the answer is lost."""
+        request = job.request
+        if job.cancel_event.is_set():  # canceled while waiting for the budget: nothing to pay for
+            raise _Ended(JobState.CANCELED)
+        job.creating = True
+        try:
+            for attempt in range(1, self._create_attempts + 1):
+                started = await self._mark_creating(job)
+                try:
+                    prediction = await self._client.create(
+                        request.model,
+                        request.inputs,
+                        wait=self._prefer_wait,
+                        cancel_after=self._timeout,
+                        proceed=lambda: not job.cancel_event.is_set(),
+                    )
+                except RequestWithdrawn:
+                    raise _Ended(JobState.CANCELED) from None
+                except CreateOutcomeUnknown as exc:
+                    lookup = await self._look_up(job, started)
+                    if lookup.prediction is not None:
+                        return lookup.prediction
+                    if lookup.absent and attempt < self._create_attempts and not job.cancel_event.is_set():
+                        log.warning("job %s: %s; no prediction was made, so it is sent again", job.id, exc.message)
+                        continue
+                    raise _Ended(JobState.FAILED, error=_lost_create_message(exc.message, lookup)) from None
+                except ApiError as exc:
+                    raise _Ended(JobState.FAILED, error=exc.message) from None
+                self._claimed.add(prediction.id)
+                if self._journal is not None:
+                    await self._journal.created(job.id, prediction.id)
+                log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
+                return prediction
+            raise AssertionError("unreachable: the last attempt returns or raises")
+        finally:
+            job.creating = False
+            job.created.set()
+
+    async def _mark_creating(self, job: LiveJob) -> datetime:
+        """Journal that a create is about to go out; without the mark a restart could create a second one."""
+        started = self._clock.now()
+        if self._journal is not None:
+            try:
+                await self._journal.creating(job.id)
+            except Exception:
+                log.exception("job %s: could not journal the create; not creating", job.id)
+                raise _Ended(
+                    JobState.FAILED, error="The bot could not record this job, so it did not start it."
+                ) from None
+        return started
+
+    async def _recover(self, job: LiveJob) -> Prediction:
+        """A job whose create may have gone out before a restart: find its prediction, or create it if none."""
+        assert job.create_started_at is not None
+        lookup = await self._look_up(job, job.create_started_at)
+        if lookup.prediction is not None:
+            return lookup.prediction
+        if lookup.absent:
+            log.info("job %s: its create before the restart made no prediction; creating it now", job.id)
+            return await self._create(job)
+        raise _Ended(
+            JobState.FAILED,
+            error=(
+                "The bot restarted just as this job was being started, and "
+                f"{lookup.reason or 'the prediction could not be looked up'}. It was not started again, so "
+                "nothing is paid twice, and it did not count against your daily images. Please run /imagine again."
+            ),
+        )
+
+    async def _look_up(self, job: LiveJob, since: datetime) -> Lookup:
+        async def claim(prediction: Prediction) -> bool:
+            if prediction.id in self._claimed:
+                return False
+            if self._journal is not None and not await self._journal.claim(job.id, prediction.id):
+                return False
+            self._claimed.add(prediction.id)
+            return True
+
+        return await self._finder.find(job.request.model, job.request.inputs, since=since, claim=claim)
+
+    # ----------------------------------------------------------------- polling
+
+    async def _poll_to_end(self, job: LiveJob, prediction: Prediction, deadline: float, *, fetch_now: bool) -> None:
+        """Poll until the prediction ends (canceling it on request or at the deadline), then finish the job."""
+        polls = 0
+        polls_at_end = 0
+        last_progress: Progress | None = None
+        cancel_sent = False
+        bar = ProgressEstimate()
+        while True:
+            self._show_prediction(job, prediction, bar.observe(prediction.progress, self._clock.monotonic()))
+            if prediction.terminal:
+                break
+            if job.cancel_event.is_set() and not cancel_sent:
+                cancel_sent = True
+                prediction = await self._cancel_remote(prediction)
+                continue
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0 and not fetch_now:
+                prediction = await self._cancel_remote(prediction)
+                if prediction.status == "succeeded":  # it finished as we gave up: deliver it
+                    break
+                await self._host.finish(
+                    job,
+                    JobState.TIMED_OUT,
+                    prediction_id=prediction.id,
+                    error=f"The prediction ran longer than {self._timeout:g} seconds, so it was canceled.",
+                )
+                return
+            budget = self._client.budget.other.per_second
+            progress = prediction.progress
+            # An estimate is trusted once: a bar that has not moved since the last poll says nothing new.
+            fresh = progress is not None and (progress != last_progress or progress.remaining == 0)
+            interval = self._poll.interval(
+                polls,
+                self._polling,
+                budget,
+                remaining=progress.remaining if fresh and progress else None,
+                polls_at_end=polls_at_end,
+            )
+            if progress is not None and progress.remaining == 0:
+                polls_at_end += 1
+            last_progress = progress
+            delay = 0.0 if fetch_now else min(remaining, interval)
+            fetch_now = False
+            await self._wait(job, delay, bar, interruptible=not cancel_sent)
+            if job.cancel_event.is_set() and not cancel_sent:
+                continue
+            polls += 1
+            try:
+                prediction = await self._client.get(prediction.id)
+            except ApiError as exc:
+                if not exc.transient:
+                    await self._host.finish(job, JobState.FAILED, prediction_id=prediction.id, error=exc.message)
+                    return
+                log.warning("job %s: polling %s failed (%s); will try again", job.id, prediction.id, exc)
+        await self._finish_prediction(job, prediction, deadline)
+
+    async def _wait(self, job: LiveJob, seconds: float, bar: ProgressEstimate, *, interruptible: bool) -> None:
+        """Sleep until the next poll; meanwhile move the bar once per edit interval (no API request)."""
+        end = self._clock.monotonic() + seconds
+        while (left := end - self._clock.monotonic()) > 0:
+            moving = job.view.state is JobState.PROCESSING and self._progress_tick > 0
+            step = min(left, self._progress_tick) if moving else left
+            if interruptible:
+                await _sleep_unless(self._clock, job.cancel_event, step)
+                if job.cancel_event.is_set():
+                    return
+            else:
+                await self._clock.sleep(step)
+            if moving and end - self._clock.monotonic() > 0.05:
+                estimated = bar.estimate(self._clock.monotonic())
+                if estimated is not None and estimated.fraction != (job.view.progress or estimated).fraction:
+                    self._host.show(job, replace(job.view, progress=estimated))
+
+    def _show_prediction(self, job: LiveJob, prediction: Prediction, progress: Progress | None) -> None:
+        if prediction.terminal:
+            return  # the terminal view comes with the outcome
+        state = JobState.PROCESSING if prediction.status == "processing" else JobState.STARTING
+        view = replace(job.view, state=state, prediction_id=prediction.id, progress=progress or job.view.progress)
+        if view != job.view:
+            self._host.show(job, view)
+
+    async def _cancel_remote(self, prediction: Prediction) -> Prediction:
+        try:
+            return await self._client.cancel(prediction.id)
+        except ApiError as exc:
+            log.warning("could not cancel prediction %s: %s", prediction.id, exc)
+            return prediction
+
+    # ----------------------------------------------------------------- outcome
+
+    async def _finish_prediction(self, job: LiveJob, prediction: Prediction, deadline: float) -> None:
+        common: dict[str, Any] = {
+            "prediction_id": prediction.id,
+            "seed": prediction.seed,
+            "predict_time": prediction.predict_time,
+        }
+        finish = self._host.finish
+        if prediction.status == "succeeded":
+            await self._deliver(job, prediction, common)
+        elif prediction.status == "failed":
+            error = prediction.error or "The prediction failed without saying why."
+            await finish(job, JobState.FAILED, error=error, **common)
+        elif prediction.status == "aborted":
+            reason = f" ({prediction.error})" if prediction.error else ""
+            await finish(
+                job, JobState.FAILED, error=f"The API aborted the prediction before it started{reason}.", **common
+            )
+        elif job.cancel_event.is_set():
+            await finish(job, JobState.CANCELED, **common)
+        elif self._clock.monotonic() >= deadline - 1:
+            error = f"The prediction ran longer than {self._timeout:g} seconds, so it was canceled."
+            await finish(job, JobState.TIMED_OUT, error=error, **common)
+        else:
+            await finish(job, JobState.CANCELED, error="The prediction was canceled on the API's side.", **common)
+
+    async def _deliver(self, job: LiveJob, prediction: Prediction, common: dict[str, Any]) -> None:
+        urls = prediction.output_urls
+        refused = prediction.refused_outputs
+        if not urls:
+            if refused:
+                more = f" (and {len(refused) - 1} more like it)" if len(refused) > 1 else ""
+                error = f"The model's output was refused: {refused[0]}{more}."
+            elif prediction.data_removed:
+                error = "The prediction's outputs were already deleted by the API."
+            else:
+                error = "The model finished but returned no image."
+            await self._host.finish(job, JobState.FAILED, error=error, **common)
+            return
+        try:
+            images = await self._downloader.fetch_all(urls, stem=f"imagine-{job.id}")
+        except ImagineError as exc:
+            await self._host.finish(job, JobState.FAILED, error=exc.message, **common)
+            return
+        notes = list(job.view.notes)
+        if refused:
+            notes.append(f"{len(refused)} of the model's outputs were refused: {refused[0]}.")
+        expected = job.request.images_expected
+        if len(images) < expected and not refused:
+            notes.append(
+                f"{len(images)} of {expected} images came back; the model's safety checker may have held some back."
+            )
+        await self._host.finish(job, JobState.SUCCEEDED, images=tuple(images), notes=tuple(notes), **common)
+
+
+def _lost_create_message(what: str, lookup: Lookup) -> str:
+    if lookup.absent:
+        return (
+            f"{what}, and again on every try; the bot checked each time that no prediction was made, "
+            "so nothing was paid. Please try again in a moment."
+        )
+    return (
+        f"{what}, so it is unknown whether it started, and {lookup.reason or 'it could not be looked up'}. "
+        "It was not sent again, so nothing is paid twice."
+    )
+
+
+async def _sleep_unless(clock: Clock, event: asyncio.Event, seconds: float) -> None:
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        waiter.cancel()

@@ -1,0 +1,110 @@
+"""Scheduling: who runs next (a fair queue) and when to poll a running prediction."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+
+from bot.job_model import LiveJob
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often to poll a running prediction.
+
+    Fast first (most image models finish in seconds), slower for long jobs, and
+    never so often that all running jobs together would spend more than
+    ``budget_share`` of the request budget on polling.
+    """
+
+    first: float = 1.0
+    growth: float = 1.25
+    ceiling: float = 2.0
+    budget_share: float = 0.6
+    near_end: float = 0.2
+    """Shortest wait, used when the model's progress bar says it is about to finish."""
+
+    def interval(
+        self,
+        polls: int,
+        running: int,
+        budget_per_second: float,
+        *,
+        remaining: float | None = None,
+        polls_at_end: int = 0,
+    ) -> float:
+        """Seconds to wait before the next poll of one prediction.
+
+        ``remaining`` is what the model's progress bar expects (seconds to its
+        last step): the poll is aimed just past it, so a finished image is
+        noticed at once instead of up to a whole interval later. Once the bar
+        is full, waits double from ``near_end`` while the model finishes up.
+        """
+        own = min(self.ceiling, self.first * self.growth**polls)
+        if remaining is not None:
+            aim = remaining + 0.05 if remaining > 0 else self.near_end * 2**polls_at_end
+            own = min(own, max(self.near_end, aim))
+        shared = running / max(1e-6, budget_per_second * self.budget_share)
+        return max(own, shared)
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+class FairQueue:
+    """Waiting jobs, served round-robin between members, under per-server caps.
+
+    One member's ten jobs take turns with everyone else's: after a member is
+    served they go to the back of the line.
+    """
+
+    def __init__(self) -> None:
+        self._lines: OrderedDict[Hashable, deque[LiveJob]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return sum(len(line) for line in self._lines.values())
+
+    def push(self, job: LiveJob) -> None:
+        """Add ``job`` behind its member's earlier jobs."""
+        self._lines.setdefault(job.member_key, deque()).append(job)
+
+    def remove(self, job: LiveJob) -> bool:
+        """Take ``job`` out of the queue; ``False`` if it was not waiting."""
+        line = self._lines.get(job.member_key)
+        if line is None or job not in line:
+            return False
+        line.remove(job)
+        if not line:
+            del self._lines[job.member_key]
+        return True
+
+    def pop(
+        self, may_start: Callable[[LiveJob], bool], running: Callable[[Hashable], int] = lambda _: 0
+    ) -> LiveJob | None:
+        """The next job that ``may_start``: from the member with the fewest jobs running, members in turn."""
+        chosen: Hashable | None = None
+        fewest = 0
+        for key, line in self._lines.items():
+            if may_start(line[0]):
+                load = running(key)
+                if chosen is None or load < fewest:
+                    chosen, fewest = key, load
+                    if load == 0:
+                        break
+        if chosen is None:
+            return None
+        line = self._lines.pop(chosen)
+        job = line.popleft()
+        if line:
+            self._lines[chosen] = line  # back of the line
+        return job
+
+    def in_order(self) -> Iterator[LiveJob]:
+        """Waiting jobs in the order they would start if every cap were free."""
+        lines = [list(line) for line in self._lines.values()]
+        depth = max((len(line) for line in lines), default=0)
+        for round_ in range(depth):
+            for line in lines:
+                if round_ < len(line):
+                    yield line[round_]
