@@ -284,7 +284,15 @@ def _fetchable(value: Any) -> bool:
 
 def _refusal(value: Any) -> str:
     if not isinstance(value, str):
-        kind = "a JSON object" if isinstance(value, dict) else f"a {type(value).__name__}"
+        kind = (
+            "a JSON object"
+            if isinstance(value, dict)
+            else "true or false"
+            if isinstance(value, bool)
+            else "a number"
+            if isinstance(value, int | float)
+            else "a value"
+        )
         return f"the model returned {kind} instead of a link to a file"
     scheme = _SCHEME.match(value.strip())
     if scheme:

@@ -76,9 +76,25 @@ async def test_killed_while_queued_runs_once_after_restart(bot: BotProcess, tmp_
     assert bot.api.count("POST", "create") == 2
 
 
-async def test_killed_between_create_and_stored_id_is_not_created_again(bot: BotProcess) -> None:
-    # The manual scenario keeps the create call waiting (Prefer: wait): the prediction exists on the
-    # API's side, but the bot has not read its id when it dies.
+async def test_killed_while_the_create_call_waits_ends_with_that_predictions_image(bot: BotProcess) -> None:
+    # The manual scenario keeps the create call waiting (Prefer: wait=3): the prediction exists on the
+    # API's side, but the bot has not read its id when it dies. After the restart it finds the prediction
+    # in the list of predictions and finishes the same message with its image.
+    handle = await imagine(bot)
+    prediction = await bot.api.wait_for_prediction()
+    await bot.kill()
+    await bot.start()
+    await bot.api.wait_for_requests("list", 1, timeout=20)
+    await bot.api.wait_for_requests("get", 1, timeout=20)
+    bot.api.finish(prediction.id)
+    final = await handle.wait_message(finished, timeout=20)
+    assert "Done" in status_of(final), final.embeds
+    assert [a.data for a in final.attachments] == [f.data for f in prediction.files]
+    assert bot.api.count("POST", "create") == 1
+
+
+async def test_without_a_list_route_a_create_cut_by_a_restart_is_not_sent_again(bot: BotProcess) -> None:
+    bot.api.serve_list = False  # a gateway that serves only the prediction routes
     limited = await bot.discord.slash(
         "imagine-admin limits",
         {"daily": 1},
@@ -93,9 +109,30 @@ async def test_killed_between_create_and_stored_id_is_not_created_again(bot: Bot
     await bot.start()
     final = await handle.wait_message(finished, timeout=20)
     assert "Failed" in status_of(final)
-    assert "run /imagine again" in str(final.embeds)
+    assert "run /imagine again" in str(final.embeds) and "cannot list predictions" in str(final.embeds)
     assert bot.api.count("POST", "create") == 1
     again = await imagine(bot)  # the daily image was refunded
     await bot.api.wait_for_prediction(2, timeout=20)
     assert bot.api.count("POST", "create") == 2
     assert not (await again.wait_callback()).ephemeral
+
+
+async def test_resumed_running_jobs_hold_their_slots_before_queued_ones_start(bot: BotProcess) -> None:
+    await bot.stop()
+    bot.env["IMAGINE_MAX_RUNNING"] = "1"
+    await bot.start()
+    first = await imagine(bot, "first")
+    running = await bot.api.wait_for_prediction()  # its create call is still waiting (Prefer: wait)
+    second = await imagine(bot, "second")
+    await second.wait_message(lambda m: "Queued" in status_of(m), timeout=10)
+    await bot.kill()
+    await bot.start()
+    await bot.api.wait_for_requests("get", 2, timeout=20)  # the first job polls its prediction again
+    assert bot.api.count("POST", "create") == 1, "the queued job started while the resumed one ran"
+    bot.api.finish(running.id)
+    assert "Done" in status_of(await first.wait_message(finished, timeout=20))
+    queued = await bot.api.wait_for_prediction(2, timeout=20)
+    assert queued.input["prompt"] == "second"
+    bot.api.finish(queued.id)
+    assert "Done" in status_of(await second.wait_message(finished, timeout=20))
+    assert bot.api.count("POST", "create") == 2

@@ -138,8 +138,26 @@ def assert_refused(view: JobView, *phrases: str) -> None:
 )
 async def test_an_output_that_is_not_http_is_refused(guarded: Guarded, unhandled: UnhandledWatch, output: Any) -> None:
     view = await guarded.run(output)
-    assert_refused(view, "not an http(s) url", "returned no image")
+    assert_refused(view, "output was refused")
+    assert view.error and "only downloads http, https and data: urls" in view.error.lower(), view.error
     assert guarded.api.file_requests == [] and guarded.connections.count("169.254.169.254") == 0
+    unhandled.check()
+
+
+@pytest.mark.parametrize(
+    ("output", "words"),
+    [
+        ("a lighthouse, as words", "returned text instead of a link to a file (“a lighthouse, as words”)"),
+        ([{"image": "https://example.com/x.png"}], "returned a JSON object instead of a link"),
+        ([42], "returned a number instead of a link"),
+    ],
+)
+async def test_an_output_that_is_no_link_says_what_came_back(
+    guarded: Guarded, unhandled: UnhandledWatch, output: Any, words: str
+) -> None:
+    view = await guarded.run(output)
+    assert_refused(view, "output was refused")
+    assert view.error and words in view.error, view.error
     unhandled.check()
 
 
@@ -413,7 +431,7 @@ async def test_malicious_outputs_end_in_a_clear_message_in_discord(
     stack = await make_stack()
     fake = stack.api
     cases: list[tuple[str, tuple[str, ...]]] = [
-        ("ftp://files.example.com/out-0.png", ("not an http(s) url", "returned no image")),
+        ("ftp://files.example.com/out-0.png", ("output was refused: the model returned a ftp: link",)),
         (METADATA, ("link-local",)),
         (fake.redirect_url(METADATA), ("link-local",)),
         (fake.not_image_url(), ("not an image",)),
