@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 
 from PIL import Image
@@ -217,3 +218,24 @@ async def test_short_lived_token_still_gets_the_final_message(stack: Stack) -> N
     final = await stack.final_message(handle)
     assert "Done" in status_of(final) and final.attachments
     assert final.routes[-1] == Routes.EDIT_MESSAGE
+
+
+async def test_the_progress_bar_moves_between_polls_without_extra_requests(make_stack: StackFactory) -> None:
+    """A 4 s prediction: a fresh percentage at (nearly) every 1.5 s edit, from the model's own tqdm rate."""
+    stack = await make_stack(tuning=Tuning(prefer_wait=0, edit_interval=1.5))
+    stack.api.set_default_scenario(Scenario(start_delay=0.3, duration=4.0))
+    handle = await stack.imagine()
+    final = await stack.final_message(handle, timeout=20)
+    assert "Done" in status_of(final)
+    percents = [
+        int(match.group(1))
+        for version in final.history
+        for field in version.embeds[0]["fields"]
+        if field["name"] == "Status" and (match := re.search(r"Processing .* (\d+)%", field["value"]))
+    ]
+    print(f"\nprogress shown: {percents}; polls: {stack.api.count('GET', 'get')}")
+    assert len(set(percents)) >= 2, percents
+    assert percents == sorted(percents), f"the bar went backwards: {percents}"
+    assert all(p < 100 for p in percents)
+    # Polls aimed at the model's own estimate: a handful for 4 s, the same as without the moving bar.
+    assert stack.api.count("GET", "get") <= 6, stack.api.count("GET", "get")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.conftest import DISCORD_TOKEN, status_of
-from tests.fakes.discord import FakeDiscord, InteractionHandle, StoredMessage
+from tests.fakes.discord import FakeDiscord, InteractionHandle, Routes, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario
 
 
@@ -136,3 +137,24 @@ async def test_resumed_running_jobs_hold_their_slots_before_queued_ones_start(bo
     bot.api.finish(queued.id)
     assert "Done" in status_of(await second.wait_message(finished, timeout=20))
     assert bot.api.count("POST", "create") == 2
+
+
+async def test_killed_between_journal_and_placeholder_the_job_still_ends_in_a_message(bot: BotProcess) -> None:
+    """The job is journaled before its placeholder goes out: a crash in between leaves no orphan."""
+    bot.api.set_default_scenario(Scenario(duration=0.3))
+    hold = bot.discord.hold_next(Routes.CALLBACK)  # the placeholder never reaches Discord
+    handle = await imagine(bot)
+    await asyncio.wait_for(hold.arrived.wait(), 15)
+    await bot.kill()
+    hold.release()
+    await bot.start()
+    channel = bot.guild.channel("general")
+
+    def posted() -> StoredMessage | None:
+        return next((m for m in bot.discord.messages.values() if m.channel_id == channel.id and finished(m)), None)
+
+    final = await bot.discord.wait_for(posted, 30, what="the job's message, posted anew")
+    assert "Done" in status_of(final), final.embeds
+    assert f"<@{bot.guild.member('member').id}>" in final.content
+    assert bot.api.count("POST", "create") == 1
+    assert handle.original_message_id is None  # the interaction itself was never answered

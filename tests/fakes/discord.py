@@ -1283,6 +1283,28 @@ class Fault:
         return self.route == template or fnmatch.fnmatchcase(f"{method} {path}", self.route)
 
 
+@dataclasses.dataclass
+class Hold:
+    """Holds the next request matching ``route`` before it is handled (see :meth:`FakeDiscord.hold_next`)."""
+
+    route: str | Callable[[str, str, str], bool]
+    arrived: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    released: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    drop: bool = True
+    """On release, answer 503 without handling the request (it never reached Discord)."""
+    taken: bool = False
+
+    def matches(self, method: str, path: str, template: str) -> bool:
+        """Like :meth:`Fault.matches`."""
+        if callable(self.route):
+            return self.route(method, path, template)
+        return self.route == template or fnmatch.fnmatchcase(f"{method} {path}", self.route)
+
+    def release(self) -> None:
+        """Let the held request go on (or be dropped)."""
+        self.released.set()
+
+
 class DiscordChaos:
     """Seeded random 429/5xx answers for a share of the requests to some routes (see :meth:`FakeDiscord.chaos`).
 
@@ -1436,6 +1458,8 @@ class FakeDiscord:
         self.interactions: dict[int, InteractionHandle] = {}
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        #: Requests to hold before handling (:meth:`hold_next`).
+        self.holds: list[Hold] = []
         #: The running :meth:`chaos` mode, if any.
         self.active_chaos: DiscordChaos | None = None
         self.global_commands: list[JSON] = []
@@ -1751,6 +1775,16 @@ class FakeDiscord:
         """End :meth:`chaos` mode; returns it (its hits stay readable)."""
         chaos, self.active_chaos = self.active_chaos, None
         return chaos
+
+    def hold_next(self, route: str | Callable[[str, str, str], bool], *, drop: bool = True) -> Hold:
+        """Hold the next request matching ``route`` until :meth:`Hold.release` (for crashes mid-request).
+
+        With ``drop`` (default) the released request is answered 503 and never handled, as if it never
+        reached Discord (the client that sent it is usually dead by then).
+        """
+        hold = Hold(route=route, drop=drop)
+        self.holds.append(hold)
+        return hold
 
     def _take_fault(self, method: str, path: str, template: str) -> Fault | None:
         for fault in self.faults:
@@ -2621,6 +2655,14 @@ class FakeDiscord:
         if request.path == "/gateway":
             return await handler(request)
         template, path, matched = self._template_of(request)
+        hold = next((h for h in self.holds if not h.taken and h.matches(request.method, path, template)), None)
+        if hold is not None:
+            hold.taken = True
+            hold.arrived.set()
+            await hold.released.wait()
+            if hold.drop:
+                await _drain(request)
+                return _json_response({"message": "503: dropped by the fake", "code": 0}, status=503)
         fault = self._take_fault(request.method, path, template)
         if fault is None and self.active_chaos is not None:
             fault = self.active_chaos.draw(request.method, path, template)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ipaddress
 import socket
 from collections.abc import AsyncIterator
@@ -457,3 +458,47 @@ async def test_malicious_outputs_end_in_a_clear_message_in_discord(
     await asyncio.gather(*(one(number) for number in range(len(cases))))
     assert fake.endless_bytes_sent < MAX_DOWNLOAD_BYTES + 64 * 1024 * 1024
     unhandled.check()
+
+
+# --------------------------------------------------------------------------- endless API replies
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_an_api_reply_larger_than_the_cap_is_refused_clearly_and_not_retried(declared: bool) -> None:
+
+    from bot.replicate import MAX_REPLY_BYTES, ReplicateClient, ReplyTooLarge
+    from tests.conftest import FAST_RETRY
+
+    hits = 0
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        nonlocal hits
+        hits += 1
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if declared:
+            response.content_length = MAX_REPLY_BYTES * 4
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b'{"id": "p", "status": "processing", "logs": "')
+        chunk = b"x" * 1024 * 1024
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            for _ in range(MAX_REPLY_BYTES // len(chunk) + 4):
+                await response.write(chunk)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v1/predictions/{id}", huge)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = ReplicateClient(session, f"http://127.0.0.1:{port}", "r8_token", retry=FAST_RETRY)
+            with pytest.raises(ReplyTooLarge, match="larger than 16 MiB"):
+                await client.get("p")
+    finally:
+        await runner.cleanup()
+    assert hits == 1
