@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.logs import RedactSecrets
 from bot.modelref import ModelRef
 from bot.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_DATABASE_URL,
     DEFAULT_MODEL,
-    RedactSecrets,
     Secret,
     Settings,
     SettingsError,
