@@ -167,54 +167,45 @@ def _seconds(name: str, value: str | None, default: float, problems: list[str]) 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$")
 
 
-def _listen(name: str, value: str, problems: list[str]) -> HttpListen | None:
-    """``host:port``, ``[ipv6]:port`` or ``:port`` (every interface)."""
+def parse_listen(value: str) -> HttpListen:
+    """``host:port``, ``[ipv6]:port`` or ``:port`` (every interface); ``ValueError`` says what is wrong."""
     if value.startswith("["):
         host, sep, port_text = value[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"must look like host:port or [ipv6]:port, got {value!r}")
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            problems.append(f"{name}: {host!r} in brackets is not an IPv6 address (expected [::1]:8080)")
-            return None
-        if not sep:
-            problems.append(f"{name}: must look like host:port or [ipv6]:port, got {value!r}")
-            return None
+            raise ValueError(f"{host!r} in brackets is not an IPv6 address (expected e.g. [::1]:8080)") from None
     else:
         host, sep, port_text = value.rpartition(":")
         if not sep:
-            problems.append(f"{name}: must look like host:port (e.g. 127.0.0.1:8080), got {value!r}")
-            return None
+            raise ValueError(f"must look like host:port (e.g. 127.0.0.1:8080), got {value!r}")
         if ":" in host:
-            problems.append(f"{name}: put an IPv6 address in brackets, like [::1]:8080, got {value!r}")
-            return None
+            raise ValueError(f"put an IPv6 address in brackets, like [::1]:8080, got {value!r}")
         if host and not _HOSTNAME.match(host):
-            problems.append(f"{name}: {host!r} is not a host name or address")
-            return None
+            raise ValueError(f"{host!r} is not a host name or address")
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        problems.append(f"{name}: the port must be a number from 1 to 65535, got {port_text!r}")
-        return None
+        raise ValueError(f"the port must be a number from 1 to 65535, got {port_text!r}")
     return HttpListen(host or None, int(port_text))
 
 
-def _shard_ids(name: str, value: str, count: int, problems: list[str]) -> tuple[int, ...] | None:
-    """``0-3``, ``0,2,5`` or a mix; every id must exist among ``count`` shards."""
+def parse_shard_ids(value: str, count: int) -> tuple[int, ...]:
+    """``0-3``, ``0,2,5`` or a mix, sorted; every id must exist among ``count`` shards (``ValueError`` if not)."""
     ids: set[int] = set()
     for item in (part.strip() for part in value.split(",")):
         first, dash, last = item.partition("-")
         if not first.strip().isdigit() or (dash and not last.strip().isdigit()):
-            problems.append(f"{name}: {item!r} is not a shard id or a range like 0-3")
-            return None
+            raise ValueError(f"{item!r} is not a shard id or a range like 0-3")
         low, high = int(first), int(last) if dash else int(first)
         if high < low:
-            problems.append(f"{name}: the range {item!r} runs backwards")
-            return None
+            raise ValueError(f"the range {item!r} runs backwards")
         ids.update(range(low, high + 1))
     outside = sorted(i for i in ids if i >= count)
     if outside:
-        problems.append(
-            f"{name}: shard {outside[0]} does not exist with DISCORD_SHARD_COUNT={count} (ids are 0 to {count - 1})"
+        raise ValueError(
+            f"shard {outside[0]} does not exist with DISCORD_SHARD_COUNT={count} (ids are 0 to {count - 1})"
         )
-        return None
     return tuple(sorted(ids))
 
 
@@ -301,8 +292,13 @@ def load_settings(
     if log_format not in LOG_FORMATS:
         problems.append(f"LOG_FORMAT: must be {' or '.join(LOG_FORMATS)}, got {log_format!r}")
 
+    http_listen = None
     raw_listen = get("IMAGINE_HTTP_LISTEN")
-    http_listen = _listen("IMAGINE_HTTP_LISTEN", raw_listen, problems) if raw_listen is not None else None
+    if raw_listen is not None:
+        try:
+            http_listen = parse_listen(raw_listen)
+        except ValueError as exc:
+            problems.append(f"IMAGINE_HTTP_LISTEN: {exc}")
 
     shard_count, shard_ids = None, None
     raw_count, raw_ids = get("DISCORD_SHARD_COUNT"), get("DISCORD_SHARD_IDS")
@@ -314,7 +310,10 @@ def load_settings(
     if raw_ids is not None and raw_count is None:
         problems.append("DISCORD_SHARD_IDS: needs DISCORD_SHARD_COUNT, the total number of shards over all processes")
     elif raw_ids is not None and shard_count is not None:
-        shard_ids = _shard_ids("DISCORD_SHARD_IDS", raw_ids, shard_count, problems)
+        try:
+            shard_ids = parse_shard_ids(raw_ids, shard_count)
+        except ValueError as exc:
+            problems.append(f"DISCORD_SHARD_IDS: {exc}")
     if shard_ids is not None and len(shard_ids) < (shard_count or 0) and database_url.startswith("sqlite"):
         problems.append(
             "DATABASE_URL: DISCORD_SHARD_IDS names only some of the shards, so other processes run the rest; "
