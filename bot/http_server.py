@@ -9,6 +9,7 @@ exposition, so tests can run it alone. More routes (``POST
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 
 from aiohttp import web
@@ -67,7 +68,8 @@ class HttpServer:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
-            raise ListenError(f"cannot listen on {self._listen}: {exc.strerror or exc}") from exc
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"cannot listen on {self._listen}: {reason}") from exc
         self._runner = runner
         # The bound port, which differs from the one asked for when that was 0 (tests).
         self._port = int(runner.addresses[0][1])
