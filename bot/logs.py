@@ -91,6 +91,8 @@ class LineLogger(io.TextIOBase):
     level never hides what the program meant to print.
     """
 
+    encoding = "utf-8"  # any text may be written: the records come out as ASCII JSON
+
     def __init__(self, name: str, level: int, handler: logging.Handler) -> None:
         super().__init__()
         self.name = name
@@ -106,6 +108,12 @@ class LineLogger(io.TextIOBase):
 
     def writable(self) -> bool:
         return True
+
+    def fileno(self) -> int:
+        """The real stream's descriptor, for the few who write below Python (``faulthandler``)."""
+        handler = self._handler
+        assert isinstance(handler, logging.StreamHandler)
+        return int(handler.stream.fileno())
 
     def write(self, text: str) -> int:
         with self._lock:
@@ -159,12 +167,13 @@ def configure_logging(level: str, settings: Settings | None = None, log_format: 
     stdout, stderr = _original(sys.stdout), _original(sys.stderr)
     root_handler = handler_for(stderr)
     logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[root_handler], force=True)
-    if fmt == "json":
+    json_lines = fmt == "json"
+    if json_lines:
         sys.stdout = LineLogger("stdout", logging.INFO, handler_for(stdout))
         sys.stderr = LineLogger("stderr", logging.ERROR, root_handler)
         sys.excepthook = _log_uncaught
-        logging.captureWarnings(True)
     else:
         sys.stdout, sys.stderr = stdout, stderr
-        sys.excepthook = sys.__excepthook__
-        logging.captureWarnings(False)
+        if sys.excepthook is _log_uncaught:
+            sys.excepthook = sys.__excepthook__
+    logging.captureWarnings(json_lines)
