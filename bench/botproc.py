@@ -35,7 +35,8 @@ import time
 from typing import Any
 
 from bot.discord_app.client import ImagineBot, configure_endpoints
-from bot.settings import SettingsError, configure_logging, load_environment, load_settings
+from bot.logs import configure_logging
+from bot.settings import SettingsError, load_environment, load_settings
 
 TICK = 0.010
 """Seconds the monitor sleeps between wake-ups."""

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,8 +21,9 @@ from bot.core import Core
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ASPECT_RATIOS, ImagineOptions
 from bot.job_model import JobState, JobView
+from bot.logs import configure_logging
 from bot.modelref import InvalidModelRef, ModelRef
-from bot.settings import Settings, SettingsError, configure_logging, load_environment, load_settings
+from bot.settings import Settings, SettingsError, load_environment, load_settings
 from bot.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,8 @@ def _settings(*, require_discord: bool = False, require_replicate: bool = True) 
     try:
         settings = load_settings(require_discord=require_discord, require_replicate=require_replicate)
     except SettingsError as exc:
+        if (os.environ.get("LOG_FORMAT") or "").strip().lower() == "json":
+            configure_logging("INFO", log_format="json")  # so even these lines reach a log collector as JSON
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE

@@ -16,6 +16,7 @@ from bot.delivery import Downloader, GuardedResolver
 from bot.job_model import JobView
 from bot.jobs import JobEngine
 from bot.journal import Journal
+from bot.metrics import Metrics
 from bot.policy import Policy
 from bot.ratelimit import RequestBudget
 from bot.recovery import LOOKUP_DELAYS, PredictionFinder
@@ -58,12 +59,14 @@ class Core:
         self.repository = repository
         self.tuning = tuning or Tuning()
         self.clock = clock or SystemClock()
+        self.metrics = Metrics()
         self.client = ReplicateClient(
             session,
             settings.replicate_base_url,
             settings.replicate_api_token.reveal(),
-            budget=RequestBudget(clock=self.clock),
+            budget=RequestBudget(settings.api_creates_per_minute, settings.api_requests_per_minute, clock=self.clock),
             clock=self.clock,
+            on_response=self.metrics.api_response,
         )
         self.downloader = Downloader(session, clock=self.clock)
         self.journal = Journal(repository, self.clock)
@@ -77,10 +80,12 @@ class Core:
             poll=self.tuning.poll,
             clock=self.clock,
             on_end=self._settle,
+            on_shown=self._measure,
             journal=self.journal,
             finder=PredictionFinder(self.client, clock=self.clock, delays=self.tuning.lookup_delays),
             progress_tick=self.tuning.edit_interval,
         )
+        self.metrics.watch_jobs(running=lambda: self.engine.running, queued=lambda: self.engine.queued)
         self.policy = Policy(
             repository,
             bot_models=settings.offered_models,
@@ -107,6 +112,13 @@ class Core:
             await self.repository.refund_job(
                 view.job_id, request.guild_id, request.requester_id, undelivered, day=request.charged_day
             )
+
+    def _measure(self, view: JobView) -> None:
+        """Count a job whose final message was just shown, with how long it took."""
+        now = self.clock.monotonic()
+        duration = now - view.accepted_at if view.accepted_at is not None else view.elapsed or 0.0
+        delivery = now - view.prediction_ended_at if view.prediction_ended_at is not None else None
+        self.metrics.job_shown(view.state.value, duration, delivery)
 
     async def close(self) -> None:
         """Stop the engine, then close the HTTP session and the database."""

@@ -283,6 +283,7 @@ class JobExecutor:
             "prediction_id": prediction.id,
             "seed": prediction.seed,
             "predict_time": prediction.predict_time,
+            "prediction_ended_at": self._clock.monotonic(),
         }
         finish = self._host.finish
         if prediction.status == "succeeded":

@@ -80,6 +80,10 @@ class JobView:
     notes: tuple[str, ...] = ()
     cancel_requested: bool = False
     canceled_by: int | None = None
+    accepted_at: float | None = field(default=None, compare=False, repr=False)
+    """On the engine's monotonic clock, set in the final view: when the job was accepted."""
+    prediction_ended_at: float | None = field(default=None, compare=False, repr=False)
+    """On the engine's monotonic clock, set in the final view: when the bot learned the prediction ended."""
 
     @property
     def terminal(self) -> bool:

@@ -103,11 +103,13 @@ class JobEngine:
         new_id: Callable[[], str] = lambda: secrets.token_hex(6),
         keep_ended: int = 2000,
         on_end: Callable[[JobView], Awaitable[None]] | None = None,
+        on_shown: Callable[[JobView], None] | None = None,
         journal: JobJournal | None = None,
         finder: PredictionFinder | None = None,
         progress_tick: float = 1.5,
     ) -> None:
-        """``on_end`` runs for every job's final view just before its presenter shows it (it must be idempotent).
+        """``on_end`` runs for every job's final view just before its presenter shows it (it must be idempotent);
+        ``on_shown`` right after (it must not raise).
 
         ``finder`` looks up predictions whose create answer was lost; ``progress_tick`` is how often the
         progress bar moves between polls (the presenter's edit interval).
@@ -136,6 +138,7 @@ class JobEngine:
         self._ended: deque[str] = deque()
         self._keep_ended = keep_ended
         self._on_end = on_end
+        self._on_shown = on_shown
         self._journal = journal
         self._active: dict[Hashable, int] = {}
         self._running: dict[Hashable, int] = {}
@@ -268,6 +271,16 @@ class JobEngine:
         """A member's jobs that have not ended (waiting or running)."""
         return self._active.get((guild_id, member_id), 0)
 
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a slot."""
+        return len(self._queue)
+
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
+        return self._running_total
+
     async def cancel(self, job_id: str, *, by: int | None = None) -> bool:
         """Cancel a job: a waiting one ends now, a running one is canceled on the API too."""
         job = self._jobs.get(job_id)
@@ -360,6 +373,7 @@ class JobEngine:
             queue_position=None,
             elapsed=self._clock.monotonic() - job.submitted_at,
             canceled_by=job.canceled_by if state is JobState.CANCELED else None,
+            accepted_at=job.submitted_at,
             **changes,
         )
         job.view = view
@@ -377,6 +391,8 @@ class JobEngine:
         if not self._active[job.member_key]:
             del self._active[job.member_key]
         await self._present(job, view)
+        if self._on_shown is not None:
+            self._on_shown(view)
         if self._journal is not None:
             await self._journal.ended(view)
         job.done.set()

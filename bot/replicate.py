@@ -379,8 +379,11 @@ class ReplicateClient:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         request_timeout: float = 30.0,
+        on_response: Callable[[str, str, int | None], None] | None = None,
     ) -> None:
+        """``on_response(method, path, status)`` hears of every attempt (``status`` ``None``: no answer)."""
         self._session = session
+        self._on_response = on_response
         self._base = base_url.rstrip("/")
         self._token = token
         self._clock = clock or SystemClock()
@@ -581,14 +584,21 @@ class ReplicateClient:
         headers: Mapping[str, str],
         timeout: float,
     ) -> dict[str, Any]:
-        async with self._session.request(
+        sending = self._session.request(
             method,
             url,
             json=json_body,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout, connect=10),
             allow_redirects=False,
-        ) as response:
+        )
+        try:
+            response = await sending
+        except (aiohttp.ClientError, TimeoutError):
+            self._observe(method, url, None)
+            raise
+        self._observe(method, url, response.status)
+        async with response:
             body = await _read_capped(response, MAX_REPLY_BYTES)
             if response.status >= 400:
                 raise _error_from(response.status, response.headers, body)
@@ -601,6 +611,10 @@ class ReplicateClient:
             if not isinstance(data, dict):
                 raise ServerError("The prediction API sent a reply that is not a JSON object")
             return data
+
+    def _observe(self, method: str, url: str, status: int | None) -> None:
+        if self._on_response is not None:
+            self._on_response(method, url.removeprefix(self._base), status)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -7,7 +7,7 @@ so that no repr, log line or error message can show them.
 
 from __future__ import annotations
 
-import logging
+import ipaddress
 import math
 import os
 import re
@@ -24,6 +24,10 @@ DEFAULT_MODEL = "black-forest-labs/flux-schnell"
 DEFAULT_BASE_URL = "https://api.replicate.com"
 DEFAULT_DATABASE_URL = "sqlite:///imagine.db"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LOG_FORMATS = ("text", "json")
+# Replicate's published limits (requests per minute); the budget aims 10 % under them.
+DEFAULT_CREATES_PER_MINUTE = 600
+DEFAULT_REQUESTS_PER_MINUTE = 3000
 
 
 class Secret:
@@ -48,6 +52,18 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+@dataclass(frozen=True)
+class HttpListen:
+    """A ``host:port`` to listen on; ``host`` ``None`` means every interface."""
+
+    host: str | None
+    port: int
+
+    def __str__(self) -> str:
+        host = self.host or ""
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
 
 class SettingsError(Exception):
@@ -75,6 +91,16 @@ class Settings:
     max_running_per_server: int = 4
     job_timeout: float = 600.0
     log_level: str = "INFO"
+    log_format: str = "text"
+    http_listen: HttpListen | None = None
+    """Where the HTTP server (health, metrics) listens; ``None``: no server."""
+    shard_count: int | None = None
+    """``None``: one process runs every shard, as many as Discord recommends."""
+    shard_ids: tuple[int, ...] | None = None
+    """The shards this process runs, sorted; ``None``: every shard of ``shard_count``."""
+    api_creates_per_minute: int = DEFAULT_CREATES_PER_MINUTE
+    api_requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    takeover_after: float = 30.0
 
     @property
     def offered_models(self) -> tuple[ModelRef, ...]:
@@ -123,6 +149,64 @@ def _int(name: str, value: str, problems: list[str], *, minimum: int) -> int:
     if number < minimum:
         problems.append(f"{name}: must be at least {minimum}, got {number}")
     return number
+
+
+def _seconds(name: str, value: str | None, default: float, problems: list[str]) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        problems.append(f"{name}: must be a number of seconds, got {value!r}")
+        return default
+    if not math.isfinite(seconds) or seconds <= 0:
+        problems.append(f"{name}: must be more than 0 seconds, got {value!r}")
+    return seconds
+
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$")
+
+
+def parse_listen(value: str) -> HttpListen:
+    """``host:port``, ``[ipv6]:port`` or ``:port`` (every interface); ``ValueError`` says what is wrong."""
+    if value.startswith("["):
+        host, sep, port_text = value[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"must look like host:port or [ipv6]:port, got {value!r}")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} in brackets is not an IPv6 address (expected e.g. [::1]:8080)") from None
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep:
+            raise ValueError(f"must look like host:port (e.g. 127.0.0.1:8080), got {value!r}")
+        if ":" in host:
+            raise ValueError(f"put an IPv6 address in brackets, like [::1]:8080, got {value!r}")
+        if host and not _HOSTNAME.match(host):
+            raise ValueError(f"{host!r} is not a host name or address")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535, got {port_text!r}")
+    return HttpListen(host or None, int(port_text))
+
+
+def parse_shard_ids(value: str, count: int) -> tuple[int, ...]:
+    """``0-3``, ``0,2,5`` or a mix, sorted; every id must exist among ``count`` shards (``ValueError`` if not)."""
+    ids: set[int] = set()
+    for item in (part.strip() for part in value.split(",")):
+        first, dash, last = item.partition("-")
+        if not first.strip().isdigit() or (dash and not last.strip().isdigit()):
+            raise ValueError(f"{item!r} is not a shard id or a range like 0-3")
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise ValueError(f"the range {item!r} runs backwards")
+        ids.update(range(low, high + 1))
+    outside = sorted(i for i in ids if i >= count)
+    if outside:
+        raise ValueError(
+            f"shard {outside[0]} does not exist with DISCORD_SHARD_COUNT={count} (ids are 0 to {count - 1})"
+        )
+    return tuple(sorted(ids))
 
 
 def load_settings(
@@ -199,20 +283,56 @@ def load_settings(
         "IMAGINE_MAX_RUNNING_PER_SERVER", get("IMAGINE_MAX_RUNNING_PER_SERVER") or "4", problems, minimum=1
     )
 
-    job_timeout = 600.0
-    raw_timeout = get("IMAGINE_JOB_TIMEOUT")
-    if raw_timeout is not None:
-        try:
-            job_timeout = float(raw_timeout)
-        except ValueError:
-            problems.append(f"IMAGINE_JOB_TIMEOUT: must be a number of seconds, got {raw_timeout!r}")
-        else:
-            if not math.isfinite(job_timeout) or job_timeout <= 0:
-                problems.append(f"IMAGINE_JOB_TIMEOUT: must be more than 0 seconds, got {raw_timeout!r}")
+    job_timeout = _seconds("IMAGINE_JOB_TIMEOUT", get("IMAGINE_JOB_TIMEOUT"), 600.0, problems)
 
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in _LOG_LEVELS:
         problems.append(f"LOG_LEVEL: must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
+    log_format = (get("LOG_FORMAT") or "text").lower()
+    if log_format not in LOG_FORMATS:
+        problems.append(f"LOG_FORMAT: must be {' or '.join(LOG_FORMATS)}, got {log_format!r}")
+
+    http_listen = None
+    raw_listen = get("IMAGINE_HTTP_LISTEN")
+    if raw_listen is not None:
+        try:
+            http_listen = parse_listen(raw_listen)
+        except ValueError as exc:
+            problems.append(f"IMAGINE_HTTP_LISTEN: {exc}")
+
+    shard_count, shard_ids = None, None
+    raw_count, raw_ids = get("DISCORD_SHARD_COUNT"), get("DISCORD_SHARD_IDS")
+    if raw_count is not None:
+        reported = len(problems)
+        shard_count = _int("DISCORD_SHARD_COUNT", raw_count, problems, minimum=1)
+        if len(problems) > reported:
+            shard_count = None  # already reported: do not also blame DISCORD_SHARD_IDS for it
+    if raw_ids is not None and raw_count is None:
+        problems.append("DISCORD_SHARD_IDS: needs DISCORD_SHARD_COUNT, the total number of shards over all processes")
+    elif raw_ids is not None and shard_count is not None:
+        try:
+            shard_ids = parse_shard_ids(raw_ids, shard_count)
+        except ValueError as exc:
+            problems.append(f"DISCORD_SHARD_IDS: {exc}")
+    if shard_ids is not None and len(shard_ids) < (shard_count or 0) and database_url.startswith("sqlite"):
+        problems.append(
+            "DATABASE_URL: DISCORD_SHARD_IDS names only some of the shards, so other processes run the rest; "
+            "they must share one PostgreSQL database, not SQLite"
+        )
+
+    creates_per_minute = _int(
+        "IMAGINE_API_CREATES_PER_MINUTE",
+        get("IMAGINE_API_CREATES_PER_MINUTE") or str(DEFAULT_CREATES_PER_MINUTE),
+        problems,
+        minimum=1,
+    )
+    requests_per_minute = _int(
+        "IMAGINE_API_REQUESTS_PER_MINUTE",
+        get("IMAGINE_API_REQUESTS_PER_MINUTE") or str(DEFAULT_REQUESTS_PER_MINUTE),
+        problems,
+        minimum=1,
+    )
+    takeover_after = _seconds("IMAGINE_TAKEOVER_AFTER", get("IMAGINE_TAKEOVER_AFTER"), 30.0, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -230,39 +350,11 @@ def load_settings(
         max_running_per_server=per_server,
         job_timeout=job_timeout,
         log_level=log_level,
+        log_format=log_format,
+        http_listen=http_listen,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
+        api_creates_per_minute=creates_per_minute,
+        api_requests_per_minute=requests_per_minute,
+        takeover_after=takeover_after,
     )
-
-
-# Interaction tokens travel in webhook and callback URLs, which discord.py logs at DEBUG.
-_INTERACTION_TOKEN = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
-
-
-class RedactSecrets(logging.Filter):
-    """Masks secret values in every record, whichever library logged them: a last line of defence."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self._secrets = [secret for secret in secrets if len(secret) >= 4]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = _INTERACTION_TOKEN.sub(r"\1********", message)
-        for secret in self._secrets:
-            redacted = redacted.replace(secret, "********")
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-def configure_logging(level: str, settings: Settings | None = None) -> None:
-    """Plain, timestamped logging to stderr, with the settings' secrets masked."""
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    if settings is not None:
-        secrets = [settings.replicate_api_token.reveal()]
-        if settings.discord_token is not None:
-            secrets.append(settings.discord_token.reveal())
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(RedactSecrets(secrets))

@@ -12,6 +12,9 @@ from discord.ext import commands
 
 from bot.clock import Clock
 from bot.core import Core, Tuning
+from bot.discord_app.health import gateway_check
+from bot.health import database_check, jobs_check
+from bot.http_server import HttpServer
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,9 +51,11 @@ class ImagineBot(commands.Bot):
         clock: Clock | None = None,
         tuning: Tuning | None = None,
         resume_jobs: bool = True,
+        serve_http: bool = False,
         **options: Any,
     ) -> None:
-        """``resume_jobs``: finish the jobs a previous run left unfinished (not for ``sync``).
+        """``resume_jobs``: finish the jobs a previous run left unfinished (not for ``sync``);
+        ``serve_http``: start the HTTP server if ``IMAGINE_HTTP_LISTEN`` is set (only for ``run``).
 
         ``options`` go to :class:`discord.ext.commands.Bot` (tests pass ``guild_ready_timeout``).
         """
@@ -67,11 +72,16 @@ class ImagineBot(commands.Bot):
         self._clock = clock
         self._tuning = tuning
         self.resume_jobs = resume_jobs
+        self.serve_http = serve_http
+        self.http_server: HttpServer | None = None
 
     async def setup_hook(self) -> None:
         self.core = await Core.open(self.settings, clock=self._clock, tuning=self._tuning)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        if self.serve_http and self.settings.http_listen is not None:
+            self.http_server = self._http_server()
+            await self.http_server.start()
         if self.settings.sync_guild:
             guild = discord.Object(self.settings.sync_guild)
             self.tree.copy_global_to(guild=guild)
@@ -87,6 +97,15 @@ class ImagineBot(commands.Bot):
             else:
                 log.info("synced %d commands to guild %s", len(synced), self.settings.sync_guild)
 
+    def _http_server(self) -> HttpServer:
+        checks = {
+            "discord": gateway_check(self),
+            "database": database_check(self.core.repository),
+            "jobs": jobs_check(self.core.engine),
+        }
+        assert self.settings.http_listen is not None
+        return HttpServer(self.settings.http_listen, checks=checks, metrics=self.core.metrics.exposition)
+
     async def on_ready(self) -> None:
         # Everything loaded so far lives as long as the process: keep the collector off it, which
         # shortens its pauses when a burst of jobs arrives.
@@ -95,6 +114,8 @@ class ImagineBot(commands.Bot):
         log.info("logged in as %s (%s) in %d servers", user, user.id if user else "?", len(self.guilds))
 
     async def close(self) -> None:
+        if self.http_server is not None:
+            await self.http_server.stop()
         core = getattr(self, "core", None)
         if core is not None:
             await core.close()

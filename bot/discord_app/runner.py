@@ -10,6 +10,7 @@ import aiohttp
 import discord
 
 from bot.discord_app.client import ImagineBot, configure_endpoints
+from bot.http_server import ListenError
 from bot.settings import Settings
 from bot.storage import StorageError
 
@@ -21,12 +22,13 @@ def _token(settings: Settings) -> str:
     return settings.discord_token.reveal()
 
 
-async def _with_bot(
-    settings: Settings, action: Callable[[ImagineBot], Awaitable[int]], *, resume_jobs: bool = True
-) -> int:
-    """Run ``action`` on a bot pointed at the configured endpoints, turning known failures into one line."""
+async def _with_bot(settings: Settings, action: Callable[[ImagineBot], Awaitable[int]], *, running: bool) -> int:
+    """Run ``action`` on a bot pointed at the configured endpoints, turning known failures into one line.
+
+    ``running``: the bot itself (resumes jobs, serves HTTP), not a one-off command.
+    """
     configure_endpoints(settings)
-    bot = ImagineBot(settings, resume_jobs=resume_jobs)
+    bot = ImagineBot(settings, resume_jobs=running, serve_http=running)
     try:
         async with bot:
             return await action(bot)
@@ -35,6 +37,9 @@ async def _with_bot(
         return 2
     except StorageError as exc:
         print(f"error: DATABASE_URL: {exc}", file=sys.stderr)
+        return 2
+    except ListenError as exc:
+        print(f"error: IMAGINE_HTTP_LISTEN: {exc}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:
         print("error: the bot asks for an intent not enabled in the developer portal", file=sys.stderr)
@@ -51,7 +56,7 @@ async def run_bot(settings: Settings) -> int:
         await bot.start(_token(settings))
         return 0
 
-    return await _with_bot(settings, run)
+    return await _with_bot(settings, run, running=True)
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:
@@ -67,4 +72,4 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
         print(f"synced {len(synced)} commands {where}: {', '.join('/' + c.name for c in synced)}")
         return 0
 
-    return await _with_bot(settings, sync, resume_jobs=False)
+    return await _with_bot(settings, sync, running=False)

@@ -130,6 +130,10 @@ class Repository(Protocol):
         """Release the database."""
         ...
 
+    async def ping(self) -> None:
+        """A cheap round trip to the database; raises :class:`StorageError` (or the driver's error) if it fails."""
+        ...
+
     # ------------------------------------------------------------- moderation settings
 
     async def guild_config(self, guild_id: int) -> GuildConfig:

@@ -187,6 +187,11 @@ class SqliteRepository:
             if conn is not None:
                 await conn.close()
 
+    async def ping(self) -> None:
+        """``SELECT 1`` in a transaction of its own: it waits behind a write in flight, as any caller would."""
+        async with self._transaction(write=False) as conn:
+            await self._one(conn, "SELECT 1")
+
     @property
     def path(self) -> str:
         """Where the database lives (or :data:`MEMORY`)."""

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.logs import RedactSecrets
 from bot.modelref import ModelRef
 from bot.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_DATABASE_URL,
     DEFAULT_MODEL,
-    RedactSecrets,
     Secret,
     Settings,
     SettingsError,
@@ -39,6 +39,13 @@ ALL_VARIABLES = (
     "IMAGINE_MAX_RUNNING_PER_SERVER",
     "IMAGINE_JOB_TIMEOUT",
     "LOG_LEVEL",
+    "LOG_FORMAT",
+    "IMAGINE_HTTP_LISTEN",
+    "DISCORD_SHARD_COUNT",
+    "DISCORD_SHARD_IDS",
+    "IMAGINE_API_CREATES_PER_MINUTE",
+    "IMAGINE_API_REQUESTS_PER_MINUTE",
+    "IMAGINE_TAKEOVER_AFTER",
 )
 
 
