@@ -174,20 +174,19 @@ class _SettingsListener:
         delay = 0.1
         try:
             while not self._closed:
+                conn: Any = None
                 try:
                     conn = await asyncpg.connect(self._url.url, timeout=self._connect_timeout)
+                    if self._closed:
+                        await conn.close()
+                        return
+                    await self.start(conn)
                 except _CONNECT_ERRORS as exc:
+                    if conn is not None:
+                        conn.terminate()
                     log.warning("cannot reach the database for settings notifications (%s)", type(exc).__name__)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
-                    continue
-                if self._closed:
-                    await conn.close()
-                    return
-                try:
-                    await self.start(conn)
-                except _CONNECT_ERRORS:
-                    await conn.close()
                     continue
                 log.info("settings notifications are back")
                 return
@@ -310,22 +309,28 @@ class PostgresRepository:
         return self._url.masked
 
     @asynccontextmanager
-    async def _transaction(self, *, read_only: bool = False) -> AsyncIterator[Any]:
-        """One transaction on one pooled connection; committed on success, rolled back otherwise."""
+    async def _connection(self) -> AsyncIterator[Any]:
+        """One pooled connection, counted in flight so that :meth:`close` waits for it."""
         if self._closed:
             raise RepositoryClosedError(f"the repository for {self._url.masked} is closed")
         self._in_flight += 1
         self._idle.clear()
         try:
             async with self._pool.acquire() as conn:
-                # REPEATABLE READ for reads: a read of several tables sees one snapshot.
-                isolation = "repeatable_read" if read_only else "read_committed"
-                async with conn.transaction(isolation=isolation, readonly=read_only):
-                    yield conn
+                yield conn
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """One READ COMMITTED transaction; committed on success, rolled back otherwise (cancellation included).
+
+        Reads need none: each is a single statement, which sees one snapshot by itself.
+        """
+        async with self._connection() as conn, conn.transaction():
+            yield conn
 
     # ------------------------------------------------------------- small SQL helpers
 
@@ -375,8 +380,8 @@ class PostgresRepository:
         if cached is not None:
             return cached
         generation = self._cache.generation
-        async with self._transaction(read_only=True) as conn:
-            # One statement, one snapshot, one round trip.
+        async with self._connection() as conn:
+            # One statement: one snapshot of the four tables, one round trip.
             row = await conn.fetchrow(
                 """
                 SELECT g.default_model, g.cooldown_seconds, g.daily_images, g.concurrent_jobs,
@@ -557,7 +562,7 @@ class PostgresRepository:
         check_id("guild_id", guild_id)
         if limit < 0:
             raise ValueError(f"limit must be ≥ 0, got {limit}")
-        async with self._transaction(read_only=True) as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(
                 "SELECT actor_id, action, before, after, at FROM audit_log WHERE guild_id = $1 ORDER BY id DESC "
                 "LIMIT $2",
@@ -575,7 +580,7 @@ class PostgresRepository:
         check_id("guild_id", guild_id)
         check_id("member_id", member_id)
         today = utc(now).date()
-        async with self._transaction(read_only=True) as conn:
+        async with self._connection() as conn:
             row = await conn.fetchrow(
                 "SELECT day, images_today, last_request_at FROM member_usage WHERE guild_id = $1 AND member_id = $2",
                 guild_id,
@@ -684,19 +689,19 @@ class PostgresRepository:
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         """One job, finished or not."""
-        async with self._transaction(read_only=True) as conn:
+        async with self._connection() as conn:
             row = await conn.fetchrow(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1", job_id)
         return None if row is None else job_record(row)
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs that have not ended, oldest first (in journal order when created in the same microsecond)."""
-        async with self._transaction(read_only=True) as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE ended_at IS NULL ORDER BY created_at, seq")
         return [job_record(row) for row in rows]
 
     async def job_with_prediction(self, prediction_id: str) -> str | None:
         """The id of the journaled job whose prediction is ``prediction_id``, or ``None`` (newest if ever two)."""
-        async with self._transaction(read_only=True) as conn:
+        async with self._connection() as conn:
             job_id = await conn.fetchval(
                 "SELECT job_id FROM jobs WHERE prediction_id = $1 ORDER BY created_at DESC, seq DESC LIMIT 1",
                 prediction_id,
