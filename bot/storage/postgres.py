@@ -20,10 +20,12 @@ at once, so correctness never rests on anything held in this process:
   Entries are kept only while that connection is up: when it drops, the whole
   cache is dropped and nothing is cached until it is back (re-connecting in
   the background), because notifications sent meanwhile are lost. A read
-  that raced a notification is not cached (a generation counter), and each
-  entry also expires after :data:`CACHE_MAX_AGE` as a backstop for a
-  connection that died silently. A change made by another process is thus
-  seen as soon as its notification arrives, normally within milliseconds.
+  that raced a notification is not cached (a generation counter). Each entry
+  also expires after :data:`CACHE_MAX_AGE` (5 s): a backstop for a listener
+  connection that died without the client noticing (a silent network
+  partition), so no change takes longer than that to be seen. Normally
+  another process's change is seen as soon as its notification arrives,
+  within milliseconds; this process's own changes at once.
 
 Discord ids are BIGINT (snowflakes are below 2**63), moments TIMESTAMPTZ
 (returned in UTC), the journal's request and target JSONB.
@@ -81,7 +83,7 @@ log = logging.getLogger(__name__)
 SETTINGS_CHANNEL = "imagine_settings"
 """The NOTIFY channel that carries the id of a guild whose settings changed."""
 
-CACHE_MAX_AGE = 60.0
+CACHE_MAX_AGE = 5.0
 """Seconds a cached guild's settings are trusted at most, notifications or not (a backstop only)."""
 
 CONNECT_TIMEOUT = 5.0
