@@ -1,4 +1,4 @@
-"""The command line: ``run`` (the bot), ``imagine`` (one generation, no Discord) and ``sync``.
+"""The command line: ``run`` (the bot), ``imagine`` (one generation, no Discord), ``sync`` and ``migrate``.
 
 Exit status: 0 on success, 1 when a prediction fails or the API refuses it,
 2 on bad usage or configuration.
@@ -23,8 +23,16 @@ from bot.inputs import ASPECT_RATIOS, ImagineOptions
 from bot.job_model import JobState, JobView
 from bot.logs import configure_logging
 from bot.modelref import InvalidModelRef, ModelRef
-from bot.settings import Settings, SettingsError, load_environment, load_settings
-from bot.storage import StorageError
+from bot.settings import (
+    Settings,
+    SettingsError,
+    database_password,
+    load_database_url,
+    load_environment,
+    load_settings,
+)
+from bot.storage import StorageError, migrate
+from bot.storage.urls import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagine-bot", description="A Discord bot that turns /imagine into images from a prediction API."
     )
-    commands = parser.add_subparsers(dest="command", metavar="{run,imagine,sync}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,imagine,sync,migrate}")
     commands.add_parser("run", help="start the bot (the default)")
 
     imagine = commands.add_parser("imagine", help="run one generation through the /imagine pipeline")
@@ -126,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="register the slash commands with Discord")
     sync.add_argument("--guild", type=int, metavar="ID", help="sync to one guild only (instant)")
+
+    commands.add_parser("migrate", help="apply the database migrations to DATABASE_URL and exit")
     return parser
 
 
@@ -191,11 +201,41 @@ async def imagine(settings: Settings, args: argparse.Namespace, out: TextIO | No
         await core.close()
 
 
+def migrate_database() -> int:
+    """``python -m bot migrate``: bring ``DATABASE_URL``'s schema up to date; reads no other setting.
+
+    Exit 0 when the schema is current, 2 (one line, password masked) when the
+    URL is malformed or the database cannot be reached or used.
+    """
+    try:
+        url = load_database_url()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    password = database_password(url)
+    configure_logging("WARNING", secrets=[password] if password else [])
+    try:
+        applied = asyncio.run(migrate(url))
+    except StorageError as exc:
+        reason = " ".join(str(exc).split())  # one line, whatever the driver's message looked like
+        print(f"error: DATABASE_URL: {mask_url(reason)}", file=sys.stderr)
+        return EXIT_USAGE
+    where = mask_url(url)
+    if applied:
+        print(f"{where}: applied migration{'s' if len(applied) > 1 else ''} {', '.join(map(str, applied))}")
+    else:
+        print(f"{where}: already up to date")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bot`` and the ``imagine-bot`` script."""
     args = build_parser().parse_args(argv)
     load_environment()
     command = args.command or "run"
+    if command == "migrate":
+        return migrate_database()
     if command == "imagine":
         settings = _settings(require_replicate=True)
         if isinstance(settings, int):

@@ -23,8 +23,7 @@ from bot.recovery import LOOKUP_DELAYS, PredictionFinder
 from bot.replicate import ReplicateClient
 from bot.scheduling import PollPolicy
 from bot.settings import Settings
-from bot.storage import Repository
-from bot.storage.sqlite import open_repository
+from bot.storage import Repository, open_repository
 
 USER_AGENT = f"imagine-bot/{__version__}"
 
@@ -99,7 +98,7 @@ class Core:
 
         Raises :class:`bot.storage.StorageError` if the database cannot be opened.
         """
-        repository = await open_repository(settings.database_path, clock=clock)
+        repository = await open_repository(settings.database_url, clock=clock)
         connector = aiohttp.TCPConnector(resolver=GuardedResolver(), limit=100)
         session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector)
         return cls(settings, session, repository, clock=clock, tuning=tuning)

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from bot.settings import database_password
+
 if TYPE_CHECKING:
     from bot.settings import Settings
 
@@ -143,20 +145,25 @@ def _original(stream: TextIO) -> TextIO:
     return stream
 
 
-def configure_logging(level: str, settings: Settings | None = None, log_format: str | None = None) -> None:
+def configure_logging(
+    level: str, settings: Settings | None = None, log_format: str | None = None, *, secrets: Sequence[str] = ()
+) -> None:
     """Log to stderr at ``level``, as text or JSON (default: the settings' ``LOG_FORMAT``), secrets masked.
 
     May be called again (the CLI calls it before settings are known, to report
     their problems in the right format): it replaces what it installed before.
     """
     fmt = log_format or (settings.log_format if settings is not None else "text")
-    secrets: list[str] = []
+    masked = list(secrets)
     if settings is not None:
-        secrets.append(settings.replicate_api_token.reveal())
+        masked.append(settings.replicate_api_token.reveal())
         if settings.discord_token is not None:
-            secrets.append(settings.discord_token.reveal())
+            masked.append(settings.discord_token.reveal())
+        password = database_password(settings.database_url)
+        if password is not None:
+            masked.append(password)
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
-    redact = RedactSecrets(secrets)
+    redact = RedactSecrets(masked)
 
     def handler_for(stream: TextIO) -> logging.Handler:
         handler = logging.StreamHandler(stream)

@@ -14,11 +14,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import load_dotenv
 
 from bot.modelref import InvalidModelRef, ModelRef
+from bot.storage.urls import DatabaseUrl, parse_database_url
 
 DEFAULT_MODEL = "black-forest-labs/flux-schnell"
 DEFAULT_BASE_URL = "https://api.replicate.com"
@@ -83,7 +84,8 @@ class Settings:
     replicate_base_url: str = DEFAULT_BASE_URL
     default_model: ModelRef = field(default_factory=lambda: ModelRef.parse(DEFAULT_MODEL))
     models: tuple[ModelRef, ...] = ()
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    """May hold a PostgreSQL password: left out of ``repr``; :attr:`database` shows it masked."""
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
     sync_guild: int | None = None
@@ -108,19 +110,59 @@ class Settings:
         return (self.default_model, *(m for m in self.models if m != self.default_model))
 
     @property
+    def database(self) -> DatabaseUrl:
+        """``DATABASE_URL``, checked: its backend, and a masked form safe to print."""
+        return parse_database_url(self.database_url)
+
+    @property
     def database_path(self) -> str:
-        """The SQLite file named by ``DATABASE_URL`` (``:memory:`` allowed)."""
+        """The SQLite file named by ``DATABASE_URL`` (``:memory:`` allowed); ``ValueError`` for PostgreSQL."""
         return sqlite_path(self.database_url)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__dataclass_fields__ if name != "database_url"
+        )
+        return f"Settings({fields}, database={self.database.masked!r})"
 
 
 def sqlite_path(url: str) -> str:
-    """The path in a ``sqlite:///path`` URL; raise ``ValueError`` for anything else."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
-        raise ValueError(f"must look like sqlite:///path/to/file.db (got {url!r}); only SQLite is supported for now")
-    path = url[len(prefix) :]
-    # sqlite:////abs/path keeps its leading slash; sqlite:///rel/path is relative.
-    return path
+    """The path in a ``sqlite:///path`` URL; raise ``ValueError`` for anything else (PostgreSQL included)."""
+    database = parse_database_url(url)
+    if database.sqlite_path is None:
+        raise ValueError(f"is not an SQLite URL: {database.masked!r}")
+    return database.sqlite_path
+
+
+def database_password(url: str) -> str | None:
+    """The password in a database URL, if any: for :class:`RedactSecrets`, never for showing."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def load_database_url(environ: Mapping[str, str] | None = None) -> str:
+    """``DATABASE_URL`` (or the default), checked, reading nothing else: for ``python -m bot migrate``.
+
+    Raises :class:`SettingsError` with one line naming the variable.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    url = _database_url(env.get("DATABASE_URL"), problems)
+    if problems:
+        raise SettingsError(problems)
+    return url
+
+
+def _database_url(value: str | None, problems: list[str]) -> str:
+    url = value.strip() if value is not None and value.strip() else DEFAULT_DATABASE_URL
+    try:
+        parse_database_url(url)
+    except ValueError as exc:
+        problems.append(f"DATABASE_URL: {exc}")
+    return url
 
 
 def load_environment(env_file: Path | None = None) -> None:
@@ -260,11 +302,7 @@ def load_settings(
             if ref not in models:
                 models.append(ref)
 
-    database_url = get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    try:
-        sqlite_path(database_url)
-    except ValueError as exc:
-        problems.append(f"DATABASE_URL: {exc}")
+    database_url = _database_url(get("DATABASE_URL"), problems)
 
     api_base = get("DISCORD_API_BASE")
     if api_base is not None:

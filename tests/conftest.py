@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,9 @@ from bot.jobs import JobEngine, JobView, PollPolicy
 from bot.ratelimit import RequestBudget
 from bot.recovery import PredictionFinder
 from bot.replicate import ReplicateClient, RetryPolicy
+from bot.storage import Repository, open_repository
 from tests.fakes.replicate import FakeReplicate
+from tests.storage import FakeClock, disposable_database, fresh_schema
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FAST_POLL = PollPolicy(first=0.02, growth=1.5, ceiling=0.1)
@@ -122,3 +124,41 @@ async def make_pipeline(
     yield build
     for engine in engines:
         await engine.close()
+
+
+# ---------------------------------------------------------------------------- storage
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A wall clock that moves only when the test says so."""
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of this session's own on the test server, dropped at the end (skips without a server)."""
+    with disposable_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def postgres_url(postgres_database: str) -> str:
+    """A fresh, empty schema in the session's database: the URL of a PostgreSQL store for one test."""
+    return await fresh_schema(postgres_database)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each backend in turn: a file under ``tmp_path``, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'imagine.db'}"
+    return await fresh_schema(request.getfixturevalue("postgres_database"))
+
+
+@pytest.fixture
+async def repository(database_url: str, clock: FakeClock) -> AsyncIterator[Repository]:
+    """A repository of each backend in turn, on an empty database, stamping audit entries with ``clock``."""
+    repo = await open_repository(database_url, clock=clock)
+    yield repo
+    await repo.close()

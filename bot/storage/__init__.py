@@ -1,9 +1,11 @@
 """Storage: what the bot remembers across restarts, behind a small repository interface.
 
-Callers use :class:`Repository` only; :mod:`bot.storage.sqlite` is the embedded
-implementation. A PostgreSQL one could sit behind the same interface without
-touching callers. Every method that changes moderation settings writes an
-audit entry in the same transaction.
+Callers use :class:`Repository` only, opened by :func:`open_repository` from
+``DATABASE_URL``: :mod:`bot.storage.sqlite` is the embedded implementation (one
+process), :mod:`bot.storage.postgres` the shared one (one process or many).
+Both behave alike, down to return values; the contract tests run against
+both. Every method that changes moderation settings writes an audit entry in
+the same transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bot.clock import Clock
 
 
 class StorageError(Exception):
@@ -216,10 +221,52 @@ class Repository(Protocol):
         """One job, finished or not."""
         ...
 
-    async def job_with_prediction(self, prediction_id: str) -> str | None:
-        """The job that has this prediction, if any (a lookup must not take another job's prediction)."""
-        ...
-
     async def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs that have not ended, oldest first."""
         ...
+
+    async def job_with_prediction(self, prediction_id: str) -> str | None:
+        """The ``job_id`` of the journaled job whose ``prediction_id`` is this one, or ``None``."""
+        ...
+
+
+async def open_repository(url: str, *, clock: Clock | None = None) -> Repository:
+    """Open the repository ``url`` names (``sqlite:///…`` or ``postgresql://…``), its schema brought up to date.
+
+    Raises :class:`StorageError` (with the password masked) for a URL that names
+    no known backend or a database that cannot be reached or used, and
+    :class:`SchemaVersionError` for one written by a newer bot.
+    """
+    return await _open(url, clock=clock)
+
+
+async def migrate(url: str, *, clock: Clock | None = None) -> tuple[int, ...]:
+    """Bring the database ``url`` names up to the latest schema; return the versions applied now."""
+    repository = await _open(url, clock=clock)
+    try:
+        return repository.applied_migrations
+    finally:
+        await repository.close()
+
+
+async def _open(url: str, *, clock: Clock | None) -> SqliteRepository | PostgresRepository:
+    # Imported here: both backends import this module for the records and errors above.
+    from bot.storage.urls import parse_database_url
+
+    try:
+        parsed = parse_database_url(url)
+    except ValueError as exc:
+        raise StorageError(str(exc)) from None
+    if parsed.backend == "postgres":
+        from bot.storage.postgres import PostgresRepository
+
+        return await PostgresRepository.open(parsed.url, clock=clock)
+    from bot.storage.sqlite import SqliteRepository
+
+    assert parsed.sqlite_path is not None  # set for every sqlite URL
+    return await SqliteRepository.open(parsed.sqlite_path, clock=clock)
+
+
+if TYPE_CHECKING:
+    from bot.storage.postgres import PostgresRepository
+    from bot.storage.sqlite import SqliteRepository

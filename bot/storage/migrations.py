@@ -1,4 +1,7 @@
-"""Versioned schema migrations for the SQLite store.
+"""Versioned schema migrations: the runner for the SQLite store, and what both backends share.
+
+PostgreSQL has its own steps and runner in :mod:`bot.storage.postgres_migrations`,
+numbered alike: version N means the same tables on either backend.
 
 The schema is an ordered list of :class:`Migration` steps, numbered 1, 2, 3…
 The database records each applied step in a ``schema_version`` table (one row
@@ -147,6 +150,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX jobs_unfinished ON jobs (state) WHERE ended_at IS NULL",
             "CREATE INDEX jobs_by_guild ON jobs (guild_id, created_at)",
         ),
+    ),
+    Migration(
+        3,
+        "find a journaled job by its prediction",
+        # Webhooks and takeover name a prediction, not a job.
+        ("CREATE INDEX jobs_by_prediction ON jobs (prediction_id) WHERE prediction_id IS NOT NULL",),
     ),
 )
 """Every schema step, oldest first. Append new steps; never edit shipped ones."""

@@ -35,7 +35,6 @@ import aiosqlite
 
 from bot.clock import Clock, SystemClock
 from bot.storage import (
-    JOB_FIELDS,
     AuditEntry,
     Charge,
     GuildConfig,
@@ -46,6 +45,25 @@ from bot.storage import (
     StorageError,
     Usage,
 )
+from bot.storage.common import (
+    JOB_COLUMN_NAMES,
+    JOB_COLUMNS,
+    JOB_TIMES,
+    SETTINGS_CACHE_SIZE,
+    check_id,
+    decide_charge,
+    image_count,
+    job_changes,
+    job_record,
+    job_values,
+    limits_text,
+    merge_limits,
+    model_name,
+    non_negative,
+    usage_on,
+    utc,
+    word_and_key,
+)
 from bot.storage.migrations import MIGRATIONS, Migration, apply_migrations
 
 __all__ = [
@@ -54,74 +72,40 @@ __all__ = [
     "SchemaVersionError",
     "SqliteRepository",
     "StorageError",
-    "open_repository",
 ]
 
 MEMORY = ":memory:"
 """The path of a private in-memory database (tests)."""
 
-_MAX_ID = 2**63 - 1  # SQLite INTEGER is signed 64-bit; Python's sqlite3 refuses anything larger.
-
 
 # ---------------------------------------------------------------------------- helpers
 
 
-def _check_id(name: str, value: int) -> int:
-    """Refuse an id SQLite would silently mangle or Python's sqlite3 would reject with OverflowError."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
-        raise ValueError(f"{name} must be an integer between 0 and 2**63-1, got {value!r}")
-    return value
-
-
-def _utc(moment: datetime, name: str = "now") -> datetime:
-    """``moment`` in UTC; a naive datetime is refused rather than guessed at."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
-    return moment.astimezone(UTC)
-
-
 def _to_text(moment: datetime) -> str:
-    return _utc(moment).isoformat(timespec="microseconds")
+    return utc(moment).isoformat(timespec="microseconds")
 
 
 def _from_text(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def _limits_text(limits: Limits) -> str:
-    """The audit log's short form of a set of limits."""
-    return f"cooldown={limits.cooldown_seconds} daily={limits.daily_images} concurrent={limits.concurrent_jobs}"
-
-
-def _non_negative(name: str, value: int | None) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ValueError(f"{name} must be a whole number ≥ 0, got {value!r}")
-    return value
-
-
-def _model_name(model: str) -> str:
-    model = model.strip()
-    if not model:
-        raise ValueError("model must not be empty")
-    return model
-
-
-def _word_and_key(word: str) -> tuple[str, str]:
-    """The word as stored (trimmed) and its case-insensitive key."""
-    word = word.strip()
-    if not word:
-        raise ValueError("word must not be empty")
-    return word, word.casefold()
-
-
 # ---------------------------------------------------------------------------- repository
 
 
 class SqliteRepository:
-    """:class:`bot.storage.Repository` on SQLite. Open it with :meth:`open` (or :func:`open_repository`)."""
+    """:class:`bot.storage.Repository` on SQLite. Open it with :meth:`open` (or :func:`bot.storage.open_repository`)."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, path: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        path: str,
+        clock: Clock | None = None,
+        applied_migrations: Sequence[int] = (),
+    ) -> None:
         """Wrap an open, migrated connection; use :meth:`open` rather than calling this directly."""
+        self.applied_migrations = tuple(applied_migrations)
+        """The schema versions this open applied (empty if the database was up to date)."""
         self._conn: aiosqlite.Connection | None = conn
         self._path = path
         self._clock: Clock = clock or SystemClock()
@@ -169,13 +153,15 @@ class SqliteRepository:
             # In WAL mode NORMAL is still crash-safe (a power cut may lose the last commits, never
             # corrupt the file) and spares an fsync per commit: a burst of /imagine stays fast.
             await conn.execute("PRAGMA synchronous = NORMAL")
-            await apply_migrations(conn, migrations, now=(clock or SystemClock()).now(), where=f"the database {path!r}")
+            applied = await apply_migrations(
+                conn, migrations, now=(clock or SystemClock()).now(), where=f"the database {path!r}"
+            )
         except BaseException as exc:
             await conn.close()
             if isinstance(exc, sqlite3.DatabaseError):
                 raise StorageError(f"cannot use the database {path!r}: {exc}") from exc
             raise
-        return cls(conn, path=path, clock=clock)
+        return cls(conn, path=path, clock=clock, applied_migrations=applied)
 
     async def close(self) -> None:
         """Release the database; later calls raise :class:`RepositoryClosedError`. Idempotent."""
@@ -279,7 +265,7 @@ class SqliteRepository:
 
     async def guild_config(self, guild_id: int) -> GuildConfig:
         """The server's settings (defaults if it never set any); cached until the next change."""
-        _check_id("guild_id", guild_id)
+        check_id("guild_id", guild_id)
         cached = self._configs.get(guild_id)
         if cached is not None:
             return cached
@@ -299,16 +285,16 @@ class SqliteRepository:
             blocked_words=tuple(str(row[0]) for row in words),
             limits=limits,
         )
-        if len(self._configs) > 10_000:
+        if len(self._configs) > SETTINGS_CACHE_SIZE:
             self._configs.clear()
         self._configs[guild_id] = config
         return config
 
     async def allow_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
         """Add to the allowlist (at the end); ``False`` if it was already there."""
-        _check_id("guild_id", guild_id)
-        _check_id("actor_id", actor_id)
-        model = _model_name(model)
+        check_id("guild_id", guild_id)
+        check_id("actor_id", actor_id)
+        model = model_name(model)
         async with self._transaction(write=True) as conn:
             await self._ensure_guild(conn, guild_id)
             added = await self._run(
@@ -326,9 +312,9 @@ class SqliteRepository:
         the same transaction, so the log reads exactly like a moderator had
         cleared it by hand.
         """
-        _check_id("guild_id", guild_id)
-        _check_id("actor_id", actor_id)
-        model = _model_name(model)
+        check_id("guild_id", guild_id)
+        check_id("actor_id", actor_id)
+        model = model_name(model)
         async with self._transaction(write=True) as conn:
             removed = await self._run(
                 conn, "DELETE FROM allowed_models WHERE guild_id = ? AND model = ?", (guild_id, model)
@@ -348,9 +334,9 @@ class SqliteRepository:
         bot-wide models apply, and choosing among them is the caller's policy.
         Setting the value it already has records nothing.
         """
-        _check_id("guild_id", guild_id)
-        _check_id("actor_id", actor_id)
-        new = None if model is None else _model_name(model)
+        check_id("guild_id", guild_id)
+        check_id("actor_id", actor_id)
+        new = None if model is None else model_name(model)
         async with self._transaction(write=True) as conn:
             old = await self._default_model(conn, guild_id)
             if old == new:
@@ -362,9 +348,9 @@ class SqliteRepository:
 
     async def allow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
         """Add a channel where ``/imagine`` may be used; ``False`` if already there."""
-        _check_id("guild_id", guild_id)
-        _check_id("channel_id", channel_id)
-        _check_id("actor_id", actor_id)
+        check_id("guild_id", guild_id)
+        check_id("channel_id", channel_id)
+        check_id("actor_id", actor_id)
         async with self._transaction(write=True) as conn:
             await self._ensure_guild(conn, guild_id)
             added = await self._run(
@@ -378,9 +364,9 @@ class SqliteRepository:
 
     async def remove_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
         """Remove a channel; ``False`` if absent."""
-        _check_id("guild_id", guild_id)
-        _check_id("channel_id", channel_id)
-        _check_id("actor_id", actor_id)
+        check_id("guild_id", guild_id)
+        check_id("channel_id", channel_id)
+        check_id("actor_id", actor_id)
         async with self._transaction(write=True) as conn:
             removed = await self._run(
                 conn,
@@ -393,9 +379,9 @@ class SqliteRepository:
 
     async def add_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
         """Block a word, stored trimmed but otherwise as given; ``False`` if blocked in any letter case."""
-        _check_id("guild_id", guild_id)
-        _check_id("actor_id", actor_id)
-        word, key = _word_and_key(word)
+        check_id("guild_id", guild_id)
+        check_id("actor_id", actor_id)
+        word, key = word_and_key(word)
         async with self._transaction(write=True) as conn:
             await self._ensure_guild(conn, guild_id)
             added = await self._run(
@@ -412,9 +398,9 @@ class SqliteRepository:
 
         The audit entry's ``before`` is the word as it was stored.
         """
-        _check_id("guild_id", guild_id)
-        _check_id("actor_id", actor_id)
-        _, key = _word_and_key(word)
+        check_id("guild_id", guild_id)
+        check_id("actor_id", actor_id)
+        _, key = word_and_key(word)
         async with self._transaction(write=True) as conn:
             row = await self._one(
                 conn, "SELECT word FROM blocked_words WHERE guild_id = ? AND word_key = ?", (guild_id, key)
@@ -439,18 +425,14 @@ class SqliteRepository:
         One ``limits`` audit entry shows all three before and after; a call that
         changes nothing records nothing.
         """
-        _check_id("guild_id", guild_id)
-        _check_id("actor_id", actor_id)
-        _non_negative("cooldown_seconds", cooldown_seconds)
-        _non_negative("daily_images", daily_images)
-        _non_negative("concurrent_jobs", concurrent_jobs)
+        check_id("guild_id", guild_id)
+        check_id("actor_id", actor_id)
+        non_negative("cooldown_seconds", cooldown_seconds)
+        non_negative("daily_images", daily_images)
+        non_negative("concurrent_jobs", concurrent_jobs)
         async with self._transaction(write=True) as conn:
             old = await self._limits(conn, guild_id)
-            new = Limits(
-                cooldown_seconds=old.cooldown_seconds if cooldown_seconds is None else cooldown_seconds,
-                daily_images=old.daily_images if daily_images is None else daily_images,
-                concurrent_jobs=old.concurrent_jobs if concurrent_jobs is None else concurrent_jobs,
-            )
+            new = merge_limits(old, cooldown_seconds, daily_images, concurrent_jobs)
             if new == old:
                 return old
             await self._ensure_guild(conn, guild_id)
@@ -458,12 +440,12 @@ class SqliteRepository:
                 "UPDATE guilds SET cooldown_seconds = ?, daily_images = ?, concurrent_jobs = ? WHERE guild_id = ?",
                 (new.cooldown_seconds, new.daily_images, new.concurrent_jobs, guild_id),
             )
-            await self._audit(conn, guild_id, actor_id, "limits", _limits_text(old), _limits_text(new))
+            await self._audit(conn, guild_id, actor_id, "limits", limits_text(old), limits_text(new))
         return new
 
     async def audit_log(self, guild_id: int, *, limit: int = 10) -> list[AuditEntry]:
         """The server's latest changes, newest first (in the order they were made)."""
-        _check_id("guild_id", guild_id)
+        check_id("guild_id", guild_id)
         if limit < 0:
             raise ValueError(f"limit must be ≥ 0, got {limit}")
         async with self._transaction(write=False) as conn:
@@ -494,18 +476,15 @@ class SqliteRepository:
             (guild_id, member_id),
         )
         if row is None:
-            return Usage(day=today)
-        # The stored count belongs to the stored day; on any other day it is 0,
-        # so the daily reset needs no scheduled job.
-        images = int(row[1]) if date.fromisoformat(str(row[0])) == today else 0
+            return usage_on(today, None, 0, None)
         last = None if row[2] is None else _from_text(str(row[2]))
-        return Usage(day=today, images_today=images, last_request_at=last)
+        return usage_on(today, date.fromisoformat(str(row[0])), int(row[1]), last)
 
     async def usage(self, guild_id: int, member_id: int, *, now: datetime) -> Usage:
         """A member's usage today (UTC day of ``now``)."""
-        _check_id("guild_id", guild_id)
-        _check_id("member_id", member_id)
-        today = _utc(now).date()
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        today = utc(now).date()
         async with self._transaction(write=False) as conn:
             return await self._usage(conn, guild_id, member_id, today)
 
@@ -516,22 +495,19 @@ class SqliteRepository:
         and adds ``images`` to the count of ``now``'s UTC day (starting from 0
         on a new day). ``0`` in ``limits`` means no limit.
         """
-        _check_id("guild_id", guild_id)
-        _check_id("member_id", member_id)
-        if isinstance(images, bool) or not isinstance(images, int) or images < 1:
-            raise ValueError(f"images must be a whole number ≥ 1, got {images!r}")
-        now = _utc(now)
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        image_count(images, minimum=1)
+        now = utc(now)
         today = now.date()
         async with self._transaction(write=True) as conn:
-            usage = await self._usage(conn, guild_id, member_id, today)
-            if limits.cooldown_seconds > 0 and usage.last_request_at is not None:
-                # A clock that stepped backwards counts as "just asked", never as a negative wait.
-                elapsed = max(0.0, (now - usage.last_request_at).total_seconds())
-                if elapsed < limits.cooldown_seconds:
-                    return Charge(charged=False, usage=usage, retry_after_seconds=limits.cooldown_seconds - elapsed)
-            if limits.daily_images > 0 and usage.images_today + images > limits.daily_images:
-                return Charge(charged=False, usage=usage, over_daily_limit=True)
-            charged = Usage(day=today, images_today=usage.images_today + images, last_request_at=now)
+            # BEGIN IMMEDIATE holds the write lock from this read to the write below.
+            decision = decide_charge(
+                await self._usage(conn, guild_id, member_id, today), images, limits=limits, now=now
+            )
+            if not decision.charged:
+                return decision
+            charged = decision.usage
             await self._ensure_guild(conn, guild_id)
             await conn.execute(
                 """
@@ -544,7 +520,7 @@ class SqliteRepository:
                 """,
                 (guild_id, member_id, today.isoformat(), charged.images_today, _to_text(now)),
             )
-        return Charge(charged=True, usage=charged)
+        return decision
 
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
         """Refund a journaled job's undelivered images, once: ``False`` if it already was."""
@@ -564,11 +540,9 @@ class SqliteRepository:
         failed after midnight, say) changes nothing: that day's count no longer
         limits anyone. The cooldown is not given back.
         """
-        _check_id("guild_id", guild_id)
-        _check_id("member_id", member_id)
-        if isinstance(images, bool) or not isinstance(images, int) or images < 0:
-            raise ValueError(f"images must be a whole number ≥ 0, got {images!r}")
-        if images == 0:
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        if image_count(images, minimum=0) == 0:
             return
         async with self._transaction(write=True) as conn:
             await self._give_back(conn, guild_id, member_id, images, day)
@@ -586,112 +560,71 @@ class SqliteRepository:
     # ------------------------------------------------------------- the jobs journal
 
     async def add_job(self, record: JobRecord) -> None:
+        """Journal a newly accepted job."""
+        values = _encode_job(job_values(record))
+        placeholders = ", ".join("?" for _ in JOB_COLUMN_NAMES)
         async with self._transaction(write=True) as conn:
             await conn.execute(
-                """
-                INSERT INTO jobs (job_id, guild_id, channel_id, requester_id, model, prompt, request, target,
-                                  state, prediction_id, created_at, create_started_at, ended_at, error,
-                                  images_delivered, seed, predict_time)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                (
-                    record.job_id,
-                    record.guild_id,
-                    record.channel_id,
-                    record.requester_id,
-                    record.model,
-                    record.prompt,
-                    json.dumps(record.request),
-                    None if record.target is None else json.dumps(record.target),
-                    record.state,
-                    record.prediction_id,
-                    _to_text(_utc(record.created_at, "created_at")),
-                    None if record.create_started_at is None else _to_text(record.create_started_at),
-                    None if record.ended_at is None else _to_text(record.ended_at),
-                    record.error,
-                    record.images_delivered,
-                    record.seed,
-                    record.predict_time,
-                ),
+                f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders})",
+                tuple(values[name] for name in JOB_COLUMN_NAMES),
             )
 
     async def update_job(self, job_id: str, **changes: Any) -> None:
-        unknown = set(changes) - JOB_FIELDS
-        if unknown:
-            raise ValueError(f"not journal fields: {', '.join(sorted(unknown))}")
-        if not changes:
+        """Change some of a job's :data:`~bot.storage.JOB_FIELDS`."""
+        values = _encode_job(job_changes(changes))
+        if not values:
             return
-        values: list[Any] = []
-        for name, value in changes.items():
-            if name == "target":
-                value = None if value is None else json.dumps(value)
-            elif isinstance(value, datetime):
-                value = _to_text(_utc(value, name))
-            values.append(value)
         # Column names come from JOB_FIELDS only, never from callers' strings.
-        assignments = ", ".join(f"{name} = ?" for name in changes)
+        assignments = ", ".join(f"{name} = ?" for name in values)
         async with self._transaction(write=True) as conn:
-            await conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*values, job_id))
+            await conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*values.values(), job_id))
 
     async def get_job(self, job_id: str) -> JobRecord | None:
+        """One job, finished or not."""
         async with self._transaction(write=False) as conn:
-            row = await self._one(conn, f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,))
-        return None if row is None else _job_record(row)
-
-    async def job_with_prediction(self, prediction_id: str) -> str | None:
-        async with self._transaction(write=False) as conn:
-            row = await self._one(conn, "SELECT job_id FROM jobs WHERE prediction_id = ? LIMIT 1", (prediction_id,))
-        return None if row is None else str(row[0])
+            row = await self._one(conn, f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,))
+        return None if row is None else _decode_job(row)
 
     async def unfinished_jobs(self) -> list[JobRecord]:
+        """Jobs that have not ended, oldest first (in journal order when created in the same microsecond)."""
         async with self._transaction(write=False) as conn:
             rows = await self._all(
-                conn, f"SELECT {_JOB_COLUMNS} FROM jobs WHERE ended_at IS NULL ORDER BY created_at, rowid"
+                conn, f"SELECT {JOB_COLUMNS} FROM jobs WHERE ended_at IS NULL ORDER BY created_at, rowid"
             )
-        return [_job_record(row) for row in rows]
+        return [_decode_job(row) for row in rows]
+
+    async def job_with_prediction(self, prediction_id: str) -> str | None:
+        """The id of the journaled job whose prediction is ``prediction_id``, or ``None``.
+
+        A prediction belongs to one job; were there ever two rows, the newest wins.
+        """
+        async with self._transaction(write=False) as conn:
+            row = await self._one(
+                conn,
+                "SELECT job_id FROM jobs WHERE prediction_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (prediction_id,),
+            )
+        return None if row is None else str(row[0])
 
 
-_JOB_COLUMN_NAMES = (
-    "job_id", "guild_id", "channel_id", "requester_id", "model", "prompt", "request", "target", "state",
-    "prediction_id", "created_at", "create_started_at", "ended_at", "error", "images_delivered", "seed",
-    "predict_time",
-)  # fmt: skip
-_JOB_COLUMNS = ", ".join(_JOB_COLUMN_NAMES)
+def _encode_job(values: dict[str, Any]) -> dict[str, Any]:
+    """Journal values as SQLite stores them: JSON as text, datetimes as ISO-8601 text in UTC."""
+    encoded = dict(values)
+    for name in ("request", "target"):
+        if encoded.get(name) is not None:
+            encoded[name] = json.dumps(encoded[name])
+    for name in JOB_TIMES:
+        if encoded.get(name) is not None:
+            encoded[name] = _to_text(encoded[name])
+    return encoded
 
 
-def _job_record(values: sqlite3.Row) -> JobRecord:
-    row = dict(zip(_JOB_COLUMN_NAMES, values, strict=True))
-
-    def moment(name: str) -> datetime | None:
-        text = row[name]
-        return None if text is None else _from_text(text)
-
-    return JobRecord(
-        job_id=row["job_id"],
-        model=row["model"],
-        prompt=row["prompt"],
-        request=json.loads(row["request"]),
-        state=row["state"],
-        created_at=_from_text(row["created_at"]),
-        guild_id=row["guild_id"],
-        channel_id=row["channel_id"],
-        requester_id=row["requester_id"],
-        target=None if row["target"] is None else json.loads(row["target"]),
-        prediction_id=row["prediction_id"],
-        create_started_at=moment("create_started_at"),
-        ended_at=moment("ended_at"),
-        error=row["error"],
-        images_delivered=row["images_delivered"],
-        seed=row["seed"],
-        predict_time=row["predict_time"],
-    )
-
-
-async def open_repository(
-    path: str,
-    *,
-    clock: Clock | None = None,
-    migrations: Sequence[Migration] = MIGRATIONS,
-) -> SqliteRepository:
-    """Open the SQLite repository at ``path`` (see :meth:`SqliteRepository.open`)."""
-    return await SqliteRepository.open(path, clock=clock, migrations=migrations)
+def _decode_job(values: sqlite3.Row) -> JobRecord:
+    row = dict(zip(JOB_COLUMN_NAMES, values, strict=True))
+    for name in ("request", "target"):
+        if row[name] is not None:
+            row[name] = json.loads(row[name])
+    for name in JOB_TIMES:
+        if row[name] is not None:
+            row[name] = _from_text(row[name])
+    return job_record(row)

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.fakes.replicate import FakeReplicate, Scenario
@@ -138,3 +139,19 @@ async def test_secrets_never_appear_in_output(api: FakeReplicate, tmp_path: Path
             assert secret[-12:] not in result.out + result.err
     assert results[0].code == 0
     assert results[3].code == 1
+
+
+async def test_imagine_on_postgresql_journals_the_job(api: FakeReplicate, tmp_path: Path, postgres_url: str) -> None:
+    """The whole pipeline on the PostgreSQL store: migrated at start, the job journaled to its end."""
+    result = await cli(
+        "imagine", "a red fox", "--out", "out", env=api_env(api, DATABASE_URL=postgres_url), cwd=tmp_path
+    )
+    assert result.code == 0, result.err
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        rows = await conn.fetch("SELECT prompt, state, prediction_id, ended_at FROM jobs")
+    finally:
+        await conn.close()
+    assert [(row["prompt"], row["state"]) for row in rows] == [("a red fox", "succeeded")]
+    assert rows[0]["prediction_id"] == api.last_prediction.id
+    assert rows[0]["ended_at"] is not None

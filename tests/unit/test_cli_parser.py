@@ -16,6 +16,10 @@ from bot.modelref import ModelRef
 from bot.replicate import Progress
 
 
+def test_migrate_command() -> None:
+    assert build_parser().parse_args(["migrate"]).command == "migrate"
+
+
 def test_exit_codes() -> None:
     assert (EXIT_OK, EXIT_FAILED, EXIT_USAGE) == (0, 1, 2)
 

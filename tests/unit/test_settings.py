@@ -17,6 +17,8 @@ from bot.settings import (
     Secret,
     Settings,
     SettingsError,
+    database_password,
+    load_database_url,
     load_environment,
     load_settings,
 )
@@ -134,7 +136,9 @@ def test_blank_values_mean_unset(value: str) -> None:
         ("IMAGINE_DEFAULT_MODEL", "a/b/c"),
         ("IMAGINE_MODELS", "good/model,not a model"),
         ("IMAGINE_MODELS", "a/b:,c/d"),
-        ("DATABASE_URL", "postgres://db/imagine"),
+        ("DATABASE_URL", "mysql://db/imagine"),
+        ("DATABASE_URL", "postgresql://db"),
+        ("DATABASE_URL", "postgresql://db:port/imagine"),
         ("DATABASE_URL", "sqlite:///"),
         ("DATABASE_URL", "sqlite://imagine.db"),
         ("DISCORD_API_BASE", "discord-proxy:8080"),
@@ -329,6 +333,58 @@ def test_settings_is_frozen() -> None:
 
 def test_database_memory_path() -> None:
     assert load_settings({**BASE_ENV, "DATABASE_URL": "sqlite:///:memory:"}).database_path == ":memory:"
+
+
+DB_PASSWORD = "pg-p@ss/w0rd"
+PG_URL = "postgresql://imagine:pg-p%40ss%2Fw0rd@db.internal:5432/imagine"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        PG_URL,
+        "postgres://imagine:secret@db:5432/imagine",
+        "postgresql://db/imagine",
+        "postgresql://imagine@127.0.0.1/imagine?sslmode=require",
+    ],
+)
+def test_postgresql_urls_are_accepted(url: str) -> None:
+    settings = load_settings({**BASE_ENV, "DATABASE_URL": url})
+    assert settings.database_url == url
+    assert settings.database.backend == "postgres"
+    with pytest.raises(ValueError, match="not an SQLite URL"):
+        settings.database_path  # noqa: B018 - the property raises
+
+
+def test_database_password_is_never_shown() -> None:
+    settings = load_settings({**BASE_ENV, "DATABASE_URL": PG_URL})
+    for text in (repr(settings), str(settings), repr(settings.database), settings.database.masked):
+        assert "pg-p" not in text and "w0rd" not in text, text
+    assert "postgresql://imagine:***@db.internal:5432/imagine" in repr(settings)
+    # A malformed URL is quoted in the problem line, masked too.
+    (problem,) = problems_for({**BASE_ENV, "DATABASE_URL": "mysql://root:hunter2@db/imagine"})
+    assert problem.startswith("DATABASE_URL:") and "hunter2" not in problem
+    assert "mysql://root:***@db/imagine" in problem
+
+
+def test_database_password_is_masked_in_logs() -> None:
+    # configure_logging hands this password to RedactSecrets along with the tokens.
+    assert database_password(PG_URL) == DB_PASSWORD
+    assert database_password("sqlite:///imagine.db") is None
+    redact = RedactSecrets([REPLICATE_SECRET, DB_PASSWORD])
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "connecting with %s", (DB_PASSWORD,), None)
+    redact.filter(record)
+    assert DB_PASSWORD not in record.getMessage()
+
+
+def test_the_database_url_alone_can_be_loaded() -> None:
+    """``python -m bot migrate`` reads DATABASE_URL only: no token, and other settings are not its business."""
+    assert load_database_url({"IMAGINE_MAX_RUNNING": "many"}) == DEFAULT_DATABASE_URL
+    assert load_database_url({"DATABASE_URL": f" {PG_URL} "}) == PG_URL
+    with pytest.raises(SettingsError) as caught:
+        load_database_url({"DATABASE_URL": "redis://x:secret@h/0"})
+    (problem,) = caught.value.problems
+    assert problem.startswith("DATABASE_URL:") and "secret" not in problem
 
 
 # --------------------------------------------------------------------------- .env loading

@@ -1,0 +1,162 @@
+"""What both repositories share: argument checks, the charge decision, and rows turned into records.
+
+The SQL of each backend lives in its own module; what is here is plain Python,
+so the SQLite and PostgreSQL repositories cannot drift apart on what a valid
+id is, when a charge is refused, or how a journal row becomes a
+:class:`~bot.storage.JobRecord`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from bot.storage import JOB_FIELDS, Charge, JobRecord, Limits, Usage
+
+MAX_ID = 2**63 - 1
+"""The largest id either backend stores: SQLite INTEGER and PostgreSQL BIGINT are signed 64-bit."""
+
+SETTINGS_CACHE_SIZE = 10_000
+"""Guild settings kept in memory at most; past that the cache starts afresh (bounded memory, no LRU bookkeeping)."""
+
+
+def check_id(name: str, value: int) -> int:
+    """Refuse an id the database would mangle or its driver reject (both take signed 64-bit integers)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise ValueError(f"{name} must be an integer between 0 and 2**63-1, got {value!r}")
+    return value
+
+
+def utc(moment: datetime, name: str = "now") -> datetime:
+    """``moment`` in UTC; a naive datetime is refused rather than guessed at."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def limits_text(limits: Limits) -> str:
+    """The audit log's short form of a set of limits."""
+    return f"cooldown={limits.cooldown_seconds} daily={limits.daily_images} concurrent={limits.concurrent_jobs}"
+
+
+def non_negative(name: str, value: int | None) -> int | None:
+    """``value`` if it is ``None`` or a whole number ≥ 0; ``ValueError`` otherwise."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"{name} must be a whole number ≥ 0, got {value!r}")
+    return value
+
+
+def image_count(value: int, *, minimum: int) -> int:
+    """A number of images for :meth:`~bot.storage.Repository.charge` (≥ 1) or a refund (≥ 0)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"images must be a whole number ≥ {minimum}, got {value!r}")
+    return value
+
+
+def model_name(model: str) -> str:
+    """The model reference as stored: trimmed, never empty."""
+    model = model.strip()
+    if not model:
+        raise ValueError("model must not be empty")
+    return model
+
+
+def word_and_key(word: str) -> tuple[str, str]:
+    """The word as stored (trimmed) and its case-insensitive key (Python's casefold covers all of Unicode)."""
+    word = word.strip()
+    if not word:
+        raise ValueError("word must not be empty")
+    return word, word.casefold()
+
+
+def merge_limits(
+    old: Limits, cooldown_seconds: int | None, daily_images: int | None, concurrent_jobs: int | None
+) -> Limits:
+    """``old`` with the given limits changed (``None``: unchanged)."""
+    return Limits(
+        cooldown_seconds=old.cooldown_seconds if cooldown_seconds is None else cooldown_seconds,
+        daily_images=old.daily_images if daily_images is None else daily_images,
+        concurrent_jobs=old.concurrent_jobs if concurrent_jobs is None else concurrent_jobs,
+    )
+
+
+def usage_on(today: date, stored_day: date | None, images: int, last_request_at: datetime | None) -> Usage:
+    """A member's usage on ``today`` from their stored row (``stored_day`` ``None``: no row yet).
+
+    The stored count belongs to the stored day; on any other day it is 0, so the
+    daily reset needs no scheduled job.
+    """
+    return Usage(day=today, images_today=images if stored_day == today else 0, last_request_at=last_request_at)
+
+
+def decide_charge(usage: Usage, images: int, *, limits: Limits, now: datetime) -> Charge:
+    """Whether a request for ``images`` may be charged against ``usage`` (today's, read under a lock).
+
+    The cooldown is checked first, then the daily limit; ``0`` means no limit.
+    On success the returned usage is what must be stored: ``images`` more
+    today, and the last request at ``now``.
+    """
+    if limits.cooldown_seconds > 0 and usage.last_request_at is not None:
+        # A clock that stepped backwards counts as "just asked", never as a negative wait.
+        elapsed = max(0.0, (now - usage.last_request_at).total_seconds())
+        if elapsed < limits.cooldown_seconds:
+            return Charge(charged=False, usage=usage, retry_after_seconds=limits.cooldown_seconds - elapsed)
+    if limits.daily_images > 0 and usage.images_today + images > limits.daily_images:
+        return Charge(charged=False, usage=usage, over_daily_limit=True)
+    return Charge(
+        charged=True, usage=Usage(day=usage.day, images_today=usage.images_today + images, last_request_at=now)
+    )
+
+
+JOB_COLUMN_NAMES = (
+    "job_id", "guild_id", "channel_id", "requester_id", "model", "prompt", "request", "target", "state",
+    "prediction_id", "created_at", "create_started_at", "ended_at", "error", "images_delivered", "seed",
+    "predict_time",
+)  # fmt: skip
+"""The journal's columns, in :class:`~bot.storage.JobRecord` order; the same names in both schemas."""
+
+JOB_COLUMNS = ", ".join(JOB_COLUMN_NAMES)
+
+JOB_TIMES = frozenset({"created_at", "create_started_at", "ended_at"})
+"""The journal's datetime columns."""
+
+
+def job_values(record: JobRecord) -> dict[str, Any]:
+    """A record as column → value (``created_at`` checked to be timezone-aware), ready for a backend to encode."""
+    values = {name: getattr(record, name) for name in JOB_COLUMN_NAMES}
+    for name in JOB_TIMES:
+        if values[name] is not None:
+            values[name] = utc(values[name], name)
+    return values
+
+
+def job_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Checked changes for :meth:`~bot.storage.Repository.update_job`: journal fields only, times in UTC."""
+    unknown = set(changes) - JOB_FIELDS
+    if unknown:
+        raise ValueError(f"not journal fields: {', '.join(sorted(unknown))}")
+    return {name: utc(value, name) if isinstance(value, datetime) else value for name, value in changes.items()}
+
+
+def job_record(row: Mapping[str, Any]) -> JobRecord:
+    """A journal row (column → value, already decoded by the backend: datetimes, JSON, ints) as a record."""
+    return JobRecord(
+        job_id=row["job_id"],
+        model=row["model"],
+        prompt=row["prompt"],
+        request=row["request"],
+        state=row["state"],
+        created_at=row["created_at"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        requester_id=row["requester_id"],
+        target=row["target"],
+        prediction_id=row["prediction_id"],
+        create_started_at=row["create_started_at"],
+        ended_at=row["ended_at"],
+        error=row["error"],
+        images_delivered=row["images_delivered"],
+        seed=row["seed"],
+        predict_time=row["predict_time"],
+    )

@@ -1,0 +1,204 @@
+"""Versioned schema migrations for the PostgreSQL store.
+
+The steps mirror :data:`bot.storage.migrations.MIGRATIONS` one for one (version
+N is the same tables on either backend), in PostgreSQL's own types: ``BIGINT``
+for Discord ids (snowflakes are below 2**63), ``TIMESTAMPTZ`` for moments,
+``DATE`` for the usage day, ``JSONB`` for the journal's request and target.
+The same rules hold: append only, never edit a step that has shipped.
+
+Several processes may start at once against a fresh database. Each step runs
+in its own transaction that first takes a transaction-scoped advisory lock
+(:data:`MIGRATION_LOCK`) and only then reads the recorded version: the first
+process applies the step, the others wait on the lock, then see the new
+version and apply nothing twice. PostgreSQL's DDL is transactional, so a step
+that fails leaves no half-built table behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.storage import SchemaVersionError
+from bot.storage.migrations import Migration, check_migrations, latest_version
+
+MIGRATION_LOCK = 0x696D6167696E65  # "imagine" in ASCII: one advisory-lock key for this bot's migrations
+"""The ``pg_advisory_xact_lock`` key that serialises migrations (advisory locks are per database)."""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "moderation settings, per-member usage and the audit log",
+        (
+            """
+            CREATE TABLE guilds (
+                guild_id         BIGINT PRIMARY KEY,
+                default_model    TEXT,
+                cooldown_seconds INTEGER NOT NULL DEFAULT 0 CHECK (cooldown_seconds >= 0),
+                daily_images     INTEGER NOT NULL DEFAULT 0 CHECK (daily_images >= 0),
+                concurrent_jobs  INTEGER NOT NULL DEFAULT 0 CHECK (concurrent_jobs >= 0)
+            )
+            """,
+            # ``seq`` only grows, so ORDER BY seq is the order moderators added the models in.
+            """
+            CREATE TABLE allowed_models (
+                seq      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                guild_id BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                model    TEXT NOT NULL CHECK (model <> ''),
+                UNIQUE (guild_id, model)
+            )
+            """,
+            """
+            CREATE TABLE allowed_channels (
+                guild_id   BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                channel_id BIGINT NOT NULL,
+                PRIMARY KEY (guild_id, channel_id)
+            )
+            """,
+            # ``word_key`` is Python's casefold of ``word`` (computed by the bot, as on
+            # SQLite), so both backends agree on which words are "the same".
+            """
+            CREATE TABLE blocked_words (
+                seq      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                guild_id BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                word     TEXT NOT NULL CHECK (word <> ''),
+                word_key TEXT NOT NULL,
+                UNIQUE (guild_id, word_key)
+            )
+            """,
+            # The count belongs to ``day`` (the UTC date) and is 0 on any other day.
+            """
+            CREATE TABLE member_usage (
+                guild_id        BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                member_id       BIGINT NOT NULL,
+                day             DATE NOT NULL,
+                images_today    INTEGER NOT NULL DEFAULT 0 CHECK (images_today >= 0),
+                last_request_at TIMESTAMPTZ,
+                PRIMARY KEY (guild_id, member_id)
+            )
+            """,
+            # ``id`` gives "newest first" even if a wall clock steps backwards.
+            """
+            CREATE TABLE audit_log (
+                id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                guild_id BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                actor_id BIGINT NOT NULL,
+                action   TEXT NOT NULL,
+                before   TEXT,
+                after    TEXT,
+                at       TIMESTAMPTZ NOT NULL
+            )
+            """,
+            "CREATE INDEX audit_log_by_guild ON audit_log (guild_id, id)",
+        ),
+    ),
+    Migration(
+        2,
+        "the jobs journal",
+        (
+            # ``seq`` orders jobs created in the same microsecond (SQLite's rowid does that there).
+            """
+            CREATE TABLE jobs (
+                job_id            TEXT PRIMARY KEY,
+                seq               BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+                guild_id          BIGINT,
+                channel_id        BIGINT,
+                requester_id      BIGINT,
+                model             TEXT NOT NULL,
+                prompt            TEXT NOT NULL,
+                request           JSONB NOT NULL,
+                target            JSONB,
+                state             TEXT NOT NULL,
+                prediction_id     TEXT,
+                created_at        TIMESTAMPTZ NOT NULL,
+                create_started_at TIMESTAMPTZ,
+                ended_at          TIMESTAMPTZ,
+                error             TEXT,
+                images_delivered  INTEGER NOT NULL DEFAULT 0,
+                seed              BIGINT,
+                predict_time      DOUBLE PRECISION,
+                refunded          INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            "CREATE INDEX jobs_unfinished ON jobs (created_at, seq) WHERE ended_at IS NULL",
+            "CREATE INDEX jobs_by_guild ON jobs (guild_id, created_at)",
+        ),
+    ),
+    Migration(
+        3,
+        "find a journaled job by its prediction",
+        ("CREATE INDEX jobs_by_prediction ON jobs (prediction_id) WHERE prediction_id IS NOT NULL",),
+    ),
+)
+"""Every PostgreSQL schema step, oldest first. Append new steps; never edit shipped ones."""
+
+
+_CREATE_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        version     INTEGER PRIMARY KEY,
+        description TEXT NOT NULL,
+        applied_at  TIMESTAMPTZ NOT NULL
+    )
+"""
+
+
+async def recorded_version(conn: Any) -> int:
+    """The highest version applied (0 for a fresh database); refuses a version table with holes.
+
+    ``conn`` is an asyncpg connection (asyncpg ships no type information).
+    """
+    exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    if not exists:
+        return 0
+    row = await conn.fetchrow("SELECT COALESCE(MAX(version), 0) AS highest, COUNT(*) AS steps FROM schema_version")
+    highest, count = int(row["highest"]), int(row["steps"])
+    if highest != count:
+        # A hole means someone edited the table by hand; guessing which steps are in place could corrupt data.
+        raise SchemaVersionError(
+            f"schema_version records {count} steps but claims version {highest}; the database was edited by hand"
+        )
+    return highest
+
+
+async def apply_migrations(
+    conn: Any,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    now: datetime | None = None,
+    where: str = "the database",
+) -> list[int]:
+    """Bring the database up to the latest version; return the versions applied by this call.
+
+    ``conn`` is an asyncpg connection outside any transaction. Safe to run from
+    many processes at once (see the module's docstring). Raises
+    :class:`SchemaVersionError` for a database newer than ``migrations``,
+    changing nothing.
+    """
+    check_migrations(migrations)
+    latest = latest_version(migrations)
+    applied: list[int] = []
+    while True:
+        async with conn.transaction():
+            # Taken before reading the version, held until this step commits: a process that
+            # waited here re-reads the version and sees what the winner applied.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(_CREATE_VERSION_TABLE)
+            current = await recorded_version(conn)
+            if current > latest:
+                raise SchemaVersionError(
+                    f"{where} has schema version {current}, but this bot only knows versions up to {latest}: "
+                    "it was written by a newer imagine-bot. Upgrade the bot, or point DATABASE_URL elsewhere."
+                )
+            if current == latest:
+                return applied
+            step = migrations[current]  # versions are 1-based and contiguous
+            for statement in step.statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, $2, $3)",
+                step.version,
+                step.description,
+                (now or datetime.now(UTC)).astimezone(UTC),
+            )
+        applied.append(step.version)
