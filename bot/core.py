@@ -12,6 +12,7 @@ import aiohttp
 
 from bot import __version__
 from bot.clock import Clock, SystemClock
+from bot.cluster import Cluster, new_incarnation, process_name, shards_text
 from bot.delivery import Downloader, GuardedResolver
 from bot.job_model import JobView
 from bot.jobs import JobEngine
@@ -68,7 +69,16 @@ class Core:
             on_response=self.metrics.api_response,
         )
         self.downloader = Downloader(session, clock=self.clock)
-        self.journal = Journal(repository, self.clock)
+        self.journal = Journal(repository, self.clock, owner=new_incarnation())
+        self.cluster = Cluster(
+            repository,
+            self.journal,
+            self.clock,
+            self.client.budget,
+            name=process_name(settings.shard_ids),
+            shards=shards_text(settings.shard_ids),
+            takeover_after=settings.takeover_after,
+        )
         self.engine = JobEngine(
             self.client,
             self.downloader,
@@ -120,7 +130,8 @@ class Core:
         self.metrics.job_shown(view.state.value, duration, delivery)
 
     async def close(self) -> None:
-        """Stop the engine, then close the HTTP session and the database."""
+        """Stop the heartbeat and the engine, then close the HTTP session and the database."""
+        await self.cluster.stop()
         await self.engine.close()
         await self.session.close()
         await self.repository.close()

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.delivery import Downloader
 from bot.errors import ImagineError
-from bot.job_model import JobJournal, JobState, JobView, LiveJob
+from bot.job_model import JobJournal, JobState, JobTakenOver, JobView, LiveJob
 from bot.progress import ProgressEstimate
 from bot.recovery import Lookup, PredictionFinder
 from bot.replicate import ApiError, CreateOutcomeUnknown, Prediction, Progress, ReplicateClient, RequestWithdrawn
@@ -150,6 +150,8 @@ class JobExecutor:
         if self._journal is not None:
             try:
                 await self._journal.creating(job.id)
+            except JobTakenOver:
+                raise
             except Exception:
                 log.exception("job %s: could not journal the create; not creating", job.id)
                 raise _Ended(

@@ -91,6 +91,10 @@ class JobView:
         return self.state.terminal
 
 
+class JobTakenOver(Exception):
+    """Another process took this job over (this one was thought dead): stop touching it, show nothing more."""
+
+
 class Presenter(Protocol):
     """Shows a job's views to someone.
 
@@ -131,6 +135,10 @@ class JobJournal(Protocol):
         """Take a prediction found by a lookup; ``False`` if another job already has it."""
         ...
 
+    async def finishing(self, job_id: str) -> None:
+        """Just before the final view is shown; raises :class:`JobTakenOver` if another process has the job."""
+        ...
+
     async def ended(self, view: JobView) -> None:
         """With the final view."""
         ...
@@ -155,6 +163,8 @@ class LiveJob:
     keep_images: bool = False
     created: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once a create in flight has its answer (an id, or a failure)."""
+    ending: bool = False
+    """Its final view is being shown (this process owns the outcome)."""
     create_started_at: datetime | None = None
     """When a create may have gone out before a restart (wall clock): a resumed job looks for its prediction."""
 

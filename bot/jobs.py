@@ -22,7 +22,7 @@ from bot.delivery import Downloader
 from bot.errors import ImagineError
 from bot.execution import JobExecutor
 from bot.inputs import ImagineOptions, InputSchema, plan_inputs
-from bot.job_model import JobJournal, JobRequest, JobState, JobView, LiveJob, Presenter
+from bot.job_model import JobJournal, JobRequest, JobState, JobTakenOver, JobView, LiveJob, Presenter
 from bot.modelref import ModelRef
 from bot.recovery import PredictionFinder
 from bot.replicate import ApiError, ReplicateClient
@@ -295,6 +295,38 @@ class JobEngine:
             self.show(job, replace(job.view, cancel_requested=True))
         return True
 
+    def live_job_ids(self) -> list[str]:
+        """The jobs this process is running or showing now."""
+        return [job.id for job in self._jobs.values() if not job.done.is_set()]
+
+    async def drop(self, job_id: str) -> None:
+        """Another process took this job over (this one was thought dead): leave it to that process."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            await self._let_go(job)
+
+    async def _let_go(self, job: LiveJob) -> None:
+        """Stop everything of ``job`` here and show nothing more: its new owner shows its outcome."""
+        if job.done.is_set() or job.ending:
+            return
+        log.warning("job %s was taken over by another process; leaving it to that process", job.id)
+        job.done.set()
+        self._queue.remove(job)
+        self._active[job.member_key] -= 1
+        if not self._active[job.member_key]:
+            del self._active[job.member_key]
+        current = asyncio.current_task()
+        tasks = [task for task in (job.task, job.pump) if task is not None and not task.done() and task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await job.presenter.close()
+        except Exception:
+            log.exception("presenter of job %s failed to close", job.id)
+        self._jobs.pop(job.id, None)
+        self._show_positions()
+
     async def close(self) -> None:
         """Stop taking jobs and stop the running ones' tasks (their predictions are left alone)."""
         self._closed = True
@@ -380,6 +412,13 @@ class JobEngine:
         job.pending = None
         if job.pump is not None:
             await asyncio.gather(job.pump, return_exceptions=True)
+        if self._journal is not None:
+            try:
+                await self._journal.finishing(job.id)
+            except JobTakenOver:
+                await self._let_go(job)
+                return
+        job.ending = True
         # Bookkeeping (refunds) first, so a member who reads the outcome can act on it at once;
         # it is idempotent per job, as a job resumed after a crash here ends a second time.
         if self._on_end is not None:
@@ -394,7 +433,10 @@ class JobEngine:
         if self._on_shown is not None:
             self._on_shown(view)
         if self._journal is not None:
-            await self._journal.ended(view)
+            try:
+                await self._journal.ended(view)
+            except JobTakenOver:
+                log.warning("job %s was taken over just as it ended here", job.id)
         job.done.set()
         # Ended jobs stay known for a while (Re-roll reads them); their images' bytes only if
         # someone waits for them (the imagine command), not for the presenter that already sent them.
@@ -411,6 +453,8 @@ class JobEngine:
             await self._executor.run(job, prediction_id)
         except asyncio.CancelledError:
             raise
+        except JobTakenOver:
+            await self._let_go(job)
         except Exception:
             reference = secrets.token_hex(3)
             log.exception("job %s failed unexpectedly (reference %s)", job.id, reference)

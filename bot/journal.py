@@ -9,6 +9,7 @@ never outlives its job in the database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.inputs import ImagineOptions
-from bot.job_model import JobRequest, JobView
+from bot.job_model import JobRequest, JobTakenOver, JobView
 from bot.modelref import ModelRef
 from bot.storage import JobRecord, Repository
 
@@ -86,14 +87,23 @@ class Unfinished:
 
 
 class Journal:
-    """Writes the engine's steps to the repository; a failed write is logged, never fatal to the job."""
+    """Writes one process's steps of its jobs to the repository.
 
-    def __init__(self, repository: Repository, clock: Clock) -> None:
+    Every write after acceptance is guarded by ownership: a job another
+    process took over (:mod:`bot.cluster`) raises :class:`JobTakenOver` at the
+    next step, and this process leaves it alone. Other failed writes are logged,
+    never fatal to the job, except the create mark (without it a restart could
+    create a second prediction).
+    """
+
+    def __init__(self, repository: Repository, clock: Clock, *, owner: str = "local") -> None:
+        """``owner`` is this process's incarnation (see :class:`bot.cluster.Cluster`)."""
         self._repository = repository
         self._clock = clock
+        self.owner = owner
 
     async def accepted(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> None:
-        """The job was accepted and shown: it now exists, whatever happens next."""
+        """The job was accepted (and is about to be shown): it now exists, whatever happens next."""
         await self._repository.add_job(
             JobRecord(
                 job_id=job_id,
@@ -106,12 +116,13 @@ class Journal:
                 channel_id=request.channel_id,
                 requester_id=request.requester_id,
                 target=dict(target) if target is not None else None,
+                owner=self.owner,
             )
         )
 
     async def creating(self, job_id: str) -> None:
         """The create request is about to go out. Raises if it cannot be written: then nothing is created."""
-        await self._repository.update_job(job_id, state="creating", create_started_at=self._clock.now())
+        await self._owned(job_id, state="creating", create_started_at=self._clock.now())
 
     async def shown(self, job_id: str, target: Mapping[str, Any]) -> None:
         """The job, journaled before it was shown, is now shown at ``target`` (its message id is known)."""
@@ -123,11 +134,20 @@ class Journal:
 
     async def claim(self, job_id: str, prediction_id: str) -> bool:
         """Take a prediction found by a lookup, unless another journaled job already has it."""
-        owner = await self._repository.job_with_prediction(prediction_id)
-        if owner is not None and owner != job_id:
+        holder = await self._repository.job_with_prediction(prediction_id)
+        if holder is not None and holder != job_id:
             return False
-        await self._repository.update_job(job_id, state="running", prediction_id=prediction_id)
+        await self._owned(job_id, state="running", prediction_id=prediction_id)
         return True
+
+    async def finishing(self, job_id: str) -> None:
+        """The final view is about to be shown: raises :class:`JobTakenOver` if another process has the job."""
+        try:
+            await self._owned(job_id, state="finishing")
+        except JobTakenOver:
+            raise
+        except Exception:
+            log.exception("could not journal job %s (finishing); showing its outcome anyway", job_id)
 
     async def ended(self, view: JobView) -> None:
         """The job's final state; its target (and the token in it) is forgotten."""
@@ -143,26 +163,40 @@ class Journal:
             target=None,
         )
 
+    async def _owned(self, job_id: str, **changes: Any) -> None:
+        if not await self._repository.update_job(job_id, owner=self.owner, **changes):
+            raise JobTakenOver(job_id)
+
     async def _safely(self, job_id: str, **changes: Any) -> None:
         try:
-            await self._repository.update_job(job_id, **changes)
+            await self._owned(job_id, **changes)
+        except JobTakenOver:
+            raise
         except Exception:
             log.exception("could not journal job %s (%s)", job_id, ", ".join(changes))
 
     async def abandon(self, job_id: str, reason: str) -> None:
         """End a job that cannot be carried on (its record is unusable)."""
-        await self._safely(job_id, state="failed", ended_at=self._clock.now(), error=reason, target=None)
+        with contextlib.suppress(JobTakenOver):
+            await self._safely(job_id, state="failed", ended_at=self._clock.now(), error=reason, target=None)
 
     async def request_of(self, job_id: str) -> JobRequest | None:
         """A journaled job's request (Re-roll after a restart)."""
         record = await self._repository.get_job(job_id)
         return request_from_json(record.request) if record else None
 
-    async def unfinished(self) -> list[Unfinished]:
-        """Jobs that had not ended when the process stopped, oldest first."""
+    async def claim_restart(self, name: str) -> list[Unfinished]:
+        """This process's jobs from before a restart (earlier incarnations of ``name``, and ownerless ones)."""
+        return await self._readable(await self._repository.claim_jobs(self.owner, name=name))
+
+    async def claim_dead(self, dead_before: datetime) -> list[Unfinished]:
+        """The unfinished jobs of processes last alive before ``dead_before``, now this process's."""
+        return await self._readable(await self._repository.claim_jobs(self.owner, dead_before=dead_before))
+
+    async def _readable(self, records: list[JobRecord]) -> list[Unfinished]:
         now = self._clock.now()
         jobs = []
-        for record in await self._repository.unfinished_jobs():
+        for record in records:
             try:
                 request = request_from_json(record.request)
             except (KeyError, ValueError, TypeError):

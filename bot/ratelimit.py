@@ -34,8 +34,10 @@ class TokenBucket:
         if per_minute <= 0 or window <= 0:
             raise ValueError("per_minute and window must be positive")
         self._clock = clock or SystemClock()
-        self._rate = per_minute * _HEADROOM / window
-        self._capacity = max(1.0, burst if burst is not None else per_minute * _BURST_SHARE)
+        self._full_rate = per_minute * _HEADROOM / window
+        self._full_capacity = max(1.0, burst if burst is not None else per_minute * _BURST_SHARE)
+        self._rate = self._full_rate
+        self._capacity = self._full_capacity
         self._tokens = self._capacity
         self._stamp = self._clock.monotonic()
         self._paused_until = 0.0
@@ -45,6 +47,16 @@ class TokenBucket:
     def per_second(self) -> float:
         """The sustained rate this bucket allows."""
         return self._rate
+
+    def share(self, fraction: float) -> None:
+        """Allow only ``fraction`` of the configured rate and burst (this process's share of a deployment)."""
+        fraction = min(1.0, max(1e-3, fraction))
+        now = self._clock.monotonic()
+        if now > self._stamp:  # not while paused: the pause set the stamp ahead
+            self._refill(now)
+        self._rate = self._full_rate * fraction
+        self._capacity = max(1.0, self._full_capacity * fraction)
+        self._tokens = min(self._tokens, self._capacity)
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
@@ -86,3 +98,8 @@ class RequestBudget:
     ) -> None:
         self.creates = TokenBucket(creates_per_minute, clock=clock, window=window)
         self.other = TokenBucket(other_per_minute, clock=clock, window=window)
+
+    def share(self, processes: int) -> None:
+        """Split the deployment's budget evenly: this process is one of ``processes`` live ones."""
+        for bucket in (self.creates, self.other):
+            bucket.share(1 / max(1, processes))

@@ -183,7 +183,9 @@ class Imagine(commands.Cog):
         if self.bot.resume_jobs:
             # Before the gateway connects: resumed jobs hold their slots and count against every limit
             # before any new /imagine is checked. Their messages are edited in the background.
-            await self.resume_jobs(await self.bot.core.journal.unfinished())
+            core = self.bot.core
+            await self.resume_jobs(await core.cluster.join())
+            core.cluster.start(resume=self.resume_jobs, live_jobs=core.engine.live_job_ids, drop=core.engine.drop)
 
     async def _warm_schemas(self) -> None:
         """Read the bot-wide models' input schemas now, so the first /imagine answers fast."""

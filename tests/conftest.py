@@ -42,6 +42,8 @@ class RecordingPresenter:
     views: list[JobView] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the engine stops showing the job here (shutdown, or another process took it over)."""
 
     async def show(self, view: JobView) -> None:
         self.views.append(view)
@@ -50,6 +52,7 @@ class RecordingPresenter:
 
     async def close(self) -> None:
         """Nothing to release."""
+        self.closed.set()
 
     def first_time(self, predicate: Callable[[JobView], bool]) -> float | None:
         """When the first view matching ``predicate`` was shown."""

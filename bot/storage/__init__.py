@@ -10,7 +10,7 @@ the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -110,6 +110,8 @@ class JobRecord:
     images_delivered: int = 0
     seed: int | None = None
     predict_time: float | None = None
+    owner: str | None = None
+    """The incarnation of the process that runs the job (see :mod:`bot.cluster`); changed only by claims."""
 
 
 JOB_FIELDS = frozenset(
@@ -213,8 +215,11 @@ class Repository(Protocol):
         """Journal a newly accepted job."""
         ...
 
-    async def update_job(self, job_id: str, **changes: Any) -> None:
-        """Change some of a job's :data:`JOB_FIELDS`."""
+    async def update_job(self, job_id: str, *, owner: str | None = None, **changes: Any) -> bool:
+        """Change some of a job's :data:`JOB_FIELDS`; with ``owner``, only while that process owns the job.
+
+        ``False`` if no row changed (with ``owner``: the job was taken over by another process).
+        """
         ...
 
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -227,6 +232,31 @@ class Repository(Protocol):
 
     async def job_with_prediction(self, prediction_id: str) -> str | None:
         """The ``job_id`` of the journaled job whose ``prediction_id`` is this one, or ``None``."""
+        ...
+
+    # ------------------------------------------------------------- processes (scale-out)
+
+    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
+        """A process starts: record it alive (and forget long-dead processes that own nothing)."""
+        ...
+
+    async def heartbeat(self, incarnation: str, *, now: datetime, alive_since: datetime) -> int:
+        """Record the process alive now; return how many processes have been alive since ``alive_since``."""
+        ...
+
+    async def claim_jobs(
+        self, incarnation: str, *, name: str | None = None, dead_before: datetime | None = None
+    ) -> list[JobRecord]:
+        """Atomically take unfinished jobs, oldest first, and return them.
+
+        With ``name``: the jobs of earlier incarnations of the same process (a restart), and jobs that have
+        no owner. With ``dead_before``: the jobs of processes last alive before then (a takeover). A job goes
+        to one claimer only, and never back to an incarnation it was taken from.
+        """
+        ...
+
+    async def owned_jobs(self, incarnation: str, job_ids: Collection[str]) -> set[str]:
+        """Which of ``job_ids`` this incarnation still owns (the rest were taken over)."""
         ...
 
 

@@ -112,7 +112,7 @@ def decide_charge(usage: Usage, images: int, *, limits: Limits, now: datetime) -
 JOB_COLUMN_NAMES = (
     "job_id", "guild_id", "channel_id", "requester_id", "model", "prompt", "request", "target", "state",
     "prediction_id", "created_at", "create_started_at", "ended_at", "error", "images_delivered", "seed",
-    "predict_time",
+    "predict_time", "owner",
 )  # fmt: skip
 """The journal's columns, in :class:`~bot.storage.JobRecord` order; the same names in both schemas."""
 
@@ -159,4 +159,5 @@ def job_record(row: Mapping[str, Any]) -> JobRecord:
         images_delivered=row["images_delivered"],
         seed=row["seed"],
         predict_time=row["predict_time"],
+        owner=row["owner"],
     )

@@ -38,9 +38,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -679,15 +679,20 @@ class PostgresRepository:
                 *(values[name] for name in JOB_COLUMN_NAMES),
             )
 
-    async def update_job(self, job_id: str, **changes: Any) -> None:
-        """Change some of a job's :data:`~bot.storage.JOB_FIELDS`."""
+    async def update_job(self, job_id: str, *, owner: str | None = None, **changes: Any) -> bool:
+        """Change some of a job's :data:`~bot.storage.JOB_FIELDS`; with ``owner``, only while it owns the job."""
         values = job_changes(changes)
         if not values:
-            return
+            return True
         # Column names come from JOB_FIELDS only, never from callers' strings.
         assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(values, start=2))
-        async with self._transaction() as conn:
-            await conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = $1", job_id, *values.values())
+        guard = "" if owner is None else f" AND owner = ${len(values) + 2}"
+        extra = () if owner is None else (owner,)
+        async with self._connection() as conn:
+            status = await conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE job_id = $1{guard}", job_id, *values.values(), *extra
+            )
+        return str(status).split()[-1] != "0"
 
     async def ping(self) -> None:
         """``SELECT 1`` on a pooled connection."""
@@ -714,6 +719,78 @@ class PostgresRepository:
                 prediction_id,
             )
         return None if job_id is None else str(job_id)
+
+    # ------------------------------------------------------------- processes (scale-out)
+
+    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
+        """Record a starting process; forget processes dead for a day that own no unfinished job."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "DELETE FROM processes WHERE alive_at < $1 AND incarnation NOT IN "
+                "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
+                now - timedelta(days=1),
+            )
+            # Earlier incarnations of this name are this process before its restart: dead, whatever they last said.
+            await conn.execute("UPDATE processes SET alive_at = $1 WHERE name = $2 AND alive_at > $1", _LONG_AGO, name)
+            await conn.execute(
+                "INSERT INTO processes (incarnation, name, shards, started_at, alive_at) VALUES ($1, $2, $3, $4, $4)",
+                incarnation,
+                name,
+                shards,
+                now,
+            )
+
+    async def heartbeat(self, incarnation: str, *, now: datetime, alive_since: datetime) -> int:
+        """Record the process alive; the number of processes alive since ``alive_since``."""
+        async with self._connection() as conn:
+            live = await conn.fetchval(
+                "WITH beat AS (UPDATE processes SET alive_at = $2 WHERE incarnation = $1) "
+                "SELECT COUNT(*) FROM processes WHERE alive_at >= $3 OR incarnation = $1",
+                incarnation,
+                now,
+                alive_since,
+            )
+        return max(1, int(live))
+
+    async def claim_jobs(
+        self, incarnation: str, *, name: str | None = None, dead_before: datetime | None = None
+    ) -> list[JobRecord]:
+        """Take unfinished jobs of earlier incarnations of ``name`` (and ownerless ones), or of dead processes.
+
+        One ``UPDATE``: a row another claimer took first is re-checked after its lock and no longer matches
+        (its new owner is neither an earlier incarnation of ``name`` nor a dead process).
+        """
+        if name is not None:
+            where = (
+                "(owner IS NULL OR owner IN (SELECT incarnation FROM processes WHERE name = $2 AND incarnation <> $1))"
+            )
+            argument: Any = name
+        elif dead_before is not None:
+            where = "owner IN (SELECT incarnation FROM processes WHERE alive_at < $2 AND incarnation <> $1)"
+            argument = dead_before
+        else:
+            return []
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"UPDATE jobs SET owner = $1 WHERE ended_at IS NULL AND {where} RETURNING seq, {JOB_COLUMNS}",
+                incarnation,
+                argument,
+            )
+        return [job_record(row) for row in sorted(rows, key=lambda row: (row["created_at"], row["seq"]))]
+
+    async def owned_jobs(self, incarnation: str, job_ids: Collection[str]) -> set[str]:
+        """Which of ``job_ids`` this incarnation still owns."""
+        if not job_ids:
+            return set()
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT job_id FROM jobs WHERE owner = $1 AND job_id = ANY($2::text[])", incarnation, list(job_ids)
+            )
+        return {str(row["job_id"]) for row in rows}
+
+
+_LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+"""The last sign of life given to a process known to be gone."""
 
 
 def _reason(exc: BaseException) -> str:

@@ -130,6 +130,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         "find a journaled job by its prediction",
         ("CREATE INDEX jobs_by_prediction ON jobs (prediction_id) WHERE prediction_id IS NOT NULL",),
     ),
+    Migration(
+        4,
+        "processes and job owners, for takeover",
+        (
+            """
+            CREATE TABLE processes (
+                incarnation TEXT PRIMARY KEY,
+                name        TEXT NOT NULL,
+                shards      TEXT NOT NULL,
+                started_at  TIMESTAMPTZ NOT NULL,
+                alive_at    TIMESTAMPTZ NOT NULL
+            )
+            """,
+            "CREATE INDEX processes_by_name ON processes (name)",
+            "ALTER TABLE jobs ADD COLUMN owner TEXT",
+            "CREATE INDEX jobs_by_owner ON jobs (owner) WHERE ended_at IS NULL",
+        ),
+    ),
 )
 """Every PostgreSQL schema step, oldest first. Append new steps; never edit shipped ones."""
 

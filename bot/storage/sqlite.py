@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -569,15 +569,19 @@ class SqliteRepository:
                 tuple(values[name] for name in JOB_COLUMN_NAMES),
             )
 
-    async def update_job(self, job_id: str, **changes: Any) -> None:
-        """Change some of a job's :data:`~bot.storage.JOB_FIELDS`."""
+    async def update_job(self, job_id: str, *, owner: str | None = None, **changes: Any) -> bool:
+        """Change some of a job's :data:`~bot.storage.JOB_FIELDS`; with ``owner``, only while it owns the job."""
         values = _encode_job(job_changes(changes))
         if not values:
-            return
+            return True
         # Column names come from JOB_FIELDS only, never from callers' strings.
         assignments = ", ".join(f"{name} = ?" for name in values)
+        guard, extra = ("", ()) if owner is None else (" AND owner = ?", (owner,))
         async with self._transaction(write=True) as conn:
-            await conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*values.values(), job_id))
+            cursor = await conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE job_id = ?{guard}", (*values.values(), job_id, *extra)
+            )
+            return cursor.rowcount > 0
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         """One job, finished or not."""
@@ -606,6 +610,73 @@ class SqliteRepository:
             )
         return None if row is None else str(row[0])
 
+    # ------------------------------------------------------------- processes (scale-out)
+
+    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
+        """Record a starting process; forget processes dead for a day that own no unfinished job."""
+        stamp = _to_text(now)
+        async with self._transaction(write=True) as conn:
+            await conn.execute(
+                "DELETE FROM processes WHERE alive_at < ? AND incarnation NOT IN "
+                "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
+                (_to_text(now - timedelta(days=1)),),
+            )
+            # Earlier incarnations of this name are this process before its restart: dead, whatever they last said.
+            await conn.execute(
+                "UPDATE processes SET alive_at = ? WHERE name = ? AND alive_at > ?",
+                (_to_text(_LONG_AGO), name, _to_text(_LONG_AGO)),
+            )
+            await conn.execute(
+                "INSERT INTO processes (incarnation, name, shards, started_at, alive_at) VALUES (?, ?, ?, ?, ?)",
+                (incarnation, name, shards, stamp, stamp),
+            )
+
+    async def heartbeat(self, incarnation: str, *, now: datetime, alive_since: datetime) -> int:
+        """Record the process alive; the number of processes alive since ``alive_since``."""
+        async with self._transaction(write=True) as conn:
+            await conn.execute("UPDATE processes SET alive_at = ? WHERE incarnation = ?", (_to_text(now), incarnation))
+            row = await self._one(conn, "SELECT COUNT(*) FROM processes WHERE alive_at >= ?", (_to_text(alive_since),))
+        return int(row[0]) if row else 1
+
+    async def claim_jobs(
+        self, incarnation: str, *, name: str | None = None, dead_before: datetime | None = None
+    ) -> list[JobRecord]:
+        """Take unfinished jobs of earlier incarnations of ``name`` (and ownerless ones), or of dead processes."""
+        if name is not None:
+            where = (
+                "(owner IS NULL OR owner IN (SELECT incarnation FROM processes WHERE name = ? AND incarnation <> ?))"
+            )
+            params: tuple[Any, ...] = (name, incarnation)
+        elif dead_before is not None:
+            where = "owner IN (SELECT incarnation FROM processes WHERE alive_at < ? AND incarnation <> ?)"
+            params = (_to_text(dead_before), incarnation)
+        else:
+            return []
+        async with self._transaction(write=True) as conn:
+            rows = await self._all(
+                conn,
+                f"UPDATE jobs SET owner = ? WHERE ended_at IS NULL AND {where} RETURNING rowid, {JOB_COLUMNS}",
+                (incarnation, *params),
+            )
+        ordered = sorted(rows, key=lambda row: (row[JOB_COLUMN_NAMES.index("created_at") + 1], row[0]))
+        return [_decode_job(row[1:]) for row in ordered]
+
+    async def owned_jobs(self, incarnation: str, job_ids: Collection[str]) -> set[str]:
+        """Which of ``job_ids`` this incarnation still owns."""
+        ids = list(job_ids)
+        if not ids:
+            return set()
+        marks = ", ".join("?" for _ in ids)
+        async with self._transaction(write=False) as conn:
+            rows = await self._all(
+                conn, f"SELECT job_id FROM jobs WHERE owner = ? AND job_id IN ({marks})", (incarnation, *ids)
+            )
+        return {str(row[0]) for row in rows}
+
+
+_LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+"""The last sign of life given to a process known to be gone."""
+
 
 def _encode_job(values: dict[str, Any]) -> dict[str, Any]:
     """Journal values as SQLite stores them: JSON as text, datetimes as ISO-8601 text in UTC."""
@@ -619,7 +690,7 @@ def _encode_job(values: dict[str, Any]) -> dict[str, Any]:
     return encoded
 
 
-def _decode_job(values: sqlite3.Row) -> JobRecord:
+def _decode_job(values: Sequence[Any]) -> JobRecord:
     row = dict(zip(JOB_COLUMN_NAMES, values, strict=True))
     for name in ("request", "target"):
         if row[name] is not None:

@@ -196,3 +196,24 @@ def test_request_budget_uses_replicate_limits() -> None:
     custom = RequestBudget(6, 60, clock=FakeClock())
     assert custom.creates.per_second == pytest.approx(0.09)
     assert custom.other.per_second == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("processes", [1, 2, 4])
+async def test_a_deployment_of_n_processes_stays_under_the_limit_together(processes: int) -> None:
+    """Each live process takes 1/N of the budget: N processes together send no more than one would."""
+    clocks = [FakeClock() for _ in range(processes)]
+    budgets = [RequestBudget(clock=clock) for clock in clocks]
+    for budget in budgets:
+        budget.share(processes)
+    times: list[float] = []
+    for budget, clock in zip(budgets, clocks, strict=True):  # each on its own clock, all starting together
+        times += await acquire_times(budget.creates, clock, 700 // processes)
+    assert max_in_window(times, 60.0) <= REPLICATE_CREATES_PER_MINUTE
+    assert budgets[0].creates.per_second == pytest.approx(REPLICATE_CREATES_PER_MINUTE * 0.9 / 60 / processes)
+
+
+def test_the_share_grows_back_when_processes_leave() -> None:
+    budget = RequestBudget(clock=FakeClock())
+    budget.share(3)
+    budget.share(1)
+    assert budget.other.per_second == pytest.approx(REPLICATE_OTHER_PER_MINUTE * 0.9 / 60)

@@ -580,3 +580,68 @@ async def test_close_waits_for_a_transaction_in_flight(database_url: str, clock:
     await asyncio.sleep(0)  # let the write start
     await repository.close()
     assert await write is True
+
+
+# ---------------------------------------------------------------------------- processes and takeover
+
+
+async def test_guarded_updates_apply_only_for_the_owner(repository: Repository) -> None:
+    await repository.add_job(make_job("job-1", owner="inc-a"))
+    assert await repository.update_job("job-1", owner="inc-a", state="running")
+    assert not await repository.update_job("job-1", owner="inc-b", state="stolen")
+    assert await repository.update_job("job-1", state="unguarded")
+    job = await repository.get_job("job-1")
+    assert job is not None and (job.state, job.owner) == ("unguarded", "inc-a")
+
+
+async def test_a_restart_takes_back_its_own_jobs_and_ownerless_ones(repository: Repository) -> None:
+    await repository.register_process("old", "host/shards:all", "all", now=T0)
+    await repository.register_process("other", "host/shards:1", "1", now=T0)
+    await repository.add_job(make_job("mine", owner="old"))
+    await repository.add_job(make_job("legacy", owner=None))
+    await repository.add_job(make_job("theirs", owner="other"))
+    await repository.add_job(make_job("done", owner="old"))
+    await repository.update_job("done", state="succeeded", ended_at=T0)
+    await repository.register_process("new", "host/shards:all", "all", now=T0 + timedelta(seconds=1))
+    claimed = await repository.claim_jobs("new", name="host/shards:all")
+    assert {job.job_id for job in claimed} == {"mine", "legacy"}
+    assert all(job.owner == "new" for job in claimed)
+    assert await repository.owned_jobs("old", ["mine"]) == set()
+    assert await repository.owned_jobs("new", ["mine", "legacy", "theirs"]) == {"mine", "legacy"}
+
+
+async def test_takeover_claims_only_the_dead_processes_jobs(repository: Repository) -> None:
+    await repository.register_process("dead", "a", "0", now=T0)
+    await repository.register_process("alive", "b", "1", now=T0)
+    await repository.register_process("heir", "c", "2", now=T0)
+    await repository.add_job(make_job("orphan", owner="dead"))
+    await repository.add_job(make_job("busy", owner="alive"))
+    later = T0 + timedelta(seconds=60)
+    assert await repository.heartbeat("alive", now=later, alive_since=later - timedelta(seconds=30)) == 1
+    assert await repository.heartbeat("heir", now=later, alive_since=later - timedelta(seconds=30)) == 2
+    taken = await repository.claim_jobs("heir", dead_before=later - timedelta(seconds=30))
+    assert [job.job_id for job in taken] == ["orphan"]
+    assert await repository.claim_jobs("heir", dead_before=later - timedelta(seconds=30)) == []
+
+
+async def test_two_heirs_never_both_win_a_job(repository: Repository, database_url: str, clock: FakeClock) -> None:
+    await repository.register_process("dead", "a", "0", now=T0)
+    for number in range(20):
+        await repository.add_job(make_job(f"job-{number:02d}", owner="dead"))
+    other = await open_repository(database_url, clock=clock)
+    try:
+        later = T0 + timedelta(seconds=60)
+        first, second = await asyncio.gather(
+            repository.claim_jobs("heir-1", dead_before=later), other.claim_jobs("heir-2", dead_before=later)
+        )
+    finally:
+        await other.close()
+    ids = [job.job_id for job in first] + [job.job_id for job in second]
+    assert sorted(ids) == [f"job-{number:02d}" for number in range(20)]  # each exactly once
+
+
+async def test_a_restarted_name_is_no_longer_counted_alive(repository: Repository) -> None:
+    await repository.register_process("old", "host", "all", now=T0)
+    await repository.register_process("new", "host", "all", now=T0 + timedelta(seconds=1))
+    since = T0 - timedelta(seconds=30)
+    assert await repository.heartbeat("new", now=T0 + timedelta(seconds=2), alive_since=since) == 1
