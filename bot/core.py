@@ -99,7 +99,7 @@ class Core:
             repository,
             bot_models=settings.offered_models,
             clock=self.clock,
-            active_jobs=self.engine.active_jobs,
+            active_jobs=repository.active_jobs,
         )
 
     @classmethod

@@ -140,7 +140,6 @@ class JobEngine:
         self._on_end = on_end
         self._on_shown = on_shown
         self._journal = journal
-        self._active: dict[Hashable, int] = {}
         self._running: dict[Hashable, int] = {}
         self._running_members: dict[Hashable, int] = {}
         self._running_total = 0
@@ -259,17 +258,12 @@ class JobEngine:
             view=JobView(job_id, request, JobState.QUEUED, notes=request.notes),
         )
         self._jobs[job_id] = job
-        self._active[job.member_key] = self._active.get(job.member_key, 0) + 1
         return job
 
     def job(self, job_id: str) -> Job | None:
         """The job with this id, while the process knows it."""
         job = self._jobs.get(job_id)
         return Job(self, job) if job else None
-
-    def active_jobs(self, guild_id: int | None, member_id: int | None) -> int:
-        """A member's jobs that have not ended (waiting or running)."""
-        return self._active.get((guild_id, member_id), 0)
 
     @property
     def queued(self) -> int:
@@ -312,9 +306,6 @@ class JobEngine:
         log.warning("job %s was taken over by another process; leaving it to that process", job.id)
         job.done.set()
         self._queue.remove(job)
-        self._active[job.member_key] -= 1
-        if not self._active[job.member_key]:
-            del self._active[job.member_key]
         current = asyncio.current_task()
         tasks = [task for task in (job.task, job.pump) if task is not None and not task.done() and task is not current]
         for task in tasks:
@@ -426,9 +417,6 @@ class JobEngine:
                 await self._on_end(view)
             except Exception:
                 log.exception("bookkeeping after job %s failed", job.id)
-        self._active[job.member_key] -= 1
-        if not self._active[job.member_key]:
-            del self._active[job.member_key]
         await self._present(job, view)
         if self._on_shown is not None:
             self._on_shown(view)

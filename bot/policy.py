@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime, timedelta
 
 from bot.clock import Clock
@@ -46,9 +46,12 @@ class Policy:
         *,
         bot_models: tuple[ModelRef, ...],
         clock: Clock,
-        active_jobs: Callable[[int, int], int],
+        active_jobs: Callable[[int, int], Awaitable[int]],
     ) -> None:
-        """``bot_models``: the bot-wide list, default first; ``active_jobs(guild, member)``: queued + running."""
+        """``bot_models``: the bot-wide list, default first; ``active_jobs(guild, member)``: queued + running.
+
+        ``active_jobs`` counts in the database, so the jobs a member has on any process count.
+        """
         self._repository = repository
         self._bot_models = bot_models
         self._clock = clock
@@ -130,8 +133,10 @@ class Policy:
         now = self._clock.now()
         usage = await self._repository.usage(guild_id, member_id, now=now)
         self._check_usage(limits, usage.last_request_at, usage.images_today, images, now)
-        active = self._active_jobs(guild_id, member_id)
-        if limits.concurrent_jobs and active >= limits.concurrent_jobs:
+        if not limits.concurrent_jobs:
+            return
+        active = await self._active_jobs(guild_id, member_id)
+        if active >= limits.concurrent_jobs:
             raise Refusal(
                 f"You already have {active} /imagine job{'s' if active != 1 else ''} going; this server allows "
                 f"{limits.concurrent_jobs} at once. Wait for one to finish."

@@ -234,6 +234,10 @@ class Repository(Protocol):
         """The ``job_id`` of the journaled job whose ``prediction_id`` is this one, or ``None``."""
         ...
 
+    async def active_jobs(self, guild_id: int, member_id: int) -> int:
+        """The member's jobs in this server that have not ended (waiting or running, on any process)."""
+        ...
+
     # ------------------------------------------------------------- processes (scale-out)
 
     async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:

@@ -720,6 +720,17 @@ class PostgresRepository:
             )
         return None if job_id is None else str(job_id)
 
+    async def active_jobs(self, guild_id: int, member_id: int) -> int:
+        """The member's unfinished jobs in this server (one whose outcome is being shown no longer counts)."""
+        async with self._connection() as conn:
+            count = await conn.fetchval(
+                "SELECT COUNT(*) FROM jobs WHERE guild_id = $1 AND requester_id = $2 AND ended_at IS NULL "
+                "AND state <> 'finishing'",
+                guild_id,
+                member_id,
+            )
+        return int(count)
+
     # ------------------------------------------------------------- processes (scale-out)
 
     async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:

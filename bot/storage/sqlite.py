@@ -610,6 +610,17 @@ class SqliteRepository:
             )
         return None if row is None else str(row[0])
 
+    async def active_jobs(self, guild_id: int, member_id: int) -> int:
+        """The member's unfinished jobs in this server (one whose outcome is being shown no longer counts)."""
+        async with self._transaction(write=False) as conn:
+            row = await self._one(
+                conn,
+                "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND requester_id = ? AND ended_at IS NULL "
+                "AND state <> 'finishing'",
+                (guild_id, member_id),
+            )
+        return int(row[0]) if row else 0
+
     # ------------------------------------------------------------- processes (scale-out)
 
     async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:

@@ -645,3 +645,15 @@ async def test_a_restarted_name_is_no_longer_counted_alive(repository: Repositor
     await repository.register_process("new", "host", "all", now=T0 + timedelta(seconds=1))
     since = T0 - timedelta(seconds=30)
     assert await repository.heartbeat("new", now=T0 + timedelta(seconds=2), alive_since=since) == 1
+
+
+async def test_active_jobs_count_the_members_unfinished_jobs(repository: Repository) -> None:
+    await repository.add_job(make_job("a", guild_id=GUILD, requester_id=MEMBER))
+    await repository.add_job(make_job("b", guild_id=GUILD, requester_id=MEMBER, owner="elsewhere"))
+    await repository.add_job(make_job("c", guild_id=OTHER_GUILD, requester_id=MEMBER))
+    await repository.add_job(make_job("d", guild_id=GUILD, requester_id=MEMBER))
+    await repository.update_job("d", state="succeeded", ended_at=T0)
+    assert await repository.active_jobs(GUILD, MEMBER) == 2  # on any process
+    await repository.update_job("a", state="finishing")  # its outcome is being shown: no longer counted
+    assert await repository.active_jobs(GUILD, MEMBER) == 1
+    assert await repository.active_jobs(GUILD, MOD) == 0
