@@ -1657,7 +1657,7 @@ class FakeDiscord:
         return guild
 
     def _snowflake_on_shard(self, shard: int) -> int:
-        """A fresh snowflake whose guild shard is ``shard``: its timestamp moved back by less than ``shard_count`` ms."""
+        """A fresh snowflake on guild shard ``shard``: its timestamp moved back by under ``shard_count`` ms."""
         value = snowflake()
         millis = value >> 22
         millis -= (millis - shard) % self.shard_count

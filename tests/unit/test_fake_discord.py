@@ -726,7 +726,7 @@ async def test_each_shard_gets_only_its_guilds_and_their_interactions(
 async def test_an_interaction_for_a_shard_nobody_runs_is_not_delivered(
     sharded: tuple[FakeDiscord, FakeGuild, FakeGuild],
 ) -> None:
-    fake, zero, one = sharded
+    fake, _zero, one = sharded
     async with aiohttp.ClientSession() as session:
         only = await RawShard.connect(session, fake, [0, 2])
         await only.until("READY")
