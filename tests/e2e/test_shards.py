@@ -1,11 +1,17 @@
-"""One process running several shards: every guild's ``/imagine`` is answered, commands sync once."""
+"""Shards: one process running several, or one per process on a shared database; every guild is answered."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from bot.discord_app.health import gateway_check
 from bot.discord_app.sharding import IdentifyPacer
-from tests.e2e.conftest import Stack, StackFactory, status_of
-from tests.fakes.discord import Routes
+from tests.e2e.bot_process import BotProcess
+from tests.e2e.conftest import DISCORD_TOKEN, Stack, StackFactory, is_terminal, status_of
+from tests.e2e.test_cli import base_env, cli
+from tests.fakes.discord import FakeDiscord, Routes
+from tests.fakes.replicate import FakeReplicate
 
 
 async def imagine_in_both_guilds(stack: Stack) -> None:
@@ -56,3 +62,63 @@ async def test_a_shard_that_is_down_makes_the_process_unhealthy_until_it_is_back
     assert stack.discord.identified_shards[-1] == (1, 2)
     assert (await check()).problem is None
     await imagine_in_both_guilds(stack)
+
+
+# --------------------------------------------------------------------------- one shard per process
+
+
+async def test_two_processes_on_one_database_each_answer_the_guilds_of_their_shard(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    async with FakeReplicate(seed=13) as api, FakeDiscord(token=DISCORD_TOKEN, shard_count=2) as fake:
+        guilds = [fake.add_guild("Zero", shard=0), fake.add_guild("One", shard=1)]
+        processes = []
+        for shard, guild in enumerate(guilds):
+            workdir = tmp_path / f"shard-{shard}"
+            workdir.mkdir()
+            env = {"DATABASE_URL": postgres_url, "DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": str(shard)}
+            processes.append(BotProcess(api, fake, guild, workdir, **env))
+        try:
+            await asyncio.gather(*(process.start() for process in processes))
+            # Each process identified its own shard, and only it.
+            assert sorted(fake.identified_shards) == [(0, 2), (1, 2)]
+            handles = [
+                await fake.slash(
+                    "imagine",
+                    {"prompt": f"a fox on shard {shard}"},
+                    user=guild.member("member"),
+                    guild=guild,
+                    channel=guild.channel("general"),
+                )
+                for shard, guild in enumerate(guilds)
+            ]
+            for shard, handle in enumerate(handles):
+                assert handle.shard == (shard, 2)
+                final = await handle.wait_message(lambda m: is_terminal(m), timeout=30)
+                assert "Done" in status_of(final), final.embeds
+                prediction = next(p for p in api.predictions.values() if p.input["prompt"] == f"a fox on shard {shard}")
+                assert [a.data for a in final.attachments] == [f.data for f in prediction.files]
+                # The process of that shard made the prediction; the other never heard of it.
+                assert f"prediction {prediction.id} created" in processes[shard].output()
+                assert prediction.id not in processes[1 - shard].output()
+            assert fake.undelivered == []
+            assert api.count("POST", "create") == 2
+        finally:
+            await asyncio.gather(*(process.stop() for process in processes))
+        for process in processes:
+            assert "Traceback" not in process.output(), process.output()
+
+
+async def test_some_shards_on_sqlite_is_refused_naming_database_url(tmp_path: Path) -> None:
+    env = base_env(
+        DISCORD_TOKEN="t",
+        REPLICATE_API_TOKEN="r",
+        DISCORD_SHARD_COUNT="2",
+        DISCORD_SHARD_IDS="0",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+    )
+    result = await cli(env=env, cwd=tmp_path)
+    assert result.code == 2
+    (line,) = result.err.splitlines()
+    assert line.startswith("error: DATABASE_URL: "), line
+    assert not (tmp_path / "bot.db").exists()

@@ -1137,6 +1137,8 @@ class InteractionHandle:
         self.token_expires_at = snowflake_time(interaction_id).timestamp() + token_lifetime
         #: ``time.monotonic()`` of the INTERACTION_CREATE dispatch.
         self.dispatched_at: float | None = None
+        #: ``(shard_id, shard_count)`` of the gateway session it went to; ``None`` if no session ran its shard.
+        self.shard: tuple[int, int] | None = None
         #: Every callback attempt that reached the handler, in order.
         self.callbacks: list[CallbackRecord] = []
         #: The message the interaction's ``@original`` refers to, once there is one.
@@ -2077,16 +2079,21 @@ class FakeDiscord:
         payload's ``guild_id``), or shard 0 for an event of no guild (DMs). Where no session runs
         that shard the event is dropped and kept in :attr:`undelivered`.
         """
-        if not self._live:
-            raise RuntimeError("no gateway session; start the bot and await wait_until_identified()")
         if guild_id is None and data.get("guild_id") is not None:
             guild_id = int(data["guild_id"])
+        await self._deliver(event, data, guild_id)
+
+    async def _deliver(self, event: str, data: JSON, guild_id: int | None) -> _GatewaySession | None:
+        """Send to the session of ``guild_id``'s shard; the session, or ``None`` if it was dropped."""
+        if not self._live:
+            raise RuntimeError("no gateway session; start the bot and await wait_until_identified()")
         session = self._session_for(guild_id)
         if session is None:
             self.undelivered.append((event, data))
             self._changed()
-            return
+            return None
         await self._send_dispatch(session, event, data)
+        return session
 
     def _session_for(self, guild_id: int | None) -> _GatewaySession | None:
         """The latest session whose shard owns ``guild_id`` (shard 0 for ``None``), by that session's own count."""
@@ -2421,7 +2428,8 @@ class FakeDiscord:
         )
         self.interactions[interaction_id] = handle
         handle.dispatched_at = time.monotonic()
-        await self.dispatch("INTERACTION_CREATE", payload)
+        session = await self._deliver("INTERACTION_CREATE", payload, ctx.guild.id if ctx.guild else None)
+        handle.shard = None if session is None else (session.shard_id, session.shard_count)
         return handle
 
     # ------------------------------------------------------------------ internals: messages

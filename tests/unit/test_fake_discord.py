@@ -709,8 +709,8 @@ async def test_each_shard_gets_only_its_guilds_and_their_interactions(
         await fake.wait_until_identified(shards=[0, 1])
         assert fake.identified_shards == [(0, 2), (1, 2)]
 
-        await fake.slash("imagine", {"prompt": "x"}, guild=one)
-        await fake.slash("imagine", {"prompt": "y"}, guild=zero)
+        assert (await fake.slash("imagine", {"prompt": "x"}, guild=one)).shard == (1, 2)
+        assert (await fake.slash("imagine", {"prompt": "y"}, guild=zero)).shard == (0, 2)
         to_second, to_first = await second.until("INTERACTION_CREATE"), await first.until("INTERACTION_CREATE")
         assert int(to_second["guild_id"]) == one.id and int(to_first["guild_id"]) == zero.id
         assert first.guild_ids() == [zero.id] and second.guild_ids() == [one.id]
@@ -732,7 +732,7 @@ async def test_an_interaction_for_a_shard_nobody_runs_is_not_delivered(
         await only.until("READY")
         await fake.wait_until_identified()
         handle = await fake.slash("imagine", {"prompt": "x"}, guild=one)
-        assert [event for event, _ in fake.undelivered] == ["INTERACTION_CREATE"]
+        assert [event for event, _ in fake.undelivered] == ["INTERACTION_CREATE"] and handle.shard is None
         with pytest.raises(TimeoutError):
             await handle.wait_callback(timeout=0.1)
         # A guild added later reaches only the connection of its shard: none here.
