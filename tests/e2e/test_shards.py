@@ -122,3 +122,23 @@ async def test_some_shards_on_sqlite_is_refused_naming_database_url(tmp_path: Pa
     (line,) = result.err.splitlines()
     assert line.startswith("error: DATABASE_URL: "), line
     assert not (tmp_path / "bot.db").exists()
+
+
+async def test_python_m_bot_sync_works_for_a_sharded_bot_without_connecting_a_shard(tmp_path: Path) -> None:
+    async with FakeDiscord(token=DISCORD_TOKEN, shard_count=2) as fake:
+        guild = fake.add_guild("Synced", shard=1)
+        env = base_env(
+            DISCORD_TOKEN=DISCORD_TOKEN,
+            REPLICATE_API_TOKEN="r",
+            DISCORD_API_BASE=fake.http_base,
+            DISCORD_GATEWAY_URL=fake.gateway_url,
+            DISCORD_SHARD_COUNT="2",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+        )
+        in_guild = await cli("sync", "--guild", str(guild.id), env=env, cwd=tmp_path)
+        assert in_guild.code == 0, in_guild.err
+        assert in_guild.out.startswith(f"synced 2 commands guild {guild.id}: "), in_guild.out
+        globally = await cli("sync", env=env, cwd=tmp_path)
+        assert globally.code == 0, globally.err
+        assert {c["name"] for c in fake.guild_commands[guild.id]} == {c["name"] for c in fake.global_commands}
+        assert fake.identify_payloads == []
