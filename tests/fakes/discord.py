@@ -17,6 +17,12 @@ Discord's rules are enforced and can be switched per test: the 3 s acknowledgeme
 answers on chosen routes (:meth:`FakeDiscord.chaos`, :class:`DiscordChaos`), the per-attachment
 size limit (413/40005), messages deleted by someone else (10008) and payload limits (50035).
 
+Shards work as on Discord: ``GET /gateway/bot`` recommends :attr:`FakeDiscord.shard_count`; each
+gateway connection is bound to the ``shard: [id, count]`` of its IDENTIFY; a guild belongs to shard
+``(guild_id >> 22) % count`` (:meth:`FakeDiscord.shard_of`; :meth:`FakeDiscord.add_guild` takes
+``shard=``) and its GUILD_CREATE and interactions go only to that shard's connection (events of no
+guild to shard 0); with no connection for the shard they are dropped (:attr:`FakeDiscord.undelivered`).
+
 All JSON responses carry ``Content-Type: application/json`` exactly (discord.py only parses
 that value) and generous ``X-RateLimit-*`` headers. Waiting is event driven:
 :meth:`FakeDiscord.wait_for` re-checks a predicate whenever the fake's state changes.
