@@ -1,4 +1,4 @@
-"""The Discord bot: one ``commands.Bot`` that owns the core services and hands them to cogs."""
+"""The Discord bot: one sharded ``commands`` bot that owns the core services and hands them to cogs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.clock import Clock
 from bot.core import Core, Tuning
 from bot.discord_app.health import gateway_check
+from bot.discord_app.sharding import IdentifyPacer
 from bot.health import database_check, jobs_check
 from bot.http_server import HttpServer
 from bot.settings import Settings
@@ -39,8 +40,14 @@ def configure_endpoints(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
-class ImagineBot(commands.Bot):
-    """The bot. ``core`` (the job engine and API client) exists from ``setup_hook`` on."""
+class ImagineBot(commands.AutoShardedBot):
+    """The bot. ``core`` (the job engine and API client) exists from ``setup_hook`` on.
+
+    It runs the shards of ``DISCORD_SHARD_COUNT`` named by ``DISCORD_SHARD_IDS`` (every one when
+    none are named), or, with no count set, as many as Discord recommends, all in this process.
+    ``setup_hook`` runs once per process whatever the number of shards, so what it does (the
+    core, the HTTP server, the ``IMAGINE_SYNC_GUILD`` sync) happens once.
+    """
 
     core: Core
 
@@ -57,17 +64,21 @@ class ImagineBot(commands.Bot):
         """``resume_jobs``: finish the jobs a previous run left unfinished (not for ``sync``);
         ``serve_http``: start the HTTP server if ``IMAGINE_HTTP_LISTEN`` is set (only for ``run``).
 
-        ``options`` go to :class:`discord.ext.commands.Bot` (tests pass ``guild_ready_timeout``).
+        ``options`` go to :class:`discord.ext.commands.AutoShardedBot` (tests pass ``guild_ready_timeout``).
         """
         intents = discord.Intents.none()
         intents.guilds = True
+        if settings.shard_ids is not None:
+            options["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            shard_count=settings.shard_count,
             **options,
         )
+        self.identify_pacer = IdentifyPacer()
         self.settings = settings
         self._clock = clock
         self._tuning = tuning
@@ -96,6 +107,34 @@ class ImagineBot(commands.Bot):
                 )
             else:
                 log.info("synced %d commands to guild %s", len(synced), self.settings.sync_guild)
+
+    async def launch_shards(self) -> None:
+        """Learn Discord's shard recommendation and identify concurrency, then connect the shards.
+
+        ``GET /gateway/bot`` is read here rather than by discord.py, which would, with no shard
+        count set, also take the gateway URL from it and so bypass ``DISCORD_GATEWAY_URL``; with
+        the count set here discord.py connects to the configured gateway (by default Discord's own).
+        """
+        if self.is_closed():
+            return
+        try:
+            recommended, _url, limits = await self.http.get_bot_gateway()
+        except discord.GatewayNotFound:
+            if self.shard_count is None:
+                raise
+            # The count is known; only the pacing is not: identify one shard per 5 s, always allowed.
+            log.warning("could not read GET /gateway/bot; identifying one shard every 5 s")
+        else:
+            self.identify_pacer.set_max_concurrency(limits["max_concurrency"])
+            if self.shard_count is None:
+                self.shard_count = recommended
+        shards = self.shard_ids if self.shard_ids is not None else range(self.shard_count or 1)
+        log.info("connecting shards %s of %d", ", ".join(map(str, shards)), self.shard_count)
+        await super().launch_shards()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Wait only as long as Discord's identify limit needs (discord.py waits 5 s before every shard)."""
+        await self.identify_pacer.wait(shard_id or 0)
 
     def _http_server(self) -> HttpServer:
         checks = {

@@ -41,6 +41,10 @@ async def _with_bot(settings: Settings, action: Callable[[ImagineBot], Awaitable
     except ListenError as exc:
         print(f"error: IMAGINE_HTTP_LISTEN: {exc}", file=sys.stderr)
         return 2
+    except discord.GatewayNotFound:
+        # Discord answered GET /gateway/bot (the shard count it recommends) with an error, after retries.
+        print("error: Discord did not say how many shards to run (GET /gateway/bot failed)", file=sys.stderr)
+        return 1
     except discord.PrivilegedIntentsRequired:
         print("error: the bot asks for an intent not enabled in the developer portal", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
+from bot.settings import parse_shard_ids
 from tests.e2e.conftest import DISCORD_TOKEN
 from tests.fakes.discord import FakeDiscord, FakeGuild
 from tests.fakes.replicate import FakeReplicate
@@ -17,7 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class BotProcess:
-    """Start, kill (SIGKILL) and stop the real bot between the two fakes; the database stays in ``workdir``."""
+    """Start, kill (SIGKILL) and stop the real bot between the two fakes; the database stays in ``workdir``.
+
+    ``extra_env`` adds or overrides variables (``DATABASE_URL``, ``DISCORD_SHARD_COUNT``...). Several
+    processes may share the fakes; give each a ``workdir`` of its own (its logs live there) and its
+    own ``guild`` (the one it syncs commands to).
+    """
 
     def __init__(
         self, api: FakeReplicate, discord: FakeDiscord, guild: FakeGuild, workdir: Path, **extra_env: str
@@ -40,18 +46,28 @@ class BotProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.logs: list[str] = []
 
+    def shards(self) -> list[int]:
+        """The shard ids this process identifies: ``DISCORD_SHARD_IDS``, else every shard of the count."""
+        count = int(self.env.get("DISCORD_SHARD_COUNT") or self.discord.shard_count)
+        ids = self.env.get("DISCORD_SHARD_IDS")
+        return list(parse_shard_ids(ids, count)) if ids else list(range(count))
+
     async def start(self) -> None:
-        """Start the bot and wait until it has identified and synced its commands."""
+        """Start the bot and wait until it has identified each of its shards and synced its commands."""
         identified = len(self.discord.identify_payloads)
-        synced = len(self.discord.requests_for("PUT /applications/*/guilds/*/commands"))
+        sync_route = f"PUT /applications/*/guilds/{self.env['IMAGINE_SYNC_GUILD']}/commands"
+        synced = len(self.discord.requests_for(sync_route))
         with self._new_log() as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", env=self.env, cwd=self.workdir, stdout=log, stderr=log
             )
-        await self.discord.wait_for(lambda: len(self.discord.identify_payloads) > identified, 30, what="IDENTIFY")
+        wanted = set(self.shards())
         await self.discord.wait_for(
-            lambda: len(self.discord.requests_for("PUT /applications/*/guilds/*/commands")) > synced, 30, what="sync"
+            lambda: wanted <= {shard for shard, _ in self.discord.identified_shards[identified:]},
+            30,
+            what=f"IDENTIFY of shards {sorted(wanted)}",
         )
+        await self.discord.wait_for(lambda: len(self.discord.requests_for(sync_route)) > synced, 30, what="sync")
 
     def _new_log(self) -> BinaryIO:
         path = self.workdir / f"bot-{len(self.logs)}.log"

@@ -130,14 +130,20 @@ async def make_stack(tmp_path: Path, restore_discord_endpoints: Any) -> AsyncIte
     stacks: list[Stack] = []
 
     async def start(
-        *, api_prefix: str = "", tuning: Tuning = TEST_TUNING, models: tuple[str, ...] = (), **settings: Any
+        *,
+        api_prefix: str = "",
+        tuning: Tuning = TEST_TUNING,
+        models: tuple[str, ...] = (),
+        discord_shards: int = 1,
+        **settings: Any,
     ) -> Stack:
+        """``discord_shards``: the count the fake Discord recommends; ``guild`` is on shard 0, ``other`` on the last."""
         api = FakeReplicate(prefix=api_prefix, seed=5)
-        fake_discord = FakeDiscord(token=DISCORD_TOKEN)
+        fake_discord = FakeDiscord(token=DISCORD_TOKEN, shard_count=discord_shards)
         await api.start()
         await fake_discord.start()
-        guild = fake_discord.add_guild("Test")
-        other = fake_discord.add_guild("Other")
+        guild = fake_discord.add_guild("Test", shard=0)
+        other = fake_discord.add_guild("Other", shard=discord_shards - 1)
         config = Settings(
             replicate_api_token=Secret(api.token),
             discord_token=Secret(DISCORD_TOKEN),

@@ -96,7 +96,7 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
                 await fake_discord.wait_until_identified(timeout=30)
                 health = await wait_for_health(session, f"{base}/healthz", 200, 30)
                 assert health["status"] == "ok"
-                assert health["shards"] == {"connected": 1, "total": 1}
+                assert health["shards"] == {"connected": 1, "total": 1, "state": {"0": "connected"}}
                 assert health["database"] == "ok"
                 assert health["jobs"] == {"running": 0, "queued": 0}
 

@@ -17,6 +17,12 @@ Discord's rules are enforced and can be switched per test: the 3 s acknowledgeme
 answers on chosen routes (:meth:`FakeDiscord.chaos`, :class:`DiscordChaos`), the per-attachment
 size limit (413/40005), messages deleted by someone else (10008) and payload limits (50035).
 
+Shards work as on Discord: ``GET /gateway/bot`` recommends :attr:`FakeDiscord.shard_count`; each
+gateway connection is bound to the ``shard: [id, count]`` of its IDENTIFY; a guild belongs to shard
+``(guild_id >> 22) % count`` (:meth:`FakeDiscord.shard_of`; :meth:`FakeDiscord.add_guild` takes
+``shard=``) and its GUILD_CREATE and interactions go only to that shard's connection (events of no
+guild to shard 0); with no connection for the shard they are dropped (:attr:`FakeDiscord.undelivered`).
+
 All JSON responses carry ``Content-Type: application/json`` exactly (discord.py only parses
 that value) and generous ``X-RateLimit-*`` headers. Waiting is event driven:
 :meth:`FakeDiscord.wait_for` re-checks a predicate whenever the fake's state changes.
@@ -1137,6 +1143,8 @@ class InteractionHandle:
         self.token_expires_at = snowflake_time(interaction_id).timestamp() + token_lifetime
         #: ``time.monotonic()`` of the INTERACTION_CREATE dispatch.
         self.dispatched_at: float | None = None
+        #: ``(shard_id, shard_count)`` of the gateway session it went to; ``None`` if no session ran its shard.
+        self.shard: tuple[int, int] | None = None
         #: Every callback attempt that reached the handler, in order.
         self.callbacks: list[CallbackRecord] = []
         #: The message the interaction's ``@original`` refers to, once there is one.
@@ -1380,6 +1388,9 @@ class _GatewaySession:
     session_id: str
     identify: JSON
     ws: web.WebSocketResponse | None
+    #: The shard this connection identified as (``shard: [id, count]``; ``[0, 1]`` when it named none).
+    shard_id: int = 0
+    shard_count: int = 1
     seq: int = 0
     ready: bool = False
     frames: list[JSON] = dataclasses.field(default_factory=list)
@@ -1423,6 +1434,7 @@ class FakeDiscord:
         bot_user_id: int | None = None,
         bot_name: str = "imagine-bot",
         owner_id: int | None = None,
+        shard_count: int = 1,
     ) -> None:
         self.token = token
         self.application_id = application_id or snowflake()
@@ -1450,6 +1462,11 @@ class FakeDiscord:
         self.max_request_size: int | None = 25 * MIB
         #: HELLO heartbeat interval in seconds.
         self.heartbeat_interval: float = 41.25
+        #: Shards ``GET /gateway/bot`` recommends, and the count :meth:`add_guild` picks ``shard=`` ids for.
+        self.shard_count: int = shard_count
+        #: ``session_start_limit.max_concurrency`` of ``GET /gateway/bot``: high, so every shard may identify at
+        #: once (the fake does not enforce Discord's 5 s per bucket; a bot that paces itself still can).
+        self.max_concurrency: int = 16
 
         # ---- state
         self.guilds: dict[int, FakeGuild] = {}
@@ -1473,10 +1490,14 @@ class FakeDiscord:
         self.resume_count: int = 0
         #: ``(event, data)`` of every dispatch sent.
         self.dispatched: list[tuple[str, JSON]] = []
+        #: ``(event, data)`` of dispatches dropped because no connection runs the guild's shard (on Discord an
+        #: interaction lost this way ends as "This interaction failed").
+        self.undelivered: list[tuple[str, JSON]] = []
         self._dm_channels: dict[int, FakeChannel] = {}
         self._attachments: dict[int, StoredAttachment] = {}
         self._sessions: dict[str, _GatewaySession] = {}
-        self._session: _GatewaySession | None = None
+        #: The current session of each shard, by ``(shard_id, shard_count)``, the latest identified or resumed last.
+        self._live: dict[tuple[int, int], _GatewaySession] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._change_event = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -1561,9 +1582,29 @@ class FakeDiscord:
             label = what or getattr(predicate, "__qualname__", repr(predicate))
             raise TimeoutError(f"FakeDiscord.wait_for timed out after {timeout}s waiting for {label}") from None
 
-    async def wait_until_identified(self, timeout: float = 5.0) -> None:
-        """Wait until a bot identified and READY plus the GUILD_CREATEs were sent."""
-        await self.wait_for(lambda: self._session is not None and self._session.ready, timeout, what="gateway IDENTIFY")
+    async def wait_until_identified(self, timeout: float = 5.0, *, shards: Iterable[int] | None = None) -> None:
+        """Wait until a bot identified and READY plus the GUILD_CREATEs were sent.
+
+        ``shards``: wait until each of these shard ids has such a session (default: any one shard).
+        """
+        wanted = None if shards is None else set(shards)
+
+        def identified() -> bool:
+            ready = {session.shard_id for session in self._live.values() if session.ready}
+            return bool(ready) if wanted is None else wanted <= ready
+
+        what = "gateway IDENTIFY" if wanted is None else f"gateway IDENTIFY of shards {sorted(wanted)}"
+        await self.wait_for(identified, timeout, what=what)
+
+    @property
+    def identified_shards(self) -> list[tuple[int, int]]:
+        """``(shard_id, shard_count)`` of every IDENTIFY so far, in order (``(0, 1)`` for one that named no shard)."""
+        return [_shard_of_identify(payload) for payload in self.identify_payloads]
+
+    def shard_of(self, guild: GuildLike, shard_count: int | None = None) -> int:
+        """The shard a guild belongs to: ``(guild_id >> 22) % shard_count`` (default :attr:`shard_count`)."""
+        guild_id = guild.id if isinstance(guild, FakeGuild) else int(guild)
+        return (guild_id >> 22) % (shard_count or self.shard_count)
 
     async def wait_for_request(
         self, route: str, *, status: int | None = None, count: int = 1, timeout: float = 5.0
@@ -1588,16 +1629,24 @@ class FakeDiscord:
         locale: str = "en-US",
         premium_tier: int = 0,
         attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT,
+        shard: int | None = None,
     ) -> FakeGuild:
         """Add a guild the bot is in; returns it (``.id``, ``.channel(name)``, ``.member(name)``...).
 
         With ``defaults`` it gets text channels ``general`` and ``nsfw`` (age-restricted), a
         ``Moderator`` role (Manage Server 0x20 + Manage Messages 0x2000), a member ``moderator``
         with that role and an ordinary member ``member``. Add guilds before the bot connects
-        (or call :meth:`dispatch_guild_create` afterwards).
+        (or call :meth:`dispatch_guild_create` afterwards). ``shard``: give it an id that belongs to
+        that shard of :attr:`shard_count` shards.
         """
+        if shard is not None and not 0 <= shard < self.shard_count:
+            raise ValueError(f"shard {shard} does not exist with shard_count={self.shard_count}")
+        if guild_id is None:
+            guild_id = snowflake() if shard is None else self._snowflake_on_shard(shard)
+        elif shard is not None and self.shard_of(guild_id) != shard:
+            raise ValueError(f"guild id {guild_id} belongs to shard {self.shard_of(guild_id)}, not {shard}")
         guild = FakeGuild(
-            guild_id=guild_id or snowflake(),
+            guild_id=guild_id,
             name=name,
             bot_user=self.bot_user,
             bot_permissions=bot_permissions,
@@ -1615,9 +1664,16 @@ class FakeDiscord:
         self._changed()
         return guild
 
+    def _snowflake_on_shard(self, shard: int) -> int:
+        """A fresh snowflake on guild shard ``shard``: its timestamp moved back by under ``shard_count`` ms."""
+        value = snowflake()
+        millis = value >> 22
+        millis -= (millis - shard) % self.shard_count
+        return (millis << 22) | (value & ((1 << 22) - 1))
+
     async def dispatch_guild_create(self, guild: FakeGuild) -> None:
-        """Send GUILD_CREATE for a guild added after the bot connected."""
-        await self.dispatch("GUILD_CREATE", self._guild_create_payload(guild))
+        """Send GUILD_CREATE for a guild added after the bot connected (to the connection of its shard)."""
+        await self.dispatch("GUILD_CREATE", self._guild_create_payload(guild), guild_id=guild.id)
 
     def add_user(self, username: str, *, user_id: int | None = None, global_name: str | None = None) -> FakeUser:
         """Add a user who is in no guild (e.g. for DMs)."""
@@ -2022,19 +2078,45 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ gateway (public)
 
-    async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a DISPATCH (op 0) event to the connected bot (buffered for RESUME if disconnected)."""
-        session = self._session
-        if session is None:
-            raise RuntimeError("no gateway session; start the bot and await wait_until_identified()")
-        await self._send_dispatch(session, event, data)
+    async def dispatch(self, event: str, data: JSON, *, guild_id: int | None = None) -> None:
+        """Send a DISPATCH (op 0) event to the connected bot (buffered for RESUME if disconnected).
 
-    async def disconnect_gateway(self, code: int = 4000) -> None:
-        """Close the bot's gateway socket; with a resumable code discord.py reconnects and RESUMEs."""
-        session = self._session
-        if session is not None and session.ws is not None:
+        As on Discord, it goes to the session of one shard: that of ``guild_id`` (default: the
+        payload's ``guild_id``), or shard 0 for an event of no guild (DMs). Where no session runs
+        that shard the event is dropped and kept in :attr:`undelivered`.
+        """
+        if guild_id is None and data.get("guild_id") is not None:
+            guild_id = int(data["guild_id"])
+        await self._deliver(event, data, guild_id)
+
+    async def _deliver(self, event: str, data: JSON, guild_id: int | None) -> _GatewaySession | None:
+        """Send to the session of ``guild_id``'s shard; the session, or ``None`` if it was dropped."""
+        if not self._live:
+            raise RuntimeError("no gateway session; start the bot and await wait_until_identified()")
+        session = self._session_for(guild_id)
+        if session is None:
+            self.undelivered.append((event, data))
+            self._changed()
+            return None
+        await self._send_dispatch(session, event, data)
+        return session
+
+    def _session_for(self, guild_id: int | None) -> _GatewaySession | None:
+        """The latest session whose shard owns ``guild_id`` (shard 0 for ``None``), by that session's own count."""
+        for session in reversed(self._live.values()):
+            shard = 0 if guild_id is None else self.shard_of(guild_id, session.shard_count)
+            if shard == session.shard_id:
+                return session
+        return None
+
+    async def disconnect_gateway(self, code: int = 4000, *, shard: int | None = None) -> None:
+        """Close the bot's gateway socket (every shard's, or one); with a resumable code discord.py RESUMEs."""
+        closing = [s for s in self._live.values() if s.ws is not None and shard in (None, s.shard_id)]
+        for session in closing:
             ws, session.ws = session.ws, None
+            assert ws is not None
             await ws.close(code=code)
+        if closing:
             self._changed()
 
     # ------------------------------------------------------------------ internals: interactions
@@ -2352,7 +2434,8 @@ class FakeDiscord:
         )
         self.interactions[interaction_id] = handle
         handle.dispatched_at = time.monotonic()
-        await self.dispatch("INTERACTION_CREATE", payload)
+        session = await self._deliver("INTERACTION_CREATE", payload, ctx.guild.id if ctx.guild else None)
+        handle.shard = None if session is None else (session.shard_id, session.shard_count)
         return handle
 
     # ------------------------------------------------------------------ internals: messages
@@ -2559,7 +2642,7 @@ class FakeDiscord:
         self._changed()
 
     async def _dispatch_message_event(self, event: str, message: StoredMessage) -> None:
-        session = self._session
+        session = self._session_for(message.guild_id)
         if not self.dispatch_message_events or message.ephemeral or session is None:
             return
         intents = int(session.identify.get("intents", 0))
@@ -2585,7 +2668,7 @@ class FakeDiscord:
                 and not private
             ):
                 data.update(content="", embeds=[], attachments=[], components=[])
-        await self.dispatch(event, data)
+        await self._send_dispatch(session, event, data)
 
     def _message_type_for(self, handle: InteractionHandle) -> int:
         if handle.type in (InteractionType.APPLICATION_COMMAND, InteractionType.AUTOCOMPLETE):
@@ -2806,12 +2889,12 @@ class FakeDiscord:
         return _json_response(
             {
                 "url": self.gateway_url,
-                "shards": 1,
+                "shards": self.shard_count,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,
                     "reset_after": 14_400_000,
-                    "max_concurrency": 1,
+                    "max_concurrency": self.max_concurrency,
                 },
             }
         )
@@ -3296,17 +3379,27 @@ class FakeDiscord:
         if data.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
-        previous = self._session
+        try:
+            shard_id, shard_count = _shard_of_identify(data)
+        except (TypeError, ValueError):
+            await ws.close(code=4010, message=b"Invalid shard.")
+            return
+        # A new session of the same shard replaces the old one (a bot that restarted, or a second process
+        # started with the same shard), which Discord disconnects.
+        previous = self._live.pop((shard_id, shard_count), None)
         if previous is not None and previous.ws is not None and previous.ws is not ws:
             await previous.ws.close(code=4000)
-        session = _GatewaySession(session_id=uuid.uuid4().hex, identify=data, ws=ws)
+        session = _GatewaySession(
+            session_id=uuid.uuid4().hex, identify=data, ws=ws, shard_id=shard_id, shard_count=shard_count
+        )
         self._sessions[session.session_id] = session
-        self._session = session
+        self._live[(shard_id, shard_count)] = session
         self.identify_payloads.append(data)
+        guilds = [g for g in self.guilds.values() if self.shard_of(g, shard_count) == shard_id]
         ready: JSON = {
             "v": 10,
             "user": self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.session_id,
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.application_id), "flags": 0},
@@ -3319,7 +3412,7 @@ class FakeDiscord:
         if "shard" in data:
             ready["shard"] = data["shard"]
         await self._send_dispatch(session, "READY", ready)
-        for guild in self.guilds.values():
+        for guild in guilds:
             await self._send_dispatch(session, "GUILD_CREATE", self._guild_create_payload(guild))
         session.ready = True
         self._changed()
@@ -3330,7 +3423,9 @@ class FakeDiscord:
             await ws.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))
             return
         session.ws = ws
-        self._session = session
+        key = (session.shard_id, session.shard_count)
+        self._live.pop(key, None)
+        self._live[key] = session  # the latest of its shard again
         last = int(data.get("seq") or 0)
         async with session.lock:
             for frame in [f for f in session.frames if f["s"] > last]:
@@ -3358,10 +3453,21 @@ class FakeDiscord:
         }
         if data.get("nonce") is not None:
             chunk["nonce"] = data["nonce"]
-        await self.dispatch("GUILD_MEMBERS_CHUNK", chunk)
+        await self.dispatch("GUILD_MEMBERS_CHUNK", chunk, guild_id=guild.id)
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _shard_of_identify(data: JSON) -> tuple[int, int]:
+    """``(shard_id, shard_count)`` an IDENTIFY names (``(0, 1)`` if none); ``ValueError`` for an impossible one."""
+    shard = data.get("shard")
+    if shard is None:
+        return 0, 1
+    shard_id, shard_count = (int(part) for part in shard)
+    if shard_count < 1 or not 0 <= shard_id < shard_count:
+        raise ValueError(f"shard {shard_id} of {shard_count}")
+    return shard_id, shard_count
 
 
 def _json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:

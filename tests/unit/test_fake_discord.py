@@ -619,3 +619,160 @@ async def test_request_size_limit(fake: FakeDiscord, bot: commands.Bot, cog: Pro
     await fake.slash("draw", {"prompt": "x"})
     statuses = await fake.wait_for(lambda: [r.status for r in fake.requests_for(Routes.EDIT_ORIGINAL)][2:])
     assert statuses == [413]
+
+
+# --------------------------------------------------------------------------- shards
+
+
+class RawShard:
+    """One gateway connection driven by hand: IDENTIFY as ``shard``, then read what the fake dispatches."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    @classmethod
+    async def connect(cls, session: aiohttp.ClientSession, fake: FakeDiscord, shard: list[int] | None) -> RawShard:
+        """Connect, wait for HELLO and identify (as ``shard``, or naming none)."""
+        ws = await session.ws_connect(fake.gateway_url)
+        hello = await ws.receive_json()
+        assert hello["op"] == 10
+        identify: dict[str, Any] = {"token": TOKEN, "intents": 1, "properties": {}}
+        if shard is not None:
+            identify["shard"] = shard
+        await ws.send_json({"op": 2, "d": identify})
+        return cls(ws)
+
+    async def until(self, event: str) -> dict[str, Any]:
+        """Read frames up to the next dispatch of ``event``; return its data."""
+        while True:
+            message = await asyncio.wait_for(self.ws.receive(), 5)
+            assert message.type is aiohttp.WSMsgType.TEXT, message
+            frame = message.json()
+            self.events.append((frame["t"], frame["d"]))
+            if frame["t"] == event:
+                return frame["d"]  # type: ignore[no-any-return]
+
+    async def close_code(self) -> int:
+        """Read frames until the fake closes the connection; its close code."""
+        while True:
+            message = await asyncio.wait_for(self.ws.receive(), 5)
+            if message.type is aiohttp.WSMsgType.CLOSE:
+                return int(message.data)
+            assert message.type is aiohttp.WSMsgType.TEXT, message
+
+    def guild_ids(self) -> list[int]:
+        """Ids of the guilds this connection got a GUILD_CREATE for so far."""
+        return [int(data["id"]) for event, data in self.events if event == "GUILD_CREATE"]
+
+
+@pytest.fixture
+async def sharded() -> AsyncIterator[tuple[FakeDiscord, FakeGuild, FakeGuild]]:
+    """A fake recommending two shards, with one guild on each."""
+    async with FakeDiscord(token=TOKEN, shard_count=2) as fake:
+        yield fake, fake.add_guild("Zero", shard=0), fake.add_guild("One", shard=1)
+
+
+async def test_gateway_bot_recommends_the_shard_count() -> None:
+    async with FakeDiscord(token=TOKEN, shard_count=3) as fake, aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bot {TOKEN}"}
+        async with session.get(f"{fake.api_base}/gateway/bot", headers=headers) as response:
+            body = await response.json()
+        assert body["shards"] == 3 and body["url"] == fake.gateway_url
+        assert body["session_start_limit"]["max_concurrency"] == 16
+
+
+async def test_guilds_are_created_on_the_shard_asked_for() -> None:
+    fake = FakeDiscord(token=TOKEN, shard_count=4)
+    for shard in (0, 1, 2, 3, 3, 1):
+        guild = fake.add_guild(f"on {shard}", shard=shard)
+        assert (guild.id >> 22) % 4 == shard == fake.shard_of(guild)
+    assert len(fake.guilds) == 6
+    with pytest.raises(ValueError, match="shard 4 does not exist"):
+        fake.add_guild("nowhere", shard=4)
+    wrong = next(g for g in fake.guilds.values() if fake.shard_of(g) == 0)
+    with pytest.raises(ValueError, match="belongs to shard 0"):
+        fake.add_guild("clash", guild_id=wrong.id + (1 << 22) * 4, shard=1)
+
+
+async def test_each_shard_gets_only_its_guilds_and_their_interactions(
+    sharded: tuple[FakeDiscord, FakeGuild, FakeGuild],
+) -> None:
+    fake, zero, one = sharded
+    async with aiohttp.ClientSession() as session:
+        first = await RawShard.connect(session, fake, [0, 2])
+        second = await RawShard.connect(session, fake, [1, 2])
+        ready_first, ready_second = await first.until("READY"), await second.until("READY")
+        assert [int(g["id"]) for g in ready_first["guilds"]] == [zero.id]
+        assert [int(g["id"]) for g in ready_second["guilds"]] == [one.id]
+        assert ready_first["shard"] == [0, 2] and ready_second["shard"] == [1, 2]
+        await fake.wait_until_identified(shards=[0, 1])
+        assert fake.identified_shards == [(0, 2), (1, 2)]
+
+        assert (await fake.slash("imagine", {"prompt": "x"}, guild=one)).shard == (1, 2)
+        assert (await fake.slash("imagine", {"prompt": "y"}, guild=zero)).shard == (0, 2)
+        to_second, to_first = await second.until("INTERACTION_CREATE"), await first.until("INTERACTION_CREATE")
+        assert int(to_second["guild_id"]) == one.id and int(to_first["guild_id"]) == zero.id
+        assert first.guild_ids() == [zero.id] and second.guild_ids() == [one.id]
+        # Events of no guild (DMs) go to shard 0, as on Discord.
+        await fake.slash("imagine", {"prompt": "z"}, user=fake.add_user("loner"), dm=True)
+        assert "guild_id" not in await first.until("INTERACTION_CREATE")
+        assert [event for event, _ in second.events].count("INTERACTION_CREATE") == 1
+        assert fake.undelivered == []
+        await first.ws.close()
+        await second.ws.close()
+
+
+async def test_an_interaction_for_a_shard_nobody_runs_is_not_delivered(
+    sharded: tuple[FakeDiscord, FakeGuild, FakeGuild],
+) -> None:
+    fake, _zero, one = sharded
+    async with aiohttp.ClientSession() as session:
+        only = await RawShard.connect(session, fake, [0, 2])
+        await only.until("READY")
+        await fake.wait_until_identified()
+        handle = await fake.slash("imagine", {"prompt": "x"}, guild=one)
+        assert [event for event, _ in fake.undelivered] == ["INTERACTION_CREATE"] and handle.shard is None
+        with pytest.raises(TimeoutError):
+            await handle.wait_callback(timeout=0.1)
+        # A guild added later reaches only the connection of its shard: none here.
+        late = fake.add_guild("Late", shard=1)
+        await fake.dispatch_guild_create(late)
+        assert [event for event, _ in fake.undelivered] == ["INTERACTION_CREATE", "GUILD_CREATE"]
+        await only.ws.close()
+
+
+async def test_a_connection_without_shard_runs_everything_and_a_bad_shard_is_refused() -> None:
+    async with FakeDiscord(token=TOKEN) as fake, aiohttp.ClientSession() as session:
+        guilds = [fake.add_guild("A"), fake.add_guild("B")]
+        plain = await RawShard.connect(session, fake, None)
+        ready = await plain.until("READY")
+        assert "shard" not in ready and len(ready["guilds"]) == 2
+        await plain.until("GUILD_CREATE")
+        await plain.until("GUILD_CREATE")
+        assert sorted(plain.guild_ids()) == sorted(g.id for g in guilds)
+        assert fake.identified_shards == [(0, 1)]
+        bad = await RawShard.connect(session, fake, [2, 2])
+        assert await bad.close_code() == 4010
+        await plain.ws.close()
+
+
+async def test_a_new_session_of_a_shard_replaces_only_that_shard(
+    sharded: tuple[FakeDiscord, FakeGuild, FakeGuild],
+) -> None:
+    fake, zero, one = sharded
+    async with aiohttp.ClientSession() as session:
+        first = await RawShard.connect(session, fake, [0, 2])
+        second = await RawShard.connect(session, fake, [1, 2])
+        await first.until("READY")
+        await second.until("READY")
+        again = await RawShard.connect(session, fake, [1, 2])
+        await again.until("READY")
+        assert await second.close_code() == 4000
+        await fake.slash("imagine", {"prompt": "x"}, guild=one)
+        assert int((await again.until("INTERACTION_CREATE"))["guild_id"]) == one.id
+        await fake.slash("imagine", {"prompt": "y"}, guild=zero)
+        assert int((await first.until("INTERACTION_CREATE"))["guild_id"]) == zero.id
+        await fake.disconnect_gateway(shard=1)
+        assert await again.close_code() == 4000
+        await first.ws.close()
