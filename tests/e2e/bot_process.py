@@ -90,6 +90,10 @@ class BotProcess:
                 self.process.kill()
                 await self.process.wait()
 
+    def last_output(self) -> str:
+        """What the latest run of the bot printed."""
+        return Path(self.logs[-1]).read_text(errors="replace")
+
     def output(self) -> str:
         """Everything every run of the bot printed."""
         return "".join(Path(name).read_text(errors="replace") for name in self.logs)
