@@ -6,6 +6,7 @@ Both front ends (the Discord bot and the ``imagine`` command) build one
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -21,10 +22,13 @@ from bot.metrics import Metrics
 from bot.policy import Policy
 from bot.ratelimit import RequestBudget
 from bot.recovery import LOOKUP_DELAYS, PredictionFinder
-from bot.replicate import ReplicateClient
+from bot.replicate import ApiError, NotFound, ReplicateClient
 from bot.scheduling import PollPolicy
 from bot.settings import Settings
 from bot.storage import Repository, open_repository
+from bot.webhooks import PredictionEvents, WebhookReceiver
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = f"imagine-bot/{__version__}"
 
@@ -40,6 +44,10 @@ class Tuning:
     """Least time between two edits of one Discord message (the progress bar moves as often)."""
     lookup_delays: tuple[float, ...] = LOOKUP_DELAYS
     """Seconds before each reading of the list of predictions when a create's answer was lost."""
+
+
+class StartupError(Exception):
+    """The bot cannot start as configured; the message names the setting (exit 2)."""
 
 
 class Core:
@@ -94,6 +102,7 @@ class Core:
             finder=PredictionFinder(self.client, clock=self.clock, delays=self.tuning.lookup_delays),
             progress_tick=self.tuning.edit_interval,
         )
+        self.webhooks: WebhookReceiver | None = None
         self.metrics.watch_jobs(running=lambda: self.engine.running, queued=lambda: self.engine.queued)
         self.policy = Policy(
             repository,
@@ -112,6 +121,35 @@ class Core:
         connector = aiohttp.TCPConnector(resolver=GuardedResolver(), limit=100)
         session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector)
         return cls(settings, session, repository, clock=clock, tuning=tuning)
+
+    async def enable_webhooks(self) -> WebhookReceiver:
+        """Create predictions with ``IMAGINE_WEBHOOK_URL`` from now on; the receiver for the HTTP server.
+
+        The signing secret comes from ``REPLICATE_WEBHOOK_SECRET`` or, once, from the API. Raises
+        :class:`StartupError` where neither can give it: never unsigned webhooks.
+        """
+        url = self.settings.webhook_url
+        assert url is not None, "enable_webhooks needs IMAGINE_WEBHOOK_URL"
+        secret = self.settings.webhook_secret.reveal() if self.settings.webhook_secret else await self._read_secret()
+        events = PredictionEvents()
+        self.webhooks = WebhookReceiver(secret, events, self.repository, self.clock)
+        self.engine.use_webhooks(url, events)
+        log.info("predictions are created with webhooks to %s", url)
+        return self.webhooks
+
+    async def _read_secret(self) -> str:
+        try:
+            return await self.client.webhook_secret()
+        except ApiError as exc:
+            if isinstance(exc, NotFound) or exc.status in (405, 501):
+                raise StartupError(
+                    "REPLICATE_WEBHOOK_SECRET: IMAGINE_WEBHOOK_URL is set but the API serves no webhook secret "
+                    "(GET /v1/webhooks/default/secret); set REPLICATE_WEBHOOK_SECRET to the account's whsec_ key"
+                ) from None
+            raise StartupError(
+                f"REPLICATE_WEBHOOK_SECRET: could not read the webhook secret from the API ({exc.message}); "
+                "set REPLICATE_WEBHOOK_SECRET or try again"
+            ) from None
 
     async def _settle(self, view: JobView) -> None:
         """Give back the daily images a job was charged for and did not deliver."""
@@ -132,6 +170,8 @@ class Core:
     async def close(self) -> None:
         """Stop the heartbeat and the engine, then close the HTTP session and the database."""
         await self.cluster.stop()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         await self.engine.close()
         await self.session.close()
         await self.repository.close()

@@ -21,6 +21,7 @@ from bot.progress import ProgressEstimate
 from bot.recovery import Lookup, PredictionFinder
 from bot.replicate import ApiError, CreateOutcomeUnknown, Prediction, Progress, ReplicateClient, RequestWithdrawn
 from bot.scheduling import PollPolicy
+from bot.webhooks import PredictionEvents, stage
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ class JobExecutor:
         self._progress_tick = progress_tick
         self._create_attempts = create_attempts
         self._polling = 0  # jobs past their create: they share the budget for polls
+        self.webhook_url: str | None = None
+        """Set (with :attr:`events`): predictions are created with this webhook; polling is a safety net."""
+        self.events: PredictionEvents | None = None
         self._claimed: set[str] = set()  # predictions this process's jobs have, journaled or about to be
 
     async def run(self, job: LiveJob, prediction_id: str | None) -> None:
@@ -97,11 +101,23 @@ class JobExecutor:
             prediction = Prediction(id=prediction_id, status="starting")
         self._polling += 1
         self._claimed.add(prediction.id)
+        pushed = self.events.watch(prediction.id) if self.events is not None else None
         try:
-            await self._poll_to_end(job, prediction, deadline, fetch_now=prediction_id is not None)
+            await self._poll_to_end(
+                job, self._newest(prediction), deadline, fetch_now=prediction_id is not None, pushed=pushed
+            )
         finally:
             self._polling -= 1
             self._claimed.discard(prediction.id)
+            if self.events is not None:
+                self.events.forget(prediction.id)
+
+    def _newest(self, prediction: Prediction) -> Prediction:
+        """``prediction``, or what a webhook said of it since, if that is further on."""
+        pushed = self.events.latest(prediction.id) if self.events is not None else None
+        if pushed is not None and stage(pushed) >= stage(prediction):
+            return pushed
+        return prediction
 
     # ----------------------------------------------------------------- create
 
@@ -121,6 +137,7 @@ class JobExecutor:
                         wait=self._prefer_wait,
                         cancel_after=self._timeout,
                         proceed=lambda: not job.cancel_event.is_set(),
+                        webhook=self.webhook_url,
                     )
                 except RequestWithdrawn:
                     raise _Ended(JobState.CANCELED) from None
@@ -190,8 +207,20 @@ class JobExecutor:
 
     # ----------------------------------------------------------------- polling
 
-    async def _poll_to_end(self, job: LiveJob, prediction: Prediction, deadline: float, *, fetch_now: bool) -> None:
-        """Poll until the prediction ends (canceling it on request or at the deadline), then finish the job."""
+    async def _poll_to_end(
+        self,
+        job: LiveJob,
+        prediction: Prediction,
+        deadline: float,
+        *,
+        fetch_now: bool,
+        pushed: asyncio.Event | None = None,
+    ) -> None:
+        """Poll until the prediction ends (canceling it on request or at the deadline), then finish the job.
+
+        With webhooks (``pushed`` is set when one arrives) a pushed state is taken as a poll's answer
+        and polls become a slow safety net, aimed past the expected end.
+        """
         polls = 0
         polls_at_end = 0
         last_progress: Progress | None = None
@@ -221,20 +250,27 @@ class JobExecutor:
             progress = prediction.progress
             # An estimate is trusted once: a bar that has not moved since the last poll says nothing new.
             fresh = progress is not None and (progress != last_progress or progress.remaining == 0)
-            interval = self._poll.interval(
-                polls,
-                self._polling,
-                budget,
-                remaining=progress.remaining if fresh and progress else None,
-                polls_at_end=polls_at_end,
-            )
+            if pushed is not None:
+                interval = self._poll.safety_interval(polls, remaining=progress.remaining if progress else None)
+            else:
+                interval = self._poll.interval(
+                    polls,
+                    self._polling,
+                    budget,
+                    remaining=progress.remaining if fresh and progress else None,
+                    polls_at_end=polls_at_end,
+                )
             if progress is not None and progress.remaining == 0:
                 polls_at_end += 1
             last_progress = progress
             delay = 0.0 if fetch_now else min(remaining, interval)
             fetch_now = False
-            await self._wait(job, delay, bar, interruptible=not cancel_sent)
+            await self._wait(job, delay, bar, interruptible=not cancel_sent, pushed=pushed)
             if job.cancel_event.is_set() and not cancel_sent:
+                continue
+            if pushed is not None and pushed.is_set():
+                pushed.clear()
+                prediction = self._newest(prediction)
                 continue
             polls += 1
             try:
@@ -246,18 +282,24 @@ class JobExecutor:
                 log.warning("job %s: polling %s failed (%s); will try again", job.id, prediction.id, exc)
         await self._finish_prediction(job, prediction, deadline)
 
-    async def _wait(self, job: LiveJob, seconds: float, bar: ProgressEstimate, *, interruptible: bool) -> None:
-        """Sleep until the next poll; meanwhile move the bar once per edit interval (no API request)."""
+    async def _wait(
+        self,
+        job: LiveJob,
+        seconds: float,
+        bar: ProgressEstimate,
+        *,
+        interruptible: bool,
+        pushed: asyncio.Event | None = None,
+    ) -> None:
+        """Sleep until the next poll, a cancel or a webhook; meanwhile move the bar once per edit interval."""
         end = self._clock.monotonic() + seconds
+        wake = [event for event in (job.cancel_event if interruptible else None, pushed) if event is not None]
         while (left := end - self._clock.monotonic()) > 0:
             moving = job.view.state is JobState.PROCESSING and self._progress_tick > 0
             step = min(left, self._progress_tick) if moving else left
-            if interruptible:
-                await _sleep_unless(self._clock, job.cancel_event, step)
-                if job.cancel_event.is_set():
-                    return
-            else:
-                await self._clock.sleep(step)
+            await _sleep_unless(self._clock, wake, step)
+            if any(event.is_set() for event in wake):
+                return
             if moving and end - self._clock.monotonic() > 0.05:
                 estimated = bar.estimate(self._clock.monotonic())
                 if estimated is not None and estimated.fraction != (job.view.progress or estimated).fraction:
@@ -347,11 +389,15 @@ def _lost_create_message(what: str, lookup: Lookup) -> str:
     )
 
 
-async def _sleep_unless(clock: Clock, event: asyncio.Event, seconds: float) -> None:
+async def _sleep_unless(clock: Clock, events: list[asyncio.Event], seconds: float) -> None:
+    """Sleep ``seconds``, or less if one of ``events`` is set."""
+    if any(event.is_set() for event in events):
+        return
     sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    waiter = asyncio.ensure_future(event.wait())
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
-        await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({sleeper, *waiters}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         sleeper.cancel()
-        waiter.cancel()
+        for waiter in waiters:
+            waiter.cancel()

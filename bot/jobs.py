@@ -27,6 +27,7 @@ from bot.modelref import ModelRef
 from bot.recovery import PredictionFinder
 from bot.replicate import ApiError, ReplicateClient
 from bot.scheduling import FairQueue, PollPolicy
+from bot.webhooks import PredictionEvents
 
 __all__ = [
     "Job",
@@ -288,6 +289,11 @@ class JobEngine:
         else:
             self.show(job, replace(job.view, cancel_requested=True))
         return True
+
+    def use_webhooks(self, url: str, events: PredictionEvents) -> None:
+        """Create predictions with the webhook ``url``; results pushed to ``events`` wake their jobs."""
+        self._executor.webhook_url = url
+        self._executor.events = events
 
     def live_job_ids(self) -> list[str]:
         """The jobs this process is running or showing now."""

@@ -159,6 +159,8 @@ def configure_logging(
         masked.append(settings.replicate_api_token.reveal())
         if settings.discord_token is not None:
             masked.append(settings.discord_token.reveal())
+        if settings.webhook_secret is not None:
+            masked.append(settings.webhook_secret.reveal())
         password = database_password(settings.database_url)
         if password is not None:
             masked.append(password)

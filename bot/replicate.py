@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 TERMINAL_STATUSES: Final = frozenset({"succeeded", "failed", "canceled", "aborted"})
 KNOWN_STATUSES: Final = frozenset({"starting", "processing", *TERMINAL_STATUSES})
 MAX_PREFER_WAIT = 60
+WEBHOOK_EVENTS: Final = ("start", "logs", "completed")
+"""What the bot asks webhooks for: the start, progress from the logs, and the end."""
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 """Largest API reply read. A prediction with long logs is far smaller; ``data:`` URL outputs of four
 full-size images (Replicate's sync mode did send those) are the largest real replies, around 10 MiB."""
@@ -408,6 +410,8 @@ class ReplicateClient:
         wait: int | None = None,
         cancel_after: float | None = None,
         proceed: Callable[[], bool] | None = None,
+        webhook: str | None = None,
+        webhook_events: Sequence[str] = WEBHOOK_EVENTS,
     ) -> Prediction:
         """Create a prediction; with ``wait`` the API may hold the reply until it ends (``Prefer: wait``).
 
@@ -417,10 +421,14 @@ class ReplicateClient:
         ``proceed`` is asked just before each attempt goes out (after waiting
         for the budget); ``False`` raises :class:`RequestWithdrawn`, nothing sent.
         """
+        body: dict[str, Any] = {"input": dict(inputs)}
         if model.version:
-            path, body = "predictions", {"version": model.version, "input": dict(inputs)}
+            path, body = "predictions", {"version": model.version, **body}
         else:
-            path, body = f"models/{model.owner}/{model.name}/predictions", {"input": dict(inputs)}
+            path = f"models/{model.owner}/{model.name}/predictions"
+        if webhook:
+            body["webhook"] = webhook
+            body["webhook_events_filter"] = list(webhook_events)
         headers: dict[str, str] = {}
         timeout = self._timeout
         if wait:
@@ -433,6 +441,17 @@ class ReplicateClient:
             "POST", path, json_body=body, headers=headers, timeout=timeout, create=True, proceed=proceed
         )
         return Prediction.from_json(data)
+
+    async def webhook_secret(self) -> str:
+        """The account's webhook signing secret (``GET /v1/webhooks/default/secret``): ``whsec_…``.
+
+        Raises :class:`NotFound` (or :class:`ApiError` 405) where the API has no such route.
+        """
+        data = await self._send("GET", "webhooks/default/secret")
+        key = data.get("key")
+        if not isinstance(key, str) or not key.startswith("whsec_"):
+            raise ServerError("The API sent a webhook secret that is not a whsec_ key")
+        return key
 
     async def get(self, prediction_id: str) -> Prediction:
         """Fetch a prediction's current state (retried on 429, 5xx and connection errors)."""

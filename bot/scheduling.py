@@ -24,6 +24,10 @@ class PollPolicy:
     budget_share: float = 0.6
     near_end: float = 0.2
     """Shortest wait, used when the model's progress bar says it is about to finish."""
+    webhook_grace: float = 3.0
+    """With webhooks, how long after the expected end a lost ``completed`` is looked for by a poll."""
+    safety_first: float = 10.0
+    safety_ceiling: float = 30.0
 
     def interval(
         self,
@@ -47,6 +51,16 @@ class PollPolicy:
             own = min(own, max(self.near_end, aim))
         shared = running / max(1e-6, budget_per_second * self.budget_share)
         return max(own, shared)
+
+    def safety_interval(self, polls: int, *, remaining: float | None = None) -> float:
+        """With webhooks: seconds to the next poll, only in case the webhook with the result was lost.
+
+        Aimed ``webhook_grace`` past the end the model's progress bar expects; without a bar, slow and
+        slower (``safety_first`` doubling up to ``safety_ceiling``).
+        """
+        if remaining is not None:
+            return max(self.near_end, remaining) + self.webhook_grace
+        return min(self.safety_ceiling, self.safety_first * 2.0**polls)
 
 
 # --------------------------------------------------------------------------- the queue

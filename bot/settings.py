@@ -103,6 +103,10 @@ class Settings:
     api_creates_per_minute: int = DEFAULT_CREATES_PER_MINUTE
     api_requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
     takeover_after: float = 30.0
+    webhook_url: str | None = None
+    """Where the API sends webhooks (``IMAGINE_WEBHOOK_URL``); ``None``: results are polled."""
+    webhook_secret: Secret | None = None
+    """``REPLICATE_WEBHOOK_SECRET``; ``None``: read once from the API at start-up."""
 
     @property
     def offered_models(self) -> tuple[ModelRef, ...]:
@@ -230,6 +234,25 @@ def parse_listen(value: str) -> HttpListen:
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"the port must be a number from 1 to 65535, got {port_text!r}")
     return HttpListen(host or None, int(port_text))
+
+
+_WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/]{8,}={0,2}")
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def parse_webhook_url(value: str) -> str:
+    """An ``https://`` URL, or ``http://`` on this machine (for tests and a local TLS proxy); ``ValueError`` if not."""
+    parts = urlsplit(value.strip())
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host:
+        return value.strip()
+    if parts.scheme == "http" and host in _LOCAL_HOSTS:
+        return value.strip()
+    if parts.scheme == "http":
+        raise ValueError(
+            f"must be https:// (the API refuses plain http), or http:// on 127.0.0.1/localhost; got {value!r}"
+        )
+    raise ValueError(f"must be an https:// URL that reaches POST /webhooks/replicate; got {value!r}")
 
 
 def parse_shard_ids(value: str, count: int) -> tuple[int, ...]:
@@ -372,6 +395,21 @@ def load_settings(
     )
     takeover_after = _seconds("IMAGINE_TAKEOVER_AFTER", get("IMAGINE_TAKEOVER_AFTER"), 30.0, problems)
 
+    webhook_url = get("IMAGINE_WEBHOOK_URL")
+    if webhook_url is not None:
+        try:
+            webhook_url = parse_webhook_url(webhook_url)
+        except ValueError as exc:
+            problems.append(f"IMAGINE_WEBHOOK_URL: {exc}")
+        if http_listen is None and raw_listen is None:
+            problems.append(
+                "IMAGINE_WEBHOOK_URL: needs IMAGINE_HTTP_LISTEN, the address of the bot's HTTP server that "
+                "this URL reaches (POST /webhooks/replicate)"
+            )
+    webhook_secret = get("REPLICATE_WEBHOOK_SECRET")
+    if webhook_secret is not None and not _WEBHOOK_SECRET.fullmatch(webhook_secret):
+        problems.append("REPLICATE_WEBHOOK_SECRET: must look like whsec_ followed by base64 (as the API gives it)")
+
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -395,4 +433,6 @@ def load_settings(
         api_creates_per_minute=creates_per_minute,
         api_requests_per_minute=requests_per_minute,
         takeover_after=takeover_after,
+        webhook_url=webhook_url,
+        webhook_secret=Secret(webhook_secret) if webhook_secret else None,
     )

@@ -88,11 +88,14 @@ class ImagineBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         self.core = await Core.open(self.settings, clock=self._clock, tuning=self._tuning)
+        if self.serve_http and self.settings.http_listen is not None:
+            # Before jobs resume (in cog_load): their webhooks must find the route.
+            self.http_server = self._http_server()
+            if self.settings.webhook_url is not None:
+                self.http_server.add_routes((await self.core.enable_webhooks()).routes())
+            await self.http_server.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        if self.serve_http and self.settings.http_listen is not None:
-            self.http_server = self._http_server()
-            await self.http_server.start()
         if self.settings.sync_guild:
             guild = discord.Object(self.settings.sync_guild)
             self.tree.copy_global_to(guild=guild)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import discord
 
+from bot.core import StartupError
 from bot.discord_app.client import ImagineBot, configure_endpoints
 from bot.http_server import ListenError
 from bot.settings import Settings
@@ -40,6 +41,9 @@ async def _with_bot(settings: Settings, action: Callable[[ImagineBot], Awaitable
         return 2
     except ListenError as exc:
         print(f"error: IMAGINE_HTTP_LISTEN: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except discord.GatewayNotFound:
         # Discord answered GET /gateway/bot (the shard count it recommends) with an error, after retries.

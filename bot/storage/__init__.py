@@ -10,7 +10,7 @@ the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -261,6 +261,32 @@ class Repository(Protocol):
 
     async def owned_jobs(self, incarnation: str, job_ids: Collection[str]) -> set[str]:
         """Which of ``job_ids`` this incarnation still owns (the rest were taken over)."""
+        ...
+
+    # ------------------------------------------------------------- webhooks
+
+    async def record_webhook(
+        self,
+        webhook_id: str,
+        prediction_id: str,
+        *,
+        status: str,
+        terminal: bool,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Keep a verified webhook; ``False`` if its ``webhook-id`` was seen before (then nothing changes).
+
+        On PostgreSQL every process hears of it (``NOTIFY``): see :meth:`on_webhook`.
+        """
+        ...
+
+    async def latest_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """The most telling webhook payload of a prediction: a terminal one, else the newest."""
+        ...
+
+    def on_webhook(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(prediction_id)`` when any process records a webhook (PostgreSQL; SQLite: never)."""
         ...
 
 

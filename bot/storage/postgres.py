@@ -38,7 +38,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -82,6 +82,8 @@ log = logging.getLogger(__name__)
 
 SETTINGS_CHANNEL = "imagine_settings"
 """The NOTIFY channel that carries the id of a guild whose settings changed."""
+WEBHOOK_CHANNEL = "imagine_webhooks"
+"""The NOTIFY channel that carries the prediction id of a webhook just recorded (by any process)."""
 
 CACHE_MAX_AGE = 5.0
 """Seconds a cached guild's settings are trusted at most, notifications or not (a backstop only)."""
@@ -148,15 +150,25 @@ class _SettingsListener:
         self._conn: Any = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._closed = False
+        self.webhook_listeners: list[Callable[[str], None]] = []
+        """Called with a prediction id whenever any process records a webhook for it."""
 
     async def start(self, conn: Any) -> None:
         """Listen on ``conn`` (an open connection this listener now owns)."""
         await conn.add_listener(SETTINGS_CHANNEL, self._notified)
+        await conn.add_listener(WEBHOOK_CHANNEL, self._webhook)
         conn.add_termination_listener(self._terminated)
         self._conn = conn
         # Anything read before LISTEN took effect may be stale: start from nothing.
         self._cache.invalidate()
         self._cache.live = True
+
+    def _webhook(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        for listener in self.webhook_listeners:
+            try:
+                listener(payload)
+            except Exception:
+                log.exception("a webhook listener failed")
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -736,6 +748,7 @@ class PostgresRepository:
     async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
         """Record a starting process; forget processes dead for a day that own no unfinished job."""
         async with self._transaction() as conn:
+            await conn.execute("DELETE FROM webhooks WHERE received_at < $1", now - timedelta(days=1))
             await conn.execute(
                 "DELETE FROM processes WHERE alive_at < $1 AND incarnation NOT IN "
                 "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
@@ -798,6 +811,48 @@ class PostgresRepository:
                 "SELECT job_id FROM jobs WHERE owner = $1 AND job_id = ANY($2::text[])", incarnation, list(job_ids)
             )
         return {str(row["job_id"]) for row in rows}
+
+    # ------------------------------------------------------------- webhooks
+
+    async def record_webhook(
+        self,
+        webhook_id: str,
+        prediction_id: str,
+        *,
+        status: str,
+        terminal: bool,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Keep a verified webhook unless its id was seen before; tell every process (``NOTIFY``, on commit)."""
+        async with self._transaction() as conn:
+            inserted = await conn.fetchval(
+                "INSERT INTO webhooks (webhook_id, prediction_id, status, terminal, payload, received_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (webhook_id) DO NOTHING RETURNING true",
+                webhook_id,
+                prediction_id,
+                status,
+                terminal,
+                dict(payload),
+                now,
+            )
+            if inserted:
+                await conn.execute("SELECT pg_notify($1, $2)", WEBHOOK_CHANNEL, prediction_id)
+        return bool(inserted)
+
+    async def latest_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """A terminal payload of the prediction if there is one, else the newest."""
+        async with self._connection() as conn:
+            payload = await conn.fetchval(
+                "SELECT payload FROM webhooks WHERE prediction_id = $1 "
+                "ORDER BY terminal DESC, received_at DESC LIMIT 1",
+                prediction_id,
+            )
+        return payload if isinstance(payload, dict) else None
+
+    def on_webhook(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(prediction_id)`` for every webhook any process records."""
+        self._listener.webhook_listeners.append(listener)
 
 
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)

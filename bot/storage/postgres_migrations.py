@@ -148,6 +148,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX jobs_by_owner ON jobs (owner) WHERE ended_at IS NULL",
         ),
     ),
+    Migration(
+        5,
+        "webhooks received, for dedupe and for the process that owns the prediction",
+        (
+            """
+            CREATE TABLE webhooks (
+                webhook_id    TEXT PRIMARY KEY,
+                prediction_id TEXT NOT NULL,
+                status        TEXT NOT NULL,
+                terminal      BOOLEAN NOT NULL,
+                payload       JSONB NOT NULL,
+                received_at   TIMESTAMPTZ NOT NULL
+            )
+            """,
+            "CREATE INDEX webhooks_by_prediction ON webhooks (prediction_id, terminal, received_at)",
+        ),
+    ),
 )
 """Every PostgreSQL schema step, oldest first. Append new steps; never edit shipped ones."""
 

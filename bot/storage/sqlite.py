@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -627,6 +627,7 @@ class SqliteRepository:
         """Record a starting process; forget processes dead for a day that own no unfinished job."""
         stamp = _to_text(now)
         async with self._transaction(write=True) as conn:
+            await conn.execute("DELETE FROM webhooks WHERE received_at < ?", (_to_text(now - timedelta(days=1)),))
             await conn.execute(
                 "DELETE FROM processes WHERE alive_at < ? AND incarnation NOT IN "
                 "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
@@ -683,6 +684,40 @@ class SqliteRepository:
                 conn, f"SELECT job_id FROM jobs WHERE owner = ? AND job_id IN ({marks})", (incarnation, *ids)
             )
         return {str(row[0]) for row in rows}
+
+    # ------------------------------------------------------------- webhooks
+
+    async def record_webhook(
+        self,
+        webhook_id: str,
+        prediction_id: str,
+        *,
+        status: str,
+        terminal: bool,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Keep a verified webhook unless its id was seen before."""
+        async with self._transaction(write=True) as conn:
+            cursor = await conn.execute(
+                "INSERT INTO webhooks (webhook_id, prediction_id, status, terminal, payload, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id) DO NOTHING",
+                (webhook_id, prediction_id, status, int(terminal), json.dumps(payload), _to_text(now)),
+            )
+            return cursor.rowcount > 0
+
+    async def latest_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """A terminal payload of the prediction if there is one, else the newest."""
+        async with self._transaction(write=False) as conn:
+            row = await self._one(
+                conn,
+                "SELECT payload FROM webhooks WHERE prediction_id = ? ORDER BY terminal DESC, received_at DESC LIMIT 1",
+                (prediction_id,),
+            )
+        return None if row is None else json.loads(row[0])
+
+    def on_webhook(self, listener: Callable[[str], None]) -> None:
+        """One process on SQLite: the process that records a webhook is the one that runs its job."""
 
 
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)

@@ -1,0 +1,155 @@
+"""The webhook receiver: signatures (with the published test vector), stale and forged deliveries, replays,
+dedupe through the database, and the registry that wakes a job, never moving a prediction back."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from standardwebhooks import Webhook
+
+from bot.clock import SystemClock
+from bot.http_server import HttpServer
+from bot.replicate import Prediction
+from bot.settings import HttpListen
+from bot.storage import Repository
+from bot.webhooks import PredictionEvents, WebhookReceiver
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+# Published in the reference (replicate-python's own test): secret, id, timestamp, body -> signature.
+VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+VECTOR_TIMESTAMP = 1614265330
+VECTOR_BODY = '{"test": 2432232314}'
+VECTOR_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_signing_matches_the_published_test_vector() -> None:
+    signed = Webhook(VECTOR_SECRET).sign(VECTOR_ID, datetime.fromtimestamp(VECTOR_TIMESTAMP, tz=UTC), VECTOR_BODY)
+    assert signed == VECTOR_SIGNATURE
+
+
+def prediction(status: str = "processing", logs: str = "", **extra: Any) -> dict[str, Any]:
+    return {"id": "p1", "status": status, "logs": logs, "input": {}, "output": None, **extra}
+
+
+def headers_for(
+    body: bytes, *, webhook_id: str = "msg_1", at: float | None = None, secret: str = SECRET
+) -> dict[str, str]:
+    stamp = int(at if at is not None else time.time())
+    signature = Webhook(secret).sign(webhook_id, datetime.fromtimestamp(stamp, tz=UTC), body.decode())
+    return {"webhook-id": webhook_id, "webhook-timestamp": str(stamp), "webhook-signature": signature}
+
+
+class Receiving:
+    def __init__(self, server: HttpServer, events: PredictionEvents, session: aiohttp.ClientSession) -> None:
+        self.server, self.events, self.session = server, events, session
+
+    async def post(self, data: dict[str, Any], **options: Any) -> int:
+        body = json.dumps(data).encode()
+        headers = options.pop("headers", None) or headers_for(body, **options)
+        url = f"http://127.0.0.1:{self.server.port}/webhooks/replicate"
+        async with self.session.post(url, data=body, headers=headers) as response:
+            return response.status
+
+
+@pytest.fixture
+async def receiving(repository: Repository) -> AsyncIterator[Receiving]:
+    events = PredictionEvents()
+    receiver = WebhookReceiver(SECRET, events, repository, SystemClock())
+    server = HttpServer(HttpListen("127.0.0.1", 0), checks={}, metrics=lambda: b"")
+    server.add_routes(receiver.routes())
+    await server.start()
+    async with aiohttp.ClientSession() as session:
+        yield Receiving(server, events, session)
+    await receiver.close()
+    await server.stop()
+
+
+async def test_a_signed_delivery_is_answered_at_once_and_wakes_the_job(receiving: Receiving) -> None:
+    woken = receiving.events.watch("p1")
+    assert await receiving.post(prediction("succeeded", output=["https://x/y.png"])) == 200
+    await asyncio.wait_for(woken.wait(), 5)
+    latest = receiving.events.latest("p1")
+    assert latest is not None and latest.status == "succeeded"
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    ["wrong secret", "tampered body", "stale", "from the future", "no signature"],
+)
+async def test_a_forged_or_stale_delivery_gets_401_and_changes_nothing(receiving: Receiving, forgery: str) -> None:
+    data = prediction("succeeded")
+    body = json.dumps(data).encode()
+    if forgery == "wrong secret":
+        headers = headers_for(body, secret="whsec_" + base64.b64encode(b"another key, not the account's").decode())
+    elif forgery == "tampered body":
+        headers = headers_for(json.dumps(prediction("failed")).encode())
+    elif forgery == "stale":
+        headers = headers_for(body, at=time.time() - 6 * 60)
+    elif forgery == "from the future":
+        headers = headers_for(body, at=time.time() + 6 * 60)
+    else:
+        headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time()))}
+    assert await receiving.post(data, headers=headers) == 401
+    await asyncio.sleep(0.05)
+    assert receiving.events.latest("p1") is None
+
+
+async def test_a_replayed_webhook_id_gets_200_and_changes_nothing(receiving: Receiving, repository: Repository) -> None:
+    assert await receiving.post(prediction("processing", logs="a"), webhook_id="msg_a") == 200
+    await asyncio.sleep(0.05)
+    assert await receiving.post(prediction("processing", logs="b"), webhook_id="msg_a") == 200  # same id again
+    await asyncio.sleep(0.05)
+    latest = receiving.events.latest("p1")
+    assert latest is not None and latest.logs == "a"
+    stored = await repository.latest_webhook("p1")
+    assert stored is not None and stored["logs"] == "a"
+
+
+async def test_the_database_dedupes_across_processes(repository: Repository) -> None:
+    now = datetime.now(UTC)
+    first = await repository.record_webhook(
+        "msg_x", "p9", status="processing", terminal=False, payload={"id": "p9"}, now=now
+    )
+    again = await repository.record_webhook(
+        "msg_x", "p9", status="processing", terminal=False, payload={"id": "p9"}, now=now
+    )
+    done = await repository.record_webhook(
+        "msg_y", "p9", status="succeeded", terminal=True, payload={"id": "p9", "status": "succeeded"}, now=now
+    )
+    later = await repository.record_webhook(
+        "msg_z", "p9", status="processing", terminal=False, payload={"id": "p9", "status": "processing"}, now=now
+    )
+    assert (first, again, done, later) == (True, False, True, True)
+    assert (await repository.latest_webhook("p9") or {}).get("status") == "succeeded"  # the end wins
+    assert await repository.latest_webhook("unknown") is None
+
+
+async def test_a_delivery_for_an_unknown_prediction_is_accepted(receiving: Receiving) -> None:
+    assert await receiving.post(prediction("starting") | {"id": "not-yet"}) == 200
+
+
+def test_a_prediction_never_moves_back() -> None:
+    events = PredictionEvents()
+    done = Prediction.from_json(prediction("succeeded"))
+    assert events.push(Prediction.from_json(prediction("processing", logs="50%")))
+    assert events.push(done)
+    assert not events.push(Prediction.from_json(prediction("processing", logs="75%")))  # late, out of order
+    assert not events.push(Prediction.from_json(prediction("failed")))  # a second end changes nothing
+    assert events.latest("p1") == done
+
+
+def test_the_registry_keeps_a_bounded_number_of_predictions() -> None:
+    events = PredictionEvents(keep=3)
+    for number in range(5):
+        events.push(Prediction.from_json(prediction() | {"id": f"p{number}"}))
+    assert [events.latest(f"p{number}") is not None for number in range(5)] == [False, False, True, True, True]
