@@ -226,10 +226,14 @@ class JobExecutor:
         last_progress: Progress | None = None
         cancel_sent = False
         bar = ProgressEstimate()
+        expected_end: float | None = None  # monotonic; from the bar's rate, else the model's usual run time
+        usual = await self._usual_run_time(job)
         while True:
-            self._show_prediction(job, prediction, bar.observe(prediction.progress, self._clock.monotonic()))
+            now = self._clock.monotonic()
+            self._show_prediction(job, prediction, bar.observe(prediction.progress, now))
             if prediction.terminal:
                 break
+            expected_end = _expected_end(prediction, last_progress, expected_end, usual, now)
             if job.cancel_event.is_set() and not cancel_sent:
                 cancel_sent = True
                 prediction = await self._cancel_remote(prediction)
@@ -247,22 +251,16 @@ class JobExecutor:
                 )
                 return
             budget = self._client.budget.other.per_second
-            progress = prediction.progress
-            # An estimate is trusted once: a bar that has not moved since the last poll says nothing new.
-            fresh = progress is not None and (progress != last_progress or progress.remaining == 0)
+            expected_in = None if expected_end is None else expected_end - self._clock.monotonic()
             if pushed is not None:
-                interval = self._poll.safety_interval(polls, remaining=progress.remaining if progress else None)
+                interval = self._poll.safety_interval(polls, remaining=expected_in)
             else:
                 interval = self._poll.interval(
-                    polls,
-                    self._polling,
-                    budget,
-                    remaining=progress.remaining if fresh and progress else None,
-                    polls_at_end=polls_at_end,
+                    polls, self._polling, budget, remaining=expected_in, polls_at_end=polls_at_end
                 )
-            if progress is not None and progress.remaining == 0:
+            if expected_in is not None and expected_in <= 0:
                 polls_at_end += 1
-            last_progress = progress
+            last_progress = prediction.progress or last_progress
             delay = 0.0 if fetch_now else min(remaining, interval)
             fetch_now = False
             await self._wait(job, delay, bar, interruptible=not cancel_sent, pushed=pushed)
@@ -312,6 +310,15 @@ class JobExecutor:
         view = replace(job.view, state=state, prediction_id=prediction.id, progress=progress or job.view.progress)
         if view != job.view:
             self._host.show(job, view)
+
+    async def _usual_run_time(self, job: LiveJob) -> float | None:
+        if self._journal is None:
+            return None
+        try:
+            return await self._journal.usual_run_time(str(job.request.model))
+        except Exception as exc:
+            log.warning("could not read the usual run time of %s: %s", job.request.model, exc)
+            return None
 
     async def _cancel_remote(self, prediction: Prediction) -> Prediction:
         try:
@@ -375,6 +382,19 @@ class JobExecutor:
                 f"{len(images)} of {expected} images came back; the model's safety checker may have held some back."
             )
         await self._host.finish(job, JobState.SUCCEEDED, images=tuple(images), notes=tuple(notes), **common)
+
+
+def _expected_end(
+    prediction: Prediction, seen: Progress | None, known: float | None, usual: float | None, now: float
+) -> float | None:
+    """When the prediction should end (monotonic): a bar that moved says so by its rate; a bar that did not
+    move keeps the earlier estimate; with no bar, the model's usual run time from when it started."""
+    progress = prediction.progress
+    if progress is not None and progress.remaining is not None and (progress != seen or known is None):
+        return now + progress.remaining
+    if known is None and progress is None and usual is not None and prediction.status == "processing":
+        return now + usual
+    return known
 
 
 def _lost_create_message(what: str, lookup: Lookup) -> str:

@@ -135,6 +135,10 @@ class JobJournal(Protocol):
         """Take a prediction found by a lookup; ``False`` if another job already has it."""
         ...
 
+    async def usual_run_time(self, model: str) -> float | None:
+        """How long the model usually runs (``metrics.predict_time``, averaged), if known."""
+        ...
+
     async def finishing(self, job_id: str) -> None:
         """Just before the final view is shown; raises :class:`JobTakenOver` if another process has the job."""
         ...

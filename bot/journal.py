@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.inputs import ImagineOptions
-from bot.job_model import JobRequest, JobTakenOver, JobView
+from bot.job_model import JobRequest, JobState, JobTakenOver, JobView
 from bot.modelref import ModelRef
 from bot.storage import JobRecord, Repository
 
@@ -149,8 +149,19 @@ class Journal:
         except Exception:
             log.exception("could not journal job %s (finishing); showing its outcome anyway", job_id)
 
+    async def usual_run_time(self, model: str) -> float | None:
+        """How long ``model`` usually runs, learned from its predictions' ``metrics.predict_time``."""
+        return await self._repository.model_run_time(model)
+
     async def ended(self, view: JobView) -> None:
-        """The job's final state; its target (and the token in it) is forgotten."""
+        """The job's final state; its target (and the token in it) is forgotten; the model's run time learned."""
+        if view.predict_time is not None and view.state is JobState.SUCCEEDED:
+            try:
+                await self._repository.record_run_time(
+                    str(view.request.model), view.predict_time, now=self._clock.now()
+                )
+            except Exception:
+                log.exception("could not record the run time of %s", view.request.model)
         await self._safely(
             view.job_id,
             state=str(view.state),

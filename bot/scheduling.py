@@ -22,8 +22,10 @@ class PollPolicy:
     growth: float = 1.25
     ceiling: float = 2.0
     budget_share: float = 0.6
-    near_end: float = 0.2
-    """Shortest wait, used when the model's progress bar says it is about to finish."""
+    near_end: float = 0.1
+    """First wait once the expected end has passed (the model finishing up); doubles with every miss."""
+    aim_past: float = 0.05
+    """How far past the expected end a poll is aimed."""
     webhook_grace: float = 3.0
     """With webhooks, how long after the expected end a lost ``completed`` is looked for by a poll."""
     safety_first: float = 10.0
@@ -40,17 +42,23 @@ class PollPolicy:
     ) -> float:
         """Seconds to wait before the next poll of one prediction.
 
-        ``remaining`` is what the model's progress bar expects (seconds to its
-        last step): the poll is aimed just past it, so a finished image is
-        noticed at once instead of up to a whole interval later. Once the bar
-        is full, waits double from ``near_end`` while the model finishes up.
+        ``remaining`` is how long until the prediction is expected to end (from the model's own
+        progress bar, or its usual run time; negative once that moment has passed). Far from it, the
+        next poll comes halfway there (to keep the estimate honest; the bar moves in between anyway);
+        close to it, just past it, so a finished image is noticed at once; after it, ``near_end``
+        doubling with every miss. Without an estimate: ``first`` growing to ``ceiling``. Never more
+        often than this job's fair share of ``budget_share`` of the request budget.
         """
-        own = min(self.ceiling, self.first * self.growth**polls)
-        if remaining is not None:
-            aim = remaining + 0.05 if remaining > 0 else self.near_end * 2**polls_at_end
-            own = min(own, max(self.near_end, aim))
+        if remaining is None:
+            own = min(self.ceiling, self.first * self.growth**polls)
+        elif remaining > 2 * self.ceiling:
+            own = remaining / 2
+        elif remaining > 0:
+            own = remaining + self.aim_past
+        else:
+            own = self.near_end * 2.0**polls_at_end
         shared = running / max(1e-6, budget_per_second * self.budget_share)
-        return max(own, shared)
+        return float(max(own, shared))
 
     def safety_interval(self, polls: int, *, remaining: float | None = None) -> float:
         """With webhooks: seconds to the next poll, only in case the webhook with the result was lost.

@@ -263,6 +263,14 @@ class Repository(Protocol):
         """Which of ``job_ids`` this incarnation still owns (the rest were taken over)."""
         ...
 
+    async def model_run_time(self, model: str) -> float | None:
+        """The model's usual ``metrics.predict_time`` (a moving average), if it ever ran."""
+        ...
+
+    async def record_run_time(self, model: str, seconds: float, *, now: datetime) -> None:
+        """Fold one prediction's ``predict_time`` into the model's usual run time."""
+        ...
+
     # ------------------------------------------------------------- webhooks
 
     async def record_webhook(

@@ -118,6 +118,9 @@ JOB_COLUMN_NAMES = (
 
 JOB_COLUMNS = ", ".join(JOB_COLUMN_NAMES)
 
+RUN_TIME_WEIGHT = 0.3
+"""Weight of the newest run in a model's usual run time (an exponential moving average)."""
+
 JOB_TIMES = frozenset({"created_at", "create_started_at", "ended_at"})
 """The journal's datetime columns."""
 

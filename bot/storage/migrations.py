@@ -192,6 +192,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX webhooks_by_prediction ON webhooks (prediction_id, terminal, received_at)",
         ),
     ),
+    Migration(
+        6,
+        "each model's usual run time, to aim polls at its end",
+        (
+            """
+            CREATE TABLE model_run_times (
+                model      TEXT PRIMARY KEY,
+                seconds    REAL NOT NULL,
+                samples    INTEGER NOT NULL,
+                updated_at TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 """Every schema step, oldest first. Append new steps; never edit shipped ones."""
 

@@ -59,6 +59,7 @@ from bot.storage import (
 from bot.storage.common import (
     JOB_COLUMN_NAMES,
     JOB_COLUMNS,
+    RUN_TIME_WEIGHT,
     SETTINGS_CACHE_SIZE,
     check_id,
     decide_charge,
@@ -811,6 +812,25 @@ class PostgresRepository:
                 "SELECT job_id FROM jobs WHERE owner = $1 AND job_id = ANY($2::text[])", incarnation, list(job_ids)
             )
         return {str(row["job_id"]) for row in rows}
+
+    async def model_run_time(self, model: str) -> float | None:
+        """The model's usual run time."""
+        async with self._connection() as conn:
+            seconds = await conn.fetchval("SELECT seconds FROM model_run_times WHERE model = $1", model)
+        return None if seconds is None else float(seconds)
+
+    async def record_run_time(self, model: str, seconds: float, *, now: datetime) -> None:
+        """An exponential moving average, updated in one statement (concurrent ends from any process)."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO model_run_times AS t (model, seconds, samples, updated_at) VALUES ($1, $2, 1, $3) "
+                "ON CONFLICT (model) DO UPDATE SET seconds = t.seconds + $4 * (excluded.seconds - t.seconds), "
+                "samples = t.samples + 1, updated_at = excluded.updated_at",
+                model,
+                seconds,
+                now,
+                RUN_TIME_WEIGHT,
+            )
 
     # ------------------------------------------------------------- webhooks
 

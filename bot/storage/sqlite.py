@@ -49,6 +49,7 @@ from bot.storage.common import (
     JOB_COLUMN_NAMES,
     JOB_COLUMNS,
     JOB_TIMES,
+    RUN_TIME_WEIGHT,
     SETTINGS_CACHE_SIZE,
     check_id,
     decide_charge,
@@ -684,6 +685,22 @@ class SqliteRepository:
                 conn, f"SELECT job_id FROM jobs WHERE owner = ? AND job_id IN ({marks})", (incarnation, *ids)
             )
         return {str(row[0]) for row in rows}
+
+    async def model_run_time(self, model: str) -> float | None:
+        """The model's usual run time."""
+        async with self._transaction(write=False) as conn:
+            row = await self._one(conn, "SELECT seconds FROM model_run_times WHERE model = ?", (model,))
+        return None if row is None else float(row[0])
+
+    async def record_run_time(self, model: str, seconds: float, *, now: datetime) -> None:
+        """An exponential moving average: recent runs weigh most (a model's hardware or version changes)."""
+        async with self._transaction(write=True) as conn:
+            await conn.execute(
+                "INSERT INTO model_run_times (model, seconds, samples, updated_at) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (model) DO UPDATE SET seconds = seconds + ? * (excluded.seconds - seconds), "
+                "samples = samples + 1, updated_at = excluded.updated_at",
+                (model, seconds, _to_text(now), RUN_TIME_WEIGHT),
+            )
 
     # ------------------------------------------------------------- webhooks
 

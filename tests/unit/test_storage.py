@@ -657,3 +657,12 @@ async def test_active_jobs_count_the_members_unfinished_jobs(repository: Reposit
     await repository.update_job("a", state="finishing")  # its outcome is being shown: no longer counted
     assert await repository.active_jobs(GUILD, MEMBER) == 1
     assert await repository.active_jobs(GUILD, MOD) == 0
+
+
+async def test_a_models_usual_run_time_is_a_moving_average(repository: Repository) -> None:
+    assert await repository.model_run_time("owner/model") is None
+    await repository.record_run_time("owner/model", 4.0, now=T0)
+    assert await repository.model_run_time("owner/model") == pytest.approx(4.0)
+    await repository.record_run_time("owner/model", 6.0, now=T0)
+    assert await repository.model_run_time("owner/model") == pytest.approx(4.0 + 0.3 * 2.0)
+    assert await repository.model_run_time("other/model") is None
