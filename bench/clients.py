@@ -119,9 +119,20 @@ class InstrumentedBot:
 
     def rss_kib(self) -> int | None:
         """The process's resident memory now, in KiB."""
+        return self._status_kib("VmRSS")
+
+    def peak_rss_kib(self) -> int | None:
+        """The process's peak resident memory so far, in KiB (``VmHWM``).
+
+        Unlike the ``ru_maxrss`` the bot reports, it starts from nothing at ``exec``: ``ru_maxrss`` starts
+        from the benchmark process's own resident memory when it started the bot, which a late start shows.
+        """
+        return self._status_kib("VmHWM")
+
+    def _status_kib(self, field: str) -> int | None:
         with contextlib.suppress(OSError), open(f"/proc/{self.pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1])
         return None
 

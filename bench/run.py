@@ -19,6 +19,15 @@
    and its peak resident memory read when it is stopped. ``--scale-rate`` pushes them at a given
    rate instead, to see the engine with every job running when the bot cannot answer them all at
    once within Discord's 3 s.
+5. Scale-out, once every process above has stopped: for each of :data:`DEPLOYMENTS` in turn (1
+   process on SQLite, 1, 2 and 4 on PostgreSQL), a fresh rate-limited fake API, a fresh database, a
+   fake Discord of N shards and N bot processes, one shard each (``DISCORD_SHARD_COUNT`` = N,
+   ``DISCORD_SHARD_IDS`` = k), with production tuning and budget (a minute-long window);
+   ``plan.scale_out_guilds`` servers spread over the shards and one member per job spread over the
+   servers. Once every process counts N live processes (each then takes 1/N of the API budget),
+   one warm-up job per process, a pause for the budget to fill again, then the same burst of
+   ``plan.scale_out_jobs`` interactions at once. More than the budget's first burst, so the
+   deployment's creates budget (9 a second) is what limits its throughput.
 """
 
 from __future__ import annotations
@@ -106,8 +115,7 @@ QUICK = Plan(
         "time, 20 (not 50) at once and only for 0.5 s predictions, and a scale run of 200 (not 1000) "
         "jobs of 0.5 s (not 5 s) predictions; use the full run for the figures the targets speak of",
         "quick run: the scale-out bursts are 120 (not 600) jobs, a quarter of them inside the creates "
-        "budget's initial burst, so jobs a minute are indicative only (the scale-out section adds about "
-        "a minute and a half)",
+        "budget's initial burst, so jobs a minute are indicative only (the scale-out section adds about 75 s)",
     ),
 )
 
@@ -401,7 +409,7 @@ class DeploymentResult:
     late_answers: int
     requests_per_job: dict[str, float]
     peak_rss_mb: list[float | None]
-    """Each process's peak resident memory."""
+    """Each process's peak resident memory (``VmHWM``, read just before it is stopped)."""
     max_stall_ms: list[float | None]
     """Each process's largest event-loop stall during the burst."""
     errors: dict[str, int] = field(default_factory=dict)
@@ -463,6 +471,7 @@ async def deploy(deployment: Deployment, plan: Plan, workdir: Path, database_url
         since = len(api.requests)
         pushed = await burst(bot, jobs, plan.scale_out_duration, plan.image_kib, timeout=plan.scale_out_timeout)
         live = [process.live_processes() for process in bot.processes]
+        peaks = [process.peak_rss_kib() for process in bot.processes]
         reports = [await process.stop() for process in bot.processes]
     finally:
         await bot.close()
@@ -484,7 +493,7 @@ async def deploy(deployment: Deployment, plan: Plan, workdir: Path, database_url
         first_answer=phase.first_answer,
         late_answers=phase.late_answers,
         requests_per_job=phase.requests_per_job,
-        peak_rss_mb=[_mb(report.get("ru_maxrss_kib")) for report in reports],
+        peak_rss_mb=[_mb(peak) for peak in peaks],
         max_stall_ms=[report.get("max_stall_ms") for report in reports],
         errors=phase.errors,
     )
@@ -498,22 +507,23 @@ async def scale_out(plan: Plan, workdir: Path, postgres_server: str) -> ScaleOut
     """Every deployment of :data:`DEPLOYMENTS` in turn, each on a fresh database (PostgreSQL: a new one on
     ``postgres_server``, dropped after); skipped, saying why, where PostgreSQL does not answer."""
     result = ScaleOutResult(plan.scale_out_jobs, plan.scale_out_duration, plan.scale_out_guilds, [])
-    for deployment in DEPLOYMENTS:
-        progress(
-            f"scale-out: {plan.scale_out_jobs} jobs at once, {plan.scale_out_duration:g} s predictions, "
-            f"{deployment.label}"
-        )
-        if deployment.database == "sqlite":
-            result.deployments.append(await deploy(deployment, plan, workdir, None))
-            continue
-        try:
+    try:
+        async with disposable_database(postgres_server):
+            pass  # the server answers and lets us make databases: the comparison can be made
+        for deployment in DEPLOYMENTS:
+            progress(
+                f"scale-out: {plan.scale_out_jobs} jobs at once, {plan.scale_out_duration:g} s predictions, "
+                f"{deployment.label}"
+            )
+            if deployment.database == "sqlite":
+                result.deployments.append(await deploy(deployment, plan, workdir, None))
+                continue
             async with disposable_database(postgres_server) as url:
                 result.deployments.append(await deploy(deployment, plan, workdir, url))
-        except PostgresUnavailable as exc:
-            result.deployments.clear()
-            result.skipped = f"no PostgreSQL server answered ({exc}); set {URL_VARIABLE} or start one"
-            progress(f"scale-out skipped: {result.skipped}")
-            break
+    except PostgresUnavailable as exc:
+        result.deployments.clear()
+        result.skipped = f"no PostgreSQL server answered ({exc}); set {URL_VARIABLE} or start one"
+        progress(f"scale-out skipped: {result.skipped}")
     return result
 
 
