@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Delivery overhead, API requests per job and scale of imagine-bot, against two baselines.",
     )
-    parser.add_argument("--quick", action="store_true", help="a scaled-down run that finishes in under a minute")
+    parser.add_argument("--quick", action="store_true", help="a scaled-down run that finishes in about two minutes")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
     parser.add_argument(
         "--scale-rate",

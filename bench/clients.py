@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +35,8 @@ from tests.fakes.replicate import FakeReplicate
 REPO = Path(__file__).resolve().parents[1]
 DISCORD_TOKEN = "bench-discord-token"
 _FAILED_WORDS = ("Failed", "Canceled", "Timed out")
+_LIVE_PROCESSES = re.compile(r"(\d+) live process\(es\)")
+"""What :mod:`bot.cluster` logs when the number of live processes it shares the API budget with changes."""
 
 
 class Client(Protocol):
@@ -70,8 +73,109 @@ def _what_happened(version: MessageVersion) -> str:
     return ""
 
 
+async def _poll_until(predicate: Callable[[], bool], timeout: float, *, what: str) -> None:
+    """Check ``predicate`` every 0.1 s until it holds; ``TimeoutError`` naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+class InstrumentedBot:
+    """One instrumented bot process (:mod:`bench.botproc` by default), its log in ``workdir/bot.log``."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str], launcher: str = "bench.botproc") -> None:
+        self.workdir = workdir
+        self.env = dict(env)
+        self.launcher = launcher
+        self.process: asyncio.subprocess.Process | None = None
+        self.report: dict[str, Any] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        """Where the bot's own log (its stderr) goes."""
+        return self.workdir / "bot.log"
+
+    async def start(self) -> None:
+        """Start the process (without waiting for it to log in)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                self.launcher,
+                env=self.env,
+                cwd=self.workdir,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+            )
+
+    @property
+    def pid(self) -> int:
+        """The process's id."""
+        assert self.process is not None
+        return self.process.pid
+
+    def rss_kib(self) -> int | None:
+        """The process's resident memory now, in KiB."""
+        return self._status_kib("VmRSS")
+
+    def peak_rss_kib(self) -> int | None:
+        """The process's peak resident memory so far, in KiB (``VmHWM``).
+
+        Unlike the ``ru_maxrss`` the bot reports, it starts from nothing at ``exec``: ``ru_maxrss`` starts
+        from the benchmark process's own resident memory when it started the bot, which a late start shows.
+        """
+        return self._status_kib("VmHWM")
+
+    def _status_kib(self, field: str) -> int | None:
+        with contextlib.suppress(OSError), open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+        return None
+
+    def reset_monitor(self) -> None:
+        """Restart the bot's event-loop stall record (SIGUSR1)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGUSR1)
+
+    def live_processes(self) -> int:
+        """How many live processes the bot last said it shares the API budget with (1 until it says otherwise)."""
+        with contextlib.suppress(OSError):
+            seen = _LIVE_PROCESSES.findall(self.log_path.read_text(errors="replace"))
+            if seen:
+                return int(seen[-1])
+        return 1
+
+    async def stop(self) -> dict[str, Any]:
+        """Ctrl-C the bot; return the JSON line it prints (stalls, peak memory); ``{}`` if it was not running."""
+        report: dict[str, Any] = {}
+        process = self.process
+        if process is None or process.returncode is not None:
+            return self.report or report
+        assert process.stdout is not None
+        process.send_signal(signal.SIGINT)
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            report = json.loads(line) if line.strip() else {}
+            await asyncio.wait_for(process.wait(), 30)
+        except (TimeoutError, ValueError):
+            process.kill()
+            await process.wait()
+        self.report = report
+        return report
+
+
 class ImagineBotClient:
-    """The real bot in its own process, between a fake Discord and :attr:`api`."""
+    """The real bot, between a fake Discord and :attr:`api`: one process, or a deployment of several.
+
+    By default one process runs every shard Discord recommends (one) on its own SQLite file, in
+    one server. With ``shards`` = N, N processes run one shard each (``DISCORD_SHARD_COUNT`` = N,
+    ``DISCORD_SHARD_IDS`` = k) against a fake Discord of N shards, all on ``database_url``; the
+    ``guilds`` servers are spread over the shards in turn, and the ``members`` over the servers.
+    """
 
     name = "imagine-bot"
 
@@ -86,34 +190,67 @@ class ImagineBotClient:
         log_level: str = "INFO",
         launcher: str = "bench.botproc",
         extra_env: Mapping[str, str] | None = None,
+        shards: int | None = None,
+        guilds: int = 1,
+        database_url: str | None = None,
+        name: str | None = None,
     ) -> None:
         """``launcher`` is the module run with ``python -m`` and ``extra_env`` goes on top of its environment
-        (to try a variant of the bot; the benchmark itself uses the defaults)."""
+        (to try a variant of the bot; the benchmark itself uses the defaults). ``database_url``: default, a
+        SQLite file in the process's directory (one process only)."""
+        if shards is not None and shards > 1 and database_url is None:
+            raise ValueError("several processes need one shared database_url")
         self.api = api
+        if name is not None:
+            self.name = name
         self.launcher = launcher
         self.extra_env = dict(extra_env or {})
         self.workdir = workdir
-        self.discord = FakeDiscord(token=DISCORD_TOKEN)
+        self.shards = shards
+        self.database_url = database_url
+        self.discord = FakeDiscord(token=DISCORD_TOKEN, shard_count=shards or 1)
         self.settings_env = {
             "IMAGINE_MAX_RUNNING": str(max_running),
             "IMAGINE_MAX_RUNNING_PER_SERVER": str(max_running_per_server),
             "LOG_LEVEL": log_level,
         }
+        self._guild_count = guilds
         self._member_count = members
-        self._members: list[FakeMember] = []
+        self._seats: list[tuple[FakeGuild, FakeMember]] = []
         self._turn = 0
-        self.guild: FakeGuild | None = None
-        self.process: asyncio.subprocess.Process | None = None
-        self.report: dict[str, Any] | None = None
+        self.guilds: list[FakeGuild] = []
+        self.processes: list[InstrumentedBot] = []
         self.last_push_s = 0.0
         """Seconds the last :meth:`run` took to push its interactions through the fake Discord."""
 
-    async def start(self) -> None:
-        """Start the fake Discord and the bot process; return once the bot has logged in."""
-        await self.discord.start()
-        guild = self.guild = self.discord.add_guild("Bench")
-        self._members = [guild.add_member(f"member-{i:03d}") for i in range(self._member_count)]
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    @property
+    def guild(self) -> FakeGuild | None:
+        """The first server."""
+        return self.guilds[0] if self.guilds else None
+
+    @property
+    def report(self) -> dict[str, Any] | None:
+        """The (first) process's report, once stopped."""
+        return self.processes[0].report if self.processes else None
+
+    def _add_guilds(self) -> None:
+        """The servers, in turn on each shard; member i in server i mod the number of servers."""
+        names = ["Bench"] if self._guild_count == 1 else [f"Bench {g}" for g in range(self._guild_count)]
+        self.guilds = [
+            self.discord.add_guild(name, shard=None if self.shards is None else g % self.shards)
+            for g, name in enumerate(names)
+        ]
+        self._seats = []
+        for i in range(self._member_count):
+            guild = self.guilds[i % len(self.guilds)]
+            self._seats.append((guild, guild.add_member(f"member-{i:03d}")))
+
+    def _workdir(self, shard: int | None) -> Path:
+        return self.workdir if shard is None else self.workdir / f"shard-{shard}"
+
+    def _env(self, shard: int | None) -> dict[str, str]:
+        """The environment of the process that runs ``shard`` (``None``: all): ``python -m bot``'s, as in the tests."""
+        guild = self.guilds[0] if shard is None else next(g for g in self.guilds if self.discord.shard_of(g) == shard)
         env = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": str(REPO),
@@ -123,59 +260,66 @@ class ImagineBotClient:
             "DISCORD_API_BASE": self.discord.http_base,
             "DISCORD_GATEWAY_URL": self.discord.gateway_url,
             "IMAGINE_SYNC_GUILD": str(guild.id),
-            "DATABASE_URL": f"sqlite:///{self.workdir / 'bot.db'}",
+            "DATABASE_URL": self.database_url or f"sqlite:///{self._workdir(shard) / 'bot.db'}",
             **self.settings_env,
             **self.extra_env,
         }
-        with (self.workdir / "bot.log").open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                self.launcher,
-                env=env,
-                cwd=self.workdir,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-            )
+        if shard is not None:
+            env |= {"DISCORD_SHARD_COUNT": str(self.shards), "DISCORD_SHARD_IDS": str(shard)}
+        return env
+
+    async def start(self) -> None:
+        """Start the fake Discord and the bot process(es); return once each has logged in and, with several,
+        each counts all of them live (so that each takes its share of the API budget)."""
+        await self.discord.start()
+        self._add_guilds()
+        shard_ids: list[int | None] = [None] if self.shards is None else list(range(self.shards))
+        self.processes = [InstrumentedBot(self._workdir(shard), self._env(shard), self.launcher) for shard in shard_ids]
+        await asyncio.gather(*(process.start() for process in self.processes))
         synced = "PUT /applications/*/guilds/*/commands"
-        await self.discord.wait_for(lambda: self.discord.requests_for(synced), 60, what="command sync")
-        await self.discord.wait_for(lambda: self.discord.identify_payloads, 60, what="IDENTIFY")
+        count = len(self.processes)
+        await self.discord.wait_for(lambda: len(self.discord.requests_for(synced)) >= count, 60, what="command sync")
+        wanted = set(range(self.shards or 1))
+        await self.discord.wait_for(
+            lambda: wanted <= {shard for shard, _ in self.discord.identified_shards}, 60, what="IDENTIFY"
+        )
+        if count > 1:
+            await _poll_until(
+                lambda: all(process.live_processes() == count for process in self.processes),
+                60,
+                what=f"every process counting {count} live processes",
+            )
 
     @property
     def pid(self) -> int:
-        """The bot process's id."""
-        assert self.process is not None
-        return self.process.pid
+        """The (first) bot process's id."""
+        return self.processes[0].pid
 
     def rss_kib(self) -> int | None:
-        """The bot process's resident memory now, in KiB."""
-        with contextlib.suppress(OSError), open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return None
+        """The (first) bot process's resident memory now, in KiB."""
+        return self.processes[0].rss_kib()
 
     def reset_monitor(self) -> None:
-        """Restart the bot's event-loop stall record (SIGUSR1)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGUSR1)
+        """Restart every bot process's event-loop stall record (SIGUSR1)."""
+        for process in self.processes:
+            process.reset_monitor()
 
     async def run(self, prompts: Sequence[str], timeout: float, rate: float | None = None) -> list[Delivery]:
         """Push one ``/imagine`` per prompt (members in turn), then wait for every message to end.
 
         ``rate``: push that many interactions per second instead of all at once.
         """
-        assert self.guild is not None
-        channel = self.guild.channel("general")
         handles: list[InteractionHandle] = []
         pushing = time.monotonic()
         for count, prompt in enumerate(prompts):
             if rate:
                 await asyncio.sleep(max(0.0, pushing + count / rate - time.monotonic()))
-            member = self._members[self._turn % len(self._members)]
+            guild, member = self._seats[self._turn % len(self._seats)]
             self._turn += 1
             handles.append(
-                await self.discord.slash("imagine", {"prompt": prompt}, user=member, guild=self.guild, channel=channel)
+                await self.discord.slash(
+                    "imagine", {"prompt": prompt}, user=member, guild=guild, channel=guild.channel("general")
+                )
             )
         self.last_push_s = time.monotonic() - pushing
         outcomes: dict[int, Delivery] = {}
@@ -221,21 +365,9 @@ class ImagineBotClient:
         return None
 
     async def stop(self) -> dict[str, Any]:
-        """Ctrl-C the bot; return the JSON line it prints (stalls, peak memory)."""
-        report: dict[str, Any] = {}
-        process = self.process
-        if process is not None and process.returncode is None:
-            assert process.stdout is not None
-            process.send_signal(signal.SIGINT)
-            try:
-                line = await asyncio.wait_for(process.stdout.readline(), 30)
-                report = json.loads(line) if line.strip() else {}
-                await asyncio.wait_for(process.wait(), 30)
-            except (TimeoutError, ValueError):
-                process.kill()
-                await process.wait()
-        self.report = report
-        return report
+        """Ctrl-C every bot process; return the (first) one's JSON line (stalls, peak memory)."""
+        reports = await asyncio.gather(*(process.stop() for process in self.processes))
+        return reports[0] if reports else {}
 
     async def close(self) -> None:
         """Stop the bot (if still running) and the fake Discord."""

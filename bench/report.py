@@ -9,7 +9,9 @@ Targets (issue 6), all about the bot:
   (``Prefer: wait=3``), and for longer ones at most one per 1.5 s of prediction time plus 3
   (checked on the largest per-job count);
 * scale: every job delivered, peak resident memory under 250 MB (10^6 bytes), no 429 received,
-  no event-loop stall over 100 ms.
+  no event-loop stall over 100 ms;
+* scale-out: no 429 received by any deployment, the processes of one together (each takes 1/N of
+  the API budget).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from importlib import metadata
 from typing import Any
 
 from bench.measure import PhaseResult
-from bench.run import JITTER, Results
+from bench.run import BASELINE_DEPLOYMENT, JITTER, Results, ScaleOutResult
 
 PREFER_WAIT = 3.0
 """Seconds the bot's create call waits (``Tuning.prefer_wait``, production value)."""
@@ -199,7 +201,110 @@ def targets(results: Results) -> list[Target]:
         Target("429s received", case, float(scale.throttled), 0.0, "", "<=", caveat),
         Target("largest event-loop stall", case, scale.max_stall_ms, 100.0, "ms", "<=", caveat),
     ]
+    spread = results.scale_out
+    for deployment in spread.deployments if spread is not None else ():
+        case = f"{deployment.label}: {deployment.jobs} at once"
+        checks.append(Target("429s received (scale-out)", case, float(deployment.throttled), 0.0, "", "<="))
     return checks
+
+
+# --------------------------------------------------------------------------- scale-out
+
+LIMITED_BY_BUDGET = 0.8
+"""A deployment at this fraction of the creates ceiling or more is limited by the API budget."""
+
+
+def scale_out_rows(spread: ScaleOutResult) -> list[dict[str, Any]]:
+    """Each deployment's jobs a minute against the 1-process PostgreSQL one and against the creates ceiling."""
+    baseline = next(
+        (
+            d.jobs_per_minute
+            for d in spread.deployments
+            if (d.processes, d.database) == (BASELINE_DEPLOYMENT.processes, BASELINE_DEPLOYMENT.database)
+        ),
+        None,
+    )
+    return [
+        {
+            "label": d.label,
+            "jobs_per_minute_vs_1_process_postgresql": _ratio(d.jobs_per_minute, baseline),
+            "jobs_per_minute_vs_ceiling": _ratio(d.jobs_per_minute, spread.ceiling_jobs_per_minute),
+        }
+        for d in spread.deployments
+    ]
+
+
+def scale_out_limit(spread: ScaleOutResult) -> str:
+    """What limits the deployments' throughput, in words, from this run's figures."""
+    rows = scale_out_rows(spread)
+    ceiling = [row["jobs_per_minute_vs_ceiling"] for row in rows]
+    if not rows or None in ceiling:
+        return "not measured: some deployment delivered nothing"
+    below = [row for row in rows if row["jobs_per_minute_vs_ceiling"] < LIMITED_BY_BUDGET]
+    if below:
+        return "; ".join(
+            f"{row['label']} reached only {row['jobs_per_minute_vs_ceiling']:.2f}x of the creates ceiling: something "
+            "other than the API budget limits it there (see its first answers, stalls and failures)"
+            for row in below
+        )
+    versus = [row["jobs_per_minute_vs_1_process_postgresql"] for row in rows]
+    paced = [d.paced_creates_per_minute for d in spread.deployments if d.paced_creates_per_minute is not None]
+    return (
+        f"the API creates budget: every deployment ran at {min(ceiling):.2f}-{max(ceiling):.2f}x of the ceiling it "
+        f"sets, creating {min(paced):.0f}-{max(paced):.0f} a minute once paced (budget: "
+        f"{spread.creates_per_minute_budget:.0f}), and at {_num(min(versus))}-{_num(max(versus))}x the jobs a minute "
+        "of one process on PostgreSQL. More processes split the same budget (each took 1/N of it); they buy "
+        "Discord capacity (a gateway connection and an event loop per shard) and failover, not API throughput"
+    )
+
+
+def _largest(values: Iterable[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return max(known) if known else None
+
+
+def render_scale_out(spread: ScaleOutResult) -> list[str]:
+    """The scale-out section of the table."""
+    lines = [
+        f"Scale-out: the same {spread.jobs} /imagine at once ({spread.duration:g} s predictions) through each "
+        "deployment of N bot processes on one database, one shard each (DISCORD_SHARD_COUNT=N)",
+        f"  {spread.guilds} servers spread over the shards, {spread.jobs} members over the servers; a fresh fake API "
+        "with Replicate's rate limits for each deployment; one warm-up job per process first",
+    ]
+    if spread.skipped:
+        return [*lines, f"  skipped: {spread.skipped}"]
+    lines.append(
+        f"  creates budget of the whole deployment: {spread.creates_per_minute_budget:.0f} a minute (90 % of 600, "
+        f"{spread.creates_per_minute_budget / 60:g} a second) after a first {spread.creates_burst:.0f} at once; for "
+        f"{spread.jobs} jobs of {spread.duration:g} s it allows at most {spread.ceiling_jobs_per_minute:.0f} jobs a "
+        "minute from the first push to the last image (the ceiling)"
+    )
+    header = (
+        f"{'deployment':<24}{'delivered':>10}{'429':>5}{'jobs/min':>10}{'/1xPG':>7}{'/ceiling':>10}"
+        f"{'creates/min':>13}{'overhead p50':>14}{'p95':>7}{'answer p95':>12}{'live':>9}{'peak MB':>9}{'stall':>7}"
+    )
+    lines += [header, "-" * len(header)]
+    for deployment, row in zip(spread.deployments, scale_out_rows(spread), strict=True):
+        live = ",".join(str(n) for n in deployment.live_processes)
+        lines.append(
+            f"{deployment.label:<24}{f'{deployment.delivered}/{deployment.jobs}':>10}{deployment.throttled:>5}"
+            f"{_num(deployment.jobs_per_minute, 0):>10}{_num(row['jobs_per_minute_vs_1_process_postgresql']):>7}"
+            f"{_num(row['jobs_per_minute_vs_ceiling']):>10}{_num(deployment.paced_creates_per_minute, 0):>13}"
+            f"{_ms(deployment.overhead.p50):>14}{_ms(deployment.overhead.p95):>7}"
+            f"{_ms(deployment.first_answer.p95):>12}{live:>9}{_num(_largest(deployment.peak_rss_mb), 0):>9}"
+            f"{_ms(_largest(deployment.max_stall_ms)):>7}"
+        )
+    lines.append(
+        "  (jobs/min: delivered, first push -> last image; /1xPG, /ceiling: ratio to 1 process on PostgreSQL and to "
+        "the ceiling; creates/min: over the second half of the creates; overhead and answer p95 (first answer to "
+        "the interaction) in ms; live: live processes each process counted; peak MB and stall (ms): the largest of "
+        "its processes)"
+    )
+    for deployment in spread.deployments:
+        for error, times in deployment.errors.items():
+            lines.append(f"  {deployment.label}: failed x{times}: {error}")
+    lines.append(f"  what limits throughput: {scale_out_limit(spread)}")
+    return lines
 
 
 # --------------------------------------------------------------------------- output
@@ -222,8 +327,18 @@ def to_json(results: Results, info: dict[str, Any], started_at: str) -> dict[str
         "ratios": ratios(results.phases),
         "scale": results.scale.to_json(),
         "overhead_bot_process": results.overhead_bot,
+        "scale_out": None if results.scale_out is None else scale_out_json(results.scale_out),
         "targets": [target.to_json() for target in targets(results)],
     }
+
+
+def scale_out_json(spread: ScaleOutResult) -> dict[str, Any]:
+    """The scale-out section as JSON: figures, comparisons and what limits throughput."""
+    data = spread.to_json()
+    for deployment, row in zip(data["deployments"], scale_out_rows(spread), strict=True):
+        deployment.update({key: value for key, value in row.items() if key != "label"})
+    data["limited_by"] = None if spread.skipped else scale_out_limit(spread)
+    return data
 
 
 def setup_notes(results: Results) -> list[str]:
@@ -368,6 +483,9 @@ def render(results: Results, info: dict[str, Any]) -> str:
     for phase in results.phases:
         for error, times in phase.errors.items():
             lines.append(f"  {phase.client}, {_case(phase.duration, phase.concurrency)}: failed x{times}: {error}")
+    if results.scale_out is not None:
+        lines.append("")
+        lines += render_scale_out(results.scale_out)
     lines.append("")
     lines.append("Targets" + (" (quick run: scaled down, indicative only)" if plan.mode == "quick" else ""))
     header = f"{'':5}{'target':<35}{'case':<42}{'measured':>10}{'limit':>12}  verdict"

@@ -19,6 +19,15 @@
    and its peak resident memory read when it is stopped. ``--scale-rate`` pushes them at a given
    rate instead, to see the engine with every job running when the bot cannot answer them all at
    once within Discord's 3 s.
+5. Scale-out, once every process above has stopped: for each of :data:`DEPLOYMENTS` in turn (1
+   process on SQLite, 1, 2 and 4 on PostgreSQL), a fresh rate-limited fake API, a fresh database, a
+   fake Discord of N shards and N bot processes, one shard each (``DISCORD_SHARD_COUNT`` = N,
+   ``DISCORD_SHARD_IDS`` = k), with production tuning and budget (a minute-long window);
+   ``plan.scale_out_guilds`` servers spread over the shards and one member per job spread over the
+   servers. Once every process counts N live processes (each then takes 1/N of the API budget),
+   one warm-up job per process, a pause for the budget to fill again, then the same burst of
+   ``plan.scale_out_jobs`` interactions at once. More than the budget's first burst, so the
+   deployment's creates budget (9 a second) is what limits its throughput.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ from typing import Any
 from bench.baselines import Delivery
 from bench.clients import BaselineProcess, Client, ImagineBotClient
 from bench.measure import PhaseResult, Summary, analyse
+from bench.postgres import URL_VARIABLE, PostgresUnavailable, admin_url, disposable_database
+from bot.ratelimit import _BURST_SHARE, _HEADROOM, REPLICATE_CREATES_PER_MINUTE
 from tests.fakes.replicate import FakeReplicate, Scenario
 
 _PROMPTS = count(1)
@@ -60,6 +71,12 @@ class Plan:
     image_kib: int = 100
     """Size of each output file: about what flux-schnell's 1024x1024 WEBP weighs."""
     notes: tuple[str, ...] = ()
+    scale_out_jobs: int = 0
+    """Jobs of the burst each scale-out deployment gets (0: no scale-out section)."""
+    scale_out_duration: float = 0.5
+    scale_out_guilds: int = 8
+    """Servers, spread over the shards in turn (the members are spread over the servers)."""
+    scale_out_timeout: float = 120.0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able plan."""
@@ -78,6 +95,8 @@ FULL = Plan(
     scale_duration=5.0,
     scale_members=1000,
     scale_timeout=300.0,
+    scale_out_jobs=600,
+    scale_out_timeout=240.0,
 )
 
 QUICK = Plan(
@@ -89,10 +108,14 @@ QUICK = Plan(
     scale_duration=0.5,
     scale_members=200,
     scale_timeout=40.0,
+    scale_out_jobs=120,
+    scale_out_timeout=60.0,
     notes=(
         "quick run: scaled down to finish in under a minute: no 30 s predictions, 4 and 2 jobs one at a "
         "time, 20 (not 50) at once and only for 0.5 s predictions, and a scale run of 200 (not 1000) "
         "jobs of 0.5 s (not 5 s) predictions; use the full run for the figures the targets speak of",
+        "quick run: the scale-out bursts are 120 (not 600) jobs, a quarter of them inside the creates "
+        "budget's initial burst, so jobs a minute are indicative only (the scale-out section adds about 75 s)",
     ),
 )
 
@@ -169,6 +192,8 @@ class Results:
     overhead_bot: dict[str, Any]
     """The overhead bot process's own report (stalls, memory) over the overhead runs."""
     elapsed_s: float
+    scale_out: ScaleOutResult | None = None
+    """``None``: the plan has no scale-out section."""
 
 
 def _mb(kib: int | None) -> float | None:
@@ -215,38 +240,67 @@ async def at_once(client: Client, duration: float, jobs: int, image_kib: int) ->
     )
 
 
-async def warm_up(client: Client, image_kib: int) -> None:
-    """One untimed job; raises if it does not deliver (nothing else would work either)."""
+async def warm_up(client: Client, image_kib: int, jobs: int = 1) -> None:
+    """``jobs`` untimed jobs at once (one per bot process); raises if one does not deliver (nothing else would
+    work either)."""
     client.api.set_default_scenario(scenario(0.5, image_kib))
-    [delivery] = await client.run(_prompts(client, 1), timeout=60)
-    if delivery.delivered_at is None:
-        raise RuntimeError(f"{client.name}: the warm-up job failed: {delivery.error}")
+    for delivery in await client.run(_prompts(client, jobs), timeout=60):
+        if delivery.delivered_at is None:
+            raise RuntimeError(f"{client.name}: the warm-up job failed: {delivery.error}")
 
 
-async def scale(bot: ImagineBotClient, plan: Plan) -> ScaleResult:
-    """``plan.scale_jobs`` interactions at once into ``bot``; figures from the fakes and the bot's report."""
+@dataclass
+class Burst:
+    """Many ``/imagine`` pushed through the fake Discord together, and what became of them."""
+
+    phase: PhaseResult
+    started: float
+    """``time.time()`` just before the first interaction was pushed."""
+    last_delivery_s: float | None
+    """From :attr:`started` to the last image delivered (``None``: none was)."""
+    complete: bool
+    """Every job delivered."""
+
+
+async def burst(
+    bot: ImagineBotClient, jobs: int, duration: float, image_kib: int, *, timeout: float, rate: float | None = None
+) -> Burst:
+    """``jobs`` interactions into ``bot`` at once (or at ``rate`` a second), their stall record reset just before."""
     api = bot.api
-    idle = bot.rss_kib()
     since, throttled = len(api.requests), api.throttled_count
-    schedule(bot, plan.scale_duration, plan.scale_jobs, plan.image_kib, seed=plan.scale_jobs)
+    schedule(bot, duration, jobs, image_kib, seed=jobs)
     bot.reset_monitor()
     await asyncio.sleep(0.2)  # let the signal land before the load starts
     started = time.time()
-    prompts = _prompts(bot, plan.scale_jobs)
-    deliveries = await bot.run(prompts, timeout=plan.scale_timeout, rate=plan.scale_push_rate)
-    end_rss = bot.rss_kib()
-    report = await bot.stop()
+    deliveries = await bot.run(_prompts(bot, jobs), timeout=timeout, rate=rate)
     phase = analyse(
         bot,
         deliveries,
         since,
-        duration=plan.scale_duration,
-        concurrency=plan.scale_jobs,
+        duration=duration,
+        concurrency=jobs,
         wall_s=0.0,
         throttled=api.throttled_count - throttled,
     )
     delivered_at = [d.delivered_at for d in deliveries if d.delivered_at is not None]
-    complete = len(delivered_at) == len(deliveries)
+    last = max(delivered_at) - started if delivered_at else None
+    return Burst(phase, started, last, complete=len(delivered_at) == len(deliveries))
+
+
+async def scale(bot: ImagineBotClient, plan: Plan) -> ScaleResult:
+    """``plan.scale_jobs`` interactions at once into ``bot``; figures from the fakes and the bot's report."""
+    idle = bot.rss_kib()
+    pushed = await burst(
+        bot,
+        plan.scale_jobs,
+        plan.scale_duration,
+        plan.image_kib,
+        timeout=plan.scale_timeout,
+        rate=plan.scale_push_rate,
+    )
+    end_rss = bot.rss_kib()
+    report = await bot.stop()
+    phase = pushed.phase
     return ScaleResult(
         jobs=plan.scale_jobs,
         duration=plan.scale_duration,
@@ -254,7 +308,9 @@ async def scale(bot: ImagineBotClient, plan: Plan) -> ScaleResult:
         max_running=plan.scale_jobs,
         push_rate=plan.scale_push_rate,
         delivered=phase.delivered,
-        completion_s=round(max(delivered_at) - started, 1) if complete else None,
+        completion_s=round(pushed.last_delivery_s, 1)
+        if pushed.complete and pushed.last_delivery_s is not None
+        else None,
         push_s=round(bot.last_push_s, 2),
         idle_rss_mb=_mb(idle),
         peak_rss_mb=_mb(report.get("ru_maxrss_kib")),
@@ -275,13 +331,210 @@ async def scale(bot: ImagineBotClient, plan: Plan) -> ScaleResult:
     )
 
 
+# --------------------------------------------------------------------------- scale-out
+
+CREATES_PER_SECOND = REPLICATE_CREATES_PER_MINUTE * _HEADROOM / 60
+"""The creates budget of the whole deployment the bot aims at: 90 % of Replicate's 600 a minute, 9 a second."""
+CREATES_BURST = REPLICATE_CREATES_PER_MINUTE * _BURST_SHARE
+"""Creates the budget lets through at once when it has been idle (the bucket's capacity), over all processes."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One scale-out configuration: ``processes`` bot processes, one shard each, on one database."""
+
+    processes: int
+    database: str
+    """``sqlite`` (one process only) or ``postgresql``."""
+
+    @property
+    def label(self) -> str:
+        """``2 processes, PostgreSQL``."""
+        name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[self.database]
+        return f"{self.processes} process{'es' if self.processes > 1 else ''}, {name}"
+
+
+DEPLOYMENTS = (
+    Deployment(1, "sqlite"),
+    Deployment(1, "postgresql"),
+    Deployment(2, "postgresql"),
+    Deployment(4, "postgresql"),
+)
+BASELINE_DEPLOYMENT = Deployment(1, "postgresql")
+"""What every configuration's jobs a minute is compared with."""
+
+
+def creates_ceiling(jobs: int, duration: float) -> float:
+    """Most jobs a minute the creates budget allows for a burst of ``jobs``, first push to last image.
+
+    The budget lets :data:`CREATES_BURST` creates through at once, then :data:`CREATES_PER_SECOND`; the
+    last prediction then takes ``duration``.
+    """
+    return jobs / (max(0.0, jobs - CREATES_BURST) / CREATES_PER_SECOND + duration) * 60
+
+
+def paced_creates_per_minute(api: FakeReplicate, since: int) -> float | None:
+    """Creates a minute over the second half of the creates the fake API accepted from request ``since`` on.
+
+    The first creates of a burst go out together (the budget's capacity); by the second half the
+    budget paces them, so this is the sustained create rate of the deployment.
+    """
+    times = sorted(r.time for r in api.requests[since:] if r.kind == "create" and r.response_status == 201)
+    middle = len(times) // 2
+    if len(times) < 4 or times[-1] <= times[middle]:
+        return None
+    return (len(times) - 1 - middle) / (times[-1] - times[middle]) * 60
+
+
+@dataclass
+class DeploymentResult:
+    """The same burst of jobs through one deployment."""
+
+    label: str
+    processes: int
+    database: str
+    jobs: int
+    delivered: int
+    throttled: int
+    """429s the fake API sent (warm-up included: a fresh fake API per deployment)."""
+    last_delivery_s: float | None
+    """From the first interaction pushed to the last image delivered."""
+    jobs_per_minute: float | None
+    """Jobs delivered over :attr:`last_delivery_s`, a minute."""
+    paced_creates_per_minute: float | None
+    live_processes: list[int]
+    """The number of live processes each process counted (and took 1/N of the API budget for) at the end."""
+    overhead: Summary
+    first_answer: Summary
+    late_answers: int
+    requests_per_job: dict[str, float]
+    peak_rss_mb: list[float | None]
+    """Each process's peak resident memory (``VmHWM``, read just before it is stopped)."""
+    max_stall_ms: list[float | None]
+    """Each process's largest event-loop stall during the burst."""
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able figures."""
+        data = asdict(self)
+        data["overhead_ms"] = data.pop("overhead")
+        data["first_answer_ms"] = data.pop("first_answer")
+        return data
+
+
+@dataclass
+class ScaleOutResult:
+    """The scale-out section: one burst per deployment, side by side (``skipped``: why there are none)."""
+
+    jobs: int
+    duration: float
+    guilds: int
+    deployments: list[DeploymentResult]
+    skipped: str | None = None
+    creates_per_minute_budget: float = CREATES_PER_SECOND * 60
+    creates_burst: float = CREATES_BURST
+
+    @property
+    def ceiling_jobs_per_minute(self) -> float:
+        """The most jobs a minute the deployment's creates budget allows for this burst."""
+        return creates_ceiling(self.jobs, self.duration)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able figures (the comparisons are added by :mod:`bench.report`)."""
+        data = asdict(self)
+        data["deployments"] = [d.to_json() for d in self.deployments]
+        data["ceiling_jobs_per_minute"] = round(self.ceiling_jobs_per_minute, 1)
+        return data
+
+
+async def deploy(deployment: Deployment, plan: Plan, workdir: Path, database_url: str | None) -> DeploymentResult:
+    """Start ``deployment`` against a fresh rate-limited fake API, warm it up, push the burst, stop it."""
+    jobs = plan.scale_out_jobs
+    api = FakeReplicate(rate_limits=True, seed=10 + deployment.processes)
+    await api.start()
+    bot = ImagineBotClient(
+        api,
+        workdir / f"scale-out-{deployment.processes}-{deployment.database}",
+        max_running=jobs,
+        max_running_per_server=jobs,
+        members=jobs,
+        shards=deployment.processes,
+        guilds=plan.scale_out_guilds,
+        database_url=database_url,
+        name=deployment.label,
+    )
+    try:
+        await bot.start()
+        await warm_up(bot, plan.image_kib, jobs=deployment.processes)
+        # The warm-up took tokens from every process's share: wait until the budget is full again.
+        await asyncio.sleep(CREATES_BURST / CREATES_PER_SECOND + 0.2)
+        since = len(api.requests)
+        pushed = await burst(bot, jobs, plan.scale_out_duration, plan.image_kib, timeout=plan.scale_out_timeout)
+        live = [process.live_processes() for process in bot.processes]
+        peaks = [process.peak_rss_kib() for process in bot.processes]
+        reports = [await process.stop() for process in bot.processes]
+    finally:
+        await bot.close()
+        await api.close()
+    phase = pushed.phase
+    span = pushed.last_delivery_s
+    return DeploymentResult(
+        label=deployment.label,
+        processes=deployment.processes,
+        database=deployment.database,
+        jobs=jobs,
+        delivered=phase.delivered,
+        throttled=api.throttled_count,
+        last_delivery_s=None if span is None else round(span, 2),
+        jobs_per_minute=round(phase.delivered / span * 60, 1) if span else None,
+        paced_creates_per_minute=_round(paced_creates_per_minute(api, since)),
+        live_processes=live,
+        overhead=phase.overhead,
+        first_answer=phase.first_answer,
+        late_answers=phase.late_answers,
+        requests_per_job=phase.requests_per_job,
+        peak_rss_mb=[_mb(peak) for peak in peaks],
+        max_stall_ms=[report.get("max_stall_ms") for report in reports],
+        errors=phase.errors,
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+async def scale_out(plan: Plan, workdir: Path, postgres_server: str) -> ScaleOutResult:
+    """Every deployment of :data:`DEPLOYMENTS` in turn, each on a fresh database (PostgreSQL: a new one on
+    ``postgres_server``, dropped after); skipped, saying why, where PostgreSQL does not answer."""
+    result = ScaleOutResult(plan.scale_out_jobs, plan.scale_out_duration, plan.scale_out_guilds, [])
+    try:
+        async with disposable_database(postgres_server):
+            pass  # the server answers and lets us make databases: the comparison can be made
+        for deployment in DEPLOYMENTS:
+            progress(
+                f"scale-out: {plan.scale_out_jobs} jobs at once, {plan.scale_out_duration:g} s predictions, "
+                f"{deployment.label}"
+            )
+            if deployment.database == "sqlite":
+                result.deployments.append(await deploy(deployment, plan, workdir, None))
+                continue
+            async with disposable_database(postgres_server) as url:
+                result.deployments.append(await deploy(deployment, plan, workdir, url))
+    except PostgresUnavailable as exc:
+        result.deployments.clear()
+        result.skipped = f"no PostgreSQL server answered ({exc}); set {URL_VARIABLE} or start one"
+        progress(f"scale-out skipped: {result.skipped}")
+    return result
+
+
 def progress(message: str) -> None:
     """A line on stderr so a long run shows it is alive."""
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-async def run(plan: Plan, workdir: Path) -> Results:
-    """Run every phase of ``plan``; bot logs and databases go under ``workdir``."""
+async def run(plan: Plan, workdir: Path, postgres_server: str | None = None) -> Results:
+    """Run every phase of ``plan``; bot logs and databases go under ``workdir``, the scale-out's PostgreSQL
+    databases on ``postgres_server`` (default: the tests' server, :func:`bench.postgres.admin_url`)."""
     began = time.monotonic()
     apis = [FakeReplicate(rate_limits=True, seed=seed) for seed in range(4)]
     for api in apis:
@@ -320,4 +573,5 @@ async def run(plan: Plan, workdir: Path) -> Results:
             await client.close()
         for api in apis:
             await api.close()
-    return Results(plan, phases, scaled, overhead_bot, round(time.monotonic() - began, 1))
+    spread = await scale_out(plan, workdir, postgres_server or admin_url()) if plan.scale_out_jobs else None
+    return Results(plan, phases, scaled, overhead_bot, round(time.monotonic() - began, 1), scale_out=spread)
