@@ -734,7 +734,11 @@ def _webhook_errors(body: Mapping[str, Any]) -> list[InvalidField]:
             )
         else:
             parts = urlsplit(hook)
-            if parts.scheme not in ("http", "https") or parts.hostname not in _LOOPBACK_HOSTS:
+            try:
+                port_ok = parts.port is None or parts.port > 0
+            except ValueError:
+                port_ok = False
+            if parts.scheme not in ("http", "https") or parts.hostname not in _LOOPBACK_HOSTS or not port_ok:
                 errors.append(
                     InvalidField(
                         "format",

@@ -163,6 +163,8 @@ async def test_non_loopback_webhook_and_unknown_events_are_refused(
 ) -> None:
     refused = await create(http, fake, "https://example.com/hook", expect=422)
     assert refused["invalid_fields"][0]["field"] == "webhook"
+    refused = await create(http, fake, "http://localhost:notaport/hook", expect=422)
+    assert refused["invalid_fields"][0]["field"] == "webhook"
     refused = await create(http, fake, receiver.url, ["start", "finished"], expect=422)
     assert refused["invalid_fields"][0]["field"] == "webhook_events_filter.1"
     assert not fake.predictions
@@ -251,7 +253,9 @@ async def test_completed_is_retried_with_the_same_id(
     attempts = fake.webhooks_for(pid)
     assert [(d.attempt, d.status) for d in attempts] == [(1, 500), (2, 503), (3, 200)]
     assert len({d.webhook_id for d in attempts}) == 1
-    assert attempts[1].time - attempts[0].finished >= fake.webhook_retry_delays[0] - 0.01  # type: ignore[operator]
+    first_ended = attempts[0].finished
+    assert first_ended is not None
+    assert attempts[1].time - first_ended >= fake.webhook_retry_delays[0] - 0.01
     for r in receiver.received:
         verify(fake, r)
 
@@ -368,3 +372,19 @@ async def test_delay_holds_webhooks_but_not_the_api(
     done = await fake.wait_for_status(pid)
     [completed] = await fake.wait_for_webhooks(prediction_id=pid, event="completed")
     assert completed.time - done.created_mono >= 0.6
+
+
+async def test_every_terminal_status_completes(
+    fake: FakeReplicate, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    fake.push_scenario(final_status="aborted")
+    fake.push_scenario(Scenario.manual())
+    aborted = (await create(http, fake, receiver.url, ["completed"]))["id"]
+    canceled = (await create(http, fake, receiver.url, ["completed"]))["id"]
+    async with http.post(f"{fake.base_url}/v1/predictions/{canceled}/cancel", headers=AUTH) as response:
+        assert response.status == 200
+    [one] = await fake.wait_for_webhooks(prediction_id=aborted)
+    [two] = await fake.wait_for_webhooks(prediction_id=canceled)
+    assert one.json["status"] == "aborted"
+    assert two.json["status"] == "canceled" and two.json["logs"] is None
+    assert two.json == await get(http, fake, canceled)
