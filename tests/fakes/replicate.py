@@ -15,7 +15,9 @@ What it serves (every API route lives under ``prefix`` and needs ``Authorization
   ``POST /v1/predictions/{id}/cancel``, ``GET /v1/predictions`` (newest first, pages of
   :attr:`~FakeReplicate.list_page_size` whose ``next`` link points at ``urls_base``; 404 with
   ``serve_list = False``, like a gateway), ``GET /v1/models/{owner}/{name}``,
-  ``GET /v1/models/{owner}/{name}/versions`` and ``GET /v1/models/{owner}/{name}/versions/{id}``.
+  ``GET /v1/models/{owner}/{name}/versions`` and ``GET /v1/models/{owner}/{name}/versions/{id}``,
+  ``GET /v1/webhooks/default/secret`` (``{"key": "whsec_…"}`` = :attr:`~FakeReplicate.webhook_secret`, seeded;
+  404 with ``serve_webhook_secret = False``, like a gateway).
 * Output files at ``/files/{prediction_id}/out-{i}.{ext}`` *outside* the prefix, with no auth, like
   ``replicate.delivery``.
 
@@ -25,6 +27,22 @@ Behaviour follows Replicate's OpenAPI document and recorded traffic: predictions
 cog schema with Replicate's 422 problem+json shape; errors are ``application/problem+json``;
 ``urls.*`` point at ``https://api.replicate.com`` (as gateways pass them through) so a client that
 follows them would leave the fake.
+
+Webhooks: a create with ``webhook`` (Replicate requires HTTPS; the fake accepts only ``http(s)://`` URLs on
+127.0.0.1/localhost and refuses others, and unknown ``webhook_events_filter`` values, with a 422) gets the
+prediction object (exactly what GET returns) POSTed for the events of ``webhook_events_filter`` (default
+``output`` and ``completed``): ``start`` at creation, ``logs``/``output`` when they change (each at most once
+per :attr:`~FakeReplicate.webhook_min_interval` = 0.5 s, the latest state wins, a pending one superseded by
+``completed``), ``completed`` on any terminal status. One background task per prediction sends them in
+order, never holding an API response. Signed per Standard Webhooks (``webhook-id`` ``msg_…``,
+``webhook-timestamp``, ``webhook-signature`` ``v1,…``; :func:`sign_webhook`). Only ``completed`` is retried,
+after a connection failure, timeout or non-2xx, on :attr:`~FakeReplicate.webhook_retry_delays` with the same
+``webhook-id``; redirects are not followed. Every attempt is in :attr:`~FakeReplicate.webhook_deliveries`
+(:class:`WebhookDelivery`); wait with :meth:`~FakeReplicate.wait_for_webhooks`. Switches:
+:meth:`~FakeReplicate.lose_next_webhooks` (``drop``: never sent, never retried; ``fail``: attempts fail so
+retries deliver later), :meth:`~FakeReplicate.delay_webhooks`, :meth:`~FakeReplicate.tamper_next_webhook`
+(body changed after signing), :meth:`~FakeReplicate.stale_next_webhook` (old timestamp, valid signature),
+:meth:`~FakeReplicate.replay_webhook` (an earlier delivery again, byte for byte).
 
 Tests steer it with :class:`Scenario` (the timeline and outputs of a prediction; a global default plus a
 FIFO of per-prediction overrides), fault injection (:meth:`FakeReplicate.fail_next`,
@@ -36,7 +54,8 @@ malicious output hosts (:meth:`~FakeReplicate.redirect_url`, :meth:`~FakeReplica
 sliding-window rate limits (:class:`RateLimits`), manual timeline drivers
 (:meth:`~FakeReplicate.start_processing`, :meth:`~FakeReplicate.set_progress`,
 :meth:`~FakeReplicate.finish`, ...) and event waits (:meth:`~FakeReplicate.wait_for_status`,
-:meth:`~FakeReplicate.wait_for_requests`, :meth:`~FakeReplicate.wait_until`) so no test has to sleep.
+:meth:`~FakeReplicate.wait_for_requests`, :meth:`~FakeReplicate.wait_for_webhooks`,
+:meth:`~FakeReplicate.wait_until`) so no test has to sleep.
 """
 
 from __future__ import annotations
@@ -46,6 +65,7 @@ import base64
 import contextlib
 import copy
 import hashlib
+import hmac
 import http
 import json
 import math
@@ -60,8 +80,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Literal, NoReturn, Self, get_args
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -71,6 +92,8 @@ __all__ = [
     "ASPECT_RATIOS",
     "CHAOS_FAULTS",
     "DEFAULT_FAILURE_ERROR",
+    "DEFAULT_WEBHOOK_EVENTS",
+    "FAST_WEBHOOK_RETRY_DELAYS",
     "FLUX_SCHNELL",
     "FLUX_SCHNELL_DP_VERSION",
     "FLUX_SCHNELL_INPUT_SCHEMA",
@@ -82,7 +105,9 @@ __all__ = [
     "FLUX_SCHNELL_VERSION",
     "INSUFFICIENT_CREDIT_DETAIL",
     "NSFW_ERROR",
+    "REPLICATE_WEBHOOK_RETRY_DELAYS",
     "TERMINAL_STATUSES",
+    "WEBHOOK_EVENTS",
     "Chaos",
     "ChaosEvent",
     "ChaosFault",
@@ -98,7 +123,10 @@ __all__ = [
     "RouteKind",
     "Scenario",
     "Status",
+    "WebhookDelivery",
+    "WebhookEvent",
     "cog_openapi_schema",
+    "sign_webhook",
     "tqdm_line",
     "validate_input",
 ]
@@ -124,9 +152,24 @@ OutputShape = Literal["list", "string", "data"]
 ProgressStyle = Literal["newline", "carriage_return", "none"]
 """How tqdm progress lines appear in ``logs``: one per line, joined with ``\\r`` like raw tqdm, or absent."""
 
-RouteKind = Literal["create", "get", "cancel", "list", "model", "file", "other"]
+RouteKind = Literal["create", "get", "cancel", "list", "model", "secret", "file", "other"]
 """What a request was for. ``list`` is ``GET /v1/predictions``; ``model`` covers the model, version-list and
-version routes; ``other`` is anything unmatched."""
+version routes; ``secret`` is ``GET /v1/webhooks/default/secret``; ``other`` is anything unmatched."""
+
+WebhookEvent = Literal["start", "output", "logs", "completed"]
+"""The values of a create's ``webhook_events_filter``."""
+
+WEBHOOK_EVENTS: Final[tuple[WebhookEvent, ...]] = get_args(WebhookEvent)
+
+DEFAULT_WEBHOOK_EVENTS: Final[frozenset[WebhookEvent]] = frozenset({"output", "completed"})
+"""What Replicate sends when a create gives a ``webhook`` but no ``webhook_events_filter``."""
+
+FAST_WEBHOOK_RETRY_DELAYS: Final[tuple[float, ...]] = (0.1, 0.2, 0.4, 0.8)
+"""Default pauses before each retry of a ``completed`` webhook (fast, for tests)."""
+
+REPLICATE_WEBHOOK_RETRY_DELAYS: Final[tuple[float, ...]] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+"""Production-like retry pauses: exponential, the last retry about a minute (63 s) after completion, as
+Replicate documents."""
 
 FaultAction = Literal["status", "reset", "malformed", "stall"]
 
@@ -160,7 +203,7 @@ _INVALID_VERSION: Final[JsonDict] = {
 _NOT_FOUND: Final[JsonDict] = {"detail": "Not found.", "status": 404}
 
 _ID_ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
-_API_KINDS: Final[frozenset[str]] = frozenset({"create", "get", "cancel", "list", "model", "other"})
+_API_KINDS: Final[frozenset[str]] = frozenset({"create", "get", "cancel", "list", "model", "secret", "other"})
 _KIND_BY_ROUTE: Final[dict[str, RouteKind]] = {
     "create_model": "create",
     "create_version": "create",
@@ -170,6 +213,7 @@ _KIND_BY_ROUTE: Final[dict[str, RouteKind]] = {
     "model": "model",
     "versions": "model",
     "version": "model",
+    "webhook_secret": "secret",
     "file": "file",
     "evil_redirect": "file",
     "evil_endless": "file",
@@ -598,7 +642,137 @@ class RecordedRequest:
         return self.headers.get("Authorization")
 
 
-_API_ROUTE_KINDS: Final[frozenset[RouteKind]] = frozenset({"create", "get", "cancel", "list", "model", "other"})
+def sign_webhook(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value of a webhook, per Standard Webhooks (reference §5).
+
+    ``v1,`` + base64 of HMAC-SHA256 over ``"{webhook_id}.{timestamp}.{raw body}"``, keyed with the
+    base64-decoded part of ``secret`` after ``whsec_``.
+    """
+    key = base64.b64decode(secret.removeprefix("whsec_") + "==")
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+@dataclass
+class WebhookDelivery:
+    """One attempt of the fake to deliver a webhook (see :attr:`FakeReplicate.webhook_deliveries`)."""
+
+    prediction_id: str
+    event: WebhookEvent
+    webhook_id: str
+    """``webhook-id``: the same on every retry of one delivery (and on a :meth:`~FakeReplicate.replay_webhook`)."""
+    attempt: int
+    """1 for the first try; retries of a ``completed`` webhook count up."""
+    url: str
+    timestamp: int
+    """``webhook-timestamp`` sent (unix seconds)."""
+    headers: dict[str, str]
+    """The headers sent (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``, ``Content-Type``)."""
+    body: bytes
+    """The raw body sent (after any tampering)."""
+    time: float
+    """``time.monotonic()`` when the attempt was made."""
+    status: int | None = None
+    """HTTP status the receiver answered; ``None`` when there was no answer (see :attr:`error`)."""
+    error: str | None = None
+    """Why there was no answer: a connection failure, a timeout, or ``lost``
+    (:meth:`~FakeReplicate.lose_next_webhooks`)."""
+    finished: float | None = None
+    """``time.monotonic()`` when the attempt ended (answered, failed or lost); ``None`` while in flight."""
+    lost: bool = False
+    """Never sent: taken by :meth:`~FakeReplicate.lose_next_webhooks`."""
+    tampered: bool = False
+    """The body was changed after signing (:meth:`~FakeReplicate.tamper_next_webhook`)."""
+    stale: bool = False
+    """The timestamp is in the past (:meth:`~FakeReplicate.stale_next_webhook`); the signature is valid."""
+    replay: bool = False
+    """Sent by :meth:`~FakeReplicate.replay_webhook` (same id, timestamp, signature and body as the original)."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the receiver answered 2xx."""
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def done(self) -> bool:
+        """Whether the attempt has ended (answered, failed or lost)."""
+        return self.finished is not None
+
+    @property
+    def json(self) -> Any:
+        """The body parsed as JSON (``None`` if it is not JSON)."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def signature(self) -> str:
+        """The ``webhook-signature`` header sent."""
+        return self.headers["webhook-signature"]
+
+
+@dataclass
+class _WebhookSwitch:
+    action: Literal["drop", "fail", "tamper", "stale"]
+    count: int
+    events: frozenset[WebhookEvent]
+    seconds: float = 0.0
+
+
+_LOOPBACK_HOSTS: Final[frozenset[str]] = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _webhook_errors(body: Mapping[str, Any]) -> list[InvalidField]:
+    """Check a create body's ``webhook`` and ``webhook_events_filter`` (the fake only calls loopback URLs)."""
+    errors: list[InvalidField] = []
+    hook = body.get("webhook")
+    if hook is not None:
+        if not isinstance(hook, str):
+            errors.append(
+                InvalidField("invalid_type", "webhook", f"Invalid type. Expected: string, given: {_json_type(hook)}")
+            )
+        else:
+            parts = urlsplit(hook)
+            try:
+                port_ok = parts.port is None or parts.port > 0
+            except ValueError:
+                port_ok = False
+            if parts.scheme not in ("http", "https") or parts.hostname not in _LOOPBACK_HOSTS or not port_ok:
+                errors.append(
+                    InvalidField(
+                        "format",
+                        "webhook",
+                        "webhook must be an HTTPS URL (this fake accepts only http(s) URLs on 127.0.0.1 or localhost)",
+                    )
+                )
+    events = body.get("webhook_events_filter")
+    if events is not None:
+        if not isinstance(events, list):
+            errors.append(
+                InvalidField(
+                    "invalid_type",
+                    "webhook_events_filter",
+                    f"Invalid type. Expected: array, given: {_json_type(events)}",
+                )
+            )
+        else:
+            allowed = ", ".join(json.dumps(v) for v in WEBHOOK_EVENTS)
+            errors.extend(
+                InvalidField(
+                    "enum",
+                    f"webhook_events_filter.{i}",
+                    f"webhook_events_filter.{i} must be one of the following: {allowed}",
+                )
+                for i, value in enumerate(events)
+                if value not in WEBHOOK_EVENTS
+            )
+    return errors
+
+
+_API_ROUTE_KINDS: Final[frozenset[RouteKind]] = frozenset(
+    {"create", "get", "cancel", "list", "model", "secret", "other"}
+)
 _CHAOS_APPLIES: Final[dict[ChaosFault, frozenset[RouteKind]]] = {
     "500": _API_ROUTE_KINDS | {"file"},
     "503": _API_ROUTE_KINDS | {"file"},
@@ -761,7 +935,11 @@ class FakePrediction:
     prefer: str | None = None
     """Raw ``Prefer`` header of the create request."""
     body: JsonDict = field(default_factory=dict)
-    """The whole create body (``webhook`` etc. are recorded, never called)."""
+    """The whole create body (including ``webhook`` and ``webhook_events_filter``)."""
+    webhook: str | None = None
+    """The create's ``webhook`` URL (loopback only in the fake), or ``None``: no webhooks are sent."""
+    webhook_events: frozenset[WebhookEvent] = frozenset()
+    """The events sent to :attr:`webhook` (``webhook_events_filter``, default output and completed)."""
     files: list[FakeFile] = field(default_factory=list)
     effective_input: JsonDict = field(default_factory=dict)
     """``input`` merged over the schema defaults."""
@@ -772,6 +950,7 @@ class FakePrediction:
     _footer: str = ""
     _progress: list[str] = field(default_factory=list)
     _rate: float = 14.0
+    _hook_wake: asyncio.Event | None = field(default=None, repr=False)
 
     @property
     def terminal(self) -> bool:
@@ -1005,7 +1184,11 @@ class FakeReplicate:
         stream_base: origin of ``urls.stream``; web_base: origin of ``urls.web``.
         min_cancel_after: lower clamp for ``Cancel-After`` (Replicate's minimum is 5 s).
         default_models: register flux-schnell and flux-schnell-lora.
-        seed: seed for ids, log seeds and tqdm rates (deterministic runs).
+        seed: seed for ids, log seeds and tqdm rates (deterministic runs); also for :attr:`webhook_secret` and
+            webhook ids (from a generator of their own, so prediction ids do not depend on webhooks).
+        webhook_secret: the ``whsec_…`` signing secret (default: ``whsec_`` + base64 of 32 seeded random bytes).
+        webhook_retry_delays: pauses before each retry of a ``completed`` webhook
+            (default :data:`FAST_WEBHOOK_RETRY_DELAYS`; :data:`REPLICATE_WEBHOOK_RETRY_DELAYS` is production-like).
     """
 
     def __init__(
@@ -1022,6 +1205,8 @@ class FakeReplicate:
         min_cancel_after: float = 5.0,
         default_models: bool = True,
         seed: int | None = None,
+        webhook_secret: str | None = None,
+        webhook_retry_delays: Sequence[float] = FAST_WEBHOOK_RETRY_DELAYS,
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"prefix must be '' or start with '/' and not end with '/': {prefix!r}")
@@ -1059,6 +1244,24 @@ class FakeReplicate:
         self.scenario_chooser: Callable[[JsonDict], Scenario | None] | None = None
         """Picks a prediction's scenario from its ``input`` (e.g. by a tag in the prompt); ``None`` from it
         falls back to the queued scenarios, then the default."""
+
+        self._hook_rng = random.Random(None if seed is None else f"webhooks:{seed}")
+        self.webhook_secret: str = webhook_secret or "whsec_" + base64.b64encode(self._hook_rng.randbytes(32)).decode()
+        """The signing secret of every webhook, served by ``GET /v1/webhooks/default/secret``."""
+        self.serve_webhook_secret = True
+        """``False``: ``GET /v1/webhooks/default/secret`` answers 404, like a gateway without the route."""
+        self.webhook_retry_delays: tuple[float, ...] = tuple(webhook_retry_delays)
+        """Pauses before each retry of a ``completed`` webhook (its attempts: one more than this has entries)."""
+        self.webhook_min_interval = 0.5
+        """Throttle of ``logs`` and ``output`` webhooks: at most one of each per this many seconds per prediction."""
+        self.webhook_timeout = 5.0
+        """Seconds the fake waits for a receiver's answer before counting the attempt as failed."""
+        self.webhook_delay = 0.0
+        """Seconds every webhook attempt waits before it is sent (:meth:`delay_webhooks`)."""
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        """Every webhook attempt (sent, failed or lost), in the order they were made."""
+        self._webhook_switches: list[_WebhookSwitch] = []
+        self._webhook_session: aiohttp.ClientSession | None = None
 
         self._port = port
         self._rng = random.Random(seed)
@@ -1102,6 +1305,7 @@ class FakeReplicate:
         app.router.add_get(p + "/v1/models/{owner}/{name}", self._handle_model, name="model")
         app.router.add_get(p + "/v1/models/{owner}/{name}/versions", self._handle_versions, name="versions")
         app.router.add_get(p + "/v1/models/{owner}/{name}/versions/{version}", self._handle_version, name="version")
+        app.router.add_get(p + "/v1/webhooks/default/secret", self._handle_webhook_secret, name="webhook_secret")
         app.router.add_get("/files/{id}/{filename}", self._handle_file, name="file")
         app.router.add_get("/evil/redirect", self._handle_evil_redirect, name="evil_redirect")
         app.router.add_get("/evil/endless", self._handle_evil_endless, name="evil_endless")
@@ -1113,6 +1317,8 @@ class FakeReplicate:
         self._port = int(runner.addresses[0][1])
         self._runner = runner
         self._closing = False
+        # Replicate does not follow redirects; no cookies, no proxies from the environment.
+        self._webhook_session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
 
     async def close(self) -> None:
         """Stop timelines, release held/stalled requests and shut the server down. Idempotent."""
@@ -1124,6 +1330,9 @@ class FakeReplicate:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._webhook_session is not None:
+            session, self._webhook_session = self._webhook_session, None
+            await session.close()
         runner, self._runner = self._runner, None
         await runner.cleanup()
 
@@ -1362,6 +1571,77 @@ class FakeReplicate:
         chaos, self.active_chaos = self.active_chaos, None
         return chaos
 
+    # ---------------------------------------------------------------- webhook switches
+
+    def _add_webhook_switch(
+        self,
+        action: Literal["drop", "fail", "tamper", "stale"],
+        count: int,
+        events: Sequence[WebhookEvent] | None,
+        seconds: float = 0.0,
+    ) -> None:
+        chosen = frozenset(events) if events is not None else frozenset(WEBHOOK_EVENTS)
+        unknown = chosen - set(WEBHOOK_EVENTS)
+        if unknown:
+            raise ValueError(f"unknown webhook events: {sorted(unknown)}")
+        self._webhook_switches.append(_WebhookSwitch(action, count, chosen, seconds))
+
+    def lose_next_webhooks(
+        self,
+        count: int = 1,
+        events: Sequence[WebhookEvent] = ("completed",),
+        *,
+        mode: Literal["drop", "fail"] = "drop",
+    ) -> None:
+        """The next ``count`` webhook attempts of ``events`` are never sent (recorded with ``lost=True``).
+
+        ``mode="drop"``: lost for good, as if the network ate a request the fake believes delivered; a lost
+        ``completed`` is *not* retried. ``mode="fail"``: each attempt fails like a connection failure, so a
+        ``completed`` is retried on :attr:`webhook_retry_delays` (``count`` below the number of attempts means
+        a later retry gets through, with the same ``webhook-id``); an intermediate one is just gone.
+        """
+        self._add_webhook_switch(mode, count, events)
+
+    def delay_webhooks(self, seconds: float) -> None:
+        """Every webhook attempt from now on waits ``seconds`` before it is sent (``0``: no delay).
+
+        Attempts of one prediction stay in order, so a delay also holds that prediction's later events."""
+        self.webhook_delay = max(0.0, seconds)
+
+    def tamper_next_webhook(self, count: int = 1, events: Sequence[WebhookEvent] | None = None) -> None:
+        """The next ``count`` webhook attempts (of ``events``, ``None`` = any) are signed, then their body is
+        changed (a ``"tampered": true`` key is added), so the signature no longer matches: a forgery. A
+        receiver that refuses a ``completed`` with a non-2xx gets it again, correctly signed, on a retry."""
+        self._add_webhook_switch("tamper", count, events)
+
+    def stale_next_webhook(
+        self, seconds: float = 600.0, *, count: int = 1, events: Sequence[WebhookEvent] | None = None
+    ) -> None:
+        """The next ``count`` webhook attempts (of ``events``, ``None`` = any) carry a ``webhook-timestamp``
+        ``seconds`` in the past, correctly signed (a replay of an old message, as a receiver sees it)."""
+        self._add_webhook_switch("stale", count, events, seconds)
+
+    def clear_webhook_switches(self) -> None:
+        """Drop pending lose/tamper/stale switches and the delay."""
+        self._webhook_switches.clear()
+        self.webhook_delay = 0.0
+
+    async def replay_webhook(self, delivery: WebhookDelivery) -> WebhookDelivery:
+        """Send an earlier delivery again, byte for byte: same URL, body, ``webhook-id``, timestamp and
+        signature. Returns the new attempt's record (``replay=True``), once it has ended."""
+        record = replace(
+            delivery,
+            headers=dict(delivery.headers),
+            time=time.monotonic(),
+            status=None,
+            error=None,
+            finished=None,
+            lost=False,
+            replay=True,
+        )
+        await self._post_webhook(record)
+        return record
+
     # ---------------------------------------------------------------- malicious output hosts
 
     def redirect_url(self, target: str, *, status: int = 302) -> str:
@@ -1482,6 +1762,43 @@ class FakeReplicate:
         await self.wait_until(lambda: len(matching()) >= count, timeout=timeout, what=f"{count} {kind} request(s)")
         return matching()
 
+    def webhooks_for(
+        self,
+        prediction_id: str | None = None,
+        event: WebhookEvent | None = None,
+        *,
+        ok: bool | None = None,
+        done: bool = True,
+    ) -> list[WebhookDelivery]:
+        """Recorded webhook attempts matching ``prediction_id``/``event`` (``None`` = any); ``ok=True``: only
+        those answered 2xx (``False``: only the others); ``done``: only attempts that have ended."""
+        return [
+            d
+            for d in self.webhook_deliveries
+            if (prediction_id is None or d.prediction_id == prediction_id)
+            and (event is None or d.event == event)
+            and (ok is None or d.ok == ok)
+            and (not done or d.done)
+        ]
+
+    async def wait_for_webhooks(
+        self,
+        count: int = 1,
+        *,
+        prediction_id: str | None = None,
+        event: WebhookEvent | None = None,
+        ok: bool | None = None,
+        timeout: float = 5.0,
+    ) -> list[WebhookDelivery]:
+        """Wait until at least ``count`` ended webhook attempts match (see :meth:`webhooks_for`); return them."""
+
+        def matching() -> list[WebhookDelivery]:
+            return self.webhooks_for(prediction_id, event, ok=ok)
+
+        what = f"{count} webhook(s) {event or 'any'} for {prediction_id or 'any prediction'} (ok={ok})"
+        await self.wait_until(lambda: len(matching()) >= count, timeout=timeout, what=what)
+        return matching()
+
     async def wait_for_prediction(self, count: int = 1, *, timeout: float = 5.0) -> FakePrediction:
         """Wait until ``count`` predictions exist; return the ``count``-th (1-based)."""
         await self.wait_until(lambda: len(self.predictions) >= count, timeout=timeout, what=f"{count} prediction(s)")
@@ -1499,6 +1816,7 @@ class FakeReplicate:
             pred._progress = [tqdm_line(0, pred.total_steps, pred._rate)]
             pred.step = 0
             self._render_logs(pred)
+            self._touch(pred)
             self._notify()
         return pred
 
@@ -1509,6 +1827,7 @@ class FakeReplicate:
         pred._progress = [tqdm_line(i, pred.total_steps, pred._rate) for i in range(step + 1)]
         pred.step = step
         self._render_logs(pred)
+        self._touch(pred)
         self._notify()
         return pred
 
@@ -1521,6 +1840,7 @@ class FakeReplicate:
             kept = self._make_files(pred)
             if kept:
                 pred.output = self._output_of(pred)
+                self._touch(pred)
                 self._notify()
         return pred
 
@@ -1665,6 +1985,7 @@ class FakeReplicate:
             self._render_logs(pred)
         if pred.scenario.data_removed_after is not None:
             self._spawn(self._remove_later(pred, pred.scenario.data_removed_after))
+        self._touch(pred)
         self._notify()
 
     def _cancel(self, pred: FakePrediction) -> None:
@@ -1682,6 +2003,143 @@ class FakeReplicate:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # ---------------------------------------------------------------- internals: webhooks
+
+    @staticmethod
+    def _touch(pred: FakePrediction) -> None:
+        """Wake the prediction's webhook worker (its state changed)."""
+        if pred._hook_wake is not None:
+            pred._hook_wake.set()
+
+    async def _webhook_worker(self, pred: FakePrediction, created: JsonDict) -> None:
+        """Send one prediction's webhooks, in order: ``start`` (the state at creation), ``output``/``logs``
+        when they change (each at most once per :attr:`webhook_min_interval`, the latest state wins; a pending
+        one is superseded by ``completed``), then ``completed`` (retried) once terminal."""
+        wake = pred._hook_wake
+        assert wake is not None
+        events = pred.webhook_events
+        if "start" in events:
+            await self._send_webhook(pred, "start", created)
+        sent: dict[str, Any] = {"output": created["output"], "logs": created["logs"]}
+        last: dict[str, float] = {"output": -math.inf, "logs": -math.inf}
+        while True:
+            wake.clear()
+            if pred.terminal:
+                if "completed" in events:
+                    await self._send_webhook(pred, "completed", pred.to_json())
+                return
+            snapshot = pred.to_json()
+            now = time.monotonic()
+            wait: float | None = None
+            due: WebhookEvent | None = None
+            for event in ("output", "logs"):
+                if event not in events or snapshot[event] == sent[event]:
+                    continue
+                left = last[event] + self.webhook_min_interval - now
+                if left <= 0:
+                    due = event
+                    break
+                wait = left if wait is None else min(wait, left)
+            if due is not None:
+                sent[due] = snapshot[due]
+                last[due] = now
+                await self._send_webhook(pred, due, snapshot)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await wake.wait()
+
+    def _new_webhook_id(self) -> str:
+        alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+        return "msg_" + "".join(self._hook_rng.choice(alphabet) for _ in range(27))
+
+    def _take_webhook_switch(self, action: str, event: WebhookEvent) -> _WebhookSwitch | None:
+        for switch in self._webhook_switches:
+            if switch.action == action and event in switch.events and switch.count > 0:
+                switch.count -= 1
+                if switch.count <= 0:
+                    self._webhook_switches.remove(switch)
+                return switch
+        return None
+
+    async def _send_webhook(self, pred: FakePrediction, event: WebhookEvent, payload: JsonDict) -> None:
+        """Deliver one webhook: a single attempt, or for ``completed`` retries on :attr:`webhook_retry_delays`
+        after a connection failure or a non-2xx answer (the same ``webhook-id``, a fresh timestamp)."""
+        assert pred.webhook is not None
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        webhook_id = self._new_webhook_id()
+        delays = self.webhook_retry_delays if event == "completed" else ()
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.webhook_delay > 0:
+                await asyncio.sleep(self.webhook_delay)
+            loss = self._take_webhook_switch("drop", event) or self._take_webhook_switch("fail", event)
+            timestamp = int(time.time())
+            stale = self._take_webhook_switch("stale", event)
+            if stale is not None:
+                timestamp -= math.ceil(stale.seconds)
+            headers = {
+                "Content-Type": "application/json",
+                "webhook-id": webhook_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign_webhook(self.webhook_secret, webhook_id, timestamp, body),
+            }
+            sent_body = body
+            tampered = self._take_webhook_switch("tamper", event) is not None
+            if tampered:
+                sent_body = json.dumps({**payload, "tampered": True}, ensure_ascii=False).encode()
+            record = WebhookDelivery(
+                prediction_id=pred.id,
+                event=event,
+                webhook_id=webhook_id,
+                attempt=attempt,
+                url=pred.webhook,
+                timestamp=timestamp,
+                headers=headers,
+                body=sent_body,
+                time=time.monotonic(),
+                tampered=tampered,
+                stale=stale is not None,
+            )
+            if loss is not None:
+                record.lost = True
+                record.error = "lost"
+                record.finished = time.monotonic()
+                self.webhook_deliveries.append(record)
+                self._notify()
+                if loss.action == "drop":
+                    return
+            else:
+                await self._post_webhook(record)
+                if record.ok:
+                    return
+            if attempt > len(delays):
+                return
+            await asyncio.sleep(delays[attempt - 1])
+
+    async def _post_webhook(self, record: WebhookDelivery) -> None:
+        """Make one HTTP attempt of ``record`` (recorded in :attr:`webhook_deliveries`); no redirects followed."""
+        self.webhook_deliveries.append(record)
+        self._notify()
+        session = self._webhook_session
+        try:
+            if session is None:
+                raise RuntimeError("FakeReplicate not started")
+            async with session.post(
+                record.url,
+                data=record.body,
+                headers=record.headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+            ) as response:
+                await response.read()
+                record.status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError, RuntimeError) as exc:
+            record.error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        record.finished = time.monotonic()
+        self._notify()
 
     async def _timeline(self, pred: FakePrediction) -> None:
         sc = pred.scenario
@@ -1761,6 +2219,14 @@ class FakeReplicate:
                 seconds = max(seconds, self.min_cancel_after)
                 pred.deadline = now + timedelta(seconds=seconds)
                 self._spawn(self._deadline_watch(pred, seconds))
+        if isinstance(body.get("webhook"), str) and body["webhook"]:
+            pred.webhook = body["webhook"]
+            chosen_events = body.get("webhook_events_filter")
+            pred.webhook_events = (
+                DEFAULT_WEBHOOK_EVENTS if chosen_events is None else frozenset(chosen_events)  # validated already
+            )
+            pred._hook_wake = asyncio.Event()
+            self._spawn(self._webhook_worker(pred, pred.to_json()))
         self._spawn(self._timeline(pred))
         self._notify()
         return pred
@@ -1940,7 +2406,7 @@ class FakeReplicate:
     async def _create(
         self, request: web.Request, model: FakeModel, version: FakeVersion, version_field: str, body: JsonDict
     ) -> web.StreamResponse:
-        errors = validate_input(version.openapi_schema, body.get("input", {}))
+        errors = _webhook_errors(body) + validate_input(version.openapi_schema, body.get("input", {}))
         if errors:
             problem = {
                 "detail": "".join(e.detail_line() for e in errors),
@@ -2032,6 +2498,11 @@ class FakeReplicate:
         model = self._served_model(request)
         version = model.version(request.match_info["version"]) if model else None
         return _json_response(version.to_json()) if version else _problem(_NOT_FOUND, 404)
+
+    async def _handle_webhook_secret(self, request: web.Request) -> web.StreamResponse:
+        if not self.serve_webhook_secret:
+            return _problem(_NOT_FOUND, 404)
+        return _json_response({"key": self.webhook_secret})
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         pred = self.predictions.get(request.match_info["id"])
