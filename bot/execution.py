@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -226,14 +226,15 @@ class JobExecutor:
         last_progress: Progress | None = None
         cancel_sent = False
         bar = ProgressEstimate()
-        expected_end: float | None = None  # monotonic; from the bar's rate, else the model's usual run time
+        window = _EndWindow()
         usual = await self._usual_run_time(job)
         while True:
             now = self._clock.monotonic()
             self._show_prediction(job, prediction, bar.observe(prediction.progress, now))
             if prediction.terminal:
                 break
-            expected_end = _expected_end(prediction, last_progress, expected_end, usual, now)
+            window.update(prediction, last_progress, usual, now)
+            expected_end = window.expected
             if job.cancel_event.is_set() and not cancel_sent:
                 cancel_sent = True
                 prediction = await self._cancel_remote(prediction)
@@ -384,17 +385,38 @@ class JobExecutor:
         await self._host.finish(job, JobState.SUCCEEDED, images=tuple(images), notes=tuple(notes), **common)
 
 
-def _expected_end(
-    prediction: Prediction, seen: Progress | None, known: float | None, usual: float | None, now: float
-) -> float | None:
-    """When the prediction should end (monotonic): a bar that moved says so by its rate; a bar that did not
-    move keeps the earlier estimate; with no bar, the model's usual run time from when it started."""
-    progress = prediction.progress
-    if progress is not None and progress.remaining is not None and (progress != seen or known is None):
-        return now + progress.remaining
-    if known is None and progress is None and usual is not None and prediction.status == "processing":
-        return now + usual
-    return known
+@dataclass
+class _EndWindow:
+    """When the prediction should end (monotonic), as a window narrowed by every fresh reading of its bar.
+
+    A bar read at ``t`` with ``R`` seconds left was written up to one step (``S`` seconds) earlier,
+    so the end lies in ``(t + R - S, t + R]``; successive readings intersect. With no bar, the
+    model's usual run time from when it started gives a point.
+    """
+
+    earliest: float | None = None
+    latest: float | None = None
+
+    def update(self, prediction: Prediction, seen: Progress | None, usual: float | None, now: float) -> None:
+        progress = prediction.progress
+        if progress is not None and progress.remaining is not None and progress != seen:
+            steps_left = progress.total - progress.current
+            step = progress.remaining / steps_left if steps_left > 0 else 0.0
+            earliest, latest = now + progress.remaining - step, now + progress.remaining
+            if self.earliest is not None and self.latest is not None:
+                narrowed = (max(earliest, self.earliest), min(latest, self.latest))
+                # Readings that disagree (the model sped up or slowed down): trust the newest.
+                earliest, latest = narrowed if narrowed[0] <= narrowed[1] else (earliest, latest)
+            self.earliest, self.latest = earliest, latest
+        elif self.earliest is None and progress is None and usual is not None and prediction.status == "processing":
+            self.earliest = self.latest = now + usual
+
+    @property
+    def expected(self) -> float | None:
+        """The middle of the window: half of it is covered by close looks after it."""
+        if self.earliest is None or self.latest is None:
+            return None
+        return (self.earliest + self.latest) / 2
 
 
 def _lost_create_message(what: str, lookup: Lookup) -> str:

@@ -22,8 +22,9 @@ class PollPolicy:
     growth: float = 1.25
     ceiling: float = 2.0
     budget_share: float = 0.6
-    near_end: float = 0.1
-    """First wait once the expected end has passed (the model finishing up); doubles with every miss."""
+    near_end: float = 0.15
+    """Wait between the close looks once the expected end has passed; doubles after ``close_polls``."""
+    close_polls: int = 3
     aim_past: float = 0.05
     """How far past the expected end a poll is aimed."""
     webhook_grace: float = 3.0
@@ -55,8 +56,8 @@ class PollPolicy:
             own = remaining / 2
         elif remaining > 0:
             own = remaining + self.aim_past
-        else:
-            own = self.near_end * 2.0**polls_at_end
+        else:  # a few close looks around the end, then doubling waits while the model finishes up
+            own = self.near_end * 2.0 ** max(0, polls_at_end - self.close_polls)
         shared = running / max(1e-6, budget_per_second * self.budget_share)
         return float(max(own, shared))
 

@@ -44,7 +44,8 @@ class Stack:
         """Start (or start again) the bot process's in-process twin with the same settings and database."""
         identified = len(self.discord.identify_payloads)
         configure_endpoints(self.settings)
-        self.bot = ImagineBot(self.settings, tuning=self.tuning, guild_ready_timeout=0)
+        serve_http = self.settings.http_listen is not None
+        self.bot = ImagineBot(self.settings, tuning=self.tuning, guild_ready_timeout=0, serve_http=serve_http)
         self.task = asyncio.create_task(self.bot.start(DISCORD_TOKEN))
         await self.discord.wait_for(lambda: len(self.discord.identify_payloads) > identified, 10, what="IDENTIFY")
         await asyncio.wait_for(self.bot.wait_until_ready(), 10)

@@ -213,8 +213,8 @@ def test_poll_aims_just_past_the_expected_end() -> None:
     # Far from the end: look again halfway there, to keep the estimate honest.
     assert policy.interval(5, 1, 45.0, remaining=30.0) == pytest.approx(15.0)
     # The expected end has passed: the model is finishing up; waits double from near_end.
-    assert [policy.interval(5, 1, 45.0, remaining=-0.1, polls_at_end=n) for n in range(3)] == pytest.approx(
-        [0.1, 0.2, 0.4]
+    assert [policy.interval(5, 1, 45.0, remaining=-0.1, polls_at_end=n) for n in range(6)] == pytest.approx(
+        [0.15, 0.15, 0.15, 0.15, 0.3, 0.6]
     )
     # Sharing the budget still wins over any estimate.
     assert policy.interval(5, 100, 45.0, remaining=0.0) == pytest.approx(100 / (45.0 * 0.6))

@@ -211,3 +211,43 @@ def test_all_new_problems_reported_at_once() -> None:
             "IMAGINE_TAKEOVER_AFTER",
         ]
     )
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+def test_a_webhook_url_needs_the_http_server() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"REPLICATE_API_TOKEN": "r", "IMAGINE_WEBHOOK_URL": "https://bot.example.com/webhooks/replicate"})
+    assert any(line.startswith("IMAGINE_WEBHOOK_URL: needs IMAGINE_HTTP_LISTEN") for line in raised.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://bot.example.com/webhooks/replicate", True),
+        ("http://127.0.0.1:9100/webhooks/replicate", True),
+        ("http://localhost:9100/webhooks/replicate", True),
+        ("http://bot.example.com/webhooks/replicate", False),
+        ("ftp://bot.example.com/", False),
+        ("bot.example.com", False),
+    ],
+)
+def test_webhook_urls(url: str, ok: bool) -> None:
+    environment = {"REPLICATE_API_TOKEN": "r", "IMAGINE_HTTP_LISTEN": "127.0.0.1:9100", "IMAGINE_WEBHOOK_URL": url}
+    if ok:
+        assert load_settings(environment).webhook_url == url
+    else:
+        with pytest.raises(SettingsError) as raised:
+            load_settings(environment)
+        assert any(line.startswith("IMAGINE_WEBHOOK_URL: ") for line in raised.value.problems)
+
+
+def test_the_webhook_secret_is_checked_and_never_shown() -> None:
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    settings = load_settings({"REPLICATE_API_TOKEN": "r", "REPLICATE_WEBHOOK_SECRET": secret})
+    assert settings.webhook_secret is not None and settings.webhook_secret.reveal() == secret
+    assert secret not in repr(settings)
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"REPLICATE_API_TOKEN": "r", "REPLICATE_WEBHOOK_SECRET": "not-a-secret"})
+    assert any(line.startswith("REPLICATE_WEBHOOK_SECRET: ") for line in raised.value.problems)
