@@ -12,12 +12,15 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bot.clock import SystemClock
 from bot.core import Core, Tuning
+from bot.http_server import HttpServer
 from bot.inputs import ImagineOptions
 from bot.jobs import JobState, ResumedJob
 from bot.journal import Unfinished
 from bot.modelref import ModelRef
-from bot.settings import Secret, Settings
+from bot.settings import HttpListen, Secret, Settings
+from bot.webhooks import PredictionEvents, WebhookReceiver
 from tests.conftest import FAST_LOOKUP, FAST_POLL, RecordingPresenter
 from tests.fakes.replicate import FLUX_SCHNELL, FakeReplicate, Scenario
 
@@ -105,6 +108,9 @@ async def test_a_silent_process_s_job_is_finished_by_another_once(members) -> No
     assert second.presenters["job-a"].views[-1].state is JobState.SUCCEEDED
     assert not presenter.views or not presenter.views[-1].terminal, "two final messages"
     assert api.count("POST", "create") == 1
+    handle = second.core.engine.job("job-a")
+    assert handle is not None
+    await asyncio.wait_for(handle.wait(), 10)  # journaled as ended once its final view was shown
     record = await second.core.repository.get_job("job-a")
     assert record is not None and record.state == "succeeded" and record.owner == second.core.journal.owner
 
@@ -134,3 +140,33 @@ async def test_a_restarted_process_takes_back_its_jobs_at_once(members) -> None:
     assert again.presenters["job-r"].views[-1].state is JobState.SUCCEEDED
     assert again.core.cluster.live_processes == 1
     assert api.count("POST", "create") == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # one process on SQLite: always the owner
+async def test_a_webhook_landing_on_another_process_reaches_the_jobs_owner(members, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Behind a load balancer a webhook may reach any process: the owner hears of it through the database."""
+    api: FakeReplicate = members.api
+    api.set_default_scenario(Scenario(start_delay=0.05, duration=0.4))
+    owner, other = await members("process-a"), await members("process-b")
+    await owner.join()
+    await other.join()
+    # Only the other process has the HTTP route; the owner hears of webhooks through the database.
+    clock = SystemClock()
+    landing = WebhookReceiver(api.webhook_secret, PredictionEvents(), other.core.repository, clock)
+    events = PredictionEvents()
+    owners_receiver = WebhookReceiver(api.webhook_secret, events, owner.core.repository, clock)
+    server = HttpServer(HttpListen("127.0.0.1", 0), checks={}, metrics=lambda: b"")
+    server.add_routes(landing.routes())
+    await server.start()
+    try:
+        owner.core.engine.use_webhooks(f"http://127.0.0.1:{server.port}/webhooks/replicate", events)
+        request = await owner.core.engine.prepare(FLUX, ImagineOptions(prompt="a heron"))
+        presenter = RecordingPresenter()
+        await owner.core.engine.submit(request, presenter, job_id="job-w", target={"kind": "test"})
+        final = await presenter.wait_for(lambda view: view.terminal, timeout=10)
+        assert final.state is JobState.SUCCEEDED, final.error
+        assert api.count("GET", "get") == 0  # learned from the webhook the other process received
+    finally:
+        await server.stop()
+        await landing.close()
+        await owners_receiver.close()
