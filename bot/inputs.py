@@ -19,6 +19,19 @@ PROMPT_MAX = 1500
 COUNT_MAX = 4
 # Model input names that carry the number of images, in order of preference.
 _COUNT_NAMES = ("num_outputs", "num_images", "batch_size")
+# Model input names that carry an image to start from, in order of preference (Cog models name it freely).
+_IMAGE_NAMES = ("image", "input_image", "image_prompt", "init_image", "img", "image_url", "start_image")
+# Inputs that say how far the result may stray from that image; read, never set (the model's default stands).
+_STRENGTH_NAMES = ("prompt_strength", "image_strength", "strength", "image_prompt_strength")
+# The name an image goes out under where the API serves no schema (gateways): Replicate's most common one.
+UNCHECKED_IMAGE_NAME = "image"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+"""What image models read. Other ``image/*`` types (SVG, HEIC, TIFF…) are refused before anything is sent."""
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+"""The largest image a member may start from. The image goes to the API as the attachment's CDN URL,
+which the API downloads itself; reference/replicate-api.md states no size limit for such URL inputs, so
+the bound is Discord's own default upload limit (reference/discord.md §B "Uploads": 10 MiB per file):
+anything a member can upload without boosts, and far more than any image model needs."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,8 @@ class ImagineOptions:
     count: int | None = None
     seed: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    image: str | None = None
+    """The URL of an image to start from (an attachment's CDN URL): the model's image input."""
 
     def check(self) -> None:
         """Refuse values outside ``/imagine``'s own ranges, whatever the model."""
@@ -43,6 +58,22 @@ class ImagineOptions:
             raise InputRejected(f"count must be between 1 and {COUNT_MAX}, not {self.count}.")
         if self.seed is not None and self.seed < 0:
             raise InputRejected(f"seed must be 0 or more, not {self.seed}.")
+        if self.image is not None and not self.image.startswith(("https://", "http://", "data:image/")):
+            raise InputRejected("The image to start from must be an uploaded image.")
+
+
+def check_image_upload(content_type: str | None, size: int, filename: str = "the file") -> None:
+    """Refuse an uploaded file that cannot be a model's image input: not an image, or too big."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if not kind.startswith("image/"):
+        raise InputRejected(f"{filename} is not an image ({kind or 'unknown type'}); attach a PNG, JPEG or WebP.")
+    if kind not in IMAGE_TYPES:
+        raise InputRejected(f"{filename} is a {kind} image, which models cannot read; attach a PNG, JPEG or WebP.")
+    if size > IMAGE_MAX_BYTES:
+        raise InputRejected(
+            f"{filename} is {size / 1024 / 1024:.1f} MiB; images to start from may be up to "
+            f"{IMAGE_MAX_BYTES // 1024 // 1024} MiB."
+        )
 
 
 @dataclass(frozen=True)
@@ -55,6 +86,8 @@ class Property:
     minimum: float | None = None
     maximum: float | None = None
     default: Any = None
+    format: str | None = None
+    """A string's format (``uri`` for files such as images)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +113,34 @@ class InputSchema:
     def has(self, name: str) -> bool:
         """Whether the model takes an input called ``name``."""
         return name in self.properties
+
+    @property
+    def image_input(self) -> str | None:
+        """The input that takes an image to start from, if the model has one.
+
+        A known name first; otherwise a ``format: uri`` string input whose name
+        says image (``control_image`` is not one: it has a different meaning).
+        """
+        for name in _IMAGE_NAMES:
+            prop = self.properties.get(name)
+            if prop is not None and prop.type in (None, "string"):
+                return name
+        for name, prop in self.properties.items():
+            says_image = "image" in name and "mask" not in name and not name.startswith(("control", "output"))
+            if says_image and prop.type == "string" and prop.format == "uri":
+                return name
+        return None
+
+    @property
+    def strength_input(self) -> str | None:
+        """The input saying how closely the result follows the image (left at the model's default)."""
+        return next((name for name in _STRENGTH_NAMES if self.has(name)), None)
+
+    @property
+    def needs_image(self) -> bool:
+        """Whether the model cannot run without an image (an upscaler, say)."""
+        name = self.image_input
+        return name is not None and name in self.required
 
 
 def _resolve(spec: Mapping[str, Any], schemas: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,6 +172,7 @@ def _property(name: str, spec: Mapping[str, Any], schemas: Mapping[str, Any]) ->
         name=name,
         type=kind if isinstance(kind, str) else None,
         enum=tuple(enum) if isinstance(enum, list) and enum else None,
+        format=resolved.get("format") if isinstance(resolved.get("format"), str) else None,
         minimum=number("minimum"),
         maximum=number("maximum"),
         default=resolved.get("default"),
@@ -124,6 +186,8 @@ class PlannedInputs:
     inputs: dict[str, Any]
     notes: tuple[str, ...] = ()
     images_expected: int = 1
+    image_input: str | None = None
+    """The model's image input, where its schema shows one (a result of it can be varied)."""
 
 
 def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedInputs:
@@ -135,6 +199,21 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
     options.check()
     inputs: dict[str, Any] = {"prompt": options.prompt}
     notes: list[str] = []
+    image_input = schema.image_input if schema is not None else None
+    if options.image is not None:
+        if schema is None:
+            # No schema to read the input's name from: send it under the usual name and say so; a model
+            # that calls it something else answers with a 422 whose text the member sees.
+            inputs[UNCHECKED_IMAGE_NAME] = options.image
+            notes.append(f"The API shows no input list for this model, so the image went as `{UNCHECKED_IMAGE_NAME}`.")
+        elif image_input is None:
+            raise InputRejected("This model takes no image to start from; pick one that does, or leave out the image.")
+        else:
+            inputs[image_input] = options.image
+            if not schema.has("prompt"):
+                del inputs["prompt"]  # an image-only model (an upscaler): the image is the whole request
+    elif schema is not None and schema.needs_image:
+        raise InputRejected("This model needs an image to start from: attach one with the `image` option.")
 
     if options.count is not None:
         name = _count_name(schema)
@@ -157,6 +236,8 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
     for key, value in options.extra.items():
         if key == "prompt":
             raise InputRejected("Give the prompt as the prompt itself, not as an extra input.")
+        if key in inputs and key == (image_input or UNCHECKED_IMAGE_NAME) and options.image is not None:
+            raise InputRejected(f"Give the image once: as the image option or as {key}, not both.")
         if schema is not None and not schema.has(key):
             raise InputRejected(f"This model has no input called {key!r}.")
         inputs[key] = _coerce(key, value, schema.properties[key] if schema else None)
@@ -167,7 +248,7 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
                 _check(schema.properties[key], value)
     count_key = _count_name(schema)
     expected = inputs.get(count_key, 1) if count_key else 1
-    return PlannedInputs(inputs, tuple(notes), expected if isinstance(expected, int) else 1)
+    return PlannedInputs(inputs, tuple(notes), expected if isinstance(expected, int) else 1, image_input)
 
 
 def _count_name(schema: InputSchema | None) -> str | None:

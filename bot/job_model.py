@@ -40,6 +40,14 @@ class JobState(StrEnum):
 _TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED, JobState.TIMED_OUT})
 
 
+class JobKind(StrEnum):
+    """What a member asked for: a generation, or an upscale or variation of one image of an earlier job."""
+
+    IMAGINE = "imagine"
+    UPSCALE = "upscale"
+    VARY = "vary"
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """Everything needed to run one generation, already checked against the model."""
@@ -55,6 +63,9 @@ class JobRequest:
     charged_images: int = 0
     """Images counted against the requester's daily limit; what is not delivered is refunded."""
     charged_day: date | None = None
+    kind: JobKind = JobKind.IMAGINE
+    image_input: str | None = None
+    """The model's image input, where its schema shows one: its results can be varied (V buttons)."""
 
     @property
     def prompt(self) -> str:

@@ -22,7 +22,7 @@ from bot.delivery import Downloader
 from bot.errors import ImagineError
 from bot.execution import JobExecutor
 from bot.inputs import ImagineOptions, InputSchema, plan_inputs
-from bot.job_model import JobJournal, JobRequest, JobState, JobTakenOver, JobView, LiveJob, Presenter
+from bot.job_model import JobJournal, JobKind, JobRequest, JobState, JobTakenOver, JobView, LiveJob, Presenter
 from bot.modelref import ModelRef
 from bot.recovery import PredictionFinder
 from bot.replicate import ApiError, ReplicateClient
@@ -156,6 +156,7 @@ class JobEngine:
         requester_id: int | None = None,
         guild_id: int | None = None,
         channel_id: int | None = None,
+        kind: JobKind = JobKind.IMAGINE,
     ) -> JobRequest:
         """Check ``options`` against the model's schema and build a request, or raise ``InputRejected``.
 
@@ -175,7 +176,13 @@ class JobEngine:
             requester_id=requester_id,
             guild_id=guild_id,
             channel_id=channel_id,
+            kind=kind,
+            image_input=planned.image_input,
         )
+
+    async def input_schema(self, model: ModelRef) -> InputSchema | None:
+        """The model's input schema as :meth:`prepare` reads it (``None``: unknown, or slow to come)."""
+        return await self._schema(model)
 
     def new_job_id(self) -> str:
         """A fresh job id, for a front end that must show the job before submitting it."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.inputs import ImagineOptions
-from bot.job_model import JobRequest, JobState, JobTakenOver, JobView
+from bot.job_model import JobKind, JobRequest, JobState, JobTakenOver, JobView
 from bot.modelref import ModelRef
 from bot.storage import JobRecord, Repository
 
@@ -36,6 +36,7 @@ def request_to_json(request: JobRequest) -> dict[str, Any]:
             "count": options.count,
             "seed": options.seed,
             "extra": dict(options.extra),
+            "image": options.image,
         },
         "inputs": dict(request.inputs),
         "notes": list(request.notes),
@@ -45,6 +46,8 @@ def request_to_json(request: JobRequest) -> dict[str, Any]:
         "channel_id": request.channel_id,
         "charged_images": request.charged_images,
         "charged_day": request.charged_day.isoformat() if request.charged_day else None,
+        "kind": str(request.kind),
+        "image_input": request.image_input,
     }
 
 
@@ -60,6 +63,7 @@ def request_from_json(data: Mapping[str, Any]) -> JobRequest:
             count=options.get("count"),
             seed=options.get("seed"),
             extra=options.get("extra") or {},
+            image=options.get("image"),
         ),
         inputs=data.get("inputs") or {},
         notes=tuple(data.get("notes") or ()),
@@ -69,6 +73,8 @@ def request_from_json(data: Mapping[str, Any]) -> JobRequest:
         channel_id=data.get("channel_id"),
         charged_images=int(data.get("charged_images") or 0),
         charged_day=date.fromisoformat(day) if day else None,
+        kind=JobKind(data.get("kind") or JobKind.IMAGINE),
+        image_input=data.get("image_input"),
     )
 
 

@@ -100,11 +100,13 @@ class Policy:
         model_text: str | None,
         prompt: str,
         parent_channel_id: int | None = None,
+        owner_model: ModelRef | None = None,
     ) -> ModelRef:
         """Channel, model and blocked words, in that order: the model to use, or :class:`Refusal`.
 
         ``parent_channel_id`` is the channel a thread belongs to: a thread of an
-        allowed channel is allowed too.
+        allowed channel is allowed too. ``owner_model`` is a model the bot's owner
+        chose for a purpose (the upscaler): it needs no place on the server's list.
         """
         config = await self._repository.guild_config(guild_id)
 
@@ -113,7 +115,9 @@ class Policy:
             raise Refusal(f"/imagine can't be used in this channel. Try {where}.")
 
         allowed = self._models_of(config)
-        if model_text:
+        if owner_model is not None:
+            model = owner_model
+        elif model_text:
             try:
                 model = ModelRef.parse(model_text)
             except InvalidModelRef as exc:

@@ -107,6 +107,8 @@ class Settings:
     """Where the API sends webhooks (``IMAGINE_WEBHOOK_URL``); ``None``: results are polled."""
     webhook_secret: Secret | None = None
     """``REPLICATE_WEBHOOK_SECRET``; ``None``: read once from the API at start-up."""
+    upscale_model: ModelRef | None = None
+    """``IMAGINE_UPSCALE_MODEL``: what the U buttons run on one image; ``None``: no U buttons."""
 
     @property
     def offered_models(self) -> tuple[ModelRef, ...]:
@@ -311,6 +313,14 @@ def load_settings(
         except InvalidModelRef as exc:
             problems.append(f"IMAGINE_DEFAULT_MODEL: {exc}")
 
+    upscale_model: ModelRef | None = None
+    raw_upscale = get("IMAGINE_UPSCALE_MODEL")
+    if raw_upscale is not None:
+        try:
+            upscale_model = ModelRef.parse(raw_upscale)
+        except InvalidModelRef as exc:
+            problems.append(f"IMAGINE_UPSCALE_MODEL: {exc}")
+
     models: list[ModelRef] = []
     raw_models = get("IMAGINE_MODELS")
     if raw_models is not None:
@@ -435,4 +445,5 @@ def load_settings(
         takeover_after=takeover_after,
         webhook_url=webhook_url,
         webhook_secret=Secret(webhook_secret) if webhook_secret else None,
+        upscale_model=upscale_model,
     )

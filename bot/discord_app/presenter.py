@@ -50,6 +50,8 @@ class MessageTarget:
     """``None`` for a job journaled before its placeholder was sent: it is looked for, or posted anew."""
     requester_id: int
     upload_limit: int
+    reply_to: int | None = None
+    """The message this job's message replies to (an upscale or variation replies to its original)."""
 
     @classmethod
     def of(cls, interaction: discord.Interaction, message_id: int | None) -> MessageTarget:
@@ -63,6 +65,16 @@ class MessageTarget:
             requester_id=interaction.user.id,
             upload_limit=interaction.filesize_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES,
         )
+
+    @classmethod
+    def reply(cls, interaction: discord.Interaction, reply_to: int) -> MessageTarget:
+        """The target of a bot message, not yet posted, that replies to ``reply_to`` in the interaction's channel.
+
+        Only a channel message can reply to another (an interaction's own answer cannot carry a message
+        reference), so it is edited through the channel route from the start: no token is kept, and one
+        already expired stands in for it. After a restart it is edited (or, never posted, posted) alike.
+        """
+        return replace(cls.of(interaction, None), token="", token_expires_at=interaction.created_at, reply_to=reply_to)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able data for the journal."""
@@ -169,6 +181,38 @@ class DiscordPresenter:
             min_interval=min_interval,
             shown=view,
             interaction=interaction,
+        )
+
+    @classmethod
+    async def post_reply(
+        cls,
+        client: discord.Client,
+        target: MessageTarget,
+        view: JobView,
+        *,
+        components: ComponentsFactory,
+        clock: Clock | None = None,
+        min_interval: float = 1.5,
+        on_target: TargetListener | None = None,
+    ) -> DiscordPresenter:
+        """Post the placeholder as a channel message replying to ``target.reply_to``, and present the job there."""
+        if target.channel_id is None:
+            raise _NoRoute
+        channel = client.get_partial_messageable(target.channel_id)
+        message = await channel.send(
+            embed=render_embed(view),
+            view=components(view) or discord.utils.MISSING,
+            **_reply(target),
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        return cls(
+            client,
+            replace(target, message_id=message.id),
+            components=components,
+            clock=clock,
+            min_interval=min_interval,
+            shown=view,
+            on_target=on_target,
         )
 
     # ----------------------------------------------------------------- engine side
@@ -357,6 +401,7 @@ class DiscordPresenter:
             embed=render_embed(view),
             files=files,
             view=self._components(view) or discord.utils.MISSING,
+            **_reply(self.target),
             allowed_mentions=discord.AllowedMentions(users=[discord.Object(requester)]),
         )
         # The bot's own message: edited through the channel route from now on, not the interaction's webhook.
@@ -386,10 +431,24 @@ class DiscordPresenter:
                 embed=render_embed(view),
                 files=await self._files(images),
                 view=self._components(view) or discord.utils.MISSING,
+                **_reply(target),
                 allowed_mentions=discord.AllowedMentions(users=[discord.Object(target.requester_id)]),
             )
         except discord.HTTPException as exc:
             log.warning("job %s: could not post the result anew (%s)", view.job_id, exc)
+
+
+def _reply(target: MessageTarget) -> dict[str, Any]:
+    """``send`` arguments making a reply to the target's original message, if it has one.
+
+    No error if that message is gone, and no ping of its author (the requester is named in the embed).
+    """
+    if target.reply_to is None or target.channel_id is None:
+        return {}
+    reference = discord.MessageReference(
+        message_id=target.reply_to, channel_id=target.channel_id, fail_if_not_exists=False
+    )
+    return {"reference": reference, "mention_author": False}
 
 
 def _estimated(view: JobView) -> bool:
