@@ -136,10 +136,16 @@ async def make_stack(tmp_path: Path, restore_discord_endpoints: Any) -> AsyncIte
         tuning: Tuning = TEST_TUNING,
         models: tuple[str, ...] = (),
         discord_shards: int = 1,
+        api_setup: Callable[[FakeReplicate], Any] | None = None,
         **settings: Any,
     ) -> Stack:
-        """``discord_shards``: the count the fake Discord recommends; ``guild`` is on shard 0, ``other`` on the last."""
+        """``discord_shards``: the count the fake Discord recommends; ``guild`` is on shard 0, ``other`` on the last.
+
+        ``api_setup`` prepares the fake API (say, registers models) before the bot first reads from it.
+        """
         api = FakeReplicate(prefix=api_prefix, seed=5)
+        if api_setup is not None:
+            api_setup(api)
         fake_discord = FakeDiscord(token=DISCORD_TOKEN, shard_count=discord_shards)
         await api.start()
         await fake_discord.start()

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from bot.errors import InputRejected
-from bot.inputs import ASPECT_RATIOS, ImagineOptions, InputSchema, Property, plan_inputs
+from bot.inputs import (
+    ASPECT_RATIOS,
+    IMAGE_MAX_BYTES,
+    ImagineOptions,
+    InputSchema,
+    Property,
+    check_image_upload,
+    plan_inputs,
+)
 
 SPEC_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21", "4:5", "5:4")
 
@@ -515,3 +523,83 @@ def test_extra_untyped_property_read_as_json() -> None:
 )
 def test_images_expected(schema: InputSchema | None, options: ImagineOptions, expected: int) -> None:
     assert plan_inputs(options, schema).images_expected == expected
+
+
+# --------------------------------------------------------------------------- images to start from
+
+CDN = "https://cdn.discordapp.com/attachments/1/2/start.png?ex=1&is=2&hm=3"
+URI = {"type": "string", "format": "uri"}
+
+
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        ({"prompt": {"type": "string"}, "image": URI}, "image"),
+        ({"prompt": {"type": "string"}, "input_image": URI, "prompt_strength": {"type": "number"}}, "input_image"),
+        ({"prompt": {"type": "string"}, "image_prompt": URI}, "image_prompt"),
+        ({"prompt": {"type": "string"}, "init_image": {"type": "string"}}, "init_image"),
+        ({"prompt": {"type": "string"}, "reference_image": URI}, "reference_image"),  # by format and name
+        ({"prompt": {"type": "string"}, "control_image": URI, "mask_image": URI}, None),  # other meanings
+        ({"prompt": {"type": "string"}, "image_size": {"type": "string"}}, None),
+        ({"prompt": {"type": "string"}}, None),
+    ],
+)
+def test_the_image_input_is_read_from_the_schema(properties: dict[str, Any], expected: str | None) -> None:
+    assert schema_from(minimal_document(properties)).image_input == expected
+
+
+def test_the_strength_input_is_found_and_left_at_its_default() -> None:
+    schema = schema_from(
+        minimal_document({"prompt": {"type": "string"}, "image": URI, "prompt_strength": {"type": "number"}})
+    )
+    assert schema.strength_input == "prompt_strength"
+    planned = plan_inputs(ImagineOptions("a fox", image=CDN), schema)
+    assert planned.inputs == {"prompt": "a fox", "image": CDN}
+    assert planned.image_input == "image" and not planned.notes
+
+
+def test_an_image_for_a_model_that_takes_none_is_refused() -> None:
+    with pytest.raises(InputRejected, match="takes no image"):
+        plan_inputs(ImagineOptions("a fox", image=CDN), FLUX)
+    assert plan_inputs(ImagineOptions("a fox"), FLUX).image_input is None
+
+
+def test_an_image_only_model_gets_no_prompt_and_needs_its_image() -> None:
+    upscaler = schema_from(
+        {"components": {"schemas": {"Input": {"type": "object", "required": ["image"], "properties": {"image": URI}}}}}
+    )
+    assert plan_inputs(ImagineOptions("a fox", image=CDN), upscaler).inputs == {"image": CDN}
+    with pytest.raises(InputRejected, match="needs an image"):
+        plan_inputs(ImagineOptions("a fox"), upscaler)
+
+
+def test_without_a_schema_the_image_goes_as_image_with_a_note() -> None:
+    planned = plan_inputs(ImagineOptions("a fox", image=CDN), None)
+    assert planned.inputs["image"] == CDN
+    assert planned.image_input is None  # unknown: no V buttons
+    assert any("`image`" in note for note in planned.notes)
+
+
+def test_the_image_is_given_once() -> None:
+    schema = schema_from(minimal_document({"prompt": {"type": "string"}, "image": URI}))
+    with pytest.raises(InputRejected, match="once"):
+        plan_inputs(ImagineOptions("a fox", image=CDN, extra={"image": "https://elsewhere/x.png"}), schema)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "size", "reason"),
+    [
+        ("text/plain", 10, "not an image"),
+        (None, 10, "not an image"),
+        ("image/svg+xml", 10, "cannot read"),
+        ("image/png", IMAGE_MAX_BYTES + 1, "MiB"),
+    ],
+)
+def test_uploads_that_cannot_be_an_image_input_are_refused(content_type: str | None, size: int, reason: str) -> None:
+    with pytest.raises(InputRejected, match=reason):
+        check_image_upload(content_type, size)
+
+
+def test_usual_images_are_accepted() -> None:
+    for kind in ("image/png", "image/jpeg", "IMAGE/WEBP", "image/gif; charset=binary"):
+        check_image_upload(kind, IMAGE_MAX_BYTES)

@@ -48,6 +48,7 @@ ALL_VARIABLES = (
     "IMAGINE_API_CREATES_PER_MINUTE",
     "IMAGINE_API_REQUESTS_PER_MINUTE",
     "IMAGINE_TAKEOVER_AFTER",
+    "IMAGINE_UPSCALE_MODEL",
 )
 
 
@@ -134,6 +135,8 @@ def test_blank_values_mean_unset(value: str) -> None:
         ("REPLICATE_BASE_URL", "https://"),
         ("IMAGINE_DEFAULT_MODEL", "flux-schnell"),
         ("IMAGINE_DEFAULT_MODEL", "a/b/c"),
+        ("IMAGINE_UPSCALE_MODEL", "real-esrgan"),
+        ("IMAGINE_UPSCALE_MODEL", "a/b:"),
         ("IMAGINE_MODELS", "good/model,not a model"),
         ("IMAGINE_MODELS", "a/b:,c/d"),
         ("DATABASE_URL", "mysql://db/imagine"),
@@ -440,3 +443,9 @@ def test_env_file_defaults_to_working_directory(tmp_path: Path, clean_environ: p
     settings = load_settings()
     assert settings.replicate_api_token.reveal() == "r8_cwd_token"
     assert settings.max_running_per_server == 7
+
+
+def test_upscale_model_is_a_model_reference_and_optional() -> None:
+    assert load_settings(BASE_ENV).upscale_model is None
+    settings = load_settings({**BASE_ENV, "IMAGINE_UPSCALE_MODEL": " nightmareai/real-esrgan:abc123 "})
+    assert settings.upscale_model == ModelRef("nightmareai", "real-esrgan", "abc123")
