@@ -166,7 +166,8 @@ class JobExecutor:
         started = self._clock.now()
         if self._journal is not None:
             try:
-                await self._journal.creating(job.id)
+                await self._journal.creating(job.id, target=job.unjournaled_target)
+                job.unjournaled_target = None
             except JobTakenOver:
                 raise
             except Exception:

@@ -134,8 +134,8 @@ class JobJournal(Protocol):
         """A job journaled before it was shown is now shown at ``target``."""
         ...
 
-    async def creating(self, job_id: str) -> None:
-        """Just before the create request goes out."""
+    async def creating(self, job_id: str, *, target: Mapping[str, Any] | None = None) -> None:
+        """Just before the create request goes out (with where the job is shown, if that changed)."""
         ...
 
     async def created(self, job_id: str, prediction_id: str) -> None:
@@ -178,6 +178,8 @@ class LiveJob:
     keep_images: bool = False
     created: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once a create in flight has its answer (an id, or a failure)."""
+    unjournaled_target: Mapping[str, Any] | None = None
+    """Where the job is shown, known since it was journaled: written with the create mark."""
     ending: bool = False
     """Its final view is being shown (this process owns the outcome)."""
     create_started_at: datetime | None = None

@@ -202,17 +202,18 @@ class JobEngine:
         ``target`` is the front end's own note of where the job is shown, kept
         in the journal so the job can be resumed after a restart. A front end
         that journaled the job itself before showing it (:meth:`accept`) passes
-        ``journaled=True``: then only the target is recorded.
+        ``journaled=True``: then only the target is recorded (with the create mark).
         """
         if self._closed:
             raise ImagineError("The bot is shutting down; try again in a moment.")
         job_id = job_id or self._new_id()
-        if self._journal is not None:
-            if not journaled:  # first: a job the journal does not know is not accepted
-                await self._journal.accepted(job_id, request, target)
-            elif target is not None:
-                await self._journal.shown(job_id, target)
+        if self._journal is not None and not journaled:  # first: a job the journal does not know is not accepted
+            await self._journal.accepted(job_id, request, target)
         job = self._new_job(job_id, request, presenter)
+        if journaled:
+            # Written with the create mark, one write fewer per job: until then a restart finds the
+            # message through the interaction's @original (see DiscordPresenter).
+            job.unjournaled_target = target
         self._queue.push(job)
         self._dispatch()
         if job.task is None:

@@ -24,6 +24,8 @@ from bot.storage import JobRecord, Repository
 
 log = logging.getLogger(__name__)
 
+RUN_TIME_CACHE_SECONDS = 60.0
+
 
 def request_to_json(request: JobRequest) -> dict[str, Any]:
     """Everything needed to run ``request`` again, as JSON-able data."""
@@ -107,6 +109,7 @@ class Journal:
         self._repository = repository
         self._clock = clock
         self.owner = owner
+        self._run_times: dict[str, tuple[float | None, float]] = {}
 
     async def accepted(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> None:
         """The job was accepted (and is about to be shown): it now exists, whatever happens next."""
@@ -126,9 +129,12 @@ class Journal:
             )
         )
 
-    async def creating(self, job_id: str) -> None:
+    async def creating(self, job_id: str, *, target: Mapping[str, Any] | None = None) -> None:
         """The create request is about to go out. Raises if it cannot be written: then nothing is created."""
-        await self._owned(job_id, state="creating", create_started_at=self._clock.now())
+        changes: dict[str, Any] = {"state": "creating", "create_started_at": self._clock.now()}
+        if target is not None:
+            changes["target"] = dict(target)
+        await self._owned(job_id, **changes)
 
     async def shown(self, job_id: str, target: Mapping[str, Any]) -> None:
         """The job, journaled before it was shown, is now shown at ``target`` (its message id is known)."""
@@ -156,8 +162,17 @@ class Journal:
             log.exception("could not journal job %s (finishing); showing its outcome anyway", job_id)
 
     async def usual_run_time(self, model: str) -> float | None:
-        """How long ``model`` usually runs, learned from its predictions' ``metrics.predict_time``."""
-        return await self._repository.model_run_time(model)
+        """How long ``model`` usually runs, learned from its predictions' ``metrics.predict_time``.
+
+        Read from the database at most once a minute per model: every job start asks.
+        """
+        cached = self._run_times.get(model)
+        now = self._clock.monotonic()
+        if cached is not None and now - cached[1] < RUN_TIME_CACHE_SECONDS:
+            return cached[0]
+        seconds = await self._repository.model_run_time(model)
+        self._run_times[model] = (seconds, now)
+        return seconds
 
     async def ended(self, view: JobView) -> None:
         """The job's final state; its target (and the token in it) is forgotten; the model's run time learned."""
