@@ -19,6 +19,8 @@ PROMPT_MAX = 1500
 COUNT_MAX = 4
 # Model input names that carry the number of images, in order of preference.
 _COUNT_NAMES = ("num_outputs", "num_images", "batch_size")
+# Model input names that carry a negative prompt, in order of preference.
+_NEGATIVE_NAMES = ("negative_prompt",)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class ImagineOptions:
     count: int | None = None
     seed: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    negative_prompt: str | None = None
+    """What to keep out of the image (the ``--no`` prompt flag), for models whose schema has such an input."""
 
     def check(self) -> None:
         """Refuse values outside ``/imagine``'s own ranges, whatever the model."""
@@ -154,6 +158,12 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
             inputs["seed"] = options.seed
         else:
             notes.append("This model does not take a seed, so the seed was ignored.")
+    if options.negative_prompt is not None:
+        name = _negative_name(schema)
+        if name is not None:
+            inputs[name] = options.negative_prompt
+        else:
+            notes.append(f"This model does not take a negative prompt, so --no {options.negative_prompt} was ignored.")
     for key, value in options.extra.items():
         if key == "prompt":
             raise InputRejected("Give the prompt as the prompt itself, not as an extra input.")
@@ -174,6 +184,12 @@ def _count_name(schema: InputSchema | None) -> str | None:
     if schema is None:
         return "num_outputs"
     return next((name for name in _COUNT_NAMES if schema.has(name)), None)
+
+
+def _negative_name(schema: InputSchema | None) -> str | None:
+    if schema is None:
+        return _NEGATIVE_NAMES[0]
+    return next((name for name in _NEGATIVE_NAMES if schema.has(name)), None)
 
 
 def _dimensions(ratio: str, schema: InputSchema) -> dict[str, int]:

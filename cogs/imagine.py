@@ -248,7 +248,7 @@ class Imagine(commands.Cog):
     @app_commands.command(name="imagine", description="Generate an image from a text prompt")
     @app_commands.guild_only()
     @app_commands.describe(
-        prompt="What to draw",
+        prompt="What to draw; may end with flags: --ar 16:9 --seed 42 --no people",
         model="Which model to use (this server's allowed models)",
         aspect_ratio="Width to height",
         count="How many images (1-4)",
