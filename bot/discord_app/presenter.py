@@ -25,7 +25,7 @@ import discord
 
 from bot.clock import Clock, SystemClock
 from bot.delivery import ImageFile, fit_image
-from bot.discord_app.render import render_embed
+from bot.discord_app.render import alt_text, render_embed
 from bot.job_model import JobState, JobView
 
 log = logging.getLogger(__name__)
@@ -248,15 +248,17 @@ class DiscordPresenter:
     def _token_usable(self) -> bool:
         return not self._token_dead and discord.utils.utcnow() < self._token_deadline
 
-    async def _files(self, images: tuple[ImageFile, ...]) -> list[discord.File]:
+    async def _files(self, view: JobView, images: tuple[ImageFile, ...]) -> list[discord.File]:
+        """``images`` as uploads small enough to send, each described (alt text) by the job's prompt."""
         if not images:
             return []
+        description = alt_text(view)
         limit = min(self._upload_limit, MAX_REQUEST_BYTES // len(images))
         fitted = await asyncio.gather(
             *(asyncio.to_thread(fit_image, image, limit) for image in images), return_exceptions=True
         )
         files = [
-            discord.File(io.BytesIO(image.data), filename=image.filename)
+            discord.File(io.BytesIO(image.data), filename=image.filename, description=description)
             for image in fitted
             if isinstance(image, ImageFile)
         ]
@@ -269,7 +271,7 @@ class DiscordPresenter:
         """Edit the message to ``view``, falling back from the token to the channel to a new message."""
         images = view.images if view.state is JobState.SUCCEEDED else ()
         for attempt in range(1, self._attempts + 1):
-            files = await self._files(images) if final else []
+            files = await self._files(view, images) if final else []
             try:
                 await self._edit(view, files, final=final)
             except _NoRoute:
@@ -384,7 +386,7 @@ class DiscordPresenter:
             await channel.send(
                 content=content,
                 embed=render_embed(view),
-                files=await self._files(images),
+                files=await self._files(view, images),
                 view=self._components(view) or discord.utils.MISSING,
                 allowed_mentions=discord.AllowedMentions(users=[discord.Object(target.requester_id)]),
             )
