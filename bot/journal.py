@@ -74,6 +74,12 @@ def request_from_json(data: Mapping[str, Any]) -> JobRequest:
     )
 
 
+def _message_id(target: Mapping[str, Any] | None) -> int | None:
+    """The message a front end's target names, if it names one (a Discord target does once shown)."""
+    value = target.get("message_id") if target is not None else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 @dataclass(frozen=True)
 class Unfinished:
     """A job to resume after a restart."""
@@ -119,6 +125,7 @@ class Journal:
                 requester_id=request.requester_id,
                 target=dict(target) if target is not None else None,
                 owner=self.owner,
+                message_id=_message_id(target),
             )
         )
 
@@ -127,8 +134,14 @@ class Journal:
         await self._owned(job_id, state="creating", create_started_at=self._clock.now())
 
     async def shown(self, job_id: str, target: Mapping[str, Any]) -> None:
-        """The job, journaled before it was shown, is now shown at ``target`` (its message id is known)."""
-        await self._safely(job_id, target=dict(target))
+        """The job is now shown at ``target``: journaled before it was shown, or its message moved.
+
+        A target that names its message (``message_id``) has that id kept on its
+        own as well: unlike the target, it outlives the job (history links to it).
+        """
+        message_id = _message_id(target)
+        extra = {} if message_id is None else {"message_id": message_id}
+        await self._safely(job_id, target=dict(target), **extra)
 
     async def created(self, job_id: str, prediction_id: str) -> None:
         """The API answered with the prediction's id."""
@@ -192,6 +205,10 @@ class Journal:
         """End a job that cannot be carried on (its record is unusable)."""
         with contextlib.suppress(JobTakenOver):
             await self._safely(job_id, state="failed", ended_at=self._clock.now(), error=reason, target=None)
+
+    async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
+        """The member's latest jobs in this server, newest first (``/imagine-history``)."""
+        return await self._repository.member_history(guild_id, member_id, limit=limit)
 
     async def request_of(self, job_id: str) -> JobRequest | None:
         """A journaled job's request (Re-roll after a restart)."""

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app.presenter import DiscordPresenter, MessageTarget
+from bot.discord_app.presenter import DiscordPresenter, MessageTarget, TargetListener
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 from bot.job_model import JobState, JobView
@@ -197,19 +197,24 @@ class Imagine(commands.Cog):
             if isinstance(result, BaseException):
                 log.warning("could not read the input schema of %s: %s", model, result)
 
-    def _presenter(self, job_id: str, target: MessageTarget, **kwargs: Any) -> DiscordPresenter:
-        core = self.bot.core
+    def _recorder(self, job_id: str) -> TargetListener:
+        """Tells the journal where the job's message is when it moves (found, or posted anew)."""
+        journal = self.bot.core.journal
 
         async def record(moved: MessageTarget) -> None:
-            await core.journal.shown(job_id, moved.to_json())
+            await journal.shown(job_id, moved.to_json())
 
+        return record
+
+    def _presenter(self, job_id: str, target: MessageTarget, **kwargs: Any) -> DiscordPresenter:
+        core = self.bot.core
         return DiscordPresenter(
             self.bot,
             target,
             components=job_components,
             clock=core.clock,
             min_interval=core.tuning.edit_interval,
-            on_target=record,
+            on_target=self._recorder(job_id),
             **kwargs,
         )
 
@@ -350,6 +355,7 @@ class Imagine(commands.Cog):
                 components=job_components,
                 clock=core.clock,
                 min_interval=core.tuning.edit_interval,
+                on_target=self._recorder(job_id),
             )
         except BaseException:
             await core.journal.abandon(job_id, "the placeholder could not be shown")

@@ -112,8 +112,8 @@ class DiscordPresenter:
 
         With the ``interaction`` the message answered, edits use its ``@original``
         route; after a restart they address the message by id on the same webhook.
-        ``on_target`` hears of a message found or posted for a target that had none
-        (so the journal can point at it).
+        ``on_target`` hears of a message found or posted for a target that had none,
+        or posted anew for one that was deleted (so the journal can point at it).
         """
         self._client = client
         self._interaction = interaction
@@ -149,6 +149,7 @@ class DiscordPresenter:
         components: ComponentsFactory,
         clock: Clock | None = None,
         min_interval: float = 1.5,
+        on_target: TargetListener | None = None,
     ) -> DiscordPresenter:
         """Answer the interaction with the placeholder (within 3 s of it) and present the job there."""
         response = await interaction.response.send_message(
@@ -169,6 +170,7 @@ class DiscordPresenter:
             min_interval=min_interval,
             shown=view,
             interaction=interaction,
+            on_target=on_target,
         )
 
     # ----------------------------------------------------------------- engine side
@@ -383,7 +385,7 @@ class DiscordPresenter:
         channel = self._client.get_partial_messageable(target.channel_id)
         content = f"<@{target.requester_id}> the message for your /imagine was deleted, so here is the result."
         try:
-            await channel.send(
+            message = await channel.send(
                 content=content,
                 embed=render_embed(view),
                 files=await self._files(view, images),
@@ -392,6 +394,8 @@ class DiscordPresenter:
             )
         except discord.HTTPException as exc:
             log.warning("job %s: could not post the result anew (%s)", view.job_id, exc)
+            return
+        await self._retarget(message.id)  # so the journal (and history's link) points at the result
 
 
 def _estimated(view: JobView) -> bool:
