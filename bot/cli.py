@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="start the bot (the default)")
 
     imagine = commands.add_parser("imagine", help="run one generation through the /imagine pipeline")
-    imagine.add_argument("prompt", help="what to draw")
+    imagine.add_argument(
+        "prompt", help="what to draw; may end with --ar W:H, --seed N, --no TEXT (the options above win)"
+    )
     imagine.add_argument("--model", help="owner/name or owner/name:version (default: IMAGINE_DEFAULT_MODEL)")
     imagine.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, metavar="R", help=", ".join(ASPECT_RATIOS))
     imagine.add_argument("--count", type=_count, metavar="N", help="number of images, 1-4")

@@ -32,6 +32,8 @@ IMAGE_MAX_BYTES = 10 * 1024 * 1024
 which the API downloads itself; reference/replicate-api.md states no size limit for such URL inputs, so
 the bound is Discord's own default upload limit (reference/discord.md §B "Uploads": 10 MiB per file):
 anything a member can upload without boosts, and far more than any image model needs."""
+# Model input names that carry a negative prompt, in order of preference.
+_NEGATIVE_NAMES = ("negative_prompt",)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class ImagineOptions:
     extra: Mapping[str, Any] = field(default_factory=dict)
     image: str | None = None
     """The URL of an image to start from (an attachment's CDN URL): the model's image input."""
+    negative_prompt: str | None = None
+    """What to keep out of the image (the ``--no`` prompt flag), for models whose schema has such an input."""
 
     def check(self) -> None:
         """Refuse values outside ``/imagine``'s own ranges, whatever the model."""
@@ -233,6 +237,12 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
             inputs["seed"] = options.seed
         else:
             notes.append("This model does not take a seed, so the seed was ignored.")
+    if options.negative_prompt is not None:
+        name = _negative_name(schema)
+        if name is not None:
+            inputs[name] = options.negative_prompt
+        else:
+            notes.append(f"This model does not take a negative prompt, so --no {options.negative_prompt} was ignored.")
     for key, value in options.extra.items():
         if key == "prompt":
             raise InputRejected("Give the prompt as the prompt itself, not as an extra input.")
@@ -255,6 +265,12 @@ def _count_name(schema: InputSchema | None) -> str | None:
     if schema is None:
         return "num_outputs"
     return next((name for name in _COUNT_NAMES if schema.has(name)), None)
+
+
+def _negative_name(schema: InputSchema | None) -> str | None:
+    if schema is None:
+        return _NEGATIVE_NAMES[0]
+    return next((name for name in _NEGATIVE_NAMES if schema.has(name)), None)
 
 
 def _dimensions(ratio: str, schema: InputSchema) -> dict[str, int]:

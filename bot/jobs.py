@@ -21,6 +21,7 @@ from bot.clock import Clock, SystemClock
 from bot.delivery import Downloader
 from bot.errors import ImagineError
 from bot.execution import JobExecutor
+from bot.flags import apply_prompt_flags
 from bot.inputs import ImagineOptions, InputSchema, plan_inputs
 from bot.job_model import JobJournal, JobKind, JobRequest, JobState, JobTakenOver, JobView, LiveJob, Presenter
 from bot.modelref import ModelRef
@@ -158,12 +159,16 @@ class JobEngine:
         channel_id: int | None = None,
         kind: JobKind = JobKind.IMAGINE,
     ) -> JobRequest:
-        """Check ``options`` against the model's schema and build a request, or raise ``InputRejected``.
+        """Read the prompt's flags, check ``options`` against the model's schema and build a request.
+
+        Raises ``InputRejected`` (``FlagRejected`` for a malformed prompt flag) with the reason.
 
         The schema is read once per model and cached; if it takes longer than
         ``schema_timeout`` the options are sent unchecked (the fetch goes on and
         fills the cache for next time), so members always get an answer fast.
         """
+        # Flags first: the model gets the prompt without them, and each front end gets them for free.
+        options, flag_notes = apply_prompt_flags(options)
         options.check()
         schema = await self._schema(model)
         planned = plan_inputs(options, schema)
@@ -171,7 +176,7 @@ class JobEngine:
             model=model,
             options=options,
             inputs=planned.inputs,
-            notes=planned.notes,
+            notes=flag_notes + planned.notes,
             images_expected=planned.images_expected,
             requester_id=requester_id,
             guild_id=guild_id,
@@ -436,6 +441,8 @@ class JobEngine:
             self._on_shown(view)
         if self._journal is not None:
             try:
+                if job.unjournaled_target is not None:  # ended before its create: keep where it was shown
+                    await self._journal.shown(job.id, job.unjournaled_target)
                 await self._journal.ended(view)
             except JobTakenOver:
                 log.warning("job %s was taken over just as it ended here", job.id)

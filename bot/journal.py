@@ -39,6 +39,7 @@ def request_to_json(request: JobRequest) -> dict[str, Any]:
             "seed": options.seed,
             "extra": dict(options.extra),
             "image": options.image,
+            "negative_prompt": options.negative_prompt,
         },
         "inputs": dict(request.inputs),
         "notes": list(request.notes),
@@ -66,6 +67,7 @@ def request_from_json(data: Mapping[str, Any]) -> JobRequest:
             seed=options.get("seed"),
             extra=options.get("extra") or {},
             image=options.get("image"),
+            negative_prompt=options.get("negative_prompt"),
         ),
         inputs=data.get("inputs") or {},
         notes=tuple(data.get("notes") or ()),
@@ -78,6 +80,16 @@ def request_from_json(data: Mapping[str, Any]) -> JobRequest:
         kind=JobKind(data.get("kind") or JobKind.IMAGINE),
         image_input=data.get("image_input"),
     )
+
+
+def _where_shown(target: Mapping[str, Any]) -> dict[str, Any]:
+    """Journal changes for a front end's target: the target, and the message it names kept on its own
+    (a Discord target names one once shown; unlike the target, the id outlives the job, for history)."""
+    value = target.get("message_id")
+    changes: dict[str, Any] = {"target": dict(target)}
+    if isinstance(value, int) and not isinstance(value, bool):
+        changes["message_id"] = value
+    return changes
 
 
 @dataclass(frozen=True)
@@ -126,19 +138,22 @@ class Journal:
                 requester_id=request.requester_id,
                 target=dict(target) if target is not None else None,
                 owner=self.owner,
+                message_id=_where_shown(target).get("message_id") if target is not None else None,
             )
         )
 
     async def creating(self, job_id: str, *, target: Mapping[str, Any] | None = None) -> None:
         """The create request is about to go out. Raises if it cannot be written: then nothing is created."""
-        changes: dict[str, Any] = {"state": "creating", "create_started_at": self._clock.now()}
-        if target is not None:
-            changes["target"] = dict(target)
-        await self._owned(job_id, **changes)
+        changes = _where_shown(target) if target is not None else {}
+        await self._owned(job_id, state="creating", create_started_at=self._clock.now(), **changes)
 
     async def shown(self, job_id: str, target: Mapping[str, Any]) -> None:
-        """The job, journaled before it was shown, is now shown at ``target`` (its message id is known)."""
-        await self._safely(job_id, target=dict(target))
+        """The job is now shown at ``target``: journaled before it was shown, or its message moved.
+
+        A target that names its message (``message_id``) has that id kept on its
+        own as well: unlike the target, it outlives the job (history links to it).
+        """
+        await self._safely(job_id, **_where_shown(target))
 
     async def created(self, job_id: str, prediction_id: str) -> None:
         """The API answered with the prediction's id."""
@@ -211,6 +226,10 @@ class Journal:
         """End a job that cannot be carried on (its record is unusable)."""
         with contextlib.suppress(JobTakenOver):
             await self._safely(job_id, state="failed", ended_at=self._clock.now(), error=reason, target=None)
+
+    async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
+        """The member's latest jobs in this server, newest first (``/imagine-history``)."""
+        return await self._repository.member_history(guild_id, member_id, limit=limit)
 
     async def request_of(self, job_id: str) -> JobRequest | None:
         """A journaled job's request (Re-roll after a restart)."""

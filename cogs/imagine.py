@@ -7,7 +7,7 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app.presenter import DiscordPresenter, MessageTarget
+from bot.discord_app.presenter import DiscordPresenter, MessageTarget, TargetListener
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions, check_image_upload
 from bot.job_model import JobKind, JobRequest, JobState, JobView
@@ -261,8 +261,8 @@ class Imagine(commands.Cog):
     def _components(self, view: JobView) -> discord.ui.View:
         return job_components(view, upscale=self.bot.settings.upscale_model is not None)
 
-    def _recorder(self, job_id: str) -> Callable[[MessageTarget], Awaitable[None]]:
-        """Points the journal at a job's message once it is found or posted anew."""
+    def _recorder(self, job_id: str) -> TargetListener:
+        """Tells the journal where the job's message is when it moves (found, or posted anew)."""
         journal = self.bot.core.journal
 
         async def record(moved: MessageTarget) -> None:
@@ -317,7 +317,7 @@ class Imagine(commands.Cog):
     @app_commands.command(name="imagine", description="Generate an image from a text prompt")
     @app_commands.guild_only()
     @app_commands.describe(
-        prompt="What to draw",
+        prompt="What to draw; may end with flags: --ar 16:9 --seed 42 --no people",
         model="Which model to use (this server's allowed models)",
         aspect_ratio="Width to height",
         count="How many images (1-4)",
@@ -475,6 +475,7 @@ class Imagine(commands.Cog):
                 components=self._components,
                 clock=core.clock,
                 min_interval=core.tuning.edit_interval,
+                on_target=self._recorder(job_id),
             )
         return await DiscordPresenter.post_reply(
             self.bot,

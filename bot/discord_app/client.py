@@ -20,7 +20,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.admin")
+EXTENSIONS = ("cogs.imagine", "cogs.admin", "cogs.history")
 
 
 def rest_base(url: str) -> str:

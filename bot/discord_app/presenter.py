@@ -25,7 +25,7 @@ import discord
 
 from bot.clock import Clock, SystemClock
 from bot.delivery import ImageFile, fit_image
-from bot.discord_app.render import render_embed
+from bot.discord_app.render import alt_text, render_embed
 from bot.job_model import JobState, JobView
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,8 @@ class DiscordPresenter:
 
         With the ``interaction`` the message answered, edits use its ``@original``
         route; after a restart they address the message by id on the same webhook.
-        ``on_target`` hears of a message found or posted for a target that had none
-        (so the journal can point at it).
+        ``on_target`` hears of a message found or posted for a target that had none,
+        or posted anew for one that was deleted (so the journal can point at it).
         """
         self._client = client
         self._interaction = interaction
@@ -161,6 +161,7 @@ class DiscordPresenter:
         components: ComponentsFactory,
         clock: Clock | None = None,
         min_interval: float = 1.5,
+        on_target: TargetListener | None = None,
     ) -> DiscordPresenter:
         """Answer the interaction with the placeholder (within 3 s of it) and present the job there."""
         response = await interaction.response.send_message(
@@ -181,6 +182,7 @@ class DiscordPresenter:
             min_interval=min_interval,
             shown=view,
             interaction=interaction,
+            on_target=on_target,
         )
 
     @classmethod
@@ -292,15 +294,17 @@ class DiscordPresenter:
     def _token_usable(self) -> bool:
         return not self._token_dead and discord.utils.utcnow() < self._token_deadline
 
-    async def _files(self, images: tuple[ImageFile, ...]) -> list[discord.File]:
+    async def _files(self, view: JobView, images: tuple[ImageFile, ...]) -> list[discord.File]:
+        """``images`` as uploads small enough to send, each described (alt text) by the job's prompt."""
         if not images:
             return []
+        description = alt_text(view)
         limit = min(self._upload_limit, MAX_REQUEST_BYTES // len(images))
         fitted = await asyncio.gather(
             *(asyncio.to_thread(fit_image, image, limit) for image in images), return_exceptions=True
         )
         files = [
-            discord.File(io.BytesIO(image.data), filename=image.filename)
+            discord.File(io.BytesIO(image.data), filename=image.filename, description=description)
             for image in fitted
             if isinstance(image, ImageFile)
         ]
@@ -313,7 +317,7 @@ class DiscordPresenter:
         """Edit the message to ``view``, falling back from the token to the channel to a new message."""
         images = view.images if view.state is JobState.SUCCEEDED else ()
         for attempt in range(1, self._attempts + 1):
-            files = await self._files(images) if final else []
+            files = await self._files(view, images) if final else []
             try:
                 await self._edit(view, files, final=final)
             except _NoRoute:
@@ -426,16 +430,18 @@ class DiscordPresenter:
         channel = self._client.get_partial_messageable(target.channel_id)
         content = f"<@{target.requester_id}> the message for your /imagine was deleted, so here is the result."
         try:
-            await channel.send(
+            message = await channel.send(
                 content=content,
                 embed=render_embed(view),
-                files=await self._files(images),
+                files=await self._files(view, images),
                 view=self._components(view) or discord.utils.MISSING,
                 **_reply(target),
                 allowed_mentions=discord.AllowedMentions(users=[discord.Object(target.requester_id)]),
             )
         except discord.HTTPException as exc:
             log.warning("job %s: could not post the result anew (%s)", view.job_id, exc)
+            return
+        await self._retarget(message.id)  # so the journal (and history's link) points at the result
 
 
 def _reply(target: MessageTarget) -> dict[str, Any]:

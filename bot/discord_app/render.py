@@ -17,6 +17,7 @@ _COLOURS = {
 }
 _BAR_CELLS = 10
 EMBED_TOTAL_LIMIT = 6000
+ALT_TEXT_LIMIT = 1024  # Discord's limit on an attachment's description
 
 
 def progress_bar(fraction: float) -> str:
@@ -49,6 +50,11 @@ def status_text(view: JobView) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def alt_text(view: JobView) -> str:
+    """An image's alt text (its attachment's description): the prompt the model was given, clipped to fit."""
+    return _clip(view.request.prompt, ALT_TEXT_LIMIT)
 
 
 def render_embed(view: JobView) -> discord.Embed:

@@ -112,6 +112,8 @@ class JobRecord:
     predict_time: float | None = None
     owner: str | None = None
     """The incarnation of the process that runs the job (see :mod:`bot.cluster`); changed only by claims."""
+    message_id: int | None = None
+    """The job's message in ``channel_id`` once shown (kept after the job ends, unlike ``target``)."""
 
 
 JOB_FIELDS = frozenset(
@@ -125,6 +127,7 @@ JOB_FIELDS = frozenset(
         "images_delivered",
         "seed",
         "predict_time",
+        "message_id",
     }
 )
 """The :class:`JobRecord` fields :meth:`Repository.update_job` may change."""
@@ -236,6 +239,10 @@ class Repository(Protocol):
 
     async def active_jobs(self, guild_id: int, member_id: int) -> int:
         """The member's jobs in this server that have not ended (waiting or running, on any process)."""
+        ...
+
+    async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
+        """The member's latest ``limit`` jobs in this server, finished or not, newest first."""
         ...
 
     # ------------------------------------------------------------- processes (scale-out)

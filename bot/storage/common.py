@@ -112,7 +112,7 @@ def decide_charge(usage: Usage, images: int, *, limits: Limits, now: datetime) -
 JOB_COLUMN_NAMES = (
     "job_id", "guild_id", "channel_id", "requester_id", "model", "prompt", "request", "target", "state",
     "prediction_id", "created_at", "create_started_at", "ended_at", "error", "images_delivered", "seed",
-    "predict_time", "owner",
+    "predict_time", "owner", "message_id",
 )  # fmt: skip
 """The journal's columns, in :class:`~bot.storage.JobRecord` order; the same names in both schemas."""
 
@@ -132,6 +132,17 @@ def job_values(record: JobRecord) -> dict[str, Any]:
         if values[name] is not None:
             values[name] = utc(values[name], name)
     return values
+
+
+HISTORY_MAX = 100
+"""The most jobs :meth:`~bot.storage.Repository.member_history` returns, whatever is asked."""
+
+
+def history_limit(limit: int) -> int:
+    """A checked ``limit`` for :meth:`~bot.storage.Repository.member_history`: 1 to :data:`HISTORY_MAX`."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= HISTORY_MAX:
+        raise ValueError(f"limit must be a whole number from 1 to {HISTORY_MAX}, got {limit!r}")
+    return limit
 
 
 def job_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,4 +174,5 @@ def job_record(row: Mapping[str, Any]) -> JobRecord:
         seed=row["seed"],
         predict_time=row["predict_time"],
         owner=row["owner"],
+        message_id=row["message_id"],
     )

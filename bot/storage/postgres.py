@@ -63,6 +63,7 @@ from bot.storage.common import (
     SETTINGS_CACHE_SIZE,
     check_id,
     decide_charge,
+    history_limit,
     image_count,
     job_changes,
     job_record,
@@ -743,6 +744,20 @@ class PostgresRepository:
                 member_id,
             )
         return int(count)
+
+    async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
+        """The member's latest ``limit`` jobs in this server, newest first (journal order within a microsecond)."""
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = $1 AND requester_id = $2 "
+                "ORDER BY created_at DESC, seq DESC LIMIT $3",
+                guild_id,
+                member_id,
+                history_limit(limit),
+            )
+        return [job_record(row) for row in rows]
 
     # ------------------------------------------------------------- processes (scale-out)
 

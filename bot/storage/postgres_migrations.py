@@ -179,6 +179,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        7,
+        "each job's message, kept after the job ends, and a member's jobs by server, for /imagine-history",
+        (
+            # The target (with the interaction token) is cleared when a job ends; the message id alone
+            # is no secret and is all a link to the result needs, with the job's channel.
+            "ALTER TABLE jobs ADD COLUMN message_id BIGINT",
+            "CREATE INDEX jobs_by_member ON jobs (guild_id, requester_id, created_at)",
+        ),
+    ),
 )
 """Every PostgreSQL schema step, oldest first. Append new steps; never edit shipped ones."""
 

@@ -53,6 +53,7 @@ from bot.storage.common import (
     SETTINGS_CACHE_SIZE,
     check_id,
     decide_charge,
+    history_limit,
     image_count,
     job_changes,
     job_record,
@@ -621,6 +622,19 @@ class SqliteRepository:
                 (guild_id, member_id),
             )
         return int(row[0]) if row else 0
+
+    async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
+        """The member's latest ``limit`` jobs in this server, newest first (journal order within a microsecond)."""
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        async with self._transaction(write=False) as conn:
+            rows = await self._all(
+                conn,
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND requester_id = ? "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (guild_id, member_id, history_limit(limit)),
+            )
+        return [_decode_job(row) for row in rows]
 
     # ------------------------------------------------------------- processes (scale-out)
 

@@ -8,7 +8,7 @@ import discord
 import pytest
 
 from bot.delivery import ImageFile
-from bot.discord_app.render import progress_bar, render_embed, status_text
+from bot.discord_app.render import ALT_TEXT_LIMIT, alt_text, progress_bar, render_embed, status_text
 from bot.inputs import ImagineOptions
 from bot.jobs import JobRequest, JobState, JobView
 from bot.modelref import ModelRef
@@ -235,3 +235,11 @@ def test_prompt_beyond_description_limit_is_clipped() -> None:
 def test_total_embed_length_within_limit_for_extreme_inputs() -> None:
     view = make_view(JobState.FAILED, prompt="p" * 5000, error="e" * 5000, notes=("n" * 5000,))
     assert_within_discord_limits(render_embed(view))
+
+
+@pytest.mark.parametrize("length", [1, 1023, 1024, 1025, 1500])
+def test_alt_text_is_the_prompt_within_discords_limit(length: int) -> None:
+    prompt = "p" * length
+    text = alt_text(make_view(JobState.SUCCEEDED, prompt=prompt))
+    assert len(text) <= ALT_TEXT_LIMIT == 1024
+    assert text == prompt if length <= ALT_TEXT_LIMIT else text == prompt[: ALT_TEXT_LIMIT - 1] + "…"

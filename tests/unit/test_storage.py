@@ -497,6 +497,45 @@ async def test_unfinished_jobs_oldest_first(repository: Repository) -> None:
     assert [job.job_id for job in await repository.unfinished_jobs()] == ["first", "second", "late"]
 
 
+async def test_member_history_is_the_members_latest_jobs_here_newest_first(repository: Repository) -> None:
+    for n in range(12):
+        await repository.add_job(
+            make_job(f"mine-{n}", created=T0 + timedelta(minutes=n), guild_id=GUILD, requester_id=MEMBER)
+        )
+    await repository.add_job(
+        make_job("same-moment", created=T0 + timedelta(minutes=11), guild_id=GUILD, requester_id=MEMBER)
+    )
+    await repository.add_job(
+        make_job("elsewhere", created=T0 + timedelta(hours=1), guild_id=OTHER_GUILD, requester_id=MEMBER)
+    )
+    await repository.add_job(
+        make_job("someone-else", created=T0 + timedelta(hours=1), guild_id=GUILD, requester_id=MOD)
+    )
+    await repository.add_job(make_job("no-guild", created=T0 + timedelta(hours=1), requester_id=MEMBER))
+
+    history = await repository.member_history(GUILD, MEMBER)
+    assert [job.job_id for job in history] == ["same-moment", *(f"mine-{n}" for n in range(11, 2, -1))]
+    assert [job.job_id for job in await repository.member_history(GUILD, MEMBER, limit=2)] == ["same-moment", "mine-11"]
+    assert [job.job_id for job in await repository.member_history(OTHER_GUILD, MEMBER)] == ["elsewhere"]
+    assert await repository.member_history(GUILD, MEMBER + 1) == []
+    assert history[0] == await repository.get_job("same-moment")  # whole records, finished or not
+
+
+@pytest.mark.parametrize("limit", [0, -1, 101, True])
+async def test_member_history_refuses_a_silly_limit(repository: Repository, limit: int) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await repository.member_history(GUILD, MEMBER, limit=limit)
+
+
+async def test_a_jobs_message_id_outlives_its_target(repository: Repository) -> None:
+    await repository.add_job(make_job("job-1", guild_id=GUILD, channel_id=7, requester_id=MEMBER))
+    assert (await repository.get_job("job-1")).message_id is None  # type: ignore[union-attr]
+    await repository.update_job("job-1", target={"message_id": SNOWFLAKE_MAX}, message_id=SNOWFLAKE_MAX)
+    await repository.update_job("job-1", state="succeeded", ended_at=T0, target=None)
+    [job] = await repository.member_history(GUILD, MEMBER)
+    assert (job.target, job.message_id, job.channel_id) == (None, SNOWFLAKE_MAX, 7)
+
+
 async def test_job_with_prediction(repository: Repository) -> None:
     await repository.add_job(make_job("job-1"))
     await repository.add_job(make_job("job-2"))
