@@ -770,8 +770,6 @@ class PostgresRepository:
                 "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
                 now - timedelta(days=1),
             )
-            # Earlier incarnations of this name are this process before its restart: dead, whatever they last said.
-            await conn.execute("UPDATE processes SET alive_at = $1 WHERE name = $2 AND alive_at > $1", _LONG_AGO, name)
             await conn.execute(
                 "INSERT INTO processes (incarnation, name, shards, started_at, alive_at) VALUES ($1, $2, $3, $4, $4)",
                 incarnation,
@@ -810,12 +808,21 @@ class PostgresRepository:
             argument = dead_before
         else:
             return []
-        async with self._connection() as conn:
+        async with self._transaction() as conn:
             rows = await conn.fetch(
                 f"UPDATE jobs SET owner = $1 WHERE ended_at IS NULL AND {where} RETURNING seq, {JOB_COLUMNS}",
                 incarnation,
                 argument,
             )
+            if name is not None:
+                # Earlier incarnations of this name are this process before its restart: dead now that their
+                # jobs are taken back (not before: another process could have taken them over meanwhile).
+                await conn.execute(
+                    "UPDATE processes SET alive_at = $1 WHERE name = $2 AND incarnation <> $3",
+                    _LONG_AGO,
+                    name,
+                    incarnation,
+                )
         return [job_record(row) for row in sorted(rows, key=lambda row: (row["created_at"], row["seq"]))]
 
     async def owned_jobs(self, incarnation: str, job_ids: Collection[str]) -> set[str]:

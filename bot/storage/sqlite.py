@@ -648,11 +648,6 @@ class SqliteRepository:
                 "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
                 (_to_text(now - timedelta(days=1)),),
             )
-            # Earlier incarnations of this name are this process before its restart: dead, whatever they last said.
-            await conn.execute(
-                "UPDATE processes SET alive_at = ? WHERE name = ? AND alive_at > ?",
-                (_to_text(_LONG_AGO), name, _to_text(_LONG_AGO)),
-            )
             await conn.execute(
                 "INSERT INTO processes (incarnation, name, shards, started_at, alive_at) VALUES (?, ?, ?, ?, ?)",
                 (incarnation, name, shards, stamp, stamp),
@@ -685,6 +680,13 @@ class SqliteRepository:
                 f"UPDATE jobs SET owner = ? WHERE ended_at IS NULL AND {where} RETURNING rowid, {JOB_COLUMNS}",
                 (incarnation, *params),
             )
+            if name is not None:
+                # Earlier incarnations of this name are this process before its restart: dead now that their
+                # jobs are taken back (not before: another process could have taken them over meanwhile).
+                await conn.execute(
+                    "UPDATE processes SET alive_at = ? WHERE name = ? AND incarnation <> ?",
+                    (_to_text(_LONG_AGO), name, incarnation),
+                )
         ordered = sorted(rows, key=lambda row: (row[JOB_COLUMN_NAMES.index("created_at") + 1], row[0]))
         return [_decode_job(row[1:]) for row in ordered]
 

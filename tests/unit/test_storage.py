@@ -682,6 +682,7 @@ async def test_two_heirs_never_both_win_a_job(repository: Repository, database_u
 async def test_a_restarted_name_is_no_longer_counted_alive(repository: Repository) -> None:
     await repository.register_process("old", "host", "all", now=T0)
     await repository.register_process("new", "host", "all", now=T0 + timedelta(seconds=1))
+    await repository.claim_jobs("new", name="host")  # taking its jobs back retires the earlier incarnation
     since = T0 - timedelta(seconds=30)
     assert await repository.heartbeat("new", now=T0 + timedelta(seconds=2), alive_since=since) == 1
 
@@ -705,3 +706,12 @@ async def test_a_models_usual_run_time_is_a_moving_average(repository: Repositor
     await repository.record_run_time("owner/model", 6.0, now=T0)
     assert await repository.model_run_time("owner/model") == pytest.approx(4.0 + 0.3 * 2.0)
     assert await repository.model_run_time("other/model") is None
+
+
+async def test_a_restart_does_not_hand_its_jobs_to_others_before_it_takes_them_back(repository: Repository) -> None:
+    await repository.register_process("old", "host", "0", now=T0)
+    await repository.add_job(make_job("mine", owner="old"))
+    await repository.register_process("new", "host", "0", now=T0 + timedelta(seconds=1))
+    # Another process's takeover runs between the restart's registration and its claim: nothing is stale.
+    assert await repository.claim_jobs("other", dead_before=T0 - timedelta(seconds=30)) == []
+    assert [job.job_id for job in await repository.claim_jobs("new", name="host")] == ["mine"]
