@@ -2,7 +2,8 @@
 
 Configured only by environment variables, exactly like ``python -m bot``
 (:func:`bot.settings.load_settings`, the production :class:`bot.core.Tuning`),
-plus an event-loop lag monitor running in the bot's own loop:
+serving the bot's HTTP server (and with it the webhook receiver) when ``IMAGINE_HTTP_LISTEN`` is set, as
+``python -m bot`` does, plus an event-loop lag monitor running in the bot's own loop:
 
 * a task sleeps 10 ms in a loop and records how late each wake-up was (the
   overshoot is time the loop spent on something else without yielding);
@@ -125,7 +126,7 @@ async def _run() -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, monitor.reset)
 
-    bot = ImagineBot(settings)
+    bot = ImagineBot(settings, serve_http=True)
     async with bot:
         runner = asyncio.create_task(bot.start(settings.discord_token.reveal()), name="bot")
         watcher = asyncio.create_task(monitor.run(), name="loop-lag-monitor")

@@ -4,6 +4,8 @@
   configured by environment variables like ``python -m bot``, production tuning), logged in to
   the fake Discord; a job is one ``/imagine`` interaction, and it is *delivered* when the fake
   Discord stores the first version of the interaction's message that carries the image.
+  With ``webhooks=True`` the process also serves its HTTP server and the API pushes results to it
+  (``IMAGINE_HTTP_LISTEN``, ``IMAGINE_WEBHOOK_URL``): polling is then only a safety net.
 * :class:`BaselineProcess`: one of the two baselines of :mod:`bench.baselines` (Replicate's
   official client, or the naive create / sleep 1 s / get loop), also in its own process; a job is
   delivered when its output file is in hand.
@@ -21,6 +23,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.baselines import BASELINE_NAMES, Delivery
+from bot.webhooks import WEBHOOK_PATH
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMember, InteractionHandle, MessageVersion
 from tests.fakes.replicate import FakeReplicate
 
@@ -37,6 +41,17 @@ DISCORD_TOKEN = "bench-discord-token"
 _FAILED_WORDS = ("Failed", "Canceled", "Timed out")
 _LIVE_PROCESSES = re.compile(r"(\d+) live process\(es\)")
 """What :mod:`bot.cluster` logs when the number of live processes it shares the API budget with changes."""
+
+
+WEBHOOKS_NAME = "imagine-bot (webhooks)"
+"""The name of an :class:`ImagineBotClient` whose API pushes results by webhook."""
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free just now (the bot process binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class Client(Protocol):
@@ -194,15 +209,22 @@ class ImagineBotClient:
         guilds: int = 1,
         database_url: str | None = None,
         name: str | None = None,
+        webhooks: bool = False,
     ) -> None:
         """``launcher`` is the module run with ``python -m`` and ``extra_env`` goes on top of its environment
         (to try a variant of the bot; the benchmark itself uses the defaults). ``database_url``: default, a
-        SQLite file in the process's directory (one process only)."""
+        SQLite file in the process's directory (one process only). ``webhooks``: each process serves its HTTP
+        server on a free port of 127.0.0.1 (``IMAGINE_HTTP_LISTEN``) and has the API push results there
+        (``IMAGINE_WEBHOOK_URL``; the signing secret read once from the API), as a deployment reachable by
+        the API would be configured; the name then defaults to ``imagine-bot (webhooks)``."""
         if shards is not None and shards > 1 and database_url is None:
             raise ValueError("several processes need one shared database_url")
         self.api = api
+        self.webhooks = webhooks
         if name is not None:
             self.name = name
+        elif webhooks:
+            self.name = WEBHOOKS_NAME
         self.launcher = launcher
         self.extra_env = dict(extra_env or {})
         self.workdir = workdir
@@ -266,6 +288,12 @@ class ImagineBotClient:
         }
         if shard is not None:
             env |= {"DISCORD_SHARD_COUNT": str(self.shards), "DISCORD_SHARD_IDS": str(shard)}
+        if self.webhooks:
+            port = free_port()
+            env |= {
+                "IMAGINE_HTTP_LISTEN": f"127.0.0.1:{port}",
+                "IMAGINE_WEBHOOK_URL": f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
+            }
         return env
 
     async def start(self) -> None:

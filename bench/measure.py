@@ -18,8 +18,12 @@ are paced). *API requests per job* counts every
 request the phase sent to the fake prediction API (creates, polls, cancels, model/schema reads,
 429-refused attempts included) plus the output-file downloads, divided by the number of jobs that
 reached the API (made a prediction); the largest per-job count (requests that name the job's
-prediction) is kept as well. For the bot, *first answer* is the time from the interaction's dispatch
-by the fake Discord to the bot's first callback (Discord allows 3 s).
+prediction) is kept as well. *API requests* leave the downloads out (output files are not the API):
+the largest number naming one job's prediction (its create included) and those naming none (429-refused
+creates, model reads) are kept too. *Webhooks* are the fake's delivery attempts to the bot for the
+phase's predictions, by event; a job *polled after its end* got a poll after the fake marked its
+prediction finished (a poll, not the push, may have told the bot). For the bot, *first answer* is the
+time from the interaction's dispatch by the fake Discord to the bot's first callback (Discord allows 3 s).
 """
 
 from __future__ import annotations
@@ -110,6 +114,15 @@ class PhaseResult:
     """429 answers the fake API sent during the phase."""
     wall_s: float
     errors: dict[str, int] = field(default_factory=dict)
+    max_api_requests_per_job: int = 0
+    """The largest number of API requests (downloads left out) naming one job's prediction, its create included."""
+    unnamed_api_requests: int = 0
+    """API requests of the phase that name no prediction (429-refused creates, model reads, lists)."""
+    webhooks_per_job: dict[str, float] = field(default_factory=dict)
+    """Webhook attempts the fake made per job that reached the API, by event (``refused``: answered non-2xx or
+    not at all); empty for a client without webhooks."""
+    polled_after_end: int = 0
+    """Jobs polled after the fake marked their prediction finished."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able figures."""
@@ -137,6 +150,14 @@ def analyse(
     requests = api.requests[since:]
     per_prediction: Counter[str] = Counter(r.prediction_id for r in requests if r.prediction_id)
     polls: Counter[str] = Counter(r.prediction_id for r in requests if r.kind == "get" and r.prediction_id)
+    api_per_prediction: Counter[str] = Counter(
+        r.prediction_id for r in requests if r.kind != "file" and r.prediction_id
+    )
+    unnamed = sum(1 for r in requests if r.kind != "file" and not r.prediction_id)
+    last_poll: dict[str, float] = {}
+    for request in requests:
+        if request.kind == "get" and request.prediction_id:
+            last_poll[request.prediction_id] = request.time + WALL_MINUS_MONOTONIC
     prefer: Counter[str] = Counter(r.headers.get("Prefer", "none") for r in requests if r.kind == "create")
     first_file: dict[str, float] = {}
     totals: Counter[str] = Counter()
@@ -153,11 +174,15 @@ def analyse(
     if not answers:  # not the bot: no interactions
         late = 0
     errors: Counter[str] = Counter()
-    most = 0
+    most = most_api = polled_late = 0
     for delivery in deliveries:
         prediction = by_prompt.get(delivery.prompt)
         if prediction is not None:
             most = max(most, per_prediction[prediction.id])
+            most_api = max(most_api, api_per_prediction[prediction.id])
+            ended = prediction.completed_at
+            if ended is not None and last_poll.get(prediction.id, 0.0) > ended.timestamp():
+                polled_late += 1
         if delivery.delivered_at is None or prediction is None or prediction.completed_at is None:
             errors[delivery.error or "no prediction was made"] += 1
             continue
@@ -171,6 +196,13 @@ def analyse(
     in_create = sum(1 for d in deliveries if d.prompt in by_prompt and not polls[by_prompt[d.prompt].id])
     per_job = {kind: round(totals[kind] / max(1, reached), 2) for kind in REQUEST_KINDS}
     per_job["total"] = round(sum(totals.values()) / max(1, reached), 2)
+    ours = {by_prompt[d.prompt].id for d in deliveries if d.prompt in by_prompt}
+    hooks = [w for w in api.webhook_deliveries if w.prediction_id in ours]
+    webhooks: dict[str, float] = {}
+    if hooks:
+        events: Counter[str] = Counter(w.event for w in hooks)
+        events["refused"] = sum(1 for w in hooks if w.done and not w.ok)
+        webhooks = {event: round(n / max(1, reached), 2) for event, n in sorted(events.items())}
     return PhaseResult(
         client=client.name,
         duration=duration,
@@ -190,4 +222,8 @@ def analyse(
         throttled=throttled,
         wall_s=round(wall_s, 1),
         errors=dict(errors),
+        max_api_requests_per_job=most_api,
+        unnamed_api_requests=unnamed,
+        webhooks_per_job=webhooks,
+        polled_after_end=polled_late,
     )

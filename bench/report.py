@@ -8,6 +8,10 @@ Targets (issue 6), all about the bot:
 * at most 3 API requests per job when the prediction ends inside the create call's wait
   (``Prefer: wait=3``), and for longer ones at most one per 1.5 s of prediction time plus 3
   (checked on the largest per-job count);
+* with webhooks (the bot with ``IMAGINE_WEBHOOK_URL``, a client of its own): delivery overhead (p50) no more
+  than 1.2 times the official client's, and at most 1 API request per job besides the create (downloads are
+  not API requests; checked on the largest per-job count, plus any request that names no job spread over
+  the jobs);
 * scale: every job delivered, peak resident memory under 250 MB (10^6 bytes), no 429 received,
   no event-loop stall over 100 ms;
 * scale-out: no 429 received by any deployment, the processes of one together (each takes 1/N of
@@ -24,12 +28,14 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
+from bench.clients import WEBHOOKS_NAME
 from bench.measure import PhaseResult
 from bench.run import BASELINE_DEPLOYMENT, JITTER, Results, ScaleOutResult
 
 PREFER_WAIT = 3.0
 """Seconds the bot's create call waits (``Tuning.prefer_wait``, production value)."""
 OURS = "imagine-bot"
+OURS_WEBHOOKS = WEBHOOKS_NAME
 OFFICIAL = "replicate (official)"
 NAIVE = "naive 1 s loop"
 
@@ -145,11 +151,12 @@ def _case(duration: float, concurrency: int) -> str:
     return f"{duration:g} s predictions, {how}"
 
 
-def ratios(phases: list[PhaseResult]) -> list[dict[str, Any]]:
-    """Ours over theirs, per case: p50 overhead and mean requests per job."""
+def ratios(phases: list[PhaseResult], client: str = OURS) -> list[dict[str, Any]]:
+    """``client`` (default: the bot without webhooks) over the baselines, per case: p50 overhead and mean
+    requests per job."""
     rows = []
     for duration, concurrency in _cases(phases):
-        ours = _find(phases, OURS, duration, concurrency)
+        ours = _find(phases, client, duration, concurrency)
         official = _find(phases, OFFICIAL, duration, concurrency)
         naive = _find(phases, NAIVE, duration, concurrency)
         if ours is None:
@@ -187,6 +194,7 @@ def targets(results: Results) -> list[Target]:
         checks.append(
             Target("API requests per job (largest)", case, float(ours.max_requests_per_job), limit, "requests", "<=")
         )
+    checks += webhook_targets(phases)
     scale = results.scale
     how = "at once" if scale.push_rate is None else f"at {scale.push_rate:g}/s"
     case = f"{scale.jobs} jobs {how}, {scale.duration:g} s predictions"
@@ -205,6 +213,32 @@ def targets(results: Results) -> list[Target]:
     for deployment in spread.deployments if spread is not None else ():
         case = f"{deployment.label}: {deployment.jobs} at once"
         checks.append(Target("429s received (scale-out)", case, float(deployment.throttled), 0.0, "", "<="))
+    return checks
+
+
+def requests_besides_create(phase: PhaseResult) -> float | None:
+    """API requests of the job that sent the most, its create left out, plus the phase's requests that name no
+    job (429-refused creates, model reads) spread over its jobs; ``None``: no job reached the API."""
+    if not phase.reached_api:
+        return None
+    return round(phase.max_api_requests_per_job - 1 + phase.unnamed_api_requests / phase.reached_api, 2)
+
+
+def webhook_targets(phases: list[PhaseResult]) -> list[Target]:
+    """The bot with webhooks: p50 overhead within 1.2x the official client's, at most 1 API request per job
+    besides the create; every case it ran."""
+    checks: list[Target] = []
+    for duration, concurrency in _cases(phases):
+        hooked = _find(phases, OURS_WEBHOOKS, duration, concurrency)
+        if hooked is None:
+            continue
+        case = _case(duration, concurrency)
+        official = _find(phases, OFFICIAL, duration, concurrency)
+        if official is not None:
+            ratio = _ratio(hooked.overhead.p50, official.overhead.p50)
+            checks.append(Target("webhooks: p50 overhead / official", case, ratio, 1.2, "x", "<="))
+        besides = requests_besides_create(hooked)
+        checks.append(Target("webhooks: API req. besides create", case, besides, 1.0, "requests", "<="))
     return checks
 
 
@@ -325,8 +359,10 @@ def to_json(results: Results, info: dict[str, Any], started_at: str) -> dict[str
         "setup": setup_notes(results),
         "phases": [phase.to_json() for phase in results.phases],
         "ratios": ratios(results.phases),
+        "ratios_webhooks": ratios(results.phases, OURS_WEBHOOKS),
         "scale": results.scale.to_json(),
         "overhead_bot_process": results.overhead_bot,
+        "overhead_webhook_bot_process": results.overhead_bot_webhooks,
         "scale_out": None if results.scale_out is None else scale_out_json(results.scale_out),
         "targets": [target.to_json() for target in targets(results)],
     }
@@ -358,12 +394,36 @@ def setup_notes(results: Results) -> list[str]:
         "official client: replicate.Client(base_url=fake).async_run(model, input) with its defaults "
         "(it sends 'Prefer: wait', i.e. up to 60 s, and polls every 0.5 s after that), then FileOutput.aread()",
         "naive loop: create without Prefer, then sleep 1 s and get until done, then download",
+        f"{OURS_WEBHOOKS}: the same bot, tuning and limits, its HTTP server on 127.0.0.1 "
+        "(IMAGINE_HTTP_LISTEN) and IMAGINE_WEBHOOK_URL pointing at it: predictions are created with that "
+        "webhook and events start, logs, completed (signed; secret read once from the API), polls are only "
+        "a safety net; its own fake API, which pushes the webhooks",
         "overhead = succeeded (fake API) -> image delivered (fake Discord got the message with the image; "
         "for the libraries: last file read); detect = succeeded -> first output-file request",
-        "one warm-up job per client before measuring; 'one at a time' series of the three clients run side by "
+        "one warm-up job per client before measuring; 'one at a time' series of the four clients run side by "
         "side, each on its own fake API; 'at once' batches run one client after the other",
         *plan.notes,
     ]
+
+
+def render_webhooks(phases: list[PhaseResult]) -> list[str]:
+    """What the webhook client's jobs received and sent, per case (nothing if it did not run)."""
+    lines: list[str] = []
+    for phase in phases:
+        if phase.client != OURS_WEBHOOKS:
+            continue
+        hooks = phase.webhooks_per_job
+        received = ", ".join(f"{event} {n:g}" for event, n in hooks.items() if event != "refused") or "none"
+        lines.append(
+            f"    {_case(phase.duration, phase.concurrency)}: webhooks per job {received}; refused "
+            f"{hooks.get('refused', 0):g}; API requests besides the create, largest "
+            f"{_num(requests_besides_create(phase), 1)}; {phase.polled_after_end} of {phase.reached_api} polled "
+            "after their prediction ended"
+        )
+    if lines:
+        lines.insert(0, f"  {OURS_WEBHOOKS}: webhook attempts the fake made per job (refused: non-2xx or no answer),")
+        lines.insert(1, "  and jobs polled after their end (a poll, not the push, may have told the bot):")
+    return lines
 
 
 def _ms(value: float | None) -> str:
@@ -386,7 +446,7 @@ def render(results: Results, info: dict[str, Any]) -> str:
     lines.append("")
     lines.append("Delivery overhead (prediction succeeded -> image delivered), ms, and API requests per job")
     header = (
-        f"{'pred':>6} {'jobs':>6}  {'client':<21}{'p50':>7}{'p95':>7}{'max':>7} {'detect':>7}"
+        f"{'pred':>6} {'jobs':>6}  {'client':<23}{'p50':>7}{'p95':>7}{'max':>7} {'detect':>7}"
         f"  {'create':>6}{'poll':>6}{'dl':>5}{'other':>6}{'total':>6}{'max':>5} {'429':>4} {'failed':>6}"
     )
     lines.append(header)
@@ -403,7 +463,7 @@ def render(results: Results, info: dict[str, Any]) -> str:
                 if first
                 else " " * 15
             )
-            + f"{phase.client:<21}{_ms(phase.overhead.p50):>7}{_ms(phase.overhead.p95):>7}{_ms(phase.overhead.max):>7}"
+            + f"{phase.client:<23}{_ms(phase.overhead.p50):>7}{_ms(phase.overhead.p95):>7}{_ms(phase.overhead.max):>7}"
             f" {_ms(phase.detection.p50):>7}"
             f"  {_num(per_job['create']):>6}{_num(per_job['poll'], 1):>6}{_num(per_job['download'], 1):>5}"
             f"{_num(per_job['other'], 1):>6}{_num(per_job['total'], 1):>6}{phase.max_requests_per_job:>5}"
@@ -418,7 +478,8 @@ def render(results: Results, info: dict[str, Any]) -> str:
     if gaps:
         lines.append("  imagine-bot: the message version with the image came after the previous edit of the same")
         lines.append("  message by (p50, ms): " + "; ".join(gaps))
-    for name in (OURS, OFFICIAL, NAIVE):
+    lines += render_webhooks(results.phases)
+    for name in (OURS, OURS_WEBHOOKS, OFFICIAL, NAIVE):
         mine = [p for p in results.phases if p.client == name]
         headers = sorted({header for p in mine for header in p.prefer_headers})
         in_create = sum(p.finished_in_create for p in mine)
@@ -439,6 +500,19 @@ def render(results: Results, info: dict[str, Any]) -> str:
             f"{_num(row['requests_vs_official']):>19}{_num(row['overhead_p50_vs_naive']):>16}"
             f"{_num(row['requests_vs_naive']):>16}"
         )
+    hooked = ratios(results.phases, OURS_WEBHOOKS)
+    if hooked:
+        lines.append("")
+        lines.append(f"Ratios, {OURS_WEBHOOKS} / other (p50 overhead; mean API requests per job)")
+        lines.append(header)
+        lines.append("-" * len(header))
+        for row in hooked:
+            jobs = "1" if row["concurrency"] == 1 else str(row["concurrency"])
+            lines.append(
+                f"{row['duration']:>5g}s {jobs:>6}  {_num(row['overhead_p50_vs_official']):>18}"
+                f"{_num(row['requests_vs_official']):>19}{_num(row['overhead_p50_vs_naive']):>16}"
+                f"{_num(row['requests_vs_naive']):>16}"
+            )
     lines.append("")
     scale = results.scale
     how = "at once" if scale.push_rate is None else f"pushed at {scale.push_rate:g} per second"

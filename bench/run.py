@@ -1,14 +1,17 @@
 """The benchmark's plan and its phases, in the order they run.
 
-1. Four fake prediction APIs with Replicate's published rate limits (600 creates and 3000 other
+1. Five fake prediction APIs with Replicate's published rate limits (600 creates and 3000 other
    requests per sliding minute; 429 beyond): one per client, so that request counts and rate
-   windows never mix, and a fresh one for the scale run. Two bot processes and the two baseline
-   processes start at once: one bot for the overhead runs (``IMAGINE_MAX_RUNNING`` = the batch size,
-   so a batch really runs at once; the default of 8 would queue the rest), one for the scale run.
+   windows never mix, and a fresh one for the scale run. Three bot processes and the two baseline
+   processes start at once: two bots for the overhead runs (``IMAGINE_MAX_RUNNING`` = the batch size,
+   so a batch really runs at once; the default of 8 would queue the rest), one polling for results
+   and one that has the API push them by webhook to its HTTP server (``IMAGINE_HTTP_LISTEN``,
+   ``IMAGINE_WEBHOOK_URL``; that fake retries a failed ``completed`` on Replicate's schedule), and
+   one for the scale run.
 2. One untimed warm-up job per client (the bot reads the model's schema, every client opens its
    connections), as a bot that has been up for a while would be.
 3. For each prediction time: *one at a time*, each client runs its jobs one after the other (the
-   three clients side by side, each against its own fake API and so never more than one job in
+   four clients side by side, each against its own fake API and so never more than one job in
    flight per client: it keeps the full run under ten minutes); then *all at once*, each client in
    turn starts the whole batch together.
 4. Scale: N ``/imagine`` interactions pushed through the fake Discord as fast as it dispatches
@@ -47,7 +50,7 @@ from bench.clients import BaselineProcess, Client, ImagineBotClient
 from bench.measure import PhaseResult, Summary, analyse
 from bench.postgres import URL_VARIABLE, PostgresUnavailable, admin_url, disposable_database
 from bot.ratelimit import _BURST_SHARE, _HEADROOM, REPLICATE_CREATES_PER_MINUTE
-from tests.fakes.replicate import FakeReplicate, Scenario
+from tests.fakes.replicate import REPLICATE_WEBHOOK_RETRY_DELAYS, FakeReplicate, Scenario
 
 _PROMPTS = count(1)
 
@@ -113,7 +116,8 @@ QUICK = Plan(
     notes=(
         "quick run: scaled down to finish in under a minute: no 30 s predictions, 4 and 2 jobs one at a "
         "time, 20 (not 50) at once and only for 0.5 s predictions, and a scale run of 200 (not 1000) "
-        "jobs of 0.5 s (not 5 s) predictions; use the full run for the figures the targets speak of",
+        "jobs of 0.5 s (not 5 s) predictions; use the full run for the figures the targets speak of (the webhook "
+        "client adds a few seconds: a third bot process to start and one more batch at once)",
         "quick run: the scale-out bursts are 120 (not 600) jobs, a quarter of them inside the creates "
         "budget's initial burst, so jobs a minute are indicative only (the scale-out section adds about 75 s)",
     ),
@@ -125,7 +129,7 @@ JITTER = 0.1
 
 A fixed 5.000 s would be in phase with the naive loop's 1 s sleeps (and with any fixed poll
 schedule), so its result would hinge on a few milliseconds of scheduling noise; real prediction
-times vary anyway. The three clients get the same sequence of times (same seed)."""
+times vary anyway. Every client gets the same sequence of times (same seed)."""
 
 
 def scenario(duration: float, image_kib: int) -> Scenario:
@@ -194,6 +198,8 @@ class Results:
     elapsed_s: float
     scale_out: ScaleOutResult | None = None
     """``None``: the plan has no scale-out section."""
+    overhead_bot_webhooks: dict[str, Any] | None = None
+    """The webhook bot process's own report over the overhead runs."""
 
 
 def _mb(kib: int | None) -> float | None:
@@ -537,10 +543,14 @@ async def run(plan: Plan, workdir: Path, postgres_server: str | None = None) -> 
     databases on ``postgres_server`` (default: the tests' server, :func:`bench.postgres.admin_url`)."""
     began = time.monotonic()
     apis = [FakeReplicate(rate_limits=True, seed=seed) for seed in range(4)]
+    apis.append(FakeReplicate(rate_limits=True, seed=4, webhook_retry_delays=REPLICATE_WEBHOOK_RETRY_DELAYS))
     for api in apis:
         await api.start()
     batch = max([*plan.at_once.values(), 1])
     ours = ImagineBotClient(apis[0], workdir / "bot", max_running=batch, max_running_per_server=batch, members=batch)
+    hooked = ImagineBotClient(
+        apis[4], workdir / "webhook-bot", max_running=batch, max_running_per_server=batch, members=batch, webhooks=True
+    )
     big = ImagineBotClient(
         apis[3],
         workdir / "scale-bot",
@@ -549,15 +559,15 @@ async def run(plan: Plan, workdir: Path, postgres_server: str | None = None) -> 
         members=plan.scale_members,
     )
     official, naive = BaselineProcess(apis[1], "official"), BaselineProcess(apis[2], "naive")
-    clients: Sequence[Client] = (ours, official, naive)
+    clients: Sequence[Client] = (ours, hooked, official, naive)
     try:
-        progress("starting two bot processes and two baseline processes")
-        await asyncio.gather(ours.start(), big.start(), official.start(), naive.start())
+        progress("starting three bot processes (one with webhooks) and two baseline processes")
+        await asyncio.gather(ours.start(), hooked.start(), big.start(), official.start(), naive.start())
         await asyncio.gather(*(warm_up(client, plan.image_kib) for client in (*clients, big)))
         phases: list[PhaseResult] = []
         for duration in plan.durations:
             jobs = plan.one_at_a_time[duration]
-            progress(f"{duration:g} s predictions, {jobs} one at a time (the three clients side by side)")
+            progress(f"{duration:g} s predictions, {jobs} one at a time (the four clients side by side)")
             phases += await asyncio.gather(
                 *(one_at_a_time(client, duration, jobs, plan.image_kib) for client in clients)
             )
@@ -566,6 +576,7 @@ async def run(plan: Plan, workdir: Path, postgres_server: str | None = None) -> 
                 progress(f"{duration:g} s predictions, {jobs} at once: {client.name}")
                 phases.append(await at_once(client, duration, jobs, plan.image_kib))
         overhead_bot = await ours.stop()
+        overhead_bot_webhooks = await hooked.stop()
         progress(f"scale: {plan.scale_jobs} jobs at once, {plan.scale_duration:g} s predictions")
         scaled = await scale(big, plan)
     finally:
@@ -574,4 +585,12 @@ async def run(plan: Plan, workdir: Path, postgres_server: str | None = None) -> 
         for api in apis:
             await api.close()
     spread = await scale_out(plan, workdir, postgres_server or admin_url()) if plan.scale_out_jobs else None
-    return Results(plan, phases, scaled, overhead_bot, round(time.monotonic() - began, 1), scale_out=spread)
+    return Results(
+        plan,
+        phases,
+        scaled,
+        overhead_bot,
+        round(time.monotonic() - began, 1),
+        scale_out=spread,
+        overhead_bot_webhooks=overhead_bot_webhooks,
+    )
