@@ -229,10 +229,6 @@ class Repository(Protocol):
         """One job, finished or not."""
         ...
 
-    async def unfinished_jobs(self) -> list[JobRecord]:
-        """Jobs that have not ended, oldest first."""
-        ...
-
     async def job_with_prediction(self, prediction_id: str) -> str | None:
         """The ``job_id`` of the journaled job whose ``prediction_id`` is this one, or ``None``."""
         ...

@@ -719,12 +719,6 @@ class PostgresRepository:
             row = await conn.fetchrow(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1", job_id)
         return None if row is None else job_record(row)
 
-    async def unfinished_jobs(self) -> list[JobRecord]:
-        """Jobs that have not ended, oldest first (in journal order when created in the same microsecond)."""
-        async with self._connection() as conn:
-            rows = await conn.fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE ended_at IS NULL ORDER BY created_at, seq")
-        return [job_record(row) for row in rows]
-
     async def job_with_prediction(self, prediction_id: str) -> str | None:
         """The id of the journaled job whose prediction is ``prediction_id``, or ``None`` (newest if ever two)."""
         async with self._connection() as conn:

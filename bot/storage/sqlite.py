@@ -591,14 +591,6 @@ class SqliteRepository:
             row = await self._one(conn, f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,))
         return None if row is None else _decode_job(row)
 
-    async def unfinished_jobs(self) -> list[JobRecord]:
-        """Jobs that have not ended, oldest first (in journal order when created in the same microsecond)."""
-        async with self._transaction(write=False) as conn:
-            rows = await self._all(
-                conn, f"SELECT {JOB_COLUMNS} FROM jobs WHERE ended_at IS NULL ORDER BY created_at, rowid"
-            )
-        return [_decode_job(row) for row in rows]
-
     async def job_with_prediction(self, prediction_id: str) -> str | None:
         """The id of the journaled job whose prediction is ``prediction_id``, or ``None``.
 
