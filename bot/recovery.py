@@ -90,7 +90,7 @@ class PredictionFinder:
             async with self._lock:
                 try:
                     candidates = await self._candidates(model, wanted, since)
-                except (NotFound, ApiError) as exc:
+                except ApiError as exc:
                     if isinstance(exc, NotFound) or exc.status in (405, 501):
                         self._no_list_route = True  # a gateway without the route: that will not change
                         return Lookup(reason=_NO_LIST)

@@ -17,6 +17,21 @@ from tests.fakes.replicate import FakeReplicate
 REPO = Path(__file__).resolve().parents[2]
 
 
+def bot_env(api: FakeReplicate, discord: FakeDiscord, workdir: Path, **extra: str) -> dict[str, str]:
+    """The environment of ``python -m bot`` between the two fakes (its database in ``workdir``)."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO),
+        "DISCORD_TOKEN": DISCORD_TOKEN,
+        "REPLICATE_API_TOKEN": api.token,
+        "REPLICATE_BASE_URL": api.base_url,
+        "DISCORD_API_BASE": discord.http_base,
+        "DISCORD_GATEWAY_URL": discord.gateway_url,
+        "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}",
+        **extra,
+    }
+
+
 class BotProcess:
     """Start, kill (SIGKILL) and stop the real bot between the two fakes; the database stays in ``workdir``.
 
@@ -30,19 +45,7 @@ class BotProcess:
     ) -> None:
         self.api, self.discord, self.guild = api, discord, guild
         self.workdir = workdir
-        self.env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO),
-            "DISCORD_TOKEN": DISCORD_TOKEN,
-            "REPLICATE_API_TOKEN": api.token,
-            "REPLICATE_BASE_URL": api.base_url,
-            "DISCORD_API_BASE": discord.http_base,
-            "DISCORD_GATEWAY_URL": discord.gateway_url,
-            "IMAGINE_SYNC_GUILD": str(guild.id),
-            "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}",
-            "LOG_LEVEL": "DEBUG",
-            **extra_env,
-        }
+        self.env = bot_env(api, discord, workdir, IMAGINE_SYNC_GUILD=str(guild.id), LOG_LEVEL="DEBUG", **extra_env)
         self.process: asyncio.subprocess.Process | None = None
         self.logs: list[str] = []
 

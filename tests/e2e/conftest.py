@@ -19,7 +19,13 @@ from bot.modelref import ModelRef
 from bot.settings import Secret, Settings
 from tests.conftest import FAST_LOOKUP
 from tests.fakes.discord import FakeDiscord, FakeGuild, InteractionHandle, StoredMessage
-from tests.fakes.replicate import FLUX_SCHNELL, FLUX_SCHNELL_LORA, FLUX_SCHNELL_LORA_VERSION, FakeReplicate
+from tests.fakes.replicate import (
+    FLUX_SCHNELL,
+    FLUX_SCHNELL_LORA,
+    FLUX_SCHNELL_LORA_VERSION,
+    FakeReplicate,
+    Scenario,
+)
 
 DISCORD_TOKEN = "fake-discord-token-e2e"
 LORA_REF = f"{FLUX_SCHNELL_LORA}:{FLUX_SCHNELL_LORA_VERSION}"
@@ -88,6 +94,20 @@ class Stack:
     async def final_message(self, handle: InteractionHandle, timeout: float = 10.0) -> StoredMessage:
         """The interaction's message once it shows a terminal state."""
         return await handle.wait_message(lambda m: is_terminal(m), timeout=timeout)
+
+    async def repost_after_deletion(self, prompt: str) -> tuple[StoredMessage, StoredMessage]:
+        """``/imagine prompt`` whose placeholder is deleted while it runs: (placeholder, the result posted anew)."""
+        self.api.set_default_scenario(Scenario.manual())
+        handle = await self.imagine(prompt=prompt)
+        placeholder = await handle.wait_message()
+        prediction = await self.api.wait_for_prediction()
+        await self.discord.delete_message(placeholder)
+        self.api.finish(prediction.id)
+        channel = self.guild.channel("general")
+        repost = await self.discord.wait_for(
+            lambda: next((m for m in self.discord.messages_in(channel) if m.attachments), None), 10, what="repost"
+        )
+        return placeholder, repost
 
 
 def status_of(message: StoredMessage) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from tests.e2e.conftest import Stack, status_of
 from tests.fakes.discord import StoredMessage
-from tests.fakes.replicate import Scenario
 
 
 def descriptions(message: StoredMessage) -> list[str | None]:
@@ -26,14 +25,5 @@ async def test_a_long_prompt_is_clipped_to_discords_limit(stack: Stack) -> None:
 
 
 async def test_a_result_posted_anew_is_described_too(stack: Stack) -> None:
-    stack.api.set_default_scenario(Scenario.manual())
-    handle = await stack.imagine(prompt="a lighthouse")
-    placeholder = await handle.wait_message()
-    prediction = await stack.api.wait_for_prediction()
-    await stack.discord.delete_message(placeholder)
-    stack.api.finish(prediction.id)
-    channel = stack.guild.channel("general")
-    repost = await stack.discord.wait_for(
-        lambda: next((m for m in stack.discord.messages_in(channel) if m.attachments), None), 10, what="repost"
-    )
+    _, repost = await stack.repost_after_deletion("a lighthouse")
     assert descriptions(repost) == ["a lighthouse"]

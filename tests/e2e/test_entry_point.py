@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 
+from tests.e2e.bot_process import bot_env
 from tests.e2e.conftest import DISCORD_TOKEN, status_of
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.replicate import FakeReplicate
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_python_m_bot_runs_imagine_to_the_final_image(tmp_path: Path) -> None:
     async with FakeReplicate(seed=9) as api, FakeDiscord(token=DISCORD_TOKEN) as fake_discord:
         guild = fake_discord.add_guild("Entry")
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO),
-            "DISCORD_TOKEN": DISCORD_TOKEN,
-            "REPLICATE_API_TOKEN": api.token,
-            "REPLICATE_BASE_URL": api.base_url,
-            "DISCORD_API_BASE": fake_discord.http_base,
-            "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
-            "IMAGINE_SYNC_GUILD": str(guild.id),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-            "LOG_LEVEL": "DEBUG",
-        }
+        env = bot_env(api, fake_discord, tmp_path, IMAGINE_SYNC_GUILD=str(guild.id), LOG_LEVEL="DEBUG")
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

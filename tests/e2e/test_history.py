@@ -79,16 +79,7 @@ async def test_a_job_still_running_shows_in_progress_with_its_link(stack: Stack)
 
 
 async def test_a_result_posted_anew_is_the_one_linked(stack: Stack) -> None:
-    stack.api.set_default_scenario(Scenario.manual())
-    handle = await stack.imagine(prompt="a lighthouse")
-    placeholder = await handle.wait_message()
-    prediction = await stack.api.wait_for_prediction()
-    await stack.discord.delete_message(placeholder)
-    stack.api.finish(prediction.id)
-    channel = stack.guild.channel("general")
-    repost = await stack.discord.wait_for(
-        lambda: next((m for m in stack.discord.messages_in(channel) if m.attachments), None), 10, what="repost"
-    )
+    placeholder, repost = await stack.repost_after_deletion("a lighthouse")
     await job_ended(stack, repost.embeds[0]["footer"]["text"].removeprefix("job "))
     [embed] = (await history(stack))["embeds"]
     assert f"[open]({link(stack, repost.id)})" in embed["description"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import sys
@@ -18,11 +17,10 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.bot_process import bot_env
 from tests.e2e.conftest import DISCORD_TOKEN, status_of
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.replicate import FakeReplicate
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -68,20 +66,15 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     async with FakeReplicate(seed=11) as api, FakeDiscord(token=DISCORD_TOKEN) as fake_discord:
         guild = fake_discord.add_guild("Observed")
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO),
-            "DISCORD_TOKEN": DISCORD_TOKEN,
-            "REPLICATE_API_TOKEN": api.token,
-            "REPLICATE_BASE_URL": api.base_url,
-            "DISCORD_API_BASE": fake_discord.http_base,
-            "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
-            "IMAGINE_SYNC_GUILD": str(guild.id),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-            "LOG_LEVEL": "DEBUG",  # discord.py and aiohttp have their say too
-            "LOG_FORMAT": "json",
-            "IMAGINE_HTTP_LISTEN": f"127.0.0.1:{port}",
-        }
+        env = bot_env(
+            api,
+            fake_discord,
+            tmp_path,
+            IMAGINE_SYNC_GUILD=str(guild.id),
+            LOG_LEVEL="DEBUG",  # discord.py and aiohttp have their say too
+            LOG_FORMAT="json",
+            IMAGINE_HTTP_LISTEN=f"127.0.0.1:{port}",
+        )
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -156,21 +149,6 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
     assert any("exception" in entry for entry in entries)  # the failed reconnects' tracebacks
     output = (stdout + stderr).decode()
     assert DISCORD_TOKEN not in output and api.token not in output
-
-
-def bot_env(api: FakeReplicate, fake_discord: FakeDiscord, workdir: Path, **extra: str) -> dict[str, str]:
-    """The environment of ``python -m bot`` between the two fakes."""
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(REPO),
-        "DISCORD_TOKEN": DISCORD_TOKEN,
-        "REPLICATE_API_TOKEN": api.token,
-        "REPLICATE_BASE_URL": api.base_url,
-        "DISCORD_API_BASE": fake_discord.http_base,
-        "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
-        "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}",
-        **extra,
-    }
 
 
 async def run_bot(env: dict[str, str], workdir: Path) -> tuple[int, list[str]]:
