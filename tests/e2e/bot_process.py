@@ -45,7 +45,8 @@ class BotProcess:
     ) -> None:
         self.api, self.discord, self.guild = api, discord, guild
         self.workdir = workdir
-        self.env = bot_env(api, discord, workdir, IMAGINE_SYNC_GUILD=str(guild.id), LOG_LEVEL="DEBUG", **extra_env)
+        defaults = {"IMAGINE_SYNC_GUILD": str(guild.id), "LOG_LEVEL": "DEBUG"}
+        self.env = bot_env(api, discord, workdir, **{**defaults, **extra_env})
         self.process: asyncio.subprocess.Process | None = None
         self.logs: list[str] = []
 
