@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord_app.answers import AnswerDeadline, refuse
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget, TargetListener
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions, check_image_upload
@@ -52,10 +53,7 @@ def _may_moderate(interaction: discord.Interaction) -> bool:
 
 async def _refuse(interaction: discord.Interaction, message: str) -> None:
     """An answer only the presser sees, whichever way the interaction was already answered."""
-    if interaction.response.is_done():
-        await interaction.followup.send(message, ephemeral=True)
-    else:
-        await interaction.response.send_message(message, ephemeral=True)
+    await refuse(interaction, message)
 
 
 @contextlib.asynccontextmanager
@@ -373,12 +371,18 @@ class Imagine(commands.Cog):
 
     async def start_order(self, interaction: discord.Interaction, order: JobOrder) -> None:
         """Check, charge, show the placeholder, then queue: the one way every job starts."""
-        core = self.bot.core
         guild_id, member_id = interaction.guild_id, interaction.user.id
         if guild_id is None:
             await _refuse(interaction, "/imagine works in servers only.")
             return
-        lock = core.policy.member_lock(guild_id, member_id)
+        async with AnswerDeadline(interaction):
+            await self._start_in_turn(interaction, guild_id, member_id, order)
+
+    async def _start_in_turn(
+        self, interaction: discord.Interaction, guild_id: int, member_id: int, order: JobOrder
+    ) -> None:
+        """One set-up at a time per member, so two quick clicks cannot both pass the same limits."""
+        lock = self.bot.core.policy.member_lock(guild_id, member_id)
         try:
             # Discord waits 3 s for an answer: a request stuck behind the member's previous one is refused.
             await asyncio.wait_for(lock.acquire(), _LOCK_WAIT)

@@ -25,6 +25,7 @@ import discord
 
 from bot.clock import Clock, SystemClock
 from bot.delivery import ImageFile, fit_image
+from bot.discord_app.answers import answer_with_message
 from bot.discord_app.render import alt_text, render_embed
 from bot.job_model import JobState, JobView
 
@@ -163,17 +164,13 @@ class DiscordPresenter:
         min_interval: float = 1.5,
         on_target: TargetListener | None = None,
     ) -> DiscordPresenter:
-        """Answer the interaction with the placeholder (within 3 s of it) and present the job there."""
-        response = await interaction.response.send_message(
+        """Answer the interaction with the placeholder (in time: see :mod:`.answers`) and present the job there."""
+        message_id = await answer_with_message(
+            interaction,
             embed=render_embed(view),
             view=components(view) or discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions.none(),
         )
-        resource = response.resource
-        if isinstance(resource, discord.Message):
-            message_id = resource.id
-        else:
-            message_id = (await interaction.original_response()).id
         return cls(
             interaction.client,
             MessageTarget.of(interaction, message_id),

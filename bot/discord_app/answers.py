@@ -1,0 +1,117 @@
+"""Answering an interaction within Discord's 3 s, whatever the work before the answer costs.
+
+Discord drops an interaction that gets no answer within 3 seconds of being sent ("This interaction
+failed", and the token is dead). The checks before ``/imagine``'s answer are quick as a rule, but a
+slow database, a model schema fetched through a struggling API or a busy event loop can stretch them.
+:class:`AnswerDeadline` watches the clock: if the real answer is not on its way shortly before the
+deadline, it defers (the member sees "thinking…"), and the answer then takes the deferred message's
+place (:func:`answer_with_message`) or, for a refusal, replaces it privately (:func:`refuse`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import discord
+
+log = logging.getLogger(__name__)
+
+#: Seconds after Discord sent the interaction at which an unanswered one is deferred (the limit is 3 s).
+DEFER_AT = 2.0
+_THINKING = "imagine:thinking"  # key in ``Interaction.extras``: deferred, nothing shown in its place yet
+_DEADLINE = "imagine:deadline"  # key in ``Interaction.extras``: the watch, stopped before any answer
+
+
+def is_thinking(interaction: discord.Interaction) -> bool:
+    """Whether the interaction was deferred by :class:`AnswerDeadline` and still shows "thinking…"."""
+    return bool(interaction.extras.get(_THINKING))
+
+
+async def refuse(interaction: discord.Interaction, message: str) -> None:
+    """An answer only the member sees, whichever way the interaction was already answered."""
+    await _stop_deadline(interaction)
+    if is_thinking(interaction):
+        # A deferred answer is visible to everyone: take it away and say it privately instead.
+        interaction.extras[_THINKING] = False
+        with contextlib.suppress(discord.NotFound):
+            await interaction.delete_original_response()
+        await interaction.followup.send(message, ephemeral=True)
+    elif interaction.response.is_done():
+        await interaction.followup.send(message, ephemeral=True)
+    else:
+        await interaction.response.send_message(message, ephemeral=True)
+
+
+async def answer_with_message(interaction: discord.Interaction, **fields: Any) -> int:
+    """Answer with a visible message (or turn the deferred "thinking…" into it); returns its id."""
+    await _stop_deadline(interaction)
+    if is_thinking(interaction):
+        message = await interaction.edit_original_response(**fields)
+        interaction.extras[_THINKING] = False
+        return message.id
+    response = await interaction.response.send_message(**fields)
+    resource = response.resource
+    if isinstance(resource, discord.Message):
+        return resource.id
+    return (await interaction.original_response()).id
+
+
+async def _stop_deadline(interaction: discord.Interaction) -> None:
+    deadline = interaction.extras.get(_DEADLINE)
+    if isinstance(deadline, AnswerDeadline):
+        await deadline.stop()
+
+
+class AnswerDeadline:
+    """Defers the interaction if it is still unanswered at :data:`DEFER_AT` seconds of age.
+
+    Use as ``async with AnswerDeadline(interaction):`` around the work that ends with the answer; the
+    answer itself goes through :func:`refuse` or :func:`answer_with_message`, which stop the watch first
+    (waiting for a defer already in flight, so two answers never race) and know whether it deferred.
+    """
+
+    def __init__(self, interaction: discord.Interaction, *, defer_at: float = DEFER_AT) -> None:
+        self._interaction = interaction
+        self._defer_at = defer_at
+        self._lock = asyncio.Lock()
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+
+    def _delay(self) -> float:
+        age = (discord.utils.utcnow() - self._interaction.created_at).total_seconds()
+        # A clock behind Discord's reads a negative age: never wait longer than the whole allowance.
+        return min(self._defer_at, max(0.0, self._defer_at - age))
+
+    async def __aenter__(self) -> AnswerDeadline:
+        if not self._interaction.response.is_done():
+            self._interaction.extras[_DEADLINE] = self
+            self._task = asyncio.create_task(self._defer_when_due(), name="answer-deadline")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop watching; from here on the caller answers (waits for a defer already being sent)."""
+        async with self._lock:
+            self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _defer_when_due(self) -> None:
+        await asyncio.sleep(self._delay())
+        async with self._lock:
+            if self._stopped or self._interaction.response.is_done():
+                return
+            try:
+                await self._interaction.response.defer(thinking=True)
+            except discord.HTTPException as exc:
+                log.warning("could not defer interaction %s in time: %s", self._interaction.id, exc)
+                return
+            self._interaction.extras[_THINKING] = True
+            log.info("interaction %s deferred: its answer took longer than %.1f s", self._interaction.id, DEFER_AT)
