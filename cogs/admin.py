@@ -257,6 +257,12 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             if changed
             else f"The mod-log already goes to {channel.mention}."
         )
+        me = channel.guild.me
+        if me is not None:
+            allowed = channel.permissions_for(me)
+            if not (allowed.view_channel and allowed.send_messages and allowed.embed_links):
+                # Set all the same: the moderator may be about to fix the channel's permissions.
+                text += " ⚠️ I can't post there yet: give me View Channel, Send Messages and Embed Links in it."
         await _reply(interaction, text)
 
     @modlog.command(name="off", description="Stop posting to the mod-log")

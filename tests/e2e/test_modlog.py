@@ -17,7 +17,8 @@ async def log_channel(stack: Stack) -> FakeChannel:
     """A #mod-log channel the bot knows of, made the server's mod-log; its first entry is that change."""
     channel = stack.guild.add_channel("mod-log")
     await stack.discord.dispatch_guild_create(stack.guild)
-    assert "mod-log goes to" in await answer(stack, "log channel", channel=channel)
+    text = await answer(stack, "log channel", channel=channel)
+    assert "mod-log goes to" in text and "can't post" not in text
     first = await entry_in(stack, channel, "log channel")
     assert f"<#{channel.id}>" in text_of(first)
     return channel
@@ -112,3 +113,13 @@ async def test_a_broken_log_channel_never_breaks_imagine(
     reason = "no longer exists" if trouble == "deleted" else "may not post"
     warnings = [r.getMessage() for r in caplog.records if r.name == "bot.modlog"]
     assert len([w for w in warnings if reason in w]) == 2, warnings  # the refusal and the change, once each
+
+
+async def test_setting_a_channel_the_bot_cannot_post_in_warns_the_moderator(stack: Stack) -> None:
+    closed = stack.guild.add_channel("closed")
+    closed.overwrite(stack.guild.bot_member, deny=Perm.SEND_MESSAGES)
+    await stack.discord.dispatch_guild_create(stack.guild)
+    text = await answer(stack, "log channel", channel=closed)
+    assert "mod-log goes to" in text and "can't post there" in text and "Send Messages" in text
+    assert stack.bot is not None
+    assert (await stack.bot.core.repository.guild_config(stack.guild.id)).log_channel_id == closed.id
