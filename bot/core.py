@@ -19,6 +19,7 @@ from bot.job_model import JobView
 from bot.jobs import JobEngine
 from bot.journal import Journal
 from bot.metrics import Metrics
+from bot.modlog import ModLog
 from bot.policy import Policy
 from bot.ratelimit import RequestBudget
 from bot.recovery import LOOKUP_DELAYS, PredictionFinder
@@ -104,11 +105,15 @@ class Core:
         )
         self.webhooks: WebhookReceiver | None = None
         self.metrics.watch_jobs(running=lambda: self.engine.running, queued=lambda: self.engine.queued)
+        # Posts nothing until a front end that can post starts it (the Discord bot does; the CLI does not).
+        self.modlog = ModLog(repository)
+        repository.on_settings_change(self.modlog.submit)
         self.policy = Policy(
             repository,
             bot_models=settings.offered_models,
             clock=self.clock,
             active_jobs=repository.active_jobs,
+            on_blocked_word=self.modlog.submit,
         )
 
     @classmethod
@@ -168,10 +173,11 @@ class Core:
         self.metrics.job_shown(view.state.value, duration, delivery)
 
     async def close(self) -> None:
-        """Stop the heartbeat and the engine, then close the HTTP session and the database."""
+        """Stop the heartbeat, the engine and the mod-log, then close the HTTP session and the database."""
         await self.cluster.stop()
         if self.webhooks is not None:
             await self.webhooks.close()
         await self.engine.close()
+        await self.modlog.close()
         await self.session.close()
         await self.repository.close()

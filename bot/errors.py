@@ -23,6 +23,14 @@ class Refusal(ImagineError):
     """A request refused before anything was sent to the API (policy or bad options)."""
 
 
+class BlockedWordRefusal(Refusal):
+    """A prompt refused for a blocked word; ``word`` (as the moderators wrote it) is for the mod-log, not the member."""
+
+    def __init__(self, message: str, *, word: str) -> None:
+        super().__init__(message)
+        self.word = word
+
+
 class InputRejected(Refusal):
     """An option value the chosen model would reject, or one outside ``/imagine``'s own range."""
 

@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime, timedelta
 
 from bot.clock import Clock
-from bot.errors import Refusal
+from bot.errors import BlockedWordRefusal, Refusal
 from bot.modelref import InvalidModelRef, ModelRef
+from bot.modlog import BlockedWordEvent
 from bot.storage import GuildConfig, Limits, Repository
 from bot.wordfilter import WordFilter
 
@@ -47,12 +48,15 @@ class Policy:
         bot_models: tuple[ModelRef, ...],
         clock: Clock,
         active_jobs: Callable[[int, int], Awaitable[int]],
+        on_blocked_word: Callable[[BlockedWordEvent], None] | None = None,
     ) -> None:
         """``bot_models``: the bot-wide list, default first; ``active_jobs(guild, member)``: queued + running.
 
         ``active_jobs`` counts in the database, so the jobs a member has on any process count.
+        ``on_blocked_word`` hears of every prompt refused for a blocked word (the mod-log); it must not block.
         """
         self._repository = repository
+        self._on_blocked_word = on_blocked_word
         self._bot_models = bot_models
         self._clock = clock
         self._active_jobs = active_jobs
@@ -127,8 +131,14 @@ class Policy:
         else:
             model = allowed[0]
 
-        if config.blocked_words and self.word_filter(config.blocked_words).first_match(prompt) is not None:
-            raise Refusal("Your prompt contains a word this server has blocked. Please rephrase it.")
+        word = self.word_filter(config.blocked_words).first_match(prompt) if config.blocked_words else None
+        if word is not None:
+            if self._on_blocked_word is not None:
+                self._on_blocked_word(BlockedWordEvent(guild_id, member_id, channel_id, word, self._clock.now()))
+            # The member is not told the word: a refusal that names it teaches how to get around it.
+            raise BlockedWordRefusal(
+                "Your prompt contains a word this server has blocked. Please rephrase it.", word=word
+            )
         return model
 
     async def check_usage(self, *, guild_id: int, member_id: int, images: int) -> None:

@@ -1,4 +1,4 @@
-"""``/imagine-admin``: a server's moderators control models, channels, blocked words and limits.
+"""``/imagine-admin``: a server's moderators control models, channels, blocked words, limits and the mod-log.
 
 Hidden from members without Manage Server (``default_permissions``) and
 checked again on every call, since server admins can change who sees a command.
@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord_app.modlog import change_text
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.replicate import ApiError
 from bot.storage import AuditEntry, GuildConfig, Repository
@@ -32,10 +33,7 @@ def _limit(value: int, unit: str = "") -> str:
 
 
 def _audit_line(entry: AuditEntry) -> str:
-    change = f"{entry.before or '—'} → {entry.after or '—'}"
-    if entry.action.startswith("channels"):
-        change = " → ".join(f"<#{part}>" if part.isdigit() else part for part in change.split(" → "))
-    return f"<t:{int(entry.at.timestamp())}:R> <@{entry.actor_id}> **{entry.action}**: {change}"
+    return f"<t:{int(entry.at.timestamp())}:R> {change_text(entry)}"
 
 
 async def _reply(
@@ -58,6 +56,8 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
     models = app_commands.Group(name="models", description="Which models members may use")
     channels = app_commands.Group(name="channels", description="Where /imagine may be used")
     words = app_commands.Group(name="words", description="Words blocked in prompts")
+    # A group, not one command: discord.py cannot have `log` take options and also have a `log off` subcommand.
+    modlog = app_commands.Group(name="log", description="The mod-log: blocked-word refusals and settings changes")
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
@@ -244,6 +244,34 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         text = ", ".join(f"||{w}||" for w in config.blocked_words) or "No words are blocked."
         await _reply(interaction, embed=discord.Embed(title="Blocked words", description=text[:4000]))
 
+    # ------------------------------------------------------------------ mod-log
+
+    @modlog.command(name="channel", description="Post blocked-word refusals and settings changes to a channel")
+    @app_commands.describe(channel="The mod-log channel (the bot needs to send messages and embeds there)")
+    async def log_channel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
+        """Set the mod-log channel; the change itself is its first entry."""
+        guild_id, actor = self._ids(interaction)
+        changed = await self._repository.set_log_channel(guild_id, channel.id, actor_id=actor)
+        text = (
+            f"✅ The mod-log goes to {channel.mention}: blocked-word refusals and every settings change."
+            if changed
+            else f"The mod-log already goes to {channel.mention}."
+        )
+        me = channel.guild.me
+        if me is not None:
+            allowed = channel.permissions_for(me)
+            if not (allowed.view_channel and allowed.send_messages and allowed.embed_links):
+                # Set all the same: the moderator may be about to fix the channel's permissions.
+                text += " ⚠️ I can't post there yet: give me View Channel, Send Messages and Embed Links in it."
+        await _reply(interaction, text)
+
+    @modlog.command(name="off", description="Stop posting to the mod-log")
+    async def log_off(self, interaction: discord.Interaction) -> None:
+        """Turn the mod-log off (changes stay recorded and readable in ``show``)."""
+        guild_id, actor = self._ids(interaction)
+        changed = await self._repository.set_log_channel(guild_id, None, actor_id=actor)
+        await _reply(interaction, "✅ The mod-log is off." if changed else "The mod-log was already off.")
+
     # ------------------------------------------------------------------ limits and show
 
     @app_commands.command(name="limits", description="Per-member limits (0: no limit); no option shows them")
@@ -299,6 +327,8 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             ),
             inline=False,
         )
+        log_channel = f"<#{config.log_channel_id}>" if config.log_channel_id is not None else "off"
+        embed.add_field(name="Mod-log", value=log_channel, inline=False)
         entries = await self._repository.audit_log(guild_id, limit=10)
         history = "\n".join(_audit_line(entry) for entry in entries) or "no changes yet"
         embed.add_field(name="Latest changes", value=history[:1024], inline=False)

@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.clock import Clock
 from bot.core import Core, Tuning
 from bot.discord_app.health import gateway_check
+from bot.discord_app.modlog import DiscordModLogSink
 from bot.discord_app.sharding import IdentifyPacer
 from bot.health import database_check, jobs_check
 from bot.http_server import HttpServer
@@ -88,6 +89,7 @@ class ImagineBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         self.core = await Core.open(self.settings, clock=self._clock, tuning=self._tuning)
+        self.core.modlog.start(DiscordModLogSink(self))
         if self.serve_http and self.settings.http_listen is not None:
             # Before jobs resume (in cog_load): their webhooks must find the route.
             self.http_server = self._http_server()

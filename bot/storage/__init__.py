@@ -52,6 +52,8 @@ class GuildConfig:
     """Where ``/imagine`` may be used; empty: everywhere."""
     blocked_words: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    log_channel_id: int | None = None
+    """The mod-log channel (blocked-word refusals and settings changes are posted there); ``None``: no mod-log."""
 
 
 @dataclass(frozen=True)
@@ -190,8 +192,20 @@ class Repository(Protocol):
         """Change the given limits (``None``: unchanged); returns the limits now in force."""
         ...
 
+    async def set_log_channel(self, guild_id: int, channel_id: int | None, *, actor_id: int) -> bool:
+        """Set (or, with ``None``, turn off) the server's mod-log channel; ``False`` if it already was that."""
+        ...
+
     async def audit_log(self, guild_id: int, *, limit: int = 10) -> list[AuditEntry]:
         """The server's latest changes, newest first."""
+        ...
+
+    def on_settings_change(self, listener: Callable[[AuditEntry], None]) -> None:
+        """Call ``listener(entry)`` for every audited change this process makes, once its transaction has committed.
+
+        Never for a change that was rolled back. ``listener`` runs on the event loop and must not block;
+        an exception it raises is logged and does not affect the change or other listeners.
+        """
         ...
 
     # ------------------------------------------------------------- usage

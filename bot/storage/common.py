@@ -8,17 +8,58 @@ id is, when a charge is refused, or how a journal row becomes a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.storage import JOB_FIELDS, Charge, JobRecord, Limits, Usage
+from bot.storage import JOB_FIELDS, AuditEntry, Charge, JobRecord, Limits, Usage
+
+log = logging.getLogger(__name__)
 
 MAX_ID = 2**63 - 1
 """The largest id either backend stores: SQLite INTEGER and PostgreSQL BIGINT are signed 64-bit."""
 
 SETTINGS_CACHE_SIZE = 10_000
 """Guild settings kept in memory at most; past that the cache starts afresh (bounded memory, no LRU bookkeeping)."""
+
+
+class SettingsChanges:
+    """Audit entries held per open transaction and handed to listeners once it commits.
+
+    A backend calls :meth:`record` from its ``_audit`` (inside the transaction), then
+    :meth:`take` after the commit or :meth:`discard` after a rollback, keyed by the
+    transaction's connection: a change that never committed is never announced.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[AuditEntry], None]] = []
+        self._pending: dict[int, list[AuditEntry]] = {}
+
+    def listen(self, listener: Callable[[AuditEntry], None]) -> None:
+        """Call ``listener`` with every committed entry, from now on."""
+        self._listeners.append(listener)
+
+    def record(self, transaction: object, entry: AuditEntry) -> None:
+        """Hold ``entry`` until the transaction of ``transaction`` (its connection) ends."""
+        self._pending.setdefault(id(transaction), []).append(entry)
+
+    def discard(self, transaction: object) -> None:
+        """The transaction was rolled back: forget what it recorded."""
+        self._pending.pop(id(transaction), None)
+
+    def take(self, transaction: object) -> list[AuditEntry]:
+        """The entries the transaction recorded, now that it has committed (forgotten here)."""
+        return self._pending.pop(id(transaction), [])
+
+    def announce(self, entries: list[AuditEntry]) -> None:
+        """Tell every listener of each committed entry; a failing listener is logged and the rest still hear."""
+        for entry in entries:
+            for listener in self._listeners:
+                try:
+                    listener(entry)
+                except Exception:
+                    log.exception("a settings-change listener failed on %s", entry.action)
 
 
 def check_id(name: str, value: int) -> int:
@@ -33,6 +74,15 @@ def utc(moment: datetime, name: str = "now") -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
     return moment.astimezone(UTC)
+
+
+LOG_CHANNEL_ACTION = "log channel"
+"""The audit action of a change of the mod-log channel (before and after: channel ids as text, or ``None``)."""
+
+
+def id_text(value: int | None) -> str | None:
+    """An optional id as an audit entry's ``before``/``after`` text."""
+    return None if value is None else str(value)
 
 
 def limits_text(limits: Limits) -> str:

@@ -216,6 +216,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX jobs_by_member ON jobs (guild_id, requester_id, created_at)",
         ),
     ),
+    Migration(
+        8,
+        "each server's mod-log channel",
+        ("ALTER TABLE guilds ADD COLUMN log_channel_id INTEGER",),
+    ),
 )
 """Every schema step, oldest first. Append new steps; never edit shipped ones."""
 

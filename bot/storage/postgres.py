@@ -59,11 +59,14 @@ from bot.storage import (
 from bot.storage.common import (
     JOB_COLUMN_NAMES,
     JOB_COLUMNS,
+    LOG_CHANNEL_ACTION,
     RUN_TIME_WEIGHT,
     SETTINGS_CACHE_SIZE,
+    SettingsChanges,
     check_id,
     decide_charge,
     history_limit,
+    id_text,
     image_count,
     job_changes,
     job_record,
@@ -250,6 +253,7 @@ class PostgresRepository:
         self.applied_migrations = tuple(applied_migrations)
         """The schema versions this open applied (empty if the database was up to date)."""
         self._closed = False
+        self._changes = SettingsChanges()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -345,8 +349,19 @@ class PostgresRepository:
 
         Reads need none: each is a single statement, which sees one snapshot by itself.
         """
-        async with self._connection() as conn, conn.transaction():
-            yield conn
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction():
+                    yield conn
+            except BaseException:
+                self._changes.discard(conn)
+                raise
+            committed = self._changes.take(conn)
+        for entry in committed:
+            # Again after the commit: a read between _audit's invalidation and the commit saw the old settings
+            # and may have cached them; the listeners below read the new ones.
+            self._cache.invalidate(entry.guild_id)
+        self._changes.announce(committed)
 
     # ------------------------------------------------------------- small SQL helpers
 
@@ -361,6 +376,7 @@ class PostgresRepository:
         # Every settings change is audited, so this is the one place that tells every process
         # (this one included: the notification comes back to our own listener) to forget the guild.
         self._cache.invalidate(guild_id)
+        entry = AuditEntry(guild_id, actor_id, action, before, after, utc(self._clock.now()))
         await conn.execute(
             "INSERT INTO audit_log (guild_id, actor_id, action, before, after, at) VALUES ($1, $2, $3, $4, $5, $6)",
             guild_id,
@@ -368,9 +384,10 @@ class PostgresRepository:
             action,
             before,
             after,
-            utc(self._clock.now()),
+            entry.at,
         )
         await conn.execute("SELECT pg_notify($1, $2)", SETTINGS_CHANNEL, str(guild_id))
+        self._changes.record(conn, entry)
 
     @staticmethod
     async def _locked_guild(conn: Any, guild_id: int) -> Any:
@@ -382,7 +399,7 @@ class PostgresRepository:
         """
         await PostgresRepository._ensure_guild(conn, guild_id)
         return await conn.fetchrow(
-            "SELECT default_model, cooldown_seconds, daily_images, concurrent_jobs FROM guilds "
+            "SELECT default_model, cooldown_seconds, daily_images, concurrent_jobs, log_channel_id FROM guilds "
             "WHERE guild_id = $1 FOR NO KEY UPDATE",
             guild_id,
         )
@@ -400,7 +417,7 @@ class PostgresRepository:
             # One statement: one snapshot of the four tables, one round trip.
             row = await conn.fetchrow(
                 """
-                SELECT g.default_model, g.cooldown_seconds, g.daily_images, g.concurrent_jobs,
+                SELECT g.default_model, g.cooldown_seconds, g.daily_images, g.concurrent_jobs, g.log_channel_id,
                        ARRAY(SELECT model FROM allowed_models WHERE guild_id = $1 ORDER BY seq) AS models,
                        ARRAY(SELECT channel_id FROM allowed_channels WHERE guild_id = $1) AS channels,
                        ARRAY(SELECT word FROM blocked_words WHERE guild_id = $1 ORDER BY seq) AS words
@@ -420,6 +437,7 @@ class PostgresRepository:
             channels=frozenset(row["channels"]),
             blocked_words=tuple(row["words"]),
             limits=limits,
+            log_channel_id=row["log_channel_id"],
         )
         self._cache.store(config, generation)
         return config
@@ -572,6 +590,27 @@ class PostgresRepository:
             )
             await self._audit(conn, guild_id, actor_id, "limits", limits_text(old), limits_text(new))
         return new
+
+    async def set_log_channel(self, guild_id: int, channel_id: int | None, *, actor_id: int) -> bool:
+        """Set (or, with ``None``, turn off) the mod-log channel; ``False`` (and no audit) if unchanged."""
+        check_id("guild_id", guild_id)
+        check_id("actor_id", actor_id)
+        if channel_id is not None:
+            check_id("channel_id", channel_id)
+        async with self._transaction() as conn:
+            old = (await self._locked_guild(conn, guild_id))["log_channel_id"]
+            if old == channel_id:
+                return False
+            await conn.execute("UPDATE guilds SET log_channel_id = $2 WHERE guild_id = $1", guild_id, channel_id)
+            await self._audit(conn, guild_id, actor_id, LOG_CHANNEL_ACTION, id_text(old), id_text(channel_id))
+            return True
+
+    def on_settings_change(self, listener: Callable[[AuditEntry], None]) -> None:
+        """Call ``listener`` with each audit entry once its transaction has committed (this process's changes).
+
+        Other processes' changes are not announced here: the process where a change is made posts it.
+        """
+        self._changes.listen(listener)
 
     async def audit_log(self, guild_id: int, *, limit: int = 10) -> list[AuditEntry]:
         """The server's latest changes, newest first (in the order they were made)."""

@@ -49,11 +49,14 @@ from bot.storage.common import (
     JOB_COLUMN_NAMES,
     JOB_COLUMNS,
     JOB_TIMES,
+    LOG_CHANNEL_ACTION,
     RUN_TIME_WEIGHT,
     SETTINGS_CACHE_SIZE,
+    SettingsChanges,
     check_id,
     decide_charge,
     history_limit,
+    id_text,
     image_count,
     job_changes,
     job_record,
@@ -114,6 +117,7 @@ class SqliteRepository:
         self._lock = asyncio.Lock()
         # Settings are read on every /imagine and change rarely; _audit() drops a guild's entry.
         self._configs: dict[int, GuildConfig] = {}
+        self._changes = SettingsChanges()
 
     # ------------------------------------------------------------- lifecycle
 
@@ -201,12 +205,15 @@ class SqliteRepository:
                 yield conn
                 await conn.execute("COMMIT")
             except BaseException:
+                self._changes.discard(conn)
                 # Unconditional: sqlite3's rollback() is a no-op when SQLite has
                 # already ended the transaction itself, and it runs on the
                 # connection's thread after any statement still in flight
                 # (a cancelled await does not stop the statement).
                 await conn.rollback()
                 raise
+            committed = self._changes.take(conn)
+        self._changes.announce(committed)
 
     # ------------------------------------------------------------- small SQL helpers
 
@@ -242,10 +249,12 @@ class SqliteRepository:
     ) -> None:
         # Every settings change is audited, so this is the one place that invalidates the cache.
         self._configs.pop(guild_id, None)
+        entry = AuditEntry(guild_id, actor_id, action, before, after, utc(self._clock.now()))
         await conn.execute(
             "INSERT INTO audit_log (guild_id, actor_id, action, before, after, at) VALUES (?, ?, ?, ?, ?, ?)",
-            (guild_id, actor_id, action, before, after, _to_text(self._clock.now())),
+            (guild_id, actor_id, action, before, after, _to_text(entry.at)),
         )
+        self._changes.record(conn, entry)
 
     @staticmethod
     async def _limits(conn: aiosqlite.Connection, guild_id: int) -> Limits:
@@ -263,6 +272,11 @@ class SqliteRepository:
         row = await SqliteRepository._one(conn, "SELECT default_model FROM guilds WHERE guild_id = ?", (guild_id,))
         return None if row is None or row[0] is None else str(row[0])
 
+    @staticmethod
+    async def _log_channel(conn: aiosqlite.Connection, guild_id: int) -> int | None:
+        row = await SqliteRepository._one(conn, "SELECT log_channel_id FROM guilds WHERE guild_id = ?", (guild_id,))
+        return None if row is None or row[0] is None else int(row[0])
+
     # ------------------------------------------------------------- moderation settings
 
     async def guild_config(self, guild_id: int) -> GuildConfig:
@@ -274,6 +288,7 @@ class SqliteRepository:
         async with self._transaction(write=False) as conn:
             limits = await self._limits(conn, guild_id)
             default_model = await self._default_model(conn, guild_id)
+            log_channel_id = await self._log_channel(conn, guild_id)
             models = await self._all(
                 conn, "SELECT model FROM allowed_models WHERE guild_id = ? ORDER BY seq", (guild_id,)
             )
@@ -286,6 +301,7 @@ class SqliteRepository:
             channels=frozenset(int(row[0]) for row in channels),
             blocked_words=tuple(str(row[0]) for row in words),
             limits=limits,
+            log_channel_id=log_channel_id,
         )
         if len(self._configs) > SETTINGS_CACHE_SIZE:
             self._configs.clear()
@@ -444,6 +460,28 @@ class SqliteRepository:
             )
             await self._audit(conn, guild_id, actor_id, "limits", limits_text(old), limits_text(new))
         return new
+
+    async def set_log_channel(self, guild_id: int, channel_id: int | None, *, actor_id: int) -> bool:
+        """Set (or, with ``None``, turn off) the mod-log channel; ``False`` (and no audit) if unchanged.
+
+        Audited as ``log channel`` with the channel ids as text, old → new.
+        """
+        check_id("guild_id", guild_id)
+        check_id("actor_id", actor_id)
+        if channel_id is not None:
+            check_id("channel_id", channel_id)
+        async with self._transaction(write=True) as conn:
+            old = await self._log_channel(conn, guild_id)
+            if old == channel_id:
+                return False
+            await self._ensure_guild(conn, guild_id)
+            await conn.execute("UPDATE guilds SET log_channel_id = ? WHERE guild_id = ?", (channel_id, guild_id))
+            await self._audit(conn, guild_id, actor_id, LOG_CHANNEL_ACTION, id_text(old), id_text(channel_id))
+            return True
+
+    def on_settings_change(self, listener: Callable[[AuditEntry], None]) -> None:
+        """Call ``listener`` with each audit entry once its transaction has committed (this process's changes)."""
+        self._changes.listen(listener)
 
     async def audit_log(self, guild_id: int, *, limit: int = 10) -> list[AuditEntry]:
         """The server's latest changes, newest first (in the order they were made)."""

@@ -21,6 +21,8 @@ ADMIN_COMMANDS: list[tuple[str, dict[str, object]]] = [
     ("words list", {}),
     ("limits", {}),
     ("limits", {"cooldown": 5}),
+    ("log channel", {"channel": "general"}),
+    ("log off", {}),
     ("show", {}),
 ]
 
@@ -60,7 +62,7 @@ async def test_moderator_can_use_every_admin_command(stack: Stack) -> None:
         text = await answer(stack, command, **dict(options))
         assert "Manage Server" not in text and "went wrong" not in text, (command, text)
     audit = await stack.bot.core.repository.audit_log(stack.guild.id, limit=50)  # type: ignore[union-attr]
-    assert {entry.action for entry in audit} >= {"models allow", "channels allow", "words add", "limits"}
+    assert {entry.action for entry in audit} >= {"models allow", "channels allow", "words add", "limits", "log channel"}
     assert all(entry.actor_id == stack.guild.member("moderator").id for entry in audit)
 
 

@@ -357,6 +357,10 @@ def _missing_permissions() -> DiscordError:
     return DiscordError(403, 50013, "Missing Permissions")
 
 
+def _missing_access() -> DiscordError:
+    return DiscordError(403, 50001, "Missing Access")
+
+
 def _form_error(problems: Sequence[tuple[str, str, str]]) -> DiscordError:
     """Build a 50035 "Invalid Form Body" error from ``(dotted.path, CODE, message)`` triples."""
     errors: JSON = {}
@@ -670,6 +674,12 @@ class FakeGuild:
         if owner:
             self.owner_id = user.id
         return member
+
+    def remove_channel(self, key: str | int) -> FakeChannel:
+        """Delete a channel: from now on every route that names it answers 404 10003 Unknown Channel."""
+        channel = self.channel(key)
+        del self.channels[channel.id]
+        return channel
 
     def _add_member(self, member: FakeMember) -> FakeMember:
         self.members[member.id] = member
@@ -3232,7 +3242,9 @@ class FakeDiscord:
         channel, guild = self._find_channel(_int(request.match_info["channel_id"]))
         if guild is not None:
             perms = guild.permissions_in(guild.bot_member, channel)
-            needed = Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | (Perm.ATTACH_FILES if uploads else 0)
+            if not perms & Perm.VIEW_CHANNEL:
+                raise _missing_access()
+            needed = Perm.SEND_MESSAGES | (Perm.ATTACH_FILES if uploads else 0)
             if perms & needed != needed:
                 raise _missing_permissions()
         data = _as_dict(payload)

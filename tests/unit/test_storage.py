@@ -246,6 +246,88 @@ async def test_change_and_audit_share_one_transaction(repository: Repository, cl
     assert await repository.audit_log(GUILD) == []
 
 
+# ---------------------------------------------------------------------------- the mod-log channel and change listeners
+
+
+async def test_log_channel_is_set_cleared_and_audited(repository: Repository, clock: FakeClock) -> None:
+    assert (await repository.guild_config(GUILD)).log_channel_id is None
+    assert await repository.set_log_channel(GUILD, SNOWFLAKE_MAX, actor_id=MOD) is True
+    assert (await repository.guild_config(GUILD)).log_channel_id == SNOWFLAKE_MAX
+    assert await repository.set_log_channel(GUILD, SNOWFLAKE_MAX, actor_id=MOD) is False
+    assert await repository.set_log_channel(GUILD, 7, actor_id=OTHER_MOD) is True
+    assert await repository.set_log_channel(GUILD, None, actor_id=MOD) is True
+    assert await repository.set_log_channel(GUILD, None, actor_id=MOD) is False
+    assert (await repository.guild_config(GUILD)).log_channel_id is None
+    assert (await repository.guild_config(OTHER_GUILD)).log_channel_id is None
+    assert [(e.actor_id, e.action, e.before, e.after) for e in await repository.audit_log(GUILD)] == [
+        (MOD, "log channel", "7", None),
+        (OTHER_MOD, "log channel", str(SNOWFLAKE_MAX), "7"),
+        (MOD, "log channel", None, str(SNOWFLAKE_MAX)),
+    ]
+    with pytest.raises(ValueError, match="channel_id"):
+        await repository.set_log_channel(GUILD, -1, actor_id=MOD)
+
+
+async def test_settings_changes_are_announced_after_they_commit(
+    repository: Repository, database_url: str, clock: FakeClock
+) -> None:
+    """Each listener hears every audited change once, with what was stored; by then another connection sees it."""
+    observer = await open_repository(database_url, clock=clock)
+    heard: list[AuditEntry] = []
+    seen_elsewhere: list[asyncio.Task[list[AuditEntry]]] = []
+
+    def listener(entry: AuditEntry) -> None:
+        heard.append(entry)
+        seen_elsewhere.append(asyncio.create_task(observer.audit_log(entry.guild_id, limit=10)))
+
+    def broken_listener(entry: AuditEntry) -> None:
+        raise RuntimeError("a listener's own bug")
+
+    repository.on_settings_change(broken_listener)
+    repository.on_settings_change(listener)
+    try:
+        await repository.allow_model(GUILD, "a/a", actor_id=MOD)
+        await repository.set_default_model(GUILD, "a/a", actor_id=MOD)
+        await repository.remove_model(GUILD, "a/a", actor_id=OTHER_MOD)  # two entries in one transaction
+        await repository.set_limits(GUILD, actor_id=MOD, daily_images=3)
+        await repository.set_limits(GUILD, actor_id=MOD, daily_images=3)  # no change: nothing to announce
+        await repository.set_log_channel(OTHER_GUILD, 42, actor_id=MOD)
+        stored = list(reversed(await repository.audit_log(GUILD, limit=10))) + await repository.audit_log(OTHER_GUILD)
+        assert heard == stored
+        assert [e.action for e in heard] == [
+            "models allow", "models default", "models remove", "models default", "limits", "log channel",
+        ]  # fmt: skip
+        for entry, task in zip(heard, seen_elsewhere, strict=True):
+            assert entry in await task
+    finally:
+        await observer.close()
+
+
+async def test_a_rolled_back_change_is_never_announced(repository: Repository, clock: FakeClock) -> None:
+    await repository.allow_model(GUILD, "a/a", actor_id=MOD)
+    await repository.set_default_model(GUILD, "a/a", actor_id=MOD)
+    heard: list[AuditEntry] = []
+    repository.on_settings_change(heard.append)
+    calls = 0
+    real_now = clock.now
+
+    def now_that_fails_second() -> datetime:
+        # remove_model audits "models remove", then "models default": the second one fails.
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("clock exploded")
+        return real_now()
+
+    clock.now = now_that_fails_second  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="clock exploded"):
+        await repository.remove_model(GUILD, "a/a", actor_id=MOD)
+    assert heard == []
+    assert (await repository.guild_config(GUILD)).models == ("a/a",)
+    await repository.add_word(GUILD, "cat", actor_id=MOD)
+    assert [e.action for e in heard] == ["words add"]
+
+
 # ---------------------------------------------------------------------------- usage
 
 

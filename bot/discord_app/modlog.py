@@ -1,0 +1,67 @@
+"""The mod-log in Discord: how an entry looks, and the sink that posts it to a server's log channel."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.modlog import BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
+from bot.storage import AuditEntry
+from bot.storage.common import LOG_CHANNEL_ACTION
+
+_NOTHING = "—"
+_CHANNEL_VALUED = ("channels allow", "channels remove", LOG_CHANNEL_ACTION)
+"""Audit actions whose before and after are channel ids, shown as channel mentions."""
+_WORD_VALUED = ("words add", "words remove")
+"""Audit actions whose before or after is a blocked word, hidden behind a spoiler as everywhere else."""
+
+
+def _value(action: str, value: str | None) -> str:
+    if value is None:
+        return _NOTHING
+    if action in _CHANNEL_VALUED and value.isdigit():
+        return f"<#{value}>"
+    if action in _WORD_VALUED:
+        return f"||{discord.utils.escape_markdown(value)}||"
+    return value
+
+
+def change_text(entry: AuditEntry) -> str:
+    """Who changed what, old → new: ``<@1> **limits**: cooldown=0 … → cooldown=30 …``."""
+    change = f"{_value(entry.action, entry.before)} → {_value(entry.action, entry.after)}"
+    return f"<@{entry.actor_id}> **{entry.action}**: {change}"
+
+
+def modlog_embed(event: ModLogEvent) -> discord.Embed:
+    """One mod-log entry: a blocked-word refusal (member, channel, word; never the prompt) or a settings change."""
+    if isinstance(event, BlockedWordEvent):
+        where = f" in <#{event.channel_id}>" if event.channel_id is not None else ""
+        word = discord.utils.escape_markdown(event.word)
+        return discord.Embed(
+            title="Prompt refused: blocked word",
+            description=f"<@{event.member_id}>{where}: ||{word}||",
+            colour=discord.Colour.red(),
+            timestamp=event.at,
+        )
+    return discord.Embed(
+        title="Setting changed",
+        description=change_text(event)[:4000],
+        colour=discord.Colour.blurple(),
+        timestamp=event.at,
+    )
+
+
+class DiscordModLogSink:
+    """Posts mod-log entries with discord.py; a deleted or forbidden channel is reported, never retried."""
+
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+
+    async def post(self, channel_id: int, event: ModLogEvent) -> None:
+        """One message with the entry's embed; mentions shown, nobody pinged."""
+        channel = self._client.get_partial_messageable(channel_id)
+        try:
+            await channel.send(embed=modlog_embed(event), allowed_mentions=discord.AllowedMentions.none())
+        except discord.NotFound as exc:  # 10003 Unknown Channel: deleted
+            raise ModLogChannelUnavailable(f"the channel no longer exists ({exc.code} {exc.text})") from None
+        except discord.Forbidden as exc:  # 50001 Missing Access, 50013 Missing Permissions
+            raise ModLogChannelUnavailable(f"the bot may not post there ({exc.code} {exc.text})") from None
