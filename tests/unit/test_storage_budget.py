@@ -44,6 +44,7 @@ async def test_a_charge_reserves_its_cost_and_the_caps_refuse_what_would_pass_th
     assert over_month.spend == Spend(1_000_000, 500_000)
     # Refusals change nothing; a free job passes any cap.
     assert await repository.spend(GUILD, MEMBER, now=T0) == Spend(1_000_000, 500_000)
+    assert await repository.spend(GUILD, None, now=T0) == Spend(1_000_000, 0)
     assert (await repository.charge(GUILD, OTHER, 1, limits=NO_LIMITS, now=T0)).charged
     assert (await repository.usage(GUILD, MEMBER, now=T0)).images_today == 1
 
