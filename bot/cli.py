@@ -1,4 +1,4 @@
-"""The command line: ``run`` (the bot), ``imagine`` (one generation, no Discord), ``sync`` and ``migrate``.
+"""The command line: ``run`` (the bot), ``imagine`` (one generation, no Discord), ``sync``, ``usage`` and ``migrate``.
 
 Exit status: 0 on success, 1 when a prediction fails or the API refuses it,
 2 on bad usage or configuration.
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.clock import SystemClock
 from bot.core import Core
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ASPECT_RATIOS, ImagineOptions
@@ -31,8 +32,9 @@ from bot.settings import (
     load_environment,
     load_settings,
 )
-from bot.storage import StorageError, migrate
+from bot.storage import StorageError, migrate, open_repository
 from bot.storage.urls import mask_url
+from bot.usage import DEFAULT_DAYS, MAX_DAYS, check_days, report_tables, report_title, usage_report
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +115,26 @@ def _count(text: str) -> int:
     return value
 
 
+def _days(text: str) -> int:
+    try:
+        return check_days(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_DAYS}, got {text!r}") from None
+
+
+def _guild_id(text: str) -> int:
+    value = _non_negative(text)
+    if not 0 < value < 2**63:
+        raise argparse.ArgumentTypeError(f"is not a server id, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m bot`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="imagine-bot", description="A Discord bot that turns /imagine into images from a prediction API."
     )
-    commands = parser.add_subparsers(dest="command", metavar="{run,imagine,sync,migrate}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,imagine,sync,usage,migrate}")
     commands.add_parser("run", help="start the bot (the default)")
 
     imagine = commands.add_parser("imagine", help="run one generation through the /imagine pipeline")
@@ -136,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="register the slash commands with Discord")
     sync.add_argument("--guild", type=int, metavar="ID", help="sync to one guild only (instant)")
+
+    usage = commands.add_parser("usage", help="a server's jobs, images, failures and spend (reads DATABASE_URL)")
+    usage.add_argument("--guild", type=_guild_id, required=True, metavar="ID", help="the server's id")
+    usage.add_argument(
+        "--days", type=_days, default=DEFAULT_DAYS, metavar="N", help=f"the last N days, 1-{MAX_DAYS} (default 30)"
+    )
 
     commands.add_parser("migrate", help="apply the database migrations to DATABASE_URL and exit")
     return parser
@@ -203,12 +225,8 @@ async def imagine(settings: Settings, args: argparse.Namespace, out: TextIO | No
         await core.close()
 
 
-def migrate_database() -> int:
-    """``python -m bot migrate``: bring ``DATABASE_URL``'s schema up to date; reads no other setting.
-
-    Exit 0 when the schema is current, 2 (one line, password masked) when the
-    URL is malformed or the database cannot be reached or used.
-    """
+def _database_url() -> str | int:
+    """``DATABASE_URL`` alone (the database commands need no token), logging set up to hide its password."""
     try:
         url = load_database_url()
     except SettingsError as exc:
@@ -217,12 +235,54 @@ def migrate_database() -> int:
         return EXIT_USAGE
     password = database_password(url)
     configure_logging("WARNING", secrets=[password] if password else [])
+    return url
+
+
+def _storage_problem(exc: StorageError) -> int:
+    reason = " ".join(str(exc).split())  # one line, whatever the driver's message looked like
+    print(f"error: DATABASE_URL: {mask_url(reason)}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def print_usage(guild_id: int, days: int, out: TextIO | None = None) -> int:
+    """``python -m bot usage``: the figures of ``/imagine-admin usage``, for an owner; reads only ``DATABASE_URL``."""
+    url = _database_url()
+    if isinstance(url, int):
+        return url
+
+    async def report() -> None:
+        repository = await open_repository(url)
+        try:
+            found = await usage_report(repository, guild_id, days=days, now=SystemClock().now())
+        finally:
+            await repository.close()
+        write = out or sys.stdout
+        print(f"Server {guild_id}: {report_title(found)}", file=write)
+        for title, lines in report_tables(found, member_name=lambda member: str(member or "unknown")).items():
+            print(f"\n{title}", file=write)
+            for line in lines:
+                print(f"  {line}", file=write)
+
+    try:
+        asyncio.run(report())
+    except StorageError as exc:
+        return _storage_problem(exc)
+    return EXIT_OK
+
+
+def migrate_database() -> int:
+    """``python -m bot migrate``: bring ``DATABASE_URL``'s schema up to date; reads no other setting.
+
+    Exit 0 when the schema is current, 2 (one line, password masked) when the
+    URL is malformed or the database cannot be reached or used.
+    """
+    url = _database_url()
+    if isinstance(url, int):
+        return url
     try:
         applied = asyncio.run(migrate(url))
     except StorageError as exc:
-        reason = " ".join(str(exc).split())  # one line, whatever the driver's message looked like
-        print(f"error: DATABASE_URL: {mask_url(reason)}", file=sys.stderr)
-        return EXIT_USAGE
+        return _storage_problem(exc)
     where = mask_url(url)
     if applied:
         print(f"{where}: applied migration{'s' if len(applied) > 1 else ''} {', '.join(map(str, applied))}")
@@ -238,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "run"
     if command == "migrate":
         return migrate_database()
+    if command == "usage":
+        return print_usage(args.guild, args.days)
     if command == "imagine":
         settings = _settings(require_replicate=True)
         if isinstance(settings, int):

@@ -14,6 +14,7 @@ import aiohttp
 from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.cluster import Cluster, new_incarnation, process_name, shards_text
+from bot.costs import Pricing
 from bot.delivery import Downloader, GuardedResolver
 from bot.job_model import JobView
 from bot.jobs import JobEngine
@@ -108,6 +109,7 @@ class Core:
         # Posts nothing until a front end that can post starts it (the Discord bot does; the CLI does not).
         self.modlog = ModLog(repository)
         repository.on_settings_change(self.modlog.submit)
+        self.pricing = Pricing(settings.prices, self.journal.usual_run_time)
         self.policy = Policy(
             repository,
             bot_models=settings.offered_models,
@@ -157,12 +159,24 @@ class Core:
             ) from None
 
     async def _settle(self, view: JobView) -> None:
-        """Give back the daily images a job was charged for and did not deliver."""
+        """Give back the daily images a job was charged for and did not deliver; book what it really cost."""
         request = view.request
+        if not (request.guild_id and request.requester_id and request.charged_day):
+            return
         undelivered = request.charged_images - len(view.images)
-        if undelivered > 0 and request.guild_id and request.requester_id and request.charged_day:
+        if undelivered > 0:
             await self.repository.refund_job(
                 view.job_id, request.guild_id, request.requester_id, undelivered, day=request.charged_day
+            )
+        cost = self.pricing.actual(request.model, images=len(view.images), predict_time=view.predict_time)
+        if cost or request.reserved_cost:
+            await self.repository.settle_cost(
+                view.job_id,
+                request.guild_id,
+                request.requester_id,
+                reserved=request.reserved_cost,
+                actual=cost,
+                day=request.charged_day,
             )
 
     def _measure(self, view: JobView) -> None:

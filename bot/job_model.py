@@ -63,6 +63,8 @@ class JobRequest:
     charged_images: int = 0
     """Images counted against the requester's daily limit; what is not delivered is refunded."""
     charged_day: date | None = None
+    reserved_cost: int = 0
+    """Micro-dollars reserved against the budgets on ``charged_day``; the real cost replaces it when the job ends."""
     kind: JobKind = JobKind.IMAGINE
     image_input: str | None = None
     """The model's image input, where its schema shows one: its results can be varied (V buttons)."""

@@ -49,6 +49,7 @@ def request_to_json(request: JobRequest) -> dict[str, Any]:
         "channel_id": request.channel_id,
         "charged_images": request.charged_images,
         "charged_day": request.charged_day.isoformat() if request.charged_day else None,
+        "reserved_cost": request.reserved_cost,
         "kind": str(request.kind),
         "image_input": request.image_input,
     }
@@ -77,6 +78,7 @@ def request_from_json(data: Mapping[str, Any]) -> JobRequest:
         channel_id=data.get("channel_id"),
         charged_images=int(data.get("charged_images") or 0),
         charged_day=date.fromisoformat(day) if day else None,
+        reserved_cost=int(data.get("reserved_cost") or 0),
         kind=JobKind(data.get("kind") or JobKind.IMAGINE),
         image_input=data.get("image_input"),
     )

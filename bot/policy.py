@@ -12,12 +12,14 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime, timedelta
+from typing import NoReturn
 
 from bot.clock import Clock
+from bot.costs import BudgetScope, budget_refusal
 from bot.errors import BlockedWordRefusal, Refusal
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.modlog import BlockedWordEvent
-from bot.storage import GuildConfig, Limits, Repository
+from bot.storage import Charge, GuildConfig, Limits, Repository
 from bot.wordfilter import WordFilter
 
 
@@ -156,15 +158,28 @@ class Policy:
                 f"{limits.concurrent_jobs} at once. Wait for one to finish."
             )
 
-    async def charge(self, guild_id: int, member_id: int, images: int) -> date:
-        """Record the request against the cooldown and the daily images; the UTC day charged, or :class:`Refusal`."""
+    async def charge(self, guild_id: int, member_id: int, images: int, *, cost: int = 0) -> date:
+        """Record the request against the cooldown and the daily images and reserve its estimated ``cost``
+        (micro-dollars) against the budgets, in one step; the UTC day charged, or :class:`Refusal`."""
         limits = (await self._repository.guild_config(guild_id)).limits
         now = self._clock.now()
-        charge = await self._repository.charge(guild_id, member_id, images, limits=limits, now=now)
+        charge = await self._repository.charge(guild_id, member_id, images, limits=limits, now=now, cost=cost)
         if not charge.charged:  # something changed since check(): say what
             self._check_usage(limits, charge.usage.last_request_at, charge.usage.images_today, images, now)
+            if charge.over_budget is not None:
+                await self._refuse_over_budget(guild_id, charge.over_budget, charge, cost, now.date())
             raise Refusal("You can't use /imagine right now; try again in a moment.")
         return now.date()
+
+    async def _refuse_over_budget(
+        self, guild_id: int, scope: BudgetScope, charge: Charge, cost: int, day: date
+    ) -> NoReturn:
+        budget = await self._repository.budget(guild_id)
+        if scope is BudgetScope.MONTHLY:
+            spent, cap = charge.spend.month, budget.monthly
+        else:
+            spent, cap = charge.spend.member_today, budget.member_daily
+        raise Refusal(budget_refusal(scope, spent=spent, cap=cap, cost=cost, day=day))
 
     @staticmethod
     def _check_usage(limits: Limits, last: datetime | None, used: int, images: int, now: datetime) -> None:
@@ -183,7 +198,7 @@ class Policy:
                 f"It resets {resets}."
             )
 
-    async def refund(self, guild_id: int, member_id: int, images: int, day: date) -> None:
-        """Give back images that were charged but not delivered."""
-        if images > 0:
-            await self._repository.refund(guild_id, member_id, images, day=day)
+    async def refund(self, guild_id: int, member_id: int, images: int, day: date, *, cost: int = 0) -> None:
+        """Give back images that were charged but not delivered, and the money reserved for them."""
+        if images > 0 or cost > 0:
+            await self._repository.refund(guild_id, member_id, images, day=day, cost=cost)

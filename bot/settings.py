@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import load_dotenv
 
+from bot.costs import NO_PRICES, Prices, parse_prices
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.storage.urls import DatabaseUrl, parse_database_url
 
@@ -109,6 +110,8 @@ class Settings:
     """``REPLICATE_WEBHOOK_SECRET``; ``None``: read once from the API at start-up."""
     upscale_model: ModelRef | None = None
     """``IMAGINE_UPSCALE_MODEL``: what the U buttons run on one image; ``None``: no U buttons."""
+    prices: Prices = NO_PRICES
+    """``IMAGINE_PRICES``: what each model costs, for the servers' budgets; a model without a price costs nothing."""
 
     @property
     def offered_models(self) -> tuple[ModelRef, ...]:
@@ -420,6 +423,14 @@ def load_settings(
     if webhook_secret is not None and not _WEBHOOK_SECRET.fullmatch(webhook_secret):
         problems.append("REPLICATE_WEBHOOK_SECRET: must look like whsec_ followed by base64 (as the API gives it)")
 
+    prices = NO_PRICES
+    raw_prices = get("IMAGINE_PRICES")
+    if raw_prices is not None:
+        try:
+            prices = parse_prices(raw_prices)
+        except ValueError as exc:
+            problems.append(f"IMAGINE_PRICES: {exc}")
+
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -446,4 +457,5 @@ def load_settings(
         webhook_url=webhook_url,
         webhook_secret=Secret(webhook_secret) if webhook_secret else None,
         upscale_model=upscale_model,
+        prices=prices,
     )

@@ -1,4 +1,4 @@
-"""``/imagine-admin``: a server's moderators control models, channels, blocked words, limits and the mod-log.
+"""``/imagine-admin``: a server's moderators control models, channels, blocked words, limits, budgets and the mod-log.
 
 Hidden from members without Manage Server (``default_permissions``) and
 checked again on every call, since server admins can change who sees a command.
@@ -14,10 +14,23 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.costs import next_month, parse_cap, usd
 from bot.discord_app.modlog import change_text
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.replicate import ApiError
-from bot.storage import AuditEntry, GuildConfig, Repository
+from bot.storage import AuditEntry, Budget, GuildConfig, Repository
+from bot.usage import (
+    COLUMNS,
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    TOP,
+    UsageReport,
+    aligned,
+    figures,
+    report_tables,
+    report_title,
+    usage_report,
+)
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -30,6 +43,32 @@ _NO_LIMIT = "no limit"
 
 def _limit(value: int, unit: str = "") -> str:
     return _NO_LIMIT if value == 0 else f"{value}{unit}"
+
+
+def _cap(amount: int) -> str:
+    return "no cap" if amount == 0 else usd(amount)
+
+
+def _budget_text(budget: Budget) -> str:
+    return f"{_cap(budget.monthly)} a month for the server, {_cap(budget.member_daily)} a day per member"
+
+
+def _usage_embed(report: UsageReport) -> discord.Embed:
+    """The report at a glance: figures in code blocks (aligned), members as mentions beside theirs."""
+    embed = discord.Embed(title=report_title(report), colour=discord.Colour.blurple())
+    for title, lines in report_tables(report, member_name=str).items():
+        if title == "Top members":
+            # Mentions do not render inside code blocks: each member's figures in inline code, then the member.
+            top = report.members[:TOP]
+            header, *rows = aligned(("", *COLUMNS), [("", *figures(tally)) for _, tally in top])
+            mentions = [f"<@{member}>" if member else "(unknown)" for member, _ in top]
+            text = "\n".join([f"`{header}`", *(f"`{row}` {who}" for row, who in zip(rows, mentions, strict=True))])
+        else:
+            text = "```\n" + "\n".join(lines) + "\n```"
+        embed.add_field(name=title, value=text[:1024], inline=False)
+    if not report.total.jobs:
+        embed.description = "No /imagine jobs in this period."
+    return embed
 
 
 def _audit_line(entry: AuditEntry) -> str:
@@ -303,6 +342,64 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         embed.add_field(name="Jobs at once", value=_limit(current.concurrent_jobs))
         await _reply(interaction, embed=embed)
 
+    @app_commands.command(name="budget", description="Spending caps in US dollars (0: no cap); no option shows spend")
+    @app_commands.describe(
+        monthly="The server's spend per calendar month (UTC), in US dollars",
+        member_daily="Each member's spend per UTC day, in US dollars",
+    )
+    async def budget(
+        self,
+        interaction: discord.Interaction,
+        monthly: app_commands.Range[float, 0, 1_000_000] | None = None,
+        member_daily: app_commands.Range[float, 0, 1_000_000] | None = None,
+    ) -> None:
+        """Show the caps and this month's spend, or change the caps."""
+        guild_id, actor = self._ids(interaction)
+        if self.bot.core.pricing.prices:
+            unpriced = ""
+        else:
+            unpriced = "\n⚠️ The bot's owner has set no prices (IMAGINE_PRICES): every job costs nothing."
+        if monthly is None and member_daily is None:
+            budget, title = await self._repository.budget(guild_id), "Budget"
+        else:
+            try:
+                caps = {
+                    name: None if value is None else parse_cap(value)
+                    for name, value in (("monthly", monthly), ("member_daily", member_daily))
+                }
+            except ValueError as exc:
+                await _reply(interaction, f"❌ {exc}")
+                return
+            budget = await self._repository.set_budget(guild_id, actor_id=actor, **caps)
+            title = "Budget changed"
+        now = self.bot.core.clock.now()
+        spend = await self._repository.spend(guild_id, actor, now=now)
+        resets = int(next_month(now.date()).timestamp())
+        embed = discord.Embed(title=title, colour=discord.Colour.blurple(), description=unpriced.strip() or None)
+        embed.add_field(name="Per month (server)", value=_cap(budget.monthly))
+        embed.add_field(name="Per day (each member)", value=_cap(budget.member_daily))
+        embed.add_field(
+            name="Spent this month",
+            value=f"{usd(spend.month)}"
+            + (f" of {usd(budget.monthly)}" if budget.monthly else "")
+            + f", resets <t:{resets}:R>",
+            inline=False,
+        )
+        await _reply(interaction, embed=embed)
+
+    @app_commands.command(name="usage", description="Jobs, images, failures and spend over the last days")
+    @app_commands.describe(days=f"How many days back (1-{MAX_DAYS}, default {DEFAULT_DAYS})")
+    async def usage(
+        self, interaction: discord.Interaction, days: app_commands.Range[int, 1, MAX_DAYS] = DEFAULT_DAYS
+    ) -> None:
+        """Totals, top members and models, from the jobs journal."""
+        guild_id, _ = self._ids(interaction)
+        if not 1 <= days <= MAX_DAYS:
+            await _reply(interaction, f"❌ days must be from 1 to {MAX_DAYS}, got {days}.")
+            return
+        report = await usage_report(self._repository, guild_id, days=days, now=self.bot.core.clock.now())
+        await _reply(interaction, embed=_usage_embed(report))
+
     @app_commands.command(name="show", description="Every /imagine setting of this server")
     async def show(self, interaction: discord.Interaction) -> None:
         """Everything at a glance, with the latest changes."""
@@ -329,6 +426,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         )
         log_channel = f"<#{config.log_channel_id}>" if config.log_channel_id is not None else "off"
         embed.add_field(name="Mod-log", value=log_channel, inline=False)
+        embed.add_field(name="Budget", value=_budget_text(await self._repository.budget(guild_id)), inline=False)
         entries = await self._repository.audit_log(guild_id, limit=10)
         history = "\n".join(_audit_line(entry) for entry in entries) or "no changes yet"
         embed.add_field(name="Latest changes", value=history[:1024], inline=False)

@@ -424,11 +424,12 @@ class Imagine(commands.Cog):
             )
             images = request.images_expected
             await core.policy.check_usage(guild_id=guild_id, member_id=member_id, images=images)
-            day = await core.policy.charge(guild_id, member_id, images)
+            cost = await core.pricing.estimate(request.model, images)
+            day = await core.policy.charge(guild_id, member_id, images, cost=cost)
         except Refusal as exc:
             await _refuse(interaction, f"❌ {exc}")
             return
-        request = replace(request, charged_images=images, charged_day=day)
+        request = replace(request, charged_images=images, charged_day=day, reserved_cost=cost)
         job_id = core.engine.new_job_id()
         queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)
         target = (
@@ -440,13 +441,13 @@ class Imagine(commands.Cog):
             # Journaled before anything is shown: a crash after the placeholder goes out cannot orphan it.
             await core.engine.accept(job_id, request, target.to_json())
         except BaseException:
-            await core.policy.refund(guild_id, member_id, images, day)
+            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
             raise
         try:
             presenter = await self._show_placeholder(interaction, job_id, target, queued)
         except BaseException as exc:
             await core.journal.abandon(job_id, "the placeholder could not be shown")
-            await core.policy.refund(guild_id, member_id, images, day)
+            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
             if isinstance(exc, discord.Forbidden):
                 await _refuse(interaction, "❌ I can't post in this channel, so I can't start that here.")
                 return
@@ -456,7 +457,7 @@ class Imagine(commands.Cog):
                 request, presenter, job_id=job_id, target=presenter.target.to_json(), journaled=True
             )
         except Exception as exc:
-            await core.policy.refund(guild_id, member_id, images, day)
+            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
             reference = secrets.token_hex(3)
             log.exception("job %s could not be queued (reference %s)", job_id, reference)
             message = (

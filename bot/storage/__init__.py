@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.costs import BudgetScope
+
 if TYPE_CHECKING:
     from bot.clock import Clock
 
@@ -75,6 +77,42 @@ class Usage:
     day: date
     images_today: int = 0
     last_request_at: datetime | None = None
+    spent_today: int = 0
+    """Micro-dollars reserved or booked for the member's jobs charged today."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A server's spending caps in micro-dollars ($1 = 1 000 000); 0 means no cap."""
+
+    monthly: int = 0
+    """The whole server's per calendar month (UTC)."""
+    member_daily: int = 0
+    """Each member's per UTC day."""
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Micro-dollars spent (reserved for running jobs, booked for ended ones)."""
+
+    month: int = 0
+    """By the whole server this calendar month (UTC)."""
+    member_today: int = 0
+    """By one member today (UTC)."""
+
+
+@dataclass(frozen=True)
+class JobTally:
+    """One member's jobs with one model in a server over a period, from the journal."""
+
+    member_id: int | None
+    model: str
+    jobs: int
+    images: int
+    failures: int
+    """Jobs that failed or timed out (canceled ones are not failures)."""
+    cost: int
+    """Micro-dollars booked for the jobs that ended."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +124,10 @@ class Charge:
     retry_after_seconds: float | None = None
     """Set when refused for the cooldown: seconds until the member may ask again."""
     over_daily_limit: bool = False
+    over_budget: BudgetScope | None = None
+    """Set when refused because the job's cost would pass this cap."""
+    spend: Spend = field(default_factory=Spend)
+    """Spent so far (with the job's cost once charged); read only when the charge had a cost."""
 
 
 @dataclass(frozen=True)
@@ -214,12 +256,43 @@ class Repository(Protocol):
         """A member's usage today (UTC day of ``now``)."""
         ...
 
-    async def charge(self, guild_id: int, member_id: int, images: int, *, limits: Limits, now: datetime) -> Charge:
-        """Atomically check the cooldown and the daily limit and, if both allow it, record the request."""
+    async def charge(
+        self, guild_id: int, member_id: int, images: int, *, limits: Limits, now: datetime, cost: int = 0
+    ) -> Charge:
+        """Atomically check the cooldown, the daily limit and (for a ``cost`` in micro-dollars) the budgets and,
+        if all allow it, record the request and reserve ``cost`` against the month's and the member's day's spend.
+        """
         ...
 
-    async def refund(self, guild_id: int, member_id: int, images: int, *, day: date) -> None:
-        """Give back images charged on ``day`` that were not delivered (never below zero)."""
+    async def refund(self, guild_id: int, member_id: int, images: int, *, day: date, cost: int = 0) -> None:
+        """Give back images charged on ``day`` that were not delivered, and ``cost`` reserved (never below zero)."""
+        ...
+
+    async def settle_cost(
+        self, job_id: str, guild_id: int, member_id: int, *, reserved: int, actual: int, day: date
+    ) -> bool:
+        """Book a journaled job's real cost, once: the spend charged on ``day`` moves by ``actual - reserved``.
+
+        ``False`` (and nothing changes) if the job was settled before or is not journaled.
+        """
+        ...
+
+    async def budget(self, guild_id: int) -> Budget:
+        """The server's spending caps."""
+        ...
+
+    async def set_budget(
+        self, guild_id: int, *, actor_id: int, monthly: int | None = None, member_daily: int | None = None
+    ) -> Budget:
+        """Change the given caps (micro-dollars; ``None``: unchanged); returns the caps now in force."""
+        ...
+
+    async def spend(self, guild_id: int, member_id: int | None, *, now: datetime) -> Spend:
+        """The server's spend in the calendar month of ``now`` and (with a member) the member's on its day."""
+        ...
+
+    async def job_tallies(self, guild_id: int, *, since: datetime) -> list[JobTally]:
+        """The server's jobs created since ``since``, counted per member and model."""
         ...
 
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:

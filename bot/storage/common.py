@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.storage import JOB_FIELDS, AuditEntry, Charge, JobRecord, Limits, Usage
+from bot.costs import BudgetScope, usd
+from bot.storage import JOB_FIELDS, AuditEntry, Budget, Charge, JobRecord, Limits, Spend, Usage
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +132,44 @@ def merge_limits(
     )
 
 
-def usage_on(today: date, stored_day: date | None, images: int, last_request_at: datetime | None) -> Usage:
+def usage_on(
+    today: date, stored_day: date | None, images: int, last_request_at: datetime | None, spent: int = 0
+) -> Usage:
     """A member's usage on ``today`` from their stored row (``stored_day`` ``None``: no row yet).
 
-    The stored count belongs to the stored day; on any other day it is 0, so the
+    The stored counts belong to the stored day; on any other day they are 0, so the
     daily reset needs no scheduled job.
     """
-    return Usage(day=today, images_today=images if stored_day == today else 0, last_request_at=last_request_at)
+    same_day = stored_day == today
+    return Usage(
+        day=today,
+        images_today=images if same_day else 0,
+        last_request_at=last_request_at,
+        spent_today=spent if same_day else 0,
+    )
+
+
+def budget_text(budget: Budget) -> str:
+    """The audit log's short form of a server's caps."""
+
+    def cap(amount: int) -> str:
+        return usd(amount) if amount else "no cap"
+
+    return f"monthly={cap(budget.monthly)} member_daily={cap(budget.member_daily)}"
+
+
+def decide_budget(budget: Budget, spend: Spend, cost: int) -> BudgetScope | None:
+    """The cap a job costing ``cost`` would pass, given what is spent (read under a lock); ``None``: none.
+
+    The server's month is checked first, then the member's day. A job that costs nothing passes any cap.
+    """
+    if cost <= 0:
+        return None
+    if budget.monthly and spend.month + cost > budget.monthly:
+        return BudgetScope.MONTHLY
+    if budget.member_daily and spend.member_today + cost > budget.member_daily:
+        return BudgetScope.MEMBER_DAILY
+    return None
 
 
 def decide_charge(usage: Usage, images: int, *, limits: Limits, now: datetime) -> Charge:
@@ -167,6 +199,16 @@ JOB_COLUMN_NAMES = (
 """The journal's columns, in :class:`~bot.storage.JobRecord` order; the same names in both schemas."""
 
 JOB_COLUMNS = ", ".join(JOB_COLUMN_NAMES)
+
+TALLY_SQL = (
+    "SELECT requester_id, model, COUNT(*), COALESCE(SUM(images_delivered), 0), "
+    "COALESCE(SUM(CASE WHEN state IN ('failed', 'timed_out') THEN 1 ELSE 0 END), 0), COALESCE(SUM(cost), 0) "
+    "FROM jobs WHERE guild_id = {guild} AND created_at >= {since} GROUP BY requester_id, model"
+)
+"""Both backends' :meth:`~bot.storage.Repository.job_tallies` query, with their own placeholders.
+
+Failures are jobs that failed or timed out; a canceled job is not one.
+"""
 
 RUN_TIME_WEIGHT = 0.3
 """Weight of the newest run in a model's usual run time (an exponential moving average)."""

@@ -221,6 +221,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         "each server's mod-log channel",
         ("ALTER TABLE guilds ADD COLUMN log_channel_id INTEGER",),
     ),
+    Migration(
+        9,
+        "spending budgets in micro-dollars: caps per server, spend per month and per member per day, each job's cost",
+        (
+            # Money is whole micro-dollars ($1 = 1 000 000): exact sums; 0 means no cap.
+            "ALTER TABLE guilds ADD COLUMN budget_monthly INTEGER NOT NULL DEFAULT 0 CHECK (budget_monthly >= 0)",
+            "ALTER TABLE guilds ADD COLUMN budget_member_daily INTEGER NOT NULL DEFAULT 0 "
+            "CHECK (budget_member_daily >= 0)",
+            # Belongs to member_usage.day like images_today: 0 on any other day.
+            "ALTER TABLE member_usage ADD COLUMN spent_today INTEGER NOT NULL DEFAULT 0 CHECK (spent_today >= 0)",
+            # One row per server and calendar month (``month`` is its first day); reserved and booked costs.
+            """
+            CREATE TABLE guild_spend (
+                guild_id INTEGER NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                month    TEXT NOT NULL,
+                spent    INTEGER NOT NULL DEFAULT 0 CHECK (spent >= 0),
+                PRIMARY KEY (guild_id, month)
+            )
+            """,
+            # A job's real cost, booked once when it ends (``cost_settled`` guards a resumed job that ends twice).
+            "ALTER TABLE jobs ADD COLUMN cost INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE jobs ADD COLUMN cost_settled INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 """Every schema step, oldest first. Append new steps; never edit shipped ones."""
 
