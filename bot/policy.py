@@ -39,7 +39,7 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
-def _roles(roles: Collection[int]) -> str:
+def roles_phrase(roles: Collection[int]) -> str:
     """``the @A role`` or ``one of the roles @A, @B``, as Discord mentions (rendered as names)."""
     mentions = [f"<@&{role}>" for role in sorted(roles)]
     return f"the {mentions[0]} role" if len(mentions) == 1 else f"one of the roles {', '.join(mentions)}"
@@ -122,7 +122,8 @@ class Policy:
         if not usable or usable[0] == default:
             return None
         roles = self._roles_of(config)[default]
-        return f"This server's default model `{default}` is only for members with {_roles(roles)}; used `{usable[0]}`."
+        only = roles_phrase(roles)
+        return f"This server's default model `{default}` is only for members with {only}; used `{usable[0]}`."
 
     def word_filter(self, words: tuple[str, ...]) -> WordFilter:
         """A compiled filter for this list of words (cached: lists change rarely)."""
@@ -184,11 +185,11 @@ class Policy:
             if roles and roles.isdisjoint(role_ids):
                 usable = self._usable(config, role_ids)
                 yours = f" You may use {_listing(usable)}." if usable else ""
-                raise Refusal(f"The model `{model}` is only for members with {_roles(roles)}.{yours}")
+                raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
         else:
             usable = self._usable(config, role_ids)
             if not usable:
-                only = "; ".join(f"`{model}`: {_roles(roles)}" for model, roles in self._roles_of(config).items())
+                only = "; ".join(f"`{name}`: {roles_phrase(roles)}" for name, roles in self._roles_of(config).items())
                 raise Refusal(f"Every model on this server is only for members with some roles ({only}).")
             model = usable[0]
 

@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.modelref import InvalidModelRef, ModelRef
+from bot.policy import roles_phrase
 from bot.replicate import ApiError
 from bot.storage import AuditEntry, GuildConfig, Limits, Repository, RoleLimits
 
@@ -200,7 +201,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         if not changed:
             text = f"`{ref}` was already allowed" + (f" to {_mentions(roles)}." if roles else " to everyone.")
         elif roles:
-            text = f"✅ `{ref}` is now allowed only to members with one of {_mentions(roles)}{note}."
+            text = f"✅ `{ref}` is now allowed only to members with {roles_phrase(roles)}{note}."
         else:
             was = f" (it was only for {_mentions(before)})" if before else ""
             text = f"✅ `{ref}` is now allowed to everyone{was}{note}."
