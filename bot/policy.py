@@ -3,14 +3,16 @@
 Answers are an :class:`Admission` or a :class:`~bot.errors.Refusal` whose
 message a member understands. Checks run in a fixed order (channel, model,
 blocked words, cooldown, daily images, jobs at once) and nothing is sent to
-the API before all pass. Knows nothing of Discord or HTTP.
+the API before all pass. A member is known by their id and the ids of their
+roles: a model may be only for some roles, and roles may have limits of their
+own. Knows nothing of Discord or HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import date, datetime, timedelta
 from typing import NoReturn
 
@@ -19,7 +21,7 @@ from bot.costs import BudgetScope, budget_refusal
 from bot.errors import BlockedWordRefusal, Refusal
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.modlog import BlockedWordEvent
-from bot.storage import Charge, GuildConfig, Limits, Repository
+from bot.storage import Charge, GuildConfig, Limits, Repository, RoleLimits
 from bot.wordfilter import WordFilter
 
 
@@ -38,6 +40,30 @@ def _duration(seconds: float) -> str:
         return f"{minutes} min {rest} s" if rest else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def roles_phrase(roles: Collection[int]) -> str:
+    """``the @A role`` or ``one of the roles @A, @B``, as Discord mentions (rendered as names)."""
+    mentions = [f"<@&{role}>" for role in sorted(roles)]
+    return f"the {mentions[0]} role" if len(mentions) == 1 else f"one of the roles {', '.join(mentions)}"
+
+
+def _most_generous(server: int, roles: Iterable[int | None], best: Callable[[Iterable[int]], int]) -> int:
+    values = [server, *(value for value in roles if value is not None)]
+    return 0 if 0 in values else best(values)  # 0 is no limit: nothing is more generous
+
+
+def effective_limits(server: Limits, role_limits: Iterable[RoleLimits], role_ids: Collection[int]) -> Limits:
+    """A member's limits: per limit, the most generous of the server's and their roles' (0, no limit, is most).
+
+    A role that does not set a limit leaves it to the others, so a role can only loosen the server's limits.
+    """
+    mine = [limits for limits in role_limits if limits.role_id in role_ids]
+    return Limits(
+        cooldown_seconds=_most_generous(server.cooldown_seconds, (r.cooldown_seconds for r in mine), min),
+        daily_images=_most_generous(server.daily_images, (r.daily_images for r in mine), max),
+        concurrent_jobs=_most_generous(server.concurrent_jobs, (r.concurrent_jobs for r in mine), max),
+    )
 
 
 class Policy:
@@ -75,8 +101,35 @@ class Policy:
         return tuple(models)
 
     async def allowed_models(self, guild_id: int) -> tuple[ModelRef, ...]:
-        """The models members may use in this server, its default first."""
+        """The models on this server's list (or the bot-wide one), its default first, whoever may use them."""
         return self._models_of(await self._repository.guild_config(guild_id))
+
+    @staticmethod
+    def _roles_of(config: GuildConfig) -> dict[ModelRef, frozenset[int]]:
+        return {ModelRef.parse(model): roles for model, roles in config.model_roles}
+
+    def _usable(self, config: GuildConfig, role_ids: Collection[int]) -> tuple[ModelRef, ...]:
+        restricted = self._roles_of(config)
+        return tuple(
+            model
+            for model in self._models_of(config)
+            if model not in restricted or not restricted[model].isdisjoint(role_ids)
+        )
+
+    async def usable_models(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> tuple[ModelRef, ...]:
+        """The models a member with these roles may use here, the server's default first if it is one of them."""
+        return self._usable(await self._repository.guild_config(guild_id), role_ids)
+
+    async def default_note(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> str | None:
+        """Why a request that named no model does not get the server's default (only for some roles), if so."""
+        config = await self._repository.guild_config(guild_id)
+        default = self._models_of(config)[0]
+        usable = self._usable(config, role_ids)
+        if not usable or usable[0] == default:
+            return None
+        roles = self._roles_of(config)[default]
+        only = roles_phrase(roles)
+        return f"This server's default model `{default}` is only for members with {only}; used `{usable[0]}`."
 
     def word_filter(self, words: tuple[str, ...]) -> WordFilter:
         """A compiled filter for this list of words (cached: lists change rarely)."""
@@ -107,12 +160,16 @@ class Policy:
         prompt: str,
         parent_channel_id: int | None = None,
         owner_model: ModelRef | None = None,
+        role_ids: frozenset[int] = frozenset(),
     ) -> ModelRef:
         """Channel, model and blocked words, in that order: the model to use, or :class:`Refusal`.
 
         ``parent_channel_id`` is the channel a thread belongs to: a thread of an
         allowed channel is allowed too. ``owner_model`` is a model the bot's owner
         chose for a purpose (the upscaler): it needs no place on the server's list.
+        ``role_ids`` are the member's roles: a model only for some roles is refused
+        to others, and with no model named the first one they may use is taken
+        (see :meth:`default_note`).
         """
         config = await self._repository.guild_config(guild_id)
 
@@ -130,8 +187,17 @@ class Policy:
                 raise Refusal(str(exc)) from None
             if model not in allowed:
                 raise Refusal(f"The model `{model}` is not allowed here. Allowed: {_listing(allowed)}.")
+            roles = self._roles_of(config).get(model, frozenset())
+            if roles and roles.isdisjoint(role_ids):
+                usable = self._usable(config, role_ids)
+                yours = f" You may use {_listing(usable)}." if usable else ""
+                raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
         else:
-            model = allowed[0]
+            usable = self._usable(config, role_ids)
+            if not usable:
+                only = "; ".join(f"`{name}`: {roles_phrase(roles)}" for name, roles in self._roles_of(config).items())
+                raise Refusal(f"Every model on this server is only for members with some roles ({only}).")
+            model = usable[0]
 
         word = self.word_filter(config.blocked_words).first_match(prompt) if config.blocked_words else None
         if word is not None:
@@ -143,9 +209,19 @@ class Policy:
             )
         return model
 
-    async def check_usage(self, *, guild_id: int, member_id: int, images: int) -> None:
-        """Cooldown, daily images and jobs at once, in that order, without charging; or :class:`Refusal`."""
-        limits = (await self._repository.guild_config(guild_id)).limits
+    async def limits_for(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> Limits:
+        """The limits of a member with these roles here (see :func:`effective_limits`)."""
+        config = await self._repository.guild_config(guild_id)
+        return effective_limits(config.limits, config.role_limits, role_ids)
+
+    async def check_usage(
+        self, *, guild_id: int, member_id: int, images: int, role_ids: frozenset[int] = frozenset()
+    ) -> None:
+        """Cooldown, daily images and jobs at once, in that order, without charging; or :class:`Refusal`.
+
+        The limits are the most generous of the server's and the member's roles' (``role_ids``).
+        """
+        limits = await self.limits_for(guild_id, role_ids)
         now = self._clock.now()
         usage = await self._repository.usage(guild_id, member_id, now=now)
         self._check_usage(limits, usage.last_request_at, usage.images_today, images, now)
@@ -158,10 +234,21 @@ class Policy:
                 f"{limits.concurrent_jobs} at once. Wait for one to finish."
             )
 
-    async def charge(self, guild_id: int, member_id: int, images: int, *, cost: int = 0) -> date:
+    async def charge(
+        self,
+        guild_id: int,
+        member_id: int,
+        images: int,
+        *,
+        role_ids: frozenset[int] = frozenset(),
+        cost: int = 0,
+    ) -> date:
         """Record the request against the cooldown and the daily images and reserve its estimated ``cost``
-        (micro-dollars) against the budgets, in one step; the UTC day charged, or :class:`Refusal`."""
-        limits = (await self._repository.guild_config(guild_id)).limits
+        (micro-dollars) against the budgets, in one step; the UTC day charged, or :class:`Refusal`.
+
+        Under the same limits as :meth:`check_usage` for these ``role_ids``.
+        """
+        limits = await self.limits_for(guild_id, role_ids)
         now = self._clock.now()
         charge = await self._repository.charge(guild_id, member_id, images, limits=limits, now=now, cost=cost)
         if not charge.charged:  # something changed since check(): say what

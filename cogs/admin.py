@@ -8,6 +8,7 @@ Every change is recorded (who, what, old → new, when) and shown by ``show``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import discord
@@ -17,8 +18,9 @@ from discord.ext import commands
 from bot.costs import next_month, parse_cap, usd
 from bot.discord_app.modlog import change_text
 from bot.modelref import InvalidModelRef, ModelRef
+from bot.policy import roles_phrase
 from bot.replicate import ApiError
-from bot.storage import AuditEntry, Budget, GuildConfig, Repository
+from bot.storage import AuditEntry, Budget, GuildConfig, Limits, Repository, RoleLimits
 from bot.usage import (
     COLUMNS,
     DEFAULT_DAYS,
@@ -71,8 +73,39 @@ def _usage_embed(report: UsageReport) -> discord.Embed:
     return embed
 
 
+def _mentions(roles: Collection[int]) -> str:
+    return ", ".join(f"<@&{role}>" for role in sorted(roles))
+
+
 def _audit_line(entry: AuditEntry) -> str:
     return f"<t:{int(entry.at.timestamp())}:R> {change_text(entry)}"
+
+
+def _model_lines(config: GuildConfig, allowed: tuple[ModelRef, ...]) -> list[str]:
+    """One line per model, default first, with the roles a model is only for."""
+    restricted = {ModelRef.parse(model): roles for model, roles in config.model_roles}
+    lines = []
+    for index, model in enumerate(allowed):
+        roles = restricted.get(model)
+        only = f" — only {_mentions(roles)}" if roles else ""
+        lines.append(f"`{model}`" + (" (default)" if index == 0 else "") + only)
+    return lines
+
+
+def _limits_text(limits: Limits | RoleLimits) -> str:
+    """``cooldown 30 s, 5 images a day, 1 jobs at once``; a limit a role does not set is left out."""
+    parts = []
+    if limits.cooldown_seconds is not None:
+        parts.append(f"cooldown {_limit(limits.cooldown_seconds, ' s')}")
+    if limits.daily_images is not None:
+        parts.append(f"{_limit(limits.daily_images)} images a day")
+    if limits.concurrent_jobs is not None:
+        parts.append(f"{_limit(limits.concurrent_jobs)} jobs at once")
+    return ", ".join(parts)
+
+
+def _role_limit_lines(config: GuildConfig) -> list[str]:
+    return [f"<@&{limits.role_id}>: {_limits_text(limits)}" for limits in config.role_limits]
 
 
 async def _reply(
@@ -149,23 +182,34 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
 
     def _models_embed(self, config: GuildConfig, allowed: tuple[ModelRef, ...]) -> discord.Embed:
         embed = discord.Embed(title="Models", colour=discord.Colour.blurple())
-        lines = [f"`{model}`" + (" (default)" if index == 0 else "") for index, model in enumerate(allowed)]
-        embed.description = "\n".join(lines)[:4000]
+        embed.description = "\n".join(_model_lines(config, allowed))[:4000]
         if not config.models:
             embed.set_footer(text="This server has no list of its own: the bot-wide IMAGINE_MODELS apply.")
         return embed
 
     # ------------------------------------------------------------------ models
 
-    @models.command(name="allow", description="Allow a model on this server")
-    @app_commands.describe(model="owner/name or owner/name:version")
-    async def models_allow(self, interaction: discord.Interaction, model: str) -> None:
-        """Add a model to this server's allowlist (checked against the API where it can tell)."""
+    @models.command(name="allow", description="Allow a model on this server (with a role: only to that role)")
+    @app_commands.describe(
+        model="owner/name or owner/name:version",
+        role="Allow it only to members with this role (several allows add roles); none: to everyone",
+    )
+    async def models_allow(
+        self, interaction: discord.Interaction, model: str, role: discord.Role | None = None
+    ) -> None:
+        """Add a model to this server's allowlist (checked against the API where it can tell).
+
+        With ``role`` the model is only for members with one of its roles; allowing it without a
+        role again opens it to everyone.
+        """
         guild_id, actor = self._ids(interaction)
         try:
             ref = ModelRef.parse(model)
         except InvalidModelRef as exc:
             await _reply(interaction, f"❌ {exc}")
+            return
+        if role is not None and role.is_default():
+            await _reply(interaction, "❌ @everyone is every member: leave `role` out to allow a model to everyone.")
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         client = self.bot.core.client
@@ -181,10 +225,23 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
                 f"❌ The API has no model `{ref}`. Check the spelling (owner/name).", ephemeral=True
             )
             return
-        added = await self._repository.allow_model(guild_id, str(ref), actor_id=actor)
+        before = (await self._repository.guild_config(guild_id)).roles_for(str(ref))
+        changed = await self._repository.allow_model(
+            guild_id, str(ref), actor_id=actor, role_id=role.id if role is not None else None
+        )
+        config = await self._repository.guild_config(guild_id)
+        roles = config.roles_for(str(ref))
         note = "" if exists else " (the API did not say whether it exists; it was added anyway)"
-        text = f"✅ `{ref}` is now allowed{note}." if added else f"`{ref}` was already allowed."
-        await interaction.followup.send(text, ephemeral=True)
+        if not changed:
+            text = f"`{ref}` was already allowed" + (f" to {_mentions(roles)}." if roles else " to everyone.")
+        elif roles:
+            text = f"✅ `{ref}` is now allowed only to members with {roles_phrase(roles)}{note}."
+        else:
+            was = f" (it was only for {_mentions(before)})" if before else ""
+            text = f"✅ `{ref}` is now allowed to everyone{was}{note}."
+        if changed and all(config.roles_for(name) for name in config.models):
+            text += "\nEvery model on this server's list is only for some roles: members without them can't /imagine."
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @models.command(name="remove", description="Remove a model from this server's list")
     @app_commands.describe(model="A model on this server's list")
@@ -318,6 +375,8 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         cooldown="Seconds a member waits between requests",
         daily="Images a member may make per UTC day",
         concurrent="Jobs a member may have going at once",
+        role="Set these for members with this role (a member gets the most generous of the server's and roles')",
+        clear="With role: forget that role's limits",
     )
     async def limits(
         self,
@@ -325,9 +384,17 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         cooldown: app_commands.Range[int, 0, 86_400] | None = None,
         daily: app_commands.Range[int, 0, 10_000] | None = None,
         concurrent: app_commands.Range[int, 0, 100] | None = None,
+        role: discord.Role | None = None,
+        clear: bool = False,
     ) -> None:
-        """Show or change the per-member limits."""
+        """Show or change the per-member limits, the server's or one role's."""
         guild_id, actor = self._ids(interaction)
+        if role is not None:
+            await self._role_limits(interaction, role, cooldown, daily, concurrent, clear=clear)
+            return
+        if clear:
+            await _reply(interaction, "❌ `clear` forgets a role's limits: name the `role`.")
+            return
         if cooldown is None and daily is None and concurrent is None:
             current = (await self._repository.guild_config(guild_id)).limits
             title = "Limits"
@@ -340,6 +407,9 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         embed.add_field(name="Cooldown", value=_limit(current.cooldown_seconds, " s"))
         embed.add_field(name="Images per day", value=_limit(current.daily_images))
         embed.add_field(name="Jobs at once", value=_limit(current.concurrent_jobs))
+        roles = _role_limit_lines(await self._repository.guild_config(guild_id))
+        if roles:
+            embed.add_field(name="Roles (the most generous applies)", value="\n".join(roles)[:1024], inline=False)
         await _reply(interaction, embed=embed)
 
     @app_commands.command(name="budget", description="Spending caps in US dollars (0: no cap); no option shows spend")
@@ -400,6 +470,49 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         report = await usage_report(self._repository, guild_id, days=days, now=self.bot.core.clock.now())
         await _reply(interaction, embed=_usage_embed(report))
 
+    async def _role_limits(
+        self,
+        interaction: discord.Interaction,
+        role: discord.Role,
+        cooldown: int | None,
+        daily: int | None,
+        concurrent: int | None,
+        *,
+        clear: bool,
+    ) -> None:
+        """``limits role:@r``: show, set or (with ``clear``) forget one role's limits."""
+        guild_id, actor = self._ids(interaction)
+        if role.is_default():
+            await _reply(interaction, "❌ @everyone is every member: leave `role` out to set the server's limits.")
+            return
+        if clear:
+            if cooldown is not None or daily is not None or concurrent is not None:
+                await _reply(interaction, "❌ `clear` forgets the role's limits: give it without other limits.")
+                return
+            cleared = await self._repository.clear_role_limits(guild_id, role.id, actor_id=actor)
+            text = f"✅ {role.mention} has no limits of its own now." if cleared else f"{role.mention} had none."
+            await _reply(interaction, text)
+            return
+        if cooldown is None and daily is None and concurrent is None:
+            config = await self._repository.guild_config(guild_id)
+            current = next((r for r in config.role_limits if r.role_id == role.id), RoleLimits(role.id))
+        else:
+            current = await self._repository.set_role_limits(
+                guild_id,
+                role.id,
+                actor_id=actor,
+                cooldown_seconds=cooldown,
+                daily_images=daily,
+                concurrent_jobs=concurrent,
+            )
+        server = (await self._repository.guild_config(guild_id)).limits
+        own = _limits_text(current) or "none of its own"
+        await _reply(
+            interaction,
+            f"Limits for {role.mention}: {own}.\nThe server's: {_limits_text(server)}. "
+            "A member gets the most generous of the server's and their roles' limits (no limit is the most).",
+        )
+
     @app_commands.command(name="show", description="Every /imagine setting of this server")
     async def show(self, interaction: discord.Interaction) -> None:
         """Everything at a glance, with the latest changes."""
@@ -407,7 +520,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         config = await self._repository.guild_config(guild_id)
         allowed = await self.bot.core.policy.allowed_models(guild_id)
         embed = discord.Embed(title="/imagine settings", colour=discord.Colour.blurple())
-        models = "\n".join(f"`{m}`" + (" (default)" if i == 0 else "") for i, m in enumerate(allowed))
+        models = "\n".join(_model_lines(config, allowed))
         if not config.models:
             models += "\n*bot-wide list (this server has none of its own)*"
         embed.add_field(name="Models", value=models[:1024], inline=False)
@@ -415,15 +528,12 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         embed.add_field(name="Channels", value=channels[:1024], inline=False)
         words = ", ".join(f"||{w}||" for w in config.blocked_words) or "none"
         embed.add_field(name=f"Blocked words ({len(config.blocked_words)})", value=words[:1024], inline=False)
-        limits = config.limits
-        embed.add_field(
-            name="Limits",
-            value=(
-                f"cooldown {_limit(limits.cooldown_seconds, ' s')}, {_limit(limits.daily_images)} images a day, "
-                f"{_limit(limits.concurrent_jobs)} jobs at once"
-            ),
-            inline=False,
-        )
+        embed.add_field(name="Limits", value=_limits_text(config.limits), inline=False)
+        role_limits = _role_limit_lines(config)
+        if role_limits:
+            embed.add_field(
+                name="Limits per role (most generous applies)", value="\n".join(role_limits)[:1024], inline=False
+            )
         log_channel = f"<#{config.log_channel_id}>" if config.log_channel_id is not None else "off"
         embed.add_field(name="Mod-log", value=log_channel, inline=False)
         embed.add_field(name="Budget", value=_budget_text(await self._repository.budget(guild_id)), inline=False)

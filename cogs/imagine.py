@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord_app.answers import AnswerDeadline, refuse
+from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget, TargetListener
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions, check_image_upload
@@ -350,12 +351,12 @@ class Imagine(commands.Cog):
     async def model_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        """This server's allowed models that contain what was typed, at most 25."""
+        """The models this member may use here that contain what was typed, at most 25."""
         if interaction.guild_id is None:
             return []
         typed = current.strip().lower()
         choices = []
-        for ref in await self.bot.core.policy.allowed_models(interaction.guild_id):
+        for ref in await self.bot.core.policy.usable_models(interaction.guild_id, member_role_ids(interaction)):
             value = str(ref)
             if typed in value.lower() and len(value) <= 100:
                 choices.append(app_commands.Choice(name=value, value=value))
@@ -403,6 +404,7 @@ class Imagine(commands.Cog):
     ) -> None:
         core = self.bot.core
         options = order.options
+        role_ids = member_role_ids(interaction)
         try:
             options.check()
             model = await core.policy.check_request(
@@ -413,6 +415,7 @@ class Imagine(commands.Cog):
                 model_text=order.model_text,
                 prompt=options.prompt,
                 owner_model=order.owner_model,
+                role_ids=role_ids,
             )
             request = await core.engine.prepare(
                 model,
@@ -422,10 +425,14 @@ class Imagine(commands.Cog):
                 channel_id=interaction.channel_id,
                 kind=order.kind,
             )
+            if order.model_text is None and order.owner_model is None:
+                note = await core.policy.default_note(guild_id, role_ids)
+                if note is not None:
+                    request = replace(request, notes=(note, *request.notes))
             images = request.images_expected
-            await core.policy.check_usage(guild_id=guild_id, member_id=member_id, images=images)
+            await core.policy.check_usage(guild_id=guild_id, member_id=member_id, images=images, role_ids=role_ids)
             cost = await core.pricing.estimate(request.model, images)
-            day = await core.policy.charge(guild_id, member_id, images, cost=cost)
+            day = await core.policy.charge(guild_id, member_id, images, role_ids=role_ids, cost=cost)
         except Refusal as exc:
             await _refuse(interaction, f"❌ {exc}")
             return

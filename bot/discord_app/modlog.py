@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import discord
 
 from bot.modlog import BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
@@ -11,6 +13,8 @@ from bot.storage.common import LOG_CHANNEL_ACTION
 _NOTHING = "—"
 _CHANNEL_VALUED = ("channels allow", "channels remove", LOG_CHANNEL_ACTION)
 """Audit actions whose before and after are channel ids, shown as channel mentions."""
+_AUDITED_ROLES = re.compile(r"\broles?=([\d,]+)")
+"""``roles=1,2`` (a model's roles) and ``role=1`` (a role's limits) in audit entries."""
 _WORD_VALUED = ("words add", "words remove")
 """Audit actions whose before or after is a blocked word, hidden behind a spoiler as everywhere else."""
 
@@ -25,9 +29,14 @@ def _value(action: str, value: str | None) -> str:
     return value
 
 
+def _role_mentions(found: re.Match[str]) -> str:
+    return ", ".join(f"<@&{role}>" for role in sorted(int(role) for role in found[1].split(",")))
+
+
 def change_text(entry: AuditEntry) -> str:
-    """Who changed what, old → new: ``<@1> **limits**: cooldown=0 … → cooldown=30 …``."""
+    """Who changed what, old → new: ``<@1> **limits**: cooldown=0 … → cooldown=30 …``; role ids as mentions."""
     change = f"{_value(entry.action, entry.before)} → {_value(entry.action, entry.after)}"
+    change = _AUDITED_ROLES.sub(_role_mentions, change)
     return f"<@{entry.actor_id}> **{entry.action}**: {change}"
 
 

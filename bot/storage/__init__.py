@@ -43,6 +43,16 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class RoleLimits:
+    """The limits a server set for members with one role; ``None``: not set for this role (the server's apply)."""
+
+    role_id: int
+    cooldown_seconds: int | None = None
+    daily_images: int | None = None
+    concurrent_jobs: int | None = None
+
+
+@dataclass(frozen=True)
 class GuildConfig:
     """One server's moderation settings."""
 
@@ -56,6 +66,14 @@ class GuildConfig:
     limits: Limits = field(default_factory=Limits)
     log_channel_id: int | None = None
     """The mod-log channel (blocked-word refusals and settings changes are posted there); ``None``: no mod-log."""
+    model_roles: tuple[tuple[str, frozenset[int]], ...] = ()
+    """Models of ``models`` allowed only to members with one of these roles, in list order; others: to everyone."""
+    role_limits: tuple[RoleLimits, ...] = ()
+    """Limits set for roles, by role id."""
+
+    def roles_for(self, model: str) -> frozenset[int]:
+        """The roles ``model`` (as stored) is restricted to; empty: everyone may use it."""
+        return next((roles for name, roles in self.model_roles if name == model), frozenset())
 
 
 @dataclass(frozen=True)
@@ -194,8 +212,12 @@ class Repository(Protocol):
         """The server's settings (defaults if it never set any)."""
         ...
 
-    async def allow_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
-        """Add to the allowlist; ``False`` if it was already there."""
+    async def allow_model(self, guild_id: int, model: str, *, actor_id: int, role_id: int | None = None) -> bool:
+        """Add to the allowlist; ``False`` if nothing changed.
+
+        With ``role_id`` the model is allowed only to members with one of its roles (each call adds one);
+        without, it is allowed to everyone again (its roles are dropped).
+        """
         ...
 
     async def remove_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
@@ -236,6 +258,23 @@ class Repository(Protocol):
 
     async def set_log_channel(self, guild_id: int, channel_id: int | None, *, actor_id: int) -> bool:
         """Set (or, with ``None``, turn off) the server's mod-log channel; ``False`` if it already was that."""
+        ...
+
+    async def set_role_limits(
+        self,
+        guild_id: int,
+        role_id: int,
+        *,
+        actor_id: int,
+        cooldown_seconds: int | None = None,
+        daily_images: int | None = None,
+        concurrent_jobs: int | None = None,
+    ) -> RoleLimits:
+        """Change the given limits of members with ``role_id`` (``None``: unchanged); returns that role's limits."""
+        ...
+
+    async def clear_role_limits(self, guild_id: int, role_id: int, *, actor_id: int) -> bool:
+        """Forget every limit of ``role_id``; ``False`` if it had none."""
         ...
 
     async def audit_log(self, guild_id: int, *, limit: int = 10) -> list[AuditEntry]:

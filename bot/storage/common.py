@@ -9,12 +9,12 @@ id is, when a charge is refused, or how a journal row becomes a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.costs import BudgetScope, usd
-from bot.storage import JOB_FIELDS, AuditEntry, Budget, Charge, JobRecord, Limits, Spend, Usage
+from bot.storage import JOB_FIELDS, AuditEntry, Budget, Charge, JobRecord, Limits, RoleLimits, Spend, Usage
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,39 @@ def id_text(value: int | None) -> str | None:
 def limits_text(limits: Limits) -> str:
     """The audit log's short form of a set of limits."""
     return f"cooldown={limits.cooldown_seconds} daily={limits.daily_images} concurrent={limits.concurrent_jobs}"
+
+
+def model_roles_text(model: str, roles: Iterable[int]) -> str:
+    """The audit log's short form of a model and the roles it is restricted to (none: just the model)."""
+    ids = ",".join(str(role) for role in sorted(roles))
+    return f"{model} roles={ids}" if ids else model
+
+
+def role_limits_text(limits: RoleLimits) -> str:
+    """The audit log's short form of one role's limits (``-``: not set for the role)."""
+    values = (limits.cooldown_seconds, limits.daily_images, limits.concurrent_jobs)
+    cooldown, daily, concurrent = ("-" if value is None else str(value) for value in values)
+    return f"role={limits.role_id} cooldown={cooldown} daily={daily} concurrent={concurrent}"
+
+
+def merge_role_limits(
+    old: RoleLimits, cooldown_seconds: int | None, daily_images: int | None, concurrent_jobs: int | None
+) -> RoleLimits:
+    """``old`` with the given limits changed (``None``: unchanged)."""
+    return RoleLimits(
+        role_id=old.role_id,
+        cooldown_seconds=old.cooldown_seconds if cooldown_seconds is None else cooldown_seconds,
+        daily_images=old.daily_images if daily_images is None else daily_images,
+        concurrent_jobs=old.concurrent_jobs if concurrent_jobs is None else concurrent_jobs,
+    )
+
+
+def model_roles_of(models: Iterable[str], pairs: Iterable[tuple[str, int]]) -> tuple[tuple[str, frozenset[int]], ...]:
+    """:attr:`~bot.storage.GuildConfig.model_roles` from (model, role) rows, in the allowlist's order."""
+    roles: dict[str, set[int]] = {}
+    for model, role in pairs:
+        roles.setdefault(model, set()).add(int(role))
+    return tuple((model, frozenset(roles[model])) for model in models if model in roles)
 
 
 def non_negative(name: str, value: int | None) -> int | None:

@@ -57,6 +57,7 @@ from bot.storage import (
     JobTally,
     Limits,
     RepositoryClosedError,
+    RoleLimits,
     Spend,
     StorageError,
     Usage,
@@ -81,8 +82,12 @@ from bot.storage.common import (
     job_values,
     limits_text,
     merge_limits,
+    merge_role_limits,
     model_name,
+    model_roles_of,
+    model_roles_text,
     non_negative,
+    role_limits_text,
     usage_on,
     utc,
     word_and_key,
@@ -428,7 +433,12 @@ class PostgresRepository:
                 SELECT g.default_model, g.cooldown_seconds, g.daily_images, g.concurrent_jobs, g.log_channel_id,
                        ARRAY(SELECT model FROM allowed_models WHERE guild_id = $1 ORDER BY seq) AS models,
                        ARRAY(SELECT channel_id FROM allowed_channels WHERE guild_id = $1) AS channels,
-                       ARRAY(SELECT word FROM blocked_words WHERE guild_id = $1 ORDER BY seq) AS words
+                       ARRAY(SELECT word FROM blocked_words WHERE guild_id = $1 ORDER BY seq) AS words,
+                       ARRAY(SELECT ROW(model, role_id) FROM model_roles WHERE guild_id = $1) AS model_roles,
+                       ARRAY(
+                           SELECT ROW(role_id, cooldown_seconds, daily_images, concurrent_jobs)
+                           FROM role_limits WHERE guild_id = $1 ORDER BY role_id
+                       ) AS role_limits
                 FROM (SELECT $1::BIGINT AS guild_id) AS asked LEFT JOIN guilds AS g USING (guild_id)
                 """,
                 guild_id,
@@ -438,22 +448,31 @@ class PostgresRepository:
             if row["cooldown_seconds"] is None
             else Limits(row["cooldown_seconds"], row["daily_images"], row["concurrent_jobs"])
         )
+        models = tuple(row["models"])
         config = GuildConfig(
             guild_id=guild_id,
-            models=tuple(row["models"]),
+            models=models,
             default_model=row["default_model"],
             channels=frozenset(row["channels"]),
             blocked_words=tuple(row["words"]),
             limits=limits,
             log_channel_id=row["log_channel_id"],
+            model_roles=model_roles_of(models, ((pair[0], pair[1]) for pair in row["model_roles"])),
+            role_limits=tuple(RoleLimits(*values) for values in row["role_limits"]),
         )
         self._cache.store(config, generation)
         return config
 
-    async def allow_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
-        """Add to the allowlist (at the end); ``False`` if it was already there."""
+    async def allow_model(self, guild_id: int, model: str, *, actor_id: int, role_id: int | None = None) -> bool:
+        """Add to the allowlist (at the end), for everyone or, with ``role_id``, for that role too.
+
+        Allowing a model without a role drops the roles it had (it is everyone's again). ``False`` if
+        nothing changed. Audited as ``models allow`` with the model's roles before and after.
+        """
         check_id("guild_id", guild_id)
         check_id("actor_id", actor_id)
+        if role_id is not None:
+            check_id("role_id", role_id)
         model = model_name(model)
         async with self._transaction() as conn:
             await self._ensure_guild(conn, guild_id)
@@ -462,9 +481,34 @@ class PostgresRepository:
                 guild_id,
                 model,
             )
-            if added is not None:
+            if added is not None and role_id is None:  # a model just added has no roles: it is everyone's
                 await self._audit(conn, guild_id, actor_id, "models allow", None, model)
-        return added is not None
+                return True
+            # The model's row, locked: two moderators changing its roles at once take turns.
+            await conn.execute(
+                "SELECT 1 FROM allowed_models WHERE guild_id = $1 AND model = $2 FOR UPDATE", guild_id, model
+            )
+            old_roles = set(
+                await conn.fetchval(
+                    "SELECT ARRAY(SELECT role_id FROM model_roles WHERE guild_id = $1 AND model = $2)", guild_id, model
+                )
+            )
+            if role_id is None:
+                await conn.execute("DELETE FROM model_roles WHERE guild_id = $1 AND model = $2", guild_id, model)
+                new_roles: set[int] = set()
+            else:
+                await conn.execute(
+                    "INSERT INTO model_roles (guild_id, model, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    guild_id,
+                    model,
+                    role_id,
+                )
+                new_roles = old_roles | {role_id}
+            changed = added is not None or new_roles != old_roles
+            if changed:
+                before = None if added is not None else model_roles_text(model, old_roles)
+                await self._audit(conn, guild_id, actor_id, "models allow", before, model_roles_text(model, new_roles))
+        return changed
 
     async def remove_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
         """Remove from the allowlist; ``False`` if absent. Clears (and audits) the default if it was this model."""
@@ -619,6 +663,74 @@ class PostgresRepository:
         Other processes' changes are not announced here: the process where a change is made posts it.
         """
         self._changes.listen(listener)
+
+    async def set_role_limits(
+        self,
+        guild_id: int,
+        role_id: int,
+        *,
+        actor_id: int,
+        cooldown_seconds: int | None = None,
+        daily_images: int | None = None,
+        concurrent_jobs: int | None = None,
+    ) -> RoleLimits:
+        """Change the given limits of members with ``role_id`` (``None``: unchanged); returns that role's limits.
+
+        One ``limits role`` audit entry shows the role's three before and after; no change records nothing.
+        """
+        check_id("guild_id", guild_id)
+        check_id("role_id", role_id)
+        check_id("actor_id", actor_id)
+        non_negative("cooldown_seconds", cooldown_seconds)
+        non_negative("daily_images", daily_images)
+        non_negative("concurrent_jobs", concurrent_jobs)
+        async with self._transaction() as conn:
+            # The guild's row, locked: concurrent changes to one role's limits take turns, none is lost.
+            await self._locked_guild(conn, guild_id)
+            old = await self._role_limits(conn, guild_id, role_id)
+            new = merge_role_limits(old, cooldown_seconds, daily_images, concurrent_jobs)
+            if new == old:
+                return old
+            await conn.execute(
+                "INSERT INTO role_limits (guild_id, role_id, cooldown_seconds, daily_images, concurrent_jobs) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (guild_id, role_id) DO UPDATE SET "
+                "cooldown_seconds = excluded.cooldown_seconds, daily_images = excluded.daily_images, "
+                "concurrent_jobs = excluded.concurrent_jobs",
+                guild_id,
+                role_id,
+                new.cooldown_seconds,
+                new.daily_images,
+                new.concurrent_jobs,
+            )
+            await self._audit(conn, guild_id, actor_id, "limits role", role_limits_text(old), role_limits_text(new))
+        return new
+
+    async def clear_role_limits(self, guild_id: int, role_id: int, *, actor_id: int) -> bool:
+        """Forget every limit of ``role_id`` (audited as ``limits role`` → nothing); ``False`` if it had none."""
+        check_id("guild_id", guild_id)
+        check_id("role_id", role_id)
+        check_id("actor_id", actor_id)
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(
+                "DELETE FROM role_limits WHERE guild_id = $1 AND role_id = $2 "
+                "RETURNING role_id, cooldown_seconds, daily_images, concurrent_jobs",
+                guild_id,
+                role_id,
+            )
+            if row is None:
+                return False
+            await self._audit(conn, guild_id, actor_id, "limits role", role_limits_text(RoleLimits(*row)), None)
+        return True
+
+    @staticmethod
+    async def _role_limits(conn: Any, guild_id: int, role_id: int) -> RoleLimits:
+        row = await conn.fetchrow(
+            "SELECT role_id, cooldown_seconds, daily_images, concurrent_jobs FROM role_limits "
+            "WHERE guild_id = $1 AND role_id = $2",
+            guild_id,
+            role_id,
+        )
+        return RoleLimits(role_id) if row is None else RoleLimits(*row)
 
     async def audit_log(self, guild_id: int, *, limit: int = 10) -> list[AuditEntry]:
         """The server's latest changes, newest first (in the order they were made)."""

@@ -218,6 +218,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE jobs ADD COLUMN cost_settled BOOLEAN NOT NULL DEFAULT false",
         ),
     ),
+    Migration(
+        10,
+        "models allowed only to some roles, and limits per role",
+        (
+            # A row per (model, role): the model is allowed only to members with one of its roles.
+            # Keyed to the allowlist's row, so removing the model takes its roles with it.
+            """
+            CREATE TABLE model_roles (
+                guild_id BIGINT NOT NULL,
+                model    TEXT NOT NULL,
+                role_id  BIGINT NOT NULL,
+                PRIMARY KEY (guild_id, model, role_id),
+                FOREIGN KEY (guild_id, model) REFERENCES allowed_models (guild_id, model) ON DELETE CASCADE
+            )
+            """,
+            # NULL: not set for this role, so a moderator can raise one limit and leave the others to the server.
+            """
+            CREATE TABLE role_limits (
+                guild_id         BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                role_id          BIGINT NOT NULL,
+                cooldown_seconds INTEGER CHECK (cooldown_seconds >= 0),
+                daily_images     INTEGER CHECK (daily_images >= 0),
+                concurrent_jobs  INTEGER CHECK (concurrent_jobs >= 0),
+                PRIMARY KEY (guild_id, role_id)
+            )
+            """,
+        ),
+    ),
 )
 """Every PostgreSQL schema step, oldest first. Append new steps; never edit shipped ones."""
 

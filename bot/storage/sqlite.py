@@ -45,6 +45,7 @@ from bot.storage import (
     JobTally,
     Limits,
     RepositoryClosedError,
+    RoleLimits,
     SchemaVersionError,
     Spend,
     StorageError,
@@ -71,8 +72,12 @@ from bot.storage.common import (
     job_values,
     limits_text,
     merge_limits,
+    merge_role_limits,
     model_name,
+    model_roles_of,
+    model_roles_text,
     non_negative,
+    role_limits_text,
     usage_on,
     utc,
     word_and_key,
@@ -302,33 +307,69 @@ class SqliteRepository:
             )
             channels = await self._all(conn, "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,))
             words = await self._all(conn, "SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY seq", (guild_id,))
+            model_roles = await self._all(
+                conn, "SELECT model, role_id FROM model_roles WHERE guild_id = ?", (guild_id,)
+            )
+            role_limits = await self._all(
+                conn,
+                "SELECT role_id, cooldown_seconds, daily_images, concurrent_jobs FROM role_limits "
+                "WHERE guild_id = ? ORDER BY role_id",
+                (guild_id,),
+            )
+        names = tuple(str(row[0]) for row in models)
         config = GuildConfig(
             guild_id=guild_id,
-            models=tuple(str(row[0]) for row in models),
+            models=names,
             default_model=default_model,
             channels=frozenset(int(row[0]) for row in channels),
             blocked_words=tuple(str(row[0]) for row in words),
             limits=limits,
             log_channel_id=log_channel_id,
+            model_roles=model_roles_of(names, ((str(row[0]), int(row[1])) for row in model_roles)),
+            role_limits=tuple(RoleLimits(*row) for row in role_limits),
         )
         if len(self._configs) > SETTINGS_CACHE_SIZE:
             self._configs.clear()
         self._configs[guild_id] = config
         return config
 
-    async def allow_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
-        """Add to the allowlist (at the end); ``False`` if it was already there."""
+    async def allow_model(self, guild_id: int, model: str, *, actor_id: int, role_id: int | None = None) -> bool:
+        """Add to the allowlist (at the end), for everyone or, with ``role_id``, for that role too.
+
+        Allowing a model without a role drops the roles it had (it is everyone's again). ``False`` if
+        nothing changed. Audited as ``models allow`` with the model's roles before and after.
+        """
         check_id("guild_id", guild_id)
         check_id("actor_id", actor_id)
+        if role_id is not None:
+            check_id("role_id", role_id)
         model = model_name(model)
         async with self._transaction(write=True) as conn:
             await self._ensure_guild(conn, guild_id)
             added = await self._run(
                 conn, "INSERT OR IGNORE INTO allowed_models (guild_id, model) VALUES (?, ?)", (guild_id, model)
             )
-            if added:
+            if added and role_id is None:  # a model just added has no roles: it is everyone's
                 await self._audit(conn, guild_id, actor_id, "models allow", None, model)
-        return bool(added)
+                return True
+            rows = await self._all(
+                conn, "SELECT role_id FROM model_roles WHERE guild_id = ? AND model = ?", (guild_id, model)
+            )
+            old_roles = {int(row[0]) for row in rows}
+            if role_id is None:
+                await conn.execute("DELETE FROM model_roles WHERE guild_id = ? AND model = ?", (guild_id, model))
+                new_roles: set[int] = set()
+            else:
+                await conn.execute(
+                    "INSERT OR IGNORE INTO model_roles (guild_id, model, role_id) VALUES (?, ?, ?)",
+                    (guild_id, model, role_id),
+                )
+                new_roles = old_roles | {role_id}
+            changed = bool(added) or new_roles != old_roles
+            if changed:
+                before = None if added else model_roles_text(model, old_roles)
+                await self._audit(conn, guild_id, actor_id, "models allow", before, model_roles_text(model, new_roles))
+        return changed
 
     async def remove_model(self, guild_id: int, model: str, *, actor_id: int) -> bool:
         """Remove from the allowlist; ``False`` if absent.
@@ -490,6 +531,65 @@ class SqliteRepository:
     def on_settings_change(self, listener: Callable[[AuditEntry], None]) -> None:
         """Call ``listener`` with each audit entry once its transaction has committed (this process's changes)."""
         self._changes.listen(listener)
+
+    @staticmethod
+    async def _role_limits(conn: aiosqlite.Connection, guild_id: int, role_id: int) -> RoleLimits:
+        row = await SqliteRepository._one(
+            conn,
+            "SELECT role_id, cooldown_seconds, daily_images, concurrent_jobs FROM role_limits "
+            "WHERE guild_id = ? AND role_id = ?",
+            (guild_id, role_id),
+        )
+        return RoleLimits(role_id) if row is None else RoleLimits(*row)
+
+    async def set_role_limits(
+        self,
+        guild_id: int,
+        role_id: int,
+        *,
+        actor_id: int,
+        cooldown_seconds: int | None = None,
+        daily_images: int | None = None,
+        concurrent_jobs: int | None = None,
+    ) -> RoleLimits:
+        """Change the given limits of members with ``role_id`` (``None``: unchanged); returns that role's limits.
+
+        One ``limits role`` audit entry shows the role's three before and after; no change records nothing.
+        """
+        check_id("guild_id", guild_id)
+        check_id("role_id", role_id)
+        check_id("actor_id", actor_id)
+        non_negative("cooldown_seconds", cooldown_seconds)
+        non_negative("daily_images", daily_images)
+        non_negative("concurrent_jobs", concurrent_jobs)
+        async with self._transaction(write=True) as conn:
+            old = await self._role_limits(conn, guild_id, role_id)
+            new = merge_role_limits(old, cooldown_seconds, daily_images, concurrent_jobs)
+            if new == old:
+                return old
+            await self._ensure_guild(conn, guild_id)
+            await conn.execute(
+                "INSERT INTO role_limits (guild_id, role_id, cooldown_seconds, daily_images, concurrent_jobs) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, role_id) DO UPDATE SET "
+                "cooldown_seconds = excluded.cooldown_seconds, daily_images = excluded.daily_images, "
+                "concurrent_jobs = excluded.concurrent_jobs",
+                (guild_id, role_id, new.cooldown_seconds, new.daily_images, new.concurrent_jobs),
+            )
+            await self._audit(conn, guild_id, actor_id, "limits role", role_limits_text(old), role_limits_text(new))
+        return new
+
+    async def clear_role_limits(self, guild_id: int, role_id: int, *, actor_id: int) -> bool:
+        """Forget every limit of ``role_id`` (audited as ``limits role`` → nothing); ``False`` if it had none."""
+        check_id("guild_id", guild_id)
+        check_id("role_id", role_id)
+        check_id("actor_id", actor_id)
+        async with self._transaction(write=True) as conn:
+            old = await self._role_limits(conn, guild_id, role_id)
+            if old == RoleLimits(role_id):
+                return False
+            await conn.execute("DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id))
+            await self._audit(conn, guild_id, actor_id, "limits role", role_limits_text(old), None)
+        return True
 
     async def audit_log(self, guild_id: int, *, limit: int = 10) -> list[AuditEntry]:
         """The server's latest changes, newest first (in the order they were made)."""

@@ -1,0 +1,161 @@
+"""The policy's roles: models only for some roles, and each member's limits from the server's and their roles'."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.errors import Refusal
+from bot.modelref import ModelRef
+from bot.policy import Policy, effective_limits
+from bot.storage import Limits, RoleLimits
+from bot.storage.sqlite import MEMORY, SqliteRepository
+from tests.storage import FakeClock
+
+GUILD = 1
+MOD = 2
+MEMBER = 3
+VIP, STAFF, OTHER = 10, 11, 12
+OPEN, PRO, LAB = "a/open", "a/pro", "a/lab"
+
+
+# ---------------------------------------------------------------------------- most generous limits
+
+
+def test_no_roles_get_the_servers_limits() -> None:
+    server = Limits(cooldown_seconds=60, daily_images=5, concurrent_jobs=1)
+    assert effective_limits(server, (RoleLimits(VIP, daily_images=50),), frozenset()) == server
+
+
+def test_a_roles_limits_loosen_only_what_it_sets() -> None:
+    server = Limits(cooldown_seconds=60, daily_images=5, concurrent_jobs=1)
+    vip = RoleLimits(VIP, daily_images=50)
+    assert effective_limits(server, (vip,), {VIP}) == Limits(60, 50, 1)
+
+
+def test_most_generous_per_limit_over_several_roles() -> None:
+    server = Limits(cooldown_seconds=60, daily_images=5, concurrent_jobs=1)
+    roles = (
+        RoleLimits(VIP, cooldown_seconds=30, daily_images=20, concurrent_jobs=2),
+        RoleLimits(STAFF, cooldown_seconds=10, daily_images=8),
+        RoleLimits(OTHER, cooldown_seconds=0, daily_images=1000, concurrent_jobs=9),  # not the member's
+    )
+    assert effective_limits(server, roles, {VIP, STAFF}) == Limits(10, 20, 2)
+
+
+def test_no_limit_is_the_most_generous() -> None:
+    server = Limits(cooldown_seconds=60, daily_images=5, concurrent_jobs=1)
+    roles = (RoleLimits(VIP, cooldown_seconds=0, daily_images=0), RoleLimits(STAFF, daily_images=100))
+    assert effective_limits(server, roles, {VIP, STAFF}) == Limits(0, 0, 1)
+
+
+def test_a_role_cannot_tighten_the_servers_limits() -> None:
+    server = Limits(cooldown_seconds=10, daily_images=0, concurrent_jobs=4)
+    strict = RoleLimits(VIP, cooldown_seconds=600, daily_images=3, concurrent_jobs=1)
+    assert effective_limits(server, (strict,), {VIP}) == server
+
+
+# ---------------------------------------------------------------------------- models per role
+
+
+@pytest.fixture
+async def repository() -> AsyncIterator[SqliteRepository]:
+    repo = await SqliteRepository.open(MEMORY, clock=FakeClock())
+    yield repo
+    await repo.close()
+
+
+@pytest.fixture
+def policy(repository: SqliteRepository) -> Policy:
+    async def no_jobs(guild_id: int, member_id: int) -> int:
+        return 0
+
+    return Policy(repository, bot_models=(ModelRef.parse(OPEN),), clock=FakeClock(), active_jobs=no_jobs)
+
+
+async def check(policy: Policy, model: str | None, roles: frozenset[int] = frozenset()) -> ModelRef:
+    return await policy.check_request(
+        guild_id=GUILD, channel_id=5, member_id=MEMBER, model_text=model, prompt="a fox", role_ids=roles
+    )
+
+
+async def test_a_model_for_a_role_is_refused_to_others_by_name(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.allow_model(GUILD, OPEN, actor_id=MOD)
+    await repository.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
+    assert await check(policy, PRO, frozenset({VIP})) == ModelRef.parse(PRO)
+    with pytest.raises(Refusal) as refused:
+        await check(policy, PRO, frozenset({OTHER}))
+    assert f"`{PRO}` is only for members with the <@&{VIP}> role" in str(refused.value)
+    assert f"You may use `{OPEN}`" in str(refused.value)
+
+
+async def test_several_roles_any_one_will_do(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
+    await repository.allow_model(GUILD, PRO, actor_id=MOD, role_id=STAFF)
+    assert await check(policy, PRO, frozenset({STAFF})) == ModelRef.parse(PRO)
+    with pytest.raises(Refusal, match=f"one of the roles <@&{VIP}>, <@&{STAFF}>"):
+        await check(policy, PRO)
+
+
+async def test_usable_models_are_what_autocomplete_offers(policy: Policy, repository: SqliteRepository) -> None:
+    for model, role in ((OPEN, None), (PRO, VIP), (LAB, STAFF)):
+        await repository.allow_model(GUILD, model, actor_id=MOD, role_id=role)
+    names = [str(m) for m in await policy.usable_models(GUILD, frozenset({VIP}))]
+    assert names == [OPEN, PRO]
+    assert [str(m) for m in await policy.usable_models(GUILD)] == [OPEN]
+    assert [str(m) for m in await policy.allowed_models(GUILD)] == [OPEN, PRO, LAB]
+
+
+async def test_a_default_only_for_some_roles_falls_back_with_a_note(
+    policy: Policy, repository: SqliteRepository
+) -> None:
+    await repository.allow_model(GUILD, OPEN, actor_id=MOD)
+    await repository.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
+    await repository.set_default_model(GUILD, PRO, actor_id=MOD)
+    assert await check(policy, None, frozenset({VIP})) == ModelRef.parse(PRO)
+    assert await policy.default_note(GUILD, frozenset({VIP})) is None
+    assert await check(policy, None) == ModelRef.parse(OPEN)
+    note = await policy.default_note(GUILD)
+    assert note is not None and f"`{PRO}`" in note and f"<@&{VIP}>" in note and f"used `{OPEN}`" in note
+
+
+async def test_no_model_usable_is_refused_clearly(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
+    with pytest.raises(Refusal, match=f"Every model on this server is only for members with some roles.*<@&{VIP}>"):
+        await check(policy, None)
+    assert await policy.default_note(GUILD) is None
+
+
+async def test_the_owners_model_needs_no_role(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
+    upscaler = ModelRef.parse("a/upscaler")
+    model = await policy.check_request(
+        guild_id=GUILD, channel_id=5, member_id=MEMBER, model_text=None, prompt="x", owner_model=upscaler
+    )
+    assert model == upscaler
+
+
+# ---------------------------------------------------------------------------- limits per role in checks
+
+
+async def test_a_vip_role_gets_more_images_a_day(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.set_limits(GUILD, actor_id=MOD, daily_images=2)
+    await repository.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=5)
+    vip = frozenset({VIP})
+    await policy.check_usage(guild_id=GUILD, member_id=MEMBER, images=4, role_ids=vip)
+    await policy.charge(GUILD, MEMBER, 4, role_ids=vip)
+    with pytest.raises(Refusal, match="limit is 5"):
+        await policy.check_usage(guild_id=GUILD, member_id=MEMBER, images=2, role_ids=vip)
+    with pytest.raises(Refusal, match="all 2"):
+        await policy.check_usage(guild_id=GUILD, member_id=MEMBER, images=1)  # the role was taken away
+
+
+async def test_charge_holds_to_the_members_own_limits(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.set_limits(GUILD, actor_id=MOD, cooldown_seconds=3600)
+    await repository.set_role_limits(GUILD, STAFF, actor_id=MOD, cooldown_seconds=0)
+    staff = frozenset({STAFF})
+    await policy.charge(GUILD, MEMBER, 1, role_ids=staff)
+    await policy.charge(GUILD, MEMBER, 1, role_ids=staff)  # no cooldown for staff
+    with pytest.raises(Refusal, match="Slow down"):
+        await policy.charge(GUILD, MEMBER, 1)
