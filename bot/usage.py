@@ -1,4 +1,4 @@
-"""A server's usage over the last days: jobs, images, failures and spend, in total, per member and per model.
+"""A server's usage over the last days: jobs, predictions, images, failures and spend, in all, per member, per model.
 
 :func:`usage_report` computes it from the jobs journal (with each job's booked
 cost); :func:`report_tables` lays it out as aligned text, which the
@@ -23,9 +23,10 @@ TOP = 10
 
 @dataclass(frozen=True)
 class Tally:
-    """Jobs, images delivered, failures (failed or timed out) and booked spend in micro-dollars."""
+    """Jobs, predictions made, images delivered, failures (failed or timed out) and booked spend in micro-dollars."""
 
     jobs: int = 0
+    predictions: int = 0
     images: int = 0
     failures: int = 0
     cost: int = 0
@@ -33,6 +34,7 @@ class Tally:
     def __add__(self, other: Tally) -> Tally:
         return Tally(
             self.jobs + other.jobs,
+            self.predictions + other.predictions,
             self.images + other.images,
             self.failures + other.failures,
             self.cost + other.cost,
@@ -77,7 +79,7 @@ async def usage_report(repository: Repository, guild_id: int, *, days: int, now:
 
 
 def _tally(row: JobTally) -> Tally:
-    return Tally(row.jobs, row.images, row.failures, row.cost)
+    return Tally(row.jobs, row.predictions, row.images, row.failures, row.cost)
 
 
 _Key = TypeVar("_Key", int | None, str)
@@ -93,7 +95,7 @@ def _ranked(rows: Iterable[JobTally], key: Callable[[JobTally], _Key]) -> tuple[
 # ---------------------------------------------------------------------------- text
 
 
-COLUMNS = ("jobs", "images", "failed", "spend")
+COLUMNS = ("jobs", "predictions", "images", "failed", "spend")
 
 
 def aligned(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -108,9 +110,9 @@ def aligned(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[st
     return [line(row) for row in [header, *rows]]
 
 
-def figures(tally: Tally) -> tuple[str, str, str, str]:
+def figures(tally: Tally) -> tuple[str, str, str, str, str]:
     """A tally's figures as shown under :data:`COLUMNS`."""
-    return f"{tally.jobs:,}", f"{tally.images:,}", f"{tally.failures:,}", usd(tally.cost)
+    return f"{tally.jobs:,}", f"{tally.predictions:,}", f"{tally.images:,}", f"{tally.failures:,}", usd(tally.cost)
 
 
 def report_tables(report: UsageReport, *, member_name: Callable[[int | None], str]) -> dict[str, list[str]]:

@@ -457,7 +457,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         )
         await _reply(interaction, embed=embed)
 
-    @app_commands.command(name="usage", description="Jobs, images, failures and spend over the last days")
+    @app_commands.command(name="usage", description="Jobs, predictions, images, failures and spend over the last days")
     @app_commands.describe(days=f"How many days back (1-{MAX_DAYS}, default {DEFAULT_DAYS})")
     async def usage(
         self, interaction: discord.Interaction, days: app_commands.Range[int, 1, MAX_DAYS] = DEFAULT_DAYS

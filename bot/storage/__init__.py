@@ -126,6 +126,8 @@ class JobTally:
     member_id: int | None
     model: str
     jobs: int
+    predictions: int
+    """Jobs that got a prediction (the others were canceled, refused by the API or lost before one was made)."""
     images: int
     failures: int
     """Jobs that failed or timed out (canceled ones are not failures)."""

@@ -234,7 +234,7 @@ JOB_COLUMN_NAMES = (
 JOB_COLUMNS = ", ".join(JOB_COLUMN_NAMES)
 
 TALLY_SQL = (
-    "SELECT requester_id, model, COUNT(*), COALESCE(SUM(images_delivered), 0), "
+    "SELECT requester_id, model, COUNT(*), COUNT(prediction_id), COALESCE(SUM(images_delivered), 0), "
     "COALESCE(SUM(CASE WHEN state IN ('failed', 'timed_out') THEN 1 ELSE 0 END), 0), COALESCE(SUM(cost), 0) "
     "FROM jobs WHERE guild_id = {guild} AND created_at >= {since} GROUP BY requester_id, model"
 )

@@ -980,7 +980,7 @@ class PostgresRepository:
         check_id("guild_id", guild_id)
         async with self._connection() as conn:
             rows = await conn.fetch(TALLY_SQL.format(guild="$1", since="$2"), guild_id, utc(since, "since"))
-        return [JobTally(row[0], row[1], int(row[2]), int(row[3]), int(row[4]), int(row[5])) for row in rows]
+        return [JobTally(row[0], row[1], *(int(figure) for figure in row[2:])) for row in rows]
 
     # ------------------------------------------------------------- the jobs journal
 

@@ -830,9 +830,7 @@ class SqliteRepository:
         async with self._transaction(write=False) as conn:
             rows = await self._all(conn, TALLY_SQL.format(guild="?", since="?"), (guild_id, _to_text(since)))
         return [
-            JobTally(
-                None if row[0] is None else int(row[0]), str(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5])
-            )
+            JobTally(None if row[0] is None else int(row[0]), str(row[1]), *(int(figure) for figure in row[2:]))
             for row in rows
         ]
 

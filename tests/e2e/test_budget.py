@@ -90,7 +90,7 @@ async def test_usage_embed_and_command_line_show_the_same_figures(make_stack: St
     )
     assert result.code == 0, result.err
     totals = result.out.split("Totals")[1].splitlines()[2].split()
-    assert totals == ["all", "2", "4", "0", "$0.016"]
+    assert totals == ["all", "2", "2", "4", "0", "$0.016"]
     assert FLUX_SCHNELL in result.out and str(stack.guild.member("member").id) in result.out
 
     bad = await cli("usage", "--guild", str(stack.guild.id), "--days", "400", env=base_env(), cwd=tmp_path)

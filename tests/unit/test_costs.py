@@ -127,14 +127,14 @@ def test_report_tables_align_figures() -> None:
         days=30,
         since=datetime(2025, 2, 12, tzinfo=UTC),
         until=datetime(2025, 3, 14, tzinfo=UTC),
-        total=Tally(120, 400, 3, 12_345_678),
-        members=((7, Tally(100, 390, 1, 12_000_000)), (8, Tally(20, 10, 2, 345_678))),
-        models=(("a/b", Tally(120, 400, 3, 12_345_678)),),
+        total=Tally(120, 118, 400, 3, 12_345_678),
+        members=((7, Tally(100, 99, 390, 1, 12_000_000)), (8, Tally(20, 19, 10, 2, 345_678))),
+        models=(("a/b", Tally(120, 118, 400, 3, 12_345_678)),),
     )
     tables = report_tables(report, member_name=lambda member: f"member {member}")
     assert list(tables) == ["Totals", "Top members", "Per model"]
     members = tables["Top members"]
-    assert members[0].split() == ["member", "jobs", "images", "failed", "spend"]
-    assert members[1].split() == ["member", "7", "100", "390", "1", "$12.00"]
+    assert members[0].split() == ["member", "jobs", "predictions", "images", "failed", "spend"]
+    assert members[1].split() == ["member", "7", "100", "99", "390", "1", "$12.00"]
     assert len({len(line) for line in members}) == 1  # right-aligned to one width
-    assert tables["Totals"][1].split() == ["all", "120", "400", "3", "$12.35"]
+    assert tables["Totals"][1].split() == ["all", "120", "118", "400", "3", "$12.35"]

@@ -93,8 +93,12 @@ async def test_settling_books_the_real_cost_once(repository: Repository) -> None
 
 async def test_job_tallies_count_per_member_and_model(repository: Repository) -> None:
     jobs = [
-        replace(make_job("a", guild_id=GUILD, requester_id=MEMBER, images_delivered=2), state="succeeded"),
-        replace(make_job("b", guild_id=GUILD, requester_id=MEMBER), state="failed"),
+        replace(
+            make_job("a", guild_id=GUILD, requester_id=MEMBER, images_delivered=2),
+            state="succeeded",
+            prediction_id="p1",
+        ),
+        replace(make_job("b", guild_id=GUILD, requester_id=MEMBER), state="failed", prediction_id="p2"),
         replace(make_job("c", guild_id=GUILD, requester_id=OTHER), state="timed_out"),
         replace(make_job("d", guild_id=GUILD, requester_id=OTHER), state="canceled"),
         make_job("old", guild_id=GUILD, requester_id=OTHER, created=T0 - timedelta(days=40), images_delivered=4),
@@ -104,10 +108,10 @@ async def test_job_tallies_count_per_member_and_model(repository: Repository) ->
         await repository.add_job(job)
     await repository.settle_cost("a", GUILD, MEMBER, reserved=0, actual=6_000, day=DAY)
     tallies = await repository.job_tallies(GUILD, since=T0 - timedelta(days=30))
-    by_member = {t.member_id: (t.model, t.jobs, t.images, t.failures, t.cost) for t in tallies}
+    by_member = {t.member_id: (t.model, t.jobs, t.predictions, t.images, t.failures, t.cost) for t in tallies}
     assert by_member == {
-        MEMBER: ("black-forest-labs/flux-schnell", 2, 2, 1, 6_000),
-        OTHER: ("black-forest-labs/flux-schnell", 2, 0, 1, 0),
+        MEMBER: ("black-forest-labs/flux-schnell", 2, 2, 2, 1, 6_000),
+        OTHER: ("black-forest-labs/flux-schnell", 2, 0, 0, 1, 0),
     }
 
 
