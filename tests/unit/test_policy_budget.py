@@ -1,0 +1,90 @@
+"""The policy's budgets: a charge reserves the estimated cost with the images, or refuses saying why and when."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from bot.errors import Refusal
+from bot.modelref import ModelRef
+from bot.policy import Policy
+from bot.storage import Limits
+from bot.storage.sqlite import MEMORY, SqliteRepository
+from tests.storage import T0, FakeClock
+
+GUILD = 1
+MOD = 2
+MEMBER, OTHER = 3, 4
+DIME = 100_000  # $0.10 in micro-dollars
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def repository(clock: FakeClock) -> AsyncIterator[SqliteRepository]:
+    repo = await SqliteRepository.open(MEMORY, clock=clock)
+    yield repo
+    await repo.close()
+
+
+@pytest.fixture
+def policy(repository: SqliteRepository, clock: FakeClock) -> Policy:
+    async def no_jobs(guild_id: int, member_id: int) -> int:
+        return 0
+
+    return Policy(repository, bot_models=(ModelRef.parse("a/b"),), clock=clock, active_jobs=no_jobs)
+
+
+async def test_within_the_caps_the_cost_is_reserved(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.set_budget(GUILD, actor_id=MOD, monthly=10 * DIME, member_daily=3 * DIME)
+    assert await policy.charge(GUILD, MEMBER, 1, cost=DIME) == T0.date()
+    spend = await repository.spend(GUILD, MEMBER, now=T0)
+    assert (spend.month, spend.member_today) == (DIME, DIME)
+
+
+async def test_a_members_daily_cap_refuses_with_the_spend_and_midnight(
+    policy: Policy, repository: SqliteRepository
+) -> None:
+    await repository.set_budget(GUILD, actor_id=MOD, member_daily=2 * DIME)
+    await policy.charge(GUILD, MEMBER, 1, cost=DIME)
+    await policy.charge(GUILD, MEMBER, 1, cost=DIME)
+    with pytest.raises(Refusal) as refused:
+        await policy.charge(GUILD, MEMBER, 1, cost=DIME)
+    text = str(refused.value)
+    assert "$0.20" in text and "midnight UTC" in text and "<t:" in text
+    await policy.charge(GUILD, OTHER, 1, cost=DIME)  # another member's day is their own
+
+
+async def test_the_servers_monthly_cap_refuses_everyone_until_the_month_turns(
+    policy: Policy, repository: SqliteRepository, clock: FakeClock
+) -> None:
+    await repository.set_budget(GUILD, actor_id=MOD, monthly=DIME)
+    await policy.charge(GUILD, MEMBER, 1, cost=DIME)
+    with pytest.raises(Refusal, match=r"This server's budget for this month is \$0\.10"):
+        await policy.charge(GUILD, OTHER, 1, cost=1)
+    clock.advance(timedelta(days=32).total_seconds())
+    await policy.charge(GUILD, OTHER, 1, cost=DIME)
+
+
+async def test_a_refused_budget_charges_no_images_and_no_cooldown(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.set_limits(GUILD, actor_id=MOD, cooldown_seconds=60, daily_images=5)
+    await repository.set_budget(GUILD, actor_id=MOD, member_daily=DIME)
+    with pytest.raises(Refusal):
+        await policy.charge(GUILD, MEMBER, 1, cost=2 * DIME)
+    usage = await repository.usage(GUILD, MEMBER, now=T0)
+    assert usage.images_today == 0 and usage.last_request_at is None
+
+
+async def test_free_jobs_pass_any_cap_and_refunds_give_money_back(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.set_budget(GUILD, actor_id=MOD, monthly=DIME, member_daily=DIME)
+    day = await policy.charge(GUILD, MEMBER, 1, cost=DIME)
+    await policy.charge(GUILD, MEMBER, 1, cost=0)
+    await policy.refund(GUILD, MEMBER, 1, day, cost=DIME)
+    spend = await repository.spend(GUILD, MEMBER, now=T0)
+    assert (spend.month, spend.member_today) == (0, 0)
+    assert await policy.limits_for(GUILD) == Limits()
