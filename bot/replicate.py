@@ -540,6 +540,21 @@ class ReplicateClient:
             return None
         return True
 
+    async def model_known(self, model: ModelRef, *, known: ModelRef) -> bool | None:
+        """Whether the API has ``model``, ``None`` where it cannot tell; never raises :class:`ApiError`.
+
+        ``False`` only when the API does find ``known`` (a model that exists): a gateway
+        without model routes may answer "not found" for every model, which says nothing.
+        """
+        try:
+            exists = await self.model_exists(model)
+            if exists is False and not await self.model_exists(known):
+                return None
+        except ApiError as exc:
+            log.warning("could not check model %s: %s", model, exc)
+            return None
+        return exists
+
     # ----------------------------------------------------------------- transport
 
     async def _send(

@@ -3,36 +3,33 @@
 Hidden from members without Manage Server (``default_permissions``) and
 checked again on every call, since server admins can change who sees a command.
 Every change is recorded (who, what, old → new, when) and shown by ``show``.
+The cog checks, changes and answers; :mod:`bot.discord_app.admin_views` draws the answers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.costs import next_month, parse_cap, usd
-from bot.discord_app.modlog import change_text
-from bot.modelref import InvalidModelRef, ModelRef
-from bot.policy import roles_phrase
-from bot.replicate import ApiError
-from bot.storage import AuditEntry, Budget, GuildConfig, Limits, Repository, RoleLimits
-from bot.usage import (
-    COLUMNS,
-    DEFAULT_DAYS,
-    MAX_DAYS,
-    TOP,
-    UsageReport,
-    aligned,
-    figures,
-    report_tables,
-    report_title,
-    usage_report,
+from bot.costs import parse_cap
+from bot.discord_app.admin_views import (
+    budget_embed,
+    channels_embed,
+    limits_embed,
+    model_allowed_answer,
+    models_embed,
+    role_limits_answer,
+    settings_embed,
+    usage_embed,
+    words_embed,
 )
+from bot.modelref import InvalidModelRef, ModelRef
+from bot.storage import Repository
+from bot.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -40,72 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_LIMIT = 25
-_NO_LIMIT = "no limit"
-
-
-def _limit(value: int, unit: str = "") -> str:
-    return _NO_LIMIT if value == 0 else f"{value}{unit}"
-
-
-def _cap(amount: int) -> str:
-    return "no cap" if amount == 0 else usd(amount)
-
-
-def _budget_text(budget: Budget) -> str:
-    return f"{_cap(budget.monthly)} a month for the server, {_cap(budget.member_daily)} a day per member"
-
-
-def _usage_embed(report: UsageReport) -> discord.Embed:
-    """The report at a glance: figures in code blocks (aligned), members as mentions beside theirs."""
-    embed = discord.Embed(title=report_title(report), colour=discord.Colour.blurple())
-    for title, lines in report_tables(report, member_name=str).items():
-        if title == "Top members":
-            # Mentions do not render inside code blocks: each member's figures in inline code, then the member.
-            top = report.members[:TOP]
-            header, *rows = aligned(("", *COLUMNS), [("", *figures(tally)) for _, tally in top])
-            mentions = [f"<@{member}>" if member else "(unknown)" for member, _ in top]
-            text = "\n".join([f"`{header}`", *(f"`{row}` {who}" for row, who in zip(rows, mentions, strict=True))])
-        else:
-            text = "```\n" + "\n".join(lines) + "\n```"
-        embed.add_field(name=title, value=text[:1024], inline=False)
-    if not report.total.jobs:
-        embed.description = "No /imagine jobs in this period."
-    return embed
-
-
-def _mentions(roles: Collection[int]) -> str:
-    return ", ".join(f"<@&{role}>" for role in sorted(roles))
-
-
-def _audit_line(entry: AuditEntry) -> str:
-    return f"<t:{int(entry.at.timestamp())}:R> {change_text(entry)}"
-
-
-def _model_lines(config: GuildConfig, allowed: tuple[ModelRef, ...]) -> list[str]:
-    """One line per model, default first, with the roles a model is only for."""
-    restricted = {ModelRef.parse(model): roles for model, roles in config.model_roles}
-    lines = []
-    for index, model in enumerate(allowed):
-        roles = restricted.get(model)
-        only = f" — only {_mentions(roles)}" if roles else ""
-        lines.append(f"`{model}`" + (" (default)" if index == 0 else "") + only)
-    return lines
-
-
-def _limits_text(limits: Limits | RoleLimits) -> str:
-    """``cooldown 30 s, 5 images a day, 1 jobs at once``; a limit a role does not set is left out."""
-    parts = []
-    if limits.cooldown_seconds is not None:
-        parts.append(f"cooldown {_limit(limits.cooldown_seconds, ' s')}")
-    if limits.daily_images is not None:
-        parts.append(f"{_limit(limits.daily_images)} images a day")
-    if limits.concurrent_jobs is not None:
-        parts.append(f"{_limit(limits.concurrent_jobs)} jobs at once")
-    return ", ".join(parts)
-
-
-def _role_limit_lines(config: GuildConfig) -> list[str]:
-    return [f"<@&{limits.role_id}>: {_limits_text(limits)}" for limits in config.role_limits]
 
 
 async def _reply(
@@ -180,13 +111,6 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             if typed in str(m).lower() and len(str(m)) <= 100
         ][:AUTOCOMPLETE_LIMIT]
 
-    def _models_embed(self, config: GuildConfig, allowed: tuple[ModelRef, ...]) -> discord.Embed:
-        embed = discord.Embed(title="Models", colour=discord.Colour.blurple())
-        embed.description = "\n".join(_model_lines(config, allowed))[:4000]
-        if not config.models:
-            embed.set_footer(text="This server has no list of its own: the bot-wide IMAGINE_MODELS apply.")
-        return embed
-
     # ------------------------------------------------------------------ models
 
     @models.command(name="allow", description="Allow a model on this server (with a role: only to that role)")
@@ -212,14 +136,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             await _reply(interaction, "❌ @everyone is every member: leave `role` out to allow a model to everyone.")
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        client = self.bot.core.client
-        try:
-            exists = await client.model_exists(ref)
-            if exists is False and not await client.model_exists(self.bot.settings.default_model):
-                exists = None  # not even the default model is "found": a gateway without model routes
-        except ApiError as exc:
-            exists = None
-            log.warning("could not check model %s: %s", ref, exc)
+        exists = await self.bot.core.client.model_known(ref, known=self.bot.settings.default_model)
         if exists is False:
             await interaction.followup.send(
                 f"❌ The API has no model `{ref}`. Check the spelling (owner/name).", ephemeral=True
@@ -230,17 +147,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             guild_id, str(ref), actor_id=actor, role_id=role.id if role is not None else None
         )
         config = await self._repository.guild_config(guild_id)
-        roles = config.roles_for(str(ref))
-        note = "" if exists else " (the API did not say whether it exists; it was added anyway)"
-        if not changed:
-            text = f"`{ref}` was already allowed" + (f" to {_mentions(roles)}." if roles else " to everyone.")
-        elif roles:
-            text = f"✅ `{ref}` is now allowed only to members with {roles_phrase(roles)}{note}."
-        else:
-            was = f" (it was only for {_mentions(before)})" if before else ""
-            text = f"✅ `{ref}` is now allowed to everyone{was}{note}."
-        if changed and all(config.roles_for(name) for name in config.models):
-            text += "\nEvery model on this server's list is only for some roles: members without them can't /imagine."
+        text = model_allowed_answer(ref, config, was_for=before, changed=changed, exists=exists)
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @models.command(name="remove", description="Remove a model from this server's list")
@@ -261,7 +168,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """The allowlist, default first."""
         guild_id, _ = self._ids(interaction)
         config = await self._repository.guild_config(guild_id)
-        await _reply(interaction, embed=self._models_embed(config, await self.bot.core.policy.allowed_models(guild_id)))
+        await _reply(interaction, embed=models_embed(config, await self.bot.core.policy.allowed_models(guild_id)))
 
     @models.command(name="default", description="Set the model used when /imagine names none")
     @app_commands.describe(model="One of the allowed models")
@@ -310,11 +217,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
     async def channels_list(self, interaction: discord.Interaction) -> None:
         """The allowed channels."""
         guild_id, _ = self._ids(interaction)
-        config = await self._repository.guild_config(guild_id)
-        text = ", ".join(f"<#{c}>" for c in sorted(config.channels)) or "Everywhere (no channels listed)."
-        await _reply(
-            interaction, embed=discord.Embed(title="Channels", description=text, colour=discord.Colour.blurple())
-        )
+        await _reply(interaction, embed=channels_embed(await self._repository.guild_config(guild_id)))
 
     # ------------------------------------------------------------------ words
 
@@ -336,9 +239,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
     async def words_list(self, interaction: discord.Interaction) -> None:
         """The blocked words, hidden behind spoilers."""
         guild_id, _ = self._ids(interaction)
-        config = await self._repository.guild_config(guild_id)
-        text = ", ".join(f"||{w}||" for w in config.blocked_words) or "No words are blocked."
-        await _reply(interaction, embed=discord.Embed(title="Blocked words", description=text[:4000]))
+        await _reply(interaction, embed=words_embed(await self._repository.guild_config(guild_id)))
 
     # ------------------------------------------------------------------ mod-log
 
@@ -396,21 +297,13 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             await _reply(interaction, "❌ `clear` forgets a role's limits: name the `role`.")
             return
         if cooldown is None and daily is None and concurrent is None:
-            current = (await self._repository.guild_config(guild_id)).limits
-            title = "Limits"
+            current, title = (await self._repository.guild_config(guild_id)).limits, "Limits"
         else:
             current = await self._repository.set_limits(
                 guild_id, actor_id=actor, cooldown_seconds=cooldown, daily_images=daily, concurrent_jobs=concurrent
             )
             title = "Limits changed"
-        embed = discord.Embed(title=title, colour=discord.Colour.blurple())
-        embed.add_field(name="Cooldown", value=_limit(current.cooldown_seconds, " s"))
-        embed.add_field(name="Images per day", value=_limit(current.daily_images))
-        embed.add_field(name="Jobs at once", value=_limit(current.concurrent_jobs))
-        roles = _role_limit_lines(await self._repository.guild_config(guild_id))
-        if roles:
-            embed.add_field(name="Roles (the most generous applies)", value="\n".join(roles)[:1024], inline=False)
-        await _reply(interaction, embed=embed)
+        await _reply(interaction, embed=limits_embed(title, current, await self._repository.guild_config(guild_id)))
 
     @app_commands.command(name="budget", description="Spending caps in US dollars (0: no cap); no option shows spend")
     @app_commands.describe(
@@ -425,10 +318,6 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
     ) -> None:
         """Show the caps and this month's spend, or change the caps."""
         guild_id, actor = self._ids(interaction)
-        if self.bot.core.pricing.prices:
-            unpriced = ""
-        else:
-            unpriced = "\n⚠️ The bot's owner has set no prices (IMAGINE_PRICES): every job costs nothing."
         if monthly is None and member_daily is None:
             budget, title = await self._repository.budget(guild_id), "Budget"
         else:
@@ -444,18 +333,8 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             title = "Budget changed"
         now = self.bot.core.clock.now()
         spend = await self._repository.spend(guild_id, actor, now=now)
-        resets = int(next_month(now.date()).timestamp())
-        embed = discord.Embed(title=title, colour=discord.Colour.blurple(), description=unpriced.strip() or None)
-        embed.add_field(name="Per month (server)", value=_cap(budget.monthly))
-        embed.add_field(name="Per day (each member)", value=_cap(budget.member_daily))
-        embed.add_field(
-            name="Spent this month",
-            value=f"{usd(spend.month)}"
-            + (f" of {usd(budget.monthly)}" if budget.monthly else "")
-            + f", resets <t:{resets}:R>",
-            inline=False,
-        )
-        await _reply(interaction, embed=embed)
+        priced = bool(self.bot.core.pricing.prices)
+        await _reply(interaction, embed=budget_embed(title, budget, spend, now, priced=priced))
 
     @app_commands.command(name="usage", description="Jobs, predictions, images, failures and spend over the last days")
     @app_commands.describe(days=f"How many days back (1-{MAX_DAYS}, default {DEFAULT_DAYS})")
@@ -468,7 +347,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             await _reply(interaction, f"❌ days must be from 1 to {MAX_DAYS}, got {days}.")
             return
         report = await usage_report(self._repository, guild_id, days=days, now=self.bot.core.clock.now())
-        await _reply(interaction, embed=_usage_embed(report))
+        await _reply(interaction, embed=usage_embed(report))
 
     async def _role_limits(
         self,
@@ -494,8 +373,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             await _reply(interaction, text)
             return
         if cooldown is None and daily is None and concurrent is None:
-            config = await self._repository.guild_config(guild_id)
-            current = next((r for r in config.role_limits if r.role_id == role.id), RoleLimits(role.id))
+            current = (await self._repository.guild_config(guild_id)).limits_of_role(role.id)
         else:
             current = await self._repository.set_role_limits(
                 guild_id,
@@ -506,12 +384,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
                 concurrent_jobs=concurrent,
             )
         server = (await self._repository.guild_config(guild_id)).limits
-        own = _limits_text(current) or "none of its own"
-        await _reply(
-            interaction,
-            f"Limits for {role.mention}: {own}.\nThe server's: {_limits_text(server)}. "
-            "A member gets the most generous of the server's and their roles' limits (no limit is the most).",
-        )
+        await _reply(interaction, role_limits_answer(role.mention, current, server))
 
     @app_commands.command(name="show", description="Every /imagine setting of this server")
     async def show(self, interaction: discord.Interaction) -> None:
@@ -519,28 +392,9 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         guild_id, _ = self._ids(interaction)
         config = await self._repository.guild_config(guild_id)
         allowed = await self.bot.core.policy.allowed_models(guild_id)
-        embed = discord.Embed(title="/imagine settings", colour=discord.Colour.blurple())
-        models = "\n".join(_model_lines(config, allowed))
-        if not config.models:
-            models += "\n*bot-wide list (this server has none of its own)*"
-        embed.add_field(name="Models", value=models[:1024], inline=False)
-        channels = ", ".join(f"<#{c}>" for c in sorted(config.channels)) or "everywhere"
-        embed.add_field(name="Channels", value=channels[:1024], inline=False)
-        words = ", ".join(f"||{w}||" for w in config.blocked_words) or "none"
-        embed.add_field(name=f"Blocked words ({len(config.blocked_words)})", value=words[:1024], inline=False)
-        embed.add_field(name="Limits", value=_limits_text(config.limits), inline=False)
-        role_limits = _role_limit_lines(config)
-        if role_limits:
-            embed.add_field(
-                name="Limits per role (most generous applies)", value="\n".join(role_limits)[:1024], inline=False
-            )
-        log_channel = f"<#{config.log_channel_id}>" if config.log_channel_id is not None else "off"
-        embed.add_field(name="Mod-log", value=log_channel, inline=False)
-        embed.add_field(name="Budget", value=_budget_text(await self._repository.budget(guild_id)), inline=False)
-        entries = await self._repository.audit_log(guild_id, limit=10)
-        history = "\n".join(_audit_line(entry) for entry in entries) or "no changes yet"
-        embed.add_field(name="Latest changes", value=history[:1024], inline=False)
-        await _reply(interaction, embed=embed)
+        budget = await self._repository.budget(guild_id)
+        changes = await self._repository.audit_log(guild_id, limit=10)
+        await _reply(interaction, embed=settings_embed(config, allowed, budget, changes))
 
 
 async def setup(bot: ImagineBot) -> None:

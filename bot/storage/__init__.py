@@ -75,6 +75,14 @@ class GuildConfig:
         """The roles ``model`` (as stored) is restricted to; empty: everyone may use it."""
         return next((roles for name, roles in self.model_roles if name == model), frozenset())
 
+    def limits_of_role(self, role_id: int) -> RoleLimits:
+        """The limits set for ``role_id``; a role without any gets one that sets none."""
+        return next((limits for limits in self.role_limits if limits.role_id == role_id), RoleLimits(role_id))
+
+    def every_model_restricted(self) -> bool:
+        """Whether the server's own list has models and each is only for some roles: members without them get none."""
+        return bool(self.models) and all(self.roles_for(model) for model in self.models)
+
 
 @dataclass(frozen=True)
 class AuditEntry:

@@ -9,7 +9,7 @@ import pytest
 from bot.errors import Refusal
 from bot.modelref import ModelRef
 from bot.policy import Policy, effective_limits
-from bot.storage import Limits, RoleLimits
+from bot.storage import GuildConfig, Limits, RoleLimits
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import FakeClock
 
@@ -18,6 +18,24 @@ MOD = 2
 MEMBER = 3
 VIP, STAFF, OTHER = 10, 11, 12
 OPEN, PRO, LAB = "a/open", "a/pro", "a/lab"
+
+
+# ---------------------------------------------------------------------------- a server's roles at a glance
+
+
+def test_a_role_without_limits_of_its_own_sets_none() -> None:
+    config = GuildConfig(GUILD, role_limits=(RoleLimits(VIP, daily_images=50),))
+    assert config.limits_of_role(VIP) == RoleLimits(VIP, daily_images=50)
+    assert config.limits_of_role(STAFF) == RoleLimits(STAFF)
+
+
+def test_every_model_restricted_only_when_the_servers_own_list_is_all_for_roles() -> None:
+    only_vip = frozenset({VIP})
+    assert GuildConfig(
+        GUILD, models=(PRO, LAB), model_roles=((PRO, only_vip), (LAB, only_vip))
+    ).every_model_restricted()
+    assert not GuildConfig(GUILD, models=(OPEN, PRO), model_roles=((PRO, only_vip),)).every_model_restricted()
+    assert not GuildConfig(GUILD).every_model_restricted()  # no list of its own: the bot-wide models, open to all
 
 
 # ---------------------------------------------------------------------------- most generous limits

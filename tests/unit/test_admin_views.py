@@ -1,0 +1,156 @@
+"""How ``/imagine-admin`` answers look: limits, caps, models with their roles, budget, usage and ``show``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import discord
+
+from bot.discord_app.admin_views import (
+    FIELD_LIMIT,
+    audit_line,
+    budget_embed,
+    budget_text,
+    channels_embed,
+    limits_embed,
+    limits_text,
+    model_allowed_answer,
+    model_lines,
+    models_embed,
+    role_limits_answer,
+    settings_embed,
+    usage_embed,
+    words_embed,
+)
+from bot.modelref import ModelRef
+from bot.storage import AuditEntry, Budget, GuildConfig, Limits, RoleLimits, Spend
+from bot.usage import Tally, UsageReport
+
+GUILD, MOD, VIP, STAFF = 1, 900, 70, 71
+FLUX, LORA = "black-forest-labs/flux-schnell", "lucataco/flux-schnell-lora"
+NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+APRIL = int(datetime(2025, 4, 1, tzinfo=UTC).timestamp())
+
+
+def allowed(*models: str) -> tuple[ModelRef, ...]:
+    return tuple(ModelRef.parse(model) for model in models)
+
+
+def fields(embed: discord.Embed) -> dict[str, str]:
+    return {field.name or "": field.value or "" for field in embed.fields}
+
+
+def test_limits_read_as_sentences_and_leave_out_what_a_role_does_not_set() -> None:
+    assert limits_text(Limits(30, 5, 1)) == "cooldown 30 s, 5 images a day, 1 jobs at once"
+    assert limits_text(Limits()) == "cooldown no limit, no limit images a day, no limit jobs at once"
+    assert limits_text(RoleLimits(VIP, daily_images=0)) == "no limit images a day"
+    assert limits_text(RoleLimits(VIP)) == ""
+
+
+def test_a_role_without_limits_of_its_own_says_so_beside_the_servers() -> None:
+    text = role_limits_answer("<@&70>", RoleLimits(VIP), Limits(daily_images=5))
+    assert text.startswith("Limits for <@&70>: none of its own.\nThe server's: cooldown no limit, 5 images a day,")
+    assert "most generous" in text
+
+
+def test_models_default_first_with_the_roles_they_are_only_for() -> None:
+    config = GuildConfig(GUILD, models=(FLUX, LORA), model_roles=((LORA, frozenset({STAFF, VIP})),))
+    assert model_lines(config, allowed(FLUX, LORA)) == [f"`{FLUX}` (default)", f"`{LORA}` — only <@&70>, <@&71>"]
+    assert models_embed(config, allowed(FLUX, LORA)).footer.text is None
+    assert "bot-wide IMAGINE_MODELS" in (models_embed(GuildConfig(GUILD), allowed(FLUX)).footer.text or "")
+
+
+def test_allowing_a_model_says_who_may_use_it_now() -> None:
+    ref = ModelRef.parse(LORA)
+    only_vip = GuildConfig(GUILD, models=(LORA,), model_roles=((LORA, frozenset({VIP})),))
+    everyone = GuildConfig(GUILD, models=(FLUX, LORA))
+
+    text = model_allowed_answer(ref, only_vip, was_for=frozenset(), changed=True, exists=True)
+    assert text.startswith(f"✅ `{LORA}` is now allowed only to members with the <@&70> role.")
+    assert "Every model on this server's list is only for some roles" in text
+    opened = model_allowed_answer(ref, everyone, was_for={VIP}, changed=True, exists=None)
+    assert opened == (
+        f"✅ `{LORA}` is now allowed to everyone (it was only for <@&70>)"
+        " (the API did not say whether it exists; it was added anyway)."
+    )
+    assert model_allowed_answer(ref, only_vip, was_for={VIP}, changed=False, exists=True) == (
+        f"`{LORA}` was already allowed to <@&70>."
+    )
+    assert model_allowed_answer(ref, everyone, was_for=(), changed=False, exists=True) == (
+        f"`{LORA}` was already allowed to everyone."
+    )
+
+
+def test_channels_and_words_lists() -> None:
+    assert channels_embed(GuildConfig(GUILD, channels=frozenset({12, 11}))).description == "<#11>, <#12>"
+    assert channels_embed(GuildConfig(GUILD)).description == "Everywhere (no channels listed)."
+    assert words_embed(GuildConfig(GUILD, blocked_words=("a", "b"))).description == "||a||, ||b||"
+    assert words_embed(GuildConfig(GUILD)).description == "No words are blocked."
+
+
+def test_limits_embed_lists_the_roles_own_limits_only_when_there_are_some() -> None:
+    config = GuildConfig(GUILD, role_limits=(RoleLimits(VIP, daily_images=50),))
+    shown = fields(limits_embed("Limits changed", Limits(cooldown_seconds=30), config))
+    assert shown["Cooldown"] == "30 s" and shown["Images per day"] == "no limit"
+    assert shown["Roles (the most generous applies)"] == "<@&70>: 50 images a day"
+    assert "Roles (the most generous applies)" not in fields(limits_embed("Limits", Limits(), GuildConfig(GUILD)))
+
+
+def test_budget_shows_caps_spend_and_when_the_month_resets() -> None:
+    budget = Budget(monthly=50_000_000, member_daily=0)
+    assert budget_text(budget) == "$50.00 a month for the server, no cap a day per member"
+    embed = budget_embed("Budget", budget, Spend(month=1_250_000), NOW, priced=True)
+    assert embed.description is None
+    assert fields(embed) == {
+        "Per month (server)": "$50.00",
+        "Per day (each member)": "no cap",
+        "Spent this month": f"$1.25 of $50.00, resets <t:{APRIL}:R>",
+    }
+    unpriced = budget_embed("Budget", Budget(), Spend(), NOW, priced=False)
+    assert "IMAGINE_PRICES" in (unpriced.description or "")
+    assert fields(unpriced)["Spent this month"] == f"$0.00, resets <t:{APRIL}:R>"
+
+
+def test_usage_names_members_by_mention_beside_their_figures() -> None:
+    tally = Tally(jobs=3, predictions=3, images=5, failures=1, cost=30_000)
+    report = UsageReport(
+        GUILD,
+        30,
+        NOW - timedelta(days=30),
+        NOW,
+        tally,
+        members=((MOD, tally), (None, Tally())),
+        models=((FLUX, tally),),
+    )
+    embed = usage_embed(report)
+    members = fields(embed)["Top members"].splitlines()
+    assert members[0].startswith("`") and members[1].endswith(f"` <@{MOD}>") and members[2].endswith("` (unknown)")
+    assert fields(embed)["Per model"].startswith("```\n") and embed.description is None
+    empty = UsageReport(GUILD, 1, NOW - timedelta(days=1), NOW, Tally(), members=(), models=())
+    assert usage_embed(empty).description == "No /imagine jobs in this period."
+
+
+def test_show_has_every_setting_and_the_latest_changes() -> None:
+    change = AuditEntry(GUILD, MOD, "words add", None, "spoiler", NOW)
+    config = GuildConfig(
+        GUILD,
+        channels=frozenset({11}),
+        blocked_words=("x" * 2000,),
+        log_channel_id=12,
+        role_limits=(RoleLimits(VIP, concurrent_jobs=2),),
+    )
+    shown = fields(settings_embed(config, allowed(FLUX), Budget(), [change]))
+    assert shown["Models"] == f"`{FLUX}` (default)\n*bot-wide list (this server has none of its own)*"
+    assert shown["Channels"] == "<#11>" and shown["Mod-log"] == "<#12>"
+    assert len(shown["Blocked words (1)"]) == FIELD_LIMIT
+    assert shown["Limits per role (most generous applies)"] == "<@&70>: 2 jobs at once"
+    assert shown["Budget"] == "no cap a month for the server, no cap a day per member"
+    assert (
+        shown["Latest changes"]
+        == audit_line(change)
+        == f"<t:{int(NOW.timestamp())}:R> <@900> **words add**: — → ||spoiler||"
+    )
+
+    bare = fields(settings_embed(GuildConfig(GUILD), allowed(FLUX), Budget(), []))
+    assert bare["Channels"] == "everywhere" and bare["Mod-log"] == "off" and bare["Latest changes"] == "no changes yet"
+    assert "Limits per role (most generous applies)" not in bare
