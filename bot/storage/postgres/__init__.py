@@ -1,0 +1,58 @@
+"""The shared store: :class:`bot.storage.Repository` on PostgreSQL, for one process or many.
+
+One :class:`PostgresRepository` owns an asyncpg pool. Every method is one
+transaction on one pooled connection; many processes may use the same database
+at once, so correctness never rests on anything held in this process:
+
+* **Read-modify-write under row locks.** A change that depends on what is
+  stored (a charge against today's count, new limits against the old ones)
+  first locks the row (``SELECT … FOR UPDATE``), after making sure it exists
+  with ``INSERT … ON CONFLICT DO NOTHING``; a concurrent transaction, in this
+  process or another, waits for the lock and then sees the committed result.
+  Plain changes are single conditional statements (``… ON CONFLICT DO
+  NOTHING RETURNING``, ``DELETE … RETURNING``, ``UPDATE … WHERE refunded = 0
+  RETURNING``), whose row counts say whether anything happened.
+* **Audit in the same transaction** as the change it records, as on SQLite.
+* **Settings cache: LISTEN/NOTIFY.** Every settings change notifies every
+  process, whose dedicated LISTEN connection drops that guild's cached
+  settings; nothing is cached while that connection is down, and each entry
+  expires after :data:`CACHE_MAX_AGE` (5 s) whatever happens. Normally another
+  process's change is seen as soon as its notification arrives, within
+  milliseconds; this process's own changes at once.
+
+Discord ids are BIGINT (snowflakes are below 2**63), moments TIMESTAMPTZ
+(returned in UTC), the journal's request and target JSONB.
+
+:class:`PostgresRepository` is composed of one part per responsibility, all
+over the pool of :class:`~bot.storage.postgres.base.PostgresBase` (``base.py``:
+the pool, its transactions, small SQL helpers and the audit):
+
+* ``notifications.py``: the settings cache and the LISTEN connection;
+* ``settings.py``: the moderation settings;
+* ``usage.py``: member usage, charges and refunds, budgets and spend;
+* ``journal.py``: the jobs journal;
+* ``cluster.py``: processes, job claims, run times and webhooks.
+
+Its schema is built by :mod:`bot.storage.postgres_migrations`.
+"""
+
+from __future__ import annotations
+
+from bot.storage.postgres.base import CONNECT_TIMEOUT
+from bot.storage.postgres.cluster import PostgresCluster
+from bot.storage.postgres.journal import PostgresJournal
+from bot.storage.postgres.notifications import CACHE_MAX_AGE, SETTINGS_CHANNEL, WEBHOOK_CHANNEL
+from bot.storage.postgres.settings import PostgresSettings
+from bot.storage.postgres.usage import PostgresUsage
+
+__all__ = [
+    "CACHE_MAX_AGE",
+    "CONNECT_TIMEOUT",
+    "SETTINGS_CHANNEL",
+    "WEBHOOK_CHANNEL",
+    "PostgresRepository",
+]
+
+
+class PostgresRepository(PostgresSettings, PostgresUsage, PostgresJournal, PostgresCluster):
+    """:class:`bot.storage.Repository` on PostgreSQL. Open it with :meth:`open`."""

@@ -1,0 +1,221 @@
+"""The PostgreSQL backend's foundation: the pool, its transactions, small SQL helpers and the audit.
+
+Every method of the repository is one transaction (or one statement) on one
+pooled connection; :meth:`PostgresBase.close` waits for the calls in flight.
+Each audit entry is written in the transaction of the change it records, and
+sends the ``NOTIFY`` that makes every process forget the guild's cached settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+import asyncpg
+
+from bot.clock import Clock, SystemClock
+from bot.storage import AuditEntry, RepositoryClosedError, StorageError
+from bot.storage.common import SettingsChanges, utc
+from bot.storage.migrations import Migration
+from bot.storage.postgres.notifications import CONNECT_ERRORS, SETTINGS_CHANNEL, SettingsCache, SettingsListener
+from bot.storage.postgres_migrations import MIGRATIONS, apply_migrations
+from bot.storage.urls import DatabaseUrl, mask_url, parse_database_url
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for the server to answer a new connection: a wrong host fails quickly, not in a minute."""
+
+
+async def _init_connection(conn: Any) -> None:
+    """Every connection decodes JSONB to Python objects and encodes them back, as the SQLite side does by hand."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class PostgresBase:
+    """Pool, transactions and audit, shared by every part of :class:`~bot.storage.postgres.PostgresRepository`."""
+
+    def __init__(
+        self,
+        pool: Any,
+        listener: SettingsListener,
+        cache: SettingsCache,
+        *,
+        url: DatabaseUrl,
+        clock: Clock | None = None,
+        applied_migrations: Sequence[int] = (),
+    ) -> None:
+        """Wrap an open pool over a migrated database; use :meth:`open` rather than calling this directly."""
+        self._pool: Any = pool
+        self._listener = listener
+        self._cache = cache
+        self._url = url
+        self._clock: Clock = clock or SystemClock()
+        self.applied_migrations = tuple(applied_migrations)
+        """The schema versions this open applied (empty if the database was up to date)."""
+        self._closed = False
+        self._changes = SettingsChanges()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        pool_size: int = 10,
+    ) -> Self:
+        """Connect to the database at ``url``, bring its schema up to date, and open a pool.
+
+        Raises :class:`~bot.storage.StorageError` (its message shows the URL with
+        the password masked) when the server cannot be reached or refuses us,
+        and :class:`~bot.storage.SchemaVersionError` for a database written by a
+        newer bot.
+        """
+        try:
+            parsed = parse_database_url(url)
+        except ValueError as exc:
+            raise StorageError(f"DATABASE_URL {exc}") from None
+        if parsed.backend != "postgres":
+            raise StorageError(f"not a PostgreSQL URL: {parsed.masked}")
+        where = f"the database {parsed.masked}"
+        try:
+            conn = await asyncpg.connect(parsed.url, timeout=connect_timeout)
+        except CONNECT_ERRORS as exc:
+            raise StorageError(f"cannot connect to {where}: {_reason(exc)}") from None
+        pool: Any = None
+        cache = SettingsCache()
+        listener = SettingsListener(parsed, cache, connect_timeout=connect_timeout)
+        try:
+            try:
+                applied = await apply_migrations(conn, migrations, now=(clock or SystemClock()).now(), where=where)
+                pool = await asyncpg.create_pool(
+                    parsed.url,
+                    min_size=1,
+                    max_size=pool_size,
+                    timeout=connect_timeout,
+                    init=_init_connection,
+                )
+                # The migration connection becomes the dedicated LISTEN connection.
+                await listener.start(conn)
+            except CONNECT_ERRORS as exc:
+                raise StorageError(f"cannot use {where}: {_reason(exc)}") from None
+        except BaseException:
+            await listener.close()
+            if pool is not None:
+                await pool.close()
+            with contextlib.suppress(*CONNECT_ERRORS):
+                await conn.close(timeout=connect_timeout)
+            raise
+        return cls(pool, listener, cache, url=parsed, clock=clock, applied_migrations=applied)
+
+    async def close(self) -> None:
+        """Release the database once the calls in flight have finished; later calls raise. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._idle.wait()
+        await self._listener.close()
+        await self._pool.close()
+
+    @property
+    def url(self) -> str:
+        """The database's URL with its password masked."""
+        return self._url.masked
+
+    async def ping(self) -> None:
+        """``SELECT 1`` on a pooled connection."""
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """One pooled connection, counted in flight so that :meth:`close` waits for it."""
+        if self._closed:
+            raise RepositoryClosedError(f"the repository for {self._url.masked} is closed")
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """One READ COMMITTED transaction; committed on success, rolled back otherwise (cancellation included).
+
+        Reads need none: each is a single statement, which sees one snapshot by itself.
+        """
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction():
+                    yield conn
+            except BaseException:
+                self._changes.discard(conn)
+                raise
+            committed = self._changes.take(conn)
+        for entry in committed:
+            # Again after the commit: a read between _audit's invalidation and the commit saw the old settings
+            # and may have cached them; the listeners below read the new ones.
+            self._cache.invalidate(entry.guild_id)
+        self._changes.announce(committed)
+
+    # ------------------------------------------------------------- small SQL helpers
+
+    @staticmethod
+    async def _ensure_guild(conn: Any, guild_id: int) -> None:
+        # The guilds row is the parent every per-server row points to.
+        await conn.execute("INSERT INTO guilds (guild_id) VALUES ($1) ON CONFLICT DO NOTHING", guild_id)
+
+    async def _audit(
+        self, conn: Any, guild_id: int, actor_id: int, action: str, before: str | None, after: str | None
+    ) -> None:
+        # Every settings change is audited, so this is the one place that tells every process
+        # (this one included: the notification comes back to our own listener) to forget the guild.
+        self._cache.invalidate(guild_id)
+        entry = AuditEntry(guild_id, actor_id, action, before, after, utc(self._clock.now()))
+        await conn.execute(
+            "INSERT INTO audit_log (guild_id, actor_id, action, before, after, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            guild_id,
+            actor_id,
+            action,
+            before,
+            after,
+            entry.at,
+        )
+        await conn.execute("SELECT pg_notify($1, $2)", SETTINGS_CHANNEL, str(guild_id))
+        self._changes.record(conn, entry)
+
+    @staticmethod
+    async def _locked_guild(conn: Any, guild_id: int) -> Any:
+        """The guild's row, created if need be and locked until the transaction ends.
+
+        ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE``: inserting a child row
+        (an allowed model, a usage row) only needs ``KEY SHARE`` on its parent,
+        which this does not block.
+        """
+        await PostgresBase._ensure_guild(conn, guild_id)
+        return await conn.fetchrow(
+            "SELECT default_model, cooldown_seconds, daily_images, concurrent_jobs, log_channel_id FROM guilds "
+            "WHERE guild_id = $1 FOR NO KEY UPDATE",
+            guild_id,
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, password-free reason for a failed connection."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer in time"
+    # asyncpg's messages name hosts and users, never passwords; mask anyway in case a URL is quoted.
+    return mask_url(str(exc) or type(exc).__name__)

@@ -1,0 +1,155 @@
+"""The PostgreSQL backend's share of a deployment: processes and their heartbeats, job claims and
+ownership, models' usual run times and received webhooks (announced to every process by ``NOTIFY``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.storage import JobRecord
+from bot.storage.common import JOB_COLUMNS, RUN_TIME_WEIGHT, job_record
+from bot.storage.postgres.base import PostgresBase
+from bot.storage.postgres.notifications import WEBHOOK_CHANNEL
+
+_LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+"""The last sign of life given to a process known to be gone."""
+
+
+class PostgresCluster(PostgresBase):
+    """Processes, claims of unfinished jobs, run times and webhooks, shared by every process."""
+
+    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
+        """Record a starting process; forget processes dead for a day that own no unfinished job."""
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM webhooks WHERE received_at < $1", now - timedelta(days=1))
+            await conn.execute(
+                "DELETE FROM processes WHERE alive_at < $1 AND incarnation NOT IN "
+                "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
+                now - timedelta(days=1),
+            )
+            await conn.execute(
+                "INSERT INTO processes (incarnation, name, shards, started_at, alive_at) VALUES ($1, $2, $3, $4, $4)",
+                incarnation,
+                name,
+                shards,
+                now,
+            )
+
+    async def heartbeat(self, incarnation: str, *, now: datetime, alive_since: datetime) -> int:
+        """Record the process alive; the number of processes alive since ``alive_since``."""
+        async with self._connection() as conn:
+            live = await conn.fetchval(
+                "WITH beat AS (UPDATE processes SET alive_at = $2 WHERE incarnation = $1) "
+                "SELECT COUNT(*) FROM processes WHERE alive_at >= $3 OR incarnation = $1",
+                incarnation,
+                now,
+                alive_since,
+            )
+        return max(1, int(live))
+
+    async def claim_jobs(
+        self, incarnation: str, *, name: str | None = None, dead_before: datetime | None = None
+    ) -> list[JobRecord]:
+        """Take unfinished jobs of earlier incarnations of ``name`` (and ownerless ones), or of dead processes.
+
+        One ``UPDATE``: a row another claimer took first is re-checked after its lock and no longer matches
+        (its new owner is neither an earlier incarnation of ``name`` nor a dead process).
+        """
+        if name is not None:
+            where = (
+                "(owner IS NULL OR owner IN (SELECT incarnation FROM processes WHERE name = $2 AND incarnation <> $1))"
+            )
+            argument: Any = name
+        elif dead_before is not None:
+            where = "owner IN (SELECT incarnation FROM processes WHERE alive_at < $2 AND incarnation <> $1)"
+            argument = dead_before
+        else:
+            return []
+        async with self._transaction() as conn:
+            rows = await conn.fetch(
+                f"UPDATE jobs SET owner = $1 WHERE ended_at IS NULL AND {where} RETURNING seq, {JOB_COLUMNS}",
+                incarnation,
+                argument,
+            )
+            if name is not None:
+                # Earlier incarnations of this name are this process before its restart: dead now that their
+                # jobs are taken back (not before: another process could have taken them over meanwhile).
+                await conn.execute(
+                    "UPDATE processes SET alive_at = $1 WHERE name = $2 AND incarnation <> $3",
+                    _LONG_AGO,
+                    name,
+                    incarnation,
+                )
+        return [job_record(row) for row in sorted(rows, key=lambda row: (row["created_at"], row["seq"]))]
+
+    async def owned_jobs(self, incarnation: str, job_ids: Collection[str]) -> set[str]:
+        """Which of ``job_ids`` this incarnation still owns."""
+        if not job_ids:
+            return set()
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT job_id FROM jobs WHERE owner = $1 AND job_id = ANY($2::text[])", incarnation, list(job_ids)
+            )
+        return {str(row["job_id"]) for row in rows}
+
+    async def model_run_time(self, model: str) -> float | None:
+        """The model's usual run time."""
+        async with self._connection() as conn:
+            seconds = await conn.fetchval("SELECT seconds FROM model_run_times WHERE model = $1", model)
+        return None if seconds is None else float(seconds)
+
+    async def record_run_time(self, model: str, seconds: float, *, now: datetime) -> None:
+        """An exponential moving average, updated in one statement (concurrent ends from any process)."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO model_run_times AS t (model, seconds, samples, updated_at) VALUES ($1, $2, 1, $3) "
+                "ON CONFLICT (model) DO UPDATE SET seconds = t.seconds + $4 * (excluded.seconds - t.seconds), "
+                "samples = t.samples + 1, updated_at = excluded.updated_at",
+                model,
+                seconds,
+                now,
+                RUN_TIME_WEIGHT,
+            )
+
+    # ------------------------------------------------------------- webhooks
+
+    async def record_webhook(
+        self,
+        webhook_id: str,
+        prediction_id: str,
+        *,
+        status: str,
+        terminal: bool,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Keep a verified webhook unless its id was seen before; tell every process (``NOTIFY``, on commit)."""
+        async with self._transaction() as conn:
+            inserted = await conn.fetchval(
+                "INSERT INTO webhooks (webhook_id, prediction_id, status, terminal, payload, received_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (webhook_id) DO NOTHING RETURNING true",
+                webhook_id,
+                prediction_id,
+                status,
+                terminal,
+                dict(payload),
+                now,
+            )
+            if inserted:
+                await conn.execute("SELECT pg_notify($1, $2)", WEBHOOK_CHANNEL, prediction_id)
+        return bool(inserted)
+
+    async def latest_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """A terminal payload of the prediction if there is one, else the newest."""
+        async with self._connection() as conn:
+            payload = await conn.fetchval(
+                "SELECT payload FROM webhooks WHERE prediction_id = $1 "
+                "ORDER BY terminal DESC, received_at DESC LIMIT 1",
+                prediction_id,
+            )
+        return payload if isinstance(payload, dict) else None
+
+    def on_webhook(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(prediction_id)`` for every webhook any process records."""
+        self._listener.webhook_listeners.append(listener)

@@ -1,0 +1,260 @@
+"""The PostgreSQL backend's member usage and spending: charges against limits and budgets, refunds,
+real costs settled, the budgets themselves and the tallies the usage report reads. Charges and refunds
+stay exact across processes: they queue on row locks or are single statements."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+
+from bot.costs import month_of
+from bot.storage import Budget, Charge, JobTally, Limits, Spend, Usage
+from bot.storage.common import (
+    TALLY_SQL,
+    budget_text,
+    check_id,
+    decide_budget,
+    decide_charge,
+    image_count,
+    non_negative,
+    usage_on,
+    utc,
+)
+from bot.storage.postgres.base import PostgresBase
+
+
+class PostgresUsage(PostgresBase):
+    """What members used and servers spent."""
+
+    async def usage(self, guild_id: int, member_id: int, *, now: datetime) -> Usage:
+        """A member's usage today (UTC day of ``now``)."""
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        today = utc(now).date()
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT day, images_today, last_request_at, spent_today FROM member_usage "
+                "WHERE guild_id = $1 AND member_id = $2",
+                guild_id,
+                member_id,
+            )
+        if row is None:
+            return usage_on(today, None, 0, None)
+        return usage_on(today, row["day"], row["images_today"], row["last_request_at"], row["spent_today"])
+
+    async def charge(
+        self, guild_id: int, member_id: int, images: int, *, limits: Limits, now: datetime, cost: int = 0
+    ) -> Charge:
+        """Atomically check the cooldown, the daily limit, then the budgets, and if all allow it record the request.
+
+        The member's usage row is created if missing (a row for today with
+        nothing used is the same as no row) and locked, so concurrent charges
+        from any number of connections and processes queue on it: each sees
+        the count the previous one committed. A charge with a cost first locks
+        the server's row of the month (every transaction that takes both locks
+        the month's before the member's, so none deadlock), so charges
+        against the monthly budget queue on it. Refusals change nothing that
+        :meth:`usage` or :meth:`spend` can see.
+        """
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        image_count(images, minimum=1)
+        non_negative("cost", cost)
+        now = utc(now)
+        today = now.date()
+        async with self._transaction() as conn:
+            await self._ensure_guild(conn, guild_id)
+            month_spent = await self._locked_month_spend(conn, guild_id, today) if cost else 0
+            await conn.execute(
+                "INSERT INTO member_usage (guild_id, member_id, day) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                guild_id,
+                member_id,
+                today,
+            )
+            row = await conn.fetchrow(
+                "SELECT day, images_today, last_request_at, spent_today FROM member_usage "
+                "WHERE guild_id = $1 AND member_id = $2 FOR UPDATE",
+                guild_id,
+                member_id,
+            )
+            usage = usage_on(today, row["day"], row["images_today"], row["last_request_at"], row["spent_today"])
+            decision = decide_charge(usage, images, limits=limits, now=now)
+            if not decision.charged:
+                return decision
+            if cost:
+                spend = Spend(month_spent, usage.spent_today)
+                over = decide_budget(await self._budget(conn, guild_id), spend, cost)
+                if over is not None:
+                    return replace(decision, charged=False, usage=usage, over_budget=over, spend=spend)
+                await self._add_month_spend(conn, guild_id, today, cost)
+                decision = replace(decision, spend=Spend(spend.month + cost, spend.member_today + cost))
+            await conn.execute(
+                "UPDATE member_usage SET day = $3, images_today = $4, last_request_at = $5, spent_today = $6 "
+                "WHERE guild_id = $1 AND member_id = $2",
+                guild_id,
+                member_id,
+                today,
+                decision.usage.images_today,
+                now,
+                usage.spent_today + cost,
+            )
+        return replace(decision, usage=replace(decision.usage, spent_today=usage.spent_today + cost))
+
+    async def refund(self, guild_id: int, member_id: int, images: int, *, day: date, cost: int = 0) -> None:
+        """Give back images charged on ``day`` that were not delivered (never below zero; other days: nothing),
+        and ``cost`` reserved (the month's spend, and the member's if ``day`` is still on record).
+        """
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        if image_count(images, minimum=0) == 0 and not non_negative("cost", cost):
+            return
+        async with self._transaction() as conn:
+            if cost:
+                await self._move_spend(conn, guild_id, member_id, -cost, day)  # month's row first, as charge
+            await self._give_back(conn, guild_id, member_id, images, day)
+
+    async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
+        """Refund a journaled job's undelivered images, once: ``False`` if it already was."""
+        async with self._transaction() as conn:
+            # The row lock of this UPDATE makes a second, concurrent refund wait and then find refunded <> 0.
+            marked = await conn.fetchval(
+                "UPDATE jobs SET refunded = $1 WHERE job_id = $2 AND refunded = 0 RETURNING job_id", images, job_id
+            )
+            if marked is None:
+                return False
+            await self._give_back(conn, guild_id, member_id, images, day)
+        return True
+
+    @staticmethod
+    async def _give_back(conn: Any, guild_id: int, member_id: int, images: int, day: date) -> None:
+        # One statement: the subtraction happens on the row as locked, never on a stale read.
+        await conn.execute(
+            "UPDATE member_usage SET images_today = GREATEST(images_today - $1, 0) "
+            "WHERE guild_id = $2 AND member_id = $3 AND day = $4",
+            images,
+            guild_id,
+            member_id,
+            day,
+        )
+
+    # ------------------------------------------------------------- budgets
+
+    @staticmethod
+    async def _budget(conn: Any, guild_id: int) -> Budget:
+        row = await conn.fetchrow(
+            "SELECT budget_monthly, budget_member_daily FROM guilds WHERE guild_id = $1", guild_id
+        )
+        return Budget() if row is None else Budget(row["budget_monthly"], row["budget_member_daily"])
+
+    @staticmethod
+    async def _locked_month_spend(conn: Any, guild_id: int, day: date) -> int:
+        """The server's spend in ``day``'s month, its row created if need be and locked until the transaction ends."""
+        month = month_of(day)
+        await conn.execute(
+            "INSERT INTO guild_spend (guild_id, month) VALUES ($1, $2) ON CONFLICT DO NOTHING", guild_id, month
+        )
+        spent = await conn.fetchval(
+            "SELECT spent FROM guild_spend WHERE guild_id = $1 AND month = $2 FOR UPDATE", guild_id, month
+        )
+        return int(spent)
+
+    @staticmethod
+    async def _add_month_spend(conn: Any, guild_id: int, day: date, amount: int) -> None:
+        """Move the month's spend by ``amount`` in one statement (never below zero); the guild's row must exist."""
+        await conn.execute(
+            "INSERT INTO guild_spend AS s (guild_id, month, spent) VALUES ($1, $2, GREATEST($3::BIGINT, 0)) "
+            "ON CONFLICT (guild_id, month) DO UPDATE SET spent = GREATEST(s.spent + $3::BIGINT, 0)",
+            guild_id,
+            month_of(day),
+            amount,
+        )
+
+    async def _move_spend(self, conn: Any, guild_id: int, member_id: int, amount: int, day: date) -> None:
+        """Move the spend of ``day``'s month, then of the member's ``day`` (if still on record), by ``amount``."""
+        await self._ensure_guild(conn, guild_id)
+        await self._add_month_spend(conn, guild_id, day, amount)
+        await conn.execute(
+            "UPDATE member_usage SET spent_today = GREATEST(spent_today + $1::BIGINT, 0) "
+            "WHERE guild_id = $2 AND member_id = $3 AND day = $4",
+            amount,
+            guild_id,
+            member_id,
+            day,
+        )
+
+    async def settle_cost(
+        self, job_id: str, guild_id: int, member_id: int, *, reserved: int, actual: int, day: date
+    ) -> bool:
+        """Book a journaled job's real cost once (the job's row lock makes a second settlement wait, then find it
+        settled); the spend moves by the difference to what was reserved."""
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        non_negative("reserved", reserved)
+        non_negative("actual", actual)
+        async with self._transaction() as conn:
+            marked = await conn.fetchval(
+                "UPDATE jobs SET cost = $1, cost_settled = true WHERE job_id = $2 AND NOT cost_settled "
+                "RETURNING job_id",
+                actual,
+                job_id,
+            )
+            if marked is None:
+                return False
+            if actual != reserved:
+                await self._move_spend(conn, guild_id, member_id, actual - reserved, day)
+        return True
+
+    async def budget(self, guild_id: int) -> Budget:
+        """The server's spending caps."""
+        check_id("guild_id", guild_id)
+        async with self._connection() as conn:
+            return await self._budget(conn, guild_id)
+
+    async def set_budget(
+        self, guild_id: int, *, actor_id: int, monthly: int | None = None, member_daily: int | None = None
+    ) -> Budget:
+        """Change the given caps under the guild's row lock; one ``budget`` audit entry (none if unchanged)."""
+        check_id("guild_id", guild_id)
+        check_id("actor_id", actor_id)
+        non_negative("monthly", monthly)
+        non_negative("member_daily", member_daily)
+        async with self._transaction() as conn:
+            await self._locked_guild(conn, guild_id)
+            old = await self._budget(conn, guild_id)
+            new = Budget(
+                old.monthly if monthly is None else monthly,
+                old.member_daily if member_daily is None else member_daily,
+            )
+            if new == old:
+                return old
+            await conn.execute(
+                "UPDATE guilds SET budget_monthly = $2, budget_member_daily = $3 WHERE guild_id = $1",
+                guild_id,
+                new.monthly,
+                new.member_daily,
+            )
+            await self._audit(conn, guild_id, actor_id, "budget", budget_text(old), budget_text(new))
+        return new
+
+    async def spend(self, guild_id: int, member_id: int | None, *, now: datetime) -> Spend:
+        """The server's spend this calendar month and (with a member) the member's today, in one snapshot."""
+        check_id("guild_id", guild_id)
+        today = utc(now).date()
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT (SELECT spent FROM guild_spend WHERE guild_id = $1 AND month = $2) AS month, "
+                "(SELECT spent_today FROM member_usage WHERE guild_id = $1 AND member_id = $3 AND day = $4) AS today",
+                guild_id,
+                month_of(today),
+                member_id,
+                today,
+            )
+        return Spend(row["month"] or 0, row["today"] or 0)
+
+    async def job_tallies(self, guild_id: int, *, since: datetime) -> list[JobTally]:
+        """The server's jobs created since ``since``, per member and model."""
+        check_id("guild_id", guild_id)
+        async with self._connection() as conn:
+            rows = await conn.fetch(TALLY_SQL.format(guild="$1", since="$2"), guild_id, utc(since, "since"))
+        return [JobTally(row[0], row[1], *(int(figure) for figure in row[2:])) for row in rows]

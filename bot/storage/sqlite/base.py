@@ -1,0 +1,237 @@
+"""The SQLite backend's foundation: the connection, its transactions, small SQL helpers and the audit.
+
+One repository owns one aiosqlite connection (aiosqlite runs it on a thread of
+its own, so the event loop never blocks on disk). Everything the repository
+does goes through :meth:`SqliteBase._transaction`, which
+
+* holds an :class:`asyncio.Lock`, because all coroutines share the one
+  connection: without it, a second coroutine's statements would land inside
+  the first one's open transaction;
+* opens ``BEGIN IMMEDIATE`` for writes, so the write lock is taken up front
+  and a read-then-write (like :meth:`~bot.storage.sqlite.usage.SqliteUsage.charge`)
+  can never be overtaken by another process between its read and its write;
+* commits on success and rolls back on any exception, cancellation included.
+
+Reads take the same lock and a deferred transaction so that a multi-query read
+such as :meth:`~bot.storage.sqlite.settings.SqliteSettings.guild_config` sees
+one consistent snapshot.
+
+Datetimes are stored as ISO-8601 text in UTC (sortable, readable in the sqlite3
+shell) and returned timezone-aware. Discord ids are SQLite INTEGERs, which are
+64-bit signed: every snowflake (< 2**63) round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import aiosqlite
+
+from bot.clock import Clock, SystemClock
+from bot.storage import AuditEntry, GuildConfig, JobRecord, RepositoryClosedError, StorageError
+from bot.storage.common import JOB_COLUMN_NAMES, JOB_TIMES, SettingsChanges, job_record, utc
+from bot.storage.migrations import MIGRATIONS, Migration, apply_migrations
+
+MEMORY = ":memory:"
+"""The path of a private in-memory database (tests)."""
+
+
+def to_text(moment: datetime) -> str:
+    """A moment as SQLite stores it: ISO-8601 text in UTC."""
+    return utc(moment).isoformat(timespec="microseconds")
+
+
+def from_text(text: str) -> datetime:
+    """A stored moment, timezone-aware in UTC."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+class SqliteBase:
+    """Connection, transactions and audit, shared by every part of :class:`~bot.storage.sqlite.SqliteRepository`."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        path: str,
+        clock: Clock | None = None,
+        applied_migrations: Sequence[int] = (),
+    ) -> None:
+        """Wrap an open, migrated connection; use :meth:`open` rather than calling this directly."""
+        self.applied_migrations = tuple(applied_migrations)
+        """The schema versions this open applied (empty if the database was up to date)."""
+        self._conn: aiosqlite.Connection | None = conn
+        self._path = path
+        self._clock: Clock = clock or SystemClock()
+        self._lock = asyncio.Lock()
+        # Settings are read on every /imagine and change rarely; _audit() drops a guild's entry.
+        self._configs: dict[int, GuildConfig] = {}
+        self._changes = SettingsChanges()
+
+    # ------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        path: str,
+        *,
+        clock: Clock | None = None,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> Self:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+        ``path`` is what :func:`bot.settings.sqlite_path` returns, or
+        :data:`MEMORY`. Missing parent directories are created. ``clock``
+        stamps audit entries; ``migrations`` is for tests of the migrator.
+        Raises :class:`~bot.storage.SchemaVersionError` for a database written by a newer
+        bot and :class:`~bot.storage.StorageError` for one that cannot be opened at all.
+        """
+        if path != MEMORY:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the directory for the database {path!r}: {exc}") from exc
+        try:
+            # isolation_level=None: no implicit BEGINs from Python's sqlite3;
+            # every transaction here is explicit.
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the database {path!r}: {exc}") from exc
+        try:
+            # These pragmas cannot run inside a transaction, and foreign_keys is
+            # per connection, so they are set once here before anything else.
+            await conn.execute("PRAGMA busy_timeout = 5000")  # ms; PRAGMA takes no parameters
+            await conn.execute("PRAGMA foreign_keys = ON")
+            # WAL lets readers (the sqlite3 shell, a backup) work while the bot
+            # writes. An in-memory database stays in "memory" mode.
+            await conn.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL is still crash-safe (a power cut may lose the last commits, never
+            # corrupt the file) and spares an fsync per commit: a burst of /imagine stays fast.
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            applied = await apply_migrations(
+                conn, migrations, now=(clock or SystemClock()).now(), where=f"the database {path!r}"
+            )
+        except BaseException as exc:
+            await conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StorageError(f"cannot use the database {path!r}: {exc}") from exc
+            raise
+        return cls(conn, path=path, clock=clock, applied_migrations=applied)
+
+    async def close(self) -> None:
+        """Release the database; later calls raise :class:`RepositoryClosedError`. Idempotent."""
+        if self._conn is None:
+            return
+        # Wait for a transaction in flight rather than closing under it.
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await conn.close()
+
+    async def ping(self) -> None:
+        """``SELECT 1`` in a transaction of its own: it waits behind a write in flight, as any caller would."""
+        async with self._transaction(write=False) as conn:
+            await self._one(conn, "SELECT 1")
+
+    @property
+    def path(self) -> str:
+        """Where the database lives (or :data:`MEMORY`)."""
+        return self._path
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RepositoryClosedError(f"the repository for {self._path!r} is closed")
+        return self._conn
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction, alone on the connection; committed on success, rolled back otherwise."""
+        self._connection()  # fail fast, before waiting for the lock
+        async with self._lock:
+            conn = self._connection()  # close() may have run while we waited
+            await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException:
+                self._changes.discard(conn)
+                # Unconditional: sqlite3's rollback() is a no-op when SQLite has
+                # already ended the transaction itself, and it runs on the
+                # connection's thread after any statement still in flight
+                # (a cancelled await does not stop the statement).
+                await conn.rollback()
+                raise
+            committed = self._changes.take(conn)
+        self._changes.announce(committed)
+
+    # ------------------------------------------------------------- small SQL helpers
+
+    @staticmethod
+    async def _one(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        async with conn.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    @staticmethod
+    async def _all(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        async with conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    @staticmethod
+    async def _run(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> int:
+        """Execute a write; return the number of rows it changed."""
+        async with conn.execute(sql, tuple(params)) as cursor:
+            return cursor.rowcount
+
+    @staticmethod
+    async def _ensure_guild(conn: aiosqlite.Connection, guild_id: int) -> None:
+        # The guilds row is the parent every per-server row points to.
+        await conn.execute("INSERT OR IGNORE INTO guilds (guild_id) VALUES (?)", (guild_id,))
+
+    async def _audit(
+        self,
+        conn: aiosqlite.Connection,
+        guild_id: int,
+        actor_id: int,
+        action: str,
+        before: str | None,
+        after: str | None,
+    ) -> None:
+        # Every settings change is audited, so this is the one place that invalidates the cache.
+        self._configs.pop(guild_id, None)
+        entry = AuditEntry(guild_id, actor_id, action, before, after, utc(self._clock.now()))
+        await conn.execute(
+            "INSERT INTO audit_log (guild_id, actor_id, action, before, after, at) VALUES (?, ?, ?, ?, ?, ?)",
+            (guild_id, actor_id, action, before, after, to_text(entry.at)),
+        )
+        self._changes.record(conn, entry)
+
+
+def encode_job(values: dict[str, Any]) -> dict[str, Any]:
+    """Journal values as SQLite stores them: JSON as text, datetimes as ISO-8601 text in UTC."""
+    encoded = dict(values)
+    for name in ("request", "target"):
+        if encoded.get(name) is not None:
+            encoded[name] = json.dumps(encoded[name])
+    for name in JOB_TIMES:
+        if encoded.get(name) is not None:
+            encoded[name] = to_text(encoded[name])
+    return encoded
+
+
+def decode_job(values: Sequence[Any]) -> JobRecord:
+    """A journal row read back (its columns in ``JOB_COLUMN_NAMES`` order)."""
+    row = dict(zip(JOB_COLUMN_NAMES, values, strict=True))
+    for name in ("request", "target"):
+        if row[name] is not None:
+            row[name] = json.loads(row[name])
+    for name in JOB_TIMES:
+        if row[name] is not None:
+            row[name] = from_text(row[name])
+    return job_record(row)
