@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 24 * 1024 * 1024  # Discord refuses requests over 25 MiB; keep a margin for JSON.
 TOKEN_LIFETIME = timedelta(minutes=15)
+FINAL_EDIT_GAP = 0.25
+"""Seconds the final edit keeps from the edit before it, instead of the progress edits' whole interval.
+
+Progress edits come at most every 1.5 s, so at most four fall in any 5 s; the final makes five, inside
+Discord's five edits of a message per 5 s. Waiting out a whole interval would hold a finished image back
+by up to 1.5 s (most often when webhooks' ``logs`` events keep the bar moving to the very end).
+"""
 
 ComponentsFactory = Callable[[JobView], discord.ui.View | None]
 TargetListener = Callable[["MessageTarget"], Awaitable[None]]
@@ -229,7 +236,7 @@ class DiscordPresenter:
         self._finished = True
         self._wake.set()
         async with self._lock:
-            await self._pace()
+            await self._pace(interval=min(self._min_interval, FINAL_EDIT_GAP))
             await self._deliver(view, final=True)
         self._pump_task.cancel()
 
@@ -281,10 +288,10 @@ class DiscordPresenter:
             and progress.remaining < self._min_interval
         )
 
-    async def _pace(self, since: float | None = None) -> None:
-        """Wait until ``min_interval`` has passed since ``since`` (default: the last edit)."""
+    async def _pace(self, since: float | None = None, interval: float | None = None) -> None:
+        """Wait until ``interval`` (default ``min_interval``) has passed since ``since`` (default: the last edit)."""
         last = self._last_edit if since is None else since
-        wait = last + self._min_interval - self._clock.monotonic()
+        wait = last + (self._min_interval if interval is None else interval) - self._clock.monotonic()
         if wait > 0:
             await self._clock.sleep(wait)
 

@@ -39,7 +39,10 @@ async def test_happy_path_with_progress(stack: Stack) -> None:
     assert field_of(final, "Seed") == "1234"
     assert field_of(final, "Time")
     assert {"imagine:reroll", "imagine:delete"} <= {":".join(c.split(":")[:2]) for c in final.current.custom_ids}
-    assert all(interval >= 1.4 for interval in final.edit_intervals()), final.edit_intervals()
+    *progress_gaps, final_gap = final.edit_intervals()
+    assert all(gap >= 1.4 for gap in progress_gaps) and final_gap >= 0.2, final.edit_intervals()
+    edits = [version.at for version in final.history[1:]]
+    assert all(sum(1 for later in edits if at <= later < at + 5) <= 5 for at in edits)  # Discord: 5 edits per 5 s
     assert stack.api.count("POST", "create") == 1
 
 
