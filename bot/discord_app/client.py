@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
@@ -18,6 +18,9 @@ from bot.discord_app.sharding import IdentifyPacer
 from bot.health import database_check, jobs_check
 from bot.http_server import HttpServer
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.discord_app.buttons import ButtonHandler
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,8 @@ class ImagineBot(commands.AutoShardedBot):
         self.resume_jobs = resume_jobs
         self.serve_http = serve_http
         self.http_server: HttpServer | None = None
+        # What the persistent buttons do when pressed; set while the /imagine cog is loaded.
+        self.button_handler: ButtonHandler | None = None
 
     async def setup_hook(self) -> None:
         self.core = await Core.open(self.settings, clock=self._clock, tuning=self._tuning)

@@ -16,3 +16,8 @@ def member_role_ids(interaction: discord.Interaction) -> frozenset[int]:
     if not isinstance(user, discord.Member):
         return frozenset()
     return frozenset(user._roles)  # the payload's role ids, as discord.py keeps them
+
+
+def may_moderate(interaction: discord.Interaction) -> bool:
+    """Manage Messages where the button was pressed (channel overwrites included)."""
+    return bool(interaction.permissions.manage_messages)

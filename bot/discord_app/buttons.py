@@ -1,0 +1,206 @@
+"""The persistent buttons under a job's message: ``DynamicItem`` subclasses, so they survive restarts.
+
+Each button's ``custom_id`` carries everything it needs (the job, the image's place, the owner), so a
+click reaches the bot whatever it remembers. A press is handed to the bot's :class:`ButtonHandler`
+(``ImagineBot.button_handler``, set while the ``/imagine`` cog is loaded) rather than to the cog
+itself, which would make this module import the cog that imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import discord
+
+from bot.discord_app.answers import refuse
+from bot.discord_app.members import may_moderate
+from bot.job_model import JobKind, JobState, JobView
+
+if TYPE_CHECKING:
+    from bot.discord_app.client import ImagineBot
+
+log = logging.getLogger(__name__)
+
+_BUTTONS_PER_ROW = 5  # Discord's limit: images past the fifth get no U/V button
+
+
+class ButtonHandler(Protocol):
+    """What a press of a job's button does; Delete needs nothing but the interaction."""
+
+    async def cancel_pressed(self, interaction: discord.Interaction, job_id: str) -> None: ...
+
+    async def reroll_pressed(self, interaction: discord.Interaction, job_id: str) -> None: ...
+
+    async def image_pressed(
+        self, interaction: discord.Interaction, job_id: str, number: int, kind: JobKind
+    ) -> None: ...
+
+
+def _handler(interaction: discord.Interaction) -> ButtonHandler:
+    handler = cast("ImagineBot", interaction.client).button_handler
+    if handler is None:
+        raise RuntimeError("the Imagine cog is not loaded")
+    return handler
+
+
+@contextlib.asynccontextmanager
+async def _answering(interaction: discord.Interaction) -> AsyncIterator[None]:
+    """Buttons bypass the command error handler: make every failure answer, never "This interaction failed"."""
+    try:
+        yield
+    except Exception:
+        reference = secrets.token_hex(3)
+        log.exception("button failed (reference %s)", reference)
+        with contextlib.suppress(discord.HTTPException):
+            await refuse(interaction, f"Something went wrong on our side (reference {reference}).")
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:cancel:(?P<job>[0-9a-f]{1,32})"):
+    """Cancel a queued or running job (its requester, or a member with Manage Messages)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id=f"imagine:cancel:{job_id}")
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async with _answering(interaction):
+            await _handler(interaction).cancel_pressed(interaction, self.job_id)
+
+
+class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:reroll:(?P<job>[0-9a-f]{1,32})"):
+    """Run the same prompt and options again with a new seed."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Re-roll", emoji="🎲", style=discord.ButtonStyle.primary, custom_id=f"imagine:reroll:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RerollButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async with _answering(interaction):
+            await _handler(interaction).reroll_pressed(interaction, self.job_id)
+
+
+class DeleteButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:delete:(?P<job>[0-9a-f]{1,32}):(?P<owner>\d+)"
+):
+    """Delete the result message (its requester, or a member with Manage Messages)."""
+
+    def __init__(self, job_id: str, owner_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Delete",
+                emoji="🗑️",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"imagine:delete:{job_id}:{owner_id}",
+            )
+        )
+        self.job_id = job_id
+        self.owner_id = owner_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> DeleteButton:
+        return cls(match["job"], int(match["owner"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async with _answering(interaction):
+            await self._delete(interaction)
+
+    async def _delete(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.owner_id and not may_moderate(interaction):
+            await refuse(interaction, "Only the member who asked for this image, or a moderator, can delete it.")
+            return
+        await interaction.response.defer()
+        try:
+            # Through the interaction, so it works where the bot itself cannot read the channel.
+            await interaction.delete_original_response()
+        except discord.NotFound:
+            pass
+        except discord.HTTPException as exc:
+            log.warning("could not delete job %s's message: %s", self.job_id, exc)
+            await interaction.followup.send("The message could not be deleted.", ephemeral=True)
+
+
+class ImageButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"imagine:(?P<kind>upscale|vary):(?P<job>[0-9a-f]{1,32}):(?P<n>[1-9])",
+):
+    """``U<n>``/``V<n>``: upscale image n, or vary it, as a new job replying to this message.
+
+    The custom id carries the job and the image's place; the job's request comes
+    from the journal and the image from the clicked message, so it works after restarts.
+    """
+
+    def __init__(self, kind: JobKind, job_id: str, number: int) -> None:
+        letter, row = ("U", 1) if kind is JobKind.UPSCALE else ("V", 2)
+        super().__init__(
+            discord.ui.Button(
+                label=f"{letter}{number}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"imagine:{kind}:{job_id}:{number}",
+                row=row,
+            )
+        )
+        self.kind, self.job_id, self.number = kind, job_id, number
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ImageButton:
+        return cls(JobKind(match["kind"]), match["job"], int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async with _answering(interaction):
+            await _handler(interaction).image_pressed(interaction, self.job_id, self.number, self.kind)
+
+
+#: Every button class, for ``add_dynamic_items`` / ``remove_dynamic_items``.
+PERSISTENT_BUTTONS = (CancelButton, RerollButton, DeleteButton, ImageButton)
+
+
+def job_components(view: JobView, *, upscale: bool = False) -> discord.ui.View:
+    """The buttons under a job's message: Cancel while it runs; Re-roll, Delete, U1…Un and V1…Vn after.
+
+    ``upscale``: an upscale model is set (``IMAGINE_UPSCALE_MODEL``). V buttons need a model whose
+    schema takes an image. An upscale's result is an end point: it gets Delete only.
+    """
+    components = discord.ui.View(timeout=None)
+    request = view.request
+    if not view.terminal:
+        components.add_item(CancelButton(view.job_id))
+        return components
+    if request.kind is not JobKind.UPSCALE:
+        components.add_item(RerollButton(view.job_id))
+    if request.requester_id is not None:
+        components.add_item(DeleteButton(view.job_id, request.requester_id))
+    if view.state is not JobState.SUCCEEDED or request.kind is JobKind.UPSCALE:
+        return components
+    numbers = range(1, min(len(view.images), _BUTTONS_PER_ROW) + 1)
+    for kind, shown in ((JobKind.UPSCALE, upscale), (JobKind.VARY, request.image_input is not None)):
+        if shown:
+            for number in numbers:
+                components.add_item(ImageButton(kind, view.job_id, number))
+    return components

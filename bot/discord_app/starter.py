@@ -1,0 +1,240 @@
+"""Starting and resuming Discord jobs: checks, charge, journal, placeholder, submit, with a refund on each failure.
+
+:class:`JobStarter` is the one way a member's interaction becomes a job (``/imagine``, Re-roll, U and V),
+and the way unfinished jobs come back after a restart. It works over the bot's core services and
+keeps no state of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.discord_app.answers import AnswerDeadline, refuse
+from bot.discord_app.buttons import job_components
+from bot.discord_app.members import member_role_ids
+from bot.discord_app.presenter import DiscordPresenter, MessageTarget, TargetListener
+from bot.errors import ImagineError, Refusal
+from bot.inputs import ImagineOptions
+from bot.job_model import JobKind, JobState, JobView
+from bot.jobs import ResumedJob
+from bot.journal import Unfinished
+from bot.modelref import ModelRef
+
+if TYPE_CHECKING:
+    from bot.discord_app.client import ImagineBot
+
+log = logging.getLogger(__name__)
+
+_LOCK_WAIT = 0.5  # seconds a member's second request waits for the first one's set-up
+
+
+@dataclass(frozen=True)
+class JobOrder:
+    """What a member's interaction asks to start, before any check."""
+
+    model_text: str | None
+    options: ImagineOptions
+    kind: JobKind = JobKind.IMAGINE
+    owner_model: ModelRef | None = None
+    """A model the bot's owner chose (the upscaler): not looked for on the server's list."""
+    reply_to: int | None = None
+    """The message the new job's message replies to (U and V jobs reply to their original)."""
+
+
+class JobStarter:
+    """Starts members' jobs and resumes unfinished ones, each shown in its Discord message."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    def _components(self, view: JobView) -> discord.ui.View:
+        return job_components(view, upscale=self.bot.settings.upscale_model is not None)
+
+    def _recorder(self, job_id: str) -> TargetListener:
+        """Tells the journal where the job's message is when it moves (found, or posted anew)."""
+        journal = self.bot.core.journal
+
+        async def record(moved: MessageTarget) -> None:
+            await journal.shown(job_id, moved.to_json())
+
+        return record
+
+    def _presenter(self, job_id: str, target: MessageTarget, **kwargs: Any) -> DiscordPresenter:
+        core = self.bot.core
+        return DiscordPresenter(
+            self.bot,
+            target,
+            components=self._components,
+            clock=core.clock,
+            min_interval=core.tuning.edit_interval,
+            on_target=self._recorder(job_id),
+            **kwargs,
+        )
+
+    async def resume_jobs(self, unfinished: list[Unfinished]) -> None:
+        """Take back the jobs the last run left unfinished: each ends in its final message, none runs twice."""
+        core = self.bot.core
+        resumed: list[ResumedJob] = []
+        for job in unfinished:
+            if job.target is None:
+                continue  # not a Discord job (the imagine command runs its own)
+            try:
+                presenter = self._presenter(job.job_id, MessageTarget.from_json(job.target))
+            except Exception:
+                log.exception("could not resume job %s; marking it failed", job.job_id)
+                await core.journal.abandon(job.job_id, "could not be resumed after a restart")
+                continue
+            resumed.append(
+                ResumedJob(
+                    job.job_id,
+                    job.request,
+                    presenter,
+                    prediction_id=job.prediction_id,
+                    create_started_at=job.create_started_at,
+                    age=job.age,
+                )
+            )
+        core.engine.resume(resumed)
+        for item in resumed:
+            log.info("resumed job %s (prediction %s)", item.job_id, item.prediction_id or "not known yet")
+
+    async def start_job(
+        self, interaction: discord.Interaction, model_text: str | None, options: ImagineOptions
+    ) -> None:
+        """Start an ``/imagine`` job (see :meth:`start_order`)."""
+        await self.start_order(interaction, JobOrder(model_text, options))
+
+    async def start_order(self, interaction: discord.Interaction, order: JobOrder) -> None:
+        """Check, charge, show the placeholder, then queue: the one way every job starts."""
+        guild_id, member_id = interaction.guild_id, interaction.user.id
+        if guild_id is None:
+            await refuse(interaction, "/imagine works in servers only.")
+            return
+        async with AnswerDeadline(interaction):
+            await self._start_in_turn(interaction, guild_id, member_id, order)
+
+    async def _start_in_turn(
+        self, interaction: discord.Interaction, guild_id: int, member_id: int, order: JobOrder
+    ) -> None:
+        """One set-up at a time per member, so two quick clicks cannot both pass the same limits."""
+        lock = self.bot.core.policy.member_lock(guild_id, member_id)
+        try:
+            # Discord waits 3 s for an answer: a request stuck behind the member's previous one is refused.
+            await asyncio.wait_for(lock.acquire(), _LOCK_WAIT)
+        except TimeoutError:
+            await refuse(interaction, "Your previous /imagine is still being set up; try again in a moment.")
+            return
+        try:
+            await self._start_locked(interaction, guild_id, member_id, order)
+        finally:
+            lock.release()
+
+    async def _start_locked(
+        self,
+        interaction: discord.Interaction,
+        guild_id: int,
+        member_id: int,
+        order: JobOrder,
+    ) -> None:
+        core = self.bot.core
+        options = order.options
+        role_ids = member_role_ids(interaction)
+        try:
+            options.check()
+            model = await core.policy.check_request(
+                guild_id=guild_id,
+                channel_id=interaction.channel_id,
+                parent_channel_id=getattr(interaction.channel, "parent_id", None),
+                member_id=member_id,
+                model_text=order.model_text,
+                prompt=options.prompt,
+                owner_model=order.owner_model,
+                role_ids=role_ids,
+            )
+            request = await core.engine.prepare(
+                model,
+                options,
+                requester_id=member_id,
+                guild_id=guild_id,
+                channel_id=interaction.channel_id,
+                kind=order.kind,
+            )
+            if order.model_text is None and order.owner_model is None:
+                note = await core.policy.default_note(guild_id, role_ids)
+                if note is not None:
+                    request = replace(request, notes=(note, *request.notes))
+            images = request.images_expected
+            await core.policy.check_usage(guild_id=guild_id, member_id=member_id, images=images, role_ids=role_ids)
+            cost = await core.pricing.estimate(request.model, images)
+            day = await core.policy.charge(guild_id, member_id, images, role_ids=role_ids, cost=cost)
+        except Refusal as exc:
+            await refuse(interaction, f"❌ {exc}")
+            return
+        request = replace(request, charged_images=images, charged_day=day, reserved_cost=cost)
+        job_id = core.engine.new_job_id()
+        queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)
+        target = (
+            MessageTarget.of(interaction, None)
+            if order.reply_to is None
+            else MessageTarget.reply(interaction, order.reply_to)
+        )
+        try:
+            # Journaled before anything is shown: a crash after the placeholder goes out cannot orphan it.
+            await core.engine.accept(job_id, request, target.to_json())
+        except BaseException:
+            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
+            raise
+        try:
+            presenter = await self._show_placeholder(interaction, job_id, target, queued)
+        except BaseException as exc:
+            await core.journal.abandon(job_id, "the placeholder could not be shown")
+            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
+            if isinstance(exc, discord.Forbidden):
+                await refuse(interaction, "❌ I can't post in this channel, so I can't start that here.")
+                return
+            raise
+        try:
+            await core.engine.submit(
+                request, presenter, job_id=job_id, target=presenter.target.to_json(), journaled=True
+            )
+        except Exception as exc:
+            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
+            reference = secrets.token_hex(3)
+            log.exception("job %s could not be queued (reference %s)", job_id, reference)
+            message = (
+                exc.message
+                if isinstance(exc, ImagineError)
+                else f"The job could not be started (reference {reference})."
+            )
+            await core.journal.abandon(job_id, message)
+            await presenter.show(replace(queued, state=JobState.FAILED, error=message))
+
+    async def _show_placeholder(
+        self, interaction: discord.Interaction, job_id: str, target: MessageTarget, queued: JobView
+    ) -> DiscordPresenter:
+        """The interaction's own answer; or, for a reply, a channel message (an answer cannot reply)."""
+        core = self.bot.core
+        if target.reply_to is None:
+            return await DiscordPresenter.open(
+                interaction,
+                queued,
+                components=self._components,
+                clock=core.clock,
+                min_interval=core.tuning.edit_interval,
+                on_target=self._recorder(job_id),
+            )
+        return await DiscordPresenter.post_reply(
+            self.bot,
+            target,
+            queued,
+            components=self._components,
+            clock=core.clock,
+            min_interval=core.tuning.edit_interval,
+            on_target=self._recorder(job_id),
+        )
