@@ -11,14 +11,15 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import discord
 
+from bot.clock import Clock
 from bot.discord_app.answers import AnswerDeadline, refuse
 from bot.discord_app.buttons import job_components
 from bot.discord_app.members import member_role_ids
-from bot.discord_app.presenter import DiscordPresenter, MessageTarget, TargetListener
+from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ImagineOptions
 from bot.job_model import JobKind, JobState, JobView
@@ -32,6 +33,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LOCK_WAIT = 0.5  # seconds a member's second request waits for the first one's set-up
+
+
+class _PresenterOptions(TypedDict):
+    components: ComponentsFactory
+    clock: Clock
+    min_interval: float
+    on_target: TargetListener
 
 
 @dataclass(frozen=True)
@@ -65,17 +73,18 @@ class JobStarter:
 
         return record
 
-    def _presenter(self, job_id: str, target: MessageTarget, **kwargs: Any) -> DiscordPresenter:
+    def _presenting(self, job_id: str) -> _PresenterOptions:
+        """What every presenter of this job is given, however its message came to be."""
         core = self.bot.core
-        return DiscordPresenter(
-            self.bot,
-            target,
+        return _PresenterOptions(
             components=self._components,
             clock=core.clock,
             min_interval=core.tuning.edit_interval,
             on_target=self._recorder(job_id),
-            **kwargs,
         )
+
+    def _presenter(self, job_id: str, target: MessageTarget, **kwargs: Any) -> DiscordPresenter:
+        return DiscordPresenter(self.bot, target, **self._presenting(job_id), **kwargs)
 
     async def resume_jobs(self, unfinished: list[Unfinished]) -> None:
         """Take back the jobs the last run left unfinished: each ends in its final message, none runs twice."""
@@ -219,22 +228,6 @@ class JobStarter:
         self, interaction: discord.Interaction, job_id: str, target: MessageTarget, queued: JobView
     ) -> DiscordPresenter:
         """The interaction's own answer; or, for a reply, a channel message (an answer cannot reply)."""
-        core = self.bot.core
         if target.reply_to is None:
-            return await DiscordPresenter.open(
-                interaction,
-                queued,
-                components=self._components,
-                clock=core.clock,
-                min_interval=core.tuning.edit_interval,
-                on_target=self._recorder(job_id),
-            )
-        return await DiscordPresenter.post_reply(
-            self.bot,
-            target,
-            queued,
-            components=self._components,
-            clock=core.clock,
-            min_interval=core.tuning.edit_interval,
-            on_target=self._recorder(job_id),
-        )
+            return await DiscordPresenter.open(interaction, queued, **self._presenting(job_id))
+        return await DiscordPresenter.post_reply(self.bot, target, queued, **self._presenting(job_id))
