@@ -24,6 +24,7 @@ from bot.execution import JobExecutor
 from bot.flags import apply_prompt_flags
 from bot.inputs import ImagineOptions, InputSchema, plan_inputs
 from bot.job_model import JobJournal, JobKind, JobRequest, JobState, JobTakenOver, JobView, LiveJob, Presenter
+from bot.journal import Unfinished
 from bot.modelref import ModelRef
 from bot.recovery import PredictionFinder
 from bot.replicate import ApiError, ReplicateClient
@@ -57,6 +58,18 @@ class ResumedJob:
     """When its create may have gone out; with no ``prediction_id`` the prediction is looked up, not re-created."""
     age: float = 0.0
     """Seconds since the job started (its create went out), or since it was accepted."""
+
+    @classmethod
+    def of(cls, job: Unfinished, presenter: Presenter) -> ResumedJob:
+        """The journal's unfinished ``job``, shown from now on by ``presenter``."""
+        return cls(
+            job.job_id,
+            job.request,
+            presenter,
+            prediction_id=job.prediction_id,
+            create_started_at=job.create_started_at,
+            age=job.age,
+        )
 
 
 class Job:

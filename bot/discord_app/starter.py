@@ -99,16 +99,7 @@ class JobStarter:
                 log.exception("could not resume job %s; marking it failed", job.job_id)
                 await core.journal.abandon(job.job_id, "could not be resumed after a restart")
                 continue
-            resumed.append(
-                ResumedJob(
-                    job.job_id,
-                    job.request,
-                    presenter,
-                    prediction_id=job.prediction_id,
-                    create_started_at=job.create_started_at,
-                    age=job.age,
-                )
-            )
+            resumed.append(ResumedJob.of(job, presenter))
         core.engine.resume(resumed)
         for item in resumed:
             log.info("resumed job %s (prediction %s)", item.job_id, item.prediction_id or "not known yet")

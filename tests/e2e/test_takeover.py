@@ -40,16 +40,7 @@ class Member:
         resumed = []
         for job in jobs:
             presenter = self.presenters.setdefault(job.job_id, RecordingPresenter())
-            resumed.append(
-                ResumedJob(
-                    job.job_id,
-                    job.request,
-                    presenter,
-                    prediction_id=job.prediction_id,
-                    create_started_at=job.create_started_at,
-                    age=job.age,
-                )
-            )
+            resumed.append(ResumedJob.of(job, presenter))
         self.core.engine.resume(resumed)
         if resumed:
             self.resumed.set()
