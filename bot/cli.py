@@ -33,6 +33,7 @@ from bot.settings import (
     load_settings,
 )
 from bot.storage import StorageError, migrate, open_repository
+from bot.storage.common import check_id
 from bot.storage.urls import mask_url
 from bot.usage import DEFAULT_DAYS, MAX_DAYS, check_days, report_tables, report_title, usage_report
 
@@ -123,10 +124,10 @@ def _days(text: str) -> int:
 
 
 def _guild_id(text: str) -> int:
-    value = _non_negative(text)
-    if not 0 < value < 2**63:
-        raise argparse.ArgumentTypeError(f"is not a server id, got {text!r}")
-    return value
+    try:
+        return check_id("a server id", _non_negative(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="register the slash commands with Discord")
     sync.add_argument("--guild", type=int, metavar="ID", help="sync to one guild only (instant)")
 
-    usage = commands.add_parser("usage", help="a server's jobs, images, failures and spend (reads DATABASE_URL)")
+    usage = commands.add_parser(
+        "usage", help="a server's jobs, predictions, images, failures and spend (reads DATABASE_URL)"
+    )
     usage.add_argument("--guild", type=_guild_id, required=True, metavar="ID", help="the server's id")
     usage.add_argument(
         "--days", type=_days, default=DEFAULT_DAYS, metavar="N", help=f"the last N days, 1-{MAX_DAYS} (default 30)"

@@ -16,7 +16,7 @@ from bot.clock import Clock, SystemClock
 from bot.cluster import Cluster, new_incarnation, process_name, shards_text
 from bot.costs import Pricing
 from bot.delivery import Downloader, GuardedResolver
-from bot.job_model import JobView
+from bot.job_model import JobRequest, JobView
 from bot.jobs import JobEngine
 from bot.journal import Journal
 from bot.metrics import Metrics
@@ -158,20 +158,33 @@ class Core:
                 "set REPLICATE_WEBHOOK_SECRET or try again"
             ) from None
 
+    async def abandon(self, job_id: str, request: JobRequest, reason: str) -> None:
+        """End a journaled job that will not run, failed with ``reason``, and give back all it was charged.
+
+        Once per job, like the end of any job (a job another process took over is left to it).
+        """
+        if await self.journal.abandon(job_id, reason):
+            await self._book(job_id, request, delivered=0, predict_time=None)
+
     async def _settle(self, view: JobView) -> None:
-        """Give back the daily images a job was charged for and did not deliver; book what it really cost."""
-        request = view.request
+        await self._book(view.job_id, view.request, delivered=len(view.images), predict_time=view.predict_time)
+
+    async def _book(self, job_id: str, request: JobRequest, *, delivered: int, predict_time: float | None) -> None:
+        """Give back the daily images a job was charged for and did not deliver; book what it really cost.
+
+        Each at most once per job (the repository marks the job), so a job that ends twice is booked once.
+        """
         if not (request.guild_id and request.requester_id and request.charged_day):
             return
-        undelivered = request.charged_images - len(view.images)
+        undelivered = request.charged_images - delivered
         if undelivered > 0:
             await self.repository.refund_job(
-                view.job_id, request.guild_id, request.requester_id, undelivered, day=request.charged_day
+                job_id, request.guild_id, request.requester_id, undelivered, day=request.charged_day
             )
-        cost = self.pricing.actual(request.model, images=len(view.images), predict_time=view.predict_time)
+        cost = self.pricing.actual(request.model, images=delivered, predict_time=predict_time)
         if cost or request.reserved_cost:
             await self.repository.settle_cost(
-                view.job_id,
+                job_id,
                 request.guild_id,
                 request.requester_id,
                 reserved=request.reserved_cost,

@@ -137,7 +137,15 @@ def parse_cap(value: float | str | Decimal) -> int:
         raise ValueError(f"a budget cannot be negative (got {usd}); 0 means no cap")
     if usd > MAX_CAP_USD:
         raise ValueError(f"{usd} dollars is more than the largest cap, {MAX_CAP_USD:,} dollars; 0 means no cap")
-    return micros(usd)
+    amount = micros(usd)
+    if usd and not amount:  # would read as 0, "no cap": the opposite of what was asked
+        raise ValueError(f"{usd} dollars is less than the smallest cap, $0.000001; 0 means no cap")
+    return amount
+
+
+def cap_text(amount: int) -> str:
+    """A spending cap in micro-dollars as ``$1.50``, or ``no cap`` for 0."""
+    return "no cap" if amount == 0 else usd(amount)
 
 
 def usd(amount: int) -> str:
@@ -192,8 +200,13 @@ def next_month(day: date) -> datetime:
 
 
 def next_day(day: date) -> datetime:
-    """Midnight UTC after ``day``: when a member's daily budget resets."""
+    """Midnight UTC after ``day``: when a member's daily budget (and daily images) reset."""
     return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+
+def next_midnight_text(day: date) -> str:
+    """When a daily limit charged on ``day`` resets, as members read it: ``<t:…:R> (midnight UTC)``."""
+    return f"<t:{int(next_day(day).timestamp())}:R> (midnight UTC)"
 
 
 class BudgetScope(StrEnum):
@@ -210,7 +223,6 @@ def budget_refusal(scope: BudgetScope, *, spent: int, cap: int, cost: int, day: 
         whose = f"This server's budget for this month is {usd(cap)} and {usd(spent)} of it is spent"
         when = f"<t:{int(resets.timestamp())}:R> ({resets:%-d %B}, UTC)"
     else:
-        resets = next_day(day)
         whose = f"Your budget for today is {usd(cap)} and you have spent {usd(spent)}"
-        when = f"<t:{int(resets.timestamp())}:R> (midnight UTC)"
+        when = next_midnight_text(day)
     return f"{whose}; this job would cost about {usd(cost)}. It resets {when}."

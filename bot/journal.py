@@ -9,7 +9,6 @@ never outlives its job in the database.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -224,10 +223,13 @@ class Journal:
         except Exception:
             log.exception("could not journal job %s (%s)", job_id, ", ".join(changes))
 
-    async def abandon(self, job_id: str, reason: str) -> None:
-        """End a job that cannot be carried on (its record is unusable)."""
-        with contextlib.suppress(JobTakenOver):
+    async def abandon(self, job_id: str, reason: str) -> bool:
+        """End a job that cannot be carried on, failed with ``reason``; ``False`` if another process took it over."""
+        try:
             await self._safely(job_id, state="failed", ended_at=self._clock.now(), error=reason, target=None)
+        except JobTakenOver:
+            return False
+        return True
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
         """The member's latest jobs in this server, newest first (``/imagine-history``)."""

@@ -101,7 +101,6 @@ class ModLog:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._sink: ModLogSink | None = None
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         """Events dropped because the queue was full, since start."""
@@ -110,7 +109,6 @@ class ModLog:
         """Post to ``sink`` from now on (call inside the running event loop)."""
         if self._task is not None:
             raise RuntimeError("the mod-log is already started")
-        self._sink = sink
         self._task = asyncio.get_running_loop().create_task(self._run(sink), name="mod-log")
 
     def submit(self, event: ModLogEvent) -> None:

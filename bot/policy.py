@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import NoReturn
 
 from bot.clock import Clock
-from bot.costs import BudgetScope, budget_refusal
+from bot.costs import BudgetScope, budget_refusal, next_midnight_text
 from bot.errors import BlockedWordRefusal, Refusal
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.modlog import BlockedWordEvent
@@ -42,10 +42,14 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
+def role_mentions(roles: Collection[int]) -> str:
+    """``<@&1>, <@&2>`` (shown as the roles' names), in id order so the same roles always read the same."""
+    return ", ".join(f"<@&{role}>" for role in sorted(roles))
+
+
 def roles_phrase(roles: Collection[int]) -> str:
     """``the @A role`` or ``one of the roles @A, @B``, as Discord mentions (rendered as names)."""
-    mentions = [f"<@&{role}>" for role in sorted(roles)]
-    return f"the {mentions[0]} role" if len(mentions) == 1 else f"one of the roles {', '.join(mentions)}"
+    return f"the {role_mentions(roles)} role" if len(roles) == 1 else f"one of the roles {role_mentions(roles)}"
 
 
 def _most_generous(server: int, roles: Iterable[int | None], best: Callable[[Iterable[int]], int]) -> int:
@@ -230,7 +234,7 @@ class Policy:
         active = await self._active_jobs(guild_id, member_id)
         if active >= limits.concurrent_jobs:
             raise Refusal(
-                f"You already have {active} /imagine job{'s' if active != 1 else ''} going; this server allows "
+                f"You already have {active} /imagine job{'s' if active != 1 else ''} going; you may have "
                 f"{limits.concurrent_jobs} at once. Wait for one to finish."
             )
 
@@ -276,8 +280,7 @@ class Policy:
             if left > 0:
                 raise Refusal(f"Slow down: you can use /imagine again in {_duration(left)}.")
         if daily and used + images > daily:
-            tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
-            resets = f"<t:{int(tomorrow.timestamp())}:R> (midnight UTC)"
+            resets = next_midnight_text(now.date())
             if used >= daily:
                 raise Refusal(f"You have used all {daily} of your images for today. The limit resets {resets}.")
             raise Refusal(

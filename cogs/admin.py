@@ -332,7 +332,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             budget = await self._repository.set_budget(guild_id, actor_id=actor, **caps)
             title = "Budget changed"
         now = self.bot.core.clock.now()
-        spend = await self._repository.spend(guild_id, actor, now=now)
+        spend = await self._repository.spend(guild_id, None, now=now)
         priced = bool(self.bot.core.pricing.prices)
         await _reply(interaction, embed=budget_embed(title, budget, spend, now, priced=priced))
 

@@ -11,10 +11,10 @@ from datetime import datetime
 
 import discord
 
-from bot.costs import next_month, usd
+from bot.costs import cap_text, next_month, usd
 from bot.discord_app.modlog import change_text
 from bot.modelref import ModelRef
-from bot.policy import roles_phrase
+from bot.policy import role_mentions, roles_phrase
 from bot.storage import AuditEntry, Budget, GuildConfig, Limits, RoleLimits, Spend
 from bot.usage import COLUMNS, TOP, UsageReport, aligned, figures, report_tables, report_title
 
@@ -30,19 +30,9 @@ def limit_text(value: int, unit: str = "") -> str:
     return NO_LIMIT if value == 0 else f"{value}{unit}"
 
 
-def cap_text(amount: int) -> str:
-    """A spending cap in micro-dollars as ``$1.50``, or ``no cap`` for 0."""
-    return "no cap" if amount == 0 else usd(amount)
-
-
 def budget_text(budget: Budget) -> str:
     """Both caps on one line."""
     return f"{cap_text(budget.monthly)} a month for the server, {cap_text(budget.member_daily)} a day per member"
-
-
-def role_mentions(roles: Collection[int]) -> str:
-    """``<@&1>, <@&2>``, in id order so the same roles always read the same."""
-    return ", ".join(f"<@&{role}>" for role in sorted(roles))
 
 
 def audit_line(entry: AuditEntry) -> str:
@@ -75,7 +65,7 @@ def limits_text(limits: Limits | RoleLimits) -> str:
 
 def role_limit_lines(config: GuildConfig) -> list[str]:
     """One line per role with limits of its own."""
-    return [f"<@&{limits.role_id}>: {limits_text(limits)}" for limits in config.role_limits]
+    return [f"{role_mentions([limits.role_id])}: {limits_text(limits)}" for limits in config.role_limits]
 
 
 def model_allowed_answer(

@@ -7,14 +7,16 @@ import re
 import discord
 
 from bot.modlog import BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
+from bot.policy import role_mentions
 from bot.storage import AuditEntry
 from bot.storage.common import LOG_CHANNEL_ACTION
 
 _NOTHING = "—"
 _CHANNEL_VALUED = ("channels allow", "channels remove", LOG_CHANNEL_ACTION)
 """Audit actions whose before and after are channel ids, shown as channel mentions."""
+_ROLE_VALUED = ("models allow", "limits role")
+"""Audit actions whose before and after name roles by id (``roles=1,2``, ``role=1``), shown as role mentions."""
 _AUDITED_ROLES = re.compile(r"\broles?=([\d,]+)")
-"""``roles=1,2`` (a model's roles) and ``role=1`` (a role's limits) in audit entries."""
 _WORD_VALUED = ("words add", "words remove")
 """Audit actions whose before or after is a blocked word, hidden behind a spoiler as everywhere else."""
 
@@ -26,17 +28,14 @@ def _value(action: str, value: str | None) -> str:
         return f"<#{value}>"
     if action in _WORD_VALUED:
         return f"||{discord.utils.escape_markdown(value)}||"
+    if action in _ROLE_VALUED:
+        return _AUDITED_ROLES.sub(lambda found: role_mentions([int(role) for role in found[1].split(",")]), value)
     return value
-
-
-def _role_mentions(found: re.Match[str]) -> str:
-    return ", ".join(f"<@&{role}>" for role in sorted(int(role) for role in found[1].split(",")))
 
 
 def change_text(entry: AuditEntry) -> str:
     """Who changed what, old → new: ``<@1> **limits**: cooldown=0 … → cooldown=30 …``; role ids as mentions."""
     change = f"{_value(entry.action, entry.before)} → {_value(entry.action, entry.after)}"
-    change = _AUDITED_ROLES.sub(_role_mentions, change)
     return f"<@{entry.actor_id}> **{entry.action}**: {change}"
 
 

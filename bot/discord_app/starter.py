@@ -97,7 +97,7 @@ class JobStarter:
                 presenter = self._presenter(job.job_id, MessageTarget.from_json(job.target))
             except Exception:
                 log.exception("could not resume job %s; marking it failed", job.job_id)
-                await core.journal.abandon(job.job_id, "could not be resumed after a restart")
+                await core.abandon(job.job_id, job.request, "could not be resumed after a restart")
                 continue
             resumed.append(ResumedJob.of(job, presenter))
         core.engine.resume(resumed)
@@ -193,8 +193,7 @@ class JobStarter:
         try:
             presenter = await self._show_placeholder(interaction, job_id, target, queued)
         except BaseException as exc:
-            await core.journal.abandon(job_id, "the placeholder could not be shown")
-            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
+            await core.abandon(job_id, request, "the placeholder could not be shown")
             if isinstance(exc, discord.Forbidden):
                 await refuse(interaction, "❌ I can't post in this channel, so I can't start that here.")
                 return
@@ -204,7 +203,6 @@ class JobStarter:
                 request, presenter, job_id=job_id, target=presenter.target.to_json(), journaled=True
             )
         except Exception as exc:
-            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
             reference = secrets.token_hex(3)
             log.exception("job %s could not be queued (reference %s)", job_id, reference)
             message = (
@@ -212,7 +210,7 @@ class JobStarter:
                 if isinstance(exc, ImagineError)
                 else f"The job could not be started (reference {reference})."
             )
-            await core.journal.abandon(job_id, message)
+            await core.abandon(job_id, request, message)
             await presenter.show(replace(queued, state=JobState.FAILED, error=message))
 
     async def _show_placeholder(

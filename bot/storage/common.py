@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.costs import BudgetScope, usd
+from bot.costs import BudgetScope, cap_text
 from bot.storage import JOB_FIELDS, AuditEntry, Budget, Charge, JobRecord, Limits, RoleLimits, Spend, Usage
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def id_text(value: int | None) -> str | None:
     return None if value is None else str(value)
 
 
-def limits_text(limits: Limits) -> str:
+def limits_audit_text(limits: Limits) -> str:
     """The audit log's short form of a set of limits."""
     return f"cooldown={limits.cooldown_seconds} daily={limits.daily_images} concurrent={limits.concurrent_jobs}"
 
@@ -182,13 +182,9 @@ def usage_on(
     )
 
 
-def budget_text(budget: Budget) -> str:
+def budget_audit_text(budget: Budget) -> str:
     """The audit log's short form of a server's caps."""
-
-    def cap(amount: int) -> str:
-        return usd(amount) if amount else "no cap"
-
-    return f"monthly={cap(budget.monthly)} member_daily={cap(budget.member_daily)}"
+    return f"monthly={cap_text(budget.monthly)} member_daily={cap_text(budget.member_daily)}"
 
 
 def decide_budget(budget: Budget, spend: Spend, cost: int) -> BudgetScope | None:

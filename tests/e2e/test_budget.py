@@ -11,6 +11,7 @@ from bot.modelref import ModelRef
 from tests.e2e.conftest import LORA_REF, Stack, StackFactory
 from tests.e2e.test_cli import base_env, cli
 from tests.e2e.test_moderation import answer, refusal
+from tests.fakes.discord import Routes
 from tests.fakes.replicate import FLUX_SCHNELL
 
 PRICES = parse_prices(f"{FLUX_SCHNELL}=0.004/image,{LORA_REF}=0.5/s")
@@ -59,6 +60,21 @@ async def test_member_daily_budget_and_real_costs_booked(make_stack: StackFactor
     assert booked == {(member, FLUX_SCHNELL): 4_000, (moderator, FLUX_SCHNELL): 4_000, (member, LORA_REF): expected}
     spend = await repository.spend(stack.guild.id, None, now=stack.bot.core.clock.now())  # type: ignore[union-attr]
     assert spend.month == 4_000 + 4_000 + expected
+
+
+async def test_a_job_whose_message_cannot_be_shown_gives_its_reservation_back(make_stack: StackFactory) -> None:
+    stack = await priced_stack(make_stack)
+    await answer(stack, "budget", member_daily=0.004)
+    stack.discord.fail_next(Routes.CALLBACK, status=403, code=50013, message="Missing Permissions")
+    assert "can't post in this channel" in await refusal(stack)
+    assert stack.api.count("POST", "create") == 0
+    spend = await stack.bot.core.repository.spend(  # type: ignore[union-attr]
+        stack.guild.id,
+        stack.guild.member("member").id,
+        now=stack.bot.core.clock.now(),  # type: ignore[union-attr]
+    )
+    assert (spend.month, spend.member_today) == (0, 0)
+    await stack.final_message(await stack.imagine())  # the whole day's budget is there again
 
 
 async def test_bad_budget_and_usage_values_are_refused(make_stack: StackFactory) -> None:

@@ -95,7 +95,9 @@ def test_caps(typed: float | str, micros: int) -> None:
     assert parse_cap(typed) == micros
 
 
-@pytest.mark.parametrize(("typed", "says"), [(-1, "negative"), (float("nan"), "not an amount"), (1e7, "largest")])
+@pytest.mark.parametrize(
+    ("typed", "says"), [(-1, "negative"), (float("nan"), "not an amount"), (1e7, "largest"), (4e-7, "smallest")]
+)
 def test_bad_caps_are_explained(typed: float, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         parse_cap(typed)

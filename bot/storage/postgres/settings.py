@@ -12,7 +12,7 @@ from bot.storage.common import (
     LOG_CHANNEL_ACTION,
     check_id,
     id_text,
-    limits_text,
+    limits_audit_text,
     merge_limits,
     merge_role_limits,
     model_name,
@@ -249,7 +249,7 @@ class PostgresSettings(PostgresBase):
                 new.daily_images,
                 new.concurrent_jobs,
             )
-            await self._audit(conn, guild_id, actor_id, "limits", limits_text(old), limits_text(new))
+            await self._audit(conn, guild_id, actor_id, "limits", limits_audit_text(old), limits_audit_text(new))
         return new
 
     async def set_log_channel(self, guild_id: int, channel_id: int | None, *, actor_id: int) -> bool:

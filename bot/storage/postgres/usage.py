@@ -12,7 +12,7 @@ from bot.costs import month_of
 from bot.storage import Budget, Charge, JobTally, Limits, Spend, Usage
 from bot.storage.common import (
     TALLY_SQL,
-    budget_text,
+    budget_audit_text,
     check_id,
     decide_budget,
     decide_charge,
@@ -234,7 +234,7 @@ class PostgresUsage(PostgresBase):
                 new.monthly,
                 new.member_daily,
             )
-            await self._audit(conn, guild_id, actor_id, "budget", budget_text(old), budget_text(new))
+            await self._audit(conn, guild_id, actor_id, "budget", budget_audit_text(old), budget_audit_text(new))
         return new
 
     async def spend(self, guild_id: int, member_id: int | None, *, now: datetime) -> Spend:

@@ -13,7 +13,7 @@ from bot.storage.common import (
     SETTINGS_CACHE_SIZE,
     check_id,
     id_text,
-    limits_text,
+    limits_audit_text,
     merge_limits,
     merge_role_limits,
     model_name,
@@ -265,7 +265,7 @@ class SqliteSettings(SqliteBase):
                 "UPDATE guilds SET cooldown_seconds = ?, daily_images = ?, concurrent_jobs = ? WHERE guild_id = ?",
                 (new.cooldown_seconds, new.daily_images, new.concurrent_jobs, guild_id),
             )
-            await self._audit(conn, guild_id, actor_id, "limits", limits_text(old), limits_text(new))
+            await self._audit(conn, guild_id, actor_id, "limits", limits_audit_text(old), limits_audit_text(new))
         return new
 
     async def set_log_channel(self, guild_id: int, channel_id: int | None, *, actor_id: int) -> bool:
