@@ -68,6 +68,41 @@ class HttpListen:
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class FetchAllow:
+    """What the owner lets the bot fetch files from besides globally routable addresses.
+
+    ``hosts`` are lower-case host names matched exactly; ``networks`` are CIDRs
+    (a single address is a /32 or /128).
+    """
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[IpNetwork, ...] = ()
+
+
+def parse_fetch_allow(value: str) -> FetchAllow:
+    """``host, 10.0.0.0/8, fd00::/8, 192.168.1.20``; ``ValueError`` names the entry that is neither."""
+    hosts: set[str] = set()
+    networks: list[IpNetwork] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        candidate = item[1:-1] if item.startswith("[") and item.endswith("]") else item
+        try:
+            networks.append(ipaddress.ip_network(candidate, strict=False))
+            continue
+        except ValueError:
+            pass
+        host = candidate.lower().rstrip(".")
+        if not _HOSTNAME.match(host):
+            raise ValueError(f"{item!r} is neither a host name nor an address or CIDR like 10.0.0.0/8")
+        hosts.add(host)
+    return FetchAllow(frozenset(hosts), tuple(networks))
+
+
 class SettingsError(Exception):
     """One or more settings are missing or malformed; each problem is one line."""
 
@@ -112,6 +147,12 @@ class Settings:
     """``IMAGINE_UPSCALE_MODEL``: what the U buttons run on one image; ``None``: no U buttons."""
     prices: Prices = NO_PRICES
     """``IMAGINE_PRICES``: what each model costs, for the servers' budgets; a model without a price costs nothing."""
+    fetch_allow: FetchAllow = field(default_factory=lambda: FetchAllow())
+    """``IMAGINE_FETCH_ALLOW``: hosts and networks files may be fetched from besides globally routable addresses."""
+    max_queued: int = 200
+    """``IMAGINE_MAX_QUEUED``: jobs waiting in the queue, whole deployment; 0: no cap."""
+    max_queued_per_member: int = 3
+    """``IMAGINE_MAX_QUEUED_PER_MEMBER``: jobs one member may have waiting; 0: no cap."""
 
     @property
     def offered_models(self) -> tuple[ModelRef, ...]:
@@ -431,6 +472,18 @@ def load_settings(
         except ValueError as exc:
             problems.append(f"IMAGINE_PRICES: {exc}")
 
+    fetch_allow = FetchAllow()
+    raw_fetch_allow = get("IMAGINE_FETCH_ALLOW")
+    if raw_fetch_allow is not None:
+        try:
+            fetch_allow = parse_fetch_allow(raw_fetch_allow)
+        except ValueError as exc:
+            problems.append(f"IMAGINE_FETCH_ALLOW: {exc}")
+    max_queued = _int("IMAGINE_MAX_QUEUED", get("IMAGINE_MAX_QUEUED") or "200", problems, minimum=0)
+    max_queued_per_member = _int(
+        "IMAGINE_MAX_QUEUED_PER_MEMBER", get("IMAGINE_MAX_QUEUED_PER_MEMBER") or "3", problems, minimum=0
+    )
+
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -458,4 +511,7 @@ def load_settings(
         webhook_secret=Secret(webhook_secret) if webhook_secret else None,
         upscale_model=upscale_model,
         prices=prices,
+        fetch_allow=fetch_allow,
+        max_queued=max_queued,
+        max_queued_per_member=max_queued_per_member,
     )

@@ -14,6 +14,7 @@ from bot.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_DATABASE_URL,
     DEFAULT_MODEL,
+    FetchAllow,
     Secret,
     Settings,
     SettingsError,
@@ -49,6 +50,9 @@ ALL_VARIABLES = (
     "IMAGINE_API_REQUESTS_PER_MINUTE",
     "IMAGINE_TAKEOVER_AFTER",
     "IMAGINE_UPSCALE_MODEL",
+    "IMAGINE_FETCH_ALLOW",
+    "IMAGINE_MAX_QUEUED",
+    "IMAGINE_MAX_QUEUED_PER_MEMBER",
 )
 
 
@@ -449,3 +453,26 @@ def test_upscale_model_is_a_model_reference_and_optional() -> None:
     assert load_settings(BASE_ENV).upscale_model is None
     settings = load_settings({**BASE_ENV, "IMAGINE_UPSCALE_MODEL": " nightmareai/real-esrgan:abc123 "})
     assert settings.upscale_model == ModelRef("nightmareai", "real-esrgan", "abc123")
+
+
+def test_fetch_allow_takes_hosts_addresses_and_cidrs() -> None:
+    settings = load_settings({**BASE_ENV, "IMAGINE_FETCH_ALLOW": " Files.LAN., 10.0.0.0/8,[fd00::1],192.168.1.20 ,"})
+    assert settings.fetch_allow.hosts == frozenset({"files.lan"})
+    assert [str(n) for n in settings.fetch_allow.networks] == ["10.0.0.0/8", "fd00::1/128", "192.168.1.20/32"]
+    assert load_settings(BASE_ENV).fetch_allow == FetchAllow()
+
+
+@pytest.mark.parametrize("value", ["files lan", "10.0.0.0/33", "http://files.lan", "-bad-"])
+def test_fetch_allow_names_the_entry_that_is_neither_host_nor_network(value: str) -> None:
+    (problem,) = problems_for({**BASE_ENV, "IMAGINE_FETCH_ALLOW": f"ok.lan,{value}"})
+    assert problem.startswith("IMAGINE_FETCH_ALLOW:") and repr(value) in problem
+
+
+def test_queue_caps_default_and_zero_means_no_cap() -> None:
+    defaults = load_settings(BASE_ENV)
+    assert (defaults.max_queued, defaults.max_queued_per_member) == (200, 3)
+    off = load_settings({**BASE_ENV, "IMAGINE_MAX_QUEUED": "0", "IMAGINE_MAX_QUEUED_PER_MEMBER": "0"})
+    assert (off.max_queued, off.max_queued_per_member) == (0, 0)
+    assert problems_for({**BASE_ENV, "IMAGINE_MAX_QUEUED_PER_MEMBER": "-2"}) == [
+        "IMAGINE_MAX_QUEUED_PER_MEMBER: must be at least 0, got -2"
+    ]
