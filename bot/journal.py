@@ -244,9 +244,9 @@ class Journal:
         """This process's jobs from before a restart (earlier incarnations of ``name``, and ownerless ones)."""
         return await self._readable(await self._repository.claim_jobs(self.owner, name=name))
 
-    async def claim_dead(self, dead_before: datetime) -> list[Unfinished]:
-        """The unfinished jobs of processes last alive before ``dead_before``, now this process's."""
-        return await self._readable(await self._repository.claim_jobs(self.owner, dead_before=dead_before))
+    async def claim_dead(self, silent_for: float) -> list[Unfinished]:
+        """The unfinished jobs of processes silent for ``silent_for`` seconds (the database's clock), now ours."""
+        return await self._readable(await self._repository.claim_jobs(self.owner, silent_for=silent_for))
 
     async def _readable(self, records: list[JobRecord]) -> list[Unfinished]:
         now = self._clock.now()

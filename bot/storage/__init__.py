@@ -380,21 +380,28 @@ class Repository(Protocol):
     # ------------------------------------------------------------- processes (scale-out)
 
     async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
-        """A process starts: record it alive (and forget long-dead processes that own nothing)."""
+        """A process starts: record it alive (and forget long-dead processes that own nothing).
+
+        Signs of life are stamped and compared with the database's clock, never a process's own: processes whose
+        clocks disagree still agree on who is silent. ``now`` (this process's clock) only prunes old webhooks,
+        which this process's clock stamped.
+        """
         ...
 
-    async def heartbeat(self, incarnation: str, *, now: datetime, alive_since: datetime) -> int:
-        """Record the process alive now; return how many processes have been alive since ``alive_since``."""
+    async def heartbeat(self, incarnation: str, *, alive_within: float) -> int:
+        """Record the process alive now (the database's clock); return how many processes gave a sign of life
+        in the last ``alive_within`` seconds (this one included)."""
         ...
 
     async def claim_jobs(
-        self, incarnation: str, *, name: str | None = None, dead_before: datetime | None = None
+        self, incarnation: str, *, name: str | None = None, silent_for: float | None = None
     ) -> list[JobRecord]:
         """Atomically take unfinished jobs, oldest first, and return them.
 
         With ``name``: the jobs of earlier incarnations of the same process (a restart), and jobs that have
-        no owner. With ``dead_before``: the jobs of processes last alive before then (a takeover). A job goes
-        to one claimer only, and never back to an incarnation it was taken from.
+        no owner. With ``silent_for``: the jobs of processes that gave no sign of life for that many seconds
+        by the database's clock (a takeover). A job goes to one claimer only, and never back to an
+        incarnation it was taken from.
         """
         ...
 
