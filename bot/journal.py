@@ -124,24 +124,29 @@ class Journal:
         self.owner = owner
         self._run_times: dict[str, tuple[float | None, float]] = {}
 
+    def entry(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> JobRecord:
+        """A newly accepted job's journal entry, owned by this process (:meth:`accepted` writes it, or a charge)."""
+        return JobRecord(
+            job_id=job_id,
+            model=str(request.model),
+            prompt=request.prompt,
+            request=request_to_json(request),
+            state="queued",
+            created_at=self._clock.now(),
+            guild_id=request.guild_id,
+            channel_id=request.channel_id,
+            requester_id=request.requester_id,
+            target=dict(target) if target is not None else None,
+            owner=self.owner,
+            message_id=_where_shown(target).get("message_id") if target is not None else None,
+            charged_images=request.charged_images,
+            charged_day=request.charged_day,
+            reserved_cost=request.reserved_cost,
+        )
+
     async def accepted(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> None:
         """The job was accepted (and is about to be shown): it now exists, whatever happens next."""
-        await self._repository.add_job(
-            JobRecord(
-                job_id=job_id,
-                model=str(request.model),
-                prompt=request.prompt,
-                request=request_to_json(request),
-                state="queued",
-                created_at=self._clock.now(),
-                guild_id=request.guild_id,
-                channel_id=request.channel_id,
-                requester_id=request.requester_id,
-                target=dict(target) if target is not None else None,
-                owner=self.owner,
-                message_id=_where_shown(target).get("message_id") if target is not None else None,
-            )
-        )
+        await self._repository.add_job(self.entry(job_id, request, target))
 
     async def creating(self, job_id: str, *, target: Mapping[str, Any] | None = None) -> None:
         """The create request is about to go out. Raises if it cannot be written: then nothing is created."""
@@ -224,12 +229,16 @@ class Journal:
             log.exception("could not journal job %s (%s)", job_id, ", ".join(changes))
 
     async def abandon(self, job_id: str, reason: str) -> bool:
-        """End a job that cannot be carried on, failed with ``reason``; ``False`` if another process took it over."""
+        """End a job that cannot be carried on, failed with ``reason``, and give back all it was charged, once.
+
+        ``False`` if it had ended, another process took it over, or the database could not be written (then
+        the job is still unfinished: the next restart or takeover resumes it, or abandons it again).
+        """
         try:
-            await self._safely(job_id, state="failed", ended_at=self._clock.now(), error=reason, target=None)
-        except JobTakenOver:
+            return await self._repository.abandon_job(job_id, owner=self.owner, reason=reason, now=self._clock.now())
+        except Exception:
+            log.exception("could not journal job %s as abandoned (%s)", job_id, reason)
             return False
-        return True
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
         """The member's latest jobs in this server, newest first (``/imagine-history``)."""
@@ -255,7 +264,9 @@ class Journal:
             try:
                 request = request_from_json(record.request)
             except (KeyError, ValueError, TypeError):
-                log.exception("journaled job %s cannot be read; marking it failed", record.job_id)
+                log.exception(
+                    "journaled job %s cannot be read; marking it failed, its charge given back", record.job_id
+                )
                 await self.abandon(record.job_id, "unreadable journal entry")
                 continue
             jobs.append(

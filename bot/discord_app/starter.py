@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import discord
@@ -22,10 +23,11 @@ from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ImagineOptions
-from bot.job_model import JobKind, JobState, JobView
+from bot.job_model import JobKind, JobRequest, JobState, JobView
 from bot.jobs import ResumedJob
 from bot.journal import Unfinished
 from bot.modelref import ModelRef
+from bot.storage import StorageError
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -33,6 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LOCK_WAIT = 0.5  # seconds a member's second request waits for the first one's set-up
+
+DATABASE_DOWN = (
+    "❌ The bot's database is not answering, so nothing was started and nothing was charged. Try again in a moment."
+)
 
 
 class _PresenterOptions(TypedDict):
@@ -97,7 +103,7 @@ class JobStarter:
                 presenter = self._presenter(job.job_id, MessageTarget.from_json(job.target))
             except Exception:
                 log.exception("could not resume job %s; marking it failed", job.job_id)
-                await core.abandon(job.job_id, job.request, "could not be resumed after a restart")
+                await core.journal.abandon(job.job_id, "could not be resumed after a restart")
                 continue
             resumed.append(ResumedJob.of(job, presenter))
         core.engine.resume(resumed)
@@ -145,6 +151,12 @@ class JobStarter:
         core = self.bot.core
         options = order.options
         role_ids = member_role_ids(interaction)
+        job_id = core.engine.new_job_id()
+        target = (
+            MessageTarget.of(interaction, None)
+            if order.reply_to is None
+            else MessageTarget.reply(interaction, order.reply_to)
+        )
         try:
             options.check()
             model = await core.policy.check_request(
@@ -172,28 +184,35 @@ class JobStarter:
             images = request.images_expected
             await core.policy.check_usage(guild_id=guild_id, member_id=member_id, images=images, role_ids=role_ids)
             cost = await core.pricing.estimate(request.model, images)
-            day = await core.policy.charge(guild_id, member_id, images, role_ids=role_ids, cost=cost)
+
+            def charged(day: date) -> JobRequest:
+                return replace(request, charged_images=images, charged_day=day, reserved_cost=cost)
+
+            # Charged and journaled in one transaction, before anything is shown: no crash keeps the charge
+            # without the job that gives it back, nor orphans the placeholder.
+            day = await core.policy.charge(
+                guild_id,
+                member_id,
+                images,
+                role_ids=role_ids,
+                cost=cost,
+                journal=lambda day: core.journal.entry(job_id, charged(day), target.to_json()),
+            )
         except Refusal as exc:
             await refuse(interaction, f"❌ {exc}")
             return
-        request = replace(request, charged_images=images, charged_day=day, reserved_cost=cost)
-        job_id = core.engine.new_job_id()
+        except StorageError:
+            log.exception("the database failed while starting job %s; refused", job_id)
+            await refuse(interaction, DATABASE_DOWN)
+            # The charge's commit may have landed with its answer lost: a job that exists gives it back.
+            await core.journal.abandon(job_id, DATABASE_DOWN)
+            return
+        request = charged(day)
         queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)
-        target = (
-            MessageTarget.of(interaction, None)
-            if order.reply_to is None
-            else MessageTarget.reply(interaction, order.reply_to)
-        )
-        try:
-            # Journaled before anything is shown: a crash after the placeholder goes out cannot orphan it.
-            await core.engine.accept(job_id, request, target.to_json())
-        except BaseException:
-            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
-            raise
         try:
             presenter = await self._show_placeholder(interaction, job_id, target, queued)
         except BaseException as exc:
-            await core.abandon(job_id, request, "the placeholder could not be shown")
+            await core.journal.abandon(job_id, "the placeholder could not be shown")
             if isinstance(exc, discord.Forbidden):
                 await refuse(interaction, "❌ I can't post in this channel, so I can't start that here.")
                 return
@@ -210,7 +229,7 @@ class JobStarter:
                 if isinstance(exc, ImagineError)
                 else f"The job could not be started (reference {reference})."
             )
-            await core.abandon(job_id, request, message)
+            await core.journal.abandon(job_id, message)
             await presenter.show(replace(queued, state=JobState.FAILED, error=message))
 
     async def _show_placeholder(

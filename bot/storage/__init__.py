@@ -186,6 +186,12 @@ class JobRecord:
     """The incarnation of the process that runs the job (see :mod:`bot.cluster`); changed only by claims."""
     message_id: int | None = None
     """The job's message in ``channel_id`` once shown (kept after the job ends, unlike ``target``)."""
+    charged_images: int = 0
+    """Images charged against the member's day when the job was accepted (given back once if not delivered)."""
+    charged_day: date | None = None
+    """The UTC day they were charged on."""
+    reserved_cost: int = 0
+    """Micro-dollars reserved against the budgets (settled once when the job ends)."""
 
 
 JOB_FIELDS = frozenset(
@@ -306,10 +312,22 @@ class Repository(Protocol):
         ...
 
     async def charge(
-        self, guild_id: int, member_id: int, images: int, *, limits: Limits, now: datetime, cost: int = 0
+        self,
+        guild_id: int,
+        member_id: int,
+        images: int,
+        *,
+        limits: Limits,
+        now: datetime,
+        cost: int = 0,
+        job: JobRecord | None = None,
     ) -> Charge:
         """Atomically check the cooldown, the daily limit and (for a ``cost`` in micro-dollars) the budgets and,
         if all allow it, record the request and reserve ``cost`` against the month's and the member's day's spend.
+
+        With ``job``, a charge also journals the job in the same transaction, its ``charged_images``,
+        ``charged_day`` and ``reserved_cost`` those of this charge: a charge never exists without the job that
+        gives it back, whatever crashes when.
         """
         ...
 
@@ -358,6 +376,14 @@ class Repository(Protocol):
         """Change some of a job's :data:`JOB_FIELDS`; with ``owner``, only while that process owns the job.
 
         ``False`` if no row changed (with ``owner``: the job was taken over by another process).
+        """
+        ...
+
+    async def abandon_job(self, job_id: str, *, owner: str, reason: str, now: datetime) -> bool:
+        """End an unfinished job of ``owner`` that will not run, failed with ``reason``, and give back what it was
+        charged (its own columns, however broken its request) in the same transaction, once.
+
+        ``False`` (and nothing changes) if the job has ended or another process owns it.
         """
         ...
 

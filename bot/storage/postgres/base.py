@@ -18,8 +18,8 @@ from typing import Any, Self
 import asyncpg
 
 from bot.clock import Clock, SystemClock
-from bot.storage import AuditEntry, RepositoryClosedError, StorageError
-from bot.storage.common import SettingsChanges, utc
+from bot.storage import AuditEntry, JobRecord, RepositoryClosedError, StorageError
+from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, SettingsChanges, job_values, utc
 from bot.storage.migrations import Migration
 from bot.storage.postgres.notifications import CONNECT_ERRORS, SETTINGS_CHANNEL, SettingsCache, SettingsListener
 from bot.storage.postgres_migrations import MIGRATIONS, apply_migrations
@@ -177,6 +177,14 @@ class PostgresBase:
     async def _ensure_guild(conn: Any, guild_id: int) -> None:
         # The guilds row is the parent every per-server row points to.
         await conn.execute("INSERT INTO guilds (guild_id) VALUES ($1) ON CONFLICT DO NOTHING", guild_id)
+
+    @staticmethod
+    async def _insert_job(conn: Any, record: JobRecord) -> None:
+        values = job_values(record)
+        placeholders = ", ".join(f"${n}" for n in range(1, len(JOB_COLUMN_NAMES) + 1))
+        await conn.execute(
+            f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders})", *(values[name] for name in JOB_COLUMN_NAMES)
+        )
 
     async def _audit(
         self, conn: Any, guild_id: int, actor_id: int, action: str, before: str | None, after: str | None

@@ -28,7 +28,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -36,7 +36,7 @@ import aiosqlite
 
 from bot.clock import Clock, SystemClock
 from bot.storage import AuditEntry, GuildConfig, JobRecord, RepositoryClosedError, StorageError
-from bot.storage.common import JOB_COLUMN_NAMES, JOB_TIMES, SettingsChanges, job_record, utc
+from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, JOB_TIMES, SettingsChanges, job_record, job_values, utc
 from bot.storage.migrations import MIGRATIONS, Migration, apply_migrations
 
 MEMORY = ":memory:"
@@ -195,6 +195,15 @@ class SqliteBase:
         # The guilds row is the parent every per-server row points to.
         await conn.execute("INSERT OR IGNORE INTO guilds (guild_id) VALUES (?)", (guild_id,))
 
+    @staticmethod
+    async def _insert_job(conn: aiosqlite.Connection, record: JobRecord) -> None:
+        values = encode_job(job_values(record))
+        placeholders = ", ".join("?" for _ in JOB_COLUMN_NAMES)
+        await conn.execute(
+            f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders})",
+            tuple(values[name] for name in JOB_COLUMN_NAMES),
+        )
+
     async def _audit(
         self,
         conn: aiosqlite.Connection,
@@ -223,6 +232,8 @@ def encode_job(values: dict[str, Any]) -> dict[str, Any]:
     for name in JOB_TIMES:
         if encoded.get(name) is not None:
             encoded[name] = to_text(encoded[name])
+    if encoded.get("charged_day") is not None:
+        encoded["charged_day"] = encoded["charged_day"].isoformat()
     return encoded
 
 
@@ -235,4 +246,6 @@ def decode_job(values: Sequence[Any]) -> JobRecord:
     for name in JOB_TIMES:
         if row[name] is not None:
             row[name] = from_text(row[name])
+    if row["charged_day"] is not None:
+        row["charged_day"] = date.fromisoformat(row["charged_day"])
     return job_record(row)
