@@ -10,7 +10,7 @@ never outlives its job in the database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -19,11 +19,14 @@ from bot.clock import Clock
 from bot.inputs import ImagineOptions
 from bot.job_model import JobKind, JobRequest, JobState, JobTakenOver, JobView
 from bot.modelref import ModelRef
-from bot.storage import JobRecord, Repository
+from bot.storage import DatabaseUnavailable, JobRecord, Repository
 
 log = logging.getLogger(__name__)
 
 RUN_TIME_CACHE_SECONDS = 60.0
+
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+"""Seconds before each new try of a journal write the database did not answer (then the error stands)."""
 
 
 def request_to_json(request: JobRequest) -> dict[str, Any]:
@@ -112,9 +115,10 @@ class Journal:
 
     Every write after acceptance is guarded by ownership: a job another
     process took over (:mod:`bot.cluster`) raises :class:`JobTakenOver` at the
-    next step, and this process leaves it alone. Other failed writes are logged,
-    never fatal to the job, except the create mark (without it a restart could
-    create a second prediction).
+    next step, and this process leaves it alone. A write the database does not
+    answer is tried again a few times (:data:`RETRY_DELAYS`); one that still
+    fails is logged, never fatal to the job, except the create mark (without it
+    a restart could create a second prediction).
     """
 
     def __init__(self, repository: Repository, clock: Clock, *, owner: str = "local") -> None:
@@ -217,8 +221,22 @@ class Journal:
         )
 
     async def _owned(self, job_id: str, **changes: Any) -> None:
-        if not await self._repository.update_job(job_id, owner=self.owner, **changes):
+        if not await self._retrying(lambda: self._repository.update_job(job_id, owner=self.owner, **changes)):
             raise JobTakenOver(job_id)
+
+    async def _retrying(self, write: Callable[[], Awaitable[bool]]) -> bool:
+        """``write()``, tried again after :data:`RETRY_DELAYS` while the database does not answer.
+
+        Only for writes that may safely land twice (the second finds the first's result): the answer of
+        the first may be what was lost.
+        """
+        for delay in RETRY_DELAYS:
+            try:
+                return await write()
+            except DatabaseUnavailable as exc:
+                log.warning("the journal could not be written (%s); trying again in %g s", exc, delay)
+                await self._clock.sleep(delay)
+        return await write()
 
     async def _safely(self, job_id: str, **changes: Any) -> None:
         try:
@@ -234,8 +252,14 @@ class Journal:
         ``False`` if it had ended, another process took it over, or the database could not be written (then
         the job is still unfinished: the next restart or takeover resumes it, or abandons it again).
         """
+        now = self._clock.now()
         try:
-            return await self._repository.abandon_job(job_id, owner=self.owner, reason=reason, now=self._clock.now())
+            return await self._retrying(
+                lambda: self._repository.abandon_job(job_id, owner=self.owner, reason=reason, now=now)
+            )
+        except DatabaseUnavailable as exc:
+            log.warning("could not journal job %s as abandoned (%s): %s", job_id, reason, exc)
+            return False
         except Exception:
             log.exception("could not journal job %s as abandoned (%s)", job_id, reason)
             return False

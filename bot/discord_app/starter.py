@@ -152,6 +152,7 @@ class JobStarter:
         options = order.options
         role_ids = member_role_ids(interaction)
         job_id = core.engine.new_job_id()
+        charging = False
         target = (
             MessageTarget.of(interaction, None)
             if order.reply_to is None
@@ -190,6 +191,7 @@ class JobStarter:
 
             # Charged and journaled in one transaction, before anything is shown: no crash keeps the charge
             # without the job that gives it back, nor orphans the placeholder.
+            charging = True
             day = await core.policy.charge(
                 guild_id,
                 member_id,
@@ -201,11 +203,12 @@ class JobStarter:
         except Refusal as exc:
             await refuse(interaction, f"❌ {exc}")
             return
-        except StorageError:
-            log.exception("the database failed while starting job %s; refused", job_id)
+        except StorageError as exc:
+            log.warning("the database failed while starting job %s; refused: %s", job_id, exc)
             await refuse(interaction, DATABASE_DOWN)
-            # The charge's commit may have landed with its answer lost: a job that exists gives it back.
-            await core.journal.abandon(job_id, DATABASE_DOWN)
+            if charging:
+                # The charge's commit may have landed with its answer lost: a job that exists gives it back.
+                await core.journal.abandon(job_id, DATABASE_DOWN)
             return
         request = charged(day)
         queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)

@@ -33,6 +33,13 @@ class RepositoryClosedError(StorageError):
     """The repository was used after it was closed."""
 
 
+class DatabaseUnavailable(StorageError):
+    """The database did not answer in time, or the connection to it broke: the call may be tried again later.
+
+    A write that raised this may or may not have committed (its answer can be what was lost).
+    """
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-member limits of one server; 0 means no limit."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -35,9 +36,12 @@ from typing import Any, Self
 import aiosqlite
 
 from bot.clock import Clock, SystemClock
-from bot.storage import AuditEntry, GuildConfig, JobRecord, RepositoryClosedError, StorageError
+from bot.storage import AuditEntry, DatabaseUnavailable, GuildConfig, JobRecord, RepositoryClosedError, StorageError
 from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, JOB_TIMES, SettingsChanges, job_record, job_values, utc
 from bot.storage.migrations import MIGRATIONS, Migration, apply_migrations
+
+_BUSY = re.compile(r"\b(locked|busy)\b")
+"""SQLite's messages for a lock it waited for in vain (``database is locked``, ``database table is locked``)."""
 
 MEMORY = ":memory:"
 """The path of a private in-memory database (tests)."""
@@ -157,20 +161,32 @@ class SqliteBase:
         self._connection()  # fail fast, before waiting for the lock
         async with self._lock:
             conn = self._connection()  # close() may have run while we waited
-            await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.OperationalError as exc:
+                self._raise_if_busy(exc)
+                raise
             try:
                 yield conn
                 await conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 self._changes.discard(conn)
                 # Unconditional: sqlite3's rollback() is a no-op when SQLite has
                 # already ended the transaction itself, and it runs on the
                 # connection's thread after any statement still in flight
                 # (a cancelled await does not stop the statement).
                 await conn.rollback()
+                if isinstance(exc, sqlite3.OperationalError):
+                    self._raise_if_busy(exc)
                 raise
             committed = self._changes.take(conn)
         self._changes.announce(committed)
+
+    def _raise_if_busy(self, exc: sqlite3.OperationalError) -> None:
+        """Raise :class:`DatabaseUnavailable` for a lock another process held past ``busy_timeout`` (a backup,
+        the sqlite3 shell)."""
+        if _BUSY.search(str(exc)):
+            raise DatabaseUnavailable(f"the database {self._path!r} is busy: {exc}") from exc
 
     # ------------------------------------------------------------- small SQL helpers
 
