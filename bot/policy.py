@@ -291,8 +291,3 @@ class Policy:
                 f"That would make {used + images} images today; the limit is {daily} ({daily - used} left). "
                 f"It resets {resets}."
             )
-
-    async def refund(self, guild_id: int, member_id: int, images: int, day: date, *, cost: int = 0) -> None:
-        """Give back images that were charged but not delivered, and the money reserved for them."""
-        if images > 0 or cost > 0:
-            await self._repository.refund(guild_id, member_id, images, day=day, cost=cost)
