@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -190,3 +192,48 @@ async def test_imagine_on_a_frozen_database_is_refused_privately_and_charges_not
     assert "Done" in status_of(final) and final.attachments
     await stack.stop_bot()
     unhandled.check()
+
+
+CHARGER = """
+import asyncio, sys
+from datetime import UTC, datetime
+from bot.storage import JobRecord, Limits, open_repository
+
+async def main(url: str) -> None:
+    repository = await open_repository(url)
+    number = 0
+    while True:
+        number += 1
+        job = JobRecord(job_id=f"{sys.argv[2]}-{number}", model="a/b", prompt="p", request={}, state="queued",
+                        created_at=datetime.now(UTC), guild_id=11, requester_id=22, owner="charger")
+        await repository.charge(11, 22, 2, limits=Limits(), now=datetime.now(UTC), cost=7, job=job)
+        print(number, flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_process_killed_while_charging_leaves_no_charge_without_its_job(database_url: str) -> None:
+    """SIGKILL lands wherever it lands, often inside a charge: every image and micro-dollar charged has its job."""
+    repository = await open_repository(database_url)  # migrated before the charger starts
+    try:
+        for run in range(3):
+            charger = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", CHARGER, database_url, f"run{run}", stdout=asyncio.subprocess.PIPE
+            )
+            assert charger.stdout is not None
+            for _ in range(20):  # well into its stride
+                assert await bounded(charger.stdout.readline()), "the charger stopped"
+            charger.kill()
+            await charger.wait()
+        now = datetime.now(UTC)
+        (tally,) = await repository.job_tallies(GUILD, since=now - timedelta(days=1))
+        assert tally.jobs >= 60
+        usage = await repository.usage(GUILD, MEMBER, now=now)
+        spend = await repository.spend(GUILD, MEMBER, now=now)
+        assert usage.images_today == 2 * tally.jobs
+        assert spend.member_today == spend.month == 7 * tally.jobs
+        latest = await repository.member_history(GUILD, MEMBER, limit=10)
+        assert all((job.charged_images, job.reserved_cost) == (2, 7) for job in latest)
+    finally:
+        await repository.close()
