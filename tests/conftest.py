@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from bot.delivery import Downloader
+from bot.fetch_guard import FetchGuard
 from bot.jobs import JobEngine, JobView, PollPolicy
 from bot.ratelimit import RequestBudget
 from bot.recovery import PredictionFinder
@@ -116,7 +117,8 @@ async def make_pipeline(
             budget=RequestBudget(),
             retry=FAST_RETRY,
         )
-        downloader = Downloader(session, timeout=0.5, attempts=2)
+        # Outputs come from the fake API's own host and port, as from a gateway serving its own files.
+        downloader = Downloader(session, FetchGuard.of(fake_api.base_url), timeout=0.5, attempts=2)
         engine_args.setdefault("poll", FAST_POLL)
         engine_args.setdefault("prefer_wait", 0)
         engine_args.setdefault("finder", PredictionFinder(client, delays=FAST_LOOKUP))
