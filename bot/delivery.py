@@ -182,10 +182,11 @@ class Downloader:
             except aiohttp.ClientConnectorError as exc:
                 if isinstance(exc.os_error, ForbiddenAddress):
                     raise _Refused(f"{_for_log(target)} refused: {exc.os_error}") from exc
-                raise _Retryable(f"{_for_log(target)}: {type(exc).__name__}: {exc}") from exc
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                # ValueError: a URL aiohttp itself will not request (a port or host yarl let through).
-                raise _Retryable(f"{_for_log(target)}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
+                raise _Retryable(f"{_for_log(target)}: {_described(exc)}") from exc
+            except ValueError as exc:  # aiohttp.InvalidURL among them: a URL aiohttp will not request as it is
+                raise _Refused(f"{_for_log(target)}: {_described(exc)}") from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _Retryable(f"{_for_log(target)}: {_described(exc)}") from exc
         raise _Refused(f"more than {_MAX_REDIRECTS} redirects from {_for_log(url)}")
 
 
@@ -195,6 +196,10 @@ class _Retryable(Exception):
 
 class _Refused(Exception):
     """A download the guard refused, or that trying again cannot mend (the message is for the log)."""
+
+
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _naming(where: str | None) -> str:
