@@ -173,7 +173,7 @@ class FetchGuard:
             raise FetchRefused("no host in the URL")
         address = parse_address(host)
         if address is None:
-            if _legacy_ipv4(host):
+            if _spells_an_address(host):
                 raise FetchRefused(f"{host} is not a canonical address")
             return parsed
         if not self.permits(host, port, address):
@@ -185,10 +185,14 @@ class FetchGuard:
         return aiohttp.TCPConnector(resolver=GuardedResolver(self), limit=limit)
 
 
-def _legacy_ipv4(host: str) -> bool:
-    """Whether the C resolver reads ``host`` as an IPv4 address in a shorthand, octal or hex spelling."""
+def _spells_an_address(host: str) -> bool:
+    """Whether a host that is no canonical address still spells one: to aiohttp, or to the C resolver.
+
+    aiohttp takes a host with a colon or only digits and dots for an address (and never resolves it);
+    the C resolver reads shorthand, octal and hex forms (``127.1``, ``0177.0.0.1``, ``0x7f.1``) as IPv4.
+    """
     if ":" in host or host.replace(".", "").isdigit():
-        return True  # what aiohttp takes for an address (and so never resolves)
+        return True
     try:
         socket.inet_aton(host)
     except (OSError, ValueError):

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.fetch_guard import FetchGuard, FetchRefused, ForbiddenAddress, GuardedResolver, globally_routable, normal_host
-from bot.settings import FetchAllow, parse_fetch_allow
+from bot.settings import FetchAllow, load_settings, parse_fetch_allow
 
 PUBLIC = ["8.8.8.8", "1.1.1.1", "151.101.1.1", "2606:4700::1111", "2a00:1450:4001::200e"]
 NOT_PUBLIC = [
@@ -256,3 +256,20 @@ async def test_the_system_resolver_s_loopback_spellings_are_refused(host: str) -
         await allowed.close()
     finally:
         await resolver.close()
+
+
+def test_the_guard_the_settings_describe() -> None:
+    settings = load_settings(
+        {
+            "REPLICATE_API_TOKEN": "r8_test",
+            "REPLICATE_BASE_URL": "http://gateway.lan:8080/v1",
+            "IMAGINE_FETCH_ALLOW": "files.lan, 192.168.0.0/16",
+        }
+    )
+    guard = FetchGuard.from_settings(settings)
+    lan = ipaddress.ip_address("192.168.3.4")
+    assert guard.api_host == ("gateway.lan", 8080)
+    assert guard.permits("gateway.lan", 8080, ipaddress.ip_address("10.9.9.9"))
+    assert guard.permits("files.lan", 80, ipaddress.ip_address("10.9.9.9"))
+    assert guard.permits("anything.example", 443, lan)
+    assert not guard.permits("anything.example", 443, ipaddress.ip_address("10.9.9.9"))
