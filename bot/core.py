@@ -15,7 +15,8 @@ from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.cluster import Cluster, new_incarnation, process_name, shards_text
 from bot.costs import Pricing
-from bot.delivery import Downloader, GuardedResolver
+from bot.delivery import Downloader
+from bot.fetch_guard import FetchGuard
 from bot.job_model import JobRequest, JobView
 from bot.jobs import JobEngine
 from bot.journal import Journal
@@ -78,7 +79,7 @@ class Core:
             clock=self.clock,
             on_response=self.metrics.api_response,
         )
-        self.downloader = Downloader(session, clock=self.clock)
+        self.downloader = Downloader(session, FetchGuard.from_settings(settings), clock=self.clock)
         self.journal = Journal(repository, self.clock, owner=new_incarnation())
         self.cluster = Cluster(
             repository,
@@ -125,7 +126,9 @@ class Core:
         Raises :class:`bot.storage.StorageError` if the database cannot be opened.
         """
         repository = await open_repository(settings.database_url, clock=clock)
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(), limit=100)
+        # One session for the API and for files; its resolver is the fetch guard's, so every file (and every
+        # redirect hop) connects only to an address the guard permits. The API's own host is one of them.
+        connector = FetchGuard.from_settings(settings).connector(limit=100)
         session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector)
         return cls(settings, session, repository, clock=clock, tuning=tuning)
 

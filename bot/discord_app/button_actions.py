@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.discord_app.answers import refuse
+from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.members import may_moderate
 from bot.discord_app.starter import JobOrder, JobStarter
-from bot.errors import Refusal
-from bot.inputs import ImagineOptions, check_image_upload
+from bot.errors import ImagineError
+from bot.inputs import ImagineOptions
 from bot.job_model import JobKind, JobRequest
 from bot.modelref import ModelRef
 
@@ -88,8 +89,8 @@ class ButtonActions:
             return
         image = attachments[number - 1]
         try:
-            check_image_upload(image.content_type, image.size, f"Image {number}")
-        except Refusal as exc:
+            await check_image_attachment(self.bot.core.downloader, image, f"Image {number}", f"image {number}")
+        except ImagineError as exc:
             await refuse(interaction, f"❌ {exc}")
             return
         if kind is JobKind.VARY:

@@ -821,9 +821,10 @@ class StoredAttachment:
             "size": self.size,
             "url": self.url,
             "proxy_url": self.url,
-            "content_type": self.content_type,
             "flags": 0,
         }
+        if self.content_type is not None:  # optional on Discord: left out, never null
+            data["content_type"] = self.content_type
         if self.description is not None:
             data["description"] = self.description
         if self.width is not None and self.height is not None:
@@ -1458,6 +1459,9 @@ class FakeDiscord:
         self.token_lifetime: float = DEFAULT_TOKEN_LIFETIME
         #: Default ``attachment_size_limit`` of interactions.
         self.attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT
+        #: Give stored attachments a ``content_type`` (the upload's, else guessed from the file name). The field
+        #: is optional on Discord: ``False`` stores them without one (left out of their payload).
+        self.attachment_content_types: bool = True
         #: Send MESSAGE_CREATE/UPDATE/DELETE on the gateway (if the intents ask for them).
         self.dispatch_message_events: bool = True
         #: Enforce content/embed/component/choice limits (400/50035, 50006).
@@ -2457,6 +2461,8 @@ class FakeDiscord:
         guessed = mimetypes.guess_type(filename)[0]
         if content_type in (None, "application/octet-stream") and guessed:
             content_type = guessed
+        if not self.attachment_content_types:
+            content_type = None
         width, height = _image_size(data) if (content_type or "").startswith("image/") else (None, None)
         url = f"{self.http_base}/attachments/{channel_id}/{attachment_id}/{quote(filename)}"
         attachment = StoredAttachment(

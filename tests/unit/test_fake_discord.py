@@ -402,6 +402,20 @@ async def test_slash_defer_edits_and_image(fake: FakeDiscord, bot: commands.Bot,
         assert await resp.read() == image.data
 
 
+async def test_attachments_may_come_without_a_content_type(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    """Discord's ``content_type`` is optional: switched off, it is left out of the payload (never null)."""
+    fake.attachment_content_types = False
+    handle = await fake.slash("draw", {"prompt": "a red square"})
+    await handle.wait_callback()
+    assert await cog.outcome() == ("draw", "ok")
+    message = fake.message_of(handle)
+    assert message is not None
+    image = message.current.attachment("result.png")
+    assert image.content_type is None and "content_type" not in image.payload()
+    async with aiohttp.ClientSession() as http, http.get(image.url) as resp:
+        assert await resp.read() == image.data and resp.content_type == "application/octet-stream"
+
+
 async def test_ephemeral_reply_and_followups(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
     handle = await fake.slash("secret")
     callback = await handle.wait_callback()
