@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import cast
 
 from aiohttp import web
@@ -58,6 +59,19 @@ WRITE_TIMEOUT = 10.0
 LINGER = 2.0
 """Seconds the rest of a refused body is read and thrown away, so that the peer sees the answer."""
 
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """The server's limits (the defaults above; tests shorten the waits)."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_connections: int = MAX_CONNECTIONS
+    header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+    write_timeout: float = WRITE_TIMEOUT
+    linger: float = LINGER
+
+
 _BUSY_BODY = b'{"error": "the server holds as many connections as it takes; try again"}'
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\n"
@@ -69,10 +83,11 @@ _BUSY = (
 class ConnectionGate:
     """Counts the server's connections and keeps them under ``limit`` (see the module's docstring)."""
 
-    def __init__(self, handlers: Callable[[], asyncio.Protocol], *, limit: int = MAX_CONNECTIONS) -> None:
+    def __init__(self, handlers: Callable[[], asyncio.Protocol], limits: HttpLimits) -> None:
         """``handlers`` makes the protocol of one connection (aiohttp's ``web.Server``)."""
         self._handlers = handlers
-        self.limit = limit
+        self.limit = limits.max_connections
+        self.write_timeout = limits.write_timeout
         self._open: dict[asyncio.Protocol, _Guarded] = {}  # by handler, oldest first
         self._busy: set[asyncio.Protocol] = set()
         self._refusals = ThrottledLog(log)
@@ -148,7 +163,7 @@ class _Guarded(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._transport is not None and self._stalled is None:
-            self._stalled = asyncio.get_running_loop().call_later(WRITE_TIMEOUT, self._transport.abort)
+            self._stalled = asyncio.get_running_loop().call_later(self._gate.write_timeout, self._transport.abort)
         if self._admitted:
             self.handler.pause_writing()
 
@@ -174,8 +189,9 @@ def _closing(status: int, error: str) -> web.Response:
     return response
 
 
-def body_reader(gate: ConnectionGate, *, max_bytes: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT) -> Middleware:
+def body_reader(gate: ConnectionGate, limits: HttpLimits) -> Middleware:
     """The middleware that reads every request's whole body (within the cap and the time) before its handler."""
+    max_bytes, timeout = limits.max_body_bytes, limits.body_timeout
 
     @web.middleware
     async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot import __version__
 from bot.health import HealthCheck, HealthState
-from bot.http_guard import HEADER_TIMEOUT, LINGER, MAX_BODY_BYTES, MAX_CONNECTIONS, ConnectionGate, body_reader
+from bot.http_guard import ConnectionGate, HttpLimits, body_reader
 from bot.settings import HttpListen
 
 log = logging.getLogger(__name__)
@@ -39,15 +39,18 @@ class HttpServer:
         checks: Mapping[str, HealthCheck],
         metrics: Callable[[], bytes],
         check_timeout: float = 2.0,
-        max_connections: int = MAX_CONNECTIONS,
+        limits: HttpLimits | None = None,
     ) -> None:
         """``checks`` answer ``/healthz`` (see :mod:`bot.health`); ``metrics`` gives ``/metrics``' body."""
+        self.limits = limits or HttpLimits()
         self._listen = listen
         self.health = HealthState(checks, timeout=check_timeout)
         self._metrics = metrics
         self._runner: web.AppRunner | None = None
-        self._gate = ConnectionGate(self._new_handler, limit=max_connections)
-        self._app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[body_reader(self._gate)])
+        self._gate = ConnectionGate(self._new_handler, self.limits)
+        self._app = web.Application(
+            client_max_size=self.limits.max_body_bytes, middlewares=[body_reader(self._gate, self.limits)]
+        )
         self._listener: asyncio.Server | None = None
         self._port: int | None = None
         self.add_routes([web.get("/healthz", self._healthz), web.get("/metrics", self._metrics_page)])
@@ -76,8 +79,8 @@ class HttpServer:
             self._app,
             access_log=None,
             handle_signals=False,
-            keepalive_timeout=HEADER_TIMEOUT,
-            lingering_time=LINGER,
+            keepalive_timeout=self.limits.header_timeout,
+            lingering_time=self.limits.linger,
             shutdown_timeout=5.0,
         )
         await runner.setup()
