@@ -128,6 +128,24 @@ async def test_the_database_dedupes_across_processes(repository: Repository) -> 
     assert await repository.take_webhook("unknown") is None
 
 
+async def test_a_payload_is_kept_in_the_database_only_for_another_process(
+    receiving: Receiving, repository: Repository
+) -> None:
+    """A job of this process waits for p1: it has the state, only the id is stored. Nobody here waits for p2:
+    its payload stays for the process that runs its job (or until pruned)."""
+    woken = receiving.events.watch("p1")
+    assert await receiving.post(prediction("succeeded"), webhook_id="msg_1") == 200
+    await asyncio.wait_for(woken.wait(), 5)
+    assert await receiving.post(prediction("succeeded") | {"id": "p2"}, webhook_id="msg_2") == 200
+    for _ in range(250):
+        if receiving.events.latest("p2") is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert await repository.take_webhook("p1") is None
+    assert (await repository.take_webhook("p2") or {}).get("status") == "succeeded"
+    assert not await repository.record_webhook("msg_1", "p1", stage=2, payload=None, now=datetime.now(UTC))
+
+
 async def test_a_delivery_for_an_unknown_prediction_is_accepted(receiving: Receiving) -> None:
     assert await receiving.post(prediction("starting") | {"id": "not-yet"}) == 200
 
