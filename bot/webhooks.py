@@ -13,8 +13,8 @@ a slow safety net for a lost webhook.
 
 Nothing is kept for long: ids for :data:`KEEP_WEBHOOKS` (dedupe), in the
 database a prediction's newest payload only, and only when no job of this
-process waits for it, until the owner takes it; in memory a bounded number of
-bytes (:class:`PredictionEvents`).
+process waits for it, until the owner takes it (or :data:`KEEP_PAYLOADS`); in
+memory a bounded number of bytes (:class:`PredictionEvents`).
 """
 
 from __future__ import annotations
@@ -44,9 +44,13 @@ _RANK = {"starting": 0, "processing": 1}
 """How far a prediction is: a webhook never moves a prediction back (retries and replays come late)."""
 
 KEEP_WEBHOOKS = timedelta(minutes=15)
-"""How long webhook ids (and payloads nobody took) are kept: a copy of a delivery can come while its signature
-is within 5 minutes of its timestamp, itself within 5 minutes of its arrival, so 10 minutes at most; the API
-retries a ``completed`` for about a minute. The heartbeat forgets older ones (:class:`bot.cluster.Cluster`)."""
+"""How long webhook ids are kept: a copy of a delivery can come while its signature is within 5 minutes of its
+timestamp, itself within 5 minutes of its arrival, so 10 minutes at most; the API retries a ``completed`` for
+about a minute. The heartbeat forgets older ones (:class:`bot.cluster.Cluster`)."""
+
+KEEP_PAYLOADS = timedelta(minutes=1)
+"""How long a payload nobody took is kept: the owner takes it within moments of the ``NOTIFY`` (or of the next
+one, should the database fail it once); one not taken by then is of a job nobody here runs."""
 
 UNWATCHED_BYTES = 8 * 1024 * 1024
 """The most :class:`PredictionEvents` keeps of states no job of this process waits for (yet)."""

@@ -434,8 +434,9 @@ class Repository(Protocol):
         """The prediction's kept payload, if any, removed: the job that waits for it has it now."""
         ...
 
-    async def prune_webhooks(self, *, before: datetime) -> None:
-        """Forget webhook ids and payloads received before ``before`` (no retry or reader comes for them)."""
+    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
+        """Forget webhook ids received before ``ids_before`` (no retry or replay comes for them any more) and
+        payloads received before ``payloads_before`` (nobody took them: nobody will)."""
         ...
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:

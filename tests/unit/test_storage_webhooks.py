@@ -19,7 +19,7 @@ from bot.storage.postgres import PostgresRepository
 from bot.storage.postgres_migrations import MIGRATIONS as POSTGRES_MIGRATIONS
 from bot.storage.sqlite import SqliteRepository
 from bot.storage.sqlite.base import to_text
-from bot.webhooks import KEEP_WEBHOOKS
+from bot.webhooks import KEEP_PAYLOADS, KEEP_WEBHOOKS
 from tests.storage import T0, FakeClock
 
 STARTING, PROCESSING, ENDED = 0, 1, 2
@@ -32,9 +32,9 @@ def payload(status: str, logs: str = "") -> dict[str, Any]:
 async def test_an_id_is_recorded_once_until_pruned(repository: Repository) -> None:
     assert await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=T0)
     assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=T0)
-    await repository.prune_webhooks(before=T0)  # received at T0: not before it
+    await repository.prune_webhooks(ids_before=T0, payloads_before=T0)  # received at T0: not before it
     assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=T0)
-    await repository.prune_webhooks(before=T0 + timedelta(seconds=1))
+    await repository.prune_webhooks(ids_before=T0 + timedelta(seconds=1), payloads_before=T0)
     assert await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=T0)
 
 
@@ -72,18 +72,19 @@ async def test_an_id_without_a_payload_keeps_none(repository: Repository) -> Non
     assert await repository.take_webhook("p1") is None
 
 
-async def test_pruning_forgets_old_ids_and_payloads_only(repository: Repository) -> None:
-    old, recent = T0, T0 + timedelta(minutes=20)
-    await repository.record_webhook("msg_old", "p-old", stage=PROCESSING, payload=payload("processing"), now=old)
-    await repository.record_webhook("msg_new", "p-new", stage=PROCESSING, payload=payload("processing"), now=recent)
-    await repository.prune_webhooks(before=recent - KEEP_WEBHOOKS)
-    assert await repository.take_webhook("p-old") is None
-    assert await repository.take_webhook("p-new") == payload("processing")
-    assert await repository.record_webhook("msg_old", "p-old", stage=PROCESSING, payload=None, now=recent)
-    assert not await repository.record_webhook("msg_new", "p-new", stage=PROCESSING, payload=None, now=recent)
+async def test_pruning_forgets_ids_and_payloads_by_their_own_times(repository: Repository) -> None:
+    now = T0 + timedelta(minutes=20)
+    received = {"p-old": T0, "p-mid": now - timedelta(minutes=2), "p-new": now}
+    for prediction_id, at in received.items():
+        webhook_id = f"msg-{prediction_id}"
+        await repository.record_webhook(webhook_id, prediction_id, stage=PROCESSING, payload=payload("x"), now=at)
+    await repository.prune_webhooks(ids_before=now - timedelta(minutes=15), payloads_before=now - timedelta(minutes=1))
+    assert [await repository.take_webhook(p) is not None for p in received] == [False, False, True]
+    fresh = [await repository.record_webhook(f"msg-{p}", p, stage=PROCESSING, payload=None, now=now) for p in received]
+    assert fresh == [True, False, False]  # only the oldest id is forgotten
 
 
-async def test_the_heartbeat_forgets_webhooks_older_than_the_keep_time(repository: Repository) -> None:
+async def test_the_heartbeat_forgets_unread_payloads_then_old_ids(repository: Repository) -> None:
     clock = FakeClock()
     journal = Journal(repository, clock, owner="me")
     cluster = Cluster(repository, journal, clock, RequestBudget(), name="host", shards="all", takeover_after=30)
@@ -95,14 +96,20 @@ async def test_the_heartbeat_forgets_webhooks_older_than_the_keep_time(repositor
     async def drop(_job_id: str) -> None:
         return None
 
+    async def beat_after(seconds: float) -> None:
+        clock.advance(seconds)
+        await cluster.beat(resume, list, drop)
+
     await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=payload("processing"), now=clock.now())
-    clock.advance(KEEP_WEBHOOKS.total_seconds() - 1)
-    await cluster.beat(resume, list, drop)
+    await repository.record_webhook("msg_2", "p2", stage=PROCESSING, payload=payload("processing"), now=clock.now())
+    await beat_after(KEEP_PAYLOADS.total_seconds() - 1)
+    assert await repository.take_webhook("p1") == payload("processing")  # still there for its owner
+    await beat_after(2)
+    assert await repository.take_webhook("p2") is None  # nobody took it: gone
+    await beat_after(KEEP_WEBHOOKS.total_seconds() - KEEP_PAYLOADS.total_seconds() - 2)
     assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=clock.now())
-    clock.advance(2)
-    await cluster.beat(resume, list, drop)
-    assert await repository.take_webhook("p1") is None
-    assert await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=clock.now())
+    await beat_after(2)
+    assert await repository.record_webhook("msg_2", "p2", stage=PROCESSING, payload=None, now=clock.now())
 
 
 async def test_migration_11_keeps_ids_and_each_predictions_most_telling_payload(database_url: str) -> None:

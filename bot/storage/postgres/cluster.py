@@ -154,11 +154,11 @@ class PostgresCluster(PostgresBase):
             )
         return payload if isinstance(payload, dict) else None
 
-    async def prune_webhooks(self, *, before: datetime) -> None:
-        """Forget webhook ids and payloads received before ``before``."""
+    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
+        """Forget webhook ids and payloads received before their times."""
         async with self._connection() as conn:
-            await conn.execute("DELETE FROM webhook_ids WHERE received_at < $1", before)
-            await conn.execute("DELETE FROM webhook_payloads WHERE received_at < $1", before)
+            await conn.execute("DELETE FROM webhook_ids WHERE received_at < $1", ids_before)
+            await conn.execute("DELETE FROM webhook_payloads WHERE received_at < $1", payloads_before)
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(prediction_id)`` for every webhook any process records."""

@@ -135,11 +135,11 @@ class SqliteCluster(SqliteBase):
             )
         return None if row is None else json.loads(row[0])
 
-    async def prune_webhooks(self, *, before: datetime) -> None:
-        """Forget webhook ids and payloads received before ``before``."""
+    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
+        """Forget webhook ids and payloads received before their times."""
         async with self._transaction(write=True) as conn:
-            await conn.execute("DELETE FROM webhook_ids WHERE received_at < ?", (to_text(before),))
-            await conn.execute("DELETE FROM webhook_payloads WHERE received_at < ?", (to_text(before),))
+            await conn.execute("DELETE FROM webhook_ids WHERE received_at < ?", (to_text(ids_before),))
+            await conn.execute("DELETE FROM webhook_payloads WHERE received_at < ?", (to_text(payloads_before),))
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:
         """One process on SQLite: the process that records a webhook is the one that runs its job."""
