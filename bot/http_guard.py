@@ -91,6 +91,7 @@ class ConnectionGate:
         self._open: dict[asyncio.Protocol, _Guarded] = {}  # by handler, oldest first
         self._busy: set[asyncio.Protocol] = set()
         self._refusals = ThrottledLog(log)
+        self._evictions = ThrottledLog(log)
 
     @property
     def open(self) -> int:
@@ -114,12 +115,13 @@ class ConnectionGate:
     def admit(self, connection: _Guarded) -> bool:
         """Whether a new connection may stay; at the cap, room is made by closing the oldest idle one."""
         if len(self._open) >= self.limit:
-            idle = next((guarded for handler, guarded in self._open.items() if handler not in self._busy), None)
+            idle = next((handler for handler in self._open if handler not in self._busy), None)
             if idle is None:
                 self._refusals.warning("HTTP server: %d connections, all in a request; refused one", self.limit)
                 return False
-            self._refusals.warning("HTTP server: %d connections; closed the oldest idle one for a new one", self.limit)
-            idle.drop()
+            self._evictions.warning("HTTP server: %d connections; closed the oldest idle one for a new one", self.limit)
+            # Out of the count at once: the next newcomer in this same instant must not pick it again.
+            self._open.pop(idle).drop()
         self._open[connection.handler] = connection
         return True
 
