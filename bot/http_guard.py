@@ -185,33 +185,36 @@ class _Guarded(asyncio.Protocol):
             self.handler.connection_lost(exc)
 
 
-def _closing(status: int, error: str) -> web.Response:
-    response = web.json_response({"error": error}, status=status)
-    response.force_close()
-    return response
-
-
 def body_reader(gate: ConnectionGate, limits: HttpLimits) -> Middleware:
     """The middleware that reads every request's whole body (within the cap and the time) before its handler."""
     max_bytes, timeout = limits.max_body_bytes, limits.body_timeout
+    too_large = f"the body is larger than {max_bytes} bytes"
+    refusals = ThrottledLog(log)
+
+    def refuse(request: web.Request, status: int, error: str) -> web.Response:
+        # The path as sent, cut short and quoted: it comes from anyone.
+        refusals.warning("HTTP server: %s %r answered %d: %s", request.method, request.raw_path[:100], status, error)
+        response = web.json_response({"error": error}, status=status)
+        response.force_close()
+        return response
 
     @web.middleware
     async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
         with gate.serving(request.protocol):
             declared = request.content_length
             if declared is not None and declared > max_bytes:
-                return _closing(413, f"the body is larger than {max_bytes} bytes")
+                return refuse(request, 413, too_large)
             try:
                 async with asyncio.timeout(timeout):
                     body = await request.read()
             except TimeoutError:
-                return _closing(408, f"the body did not arrive within {timeout:g} s")
+                return refuse(request, 408, f"the body did not arrive within {timeout:g} s")
             except web.HTTPRequestEntityTooLarge:
-                return _closing(413, f"the body is larger than {max_bytes} bytes")
+                return refuse(request, 413, too_large)
             except web.RequestPayloadError:
-                return _closing(400, "the body is malformed")
+                return refuse(request, 400, "the body is malformed")
             if len(body) > max_bytes:  # an application without client_max_size
-                return _closing(413, f"the body is larger than {max_bytes} bytes")
+                return refuse(request, 413, too_large)
             return await handler(request)
 
     return read_body

@@ -214,8 +214,9 @@ async def test_a_chunked_body_over_the_cap_gets_413(serve: ServeFactory) -> None
     assert await closed_by_server(reader)
 
 
-async def test_a_body_that_never_comes_is_closed(serve: ServeFactory) -> None:
+async def test_a_body_that_never_comes_is_closed(serve: ServeFactory, caplog: pytest.LogCaptureFixture) -> None:
     """The measured attack: headers with Content-Length 100, no body; 408 and closed, not held for ever."""
+    caplog.set_level(logging.WARNING)
     served = await serve()
     peers = [await connect(served.port) for _ in range(10)]
     for _, writer in peers:
@@ -225,6 +226,19 @@ async def test_a_body_that_never_comes_is_closed(serve: ServeFactory) -> None:
         status, _, _ = await read_response(reader)
         assert status == 408
         assert await closed_by_server(reader)
+    assert len([record for record in caplog.records if "answered 408" in record.getMessage()]) == 1  # not ten
+
+
+async def test_a_malformed_chunked_body_gets_400(serve: ServeFactory) -> None:
+    served = await serve()
+    reader, writer = await connect(served.port)
+    writer.write(
+        f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: bot\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot a chunk\r\n".encode()
+    )
+    await writer.drain()
+    status, _, _ = await read_response(reader)
+    assert status == 400
+    assert await closed_by_server(reader)
 
 
 async def test_a_body_sent_a_byte_at_a_time_is_cut_off(serve: ServeFactory) -> None:
