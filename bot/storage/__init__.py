@@ -417,19 +417,26 @@ class Repository(Protocol):
         webhook_id: str,
         prediction_id: str,
         *,
-        status: str,
-        terminal: bool,
-        payload: Mapping[str, Any],
+        stage: int,
+        payload: Mapping[str, Any] | None,
         now: datetime,
     ) -> bool:
-        """Keep a verified webhook; ``False`` if its ``webhook-id`` was seen before (then nothing changes).
+        """Keep a verified webhook's id; ``False`` if it was seen before (then nothing changes).
 
-        On PostgreSQL every process hears of it (``NOTIFY``): see :meth:`on_webhook`.
+        ``payload`` (``None``: the process that runs the job has it already) becomes the prediction's
+        payload for :meth:`take_webhook` unless the one kept is further on: ``stage`` is 0 starting,
+        1 processing, 2 ended, and an ended one is never replaced. On PostgreSQL every process hears
+        of a new id (``NOTIFY``): see :meth:`on_webhook`.
         """
         ...
 
-    async def latest_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
-        """The most telling webhook payload of a prediction: a terminal one, else the newest."""
+    async def take_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """The prediction's kept payload, if any, removed: the job that waits for it has it now."""
+        ...
+
+    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
+        """Forget webhook ids received before ``ids_before`` (no retry or replay comes for them any more) and
+        payloads received before ``payloads_before`` (nobody took them: nobody will)."""
         ...
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:

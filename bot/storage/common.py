@@ -242,6 +242,9 @@ Failures are jobs that failed or timed out; a canceled job is not one.
 RUN_TIME_WEIGHT = 0.3
 """Weight of the newest run in a model's usual run time (an exponential moving average)."""
 
+ENDED_STAGE = 2
+"""A kept webhook payload's stage once its prediction has ended (0 starting, 1 processing): never replaced."""
+
 JOB_TIMES = frozenset({"created_at", "create_started_at", "ended_at"})
 """The journal's datetime columns."""
 
