@@ -164,7 +164,7 @@ class _Retryable(Exception):
 
 
 def _too_big(limit: int) -> str:
-    return f"The output file is larger than {limit // (1024 * 1024)} MiB, so it was not downloaded"
+    return f"The output file is larger than {limit / (1024 * 1024):.3g} MiB, so it was not downloaded"
 
 
 def forbidden_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -382,9 +382,10 @@ class DiscordPresenter:
             self._shown = view
             self._last_edit = self._clock.monotonic()
             return
-        log.error("gave up showing job %s (%s) after %d attempts", view.job_id, view.state, self._attempts)
-        if final and images:
+        if final and images:  # the view without them may still go through
+            log.warning("gave up sending the images of job %s after %d attempts", view.job_id, self._attempts)
             raise ImagesNotShown(_NOT_TAKEN)
+        log.error("gave up showing job %s (%s) after %d attempts", view.job_id, view.state, self._attempts)
 
     async def _edit(self, view: JobView, files: list[discord.File], *, final: bool) -> None:
         if self.target.message_id is None and await self._post_if_never_shown(view, files):
