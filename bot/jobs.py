@@ -436,20 +436,23 @@ class JobEngine:
         Bookkeeping (refunds) comes first, so a member who reads the outcome can act on it at once. If the
         presenter cannot show the view's images, the job is booked again for what will be seen (booking
         only ever moves towards the member, and is idempotent: a job resumed after a crash here ends again)
-        before the view without them is shown.
+        before the view with fewer images, or none, is shown.
         """
         await self._book(job, view)
-        try:
-            await job.presenter.show(view)
-        except ImagesNotShown as refused:
-            log.warning("job %s: its images could not be shown (%s); showing it without them", job.id, refused)
-            view = refused.amend(view)
-            job.view = view
-            await self._book(job, view)
-            await self._present(job, view)
-        except Exception:
-            log.exception("presenter failed to show job %s (%s)", job.id, view.state)
-        return view
+        while True:
+            try:
+                await job.presenter.show(view)
+            except ImagesNotShown as refused:
+                log.warning("job %s: images not shown (%s); showing it with fewer", job.id, refused.reason)
+                amended = refused.amend(view)
+                if len(amended.images) >= len(view.images):  # nothing less to show: show none
+                    amended = ImagesNotShown(refused.reason).amend(view)
+                view = job.view = amended
+                await self._book(job, view)
+                continue
+            except Exception:
+                log.exception("presenter failed to show job %s (%s)", job.id, view.state)
+            return view
 
     async def _book(self, job: LiveJob, view: JobView) -> None:
         if self._on_end is not None:

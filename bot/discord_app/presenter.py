@@ -26,6 +26,7 @@ import discord
 from bot.clock import Clock, SystemClock
 from bot.discord_app.answers import answer_with_message
 from bot.discord_app.render import alt_text, render_embed
+from bot.errors import DeliveryError
 from bot.images import ImageFile, fit_image
 from bot.job_model import ImagesNotShown, JobState, JobView
 
@@ -324,8 +325,11 @@ class DiscordPresenter:
             if upload.size > limit:
                 try:
                     upload = await asyncio.to_thread(fit_image, upload, limit)
+                except DeliveryError as exc:
+                    log.warning("job %s: %s could not be fitted: %s", view.job_id, image.filename, exc)
+                    continue
                 except Exception:
-                    log.exception("job %s: %s could not be made small enough to upload", view.job_id, image.filename)
+                    log.exception("job %s: fitting %s failed unexpectedly", view.job_id, image.filename)
                     continue
                 self._fitted[image.filename] = upload
             fitted.append((image, upload))

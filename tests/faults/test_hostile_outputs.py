@@ -9,6 +9,7 @@ charged; a final message Discord refuses ends the job with a message saying so, 
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -237,4 +238,24 @@ async def test_an_image_is_fitted_once_however_often_the_final_edit_is_tried(
     assert "Done" in status_of(final)
     assert [a.filename.rsplit(".", 1)[1] for a in final.attachments] == ["webp"]
     assert len(fits) == 1, fits
+    unhandled.check()
+
+
+async def test_an_image_that_cannot_be_fitted_is_left_out_and_not_charged(
+    make_stack: StackFactory, unhandled: UnhandledWatch
+) -> None:
+    stack = await priced(make_stack)
+    stack.discord.attachment_size_limit = 64 * 1024  # both images must be made smaller
+    good = images.noise_png(100 * 1024)
+    broken = images.image_bytes("png")[:33] + bytes(100 * 1024)  # signature and header, then no image data
+    outputs = [f"data:image/png;base64,{base64.b64encode(data).decode()}" for data in (good, broken)]
+    stack.api.set_default_scenario(output_override=outputs)
+    final = await stack.final_message(await stack.imagine(count=2), timeout=30)
+
+    assert "Done" in status_of(final)
+    assert len(final.attachments) == 1
+    note = field_of(final, "Note") or ""
+    assert "1 of the 2 images could not be made small enough to upload: not shown, and not charged." in note
+    assert await charged(stack) == (1, PRICE_PER_IMAGE)
+    assert await journaled(stack) == ("succeeded", 1)
     unhandled.check()
