@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,7 @@ from bot.modelref import ModelRef
 from tests.conftest import Pipeline, RecordingPresenter
 from tests.e2e.conftest import LORA_REF, Stack, StackFactory, field_of, status_of
 from tests.e2e.test_budget import PRICES
+from tests.e2e.test_cli import SECRET_REPLICATE, api_env, cli
 from tests.e2e.test_moderation import answer
 from tests.fakes import images
 from tests.fakes.discord import StoredMessage
@@ -259,3 +261,21 @@ async def test_an_image_that_cannot_be_fitted_is_left_out_and_not_charged(
     assert await charged(stack) == (1, PRICE_PER_IMAGE)
     assert await journaled(stack) == ("succeeded", 1)
     unhandled.check()
+
+
+# --------------------------------------------------------------------------- the command line, same pipeline
+
+
+async def test_the_command_line_saves_only_what_was_asked_and_refuses_a_bomb(tmp_path: Path) -> None:
+    async with FakeReplicate(token=SECRET_REPLICATE, seed=3) as api:
+        api.set_default_scenario(extra_outputs=9)
+        result = await cli("imagine", "a red fox", "--count", "2", "--out", "out", env=api_env(api), cwd=tmp_path)
+        assert result.code == 0, result.err
+        assert "succeeded: 2 images" in result.out
+        assert len([line for line in result.out.splitlines() if line.startswith("saved ")]) == 2
+
+        api.set_default_scenario(file_bytes=images.bomb_png())
+        result = await cli("imagine", "a red fox", "--out", "bombed", env=api_env(api), cwd=tmp_path)
+        assert result.code == 1
+        assert "13000×13000 pixels, more than the 100 megapixels the bot accepts" in result.out + result.err
+        assert not (tmp_path / "bombed").exists() or not any((tmp_path / "bombed").iterdir())
