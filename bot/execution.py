@@ -26,9 +26,9 @@ from bot.webhooks import PredictionEvents, stage
 log = logging.getLogger(__name__)
 
 CREATE_ATTEMPTS = 3
+"""Creates sent for one job at most, each after a lookup proved the one before made no prediction."""
 MAX_IMAGES_PER_JOB = 10
 """Images one job shows at most: a Discord message carries at most 10 attachments."""
-"""Creates sent for one job at most, each after a lookup proved the one before made no prediction."""
 
 
 class JobHost(Protocol):

@@ -111,20 +111,28 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     return int(width), int(height)
 
 
+_MAX_GIF_BLOCKS = 1_000_000
+"""Data sub-blocks of a GIF walked at most: four times what a real file under the download cap has; one of
+tiny blocks is refused as damaged before it keeps the event loop busy."""
+_MAX_JPEG_SEGMENTS = 10_000
+"""Segments walked at most before a JPEG's frame header (real files have a handful)."""
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+"""Markers without a length."""
+
 _JPEG_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 """Start-of-frame markers (not DHT 0xC4, JPG 0xC8 or DAC 0xCC, which share the range)."""
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     position = 2
-    while position + 4 <= len(data):
-        if data[position] != 0xFF:
+    for _ in range(_MAX_JPEG_SEGMENTS):
+        if position + 4 > len(data) or data[position] != 0xFF:
             return None
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
             continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+        if marker in _JPEG_STANDALONE:
             position += 2
             continue
         if marker in (0xD9, 0xDA):  # end of image, or the scan began without a frame header
@@ -141,28 +149,26 @@ def _gif_size(data: bytes) -> tuple[int, int] | None:
     """The logical screen grown to every frame's extent (Pillow grows its canvas the same way)."""
     width, height, flags = struct.unpack("<HHB", data[6:11])
     position = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
-    while position < len(data):
+    steps = 0
+    while position < len(data) and data[position] != 0x3B:  # up to the trailer
         block = data[position]
-        if block == 0x3B:  # trailer
-            break
         if block == 0x21:  # extension: label, then data sub-blocks
-            position = _skip_sub_blocks(data, position + 2)
-        elif block == 0x2C:  # image descriptor
+            position += 2
+        elif block == 0x2C:  # image descriptor, local colour table, LZW code size, then data sub-blocks
             left, top, frame_width, frame_height, frame_flags = struct.unpack(
                 "<HHHHB", data[position + 1 : position + 10]
             )
             width, height = max(width, left + frame_width), max(height, top + frame_height)
-            position += 10 + (3 << ((frame_flags & 7) + 1) if frame_flags & 0x80 else 0)
-            position = _skip_sub_blocks(data, position + 1)  # after the LZW minimum code size
+            position += 11 + (3 << ((frame_flags & 7) + 1) if frame_flags & 0x80 else 0)
         else:
             break
+        while position < len(data) and data[position]:
+            position += 1 + data[position]
+            steps += 1
+            if steps > _MAX_GIF_BLOCKS:
+                return None
+        position += 1
     return int(width), int(height)
-
-
-def _skip_sub_blocks(data: bytes, position: int) -> int:
-    while position < len(data) and data[position]:
-        position += 1 + data[position]
-    return position + 1
 
 
 def _webp_size(data: bytes) -> tuple[int, int] | None:

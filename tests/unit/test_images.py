@@ -136,3 +136,15 @@ def test_fit_scales_an_image_wider_than_webp_allows() -> None:
     assert fitted.size < len(data)
     with Image.open(io.BytesIO(fitted.data)) as opened:
         assert opened.format == "WEBP" and opened.width <= 16383
+
+
+def test_a_header_of_endless_tiny_blocks_is_refused_as_damaged() -> None:
+    """A GIF of 1-byte data blocks or a JPEG of empty segments would keep the event loop busy: refused."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0)
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 10, 10, 0) + b"\x02"
+    gif = screen + frame + b"\x01\x00" * 1_100_000 + b"\x00\x3b"
+    jpeg = b"\xff\xd8" + b"\xff\xe1\x00\x02" * 11_000 + b"\xff\xc0\x00\x11\x08\x00\x10\x00\x10"
+    for data in (gif, jpeg):
+        with pytest.raises(DeliveryError, match="damaged"):
+            check_pixels(data)
+    assert declared_size(screen + frame + b"\x01\x00" * 1000 + b"\x00\x3b") == (10, 10)
