@@ -93,7 +93,7 @@ class Downloader:
         return limited
 
     async def fetch(self, url: str) -> bytes:
-        """The bytes of one output, checked to be an image (by magic bytes, not by header) of a size we accept."""
+        """The bytes of one output: an image by its magic bytes (not its Content-Type), within the pixel cap."""
         if url.startswith("data:"):
             data = decode_data_url(url, self._max_bytes)
         else:

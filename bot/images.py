@@ -3,15 +3,16 @@
 A file's dimensions are read from its header by hand, never by decoding: a
 decompression bomb (a few KB of PNG that declares 13000×13000 pixels) costs
 nothing to refuse here, where a decode would cost a gigabyte. Pillow only ever
-decodes an image this module has let through, one at a time in the process.
+decodes an image this module has let through, one at a time in the process (:func:`fit_in_turn`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import struct
-import threading
+import weakref
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -34,8 +35,8 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 _WEBP_MAX_SIDE = 16383
 """WEBP cannot encode a side longer than this."""
 
-_DECODES = threading.BoundedSemaphore(1)
-"""Images decoded at once in the process: decoding costs about 5 bytes a pixel, so one at a time keeps the peak flat."""
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+"""One turn at a time per event loop for :func:`fit_in_turn`."""
 
 # Magic numbers of the formats image models produce.
 _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
@@ -184,20 +185,28 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+async def fit_in_turn(image: ImageFile, limit: int) -> ImageFile:
+    """:func:`fit_image` in a worker thread, one image at a time in the process.
+
+    Decoding costs up to 10 bytes a pixel (about 1 GB at :data:`MAX_IMAGE_PIXELS`), so images wait their
+    turn here, not in the thread pool (where they would hold threads the resolver needs).
+    """
+    if image.size <= limit:
+        return image
+    turn = _turns.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(1))
+    async with turn:
+        return await asyncio.to_thread(fit_image, image, limit)
+
+
 def fit_image(image: ImageFile, limit: int) -> ImageFile:
     """``image`` if it fits under ``limit`` bytes, else a re-encoded (and if need be smaller) copy.
 
     Only images that passed :func:`check_pixels` come here. Tries WEBP at falling quality first (it keeps
     detail best per byte), then scales down by what the last try missed by. Never raises for size: as a
-    last resort the image gets tiny. CPU-bound and decodes: call it through ``asyncio.to_thread``.
+    last resort the image gets tiny. CPU-bound and decodes: the bot calls it through :func:`fit_in_turn`.
     """
     if image.size <= limit:
         return image
-    with _DECODES:
-        return _reencode(image, limit)
-
-
-def _reencode(image: ImageFile, limit: int) -> ImageFile:
     try:
         with Image.open(io.BytesIO(image.data)) as opened:
             opened.load()

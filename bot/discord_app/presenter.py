@@ -27,7 +27,7 @@ from bot.clock import Clock, SystemClock
 from bot.discord_app.answers import answer_with_message
 from bot.discord_app.render import alt_text, render_embed
 from bot.errors import DeliveryError
-from bot.images import ImageFile, fit_image
+from bot.images import ImageFile, fit_in_turn
 from bot.job_model import ImagesNotShown, JobState, JobView
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,7 @@ class DiscordPresenter:
             upload = self._fitted.get(image.filename, image)
             if upload.size > limit:
                 try:
-                    upload = await asyncio.to_thread(fit_image, upload, limit)
+                    upload = await fit_in_turn(upload, limit)
                 except DeliveryError as exc:
                     log.warning("job %s: %s could not be fitted: %s", view.job_id, image.filename, exc)
                     continue

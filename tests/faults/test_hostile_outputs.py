@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-import bot.discord_app.presenter as presenter_module
+import bot.images
 from bot.delivery import PARALLEL_DOWNLOADS, Downloader
 from bot.errors import DeliveryError
 from bot.images import fit_image
@@ -233,7 +233,7 @@ async def test_an_image_is_fitted_once_however_often_the_final_edit_is_tried(
         fits.append(image.filename)
         return fit_image(image, limit)
 
-    monkeypatch.setattr(presenter_module, "fit_image", counting_fit)
+    monkeypatch.setattr(bot.images, "fit_image", counting_fit)
     stack.discord.fail_next("PATCH /webhooks/*", status=500, times=3)
     final = await stack.final_message(await stack.imagine(), timeout=30)
 
