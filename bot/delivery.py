@@ -1,4 +1,4 @@
-"""Downloading output files (and members' attachments) safely, and fitting images under an upload limit.
+"""Downloading output files (and members' attachments) safely, within a byte budget per job.
 
 Outputs expire an hour after a prediction ends, so they are downloaded as soon
 as it succeeds. The API token never goes to the file host: these requests
@@ -11,60 +11,33 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
+import copy
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 import aiohttp
-from PIL import Image, UnidentifiedImageError
 from yarl import URL
 
 from bot.clock import Clock, SystemClock
 from bot.errors import DeliveryError
 from bot.fetch_guard import FetchGuard, FetchRefused, ForbiddenAddress
+from bot.images import ImageFile, check_pixels, sniff_image
 
 log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+"""Largest output file downloaded."""
+JOB_DOWNLOAD_BYTES = 128 * 1024 * 1024
+"""All of one job's output files together: one upscale of up to 64 MiB, or ten images of 12.8 MiB each."""
+PARALLEL_DOWNLOADS = 4
+"""Output files of one job downloaded at once."""
 _MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024
 # Why a file the host no longer has (HTTP 403, 404, 410) is missing, as the member reads it.
 _GONE = "it is no longer there"
 _OUTPUT_GONE = "it has expired (outputs are kept for an hour after a prediction)"
-
-# Magic numbers of the formats image models produce.
-_SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", 0, "png", "image/png"),
-    (b"\xff\xd8\xff", 0, "jpg", "image/jpeg"),
-    (b"GIF87a", 0, "gif", "image/gif"),
-    (b"GIF89a", 0, "gif", "image/gif"),
-    (b"WEBP", 8, "webp", "image/webp"),
-)
-
-
-def sniff_image(data: bytes) -> tuple[str, str] | None:
-    """``(extension, content type)`` from the file's magic bytes, or ``None`` if not an image we know."""
-    for magic, offset, ext, mime in _SIGNATURES:
-        if data[offset : offset + len(magic)] == magic and (ext != "webp" or data[:4] == b"RIFF"):
-            return ext, mime
-    return None
-
-
-@dataclass(frozen=True)
-class ImageFile:
-    """One downloaded (or re-encoded) image."""
-
-    filename: str
-    data: bytes
-    content_type: str
-
-    @property
-    def size(self) -> int:
-        """Bytes."""
-        return len(self.data)
 
 
 class Downloader:
@@ -82,6 +55,7 @@ class Downloader:
         guard: FetchGuard,
         *,
         max_bytes: int = MAX_DOWNLOAD_BYTES,
+        job_bytes: int = JOB_DOWNLOAD_BYTES,
         timeout: float = 60.0,
         attempts: int = 3,
         clock: Clock | None = None,
@@ -90,14 +64,29 @@ class Downloader:
         self._session = session
         self._guard = guard
         self._max_bytes = max_bytes
+        self._job_bytes = job_bytes
         self._timeout = timeout
         self._attempts = attempts
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
 
     async def fetch_all(self, urls: Sequence[str], stem: str) -> list[ImageFile]:
-        """Download every output at once, named ``{stem}-{n}.{ext}``, in output order."""
-        results = await asyncio.gather(*(self.fetch(url, f"output {n}") for n, url in enumerate(urls, 1)))
+        """Download one job's outputs, named ``{stem}-{n}.{ext}``, in output order.
+
+        They share :data:`JOB_DOWNLOAD_BYTES`: each may be at most its share of it (and
+        :data:`MAX_DOWNLOAD_BYTES`), so a job never holds more, whatever the model returns;
+        :data:`PARALLEL_DOWNLOADS` at a time. Every image's header is checked before anything decodes it.
+        """
+        if not urls:
+            return []
+        share = self._for_job(min(self._max_bytes, self._job_bytes // len(urls)))
+        slots = asyncio.Semaphore(PARALLEL_DOWNLOADS)
+
+        async def fetch_one(url: str, where: str) -> bytes:
+            async with slots:
+                return await share.fetch(url, where)
+
+        results = await asyncio.gather(*(fetch_one(url, f"output {n}") for n, url in enumerate(urls, 1)))
         files = []
         for index, data in enumerate(results):
             kind = sniff_image(data)
@@ -106,8 +95,14 @@ class Downloader:
             files.append(ImageFile(f"{stem}-{index + 1}.{kind[0]}", data, kind[1]))
         return files
 
+    def _for_job(self, max_bytes: int) -> Downloader:
+        """This downloader with a smaller cap per file (a copy: the session and settings are shared)."""
+        limited = copy.copy(self)
+        limited._max_bytes = max_bytes
+        return limited
+
     async def fetch(self, url: str, where: str | None = None) -> bytes:
-        """The bytes of one output, checked to be an image (by magic bytes, not by header).
+        """The bytes of one output: an image by its magic bytes (not its Content-Type), within the pixel cap.
 
         ``where`` names the output for the member ("output 2").
         """
@@ -117,6 +112,7 @@ class Downloader:
             data = await self.download(url, where, gone=_OUTPUT_GONE)
         if sniff_image(data) is None:
             raise DeliveryError("The model's output is not an image (its content is not PNG, JPEG, WEBP or GIF)")
+        check_pixels(data)
         return data
 
     async def download(
@@ -216,7 +212,7 @@ def _for_log(url: str | URL) -> str:
 
 
 def _too_big(limit: int, where: str | None = None) -> str:
-    return f"The image{_naming(where)} is larger than {limit // (1024 * 1024)} MiB, so it was not downloaded"
+    return f"The image{_naming(where)} is larger than {limit / (1024 * 1024):.3g} MiB, so it was not downloaded"
 
 
 def decode_data_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
@@ -232,43 +228,3 @@ def decode_data_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
         except (binascii.Error, ValueError) as exc:
             raise DeliveryError("The model returned a data: URL with broken base64") from exc
     return unquote_to_bytes(payload)
-
-
-def fit_image(image: ImageFile, limit: int) -> ImageFile:
-    """``image`` if it fits under ``limit`` bytes, else a re-encoded (and if need be smaller) copy.
-
-    Tries WEBP at falling quality first (it keeps detail best per byte), then
-    scales down. Never raises for size: as a last resort the image gets tiny.
-    CPU-bound: call it through ``asyncio.to_thread``.
-    """
-    if image.size <= limit:
-        return image
-    try:
-        with Image.open(io.BytesIO(image.data)) as opened:
-            opened.load()
-            picture = opened.convert("RGBA" if opened.mode in ("RGBA", "LA", "P") else "RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DeliveryError("The output image could not be read to make it smaller") from exc
-    stem = image.filename.rsplit(".", 1)[0]
-    scale = 1.0
-    while True:
-        candidate = picture
-        if scale < 1.0:
-            size = (max(1, int(picture.width * scale)), max(1, int(picture.height * scale)))
-            candidate = picture.resize(size, Image.Resampling.LANCZOS)
-        for quality in (90, 80, 65):
-            buffer = io.BytesIO()
-            candidate.save(buffer, format="WEBP", quality=quality, method=4)
-            if buffer.tell() <= limit:
-                log.info(
-                    "re-encoded %s from %d to %d bytes (scale %.2f, q%d)",
-                    image.filename,
-                    image.size,
-                    buffer.tell(),
-                    scale,
-                    quality,
-                )
-                return ImageFile(f"{stem}.webp", buffer.getvalue(), "image/webp")
-        if candidate.width <= 16 or candidate.height <= 16:
-            return ImageFile(f"{stem}.webp", buffer.getvalue(), "image/webp")
-        scale *= 0.7

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import discord
 
-from bot.delivery import Downloader, sniff_image
+from bot.delivery import Downloader
+from bot.images import sniff_image
 from bot.inputs import IMAGE_MAX_BYTES, check_image_size, check_image_upload, media_type
 
 _UNDECLARED = frozenset({"", "application/octet-stream", "binary/octet-stream"})

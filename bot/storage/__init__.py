@@ -320,9 +320,11 @@ class Repository(Protocol):
     async def settle_cost(
         self, job_id: str, guild_id: int, member_id: int, *, reserved: int, actual: int, day: date
     ) -> bool:
-        """Book a journaled job's real cost, once: the spend charged on ``day`` moves by ``actual - reserved``.
+        """Book a journaled job's real cost: the spend charged on ``day`` moves by ``actual - reserved``.
 
-        ``False`` (and nothing changes) if the job was settled before or is not journaled.
+        A job settled before is settled again only for less (it delivered fewer images than first
+        booked): the spend moves by the difference. ``False`` (and nothing changes) if the job was
+        settled at ``actual`` or less before, or is not journaled.
         """
         ...
 
@@ -345,7 +347,10 @@ class Repository(Protocol):
         ...
 
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
-        """Like :meth:`refund` for a journaled job, at most once per job (a resumed job may end twice)."""
+        """Like :meth:`refund` for a journaled job, up to ``images`` in all per job (a resumed job may end twice).
+
+        A second call for more gives back only the difference; ``False`` if ``images`` were given back already.
+        """
         ...
 
     # ------------------------------------------------------------- the jobs journal

@@ -131,6 +131,21 @@ def non_negative(name: str, value: int | None) -> int | None:
     return value
 
 
+def settled_cost(row: Any, *, reserved: int, actual: int) -> int | None:
+    """What a job's spend stands at before booking ``actual`` (``row``: its ``cost, cost_settled``), or ``None``.
+
+    ``None``, and nothing is to change, for an unknown job or one already booked at ``actual`` or less:
+    a booking only ever moves towards the member, so a job that ends twice is booked once, and a job
+    whose images could not be shown after all is booked down to what was seen.
+    """
+    if row is None:
+        return None
+    cost, settled = int(row[0]), bool(row[1])
+    if not settled:
+        return reserved
+    return cost if actual < cost else None
+
+
 def image_count(value: int, *, minimum: int) -> int:
     """A number of images for :meth:`~bot.storage.Repository.charge` (≥ 1) or a refund (≥ 0)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -15,7 +15,8 @@ Discord's rules are enforced and can be switched per test: the 3 s acknowledgeme
 (10062), the interaction token lifetime (50027), scripted 429/5xx faults per route
 (:meth:`FakeDiscord.rate_limit_next`, :meth:`FakeDiscord.fail_next`), seeded random 429/5xx
 answers on chosen routes (:meth:`FakeDiscord.chaos`, :class:`DiscordChaos`), the per-attachment
-size limit (413/40005), messages deleted by someone else (10008) and payload limits (50035).
+size limit (413/40005), messages deleted by someone else (10008), payload limits (50035: at most 10
+attachments, embed sizes, ...) and uploads refused altogether (:attr:`FakeDiscord.refuse_uploads`).
 
 Shards work as on Discord: ``GET /gateway/bot`` recommends :attr:`FakeDiscord.shard_count`; each
 gateway connection is bound to the ``shard: [id, count]`` of its IDENTIFY; a guild belongs to shard
@@ -1472,6 +1473,9 @@ class FakeDiscord:
         self.followup_edits_deferred: bool = True
         #: Refuse (ValueError) to push commands that were never synced.
         self.require_synced_commands: bool = False
+        #: Refuse every message create or edit that uploads files (400/50035 on ``attachments``), as Discord does
+        #: with files it will not take; the same message without files goes through.
+        self.refuse_uploads: bool = False
         #: Largest total upload per request (Discord: 25 MiB); ``None`` disables the check.
         self.max_request_size: int | None = 25 * MIB
         #: HELLO heartbeat interval in seconds.
@@ -2544,6 +2548,8 @@ class FakeDiscord:
         too_big = any(len(upload.data) > limit for upload in uploads)
         if too_big or (self.max_request_size is not None and total > self.max_request_size):
             raise DiscordError(413, 40005, "Request entity too large")
+        if self.refuse_uploads and uploads:
+            raise _form_error([("attachments.0", "ATTACHMENT_INVALID", "The attachment could not be processed.")])
         creating = base is None
 
         def field(key: str, old: Any, empty: Any) -> Any:

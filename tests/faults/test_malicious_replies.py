@@ -187,7 +187,7 @@ async def test_an_output_that_is_no_link_says_what_came_back(
         "http://[fe80::a9fe:a9fe]/latest/meta-data",
         "http://0.0.0.0/latest/meta-data",
         "http://user:pass@169.254.169.254/latest/meta-data",
-        ["http://127.0.0.1:1/fine.png", METADATA],
+        [METADATA, "http://127.0.0.1:1/fine.png"],  # a job asking for one image fetches only the first
     ],
 )
 async def test_a_metadata_address_is_refused_before_connecting(

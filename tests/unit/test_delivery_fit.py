@@ -10,8 +10,9 @@ from urllib.parse import quote_from_bytes
 import pytest
 from PIL import Image
 
-from bot.delivery import ImageFile, decode_data_url, fit_image, sniff_image
+from bot.delivery import decode_data_url
 from bot.errors import DeliveryError
+from bot.images import ImageFile, fit_image, sniff_image
 
 KIB = 1024
 MIB = 1024 * 1024

@@ -7,8 +7,8 @@ from dataclasses import replace
 import discord
 import pytest
 
-from bot.delivery import ImageFile
 from bot.discord_app.render import ALT_TEXT_LIMIT, alt_text, progress_bar, render_embed, status_text
+from bot.images import ImageFile
 from bot.inputs import ImagineOptions
 from bot.jobs import JobRequest, JobState, JobView
 from bot.modelref import ModelRef
