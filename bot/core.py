@@ -28,7 +28,7 @@ from bot.recovery import LOOKUP_DELAYS, PredictionFinder
 from bot.replicate import ApiError, NotFound, ReplicateClient
 from bot.scheduling import PollPolicy
 from bot.settings import Settings
-from bot.storage import Repository, open_repository
+from bot.storage import QueuedJobs, Repository, open_repository
 from bot.webhooks import PredictionEvents, WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,8 @@ class Core:
         self.queue_gate = QueueGate(
             total=settings.max_queued,
             per_member=settings.max_queued_per_member,
-            count=repository.queued_jobs,
+            elsewhere=lambda guild, member: repository.queued_jobs(guild, member, besides=self.journal.owner),
+            here=lambda guild, member: QueuedJobs(self.engine.queued, self.engine.queued_by(guild, member)),
             free_slots=self.engine.free_slots,
         )
         self.webhooks: WebhookReceiver | None = None

@@ -302,6 +302,10 @@ class JobEngine:
         """Jobs running now."""
         return self._running_total
 
+    def queued_by(self, guild_id: int | None, member_id: int | None) -> int:
+        """This member's jobs waiting here for a slot."""
+        return self._queue.waiting((guild_id, member_id))
+
     def free_slots(self, guild_id: int | None) -> int:
         """How many more of this server's jobs would start here at once, under both caps.
 

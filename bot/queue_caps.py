@@ -6,16 +6,18 @@ past either is refused before anything is charged or sent to the API. A job that
 in no queue and is never refused here, and jobs resumed after a restart (accepted already) never
 pass this gate.
 
-Waiting jobs are counted in the database (the journal's ``queued`` jobs), so the cap holds for the
-whole deployment, every process together. Set-ups this process let through and has not queued yet
-count too, so a burst of requests cannot slip past the cap between the count and the journal; other
-processes' set-ups under way at that moment are not seen, so the deployment's cap may be passed by
-those few.
+The cap holds for the whole deployment, every process together: the other processes' waiting jobs
+are read from the database (the journal's ``queued`` jobs), this process's own from its queue in
+memory (exact: a job it has just started is not still ``queued`` there), with the set-ups it let
+through and has not queued yet, so a burst of requests cannot slip past the cap between the count
+and the queue. Other processes' set-ups under way at the very moment are not seen: the
+deployment's cap may be passed by those few.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from bot.errors import Refusal
 from bot.storage import QueuedJobs
@@ -57,54 +59,72 @@ class QueueGate:
         *,
         total: int,
         per_member: int,
-        count: Callable[[int, int], Awaitable[QueuedJobs]],
+        elsewhere: Callable[[int, int], Awaitable[QueuedJobs]],
+        here: Callable[[int, int], QueuedJobs],
         free_slots: Callable[[int], int],
     ) -> None:
-        """``count(guild, member)``: the waiting jobs on every process; ``free_slots(guild)``: how many of
-        this server's jobs would start here at once (see :meth:`bot.jobs.JobEngine.free_slots`)."""
+        """Each called with ``(guild, member)``: ``elsewhere``, the jobs waiting on the other processes (the
+        database); ``here``, on this one (its queue); ``free_slots(guild)``, how many of this server's jobs
+        would start here at once (see :meth:`bot.jobs.JobEngine.free_slots`)."""
         self.total = total
         self.per_member = per_member
-        self._count = count
+        self._elsewhere = elsewhere
+        self._here = here
         self._free_slots = free_slots
-        self._in_flight = 0
+        self._starting = 0
+        self._waiting = 0
 
     def admission(self) -> Admission:
         """A set-up's place in the gate: ``with gate.admission() as admission: ... await admission.check(...)``."""
         return Admission(self)
 
-    async def hold(self, guild_id: int, member_id: int, jobs: int) -> int:
-        """Let ``jobs`` through or raise :class:`QueueFull`; the number of places now held (:meth:`release` them).
-
-        Use :meth:`admission`, which releases them when the set-up ends.
+    async def hold(self, guild_id: int, member_id: int, jobs: int) -> Places:
+        """Let ``jobs`` through or raise :class:`QueueFull`; the places now held, to :meth:`release` once the
+        jobs are queued (or given up). Use :meth:`admission`, which does.
         """
         if not (self.total or self.per_member):
-            return 0
-        self._in_flight += jobs  # held while counting: set-ups checked meanwhile see these jobs
+            return Places()
+        if self._free_slots(guild_id) >= self._starting + jobs:
+            self._starting += jobs  # slots promised: the next set-up does not count on them
+            return Places(starting=jobs)
+        self._waiting += jobs  # held while counting: set-ups checked meanwhile see these jobs
         try:
-            if self._free_slots(guild_id) >= self._in_flight:
-                return jobs  # they start at once: no queue to cap
-            queued = await self._count(guild_id, member_id)
-            if self.per_member and queued.member + jobs > self.per_member:
-                raise QueueFull(member_refusal(queued.member, jobs, self.per_member))
-            if self.total and queued.total + self._in_flight > self.total:
-                room = self.total - (queued.total + self._in_flight - jobs)
-                raise QueueFull(full_refusal(room, jobs, self.total))
+            elsewhere = await self._elsewhere(guild_id, member_id)
+            here = self._here(guild_id, member_id)
+            mine = elsewhere.member + here.member
+            if self.per_member and mine + jobs > self.per_member:
+                raise QueueFull(member_refusal(mine, jobs, self.per_member))
+            waiting = elsewhere.total + here.total + self._waiting - jobs
+            if self.total and waiting + jobs > self.total:
+                raise QueueFull(full_refusal(self.total - waiting, jobs, self.total))
         except BaseException:
-            self._in_flight -= jobs
+            self._waiting -= jobs
             raise
-        return jobs
+        return Places(waiting=jobs)
 
-    def release(self, places: int) -> None:
-        """Give back places :meth:`hold` took: their jobs are queued (journaled, so counted there) or given up."""
-        self._in_flight -= places
+    def release(self, places: Places) -> None:
+        """Give back places :meth:`hold` took: their jobs are queued (so counted there) or given up."""
+        self._starting -= places.starting
+        self._waiting -= places.waiting
+
+
+@dataclass(frozen=True)
+class Places:
+    """What a set-up holds in the gate: slots free for jobs that start at once, or places in the queue."""
+
+    starting: int = 0
+    waiting: int = 0
+
+    def __add__(self, other: Places) -> Places:
+        return Places(self.starting + other.starting, self.waiting + other.waiting)
 
 
 class Admission:
-    """One set-up's places in the gate: checked once, held until the set-up ends (its jobs queued, or given up)."""
+    """One set-up's places in the gate: checked, then held until the set-up ends (its jobs queued, or given up)."""
 
     def __init__(self, gate: QueueGate) -> None:
         self._gate = gate
-        self._held = 0
+        self._held = Places()
 
     async def check(self, guild_id: int, member_id: int, jobs: int = 1) -> None:
         """Hold places for ``jobs`` of this member's, or raise :class:`QueueFull` saying which cap and what to do."""
@@ -115,4 +135,4 @@ class Admission:
 
     def __exit__(self, *exc_info: object) -> None:
         self._gate.release(self._held)
-        self._held = 0
+        self._held = Places()

@@ -113,6 +113,11 @@ class FairQueue:
     def __len__(self) -> int:
         return sum(len(line) for line in self._lines.values())
 
+    def waiting(self, member_key: Hashable) -> int:
+        """How many of this member's jobs wait (``member_key`` as :attr:`LiveJob.member_key`)."""
+        line = self._lines.get(member_key)
+        return len(line) if line else 0
+
     def push(self, job: LiveJob) -> None:
         """Add ``job`` behind its member's earlier jobs."""
         self._lines.setdefault(job.member_key, deque()).append(job)

@@ -190,7 +190,7 @@ class JobRecord:
 
 @dataclass(frozen=True)
 class QueuedJobs:
-    """Jobs waiting for a slot (journaled, not yet started), on every process of the deployment."""
+    """Jobs waiting for a slot (accepted, not yet started)."""
 
     total: int
     """Every server's."""
@@ -383,8 +383,11 @@ class Repository(Protocol):
         """The member's jobs in this server that have not ended (waiting or running, on any process)."""
         ...
 
-    async def queued_jobs(self, guild_id: int, member_id: int) -> QueuedJobs:
-        """Servers' jobs that wait for a slot (accepted, create not begun), on any process, and this member's."""
+    async def queued_jobs(self, guild_id: int, member_id: int, *, besides: str = "") -> QueuedJobs:
+        """Servers' jobs that wait for a slot (accepted, create not begun), on any process, and this member's.
+
+        ``besides``: leave out the jobs this owner (a process's incarnation) has; it counts its own itself.
+        """
         ...
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:

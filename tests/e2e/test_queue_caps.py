@@ -4,17 +4,20 @@ never are; and a long queue costs a bounded number of Discord edits as it drains
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from bot.discord_app.render import status_text
 from bot.modelref import ModelRef
 from bot.scheduling import EXACT_POSITIONS
-from tests.e2e.conftest import TEST_TUNING, Stack, StackFactory, status_of
+from tests.e2e.bot_process import BotProcess
+from tests.e2e.conftest import DISCORD_TOKEN, TEST_TUNING, Stack, StackFactory, status_of
 from tests.e2e.test_member_images import IMG2IMG, UPSCALER, buttons, refusal_of, register_models
-from tests.fakes.discord import FakeMember, InteractionHandle, MessageVersion, StoredMessage
-from tests.fakes.replicate import Scenario
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMember, InteractionHandle, MessageVersion, StoredMessage
+from tests.fakes.replicate import FakeReplicate, Scenario
 
 MEMBER_FULL = "You already have 3 jobs waiting in the queue, the most one member may have (3)."
 
@@ -131,6 +134,51 @@ async def test_resumed_jobs_are_never_refused_and_count_against_new_ones(make_st
     for handle in handles:
         assert "Done" in status_of(await stack.final_message(handle))
     assert stack.api.count("POST", "create") == 4
+
+
+async def test_the_deployments_cap_counts_every_processs_queue(postgres_url: str, tmp_path: Path) -> None:
+    """Two processes, one shard each, on one PostgreSQL database: the queue behind one process's slot
+    fills the whole deployment's queue, so the other refuses a job that would wait (not one that starts)."""
+    async with FakeReplicate(seed=17) as api, FakeDiscord(token=DISCORD_TOKEN, shard_count=2) as fake:
+        api.set_default_scenario(Scenario.manual())
+        guilds = [fake.add_guild("Zero", shard=0), fake.add_guild("One", shard=1)]
+        processes = []
+        for shard, guild in enumerate(guilds):
+            workdir = tmp_path / f"shard-{shard}"
+            workdir.mkdir()
+            env = {
+                "DATABASE_URL": postgres_url,
+                "DISCORD_SHARD_COUNT": "2",
+                "DISCORD_SHARD_IDS": str(shard),
+                "IMAGINE_MAX_RUNNING": "1",
+                "IMAGINE_MAX_QUEUED": "2",
+            }
+            processes.append(BotProcess(api, fake, guild, workdir, **env))
+
+        async def imagine(guild: FakeGuild, user: str) -> InteractionHandle:
+            member = guild.member(user) if user in ("member", "moderator") else guild.add_member(user)
+            return await fake.slash(
+                "imagine", {"prompt": user}, user=member, guild=guild, channel=guild.channel("general")
+            )
+
+        try:
+            await asyncio.gather(*(process.start() for process in processes))
+            zero, one = guilds
+            for number, user in enumerate(("member", "moderator", "third")):
+                await (await imagine(zero, user)).wait_message(timeout=15)
+                if number == 0:
+                    await api.wait_for_prediction(timeout=15)
+            starts_at_once = await imagine(one, "member")
+            assert "Queued" in status_of(await starts_at_once.wait_message(timeout=15))
+            await api.wait_for_prediction(2, timeout=15)  # the other process's slot was free
+            refused = await (await imagine(one, "moderator")).wait_callback(15)
+            assert refused.ephemeral
+            assert refused.content == "❌ The queue is full (2 jobs waiting); try again in a few minutes."
+            assert api.count("POST", "create") == 2
+        finally:
+            await asyncio.gather(*(process.stop() for process in processes))
+        for process in processes:
+            assert "Traceback" not in process.output(), process.output()
 
 
 def _settled(stack: Stack, messages: list[StoredMessage]) -> bool:

@@ -14,10 +14,11 @@ GUILD, MEMBER = 1, 10
 
 
 class Deployment:
-    """What the gate reads: the journal's waiting jobs and this process's free slots."""
+    """What the gate reads: jobs waiting on other processes (the journal), on this one, and its free slots."""
 
-    def __init__(self, total: int = 0, member: int = 0, free: int = 0) -> None:
+    def __init__(self, total: int = 0, member: int = 0, free: int = 0, *, here: QueuedJobs | None = None) -> None:
         self.queued = QueuedJobs(total, member)
+        self.queued_here = here or QueuedJobs(0, 0)
         self.free = free
         self.counts = 0
         self.counted = asyncio.Event()
@@ -30,11 +31,16 @@ class Deployment:
         await self.release_count.wait()
         return self.queued
 
+    def here(self, guild_id: int, member_id: int) -> QueuedJobs:
+        return self.queued_here
+
     def free_slots(self, guild_id: int) -> int:
         return self.free
 
     def gate(self, total: int = 200, per_member: int = 3) -> QueueGate:
-        return QueueGate(total=total, per_member=per_member, count=self.count, free_slots=self.free_slots)
+        return QueueGate(
+            total=total, per_member=per_member, elsewhere=self.count, here=self.here, free_slots=self.free_slots
+        )
 
 
 async def admitted(gate: QueueGate, jobs: int = 1) -> bool:
@@ -56,11 +62,13 @@ async def test_a_members_fourth_waiting_job_is_refused_saying_what_to_do() -> No
         "Wait for one of them to start, then try again."
     )
     assert await admitted(Deployment(total=10, member=2).gate())
+    assert not await admitted(Deployment(total=10, member=1, here=QueuedJobs(2, 2)).gate())  # on every process
 
 
 async def test_the_deployments_queue_refuses_past_its_cap() -> None:
     assert not await admitted(Deployment(total=200).gate())
-    assert await admitted(Deployment(total=199).gate())
+    assert not await admitted(Deployment(total=150, here=QueuedJobs(50, 0)).gate())
+    assert await admitted(Deployment(total=150, here=QueuedJobs(49, 0)).gate())
     assert full_refusal(0, 1, 200) == "The queue is full (200 jobs waiting); try again in a few minutes."
 
 
@@ -107,6 +115,8 @@ async def test_the_free_slot_goes_to_one_set_up() -> None:
         await first.check(GUILD, MEMBER)
         assert deployment.counts == 0
         assert not await admitted(gate)  # no slot left for it, and the queue is full
+        deployment.queued = QueuedJobs(199, 0)
+        assert await admitted(gate)  # a job starting at once takes no place in the queue
 
 
 async def test_places_are_given_back_when_the_set_up_ends_or_is_refused() -> None:

@@ -795,6 +795,8 @@ async def test_queued_jobs_count_every_servers_waiting_jobs_and_the_members(repo
     await repository.update_job("f", state="failed", ended_at=T0)  # abandoned before it started
     assert await repository.queued_jobs(GUILD, MEMBER) == QueuedJobs(total=4, member=2)
     assert await repository.queued_jobs(OTHER_GUILD, MOD) == QueuedJobs(total=4, member=0)
+    # A process counts its own waiting jobs itself: the others', and ownerless ones, from here.
+    assert await repository.queued_jobs(GUILD, MEMBER, besides="elsewhere") == QueuedJobs(total=3, member=1)
 
 
 async def test_a_models_usual_run_time_is_a_moving_average(repository: Repository) -> None:

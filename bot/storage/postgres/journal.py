@@ -72,10 +72,11 @@ class PostgresJournal(PostgresBase):
             )
         return int(count)
 
-    async def queued_jobs(self, guild_id: int, member_id: int) -> QueuedJobs:
-        """Servers' jobs waiting for a slot on any process, and this member's of them."""
+    async def queued_jobs(self, guild_id: int, member_id: int, *, besides: str = "") -> QueuedJobs:
+        """Servers' jobs waiting for a slot, but ``besides``'s, and this member's of them."""
+        query = QUEUED_JOBS_SQL.format(guild="$1", member="$2", not_owned_by="owner IS DISTINCT FROM $3")
         async with self._connection() as conn:
-            row = await conn.fetchrow(QUEUED_JOBS_SQL.format(guild="$1", member="$2"), guild_id, member_id)
+            row = await conn.fetchrow(query, guild_id, member_id, besides)
         return QueuedJobs(total=int(row[0]), member=int(row[1])) if row else QueuedJobs(0, 0)
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:

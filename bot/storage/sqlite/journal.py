@@ -74,10 +74,11 @@ class SqliteJournal(SqliteBase):
             )
         return int(row[0]) if row else 0
 
-    async def queued_jobs(self, guild_id: int, member_id: int) -> QueuedJobs:
-        """Servers' jobs waiting for a slot on any process, and this member's of them."""
+    async def queued_jobs(self, guild_id: int, member_id: int, *, besides: str = "") -> QueuedJobs:
+        """Servers' jobs waiting for a slot, but ``besides``'s, and this member's of them."""
+        query = QUEUED_JOBS_SQL.format(guild="?", member="?", not_owned_by="owner IS NOT ?")
         async with self._transaction(write=False) as conn:
-            row = await self._one(conn, QUEUED_JOBS_SQL.format(guild="?", member="?"), (guild_id, member_id))
+            row = await self._one(conn, query, (guild_id, member_id, besides))
         return QueuedJobs(total=int(row[0]), member=int(row[1])) if row else QueuedJobs(0, 0)
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
