@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -55,6 +56,9 @@ class JobOrder:
     """A model the bot's owner chose (the upscaler): not looked for on the server's list."""
     reply_to: int | None = None
     """The message the new job's message replies to (U and V jobs reply to their original)."""
+    check: Callable[[], Awaitable[None]] | None = None
+    """The order's own check, raising :class:`~bot.errors.Refusal`: run once the queue caps let the job
+    through (it may read from the API), before the job's schema is read and anything is charged."""
 
 
 class JobStarter:
@@ -177,6 +181,8 @@ class JobStarter:
             )
             # Before the model's schema is read and anything is charged: a full queue costs nothing.
             await admission.check(guild_id, member_id)
+            if order.check is not None:
+                await order.check()
             request = await core.engine.prepare(
                 model,
                 options,
