@@ -23,12 +23,13 @@ from bot.journal import Journal
 from bot.metrics import Metrics
 from bot.modlog import ModLog
 from bot.policy import Policy
+from bot.queue_caps import QueueGate
 from bot.ratelimit import RequestBudget
 from bot.recovery import LOOKUP_DELAYS, PredictionFinder
 from bot.replicate import ApiError, NotFound, ReplicateClient
 from bot.scheduling import PollPolicy
 from bot.settings import Settings
-from bot.storage import Repository, open_repository
+from bot.storage import QueuedJobs, Repository, open_repository
 from bot.webhooks import PredictionEvents, WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,14 @@ class Core:
             journal=self.journal,
             finder=PredictionFinder(self.client, clock=self.clock, delays=self.tuning.lookup_delays),
             progress_tick=self.tuning.edit_interval,
+        )
+        # Front ends that queue members' jobs pass them through the gate; resumed jobs never do.
+        self.queue_gate = QueueGate(
+            total=settings.max_queued,
+            per_member=settings.max_queued_per_member,
+            elsewhere=lambda guild, member: repository.queued_jobs(guild, member, besides=self.journal.owner),
+            here=lambda guild, member: QueuedJobs(self.engine.queued, self.engine.queued_by(guild, member)),
+            free_slots=self.engine.free_slots,
         )
         self.webhooks: WebhookReceiver | None = None
         self.metrics.watch_jobs(running=lambda: self.engine.running, queued=lambda: self.engine.queued)

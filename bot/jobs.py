@@ -38,7 +38,7 @@ from bot.journal import Unfinished
 from bot.modelref import ModelRef
 from bot.recovery import PredictionFinder
 from bot.replicate import ApiError, ReplicateClient
-from bot.scheduling import FairQueue, PollPolicy
+from bot.scheduling import FairQueue, PollPolicy, position_worth_showing
 from bot.webhooks import PredictionEvents
 
 __all__ = [
@@ -312,6 +312,19 @@ class JobEngine:
         """Jobs running now."""
         return self._running_total
 
+    def queued_by(self, guild_id: int | None, member_id: int | None) -> int:
+        """This member's jobs waiting here for a slot."""
+        return self._queue.waiting((guild_id, member_id))
+
+    def free_slots(self, guild_id: int | None) -> int:
+        """How many more of this server's jobs would start here at once, under both caps.
+
+        Every waiting job is held back by a cap (the queue is served at each change), so a free slot
+        here goes to the next job of this server, not to one already waiting.
+        """
+        server = self._max_per_server - self._running.get(guild_id, 0)
+        return max(0, min(self._max_running - self._running_total, server))
+
     async def cancel(self, job_id: str, *, by: int | None = None) -> bool:
         """Cancel a job: a waiting one ends now, a running one is canceled on the API too."""
         job = self._jobs.get(job_id)
@@ -404,8 +417,9 @@ class JobEngine:
         job.task = asyncio.create_task(self._run(job, prediction_id), name=f"job-{job.id}")
 
     def _show_positions(self) -> None:
+        """Show waiting jobs their new places where a member learns something (:func:`position_worth_showing`)."""
         for position, job in enumerate(self._queue.in_order(), start=1):
-            if job.view.queue_position != position:
+            if position_worth_showing(job.view.queue_position, position):
                 self.show(job, replace(job.view, queue_position=position))
 
     def show(self, job: LiveJob, view: JobView) -> None:

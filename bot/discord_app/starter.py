@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import discord
@@ -22,10 +24,11 @@ from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ImagineOptions
-from bot.job_model import JobKind, JobState, JobView
+from bot.job_model import JobKind, JobRequest, JobState, JobView
 from bot.jobs import ResumedJob
 from bot.journal import Unfinished
 from bot.modelref import ModelRef
+from bot.queue_caps import Admission
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -53,6 +56,9 @@ class JobOrder:
     """A model the bot's owner chose (the upscaler): not looked for on the server's list."""
     reply_to: int | None = None
     """The message the new job's message replies to (U and V jobs reply to their original)."""
+    check: Callable[[], Awaitable[None]] | None = None
+    """The order's own check, raising :class:`~bot.errors.Refusal`: run once the queue caps let the job
+    through (it may read from the API), before the job's schema is read and anything is charged."""
 
 
 class JobStarter:
@@ -142,6 +148,22 @@ class JobStarter:
         member_id: int,
         order: JobOrder,
     ) -> None:
+        # The job's place under the queue caps is held from its check until it is queued (or given up).
+        with self.bot.core.queue_gate.admission() as admission:
+            charged = await self._check_and_charge(interaction, guild_id, member_id, order, admission)
+            if charged is not None:
+                request, day = charged
+                await self._show_and_queue(interaction, guild_id, member_id, order, request, day)
+
+    async def _check_and_charge(
+        self,
+        interaction: discord.Interaction,
+        guild_id: int,
+        member_id: int,
+        order: JobOrder,
+        admission: Admission,
+    ) -> tuple[JobRequest, date] | None:
+        """Every check, then the charge: the request as charged and its day, or ``None`` once refused."""
         core = self.bot.core
         options = order.options
         role_ids = member_role_ids(interaction)
@@ -157,6 +179,10 @@ class JobStarter:
                 owner_model=order.owner_model,
                 role_ids=role_ids,
             )
+            # Before the model's schema is read and anything is charged: a full queue costs nothing.
+            await admission.check(guild_id, member_id)
+            if order.check is not None:
+                await order.check()
             request = await core.engine.prepare(
                 model,
                 options,
@@ -175,8 +201,20 @@ class JobStarter:
             day = await core.policy.charge(guild_id, member_id, images, role_ids=role_ids, cost=cost)
         except Refusal as exc:
             await refuse(interaction, f"❌ {exc}")
-            return
-        request = replace(request, charged_images=images, charged_day=day, reserved_cost=cost)
+            return None
+        return replace(request, charged_images=images, charged_day=day, reserved_cost=cost), day
+
+    async def _show_and_queue(
+        self,
+        interaction: discord.Interaction,
+        guild_id: int,
+        member_id: int,
+        order: JobOrder,
+        request: JobRequest,
+        day: date,
+    ) -> None:
+        """Journal the charged job, show its placeholder, queue it; what fails on the way is given back."""
+        core = self.bot.core
         job_id = core.engine.new_job_id()
         queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)
         target = (
@@ -188,7 +226,7 @@ class JobStarter:
             # Journaled before anything is shown: a crash after the placeholder goes out cannot orphan it.
             await core.engine.accept(job_id, request, target.to_json())
         except BaseException:
-            await core.policy.refund(guild_id, member_id, images, day, cost=cost)
+            await core.policy.refund(guild_id, member_id, request.charged_images, day, cost=request.reserved_cost)
             raise
         try:
             presenter = await self._show_placeholder(interaction, job_id, target, queued)

@@ -188,6 +188,16 @@ class JobRecord:
     """The job's message in ``channel_id`` once shown (kept after the job ends, unlike ``target``)."""
 
 
+@dataclass(frozen=True)
+class QueuedJobs:
+    """Jobs waiting for a slot (accepted, not yet started)."""
+
+    total: int
+    """Every server's."""
+    member: int
+    """One member's in one server."""
+
+
 JOB_FIELDS = frozenset(
     {
         "state",
@@ -376,6 +386,13 @@ class Repository(Protocol):
 
     async def active_jobs(self, guild_id: int, member_id: int) -> int:
         """The member's jobs in this server that have not ended (waiting or running, on any process)."""
+        ...
+
+    async def queued_jobs(self, guild_id: int, member_id: int, *, besides: str = "") -> QueuedJobs:
+        """Servers' jobs that wait for a slot (accepted, create not begun), on any process, and this member's.
+
+        ``besides``: leave out the jobs this owner (a process's incarnation) has; it counts its own itself.
+        """
         ...
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:

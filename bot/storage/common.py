@@ -254,6 +254,18 @@ TALLY_SQL = (
 Failures are jobs that failed or timed out; a canceled job is not one.
 """
 
+QUEUED_JOBS_SQL = (
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN guild_id = {guild} AND requester_id = {member} THEN 1 ELSE 0 END), 0) "
+    "FROM jobs WHERE ended_at IS NULL AND state = 'queued' AND guild_id IS NOT NULL AND {not_owned_by}"
+)
+"""Both backends' :meth:`~bot.storage.Repository.queued_jobs` query, with their own placeholders and
+null-safe "owner is not" (``IS NOT`` in SQLite, ``IS DISTINCT FROM`` in PostgreSQL).
+
+A job is ``queued`` in the journal from its acceptance until its create is about to go out
+(``creating``): the jobs waiting for a slot. The command line's own jobs (no server) wait in no bot's
+queue, and one killed mid-run would otherwise count for ever.
+"""
+
 RUN_TIME_WEIGHT = 0.3
 """Weight of the newest run in a model's usual run time (an exponential moving average)."""
 

@@ -19,6 +19,7 @@ from bot.storage import (
     AuditEntry,
     GuildConfig,
     Limits,
+    QueuedJobs,
     Repository,
     RepositoryClosedError,
     Usage,
@@ -780,6 +781,22 @@ async def test_active_jobs_count_the_members_unfinished_jobs(repository: Reposit
     await repository.update_job("a", state="finishing")  # its outcome is being shown: no longer counted
     assert await repository.active_jobs(GUILD, MEMBER) == 1
     assert await repository.active_jobs(GUILD, MOD) == 0
+
+
+async def test_queued_jobs_count_every_servers_waiting_jobs_and_the_members(repository: Repository) -> None:
+    await repository.add_job(make_job("a", guild_id=GUILD, requester_id=MEMBER))
+    await repository.add_job(make_job("b", guild_id=GUILD, requester_id=MEMBER, owner="elsewhere"))
+    await repository.add_job(make_job("c", guild_id=OTHER_GUILD, requester_id=MEMBER))  # another server's member
+    await repository.add_job(make_job("d", guild_id=GUILD, requester_id=MOD))
+    await repository.add_job(make_job("e", guild_id=GUILD, requester_id=MEMBER))
+    await repository.add_job(make_job("f", guild_id=GUILD, requester_id=MEMBER))
+    await repository.add_job(make_job("cli"))  # the command line's job waits in no bot's queue
+    await repository.update_job("e", state="creating")  # started
+    await repository.update_job("f", state="failed", ended_at=T0)  # abandoned before it started
+    assert await repository.queued_jobs(GUILD, MEMBER) == QueuedJobs(total=4, member=2)
+    assert await repository.queued_jobs(OTHER_GUILD, MOD) == QueuedJobs(total=4, member=0)
+    # A process counts its own waiting jobs itself: the others', and ownerless ones, from here.
+    assert await repository.queued_jobs(GUILD, MEMBER, besides="elsewhere") == QueuedJobs(total=3, member=1)
 
 
 async def test_a_models_usual_run_time_is_a_moving_average(repository: Repository) -> None:
