@@ -19,7 +19,7 @@ from bot.discord_app.answers import refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.members import may_moderate
 from bot.discord_app.starter import JobOrder, JobStarter
-from bot.errors import ImagineError
+from bot.errors import ImagineError, Refusal
 from bot.inputs import ImagineOptions
 from bot.job_model import JobKind, JobRequest
 from bot.modelref import ModelRef

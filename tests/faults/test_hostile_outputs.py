@@ -151,7 +151,9 @@ async def test_a_budget_refusal_reaches_the_member_clearly(make_stack: StackFact
     stack.api.set_default_scenario(output_override=[endless, endless, endless, endless])
     final = await stack.final_message(await stack.imagine(count=4), timeout=60)
     assert "Failed" in status_of(final)
-    assert "The image (output 1) is larger than 32 MiB, so it was not downloaded" in (field_of(final, "What happened") or "")
+    assert "The image (output 1) is larger than 32 MiB, so it was not downloaded" in (
+        field_of(final, "What happened") or ""
+    )
     assert await charged(stack) == (0, 0)
     unhandled.check()
 
