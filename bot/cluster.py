@@ -10,6 +10,10 @@ to an incarnation. The database is the only thing processes share:
   processes (each takes an equal share of the API budget) and checks that it
   still owns the jobs it runs; jobs taken from it (it was thought dead) are
   dropped here without another word, their new owner shows their outcome.
+* **Clean-up**: with each heartbeat, webhook ids older than
+  :data:`bot.webhooks.KEEP_WEBHOOKS` and payloads nobody took within
+  :data:`bot.webhooks.KEEP_PAYLOADS` are forgotten (no retry, replay or reader
+  comes for them any more): the tables stay as large as a few minutes' traffic.
 * **Takeover**: the unfinished jobs of processes silent for
   ``IMAGINE_TAKEOVER_AFTER`` seconds (by the database's clock, which stamps
   every sign of life: a process whose own clock runs fast or slow neither
@@ -31,6 +35,7 @@ from bot.clock import Clock
 from bot.journal import Journal, Unfinished
 from bot.ratelimit import RequestBudget
 from bot.storage import Repository
+from bot.webhooks import KEEP_PAYLOADS, KEEP_WEBHOOKS
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +86,7 @@ class Cluster:
 
     async def join(self) -> list[Unfinished]:
         """Register this incarnation and take back the jobs of earlier ones of the same name."""
-        now = self._clock.now()
-        await self._repository.register_process(self.incarnation, self.name, self.shards, now=now)
+        await self._repository.register_process(self.incarnation, self.name, self.shards)
         jobs = await self._journal.claim_restart(self.name)
         await self._beat_count()
         return jobs
@@ -117,7 +121,7 @@ class Cluster:
     async def beat(
         self, resume: Resume, live_jobs: Callable[[], list[str]], drop: Callable[[str], Awaitable[None]]
     ) -> None:
-        """One heartbeat: alive, budget share, jobs lost, jobs taken over."""
+        """One heartbeat: alive, budget share, jobs lost, jobs taken over, old webhooks forgotten."""
         await self._beat_count()
         running = live_jobs()
         if running:
@@ -129,6 +133,8 @@ class Cluster:
         if taken:
             log.info("took over %d unfinished job(s) of processes silent for %gs", len(taken), self.takeover_after)
             await resume(taken)
+        now = self._clock.now()
+        await self._repository.prune_webhooks(ids_before=now - KEEP_WEBHOOKS, payloads_before=now - KEEP_PAYLOADS)
 
     async def _beat_count(self) -> None:
         live = await self._repository.heartbeat(self.incarnation, alive_within=self.takeover_after)

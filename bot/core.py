@@ -15,19 +15,21 @@ from bot import __version__
 from bot.clock import Clock, SystemClock
 from bot.cluster import Cluster, new_incarnation, process_name, shards_text
 from bot.costs import Pricing
-from bot.delivery import Downloader, GuardedResolver
+from bot.delivery import Downloader
+from bot.fetch_guard import FetchGuard
 from bot.job_model import JobRequest, JobView
 from bot.jobs import JobEngine
 from bot.journal import Journal
 from bot.metrics import Metrics
 from bot.modlog import ModLog
 from bot.policy import Policy
+from bot.queue_caps import QueueGate
 from bot.ratelimit import RequestBudget
 from bot.recovery import LOOKUP_DELAYS, PredictionFinder
 from bot.replicate import ApiError, NotFound, ReplicateClient
 from bot.scheduling import PollPolicy
 from bot.settings import Settings
-from bot.storage import Repository, open_repository
+from bot.storage import QueuedJobs, Repository, open_repository
 from bot.webhooks import PredictionEvents, WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class Core:
             clock=self.clock,
             on_response=self.metrics.api_response,
         )
-        self.downloader = Downloader(session, clock=self.clock)
+        self.downloader = Downloader(session, FetchGuard.from_settings(settings), clock=self.clock)
         self.journal = Journal(repository, self.clock, owner=new_incarnation())
         self.cluster = Cluster(
             repository,
@@ -104,6 +106,14 @@ class Core:
             finder=PredictionFinder(self.client, clock=self.clock, delays=self.tuning.lookup_delays),
             progress_tick=self.tuning.edit_interval,
         )
+        # Front ends that queue members' jobs pass them through the gate; resumed jobs never do.
+        self.queue_gate = QueueGate(
+            total=settings.max_queued,
+            per_member=settings.max_queued_per_member,
+            elsewhere=lambda guild, member: repository.queued_jobs(guild, member, besides=self.journal.owner),
+            here=lambda guild, member: QueuedJobs(self.engine.queued, self.engine.queued_by(guild, member)),
+            free_slots=self.engine.free_slots,
+        )
         self.webhooks: WebhookReceiver | None = None
         self.metrics.watch_jobs(running=lambda: self.engine.running, queued=lambda: self.engine.queued)
         # Posts nothing until a front end that can post starts it (the Discord bot does; the CLI does not).
@@ -125,7 +135,9 @@ class Core:
         Raises :class:`bot.storage.StorageError` if the database cannot be opened.
         """
         repository = await open_repository(settings.database_url, clock=clock)
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(), limit=100)
+        # One session for the API and for files; its resolver is the fetch guard's, so every file (and every
+        # redirect hop) connects only to an address the guard permits. The API's own host is one of them.
+        connector = FetchGuard.from_settings(settings).connector(limit=100)
         session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector)
         return cls(settings, session, repository, clock=clock, tuning=tuning)
 

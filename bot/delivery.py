@@ -1,8 +1,9 @@
-"""Downloading output files safely, and fitting images under an upload limit.
+"""Downloading output files (and members' attachments) safely, within a byte budget per job.
 
 Outputs expire an hour after a prediction ends, so they are downloaded as soon
 as it succeeds. The API token never goes to the file host: these requests
-carry no ``Authorization`` header at all.
+carry no ``Authorization`` header at all. Where files may come from is the
+fetch guard's business (:mod:`bot.fetch_guard`).
 """
 
 from __future__ import annotations
@@ -10,85 +11,82 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import errno
-import io
-import ipaddress
+import copy
 import logging
 import random
-import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+from urllib.parse import unquote_to_bytes
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
-from PIL import Image, UnidentifiedImageError
+from yarl import URL
 
 from bot.clock import Clock, SystemClock
 from bot.errors import DeliveryError
+from bot.fetch_guard import FetchGuard, FetchRefused, ForbiddenAddress
+from bot.images import ImageFile, check_pixels, sniff_image
 
 log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+"""Largest output file downloaded."""
+JOB_DOWNLOAD_BYTES = 128 * 1024 * 1024
+"""All of one job's output files together: one upscale of up to 64 MiB, or ten images of 12.8 MiB each."""
+PARALLEL_DOWNLOADS = 4
+"""Output files of one job downloaded at once."""
 _MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024
-
-# Magic numbers of the formats image models produce.
-_SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", 0, "png", "image/png"),
-    (b"\xff\xd8\xff", 0, "jpg", "image/jpeg"),
-    (b"GIF87a", 0, "gif", "image/gif"),
-    (b"GIF89a", 0, "gif", "image/gif"),
-    (b"WEBP", 8, "webp", "image/webp"),
-)
-
-
-def sniff_image(data: bytes) -> tuple[str, str] | None:
-    """``(extension, content type)`` from the file's magic bytes, or ``None`` if not an image we know."""
-    for magic, offset, ext, mime in _SIGNATURES:
-        if data[offset : offset + len(magic)] == magic and (ext != "webp" or data[:4] == b"RIFF"):
-            return ext, mime
-    return None
-
-
-@dataclass(frozen=True)
-class ImageFile:
-    """One downloaded (or re-encoded) image."""
-
-    filename: str
-    data: bytes
-    content_type: str
-
-    @property
-    def size(self) -> int:
-        """Bytes."""
-        return len(self.data)
+# Why a file the host no longer has (HTTP 403, 404, 410) is missing, as the member reads it.
+_GONE = "it is no longer there"
+_OUTPUT_GONE = "it has expired (outputs are kept for an hour after a prediction)"
 
 
 class Downloader:
-    """Fetches output files over the shared session: streamed, capped, timed out and retried."""
+    """Fetches files over the shared session through the fetch guard: streamed, capped, timed out and retried.
+
+    Every URL, and every redirect hop, passes :meth:`FetchGuard.check_url`; the session's resolver
+    should be the same guard's (:meth:`FetchGuard.connector`), so names are checked as they connect.
+    A refused or failed download reaches the member as "the image could not be downloaded"; the
+    reason, with the host, goes to the log at WARNING.
+    """
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
+        guard: FetchGuard,
         *,
         max_bytes: int = MAX_DOWNLOAD_BYTES,
+        job_bytes: int = JOB_DOWNLOAD_BYTES,
         timeout: float = 60.0,
         attempts: int = 3,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._session = session
+        self._guard = guard
         self._max_bytes = max_bytes
+        self._job_bytes = job_bytes
         self._timeout = timeout
         self._attempts = attempts
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
 
     async def fetch_all(self, urls: Sequence[str], stem: str) -> list[ImageFile]:
-        """Download every output at once, named ``{stem}-{n}.{ext}``, in output order."""
-        results = await asyncio.gather(*(self.fetch(url) for url in urls))
+        """Download one job's outputs, named ``{stem}-{n}.{ext}``, in output order.
+
+        They share :data:`JOB_DOWNLOAD_BYTES`: each may be at most its share of it (and
+        :data:`MAX_DOWNLOAD_BYTES`), so a job never holds more, whatever the model returns;
+        :data:`PARALLEL_DOWNLOADS` at a time. Every image's header is checked before anything decodes it.
+        """
+        if not urls:
+            return []
+        share = self._for_job(min(self._max_bytes, self._job_bytes // len(urls)))
+        slots = asyncio.Semaphore(PARALLEL_DOWNLOADS)
+
+        async def fetch_one(url: str, where: str) -> bytes:
+            async with slots:
+                return await share.fetch(url, where)
+
+        results = await asyncio.gather(*(fetch_one(url, f"output {n}") for n, url in enumerate(urls, 1)))
         files = []
         for index, data in enumerate(results):
             kind = sniff_image(data)
@@ -97,134 +95,124 @@ class Downloader:
             files.append(ImageFile(f"{stem}-{index + 1}.{kind[0]}", data, kind[1]))
         return files
 
-    async def fetch(self, url: str) -> bytes:
-        """The bytes of one output, checked to be an image (by magic bytes, not by header)."""
+    def _for_job(self, max_bytes: int) -> Downloader:
+        """This downloader with a smaller cap per file (a copy: the session and settings are shared)."""
+        limited = copy.copy(self)
+        limited._max_bytes = max_bytes
+        return limited
+
+    async def fetch(self, url: str, where: str | None = None) -> bytes:
+        """The bytes of one output: an image by its magic bytes (not its Content-Type), within the pixel cap.
+
+        ``where`` names the output for the member ("output 2").
+        """
         if url.startswith("data:"):
             data = decode_data_url(url, self._max_bytes)
         else:
-            data = await self._fetch_remote(url)
+            data = await self.download(url, where, gone=_OUTPUT_GONE)
         if sniff_image(data) is None:
             raise DeliveryError("The model's output is not an image (its content is not PNG, JPEG, WEBP or GIF)")
+        check_pixels(data)
         return data
 
-    async def _fetch_remote(self, url: str) -> bytes:
-        last: Exception | None = None
+    async def download(
+        self, url: str, where: str | None = None, *, max_bytes: int | None = None, gone: str = _GONE
+    ) -> bytes:
+        """The bytes at an http(s) ``url``, read no further than ``max_bytes`` (default: the downloader's cap).
+
+        Raises :class:`DeliveryError` fit for the member: ``where`` names the file ("output 2", "image 1
+        of this message"); ``gone`` says why a file the host no longer has (HTTP 403, 404, 410) is missing.
+        """
+        limit = min(max_bytes, self._max_bytes) if max_bytes is not None else self._max_bytes
+        last = "no attempt"
         for attempt in range(1, self._attempts + 1):
             try:
-                return await self._follow(url)
+                return await self._follow(url, limit, where, gone)
             except _Retryable as exc:
-                last = exc
+                last = str(exc)
                 if attempt < self._attempts:
                     await self._clock.sleep(0.5 * 2 ** (attempt - 1) * self._rng.uniform(0.8, 1.2))
-        raise DeliveryError(f"Could not download the output image: {last}")
+            except _Refused as exc:
+                last = str(exc)
+                break
+        log.warning("could not download %s from %s: %s", where or "a file", _for_log(url), last)
+        raise DeliveryError(f"The image could not be downloaded{_naming(where)}.")
 
-    async def _follow(self, url: str) -> bytes:
-        """GET with redirects followed by hand, so every hop is checked."""
+    async def _follow(self, url: str, limit: int, where: str | None, gone: str) -> bytes:
+        """GET with redirects followed by hand, so the guard checks every hop."""
+        hop: str | URL = url
         for _ in range(_MAX_REDIRECTS + 1):
-            check_output_url(url)
+            try:
+                target = self._guard.check_url(hop)
+            except FetchRefused as exc:
+                raise _Refused(f"{_for_log(hop)} refused: {exc}") from None
             try:
                 async with self._session.get(
-                    url,
+                    target,
                     allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(total=self._timeout, sock_read=min(self._timeout, 20)),
                 ) as response:
-                    if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                    status = response.status
+                    if status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                         try:
-                            url = urljoin(url, response.headers["Location"])
+                            hop = target.join(URL(response.headers["Location"]))
                         except ValueError:
-                            raise DeliveryError("The file host redirected to a malformed URL; refused") from None
+                            raise _Refused(f"{_for_log(target)} redirected to a malformed URL") from None
                         continue
-                    if response.status >= 500 or response.status == 429:
-                        raise _Retryable(f"the file host answered HTTP {response.status}")
-                    if response.status != 200:
-                        raise DeliveryError(
-                            f"Could not download the output image: the file host answered HTTP {response.status}"
-                            + (
-                                " (outputs expire an hour after a prediction)"
-                                if response.status in (403, 404, 410)
-                                else ""
-                            )
-                        )
+                    if status >= 500 or status == 429:
+                        raise _Retryable(f"{_for_log(target)} answered HTTP {status}")
+                    if status in (403, 404, 410):
+                        log.warning("%s answered HTTP %d for %s", _for_log(target), status, where or "a file")
+                        raise DeliveryError(f"The image could not be downloaded{_naming(where)}: {gone}.")
+                    if status != 200:
+                        raise _Refused(f"{_for_log(target)} answered HTTP {status}")
                     declared = response.content_length
-                    if declared is not None and declared > self._max_bytes:
-                        raise DeliveryError(_too_big(self._max_bytes))
+                    if declared is not None and declared > limit:
+                        raise DeliveryError(_too_big(limit, where))
                     buffer = bytearray()
                     async for chunk in response.content.iter_chunked(_CHUNK):
                         buffer += chunk
-                        if len(buffer) > self._max_bytes:
-                            raise DeliveryError(_too_big(self._max_bytes))
+                        if len(buffer) > limit:
+                            raise DeliveryError(_too_big(limit, where))
                     return bytes(buffer)
             except aiohttp.ClientConnectorError as exc:
                 if isinstance(exc.os_error, ForbiddenAddress):
-                    raise DeliveryError(f"The output URL {exc.os_error}") from exc
-                raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+                    raise _Refused(f"{_for_log(target)} refused: {exc.os_error}") from exc
+                raise _Retryable(f"{_for_log(target)}: {_described(exc)}") from exc
+            except ValueError as exc:  # aiohttp.InvalidURL among them: a URL aiohttp will not request as it is
+                raise _Refused(f"{_for_log(target)}: {_described(exc)}") from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _Retryable(type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}") from exc
-        raise DeliveryError("Could not download the output image: too many redirects")
+                raise _Retryable(f"{_for_log(target)}: {_described(exc)}") from exc
+        raise _Refused(f"more than {_MAX_REDIRECTS} redirects from {_for_log(url)}")
 
 
 class _Retryable(Exception):
-    """A download failure that may pass if tried again."""
+    """A download failure that may pass if tried again (the message is for the log)."""
 
 
-def _too_big(limit: int) -> str:
-    return f"The output file is larger than {limit // (1024 * 1024)} MiB, so it was not downloaded"
+class _Refused(Exception):
+    """A download the guard refused, or that trying again cannot mend (the message is for the log)."""
 
 
-def forbidden_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Link-local (cloud metadata lives at 169.254.169.254), multicast, unspecified or reserved."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def check_output_url(url: str) -> None:
-    """Refuse output URLs that are not http(s) or name a forbidden address literally.
+def _naming(where: str | None) -> str:
+    return f" ({where})" if where else ""
 
-    Names that *resolve* to such addresses (including shorthand forms like
-    ``http://2852039166/``) are stopped by :class:`GuardedResolver` at connect time.
-    """
+
+def _for_log(url: str | URL) -> str:
+    """``url`` without its user name, password, query and fragment (where signed links keep their secrets)."""
     try:
-        parts = urlsplit(url)
-        hostname = parts.hostname
-    except ValueError:
-        raise DeliveryError("The model returned a malformed output URL; refused") from None
-    if parts.scheme not in ("http", "https") or not hostname:
-        raise DeliveryError(f"The model returned an output that is not an http(s) URL ({parts.scheme or 'none'}:)")
-    try:
-        address = ipaddress.ip_address(hostname.rstrip("."))
-    except ValueError:
-        return
-    if forbidden_address(address):
-        raise DeliveryError("The model returned an output URL pointing at a link-local or reserved address; refused")
+        parsed = url if isinstance(url, URL) else URL(url)
+        return str(parsed.with_user(None).with_query(None).with_fragment(None))
+    except (ValueError, TypeError):
+        return "a malformed URL"
 
 
-class ForbiddenAddress(OSError):
-    """A host name that resolves only to addresses the bot never connects to."""
-
-    def __str__(self) -> str:
-        return str(self.strerror)
-
-
-class GuardedResolver(AbstractResolver):
-    """A resolver that never hands out forbidden addresses, whatever a name resolves to."""
-
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
-        self._inner = inner or ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        allowed = [result for result in results if not forbidden_address(ipaddress.ip_address(result["host"]))]
-        if not allowed:
-            raise ForbiddenAddress(
-                errno.EACCES, f"points at {host}, which resolves only to link-local or reserved addresses; refused"
-            )
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
+def _too_big(limit: int, where: str | None = None) -> str:
+    return f"The image{_naming(where)} is larger than {limit / (1024 * 1024):.3g} MiB, so it was not downloaded"
 
 
 def decode_data_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
@@ -240,43 +228,3 @@ def decode_data_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
         except (binascii.Error, ValueError) as exc:
             raise DeliveryError("The model returned a data: URL with broken base64") from exc
     return unquote_to_bytes(payload)
-
-
-def fit_image(image: ImageFile, limit: int) -> ImageFile:
-    """``image`` if it fits under ``limit`` bytes, else a re-encoded (and if need be smaller) copy.
-
-    Tries WEBP at falling quality first (it keeps detail best per byte), then
-    scales down. Never raises for size: as a last resort the image gets tiny.
-    CPU-bound: call it through ``asyncio.to_thread``.
-    """
-    if image.size <= limit:
-        return image
-    try:
-        with Image.open(io.BytesIO(image.data)) as opened:
-            opened.load()
-            picture = opened.convert("RGBA" if opened.mode in ("RGBA", "LA", "P") else "RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DeliveryError("The output image could not be read to make it smaller") from exc
-    stem = image.filename.rsplit(".", 1)[0]
-    scale = 1.0
-    while True:
-        candidate = picture
-        if scale < 1.0:
-            size = (max(1, int(picture.width * scale)), max(1, int(picture.height * scale)))
-            candidate = picture.resize(size, Image.Resampling.LANCZOS)
-        for quality in (90, 80, 65):
-            buffer = io.BytesIO()
-            candidate.save(buffer, format="WEBP", quality=quality, method=4)
-            if buffer.tell() <= limit:
-                log.info(
-                    "re-encoded %s from %d to %d bytes (scale %.2f, q%d)",
-                    image.filename,
-                    image.size,
-                    buffer.tell(),
-                    scale,
-                    quality,
-                )
-                return ImageFile(f"{stem}.webp", buffer.getvalue(), "image/webp")
-        if candidate.width <= 16 or candidate.height <= 16:
-            return ImageFile(f"{stem}.webp", buffer.getvalue(), "image/webp")
-        scale *= 0.7

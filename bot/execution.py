@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 CREATE_ATTEMPTS = 3
 """Creates sent for one job at most, each after a lookup proved the one before made no prediction."""
+MAX_IMAGES_PER_JOB = 10
+"""Images one job shows at most: a Discord message carries at most 10 attachments."""
 
 
 class JobHost(Protocol):
@@ -370,16 +372,20 @@ class JobExecutor:
                 error = "The model finished but returned no image."
             await self._host.finish(job, JobState.FAILED, error=error, **common)
             return
+        notes = list(job.view.notes)
+        expected = job.request.images_expected
+        shown = max(1, min(expected, MAX_IMAGES_PER_JOB))
+        if len(urls) > shown:  # only what was asked is downloaded, shown and paid for
+            notes.append(_surplus_note(len(urls), expected, shown))
+            urls = urls[:shown]
         try:
             images = await self._downloader.fetch_all(urls, stem=f"imagine-{job.id}")
         except ImagineError as exc:
             await self._host.finish(job, JobState.FAILED, error=exc.message, **common)
             return
-        notes = list(job.view.notes)
         if refused:
             notes.append(f"{len(refused)} of the model's outputs were refused: {refused[0]}.")
-        expected = job.request.images_expected
-        if len(images) < expected and not refused:
+        if len(images) < shown and not refused:
             notes.append(
                 f"{len(images)} of {expected} images came back; the model's safety checker may have held some back."
             )
@@ -418,6 +424,13 @@ class _EndWindow:
         if self.earliest is None or self.latest is None:
             return None
         return (self.earliest + self.latest) / 2
+
+
+def _surplus_note(returned: int, asked: int, shown: int) -> str:
+    """Why fewer images are shown than the model returned."""
+    if shown < asked:
+        return f"The model returned {returned} images; a message holds at most {shown}, so the first {shown} are shown."
+    return f"The model returned {returned} images for the {asked} asked; the first {shown} are shown."
 
 
 def _lost_create_message(what: str, lookup: Lookup) -> str:

@@ -9,6 +9,8 @@ exception's message (a database URL could be in it): only its type.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,6 +56,58 @@ async def run_checks(checks: Mapping[str, HealthCheck], *, timeout: float) -> He
     for result in results:
         fields.update(result.fields)
     return Health(fields, tuple(result.problem for result in results if result.problem))
+
+
+class HealthState:
+    """The checks' latest answer, run again at most once per ``max_age`` seconds, whoever asks how often.
+
+    ``/healthz`` is public: a burst of requests must not become a burst of database queries. Askers
+    while a run is under way share it.
+    """
+
+    def __init__(
+        self,
+        checks: Mapping[str, HealthCheck],
+        *,
+        timeout: float,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._checks = dict(checks)
+        self._timeout = timeout
+        self.max_age = max_age
+        self._clock = clock
+        self._health: Health | None = None
+        self._started_at = 0.0
+        self._run: asyncio.Task[Health] | None = None
+        self.runs = 0
+        """How many times the checks have run."""
+
+    async def current(self) -> Health:
+        """The latest answer if it is fresh enough, else a new one (shared with whoever else asks meanwhile)."""
+        if self._health is not None and self._clock() - self._started_at < self.max_age:
+            return self._health
+        if self._run is None:
+            self._started_at = self._clock()
+            self.runs += 1
+            self._run = asyncio.create_task(self._refresh(), name="health-checks")
+        # Shielded: one asker going away must not cancel the run the others wait for.
+        return await asyncio.shield(self._run)
+
+    async def _refresh(self) -> Health:
+        try:
+            self._health = await run_checks(self._checks, timeout=self._timeout)
+            return self._health
+        finally:
+            self._run = None
+
+    async def close(self) -> None:
+        """Stop a run under way."""
+        run, self._run = self._run, None
+        if run is not None:
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
 
 
 class Pingable(Protocol):

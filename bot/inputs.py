@@ -66,13 +66,23 @@ class ImagineOptions:
             raise InputRejected("The image to start from must be an uploaded image.")
 
 
+def media_type(content_type: str | None) -> str:
+    """``image/png`` from ``Image/PNG; charset=x``; ``""`` for none."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def check_image_upload(content_type: str | None, size: int, filename: str = "the file") -> None:
     """Refuse an uploaded file that cannot be a model's image input: not an image, or too big."""
-    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    kind = media_type(content_type)
     if not kind.startswith("image/"):
         raise InputRejected(f"{filename} is not an image ({kind or 'unknown type'}); attach a PNG, JPEG or WebP.")
     if kind not in IMAGE_TYPES:
         raise InputRejected(f"{filename} is a {kind} image, which models cannot read; attach a PNG, JPEG or WebP.")
+    check_image_size(size, filename)
+
+
+def check_image_size(size: int, filename: str = "the file") -> None:
+    """Refuse an uploaded image larger than :data:`IMAGE_MAX_BYTES`."""
     if size > IMAGE_MAX_BYTES:
         raise InputRejected(
             f"{filename} is {size / 1024 / 1024:.1f} MiB; images to start from may be up to "

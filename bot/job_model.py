@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.delivery import ImageFile
+from bot.images import ImageFile
 from bot.inputs import ImagineOptions
 from bot.modelref import ModelRef
 from bot.replicate import Progress
@@ -108,12 +108,33 @@ class JobTakenOver(Exception):
     """Another process took this job over (this one was thought dead): stop touching it, show nothing more."""
 
 
+class ImagesNotShown(Exception):
+    """A presenter could not show a final view's images, and showed nothing of that view.
+
+    ``reason`` tells the member why, in plain words; ``kept`` are the images it can show
+    (none: it can show no image at all). The engine books the job for what will be seen
+    and shows the view again with only those images.
+    """
+
+    def __init__(self, reason: str, kept: tuple[ImageFile, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kept = kept
+
+    def amend(self, view: JobView) -> JobView:
+        """``view`` as it can be shown: with the kept images and a note, or failed with the reason."""
+        if self.kept:
+            return replace(view, images=self.kept, notes=(*view.notes, self.reason))
+        return replace(view, state=JobState.FAILED, images=(), error=self.reason)
+
+
 class Presenter(Protocol):
     """Shows a job's views to someone.
 
     ``show`` must return quickly for non-terminal views (coalesce slow output
     yourself); for the terminal view it returns once that view was delivered
-    or delivery was given up on.
+    or delivery was given up on. It raises :class:`ImagesNotShown` (having shown
+    nothing) when the terminal view's images cannot all be shown.
     """
 
     async def show(self, view: JobView) -> None:

@@ -23,12 +23,22 @@ from bot.errors import ImagineError
 from bot.execution import JobExecutor
 from bot.flags import apply_prompt_flags
 from bot.inputs import ImagineOptions, InputSchema, plan_inputs
-from bot.job_model import JobJournal, JobKind, JobRequest, JobState, JobTakenOver, JobView, LiveJob, Presenter
+from bot.job_model import (
+    ImagesNotShown,
+    JobJournal,
+    JobKind,
+    JobRequest,
+    JobState,
+    JobTakenOver,
+    JobView,
+    LiveJob,
+    Presenter,
+)
 from bot.journal import Unfinished
 from bot.modelref import ModelRef
 from bot.recovery import PredictionFinder
 from bot.replicate import ApiError, ReplicateClient
-from bot.scheduling import FairQueue, PollPolicy
+from bot.scheduling import FairQueue, PollPolicy, position_worth_showing
 from bot.webhooks import PredictionEvents
 
 __all__ = [
@@ -293,6 +303,19 @@ class JobEngine:
         """Jobs running now."""
         return self._running_total
 
+    def queued_by(self, guild_id: int | None, member_id: int | None) -> int:
+        """This member's jobs waiting here for a slot."""
+        return self._queue.waiting((guild_id, member_id))
+
+    def free_slots(self, guild_id: int | None) -> int:
+        """How many more of this server's jobs would start here at once, under both caps.
+
+        Every waiting job is held back by a cap (the queue is served at each change), so a free slot
+        here goes to the next job of this server, not to one already waiting.
+        """
+        server = self._max_per_server - self._running.get(guild_id, 0)
+        return max(0, min(self._max_running - self._running_total, server))
+
     async def cancel(self, job_id: str, *, by: int | None = None) -> bool:
         """Cancel a job: a waiting one ends now, a running one is canceled on the API too."""
         job = self._jobs.get(job_id)
@@ -385,8 +408,9 @@ class JobEngine:
         job.task = asyncio.create_task(self._run(job, prediction_id), name=f"job-{job.id}")
 
     def _show_positions(self) -> None:
+        """Show waiting jobs their new places where a member learns something (:func:`position_worth_showing`)."""
         for position, job in enumerate(self._queue.in_order(), start=1):
-            if job.view.queue_position != position:
+            if position_worth_showing(job.view.queue_position, position):
                 self.show(job, replace(job.view, queue_position=position))
 
     def show(self, job: LiveJob, view: JobView) -> None:
@@ -411,6 +435,37 @@ class JobEngine:
         except Exception:
             log.exception("presenter failed to show job %s (%s)", job.id, view.state)
 
+    async def _settle_and_show(self, job: LiveJob, view: JobView) -> JobView:
+        """Book the job's end, then show its final view; the view the member sees (with what was delivered).
+
+        Bookkeeping (refunds) comes first, so a member who reads the outcome can act on it at once. If the
+        presenter cannot show the view's images, the job is booked again for what will be seen (booking
+        only ever moves towards the member, and is idempotent: a job resumed after a crash here ends again)
+        before the view with fewer images, or none, is shown.
+        """
+        await self._book(job, view)
+        while True:
+            try:
+                await job.presenter.show(view)
+            except ImagesNotShown as refused:
+                log.warning("job %s: images not shown (%s); showing it with fewer", job.id, refused.reason)
+                amended = refused.amend(view)
+                if len(amended.images) >= len(view.images):  # nothing less to show: show none
+                    amended = ImagesNotShown(refused.reason).amend(view)
+                view = job.view = amended
+                await self._book(job, view)
+                continue
+            except Exception:
+                log.exception("presenter failed to show job %s (%s)", job.id, view.state)
+            return view
+
+    async def _book(self, job: LiveJob, view: JobView) -> None:
+        if self._on_end is not None:
+            try:
+                await self._on_end(view)
+            except Exception:
+                log.exception("bookkeeping after job %s failed", job.id)
+
     async def finish(self, job: LiveJob, state: JobState, **changes: Any) -> None:
         """End ``job`` with ``state``: bookkeeping, its final view shown, the journal written."""
         view = replace(
@@ -433,14 +488,7 @@ class JobEngine:
                 await self._let_go(job)
                 return
         job.ending = True
-        # Bookkeeping (refunds) first, so a member who reads the outcome can act on it at once;
-        # it is idempotent per job, as a job resumed after a crash here ends a second time.
-        if self._on_end is not None:
-            try:
-                await self._on_end(view)
-            except Exception:
-                log.exception("bookkeeping after job %s failed", job.id)
-        await self._present(job, view)
+        view = await self._settle_and_show(job, view)
         if self._on_shown is not None:
             self._on_shown(view)
         if self._journal is not None:

@@ -15,7 +15,8 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -84,6 +85,33 @@ class JsonFormatter(logging.Formatter):
             entry["stack"] = self.formatStack(record.stack_info)
         # ASCII only: the line stays one valid line whatever the stream's encoding.
         return json.dumps(entry, default=str)
+
+
+class ThrottledLog:
+    """A warning that anyone on the network can cause, logged at most once per ``interval`` seconds.
+
+    The lines held back are counted in the next one, so the log still says how often it happens.
+    """
+
+    def __init__(
+        self, logger: logging.Logger, *, interval: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._logger = logger
+        self.interval = interval
+        self._clock = clock
+        self._last: float | None = None
+        self._held = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        """Log ``message % args`` at WARNING, unless one was logged less than ``interval`` seconds ago."""
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            self._held += 1
+            return
+        if self._held:
+            message += f" (and {self._held} more like it since the last such line)"
+        self._last, self._held = now, 0
+        self._logger.warning(message, *args)
 
 
 class LineLogger(io.TextIOBase):

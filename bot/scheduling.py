@@ -74,6 +74,31 @@ class PollPolicy:
 
 # --------------------------------------------------------------------------- the queue
 
+EXACT_POSITIONS = 5
+"""Places at the head of the queue whose every move is shown.
+
+The next few jobs start within a run or two of the model, and their requesters watch them: each
+move there is news. Farther back a member learns little from "position 87" turning into "86", and
+editing every waiting message on every start costs one Discord edit per waiting job (a hundred
+waiting, a hundred edits each time one starts, on the bot's global rate limit once the interaction
+tokens have expired). Five exact places plus the halvings below keep it to about a dozen edits per
+start, however long the queue.
+"""
+
+
+def position_worth_showing(shown: int | None, position: int) -> bool:
+    """Whether a waiting job's message, showing place ``shown`` (``None``: none yet), is edited to ``position``.
+
+    Always its first place, and every change within :data:`EXACT_POSITIONS`; farther back only a
+    change by half or more (87 → 43, or back to 174 as other members' jobs take turns ahead), so each
+    job's message is edited about log2(place / 5) times on its way to the head.
+    """
+    if position == shown:
+        return False
+    if shown is None or position <= EXACT_POSITIONS:
+        return True
+    return 2 * position <= shown or position >= 2 * shown
+
 
 class FairQueue:
     """Waiting jobs, served round-robin between members, under per-server caps.
@@ -87,6 +112,11 @@ class FairQueue:
 
     def __len__(self) -> int:
         return sum(len(line) for line in self._lines.values())
+
+    def waiting(self, member_key: Hashable) -> int:
+        """How many of this member's jobs wait (``member_key`` as :attr:`LiveJob.member_key`)."""
+        line = self._lines.get(member_key)
+        return len(line) if line else 0
 
     def push(self, job: LiveJob) -> None:
         """Add ``job`` behind its member's earlier jobs."""

@@ -8,7 +8,13 @@ at once, and only then recorded (once per ``webhook-id``: a retry or a replay
 changes nothing) and pushed to :class:`PredictionEvents`, where the job waiting
 for that prediction wakes up. On PostgreSQL the record also reaches the other
 processes (``NOTIFY``), so the process that owns the job learns of a webhook
-that landed elsewhere. Polling stays as a slow safety net for a lost webhook.
+that landed elsewhere and takes its payload from the database. Polling stays as
+a slow safety net for a lost webhook.
+
+Nothing is kept for long: ids for :data:`KEEP_WEBHOOKS` (dedupe), in the
+database a prediction's newest payload only, and only when no job of this
+process waits for it, until the owner takes it (or :data:`KEEP_PAYLOADS`); in
+memory a bounded number of bytes (:class:`PredictionEvents`).
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import timedelta
 
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from bot.clock import Clock
-from bot.replicate import MAX_REPLY_BYTES, Prediction, ServerError
+from bot.logs import ThrottledLog
+from bot.replicate import Prediction, ServerError
 from bot.storage import Repository
+from bot.storage.common import ENDED_STAGE
 
 log = logging.getLogger(__name__)
 
@@ -34,40 +43,70 @@ WEBHOOK_PATH = "/webhooks/replicate"
 _RANK = {"starting": 0, "processing": 1}
 """How far a prediction is: a webhook never moves a prediction back (retries and replays come late)."""
 
+KEEP_WEBHOOKS = timedelta(minutes=15)
+"""How long webhook ids are kept: a copy of a delivery can come while its signature is within 5 minutes of its
+timestamp, itself within 5 minutes of its arrival, so 10 minutes at most; the API retries a ``completed`` for
+about a minute. The heartbeat forgets older ones (:class:`bot.cluster.Cluster`)."""
+
+KEEP_PAYLOADS = timedelta(minutes=1)
+"""How long a payload nobody took is kept: the owner takes it within moments of the ``NOTIFY`` (or of the next
+one, should the database fail it once); one not taken by then is of a job nobody here runs."""
+
+UNWATCHED_BYTES = 8 * 1024 * 1024
+"""The most :class:`PredictionEvents` keeps of states no job of this process waits for (yet)."""
+
+ENTRY_OVERHEAD = 2048
+"""Bytes counted for each kept state besides its body: the parsed objects weigh more than the JSON text."""
+
 
 def stage(prediction: Prediction) -> int:
     """0 starting, 1 processing, 2 ended: a later state never gives way to an earlier one."""
-    return 2 if prediction.terminal else _RANK.get(prediction.status, 0)
+    return ENDED_STAGE if prediction.terminal else _RANK.get(prediction.status, 0)
 
 
 class PredictionEvents:
     """The latest pushed state of each prediction, and a wake-up for whoever waits on it.
 
-    Kept for predictions nobody waits for yet too (a ``start`` can arrive before the create's own
-    answer), the newest :attr:`keep` of them.
+    States of predictions nobody waits for yet are kept too (a ``start`` can arrive before the create's
+    own answer; behind a load balancer, most are other processes' jobs), the newest of them only, up to
+    ``unwatched_bytes`` in all. A watched prediction's state stays until its job forgets it: one each,
+    so those are bounded by the jobs running and the HTTP server's body cap.
     """
 
-    def __init__(self, *, keep: int = 5000) -> None:
-        self.keep = keep
-        self._latest: OrderedDict[str, Prediction] = OrderedDict()
+    def __init__(self, *, unwatched_bytes: int = UNWATCHED_BYTES) -> None:
+        self.unwatched_bytes = unwatched_bytes
+        self._latest: dict[str, Prediction] = {}
+        self._unwatched: OrderedDict[str, int] = OrderedDict()  # oldest first, with the bytes each weighs
+        self._unwatched_total = 0
         self._changed: dict[str, asyncio.Event] = {}
 
-    def push(self, prediction: Prediction) -> bool:
-        """Take a pushed state; ``False`` if it says nothing newer than what is known."""
+    def push(self, prediction: Prediction, *, size: int = 0) -> bool:
+        """Take a pushed state (``size``: its body's bytes); ``False`` if it says nothing newer than what is known."""
         known = self._latest.get(prediction.id)
         if known is not None and stage(prediction) < stage(known):
             return False
         if known is not None and known.terminal:
             return False  # the end is the end: a second completed (a retry) changes nothing
         self._latest[prediction.id] = prediction
-        self._latest.move_to_end(prediction.id)
-        while len(self._latest) > self.keep:
-            stale, _ = self._latest.popitem(last=False)
-            self._changed.pop(stale, None)
         event = self._changed.get(prediction.id)
-        if event is not None:
-            event.set()
+        if event is None:
+            self._keep_unwatched(prediction.id, size + ENTRY_OVERHEAD)
+            return True
+        event.set()
         return True
+
+    def _keep_unwatched(self, prediction_id: str, weight: int) -> None:
+        self._unwatched_total += weight - self._unwatched.pop(prediction_id, 0)
+        self._unwatched[prediction_id] = weight
+        while self._unwatched_total > self.unwatched_bytes and self._unwatched:
+            stale, stale_weight = self._unwatched.popitem(last=False)
+            self._unwatched_total -= stale_weight
+            del self._latest[stale]
+
+    @property
+    def unwatched_size(self) -> int:
+        """Bytes counted for the states nobody waits for."""
+        return self._unwatched_total
 
     def latest(self, prediction_id: str) -> Prediction | None:
         """The newest pushed state of a prediction, if any."""
@@ -76,6 +115,7 @@ class PredictionEvents:
     def watch(self, prediction_id: str) -> asyncio.Event:
         """An event set whenever a newer state of the prediction arrives (clear it after reading)."""
         event = self._changed.setdefault(prediction_id, asyncio.Event())
+        self._unwatched_total -= self._unwatched.pop(prediction_id, 0)
         if prediction_id in self._latest:
             event.set()
         return event
@@ -87,6 +127,7 @@ class PredictionEvents:
     def forget(self, prediction_id: str) -> None:
         """The job is done with the prediction."""
         self._changed.pop(prediction_id, None)
+        self._unwatched_total -= self._unwatched.pop(prediction_id, 0)
         self._latest.pop(prediction_id, None)
 
 
@@ -109,6 +150,7 @@ class WebhookReceiver:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
         self._tasks: set[asyncio.Task[None]] = set()
+        self._refusals = ThrottledLog(log)
         repository.on_webhook(self._heard)
 
     def routes(self) -> Iterable[web.AbstractRouteDef]:
@@ -116,14 +158,16 @@ class WebhookReceiver:
         return [web.post(WEBHOOK_PATH, self.handle)]
 
     async def handle(self, request: web.Request) -> web.Response:
-        """Verify, answer at once, and do the work after the answer."""
-        body = await request.content.read(MAX_REPLY_BYTES + 1)
-        if len(body) > MAX_REPLY_BYTES:
-            return web.json_response({"error": "too large"}, status=413)
+        """Verify, answer at once, and do the work after the answer.
+
+        The body is whole: the HTTP server read it within its cap and time (:mod:`bot.http_guard`).
+        """
+        body = await request.read()
         try:
             self._verifier.verify(body, dict(request.headers), json_parse=False)
         except (WebhookVerificationError, ValueError) as exc:
-            log.warning("refused a webhook: %s", exc)
+            # Anyone can send these: one line a minute says it happens, and how often.
+            self._refusals.warning("refused a webhook: %s", exc)
             return web.json_response({"error": "invalid signature"}, status=401)
         webhook_id = request.headers["webhook-id"]
         if webhook_id in self._seen:
@@ -143,21 +187,18 @@ class WebhookReceiver:
         except (ValueError, ServerError) as exc:
             log.warning("a signed webhook (%s) holds no prediction: %s", webhook_id, exc)
             return
+        # A job of this process has it from here; only another process's job needs it from the database.
+        handed_off = None if self._events.watching(prediction.id) else data
         try:
             fresh = await self._repository.record_webhook(
-                webhook_id,
-                prediction.id,
-                status=prediction.status,
-                terminal=prediction.terminal,
-                payload=data,
-                now=self._clock.now(),
+                webhook_id, prediction.id, stage=stage(prediction), payload=handed_off, now=self._clock.now()
             )
         except Exception:
             # The job still learns of it here; another process would find out by its safety poll.
             log.exception("could not record webhook %s for prediction %s", webhook_id, prediction.id)
             fresh = True
         if fresh:
-            self._events.push(prediction)
+            self._events.push(prediction, size=len(body))
 
     def _heard(self, prediction_id: str) -> None:
         """Another process (or this one) recorded a webhook: fetch it if a job here waits for it."""
@@ -169,9 +210,10 @@ class WebhookReceiver:
 
     async def _fetch(self, prediction_id: str) -> None:
         try:
-            payload = await self._repository.latest_webhook(prediction_id)
+            payload = await self._repository.take_webhook(prediction_id)
             if payload is not None:
-                self._events.push(Prediction.from_json(dict(payload)))
+                data = dict(payload)
+                self._events.push(Prediction.from_json(data), size=len(json.dumps(data)))
         except Exception as exc:
             log.warning("could not read the webhook of prediction %s: %s", prediction_id, exc)
 

@@ -15,13 +15,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app.answers import refuse
+from bot.discord_app.answers import AnswerDeadline, refuse
+from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.button_actions import ButtonActions
 from bot.discord_app.buttons import PERSISTENT_BUTTONS
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.starter import JobStarter
-from bot.errors import Refusal
-from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions, check_image_upload
+from bot.errors import ImagineError
+from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -91,11 +92,13 @@ class Imagine(commands.Cog):
     ) -> None:
         """Generate an image from a text prompt."""
         if image is not None:
-            try:
-                check_image_upload(image.content_type, image.size, image.filename)
-            except Refusal as exc:
-                await refuse(interaction, f"❌ {exc}")
-                return
+            # Telling an image without a declared type means downloading it: mind the 3 s to answer.
+            async with AnswerDeadline(interaction):
+                try:
+                    await check_image_attachment(self.bot.core.downloader, image, image.filename, "your attachment")
+                except ImagineError as exc:
+                    await refuse(interaction, f"❌ {exc}")
+                    return
         # The attachment's CDN URL goes to the API, which downloads it itself: no token of ours travels.
         options = ImagineOptions(
             prompt=prompt, aspect_ratio=aspect_ratio, count=count, seed=seed, image=image.url if image else None

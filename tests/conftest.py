@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from bot.delivery import Downloader
+from bot.fetch_guard import FetchGuard
 from bot.jobs import JobEngine, JobView, PollPolicy
 from bot.ratelimit import RequestBudget
 from bot.recovery import PredictionFinder
@@ -109,14 +110,16 @@ async def make_pipeline(
     engines: list[JobEngine] = []
 
     def build(*, base_url: str | None = None, token: str | None = None, **engine_args: object) -> Pipeline:
+        base_url = base_url or fake_api.base_url
         client = ReplicateClient(
             session,
-            base_url or fake_api.base_url,
+            base_url,
             token or fake_api.token,
             budget=RequestBudget(),
             retry=FAST_RETRY,
         )
-        downloader = Downloader(session, timeout=0.5, attempts=2)
+        # Outputs come from the fake API's own host and port, as from a gateway serving its own files.
+        downloader = Downloader(session, FetchGuard.of(base_url), timeout=0.5, attempts=2)
         engine_args.setdefault("poll", FAST_POLL)
         engine_args.setdefault("prefer_wait", 0)
         engine_args.setdefault("finder", PredictionFinder(client, delays=FAST_LOOKUP))

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.discord_app.answers import refuse
+from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.members import may_moderate
 from bot.discord_app.starter import JobOrder, JobStarter
-from bot.errors import Refusal
-from bot.inputs import ImagineOptions, check_image_upload
+from bot.errors import ImagineError, Refusal
+from bot.inputs import ImagineOptions
 from bot.job_model import JobKind, JobRequest
 from bot.modelref import ModelRef
 
@@ -88,8 +90,8 @@ class ButtonActions:
             return
         image = attachments[number - 1]
         try:
-            check_image_upload(image.content_type, image.size, f"Image {number}")
-        except Refusal as exc:
+            await check_image_attachment(self.bot.core.downloader, image, f"Image {number}", f"image {number}")
+        except ImagineError as exc:
             await refuse(interaction, f"❌ {exc}")
             return
         if kind is JobKind.VARY:
@@ -98,15 +100,22 @@ class ButtonActions:
             order = JobOrder(str(request.model), options, kind, reply_to=message.id)
         else:
             assert upscale is not None
-            if not await self._takes_image(upscale):
-                log.error("IMAGINE_UPSCALE_MODEL %s takes no image input; the U buttons cannot work", upscale)
-                await refuse(interaction, f"❌ The upscale model `{upscale}` takes no image, so it can't upscale.")
-                return
             options = ImagineOptions(prompt=request.prompt, image=image.url)
-            order = JobOrder(None, options, kind, owner_model=upscale, reply_to=message.id)
+            order = JobOrder(
+                None, options, kind, owner_model=upscale, reply_to=message.id, check=self._upscaler_check(upscale)
+            )
         await self.starter.start_order(interaction, order)
 
-    async def _takes_image(self, model: ModelRef) -> bool:
-        """Whether ``model``'s schema has an image input (``True`` where the API serves no schema)."""
-        schema = await self.bot.core.engine.input_schema(model)
-        return schema is None or schema.image_input is not None
+    def _upscaler_check(self, upscale: ModelRef) -> Callable[[], Awaitable[None]]:
+        """Refuses an upscale when ``upscale``'s schema has no image input (none served: let it try).
+
+        Run by the starter once the queue caps let the job through: it reads the model's schema.
+        """
+
+        async def check() -> None:
+            schema = await self.bot.core.engine.input_schema(upscale)
+            if schema is not None and schema.image_input is None:
+                log.error("IMAGINE_UPSCALE_MODEL %s takes no image input; the U buttons cannot work", upscale)
+                raise Refusal(f"The upscale model `{upscale}` takes no image, so it can't upscale.")
+
+        return check

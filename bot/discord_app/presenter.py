@@ -24,15 +24,22 @@ import aiohttp
 import discord
 
 from bot.clock import Clock, SystemClock
-from bot.delivery import ImageFile, fit_image
 from bot.discord_app.answers import answer_with_message
 from bot.discord_app.render import alt_text, render_embed
-from bot.job_model import JobState, JobView
+from bot.errors import DeliveryError
+from bot.images import ImageFile, fit_in_turn
+from bot.job_model import ImagesNotShown, JobState, JobView
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 24 * 1024 * 1024  # Discord refuses requests over 25 MiB; keep a margin for JSON.
 TOKEN_LIFETIME = timedelta(minutes=15)
+MIN_UPLOAD_LIMIT = 256 * 1024
+"""Bytes per image below which a 413 no longer shrinks the images: Discord refuses them whatever their size."""
+_NOT_SHOWN = "so they are not shown here, and nothing is charged for them."
+_REFUSED = f"Discord refused the message with the finished images, {_NOT_SHOWN}"
+_REFUSED_AS_TOO_LARGE = f"Discord refused the finished images as too large even after shrinking them, {_NOT_SHOWN}"
+_NOT_TAKEN = f"Discord did not take the finished images after several tries, {_NOT_SHOWN}"
 FINAL_EDIT_GAP = 0.25
 """Seconds the final edit keeps from the edit before it, instead of the progress edits' whole interval.
 
@@ -158,6 +165,7 @@ class DiscordPresenter:
         self._held: JobView | None = None
         self._next_estimate: JobView | None = None
         self._on_target = on_target
+        self._fitted: dict[str, ImageFile] = {}  # each image's upload, by its name: fitted once per job
         self._pump_task = asyncio.create_task(self._pump(), name="discord-presenter")
 
     @classmethod
@@ -235,10 +243,12 @@ class DiscordPresenter:
             return
         self._finished = True
         self._wake.set()
-        async with self._lock:
-            await self._pace(interval=min(self._min_interval, FINAL_EDIT_GAP))
-            await self._deliver(view, final=True)
-        self._pump_task.cancel()
+        try:
+            async with self._lock:
+                await self._pace(interval=min(self._min_interval, FINAL_EDIT_GAP))
+                await self._deliver(view, final=True)
+        finally:
+            self._pump_task.cancel()
 
     def _unshown_reading(self) -> bool:
         """A view with progress read from the logs waits to be shown."""
@@ -299,23 +309,36 @@ class DiscordPresenter:
         return not self._token_dead and discord.utils.utcnow() < self._token_deadline
 
     async def _files(self, view: JobView, images: tuple[ImageFile, ...]) -> list[discord.File]:
-        """``images`` as uploads small enough to send, each described (alt text) by the job's prompt."""
+        """``images`` as uploads small enough to send, each described (alt text) by the job's prompt.
+
+        Each image is fitted once for the job (one at a time) and kept: a retried edit sends the same
+        bytes, and only a smaller limit (Discord said 413) fits the kept copy again. Raises
+        :class:`ImagesNotShown`, with the images that can be sent, if some cannot be made to fit.
+        """
         if not images:
             return []
         description = alt_text(view)
         limit = min(self._upload_limit, MAX_REQUEST_BYTES // len(images))
-        fitted = await asyncio.gather(
-            *(asyncio.to_thread(fit_image, image, limit) for image in images), return_exceptions=True
-        )
-        files = [
-            discord.File(io.BytesIO(image.data), filename=image.filename, description=description)
-            for image in fitted
-            if isinstance(image, ImageFile)
+        fitted: list[tuple[ImageFile, ImageFile]] = []
+        for image in images:
+            upload = self._fitted.get(image.filename, image)
+            if upload.size > limit:
+                try:
+                    upload = await fit_in_turn(upload, limit)
+                except DeliveryError as exc:
+                    log.warning("job %s: %s could not be fitted: %s", view.job_id, image.filename, exc)
+                    continue
+                except Exception:
+                    log.exception("job %s: fitting %s failed unexpectedly", view.job_id, image.filename)
+                    continue
+                self._fitted[image.filename] = upload
+            fitted.append((image, upload))
+        if len(fitted) < len(images):
+            raise ImagesNotShown(_unfit_text(len(images) - len(fitted), len(images)), tuple(i for i, _ in fitted))
+        return [
+            discord.File(io.BytesIO(upload.data), filename=upload.filename, description=description)
+            for _, upload in fitted
         ]
-        for problem in fitted:
-            if isinstance(problem, BaseException):
-                log.warning("an image could not be made small enough to upload: %s", problem)
-        return files
 
     async def _deliver(self, view: JobView, *, final: bool) -> None:
         """Edit the message to ``view``, falling back from the token to the channel to a new message."""
@@ -343,7 +366,9 @@ class DiscordPresenter:
                 if exc.status == 401 or _code(exc) in (50027, 10015):
                     self._token_dead = True
                 elif exc.status == 413 or _code(exc) == 40005:
-                    self._upload_limit = max(256 * 1024, self._upload_limit // 2)
+                    if self._upload_limit <= MIN_UPLOAD_LIMIT and final and images:
+                        raise ImagesNotShown(_REFUSED_AS_TOO_LARGE) from exc
+                    self._upload_limit = max(MIN_UPLOAD_LIMIT, self._upload_limit // 2)
                 elif exc.status == 429:
                     await self._clock.sleep(_retry_after(exc))
                 elif exc.status == 403 and not self._token_usable():
@@ -352,6 +377,8 @@ class DiscordPresenter:
                     return
                 elif exc.status >= 500:
                     await self._clock.sleep(min(8.0, 0.5 * 2**attempt))
+                elif final and images:  # refused for good (400/50035 and the like): say so without them
+                    raise ImagesNotShown(_REFUSED) from exc
                 else:
                     raise
                 log.info("edit of job %s answered %s; trying again (%d)", view.job_id, exc.status, attempt)
@@ -359,6 +386,9 @@ class DiscordPresenter:
             self._shown = view
             self._last_edit = self._clock.monotonic()
             return
+        if final and images:  # the view without them may still go through
+            log.warning("gave up sending the images of job %s after %d attempts", view.job_id, self._attempts)
+            raise ImagesNotShown(_NOT_TAKEN)
         log.error("gave up showing job %s (%s) after %d attempts", view.job_id, view.state, self._attempts)
 
     async def _edit(self, view: JobView, files: list[discord.File], *, final: bool) -> None:
@@ -444,8 +474,16 @@ class DiscordPresenter:
             )
         except discord.HTTPException as exc:
             log.warning("job %s: could not post the result anew (%s)", view.job_id, exc)
+            if images and 400 <= exc.status < 500 and exc.status != 429:
+                raise ImagesNotShown(_REFUSED) from exc
             return
         await self._retarget(message.id)  # so the journal (and history's link) points at the result
+
+
+def _unfit_text(unfit: int, total: int) -> str:
+    if unfit == total:
+        return "The finished images could not be made small enough to upload, " + _NOT_SHOWN
+    return f"{unfit} of the {total} images could not be made small enough to upload: not shown, and not charged."
 
 
 def _reply(target: MessageTarget) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import discord
 
 from bot.job_model import JobState, JobView
+from bot.scheduling import EXACT_POSITIONS
 
 _COLOURS = {
     JobState.QUEUED: discord.Colour.light_grey(),
@@ -33,7 +34,7 @@ def status_text(view: JobView) -> str:
     if view.cancel_requested and not view.terminal:
         return "⏹️ Canceling…"
     if state is JobState.QUEUED:
-        return f"⏳ Queued (position {view.queue_position})" if view.queue_position else "⏳ Queued"
+        return f"⏳ Queued ({queue_place(view.queue_position)})" if view.queue_position else "⏳ Queued"
     if state is JobState.STARTING:
         return "🚀 Starting…"
     if state is JobState.PROCESSING:
@@ -46,6 +47,17 @@ def status_text(view: JobView) -> str:
     if state is JobState.TIMED_OUT:
         return "⌛ Timed out"
     return "❌ Failed"
+
+
+def queue_place(position: int) -> str:
+    """``position 3`` near the head; farther back, ``86 jobs ahead``.
+
+    Far back the message is edited only when the place halves (:func:`~bot.scheduling.position_worth_showing`),
+    so it gives the length of the line ahead, a rough figure, rather than an exact place gone stale.
+    """
+    if position <= EXACT_POSITIONS:
+        return f"position {position}"
+    return f"{position - 1} jobs ahead"
 
 
 def _clip(text: str, limit: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -27,6 +28,7 @@ from bot.job_model import JobKind, JobRequest, JobState, JobView
 from bot.jobs import ResumedJob
 from bot.journal import Unfinished
 from bot.modelref import ModelRef
+from bot.queue_caps import Admission
 from bot.storage import StorageError
 
 if TYPE_CHECKING:
@@ -59,6 +61,9 @@ class JobOrder:
     """A model the bot's owner chose (the upscaler): not looked for on the server's list."""
     reply_to: int | None = None
     """The message the new job's message replies to (U and V jobs reply to their original)."""
+    check: Callable[[], Awaitable[None]] | None = None
+    """The order's own check, raising :class:`~bot.errors.Refusal`: run once the queue caps let the job
+    through (it may read from the API), before the job's schema is read and anything is charged."""
 
 
 class JobStarter:
@@ -149,15 +154,34 @@ class JobStarter:
         order: JobOrder,
     ) -> None:
         core = self.bot.core
-        options = order.options
-        role_ids = member_role_ids(interaction)
         job_id = core.engine.new_job_id()
-        charging = False
         target = (
             MessageTarget.of(interaction, None)
             if order.reply_to is None
             else MessageTarget.reply(interaction, order.reply_to)
         )
+        # The job's place under the queue caps is held from its check until it is queued (or given up).
+        with core.queue_gate.admission() as admission:
+            request = await self._check_and_charge(interaction, guild_id, member_id, order, admission, job_id, target)
+            if request is not None:
+                await self._show_and_queue(interaction, job_id, target, request)
+
+    async def _check_and_charge(
+        self,
+        interaction: discord.Interaction,
+        guild_id: int,
+        member_id: int,
+        order: JobOrder,
+        admission: Admission,
+        job_id: str,
+        target: MessageTarget,
+    ) -> JobRequest | None:
+        """Every check, then the charge with the job's journal entry: the request as charged, or ``None`` once
+        refused."""
+        core = self.bot.core
+        options = order.options
+        role_ids = member_role_ids(interaction)
+        charging = False
         try:
             options.check()
             model = await core.policy.check_request(
@@ -170,6 +194,10 @@ class JobStarter:
                 owner_model=order.owner_model,
                 role_ids=role_ids,
             )
+            # Before the model's schema is read and anything is charged: a full queue costs nothing.
+            await admission.check(guild_id, member_id)
+            if order.check is not None:
+                await order.check()
             request = await core.engine.prepare(
                 model,
                 options,
@@ -202,15 +230,22 @@ class JobStarter:
             )
         except Refusal as exc:
             await refuse(interaction, f"❌ {exc}")
-            return
+            return None
         except StorageError as exc:
             log.warning("the database failed while starting job %s; refused: %s", job_id, exc)
             await refuse(interaction, DATABASE_DOWN)
             if charging:
                 # The charge's commit may have landed with its answer lost: a job that exists gives it back.
                 await core.journal.abandon(job_id, DATABASE_DOWN)
-            return
-        request = charged(day)
+            return None
+        return charged(day)
+
+    async def _show_and_queue(
+        self, interaction: discord.Interaction, job_id: str, target: MessageTarget, request: JobRequest
+    ) -> None:
+        """Show the charged and journaled job's placeholder, queue it; a job that fails on the way is abandoned
+        (its charge given back)."""
+        core = self.bot.core
         queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)
         try:
             presenter = await self._show_placeholder(interaction, job_id, target, queued)

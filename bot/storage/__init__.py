@@ -201,6 +201,16 @@ class JobRecord:
     """Micro-dollars reserved against the budgets (settled once when the job ends)."""
 
 
+@dataclass(frozen=True)
+class QueuedJobs:
+    """Jobs waiting for a slot (accepted, not yet started)."""
+
+    total: int
+    """Every server's."""
+    member: int
+    """One member's in one server."""
+
+
 JOB_FIELDS = frozenset(
     {
         "state",
@@ -345,9 +355,11 @@ class Repository(Protocol):
     async def settle_cost(
         self, job_id: str, guild_id: int, member_id: int, *, reserved: int, actual: int, day: date
     ) -> bool:
-        """Book a journaled job's real cost, once: the spend charged on ``day`` moves by ``actual - reserved``.
+        """Book a journaled job's real cost: the spend charged on ``day`` moves by ``actual - reserved``.
 
-        ``False`` (and nothing changes) if the job was settled before or is not journaled.
+        A job settled before is settled again only for less (it delivered fewer images than first
+        booked): the spend moves by the difference. ``False`` (and nothing changes) if the job was
+        settled at ``actual`` or less before, or is not journaled.
         """
         ...
 
@@ -370,7 +382,10 @@ class Repository(Protocol):
         ...
 
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
-        """Like :meth:`refund` for a journaled job, at most once per job (a resumed job may end twice)."""
+        """Like :meth:`refund` for a journaled job, up to ``images`` in all per job (a resumed job may end twice).
+
+        A second call for more gives back only the difference; ``False`` if ``images`` were given back already.
+        """
         ...
 
     # ------------------------------------------------------------- the jobs journal
@@ -406,18 +421,24 @@ class Repository(Protocol):
         """The member's jobs in this server that have not ended (waiting or running, on any process)."""
         ...
 
+    async def queued_jobs(self, guild_id: int, member_id: int, *, besides: str = "") -> QueuedJobs:
+        """Servers' jobs that wait for a slot (accepted, create not begun), on any process, and this member's.
+
+        ``besides``: leave out the jobs this owner (a process's incarnation) has; it counts its own itself.
+        """
+        ...
+
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
         """The member's latest ``limit`` jobs in this server, finished or not, newest first."""
         ...
 
     # ------------------------------------------------------------- processes (scale-out)
 
-    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
+    async def register_process(self, incarnation: str, name: str, shards: str) -> None:
         """A process starts: record it alive (and forget long-dead processes that own nothing).
 
         Signs of life are stamped and compared with the database's clock, never a process's own: processes whose
-        clocks disagree still agree on who is silent. ``now`` (this process's clock) only prunes old webhooks,
-        which this process's clock stamped.
+        clocks disagree still agree on who is silent.
         """
         ...
 
@@ -457,19 +478,26 @@ class Repository(Protocol):
         webhook_id: str,
         prediction_id: str,
         *,
-        status: str,
-        terminal: bool,
-        payload: Mapping[str, Any],
+        stage: int,
+        payload: Mapping[str, Any] | None,
         now: datetime,
     ) -> bool:
-        """Keep a verified webhook; ``False`` if its ``webhook-id`` was seen before (then nothing changes).
+        """Keep a verified webhook's id; ``False`` if it was seen before (then nothing changes).
 
-        On PostgreSQL every process hears of it (``NOTIFY``): see :meth:`on_webhook`.
+        ``payload`` (``None``: the process that runs the job has it already) becomes the prediction's
+        payload for :meth:`take_webhook` unless the one kept is further on: ``stage`` is 0 starting,
+        1 processing, 2 ended, and an ended one is never replaced. On PostgreSQL every process hears
+        of a new id (``NOTIFY``): see :meth:`on_webhook`.
         """
         ...
 
-    async def latest_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
-        """The most telling webhook payload of a prediction: a terminal one, else the newest."""
+    async def take_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """The prediction's kept payload, if any, removed: the job that waits for it has it now."""
+        ...
+
+    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
+        """Forget webhook ids received before ``ids_before`` (no retry or replay comes for them any more) and
+        payloads received before ``payloads_before`` (nobody took them: nobody will)."""
         ...
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:

@@ -131,6 +131,21 @@ def non_negative(name: str, value: int | None) -> int | None:
     return value
 
 
+def settled_cost(row: Any, *, reserved: int, actual: int) -> int | None:
+    """What a job's spend stands at before booking ``actual`` (``row``: its ``cost, cost_settled``), or ``None``.
+
+    ``None``, and nothing is to change, for an unknown job or one already booked at ``actual`` or less:
+    a booking only ever moves towards the member, so a job that ends twice is booked once, and a job
+    whose images could not be shown after all is booked down to what was seen.
+    """
+    if row is None:
+        return None
+    cost, settled = int(row[0]), bool(row[1])
+    if not settled:
+        return reserved
+    return cost if actual < cost else None
+
+
 def image_count(value: int, *, minimum: int) -> int:
     """A number of images for :meth:`~bot.storage.Repository.charge` (≥ 1) or a refund (≥ 0)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -239,8 +254,23 @@ TALLY_SQL = (
 Failures are jobs that failed or timed out; a canceled job is not one.
 """
 
+QUEUED_JOBS_SQL = (
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN guild_id = {guild} AND requester_id = {member} THEN 1 ELSE 0 END), 0) "
+    "FROM jobs WHERE ended_at IS NULL AND state = 'queued' AND guild_id IS NOT NULL AND {not_owned_by}"
+)
+"""Both backends' :meth:`~bot.storage.Repository.queued_jobs` query, with their own placeholders and
+null-safe "owner is not" (``IS NOT`` in SQLite, ``IS DISTINCT FROM`` in PostgreSQL).
+
+A job is ``queued`` in the journal from its acceptance until its create is about to go out
+(``creating``): the jobs waiting for a slot. The command line's own jobs (no server) wait in no bot's
+queue, and one killed mid-run would otherwise count for ever.
+"""
+
 RUN_TIME_WEIGHT = 0.3
 """Weight of the newest run in a model's usual run time (an exponential moving average)."""
+
+ENDED_STAGE = 2
+"""A kept webhook payload's stage once its prediction has ended (0 starting, 1 processing): never replaced."""
 
 JOB_TIMES = frozenset({"created_at", "create_started_at", "ended_at"})
 """The journal's datetime columns."""

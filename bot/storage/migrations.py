@@ -282,6 +282,45 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         11,
+        "webhook ids kept apart from payloads: the newest payload per prediction, until its job reads it",
+        (
+            # Only ids are needed for dedupe (pruned once no retry or replay can come); a prediction's
+            # payloads replace each other (each ``logs`` event holds all the logs so far).
+            """
+            CREATE TABLE webhook_ids (
+                webhook_id  TEXT PRIMARY KEY,
+                received_at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX webhook_ids_by_age ON webhook_ids (received_at)",
+            # ``stage``: 0 starting, 1 processing, 2 ended; a payload never gives way to an earlier stage.
+            """
+            CREATE TABLE webhook_payloads (
+                prediction_id TEXT PRIMARY KEY,
+                stage         INTEGER NOT NULL,
+                payload       TEXT NOT NULL,
+                received_at   TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX webhook_payloads_by_age ON webhook_payloads (received_at)",
+            "INSERT INTO webhook_ids (webhook_id, received_at) SELECT webhook_id, received_at FROM webhooks",
+            """
+            INSERT INTO webhook_payloads (prediction_id, stage, payload, received_at)
+            SELECT prediction_id, stage, payload, received_at FROM (
+                SELECT prediction_id, payload, received_at,
+                       CASE WHEN terminal THEN 2 WHEN status = 'processing' THEN 1 ELSE 0 END AS stage,
+                       ROW_NUMBER() OVER (
+                           PARTITION BY prediction_id ORDER BY terminal DESC, received_at DESC
+                       ) AS newest
+                FROM webhooks
+            ) AS ranked
+            WHERE newest = 1
+            """,
+            "DROP TABLE webhooks",
+        ),
+    ),
+    Migration(
+        12,
         "what each job was charged, in columns: a journal entry too broken to read still gives it back",
         (
             "ALTER TABLE jobs ADD COLUMN charged_images INTEGER NOT NULL DEFAULT 0 CHECK (charged_images >= 0)",

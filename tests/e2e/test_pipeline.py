@@ -345,9 +345,9 @@ async def test_schema_refusal_sends_nothing(fake_api: FakeReplicate, make_pipeli
 @pytest.mark.parametrize(
     ("changes", "words"),
     [
-        ({"file_status": 404}, "404"),
+        ({"file_status": 404}, "could not be downloaded (output 1): it has expired"),
         ({"file_not_image": True}, "not an image"),
-        ({"file_stall": True}, "download"),
+        ({"file_stall": True}, "could not be downloaded (output 1)."),
     ],
 )
 async def test_bad_output_files_fail_clearly(

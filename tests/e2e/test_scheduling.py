@@ -9,6 +9,7 @@ from collections.abc import Callable
 import aiohttp
 
 from bot.delivery import Downloader
+from bot.fetch_guard import FetchGuard
 from bot.inputs import ImagineOptions
 from bot.jobs import JobEngine, JobState, PollPolicy
 from bot.modelref import ModelRef
@@ -68,7 +69,7 @@ async def test_300_jobs_at_once_stay_inside_the_rate_limits() -> None:
             client = ReplicateClient(session, fake.base_url, fake.token, budget=RequestBudget(600, 3000, window=window))
             engine = JobEngine(
                 client,
-                Downloader(session),
+                Downloader(session, FetchGuard.of(fake.base_url)),
                 max_running=100,
                 max_running_per_server=100,
                 prefer_wait=0,

@@ -15,7 +15,8 @@ Discord's rules are enforced and can be switched per test: the 3 s acknowledgeme
 (10062), the interaction token lifetime (50027), scripted 429/5xx faults per route
 (:meth:`FakeDiscord.rate_limit_next`, :meth:`FakeDiscord.fail_next`), seeded random 429/5xx
 answers on chosen routes (:meth:`FakeDiscord.chaos`, :class:`DiscordChaos`), the per-attachment
-size limit (413/40005), messages deleted by someone else (10008) and payload limits (50035).
+size limit (413/40005), messages deleted by someone else (10008), payload limits (50035: at most 10
+attachments, embed sizes, ...) and uploads refused altogether (:attr:`FakeDiscord.refuse_uploads`).
 
 Shards work as on Discord: ``GET /gateway/bot`` recommends :attr:`FakeDiscord.shard_count`; each
 gateway connection is bound to the ``shard: [id, count]`` of its IDENTIFY; a guild belongs to shard
@@ -821,9 +822,10 @@ class StoredAttachment:
             "size": self.size,
             "url": self.url,
             "proxy_url": self.url,
-            "content_type": self.content_type,
             "flags": 0,
         }
+        if self.content_type is not None:  # optional on Discord: left out, never null
+            data["content_type"] = self.content_type
         if self.description is not None:
             data["description"] = self.description
         if self.width is not None and self.height is not None:
@@ -1458,6 +1460,9 @@ class FakeDiscord:
         self.token_lifetime: float = DEFAULT_TOKEN_LIFETIME
         #: Default ``attachment_size_limit`` of interactions.
         self.attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT
+        #: Give stored attachments a ``content_type`` (the upload's, else guessed from the file name). The field
+        #: is optional on Discord: ``False`` stores them without one (left out of their payload).
+        self.attachment_content_types: bool = True
         #: Send MESSAGE_CREATE/UPDATE/DELETE on the gateway (if the intents ask for them).
         self.dispatch_message_events: bool = True
         #: Enforce content/embed/component/choice limits (400/50035, 50006).
@@ -1468,6 +1473,9 @@ class FakeDiscord:
         self.followup_edits_deferred: bool = True
         #: Refuse (ValueError) to push commands that were never synced.
         self.require_synced_commands: bool = False
+        #: Refuse every message create or edit that uploads files (400/50035 on ``attachments``), as Discord does
+        #: with files it will not take; the same message without files goes through.
+        self.refuse_uploads: bool = False
         #: Largest total upload per request (Discord: 25 MiB); ``None`` disables the check.
         self.max_request_size: int | None = 25 * MIB
         #: HELLO heartbeat interval in seconds.
@@ -2457,6 +2465,8 @@ class FakeDiscord:
         guessed = mimetypes.guess_type(filename)[0]
         if content_type in (None, "application/octet-stream") and guessed:
             content_type = guessed
+        if not self.attachment_content_types:
+            content_type = None
         width, height = _image_size(data) if (content_type or "").startswith("image/") else (None, None)
         url = f"{self.http_base}/attachments/{channel_id}/{attachment_id}/{quote(filename)}"
         attachment = StoredAttachment(
@@ -2538,6 +2548,8 @@ class FakeDiscord:
         too_big = any(len(upload.data) > limit for upload in uploads)
         if too_big or (self.max_request_size is not None and total > self.max_request_size):
             raise DiscordError(413, 40005, "Request entity too large")
+        if self.refuse_uploads and uploads:
+            raise _form_error([("attachments.0", "ATTACHMENT_INVALID", "The attachment could not be processed.")])
         creating = base is None
 
         def field(key: str, old: Any, empty: Any) -> Any:

@@ -8,6 +8,8 @@ Every helper returns ``bytes`` ready to be served over HTTP or handed to code un
   prediction id); consecutive indices differ strongly in hue.
 * :func:`noise_png` — a PNG made of random noise whose size is at least ``min_bytes`` (noise does not
   compress, so the file really is that large).
+* :func:`bomb_png` — a decompression bomb: a few KB of PNG declaring a huge canvas, optionally padded
+  past an upload limit (built row by row with zlib, never held decoded).
 * :func:`not_an_image` — an HTML error page, for servers that lie about ``Content-Type``.
 """
 
@@ -18,6 +20,8 @@ import hashlib
 import io
 import math
 import os
+import struct
+import zlib
 from typing import Literal
 
 from PIL import Image, ImageDraw
@@ -33,6 +37,7 @@ _MIME: dict[str, str] = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image
 __all__ = [
     "ImageFormat",
     "Rgb",
+    "bomb_png",
     "distinct_colour",
     "image_bytes",
     "mime_type",
@@ -107,6 +112,33 @@ def noise_png(min_bytes: int) -> bytes:
     data = buf.getvalue()
     assert len(data) >= min_bytes, (len(data), min_bytes)
     return data
+
+
+def bomb_png(width: int = 13000, height: int = 13000, *, bits: Literal[1, 8] = 1, pad_to: int = 0) -> bytes:
+    """A PNG declaring ``width``×``height`` pixels of one colour: grey at 1 bit, or a palette at 8 bits.
+
+    All-zero rows compress about a thousandfold, so 13000×13000 takes some 20 KB (1 bit) or 170 KB (8 bits);
+    decoded, Pillow would hold 169 MB in mode 1 or P, and four times that once converted to RGBA. ``pad_to``
+    grows the file to at least that many bytes with a text chunk (decoders skip it).
+    """
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    colour_type = 0 if bits == 1 else 3
+    header = struct.pack(">IIBBBBB", width, height, bits, colour_type, 0, 0, 0)
+    row = bytes(1 + (width * bits + 7) // 8)  # filter byte 0, then zeros
+    packer = zlib.compressobj(9)
+    compressed = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", header)]
+    if colour_type == 3:
+        parts.append(chunk(b"PLTE", bytes(3)))
+    parts.append(chunk(b"IDAT", compressed))
+    padding = pad_to - sum(map(len, parts)) - 12 * 2
+    if padding > 0:
+        parts.append(chunk(b"tEXt", b"padding\x00" + bytes(padding)))
+    parts.append(chunk(b"IEND", b""))
+    return b"".join(parts)
 
 
 def not_an_image() -> bytes:

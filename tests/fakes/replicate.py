@@ -548,6 +548,10 @@ class Scenario:
     null_logs_on_cancel: bool = True
     """A user cancel sets ``logs`` to ``null`` as recorded Replicate traffic shows (the OpenAPI schema says
     string, so set ``False`` to keep logs)."""
+    extra_outputs: int = 0
+    """A hostile model: this many more output files than ``num_outputs`` asked for."""
+    file_bytes: bytes | None = None
+    """Serve exactly these bytes as every output file (e.g. a decompression bomb), whatever the format."""
     output_override: Any = None
     """When not ``None``, a succeeded prediction's ``output`` is exactly this value instead of the URLs of
     its files (e.g. ``"ftp://host/x.png"``, a metadata address, :meth:`FakeReplicate.redirect_url`)."""
@@ -891,6 +895,7 @@ class FakeFile:
     huge_bytes: int | None = None
     not_image: bool = False
     _data: bytes | None = field(default=None, repr=False)
+    """Generated on first use, or given (:attr:`Scenario.file_bytes`)."""
 
     @property
     def data(self) -> bytes:
@@ -1938,8 +1943,9 @@ class FakeReplicate:
                 colour=images.distinct_colour(pred.id, i),
                 huge_bytes=huge,
                 not_image=sc.file_not_image,
+                _data=sc.file_bytes,
             )
-            for i in range(self._dropped(pred), requested)
+            for i in range(self._dropped(pred), requested + sc.extra_outputs)
         ]
         return pred.files
 

@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.delivery import ImageFile
 from bot.discord_app.render import render_embed
 from bot.errors import ImagineError, InputRejected
+from bot.images import ImageFile
 from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions, InputSchema, plan_inputs
 from bot.jobs import JobRequest, JobState, JobView
 from bot.modelref import InvalidModelRef, ModelRef

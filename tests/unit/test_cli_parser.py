@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TerminalPresenter, build_parser
-from bot.delivery import ImageFile
+from bot.images import ImageFile
 from bot.inputs import ASPECT_RATIOS, ImagineOptions
 from bot.jobs import JobRequest, JobState, JobView
 from bot.modelref import ModelRef

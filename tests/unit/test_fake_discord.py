@@ -179,6 +179,19 @@ class ProbeCog(commands.Cog):
         except discord.HTTPException as exc:
             self.outcomes.put_nowait(("big", (exc.status, exc.code)))
 
+    @app_commands.command(name="files", description="Edits its response with some small files")
+    async def files(self, interaction: discord.Interaction, count: int) -> None:
+        """Hit the attachment count limit, or uploads refused altogether."""
+        await interaction.response.defer()
+        uploads = [discord.File(io.BytesIO(_png()), f"{index}.png") for index in range(count)]
+        try:
+            # discord.py does not count ``attachments``: all of them reach the fake, as they would reach Discord.
+            await interaction.edit_original_response(attachments=uploads)
+        except discord.HTTPException as exc:
+            self.outcomes.put_nowait(("files", (exc.status, exc.code)))
+        else:
+            self.outcomes.put_nowait(("files", "ok"))
+
     @app_commands.command(name="status", description="Edits its response after the test opens the gate")
     async def status(self, interaction: discord.Interaction) -> None:
         """Edit a message someone deleted meanwhile."""
@@ -402,6 +415,20 @@ async def test_slash_defer_edits_and_image(fake: FakeDiscord, bot: commands.Bot,
         assert await resp.read() == image.data
 
 
+async def test_attachments_may_come_without_a_content_type(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
+    """Discord's ``content_type`` is optional: switched off, it is left out of the payload (never null)."""
+    fake.attachment_content_types = False
+    handle = await fake.slash("draw", {"prompt": "a red square"})
+    await handle.wait_callback()
+    assert await cog.outcome() == ("draw", "ok")
+    message = fake.message_of(handle)
+    assert message is not None
+    image = message.current.attachment("result.png")
+    assert image.content_type is None and "content_type" not in image.payload()
+    async with aiohttp.ClientSession() as http, http.get(image.url) as resp:
+        assert await resp.read() == image.data and resp.content_type == "application/octet-stream"
+
+
 async def test_ephemeral_reply_and_followups(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:
     handle = await fake.slash("secret")
     callback = await handle.wait_callback()
@@ -516,6 +543,20 @@ async def test_oversized_attachment_gets_413(fake: FakeDiscord, bot: commands.Bo
     message = fake.message_of(handle)
     assert message is not None and message.edit_count == 0
     assert fake.attachment_size_limit == DEFAULT_ATTACHMENT_SIZE_LIMIT
+
+
+async def test_more_than_ten_attachments_or_refused_uploads_get_50035(
+    fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog
+) -> None:
+    await fake.slash("files", {"count": 11})
+    assert await cog.outcome() == ("files", (400, 50035))
+    await fake.slash("files", {"count": 10})
+    assert await cog.outcome() == ("files", "ok")
+    fake.refuse_uploads = True
+    handle = await fake.slash("files", {"count": 1})
+    assert await cog.outcome() == ("files", (400, 50035))
+    message = fake.message_of(handle)
+    assert message is not None and not message.attachments
 
 
 async def test_deleted_message_gets_10008(fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog) -> None:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bot.logs import TEXT_FORMAT, JsonFormatter, LineLogger, RedactSecrets
+from bot.logs import TEXT_FORMAT, JsonFormatter, LineLogger, RedactSecrets, ThrottledLog
 
 SECRET = "r8_SECRET_abc123"
 INTERACTION_URL = "/webhooks/123456/aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDp0b2tlbg"
@@ -100,3 +100,19 @@ def test_line_logger_turns_each_printed_line_into_one_json_record() -> None:
     ]
     assert {e["logger"] for e in entries} == {"stderr"}
     assert {e["level"] for e in entries} == {"ERROR"}
+
+
+def test_a_throttled_warning_is_logged_once_per_interval_with_the_count_held_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    throttled = ThrottledLog(logging.getLogger("bot.test"), interval=60, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="bot.test")
+    for second in range(0, 130, 5):  # 26 refusals over two minutes
+        now[0] = float(second)
+        throttled.warning("refused a webhook: %s", "bad signature")
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused a webhook: bad signature",
+        "refused a webhook: bad signature (and 11 more like it since the last such line)",
+        "refused a webhook: bad signature (and 11 more like it since the last such line)",
+    ]

@@ -7,8 +7,8 @@ from dataclasses import replace
 import discord
 import pytest
 
-from bot.delivery import ImageFile
 from bot.discord_app.render import ALT_TEXT_LIMIT, alt_text, progress_bar, render_embed, status_text
+from bot.images import ImageFile
 from bot.inputs import ImagineOptions
 from bot.jobs import JobRequest, JobState, JobView
 from bot.modelref import ModelRef
@@ -91,6 +91,8 @@ def test_progress_bar_always_ten_cells(fraction: float) -> None:
     [
         (make_view(JobState.QUEUED), "⏳ Queued"),
         (make_view(JobState.QUEUED, queue_position=3), "⏳ Queued (position 3)"),
+        (make_view(JobState.QUEUED, queue_position=5), "⏳ Queued (position 5)"),
+        (make_view(JobState.QUEUED, queue_position=87), "⏳ Queued (86 jobs ahead)"),  # edited only as it halves
         (make_view(JobState.STARTING), "🚀 Starting…"),
         (make_view(JobState.PROCESSING), "🎨 Processing…"),
         (make_view(JobState.PROCESSING, progress=Progress(0.3, 3, 10)), "🎨 Processing ▰▰▰▱▱▱▱▱▱▱ 30%"),

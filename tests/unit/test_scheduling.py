@@ -13,7 +13,7 @@ from bot.inputs import ImagineOptions
 from bot.job_model import JobRequest, JobState, JobView
 from bot.job_model import LiveJob as _Job
 from bot.modelref import ModelRef
-from bot.scheduling import FairQueue, PollPolicy
+from bot.scheduling import EXACT_POSITIONS, FairQueue, PollPolicy, position_worth_showing
 
 MODEL = ModelRef("black-forest-labs", "flux-schnell")
 
@@ -190,6 +190,65 @@ def test_in_order_always_matches_pop_order(ops: list[tuple[str, int]]) -> None:
     predicted = [job.id for job in queue.in_order()]
     assert len(predicted) == len(queue)
     assert drain(queue) == predicted
+
+
+# --------------------------------------------------------------------------- queue positions
+
+
+@pytest.mark.parametrize(
+    ("shown", "position", "edited"),
+    [
+        (None, 1, True),  # a job's first place is always shown
+        (None, 150, True),
+        (3, 3, False),
+        (3, 2, True),  # every move at the head
+        (6, 5, True),  # into the head
+        (2, 5, True),
+        (40, 39, False),  # farther back, small moves are not worth an edit
+        (40, 21, False),
+        (40, 20, True),  # halved
+        (11, 6, False),
+        (12, 6, True),
+        (20, 39, False),
+        (20, 40, True),  # doubled (other members' jobs took turns ahead)
+        (3, 6, True),
+    ],
+)
+def test_which_queue_moves_are_shown(shown: int | None, position: int, edited: bool) -> None:
+    assert position_worth_showing(shown, position) is edited
+
+
+def edits_while_draining(waiting: int, worth_showing: Callable[[int | None, int], bool]) -> int:
+    """Position edits while ``waiting`` jobs leave the head one at a time (each shows its first place too)."""
+    shown: list[int | None] = [None] * waiting
+    edits = 0
+    for started in range(waiting):
+        for job in range(started, waiting):
+            position = job - started + 1
+            if worth_showing(shown[job], position):
+                shown[job] = position
+                edits += 1
+    return edits
+
+
+def test_a_draining_queue_costs_a_dozen_edits_per_start_not_one_per_waiting_job() -> None:
+    every_change = edits_while_draining(100, lambda shown, position: shown != position)
+    bounded = edits_while_draining(100, position_worth_showing)
+    assert every_change == 100 * 101 // 2  # each job is edited at every place it passes
+    assert bounded <= 100 * (EXACT_POSITIONS + 6)  # 5 exact places, its first place and about log2(100 / 5) halvings
+    print(f"\nposition edits, 100 jobs draining: {every_change} every change, {bounded} bounded")
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.integers(1, 2000))
+def test_each_job_is_edited_a_logarithmic_number_of_times(start: int) -> None:
+    shown: int | None = None
+    edits = 0
+    for position in range(start, 0, -1):
+        if position_worth_showing(shown, position):
+            shown, edits = position, edits + 1
+    assert shown == 1  # it always reaches the head exactly
+    assert edits <= 1 + EXACT_POSITIONS + max(0, start // EXACT_POSITIONS).bit_length()
 
 
 # --------------------------------------------------------------------------- PollPolicy

@@ -23,6 +23,7 @@ from bot.storage import (
     AuditEntry,
     GuildConfig,
     Limits,
+    QueuedJobs,
     Repository,
     RepositoryClosedError,
     Usage,
@@ -721,14 +722,14 @@ async def test_guarded_updates_apply_only_for_the_owner(repository: Repository) 
 
 
 async def test_a_restart_takes_back_its_own_jobs_and_ownerless_ones(repository: Repository) -> None:
-    await repository.register_process("old", "host/shards:all", "all", now=T0)
-    await repository.register_process("other", "host/shards:1", "1", now=T0)
+    await repository.register_process("old", "host/shards:all", "all")
+    await repository.register_process("other", "host/shards:1", "1")
     await repository.add_job(make_job("mine", owner="old"))
     await repository.add_job(make_job("legacy", owner=None))
     await repository.add_job(make_job("theirs", owner="other"))
     await repository.add_job(make_job("done", owner="old"))
     await repository.update_job("done", state="succeeded", ended_at=T0)
-    await repository.register_process("new", "host/shards:all", "all", now=T0 + timedelta(seconds=1))
+    await repository.register_process("new", "host/shards:all", "all")
     claimed = await repository.claim_jobs("new", name="host/shards:all")
     assert {job.job_id for job in claimed} == {"mine", "legacy"}
     assert all(job.owner == "new" for job in claimed)
@@ -737,9 +738,9 @@ async def test_a_restart_takes_back_its_own_jobs_and_ownerless_ones(repository: 
 
 
 async def test_takeover_claims_only_the_dead_processes_jobs(repository: Repository) -> None:
-    await repository.register_process("dead", "a", "0", now=T0)
-    await repository.register_process("alive", "b", "1", now=T0)
-    await repository.register_process("heir", "c", "2", now=T0)
+    await repository.register_process("dead", "a", "0")
+    await repository.register_process("alive", "b", "1")
+    await repository.register_process("heir", "c", "2")
     await repository.add_job(make_job("orphan", owner="dead"))
     await repository.add_job(make_job("busy", owner="alive"))
     await silence(repository, "dead", 60)
@@ -751,7 +752,7 @@ async def test_takeover_claims_only_the_dead_processes_jobs(repository: Reposito
 
 
 async def test_two_heirs_never_both_win_a_job(repository: Repository, database_url: str, clock: FakeClock) -> None:
-    await repository.register_process("dead", "a", "0", now=T0)
+    await repository.register_process("dead", "a", "0")
     for number in range(20):
         await repository.add_job(make_job(f"job-{number:02d}", owner="dead"))
     await silence(repository, "dead", 60)
@@ -767,8 +768,8 @@ async def test_two_heirs_never_both_win_a_job(repository: Repository, database_u
 
 
 async def test_a_restarted_name_is_no_longer_counted_alive(repository: Repository) -> None:
-    await repository.register_process("old", "host", "all", now=T0)
-    await repository.register_process("new", "host", "all", now=T0 + timedelta(seconds=1))
+    await repository.register_process("old", "host", "all")
+    await repository.register_process("new", "host", "all")
     await repository.claim_jobs("new", name="host")  # taking its jobs back retires the earlier incarnation
     assert await repository.heartbeat("new", alive_within=30) == 1
 
@@ -821,6 +822,22 @@ async def test_active_jobs_count_the_members_unfinished_jobs(repository: Reposit
     assert await repository.active_jobs(GUILD, MOD) == 0
 
 
+async def test_queued_jobs_count_every_servers_waiting_jobs_and_the_members(repository: Repository) -> None:
+    await repository.add_job(make_job("a", guild_id=GUILD, requester_id=MEMBER))
+    await repository.add_job(make_job("b", guild_id=GUILD, requester_id=MEMBER, owner="elsewhere"))
+    await repository.add_job(make_job("c", guild_id=OTHER_GUILD, requester_id=MEMBER))  # another server's member
+    await repository.add_job(make_job("d", guild_id=GUILD, requester_id=MOD))
+    await repository.add_job(make_job("e", guild_id=GUILD, requester_id=MEMBER))
+    await repository.add_job(make_job("f", guild_id=GUILD, requester_id=MEMBER))
+    await repository.add_job(make_job("cli"))  # the command line's job waits in no bot's queue
+    await repository.update_job("e", state="creating")  # started
+    await repository.update_job("f", state="failed", ended_at=T0)  # abandoned before it started
+    assert await repository.queued_jobs(GUILD, MEMBER) == QueuedJobs(total=4, member=2)
+    assert await repository.queued_jobs(OTHER_GUILD, MOD) == QueuedJobs(total=4, member=0)
+    # A process counts its own waiting jobs itself: the others', and ownerless ones, from here.
+    assert await repository.queued_jobs(GUILD, MEMBER, besides="elsewhere") == QueuedJobs(total=3, member=1)
+
+
 async def test_a_models_usual_run_time_is_a_moving_average(repository: Repository) -> None:
     assert await repository.model_run_time("owner/model") is None
     await repository.record_run_time("owner/model", 4.0, now=T0)
@@ -831,9 +848,9 @@ async def test_a_models_usual_run_time_is_a_moving_average(repository: Repositor
 
 
 async def test_a_restart_does_not_hand_its_jobs_to_others_before_it_takes_them_back(repository: Repository) -> None:
-    await repository.register_process("old", "host", "0", now=T0)
+    await repository.register_process("old", "host", "0")
     await repository.add_job(make_job("mine", owner="old"))
-    await repository.register_process("new", "host", "0", now=T0 + timedelta(seconds=1))
+    await repository.register_process("new", "host", "0")
     # Another process's takeover runs between the restart's registration and its claim: nothing is stale.
     assert await repository.claim_jobs("other", silent_for=30) == []
     assert [job.job_id for job in await repository.claim_jobs("new", name="host")] == ["mine"]

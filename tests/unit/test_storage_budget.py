@@ -91,6 +91,30 @@ async def test_settling_books_the_real_cost_once(repository: Repository) -> None
     assert await repository.spend(GUILD, MEMBER, now=T0) == Spend(201_000, 200_000)
 
 
+async def test_a_job_booked_again_for_fewer_images_moves_only_towards_the_member(repository: Repository) -> None:
+    """Images Discord then refused: the job is settled again for less (never more), and only once for each figure."""
+    await repository.charge(GUILD, MEMBER, 4, limits=NO_LIMITS, now=T0, cost=16_000)
+    await repository.add_job(make_job("j1", guild_id=GUILD, requester_id=MEMBER))
+    assert await repository.settle_cost("j1", GUILD, MEMBER, reserved=16_000, actual=8_000, day=DAY)  # 2 of 4
+    assert await repository.refund_job("j1", GUILD, MEMBER, 2, day=DAY)
+    assert (await repository.usage(GUILD, MEMBER, now=T0)).images_today == 2
+
+    results = await asyncio.gather(
+        *(repository.settle_cost("j1", GUILD, MEMBER, reserved=16_000, actual=0, day=DAY) for _ in range(3)),
+        *(repository.refund_job("j1", GUILD, MEMBER, 4, day=DAY) for _ in range(3)),
+    )
+    assert sorted(results[:3]) == [False, False, True] and sorted(results[3:]) == [False, False, True]
+    assert await repository.spend(GUILD, MEMBER, now=T0) == Spend(0, 0)
+    assert (await repository.usage(GUILD, MEMBER, now=T0)).images_today == 0
+
+    # Never back up: a later booking for more changes nothing.
+    assert not await repository.settle_cost("j1", GUILD, MEMBER, reserved=16_000, actual=8_000, day=DAY)
+    assert not await repository.refund_job("j1", GUILD, MEMBER, 2, day=DAY)
+    assert await repository.spend(GUILD, MEMBER, now=T0) == Spend(0, 0)
+    tallies = await repository.job_tallies(GUILD, since=T0 - timedelta(days=1))
+    assert [t.cost for t in tallies] == [0]
+
+
 async def test_job_tallies_count_per_member_and_model(repository: Repository) -> None:
     jobs = [
         replace(

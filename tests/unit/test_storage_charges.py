@@ -100,12 +100,12 @@ async def test_a_job_that_charged_nothing_abandons_quietly(repository: Repositor
 
 
 async def test_an_unreadable_journal_entry_gives_back_its_charge(repository: Repository, clock: FakeClock) -> None:
-    await repository.register_process("old", "host", "all", now=T0)
+    await repository.register_process("old", "host", "all")
     await charge_with_job(repository, "broken", owner="old")  # make_job's request is no JobRequest
     await charge_with_job(repository, "broken-too", owner="old")
     assert await used(repository) == (4, Spend(2 * COST, 2 * COST))
     journal = Journal(repository, clock, owner="new")
-    await repository.register_process("new", "host", "all", now=T0)
+    await repository.register_process("new", "host", "all")
     assert await journal.claim_restart("host") == []
     assert await used(repository) == (0, Spend(0, 0))
     for job_id in ("broken", "broken-too"):
@@ -134,7 +134,7 @@ async def test_the_upgrade_copies_unfinished_jobs_charges_from_their_requests(da
     }
     if database_url.startswith("sqlite"):
         path = database_url.removeprefix("sqlite:///")
-        old: Any = await SqliteRepository.open(path, migrations=SQLITE_MIGRATIONS[:10])
+        old: Any = await SqliteRepository.open(path, migrations=SQLITE_MIGRATIONS[:11])
         async with old._transaction(write=True) as conn:
             for job_id, request in requests.items():
                 await conn.execute(
@@ -143,7 +143,7 @@ async def test_the_upgrade_copies_unfinished_jobs_charges_from_their_requests(da
                     (job_id, json.dumps(request), T0.isoformat(), T0.isoformat() if job_id == "ended" else None),
                 )
     else:
-        old = await PostgresRepository.open(database_url, migrations=POSTGRES_MIGRATIONS[:10])
+        old = await PostgresRepository.open(database_url, migrations=POSTGRES_MIGRATIONS[:11])
         async with old._transaction() as conn:
             for job_id, request in requests.items():
                 await conn.execute(

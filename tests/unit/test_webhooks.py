@@ -20,7 +20,7 @@ from bot.http_server import HttpServer
 from bot.replicate import Prediction
 from bot.settings import HttpListen
 from bot.storage import Repository
-from bot.webhooks import PredictionEvents, WebhookReceiver
+from bot.webhooks import ENTRY_OVERHEAD, PredictionEvents, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -111,27 +111,39 @@ async def test_a_replayed_webhook_id_gets_200_and_changes_nothing(receiving: Rec
     await asyncio.sleep(0.05)
     latest = receiving.events.latest("p1")
     assert latest is not None and latest.logs == "a"
-    stored = await repository.latest_webhook("p1")
+    stored = await repository.take_webhook("p1")
     assert stored is not None and stored["logs"] == "a"
 
 
 async def test_the_database_dedupes_across_processes(repository: Repository) -> None:
     now = datetime.now(UTC)
-    first = await repository.record_webhook(
-        "msg_x", "p9", status="processing", terminal=False, payload={"id": "p9"}, now=now
-    )
-    again = await repository.record_webhook(
-        "msg_x", "p9", status="processing", terminal=False, payload={"id": "p9"}, now=now
-    )
-    done = await repository.record_webhook(
-        "msg_y", "p9", status="succeeded", terminal=True, payload={"id": "p9", "status": "succeeded"}, now=now
-    )
+    first = await repository.record_webhook("msg_x", "p9", stage=1, payload={"id": "p9"}, now=now)
+    again = await repository.record_webhook("msg_x", "p9", stage=1, payload={"id": "p9", "again": True}, now=now)
+    done = await repository.record_webhook("msg_y", "p9", stage=2, payload={"id": "p9", "status": "succeeded"}, now=now)
     later = await repository.record_webhook(
-        "msg_z", "p9", status="processing", terminal=False, payload={"id": "p9", "status": "processing"}, now=now
+        "msg_z", "p9", stage=1, payload={"id": "p9", "status": "processing"}, now=now
     )
     assert (first, again, done, later) == (True, False, True, True)
-    assert (await repository.latest_webhook("p9") or {}).get("status") == "succeeded"  # the end wins
-    assert await repository.latest_webhook("unknown") is None
+    assert (await repository.take_webhook("p9") or {}).get("status") == "succeeded"  # the end wins
+    assert await repository.take_webhook("unknown") is None
+
+
+async def test_a_payload_is_kept_in_the_database_only_for_another_process(
+    receiving: Receiving, repository: Repository
+) -> None:
+    """A job of this process waits for p1: it has the state, only the id is stored. Nobody here waits for p2:
+    its payload stays for the process that runs its job (or until pruned)."""
+    woken = receiving.events.watch("p1")
+    assert await receiving.post(prediction("succeeded"), webhook_id="msg_1") == 200
+    await asyncio.wait_for(woken.wait(), 5)
+    assert await receiving.post(prediction("succeeded") | {"id": "p2"}, webhook_id="msg_2") == 200
+    for _ in range(250):
+        if receiving.events.latest("p2") is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert await repository.take_webhook("p1") is None
+    assert (await repository.take_webhook("p2") or {}).get("status") == "succeeded"
+    assert not await repository.record_webhook("msg_1", "p1", stage=2, payload=None, now=datetime.now(UTC))
 
 
 async def test_a_delivery_for_an_unknown_prediction_is_accepted(receiving: Receiving) -> None:
@@ -148,8 +160,23 @@ def test_a_prediction_never_moves_back() -> None:
     assert events.latest("p1") == done
 
 
-def test_the_registry_keeps_a_bounded_number_of_predictions() -> None:
-    events = PredictionEvents(keep=3)
-    for number in range(5):
-        events.push(Prediction.from_json(prediction() | {"id": f"p{number}"}))
-    assert [events.latest(f"p{number}") is not None for number in range(5)] == [False, False, True, True, True]
+def test_the_registry_keeps_a_bounded_number_of_bytes_of_states_nobody_waits_for() -> None:
+    events = PredictionEvents(unwatched_bytes=3 * (ENTRY_OVERHEAD + 1000))
+    events.watch("p0")
+    for number in range(6):
+        events.push(Prediction.from_json(prediction() | {"id": f"p{number}"}), size=1000)
+    # p0 is waited for: kept whatever comes; of the others only the newest three fit.
+    assert [events.latest(f"p{number}") is not None for number in range(6)] == [True, False, False, True, True, True]
+    assert events.unwatched_size == 3 * (ENTRY_OVERHEAD + 1000)
+    events.watch("p3")  # a job starts waiting: its state is no longer counted against the others
+    assert events.unwatched_size == 2 * (ENTRY_OVERHEAD + 1000)
+    for number in (0, 3, 4, 5):
+        events.forget(f"p{number}")
+    assert events.unwatched_size == 0
+
+
+def test_a_newer_state_replaces_the_older_in_the_count() -> None:
+    events = PredictionEvents(unwatched_bytes=10**6)
+    events.push(Prediction.from_json(prediction(logs="a")), size=50_000)
+    events.push(Prediction.from_json(prediction(logs="ab")), size=60_000)
+    assert events.unwatched_size == ENTRY_OVERHEAD + 60_000

@@ -4,11 +4,11 @@ ownership, models' usual run times and received webhooks (announced to every pro
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.storage import JobRecord
-from bot.storage.common import JOB_COLUMNS, RUN_TIME_WEIGHT, job_record
+from bot.storage.common import ENDED_STAGE, JOB_COLUMNS, RUN_TIME_WEIGHT, job_record
 from bot.storage.postgres.base import PostgresBase
 from bot.storage.postgres.notifications import WEBHOOK_CHANNEL
 
@@ -19,11 +19,10 @@ _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 class PostgresCluster(PostgresBase):
     """Processes, claims of unfinished jobs, run times and webhooks, shared by every process."""
 
-    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
+    async def register_process(self, incarnation: str, name: str, shards: str) -> None:
         """Record a starting process (the database's clock); forget processes dead for a day that own no
         unfinished job."""
         async with self._transaction() as conn:
-            await conn.execute("DELETE FROM webhooks WHERE received_at < $1", now - timedelta(days=1))
             await conn.execute(
                 "DELETE FROM processes WHERE alive_at < now() - interval '1 day' AND incarnation NOT IN "
                 "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)"
@@ -123,36 +122,47 @@ class PostgresCluster(PostgresBase):
         webhook_id: str,
         prediction_id: str,
         *,
-        status: str,
-        terminal: bool,
-        payload: Mapping[str, Any],
+        stage: int,
+        payload: Mapping[str, Any] | None,
         now: datetime,
     ) -> bool:
-        """Keep a verified webhook unless its id was seen before; tell every process (``NOTIFY``, on commit)."""
+        """Keep a verified webhook's id unless seen before, and its payload unless the one kept is further on;
+        tell every process (``NOTIFY``, on commit)."""
         async with self._transaction() as conn:
-            inserted = await conn.fetchval(
-                "INSERT INTO webhooks (webhook_id, prediction_id, status, terminal, payload, received_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (webhook_id) DO NOTHING RETURNING true",
+            fresh = await conn.fetchval(
+                "INSERT INTO webhook_ids (webhook_id, received_at) VALUES ($1, $2) "
+                "ON CONFLICT (webhook_id) DO NOTHING RETURNING true",
                 webhook_id,
-                prediction_id,
-                status,
-                terminal,
-                dict(payload),
                 now,
             )
-            if inserted:
+            if fresh and payload is not None:
+                await conn.execute(
+                    "INSERT INTO webhook_payloads AS kept (prediction_id, stage, payload, received_at) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (prediction_id) DO UPDATE SET stage = excluded.stage, "
+                    "payload = excluded.payload, received_at = excluded.received_at "
+                    f"WHERE kept.stage < {ENDED_STAGE} AND excluded.stage >= kept.stage",
+                    prediction_id,
+                    stage,
+                    dict(payload),
+                    now,
+                )
+            if fresh:
                 await conn.execute("SELECT pg_notify($1, $2)", WEBHOOK_CHANNEL, prediction_id)
-        return bool(inserted)
+        return bool(fresh)
 
-    async def latest_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
-        """A terminal payload of the prediction if there is one, else the newest."""
+    async def take_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """The prediction's kept payload, removed (one process gets it)."""
         async with self._connection() as conn:
             payload = await conn.fetchval(
-                "SELECT payload FROM webhooks WHERE prediction_id = $1 "
-                "ORDER BY terminal DESC, received_at DESC LIMIT 1",
-                prediction_id,
+                "DELETE FROM webhook_payloads WHERE prediction_id = $1 RETURNING payload", prediction_id
             )
         return payload if isinstance(payload, dict) else None
+
+    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
+        """Forget webhook ids and payloads received before their times."""
+        async with self._connection() as conn:
+            await conn.execute("DELETE FROM webhook_ids WHERE received_at < $1", ids_before)
+            await conn.execute("DELETE FROM webhook_payloads WHERE received_at < $1", payloads_before)
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(prediction_id)`` for every webhook any process records."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.storage import JobRecord
+from bot.storage import JobRecord, QueuedJobs
 from bot.storage.common import (
     JOB_COLUMNS,
+    QUEUED_JOBS_SQL,
     check_id,
     history_limit,
     job_changes,
@@ -63,6 +64,13 @@ class PostgresJournal(PostgresBase):
                 member_id,
             )
         return int(count)
+
+    async def queued_jobs(self, guild_id: int, member_id: int, *, besides: str = "") -> QueuedJobs:
+        """Servers' jobs waiting for a slot, but ``besides``'s, and this member's of them."""
+        query = QUEUED_JOBS_SQL.format(guild="$1", member="$2", not_owned_by="owner IS DISTINCT FROM $3")
+        async with self._connection() as conn:
+            row = await conn.fetchrow(query, guild_id, member_id, besides)
+        return QueuedJobs(total=int(row[0]), member=int(row[1])) if row else QueuedJobs(0, 0)
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
         """The member's latest ``limit`` jobs in this server, newest first (journal order within a microsecond)."""

@@ -18,6 +18,7 @@ from bot.storage.common import (
     decide_charge,
     image_count,
     non_negative,
+    settled_cost,
     usage_on,
     utc,
 )
@@ -154,15 +155,14 @@ class PostgresUsage(PostgresBase):
         return True
 
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
-        """Refund a journaled job's undelivered images, once: ``False`` if it already was."""
+        """Refund a journaled job's undelivered images up to ``images`` in all: ``False`` if it already was."""
         async with self._transaction() as conn:
-            # The row lock of this UPDATE makes a second, concurrent refund wait and then find refunded <> 0.
-            marked = await conn.fetchval(
-                "UPDATE jobs SET refunded = $1 WHERE job_id = $2 AND refunded = 0 RETURNING job_id", images, job_id
-            )
-            if marked is None:
+            # The row lock makes a second, concurrent refund wait and then find what this one gave back.
+            before = await conn.fetchval("SELECT refunded FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
+            if before is None or before >= images:
                 return False
-            await self._give_back(conn, guild_id, member_id, images, day)
+            await conn.execute("UPDATE jobs SET refunded = $1 WHERE job_id = $2", images, job_id)
+            await self._give_back(conn, guild_id, member_id, images - before, day)
         return True
 
     @staticmethod
@@ -225,23 +225,22 @@ class PostgresUsage(PostgresBase):
     async def settle_cost(
         self, job_id: str, guild_id: int, member_id: int, *, reserved: int, actual: int, day: date
     ) -> bool:
-        """Book a journaled job's real cost once (the job's row lock makes a second settlement wait, then find it
-        settled); the spend moves by the difference to what was reserved."""
+        """Book a journaled job's real cost (lowered later if it delivered less); the spend moves by the difference.
+
+        The job's row lock makes a second, concurrent settlement wait, then find it settled.
+        """
         check_id("guild_id", guild_id)
         check_id("member_id", member_id)
         non_negative("reserved", reserved)
         non_negative("actual", actual)
         async with self._transaction() as conn:
-            marked = await conn.fetchval(
-                "UPDATE jobs SET cost = $1, cost_settled = true WHERE job_id = $2 AND NOT cost_settled "
-                "RETURNING job_id",
-                actual,
-                job_id,
-            )
-            if marked is None:
+            row = await conn.fetchrow("SELECT cost, cost_settled FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
+            booked = settled_cost(row, reserved=reserved, actual=actual)
+            if booked is None:
                 return False
-            if actual != reserved:
-                await self._move_spend(conn, guild_id, member_id, actual - reserved, day)
+            await conn.execute("UPDATE jobs SET cost = $1, cost_settled = true WHERE job_id = $2", actual, job_id)
+            if actual != booked:
+                await self._move_spend(conn, guild_id, member_id, actual - booked, day)
         return True
 
     async def budget(self, guild_id: int) -> Budget:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.storage import JobRecord
-from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, RUN_TIME_WEIGHT
+from bot.storage.common import ENDED_STAGE, JOB_COLUMN_NAMES, JOB_COLUMNS, RUN_TIME_WEIGHT
 from bot.storage.sqlite.base import SqliteBase, decode_job, to_text
 
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
@@ -33,10 +33,9 @@ def _seconds_ago(seconds: float) -> str:
 class SqliteCluster(SqliteBase):
     """Processes, claims of unfinished jobs, run times and webhooks."""
 
-    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
+    async def register_process(self, incarnation: str, name: str, shards: str) -> None:
         """Record a starting process; forget processes dead for a day that own no unfinished job."""
         async with self._transaction(write=True) as conn:
-            await conn.execute("DELETE FROM webhooks WHERE received_at < ?", (to_text(now - timedelta(days=1)),))
             await conn.execute(
                 f"DELETE FROM processes WHERE alive_at < {_DB_NOW_MINUS} AND incarnation NOT IN "
                 "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
@@ -127,29 +126,41 @@ class SqliteCluster(SqliteBase):
         webhook_id: str,
         prediction_id: str,
         *,
-        status: str,
-        terminal: bool,
-        payload: Mapping[str, Any],
+        stage: int,
+        payload: Mapping[str, Any] | None,
         now: datetime,
     ) -> bool:
-        """Keep a verified webhook unless its id was seen before."""
+        """Keep a verified webhook's id unless seen before, and its payload unless the one kept is further on."""
+        stamp = to_text(now)
         async with self._transaction(write=True) as conn:
             cursor = await conn.execute(
-                "INSERT INTO webhooks (webhook_id, prediction_id, status, terminal, payload, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id) DO NOTHING",
-                (webhook_id, prediction_id, status, int(terminal), json.dumps(payload), to_text(now)),
+                "INSERT INTO webhook_ids (webhook_id, received_at) VALUES (?, ?) ON CONFLICT (webhook_id) DO NOTHING",
+                (webhook_id, stamp),
             )
-            return cursor.rowcount > 0
+            fresh = cursor.rowcount > 0
+            if fresh and payload is not None:
+                await conn.execute(
+                    "INSERT INTO webhook_payloads (prediction_id, stage, payload, received_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (prediction_id) DO UPDATE SET stage = excluded.stage, payload = excluded.payload, "
+                    "received_at = excluded.received_at "
+                    f"WHERE webhook_payloads.stage < {ENDED_STAGE} AND excluded.stage >= webhook_payloads.stage",
+                    (prediction_id, stage, json.dumps(payload), stamp),
+                )
+        return fresh
 
-    async def latest_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
-        """A terminal payload of the prediction if there is one, else the newest."""
-        async with self._transaction(write=False) as conn:
+    async def take_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """The prediction's kept payload, removed."""
+        async with self._transaction(write=True) as conn:
             row = await self._one(
-                conn,
-                "SELECT payload FROM webhooks WHERE prediction_id = ? ORDER BY terminal DESC, received_at DESC LIMIT 1",
-                (prediction_id,),
+                conn, "DELETE FROM webhook_payloads WHERE prediction_id = ? RETURNING payload", (prediction_id,)
             )
         return None if row is None else json.loads(row[0])
+
+    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
+        """Forget webhook ids and payloads received before their times."""
+        async with self._transaction(write=True) as conn:
+            await conn.execute("DELETE FROM webhook_ids WHERE received_at < ?", (to_text(ids_before),))
+            await conn.execute("DELETE FROM webhook_payloads WHERE received_at < ?", (to_text(payloads_before),))
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:
         """One process on SQLite: the process that records a webhook is the one that runs its job."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.storage import JobRecord
-from bot.storage.common import JOB_COLUMNS, check_id, history_limit, job_changes
+from bot.storage import JobRecord, QueuedJobs
+from bot.storage.common import JOB_COLUMNS, QUEUED_JOBS_SQL, check_id, history_limit, job_changes
 from bot.storage.sqlite.base import SqliteBase, decode_job, encode_job
 
 
@@ -60,6 +60,13 @@ class SqliteJournal(SqliteBase):
                 (guild_id, member_id),
             )
         return int(row[0]) if row else 0
+
+    async def queued_jobs(self, guild_id: int, member_id: int, *, besides: str = "") -> QueuedJobs:
+        """Servers' jobs waiting for a slot, but ``besides``'s, and this member's of them."""
+        query = QUEUED_JOBS_SQL.format(guild="?", member="?", not_owned_by="owner IS NOT ?")
+        async with self._transaction(write=False) as conn:
+            row = await self._one(conn, query, (guild_id, member_id, besides))
+        return QueuedJobs(total=int(row[0]), member=int(row[1])) if row else QueuedJobs(0, 0)
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
         """The member's latest ``limit`` jobs in this server, newest first (journal order within a microsecond)."""

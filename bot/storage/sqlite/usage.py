@@ -18,6 +18,7 @@ from bot.storage.common import (
     decide_charge,
     image_count,
     non_negative,
+    settled_cost,
     usage_on,
     utc,
 )
@@ -111,14 +112,13 @@ class SqliteUsage(SqliteBase):
         return replace(decision, usage=replace(decision.usage, spent_today=usage.spent_today + cost))
 
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
-        """Refund a journaled job's undelivered images, once: ``False`` if it already was."""
+        """Refund a journaled job's undelivered images up to ``images`` in all: ``False`` if it already was."""
         async with self._transaction(write=True) as conn:
-            marked = await self._run(
-                conn, "UPDATE jobs SET refunded = ? WHERE job_id = ? AND refunded = 0", (images, job_id)
-            )
-            if not marked:
+            row = await self._one(conn, "SELECT refunded FROM jobs WHERE job_id = ?", (job_id,))
+            if row is None or int(row[0]) >= images:
                 return False
-            await self._give_back(conn, guild_id, member_id, images, day)
+            await conn.execute("UPDATE jobs SET refunded = ? WHERE job_id = ?", (images, job_id))
+            await self._give_back(conn, guild_id, member_id, images - int(row[0]), day)
         return True
 
     async def abandon_job(self, job_id: str, *, owner: str, reason: str, now: datetime) -> bool:
@@ -215,21 +215,19 @@ class SqliteUsage(SqliteBase):
     async def settle_cost(
         self, job_id: str, guild_id: int, member_id: int, *, reserved: int, actual: int, day: date
     ) -> bool:
-        """Book a journaled job's real cost once; the spend moves by the difference to what was reserved."""
+        """Book a journaled job's real cost (lowered later if it delivered less); the spend moves by the difference."""
         check_id("guild_id", guild_id)
         check_id("member_id", member_id)
         non_negative("reserved", reserved)
         non_negative("actual", actual)
         async with self._transaction(write=True) as conn:
-            marked = await self._run(
-                conn,
-                "UPDATE jobs SET cost = ?, cost_settled = 1 WHERE job_id = ? AND cost_settled = 0",
-                (actual, job_id),
-            )
-            if not marked:
+            row = await self._one(conn, "SELECT cost, cost_settled FROM jobs WHERE job_id = ?", (job_id,))
+            booked = settled_cost(row, reserved=reserved, actual=actual)
+            if booked is None:
                 return False
-            if actual != reserved:
-                await self._move_spend(conn, guild_id, member_id, actual - reserved, day)
+            await conn.execute("UPDATE jobs SET cost = ?, cost_settled = 1 WHERE job_id = ?", (actual, job_id))
+            if actual != booked:
+                await self._move_spend(conn, guild_id, member_id, actual - booked, day)
         return True
 
     async def budget(self, guild_id: int) -> Budget:

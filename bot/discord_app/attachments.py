@@ -1,0 +1,35 @@
+"""Members' attachments as images to start from: ``/imagine image:``, and U/V on a result's images.
+
+Discord's attachment ``content_type`` is optional. Where it is missing, or says no more than
+"some bytes", the file is downloaded through the fetch guard (no further than the upload cap)
+and told by its magic bytes, as outputs are. A declared type is taken at its word, with no
+download: the API fetches the file itself.
+"""
+
+from __future__ import annotations
+
+import discord
+
+from bot.delivery import Downloader
+from bot.images import sniff_image
+from bot.inputs import IMAGE_MAX_BYTES, check_image_size, check_image_upload, media_type
+
+_UNDECLARED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+
+async def check_image_attachment(
+    downloader: Downloader, attachment: discord.Attachment, label: str, where: str | None = None
+) -> None:
+    """Refuse an attachment that cannot be a model's image input, with a reason fit for the member.
+
+    ``label`` starts the member's sentence ("Image 2", a file name); ``where`` names the file in
+    "the image could not be downloaded (…)" (default: ``label``). Raises
+    :class:`~bot.errors.InputRejected` or :class:`~bot.errors.DeliveryError`.
+    """
+    declared = media_type(attachment.content_type)
+    if declared in _UNDECLARED:
+        check_image_size(attachment.size, label)  # before the download: Discord states the size
+        data = await downloader.download(attachment.url, where or label, max_bytes=IMAGE_MAX_BYTES)
+        sniffed = sniff_image(data)
+        declared = sniffed[1] if sniffed is not None else ""
+    check_image_upload(declared, attachment.size, label)
