@@ -300,7 +300,8 @@ class Journal:
                     target=record.target,
                     prediction_id=record.prediction_id,
                     create_started_at=record.create_started_at,
-                    age=(now - (record.create_started_at or record.created_at)).total_seconds(),
+                    # Stamped by whichever process's clock wrote it: never negative for a slow clock here.
+                    age=max(0.0, (now - (record.create_started_at or record.created_at)).total_seconds()),
                 )
             )
         return jobs
