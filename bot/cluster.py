@@ -15,7 +15,9 @@ to an incarnation. The database is the only thing processes share:
   :data:`bot.webhooks.KEEP_PAYLOADS` are forgotten (no retry, replay or reader
   comes for them any more): the tables stay as large as a few minutes' traffic.
 * **Takeover**: the unfinished jobs of processes silent for
-  ``IMAGINE_TAKEOVER_AFTER`` seconds are claimed with one conditional
+  ``IMAGINE_TAKEOVER_AFTER`` seconds (by the database's clock, which stamps
+  every sign of life: a process whose own clock runs fast or slow neither
+  looks dead nor takes live processes' jobs) are claimed with one conditional
   ``UPDATE`` (two processes never both win a job) and resumed exactly like
   after a restart: polled to their end, never created a second time.
 """
@@ -28,7 +30,6 @@ import logging
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
 
 from bot.clock import Clock
 from bot.journal import Journal, Unfinished
@@ -85,8 +86,7 @@ class Cluster:
 
     async def join(self) -> list[Unfinished]:
         """Register this incarnation and take back the jobs of earlier ones of the same name."""
-        now = self._clock.now()
-        await self._repository.register_process(self.incarnation, self.name, self.shards, now=now)
+        await self._repository.register_process(self.incarnation, self.name, self.shards)
         jobs = await self._journal.claim_restart(self.name)
         await self._beat_count()
         return jobs
@@ -129,8 +129,7 @@ class Cluster:
             for job_id in running:
                 if job_id not in owned:
                     await drop(job_id)
-        dead_before = self._clock.now() - timedelta(seconds=self.takeover_after)
-        taken = await self._journal.claim_dead(dead_before)
+        taken = await self._journal.claim_dead(self.takeover_after)
         if taken:
             log.info("took over %d unfinished job(s) of processes silent for %gs", len(taken), self.takeover_after)
             await resume(taken)
@@ -138,9 +137,7 @@ class Cluster:
         await self._repository.prune_webhooks(ids_before=now - KEEP_WEBHOOKS, payloads_before=now - KEEP_PAYLOADS)
 
     async def _beat_count(self) -> None:
-        now = self._clock.now()
-        alive_since = now - timedelta(seconds=self.takeover_after)
-        live = await self._repository.heartbeat(self.incarnation, now=now, alive_since=alive_since)
+        live = await self._repository.heartbeat(self.incarnation, alive_within=self.takeover_after)
         if live != self.live_processes:
             log.info("%d live process(es): this one takes 1/%d of the API budget", live, live)
         self.live_processes = live

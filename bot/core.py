@@ -170,14 +170,6 @@ class Core:
                 "set REPLICATE_WEBHOOK_SECRET or try again"
             ) from None
 
-    async def abandon(self, job_id: str, request: JobRequest, reason: str) -> None:
-        """End a journaled job that will not run, failed with ``reason``, and give back all it was charged.
-
-        Once per job, like the end of any job (a job another process took over is left to it).
-        """
-        if await self.journal.abandon(job_id, reason):
-            await self._book(job_id, request, delivered=0, predict_time=None)
-
     async def _settle(self, view: JobView) -> None:
         await self._book(view.job_id, view.request, delivered=len(view.images), predict_time=view.predict_time)
 

@@ -229,8 +229,9 @@ class JobEngine:
 
         ``target`` is the front end's own note of where the job is shown, kept
         in the journal so the job can be resumed after a restart. A front end
-        that journaled the job itself before showing it (:meth:`accept`) passes
-        ``journaled=True``: then only the target is recorded (with the create mark).
+        that journaled the job itself before showing it (with its charge: see
+        :meth:`bot.policy.Policy.charge`) passes ``journaled=True``: then only
+        the target is recorded (with the create mark).
         """
         if self._closed:
             raise ImagineError("The bot is shutting down; try again in a moment.")
@@ -249,16 +250,6 @@ class JobEngine:
         else:
             self.show(job, job.view)
         return Job(self, job)
-
-    async def accept(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> None:
-        """Journal a job before it is shown, so a crash between showing and queueing cannot orphan its message.
-
-        Then :meth:`submit` it with ``journaled=True``.
-        """
-        if self._closed:
-            raise ImagineError("The bot is shutting down; try again in a moment.")
-        if self._journal is not None:
-            await self._journal.accepted(job_id, request, target)
 
     def resume(self, jobs: Sequence[ResumedJob]) -> list[Job]:
         """Take back journaled jobs after a restart (or a takeover), never creating a second prediction.

@@ -10,7 +10,7 @@ never outlives its job in the database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -19,11 +19,14 @@ from bot.clock import Clock
 from bot.inputs import ImagineOptions
 from bot.job_model import JobKind, JobRequest, JobState, JobTakenOver, JobView
 from bot.modelref import ModelRef
-from bot.storage import JobRecord, Repository
+from bot.storage import DatabaseUnavailable, JobRecord, Repository
 
 log = logging.getLogger(__name__)
 
 RUN_TIME_CACHE_SECONDS = 60.0
+
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+"""Seconds before each new try of a journal write the database did not answer (then the error stands)."""
 
 
 def request_to_json(request: JobRequest) -> dict[str, Any]:
@@ -112,9 +115,10 @@ class Journal:
 
     Every write after acceptance is guarded by ownership: a job another
     process took over (:mod:`bot.cluster`) raises :class:`JobTakenOver` at the
-    next step, and this process leaves it alone. Other failed writes are logged,
-    never fatal to the job, except the create mark (without it a restart could
-    create a second prediction).
+    next step, and this process leaves it alone. A write the database does not
+    answer is tried again a few times (:data:`RETRY_DELAYS`); one that still
+    fails is logged, never fatal to the job, except the create mark (without it
+    a restart could create a second prediction).
     """
 
     def __init__(self, repository: Repository, clock: Clock, *, owner: str = "local") -> None:
@@ -124,24 +128,29 @@ class Journal:
         self.owner = owner
         self._run_times: dict[str, tuple[float | None, float]] = {}
 
+    def entry(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> JobRecord:
+        """A newly accepted job's journal entry, owned by this process (:meth:`accepted` writes it, or a charge)."""
+        return JobRecord(
+            job_id=job_id,
+            model=str(request.model),
+            prompt=request.prompt,
+            request=request_to_json(request),
+            state="queued",
+            created_at=self._clock.now(),
+            guild_id=request.guild_id,
+            channel_id=request.channel_id,
+            requester_id=request.requester_id,
+            target=dict(target) if target is not None else None,
+            owner=self.owner,
+            message_id=_where_shown(target).get("message_id") if target is not None else None,
+            charged_images=request.charged_images,
+            charged_day=request.charged_day,
+            reserved_cost=request.reserved_cost,
+        )
+
     async def accepted(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> None:
         """The job was accepted (and is about to be shown): it now exists, whatever happens next."""
-        await self._repository.add_job(
-            JobRecord(
-                job_id=job_id,
-                model=str(request.model),
-                prompt=request.prompt,
-                request=request_to_json(request),
-                state="queued",
-                created_at=self._clock.now(),
-                guild_id=request.guild_id,
-                channel_id=request.channel_id,
-                requester_id=request.requester_id,
-                target=dict(target) if target is not None else None,
-                owner=self.owner,
-                message_id=_where_shown(target).get("message_id") if target is not None else None,
-            )
-        )
+        await self._repository.add_job(self.entry(job_id, request, target))
 
     async def creating(self, job_id: str, *, target: Mapping[str, Any] | None = None) -> None:
         """The create request is about to go out. Raises if it cannot be written: then nothing is created."""
@@ -212,8 +221,22 @@ class Journal:
         )
 
     async def _owned(self, job_id: str, **changes: Any) -> None:
-        if not await self._repository.update_job(job_id, owner=self.owner, **changes):
+        if not await self._retrying(lambda: self._repository.update_job(job_id, owner=self.owner, **changes)):
             raise JobTakenOver(job_id)
+
+    async def _retrying(self, write: Callable[[], Awaitable[bool]]) -> bool:
+        """``write()``, tried again after :data:`RETRY_DELAYS` while the database does not answer.
+
+        Only for writes that may safely land twice (the second finds the first's result): the answer of
+        the first may be what was lost.
+        """
+        for delay in RETRY_DELAYS:
+            try:
+                return await write()
+            except DatabaseUnavailable as exc:
+                log.warning("the journal could not be written (%s); trying again in %g s", exc, delay)
+                await self._clock.sleep(delay)
+        return await write()
 
     async def _safely(self, job_id: str, **changes: Any) -> None:
         try:
@@ -224,12 +247,22 @@ class Journal:
             log.exception("could not journal job %s (%s)", job_id, ", ".join(changes))
 
     async def abandon(self, job_id: str, reason: str) -> bool:
-        """End a job that cannot be carried on, failed with ``reason``; ``False`` if another process took it over."""
+        """End a job that cannot be carried on, failed with ``reason``, and give back all it was charged, once.
+
+        ``False`` if it had ended, another process took it over, or the database could not be written (then
+        the job is still unfinished: the next restart or takeover resumes it, or abandons it again).
+        """
+        now = self._clock.now()
         try:
-            await self._safely(job_id, state="failed", ended_at=self._clock.now(), error=reason, target=None)
-        except JobTakenOver:
+            return await self._retrying(
+                lambda: self._repository.abandon_job(job_id, owner=self.owner, reason=reason, now=now)
+            )
+        except DatabaseUnavailable as exc:
+            log.warning("could not journal job %s as abandoned (%s): %s", job_id, reason, exc)
             return False
-        return True
+        except Exception:
+            log.exception("could not journal job %s as abandoned (%s)", job_id, reason)
+            return False
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
         """The member's latest jobs in this server, newest first (``/imagine-history``)."""
@@ -244,9 +277,9 @@ class Journal:
         """This process's jobs from before a restart (earlier incarnations of ``name``, and ownerless ones)."""
         return await self._readable(await self._repository.claim_jobs(self.owner, name=name))
 
-    async def claim_dead(self, dead_before: datetime) -> list[Unfinished]:
-        """The unfinished jobs of processes last alive before ``dead_before``, now this process's."""
-        return await self._readable(await self._repository.claim_jobs(self.owner, dead_before=dead_before))
+    async def claim_dead(self, silent_for: float) -> list[Unfinished]:
+        """The unfinished jobs of processes silent for ``silent_for`` seconds (the database's clock), now ours."""
+        return await self._readable(await self._repository.claim_jobs(self.owner, silent_for=silent_for))
 
     async def _readable(self, records: list[JobRecord]) -> list[Unfinished]:
         now = self._clock.now()
@@ -255,7 +288,9 @@ class Journal:
             try:
                 request = request_from_json(record.request)
             except (KeyError, ValueError, TypeError):
-                log.exception("journaled job %s cannot be read; marking it failed", record.job_id)
+                log.exception(
+                    "journaled job %s cannot be read; marking it failed, its charge given back", record.job_id
+                )
                 await self.abandon(record.job_id, "unreadable journal entry")
                 continue
             jobs.append(
@@ -265,7 +300,8 @@ class Journal:
                     target=record.target,
                     prediction_id=record.prediction_id,
                     create_started_at=record.create_started_at,
-                    age=(now - (record.create_started_at or record.created_at)).total_seconds(),
+                    # Stamped by whichever process's clock wrote it: never negative for a slow clock here.
+                    age=max(0.0, (now - (record.create_started_at or record.created_at)).total_seconds()),
                 )
             )
         return jobs

@@ -21,7 +21,7 @@ from bot.costs import BudgetScope, budget_refusal, next_midnight_text
 from bot.errors import BlockedWordRefusal, Refusal
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.modlog import BlockedWordEvent
-from bot.storage import Charge, GuildConfig, Limits, Repository, RoleLimits
+from bot.storage import Charge, GuildConfig, JobRecord, Limits, Repository, RoleLimits
 from bot.wordfilter import WordFilter
 
 
@@ -246,15 +246,19 @@ class Policy:
         *,
         role_ids: frozenset[int] = frozenset(),
         cost: int = 0,
+        journal: Callable[[date], JobRecord] | None = None,
     ) -> date:
         """Record the request against the cooldown and the daily images and reserve its estimated ``cost``
         (micro-dollars) against the budgets, in one step; the UTC day charged, or :class:`Refusal`.
 
-        Under the same limits as :meth:`check_usage` for these ``role_ids``.
+        Under the same limits as :meth:`check_usage` for these ``role_ids``. ``journal(day)`` is the job's
+        journal entry for a charge on ``day``: written in the same transaction, so no charge outlives a crash
+        without the job that gives it back.
         """
         limits = await self.limits_for(guild_id, role_ids)
         now = self._clock.now()
-        charge = await self._repository.charge(guild_id, member_id, images, limits=limits, now=now, cost=cost)
+        job = journal(now.date()) if journal is not None else None
+        charge = await self._repository.charge(guild_id, member_id, images, limits=limits, now=now, cost=cost, job=job)
         if not charge.charged:  # something changed since check(): say what
             self._check_usage(limits, charge.usage.last_request_at, charge.usage.images_today, images, now)
             if charge.over_budget is not None:
@@ -287,8 +291,3 @@ class Policy:
                 f"That would make {used + images} images today; the limit is {daily} ({daily - used} left). "
                 f"It resets {resets}."
             )
-
-    async def refund(self, guild_id: int, member_id: int, images: int, day: date, *, cost: int = 0) -> None:
-        """Give back images that were charged but not delivered, and the money reserved for them."""
-        if images > 0 or cost > 0:
-            await self._repository.refund(guild_id, member_id, images, day=day, cost=cost)

@@ -24,7 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from bot.storage import JobRecord
+from bot.clock import SystemClock
+from bot.storage import JobRecord, Repository
+from bot.storage.postgres import PostgresRepository
+from bot.storage.sqlite import SqliteRepository
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
@@ -126,3 +129,32 @@ async def fresh_schema(database_url: str) -> str:
     schema = f"t_{secrets.token_hex(6)}"
     await _admin(database_url, f"CREATE SCHEMA {schema}")
     return with_database(database_url, urlsplit(database_url).path.lstrip("/"), search_path=schema)
+
+
+class SkewedClock(SystemClock):
+    """The real clock, off by ``offset`` seconds (a machine whose clock runs fast, or slow)."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = timedelta(seconds=offset)
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
+
+
+async def silence(repository: Repository, incarnation: str, seconds: float) -> None:
+    """Make a process's last sign of life ``seconds`` old by the database's clock (a test cannot wait so long)."""
+    if isinstance(repository, SqliteRepository):
+        async with repository._transaction(write=True) as conn:
+            await conn.execute(
+                "UPDATE processes SET alive_at = strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now', ?) "
+                "WHERE incarnation = ?",
+                (f"-{seconds} seconds", incarnation),
+            )
+    else:
+        assert isinstance(repository, PostgresRepository)
+        async with repository._transaction() as conn:
+            await conn.execute(
+                "UPDATE processes SET alive_at = now() - make_interval(secs => $2) WHERE incarnation = $1",
+                incarnation,
+                float(seconds),
+            )

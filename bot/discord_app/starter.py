@@ -29,6 +29,7 @@ from bot.jobs import ResumedJob
 from bot.journal import Unfinished
 from bot.modelref import ModelRef
 from bot.queue_caps import Admission
+from bot.storage import StorageError
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LOCK_WAIT = 0.5  # seconds a member's second request waits for the first one's set-up
+
+DATABASE_DOWN = (
+    "❌ The bot's database is not answering, so nothing was started and nothing was charged. Try again in a moment."
+)
 
 
 class _PresenterOptions(TypedDict):
@@ -103,7 +108,7 @@ class JobStarter:
                 presenter = self._presenter(job.job_id, MessageTarget.from_json(job.target))
             except Exception:
                 log.exception("could not resume job %s; marking it failed", job.job_id)
-                await core.abandon(job.job_id, job.request, "could not be resumed after a restart")
+                await core.journal.abandon(job.job_id, "could not be resumed after a restart")
                 continue
             resumed.append(ResumedJob.of(job, presenter))
         core.engine.resume(resumed)
@@ -148,12 +153,18 @@ class JobStarter:
         member_id: int,
         order: JobOrder,
     ) -> None:
+        core = self.bot.core
+        job_id = core.engine.new_job_id()
+        target = (
+            MessageTarget.of(interaction, None)
+            if order.reply_to is None
+            else MessageTarget.reply(interaction, order.reply_to)
+        )
         # The job's place under the queue caps is held from its check until it is queued (or given up).
-        with self.bot.core.queue_gate.admission() as admission:
-            charged = await self._check_and_charge(interaction, guild_id, member_id, order, admission)
-            if charged is not None:
-                request, day = charged
-                await self._show_and_queue(interaction, guild_id, member_id, order, request, day)
+        with core.queue_gate.admission() as admission:
+            request = await self._check_and_charge(interaction, guild_id, member_id, order, admission, job_id, target)
+            if request is not None:
+                await self._show_and_queue(interaction, job_id, target, request)
 
     async def _check_and_charge(
         self,
@@ -162,11 +173,15 @@ class JobStarter:
         member_id: int,
         order: JobOrder,
         admission: Admission,
-    ) -> tuple[JobRequest, date] | None:
-        """Every check, then the charge: the request as charged and its day, or ``None`` once refused."""
+        job_id: str,
+        target: MessageTarget,
+    ) -> JobRequest | None:
+        """Every check, then the charge with the job's journal entry: the request as charged, or ``None`` once
+        refused."""
         core = self.bot.core
         options = order.options
         role_ids = member_role_ids(interaction)
+        charging = False
         try:
             options.check()
             model = await core.policy.check_request(
@@ -198,40 +213,44 @@ class JobStarter:
             images = request.images_expected
             await core.policy.check_usage(guild_id=guild_id, member_id=member_id, images=images, role_ids=role_ids)
             cost = await core.pricing.estimate(request.model, images)
-            day = await core.policy.charge(guild_id, member_id, images, role_ids=role_ids, cost=cost)
+
+            def charged(day: date) -> JobRequest:
+                return replace(request, charged_images=images, charged_day=day, reserved_cost=cost)
+
+            # Charged and journaled in one transaction, before anything is shown: no crash keeps the charge
+            # without the job that gives it back, nor orphans the placeholder.
+            charging = True
+            day = await core.policy.charge(
+                guild_id,
+                member_id,
+                images,
+                role_ids=role_ids,
+                cost=cost,
+                journal=lambda day: core.journal.entry(job_id, charged(day), target.to_json()),
+            )
         except Refusal as exc:
             await refuse(interaction, f"❌ {exc}")
             return None
-        return replace(request, charged_images=images, charged_day=day, reserved_cost=cost), day
+        except StorageError as exc:
+            log.warning("the database failed while starting job %s; refused: %s", job_id, exc)
+            await refuse(interaction, DATABASE_DOWN)
+            if charging:
+                # The charge's commit may have landed with its answer lost: a job that exists gives it back.
+                await core.journal.abandon(job_id, DATABASE_DOWN)
+            return None
+        return charged(day)
 
     async def _show_and_queue(
-        self,
-        interaction: discord.Interaction,
-        guild_id: int,
-        member_id: int,
-        order: JobOrder,
-        request: JobRequest,
-        day: date,
+        self, interaction: discord.Interaction, job_id: str, target: MessageTarget, request: JobRequest
     ) -> None:
-        """Journal the charged job, show its placeholder, queue it; what fails on the way is given back."""
+        """Show the charged and journaled job's placeholder, queue it; a job that fails on the way is abandoned
+        (its charge given back)."""
         core = self.bot.core
-        job_id = core.engine.new_job_id()
         queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)
-        target = (
-            MessageTarget.of(interaction, None)
-            if order.reply_to is None
-            else MessageTarget.reply(interaction, order.reply_to)
-        )
-        try:
-            # Journaled before anything is shown: a crash after the placeholder goes out cannot orphan it.
-            await core.engine.accept(job_id, request, target.to_json())
-        except BaseException:
-            await core.policy.refund(guild_id, member_id, request.charged_images, day, cost=request.reserved_cost)
-            raise
         try:
             presenter = await self._show_placeholder(interaction, job_id, target, queued)
         except BaseException as exc:
-            await core.abandon(job_id, request, "the placeholder could not be shown")
+            await core.journal.abandon(job_id, "the placeholder could not be shown")
             if isinstance(exc, discord.Forbidden):
                 await refuse(interaction, "❌ I can't post in this channel, so I can't start that here.")
                 return
@@ -248,7 +267,7 @@ class JobStarter:
                 if isinstance(exc, ImagineError)
                 else f"The job could not be started (reference {reference})."
             )
-            await core.abandon(job_id, request, message)
+            await core.journal.abandon(job_id, message)
             await presenter.show(replace(queued, state=JobState.FAILED, error=message))
 
     async def _show_placeholder(

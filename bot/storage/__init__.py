@@ -33,6 +33,13 @@ class RepositoryClosedError(StorageError):
     """The repository was used after it was closed."""
 
 
+class DatabaseUnavailable(StorageError):
+    """The database did not answer in time, or the connection to it broke: the call may be tried again later.
+
+    A write that raised this may or may not have committed (its answer can be what was lost).
+    """
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-member limits of one server; 0 means no limit."""
@@ -186,6 +193,12 @@ class JobRecord:
     """The incarnation of the process that runs the job (see :mod:`bot.cluster`); changed only by claims."""
     message_id: int | None = None
     """The job's message in ``channel_id`` once shown (kept after the job ends, unlike ``target``)."""
+    charged_images: int = 0
+    """Images charged against the member's day when the job was accepted (given back once if not delivered)."""
+    charged_day: date | None = None
+    """The UTC day they were charged on."""
+    reserved_cost: int = 0
+    """Micro-dollars reserved against the budgets (settled once when the job ends)."""
 
 
 @dataclass(frozen=True)
@@ -316,10 +329,22 @@ class Repository(Protocol):
         ...
 
     async def charge(
-        self, guild_id: int, member_id: int, images: int, *, limits: Limits, now: datetime, cost: int = 0
+        self,
+        guild_id: int,
+        member_id: int,
+        images: int,
+        *,
+        limits: Limits,
+        now: datetime,
+        cost: int = 0,
+        job: JobRecord | None = None,
     ) -> Charge:
         """Atomically check the cooldown, the daily limit and (for a ``cost`` in micro-dollars) the budgets and,
         if all allow it, record the request and reserve ``cost`` against the month's and the member's day's spend.
+
+        With ``job``, a charge also journals the job in the same transaction, its ``charged_images``,
+        ``charged_day`` and ``reserved_cost`` those of this charge: a charge never exists without the job that
+        gives it back, whatever crashes when.
         """
         ...
 
@@ -376,6 +401,14 @@ class Repository(Protocol):
         """
         ...
 
+    async def abandon_job(self, job_id: str, *, owner: str, reason: str, now: datetime) -> bool:
+        """End an unfinished job of ``owner`` that will not run, failed with ``reason``, and give back what it was
+        charged (its own columns, however broken its request) in the same transaction, once.
+
+        ``False`` (and nothing changes) if the job has ended or another process owns it.
+        """
+        ...
+
     async def get_job(self, job_id: str) -> JobRecord | None:
         """One job, finished or not."""
         ...
@@ -401,22 +434,28 @@ class Repository(Protocol):
 
     # ------------------------------------------------------------- processes (scale-out)
 
-    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
-        """A process starts: record it alive (and forget long-dead processes that own nothing)."""
+    async def register_process(self, incarnation: str, name: str, shards: str) -> None:
+        """A process starts: record it alive (and forget long-dead processes that own nothing).
+
+        Signs of life are stamped and compared with the database's clock, never a process's own: processes whose
+        clocks disagree still agree on who is silent.
+        """
         ...
 
-    async def heartbeat(self, incarnation: str, *, now: datetime, alive_since: datetime) -> int:
-        """Record the process alive now; return how many processes have been alive since ``alive_since``."""
+    async def heartbeat(self, incarnation: str, *, alive_within: float) -> int:
+        """Record the process alive now (the database's clock); return how many processes gave a sign of life
+        in the last ``alive_within`` seconds (this one included)."""
         ...
 
     async def claim_jobs(
-        self, incarnation: str, *, name: str | None = None, dead_before: datetime | None = None
+        self, incarnation: str, *, name: str | None = None, silent_for: float | None = None
     ) -> list[JobRecord]:
         """Atomically take unfinished jobs, oldest first, and return them.
 
         With ``name``: the jobs of earlier incarnations of the same process (a restart), and jobs that have
-        no owner. With ``dead_before``: the jobs of processes last alive before then (a takeover). A job goes
-        to one claimer only, and never back to an incarnation it was taken from.
+        no owner. With ``silent_for``: the jobs of processes that gave no sign of life for that many seconds
+        by the database's clock (a takeover). A job goes to one claimer only, and never back to an
+        incarnation it was taken from.
         """
         ...
 

@@ -238,7 +238,7 @@ def decide_charge(usage: Usage, images: int, *, limits: Limits, now: datetime) -
 JOB_COLUMN_NAMES = (
     "job_id", "guild_id", "channel_id", "requester_id", "model", "prompt", "request", "target", "state",
     "prediction_id", "created_at", "create_started_at", "ended_at", "error", "images_delivered", "seed",
-    "predict_time", "owner", "message_id",
+    "predict_time", "owner", "message_id", "charged_images", "charged_day", "reserved_cost",
 )  # fmt: skip
 """The journal's columns, in :class:`~bot.storage.JobRecord` order; the same names in both schemas."""
 
@@ -326,4 +326,7 @@ def job_record(row: Mapping[str, Any]) -> JobRecord:
         predict_time=row["predict_time"],
         owner=row["owner"],
         message_id=row["message_id"],
+        charged_images=row["charged_images"],
+        charged_day=row["charged_day"],
+        reserved_cost=row["reserved_cost"],
     )

@@ -45,6 +45,13 @@ class Migration:
     statements: tuple[str, ...]
 
 
+def _json_count(key: str) -> str:
+    """SQL for a whole number ≥ 0 at ``key`` of a job's JSON request; 0 if it holds none."""
+    return (
+        f"CASE WHEN json_type(request, '$.{key}') = 'integer' THEN MAX(json_extract(request, '$.{key}'), 0) ELSE 0 END"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -310,6 +317,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE newest = 1
             """,
             "DROP TABLE webhooks",
+        ),
+    ),
+    Migration(
+        12,
+        "what each job was charged, in columns: a journal entry too broken to read still gives it back",
+        (
+            "ALTER TABLE jobs ADD COLUMN charged_images INTEGER NOT NULL DEFAULT 0 CHECK (charged_images >= 0)",
+            "ALTER TABLE jobs ADD COLUMN charged_day TEXT",
+            "ALTER TABLE jobs ADD COLUMN reserved_cost INTEGER NOT NULL DEFAULT 0 CHECK (reserved_cost >= 0)",
+            # Unfinished jobs journaled before this step have their charge in the request only; what cannot
+            # be read there stays 0 (nothing to give back) rather than failing the upgrade.
+            f"""
+            UPDATE jobs SET
+                charged_images = {_json_count("charged_images")},
+                reserved_cost = {_json_count("reserved_cost")},
+                charged_day = CASE
+                    WHEN json_type(request, '$.charged_day') = 'text'
+                         AND date(json_extract(request, '$.charged_day')) = json_extract(request, '$.charged_day')
+                    THEN json_extract(request, '$.charged_day') END
+            WHERE ended_at IS NULL AND json_valid(request)
+            """,
         ),
     ),
 )

@@ -26,6 +26,15 @@ from bot.storage.migrations import Migration, check_migrations, latest_version
 MIGRATION_LOCK = 0x696D6167696E65  # "imagine" in ASCII: one advisory-lock key for this bot's migrations
 """The ``pg_advisory_xact_lock`` key that serialises migrations (advisory locks are per database)."""
 
+
+def _json_count(key: str, most: int) -> str:
+    """SQL for a whole number from 0 to ``most`` at ``key`` of a job's JSON request; 0 if it holds none."""
+    return (
+        f"CASE WHEN jsonb_typeof(request -> '{key}') = 'number' "
+        f"THEN round(LEAST(GREATEST((request ->> '{key}')::NUMERIC, 0), {most})) ELSE 0 END"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -283,6 +292,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE newest = 1
             """,
             "DROP TABLE webhooks",
+        ),
+    ),
+    Migration(
+        12,
+        "what each job was charged, in columns: a journal entry too broken to read still gives it back",
+        (
+            "ALTER TABLE jobs ADD COLUMN charged_images INTEGER NOT NULL DEFAULT 0 CHECK (charged_images >= 0)",
+            "ALTER TABLE jobs ADD COLUMN charged_day DATE",
+            "ALTER TABLE jobs ADD COLUMN reserved_cost BIGINT NOT NULL DEFAULT 0 CHECK (reserved_cost >= 0)",
+            # Unfinished jobs journaled before this step have their charge in the request only; what cannot
+            # be read there stays 0 (nothing to give back) rather than failing the upgrade.
+            f"""
+            UPDATE jobs SET
+                charged_images = {_json_count("charged_images", 1_000_000)}::INTEGER,
+                reserved_cost = {_json_count("reserved_cost", 10**15)}::BIGINT,
+                charged_day = CASE
+                    WHEN jsonb_typeof(request -> 'charged_day') = 'string'
+                         AND request ->> 'charged_day' ~ '^[0-9]{{4}}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$'
+                    THEN (request ->> 'charged_day')::DATE END
+            WHERE ended_at IS NULL
+            """,
         ),
     ),
 )

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from bot.errors import Refusal
 from bot.modelref import ModelRef
 from bot.policy import Policy
-from bot.storage import Limits
+from bot.storage import JobRecord, Limits
 from bot.storage.sqlite import MEMORY, SqliteRepository
-from tests.storage import T0, FakeClock
+from tests.storage import T0, FakeClock, make_job
 
 GUILD = 1
 MOD = 2
@@ -84,7 +84,20 @@ async def test_free_jobs_pass_any_cap_and_refunds_give_money_back(policy: Policy
     await repository.set_budget(GUILD, actor_id=MOD, monthly=DIME, member_daily=DIME)
     day = await policy.charge(GUILD, MEMBER, 1, cost=DIME)
     await policy.charge(GUILD, MEMBER, 1, cost=0)
-    await policy.refund(GUILD, MEMBER, 1, day, cost=DIME)
+    await repository.refund(GUILD, MEMBER, 1, day=day, cost=DIME)
     spend = await repository.spend(GUILD, MEMBER, now=T0)
     assert (spend.month, spend.member_today) == (0, 0)
     assert await policy.limits_for(GUILD) == Limits()
+
+
+async def test_a_charge_journals_the_job_for_the_day_it_charged(policy: Policy, repository: SqliteRepository) -> None:
+    days = []
+
+    def entry(day: date) -> JobRecord:
+        days.append(day)
+        return make_job("j1", guild_id=GUILD, requester_id=MEMBER, owner="me")
+
+    day = await policy.charge(GUILD, MEMBER, 2, cost=DIME, journal=entry)
+    job = await repository.get_job("j1")
+    assert days == [day] and job is not None
+    assert (job.charged_images, job.charged_day, job.reserved_cost) == (2, day, DIME)

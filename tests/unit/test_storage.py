@@ -15,6 +15,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from bot.clock import SystemClock
+from bot.cluster import Cluster
+from bot.journal import Journal, Unfinished
+from bot.ratelimit import RequestBudget
 from bot.storage import (
     AuditEntry,
     GuildConfig,
@@ -25,7 +29,7 @@ from bot.storage import (
     Usage,
     open_repository,
 )
-from tests.storage import T0, FakeClock, make_job
+from tests.storage import T0, FakeClock, SkewedClock, make_job, silence
 
 GUILD = 111
 OTHER_GUILD = 222
@@ -718,14 +722,14 @@ async def test_guarded_updates_apply_only_for_the_owner(repository: Repository) 
 
 
 async def test_a_restart_takes_back_its_own_jobs_and_ownerless_ones(repository: Repository) -> None:
-    await repository.register_process("old", "host/shards:all", "all", now=T0)
-    await repository.register_process("other", "host/shards:1", "1", now=T0)
+    await repository.register_process("old", "host/shards:all", "all")
+    await repository.register_process("other", "host/shards:1", "1")
     await repository.add_job(make_job("mine", owner="old"))
     await repository.add_job(make_job("legacy", owner=None))
     await repository.add_job(make_job("theirs", owner="other"))
     await repository.add_job(make_job("done", owner="old"))
     await repository.update_job("done", state="succeeded", ended_at=T0)
-    await repository.register_process("new", "host/shards:all", "all", now=T0 + timedelta(seconds=1))
+    await repository.register_process("new", "host/shards:all", "all")
     claimed = await repository.claim_jobs("new", name="host/shards:all")
     assert {job.job_id for job in claimed} == {"mine", "legacy"}
     assert all(job.owner == "new" for job in claimed)
@@ -734,28 +738,28 @@ async def test_a_restart_takes_back_its_own_jobs_and_ownerless_ones(repository: 
 
 
 async def test_takeover_claims_only_the_dead_processes_jobs(repository: Repository) -> None:
-    await repository.register_process("dead", "a", "0", now=T0)
-    await repository.register_process("alive", "b", "1", now=T0)
-    await repository.register_process("heir", "c", "2", now=T0)
+    await repository.register_process("dead", "a", "0")
+    await repository.register_process("alive", "b", "1")
+    await repository.register_process("heir", "c", "2")
     await repository.add_job(make_job("orphan", owner="dead"))
     await repository.add_job(make_job("busy", owner="alive"))
-    later = T0 + timedelta(seconds=60)
-    assert await repository.heartbeat("alive", now=later, alive_since=later - timedelta(seconds=30)) == 1
-    assert await repository.heartbeat("heir", now=later, alive_since=later - timedelta(seconds=30)) == 2
-    taken = await repository.claim_jobs("heir", dead_before=later - timedelta(seconds=30))
+    await silence(repository, "dead", 60)
+    assert await repository.heartbeat("alive", alive_within=30) == 2  # alive and heir
+    assert await repository.heartbeat("heir", alive_within=30) == 2
+    taken = await repository.claim_jobs("heir", silent_for=30)
     assert [job.job_id for job in taken] == ["orphan"]
-    assert await repository.claim_jobs("heir", dead_before=later - timedelta(seconds=30)) == []
+    assert await repository.claim_jobs("heir", silent_for=30) == []
 
 
 async def test_two_heirs_never_both_win_a_job(repository: Repository, database_url: str, clock: FakeClock) -> None:
-    await repository.register_process("dead", "a", "0", now=T0)
+    await repository.register_process("dead", "a", "0")
     for number in range(20):
         await repository.add_job(make_job(f"job-{number:02d}", owner="dead"))
+    await silence(repository, "dead", 60)
     other = await open_repository(database_url, clock=clock)
     try:
-        later = T0 + timedelta(seconds=60)
         first, second = await asyncio.gather(
-            repository.claim_jobs("heir-1", dead_before=later), other.claim_jobs("heir-2", dead_before=later)
+            repository.claim_jobs("heir-1", silent_for=30), other.claim_jobs("heir-2", silent_for=30)
         )
     finally:
         await other.close()
@@ -764,11 +768,46 @@ async def test_two_heirs_never_both_win_a_job(repository: Repository, database_u
 
 
 async def test_a_restarted_name_is_no_longer_counted_alive(repository: Repository) -> None:
-    await repository.register_process("old", "host", "all", now=T0)
-    await repository.register_process("new", "host", "all", now=T0 + timedelta(seconds=1))
+    await repository.register_process("old", "host", "all")
+    await repository.register_process("new", "host", "all")
     await repository.claim_jobs("new", name="host")  # taking its jobs back retires the earlier incarnation
-    since = T0 - timedelta(seconds=30)
-    assert await repository.heartbeat("new", now=T0 + timedelta(seconds=2), alive_since=since) == 1
+    assert await repository.heartbeat("new", alive_within=30) == 1
+
+
+@pytest.mark.parametrize("offset", [30.0, -30.0], ids=["fast", "slow"])
+async def test_a_skewed_clock_neither_takes_over_live_jobs_nor_looks_dead(database_url: str, offset: float) -> None:
+    """Signs of life are stamped and compared by the database's clock: a process 30 s fast (or slow) is harmless."""
+    honest = await open_repository(database_url)
+    skewed_repository = await open_repository(database_url)
+    clusters = []
+    try:
+        for name, repository, clock in (
+            ("honest", honest, SystemClock()),
+            ("skewed", skewed_repository, SkewedClock(offset)),
+        ):
+            journal = Journal(repository, clock, owner=name)
+            cluster = Cluster(repository, journal, clock, RequestBudget(), name=name, shards="all", takeover_after=10.0)
+            await cluster.join()
+            await repository.add_job(make_job(f"{name}-job", owner=name))
+            clusters.append(cluster)
+        taken: list[str] = []
+
+        async def resume(jobs: list[Unfinished]) -> None:
+            taken.extend(job.job_id for job in jobs)
+
+        async def drop(job_id: str) -> None:
+            raise AssertionError(f"{job_id} was taken from its live owner")
+
+        for _ in range(3):
+            for cluster in clusters:
+                await cluster.beat(resume, lambda: [], drop)
+        assert taken == []
+        assert [cluster.live_processes for cluster in clusters] == [2, 2]
+        assert await honest.owned_jobs("honest", ["honest-job"]) == {"honest-job"}
+        assert await honest.owned_jobs("skewed", ["skewed-job"]) == {"skewed-job"}
+    finally:
+        await honest.close()
+        await skewed_repository.close()
 
 
 async def test_active_jobs_count_the_members_unfinished_jobs(repository: Repository) -> None:
@@ -809,9 +848,9 @@ async def test_a_models_usual_run_time_is_a_moving_average(repository: Repositor
 
 
 async def test_a_restart_does_not_hand_its_jobs_to_others_before_it_takes_them_back(repository: Repository) -> None:
-    await repository.register_process("old", "host", "0", now=T0)
+    await repository.register_process("old", "host", "0")
     await repository.add_job(make_job("mine", owner="old"))
-    await repository.register_process("new", "host", "0", now=T0 + timedelta(seconds=1))
+    await repository.register_process("new", "host", "0")
     # Another process's takeover runs between the restart's registration and its claim: nothing is stale.
-    assert await repository.claim_jobs("other", dead_before=T0 - timedelta(seconds=30)) == []
+    assert await repository.claim_jobs("other", silent_for=30) == []
     assert [job.job_id for job in await repository.claim_jobs("new", name="host")] == ["mine"]

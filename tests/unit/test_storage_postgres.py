@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from bot.storage import GuildConfig, Limits, SchemaVersionError, StorageError, o
 from bot.storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.storage.migrations import Migration, latest_version
 from bot.storage.postgres import PostgresRepository
+from bot.storage.postgres.base import COMMAND_TIMEOUT
 from bot.storage.postgres_migrations import MIGRATIONS
 from tests.storage import T0, FakeClock, disposable_database, make_job
 
@@ -309,3 +311,27 @@ async def test_own_changes_are_seen_at_once(postgres_url: str) -> None:
         assert (await repo.guild_config(GUILD)).models == ("a/a",)
     finally:
         await repo.close()
+
+
+# ---------------------------------------------------------------------------- timeouts
+
+
+async def test_pooled_connections_carry_timeouts_and_keepalives(postgres_url: str) -> None:
+    """A half-open connection is found (keepalives, both ends) and no session holds locks forever."""
+    repo = await PostgresRepository.open(postgres_url)
+    try:
+        async with repo._connection() as conn:
+            settings = {
+                name: await conn.fetchval(f"SHOW {name}")
+                for name in ("statement_timeout", "idle_in_transaction_session_timeout", "tcp_keepalives_idle")
+            }
+            sock = conn._con._transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert conn._con._config.command_timeout == COMMAND_TIMEOUT
+    finally:
+        await repo.close()
+    assert settings == {
+        "statement_timeout": "30s",
+        "idle_in_transaction_session_timeout": "30s",
+        "tcp_keepalives_idle": "30",
+    }

@@ -42,6 +42,9 @@ async def test_file_database_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
         async with conn.execute("PRAGMA busy_timeout") as cursor:
             row = await cursor.fetchone()
             assert row is not None and row[0] > 0
+        # FULL (2): a commit (the journal's create mark) survives a power cut, so no prediction is paid twice.
+        async with conn.execute("PRAGMA synchronous") as cursor:
+            assert (await cursor.fetchone()) == (2,)
     finally:
         await repo.close()
     # WAL is a property of the file: a plain connection sees it too.

@@ -20,6 +20,12 @@ at once, so correctness never rests on anything held in this process:
   process's change is seen as soon as its notification arrives, within
   milliseconds; this process's own changes at once.
 
+* **Every wait bounded.** A statement gives up after ``COMMAND_TIMEOUT``, a
+  pooled connection is waited for ``ACQUIRE_TIMEOUT``, the server ends runaway
+  statements and idle transactions (their locks with them) by itself, and TCP
+  keepalives find a half-open connection; each such failure is a
+  :class:`~bot.storage.DatabaseUnavailable` (see ``base.py``).
+
 Discord ids are BIGINT (snowflakes are below 2**63), moments TIMESTAMPTZ
 (returned in UTC), the journal's request and target JSONB.
 

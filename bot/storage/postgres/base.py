@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Self
@@ -18,19 +20,73 @@ from typing import Any, Self
 import asyncpg
 
 from bot.clock import Clock, SystemClock
-from bot.storage import AuditEntry, RepositoryClosedError, StorageError
-from bot.storage.common import SettingsChanges, utc
+from bot.storage import AuditEntry, DatabaseUnavailable, JobRecord, RepositoryClosedError, StorageError
+from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, SettingsChanges, job_values, utc
 from bot.storage.migrations import Migration
 from bot.storage.postgres.notifications import CONNECT_ERRORS, SETTINGS_CHANNEL, SettingsCache, SettingsListener
 from bot.storage.postgres_migrations import MIGRATIONS, apply_migrations
 from bot.storage.urls import DatabaseUrl, mask_url, parse_database_url
 
+log = logging.getLogger(__name__)
+
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for the server to answer a new connection: a wrong host fails quickly, not in a minute."""
+COMMAND_TIMEOUT = 5.0
+"""Seconds one statement may take before the call gives up (and asks the server to cancel it)."""
+ACQUIRE_TIMEOUT = 5.0
+"""Seconds to wait for a pooled connection (all busy, or a new one to connect) before the call gives up."""
+MIGRATION_TIMEOUT = 600.0
+"""Seconds one migration statement may take (a step may rewrite a large table); a dead server still fails."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds :meth:`PostgresBase.close` lets the pool close politely before it drops the connections."""
+
+SERVER_SETTINGS = {
+    # The server's own backstops, for a client that is gone without a word: a statement runs 30 s at most,
+    # and a transaction left open (its row locks held: a member's usage, a server's month) ends after 30 s.
+    "statement_timeout": "30s",
+    "idle_in_transaction_session_timeout": "30s",
+    # The server probes an idle client after 30 s, and drops it (its session and locks) 30 s later.
+    "tcp_keepalives_idle": "30",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+}
+"""Session settings every pooled connection starts with."""
+
+UNAVAILABLE = (
+    TimeoutError,
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # a statement timeout, a server shutting down
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+"""What a call raises when the database is slow, gone or refusing connections: :class:`DatabaseUnavailable`."""
+
+_KEEPALIVE = (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+"""Our side's probes of an idle connection (seconds, seconds, probes): a half-open one is found and dropped."""
+
+
+def keep_alive(conn: Any) -> None:
+    """Turn on TCP keepalives on an asyncpg connection's socket (a Unix socket or an unknown transport: nothing).
+
+    asyncpg exposes no option for it; the transport is the one way to its socket.
+    """
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in _KEEPALIVE:
+        option = getattr(socket, name, None)  # Linux names; other systems keep their defaults
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 async def _init_connection(conn: Any) -> None:
-    """Every connection decodes JSONB to Python objects and encodes them back, as the SQLite side does by hand."""
+    """Every connection decodes JSONB to Python objects and encodes them back, as the SQLite side does by hand,
+    and probes its peer when idle."""
+    keep_alive(conn)
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
@@ -60,6 +116,7 @@ class PostgresBase:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._acquire_timeout = ACQUIRE_TIMEOUT
 
     # ------------------------------------------------------------- lifecycle
 
@@ -71,6 +128,8 @@ class PostgresBase:
         clock: Clock | None = None,
         migrations: Sequence[Migration] = MIGRATIONS,
         connect_timeout: float = CONNECT_TIMEOUT,
+        command_timeout: float = COMMAND_TIMEOUT,
+        acquire_timeout: float = ACQUIRE_TIMEOUT,
         pool_size: int = 10,
     ) -> Self:
         """Connect to the database at ``url``, bring its schema up to date, and open a pool.
@@ -88,7 +147,8 @@ class PostgresBase:
             raise StorageError(f"not a PostgreSQL URL: {parsed.masked}")
         where = f"the database {parsed.masked}"
         try:
-            conn = await asyncpg.connect(parsed.url, timeout=connect_timeout)
+            conn = await asyncpg.connect(parsed.url, timeout=connect_timeout, command_timeout=MIGRATION_TIMEOUT)
+            keep_alive(conn)  # it becomes the LISTEN connection: a half-open one must be noticed
         except CONNECT_ERRORS as exc:
             raise StorageError(f"cannot connect to {where}: {_reason(exc)}") from None
         pool: Any = None
@@ -102,6 +162,8 @@ class PostgresBase:
                     min_size=1,
                     max_size=pool_size,
                     timeout=connect_timeout,
+                    command_timeout=command_timeout,
+                    server_settings=SERVER_SETTINGS,
                     init=_init_connection,
                 )
                 # The migration connection becomes the dedicated LISTEN connection.
@@ -115,16 +177,22 @@ class PostgresBase:
             with contextlib.suppress(*CONNECT_ERRORS):
                 await conn.close(timeout=connect_timeout)
             raise
-        return cls(pool, listener, cache, url=parsed, clock=clock, applied_migrations=applied)
+        repository = cls(pool, listener, cache, url=parsed, clock=clock, applied_migrations=applied)
+        repository._acquire_timeout = acquire_timeout
+        return repository
 
     async def close(self) -> None:
         """Release the database once the calls in flight have finished; later calls raise. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        await self._idle.wait()
+        await self._idle.wait()  # calls in flight end within their timeouts
         await self._listener.close()
-        await self._pool.close()
+        try:
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.warning("the database did not answer while closing; dropping its connections")
+            self._pool.terminate()
 
     @property
     def url(self) -> str:
@@ -144,8 +212,10 @@ class PostgresBase:
         self._in_flight += 1
         self._idle.clear()
         try:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
                 yield conn
+        except UNAVAILABLE as exc:
+            raise DatabaseUnavailable(f"{self._url.masked} did not answer: {_reason(exc)}") from exc
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -177,6 +247,14 @@ class PostgresBase:
     async def _ensure_guild(conn: Any, guild_id: int) -> None:
         # The guilds row is the parent every per-server row points to.
         await conn.execute("INSERT INTO guilds (guild_id) VALUES ($1) ON CONFLICT DO NOTHING", guild_id)
+
+    @staticmethod
+    async def _insert_job(conn: Any, record: JobRecord) -> None:
+        values = job_values(record)
+        placeholders = ", ".join(f"${n}" for n in range(1, len(JOB_COLUMN_NAMES) + 1))
+        await conn.execute(
+            f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders})", *(values[name] for name in JOB_COLUMN_NAMES)
+        )
 
     async def _audit(
         self, conn: Any, guild_id: int, actor_id: int, action: str, before: str | None, after: str | None

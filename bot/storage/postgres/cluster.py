@@ -4,7 +4,7 @@ ownership, models' usual run times and received webhooks (announced to every pro
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.storage import JobRecord
@@ -19,50 +19,54 @@ _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 class PostgresCluster(PostgresBase):
     """Processes, claims of unfinished jobs, run times and webhooks, shared by every process."""
 
-    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
-        """Record a starting process; forget processes dead for a day that own no unfinished job."""
+    async def register_process(self, incarnation: str, name: str, shards: str) -> None:
+        """Record a starting process (the database's clock); forget processes dead for a day that own no
+        unfinished job."""
         async with self._transaction() as conn:
             await conn.execute(
-                "DELETE FROM processes WHERE alive_at < $1 AND incarnation NOT IN "
-                "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
-                now - timedelta(days=1),
+                "DELETE FROM processes WHERE alive_at < now() - interval '1 day' AND incarnation NOT IN "
+                "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)"
             )
             await conn.execute(
-                "INSERT INTO processes (incarnation, name, shards, started_at, alive_at) VALUES ($1, $2, $3, $4, $4)",
+                "INSERT INTO processes (incarnation, name, shards, started_at, alive_at) "
+                "VALUES ($1, $2, $3, now(), now())",
                 incarnation,
                 name,
                 shards,
-                now,
             )
 
-    async def heartbeat(self, incarnation: str, *, now: datetime, alive_since: datetime) -> int:
-        """Record the process alive; the number of processes alive since ``alive_since``."""
+    async def heartbeat(self, incarnation: str, *, alive_within: float) -> int:
+        """Record the process alive (the database's clock); the number of processes alive within the last
+        ``alive_within`` seconds."""
         async with self._connection() as conn:
             live = await conn.fetchval(
-                "WITH beat AS (UPDATE processes SET alive_at = $2 WHERE incarnation = $1) "
-                "SELECT COUNT(*) FROM processes WHERE alive_at >= $3 OR incarnation = $1",
+                "WITH beat AS (UPDATE processes SET alive_at = now() WHERE incarnation = $1) "
+                "SELECT COUNT(*) FROM processes WHERE alive_at >= now() - make_interval(secs => $2) "
+                "OR incarnation = $1",
                 incarnation,
-                now,
-                alive_since,
+                max(0.0, alive_within),
             )
         return max(1, int(live))
 
     async def claim_jobs(
-        self, incarnation: str, *, name: str | None = None, dead_before: datetime | None = None
+        self, incarnation: str, *, name: str | None = None, silent_for: float | None = None
     ) -> list[JobRecord]:
-        """Take unfinished jobs of earlier incarnations of ``name`` (and ownerless ones), or of dead processes.
+        """Take unfinished jobs of earlier incarnations of ``name`` (and ownerless ones), or of silent processes.
 
         One ``UPDATE``: a row another claimer took first is re-checked after its lock and no longer matches
-        (its new owner is neither an earlier incarnation of ``name`` nor a dead process).
+        (its new owner is neither an earlier incarnation of ``name`` nor a silent process).
         """
         if name is not None:
             where = (
                 "(owner IS NULL OR owner IN (SELECT incarnation FROM processes WHERE name = $2 AND incarnation <> $1))"
             )
             argument: Any = name
-        elif dead_before is not None:
-            where = "owner IN (SELECT incarnation FROM processes WHERE alive_at < $2 AND incarnation <> $1)"
-            argument = dead_before
+        elif silent_for is not None:
+            where = (
+                "owner IN (SELECT incarnation FROM processes "
+                "WHERE alive_at < now() - make_interval(secs => $2) AND incarnation <> $1)"
+            )
+            argument = max(0.0, silent_for)
         else:
             return []
         async with self._transaction() as conn:

@@ -6,14 +6,12 @@ from typing import Any
 
 from bot.storage import JobRecord, QueuedJobs
 from bot.storage.common import (
-    JOB_COLUMN_NAMES,
     JOB_COLUMNS,
     QUEUED_JOBS_SQL,
     check_id,
     history_limit,
     job_changes,
     job_record,
-    job_values,
 )
 from bot.storage.postgres.base import PostgresBase
 
@@ -23,13 +21,8 @@ class PostgresJournal(PostgresBase):
 
     async def add_job(self, record: JobRecord) -> None:
         """Journal a newly accepted job."""
-        values = job_values(record)
-        placeholders = ", ".join(f"${n}" for n in range(1, len(JOB_COLUMN_NAMES) + 1))
         async with self._transaction() as conn:
-            await conn.execute(
-                f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders})",
-                *(values[name] for name in JOB_COLUMN_NAMES),
-            )
+            await self._insert_job(conn, record)
 
     async def update_job(self, job_id: str, *, owner: str | None = None, **changes: Any) -> bool:
         """Change some of a job's :data:`~bot.storage.JOB_FIELDS`; with ``owner``, only while it owns the job."""

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.costs import month_of
-from bot.storage import Budget, Charge, JobTally, Limits, Spend, Usage
+from bot.storage import Budget, Charge, JobRecord, JobTally, Limits, Spend, Usage
 from bot.storage.common import (
     TALLY_SQL,
     budget_audit_text,
@@ -45,7 +45,15 @@ class PostgresUsage(PostgresBase):
         return usage_on(today, row["day"], row["images_today"], row["last_request_at"], row["spent_today"])
 
     async def charge(
-        self, guild_id: int, member_id: int, images: int, *, limits: Limits, now: datetime, cost: int = 0
+        self,
+        guild_id: int,
+        member_id: int,
+        images: int,
+        *,
+        limits: Limits,
+        now: datetime,
+        cost: int = 0,
+        job: JobRecord | None = None,
     ) -> Charge:
         """Atomically check the cooldown, the daily limit, then the budgets, and if all allow it record the request.
 
@@ -56,7 +64,8 @@ class PostgresUsage(PostgresBase):
         the server's row of the month (every transaction that takes both locks
         the month's before the member's, so none deadlock), so charges
         against the monthly budget queue on it. Refusals change nothing that
-        :meth:`usage` or :meth:`spend` can see.
+        :meth:`usage` or :meth:`spend` can see. A charge journals ``job`` (if
+        given) in the same transaction, with this charge in its columns.
         """
         check_id("guild_id", guild_id)
         check_id("member_id", member_id)
@@ -100,6 +109,8 @@ class PostgresUsage(PostgresBase):
                 now,
                 usage.spent_today + cost,
             )
+            if job is not None:
+                await self._insert_job(conn, replace(job, charged_images=images, charged_day=today, reserved_cost=cost))
         return replace(decision, usage=replace(decision.usage, spent_today=usage.spent_today + cost))
 
     async def refund(self, guild_id: int, member_id: int, images: int, *, day: date, cost: int = 0) -> None:
@@ -114,6 +125,34 @@ class PostgresUsage(PostgresBase):
             if cost:
                 await self._move_spend(conn, guild_id, member_id, -cost, day)  # month's row first, as charge
             await self._give_back(conn, guild_id, member_id, images, day)
+
+    async def abandon_job(self, job_id: str, *, owner: str, reason: str, now: datetime) -> bool:
+        """Fail an unfinished job of ``owner`` and give back its charge from its columns, in one transaction
+        (the job's row lock, taken first as by every booking, makes a concurrent booking wait and see it)."""
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(
+                "UPDATE jobs SET state = 'failed', ended_at = $3, error = $4, target = NULL "
+                "WHERE job_id = $1 AND owner = $2 AND ended_at IS NULL "
+                "RETURNING guild_id, requester_id, charged_images, charged_day, reserved_cost, refunded, cost_settled",
+                job_id,
+                owner,
+                utc(now),
+                reason,
+            )
+            if row is None:
+                return False
+            guild_id, member_id, day = row["guild_id"], row["requester_id"], row["charged_day"]
+            if guild_id is None or member_id is None or day is None:
+                return True  # charged nothing (the imagine command's jobs)
+            # An end that began booking (its images given back, or its cost settled) is not booked again.
+            settled = row["cost_settled"]
+            if row["reserved_cost"] and not settled:
+                await conn.execute("UPDATE jobs SET cost = 0, cost_settled = true WHERE job_id = $1", job_id)
+                await self._move_spend(conn, guild_id, member_id, -row["reserved_cost"], day)
+            if row["charged_images"] and not row["refunded"] and not settled:
+                await conn.execute("UPDATE jobs SET refunded = $2 WHERE job_id = $1", job_id, row["charged_images"])
+                await self._give_back(conn, guild_id, member_id, row["charged_images"], day)
+        return True
 
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
         """Refund a journaled job's undelivered images up to ``images`` in all: ``False`` if it already was."""

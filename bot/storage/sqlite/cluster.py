@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.storage import JobRecord
@@ -15,43 +15,64 @@ from bot.storage.sqlite.base import SqliteBase, decode_job, to_text
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 """The last sign of life given to a process known to be gone."""
 
+_FORMAT = "%Y-%m-%dT%H:%M:%f000+00:00"
+"""SQLite's own clock in :func:`~bot.storage.sqlite.base.to_text`'s form (milliseconds padded to micro), so
+stamps from either compare as text."""
+_DB_NOW = f"strftime('{_FORMAT}', 'now')"
+_DB_NOW_MINUS = f"strftime('{_FORMAT}', 'now', ?)"
+"""The database's clock some seconds ago; its parameter is :func:`_seconds_ago`'s."""
+_FORGET_AFTER = 86_400.0
+"""Seconds after which a silent process that owns no unfinished job is forgotten."""
+
+
+def _seconds_ago(seconds: float) -> str:
+    """The SQLite date modifier for ``seconds`` before."""
+    return f"-{max(0.0, seconds):.6f} seconds"
+
 
 class SqliteCluster(SqliteBase):
     """Processes, claims of unfinished jobs, run times and webhooks."""
 
-    async def register_process(self, incarnation: str, name: str, shards: str, *, now: datetime) -> None:
+    async def register_process(self, incarnation: str, name: str, shards: str) -> None:
         """Record a starting process; forget processes dead for a day that own no unfinished job."""
-        stamp = to_text(now)
         async with self._transaction(write=True) as conn:
             await conn.execute(
-                "DELETE FROM processes WHERE alive_at < ? AND incarnation NOT IN "
+                f"DELETE FROM processes WHERE alive_at < {_DB_NOW_MINUS} AND incarnation NOT IN "
                 "(SELECT owner FROM jobs WHERE ended_at IS NULL AND owner IS NOT NULL)",
-                (to_text(now - timedelta(days=1)),),
+                (_seconds_ago(_FORGET_AFTER),),
             )
             await conn.execute(
-                "INSERT INTO processes (incarnation, name, shards, started_at, alive_at) VALUES (?, ?, ?, ?, ?)",
-                (incarnation, name, shards, stamp, stamp),
+                f"INSERT INTO processes (incarnation, name, shards, started_at, alive_at) "
+                f"VALUES (?, ?, ?, {_DB_NOW}, {_DB_NOW})",
+                (incarnation, name, shards),
             )
 
-    async def heartbeat(self, incarnation: str, *, now: datetime, alive_since: datetime) -> int:
-        """Record the process alive; the number of processes alive since ``alive_since``."""
+    async def heartbeat(self, incarnation: str, *, alive_within: float) -> int:
+        """Record the process alive (the database's clock); the number of processes alive within the last
+        ``alive_within`` seconds."""
         async with self._transaction(write=True) as conn:
-            await conn.execute("UPDATE processes SET alive_at = ? WHERE incarnation = ?", (to_text(now), incarnation))
-            row = await self._one(conn, "SELECT COUNT(*) FROM processes WHERE alive_at >= ?", (to_text(alive_since),))
-        return int(row[0]) if row else 1
+            await conn.execute(f"UPDATE processes SET alive_at = {_DB_NOW} WHERE incarnation = ?", (incarnation,))
+            row = await self._one(
+                conn,
+                f"SELECT COUNT(*) FROM processes WHERE alive_at >= {_DB_NOW_MINUS} OR incarnation = ?",
+                (_seconds_ago(alive_within), incarnation),
+            )
+        return max(1, int(row[0])) if row else 1
 
     async def claim_jobs(
-        self, incarnation: str, *, name: str | None = None, dead_before: datetime | None = None
+        self, incarnation: str, *, name: str | None = None, silent_for: float | None = None
     ) -> list[JobRecord]:
-        """Take unfinished jobs of earlier incarnations of ``name`` (and ownerless ones), or of dead processes."""
+        """Take unfinished jobs of earlier incarnations of ``name`` (and ownerless ones), or of silent processes."""
         if name is not None:
             where = (
                 "(owner IS NULL OR owner IN (SELECT incarnation FROM processes WHERE name = ? AND incarnation <> ?))"
             )
             params: tuple[Any, ...] = (name, incarnation)
-        elif dead_before is not None:
-            where = "owner IN (SELECT incarnation FROM processes WHERE alive_at < ? AND incarnation <> ?)"
-            params = (to_text(dead_before), incarnation)
+        elif silent_for is not None:
+            where = (
+                f"owner IN (SELECT incarnation FROM processes WHERE alive_at < {_DB_NOW_MINUS} AND incarnation <> ?)"
+            )
+            params = (_seconds_ago(silent_for), incarnation)
         else:
             return []
         async with self._transaction(write=True) as conn:

@@ -5,15 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.storage import JobRecord, QueuedJobs
-from bot.storage.common import (
-    JOB_COLUMN_NAMES,
-    JOB_COLUMNS,
-    QUEUED_JOBS_SQL,
-    check_id,
-    history_limit,
-    job_changes,
-    job_values,
-)
+from bot.storage.common import JOB_COLUMNS, QUEUED_JOBS_SQL, check_id, history_limit, job_changes
 from bot.storage.sqlite.base import SqliteBase, decode_job, encode_job
 
 
@@ -22,13 +14,8 @@ class SqliteJournal(SqliteBase):
 
     async def add_job(self, record: JobRecord) -> None:
         """Journal a newly accepted job."""
-        values = encode_job(job_values(record))
-        placeholders = ", ".join("?" for _ in JOB_COLUMN_NAMES)
         async with self._transaction(write=True) as conn:
-            await conn.execute(
-                f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders})",
-                tuple(values[name] for name in JOB_COLUMN_NAMES),
-            )
+            await self._insert_job(conn, record)
 
     async def update_job(self, job_id: str, *, owner: str | None = None, **changes: Any) -> bool:
         """Change some of a job's :data:`~bot.storage.JOB_FIELDS`; with ``owner``, only while it owns the job."""

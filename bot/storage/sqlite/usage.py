@@ -9,7 +9,7 @@ from datetime import date, datetime
 import aiosqlite
 
 from bot.costs import month_of
-from bot.storage import Budget, Charge, JobTally, Limits, Spend, Usage
+from bot.storage import Budget, Charge, JobRecord, JobTally, Limits, Spend, Usage
 from bot.storage.common import (
     TALLY_SQL,
     budget_audit_text,
@@ -50,14 +50,23 @@ class SqliteUsage(SqliteBase):
             return await self._usage(conn, guild_id, member_id, today)
 
     async def charge(
-        self, guild_id: int, member_id: int, images: int, *, limits: Limits, now: datetime, cost: int = 0
+        self,
+        guild_id: int,
+        member_id: int,
+        images: int,
+        *,
+        limits: Limits,
+        now: datetime,
+        cost: int = 0,
+        job: JobRecord | None = None,
     ) -> Charge:
         """Atomically check the cooldown, the daily limit, then the budgets, and if all allow it record the request.
 
         Refusals change nothing. A charge moves ``last_request_at`` to ``now``,
         adds ``images`` to the count of ``now``'s UTC day (starting from 0
         on a new day) and reserves ``cost`` against the month's and the member's
-        day's spend. ``0`` in ``limits`` or the budget means no limit.
+        day's spend. ``0`` in ``limits`` or the budget means no limit. A charge
+        journals ``job`` (if given) in the same transaction, with this charge in its columns.
         """
         check_id("guild_id", guild_id)
         check_id("member_id", member_id)
@@ -98,6 +107,8 @@ class SqliteUsage(SqliteBase):
                     usage.spent_today + cost,
                 ),
             )
+            if job is not None:
+                await self._insert_job(conn, replace(job, charged_images=images, charged_day=today, reserved_cost=cost))
         return replace(decision, usage=replace(decision.usage, spent_today=usage.spent_today + cost))
 
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
@@ -108,6 +119,31 @@ class SqliteUsage(SqliteBase):
                 return False
             await conn.execute("UPDATE jobs SET refunded = ? WHERE job_id = ?", (images, job_id))
             await self._give_back(conn, guild_id, member_id, images - int(row[0]), day)
+        return True
+
+    async def abandon_job(self, job_id: str, *, owner: str, reason: str, now: datetime) -> bool:
+        """Fail an unfinished job of ``owner`` and give back its charge from its columns, in one transaction."""
+        async with self._transaction(write=True) as conn:
+            row = await self._one(
+                conn,
+                "UPDATE jobs SET state = 'failed', ended_at = ?, error = ?, target = NULL "
+                "WHERE job_id = ? AND owner = ? AND ended_at IS NULL "
+                "RETURNING guild_id, requester_id, charged_images, charged_day, reserved_cost, refunded, cost_settled",
+                (to_text(now), reason, job_id, owner),
+            )
+            if row is None:
+                return False
+            guild_id, member_id, images, day_text, reserved, refunded, settled = row
+            if guild_id is None or member_id is None or day_text is None:
+                return True  # charged nothing (the imagine command's jobs)
+            day = date.fromisoformat(day_text)
+            # An end that began booking (its images given back, or its cost settled) is not booked again.
+            if reserved and not settled:
+                await conn.execute("UPDATE jobs SET cost = 0, cost_settled = 1 WHERE job_id = ?", (job_id,))
+                await self._move_spend(conn, guild_id, member_id, -reserved, day)
+            if images and not refunded and not settled:
+                await conn.execute("UPDATE jobs SET refunded = ? WHERE job_id = ?", (images, job_id))
+                await self._give_back(conn, guild_id, member_id, images, day)
         return True
 
     async def refund(self, guild_id: int, member_id: int, images: int, *, day: date, cost: int = 0) -> None:

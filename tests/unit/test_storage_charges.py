@@ -1,0 +1,167 @@
+"""A job's charge on both backends: journaled with the job in one transaction, given back once on every abandon.
+
+A charge that outlives its job (a crash between two transactions) would keep a member's images and a
+server's money with nothing left to give them back; an abandoned job must give back exactly what it was
+charged, once, even when its journal entry is too broken to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from bot.journal import Journal
+from bot.storage import JobRecord, Limits, Repository, Spend, StorageError, open_repository
+from bot.storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
+from bot.storage.postgres import PostgresRepository
+from bot.storage.postgres_migrations import MIGRATIONS as POSTGRES_MIGRATIONS
+from bot.storage.sqlite import SqliteRepository
+from tests.storage import T0, FakeClock, make_job
+
+GUILD, MEMBER, MOD = 1001, 2002, 3003
+NO_LIMITS = Limits()
+DAY = T0.date()
+COST = 400_000
+
+
+def member_job(job_id: str, owner: str = "me", **fields: object) -> JobRecord:
+    return make_job(job_id, guild_id=GUILD, requester_id=MEMBER, channel_id=5, owner=owner, **fields)
+
+
+async def charge_with_job(repository: Repository, job_id: str, images: int = 2, **fields: object) -> None:
+    charged = await repository.charge(
+        GUILD, MEMBER, images, limits=NO_LIMITS, now=T0, cost=COST, job=member_job(job_id, **fields)
+    )
+    assert charged.charged
+
+
+async def used(repository: Repository) -> tuple[int, Spend]:
+    return (await repository.usage(GUILD, MEMBER, now=T0)).images_today, await repository.spend(GUILD, MEMBER, now=T0)
+
+
+async def test_a_charge_journals_its_job_with_what_it_charged(repository: Repository) -> None:
+    await charge_with_job(repository, "j1", images=3)
+    job = await repository.get_job("j1")
+    assert job is not None and job.state == "queued" and job.owner == "me"
+    assert (job.charged_images, job.charged_day, job.reserved_cost) == (3, DAY, COST)
+    assert await used(repository) == (3, Spend(COST, COST))
+
+
+async def test_a_refused_charge_journals_nothing(repository: Repository) -> None:
+    limits = Limits(daily_images=1)
+    refused = await repository.charge(GUILD, MEMBER, 2, limits=limits, now=T0, job=member_job("j1"))
+    assert not refused.charged
+    assert await repository.get_job("j1") is None
+
+
+async def test_the_charge_and_its_job_commit_or_roll_back_together(repository: Repository) -> None:
+    await charge_with_job(repository, "j1", images=1)
+    # The same job id again: the journal refuses the row, and the charge goes with it.
+    with pytest.raises(Exception):  # noqa: B017 - each driver has its own integrity error
+        await charge_with_job(repository, "j1", images=2)
+    assert await used(repository) == (1, Spend(COST, COST))
+
+
+async def test_an_abandoned_job_gives_back_its_charge_once(repository: Repository) -> None:
+    await charge_with_job(repository, "j1")
+    assert not await repository.abandon_job("j1", owner="someone else", reason="x", now=T0)
+    assert await used(repository) == (2, Spend(COST, COST))
+    results = await asyncio.gather(*(repository.abandon_job("j1", owner="me", reason="lost", now=T0) for _ in range(4)))
+    assert sorted(results) == [False, False, False, True]
+    assert await used(repository) == (0, Spend(0, 0))
+    job = await repository.get_job("j1")
+    assert job is not None and (job.state, job.error, job.target) == ("failed", "lost", None)
+    assert job.ended_at == T0
+
+
+async def test_an_abandon_after_the_end_began_booking_gives_back_nothing_twice(repository: Repository) -> None:
+    await charge_with_job(repository, "j1", images=2)
+    # The job ended with one image delivered: one given back, its cost settled; then a crash before "ended".
+    assert await repository.refund_job("j1", GUILD, MEMBER, 1, day=DAY)
+    assert await repository.settle_cost("j1", GUILD, MEMBER, reserved=COST, actual=100_000, day=DAY)
+    assert await used(repository) == (1, Spend(100_000, 100_000))
+    assert await repository.abandon_job("j1", owner="me", reason="could not be resumed", now=T0)
+    assert await used(repository) == (1, Spend(100_000, 100_000))
+
+
+async def test_an_ended_job_is_not_abandoned(repository: Repository) -> None:
+    await charge_with_job(repository, "j1")
+    await repository.update_job("j1", state="succeeded", ended_at=T0)
+    assert not await repository.abandon_job("j1", owner="me", reason="late", now=T0)
+    assert await used(repository) == (2, Spend(COST, COST))
+
+
+async def test_a_job_that_charged_nothing_abandons_quietly(repository: Repository) -> None:
+    await repository.add_job(make_job("cli", owner="me"))
+    assert await repository.abandon_job("cli", owner="me", reason="gone", now=T0)
+
+
+async def test_an_unreadable_journal_entry_gives_back_its_charge(repository: Repository, clock: FakeClock) -> None:
+    await repository.register_process("old", "host", "all")
+    await charge_with_job(repository, "broken", owner="old")  # make_job's request is no JobRequest
+    await charge_with_job(repository, "broken-too", owner="old")
+    assert await used(repository) == (4, Spend(2 * COST, 2 * COST))
+    journal = Journal(repository, clock, owner="new")
+    await repository.register_process("new", "host", "all")
+    assert await journal.claim_restart("host") == []
+    assert await used(repository) == (0, Spend(0, 0))
+    for job_id in ("broken", "broken-too"):
+        job = await repository.get_job(job_id)
+        assert job is not None and (job.state, job.error) == ("failed", "unreadable journal entry")
+    # Claimed again (another restart): nothing more is given back.
+    assert await journal.claim_restart("host") == []
+    assert await used(repository) == (0, Spend(0, 0))
+
+
+async def test_an_abandon_the_database_refuses_reports_false(repository: Repository, clock: FakeClock) -> None:
+    await charge_with_job(repository, "j1")
+    journal = Journal(repository, clock, owner="me")
+    await repository.close()
+    assert await journal.abandon("j1", "any") is False  # logged; the job stays for a restart to resume
+    with pytest.raises(StorageError):
+        await repository.get_job("j1")
+
+
+async def test_the_upgrade_copies_unfinished_jobs_charges_from_their_requests(database_url: str) -> None:
+    """Jobs journaled before the charge had columns keep what they were charged; nonsense there reads as 0."""
+    requests = {
+        "good": {"charged_images": 2, "charged_day": "2025-03-14", "reserved_cost": COST},
+        "nonsense": {"charged_images": "two", "charged_day": "2025-99-99", "reserved_cost": -5},
+        "ended": {"charged_images": 2, "charged_day": "2025-03-14", "reserved_cost": COST},
+    }
+    if database_url.startswith("sqlite"):
+        path = database_url.removeprefix("sqlite:///")
+        old: Any = await SqliteRepository.open(path, migrations=SQLITE_MIGRATIONS[:11])
+        async with old._transaction(write=True) as conn:
+            for job_id, request in requests.items():
+                await conn.execute(
+                    "INSERT INTO jobs (job_id, model, prompt, request, state, created_at, ended_at) "
+                    "VALUES (?, 'a/b', 'p', ?, 'queued', ?, ?)",
+                    (job_id, json.dumps(request), T0.isoformat(), T0.isoformat() if job_id == "ended" else None),
+                )
+    else:
+        old = await PostgresRepository.open(database_url, migrations=POSTGRES_MIGRATIONS[:11])
+        async with old._transaction() as conn:
+            for job_id, request in requests.items():
+                await conn.execute(
+                    "INSERT INTO jobs (job_id, model, prompt, request, state, created_at, ended_at) "
+                    "VALUES ($1, 'a/b', 'p', $2, 'queued', $3, $4)",
+                    job_id,
+                    request,
+                    T0,
+                    T0 if job_id == "ended" else None,
+                )
+    await old.close()
+    repository = await open_repository(database_url)
+    try:
+        charges = {}
+        for job_id in requests:
+            job = await repository.get_job(job_id)
+            assert job is not None
+            charges[job_id] = (job.charged_images, job.charged_day, job.reserved_cost)
+    finally:
+        await repository.close()
+    assert charges == {"good": (2, DAY, COST), "nonsense": (0, None, 0), "ended": (0, None, 0)}
