@@ -70,8 +70,10 @@ class IdentifyPacer:
 
     def set_max_concurrency(self, value: object) -> None:
         """Discord's ``session_start_limit.max_concurrency`` (anything but a sane whole number counts as 1)."""
-        sane = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_CONCURRENCY
-        self.max_concurrency = value if sane and isinstance(value, int) else 1
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_CONCURRENCY:
+            self.max_concurrency = value
+        else:
+            self.max_concurrency = 1
 
     def share(self, take_turn: TakeTurn) -> None:
         """Take every identify's turn with ``take_turn`` (the database every process of the bot uses)."""
