@@ -13,6 +13,8 @@ import asyncio
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from bot.discord_app.sharding import SHARED_MARGIN
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.conftest import DISCORD_TOKEN
@@ -48,6 +50,7 @@ def assert_turns_kept(fake: FakeDiscord) -> None:
     for bucket in range(fake.max_concurrency):
         times = fake.identify_times(bucket)
         gaps = [later - earlier for earlier, later in pairwise(times)]
+        print(f"bucket {bucket} of {fake.max_concurrency}: sessions started {[round(gap, 2) for gap in gaps]} s apart")
         assert all(gap >= IDENTIFY_WINDOW for gap in gaps), (bucket, gaps)
 
 
@@ -57,20 +60,26 @@ async def stop(processes: list[BotProcess]) -> None:
         assert "Traceback" not in process.output(), process.output()
 
 
-async def test_four_processes_started_at_once_take_turns_to_identify(postgres_url: str, tmp_path: Path) -> None:
-    # Two buckets of two shards each: shards 0 and 2 take turns, 1 and 3 take theirs meanwhile.
+@pytest.mark.parametrize("max_concurrency", [1, 2])
+async def test_four_processes_started_at_once_take_turns_to_identify(
+    postgres_url: str, tmp_path: Path, max_concurrency: int
+) -> None:
+    # One bucket: the four take turns. Two: shards 0 and 2 take turns, 1 and 3 take theirs meanwhile.
     async with (
         FakeReplicate(seed=12) as api,
-        FakeDiscord(token=DISCORD_TOKEN, shard_count=4, max_concurrency=2) as fake,
+        FakeDiscord(token=DISCORD_TOKEN, shard_count=4, max_concurrency=max_concurrency) as fake,
     ):
         processes = deployment(api, fake, postgres_url, tmp_path)
+        # Three turns may be ahead of a process, each a window and the margin long, after its start-up.
+        timeout = 3 * (IDENTIFY_WINDOW + SHARED_MARGIN) + 30
         try:
-            await asyncio.gather(*(process.start() for process in processes))
+            await asyncio.gather(*(process.start(timeout=timeout) for process in processes))
         finally:
             await stop(processes)
         assert sorted(fake.identified_shards) == [(shard, 4) for shard in range(4)]
         assert_turns_kept(fake)
-        assert [len(fake.identify_times(bucket)) for bucket in (0, 1)] == [2, 2]
+        per_bucket = 4 // max_concurrency
+        assert [len(fake.identify_times(bucket)) for bucket in range(max_concurrency)] == [per_bucket] * max_concurrency
         waits = [process.output().count(WAITED) for process in processes]
         assert max(waits) == 1, waits  # some process did wait, and said so once
         assert INVALIDATED not in "".join(process.output() for process in processes)
