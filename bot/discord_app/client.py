@@ -94,6 +94,7 @@ class ImagineBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         self.core = await Core.open(self.settings, clock=self._clock, tuning=self._tuning)
+        self._share_identify_turns()
         self.core.modlog.start(DiscordModLogSink(self))
         if self.serve_http and self.settings.http_listen is not None:
             # Before jobs resume (in cog_load): their webhooks must find the route.
@@ -143,8 +144,21 @@ class ImagineBot(commands.AutoShardedBot):
         await super().launch_shards()
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        """Wait only as long as Discord's identify limit needs (discord.py waits 5 s before every shard)."""
+        """Wait only as long as Discord's identify limit needs, in turn with the bot's other processes.
+
+        discord.py's own hook waits 5 s before every shard but the first, and knows nothing of other processes.
+        """
         await self.identify_pacer.wait(shard_id or 0)
+
+    def _share_identify_turns(self) -> None:
+        """Take identify turns through the database, keyed by the bot (login has told us who we are)."""
+        repository = self.core.repository
+        bot_id = self.user.id if self.user is not None else 0
+
+        async def take_turn(bucket: int, spacing: float) -> float | None:
+            return await repository.take_identify_turn(bot_id, bucket, spacing=spacing)
+
+        self.identify_pacer.share(take_turn)
 
     def _http_server(self) -> HttpServer:
         checks = {

@@ -1,25 +1,52 @@
-"""How fast the shards of this process may identify.
+"""How fast the shards of this process, and of every process of the bot, may identify.
 
 Discord lets a bot start ``max_concurrency`` gateway sessions every 5 seconds: shard ``s``
 identifies in bucket ``s % max_concurrency`` and each bucket may identify once per 5 s
-(``session_start_limit`` of ``GET /gateway/bot``). discord.py's default hook simply waits 5 s
-before every identify but the first, which turns 16 shards of a large bot into 75 s of start-up
-even where Discord would allow them all at once; :class:`IdentifyPacer` waits only as the
-buckets require.
+(``session_start_limit`` of ``GET /gateway/bot``), whichever process sends the IDENTIFY; past
+that Discord answers with an invalid session, and every IDENTIFY counts against the day's
+session starts. discord.py's default hook simply waits 5 s before every identify but the first,
+within one process, which turns 16 shards of a large bot into 75 s of start-up even where Discord
+would allow them all at once, and lets several processes started together identify at once.
+
+:class:`IdentifyPacer` waits only as the buckets require. Where processes share a PostgreSQL
+database it takes each identify's turn there (:meth:`bot.storage.Repository.take_identify_turn`):
+turns of one bucket are reserved in order, :data:`IDENTIFY_INTERVAL` plus :data:`SHARED_MARGIN`
+apart on the database's clock, so the processes take turns; a process killed before or after its
+turn leaves only that turn unused. On SQLite (one process) it paces the process's own shards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
 
 IDENTIFY_INTERVAL = 5.0
 """Seconds between two identifies of one bucket (Discord's rule)."""
 
+SHARED_MARGIN = 1.0
+"""Seconds added between turns taken through the database: a turn is given on the database's clock,
+but the IDENTIFY reaches Discord a round trip and a scheduling delay later, which differ per process."""
+
+MAX_IDENTIFY_WAIT = 120.0
+"""Longest wait for a turn (twenty turns of one bucket queued ahead); past it the shard identifies
+anyway (Discord may answer with an invalid session, and discord.py identifies again)."""
+
+TURN_TIMEOUT = 5.0
+"""Seconds the database gets to give a turn; past it, or on an error, the process paces itself."""
+
+MAX_CONCURRENCY = 1024
+"""Highest ``max_concurrency`` believed (Discord gives 1, 16, 32, 64...): more is a broken answer."""
+
+TakeTurn = Callable[[int, float], Awaitable[float | None]]
+"""``(bucket, spacing)`` → seconds until the bucket's reserved turn, or ``None`` if turns are not shared."""
+
 
 class IdentifyPacer:
-    """Holds each identify until its bucket's previous one is :data:`IDENTIFY_INTERVAL` seconds old.
+    """Holds each identify until its bucket's turn: through the database if shared, else in this process.
 
     ``max_concurrency`` starts at 1 (the safe value: one identify per 5 s) until
     :meth:`set_max_concurrency` is told Discord's figure.
@@ -37,21 +64,62 @@ class IdentifyPacer:
         self._interval = interval
         self._monotonic = monotonic
         self._sleep = sleep
+        self._take_turn: TakeTurn | None = None
         self._last: dict[int, float] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
-    def set_max_concurrency(self, value: int) -> None:
-        """Discord's ``session_start_limit.max_concurrency`` (values below 1 count as 1)."""
-        self.max_concurrency = max(1, value)
+    def set_max_concurrency(self, value: object) -> None:
+        """Discord's ``session_start_limit.max_concurrency`` (anything but a sane whole number counts as 1)."""
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_CONCURRENCY:
+            self.max_concurrency = value
+        else:
+            self.max_concurrency = 1
+
+    def share(self, take_turn: TakeTurn) -> None:
+        """Take every identify's turn with ``take_turn`` (the database every process of the bot uses)."""
+        self._take_turn = take_turn
 
     async def wait(self, shard_id: int) -> None:
         """Return when shard ``shard_id`` may identify, and count that identify against its bucket."""
         bucket = shard_id % self.max_concurrency
         # One identify of a bucket at a time: two shards reconnecting together must not both see it free.
         async with self._locks.setdefault(bucket, asyncio.Lock()):
-            last = self._last.get(bucket)
-            if last is not None:
-                delay = last + self._interval - self._monotonic()
-                if delay > 0:
-                    await self._sleep(delay)
+            if not await self._shared_turn(shard_id, bucket):
+                last = self._last.get(bucket)
+                if last is not None:
+                    delay = last + self._interval - self._monotonic()
+                    if delay > 0:
+                        await self._sleep(delay)
             self._last[bucket] = self._monotonic()
+
+    async def _shared_turn(self, shard_id: int, bucket: int) -> bool:
+        """Wait for the bucket's turn taken through the database; ``False`` if there is none to take."""
+        if self._take_turn is None:
+            return False
+        try:
+            async with asyncio.timeout(TURN_TIMEOUT):
+                delay = await self._take_turn(bucket, self._interval + SHARED_MARGIN)
+        except Exception as exc:  # TimeoutError included
+            log.warning(
+                "shard %d could not take its identify turn from the database (%s); pacing this process alone",
+                shard_id,
+                str(exc) or type(exc).__name__,
+            )
+            return False
+        if delay is None:
+            return False
+        if delay > MAX_IDENTIFY_WAIT:
+            log.warning(
+                "shard %d's identify turn is %.0fs away; identifying in %.0fs", shard_id, delay, MAX_IDENTIFY_WAIT
+            )
+            delay = MAX_IDENTIFY_WAIT
+        if delay > 0:
+            log.info(
+                "shard %d waits %.1fs for its turn to identify (bucket %d of %d, shared with the bot's other shards)",
+                shard_id,
+                delay,
+                bucket,
+                self.max_concurrency,
+            )
+            await self._sleep(delay)
+        return True

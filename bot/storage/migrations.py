@@ -340,6 +340,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        13,
+        "identify turns: when each Discord identify bucket of a bot may next identify, shared by every process",
+        (
+            # One row per (bot, bucket of shard_id % max_concurrency): the moment its latest identify was
+            # given (now or in the future, for a process waiting its turn); the next comes a window later.
+            # Only PostgreSQL uses it (SQLite is one process, paced by itself); here for the same tables on both.
+            """
+            CREATE TABLE identify_turns (
+                bot_id  INTEGER NOT NULL,
+                bucket  INTEGER NOT NULL CHECK (bucket >= 0),
+                turn_at TEXT NOT NULL,
+                PRIMARY KEY (bot_id, bucket)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 """Every schema step, oldest first. Append new steps; never edit shipped ones."""
 

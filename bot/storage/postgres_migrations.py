@@ -315,6 +315,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        13,
+        "identify turns: when each Discord identify bucket of a bot may next identify, shared by every process",
+        (
+            # One row per (bot, bucket of shard_id % max_concurrency): the moment its latest identify was
+            # given (now or in the future, for a process waiting its turn); the next comes a window later.
+            """
+            CREATE TABLE identify_turns (
+                bot_id  BIGINT NOT NULL,
+                bucket  INTEGER NOT NULL CHECK (bucket >= 0),
+                turn_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (bot_id, bucket)
+            )
+            """,
+        ),
+    ),
 )
 """Every PostgreSQL schema step, oldest first. Append new steps; never edit shipped ones."""
 

@@ -56,8 +56,9 @@ class BotProcess:
         ids = self.env.get("DISCORD_SHARD_IDS")
         return list(parse_shard_ids(ids, count)) if ids else list(range(count))
 
-    async def start(self) -> None:
-        """Start the bot and wait until it has identified each of its shards and synced its commands."""
+    async def start(self, *, timeout: float = 30) -> None:
+        """Start the bot and wait (``timeout`` seconds each) until it has identified each of its shards and
+        synced its commands."""
         identified = len(self.discord.identify_payloads)
         sync_route = f"PUT /applications/*/guilds/{self.env['IMAGINE_SYNC_GUILD']}/commands"
         synced = len(self.discord.requests_for(sync_route))
@@ -68,10 +69,10 @@ class BotProcess:
         wanted = set(self.shards())
         await self.discord.wait_for(
             lambda: wanted <= {shard for shard, _ in self.discord.identified_shards[identified:]},
-            30,
+            timeout,
             what=f"IDENTIFY of shards {sorted(wanted)}",
         )
-        await self.discord.wait_for(lambda: len(self.discord.requests_for(sync_route)) > synced, 30, what="sync")
+        await self.discord.wait_for(lambda: len(self.discord.requests_for(sync_route)) > synced, timeout, what="sync")
 
     def _new_log(self) -> BinaryIO:
         path = self.workdir / f"bot-{len(self.logs)}.log"

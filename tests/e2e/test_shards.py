@@ -54,8 +54,10 @@ async def test_a_shard_that_is_down_makes_the_process_unhealthy_until_it_is_back
     down = await check()
     assert down.problem == "discord: gateway connected on 1 of 2 shards (shard 1 disconnected)"
     assert down.fields["shards"]["state"] == {"0": "connected", "1": "disconnected"}
-    # Its new IDENTIFY would wait 5 s for Discord's per-bucket limit (shard 1 identified just now): not here.
+    # Its new IDENTIFY would wait 5 s for Discord's per-bucket limit (shard 1 identified just now): not here,
+    # neither in the bot nor in the fake.
     stack.bot.identify_pacer = IdentifyPacer(interval=0)
+    stack.discord.identify_window = 0
     identified = len(stack.discord.identify_payloads)
     await shard.connect()
     await stack.discord.wait_for(lambda: len(stack.discord.identify_payloads) > identified, 10, what="IDENTIFY")

@@ -23,6 +23,10 @@ gateway connection is bound to the ``shard: [id, count]`` of its IDENTIFY; a gui
 ``(guild_id >> 22) % count`` (:meth:`FakeDiscord.shard_of`; :meth:`FakeDiscord.add_guild` takes
 ``shard=``) and its GUILD_CREATE and interactions go only to that shard's connection (events of no
 guild to shard 0); with no connection for the shard they are dropped (:attr:`FakeDiscord.undelivered`).
+Discord's identify limit holds across every connection: bucket ``shard_id % max_concurrency`` starts
+one session per :attr:`FakeDiscord.identify_window` (5 s); an IDENTIFY past it is answered with an
+invalid session (op 9, ``d: false``), as Discord documents, and kept in
+:attr:`FakeDiscord.identify_violations` (every IDENTIFY is in :attr:`FakeDiscord.identifies`).
 
 All JSON responses carry ``Content-Type: application/json`` exactly (discord.py only parses
 that value) and generous ``X-RateLimit-*`` headers. Waiting is event driven:
@@ -74,6 +78,7 @@ __all__ = [
     "DEFAULT_ATTACHMENT_SIZE_LIMIT",
     "DEFAULT_BOT_PERMISSIONS",
     "DEFAULT_EVERYONE_PERMISSIONS",
+    "IDENTIFY_WINDOW",
     "CallbackRecord",
     "CallbackType",
     "DiscordChaos",
@@ -85,6 +90,7 @@ __all__ = [
     "FakeRole",
     "FakeUser",
     "Fault",
+    "IdentifyRecord",
     "Intent",
     "Interaction",
     "InteractionHandle",
@@ -112,6 +118,8 @@ MIB: Final = 1024 * 1024
 DEFAULT_ATTACHMENT_SIZE_LIMIT: Final = 10 * MIB
 DEFAULT_ACK_DEADLINE: Final = 3.0
 DEFAULT_TOKEN_LIFETIME: Final = 15 * 60.0
+#: Seconds in which one identify bucket may start one session (Discord: 5).
+IDENTIFY_WINDOW: Final = 5.0
 MAX_CONTENT: Final = 2000
 MAX_EMBEDS: Final = 10
 MAX_EMBED_TOTAL: Final = 6000
@@ -1284,6 +1292,20 @@ class RecordedRequest:
     faulted: bool
 
 
+@dataclasses.dataclass(frozen=True)
+class IdentifyRecord:
+    """One IDENTIFY with the right token and a possible shard, accepted or refused."""
+
+    shard_id: int
+    shard_count: int
+    #: ``shard_id % max_concurrency``: the identify-limit bucket it counted against.
+    bucket: int
+    #: ``time.monotonic()`` when it arrived.
+    at: float
+    #: Refused with an invalid session: its bucket had started a session within the window.
+    refused: bool
+
+
 @dataclasses.dataclass
 class Fault:
     """A scripted failure: the next ``times`` requests matching ``route`` get ``status``."""
@@ -1447,6 +1469,7 @@ class FakeDiscord:
         bot_name: str = "imagine-bot",
         owner_id: int | None = None,
         shard_count: int = 1,
+        max_concurrency: int = 16,
     ) -> None:
         self.token = token
         self.application_id = application_id or snowflake()
@@ -1482,9 +1505,10 @@ class FakeDiscord:
         self.heartbeat_interval: float = 41.25
         #: Shards ``GET /gateway/bot`` recommends, and the count :meth:`add_guild` picks ``shard=`` ids for.
         self.shard_count: int = shard_count
-        #: ``session_start_limit.max_concurrency`` of ``GET /gateway/bot``: high, so every shard may identify at
-        #: once (the fake does not enforce Discord's 5 s per bucket; a bot that paces itself still can).
-        self.max_concurrency: int = 16
+        #: ``session_start_limit.max_concurrency`` of ``GET /gateway/bot``, and the number of identify buckets.
+        self.max_concurrency: int = max_concurrency
+        #: Seconds in which one bucket may start one session (Discord: 5); 0 lifts the limit.
+        self.identify_window: float = IDENTIFY_WINDOW
 
         # ---- state
         self.guilds: dict[int, FakeGuild] = {}
@@ -1501,7 +1525,10 @@ class FakeDiscord:
         self.guild_commands: dict[int, list[JSON]] = {}
         #: Number of commands created (not updated) by bulk syncs; Discord allows 200/day/guild.
         self.command_creates: int = 0
+        #: IDENTIFY payloads that started a session.
         self.identify_payloads: list[JSON] = []
+        #: Every IDENTIFY with the right token and a possible shard, in order (see :attr:`identify_violations`).
+        self.identifies: list[IdentifyRecord] = []
         #: Non-heartbeat frames the bot sent on the gateway (IDENTIFY, RESUME, presence, ...).
         self.gateway_frames: list[JSON] = []
         self.heartbeats: int = 0
@@ -1613,6 +1640,15 @@ class FakeDiscord:
 
         what = "gateway IDENTIFY" if wanted is None else f"gateway IDENTIFY of shards {sorted(wanted)}"
         await self.wait_for(identified, timeout, what=what)
+
+    @property
+    def identify_violations(self) -> list[IdentifyRecord]:
+        """IDENTIFYs refused because their bucket had started a session within :attr:`identify_window`."""
+        return [record for record in self.identifies if record.refused]
+
+    def identify_times(self, bucket: int) -> list[float]:
+        """``time.monotonic()`` of each session the bucket started (accepted IDENTIFYs), in order."""
+        return [record.at for record in self.identifies if record.bucket == bucket and not record.refused]
 
     @property
     def identified_shards(self) -> list[tuple[int, int]]:
@@ -3408,6 +3444,11 @@ class FakeDiscord:
         except (TypeError, ValueError):
             await ws.close(code=4010, message=b"Invalid shard.")
             return
+        if not self._identify_allowed(shard_id, shard_count):
+            # Discord: "If your app exceeds this limit, Discord will respond with an Invalid Session (opcode 9)".
+            await ws.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))
+            self._changed()
+            return
         # A new session of the same shard replaces the old one (a bot that restarted, or a second process
         # started with the same shard), which Discord disconnects.
         previous = self._live.pop((shard_id, shard_count), None)
@@ -3440,6 +3481,17 @@ class FakeDiscord:
             await self._send_dispatch(session, "GUILD_CREATE", self._guild_create_payload(guild))
         session.ready = True
         self._changed()
+
+    def _identify_allowed(self, shard_id: int, shard_count: int) -> bool:
+        """Count an IDENTIFY against its bucket: refused if the bucket started a session within the window.
+
+        Only accepted IDENTIFYs start a session, so only they fill the window; a RESUME counts for nothing.
+        """
+        now = time.monotonic()
+        bucket = shard_id % max(1, self.max_concurrency)
+        refused = any(now - at < self.identify_window for at in self.identify_times(bucket))
+        self.identifies.append(IdentifyRecord(shard_id, shard_count, bucket, now, refused))
+        return not refused
 
     async def _on_resume(self, ws: web.WebSocketResponse, data: JSON) -> None:
         session = self._sessions.get(str(data.get("session_id")))

@@ -8,6 +8,7 @@ What must hold, read from the database (the jobs journal) and the fakes:
 * no job makes a second prediction (each prompt names its job: at most one prediction per prompt);
 * a job ends with its image unless its prediction failed on the API's side (none do here) or the
   interaction never reached a live process (then there is no job: nothing accepted, nothing paid).
+* no IDENTIFY is refused for Discord's identify limit: a restarted process takes its turn like the others.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ async def test_three_processes_killed_at_random_lose_no_job_and_pay_nothing_twic
         assert not duplicates, duplicates
         assert not problems, "\n".join(problems)
         assert api.throttled_count == 0
+        assert fake.identify_violations == [], "the processes took turns to identify, restarts included"
         assert accepted >= JOBS * 0.6, f"only {accepted} of {JOBS} interactions reached a live process"
         for process in processes:
             assert "Traceback" not in process.output(), process.output()

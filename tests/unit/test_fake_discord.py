@@ -714,13 +714,36 @@ async def sharded() -> AsyncIterator[tuple[FakeDiscord, FakeGuild, FakeGuild]]:
         yield fake, fake.add_guild("Zero", shard=0), fake.add_guild("One", shard=1)
 
 
-async def test_gateway_bot_recommends_the_shard_count() -> None:
-    async with FakeDiscord(token=TOKEN, shard_count=3) as fake, aiohttp.ClientSession() as session:
+async def test_gateway_bot_recommends_the_shard_count_and_tells_the_identify_concurrency() -> None:
+    async with FakeDiscord(token=TOKEN, shard_count=3, max_concurrency=2) as fake, aiohttp.ClientSession() as session:
         headers = {"Authorization": f"Bot {TOKEN}"}
         async with session.get(f"{fake.api_base}/gateway/bot", headers=headers) as response:
             body = await response.json()
         assert body["shards"] == 3 and body["url"] == fake.gateway_url
-        assert body["session_start_limit"]["max_concurrency"] == 16
+        assert body["session_start_limit"]["max_concurrency"] == 2
+
+
+async def test_each_identify_bucket_starts_one_session_per_window_across_connections() -> None:
+    async with FakeDiscord(token=TOKEN, shard_count=4, max_concurrency=2) as fake, aiohttp.ClientSession() as session:
+        fake.identify_window = 0.5
+        zero = await RawShard.connect(session, fake, [0, 4])
+        one = await RawShard.connect(session, fake, [1, 4])  # bucket 1: free
+        await zero.until("READY")
+        await one.until("READY")
+        # Shard 2 is in shard 0's bucket, on another connection: an invalid session, not resumable.
+        two = await RawShard.connect(session, fake, [2, 4])
+        refused = await asyncio.wait_for(two.ws.receive_json(), 5)
+        assert refused == {"op": 9, "d": False, "s": None, "t": None}
+        assert [(r.shard_id, r.bucket) for r in fake.identify_violations] == [(2, 0)]
+        assert fake.identified_shards == [(0, 4), (1, 4)]
+        # Once the bucket's window is over (the refused IDENTIFY started nothing), shard 2 identifies.
+        await asyncio.sleep(fake.identify_window)
+        await two.ws.send_json({"op": 2, "d": {"token": TOKEN, "intents": 1, "properties": {}, "shard": [2, 4]}})
+        await two.until("READY")
+        assert [r.refused for r in fake.identifies] == [False, False, True, False]
+        assert len(fake.identify_times(0)) == 2 and len(fake.identify_times(1)) == 1
+        for shard in (zero, one, two):
+            await shard.ws.close()
 
 
 async def test_guilds_are_created_on_the_shard_asked_for() -> None:
@@ -802,6 +825,7 @@ async def test_a_new_session_of_a_shard_replaces_only_that_shard(
     sharded: tuple[FakeDiscord, FakeGuild, FakeGuild],
 ) -> None:
     fake, zero, one = sharded
+    fake.identify_window = 0  # shard 1 identifies twice at once: the identify limit has a test of its own
     async with aiohttp.ClientSession() as session:
         first = await RawShard.connect(session, fake, [0, 2])
         second = await RawShard.connect(session, fake, [1, 2])

@@ -335,3 +335,30 @@ async def test_pooled_connections_carry_timeouts_and_keepalives(postgres_url: st
         "idle_in_transaction_session_timeout": "30s",
         "tcp_keepalives_idle": "30",
     }
+
+
+# ---------------------------------------------------------------------------- identify turns
+
+BOT = 4_000_000_000_000_000
+
+
+async def test_identify_turns_of_one_bucket_queue_across_processes(postgres_url: str) -> None:
+    a, b = await PostgresRepository.open(postgres_url), await PostgresRepository.open(postgres_url)
+    try:
+        waits = sorted(
+            await asyncio.gather(*((a if n % 2 else b).take_identify_turn(BOT, 0, spacing=5.0) for n in range(6)))
+        )
+        # One turn each, 5 s apart on the database's clock (less the moments the reservations took).
+        assert waits[0] == 0
+        for place, wait in enumerate(waits):
+            assert wait is not None and 5.0 * place - 2 < wait <= 5.0 * place, waits
+        # Other buckets, and other bots on the same database, have turns of their own.
+        assert await a.take_identify_turn(BOT, 1, spacing=5.0) == 0
+        assert await b.take_identify_turn(BOT + 1, 0, spacing=5.0) == 0
+        # A turn long past (a process that died, or just identified long ago) holds nothing up.
+        assert await a.take_identify_turn(BOT, 2, spacing=0.05) == 0
+        await asyncio.sleep(0.2)
+        assert await b.take_identify_turn(BOT, 2, spacing=0.05) == 0
+    finally:
+        await a.close()
+        await b.close()

@@ -1,5 +1,6 @@
 """The PostgreSQL backend's share of a deployment: processes and their heartbeats, job claims and
-ownership, models' usual run times and received webhooks (announced to every process by ``NOTIFY``)."""
+ownership, Discord identify turns, models' usual run times and received webhooks (announced to every
+process by ``NOTIFY``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.storage import JobRecord
-from bot.storage.common import ENDED_STAGE, JOB_COLUMNS, RUN_TIME_WEIGHT, job_record
+from bot.storage.common import ENDED_STAGE, JOB_COLUMNS, RUN_TIME_WEIGHT, check_id, job_record
 from bot.storage.postgres.base import PostgresBase
 from bot.storage.postgres.notifications import WEBHOOK_CHANNEL
 
@@ -17,7 +18,7 @@ _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class PostgresCluster(PostgresBase):
-    """Processes, claims of unfinished jobs, run times and webhooks, shared by every process."""
+    """Processes, claims of unfinished jobs, identify turns, run times and webhooks, shared by every process."""
 
     async def register_process(self, incarnation: str, name: str, shards: str) -> None:
         """Record a starting process (the database's clock); forget processes dead for a day that own no
@@ -95,6 +96,24 @@ class PostgresCluster(PostgresBase):
                 "SELECT job_id FROM jobs WHERE owner = $1 AND job_id = ANY($2::text[])", incarnation, list(job_ids)
             )
         return {str(row["job_id"]) for row in rows}
+
+    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float) -> float | None:
+        """Reserve the bucket's next identify: one statement, so concurrent reservations queue one after another.
+
+        A second reserver waits for the first's row lock, then reads its turn; ``clock_timestamp()`` (the
+        database's clock, not any machine's, and not the transaction's start) places a turn in an idle bucket.
+        """
+        async with self._connection() as conn:
+            wait = await conn.fetchval(
+                "INSERT INTO identify_turns AS t (bot_id, bucket, turn_at) VALUES ($1, $2, clock_timestamp()) "
+                "ON CONFLICT (bot_id, bucket) DO UPDATE "
+                "SET turn_at = GREATEST(t.turn_at + make_interval(secs => $3), clock_timestamp()) "
+                "RETURNING EXTRACT(EPOCH FROM t.turn_at - clock_timestamp())",
+                check_id("bot_id", bot_id),
+                bucket,
+                spacing,
+            )
+        return max(0.0, float(wait))
 
     async def model_run_time(self, model: str) -> float | None:
         """The model's usual run time."""

@@ -1,5 +1,6 @@
 """The SQLite backend's share of a deployment: processes and their heartbeats, job claims and ownership,
-models' usual run times and received webhooks. On SQLite there is one process, but it restarts."""
+models' usual run times and received webhooks. On SQLite there is one process, but it restarts: it paces
+its Discord identifies by itself (no identify turns here)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,10 @@ class SqliteCluster(SqliteBase):
                 conn, f"SELECT job_id FROM jobs WHERE owner = ? AND job_id IN ({marks})", (incarnation, *ids)
             )
         return {str(row[0]) for row in rows}
+
+    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float) -> float | None:
+        """``None``: the one process runs every shard and paces its identifies itself."""
+        return None
 
     async def model_run_time(self, model: str) -> float | None:
         """The model's usual run time."""
