@@ -22,11 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.conftest import DISCORD_TOKEN, is_terminal, status_of
 from tests.fakes.discord import FakeDiscord, InteractionHandle, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario
+
+# A multi-process chaos run: `pytest -m slow` runs it, right after the main suite (see README, Testing).
+pytestmark = pytest.mark.slow
 
 PROCESSES = 3
 JOBS = 100

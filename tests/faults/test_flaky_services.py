@@ -128,6 +128,7 @@ def explain_failure(
     return None
 
 
+@pytest.mark.slow  # a chaos run: `pytest -m slow`
 async def test_200_jobs_through_a_flaky_api_and_a_flaky_discord(
     make_stack: StackFactory, unhandled: UnhandledWatch
 ) -> None:

@@ -21,6 +21,9 @@ from tests.e2e.conftest import DISCORD_TOKEN
 from tests.fakes.discord import IDENTIFY_WINDOW, FakeDiscord, IdentifyRecord
 from tests.fakes.replicate import FakeReplicate
 
+# A multi-process chaos run: `pytest -m slow` runs it, right after the main suite (see README, Testing).
+pytestmark = pytest.mark.slow
+
 WAITED = "for its turn to identify"
 """What a process logs (once per identify) when it waits for its bucket's turn."""
 

@@ -26,6 +26,9 @@ from tests.e2e.conftest import DISCORD_TOKEN, field_of, is_terminal, status_of
 from tests.fakes.discord import FakeDiscord, InteractionHandle, StoredMessage
 from tests.fakes.replicate import FakePrediction, FakeReplicate, Scenario
 
+# A multi-process chaos run: `pytest -m slow` runs it, right after the main suite (see README, Testing).
+pytestmark = pytest.mark.slow
+
 JOBS = 30
 MEMBERS = 5
 RUNNING = 10
