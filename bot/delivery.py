@@ -289,8 +289,9 @@ def decode_data_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
     if not sep:
         raise DeliveryError("The model returned a malformed data: URL")
     base64_encoded = header.lower().endswith(";base64")
-    # Before decoding, the most the payload can hold: 3 bytes per 4 characters, or 1 per character.
-    if (len(payload) * 3 // 4 if base64_encoded else len(payload) // 3) > max_bytes:
+    # Before decoding, what the payload holds at least (padding aside): 3 bytes per 4 characters, or 1 per 3
+    # ("%41"); the decoded bytes are measured exactly after.
+    if (len(payload) * 3 // 4 - 2 if base64_encoded else len(payload) // 3) > max_bytes:
         raise DeliveryError(_too_big(max_bytes))
     if base64_encoded:
         try:
