@@ -55,7 +55,11 @@ class StartupError(Exception):
 
 
 class Core:
-    """Everything that runs jobs, owned together and closed together."""
+    """Everything that runs jobs, owned together and closed together.
+
+    ``guard`` is the fetch guard whose resolver ``session`` connects through (:meth:`open` builds both
+    from one guard); without one, the downloader's guard is built from ``settings``.
+    """
 
     def __init__(
         self,
