@@ -24,7 +24,7 @@ from yarl import URL
 from bot.clock import Clock, SystemClock
 from bot.errors import DeliveryError
 from bot.fetch_guard import FetchGuard, FetchRefused, ForbiddenAddress
-from bot.images import HeaderCheck, ImageFile, sniff_image
+from bot.images import HeaderCheck, ImageFile, check_pixels, sniff_image
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,11 @@ class Downloader:
 
         ``where`` names the output for the member ("output 2").
         """
-        check = HeaderCheck()
         if is_data_url(url):
             data = decode_data_url(url, self._max_bytes)
         else:  # refused as soon as its first bytes show it is not an image, or declare too many pixels
-            data = await self.download(url, where, gone=_OUTPUT_GONE, watch=check.feed)
-        check.finish(data)
+            data = await self.download(url, where, gone=_OUTPUT_GONE, watch=lambda: HeaderCheck().feed)
+        check_pixels(data)
         return data
 
     async def download(
@@ -129,14 +128,15 @@ class Downloader:
         max_bytes: int | None = None,
         gone: str = _GONE,
         prefix: int | None = None,
-        watch: Callable[[bytearray], None] | None = None,
+        watch: Callable[[], Callable[[bytearray], None]] | None = None,
     ) -> bytes:
         """The bytes at an http(s) ``url``, read no further than ``max_bytes`` (default: the downloader's cap).
 
         Raises :class:`DeliveryError` fit for the member: ``where`` names the file ("output 2", "image 1
         of this message"); ``gone`` says why a file the host no longer has (HTTP 403, 404, 410) is missing.
         With ``prefix``, reading stops once that many bytes have come (the file's first bytes are returned).
-        ``watch`` sees the bytes so far after each chunk, and raises :class:`DeliveryError` to stop reading.
+        ``watch`` makes, for each attempt (a host may send other bytes when asked again), what sees the
+        bytes so far after each chunk and raises :class:`DeliveryError` to stop reading.
         """
         limit = min(max_bytes, self._max_bytes) if max_bytes is not None else self._max_bytes
         reading = _Reading(limit, where, gone, prefix, watch)
@@ -207,7 +207,7 @@ class _Reading:
         where: str | None,
         gone: str,
         prefix: int | None,
-        watch: Callable[[bytearray], None] | None,
+        watch: Callable[[], Callable[[bytearray], None]] | None,
     ) -> None:
         self.limit = limit
         self.where = where
@@ -218,14 +218,15 @@ class _Reading:
     async def body(self, response: aiohttp.ClientResponse) -> bytes:
         """The response's body, or its first :attr:`prefix` bytes; refused past :attr:`limit`."""
         buffer = bytearray()
+        watch = self._watch() if self._watch is not None else None
         async for chunk in response.content.iter_chunked(_CHUNK):
             buffer += chunk
             if self._prefix is not None and len(buffer) >= self._prefix:
                 return bytes(buffer[: self._prefix])
             if len(buffer) > self.limit:
                 raise DeliveryError(_too_big(self.limit, self.where))
-            if self._watch is not None:
-                self._watch(buffer)
+            if watch is not None:
+                watch(buffer)
         return bytes(buffer)
 
 
