@@ -11,8 +11,10 @@ keeps the detail at WARNING (with no signed query string).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ from tests.fakes import images
 from tests.fakes.discord import Routes, StoredMessage, Upload
 from tests.fakes.replicate import FakeReplicate
 from tests.faults.conftest import UnhandledWatch
-from tests.faults.test_malicious_replies import READ_SLACK, recording_session
+from tests.faults.test_malicious_replies import READ_SLACK, QuickClock, recording_session
 
 COULD_NOT = "The image could not be downloaded"
 SECRET_QUERY = "X-Amz-Signature=do-not-log-me"
@@ -250,6 +252,39 @@ async def test_an_attachment_is_read_no_further_than_its_magic_bytes(fake_api: F
     assert first == images.png_header((64, 64))[:SNIFF_BYTES]
     (response,) = responses
     assert response.content.total_bytes <= READ_SLACK, response.content.total_bytes
+
+
+async def test_a_host_that_sends_other_bytes_when_asked_again_is_checked_afresh(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A harmless GIF cut short, then, asked again, one whose first frame is a bomb: refused from its header."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0)
+    harmless = screen + b"\x21\xf9\x00" * 1000
+    bomb = screen + b"\x2c" + struct.pack("<HHHHB", 0, 0, 20000, 20000, 0) + b"\x02" + b"\x01\x00" * (2 * 1024 * 1024)
+    bodies = [harmless, bomb]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = bodies.pop(0)
+        length = len(body) + 1 if body is harmless else len(body)  # the first is cut short: tried again
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % length + body)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    responses: list[aiohttp.ClientResponse] = []
+    guard = FetchGuard.of("http://127.0.0.1:9", LOOPBACK)
+    try:
+        async with recording_session(guard, [], responses) as session:
+            with pytest.raises(DeliveryError, match="20000×20000 pixels"):
+                await Downloader(session, guard, clock=QuickClock()).fetch(f"http://127.0.0.1:{port}/a.gif", "output 1")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(responses) == 2 and not bodies
+    assert responses[1].content.total_bytes <= READ_SLACK, responses[1].content.total_bytes
 
 
 @pytest.fixture
