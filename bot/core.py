@@ -55,7 +55,11 @@ class StartupError(Exception):
 
 
 class Core:
-    """Everything that runs jobs, owned together and closed together."""
+    """Everything that runs jobs, owned together and closed together.
+
+    ``guard`` is the fetch guard whose resolver ``session`` connects through (:meth:`open` builds both
+    from one guard); without one, the downloader's guard is built from ``settings``.
+    """
 
     def __init__(
         self,
@@ -65,6 +69,7 @@ class Core:
         *,
         clock: Clock | None = None,
         tuning: Tuning | None = None,
+        guard: FetchGuard | None = None,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -80,7 +85,7 @@ class Core:
             clock=self.clock,
             on_response=self.metrics.api_response,
         )
-        self.downloader = Downloader(session, FetchGuard.from_settings(settings), clock=self.clock)
+        self.downloader = Downloader(session, guard or FetchGuard.from_settings(settings), clock=self.clock)
         self.journal = Journal(repository, self.clock, owner=new_incarnation())
         self.cluster = Cluster(
             repository,
@@ -137,9 +142,9 @@ class Core:
         repository = await open_repository(settings.database_url, clock=clock)
         # One session for the API and for files; its resolver is the fetch guard's, so every file (and every
         # redirect hop) connects only to an address the guard permits. The API's own host is one of them.
-        connector = FetchGuard.from_settings(settings).connector(limit=100)
-        session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=connector)
-        return cls(settings, session, repository, clock=clock, tuning=tuning)
+        guard = FetchGuard.from_settings(settings)
+        session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, connector=guard.connector(limit=100))
+        return cls(settings, session, repository, clock=clock, tuning=tuning, guard=guard)
 
     async def enable_webhooks(self) -> WebhookReceiver:
         """Create predictions with ``IMAGINE_WEBHOOK_URL`` from now on; the receiver for the HTTP server.

@@ -1,9 +1,9 @@
 """Members' attachments as images to start from: ``/imagine image:``, and U/V on a result's images.
 
 Discord's attachment ``content_type`` is optional. Where it is missing, or says no more than
-"some bytes", the file is downloaded through the fetch guard (no further than the upload cap)
-and told by its magic bytes, as outputs are. A declared type is taken at its word, with no
-download: the API fetches the file itself.
+"some bytes", the file's first bytes are downloaded through the fetch guard (no more than its
+magic bytes need: the rest is never read) and it is told by them, as outputs are. A declared
+type is taken at its word, with no download: the API fetches the file itself.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import discord
 
 from bot.delivery import Downloader
-from bot.images import sniff_image
+from bot.images import SNIFF_BYTES, sniff_image
 from bot.inputs import IMAGE_MAX_BYTES, check_image_size, check_image_upload, media_type
 
 _UNDECLARED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
@@ -29,7 +29,7 @@ async def check_image_attachment(
     declared = media_type(attachment.content_type)
     if declared in _UNDECLARED:
         check_image_size(attachment.size, label)  # before the download: Discord states the size
-        data = await downloader.download(attachment.url, where or label, max_bytes=IMAGE_MAX_BYTES)
-        sniffed = sniff_image(data)
+        magic = await downloader.download(attachment.url, where or label, max_bytes=IMAGE_MAX_BYTES, prefix=SNIFF_BYTES)
+        sniffed = sniff_image(magic)
         declared = sniffed[1] if sniffed is not None else ""
     check_image_upload(declared, attachment.size, label)

@@ -114,6 +114,18 @@ def noise_png(min_bytes: int) -> bytes:
     return data
 
 
+def png_header(size: tuple[int, int]) -> bytes:
+    """A PNG's signature and header chunk declaring ``size`` (8-bit RGB): what comes before its pixels."""
+    body = struct.pack(">IIBBBBB", *size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(body))
+        + b"IHDR"
+        + body
+        + struct.pack(">I", zlib.crc32(b"IHDR" + body))
+    )
+
+
 def bomb_png(width: int = 13000, height: int = 13000, *, bits: Literal[1, 8] = 1, pad_to: int = 0) -> bytes:
     """A PNG declaring ``width``×``height`` pixels of one colour: grey at 1 bit, or a palette at 8 bits.
 

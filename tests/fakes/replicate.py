@@ -1656,7 +1656,8 @@ class FakeReplicate:
     def endless_url(self, *, declared_length: int | None = None, image_header: bool = True) -> str:
         """A URL on this fake whose body never ends (chunked; or announcing ``declared_length`` bytes).
 
-        The body starts with a PNG signature (``image_header``) so that only a size cap stops a reader. Bytes
+        The body starts with a PNG's signature and header (``image_header``: 64×64 pixels), so that only a
+        size cap stops a reader, however early it checks the header. Bytes
         written are counted in :attr:`RecordedRequest.body_bytes_sent` and :attr:`endless_bytes_sent`.
         """
         query: dict[str, str] = {"header": "1" if image_header else "0"}
@@ -2570,7 +2571,7 @@ class FakeReplicate:
             response.enable_chunked_encoding()
         await response.prepare(request)
         chunk = bytes(range(256)) * 256  # 64 KiB
-        header = b"\x89PNG\r\n\x1a\n" if request.query.get("header", "1") == "1" else b""
+        header = images.png_header((64, 64)) if request.query.get("header", "1") == "1" else b""
         piece = header + chunk[len(header) :]
         try:
             while not self._closing and (left is None or left > 0):

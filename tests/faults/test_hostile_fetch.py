@@ -10,21 +10,34 @@ keeps the detail at WARNING (with no signed query string).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import socket
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.core import Core
+from bot.delivery import Downloader
+from bot.delivery import _described as described
+from bot.errors import DeliveryError
+from bot.fetch_guard import FetchGuard
+from bot.images import SNIFF_BYTES
 from bot.modelref import ModelRef
-from bot.settings import parse_fetch_allow
+from bot.settings import Secret, Settings, parse_fetch_allow
 from tests.e2e.conftest import Stack, StackFactory, field_of, status_of
 from tests.e2e.test_member_images import IMG2IMG, UPSCALER, buttons, refusal_of, register_models, reply_to
 from tests.fakes import images
 from tests.fakes.discord import Routes, StoredMessage, Upload
+from tests.fakes.replicate import FakeReplicate
 from tests.faults.conftest import UnhandledWatch
+from tests.faults.test_malicious_replies import READ_SLACK, QuickClock, recording_session
 
 COULD_NOT = "The image could not be downloaded"
 SECRET_QUERY = "X-Amz-Signature=do-not-log-me"
@@ -214,3 +227,124 @@ async def test_upscale_and_vary_on_a_result_without_a_type_refuse_a_refused_addr
     assert not stack.discord.requests_for(Routes.CDN)
     assert stack.api.count("POST", "create") == 1
     unhandled.check()
+
+
+# --------------------------------------------------------------------------- what a download reads, and logs
+
+
+async def test_a_padded_bomb_is_refused_from_its_header_not_read_to_the_end(elsewhere: FileServer) -> None:
+    elsewhere.body = images.bomb_png(pad_to=32 * 1024 * 1024)
+    responses: list[aiohttp.ClientResponse] = []
+    guard = FetchGuard.of("http://127.0.0.1:9", LOOPBACK)
+    async with recording_session(guard, [], responses) as session:
+        with pytest.raises(DeliveryError, match="13000×13000 pixels"):
+            await Downloader(session, guard).fetch(elsewhere.url(), "output 1")
+    (response,) = responses
+    assert response.content.total_bytes <= READ_SLACK, response.content.total_bytes
+
+
+async def test_an_attachment_is_read_no_further_than_its_magic_bytes(fake_api: FakeReplicate) -> None:
+    """What an attachment without a type is downloaded for: its first bytes; the rest is never read."""
+    responses: list[aiohttp.ClientResponse] = []
+    guard = FetchGuard.of(fake_api.base_url)
+    async with recording_session(guard, [], responses) as session:
+        first = await Downloader(session, guard).download(fake_api.endless_url(), prefix=SNIFF_BYTES)
+    assert first == images.png_header((64, 64))[:SNIFF_BYTES]
+    (response,) = responses
+    assert response.content.total_bytes <= READ_SLACK, response.content.total_bytes
+
+
+async def test_a_host_that_sends_other_bytes_when_asked_again_is_checked_afresh(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A harmless GIF cut short, then, asked again, one whose first frame is a bomb: refused from its header."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0)
+    harmless = screen + b"\x21\xf9\x00" * 1000
+    bomb = screen + b"\x2c" + struct.pack("<HHHHB", 0, 0, 20000, 20000, 0) + b"\x02" + b"\x01\x00" * (2 * 1024 * 1024)
+    bodies = [harmless, bomb]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = bodies.pop(0)
+        length = len(body) + 1 if body is harmless else len(body)  # the first is cut short: tried again
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % length + body)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    responses: list[aiohttp.ClientResponse] = []
+    guard = FetchGuard.of("http://127.0.0.1:9", LOOPBACK)
+    try:
+        async with recording_session(guard, [], responses) as session:
+            with pytest.raises(DeliveryError, match="20000×20000 pixels"):
+                await Downloader(session, guard, clock=QuickClock()).fetch(f"http://127.0.0.1:{port}/a.gif", "output 1")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(responses) == 2 and not bodies
+    assert responses[1].content.total_bytes <= READ_SLACK, responses[1].content.total_bytes
+
+
+@pytest.fixture
+async def bad_length_host() -> AsyncIterator[int]:
+    """A file host answering ``Content-Length: abc`` (aiohttp's error about it prints the URL it asked)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: abc\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    yield int(server.sockets[0].getsockname()[1])
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_failed_download_logs_no_query_fragment_or_password(
+    bad_length_host: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    url = f"http://someone:hunter2@127.0.0.1:{bad_length_host}/out.png?{SECRET_QUERY}#do-not-log-me-either"
+    guard = FetchGuard.of("http://127.0.0.1:9", LOOPBACK)
+    async with aiohttp.ClientSession(connector=guard.connector()) as session:
+        with pytest.raises(DeliveryError, match=COULD_NOT):
+            await Downloader(session, guard, attempts=1).download(url, "output 1")
+    (line,) = warnings_naming(caplog, f"127.0.0.1:{bad_length_host}")
+    assert "ClientResponseError" in line and "hunter2" not in line and "do-not-log-me" not in line, line
+
+
+def test_an_invalid_url_error_is_logged_without_its_url() -> None:
+    """aiohttp's InvalidURL prints the whole URL (the guard refuses such URLs first; the log is safe anyway)."""
+    for exc in (
+        aiohttp.InvalidURL(f"http://u:hunter2@exa mple/x?{SECRET_QUERY}#frag"),
+        aiohttp.InvalidURL(f"http://h/x?{SECRET_QUERY}", "no host"),
+        OSError(f"failed for 'https://u:hunter2@h.example/x?{SECRET_QUERY}#frag'"),
+    ):
+        text = described(exc)
+        assert type(exc).__name__ in text and "hunter2" not in text and "do-not-log-me" not in text, text
+
+
+async def test_the_core_builds_one_guard_for_the_session_and_the_downloader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[FetchGuard] = []
+    from_settings = FetchGuard.from_settings
+
+    def recording(settings: Settings) -> FetchGuard:
+        built.append(from_settings(settings))
+        return built[-1]
+
+    monkeypatch.setattr(FetchGuard, "from_settings", recording)
+    settings = Settings(
+        replicate_api_token=Secret("r8_test"),
+        replicate_base_url="http://127.0.0.1:9",
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+    )
+    core = await Core.open(settings)
+    try:
+        assert len(built) == 1, built
+    finally:
+        await core.close()

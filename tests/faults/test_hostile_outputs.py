@@ -145,6 +145,41 @@ async def test_downloads_of_one_job_are_bounded_in_number_at_once(
     assert most == PARALLEL_DOWNLOADS
 
 
+async def test_the_first_refusal_ends_the_jobs_other_downloads(fake_api: FakeReplicate) -> None:
+    """Output 1 is not an image: the endless others are cut off then, not read on to their 64 MiB share."""
+    responses: list[aiohttp.ClientResponse] = []
+    guard = FetchGuard.of(fake_api.base_url)
+    async with recording_session(guard, [], responses) as session:
+        downloader = Downloader(session, guard)
+        endless = [fake_api.endless_url() for _ in range(3)]
+        with pytest.raises(DeliveryError, match="not an image"):
+            await downloader.fetch_all([fake_api.not_image_url(), *endless], stem="job")
+        # While the session is still open: the fake host saw every endless download hang up.
+        await fake_api.wait_until(
+            lambda: all(r.response_status is not None or r.reset for r in endless_requests(fake_api)),
+            timeout=60,
+            what="the other downloads to hang up",
+        )
+        read = [r.content.total_bytes for r in responses if r.url.path == "/evil/endless"]
+        assert all(n < 8 * MIB for n in read), read
+        assert all(r.body_bytes_sent < 32 * MIB for r in endless_requests(fake_api))
+
+
+def endless_requests(api: FakeReplicate) -> list[Any]:
+    return [r for r in api.requests if r.path == "/evil/endless"]
+
+
+async def test_a_page_that_is_not_an_image_is_refused_from_its_first_bytes(fake_api: FakeReplicate) -> None:
+    """Endless bytes that are no image: refused at the first chunk, not read on to the 64 MiB cap."""
+    responses: list[aiohttp.ClientResponse] = []
+    guard = FetchGuard.of(fake_api.base_url)
+    async with recording_session(guard, [], responses) as session:
+        with pytest.raises(DeliveryError, match="not an image"):
+            await Downloader(session, guard).fetch(fake_api.endless_url(image_header=False), "output 1")
+    (response,) = responses
+    assert response.content.total_bytes <= READ_SLACK, response.content.total_bytes
+
+
 async def test_a_budget_refusal_reaches_the_member_clearly(make_stack: StackFactory, unhandled: UnhandledWatch) -> None:
     stack = await priced(make_stack)
     endless = stack.api.endless_url()

@@ -7,11 +7,13 @@ import io
 import random
 from urllib.parse import quote_from_bytes
 
+import aiohttp
 import pytest
 from PIL import Image
 
-from bot.delivery import decode_data_url
+from bot.delivery import Downloader, decode_data_url
 from bot.errors import DeliveryError
+from bot.fetch_guard import FetchGuard
 from bot.images import ImageFile, fit_image, sniff_image
 
 KIB = 1024
@@ -122,6 +124,33 @@ def test_decode_percent_encoded_data_url(url: str, data: bytes) -> None:
 def test_malformed_data_url(url: str) -> None:
     with pytest.raises(DeliveryError):
         decode_data_url(url)
+
+
+def test_data_url_scheme_and_encoding_are_case_insensitive() -> None:
+    png = encode(solid(), "PNG")
+    assert decode_data_url("DATA:image/png;BASE64," + base64.b64encode(png).decode()) == png
+
+
+async def test_an_uppercase_data_url_output_is_delivered() -> None:
+    """``DATA:`` is a data: URL (schemes are case-insensitive): decoded, never sent to the fetch guard."""
+    png = encode(solid(), "PNG")
+    async with aiohttp.ClientSession() as session:
+        downloader = Downloader(session, FetchGuard.of("http://127.0.0.1:9"))
+        (image,) = await downloader.fetch_all(["DATA:image/png;BASE64," + base64.b64encode(png).decode()], "job")
+    assert image.data == png and image.filename == "job-1.png"
+
+
+@pytest.mark.parametrize("base64_encoded", [False, True])
+def test_a_data_url_holds_no_more_than_the_cap(base64_encoded: bool) -> None:
+    """Exactly: a percent-encoded payload of plain characters decodes to one byte each (not 3 per 4)."""
+    for size, fits in ((999, True), (1000, True), (1001, False), (1333, False)):
+        data = b"a" * size
+        url = "data:;base64," + base64.b64encode(data).decode() if base64_encoded else "data:," + data.decode()
+        if fits:
+            assert decode_data_url(url, max_bytes=1000) == data
+        else:
+            with pytest.raises(DeliveryError, match="larger than"):
+                decode_data_url(url, max_bytes=1000)
 
 
 # --------------------------------------------------------------------------- fit_image

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bot.errors import DeliveryError
-from bot.images import MAX_IMAGE_PIXELS, ImageFile, check_pixels, declared_size, fit_image
+from bot.images import MAX_IMAGE_PIXELS, HeaderCheck, ImageFile, check_pixels, declared_size, fit_image
 from tests.fakes import images
 
 
@@ -148,3 +148,76 @@ def test_a_header_of_endless_tiny_blocks_is_refused_as_damaged() -> None:
         with pytest.raises(DeliveryError, match="damaged"):
             check_pixels(data)
     assert declared_size(screen + frame + b"\x01\x00" * 1000 + b"\x00\x3b") == (10, 10)
+
+
+GIF_SCREEN = b"GIF89a" + struct.pack("<HHBBB", 100, 100, 0, 0, 0)
+EMPTY_EXTENSION = b"\x21\xf9\x00"  # a graphic control extension whose data ends at once
+
+
+def test_a_gif_of_endless_empty_extensions_is_refused_after_a_bounded_walk() -> None:
+    """64 MiB of extensions that hold nothing: each was a free pass of the walk (5.5 s on the event loop)."""
+    data = GIF_SCREEN + EMPTY_EXTENSION * (64 * 1024 * 1024 // 3)
+    with pytest.raises(DeliveryError, match="damaged"):
+        check_pixels(data)
+    # The verdict needs only the first few thousand blocks: a download is refused after 16 KiB of them.
+    with pytest.raises(DeliveryError, match="damaged"):
+        HeaderCheck().feed(data[: 16 * 1024])
+    empty_frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 10, 10, 0) + b"\x02\x00"
+    with pytest.raises(DeliveryError, match="damaged"):
+        HeaderCheck().feed(GIF_SCREEN + empty_frame * 5000)
+
+
+def test_a_real_animation_of_hundreds_of_frames_passes() -> None:
+    first, *rest = frames(300, (16, 16))
+    data = encode(first, "GIF", save_all=True, append_images=rest, duration=40, loop=0)
+    assert declared_size(data) == (16, 16)
+    check_pixels(data)
+
+
+def fed_in_pieces(data: bytes, piece: int = 1000) -> int:
+    """How many bytes of ``data`` a :class:`HeaderCheck` took to refuse it, fed as a download arrives."""
+    check = HeaderCheck()
+    for end in range(piece, len(data) + piece, piece):
+        try:
+            check.feed(data[:end])
+        except DeliveryError:
+            return min(end, len(data))
+    raise AssertionError("never refused while arriving")
+
+
+def test_the_header_is_checked_as_the_bytes_arrive() -> None:
+    """Refused from its first bytes: a page that is not an image, a padded bomb, a GIF frame past the cap."""
+    assert fed_in_pieces(b"<!DOCTYPE html>" + bytes(1_000_000)) == 1000
+    assert fed_in_pieces(images.bomb_png(pad_to=1_000_000)) == 1000
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 20000, 20000, 0) + b"\x02"
+    assert fed_in_pieces(GIF_SCREEN + EMPTY_EXTENSION * 500 + frame + b"\xff" + bytes(255) * 4000) < 3000
+
+
+def test_a_real_image_passes_whatever_the_pieces_it_arrives_in() -> None:
+    exif = b"Exif\x00\x00" + bytes(40_000)  # the frame header 40 KB in
+    first, *rest = frames(5)
+    for data in (
+        encode(Image.new("RGB", (123, 45)), "JPEG", exif=exif),
+        encode(first, "GIF", save_all=True, append_images=rest, duration=40),
+        encode(Image.new("RGB", (123, 45)), "WEBP"),
+    ):
+        check = HeaderCheck()
+        for end in range(1, len(data) + 1, 7):
+            check.feed(data[:end])
+        check.finish(data)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_fitting_refuses_the_size_pillow_reads_not_only_the_header_checks() -> None:
+    """Two frame headers in a JPEG: the check reads the first (8×8), Pillow the last; refused before decoding."""
+    data = encode(Image.new("L", (8, 8)), "JPEG")
+    frame = data.index(b"\xff\xc0")
+    length = int.from_bytes(data[frame + 2 : frame + 4], "big")
+    second = bytearray(data[frame : frame + 2 + length])
+    second[5:9] = struct.pack(">HH", 10_000, 11_000)
+    twice = data[: frame + 2 + length] + bytes(second) + data[frame + 2 + length :]
+    check_pixels(twice)  # the first frame header: 8×8
+    with Image.open(io.BytesIO(twice)) as opened:
+        assert opened.size == (11_000, 10_000)
+    with pytest.raises(DeliveryError, match="11000×10000 pixels, more than the 100 megapixels"):
+        fit_image(ImageFile("twice.jpg", twice, "image/jpeg"), len(twice) - 1)
