@@ -133,8 +133,9 @@ class Cluster:
         if taken:
             log.info("took over %d unfinished job(s) of processes silent for %gs", len(taken), self.takeover_after)
             await resume(taken)
-        now = self._clock.now()
-        await self._repository.prune_webhooks(ids_before=now - KEEP_WEBHOOKS, payloads_before=now - KEEP_PAYLOADS)
+        await self._repository.prune_webhooks(
+            ids_older_than=KEEP_WEBHOOKS.total_seconds(), payloads_older_than=KEEP_PAYLOADS.total_seconds()
+        )
 
     async def _beat_count(self) -> None:
         live = await self._repository.heartbeat(self.incarnation, alive_within=self.takeover_after)

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook
 
-from bot.clock import SystemClock
 from bot.health import Check
 from bot.http_guard import HttpLimits
 from bot.http_server import HttpServer
@@ -66,7 +65,7 @@ async def serve() -> AsyncIterator[ServeFactory]:
     async def start(limits: HttpLimits = FAST, metrics: Callable[[], bytes] = lambda: b"") -> Served:
         repository = await SqliteRepository.open(MEMORY)
         events = PredictionEvents()
-        receiver = WebhookReceiver(SECRET, events, repository, SystemClock())
+        receiver = WebhookReceiver(SECRET, events, repository)
         pings: list[float] = []
 
         async def database() -> Check:
