@@ -35,13 +35,17 @@ from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from bot.logs import ThrottledLog
-from bot.replicate import Prediction, ServerError
+from bot.replicate import MAX_REPLY_BYTES, Prediction, ServerError
 from bot.storage import Repository
 from bot.storage.common import ENDED_STAGE
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/replicate"
+
+MAX_WEBHOOK_BYTES = MAX_REPLY_BYTES
+"""Largest webhook body read: a ``completed`` is the prediction the API would answer a poll with (``data:`` URL
+outputs of about 10 MiB exist), so the cap of the API's replies."""
 
 _RANK = {"starting": 0, "processing": 1}
 """How far a prediction is: a webhook never moves a prediction back (retries and replays come late)."""

@@ -19,7 +19,7 @@ from bot.jobs import JobState, ResumedJob
 from bot.journal import Unfinished
 from bot.modelref import ModelRef
 from bot.settings import HttpListen, Secret, Settings
-from bot.webhooks import PredictionEvents, WebhookReceiver
+from bot.webhooks import MAX_WEBHOOK_BYTES, PredictionEvents, WebhookReceiver
 from tests.conftest import FAST_LOOKUP, FAST_POLL, RecordingPresenter
 from tests.fakes.replicate import FLUX_SCHNELL, FakeReplicate, Scenario
 
@@ -145,7 +145,7 @@ async def test_a_webhook_landing_on_another_process_reaches_the_jobs_owner(membe
     events = PredictionEvents()
     owners_receiver = WebhookReceiver(api.webhook_secret, events, owner.core.repository)
     server = HttpServer(HttpListen("127.0.0.1", 0), checks={}, metrics=lambda: b"")
-    server.add_routes(landing.routes())
+    server.add_routes(landing.routes(), max_body_bytes=MAX_WEBHOOK_BYTES)
     await server.start()
     try:
         owner.core.engine.use_webhooks(f"http://127.0.0.1:{server.port}/webhooks/replicate", events)

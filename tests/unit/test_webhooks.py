@@ -19,7 +19,7 @@ from bot.http_server import HttpServer
 from bot.replicate import Prediction
 from bot.settings import HttpListen
 from bot.storage import Repository
-from bot.webhooks import ENTRY_OVERHEAD, PredictionEvents, WebhookReceiver
+from bot.webhooks import ENTRY_OVERHEAD, MAX_WEBHOOK_BYTES, PredictionEvents, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -65,7 +65,7 @@ async def receiving(repository: Repository) -> AsyncIterator[Receiving]:
     events = PredictionEvents()
     receiver = WebhookReceiver(SECRET, events, repository)
     server = HttpServer(HttpListen("127.0.0.1", 0), checks={}, metrics=lambda: b"")
-    server.add_routes(receiver.routes())
+    server.add_routes(receiver.routes(), max_body_bytes=MAX_WEBHOOK_BYTES)
     await server.start()
     async with aiohttp.ClientSession() as session:
         yield Receiving(server, events, session)
