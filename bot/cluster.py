@@ -11,9 +11,10 @@ to an incarnation. The database is the only thing processes share:
   still owns the jobs it runs; jobs taken from it (it was thought dead) are
   dropped here without another word, their new owner shows their outcome.
 * **Clean-up**: with each heartbeat, webhook ids older than
-  :data:`bot.webhooks.KEEP_WEBHOOKS` and payloads nobody took within
-  :data:`bot.webhooks.KEEP_PAYLOADS` are forgotten (no retry, replay or reader
-  comes for them any more): the tables stay as large as a few minutes' traffic.
+  :data:`bot.webhooks.KEEP_WEBHOOKS` and payloads older than
+  :data:`bot.webhooks.KEEP_PAYLOADS` (on the database's clock, which stamped
+  them) are forgotten (no retry, replay or reader comes for them any more): the
+  tables stay as large as a few minutes' traffic.
 * **Takeover**: the unfinished jobs of processes silent for
   ``IMAGINE_TAKEOVER_AFTER`` seconds (by the database's clock, which stamps
   every sign of life: a process whose own clock runs fast or slow neither
