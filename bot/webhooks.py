@@ -109,6 +109,11 @@ class PredictionEvents:
         return True
 
     def _keep_unwatched(self, prediction_id: str, weight: int) -> None:
+        if weight > self.unwatched_bytes:
+            # Kept, it would push out every other state: the database has it (read once its job watches).
+            self._unwatched_total -= self._unwatched.pop(prediction_id, 0)
+            del self._latest[prediction_id]
+            return
         self._unwatched_total += weight - self._unwatched.pop(prediction_id, 0)
         self._unwatched[prediction_id] = weight
         while self._unwatched_total > self.unwatched_bytes and self._unwatched:

@@ -178,6 +178,16 @@ def test_a_newer_state_replaces_the_older_in_the_count() -> None:
     assert events.unwatched_size == ENTRY_OVERHEAD + 60_000
 
 
+def test_a_state_larger_than_the_whole_room_pushes_out_nothing() -> None:
+    """A 10 MiB ``completed`` nobody here waits for is left to the database, not kept at the others' cost."""
+    events = PredictionEvents(unwatched_bytes=3 * (ENTRY_OVERHEAD + 1000))
+    for number in range(2):
+        events.push(Prediction.from_json(prediction() | {"id": f"p{number}"}), size=1000)
+    events.push(Prediction.from_json(prediction("succeeded") | {"id": "huge"}), size=10 * 1024 * 1024)
+    assert [events.latest(name) is not None for name in ("p0", "p1", "huge")] == [True, True, False]
+    assert events.unwatched_size == 2 * (ENTRY_OVERHEAD + 1000)
+
+
 async def _latest_status(events: PredictionEvents, prediction_id: str) -> str | None:
     for _ in range(250):
         latest = events.latest(prediction_id)
