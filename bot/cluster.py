@@ -11,9 +11,10 @@ to an incarnation. The database is the only thing processes share:
   still owns the jobs it runs; jobs taken from it (it was thought dead) are
   dropped here without another word, their new owner shows their outcome.
 * **Clean-up**: with each heartbeat, webhook ids older than
-  :data:`bot.webhooks.KEEP_WEBHOOKS` and payloads nobody took within
-  :data:`bot.webhooks.KEEP_PAYLOADS` are forgotten (no retry, replay or reader
-  comes for them any more): the tables stay as large as a few minutes' traffic.
+  :data:`bot.webhooks.KEEP_WEBHOOKS` and payloads older than
+  :data:`bot.webhooks.KEEP_PAYLOADS` (on the database's clock, which stamped
+  them) are forgotten (no retry, replay or reader comes for them any more): the
+  tables stay as large as a few minutes' traffic.
 * **Takeover**: the unfinished jobs of processes silent for
   ``IMAGINE_TAKEOVER_AFTER`` seconds (by the database's clock, which stamps
   every sign of life: a process whose own clock runs fast or slow neither
@@ -133,8 +134,9 @@ class Cluster:
         if taken:
             log.info("took over %d unfinished job(s) of processes silent for %gs", len(taken), self.takeover_after)
             await resume(taken)
-        now = self._clock.now()
-        await self._repository.prune_webhooks(ids_before=now - KEEP_WEBHOOKS, payloads_before=now - KEEP_PAYLOADS)
+        await self._repository.prune_webhooks(
+            ids_older_than=KEEP_WEBHOOKS.total_seconds(), payloads_older_than=KEEP_PAYLOADS.total_seconds()
+        )
 
     async def _beat_count(self) -> None:
         live = await self._repository.heartbeat(self.incarnation, alive_within=self.takeover_after)

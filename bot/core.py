@@ -156,7 +156,7 @@ class Core:
         assert url is not None, "enable_webhooks needs IMAGINE_WEBHOOK_URL"
         secret = self.settings.webhook_secret.reveal() if self.settings.webhook_secret else await self._read_secret()
         events = PredictionEvents()
-        self.webhooks = WebhookReceiver(secret, events, self.repository, self.clock)
+        self.webhooks = WebhookReceiver(secret, events, self.repository)
         self.engine.use_webhooks(url, events)
         log.info("predictions are created with webhooks to %s", url)
         return self.webhooks

@@ -48,16 +48,24 @@ class HttpServer:
         self._metrics = metrics
         self._runner: web.AppRunner | None = None
         self._gate = ConnectionGate(self._new_handler, self.limits)
+        self._body_caps: dict[web.AbstractRoute, int] = {}
         self._app = web.Application(
-            client_max_size=self.limits.max_body_bytes, middlewares=[body_reader(self._gate, self.limits)]
+            client_max_size=self.limits.max_body_bytes,
+            middlewares=[body_reader(self._gate, self.limits, self._body_caps)],
         )
         self._listener: asyncio.Server | None = None
         self._port: int | None = None
         self.add_routes([web.get("/healthz", self._healthz), web.get("/metrics", self._metrics_page)])
 
-    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
-        """Serve more routes (before :meth:`start`); the place for ``POST /webhooks/replicate``."""
-        self._app.add_routes(routes)
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef], *, max_body_bytes: int | None = None) -> None:
+        """Serve more routes (before :meth:`start`); the place for ``POST /webhooks/replicate``.
+
+        ``max_body_bytes``: these routes read bodies up to that many bytes rather than the server's usual
+        cap, a few at once (:data:`bot.http_guard.MAX_LARGE_BODIES`).
+        """
+        added = self._app.add_routes(routes)
+        if max_body_bytes is not None:
+            self._body_caps.update(dict.fromkeys(added, max_body_bytes))
 
     @property
     def port(self) -> int:
@@ -73,8 +81,8 @@ class HttpServer:
 
     async def start(self) -> None:
         """Listen; raises :class:`ListenError` if the address cannot be used."""
-        # No access log: a scraper every few seconds would drown the bot's own lines. aiohttp's keep-alive
-        # timer also bounds how long headers may take (see bot.http_guard).
+        # No access log: a scraper every few seconds would drown the bot's own lines. The header deadline is
+        # the gate's own (bot.http_guard); aiohttp's keep-alive timer, where it runs, only agrees with it.
         runner = web.AppRunner(
             self._app,
             access_log=None,

@@ -8,13 +8,17 @@ at once, and only then recorded (once per ``webhook-id``: a retry or a replay
 changes nothing) and pushed to :class:`PredictionEvents`, where the job waiting
 for that prediction wakes up. On PostgreSQL the record also reaches the other
 processes (``NOTIFY``), so the process that owns the job learns of a webhook
-that landed elsewhere and takes its payload from the database. Polling stays as
-a slow safety net for a lost webhook.
+that landed elsewhere and reads its payload from the database; a job that
+starts watching its prediction reads it once too (the webhook may have landed,
+here or elsewhere, before the create's answer). Polling stays as a slow safety
+net for a lost webhook.
 
 Nothing is kept for long: ids for :data:`KEEP_WEBHOOKS` (dedupe), in the
 database a prediction's newest payload only, and only when no job of this
-process waits for it, until the owner takes it (or :data:`KEEP_PAYLOADS`); in
-memory a bounded number of bytes (:class:`PredictionEvents`).
+process waits for it, for :data:`KEEP_PAYLOADS` (read, never taken: a process
+still watching after a takeover must not take it from the new owner); both on
+the database's clock. In memory a bounded number of bytes
+(:class:`PredictionEvents`).
 """
 
 from __future__ import annotations
@@ -24,21 +28,24 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from bot.clock import Clock
 from bot.logs import ThrottledLog
-from bot.replicate import Prediction, ServerError
+from bot.replicate import MAX_REPLY_BYTES, Prediction, ServerError
 from bot.storage import Repository
 from bot.storage.common import ENDED_STAGE
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/replicate"
+
+MAX_WEBHOOK_BYTES = MAX_REPLY_BYTES
+"""Largest webhook body read: a ``completed`` is the prediction the API would answer a poll with (``data:`` URL
+outputs of about 10 MiB exist), so the cap of the API's replies."""
 
 _RANK = {"starting": 0, "processing": 1}
 """How far a prediction is: a webhook never moves a prediction back (retries and replays come late)."""
@@ -49,8 +56,8 @@ timestamp, itself within 5 minutes of its arrival, so 10 minutes at most; the AP
 about a minute. The heartbeat forgets older ones (:class:`bot.cluster.Cluster`)."""
 
 KEEP_PAYLOADS = timedelta(minutes=1)
-"""How long a payload nobody took is kept: the owner takes it within moments of the ``NOTIFY`` (or of the next
-one, should the database fail it once); one not taken by then is of a job nobody here runs."""
+"""How long a payload is kept: the owner reads it within moments of the ``NOTIFY`` or of its job starting to
+watch (or of the next ``NOTIFY``, should the database fail one); one not read by then is of a job nobody runs."""
 
 UNWATCHED_BYTES = 8 * 1024 * 1024
 """The most :class:`PredictionEvents` keeps of states no job of this process waits for (yet)."""
@@ -79,6 +86,12 @@ class PredictionEvents:
         self._unwatched: OrderedDict[str, int] = OrderedDict()  # oldest first, with the bytes each weighs
         self._unwatched_total = 0
         self._changed: dict[str, asyncio.Event] = {}
+        self._stored: Callable[[str], None] | None = None
+
+    def on_watch(self, read_stored: Callable[[str], None]) -> None:
+        """Have ``read_stored(prediction_id)`` look for a stored state whenever a job starts watching one
+        whose end is not known here (:class:`WebhookReceiver` reads the database)."""
+        self._stored = read_stored
 
     def push(self, prediction: Prediction, *, size: int = 0) -> bool:
         """Take a pushed state (``size``: its body's bytes); ``False`` if it says nothing newer than what is known."""
@@ -96,6 +109,11 @@ class PredictionEvents:
         return True
 
     def _keep_unwatched(self, prediction_id: str, weight: int) -> None:
+        if weight > self.unwatched_bytes:
+            # Kept, it would push out every other state: the database has it (read once its job watches).
+            self._unwatched_total -= self._unwatched.pop(prediction_id, 0)
+            del self._latest[prediction_id]
+            return
         self._unwatched_total += weight - self._unwatched.pop(prediction_id, 0)
         self._unwatched[prediction_id] = weight
         while self._unwatched_total > self.unwatched_bytes and self._unwatched:
@@ -116,8 +134,12 @@ class PredictionEvents:
         """An event set whenever a newer state of the prediction arrives (clear it after reading)."""
         event = self._changed.setdefault(prediction_id, asyncio.Event())
         self._unwatched_total -= self._unwatched.pop(prediction_id, 0)
-        if prediction_id in self._latest:
+        known = self._latest.get(prediction_id)
+        if known is not None:
             event.set()
+        if self._stored is not None and (known is None or not known.terminal):
+            # Landed before the job watched (on another process, or evicted here): nobody would say so again.
+            self._stored(prediction_id)
         return event
 
     def watching(self, prediction_id: str) -> bool:
@@ -139,19 +161,18 @@ class WebhookReceiver:
         secret: str,
         events: PredictionEvents,
         repository: Repository,
-        clock: Clock,
         *,
         remember: int = 10000,
     ) -> None:
         self._verifier = Webhook(secret)
         self._events = events
         self._repository = repository
-        self._clock = clock
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
         self._tasks: set[asyncio.Task[None]] = set()
         self._refusals = ThrottledLog(log)
         repository.on_webhook(self._heard)
+        events.on_watch(self._read_stored)
 
     def routes(self) -> Iterable[web.AbstractRouteDef]:
         """The route to add to the bot's HTTP server."""
@@ -191,7 +212,7 @@ class WebhookReceiver:
         handed_off = None if self._events.watching(prediction.id) else data
         try:
             fresh = await self._repository.record_webhook(
-                webhook_id, prediction.id, stage=stage(prediction), payload=handed_off, now=self._clock.now()
+                webhook_id, prediction.id, stage=stage(prediction), payload=handed_off
             )
         except Exception:
             # The job still learns of it here; another process would find out by its safety poll.
@@ -202,15 +223,18 @@ class WebhookReceiver:
 
     def _heard(self, prediction_id: str) -> None:
         """Another process (or this one) recorded a webhook: fetch it if a job here waits for it."""
-        if not self._events.watching(prediction_id):
-            return
+        if self._events.watching(prediction_id):
+            self._read_stored(prediction_id)
+
+    def _read_stored(self, prediction_id: str) -> None:
+        """Read the prediction's stored payload, in the background."""
         task = asyncio.create_task(self._fetch(prediction_id), name=f"webhook-fetch-{prediction_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _fetch(self, prediction_id: str) -> None:
         try:
-            payload = await self._repository.take_webhook(prediction_id)
+            payload = await self._repository.read_webhook(prediction_id)
             if payload is not None:
                 data = dict(payload)
                 self._events.push(Prediction.from_json(data), size=len(json.dumps(data)))

@@ -18,6 +18,7 @@ from bot.discord_app.sharding import IdentifyPacer
 from bot.health import database_check, jobs_check
 from bot.http_server import HttpServer
 from bot.settings import Settings
+from bot.webhooks import MAX_WEBHOOK_BYTES
 
 if TYPE_CHECKING:
     from bot.discord_app.buttons import ButtonHandler
@@ -100,7 +101,8 @@ class ImagineBot(commands.AutoShardedBot):
             # Before jobs resume (in cog_load): their webhooks must find the route.
             self.http_server = self._http_server()
             if self.settings.webhook_url is not None:
-                self.http_server.add_routes((await self.core.enable_webhooks()).routes())
+                receiver = await self.core.enable_webhooks()
+                self.http_server.add_routes(receiver.routes(), max_body_bytes=MAX_WEBHOOK_BYTES)
             await self.http_server.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)

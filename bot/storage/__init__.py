@@ -484,30 +484,27 @@ class Repository(Protocol):
     # ------------------------------------------------------------- webhooks
 
     async def record_webhook(
-        self,
-        webhook_id: str,
-        prediction_id: str,
-        *,
-        stage: int,
-        payload: Mapping[str, Any] | None,
-        now: datetime,
+        self, webhook_id: str, prediction_id: str, *, stage: int, payload: Mapping[str, Any] | None
     ) -> bool:
         """Keep a verified webhook's id; ``False`` if it was seen before (then nothing changes).
 
         ``payload`` (``None``: the process that runs the job has it already) becomes the prediction's
-        payload for :meth:`take_webhook` unless the one kept is further on: ``stage`` is 0 starting,
-        1 processing, 2 ended, and an ended one is never replaced. On PostgreSQL every process hears
-        of a new id (``NOTIFY``): see :meth:`on_webhook`.
+        payload for :meth:`read_webhook` unless the one kept is further on: ``stage`` is 0 starting,
+        1 processing, 2 ended, and an ended one is never replaced. Both are stamped with the database's
+        clock (every process prunes against it: a process's own clock may be off). On PostgreSQL every
+        process hears of a new id (``NOTIFY``): see :meth:`on_webhook`.
         """
         ...
 
-    async def take_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
-        """The prediction's kept payload, if any, removed: the job that waits for it has it now."""
+    async def read_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """The prediction's kept payload, if any. It is not removed: a process that still watches the
+        prediction after a takeover may read it too, and the job's owner must still find it; pruning
+        forgets it."""
         ...
 
-    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
-        """Forget webhook ids received before ``ids_before`` (no retry or replay comes for them any more) and
-        payloads received before ``payloads_before`` (nobody took them: nobody will)."""
+    async def prune_webhooks(self, *, ids_older_than: float, payloads_older_than: float) -> None:
+        """Forget webhook ids received over ``ids_older_than`` seconds ago (no retry or replay comes for them
+        any more) and payloads received over ``payloads_older_than`` seconds ago, on the database's clock."""
         ...
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:

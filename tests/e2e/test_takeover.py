@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from bot.clock import SystemClock
 from bot.core import Core, Tuning
 from bot.http_server import HttpServer
 from bot.inputs import ImagineOptions
@@ -20,7 +19,7 @@ from bot.jobs import JobState, ResumedJob
 from bot.journal import Unfinished
 from bot.modelref import ModelRef
 from bot.settings import HttpListen, Secret, Settings
-from bot.webhooks import PredictionEvents, WebhookReceiver
+from bot.webhooks import MAX_WEBHOOK_BYTES, PredictionEvents, WebhookReceiver
 from tests.conftest import FAST_LOOKUP, FAST_POLL, RecordingPresenter
 from tests.fakes.replicate import FLUX_SCHNELL, FakeReplicate, Scenario
 
@@ -142,12 +141,11 @@ async def test_a_webhook_landing_on_another_process_reaches_the_jobs_owner(membe
     await owner.join()
     await other.join()
     # Only the other process has the HTTP route; the owner hears of webhooks through the database.
-    clock = SystemClock()
-    landing = WebhookReceiver(api.webhook_secret, PredictionEvents(), other.core.repository, clock)
+    landing = WebhookReceiver(api.webhook_secret, PredictionEvents(), other.core.repository)
     events = PredictionEvents()
-    owners_receiver = WebhookReceiver(api.webhook_secret, events, owner.core.repository, clock)
+    owners_receiver = WebhookReceiver(api.webhook_secret, events, owner.core.repository)
     server = HttpServer(HttpListen("127.0.0.1", 0), checks={}, metrics=lambda: b"")
-    server.add_routes(landing.routes())
+    server.add_routes(landing.routes(), max_body_bytes=MAX_WEBHOOK_BYTES)
     await server.start()
     try:
         owner.core.engine.use_webhooks(f"http://127.0.0.1:{server.port}/webhooks/replicate", events)

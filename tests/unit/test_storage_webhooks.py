@@ -1,14 +1,17 @@
 """Received webhooks on both backends: ids kept for dedupe until pruned, one payload per prediction (never
-moved back) until its job takes it, the heartbeat's clean-up, and migration 11 carrying the old table over."""
+moved back) read by its job, both pruned on the database's clock whatever the processes' clocks say, and
+migration 11 carrying the old table over."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
 import asyncpg
+import pytest
 
 from bot.cluster import Cluster
 from bot.journal import Journal
@@ -19,7 +22,6 @@ from bot.storage.postgres import PostgresRepository
 from bot.storage.postgres_migrations import MIGRATIONS as POSTGRES_MIGRATIONS
 from bot.storage.sqlite import SqliteRepository
 from bot.storage.sqlite.base import to_text
-from bot.webhooks import KEEP_PAYLOADS, KEEP_WEBHOOKS
 from tests.storage import T0, FakeClock
 
 STARTING, PROCESSING, ENDED = 0, 1, 2
@@ -30,12 +32,12 @@ def payload(status: str, logs: str = "") -> dict[str, Any]:
 
 
 async def test_an_id_is_recorded_once_until_pruned(repository: Repository) -> None:
-    assert await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=T0)
-    assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=T0)
-    await repository.prune_webhooks(ids_before=T0, payloads_before=T0)  # received at T0: not before it
-    assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=T0)
-    await repository.prune_webhooks(ids_before=T0 + timedelta(seconds=1), payloads_before=T0)
-    assert await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=T0)
+    assert await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None)
+    assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None)
+    await repository.prune_webhooks(ids_older_than=3600, payloads_older_than=3600)  # received just now: kept
+    assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None)
+    await repository.prune_webhooks(ids_older_than=0, payloads_older_than=3600)
+    assert await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None)
 
 
 async def test_one_payload_per_prediction_never_moved_back(repository: Repository) -> None:
@@ -46,46 +48,41 @@ async def test_one_payload_per_prediction_never_moved_back(repository: Repositor
         ("msg_4", STARTING, payload("starting")),  # late: ignored
     ]
     for webhook_id, stage, data in steps:
-        assert await repository.record_webhook(webhook_id, "p1", stage=stage, payload=data, now=T0)
-    assert await repository.take_webhook("p1") == payload("processing", "10%\n50%")
-    assert await repository.take_webhook("p1") is None  # taken: gone
+        assert await repository.record_webhook(webhook_id, "p1", stage=stage, payload=data)
+    assert await repository.read_webhook("p1") == payload("processing", "10%\n50%")
+    assert await repository.read_webhook("p1") == payload("processing", "10%\n50%")  # read, not taken
 
 
 async def test_an_ended_payload_is_never_replaced(repository: Repository) -> None:
-    await repository.record_webhook("msg_1", "p1", stage=ENDED, payload=payload("succeeded"), now=T0)
-    await repository.record_webhook("msg_2", "p1", stage=ENDED, payload=payload("failed"), now=T0)
-    await repository.record_webhook("msg_3", "p1", stage=PROCESSING, payload=payload("processing"), now=T0)
-    assert await repository.take_webhook("p1") == payload("succeeded")
+    await repository.record_webhook("msg_1", "p1", stage=ENDED, payload=payload("succeeded"))
+    await repository.record_webhook("msg_2", "p1", stage=ENDED, payload=payload("failed"))
+    await repository.record_webhook("msg_3", "p1", stage=PROCESSING, payload=payload("processing"))
+    assert await repository.read_webhook("p1") == payload("succeeded")
 
 
 async def test_a_replayed_id_changes_no_payload(repository: Repository) -> None:
-    await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=payload("processing", "a"), now=T0)
-    assert not await repository.record_webhook(
-        "msg_1", "p1", stage=ENDED, payload=payload("succeeded"), now=T0 + timedelta(seconds=1)
-    )
-    assert await repository.take_webhook("p1") == payload("processing", "a")
+    await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=payload("processing", "a"))
+    assert not await repository.record_webhook("msg_1", "p1", stage=ENDED, payload=payload("succeeded"))
+    assert await repository.read_webhook("p1") == payload("processing", "a")
 
 
 async def test_an_id_without_a_payload_keeps_none(repository: Repository) -> None:
     """The process that runs the job has the state already: only the id is kept."""
-    assert await repository.record_webhook("msg_1", "p1", stage=ENDED, payload=None, now=T0)
-    assert await repository.take_webhook("p1") is None
+    assert await repository.record_webhook("msg_1", "p1", stage=ENDED, payload=None)
+    assert await repository.read_webhook("p1") is None
 
 
-async def test_pruning_forgets_ids_and_payloads_by_their_own_times(repository: Repository) -> None:
-    now = T0 + timedelta(minutes=20)
-    received = {"p-old": T0, "p-mid": now - timedelta(minutes=2), "p-new": now}
-    for prediction_id, at in received.items():
-        webhook_id = f"msg-{prediction_id}"
-        await repository.record_webhook(webhook_id, prediction_id, stage=PROCESSING, payload=payload("x"), now=at)
-    await repository.prune_webhooks(ids_before=now - timedelta(minutes=15), payloads_before=now - timedelta(minutes=1))
-    assert [await repository.take_webhook(p) is not None for p in received] == [False, False, True]
-    fresh = [await repository.record_webhook(f"msg-{p}", p, stage=PROCESSING, payload=None, now=now) for p in received]
-    assert fresh == [True, False, False]  # only the oldest id is forgotten
+async def test_pruning_forgets_ids_and_payloads_by_their_own_ages(repository: Repository) -> None:
+    await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=payload("x"))
+    await repository.prune_webhooks(ids_older_than=3600, payloads_older_than=0)
+    assert await repository.read_webhook("p1") is None  # the payload is forgotten...
+    assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None)  # ...the id is not
+    await repository.prune_webhooks(ids_older_than=0, payloads_older_than=0)
+    assert await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None)
 
 
-async def test_the_heartbeat_forgets_unread_payloads_then_old_ids(repository: Repository) -> None:
-    clock = FakeClock()
+async def _heartbeat(repository: Repository, clock: FakeClock) -> Callable[[], Awaitable[None]]:
+    """One process's heartbeat, with its own clock."""
     journal = Journal(repository, clock, owner="me")
     cluster = Cluster(repository, journal, clock, RequestBudget(), name="host", shards="all", takeover_after=30)
     await cluster.join()
@@ -96,20 +93,21 @@ async def test_the_heartbeat_forgets_unread_payloads_then_old_ids(repository: Re
     async def drop(_job_id: str) -> None:
         return None
 
-    async def beat_after(seconds: float) -> None:
-        clock.advance(seconds)
+    async def beat() -> None:
         await cluster.beat(resume, list, drop)
 
-    await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=payload("processing"), now=clock.now())
-    await repository.record_webhook("msg_2", "p2", stage=PROCESSING, payload=payload("processing"), now=clock.now())
-    await beat_after(KEEP_PAYLOADS.total_seconds() - 1)
-    assert await repository.take_webhook("p1") == payload("processing")  # still there for its owner
-    await beat_after(2)
-    assert await repository.take_webhook("p2") is None  # nobody took it: gone
-    await beat_after(KEEP_WEBHOOKS.total_seconds() - KEEP_PAYLOADS.total_seconds() - 2)
-    assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None, now=clock.now())
-    await beat_after(2)
-    assert await repository.record_webhook("msg_2", "p2", stage=PROCESSING, payload=None, now=clock.now())
+    return beat
+
+
+@pytest.mark.parametrize("skew", [timedelta(minutes=20), -timedelta(minutes=20)])
+async def test_retention_holds_whatever_the_process_clocks_say(repository: Repository, skew: timedelta) -> None:
+    """Stamps and pruning are on the database's clock: a process whose clock runs ahead (or behind) of the
+    one that stored a payload neither deletes it at once nor keeps it for ever."""
+    beat = await _heartbeat(repository, FakeClock(datetime.now(UTC) + skew))
+    await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=payload("processing"))
+    await beat()
+    assert await repository.read_webhook("p1") == payload("processing")  # still there for its owner
+    assert not await repository.record_webhook("msg_1", "p1", stage=PROCESSING, payload=None)
 
 
 async def test_migration_11_keeps_ids_and_each_predictions_most_telling_payload(database_url: str) -> None:
@@ -142,8 +140,8 @@ async def test_migration_11_keeps_ids_and_each_predictions_most_telling_payload(
             await conn.close()
         repository = await PostgresRepository.open(database_url)
     try:
-        assert not await repository.record_webhook("msg_2", "p1", stage=PROCESSING, payload=None, now=T0)
-        assert await repository.take_webhook("p1") == payload("succeeded")
-        assert await repository.take_webhook("p2") == {"id": "p2", "status": "processing"}
+        assert not await repository.record_webhook("msg_2", "p1", stage=PROCESSING, payload=None)
+        assert await repository.read_webhook("p1") == payload("succeeded")
+        assert await repository.read_webhook("p2") == {"id": "p2", "status": "processing"}
     finally:
         await repository.close()

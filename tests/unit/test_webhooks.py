@@ -15,12 +15,11 @@ import aiohttp
 import pytest
 from standardwebhooks import Webhook
 
-from bot.clock import SystemClock
 from bot.http_server import HttpServer
 from bot.replicate import Prediction
 from bot.settings import HttpListen
 from bot.storage import Repository
-from bot.webhooks import ENTRY_OVERHEAD, PredictionEvents, WebhookReceiver
+from bot.webhooks import ENTRY_OVERHEAD, MAX_WEBHOOK_BYTES, PredictionEvents, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -64,9 +63,9 @@ class Receiving:
 @pytest.fixture
 async def receiving(repository: Repository) -> AsyncIterator[Receiving]:
     events = PredictionEvents()
-    receiver = WebhookReceiver(SECRET, events, repository, SystemClock())
+    receiver = WebhookReceiver(SECRET, events, repository)
     server = HttpServer(HttpListen("127.0.0.1", 0), checks={}, metrics=lambda: b"")
-    server.add_routes(receiver.routes())
+    server.add_routes(receiver.routes(), max_body_bytes=MAX_WEBHOOK_BYTES)
     await server.start()
     async with aiohttp.ClientSession() as session:
         yield Receiving(server, events, session)
@@ -111,21 +110,18 @@ async def test_a_replayed_webhook_id_gets_200_and_changes_nothing(receiving: Rec
     await asyncio.sleep(0.05)
     latest = receiving.events.latest("p1")
     assert latest is not None and latest.logs == "a"
-    stored = await repository.take_webhook("p1")
+    stored = await repository.read_webhook("p1")
     assert stored is not None and stored["logs"] == "a"
 
 
 async def test_the_database_dedupes_across_processes(repository: Repository) -> None:
-    now = datetime.now(UTC)
-    first = await repository.record_webhook("msg_x", "p9", stage=1, payload={"id": "p9"}, now=now)
-    again = await repository.record_webhook("msg_x", "p9", stage=1, payload={"id": "p9", "again": True}, now=now)
-    done = await repository.record_webhook("msg_y", "p9", stage=2, payload={"id": "p9", "status": "succeeded"}, now=now)
-    later = await repository.record_webhook(
-        "msg_z", "p9", stage=1, payload={"id": "p9", "status": "processing"}, now=now
-    )
+    first = await repository.record_webhook("msg_x", "p9", stage=1, payload={"id": "p9"})
+    again = await repository.record_webhook("msg_x", "p9", stage=1, payload={"id": "p9", "again": True})
+    done = await repository.record_webhook("msg_y", "p9", stage=2, payload={"id": "p9", "status": "succeeded"})
+    later = await repository.record_webhook("msg_z", "p9", stage=1, payload={"id": "p9", "status": "processing"})
     assert (first, again, done, later) == (True, False, True, True)
-    assert (await repository.take_webhook("p9") or {}).get("status") == "succeeded"  # the end wins
-    assert await repository.take_webhook("unknown") is None
+    assert (await repository.read_webhook("p9") or {}).get("status") == "succeeded"  # the end wins
+    assert await repository.read_webhook("unknown") is None
 
 
 async def test_a_payload_is_kept_in_the_database_only_for_another_process(
@@ -141,9 +137,9 @@ async def test_a_payload_is_kept_in_the_database_only_for_another_process(
         if receiving.events.latest("p2") is not None:
             break
         await asyncio.sleep(0.02)
-    assert await repository.take_webhook("p1") is None
-    assert (await repository.take_webhook("p2") or {}).get("status") == "succeeded"
-    assert not await repository.record_webhook("msg_1", "p1", stage=2, payload=None, now=datetime.now(UTC))
+    assert await repository.read_webhook("p1") is None
+    assert (await repository.read_webhook("p2") or {}).get("status") == "succeeded"
+    assert not await repository.record_webhook("msg_1", "p1", stage=2, payload=None)
 
 
 async def test_a_delivery_for_an_unknown_prediction_is_accepted(receiving: Receiving) -> None:
@@ -180,3 +176,59 @@ def test_a_newer_state_replaces_the_older_in_the_count() -> None:
     events.push(Prediction.from_json(prediction(logs="a")), size=50_000)
     events.push(Prediction.from_json(prediction(logs="ab")), size=60_000)
     assert events.unwatched_size == ENTRY_OVERHEAD + 60_000
+
+
+def test_a_state_larger_than_the_whole_room_pushes_out_nothing() -> None:
+    """A 10 MiB ``completed`` nobody here waits for is left to the database, not kept at the others' cost."""
+    events = PredictionEvents(unwatched_bytes=3 * (ENTRY_OVERHEAD + 1000))
+    for number in range(2):
+        events.push(Prediction.from_json(prediction() | {"id": f"p{number}"}), size=1000)
+    events.push(Prediction.from_json(prediction("succeeded") | {"id": "huge"}), size=10 * 1024 * 1024)
+    assert [events.latest(name) is not None for name in ("p0", "p1", "huge")] == [True, True, False]
+    assert events.unwatched_size == 2 * (ENTRY_OVERHEAD + 1000)
+
+
+async def _latest_status(events: PredictionEvents, prediction_id: str) -> str | None:
+    for _ in range(250):
+        latest = events.latest(prediction_id)
+        if latest is not None:
+            return latest.status
+        await asyncio.sleep(0.02)
+    return None
+
+
+async def test_a_webhook_stored_before_its_job_watches_reaches_the_job(
+    receiving: Receiving, repository: Repository
+) -> None:
+    """The ``completed`` lands (here on another process's receiver) while the owner's create is still pending:
+    nobody watches, so it is stored; when the owner's job starts watching, it reads it at once."""
+    assert await receiving.post(prediction("succeeded", output=["https://x/y.png"])) == 200
+    for _ in range(250):
+        if await repository.read_webhook("p1") is not None:
+            break
+        await asyncio.sleep(0.02)
+    owners_events = PredictionEvents()
+    owner = WebhookReceiver(SECRET, owners_events, repository)
+    try:
+        woken = owners_events.watch("p1")
+        await asyncio.wait_for(woken.wait(), 5)
+        assert await _latest_status(owners_events, "p1") == "succeeded"
+    finally:
+        await owner.close()
+
+
+async def test_a_stale_watcher_does_not_take_the_payload_from_the_jobs_owner(repository: Repository) -> None:
+    """After a takeover the old owner may still watch the prediction for a heartbeat: reading the stored
+    payload there leaves it for the new owner."""
+    assert await repository.record_webhook("msg_1", "p1", stage=2, payload=prediction("succeeded"))
+    stale_events, owners_events = PredictionEvents(), PredictionEvents()
+    stale = WebhookReceiver(SECRET, stale_events, repository)
+    owner = WebhookReceiver(SECRET, owners_events, repository)
+    try:
+        stale_events.watch("p1")
+        assert await _latest_status(stale_events, "p1") == "succeeded"
+        owners_events.watch("p1")
+        assert await _latest_status(owners_events, "p1") == "succeeded"
+    finally:
+        await stale.close()
+        await owner.close()

@@ -137,51 +137,49 @@ class PostgresCluster(PostgresBase):
     # ------------------------------------------------------------- webhooks
 
     async def record_webhook(
-        self,
-        webhook_id: str,
-        prediction_id: str,
-        *,
-        stage: int,
-        payload: Mapping[str, Any] | None,
-        now: datetime,
+        self, webhook_id: str, prediction_id: str, *, stage: int, payload: Mapping[str, Any] | None
     ) -> bool:
-        """Keep a verified webhook's id unless seen before, and its payload unless the one kept is further on;
-        tell every process (``NOTIFY``, on commit)."""
+        """Keep a verified webhook's id unless seen before, and its payload unless the one kept is further on,
+        stamped with the database's clock; tell every process (``NOTIFY``, on commit)."""
         async with self._transaction() as conn:
             fresh = await conn.fetchval(
-                "INSERT INTO webhook_ids (webhook_id, received_at) VALUES ($1, $2) "
+                "INSERT INTO webhook_ids (webhook_id, received_at) VALUES ($1, now()) "
                 "ON CONFLICT (webhook_id) DO NOTHING RETURNING true",
                 webhook_id,
-                now,
             )
             if fresh and payload is not None:
                 await conn.execute(
                     "INSERT INTO webhook_payloads AS kept (prediction_id, stage, payload, received_at) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT (prediction_id) DO UPDATE SET stage = excluded.stage, "
+                    "VALUES ($1, $2, $3, now()) ON CONFLICT (prediction_id) DO UPDATE SET stage = excluded.stage, "
                     "payload = excluded.payload, received_at = excluded.received_at "
                     f"WHERE kept.stage < {ENDED_STAGE} AND excluded.stage >= kept.stage",
                     prediction_id,
                     stage,
                     dict(payload),
-                    now,
                 )
             if fresh:
                 await conn.execute("SELECT pg_notify($1, $2)", WEBHOOK_CHANNEL, prediction_id)
         return bool(fresh)
 
-    async def take_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
-        """The prediction's kept payload, removed (one process gets it)."""
+    async def read_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """The prediction's kept payload (left for its pruning: a stale reader must not take it from the owner)."""
         async with self._connection() as conn:
             payload = await conn.fetchval(
-                "DELETE FROM webhook_payloads WHERE prediction_id = $1 RETURNING payload", prediction_id
+                "SELECT payload FROM webhook_payloads WHERE prediction_id = $1", prediction_id
             )
         return payload if isinstance(payload, dict) else None
 
-    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
-        """Forget webhook ids and payloads received before their times."""
+    async def prune_webhooks(self, *, ids_older_than: float, payloads_older_than: float) -> None:
+        """Forget webhook ids and payloads older than their ages, on the database's clock."""
         async with self._connection() as conn:
-            await conn.execute("DELETE FROM webhook_ids WHERE received_at < $1", ids_before)
-            await conn.execute("DELETE FROM webhook_payloads WHERE received_at < $1", payloads_before)
+            await conn.execute(
+                "DELETE FROM webhook_ids WHERE received_at < now() - make_interval(secs => $1)",
+                max(0.0, ids_older_than),
+            )
+            await conn.execute(
+                "DELETE FROM webhook_payloads WHERE received_at < now() - make_interval(secs => $1)",
+                max(0.0, payloads_older_than),
+            )
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(prediction_id)`` for every webhook any process records."""

@@ -127,45 +127,46 @@ class SqliteCluster(SqliteBase):
     # ------------------------------------------------------------- webhooks
 
     async def record_webhook(
-        self,
-        webhook_id: str,
-        prediction_id: str,
-        *,
-        stage: int,
-        payload: Mapping[str, Any] | None,
-        now: datetime,
+        self, webhook_id: str, prediction_id: str, *, stage: int, payload: Mapping[str, Any] | None
     ) -> bool:
-        """Keep a verified webhook's id unless seen before, and its payload unless the one kept is further on."""
-        stamp = to_text(now)
+        """Keep a verified webhook's id unless seen before, and its payload unless the one kept is further on,
+        stamped with the database's clock."""
         async with self._transaction(write=True) as conn:
             cursor = await conn.execute(
-                "INSERT INTO webhook_ids (webhook_id, received_at) VALUES (?, ?) ON CONFLICT (webhook_id) DO NOTHING",
-                (webhook_id, stamp),
+                f"INSERT INTO webhook_ids (webhook_id, received_at) VALUES (?, {_DB_NOW}) "
+                "ON CONFLICT (webhook_id) DO NOTHING",
+                (webhook_id,),
             )
             fresh = cursor.rowcount > 0
             if fresh and payload is not None:
                 await conn.execute(
-                    "INSERT INTO webhook_payloads (prediction_id, stage, payload, received_at) VALUES (?, ?, ?, ?) "
+                    "INSERT INTO webhook_payloads (prediction_id, stage, payload, received_at) "
+                    f"VALUES (?, ?, ?, {_DB_NOW}) "
                     "ON CONFLICT (prediction_id) DO UPDATE SET stage = excluded.stage, payload = excluded.payload, "
                     "received_at = excluded.received_at "
                     f"WHERE webhook_payloads.stage < {ENDED_STAGE} AND excluded.stage >= webhook_payloads.stage",
-                    (prediction_id, stage, json.dumps(payload), stamp),
+                    (prediction_id, stage, json.dumps(payload)),
                 )
         return fresh
 
-    async def take_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
-        """The prediction's kept payload, removed."""
-        async with self._transaction(write=True) as conn:
+    async def read_webhook(self, prediction_id: str) -> Mapping[str, Any] | None:
+        """The prediction's kept payload (left for its pruning)."""
+        async with self._transaction(write=False) as conn:
             row = await self._one(
-                conn, "DELETE FROM webhook_payloads WHERE prediction_id = ? RETURNING payload", (prediction_id,)
+                conn, "SELECT payload FROM webhook_payloads WHERE prediction_id = ?", (prediction_id,)
             )
         return None if row is None else json.loads(row[0])
 
-    async def prune_webhooks(self, *, ids_before: datetime, payloads_before: datetime) -> None:
-        """Forget webhook ids and payloads received before their times."""
+    async def prune_webhooks(self, *, ids_older_than: float, payloads_older_than: float) -> None:
+        """Forget webhook ids and payloads older than their ages, on the database's clock."""
         async with self._transaction(write=True) as conn:
-            await conn.execute("DELETE FROM webhook_ids WHERE received_at < ?", (to_text(ids_before),))
-            await conn.execute("DELETE FROM webhook_payloads WHERE received_at < ?", (to_text(payloads_before),))
+            await conn.execute(
+                f"DELETE FROM webhook_ids WHERE received_at < {_DB_NOW_MINUS}", (_seconds_ago(ids_older_than),)
+            )
+            await conn.execute(
+                f"DELETE FROM webhook_payloads WHERE received_at < {_DB_NOW_MINUS}",
+                (_seconds_ago(payloads_older_than),),
+            )
 
     def on_webhook(self, listener: Callable[[str], None]) -> None:
         """One process on SQLite: the process that records a webhook is the one that runs its job."""
