@@ -164,7 +164,7 @@ class DiscordPresenter:
         self._held: JobView | None = None
         self._next_estimate: JobView | None = None
         self._on_target = on_target
-        self._uploads: JobUploads | None = None  # the final view's images as sent (made once it comes)
+        self._uploads = JobUploads(target.upload_limit)
         self._pump_task = asyncio.create_task(self._pump(), name="discord-presenter")
 
     @classmethod
@@ -307,14 +307,6 @@ class DiscordPresenter:
     def _token_usable(self) -> bool:
         return not self._token_dead and discord.utils.utcnow() < self._token_deadline
 
-    async def _fit(self, view: JobView, images: tuple[ImageFile, ...]) -> tuple[ImageFile, ...]:
-        """``images`` as uploads small enough to send (see :class:`JobUploads`); raises :class:`ImagesNotShown`."""
-        if not images:
-            return ()
-        if self._uploads is None:
-            self._uploads = JobUploads(view.job_id, self.target.upload_limit)
-        return await self._uploads.fit(images)
-
     @staticmethod
     def _files(view: JobView, uploads: tuple[ImageFile, ...]) -> list[discord.File]:
         """Fresh files of ``uploads`` (a sent file is spent), each described (alt text) by the job's prompt."""
@@ -332,7 +324,7 @@ class DiscordPresenter:
         """
         images = view.images if final and view.state is JobState.SUCCEEDED else ()
         for attempt in range(1, self._attempts + 1):
-            uploads = await self._fit(view, images)
+            uploads = await self._uploads.fit(view.job_id, images)
             try:
                 await self._edit(view, self._files(view, uploads), final=final)
             except _NoRoute:
@@ -355,8 +347,8 @@ class DiscordPresenter:
             except discord.HTTPException as exc:
                 if exc.status == 401 or _code(exc) in (50027, 10015):
                     self._token_dead = True
-                elif (exc.status == 413 or _code(exc) == 40005) and uploads and self._uploads is not None:
-                    self._uploads.shrink(uploads)  # at the floor: ImagesNotShown
+                elif (exc.status == 413 or _code(exc) == 40005) and uploads:
+                    self._uploads.shrink(view.job_id, uploads)  # at the floor: ImagesNotShown
                 elif exc.status == 429:
                     await self._clock.sleep(_retry_after(exc))
                 elif exc.status == 403 and not self._token_usable():
@@ -457,7 +449,7 @@ class DiscordPresenter:
             return
         channel = self._client.get_partial_messageable(target.channel_id)
         content = f"<@{target.requester_id}> the message for your /imagine was deleted, so here is the result."
-        uploads = await self._fit(view, images)
+        uploads = await self._uploads.fit(view.job_id, images)
         try:
             message = await channel.send(
                 content=content,

@@ -28,9 +28,8 @@ REFUSED_AS_TOO_LARGE = f"Discord refused the finished images as too large even a
 class JobUploads:
     """The uploads of one job's images and the per-image limit they are fitted to."""
 
-    def __init__(self, job_id: str, upload_limit: int) -> None:
+    def __init__(self, upload_limit: int) -> None:
         """``upload_limit``: the bytes per attachment Discord allows where the job is shown."""
-        self._job_id = job_id
         self._upload_limit = upload_limit
         self._fitted: dict[str, tuple[int, ImageFile]] = {}  # by image name: the limit fitted to, and the upload
 
@@ -38,12 +37,14 @@ class JobUploads:
         """Bytes each of ``count`` images may have in one message."""
         return min(self._upload_limit, MAX_REQUEST_BYTES // max(1, count))
 
-    async def fit(self, images: Sequence[ImageFile]) -> tuple[ImageFile, ...]:
+    async def fit(self, job_id: str, images: Sequence[ImageFile]) -> tuple[ImageFile, ...]:
         """``images`` as uploads within :meth:`limit`, in order (an image that fits is sent as it is).
 
         Raises :class:`ImagesNotShown`, with the originals of those that can be sent, if some cannot be made
         to fit.
         """
+        if not images:
+            return ()
         limit = self.limit(len(images))
         kept: list[tuple[ImageFile, ImageFile]] = []
         for image in images:
@@ -54,10 +55,10 @@ class JobUploads:
             try:
                 upload = await fit_in_turn(image, limit)
             except DeliveryError as exc:
-                log.warning("job %s: %s could not be fitted: %s", self._job_id, image.filename, exc)
+                log.warning("job %s: %s could not be fitted: %s", job_id, image.filename, exc)
                 continue
             except Exception:
-                log.exception("job %s: fitting %s failed unexpectedly", self._job_id, image.filename)
+                log.exception("job %s: fitting %s failed unexpectedly", job_id, image.filename)
                 continue
             self._fitted[image.filename] = (limit, upload)
             kept.append((image, upload))
@@ -65,7 +66,7 @@ class JobUploads:
             raise ImagesNotShown(_unfit_text(len(images) - len(kept), len(images)), tuple(i for i, _ in kept))
         return tuple(upload for _, upload in kept)
 
-    def shrink(self, sent: Sequence[ImageFile]) -> None:
+    def shrink(self, job_id: str, sent: Sequence[ImageFile]) -> None:
         """Discord answered 413 to ``sent``: fit to half the largest of them from now on.
 
         Raises :class:`ImagesNotShown` once they were already at the floor (:data:`MIN_UPLOAD_LIMIT`).
@@ -74,7 +75,7 @@ class JobUploads:
         if largest <= MIN_UPLOAD_LIMIT:
             raise ImagesNotShown(REFUSED_AS_TOO_LARGE)
         self._upload_limit = max(MIN_UPLOAD_LIMIT, largest // 2)
-        log.info("job %s: Discord said 413; fitting images to %d bytes", self._job_id, self._upload_limit)
+        log.info("job %s: Discord said 413; fitting images to %d bytes", job_id, self._upload_limit)
 
 
 def _unfit_text(unfit: int, total: int) -> str:
