@@ -55,6 +55,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+IMAGES_LOST = "The finished images could not be delivered, and nothing is charged for them."
+"""Said when a presenter failed to show a job's images in a way it did not foresee (it logged why)."""
+
 
 @dataclass(frozen=True)
 class ResumedJob:
@@ -439,25 +442,29 @@ class JobEngine:
         """Book the job's end, then show its final view; the view the member sees (with what was delivered).
 
         Bookkeeping (refunds) comes first, so a member who reads the outcome can act on it at once. If the
-        presenter cannot show the view's images, the job is booked again for what will be seen (booking
-        only ever moves towards the member, and is idempotent: a job resumed after a crash here ends again)
-        before the view with fewer images, or none, is shown.
+        presenter cannot show the view's images (it says so, or fails in a way it did not foresee), the job is
+        booked again for what will be seen (booking only ever moves towards the member, and is idempotent: a
+        job resumed after a crash here ends again) before the view with fewer images, or none, is shown. A
+        view without images that cannot be shown either is given up on: the job still ends.
         """
         await self._book(job, view)
         while True:
             try:
                 await job.presenter.show(view)
+                return view
             except ImagesNotShown as refused:
-                log.warning("job %s: images not shown (%s); showing it with fewer", job.id, refused.reason)
-                amended = refused.amend(view)
-                if len(amended.images) >= len(view.images):  # nothing less to show: show none
-                    amended = ImagesNotShown(refused.reason).amend(view)
-                view = job.view = amended
-                await self._book(job, view)
-                continue
+                log.warning("job %s: images not shown (%s)", job.id, refused.reason)
+                not_shown = refused
             except Exception:
                 log.exception("presenter failed to show job %s (%s)", job.id, view.state)
-            return view
+                not_shown = ImagesNotShown(IMAGES_LOST)
+            if not view.images:
+                return view
+            amended = not_shown.amend(view)
+            if len(amended.images) >= len(view.images):  # nothing less to show: show none
+                amended = ImagesNotShown(not_shown.reason).amend(view)
+            view = job.view = amended
+            await self._book(job, view)
 
     async def _book(self, job: LiveJob, view: JobView) -> None:
         if self._on_end is not None:

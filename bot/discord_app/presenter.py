@@ -26,20 +26,20 @@ import discord
 from bot.clock import Clock, SystemClock
 from bot.discord_app.answers import answer_with_message
 from bot.discord_app.render import alt_text, render_embed
-from bot.errors import DeliveryError
-from bot.images import ImageFile, fit_in_turn
+from bot.discord_app.uploads import NOT_SHOWN, JobUploads
+from bot.images import ImageFile
 from bot.job_model import ImagesNotShown, JobState, JobView
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 24 * 1024 * 1024  # Discord refuses requests over 25 MiB; keep a margin for JSON.
 TOKEN_LIFETIME = timedelta(minutes=15)
-MIN_UPLOAD_LIMIT = 256 * 1024
-"""Bytes per image below which a 413 no longer shrinks the images: Discord refuses them whatever their size."""
-_NOT_SHOWN = "so they are not shown here, and nothing is charged for them."
-_REFUSED = f"Discord refused the message with the finished images, {_NOT_SHOWN}"
-_REFUSED_AS_TOO_LARGE = f"Discord refused the finished images as too large even after shrinking them, {_NOT_SHOWN}"
-_NOT_TAKEN = f"Discord did not take the finished images after several tries, {_NOT_SHOWN}"
+_REFUSED = f"Discord refused the message with the finished images, {NOT_SHOWN}"
+_NOT_TAKEN = f"Discord did not take the finished images after several tries, {NOT_SHOWN}"
+_NOT_POSTED = (
+    f"The job's message was deleted, and Discord did not take the finished images when they were posted anew, "
+    f"{NOT_SHOWN}"
+)
+_UNREACHABLE = f"The job's message could no longer be reached to show the finished images, {NOT_SHOWN}"
 FINAL_EDIT_GAP = 0.25
 """Seconds the final edit keeps from the edit before it, instead of the progress edits' whole interval.
 
@@ -150,7 +150,6 @@ class DiscordPresenter:
         self._min_interval = min_interval
         self._token_deadline = target.token_expires_at - timedelta(seconds=token_margin)
         self._attempts = attempts
-        self._upload_limit = target.upload_limit
         self._latest: JobView | None = None
         self._shown = shown
         # Progress edits keep 1.5 s from the message's creation too; the final state does not wait
@@ -165,7 +164,7 @@ class DiscordPresenter:
         self._held: JobView | None = None
         self._next_estimate: JobView | None = None
         self._on_target = on_target
-        self._fitted: dict[str, ImageFile] = {}  # each image's upload, by its name: fitted once per job
+        self._uploads = JobUploads(target.upload_limit)
         self._pump_task = asyncio.create_task(self._pump(), name="discord-presenter")
 
     @classmethod
@@ -308,47 +307,30 @@ class DiscordPresenter:
     def _token_usable(self) -> bool:
         return not self._token_dead and discord.utils.utcnow() < self._token_deadline
 
-    async def _files(self, view: JobView, images: tuple[ImageFile, ...]) -> list[discord.File]:
-        """``images`` as uploads small enough to send, each described (alt text) by the job's prompt.
-
-        Each image is fitted once for the job (one at a time) and kept: a retried edit sends the same
-        bytes, and only a smaller limit (Discord said 413) fits the kept copy again. Raises
-        :class:`ImagesNotShown`, with the images that can be sent, if some cannot be made to fit.
-        """
-        if not images:
-            return []
-        description = alt_text(view)
-        limit = min(self._upload_limit, MAX_REQUEST_BYTES // len(images))
-        fitted: list[tuple[ImageFile, ImageFile]] = []
-        for image in images:
-            upload = self._fitted.get(image.filename, image)
-            if upload.size > limit:
-                try:
-                    upload = await fit_in_turn(upload, limit)
-                except DeliveryError as exc:
-                    log.warning("job %s: %s could not be fitted: %s", view.job_id, image.filename, exc)
-                    continue
-                except Exception:
-                    log.exception("job %s: fitting %s failed unexpectedly", view.job_id, image.filename)
-                    continue
-                self._fitted[image.filename] = upload
-            fitted.append((image, upload))
-        if len(fitted) < len(images):
-            raise ImagesNotShown(_unfit_text(len(images) - len(fitted), len(images)), tuple(i for i, _ in fitted))
+    @staticmethod
+    def _files(view: JobView, uploads: tuple[ImageFile, ...]) -> list[discord.File]:
+        """Fresh files of ``uploads`` (a sent file is spent), each described (alt text) by the job's prompt."""
+        description = alt_text(view) if uploads else None
         return [
             discord.File(io.BytesIO(upload.data), filename=upload.filename, description=description)
-            for _, upload in fitted
+            for upload in uploads
         ]
 
     async def _deliver(self, view: JobView, *, final: bool) -> None:
-        """Edit the message to ``view``, falling back from the token to the channel to a new message."""
-        images = view.images if view.state is JobState.SUCCEEDED else ()
+        """Edit the message to ``view``, falling back from the token to the channel to a new message.
+
+        A final view with images raises :class:`ImagesNotShown` on every outcome but a message that really
+        carries them (nothing is charged for images nobody saw); other views are given up on with a log.
+        """
+        images = view.images if final and view.state is JobState.SUCCEEDED else ()
         for attempt in range(1, self._attempts + 1):
-            files = await self._files(view, images) if final else []
+            uploads = await self._uploads.fit(view.job_id, images)
             try:
-                await self._edit(view, files, final=final)
+                await self._edit(view, self._files(view, uploads), final=final)
             except _NoRoute:
                 log.warning("job %s: interaction token expired and no channel to edit in", view.job_id)
+                if images:
+                    raise ImagesNotShown(_UNREACHABLE) from None
                 return
             except discord.NotFound as exc:
                 if _code(exc) == 10008 or not self._token_usable():
@@ -365,10 +347,8 @@ class DiscordPresenter:
             except discord.HTTPException as exc:
                 if exc.status == 401 or _code(exc) in (50027, 10015):
                     self._token_dead = True
-                elif exc.status == 413 or _code(exc) == 40005:
-                    if self._upload_limit <= MIN_UPLOAD_LIMIT and final and images:
-                        raise ImagesNotShown(_REFUSED_AS_TOO_LARGE) from exc
-                    self._upload_limit = max(MIN_UPLOAD_LIMIT, self._upload_limit // 2)
+                elif (exc.status == 413 or _code(exc) == 40005) and uploads:
+                    self._uploads.shrink(view.job_id, uploads)  # at the floor: ImagesNotShown
                 elif exc.status == 429:
                     await self._clock.sleep(_retry_after(exc))
                 elif exc.status == 403 and not self._token_usable():
@@ -377,7 +357,7 @@ class DiscordPresenter:
                     return
                 elif exc.status >= 500:
                     await self._clock.sleep(min(8.0, 0.5 * 2**attempt))
-                elif final and images:  # refused for good (400/50035 and the like): say so without them
+                elif images:  # refused for good (400/50035 and the like): say so without them
                     raise ImagesNotShown(_REFUSED) from exc
                 else:
                     raise
@@ -386,7 +366,7 @@ class DiscordPresenter:
             self._shown = view
             self._last_edit = self._clock.monotonic()
             return
-        if final and images:  # the view without them may still go through
+        if images:  # the view without them may still go through
             log.warning("gave up sending the images of job %s after %d attempts", view.job_id, self._attempts)
             raise ImagesNotShown(_NOT_TAKEN)
         log.error("gave up showing job %s (%s) after %d attempts", view.job_id, view.state, self._attempts)
@@ -456,34 +436,37 @@ class DiscordPresenter:
                 log.exception("could not record where job's message is")
 
     async def _repost(self, view: JobView, images: tuple[ImageFile, ...]) -> None:
-        """The message is gone: post the result anew, mentioning the requester."""
+        """The message is gone: post the result anew, mentioning the requester.
+
+        Tried once (a post that failed may have gone out all the same): with images, any failure raises
+        :class:`ImagesNotShown`, and the view without them is shown (posted) again.
+        """
         target = self.target
         if target.channel_id is None:
             log.warning("job %s: message deleted and no channel to post in; result not shown", view.job_id)
+            if images:
+                raise ImagesNotShown(_UNREACHABLE)
             return
         channel = self._client.get_partial_messageable(target.channel_id)
         content = f"<@{target.requester_id}> the message for your /imagine was deleted, so here is the result."
+        uploads = await self._uploads.fit(view.job_id, images)
         try:
             message = await channel.send(
                 content=content,
                 embed=render_embed(view),
-                files=await self._files(view, images),
+                files=self._files(view, uploads),
                 view=self._components(view) or discord.utils.MISSING,
                 **_reply(target),
                 allowed_mentions=discord.AllowedMentions(users=[discord.Object(target.requester_id)]),
             )
-        except discord.HTTPException as exc:
-            log.warning("job %s: could not post the result anew (%s)", view.job_id, exc)
-            if images and 400 <= exc.status < 500 and exc.status != 429:
-                raise ImagesNotShown(_REFUSED) from exc
-            return
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("job %s: could not post the result anew (%s: %s)", view.job_id, type(exc).__name__, exc)
+            if not images:
+                return
+            status = getattr(exc, "status", 0)
+            refused = 400 <= status < 500 and status != 429
+            raise ImagesNotShown(_REFUSED if refused else _NOT_POSTED) from exc
         await self._retarget(message.id)  # so the journal (and history's link) points at the result
-
-
-def _unfit_text(unfit: int, total: int) -> str:
-    if unfit == total:
-        return "The finished images could not be made small enough to upload, " + _NOT_SHOWN
-    return f"{unfit} of the {total} images could not be made small enough to upload: not shown, and not charged."
 
 
 def _reply(target: MessageTarget) -> dict[str, Any]:

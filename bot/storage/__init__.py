@@ -405,6 +405,9 @@ class Repository(Protocol):
         """End an unfinished job of ``owner`` that will not run, failed with ``reason``, and give back what it was
         charged (its own columns, however broken its request) in the same transaction, once.
 
+        Through the same bookings as :meth:`refund_job` and :meth:`settle_cost` (which only move towards the
+        member): an end booked before a crash (its final message not shown) is completed to nothing charged.
+
         ``False`` (and nothing changes) if the job has ended or another process owns it.
         """
         ...

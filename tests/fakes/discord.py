@@ -15,8 +15,9 @@ Discord's rules are enforced and can be switched per test: the 3 s acknowledgeme
 (10062), the interaction token lifetime (50027), scripted 429/5xx faults per route
 (:meth:`FakeDiscord.rate_limit_next`, :meth:`FakeDiscord.fail_next`), seeded random 429/5xx
 answers on chosen routes (:meth:`FakeDiscord.chaos`, :class:`DiscordChaos`), the per-attachment
-size limit (413/40005), messages deleted by someone else (10008), payload limits (50035: at most 10
-attachments, embed sizes, ...) and uploads refused altogether (:attr:`FakeDiscord.refuse_uploads`).
+size limit (413/40005; the request's total: :attr:`FakeDiscord.max_request_size`), messages deleted by someone else
+(10008), payload limits (50035: at most 10 attachments, embed sizes, ...), uploads refused altogether
+(:attr:`FakeDiscord.refuse_uploads`) and connections reset with no answer (:meth:`FakeDiscord.reset_next`).
 
 Shards work as on Discord: ``GET /gateway/bot`` recommends :attr:`FakeDiscord.shard_count`; each
 gateway connection is bound to the ``shard: [id, count]`` of its IDENTIFY; a guild belongs to shard
@@ -72,6 +73,8 @@ from typing import Any, Final, Literal, TypeVar
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, WSMsgType, web
+
+from tests.fakes.tcp import reset_connection
 
 __all__ = [
     "ALL_PERMISSIONS",
@@ -1282,6 +1285,7 @@ class RecordedRequest:
     route: str
     matched: bool
     query: dict[str, str]
+    #: ``0``: the connection was reset with no answer (:meth:`FakeDiscord.reset_next`).
     status: int
     code: int | None
     #: ``time.monotonic()`` when the answer was ready.
@@ -1308,7 +1312,8 @@ class IdentifyRecord:
 
 @dataclasses.dataclass
 class Fault:
-    """A scripted failure: the next ``times`` requests matching ``route`` get ``status``."""
+    """A scripted failure: the next ``times`` requests matching ``route`` get ``status`` (or, with ``reset``,
+    their connection reset and no answer)."""
 
     route: str | Callable[[str, str, str], bool]
     status: int
@@ -1317,9 +1322,15 @@ class Fault:
     headers: dict[str, str]
     #: How many requests this fault answered so far.
     hits: int = 0
+    #: Only requests that upload files (multipart) match: a message's images, not its other edits.
+    uploads_only: bool = False
+    #: Reset the TCP connection instead of answering (the request is never handled).
+    reset: bool = False
 
-    def matches(self, method: str, path: str, template: str) -> bool:
+    def matches(self, method: str, path: str, template: str, *, uploading: bool = False) -> bool:
         """Match a :class:`Routes` name exactly, or a ``"METHOD /glob*"`` pattern against the real path."""
+        if self.uploads_only and not uploading:
+            return False
         if callable(self.route):
             return self.route(method, path, template)
         return self.route == template or fnmatch.fnmatchcase(f"{method} {path}", self.route)
@@ -1499,6 +1510,9 @@ class FakeDiscord:
         #: Refuse every message create or edit that uploads files (400/50035 on ``attachments``), as Discord does
         #: with files it will not take; the same message without files goes through.
         self.refuse_uploads: bool = False
+        #: Send ``channel_id`` and ``channel`` in interactions: both optional in Discord's documentation, so a bot
+        #: may have no channel to post in (its messages then go to the channel all the same).
+        self.interaction_channels: bool = True
         #: Largest total upload per request (Discord: 25 MiB); ``None`` disables the check.
         self.max_request_size: int | None = 25 * MIB
         #: HELLO heartbeat interval in seconds.
@@ -1804,12 +1818,19 @@ class FakeDiscord:
         message: str | None = None,
         body: JSON | None = None,
         headers: Mapping[str, str] | None = None,
+        uploads_only: bool = False,
     ) -> Fault:
         """Answer the next ``times`` requests matching ``route`` with ``status`` and a JSON error body.
 
         ``route`` is a :class:`Routes` name, a ``"METHOD /api-path-glob"`` pattern (e.g.
         ``"PATCH /channels/*/messages/*"``; paths without the ``/api/v10`` prefix) or a
-        predicate ``(method, path, route) -> bool``.
+        predicate ``(method, path, route) -> bool``. With ``uploads_only`` only requests that
+        upload files count (a result's images, not the edits before it).
+
+        discord.py retries some answers itself before its caller sees them: a 429 with ``Via`` (see
+        :meth:`rate_limit_next`), and on its bot routes 500, 502, 504 and 524 (five tries), on webhook
+        routes every 5xx (five tries, 25 s of sleeps). A 503 on a bot route, or a 429 without ``Via``,
+        reaches the caller at once.
         """
         fault = Fault(
             route=route,
@@ -1817,8 +1838,18 @@ class FakeDiscord:
             times=times,
             body=body if body is not None else {"message": message or f"{status}: fault", "code": code},
             headers=dict(headers or {}),
+            uploads_only=uploads_only,
         )
         self.faults.append(fault)
+        return fault
+
+    def reset_next(
+        self, route: str | Callable[[str, str, str], bool], *, times: int = 1, uploads_only: bool = False
+    ) -> Fault:
+        """Reset the TCP connection of the next ``times`` requests matching ``route`` (as :meth:`fail_next`),
+        with no answer: the request is never handled. They are recorded with status ``0``."""
+        fault = self.fail_next(route, times=times, status=0, uploads_only=uploads_only)
+        fault.reset = True
         return fault
 
     def rate_limit_next(
@@ -1830,6 +1861,7 @@ class FakeDiscord:
         via: bool = True,
         scope: Literal["user", "global", "shared"] = "user",
         is_global: bool = False,
+        uploads_only: bool = False,
     ) -> Fault:
         """Answer the next ``times`` requests matching ``route`` with 429.
 
@@ -1852,7 +1884,7 @@ class FakeDiscord:
         body: JSON = {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
         if is_global:
             body["code"] = 0
-        return self.fail_next(route, times=times, status=429, body=body, headers=headers)
+        return self.fail_next(route, times=times, status=429, body=body, headers=headers, uploads_only=uploads_only)
 
     def clear_faults(self) -> None:
         """Drop all pending faults."""
@@ -1896,9 +1928,9 @@ class FakeDiscord:
         self.holds.append(hold)
         return hold
 
-    def _take_fault(self, method: str, path: str, template: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, template: str, *, uploading: bool) -> Fault | None:
         for fault in self.faults:
-            if fault.times > 0 and fault.matches(method, path, template):
+            if fault.times > 0 and fault.matches(method, path, template, uploading=uploading):
                 fault.times -= 1
                 fault.hits += 1
                 return fault
@@ -2437,6 +2469,8 @@ class FakeDiscord:
                 context=1,
             )
         payload["channel"] = channel_payload
+        if not self.interaction_channels:
+            del payload["channel"], payload["channel_id"]
         if message is not None:
             payload["message"] = message.payload()
         return payload
@@ -2804,10 +2838,15 @@ class FakeDiscord:
             if hold.drop:
                 await _drain(request)
                 return _json_response({"message": "503: dropped by the fake", "code": 0}, status=503)
-        fault = self._take_fault(request.method, path, template)
+        fault = self._take_fault(
+            request.method, path, template, uploading=request.content_type.startswith("multipart/")
+        )
         if fault is None and self.active_chaos is not None:
             fault = self.active_chaos.draw(request.method, path, template)
         code: int | None = None
+        if fault is not None and fault.reset:
+            self._record(request, path, template, matched, status=0, code=None, faulted=True)
+            reset_connection(request)
         if fault is not None:
             await _drain(request)
             if request.content_type == "application/json":
@@ -2826,6 +2865,20 @@ class FakeDiscord:
                 await _drain(request)
                 response = _json_response({"message": f"{exc.status}: {exc.reason}", "code": 0}, status=exc.status)
             self._add_ratelimit_headers(response, template)
+        self._record(request, path, template, matched, status=response.status, code=code, faulted=fault is not None)
+        return response
+
+    def _record(
+        self,
+        request: web.Request,
+        path: str,
+        template: str,
+        matched: bool,
+        *,
+        status: int,
+        code: int | None,
+        faulted: bool,
+    ) -> None:
         self.requests.append(
             RecordedRequest(
                 method=request.method,
@@ -2833,17 +2886,16 @@ class FakeDiscord:
                 route=template,
                 matched=matched,
                 query=dict(request.query),
-                status=response.status,
+                status=status,
                 code=code,
                 at=time.monotonic(),
                 timestamp=_now(),
                 json=request.get(_BODY_KEY),
                 files=request.get(_FILES_KEY, ()),
-                faulted=fault is not None,
+                faulted=faulted,
             )
         )
         self._changed()
-        return response
 
     @staticmethod
     def _add_ratelimit_headers(response: web.StreamResponse, template: str) -> None:

@@ -71,15 +71,13 @@ import json
 import math
 import random
 import re
-import socket
-import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, Literal, NoReturn, Self, get_args
+from typing import Any, Final, Literal, Self, get_args
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -87,6 +85,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from tests.fakes import images
+from tests.fakes.tcp import reset_connection
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -1157,18 +1156,6 @@ def _default_problem(status: int) -> JsonDict:
         return {"detail": "Request was throttled. Your rate limit resets in ~30s."}
     phrase = _phrase(status)
     return {"title": phrase, "detail": f"{phrase} (injected by FakeReplicate)", "status": status}
-
-
-def _reset_connection(request: web.Request) -> NoReturn:
-    """Abort the client connection with a TCP RST and stop the handler (no response is written)."""
-    transport = request.transport
-    if transport is not None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    raise asyncio.CancelledError
 
 
 # --------------------------------------------------------------------------------------------------
@@ -2292,7 +2279,7 @@ class FakeReplicate:
 
     def _fault_response(self, request: web.Request, fault: Fault, kind: RouteKind) -> web.StreamResponse:
         if fault.action == "reset":
-            _reset_connection(request)
+            reset_connection(request)
         if fault.action == "malformed":
             return web.Response(body=b'{"id": ', status=200, content_type="application/json")
         if fault.status == 429:
@@ -2530,7 +2517,7 @@ class FakeReplicate:
             if sc.file_stall_after_bytes:
                 await response.write(data[: sc.file_stall_after_bytes])
             await self.wait_until(lambda: self._closing, timeout=3600, what="close")
-            _reset_connection(request)
+            reset_connection(request)
         return web.Response(body=data, status=200, headers={"Content-Type": file.content_type})
 
     async def _stall(self, request: web.Request, fault: Fault, record: RecordedRequest) -> web.StreamResponse:
@@ -2553,7 +2540,7 @@ class FakeReplicate:
             await self.wait_until(
                 lambda: self._closing, timeout=fault.stall_seconds if fault.stall_seconds is not None else 3600
             )
-        _reset_connection(request)
+        reset_connection(request)
 
     async def _handle_evil_redirect(self, request: web.Request) -> web.StreamResponse:
         status = int(request.query.get("status", "302"))

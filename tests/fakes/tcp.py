@@ -4,12 +4,19 @@ Models a database behind a network that stops answering without closing anything
 connection: a cable pulled, a firewall dropping state, a host frozen): connections stay open, bytes
 sent are accepted, and nothing comes back. Without a target it is a server that accepts and never
 answers at all.
+
+Also :func:`reset_connection`, for the fakes' HTTP servers: a peer that drops a request with a TCP reset.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
+from typing import NoReturn
+
+from aiohttp import web
 
 
 class FreezableProxy:
@@ -86,3 +93,15 @@ class FreezableProxy:
                 await writer.drain()
         finally:
             writer.close()
+
+
+def reset_connection(request: web.Request) -> NoReturn:
+    """Abort the client connection of an aiohttp ``request`` with a TCP RST and stop the handler (no response)."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    raise asyncio.CancelledError

@@ -18,11 +18,9 @@ import aiohttp
 import pytest
 from PIL import Image
 
-import bot.images
 from bot.delivery import PARALLEL_DOWNLOADS, Downloader
 from bot.errors import DeliveryError
 from bot.fetch_guard import FetchGuard
-from bot.images import fit_image
 from bot.inputs import ImagineOptions
 from bot.job_model import JobRequest, JobState
 from bot.modelref import ModelRef
@@ -257,28 +255,6 @@ async def test_a_refused_final_message_ends_the_job_saying_so_and_refunds(
     final = await stack.final_message(await stack.imagine(count=2))
     assert "Done" in status_of(final) and len(final.attachments) == 2
     assert await charged(stack) == (2, 2 * PRICE_PER_IMAGE)
-    unhandled.check()
-
-
-async def test_an_image_is_fitted_once_however_often_the_final_edit_is_tried(
-    make_stack: StackFactory, unhandled: UnhandledWatch, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stack = await priced(make_stack)
-    stack.discord.attachment_size_limit = 256 * 1024
-    stack.api.set_default_scenario(huge_image_mib=0.5)
-    fits: list[str] = []
-
-    def counting_fit(image: Any, limit: int) -> Any:
-        fits.append(image.filename)
-        return fit_image(image, limit)
-
-    monkeypatch.setattr(bot.images, "fit_image", counting_fit)
-    stack.discord.fail_next("PATCH /webhooks/*", status=500, times=3)
-    final = await stack.final_message(await stack.imagine(), timeout=30)
-
-    assert "Done" in status_of(final)
-    assert [a.filename.rsplit(".", 1)[1] for a in final.attachments] == ["webp"]
-    assert len(fits) == 1, fits
     unhandled.check()
 
 

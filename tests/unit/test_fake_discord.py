@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -343,6 +344,34 @@ async def test_rest_basics_headers_auth_and_faults(fake: FakeDiscord) -> None:
     statuses = [r.status for r in fake.requests_for(Routes.USERS_ME)]
     assert statuses == [401, 200, 503, 429]
     assert [r.path for r in fake.unmatched_requests] == ["/nothing/here"]
+
+
+async def test_faults_can_hit_only_uploads_and_reset_the_connection(fake: FakeDiscord) -> None:
+    channel = fake.add_guild("Faults").channel("general")
+    url = f"{fake.api_base}/channels/{channel.id}/messages"
+    auth = {"Authorization": f"Bot {TOKEN}"}
+    fake.fail_next(Routes.CREATE_MESSAGE, status=503, uploads_only=True)
+    reset = fake.reset_next(Routes.CREATE_MESSAGE, uploads_only=True)
+
+    def with_file() -> aiohttp.FormData:
+        form = aiohttp.FormData(quote_fields=False)
+        form.add_field("payload_json", json.dumps({"content": "with a file"}), content_type="application/json")
+        form.add_field("files[0]", _png(), filename="a.png", content_type="image/png")
+        return form
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"content": "plain"}, headers=auth) as resp:
+            assert resp.status == 200  # no upload: the faults wait for one
+        async with http.post(url, data=with_file(), headers=auth) as resp:
+            assert resp.status == 503
+        with pytest.raises(aiohttp.ClientError):  # reset: no answer at all
+            async with http.post(url, data=with_file(), headers=auth) as resp:
+                await resp.read()
+        async with http.post(url, data=with_file(), headers=auth) as resp:
+            assert resp.status == 200
+    assert reset.hits == 1
+    assert [r.status for r in fake.requests_for(Routes.CREATE_MESSAGE)] == [200, 503, 0, 200]
+    assert [(m.content, len(m.attachments)) for m in fake.messages_in(channel)] == [("plain", 0), ("with a file", 1)]
 
 
 async def test_wait_for_times_out_with_a_description(fake: FakeDiscord) -> None:

@@ -77,14 +77,35 @@ async def test_an_abandoned_job_gives_back_its_charge_once(repository: Repositor
     assert job.ended_at == T0
 
 
-async def test_an_abandon_after_the_end_began_booking_gives_back_nothing_twice(repository: Repository) -> None:
+async def test_an_abandon_after_the_end_began_booking_gives_back_the_rest(repository: Repository) -> None:
+    """A crash after the end was booked and before the final edit: the member saw nothing, so is charged nothing."""
     await charge_with_job(repository, "j1", images=2)
-    # The job ended with one image delivered: one given back, its cost settled; then a crash before "ended".
+    # The job ended with one image to deliver: one given back, its cost settled; then a crash before the edit.
     assert await repository.refund_job("j1", GUILD, MEMBER, 1, day=DAY)
     assert await repository.settle_cost("j1", GUILD, MEMBER, reserved=COST, actual=100_000, day=DAY)
     assert await used(repository) == (1, Spend(100_000, 100_000))
     assert await repository.abandon_job("j1", owner="me", reason="could not be resumed", now=T0)
-    assert await used(repository) == (1, Spend(100_000, 100_000))
+    assert await used(repository) == (0, Spend(0, 0))
+    # The engine's end coming again (or late) books nothing more: bookings only move towards the member.
+    assert not await repository.refund_job("j1", GUILD, MEMBER, 1, day=DAY)
+    assert not await repository.settle_cost("j1", GUILD, MEMBER, reserved=COST, actual=100_000, day=DAY)
+    assert await used(repository) == (0, Spend(0, 0))
+
+
+@pytest.mark.parametrize("booked_first", [False, True])
+async def test_an_abandon_racing_the_engines_end_books_once(repository: Repository, booked_first: bool) -> None:
+    await charge_with_job(repository, "j1", images=2)
+    await charge_with_job(repository, "j2", images=1)  # another job of the member's, still charged
+    end = (
+        repository.refund_job("j1", GUILD, MEMBER, 1, day=DAY),
+        repository.settle_cost("j1", GUILD, MEMBER, reserved=COST, actual=100_000, day=DAY),
+    )
+    abandons = [repository.abandon_job("j1", owner="me", reason="lost", now=T0) for _ in range(3)]
+    results = await asyncio.gather(*(end + tuple(abandons) if booked_first else tuple(abandons) + end))
+    assert sum(results[2:] if booked_first else results[:3]) == 1
+    assert await used(repository) == (1, Spend(COST, COST))
+    job = await repository.get_job("j1")
+    assert job is not None and job.state == "failed"
 
 
 async def test_an_ended_job_is_not_abandoned(repository: Repository) -> None:

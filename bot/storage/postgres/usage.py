@@ -133,7 +133,7 @@ class PostgresUsage(PostgresBase):
             row = await conn.fetchrow(
                 "UPDATE jobs SET state = 'failed', ended_at = $3, error = $4, target = NULL "
                 "WHERE job_id = $1 AND owner = $2 AND ended_at IS NULL "
-                "RETURNING guild_id, requester_id, charged_images, charged_day, reserved_cost, refunded, cost_settled",
+                "RETURNING guild_id, requester_id, charged_images, charged_day, reserved_cost",
                 job_id,
                 owner,
                 utc(now),
@@ -144,25 +144,27 @@ class PostgresUsage(PostgresBase):
             guild_id, member_id, day = row["guild_id"], row["requester_id"], row["charged_day"]
             if guild_id is None or member_id is None or day is None:
                 return True  # charged nothing (the imagine command's jobs)
-            # An end that began booking (its images given back, or its cost settled) is not booked again.
-            settled = row["cost_settled"]
-            if row["reserved_cost"] and not settled:
-                await conn.execute("UPDATE jobs SET cost = 0, cost_settled = true WHERE job_id = $1", job_id)
-                await self._move_spend(conn, guild_id, member_id, -row["reserved_cost"], day)
-            if row["charged_images"] and not row["refunded"] and not settled:
-                await conn.execute("UPDATE jobs SET refunded = $2 WHERE job_id = $1", job_id, row["charged_images"])
-                await self._give_back(conn, guild_id, member_id, row["charged_images"], day)
+            # Nothing of it was seen: through the bookings that only move towards the member, whatever an end
+            # already booked (some images given back, a cost settled) is completed, never booked twice. The
+            # cost first: its month's row is locked before the member's, as by every transaction taking both.
+            await self._settle_at(conn, job_id, guild_id, member_id, reserved=row["reserved_cost"], actual=0, day=day)
+            await self._refund_up_to(conn, job_id, guild_id, member_id, row["charged_images"], day)
         return True
 
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
         """Refund a journaled job's undelivered images up to ``images`` in all: ``False`` if it already was."""
         async with self._transaction() as conn:
-            # The row lock makes a second, concurrent refund wait and then find what this one gave back.
-            before = await conn.fetchval("SELECT refunded FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
-            if before is None or before >= images:
-                return False
-            await conn.execute("UPDATE jobs SET refunded = $1 WHERE job_id = $2", images, job_id)
-            await self._give_back(conn, guild_id, member_id, images - before, day)
+            return await self._refund_up_to(conn, job_id, guild_id, member_id, images, day)
+
+    @classmethod
+    async def _refund_up_to(cls, conn: Any, job_id: str, guild_id: int, member_id: int, images: int, day: date) -> bool:
+        """Raise the job's refund to ``images`` and give back the difference (never lower it)."""
+        # The row lock makes a second, concurrent refund wait and then find what this one gave back.
+        before = await conn.fetchval("SELECT refunded FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
+        if before is None or before >= images:
+            return False
+        await conn.execute("UPDATE jobs SET refunded = $1 WHERE job_id = $2", images, job_id)
+        await cls._give_back(conn, guild_id, member_id, images - before, day)
         return True
 
     @staticmethod
@@ -234,13 +236,19 @@ class PostgresUsage(PostgresBase):
         non_negative("reserved", reserved)
         non_negative("actual", actual)
         async with self._transaction() as conn:
-            row = await conn.fetchrow("SELECT cost, cost_settled FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
-            booked = settled_cost(row, reserved=reserved, actual=actual)
-            if booked is None:
-                return False
-            await conn.execute("UPDATE jobs SET cost = $1, cost_settled = true WHERE job_id = $2", actual, job_id)
-            if actual != booked:
-                await self._move_spend(conn, guild_id, member_id, actual - booked, day)
+            return await self._settle_at(conn, job_id, guild_id, member_id, reserved=reserved, actual=actual, day=day)
+
+    async def _settle_at(
+        self, conn: Any, job_id: str, guild_id: int, member_id: int, *, reserved: int, actual: int, day: date
+    ) -> bool:
+        """Book the job's cost at ``actual`` if that is its first booking or lowers it (see :func:`settled_cost`)."""
+        row = await conn.fetchrow("SELECT cost, cost_settled FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
+        booked = settled_cost(row, reserved=reserved, actual=actual)
+        if booked is None:
+            return False
+        await conn.execute("UPDATE jobs SET cost = $1, cost_settled = true WHERE job_id = $2", actual, job_id)
+        if actual != booked:
+            await self._move_spend(conn, guild_id, member_id, actual - booked, day)
         return True
 
     async def budget(self, guild_id: int) -> Budget:

@@ -114,11 +114,18 @@ class SqliteUsage(SqliteBase):
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
         """Refund a journaled job's undelivered images up to ``images`` in all: ``False`` if it already was."""
         async with self._transaction(write=True) as conn:
-            row = await self._one(conn, "SELECT refunded FROM jobs WHERE job_id = ?", (job_id,))
-            if row is None or int(row[0]) >= images:
-                return False
-            await conn.execute("UPDATE jobs SET refunded = ? WHERE job_id = ?", (images, job_id))
-            await self._give_back(conn, guild_id, member_id, images - int(row[0]), day)
+            return await self._refund_up_to(conn, job_id, guild_id, member_id, images, day)
+
+    @classmethod
+    async def _refund_up_to(
+        cls, conn: aiosqlite.Connection, job_id: str, guild_id: int, member_id: int, images: int, day: date
+    ) -> bool:
+        """Raise the job's refund to ``images`` and give back the difference (never lower it)."""
+        row = await cls._one(conn, "SELECT refunded FROM jobs WHERE job_id = ?", (job_id,))
+        if row is None or int(row[0]) >= images:
+            return False
+        await conn.execute("UPDATE jobs SET refunded = ? WHERE job_id = ?", (images, job_id))
+        await cls._give_back(conn, guild_id, member_id, images - int(row[0]), day)
         return True
 
     async def abandon_job(self, job_id: str, *, owner: str, reason: str, now: datetime) -> bool:
@@ -128,22 +135,19 @@ class SqliteUsage(SqliteBase):
                 conn,
                 "UPDATE jobs SET state = 'failed', ended_at = ?, error = ?, target = NULL "
                 "WHERE job_id = ? AND owner = ? AND ended_at IS NULL "
-                "RETURNING guild_id, requester_id, charged_images, charged_day, reserved_cost, refunded, cost_settled",
+                "RETURNING guild_id, requester_id, charged_images, charged_day, reserved_cost",
                 (to_text(now), reason, job_id, owner),
             )
             if row is None:
                 return False
-            guild_id, member_id, images, day_text, reserved, refunded, settled = row
+            guild_id, member_id, images, day_text, reserved = row
             if guild_id is None or member_id is None or day_text is None:
                 return True  # charged nothing (the imagine command's jobs)
             day = date.fromisoformat(day_text)
-            # An end that began booking (its images given back, or its cost settled) is not booked again.
-            if reserved and not settled:
-                await conn.execute("UPDATE jobs SET cost = 0, cost_settled = 1 WHERE job_id = ?", (job_id,))
-                await self._move_spend(conn, guild_id, member_id, -reserved, day)
-            if images and not refunded and not settled:
-                await conn.execute("UPDATE jobs SET refunded = ? WHERE job_id = ?", (images, job_id))
-                await self._give_back(conn, guild_id, member_id, images, day)
+            # Nothing of it was seen: through the bookings that only move towards the member, whatever an end
+            # already booked (some images given back, a cost settled) is completed, never booked twice.
+            await self._settle_at(conn, job_id, guild_id, member_id, reserved=reserved, actual=0, day=day)
+            await self._refund_up_to(conn, job_id, guild_id, member_id, images, day)
         return True
 
     async def refund(self, guild_id: int, member_id: int, images: int, *, day: date, cost: int = 0) -> None:
@@ -221,13 +225,27 @@ class SqliteUsage(SqliteBase):
         non_negative("reserved", reserved)
         non_negative("actual", actual)
         async with self._transaction(write=True) as conn:
-            row = await self._one(conn, "SELECT cost, cost_settled FROM jobs WHERE job_id = ?", (job_id,))
-            booked = settled_cost(row, reserved=reserved, actual=actual)
-            if booked is None:
-                return False
-            await conn.execute("UPDATE jobs SET cost = ?, cost_settled = 1 WHERE job_id = ?", (actual, job_id))
-            if actual != booked:
-                await self._move_spend(conn, guild_id, member_id, actual - booked, day)
+            return await self._settle_at(conn, job_id, guild_id, member_id, reserved=reserved, actual=actual, day=day)
+
+    async def _settle_at(
+        self,
+        conn: aiosqlite.Connection,
+        job_id: str,
+        guild_id: int,
+        member_id: int,
+        *,
+        reserved: int,
+        actual: int,
+        day: date,
+    ) -> bool:
+        """Book the job's cost at ``actual`` if that is its first booking or lowers it (see :func:`settled_cost`)."""
+        row = await self._one(conn, "SELECT cost, cost_settled FROM jobs WHERE job_id = ?", (job_id,))
+        booked = settled_cost(row, reserved=reserved, actual=actual)
+        if booked is None:
+            return False
+        await conn.execute("UPDATE jobs SET cost = ?, cost_settled = 1 WHERE job_id = ?", (actual, job_id))
+        if actual != booked:
+            await self._move_spend(conn, guild_id, member_id, actual - booked, day)
         return True
 
     async def budget(self, guild_id: int) -> Budget:
