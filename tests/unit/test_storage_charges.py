@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import date
 from typing import Any
 
 import pytest
@@ -131,6 +132,10 @@ async def test_the_upgrade_copies_unfinished_jobs_charges_from_their_requests(da
         "good": {"charged_images": 2, "charged_day": "2025-03-14", "reserved_cost": COST},
         "nonsense": {"charged_images": "two", "charged_day": "2025-99-99", "reserved_cost": -5},
         "ended": {"charged_images": 2, "charged_day": "2025-03-14", "reserved_cost": COST},
+        # Shaped like a date, but no day: the day is forgotten (nothing to give back), the upgrade goes on.
+        "impossible": {"charged_images": 2, "charged_day": "2024-02-30", "reserved_cost": COST},
+        "year-zero": {"charged_images": 2, "charged_day": "0000-01-01", "reserved_cost": COST},
+        "leap": {"charged_images": 1, "charged_day": "2024-02-29", "reserved_cost": 0},
     }
     if database_url.startswith("sqlite"):
         path = database_url.removeprefix("sqlite:///")
@@ -164,4 +169,11 @@ async def test_the_upgrade_copies_unfinished_jobs_charges_from_their_requests(da
             charges[job_id] = (job.charged_images, job.charged_day, job.reserved_cost)
     finally:
         await repository.close()
-    assert charges == {"good": (2, DAY, COST), "nonsense": (0, None, 0), "ended": (0, None, 0)}
+    assert charges == {
+        "good": (2, DAY, COST),
+        "nonsense": (0, None, 0),
+        "ended": (0, None, 0),
+        "impossible": (2, None, COST),
+        "year-zero": (2, None, COST),
+        "leap": (1, date(2024, 2, 29), 0),
+    }
