@@ -463,6 +463,11 @@ class Repository(Protocol):
         """Which of ``job_ids`` this incarnation still owns (the rest were taken over)."""
         ...
 
+    async def unstarted_jobs(self, incarnation: str, *, journaled_before: datetime) -> list[str]:
+        """This incarnation's unended jobs still ``queued`` (no create went out), journaled before
+        ``journaled_before``: the ids, oldest first."""
+        ...
+
     async def model_run_time(self, model: str) -> float | None:
         """The model's usual ``metrics.predict_time`` (a moving average), if it ever ran."""
         ...

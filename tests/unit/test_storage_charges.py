@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
-from bot.journal import Journal
+from bot.journal import NOT_STARTED, UNSTARTED_AFTER, Journal
 from bot.storage import JobRecord, Limits, Repository, Spend, StorageError, open_repository
 from bot.storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.storage.postgres import PostgresRepository
@@ -177,3 +177,43 @@ async def test_the_upgrade_copies_unfinished_jobs_charges_from_their_requests(da
         "year-zero": (2, None, COST),
         "leap": (1, date(2024, 2, 29), 0),
     }
+
+
+async def test_unstarted_jobs_are_the_owners_unended_queued_ones_journaled_before_the_bound(
+    repository: Repository,
+) -> None:
+    await charge_with_job(repository, "old")
+    await charge_with_job(repository, "creating")
+    await charge_with_job(repository, "ended")
+    assert await repository.update_job("creating", state="creating")
+    assert await repository.update_job("ended", state="failed", ended_at=T0)
+    await charge_with_job(repository, "others", owner="other")
+    await charge_with_job(repository, "young", created=T0 + timedelta(seconds=30))
+    assert await repository.unstarted_jobs("me", journaled_before=T0 + timedelta(seconds=10)) == ["old"]
+    assert await repository.unstarted_jobs("me", journaled_before=T0) == []
+
+
+async def test_set_ups_given_up_are_abandoned_once_even_when_their_charge_commits_late(
+    repository: Repository, clock: FakeClock
+) -> None:
+    """The charge's answer was lost (its commit landed later, or never): the job is given back, never run."""
+    journal = Journal(repository, clock, owner="me")
+    journal.give_up("late")  # its abandon finds nothing yet: the commit has not landed
+    await asyncio.sleep(0)
+    await charge_with_job(repository, "late")  # ...and now it has
+    await charge_with_job(repository, "running")  # the engine's: never touched
+    await charge_with_job(repository, "shown-never", created=T0 - timedelta(seconds=UNSTARTED_AFTER + 1))
+    await charge_with_job(repository, "setting-up", created=T0)  # being set up right now: left alone
+    assert (await used(repository))[0] == 8
+    await journal.abandon_unstarted(lambda: ["running"])
+    states = {"late": "failed", "running": "queued", "shown-never": "failed", "setting-up": "queued"}
+    for job_id, state in states.items():
+        job = await repository.get_job(job_id)
+        assert job is not None and job.state == state, job_id
+        if state == "failed":
+            assert job.error == NOT_STARTED and job.ended_at is not None
+    assert await used(repository) == (4, Spend(2 * COST, 2 * COST))
+    clock.advance(UNSTARTED_AFTER + 1)  # later beats: given back once, whatever is tried again
+    await journal.abandon_unstarted(lambda: ["running"])
+    await journal.abandon_unstarted(lambda: ["running"])
+    assert await used(repository) == (2, Spend(COST, COST))  # only the running job's charge stands

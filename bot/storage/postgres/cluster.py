@@ -97,6 +97,17 @@ class PostgresCluster(PostgresBase):
             )
         return {str(row["job_id"]) for row in rows}
 
+    async def unstarted_jobs(self, incarnation: str, *, journaled_before: datetime) -> list[str]:
+        """This incarnation's unended jobs still ``queued``, journaled before ``journaled_before``."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT job_id FROM jobs WHERE owner = $1 AND ended_at IS NULL AND state = 'queued' "
+                "AND created_at < $2 ORDER BY created_at, seq",
+                incarnation,
+                journaled_before.astimezone(UTC),
+            )
+        return [str(row["job_id"]) for row in rows]
+
     async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float) -> float | None:
         """Reserve the bucket's next identify: one statement, so concurrent reservations queue one after another.
 
