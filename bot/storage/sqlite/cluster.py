@@ -115,7 +115,7 @@ class SqliteCluster(SqliteBase):
             )
         return [str(row[0]) for row in rows]
 
-    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float) -> float | None:
+    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float, within: float) -> float | None:
         """``None``: the one process runs every shard and paces its identifies itself."""
         return None
 
