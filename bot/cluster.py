@@ -122,7 +122,8 @@ class Cluster:
     async def beat(
         self, resume: Resume, live_jobs: Callable[[], list[str]], drop: Callable[[str], Awaitable[None]]
     ) -> None:
-        """One heartbeat: alive, budget share, jobs lost, jobs taken over, old webhooks forgotten."""
+        """One heartbeat: alive, budget share, jobs lost, jobs taken over, set-ups given up abandoned (see
+        :meth:`bot.journal.Journal.abandon_unstarted`), old webhooks forgotten."""
         await self._beat_count()
         running = live_jobs()
         if running:
@@ -134,6 +135,8 @@ class Cluster:
         if taken:
             log.info("took over %d unfinished job(s) of processes silent for %gs", len(taken), self.takeover_after)
             await resume(taken)
+        # After the takeover: a job taken but not resumed (never shown) is ours to give back now.
+        await self._journal.abandon_unstarted(live_jobs)
         await self._repository.prune_webhooks(
             ids_older_than=KEEP_WEBHOOKS.total_seconds(), payloads_older_than=KEEP_PAYLOADS.total_seconds()
         )

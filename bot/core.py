@@ -214,6 +214,7 @@ class Core:
         if self.webhooks is not None:
             await self.webhooks.close()
         await self.engine.close()
+        await self.journal.close()
         await self.modlog.close()
         await self.session.close()
         await self.repository.close()

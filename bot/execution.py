@@ -174,9 +174,10 @@ class JobExecutor:
                 raise
             except Exception:
                 log.exception("job %s: could not journal the create; not creating", job.id)
-                raise _Ended(
-                    JobState.FAILED, error="The bot could not record this job, so it did not start it."
-                ) from None
+                error = "The bot could not record this job, so it did not start it."
+                # Its end may not be written either: still unfinished, a restart would run it.
+                self._journal.give_up(job.id, error)
+                raise _Ended(JobState.FAILED, error=error) from None
         return started
 
     async def _recover(self, job: LiveJob) -> Prediction:

@@ -157,6 +157,10 @@ class JobJournal(Protocol):
         """A job journaled before it was shown is now shown at ``target``."""
         ...
 
+    def give_up(self, job_id: str, reason: str) -> None:
+        """Abandon a job that never created anything, in the background, until the database answers."""
+        ...
+
     async def creating(self, job_id: str, *, target: Mapping[str, Any] | None = None) -> None:
         """Just before the create request goes out (with where the job is shown, if that changed)."""
         ...

@@ -9,10 +9,11 @@ never outlives its job in the database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.clock import Clock
@@ -27,6 +28,13 @@ RUN_TIME_CACHE_SECONDS = 60.0
 
 RETRY_DELAYS = (0.5, 1.0, 2.0)
 """Seconds before each new try of a journal write the database did not answer (then the error stands)."""
+
+UNSTARTED_AFTER = 60.0
+"""Seconds after which a job this process journaled but neither runs nor shows is abandoned (its charge
+given back): set-up takes seconds, so older ones were given up, or their charge's commit landed unseen."""
+
+NOT_STARTED = "never started: its set-up did not finish"
+"""The error a job given up during its set-up, or cut there by a crash, ends with (the member's history)."""
 
 
 def request_to_json(request: JobRequest) -> dict[str, Any]:
@@ -127,6 +135,9 @@ class Journal:
         self._clock = clock
         self.owner = owner
         self._run_times: dict[str, tuple[float | None, float]] = {}
+        self._given_up: dict[str, tuple[str, float]] = {}
+        """Jobs given up here, not yet abandoned: the reason, and when (monotonic)."""
+        self._abandoning: set[asyncio.Task[None]] = set()
 
     def entry(self, job_id: str, request: JobRequest, target: Mapping[str, Any] | None) -> JobRecord:
         """A newly accepted job's journal entry, owned by this process (:meth:`accepted` writes it, or a charge)."""
@@ -157,11 +168,21 @@ class Journal:
         changes = _where_shown(target) if target is not None else {}
         await self._owned(job_id, state="creating", create_started_at=self._clock.now(), **changes)
 
+    async def placing(self, job_id: str, target: Mapping[str, Any]) -> None:
+        """The job is about to be shown at ``target``: one try, raising :class:`~bot.storage.StorageError`
+        (the caller gives the job up and says so) or :class:`JobTakenOver`.
+
+        Only a job with a target is resumed after a restart: one journaled without (its set-up given up
+        before anything was shown, or cut by a crash) is abandoned instead, its charge given back.
+        """
+        if not await self._repository.update_job(job_id, owner=self.owner, **_where_shown(target)):
+            raise JobTakenOver(job_id)
+
     async def shown(self, job_id: str, target: Mapping[str, Any]) -> None:
         """The job is now shown at ``target``: journaled before it was shown, or its message moved.
 
-        A target that names its message (``message_id``) has that id kept on its
-        own as well: unlike the target, it outlives the job (history links to it).
+        A target that names its message (``message_id``) has that id kept on its own as well: unlike the
+        target, it outlives the job (history links to it).
         """
         await self._safely(job_id, **_where_shown(target))
 
@@ -263,6 +284,47 @@ class Journal:
         except Exception:
             log.exception("could not journal job %s as abandoned (%s)", job_id, reason)
             return False
+
+    def give_up(self, job_id: str, reason: str = NOT_STARTED) -> None:
+        """Abandon a job whose set-up failed, in the background (the caller holds the member's lock): tried
+        now and with each heartbeat (:meth:`abandon_unstarted`) until it lands. The job may not exist yet:
+        its charge's commit can land after its answer was lost."""
+        self._given_up[job_id] = (reason, self._clock.monotonic())
+        task = asyncio.get_running_loop().create_task(self._abandon_given_up(job_id), name=f"abandon-{job_id}")
+        self._abandoning.add(task)
+        task.add_done_callback(self._abandoning.discard)
+
+    async def _abandon_given_up(self, job_id: str) -> None:
+        given_up = self._given_up.get(job_id)
+        if given_up is None:
+            return
+        if await self.abandon(job_id, given_up[0]):
+            self._given_up.pop(job_id, None)
+        elif self._clock.monotonic() - given_up[1] > UNSTARTED_AFTER:
+            # Never committed, or committed and now old enough for the sweep below: forgotten here.
+            self._given_up.pop(job_id, None)
+
+    async def close(self) -> None:
+        """Stop the abandons under way (the process is going away: its next start abandons those jobs)."""
+        tasks = list(self._abandoning)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def abandon_unstarted(self, running: Callable[[], Collection[str]]) -> None:
+        """Abandon the jobs given up here, and this process's jobs still ``queued`` for
+        :data:`UNSTARTED_AFTER` that ``running()`` (the engine) does not know: set-ups given up whose charge
+        landed late or whose abandon failed, and jobs never shown (no target, so never resumed)."""
+        for job_id in list(self._given_up):
+            await self._abandon_given_up(job_id)
+        before = self._clock.now() - timedelta(seconds=UNSTARTED_AFTER)
+        stale = await self._repository.unstarted_jobs(self.owner, journaled_before=before)
+        if not stale:
+            return
+        live = set(running())  # read after the query: a job submitted meanwhile is in it
+        for job_id in stale:
+            if job_id not in live and await self.abandon(job_id, NOT_STARTED):
+                log.warning("job %s was set up %gs ago but never started; abandoned", job_id, UNSTARTED_AFTER)
 
     async def member_history(self, guild_id: int, member_id: int, *, limit: int = 10) -> list[JobRecord]:
         """The member's latest jobs in this server, newest first (``/imagine-history``)."""

@@ -150,15 +150,17 @@ class ImagineBot(commands.AutoShardedBot):
 
         discord.py's own hook waits 5 s before every shard but the first, and knows nothing of other processes.
         """
-        await self.identify_pacer.wait(shard_id or 0)
+        shard = shard_id or 0
+        # A shard discord.py already holds is reconnecting: it gives up after 60 s, not its connect timeout.
+        await self.identify_pacer.wait(shard, reconnect=self.get_shard(shard) is not None)
 
     def _share_identify_turns(self) -> None:
         """Take identify turns through the database, keyed by the bot (login has told us who we are)."""
         repository = self.core.repository
         bot_id = self.user.id if self.user is not None else 0
 
-        async def take_turn(bucket: int, spacing: float) -> float | None:
-            return await repository.take_identify_turn(bot_id, bucket, spacing=spacing)
+        async def take_turn(bucket: int, spacing: float, within: float) -> float | None:
+            return await repository.take_identify_turn(bot_id, bucket, spacing=spacing, within=within)
 
         self.identify_pacer.share(take_turn)
 

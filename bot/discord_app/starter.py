@@ -24,9 +24,9 @@ from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
 from bot.errors import ImagineError, Refusal
 from bot.inputs import ImagineOptions
-from bot.job_model import JobKind, JobRequest, JobState, JobView
+from bot.job_model import JobKind, JobRequest, JobState, JobTakenOver, JobView
 from bot.jobs import ResumedJob
-from bot.journal import Unfinished
+from bot.journal import NOT_STARTED, Unfinished
 from bot.modelref import ModelRef
 from bot.queue_caps import Admission
 from bot.storage import StorageError
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 _LOCK_WAIT = 0.5  # seconds a member's second request waits for the first one's set-up
 
 DATABASE_DOWN = (
-    "❌ The bot's database is not answering, so nothing was started and nothing was charged. Try again in a moment."
+    "❌ The bot's database is not answering, so your request was not started. Any images or spending it was "
+    "charged are given back, but your cooldown may still apply. Try again in a moment."
 )
 
 
@@ -103,7 +104,10 @@ class JobStarter:
         resumed: list[ResumedJob] = []
         for job in unfinished:
             if job.target is None:
-                continue  # not a Discord job (the imagine command runs its own)
+                # Never shown: its set-up was given up (the member was told it did not start), or cut by a
+                # crash (the member saw no answer). Either way it does not run; its charge is given back.
+                await core.journal.abandon(job.job_id, NOT_STARTED)
+                continue
             try:
                 presenter = self._presenter(job.job_id, MessageTarget.from_json(job.target))
             except Exception:
@@ -218,7 +222,9 @@ class JobStarter:
                 return replace(request, charged_images=images, charged_day=day, reserved_cost=cost)
 
             # Charged and journaled in one transaction, before anything is shown: no crash keeps the charge
-            # without the job that gives it back, nor orphans the placeholder.
+            # without the job that gives it back. Its target is written next, still before anything is
+            # shown: only a job with one is resumed after a restart (resume_jobs), so a job refused below
+            # never runs, though the database may keep it until the heartbeat abandons it.
             charging = True
             day = await core.policy.charge(
                 guild_id,
@@ -226,17 +232,19 @@ class JobStarter:
                 images,
                 role_ids=role_ids,
                 cost=cost,
-                journal=lambda day: core.journal.entry(job_id, charged(day), target.to_json()),
+                journal=lambda day: core.journal.entry(job_id, charged(day), None),
             )
+            await core.journal.placing(job_id, target.to_json())
         except Refusal as exc:
             await refuse(interaction, f"❌ {exc}")
             return None
-        except StorageError as exc:
+        except (StorageError, JobTakenOver) as exc:
             log.warning("the database failed while starting job %s; refused: %s", job_id, exc)
-            await refuse(interaction, DATABASE_DOWN)
             if charging:
-                # The charge's commit may have landed with its answer lost: a job that exists gives it back.
-                await core.journal.abandon(job_id, DATABASE_DOWN)
+                # The charge's commit may have landed (now or later) with its answer lost: the job, if it
+                # exists, is abandoned in the background, outside the member's lock and the queue's place.
+                core.journal.give_up(job_id)
+            await refuse(interaction, DATABASE_DOWN)
             return None
         return charged(day)
 

@@ -466,6 +466,11 @@ class Repository(Protocol):
         """Which of ``job_ids`` this incarnation still owns (the rest were taken over)."""
         ...
 
+    async def unstarted_jobs(self, incarnation: str, *, journaled_before: datetime) -> list[str]:
+        """This incarnation's unended jobs still ``queued`` (no create went out), journaled before
+        ``journaled_before``: the ids, oldest first."""
+        ...
+
     async def model_run_time(self, model: str) -> float | None:
         """The model's usual ``metrics.predict_time`` (a moving average), if it ever ran."""
         ...
@@ -474,13 +479,15 @@ class Repository(Protocol):
         """Fold one prediction's ``predict_time`` into the model's usual run time."""
         ...
 
-    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float) -> float | None:
+    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float, within: float) -> float | None:
         """Reserve bucket ``bucket``'s next Discord IDENTIFY for bot ``bot_id``, shared by every process.
 
         The turn is the later of now and ``spacing`` seconds after the turn reserved before it (by any
         process), on the database's clock; the reservation is made at once, so waiters queue in order and
         a process that dies only leaves its turn unused. Returns the seconds from now until the turn
-        (0: identify at once), or ``None`` where one process runs every shard (SQLite): it paces itself.
+        (0: identify at once); ``math.inf`` if it is more than ``within`` seconds away (then nothing is
+        reserved: the queue does not grow past what anyone can wait); or ``None`` where one process runs
+        every shard (SQLite): it paces itself.
         """
         ...
 

@@ -334,7 +334,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                 reserved_cost = {_json_count("reserved_cost")},
                 charged_day = CASE
                     WHEN json_type(request, '$.charged_day') = 'text'
-                         AND date(json_extract(request, '$.charged_day')) = json_extract(request, '$.charged_day')
+                         -- A modifier makes SQLite carry an impossible day over (2024-02-30 → 03-01): no match.
+                         AND date(json_extract(request, '$.charged_day'), '+0 days')
+                             = json_extract(request, '$.charged_day')
+                         AND json_extract(request, '$.charged_day') >= '0001-01-01'
                     THEN json_extract(request, '$.charged_day') END
             WHERE ended_at IS NULL AND json_valid(request)
             """,

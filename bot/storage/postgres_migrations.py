@@ -35,6 +35,24 @@ def _json_count(key: str, most: int) -> str:
     )
 
 
+def _json_date(key: str) -> str:
+    """SQL for the date at ``key`` of a job's JSON request (``YYYY-MM-DD``); NULL unless a real day from year 1.
+
+    Checked before any cast, in nested CASE expressions (the only order PostgreSQL promises): a cast of
+    ``2024-02-30`` would raise and abort the whole upgrade. The day is compared with its month's length,
+    the month's first day plus a month less a day (``make_date`` cannot fail once year and month are valid).
+    """
+    text = f"(request ->> '{key}')"
+    return (
+        f"CASE WHEN jsonb_typeof(request -> '{key}') = 'string' "
+        f"AND {text} ~ '^(?!0000)[0-9]{{4}}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' "
+        f"THEN CASE WHEN substr({text}, 9, 2)::INTEGER <= EXTRACT(DAY FROM "
+        f"make_date(substr({text}, 1, 4)::INTEGER, substr({text}, 6, 2)::INTEGER, 1) "
+        f"+ INTERVAL '1 month' - INTERVAL '1 day') "
+        f"THEN {text}::DATE END END"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -307,10 +325,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             UPDATE jobs SET
                 charged_images = {_json_count("charged_images", 1_000_000)}::INTEGER,
                 reserved_cost = {_json_count("reserved_cost", 10**15)}::BIGINT,
-                charged_day = CASE
-                    WHEN jsonb_typeof(request -> 'charged_day') = 'string'
-                         AND request ->> 'charged_day' ~ '^[0-9]{{4}}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$'
-                    THEN (request ->> 'charged_day')::DATE END
+                charged_day = {_json_date("charged_day")}
             WHERE ended_at IS NULL
             """,
         ),

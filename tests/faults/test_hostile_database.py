@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +22,8 @@ import pytest
 
 from bot.clock import SystemClock
 from bot.discord_app.starter import DATABASE_DOWN
-from bot.journal import RETRY_DELAYS, Journal
-from bot.storage import DatabaseUnavailable, Limits, StorageError, open_repository
+from bot.journal import NOT_STARTED, RETRY_DELAYS, Journal
+from bot.storage import DatabaseUnavailable, Limits, Spend, StorageError, open_repository
 from bot.storage.postgres import PostgresRepository
 from tests.e2e.conftest import Stack, StackFactory, status_of
 from tests.fakes.tcp import FreezableProxy
@@ -237,3 +237,91 @@ async def test_a_process_killed_while_charging_leaves_no_charge_without_its_job(
         assert all((job.charged_images, job.reserved_cost) == (2, 7) for job in latest)
     finally:
         await repository.close()
+
+
+async def polled(check: Callable[[], Awaitable[Any]]) -> Any:
+    """``check()``'s first truthy answer, asked every 0.2 s for up to :data:`BOUND` seconds."""
+    async with asyncio.timeout(BOUND):
+        while not (found := await check()):  # noqa: ASYNC110 (the database has no event to wait on)
+            await asyncio.sleep(0.2)
+    return found
+
+
+SLOW_COMMIT = """
+CREATE TABLE slow_once (slow BOOLEAN);
+INSERT INTO slow_once VALUES (true);
+CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    first INTEGER;
+BEGIN
+    -- The first job's commit only. Past the bot's command timeout: its driver then cancels the COMMIT; the
+    -- cancel is swallowed, so the commit lands anyway, after the bot was told it failed (a lost answer).
+    DELETE FROM slow_once;
+    GET DIAGNOSTICS first = ROW_COUNT;
+    IF first > 0 THEN
+        BEGIN
+            PERFORM pg_sleep(8);
+        EXCEPTION WHEN query_canceled THEN
+            PERFORM pg_sleep(4);
+        END;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON jobs DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION slow_commit();
+"""
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["heartbeat", "restart"])
+async def test_a_charge_whose_commit_lands_after_the_refusal_is_given_back_and_never_runs(
+    make_stack: StackFactory, proxy: FreezableProxy, postgres_url: str, unhandled: UnhandledWatch, restart: bool
+) -> None:
+    """The member was told nothing started: the job the late commit left is abandoned (its charge given back
+    once), whether the database answers again while the process lives or only after a restart."""
+    stack = await make_stack()
+    await on_postgres(stack, through(proxy, postgres_url))
+    assert stack.bot is not None
+    direct = await PostgresRepository.open(postgres_url)  # the test's own way in, never frozen
+    try:
+        async with direct._transaction() as conn:
+            await conn.execute(SLOW_COMMIT)
+        guild, member = stack.guild.id, stack.guild.member("member").user.id
+        handle = await stack.imagine()
+        refusal = await stack.discord.wait_for(lambda: next(iter(handle.followups), None), BOUND, what="the refusal")
+        assert refusal.ephemeral and refusal.content == DATABASE_DOWN
+        proxy.freeze()  # and down through every abandon the bot tries meanwhile
+        # The member's set-up ends with the refusal: their lock is let go while the abandon still waits.
+        lock = stack.bot.core.policy.member_lock(guild, member)
+        await polled(lambda: asyncio.sleep(0, not lock.locked()))
+        assert stack.bot.core.journal._abandoning, "the abandon ended, or ran inside the member's lock"
+
+        async def committed() -> Any:
+            history = await direct.member_history(guild, member)
+            return history[0] if history else None
+
+        job = await polled(committed)
+        assert (job.state, job.charged_images) == ("queued", 1)
+        if restart:
+            await asyncio.wait_for(stack.stop_bot(), BOUND)
+            proxy.thaw()
+            await stack.start_bot()
+        else:
+            proxy.thaw()
+
+        async def abandoned() -> Any:
+            found = await direct.get_job(job.job_id)
+            return found if found is not None and found.ended_at is not None else None
+
+        ended = await polled(abandoned)
+        assert (ended.state, ended.error) == ("failed", NOT_STARTED)
+        now = datetime.now(UTC)
+        assert (await direct.usage(guild, member, now=now)).images_today == 0
+        assert await direct.spend(guild, member, now=now) == Spend(0, 0)
+        assert stack.api.count("POST", "create") == 0
+        final = await stack.final_message(await stack.imagine())  # the member's next /imagine runs
+        assert "Done" in status_of(final)
+        assert stack.api.count("POST", "create") == 1
+    finally:
+        await direct.close()
+    await stack.stop_bot()
+    unhandled.check()

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 import discord
 import pytest
 
 from bot.discord_app.health import gateway_check
-from bot.discord_app.sharding import IDENTIFY_INTERVAL, MAX_IDENTIFY_WAIT, SHARED_MARGIN, IdentifyPacer
+from bot.discord_app.sharding import (
+    CONNECT_WAIT,
+    IDENTIFY_INTERVAL,
+    RECONNECT_WAIT,
+    SHARED_MARGIN,
+    IdentifyPacer,
+)
 
 
 class Clock:
@@ -25,6 +32,14 @@ class Clock:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(round(seconds, 6))
         self.now += seconds
+
+
+class YieldingClock(Clock):
+    """A clock whose sleeps let the other waiters run: shards waiting together, not one after another."""
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds)
+        await asyncio.sleep(0)
 
 
 def pacer(clock: Clock, max_concurrency: int) -> IdentifyPacer:
@@ -76,13 +91,17 @@ class Turns:
         self.fail = fail
         self.turns: dict[int, float] = {}
         self.calls: list[tuple[int, float]] = []
+        self.withins: list[float] = []
 
-    async def take(self, bucket: int, spacing: float) -> float | None:
+    async def take(self, bucket: int, spacing: float, within: float) -> float | None:
         self.calls.append((bucket, spacing))
+        self.withins.append(within)
         if self.fail:
             raise OSError("connection refused")
         previous = self.turns.get(bucket)
         turn = self.clock.now if previous is None else max(previous + spacing, self.clock.now)
+        if turn - self.clock.now > within:
+            return math.inf  # as the database: nothing reserved
         self.turns[bucket] = turn
         return turn - self.clock.now
 
@@ -111,7 +130,7 @@ async def test_without_shared_turns_or_with_the_database_down_the_process_paces_
     clock = Clock()
     paced = pacer(clock, 1)
 
-    async def not_shared(bucket: int, spacing: float) -> float | None:
+    async def not_shared(bucket: int, spacing: float, within: float) -> float | None:
         return None
 
     paced.share(not_shared)
@@ -125,16 +144,60 @@ async def test_without_shared_turns_or_with_the_database_down_the_process_paces_
     assert "could not take its identify turn from the database (connection refused)" in caplog.text
 
 
-async def test_a_turn_too_far_away_is_waited_for_no_longer_than_the_bound() -> None:
+async def test_a_turn_further_than_discord_py_waits_is_neither_reserved_nor_waited_for() -> None:
+    """discord.py cancels a reconnect's identify after 60 s (a first connect's after 180 s): a turn it would
+    cancel is wasted, so none is reserved past the bound and the shard connects again later instead."""
+    clock = Clock()
+    turns = Turns(clock)
+    paced = pacer(clock, 1)
+    paced.share(turns.take)
+    spacing = IDENTIFY_INTERVAL + SHARED_MARGIN
+    turns.turns[0] = clock.now + 60.0  # ten shards of other processes queued ahead in the one bucket
+    with pytest.raises(TimeoutError):
+        await paced.wait(3, reconnect=True)
+    assert turns.withins == [RECONNECT_WAIT] and turns.turns[0] == clock.now + 60.0  # nothing reserved
+    assert clock.sleeps == []
+    await paced.wait(4)  # a first connect may wait longer
+    assert turns.withins[-1] == CONNECT_WAIT and clock.sleeps == [60.0 + spacing]
+    turns.turns[0] = clock.now + CONNECT_WAIT
+    with pytest.raises(TimeoutError):
+        await paced.wait(5)
+
+
+async def test_the_wait_for_the_bucket_counts_against_the_bound() -> None:
+    """Shards of one bucket queue on its lock first: what they waited there is not waited again for the turn."""
+    clock = YieldingClock()
+    turns = Turns(clock)
+    paced = pacer(clock, 1)
+    paced.share(turns.take)
+    spacing = IDENTIFY_INTERVAL + SHARED_MARGIN
+    waits = [paced.wait(shard, reconnect=True) for shard in range(10)]
+    results = await asyncio.gather(*waits, return_exceptions=True)
+    on_time = [result for result in results if result is None]
+    # Each waited for the bucket behind the others, then for its turn: all within the bound, or refused
+    # (shard 0 went at once, shard 1 waited alone before the others began).
+    assert 2 < len(on_time) < len(results)
+    assert all(isinstance(result, TimeoutError) for result in results[len(on_time) :])
+    assert turns.withins[2:] == sorted(turns.withins[2:], reverse=True)  # what is left shrinks as they wait
+    assert sum(clock.sleeps) <= RECONNECT_WAIT + spacing
+
+
+async def test_a_bucket_held_past_the_bound_refuses_the_reconnect() -> None:
     clock = Clock()
     paced = pacer(clock, 1)
+    stuck = asyncio.Event()
 
-    async def far(bucket: int, spacing: float) -> float | None:
-        return 3600.0
+    async def hanging(bucket: int, spacing: float, within: float) -> float | None:
+        await stuck.wait()
+        return 0.0
 
-    paced.share(far)
-    await paced.wait(0)
-    assert clock.sleeps == [MAX_IDENTIFY_WAIT]
+    paced.share(hanging)
+    first = asyncio.create_task(paced.wait(0))  # holds the bucket while the database does not answer
+    await asyncio.sleep(0)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(paced.wait(1, reconnect=True), 0.5)
+    stuck.set()
+    await first
 
 
 def test_a_broken_max_concurrency_counts_as_one() -> None:

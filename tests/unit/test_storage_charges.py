@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
-from bot.journal import Journal
+from bot.journal import NOT_STARTED, UNSTARTED_AFTER, Journal
 from bot.storage import JobRecord, Limits, Repository, Spend, StorageError, open_repository
 from bot.storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.storage.postgres import PostgresRepository
@@ -152,6 +153,10 @@ async def test_the_upgrade_copies_unfinished_jobs_charges_from_their_requests(da
         "good": {"charged_images": 2, "charged_day": "2025-03-14", "reserved_cost": COST},
         "nonsense": {"charged_images": "two", "charged_day": "2025-99-99", "reserved_cost": -5},
         "ended": {"charged_images": 2, "charged_day": "2025-03-14", "reserved_cost": COST},
+        # Shaped like a date, but no day: the day is forgotten (nothing to give back), the upgrade goes on.
+        "impossible": {"charged_images": 2, "charged_day": "2024-02-30", "reserved_cost": COST},
+        "year-zero": {"charged_images": 2, "charged_day": "0000-01-01", "reserved_cost": COST},
+        "leap": {"charged_images": 1, "charged_day": "2024-02-29", "reserved_cost": 0},
     }
     if database_url.startswith("sqlite"):
         path = database_url.removeprefix("sqlite:///")
@@ -185,4 +190,51 @@ async def test_the_upgrade_copies_unfinished_jobs_charges_from_their_requests(da
             charges[job_id] = (job.charged_images, job.charged_day, job.reserved_cost)
     finally:
         await repository.close()
-    assert charges == {"good": (2, DAY, COST), "nonsense": (0, None, 0), "ended": (0, None, 0)}
+    assert charges == {
+        "good": (2, DAY, COST),
+        "nonsense": (0, None, 0),
+        "ended": (0, None, 0),
+        "impossible": (2, None, COST),
+        "year-zero": (2, None, COST),
+        "leap": (1, date(2024, 2, 29), 0),
+    }
+
+
+async def test_unstarted_jobs_are_the_owners_unended_queued_ones_journaled_before_the_bound(
+    repository: Repository,
+) -> None:
+    await charge_with_job(repository, "old")
+    await charge_with_job(repository, "creating")
+    await charge_with_job(repository, "ended")
+    assert await repository.update_job("creating", state="creating")
+    assert await repository.update_job("ended", state="failed", ended_at=T0)
+    await charge_with_job(repository, "others", owner="other")
+    await charge_with_job(repository, "young", created=T0 + timedelta(seconds=30))
+    assert await repository.unstarted_jobs("me", journaled_before=T0 + timedelta(seconds=10)) == ["old"]
+    assert await repository.unstarted_jobs("me", journaled_before=T0) == []
+
+
+async def test_set_ups_given_up_are_abandoned_once_even_when_their_charge_commits_late(
+    repository: Repository, clock: FakeClock
+) -> None:
+    """The charge's answer was lost (its commit landed later, or never): the job is given back, never run."""
+    journal = Journal(repository, clock, owner="me")
+    journal.give_up("late")  # its abandon finds nothing yet: the commit has not landed
+    await asyncio.sleep(0)
+    await charge_with_job(repository, "late")  # ...and now it has
+    await charge_with_job(repository, "running")  # the engine's: never touched
+    await charge_with_job(repository, "shown-never", created=T0 - timedelta(seconds=UNSTARTED_AFTER + 1))
+    await charge_with_job(repository, "setting-up", created=T0)  # being set up right now: left alone
+    assert (await used(repository))[0] == 8
+    await journal.abandon_unstarted(lambda: ["running"])
+    states = {"late": "failed", "running": "queued", "shown-never": "failed", "setting-up": "queued"}
+    for job_id, state in states.items():
+        job = await repository.get_job(job_id)
+        assert job is not None and job.state == state, job_id
+        if state == "failed":
+            assert job.error == NOT_STARTED and job.ended_at is not None
+    assert await used(repository) == (4, Spend(2 * COST, 2 * COST))
+    clock.advance(UNSTARTED_AFTER + 1)  # later beats: given back once, whatever is tried again
+    await journal.abandon_unstarted(lambda: ["running"])
+    await journal.abandon_unstarted(lambda: ["running"])
+    assert await used(repository) == (2, Spend(COST, COST))  # only the running job's charge stands

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -346,19 +347,29 @@ async def test_identify_turns_of_one_bucket_queue_across_processes(postgres_url:
     a, b = await PostgresRepository.open(postgres_url), await PostgresRepository.open(postgres_url)
     try:
         waits = sorted(
-            await asyncio.gather(*((a if n % 2 else b).take_identify_turn(BOT, 0, spacing=5.0) for n in range(6)))
+            await asyncio.gather(
+                *((a if n % 2 else b).take_identify_turn(BOT, 0, spacing=5.0, within=60.0) for n in range(6))
+            )
         )
         # One turn each, 5 s apart on the database's clock (less the moments the reservations took).
         assert waits[0] == 0
         for place, wait in enumerate(waits):
             assert wait is not None and 5.0 * place - 2 < wait <= 5.0 * place, waits
         # Other buckets, and other bots on the same database, have turns of their own.
-        assert await a.take_identify_turn(BOT, 1, spacing=5.0) == 0
-        assert await b.take_identify_turn(BOT + 1, 0, spacing=5.0) == 0
+        assert await a.take_identify_turn(BOT, 1, spacing=5.0, within=60.0) == 0
+        assert await b.take_identify_turn(BOT + 1, 0, spacing=5.0, within=60.0) == 0
         # A turn long past (a process that died, or just identified long ago) holds nothing up.
-        assert await a.take_identify_turn(BOT, 2, spacing=0.05) == 0
+        assert await a.take_identify_turn(BOT, 2, spacing=0.05, within=60.0) == 0
         await asyncio.sleep(0.2)
-        assert await b.take_identify_turn(BOT, 2, spacing=0.05) == 0
+        assert await b.take_identify_turn(BOT, 2, spacing=0.05, within=60.0) == 0
+        # A turn further out than the taker can wait is not reserved: the queue does not grow for nothing.
+        assert await a.take_identify_turn(BOT, 3, spacing=30.0, within=45.0) == 0
+        second = await b.take_identify_turn(BOT, 3, spacing=30.0, within=45.0)
+        assert second is not None and 28.0 < second <= 30.0
+        assert await a.take_identify_turn(BOT, 3, spacing=30.0, within=45.0) == math.inf  # 60 s away
+        assert await b.take_identify_turn(BOT, 3, spacing=30.0, within=45.0) == math.inf  # still: none reserved
+        last = await a.take_identify_turn(BOT, 3, spacing=30.0, within=90.0)
+        assert last is not None and 58.0 < last <= 60.0
     finally:
         await a.close()
         await b.close()

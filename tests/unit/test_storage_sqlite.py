@@ -195,6 +195,6 @@ def test_migration_list_must_be_numbered_from_one() -> None:
 async def test_identify_turns_are_the_one_process_s_own(tmp_path: Path) -> None:
     repo = await SqliteRepository.open(str(tmp_path / "imagine.db"))
     try:
-        assert await repo.take_identify_turn(4_000_000, 0, spacing=5.0) is None
+        assert await repo.take_identify_turn(4_000_000, 0, spacing=5.0, within=45.0) is None
     finally:
         await repo.close()

@@ -4,6 +4,7 @@ process by ``NOTIFY``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,10 @@ from bot.storage import JobRecord
 from bot.storage.common import ENDED_STAGE, JOB_COLUMNS, RUN_TIME_WEIGHT, check_id, job_record
 from bot.storage.postgres.base import PostgresBase
 from bot.storage.postgres.notifications import WEBHOOK_CHANNEL
+
+MAX_TURN_AHEAD = 86_400.0
+"""Seconds an identify turn may be reserved ahead at most, whatever is asked (``make_interval`` takes no
+infinity)."""
 
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 """The last sign of life given to a process known to be gone."""
@@ -97,23 +102,37 @@ class PostgresCluster(PostgresBase):
             )
         return {str(row["job_id"]) for row in rows}
 
-    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float) -> float | None:
+    async def unstarted_jobs(self, incarnation: str, *, journaled_before: datetime) -> list[str]:
+        """This incarnation's unended jobs still ``queued``, journaled before ``journaled_before``."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT job_id FROM jobs WHERE owner = $1 AND ended_at IS NULL AND state = 'queued' "
+                "AND created_at < $2 ORDER BY created_at, seq",
+                incarnation,
+                journaled_before.astimezone(UTC),
+            )
+        return [str(row["job_id"]) for row in rows]
+
+    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float, within: float) -> float | None:
         """Reserve the bucket's next identify: one statement, so concurrent reservations queue one after another.
 
         A second reserver waits for the first's row lock, then reads its turn; ``clock_timestamp()`` (the
         database's clock, not any machine's, and not the transaction's start) places a turn in an idle bucket.
+        A turn further than ``within`` is not reserved: the update's condition fails and returns no row.
         """
         async with self._connection() as conn:
             wait = await conn.fetchval(
                 "INSERT INTO identify_turns AS t (bot_id, bucket, turn_at) VALUES ($1, $2, clock_timestamp()) "
                 "ON CONFLICT (bot_id, bucket) DO UPDATE "
                 "SET turn_at = GREATEST(t.turn_at + make_interval(secs => $3), clock_timestamp()) "
+                "WHERE t.turn_at + make_interval(secs => $3) <= clock_timestamp() + make_interval(secs => $4) "
                 "RETURNING EXTRACT(EPOCH FROM t.turn_at - clock_timestamp())",
                 check_id("bot_id", bot_id),
                 bucket,
                 spacing,
+                min(within, MAX_TURN_AHEAD),
             )
-        return max(0.0, float(wait))
+        return math.inf if wait is None else max(0.0, float(wait))
 
     async def model_run_time(self, model: str) -> float | None:
         """The model's usual run time."""

@@ -104,7 +104,18 @@ class SqliteCluster(SqliteBase):
             )
         return {str(row[0]) for row in rows}
 
-    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float) -> float | None:
+    async def unstarted_jobs(self, incarnation: str, *, journaled_before: datetime) -> list[str]:
+        """This incarnation's unended jobs still ``queued``, journaled before ``journaled_before``."""
+        async with self._transaction(write=False) as conn:
+            rows = await self._all(
+                conn,
+                "SELECT job_id FROM jobs WHERE owner = ? AND ended_at IS NULL AND state = 'queued' "
+                "AND created_at < ? ORDER BY created_at, rowid",
+                (incarnation, to_text(journaled_before)),
+            )
+        return [str(row[0]) for row in rows]
+
+    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float, within: float) -> float | None:
         """``None``: the one process runs every shard and paces its identifies itself."""
         return None
 
