@@ -30,6 +30,10 @@ from tests.fakes.tcp import FreezableProxy
 from tests.faults.conftest import UnhandledWatch
 from tests.storage import T0, make_job
 
+# Frozen databases and commits that land late wait out real timeouts and heartbeats (15-50 s a test):
+# with the chaos runs, in `pytest -m slow` (see README, Testing).
+pytestmark = pytest.mark.slow
+
 BOUND = 60.0  # seconds: far past any timeout below, so a hang fails the test instead of passing slowly
 FAST = {"command_timeout": 1.0, "acquire_timeout": 1.0, "connect_timeout": 1.0}
 GUILD, MEMBER = 11, 22
