@@ -53,6 +53,35 @@ async def test_file_database_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
     plain.close()
 
 
+async def test_only_writes_a_power_cut_may_lose_skip_the_disk_wait(tmp_path: Path) -> None:
+    """Webhook ids and heartbeats commit with NORMAL; the journal and charges (every other write) with FULL."""
+    repo = await SqliteRepository.open(str(tmp_path / "imagine.db"))
+    modes: list[int] = []
+    try:
+        conn = repo._connection()
+
+        async def mode() -> int:
+            async with conn.execute("PRAGMA synchronous") as cursor:
+                row = await cursor.fetchone()
+            assert row is not None
+            return int(row[0])
+
+        async with repo._transaction(write=True, durable=False):
+            modes.append(await mode())
+        modes.append(await mode())
+        with pytest.raises(RuntimeError):
+            async with repo._transaction(write=True, durable=False):
+                raise RuntimeError("a failed relaxed write")
+        modes.append(await mode())
+        async with repo._transaction(write=True):
+            modes.append(await mode())
+        assert await repo.record_webhook("wh_1", "p1", stage=0, payload=None)
+        modes.append(await mode())
+    finally:
+        await repo.close()
+    assert modes == [1, 2, 2, 2, 2]  # NORMAL inside the relaxed one only; FULL again after, even after a failure
+
+
 async def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dirs" / "imagine.db"
     await (await SqliteRepository.open(str(path))).close()

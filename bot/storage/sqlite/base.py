@@ -118,7 +118,8 @@ class SqliteBase:
             await conn.execute("PRAGMA journal_mode = WAL")
             # FULL: every commit is on disk before it returns. NORMAL (WAL's usual) may lose the last
             # commits on a power cut, the journal's create mark among them, and the restarted bot would
-            # create (and pay for) the prediction again. It costs about 0.1 ms per commit here.
+            # create (and pay for) the prediction again. It costs about 0.3 ms per commit on an SSD, so writes
+            # a power cut may lose without harm ask for durable=False (see _transaction).
             await conn.execute("PRAGMA synchronous = FULL")
             applied = await apply_migrations(
                 conn, migrations, now=(clock or SystemClock()).now(), where=f"the database {path!r}"
@@ -156,29 +157,41 @@ class SqliteBase:
         return self._conn
 
     @asynccontextmanager
-    async def _transaction(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
-        """One transaction, alone on the connection; committed on success, rolled back otherwise."""
+    async def _transaction(self, *, write: bool, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction, alone on the connection; committed on success, rolled back otherwise.
+
+        ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL``), for writes a power
+        cut may lose without harm (webhook ids and payloads, heartbeats): the next durable commit syncs
+        them too, and the journal's and the charges' commits stay on disk before they return.
+        """
         self._connection()  # fail fast, before waiting for the lock
         async with self._lock:
             conn = self._connection()  # close() may have run while we waited
+            relaxed = write and not durable
+            if relaxed:
+                await conn.execute("PRAGMA synchronous = NORMAL")  # per connection; the lock makes it ours alone
             try:
-                await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.OperationalError as exc:
-                self._raise_if_busy(exc)
-                raise
-            try:
-                yield conn
-                await conn.execute("COMMIT")
-            except BaseException as exc:
-                self._changes.discard(conn)
-                # Unconditional: sqlite3's rollback() is a no-op when SQLite has
-                # already ended the transaction itself, and it runs on the
-                # connection's thread after any statement still in flight
-                # (a cancelled await does not stop the statement).
-                await conn.rollback()
-                if isinstance(exc, sqlite3.OperationalError):
+                try:
+                    await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                except sqlite3.OperationalError as exc:
                     self._raise_if_busy(exc)
-                raise
+                    raise
+                try:
+                    yield conn
+                    await conn.execute("COMMIT")
+                except BaseException as exc:
+                    self._changes.discard(conn)
+                    # Unconditional: sqlite3's rollback() is a no-op when SQLite has
+                    # already ended the transaction itself, and it runs on the
+                    # connection's thread after any statement still in flight
+                    # (a cancelled await does not stop the statement).
+                    await conn.rollback()
+                    if isinstance(exc, sqlite3.OperationalError):
+                        self._raise_if_busy(exc)
+                    raise
+            finally:
+                if relaxed:
+                    await conn.execute("PRAGMA synchronous = FULL")
             committed = self._changes.take(conn)
         self._changes.announce(committed)
 

@@ -51,7 +51,7 @@ class SqliteCluster(SqliteBase):
     async def heartbeat(self, incarnation: str, *, alive_within: float) -> int:
         """Record the process alive (the database's clock); the number of processes alive within the last
         ``alive_within`` seconds."""
-        async with self._transaction(write=True) as conn:
+        async with self._transaction(write=True, durable=False) as conn:
             await conn.execute(f"UPDATE processes SET alive_at = {_DB_NOW} WHERE incarnation = ?", (incarnation,))
             row = await self._one(
                 conn,
@@ -142,7 +142,7 @@ class SqliteCluster(SqliteBase):
     ) -> bool:
         """Keep a verified webhook's id unless seen before, and its payload unless the one kept is further on,
         stamped with the database's clock."""
-        async with self._transaction(write=True) as conn:
+        async with self._transaction(write=True, durable=False) as conn:
             cursor = await conn.execute(
                 f"INSERT INTO webhook_ids (webhook_id, received_at) VALUES (?, {_DB_NOW}) "
                 "ON CONFLICT (webhook_id) DO NOTHING",
@@ -170,7 +170,7 @@ class SqliteCluster(SqliteBase):
 
     async def prune_webhooks(self, *, ids_older_than: float, payloads_older_than: float) -> None:
         """Forget webhook ids and payloads older than their ages, on the database's clock."""
-        async with self._transaction(write=True) as conn:
+        async with self._transaction(write=True, durable=False) as conn:
             await conn.execute(
                 f"DELETE FROM webhook_ids WHERE received_at < {_DB_NOW_MINUS}", (_seconds_ago(ids_older_than),)
             )
