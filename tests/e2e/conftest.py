@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ LORA_REF = f"{FLUX_SCHNELL_LORA}:{FLUX_SCHNELL_LORA_VERSION}"
 TEST_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2), prefer_wait=0, lookup_delays=FAST_LOOKUP)
 
 
+CLOSE_BOUND = 60.0
+"""Seconds a bot may take to close (far past any bound of its own) before the test fails, saying where it hung."""
+
+
 @dataclass
 class Stack:
     """A running bot with its two fakes; ``guild`` and ``other`` are two servers it is in."""
@@ -57,12 +62,21 @@ class Stack:
         await asyncio.wait_for(self.bot.wait_until_ready(), 10)
 
     async def stop_bot(self) -> None:
-        """Close the bot cleanly."""
-        if self.bot is not None:
-            await self.bot.close()
-        if self.task is not None:
-            await asyncio.gather(self.task, return_exceptions=True)
-        self.bot, self.task = None, None
+        """Close the bot cleanly; a close that hangs fails the test with every task's stack, not the run."""
+        try:
+            if self.bot is not None:
+                await asyncio.wait_for(self.bot.close(), CLOSE_BOUND)
+            if self.task is not None:
+                await asyncio.wait_for(asyncio.gather(self.task, return_exceptions=True), CLOSE_BOUND)
+        except TimeoutError:
+            stacks = io.StringIO()
+            for task in asyncio.all_tasks():
+                task.print_stack(limit=12, file=stacks)
+            if self.task is not None:
+                self.task.cancel()
+            pytest.fail(f"the bot did not close within {CLOSE_BOUND:g}s; its tasks:\n{stacks.getvalue()}")
+        finally:
+            self.bot, self.task = None, None
 
     async def restart(self) -> None:
         """Stop and start the bot again on the same database."""
