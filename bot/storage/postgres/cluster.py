@@ -189,14 +189,17 @@ class PostgresCluster(PostgresBase):
         return payload if isinstance(payload, dict) else None
 
     async def prune_webhooks(self, *, ids_older_than: float, payloads_older_than: float) -> None:
-        """Forget webhook ids and payloads older than their ages, on the database's clock."""
+        """Forget webhook ids and payloads at least their ages old (a stamp of this very millisecond too).
+
+        On the database's clock.
+        """
         async with self._connection() as conn:
             await conn.execute(
-                "DELETE FROM webhook_ids WHERE received_at < now() - make_interval(secs => $1)",
+                "DELETE FROM webhook_ids WHERE received_at <= now() - make_interval(secs => $1)",
                 max(0.0, ids_older_than),
             )
             await conn.execute(
-                "DELETE FROM webhook_payloads WHERE received_at < now() - make_interval(secs => $1)",
+                "DELETE FROM webhook_payloads WHERE received_at <= now() - make_interval(secs => $1)",
                 max(0.0, payloads_older_than),
             )
 

@@ -169,13 +169,16 @@ class SqliteCluster(SqliteBase):
         return None if row is None else json.loads(row[0])
 
     async def prune_webhooks(self, *, ids_older_than: float, payloads_older_than: float) -> None:
-        """Forget webhook ids and payloads older than their ages, on the database's clock."""
+        """Forget webhook ids and payloads at least their ages old (a stamp of this very millisecond too).
+
+        On the database's clock.
+        """
         async with self._transaction(write=True, durable=False) as conn:
             await conn.execute(
-                f"DELETE FROM webhook_ids WHERE received_at < {_DB_NOW_MINUS}", (_seconds_ago(ids_older_than),)
+                f"DELETE FROM webhook_ids WHERE received_at <= {_DB_NOW_MINUS}", (_seconds_ago(ids_older_than),)
             )
             await conn.execute(
-                f"DELETE FROM webhook_payloads WHERE received_at < {_DB_NOW_MINUS}",
+                f"DELETE FROM webhook_payloads WHERE received_at <= {_DB_NOW_MINUS}",
                 (_seconds_ago(payloads_older_than),),
             )
 
