@@ -58,8 +58,10 @@ class Stack:
         serve_http = self.settings.http_listen is not None
         self.bot = ImagineBot(self.settings, tuning=self.tuning, guild_ready_timeout=0, serve_http=serve_http)
         self.task = asyncio.create_task(self.bot.start(DISCORD_TOKEN))
-        await self.discord.wait_for(lambda: len(self.discord.identify_payloads) > identified, 10, what="IDENTIFY")
-        await asyncio.wait_for(self.bot.wait_until_ready(), 10)
+        # Generous: a restart within 5 s of the last IDENTIFY waits its turn (Discord's identify limit, which
+        # the fake enforces), and a loaded CI machine adds to it.
+        await self.discord.wait_for(lambda: len(self.discord.identify_payloads) > identified, 30, what="IDENTIFY")
+        await asyncio.wait_for(self.bot.wait_until_ready(), 30)
 
     async def stop_bot(self) -> None:
         """Close the bot cleanly; a close that hangs fails the test with every task's stack, not the run."""
