@@ -257,17 +257,22 @@ INSERT INTO slow_once VALUES (true);
 CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     first INTEGER;
+    started TIMESTAMPTZ := clock_timestamp();
 BEGIN
-    -- The first job's commit only. Past the bot's command timeout: its driver then cancels the COMMIT; the
-    -- cancel is swallowed, so the commit lands anyway, after the bot was told it failed (a lost answer).
+    -- The first job's commit only. Past the bot's command timeout: its driver then cancels the COMMIT; every
+    -- cancel is swallowed (the driver and its pool may send more than one, at any moment of a loaded
+    -- machine), so the commit lands anyway, 9 s in, after the bot was told it failed (a lost answer).
     DELETE FROM slow_once;
     GET DIAGNOSTICS first = ROW_COUNT;
     IF first > 0 THEN
-        BEGIN
-            PERFORM pg_sleep(8);
-        EXCEPTION WHEN query_canceled THEN
-            PERFORM pg_sleep(4);
-        END;
+        LOOP
+            BEGIN
+                PERFORM pg_sleep(GREATEST(0, 9 - EXTRACT(EPOCH FROM clock_timestamp() - started)));
+                EXIT;
+            EXCEPTION WHEN query_canceled THEN
+                NULL;  -- swallowed: sleep out the rest
+            END;
+        END LOOP;
     END IF;
     RETURN NULL;
 END $$;
