@@ -11,9 +11,10 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from dotenv import load_dotenv
@@ -21,6 +22,9 @@ from dotenv import load_dotenv
 from bot.costs import NO_PRICES, Prices, parse_prices
 from bot.modelref import InvalidModelRef, ModelRef
 from bot.storage.urls import DatabaseUrl, parse_database_url
+
+_T = TypeVar("_T")
+_D = TypeVar("_D")
 
 DEFAULT_MODEL = "black-forest-labs/flux-schnell"
 DEFAULT_BASE_URL = "https://api.replicate.com"
@@ -349,21 +353,19 @@ def load_settings(
         "REPLICATE_BASE_URL", get("REPLICATE_BASE_URL") or DEFAULT_BASE_URL, problems, ("http", "https")
     )
 
-    default_model = ModelRef.parse(DEFAULT_MODEL)
-    raw_default = get("IMAGINE_DEFAULT_MODEL")
-    if raw_default is not None:
+    def parsed(name: str, parse: Callable[[str], _T], default: _D) -> _T | _D:
+        """``parse`` of ``name``'s value; ``default`` when it is unset, or malformed (then reported)."""
+        value = get(name)
+        if value is None:
+            return default
         try:
-            default_model = ModelRef.parse(raw_default)
-        except InvalidModelRef as exc:
-            problems.append(f"IMAGINE_DEFAULT_MODEL: {exc}")
+            return parse(value)
+        except (ValueError, InvalidModelRef) as exc:
+            problems.append(f"{name}: {exc}")
+            return default
 
-    upscale_model: ModelRef | None = None
-    raw_upscale = get("IMAGINE_UPSCALE_MODEL")
-    if raw_upscale is not None:
-        try:
-            upscale_model = ModelRef.parse(raw_upscale)
-        except InvalidModelRef as exc:
-            problems.append(f"IMAGINE_UPSCALE_MODEL: {exc}")
+    default_model = parsed("IMAGINE_DEFAULT_MODEL", ModelRef.parse, ModelRef.parse(DEFAULT_MODEL))
+    upscale_model = parsed("IMAGINE_UPSCALE_MODEL", ModelRef.parse, None)
 
     models: list[ModelRef] = []
     raw_models = get("IMAGINE_MODELS")
@@ -407,13 +409,8 @@ def load_settings(
     if log_format not in LOG_FORMATS:
         problems.append(f"LOG_FORMAT: must be {' or '.join(LOG_FORMATS)}, got {log_format!r}")
 
-    http_listen = None
     raw_listen = get("IMAGINE_HTTP_LISTEN")
-    if raw_listen is not None:
-        try:
-            http_listen = parse_listen(raw_listen)
-        except ValueError as exc:
-            problems.append(f"IMAGINE_HTTP_LISTEN: {exc}")
+    http_listen = parsed("IMAGINE_HTTP_LISTEN", parse_listen, None)
 
     shard_count, shard_ids = None, None
     raw_count, raw_ids = get("DISCORD_SHARD_COUNT"), get("DISCORD_SHARD_IDS")
@@ -464,21 +461,8 @@ def load_settings(
     if webhook_secret is not None and not _WEBHOOK_SECRET.fullmatch(webhook_secret):
         problems.append("REPLICATE_WEBHOOK_SECRET: must look like whsec_ followed by base64 (as the API gives it)")
 
-    prices = NO_PRICES
-    raw_prices = get("IMAGINE_PRICES")
-    if raw_prices is not None:
-        try:
-            prices = parse_prices(raw_prices)
-        except ValueError as exc:
-            problems.append(f"IMAGINE_PRICES: {exc}")
-
-    fetch_allow = FetchAllow()
-    raw_fetch_allow = get("IMAGINE_FETCH_ALLOW")
-    if raw_fetch_allow is not None:
-        try:
-            fetch_allow = parse_fetch_allow(raw_fetch_allow)
-        except ValueError as exc:
-            problems.append(f"IMAGINE_FETCH_ALLOW: {exc}")
+    prices = parsed("IMAGINE_PRICES", parse_prices, NO_PRICES)
+    fetch_allow = parsed("IMAGINE_FETCH_ALLOW", parse_fetch_allow, FetchAllow())
     max_queued = _int("IMAGINE_MAX_QUEUED", get("IMAGINE_MAX_QUEUED") or "200", problems, minimum=0)
     max_queued_per_member = _int(
         "IMAGINE_MAX_QUEUED_PER_MEMBER", get("IMAGINE_MAX_QUEUED_PER_MEMBER") or "3", problems, minimum=0

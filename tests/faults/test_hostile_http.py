@@ -187,10 +187,8 @@ async def test_a_signed_body_sent_in_pieces_is_read_whole(serve: ServeFactory) -
     writer.close()
 
 
-async def test_a_300_kb_signed_completed_webhook_is_accepted(serve: ServeFactory) -> None:
-    served = await serve(HttpLimits())  # the real cap
-    body = prediction(status="succeeded", logs="step 1/50\n" * 30_000)
-    assert len(body) > 300_000
+async def assert_succeeded_webhook_pushed(served: Served, body: bytes) -> None:
+    """Send ``body`` signed in one write: answered 200, and p1's ``succeeded`` state reaches the events."""
     reader, writer = await connect(served.port)
     writer.write(signed_head(body) + body)
     await writer.drain()
@@ -200,6 +198,13 @@ async def test_a_300_kb_signed_completed_webhook_is_accepted(serve: ServeFactory
     latest = served.events.latest("p1")
     assert latest is not None and latest.status == "succeeded"
     writer.close()
+
+
+async def test_a_300_kb_signed_completed_webhook_is_accepted(serve: ServeFactory) -> None:
+    served = await serve(HttpLimits())  # the real cap
+    body = prediction(status="succeeded", logs="step 1/50\n" * 30_000)
+    assert len(body) > 300_000
+    await assert_succeeded_webhook_pushed(served, body)
 
 
 async def test_a_10_mib_signed_completed_with_a_data_output_is_accepted_and_delivered(serve: ServeFactory) -> None:
@@ -210,15 +215,7 @@ async def test_a_10_mib_signed_completed_with_a_data_output_is_accepted_and_deli
     body = json.dumps(data).encode()
     assert len(body) > 10 * 1024 * 1024
     served.events.watch("p1")  # its job waits for it
-    reader, writer = await connect(served.port)
-    writer.write(signed_head(body) + body)
-    await writer.drain()
-    status, _, _ = await read_response(reader)
-    assert status == 200
-    assert await pushed(served.events, "p1")
-    latest = served.events.latest("p1")
-    assert latest is not None and latest.status == "succeeded"
-    writer.close()
+    await assert_succeeded_webhook_pushed(served, body)
 
 
 async def test_other_routes_keep_the_usual_cap(serve: ServeFactory) -> None:
