@@ -34,7 +34,7 @@ LORA_REF = f"{FLUX_SCHNELL_LORA}:{FLUX_SCHNELL_LORA_VERSION}"
 TEST_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2), prefer_wait=0, lookup_delays=FAST_LOOKUP)
 
 
-CLOSE_BOUND = 60.0
+CLOSE_BOUND = 90.0
 """Seconds a bot may take to close (far past any bound of its own) before the test fails, saying where it hung."""
 
 

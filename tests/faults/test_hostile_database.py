@@ -311,7 +311,7 @@ async def test_a_charge_whose_commit_lands_after_the_refusal_is_given_back_and_n
         job = await polled(committed)
         assert (job.state, job.charged_images) == ("queued", 1)
         if restart:
-            await asyncio.wait_for(stack.stop_bot(), BOUND)
+            await asyncio.wait_for(stack.stop_bot(), 2 * BOUND)  # every close step waits out the frozen database
             proxy.thaw()
             await stack.start_bot()
         else:
