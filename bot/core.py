@@ -23,11 +23,11 @@ from bot.journal import Journal
 from bot.metrics import Metrics
 from bot.modlog import ModLog
 from bot.policy import Policy
+from bot.poll_planner import PollPolicy
 from bot.queue_caps import QueueGate
 from bot.ratelimit import RequestBudget
 from bot.recovery import LOOKUP_DELAYS, PredictionFinder
 from bot.replicate import ApiError, NotFound, ReplicateClient
-from bot.scheduling import PollPolicy
 from bot.settings import Settings
 from bot.storage import QueuedJobs, Repository, open_repository
 from bot.webhooks import PredictionEvents, WebhookReceiver
@@ -42,8 +42,13 @@ class Tuning:
     """Timings that are not user settings: production values by default, shorter in tests."""
 
     poll: PollPolicy = field(default_factory=PollPolicy)
-    prefer_wait: int = 3
-    """Seconds the create call may wait for the prediction (``Prefer: wait``); 0 to not ask."""
+    prefer_wait: int = 1
+    """Seconds the create call may wait for the prediction (``Prefer: wait``) when polling; 0 to not ask.
+
+    One second: a fast model's image comes in the create's answer, and a slower one's progress is shown
+    from the first second (with webhooks the create is never held)."""
+    estimate_tick: float = 0.25
+    """How often the progress bar's estimate is looked at between polls (shown when its percentage changes)."""
     edit_interval: float = 1.5
     """Least time between two edits of one Discord message (the progress bar moves as often)."""
     lookup_delays: tuple[float, ...] = LOOKUP_DELAYS
@@ -109,7 +114,7 @@ class Core:
             on_shown=self._measure,
             journal=self.journal,
             finder=PredictionFinder(self.client, clock=self.clock, delays=self.tuning.lookup_delays),
-            progress_tick=self.tuning.edit_interval,
+            progress_tick=self.tuning.estimate_tick,
         )
         # Front ends that queue members' jobs pass them through the gate; resumed jobs never do.
         self.queue_gate = QueueGate(

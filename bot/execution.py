@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.delivery import Downloader
+from bot.end_estimate import ClockAnchor, EndEstimate, RunTimes
 from bot.errors import ImagineError
 from bot.job_model import JobJournal, JobState, JobTakenOver, JobView, LiveJob
-from bot.progress import ProgressEstimate
+from bot.poll_planner import PollPlanner, PollPolicy
+from bot.progress import ProgressEstimate, shown_percent
 from bot.recovery import Lookup, PredictionFinder
 from bot.replicate import ApiError, CreateOutcomeUnknown, Prediction, Progress, ReplicateClient, RequestWithdrawn
-from bot.scheduling import PollPolicy
 from bot.webhooks import PredictionEvents, stage
 
 log = logging.getLogger(__name__)
@@ -76,12 +77,12 @@ class JobExecutor:
         self._clock = clock
         self._journal = journal
         self._finder = finder
-        self._poll = poll
+        self._planner = PollPlanner(client.budget.other, poll)
+        self._run_times = RunTimes()
         self._timeout = job_timeout
         self._prefer_wait = prefer_wait
         self._progress_tick = progress_tick
         self._create_attempts = create_attempts
-        self._polling = 0  # jobs past their create: they share the budget for polls
         self.webhook_url: str | None = None
         """Set (with :attr:`events`): predictions are created with this webhook; polling is a safety net."""
         self.events: PredictionEvents | None = None
@@ -89,30 +90,39 @@ class JobExecutor:
 
     async def run(self, job: LiveJob, prediction_id: str | None) -> None:
         """Run ``job`` to its end: from its create, or from a prediction it already has (after a restart)."""
+        anchor: ClockAnchor | None = None
         if prediction_id is None:
             resumed = job.create_started_at is not None
             deadline = (job.submitted_at if resumed else self._clock.monotonic()) + self._timeout
             self._host.show(job, replace(job.view, state=JobState.STARTING, queue_position=None))
             try:
-                prediction = await (self._recover(job) if resumed else self._create(job))
+                prediction, anchor = await (self._recover(job) if resumed else self._create(job))
             except _Ended as ended:
                 await self._host.finish(job, ended.state, **ended.changes)
                 return
         else:  # resumed: the prediction has been running since before the restart
             deadline = job.submitted_at + self._timeout
             prediction = Prediction(id=prediction_id, status="starting")
-        self._polling += 1
         self._claimed.add(prediction.id)
         pushed = self.events.watch(prediction.id) if self.events is not None else None
         try:
             await self._poll_to_end(
-                job, self._newest(prediction), deadline, fetch_now=prediction_id is not None, pushed=pushed
+                job,
+                self._newest(prediction),
+                deadline,
+                anchor=anchor or self._wall_anchor(),
+                fetch_now=prediction_id is not None,
+                pushed=pushed,
             )
         finally:
-            self._polling -= 1
+            self._planner.leave(job.id)
             self._claimed.discard(prediction.id)
             if self.events is not None:
                 self.events.forget(prediction.id)
+
+    def _wall_anchor(self) -> ClockAnchor:
+        """Maps the API's timestamps by the wall clock (a prediction this process did not create)."""
+        return ClockAnchor(self._clock.now(), self._clock.monotonic())
 
     def _newest(self, prediction: Prediction) -> Prediction:
         """``prediction``, or what a webhook said of it since, if that is further on."""
@@ -123,9 +133,19 @@ class JobExecutor:
 
     # ----------------------------------------------------------------- create
 
-    async def _create(self, job: LiveJob) -> Prediction:
-        """Create the job's prediction, journaling around it, and find it again if the answer is lost."""
+    async def _create(self, job: LiveJob) -> tuple[Prediction, ClockAnchor | None]:
+        """Create the job's prediction, journaling around it, and find it again if the answer is lost.
+
+        With it, the moment the create went out (the prediction's ``created_at`` on the API's clock).
+        """
         request = job.request
+        sent_at = 0.0
+
+        def proceed() -> bool:
+            nonlocal sent_at
+            sent_at = self._clock.monotonic()
+            return not job.cancel_event.is_set()
+
         if job.cancel_event.is_set():  # canceled while waiting for the budget: nothing to pay for
             raise _Ended(JobState.CANCELED)
         job.creating = True
@@ -136,9 +156,10 @@ class JobExecutor:
                     prediction = await self._client.create(
                         request.model,
                         request.inputs,
-                        wait=self._prefer_wait,
+                        # Pushed by webhook, its progress is known at once: no need to hold the create.
+                        wait=0 if self.webhook_url else self._prefer_wait,
                         cancel_after=self._timeout,
-                        proceed=lambda: not job.cancel_event.is_set(),
+                        proceed=proceed,
                         webhook=self.webhook_url,
                     )
                 except RequestWithdrawn:
@@ -146,7 +167,7 @@ class JobExecutor:
                 except CreateOutcomeUnknown as exc:
                     lookup = await self._look_up(job, started)
                     if lookup.prediction is not None:
-                        return lookup.prediction
+                        return lookup.prediction, None
                     if lookup.absent and attempt < self._create_attempts and not job.cancel_event.is_set():
                         log.warning("job %s: %s; no prediction was made, so it is sent again", job.id, exc.message)
                         continue
@@ -157,7 +178,8 @@ class JobExecutor:
                 if self._journal is not None:
                     await self._journal.created(job.id, prediction.id)
                 log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
-                return prediction
+                created = prediction.created_at
+                return prediction, None if created is None else ClockAnchor(created, sent_at)
             raise AssertionError("unreachable: the last attempt returns or raises")
         finally:
             job.creating = False
@@ -180,12 +202,12 @@ class JobExecutor:
                 raise _Ended(JobState.FAILED, error=error) from None
         return started
 
-    async def _recover(self, job: LiveJob) -> Prediction:
+    async def _recover(self, job: LiveJob) -> tuple[Prediction, ClockAnchor | None]:
         """A job whose create may have gone out before a restart: find its prediction, or create it if none."""
         assert job.create_started_at is not None
         lookup = await self._look_up(job, job.create_started_at)
         if lookup.prediction is not None:
-            return lookup.prediction
+            return lookup.prediction, None
         if lookup.absent:
             log.info("job %s: its create before the restart made no prediction; creating it now", job.id)
             return await self._create(job)
@@ -217,28 +239,28 @@ class JobExecutor:
         prediction: Prediction,
         deadline: float,
         *,
+        anchor: ClockAnchor,
         fetch_now: bool,
         pushed: asyncio.Event | None = None,
     ) -> None:
         """Poll until the prediction ends (canceling it on request or at the deadline), then finish the job.
 
-        With webhooks (``pushed`` is set when one arrives) a pushed state is taken as a poll's answer
-        and polls become a slow safety net, aimed past the expected end.
+        Polls are aimed at the window where the prediction should end (:mod:`bot.poll_planner`). With
+        webhooks (``pushed`` is set when one arrives) a pushed state is taken as a poll's answer and polls
+        become a slow safety net, aimed past that window.
         """
-        polls = 0
-        polls_at_end = 0
-        last_progress: Progress | None = None
-        cancel_sent = False
+        model = str(job.request.model)
+        run_time = self._run_times.run_time(model, await self._usual_run_time(job))
+        estimate = EndEstimate(run_time, self._run_times.tail(model))
         bar = ProgressEstimate()
-        window = _EndWindow()
-        usual = await self._usual_run_time(job)
+        blind_polls = late_polls = safety_polls = 0
+        cancel_sent = False
         while True:
             now = self._clock.monotonic()
+            estimate.saw(prediction, now, anchor)
             self._show_prediction(job, prediction, bar.observe(prediction.progress, now))
             if prediction.terminal:
                 break
-            window.update(prediction, last_progress, usual, now)
-            expected_end = window.expected
             if job.cancel_event.is_set() and not cancel_sent:
                 cancel_sent = True
                 prediction = await self._cancel_remote(prediction)
@@ -255,18 +277,19 @@ class JobExecutor:
                     error=f"The prediction ran longer than {self._timeout:g} seconds, so it was canceled.",
                 )
                 return
-            budget = self._client.budget.other.per_second
-            expected_in = None if expected_end is None else expected_end - self._clock.monotonic()
+            window = estimate.window()
+            urgent = False
             if pushed is not None:
-                interval = self._poll.safety_interval(polls, remaining=expected_in)
+                delay = self._planner.policy.safety_gap(safety_polls, window, now)
+                safety_polls += 1
             else:
-                interval = self._poll.interval(
-                    polls, self._polling, budget, remaining=expected_in, polls_at_end=polls_at_end
-                )
-            if expected_in is not None and expected_in <= 0:
-                polls_at_end += 1
-            last_progress = prediction.progress or last_progress
-            delay = 0.0 if fetch_now else min(remaining, interval)
+                aim = self._planner.next_poll(job.id, window, now, blind_polls=blind_polls, late_polls=late_polls)
+                delay, urgent = aim.delay, aim.urgent
+                if window is None:
+                    blind_polls += 1
+                elif now > window[1]:
+                    late_polls += 1
+            delay = 0.0 if fetch_now else min(remaining, delay)
             fetch_now = False
             await self._wait(job, delay, bar, interruptible=not cancel_sent, pushed=pushed)
             if job.cancel_event.is_set() and not cancel_sent:
@@ -275,15 +298,29 @@ class JobExecutor:
                 pushed.clear()
                 prediction = self._newest(prediction)
                 continue
-            polls += 1
             try:
-                prediction = await self._client.get(prediction.id)
+                prediction = await self._client.get(prediction.id, urgent=urgent)
             except ApiError as exc:
                 if not exc.transient:
                     await self._host.finish(job, JobState.FAILED, prediction_id=prediction.id, error=exc.message)
                     return
                 log.warning("job %s: polling %s failed (%s); will try again", job.id, prediction.id, exc)
+        self._planner.leave(job.id)
+        self._learn(model, prediction, estimate)
         await self._finish_prediction(job, prediction, deadline)
+
+    def _learn(self, model: str, prediction: Prediction, estimate: EndEstimate) -> None:
+        """Keep how long a succeeded prediction ran, to aim the next ones' polls."""
+        if prediction.status != "succeeded":
+            return
+        run_time = prediction.predict_time
+        if run_time is None and prediction.started_at is not None and prediction.completed_at is not None:
+            run_time = (prediction.completed_at - prediction.started_at).total_seconds()
+        if run_time is None:
+            return
+        bar = estimate.bar
+        bar_seconds = None if bar is None or bar.step_seconds is None else bar.total * bar.step_seconds
+        self._run_times.learn(model, run_time, bar_seconds)
 
     async def _wait(
         self,
@@ -294,7 +331,11 @@ class JobExecutor:
         interruptible: bool,
         pushed: asyncio.Event | None = None,
     ) -> None:
-        """Sleep until the next poll, a cancel or a webhook; meanwhile move the bar once per edit interval."""
+        """Sleep until the next poll, a cancel or a webhook; meanwhile move the bar as its rate says.
+
+        The bar is looked at every ``progress_tick``, and a view goes to the presenter only when the
+        percentage a member reads changes (the presenter paces the edits).
+        """
         end = self._clock.monotonic() + seconds
         wake = [event for event in (job.cancel_event if interruptible else None, pushed) if event is not None]
         while (left := end - self._clock.monotonic()) > 0:
@@ -305,7 +346,8 @@ class JobExecutor:
                 return
             if moving and end - self._clock.monotonic() > 0.05:
                 estimated = bar.estimate(self._clock.monotonic())
-                if estimated is not None and estimated.fraction != (job.view.progress or estimated).fraction:
+                shown = job.view.progress
+                if estimated is not None and (shown is None or shown_percent(estimated) != shown_percent(shown)):
                     self._host.show(job, replace(job.view, progress=estimated))
 
     def _show_prediction(self, job: LiveJob, prediction: Prediction, progress: Progress | None) -> None:
@@ -391,40 +433,6 @@ class JobExecutor:
                 f"{len(images)} of {expected} images came back; the model's safety checker may have held some back."
             )
         await self._host.finish(job, JobState.SUCCEEDED, images=tuple(images), notes=tuple(notes), **common)
-
-
-@dataclass
-class _EndWindow:
-    """When the prediction should end (monotonic), as a window narrowed by every fresh reading of its bar.
-
-    A bar read at ``t`` with ``R`` seconds left was written up to one step (``S`` seconds) earlier,
-    so the end lies in ``(t + R - S, t + R]``; successive readings intersect. With no bar, the
-    model's usual run time from when it started gives a point.
-    """
-
-    earliest: float | None = None
-    latest: float | None = None
-
-    def update(self, prediction: Prediction, seen: Progress | None, usual: float | None, now: float) -> None:
-        progress = prediction.progress
-        if progress is not None and progress.remaining is not None and progress != seen:
-            steps_left = progress.total - progress.current
-            step = progress.remaining / steps_left if steps_left > 0 else 0.0
-            earliest, latest = now + progress.remaining - step, now + progress.remaining
-            if self.earliest is not None and self.latest is not None:
-                narrowed = (max(earliest, self.earliest), min(latest, self.latest))
-                # Readings that disagree (the model sped up or slowed down): trust the newest.
-                earliest, latest = narrowed if narrowed[0] <= narrowed[1] else (earliest, latest)
-            self.earliest, self.latest = earliest, latest
-        elif self.earliest is None and progress is None and usual is not None and prediction.status == "processing":
-            self.earliest = self.latest = now + usual
-
-    @property
-    def expected(self) -> float | None:
-        """The middle of the window: half of it is covered by close looks after it."""
-        if self.earliest is None or self.latest is None:
-            return None
-        return (self.earliest + self.latest) / 2
 
 
 def _surplus_note(returned: int, asked: int, shown: int) -> str:

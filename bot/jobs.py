@@ -36,9 +36,10 @@ from bot.job_model import (
 )
 from bot.journal import Unfinished
 from bot.modelref import ModelRef
+from bot.poll_planner import PollPolicy
 from bot.recovery import PredictionFinder
 from bot.replicate import ApiError, ReplicateClient
-from bot.scheduling import FairQueue, PollPolicy, position_worth_showing
+from bot.scheduling import FairQueue, position_worth_showing
 from bot.webhooks import PredictionEvents
 
 __all__ = [
@@ -124,7 +125,7 @@ class JobEngine:
         max_running: int = 8,
         max_running_per_server: int = 4,
         job_timeout: float = 600.0,
-        prefer_wait: int = 3,
+        prefer_wait: int = 1,
         schema_timeout: float = 1.5,
         poll: PollPolicy | None = None,
         clock: Clock | None = None,
@@ -134,13 +135,15 @@ class JobEngine:
         on_shown: Callable[[JobView], None] | None = None,
         journal: JobJournal | None = None,
         finder: PredictionFinder | None = None,
-        progress_tick: float = 1.5,
+        progress_tick: float = 0.25,
     ) -> None:
         """``on_end`` runs for every job's final view just before its presenter shows it (it must be idempotent);
         ``on_shown`` right after (it must not raise).
 
         ``finder`` looks up predictions whose create answer was lost; ``progress_tick`` is how often the
-        progress bar moves between polls (the presenter's edit interval).
+        progress bar's estimate is looked at between polls (a view goes out when its percentage changes).
+        ``prefer_wait`` is how long a create may be held for its result when polling (with webhooks it is
+        not held: their events show the progress at once).
         """
         self._client = client
         self._max_running = max_running

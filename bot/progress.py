@@ -1,7 +1,7 @@
 """A progress bar that moves between polls: the model's own tqdm rate carries it forward.
 
-Polls are seconds apart and cost API requests; the member's message is edited
-every 1.5 s. Between two polls the bar is advanced at the rate the model's
+Polls are seconds apart and cost API requests; the member's message can be edited
+more often than that (its front end paces the edits). Between two polls the bar is advanced at the rate the model's
 last tqdm line reported, never past the last step (only the API says "done")
 and never backwards (a poll that shows less than the estimate does not pull
 the bar back).
@@ -15,6 +15,11 @@ from bot.replicate import Progress
 
 CEILING = 0.99
 """Highest fraction an estimate shows: 100 % is the API's to announce."""
+
+
+def shown_percent(progress: Progress) -> int:
+    """The whole percentage a member reads for ``progress``."""
+    return round(progress.fraction * 100)
 
 
 class ProgressEstimate:

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from bot.clock import Clock, SystemClock
 
-# Replicate's published limits (requests per minute). We aim a little under them
-# so that a sliding-window enforcer never sees the bucket's burst push us over.
+# Replicate's published limits (requests per minute), "short bursts allowed". We aim a little under them
+# (the steady rate at 90 %) so that a sliding-window enforcer never sees the bucket's burst push us over.
 REPLICATE_CREATES_PER_MINUTE = 600
 REPLICATE_OTHER_PER_MINUTE = 3000
 _HEADROOM = 0.9
 _BURST_SHARE = 0.05
+OTHER_BURST_SHARE = 0.2
+"""The burst of the polls' bucket: a fifth of a minute's worth, spent where a batch of jobs ends together."""
+WINDOW_HEADROOM = 0.95
+"""Share of the per-minute limit never exceeded in any sliding window, whatever the burst (the hard cap)."""
 
 
 class TokenBucket:
-    """An async token bucket shared by every caller of one kind of request.
+    """An async token bucket shared by every caller of one kind of request, under a sliding-window cap.
+
+    The bucket paces (a steady rate and a burst); the window is the API's own rule (so many requests in any
+    minute), kept as a hard cap so that a large burst can never add up to a 429 with the steady rate.
 
     ``pause`` stops everyone sharing the bucket for a while: a 429 means the
     server's view of our rate disagrees with ours, so all callers back off,
     not only the one that was refused.
+
+    Callers that are not ``urgent`` (a poll far from its prediction's expected end) wait while an urgent one
+    waits, and take only tokens nobody urgent needs.
     """
 
     def __init__(
@@ -34,19 +45,39 @@ class TokenBucket:
         if per_minute <= 0 or window <= 0:
             raise ValueError("per_minute and window must be positive")
         self._clock = clock or SystemClock()
+        self._window = window
         self._full_rate = per_minute * _HEADROOM / window
         self._full_capacity = max(1.0, burst if burst is not None else per_minute * _BURST_SHARE)
+        self._full_limit = max(1.0, per_minute * WINDOW_HEADROOM)
         self._rate = self._full_rate
         self._capacity = self._full_capacity
+        self._limit = self._full_limit
         self._tokens = self._capacity
         self._stamp = self._clock.monotonic()
+        self._sent: deque[float] = deque()
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
+        self._low_lock = asyncio.Lock()
+        self._urgent_waiting = 0
 
     @property
     def per_second(self) -> float:
         """The sustained rate this bucket allows."""
         return self._rate
+
+    @property
+    def capacity(self) -> float:
+        """The most requests the bucket lets through at once after an idle spell."""
+        return self._capacity
+
+    def spare(self) -> float:
+        """Requests that could go out at once now: the burst left, within the window's room."""
+        now = self._clock.monotonic()
+        if now < self._paused_until:
+            return 0.0
+        self._refill(now)
+        self._forget(now)
+        return max(0.0, min(self._tokens, self._limit - len(self._sent)))
 
     def share(self, fraction: float) -> None:
         """Allow only ``fraction`` of the configured rate and burst (this process's share of a deployment)."""
@@ -56,14 +87,34 @@ class TokenBucket:
             self._refill(now)
         self._rate = self._full_rate * fraction
         self._capacity = max(1.0, self._full_capacity * fraction)
+        self._limit = max(1.0, self._full_limit * fraction)
         self._tokens = min(self._tokens, self._capacity)
 
     def _refill(self, now: float) -> None:
-        self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
+        if now > self._stamp:
+            self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
 
-    async def acquire(self) -> None:
-        """Wait until one request may be sent. Callers are served in arrival order."""
+    def _forget(self, now: float) -> None:
+        sent = self._sent
+        while sent and sent[0] <= now - self._window:
+            sent.popleft()
+
+    async def acquire(self, *, urgent: bool = True) -> None:
+        """Wait until one request may be sent. Callers of one urgency are served in arrival order."""
+        if not urgent:
+            async with self._low_lock:  # one patient caller looks at a time; the others queue behind it
+                while self._urgent_waiting or self.spare() < 1.0 - 1e-9:
+                    await self._clock.sleep(max(1e-3, 1.0 / self._rate))
+                await self._take()
+            return
+        self._urgent_waiting += 1
+        try:
+            await self._take()
+        finally:
+            self._urgent_waiting -= 1
+
+    async def _take(self) -> None:
         async with self._lock:
             while True:
                 now = self._clock.monotonic()
@@ -71,11 +122,18 @@ class TokenBucket:
                     await self._clock.sleep(self._paused_until - now)
                     continue
                 self._refill(now)
+                self._forget(now)
                 # The tolerance keeps float dust from making a wait too short to move a clock.
-                if self._tokens >= 1.0 - 1e-9:
+                if self._tokens >= 1.0 - 1e-9 and len(self._sent) < self._limit:
                     self._tokens = max(0.0, self._tokens - 1.0)
+                    self._sent.append(now)
                     return
-                await self._clock.sleep(max(1e-3, (1.0 - self._tokens) / self._rate))
+                waits = [1e-3]
+                if self._tokens < 1.0 - 1e-9:
+                    waits.append((1.0 - self._tokens) / self._rate)
+                if len(self._sent) >= self._limit:
+                    waits.append(self._sent[0] + self._window - now)
+                await self._clock.sleep(max(waits))
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` from now (longest pause wins); empties the burst."""
@@ -86,7 +144,7 @@ class TokenBucket:
 
 
 class RequestBudget:
-    """One bucket for prediction creates and one for every other API request."""
+    """One bucket for prediction creates and one for every other API request (polls, mostly)."""
 
     def __init__(
         self,
@@ -97,7 +155,9 @@ class RequestBudget:
         window: float = 60.0,
     ) -> None:
         self.creates = TokenBucket(creates_per_minute, clock=clock, window=window)
-        self.other = TokenBucket(other_per_minute, clock=clock, window=window)
+        self.other = TokenBucket(
+            other_per_minute, burst=other_per_minute * OTHER_BURST_SHARE, clock=clock, window=window
+        )
 
     def share(self, processes: int) -> None:
         """Split the deployment's budget evenly: this process is one of ``processes`` live ones."""

@@ -144,6 +144,10 @@ class Progress:
     Not part of equality: two looks at the same bar position are the same progress."""
     estimated: bool = field(default=False, compare=False)
     """Carried forward from the last bar by its rate (:mod:`bot.progress`), not read from the logs."""
+    step_seconds: float | None = field(default=None, compare=False)
+    """Seconds one step takes, by the rate tqdm printed (``None``: no rate yet)."""
+    step_error: float = field(default=0.0, compare=False)
+    """How far :attr:`step_seconds` may be off because tqdm rounds the rate it prints (seconds)."""
 
 
 def parse_progress(logs: str | None) -> Progress | None:
@@ -154,20 +158,32 @@ def parse_progress(logs: str | None) -> Progress | None:
         match = _TQDM.match(line)
         if match:
             percent, current, total = (int(g) for g in match.groups())
-            return Progress(min(percent, 100) / 100.0, current, total, _remaining(line, total - current))
+            step, error = _step_seconds(line)
+            steps_left = total - current
+            remaining = 0.0 if steps_left <= 0 else None if step is None else steps_left * step
+            return Progress(min(percent, 100) / 100.0, current, total, remaining, step_seconds=step, step_error=error)
     return None
 
 
-def _remaining(line: str, steps_left: int) -> float | None:
-    if steps_left <= 0:
-        return 0.0
+def _step_seconds(line: str) -> tuple[float | None, float]:
+    """Seconds per step by the rate at the end of a tqdm line, and how far tqdm's rounding may put it off.
+
+    tqdm prints ``1.50it/s`` (or ``2.10s/it`` below one step a second) to as many decimals as shown: half a
+    unit of the last one is the rounding's reach.
+    """
     rate = _TQDM_RATE.search(line)
     if rate is None:
-        return None
-    value = float(rate.group(1))
+        return None, 0.0
+    text, unit = rate.group(1), rate.group(2)
+    value = float(text)
     if value <= 0:
-        return None
-    return steps_left / value if rate.group(2) == "it/s" else steps_left * value
+        return None, 0.0
+    decimals = len(text.partition(".")[2])
+    half_unit = 0.5 * 10.0**-decimals
+    if unit == "s/it":
+        return value, half_unit
+    # d = 1/r: an error of e in r moves d by about e/r² (bounded where the rate is a rounded small number).
+    return 1.0 / value, min(1.0 / value, 1.0 / max(value - half_unit, 1e-9) - 1.0 / value)
 
 
 def parse_seed(logs: str | None) -> int | None:
@@ -194,6 +210,9 @@ class Prediction:
     """``owner/name`` of the model, where the API says."""
     version: str | None = None
     created_at: datetime | None = None
+    started_at: datetime | None = None
+    """When the model began running it (the API's clock)."""
+    completed_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -223,6 +242,8 @@ class Prediction:
             model=model if isinstance(model, str) else None,
             version=version if isinstance(version, str) else None,
             created_at=parse_timestamp(data.get("created_at")),
+            started_at=parse_timestamp(data.get("started_at")),
+            completed_at=parse_timestamp(data.get("completed_at")),
             raw=data,
         )
 
@@ -453,9 +474,12 @@ class ReplicateClient:
             raise ServerError("The API sent a webhook secret that is not a whsec_ key")
         return key
 
-    async def get(self, prediction_id: str) -> Prediction:
-        """Fetch a prediction's current state (retried on 429, 5xx and connection errors)."""
-        return Prediction.from_json(await self._send("GET", f"predictions/{prediction_id}"))
+    async def get(self, prediction_id: str, *, urgent: bool = True) -> Prediction:
+        """Fetch a prediction's current state (retried on 429, 5xx and connection errors).
+
+        A poll that is not ``urgent`` (far from the prediction's expected end) waits while urgent ones do.
+        """
+        return Prediction.from_json(await self._send("GET", f"predictions/{prediction_id}", urgent=urgent))
 
     async def cancel(self, prediction_id: str) -> Prediction:
         """Ask the API to cancel a prediction; cancel is idempotent, so it is retried like a GET."""
@@ -567,6 +591,7 @@ class ReplicateClient:
         timeout: float | None = None,
         create: bool = False,
         proceed: Callable[[], bool] | None = None,
+        urgent: bool = True,
     ) -> dict[str, Any]:
         bucket: TokenBucket = self.budget.creates if create else self.budget.other
         url = self.url(path)
@@ -574,7 +599,7 @@ class ReplicateClient:
         attempt = 0
         while True:
             attempt += 1
-            await bucket.acquire()
+            await bucket.acquire(urgent=urgent)
             if proceed is not None and not proceed():
                 raise RequestWithdrawn("The request was withdrawn before it was sent")
             try:

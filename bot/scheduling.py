@@ -1,76 +1,13 @@
-"""Scheduling: who runs next (a fair queue) and when to poll a running prediction."""
+"""Scheduling: who runs next (a fair queue under caps), and which queue places are worth showing.
+
+When a running prediction is polled is :mod:`bot.poll_planner`'s."""
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass
 
 from bot.job_model import LiveJob
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """How often to poll a running prediction.
-
-    Fast first (most image models finish in seconds), slower for long jobs, and
-    never so often that all running jobs together would spend more than
-    ``budget_share`` of the request budget on polling.
-    """
-
-    first: float = 1.0
-    growth: float = 1.25
-    ceiling: float = 2.0
-    budget_share: float = 0.6
-    near_end: float = 0.15
-    """Wait between the close looks once the expected end has passed; doubles after ``close_polls``."""
-    close_polls: int = 3
-    aim_past: float = 0.05
-    """How far past the expected end a poll is aimed."""
-    webhook_grace: float = 3.0
-    """With webhooks, how long after the expected end a lost ``completed`` is looked for by a poll."""
-    safety_first: float = 10.0
-    safety_ceiling: float = 30.0
-
-    def interval(
-        self,
-        polls: int,
-        running: int,
-        budget_per_second: float,
-        *,
-        remaining: float | None = None,
-        polls_at_end: int = 0,
-    ) -> float:
-        """Seconds to wait before the next poll of one prediction.
-
-        ``remaining`` is how long until the prediction is expected to end (from the model's own
-        progress bar, or its usual run time; negative once that moment has passed). Far from it, the
-        next poll comes halfway there (to keep the estimate honest; the bar moves in between anyway);
-        close to it, just past it, so a finished image is noticed at once; after it, ``near_end``
-        doubling with every miss. Without an estimate: ``first`` growing to ``ceiling``. Never more
-        often than this job's fair share of ``budget_share`` of the request budget.
-        """
-        if remaining is None:
-            own = min(self.ceiling, self.first * self.growth**polls)
-        elif remaining > 2 * self.ceiling:
-            own = remaining / 2
-        elif remaining > 0:
-            own = remaining + self.aim_past
-        else:  # a few close looks around the end, then doubling waits while the model finishes up
-            own = self.near_end * 2.0 ** max(0, polls_at_end - self.close_polls)
-        shared = running / max(1e-6, budget_per_second * self.budget_share)
-        return float(max(own, shared))
-
-    def safety_interval(self, polls: int, *, remaining: float | None = None) -> float:
-        """With webhooks: seconds to the next poll, only in case the webhook with the result was lost.
-
-        Aimed ``webhook_grace`` past the end the model's progress bar expects; without a bar, slow and
-        slower (``safety_first`` doubling up to ``safety_ceiling``).
-        """
-        if remaining is not None:
-            return max(self.near_end, remaining) + self.webhook_grace
-        return min(self.safety_ceiling, self.safety_first * 2.0**polls)
-
 
 # --------------------------------------------------------------------------- the queue
 

@@ -1076,7 +1076,8 @@ def _mmss(seconds: float) -> str:
 def tqdm_line(n: int, total: int, rate: float) -> str:
     """Format one tqdm progress line as flux's logs show it.
 
-    Example: ``' 50%|█████     | 2/4 [00:00<00:00, 14.02it/s]'`` (10-cell bar, ``0/N`` has ``[00:00<?, ?it/s]``).
+    Example: ``' 50%|█████     | 2/4 [00:00<00:00, 14.02it/s]'`` (10-cell bar, ``0/N`` has ``[00:00<?, ?it/s]``;
+    under one step a second tqdm prints seconds per step: ``7.50s/it``).
     """
     frac = n / total if total else 1.0
     full, part = divmod(int(frac * 10 * 8), 8)
@@ -1086,7 +1087,9 @@ def tqdm_line(n: int, total: int, rate: float) -> str:
     head = f"{frac * 100:3.0f}%|{bar}| {n}/{total}"
     if n == 0:
         return f"{head} [00:00<?, ?it/s]"
-    return f"{head} [{_mmss(n / rate)}<{_mmss((total - n) / rate)}, {rate:5.2f}it/s]"
+    # Like tqdm: below one step a second the rate is printed inverted, which keeps its precision.
+    shown = f"{rate:5.2f}it/s" if rate >= 1 else f"{1 / rate:5.2f}s/it"
+    return f"{head} [{_mmss(n / rate)}<{_mmss((total - n) / rate)}, {shown}]"
 
 
 _CANCEL_AFTER_RE: Final = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")

@@ -1,8 +1,7 @@
-"""The fair queue (round-robin between members, per-server skipping) and the poll interval policy."""
+"""The fair queue (round-robin between members, per-server skipping) and which queue places are shown."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +12,7 @@ from bot.inputs import ImagineOptions
 from bot.job_model import JobRequest, JobState, JobView
 from bot.job_model import LiveJob as _Job
 from bot.modelref import ModelRef
-from bot.scheduling import EXACT_POSITIONS, FairQueue, PollPolicy, position_worth_showing
+from bot.scheduling import EXACT_POSITIONS, FairQueue, position_worth_showing
 
 MODEL = ModelRef("black-forest-labs", "flux-schnell")
 
@@ -249,60 +248,3 @@ def test_each_job_is_edited_a_logarithmic_number_of_times(start: int) -> None:
             shown, edits = position, edits + 1
     assert shown == 1  # it always reaches the head exactly
     assert edits <= 1 + EXACT_POSITIONS + max(0, start // EXACT_POSITIONS).bit_length()
-
-
-# --------------------------------------------------------------------------- PollPolicy
-
-
-def test_poll_interval_grows_to_ceiling() -> None:
-    policy = PollPolicy()
-    intervals = [policy.interval(polls, running=1, budget_per_second=45.0) for polls in range(12)]
-    assert intervals[0] == pytest.approx(policy.first) == pytest.approx(1.0)
-    assert intervals[1] == pytest.approx(1.25)
-    assert intervals[2] == pytest.approx(1.5625)
-    assert all(b >= a for a, b in itertools.pairwise(intervals))
-    assert max(intervals) == pytest.approx(policy.ceiling) == pytest.approx(2.0)
-    assert intervals[-1] == pytest.approx(2.0)
-
-
-def test_poll_aims_just_past_the_expected_end() -> None:
-    policy = PollPolicy()
-    assert policy.interval(5, 1, 45.0, remaining=0.7) == pytest.approx(0.75)
-    assert policy.interval(5, 1, 45.0, remaining=3.0) == pytest.approx(3.05)
-    # Far from the end: look again halfway there, to keep the estimate honest.
-    assert policy.interval(5, 1, 45.0, remaining=30.0) == pytest.approx(15.0)
-    # The expected end has passed: the model is finishing up; waits double from near_end.
-    assert [policy.interval(5, 1, 45.0, remaining=-0.1, polls_at_end=n) for n in range(6)] == pytest.approx(
-        [0.15, 0.15, 0.15, 0.15, 0.3, 0.6]
-    )
-    # Sharing the budget still wins over any estimate.
-    assert policy.interval(5, 100, 45.0, remaining=0.0) == pytest.approx(100 / (45.0 * 0.6))
-
-
-@pytest.mark.parametrize(
-    ("running", "budget", "expected"),
-    [
-        (1, 45.0, 1.0),
-        (27, 45.0, 1.0),  # 27 / (45 * 0.6) = 1.0
-        (54, 45.0, 2.0),
-        (270, 45.0, 10.0),  # above the ceiling: the shared budget wins
-        (10, 1.0, 10 / 0.6),
-        (1, 0.0, 1e6),  # no budget known: the floor is huge, never a division by zero
-    ],
-)
-def test_poll_interval_respects_shared_budget(running: int, budget: float, expected: float) -> None:
-    assert PollPolicy().interval(0, running, budget) == pytest.approx(expected, rel=1e-6)
-
-
-def test_poll_interval_with_custom_policy() -> None:
-    policy = PollPolicy(first=0.5, growth=2.0, ceiling=4.0, budget_share=0.5)
-    assert [policy.interval(n, 0, 10.0) for n in range(5)] == pytest.approx([0.5, 1.0, 2.0, 4.0, 4.0])
-    assert policy.interval(0, 50, 10.0) == pytest.approx(10.0)
-
-
-def test_all_running_jobs_polling_stay_within_budget_share() -> None:
-    policy = PollPolicy()
-    budget = 3000 * 0.9 / 60
-    for running in (1, 8, 50, 200, 1000):
-        interval = policy.interval(0, running, budget)
-        assert running / interval <= budget * policy.budget_share + 1e-9

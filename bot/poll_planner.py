@@ -1,0 +1,137 @@
+"""When to poll a running prediction: aimed at its likely end, with the budget spent where ends are.
+
+Each job knows a window in which its prediction should end (:mod:`bot.end_estimate`). Far from that
+window a job costs almost nothing: a look halfway there now and then (to read the bar that narrows the
+window, and to notice a failure). Inside it, every job polls at a gap the :class:`PollPlanner` sets for all
+jobs in their windows together, from what the request budget can spend right now: its burst as well as
+its rate, since the API's limit is a minute's worth of requests with short bursts allowed. Jobs whose
+windows are wide poll at wider gaps (the detection lag of a job is about half its gap, its cost its
+window over its gap: the gaps that spend a budget for the least total lag grow with the square root of
+the window). Past the window, the gaps double up to :attr:`PollPolicy.late_ceiling`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bot.ratelimit import TokenBucket
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """The timings of polling; production values by default, shorter in tests."""
+
+    first: float = 1.0
+    """Gap of the first poll while nothing says when the prediction ends (it is starting, or a new model)."""
+    growth: float = 1.25
+    ceiling: float = 2.0
+    """Largest gap while nothing says when it ends."""
+    far_gap: float = 1.0
+    """Least gap between two looks far from the end."""
+    far_ceiling: float = 30.0
+    """Largest gap between two looks far from the end (a failure is noticed within it)."""
+    near_floor: float = 0.05
+    """Least gap between two polls of one job inside its window."""
+    near_ceiling: float = 1.0
+    late_ceiling: float = 2.0
+    """Largest gap once the window has passed (the model is finishing up, later than its runs so far)."""
+    burst_horizon: float = 1.0
+    """Seconds over which the burst left in the budget may be spent by the jobs in their windows."""
+    budget_share: float = 0.9
+    """Share of the steady rate polls in windows may take (creates have their own budget; the rest is for
+    cancels, looks far from the end and reads of schemas)."""
+    webhook_grace: float = 3.0
+    """With webhooks, how long after the window a lost ``completed`` is looked for by a poll."""
+    safety_first: float = 10.0
+    safety_ceiling: float = 30.0
+
+    def blind_gap(self, polls: int) -> float:
+        """Seconds to the next poll while nothing says when the prediction ends."""
+        return min(self.ceiling, self.first * self.growth**polls)
+
+    def safety_gap(self, polls: int, window: tuple[float, float] | None, now: float) -> float:
+        """With webhooks: seconds to the next poll, only in case the webhook with the result was lost."""
+        if window is not None:
+            return max(0.0, window[1] - now) + self.webhook_grace
+        return min(self.safety_ceiling, self.safety_first * 2.0**polls)
+
+
+@dataclass(frozen=True)
+class NextPoll:
+    """When one job polls next, and whether that poll goes before others when the budget is short."""
+
+    delay: float
+    urgent: bool
+
+
+class PollPlanner:
+    """Shares the request budget between the jobs whose predictions should end about now."""
+
+    def __init__(self, bucket: TokenBucket, policy: PollPolicy) -> None:
+        self._bucket = bucket
+        self._policy = policy
+        self._windows: dict[str, float] = {}  # job → its window's width, while inside it
+        self._weight = 0.0  # Σ 1/√width over those jobs
+
+    @property
+    def policy(self) -> PollPolicy:
+        """The timings the planner was made with."""
+        return self._policy
+
+    def gap(self, key: str, width: float) -> float:
+        """The gap between this job's polls while inside its window (``width`` seconds wide); joins the set."""
+        width = max(width, self._policy.near_floor)
+        old = self._windows.get(key)
+        if old is not None:
+            self._weight -= 1 / math.sqrt(old)
+        self._windows[key] = width
+        self._weight += 1 / math.sqrt(width)
+        return self._gap(width)
+
+    def leave(self, key: str) -> None:
+        """The job left its window (its prediction ended, or the window passed)."""
+        width = self._windows.pop(key, None)
+        if width is not None:
+            self._weight -= 1 / math.sqrt(width)
+        if not self._windows:
+            self._weight = 0.0  # no float dust left behind
+
+    def _gap(self, width: float) -> float:
+        policy = self._policy
+        affordable = self._bucket.spare() / policy.burst_horizon + self._bucket.per_second * policy.budget_share
+        gap = math.sqrt(width) * max(self._weight, 1 / math.sqrt(width)) / max(affordable, 1e-6)
+        return min(policy.near_ceiling, max(policy.near_floor, gap))
+
+    def next_poll(
+        self, key: str, window: tuple[float, float] | None, now: float, *, blind_polls: int, late_polls: int
+    ) -> NextPoll:
+        """When job ``key`` polls next, with its prediction's end ``window`` (``None``: unknown) at ``now``.
+
+        ``blind_polls`` counts its polls without a window, ``late_polls`` those after its window.
+        """
+        policy = self._policy
+        if window is None:
+            self.leave(key)
+            return NextPoll(policy.blind_gap(blind_polls), urgent=False)
+        low, high = window
+        width = high - low
+        if now < low:
+            gap = self.gap(key, width) if low - now <= policy.near_ceiling else self._gap(max(width, 1e-3))
+            aim = low + min(gap, width)  # the first look inside the window, not at its very edge
+            if aim - now <= 2 * policy.far_gap or self._precise(window, now):
+                if low - now > policy.near_ceiling:
+                    self.leave(key)
+                return NextPoll(max(0.0, aim - now), urgent=True)
+            self.leave(key)
+            return NextPoll(min(policy.far_ceiling, max(policy.far_gap, (low - now) / 2)), urgent=False)
+        if now <= high:
+            return NextPoll(self.gap(key, width), urgent=True)
+        self.leave(key)
+        late = max(policy.near_floor, 0.1) * 2.0**late_polls
+        return NextPoll(min(policy.late_ceiling, late), urgent=late_polls < 3)
+
+    def _precise(self, window: tuple[float, float], now: float) -> bool:
+        """The window is narrow for how far off it is: no look on the way would narrow it much more."""
+        low, high = window
+        return high - low <= max(self._policy.near_ceiling, 0.1 * (low - now)) and low - now <= self._policy.far_ceiling
