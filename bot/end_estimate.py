@@ -24,8 +24,9 @@ from datetime import datetime
 
 from bot.replicate import Prediction, Progress
 
-RECENT = 16
-"""Runs of a model remembered: enough for its spread, recent enough to follow a change of hardware."""
+RECENT = 8
+"""Runs of a model remembered: enough for its spread, recent enough to follow a change (of hardware, or of
+the inputs members send: a model runs longer for more steps or pixels)."""
 SAMPLES_FOR_RANGE = 3
 """Below this many runs seen here, the spread is a guess around the usual run time."""
 GUESSED_SPREAD = 0.25
@@ -97,10 +98,11 @@ class EndEstimate:
     def __init__(self, run_time: tuple[float, float] | None, tail: tuple[float, float]) -> None:
         self._run_time = run_time
         self._tail = tail
-        self._started: tuple[float, float] | None = None  # earliest, latest start of its run
+        self._started: tuple[float | None, float] | None = None  # earliest (None: unknown), latest start
         self._last_starting: float | None = None
         self._bar: Progress | None = None
-        self._bar_bound: float | None = None  # the latest the end can be, by the newest reading
+        self._bar_read_at = 0.0
+        self._bar_bound = 0.0  # the latest the end can be, by the newest reading
         self._bar_floor: float | None = None  # the earliest, from when the reading's step was not yet reached
         self._step_before: tuple[int, float] | None = None  # (step, when) of the previous reading
 
@@ -118,8 +120,8 @@ class EndEstimate:
             if prediction.started_at is not None and anchor is not None:
                 begun = anchor.to_monotonic(prediction.started_at)
                 self._started = (begun, begun)
-            else:  # began between the last look that saw it waiting and this one
-                self._started = (self._last_starting if self._last_starting is not None else at, at)
+            else:  # began between the last look that saw it waiting (if any) and this one
+                self._started = (self._last_starting, at)
         progress = prediction.progress
         if progress is None:
             return
@@ -132,6 +134,7 @@ class EndEstimate:
             high_step = progress.step_seconds + progress.step_error
             left = progress.total - progress.current
             self._bar = progress
+            self._bar_read_at = at
             # Reached step k by now: the rest is done within (n - k) steps and the tail from now.
             self._bar_bound = at + left * high_step + self._tail[1]
             # Not at step k at the previous look: the rest cannot be done before that look plus its steps.
@@ -143,27 +146,26 @@ class EndEstimate:
         if self._started is None:
             return None
         first, last = self._started
-        learned = None if self._run_time is None else (first + self._run_time[0], last + self._run_time[1])
         bar = self._bar_window(first, last)
+        if first is None or self._run_time is None:
+            return bar
+        learned = (first + self._run_time[0], last + self._run_time[1])
         if bar is None:
             return learned
-        if learned is not None:
-            both = (max(bar[0], learned[0]), min(bar[1], learned[1]))
-            if both[0] <= both[1]:
-                return both
-        return bar  # the bar is about this very run: where the two disagree, it wins
+        both = (max(bar[0], learned[0]), min(bar[1], learned[1]))
+        return both if both[0] <= both[1] else bar  # the bar is about this very run: where they disagree, it wins
 
-    def _bar_window(self, first: float, last: float) -> tuple[float, float] | None:
+    def _bar_window(self, first: float | None, last: float) -> tuple[float, float] | None:
         bar = self._bar
         if bar is None or bar.step_seconds is None:
             return None
+        # What the readings alone say: not ended when read, ended within the steps left after.
+        low = self._bar_read_at if self._bar_floor is None else max(self._bar_read_at, self._bar_floor)
+        high = self._bar_bound
+        if first is None:
+            return low, high
+        # From the start: the whole bar and the tail, which the readings narrow where the steps are even.
         steps = bar.total
-        low = first + steps * (bar.step_seconds - bar.step_error) + self._tail[0]
-        high = last + steps * (bar.step_seconds + bar.step_error) + self._tail[1]
-        if self._bar_bound is not None:
-            high = min(high, self._bar_bound)
-        if self._bar_floor is not None:
-            low = max(low, self._bar_floor)
-        if low > high:  # the steps were not even after all: trust the newest reading's bounds alone
-            low, high = min(low, high), max(low, high)
-        return low, high
+        start_low = max(low, first + steps * (bar.step_seconds - bar.step_error) + self._tail[0])
+        start_high = min(high, last + steps * (bar.step_seconds + bar.step_error) + self._tail[1])
+        return (start_low, start_high) if start_low <= start_high else (low, high)

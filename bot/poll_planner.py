@@ -34,6 +34,8 @@ class PollPolicy:
     near_floor: float = 0.05
     """Least gap between two polls of one job inside its window."""
     near_ceiling: float = 1.0
+    polls_per_window: int = 20
+    """The most polls one job spends inside its window, however much budget is spare."""
     late_ceiling: float = 2.0
     """Largest gap once the window has passed (the model is finishing up, later than its runs so far)."""
     burst_horizon: float = 1.0
@@ -100,8 +102,10 @@ class PollPlanner:
     def _gap(self, width: float) -> float:
         policy = self._policy
         affordable = self._bucket.spare() / policy.burst_horizon + self._bucket.per_second * policy.budget_share
-        gap = math.sqrt(width) * max(self._weight, 1 / math.sqrt(width)) / max(affordable, 1e-6)
-        return min(policy.near_ceiling, max(policy.near_floor, gap))
+        shared = math.sqrt(width) * max(self._weight, 1 / math.sqrt(width)) / max(affordable, 1e-6)
+        # However much budget is spare, one job's window costs at most so many polls.
+        own = width / policy.polls_per_window
+        return min(policy.near_ceiling, max(policy.near_floor, shared, own))
 
     def next_poll(
         self, key: str, window: tuple[float, float] | None, now: float, *, blind_polls: int, late_polls: int
@@ -116,22 +120,21 @@ class PollPlanner:
             return NextPoll(policy.blind_gap(blind_polls), urgent=False)
         low, high = window
         width = high - low
-        if now < low:
-            gap = self.gap(key, width) if low - now <= policy.near_ceiling else self._gap(max(width, 1e-3))
-            aim = low + min(gap, width)  # the first look inside the window, not at its very edge
-            if aim - now <= 2 * policy.far_gap or self._precise(window, now):
-                if low - now > policy.near_ceiling:
-                    self.leave(key)
-                return NextPoll(max(0.0, aim - now), urgent=True)
+        if now > high:
             self.leave(key)
-            return NextPoll(min(policy.far_ceiling, max(policy.far_gap, (low - now) / 2)), urgent=False)
-        if now <= high:
+            late = max(policy.near_floor, 0.1) * 2.0**late_polls
+            return NextPoll(min(policy.late_ceiling, late), urgent=late_polls < 3)
+        if now >= low:
             return NextPoll(self.gap(key, width), urgent=True)
         self.leave(key)
-        late = max(policy.near_floor, 0.1) * 2.0**late_polls
-        return NextPoll(min(policy.late_ceiling, late), urgent=late_polls < 3)
+        aim = low + min(self._gap(width), width)  # the first look inside the window, not at its very edge
+        if self._precise(window, now):
+            return NextPoll(aim - now, urgent=True)
+        # Far, or too vague to aim at: look halfway there (the bar read then narrows the window).
+        return NextPoll(min(aim - now, policy.far_ceiling, max(policy.far_gap, (low - now) / 2)), urgent=False)
 
     def _precise(self, window: tuple[float, float], now: float) -> bool:
-        """The window is narrow for how far off it is: no look on the way would narrow it much more."""
+        """Narrow for how far off it is: no look on the way would narrow it much, so the next poll aims at it."""
         low, high = window
-        return high - low <= max(self._policy.near_ceiling, 0.1 * (low - now)) and low - now <= self._policy.far_ceiling
+        policy = self._policy
+        return high - low <= max(policy.near_ceiling, 0.1 * (low - now)) and low - now <= policy.far_ceiling

@@ -217,3 +217,42 @@ def test_the_share_grows_back_when_processes_leave() -> None:
     budget.share(3)
     budget.share(1)
     assert budget.other.per_second == pytest.approx(REPLICATE_OTHER_PER_MINUTE * 0.9 / 60)
+
+
+# --------------------------------------------------------------------------- bursts, the window, urgency
+
+
+async def test_a_large_burst_never_adds_up_to_more_than_the_window_allows() -> None:
+    """A fifth of a minute at once, then the steady rate: the sliding-window cap keeps any minute under 95 %."""
+    clock = FakeClock()
+    bucket = TokenBucket(3000, burst=600, clock=clock)
+    times = await acquire_times(bucket, clock, 6000)
+    assert times[:600] == [1000.0] * 600
+    assert max_in_window(times, 60.0) <= 3000 * 0.95
+
+
+async def test_spare_is_the_burst_left_within_the_window() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(3000, burst=600, clock=clock)
+    assert bucket.spare() == pytest.approx(600)
+    await acquire_times(bucket, clock, 100)
+    assert bucket.spare() == pytest.approx(500)
+    bucket.pause(1.0)
+    assert bucket.spare() == 0.0
+
+
+async def test_urgent_callers_go_before_patient_ones() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(60, burst=1, clock=clock)  # one request, then one every 1.1 s
+    await bucket.acquire()
+    order: list[str] = []
+
+    async def caller(name: str, urgent: bool) -> None:
+        await bucket.acquire(urgent=urgent)
+        order.append(name)
+
+    urgent = [asyncio.ensure_future(caller(f"urgent-{n}", True)) for n in range(3)]
+    await asyncio.sleep(0)  # they wait for tokens
+    patient = asyncio.ensure_future(caller("patient", False))
+    await asyncio.gather(patient, *urgent)
+    assert order == ["urgent-0", "urgent-1", "urgent-2", "patient"]
