@@ -49,6 +49,9 @@ class Delivery:
     """The bot only: seconds between the message version with the image and the version before it."""
     answered_after: float | None = None
     """The bot only: seconds from the interaction's dispatch to the bot's first answer (accepted or not)."""
+    percentages: list[tuple[float, int]] | None = None
+    """A bot that shows progress only: ``(time.time(), percentage)`` of each version of the job's message that
+    showed a percentage, before the image (empty: none did); ``None``: the client shows no progress."""
 
 
 class Baseline(Protocol):
