@@ -1,36 +1,38 @@
-"""The benchmark's plan and its phases, in the order they run.
+"""The benchmark's plan and its sections (:data:`SECTIONS`), in the order they run, each on fake APIs and bot
+processes of its own, stopped before the next section starts (``python -m bench --only`` / ``--skip`` pick).
 
-1. Five fake prediction APIs with Replicate's published rate limits (600 creates and 3000 other
-   requests per sliding minute; 429 beyond): one per client, so that request counts and rate
-   windows never mix, and a fresh one for the scale run. Three bot processes and the two baseline
-   processes start at once: two bots for the overhead runs (``IMAGINE_MAX_RUNNING`` = the batch size,
-   so a batch really runs at once; the default of 8 would queue the rest), one polling for results
-   and one that has the API push them by webhook to its HTTP server (``IMAGINE_HTTP_LISTEN``,
-   ``IMAGINE_WEBHOOK_URL``; that fake retries a failed ``completed`` on Replicate's schedule), and
-   one for the scale run.
-2. One untimed warm-up job per client (the bot reads the model's schema, every client opens its
-   connections), as a bot that has been up for a while would be.
-3. For each prediction time: *one at a time*, each client runs its jobs one after the other (the
-   four clients side by side, each against its own fake API and so never more than one job in
-   flight per client: it keeps the full run under ten minutes); then *all at once*, each client in
-   turn starts the whole batch together.
-4. Scale: N ``/imagine`` interactions pushed through the fake Discord as fast as it dispatches
-   them, each from a different member (the bot refuses a member's next ``/imagine`` if the previous
-   one is still being set up after 0.5 s, so one member's twenty would measure that refusal, not
-   the bot's capacity), to a bot with ``IMAGINE_MAX_RUNNING`` and
-   ``IMAGINE_MAX_RUNNING_PER_SERVER`` at N; the bot's event-loop stall record is reset just before,
-   and its peak resident memory read when it is stopped. ``--scale-rate`` pushes them at a given
-   rate instead, to see the engine with every job running when the bot cannot answer them all at
-   once within Discord's 3 s.
-5. Scale-out, once every process above has stopped: for each of :data:`DEPLOYMENTS` in turn (1
-   process on SQLite, 1, 2 and 4 on PostgreSQL), a fresh rate-limited fake API, a fresh database, a
-   fake Discord of N shards and N bot processes, one shard each (``DISCORD_SHARD_COUNT`` = N,
-   ``DISCORD_SHARD_IDS`` = k), with production tuning and budget (a minute-long window);
-   ``plan.scale_out_guilds`` servers spread over the shards and one member per job spread over the
-   servers. Once every process counts N live processes (each then takes 1/N of the API budget),
-   one warm-up job per process, a pause for the budget to fill again, then the same burst of
-   ``plan.scale_out_jobs`` interactions at once. More than the budget's first burst, so the
-   deployment's creates budget (9 a second) is what limits its throughput.
+Every fake prediction API enforces Replicate's published rate limits (600 creates and 3000 other requests per
+sliding minute; 429 beyond), and each client has its own, so that request counts and rate windows never mix.
+
+1. *overhead*: five clients start at once, each in its own process: imagine-bot polling for results and
+   imagine-bot with the API pushing them by webhook to its HTTP server (``IMAGINE_HTTP_LISTEN``,
+   ``IMAGINE_WEBHOOK_URL``; that fake retries a failed ``completed`` on Replicate's schedule), both with
+   ``IMAGINE_MAX_RUNNING`` = the batch size (the default of 8 would queue the rest of a batch); the official
+   client bot (:mod:`bench.peerbot`, a discord.py bot on Replicate's ``async_run``, on a fake Discord of its
+   own); and the two library baselines (:mod:`bench.baselines`). One untimed warm-up job per client (the bot
+   reads the model's schema, every client opens its connections), as a bot up for a while would be. Then for
+   each prediction time: *one at a time*, each client runs its jobs one after the other (the five side by
+   side, each never more than one job in flight); then *all at once*, each client in turn starts the whole
+   batch together (none for 4 s: that row is the first-seconds check, one job at a time).
+2. *scale*: N ``/imagine`` interactions pushed through the fake Discord as fast as it dispatches them, each
+   from a different member (the bot refuses a member's next ``/imagine`` if the previous one is still being
+   set up after 0.5 s, so one member's twenty would measure that refusal, not the bot's capacity), to a bot
+   with ``IMAGINE_MAX_RUNNING`` and ``IMAGINE_MAX_RUNNING_PER_SERVER`` at N; the bot's event-loop stall record
+   is reset just before, and its peak resident memory read when it is stopped. ``--scale-rate`` pushes them at
+   a given rate instead, to see the engine with every job running when the bot cannot answer them all at once
+   within Discord's 3 s.
+3. *sustained*: ``/imagine`` pushed at the deployment's creates budget (:data:`CREATES_PER_SECOND`) for
+   ``plan.sustained_seconds`` (full run: 5 minutes, about 2700 jobs of 30 s predictions, so a few hundred run
+   at once) through one polling bot process whose running, per-server and queue limits are the number of jobs,
+   with members in rotation far enough apart that no member limit refuses a job (:func:`sustained`).
+4. *scale-out*: for each of :data:`DEPLOYMENTS` in turn (1 process on SQLite, 1, 2 and 4 on PostgreSQL), a
+   fresh fake API, a fresh database, a fake Discord of N shards and N bot processes, one shard each
+   (``DISCORD_SHARD_COUNT`` = N, ``DISCORD_SHARD_IDS`` = k), with production tuning and budget (a minute-long
+   window); ``plan.scale_out_guilds`` servers spread over the shards and one member per job spread over the
+   servers. Once every process counts N live processes (each then takes 1/N of the API budget), one warm-up
+   job per process, a pause for the budget to fill again, then the same burst of ``plan.scale_out_jobs``
+   interactions at once. More than the budget's first burst, so the deployment's creates budget (9 a second)
+   is what limits its throughput.
 """
 
 from __future__ import annotations
@@ -143,14 +145,14 @@ QUICK = Plan(
     scale_timeout=40.0,
     scale_out_jobs=120,
     scale_out_timeout=60.0,
-    sustained_seconds=60.0,
+    sustained_seconds=45.0,
     sustained_duration=5.0,
     sustained_drain=90.0,
     notes=(
         "quick run: scaled down to about three minutes: no 30 s predictions, 4, 2 and 2 jobs one at a "
         "time, 20 (not 50) at once and only for 0.5 s predictions, and a scale run of 200 (not 1000) "
         "jobs of 0.5 s (not 5 s) predictions; use the full run for the figures the targets speak of",
-        "quick run: the sustained phase pushes for 60 s (not 5 minutes) and its predictions take 5 s (not 30 s), "
+        "quick run: the sustained phase pushes for 45 s (not 5 minutes) and its predictions take 5 s (not 30 s), "
         "so about 45 (not 270) run at once",
         "quick run: the scale-out bursts are 120 (not 600) jobs, a quarter of them inside the creates "
         "budget's initial burst, so jobs a minute are indicative only (the scale-out section adds about 75 s)",
