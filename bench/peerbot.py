@@ -34,7 +34,7 @@ import yarl
 from discord import app_commands
 from replicate.client import Client as ReplicateClient
 
-from bench.baselines import MODEL, _file_output
+from bench.baselines import MODEL, file_output
 
 FAILED_PREFIX = "❌ Failed"
 """How the peer's answer starts when a job fails (the benchmark counts it failed)."""
@@ -66,7 +66,7 @@ async def imagine(interaction: discord.Interaction[PeerBot], prompt: str) -> Non
         output = await replicate.async_run(MODEL, input={"prompt": prompt})
         files = []
         for item in output if isinstance(output, list) else [output]:
-            file = _file_output(item, replicate)
+            file = file_output(item, replicate)
             name = PurePosixPath(urlsplit(file.url).path).name or "image.webp"
             files.append(discord.File(io.BytesIO(await file.aread()), filename=name))
         await interaction.edit_original_response(attachments=files)

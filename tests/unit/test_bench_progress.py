@@ -15,6 +15,7 @@ import pytest
 
 from bench.__main__ import chosen_sections
 from bench.baselines import Delivery
+from bench.details import render
 from bench.measure import PhaseResult, analyse
 from bench.progress import (
     ShownPercentage,
@@ -29,10 +30,12 @@ from bench.report import (
     NOT_APPLICABLE,
     distinct_cell,
     first_percentage_cell,
+    machine,
+    markdown,
     markdown_table,
     webhook_targets,
 )
-from bench.run import SECTIONS, most_running
+from bench.run import QUICK, SECTIONS, Results, most_running
 from tests.fakes.discord import MessageVersion, StoredAttachment
 from tests.fakes.replicate import (
     FLUX_SCHNELL,
@@ -214,6 +217,11 @@ async def test_a_row_with_no_percentage_shown_reads_none_shown_and_misses_its_ta
     assert verdicts["webhooks: distinct percentages shown (fewest)"] is False
     table = markdown_table([hooked, peer])
     assert len(table) == 4 and NONE_SHOWN in table[2] and NOT_APPLICABLE in table[3]
+    # The whole report of a run with only these rows (no scale, sustained or scale-out section) prints too.
+    results = Results(QUICK, ("overhead",), 1.0, phases=[hooked, peer])
+    info = machine()
+    assert "| 4 s | 2, one at a time | imagine-bot (webhooks) |" in markdown(results, info)
+    assert "none shown" in markdown(results, info) and "Targets" in render(results, info)
 
 
 async def test_most_running_counts_predictions_that_overlap(api: FakeReplicate) -> None:
