@@ -43,14 +43,18 @@ def render(results: Results, info: dict[str, Any]) -> str:
     if results.scale_out is not None:
         lines += ["", *render_scale_out(results.scale_out)]
     lines += ["", "Targets" + (" (quick run: scaled down, indicative only)" if plan.mode == "quick" else "")]
-    header = f"{'':5}{'target':<38}{'case':<44}{'measured':>10}{'limit':>12}  verdict"
+    checked = targets(results)
+    name_width = max([len("target"), *(len(target.name) for target in checked)]) + 2
+    case_width = max([len("case"), *(len(target.case) for target in checked)]) + 2
+    header = f"{'':5}{'target':<{name_width}}{'case':<{case_width}}{'measured':>10}{'limit':>12}  verdict"
     lines += [header, "-" * len(header)]
-    for target in targets(results):
+    for target in checked:
         mark = {True: "ok", False: "MISS", None: "-"}[target.passed]
         measured = "-" if target.measured is None else f"{target.measured:g}"
         limit = f"{target.comparison} {target.limit:g}"
         lines.append(
-            f"{mark:<5}{target.name:<38}{target.case:<44}{measured:>10}{limit:>12}  {target.unit:<8} {target.margin}"
+            f"{mark:<5}{target.name:<{name_width}}{target.case:<{case_width}}{measured:>10}{limit:>12}  "
+            f"{target.unit:<8} {target.margin}"
         )
     return "\n".join(lines)
 

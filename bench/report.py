@@ -293,7 +293,7 @@ def webhook_targets(phases: list[PhaseResult]) -> list[Target]:
         peer = _find(phases, PEER, duration, concurrency)
         if peer is not None:
             ratio = _ratio(hooked.overhead.p50, peer.overhead.p50)
-            checks.append(Target("webhooks: p50 overhead / official c. bot", case, ratio, 1.2, "x", "<="))
+            checks.append(Target("webhooks: p50 overhead / official client bot's", case, ratio, 1.2, "x", "<="))
         besides = requests_besides_create(hooked)
         checks.append(Target("webhooks: API req. besides create", case, besides, 1.0, "requests", "<="))
         if duration >= FIRST_SECONDS:
