@@ -1,4 +1,5 @@
-"""``python -m bench``: run the benchmark, print the table, optionally write the JSON."""
+"""``python -m bench``: run the benchmark, print the Markdown of README's Performance section (and, with
+``--details``, the detailed tables), optionally write the JSON."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.report import machine, render, to_json
-from bench.run import FULL, QUICK, run
+from bench.details import render
+from bench.report import machine, markdown, to_json
+from bench.run import FULL, QUICK, SECTIONS, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Delivery overhead, API requests per job and scale of imagine-bot, against two baselines.",
     )
-    parser.add_argument("--quick", action="store_true", help="a scaled-down run that finishes in about two minutes")
+    parser.add_argument("--quick", action="store_true", help="a scaled-down run that finishes in about four minutes")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON to PATH")
     parser.add_argument(
         "--scale-rate",
@@ -34,7 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="keep the bot processes' logs and databases in DIR (default: discard)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help=f"run only this section (repeat for several): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        choices=SECTIONS,
+        default=[],
+        metavar="SECTION",
+        help="leave this section out (repeat for several)",
+    )
+    parser.add_argument(
+        "--details",
+        action="store_true",
+        help="also print the detailed fixed-width tables (every percentile, request kind and webhook count)",
+    )
     return parser
+
+
+def chosen_sections(only: Sequence[str] | None, skip: Sequence[str]) -> tuple[str, ...]:
+    """The sections to run, in :data:`~bench.run.SECTIONS` order: ``only`` (default: all) less ``skip``."""
+    return tuple(section for section in SECTIONS if (not only or section in only) and section not in skip)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,12 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scale_rate:
         extra = plan.scale_jobs / args.scale_rate
         plan = replace(plan, scale_push_rate=args.scale_rate, scale_timeout=plan.scale_timeout + extra)
+    sections = chosen_sections(args.only, args.skip)
+    if not sections:
+        print("error: --only and --skip leave nothing to run", file=sys.stderr)
+        return 2
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     info = machine()
     with tempfile.TemporaryDirectory(prefix="imagine-bench-") as scratch:
         workdir = args.keep or Path(scratch)
-        results = asyncio.run(run(plan, workdir))
-    print(render(results, info))
+        results = asyncio.run(run(plan, workdir, sections=sections))
+    print(markdown(results, info))
+    if args.details:
+        print()
+        print(render(results, info))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(to_json(results, info, started_at), indent=2) + "\n")

@@ -49,6 +49,9 @@ class Delivery:
     """The bot only: seconds between the message version with the image and the version before it."""
     answered_after: float | None = None
     """The bot only: seconds from the interaction's dispatch to the bot's first answer (accepted or not)."""
+    percentages: list[tuple[float, int]] | None = None
+    """A bot that shows progress only: ``(time.time(), percentage)`` of each version of the job's message that
+    showed a percentage, before the image (empty: none did); ``None``: the client shows no progress."""
 
 
 class Baseline(Protocol):
@@ -63,7 +66,7 @@ class Baseline(Protocol):
         ...
 
 
-def _file_output(item: Any, client: ReplicateClient) -> FileOutput:
+def file_output(item: Any, client: ReplicateClient) -> FileOutput:
     """The ``FileOutput`` the client made, or the one it would have made for an ``https:`` URL.
 
     The client wraps only ``https:`` and ``data:`` strings, and the fake serves files over plain
@@ -87,7 +90,7 @@ class OfficialClient:
         """``async_run``, then read every output file."""
         output = await self._client.async_run(MODEL, input={"prompt": prompt})
         items = output if isinstance(output, list) else [output]
-        files = [_file_output(item, self._client) for item in items]
+        files = [file_output(item, self._client) for item in items]
         if not files:
             return Delivery(prompt, None, f"no file output: {output!r}")
         for file in files:

@@ -5,7 +5,10 @@
   the fake Discord; a job is one ``/imagine`` interaction, and it is *delivered* when the fake
   Discord stores the first version of the interaction's message that carries the image.
   With ``webhooks=True`` the process also serves its HTTP server and the API pushes results to it
-  (``IMAGINE_HTTP_LISTEN``, ``IMAGINE_WEBHOOK_URL``): polling is then only a safety net.
+  (``IMAGINE_HTTP_LISTEN``, ``IMAGINE_WEBHOOK_URL``): polling is then only a safety net. Each delivery
+  lists the percentages the job's message showed before the image (:mod:`bench.progress`).
+* :class:`OfficialClientBot`: the peer a member would otherwise run, a discord.py bot built on
+  Replicate's official client (:mod:`bench.peerbot`), driven and *delivered* exactly as the real bot.
 * :class:`BaselineProcess`: one of the two baselines of :mod:`bench.baselines` (Replicate's
   official client, or the naive create / sleep 1 s / get loop), also in its own process; a job is
   delivered when its output file is in hand.
@@ -32,8 +35,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.baselines import BASELINE_NAMES, Delivery
+from bench.peerbot import FAILED_PREFIX
+from bench.progress import field_value, percentages_shown, status_of
 from bot.webhooks import WEBHOOK_PATH
-from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMember, InteractionHandle, MessageVersion
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMember, InteractionHandle
 from tests.fakes.replicate import FakeReplicate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +50,9 @@ _LIVE_PROCESSES = re.compile(r"(\d+) live process\(es\)")
 
 WEBHOOKS_NAME = "imagine-bot (webhooks)"
 """The name of an :class:`ImagineBotClient` whose API pushes results by webhook."""
+PEER_NAME = "official client bot"
+"""The name of :class:`OfficialClientBot`."""
+PEER_LAUNCHER = "bench.peerbot"
 
 
 def free_port() -> int:
@@ -70,22 +78,6 @@ class Client(Protocol):
 
 
 # --------------------------------------------------------------------------- the real bot
-
-
-def _status(version: MessageVersion) -> str:
-    for embed in version.embeds:
-        for field in embed.get("fields", []):
-            if field.get("name") == "Status":
-                return str(field.get("value", ""))
-    return ""
-
-
-def _what_happened(version: MessageVersion) -> str:
-    for embed in version.embeds:
-        for field in embed.get("fields", []):
-            if field.get("name") == "What happened":
-                return str(field.get("value", ""))
-    return ""
 
 
 async def _poll_until(predicate: Callable[[], bool], timeout: float, *, what: str) -> None:
@@ -193,6 +185,8 @@ class ImagineBotClient:
     """
 
     name = "imagine-bot"
+    shows_progress = True
+    """Its messages show the prediction's progress: each delivery lists the percentages shown."""
 
     def __init__(
         self,
@@ -373,8 +367,7 @@ class ImagineBotClient:
             return None
         return handle.callbacks[0].at - handle.dispatched_at
 
-    @staticmethod
-    def _outcome(prompt: str, handle: InteractionHandle) -> Delivery | None:
+    def _outcome(self, prompt: str, handle: InteractionHandle) -> Delivery | None:
         message = handle.original_message
         if message is None:
             if handle.callbacks and not any(c.accepted for c in handle.callbacks):
@@ -383,13 +376,18 @@ class ImagineBotClient:
         for index, version in enumerate(message.history):
             if version.attachments:
                 gap = version.at - message.history[index - 1].at if index else None
-                return Delivery(prompt, version.timestamp.timestamp(), previous_version_gap=gap)
+                shown = None
+                if self.shows_progress:
+                    shown = [(item.at, item.percent) for item in percentages_shown(message.history)]
+                return Delivery(prompt, version.timestamp.timestamp(), previous_version_gap=gap, percentages=shown)
         current = message.current
         if current.ephemeral:
             return Delivery(prompt, None, f"refused: {current.content}")
-        status = _status(current)
+        if current.content.startswith(FAILED_PREFIX):
+            return Delivery(prompt, None, current.content)
+        status = status_of(current)
         if any(word in status for word in _FAILED_WORDS):
-            return Delivery(prompt, None, f"{status}: {_what_happened(current)}".strip(": "))
+            return Delivery(prompt, None, f"{status}: {field_value(current, 'What happened')}".strip(": "))
         return None
 
     async def stop(self) -> dict[str, Any]:
@@ -401,6 +399,22 @@ class ImagineBotClient:
         """Stop the bot (if still running) and the fake Discord."""
         await self.stop()
         await self.discord.close()
+
+
+class OfficialClientBot(ImagineBotClient):
+    """The peer a member would otherwise run (:mod:`bench.peerbot`): a discord.py bot on Replicate's official
+    client, in its own process, logged in to its own fake Discord, against :attr:`api`.
+
+    It is driven exactly as the real bot is (one ``/imagine`` per prompt, members in turn) and *delivered* the
+    same way: when the fake Discord stores the version of the interaction's message that carries the image.
+    It shows no progress, so its deliveries list no percentages.
+    """
+
+    name = PEER_NAME
+    shows_progress = False
+
+    def __init__(self, api: FakeReplicate, workdir: Path, *, members: int = 8) -> None:
+        super().__init__(api, workdir, max_running=1, max_running_per_server=1, members=members, launcher=PEER_LAUNCHER)
 
 
 # --------------------------------------------------------------------------- the baselines

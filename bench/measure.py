@@ -24,6 +24,13 @@ creates, model reads) are kept too. *Webhooks* are the fake's delivery attempts 
 phase's predictions, by event; a job *polled after its end* got a poll after the fake marked its
 prediction finished (a poll, not the push, may have told the bot). For the bot, *first answer* is the
 time from the interaction's dispatch by the fake Discord to the bot's first callback (Discord allows 3 s).
+
+For a bot that shows progress (:mod:`bench.progress`): *first percentage shown* is from
+``FakePrediction.started_at`` (the fake marked the prediction processing) to the first version of the job's
+message whose Status shows a percentage (``MessageVersion.timestamp``); with webhooks, also from the first
+``logs`` webhook whose logs carry a tqdm percentage (``WebhookDelivery.time``, monotonic, converted) to that
+same version; *distinct percentages* is how many different ones a job's message showed before the image (a job
+that showed none counts 0, and in no first-percentage time). Clients that show no progress have none of these.
 """
 
 from __future__ import annotations
@@ -37,6 +44,13 @@ from typing import Any
 
 from bench.baselines import Delivery
 from bench.clients import Client
+from bench.progress import (
+    ShownPercentage,
+    distinct_percentages,
+    first_logs_webhook_with_percentage,
+    first_shown_after,
+)
+from tests.fakes.replicate import FakePrediction, FakeReplicate, WebhookDelivery
 
 WALL_MINUS_MONOTONIC = time.time() - time.monotonic()
 """Converts the fakes' ``time.monotonic()`` stamps to wall-clock time (same process, same clocks)."""
@@ -123,6 +137,16 @@ class PhaseResult:
     not at all); empty for a client without webhooks."""
     polled_after_end: int = 0
     """Jobs polled after the fake marked their prediction finished."""
+    shows_progress: bool = False
+    """The client's messages show the prediction's progress (the figures below are read off them)."""
+    first_percentage: Summary = field(default_factory=lambda: Summary.of([]))
+    """From the fake marking the prediction processing (``started_at``) to the first percentage shown in Discord,
+    over the delivered jobs that showed one (``n``: how many did)."""
+    first_percentage_after_logs: Summary = field(default_factory=lambda: Summary.of([]))
+    """Webhooks only: from the first ``logs`` webhook whose logs carry a percentage to the first percentage shown."""
+    distinct_percentages_min: int | None = None
+    """The fewest different percentages one delivered job showed (``None``: no progress shown by design)."""
+    distinct_percentages_p50: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able figures."""
@@ -131,6 +155,8 @@ class PhaseResult:
         data["detection_lag_ms"] = data.pop("detection")
         data["previous_edit_gap_ms"] = data.pop("previous_edit_gap")
         data["first_answer_ms"] = data.pop("first_answer")
+        data["first_percentage_ms"] = data.pop("first_percentage")
+        data["first_percentage_after_logs_ms"] = data.pop("first_percentage_after_logs")
         return data
 
 
@@ -191,6 +217,7 @@ def analyse(
         if prediction.id in first_file:
             detections.append(first_file[prediction.id] - succeeded)
 
+    progress = progress_figures(api, [(d, by_prompt.get(d.prompt)) for d in deliveries])
     jobs = len(deliveries)
     reached = sum(1 for d in deliveries if d.prompt in by_prompt)
     in_create = sum(1 for d in deliveries if d.prompt in by_prompt and not polls[by_prompt[d.prompt].id])
@@ -226,4 +253,42 @@ def analyse(
         unnamed_api_requests=unnamed,
         webhooks_per_job=webhooks,
         polled_after_end=polled_late,
+        **progress,
     )
+
+
+def progress_figures(api: FakeReplicate, jobs: Sequence[tuple[Delivery, FakePrediction | None]]) -> dict[str, Any]:
+    """The :class:`PhaseResult` fields on progress shown, from each delivered job and its prediction.
+
+    A client that shows no progress (its deliveries list no percentages) gets none of them; a job that showed no
+    percentage counts in the distinct percentages (as 0) and not in the first-percentage times.
+    """
+    shown_by_job = [
+        ([ShownPercentage(*item) for item in delivery.percentages], prediction)
+        for delivery, prediction in jobs
+        if delivery.delivered_at is not None and delivery.percentages is not None and prediction is not None
+    ]
+    if not shown_by_job:
+        return {}
+    hooks: dict[str, list[WebhookDelivery]] = {}
+    for hook in api.webhook_deliveries:
+        hooks.setdefault(hook.prediction_id, []).append(hook)
+    first: list[float] = []
+    after_logs: list[float] = []
+    distinct: list[int] = []
+    for shown, prediction in shown_by_job:
+        distinct.append(distinct_percentages(shown))
+        began = prediction.started_at
+        lag = None if began is None else first_shown_after(shown, began.timestamp())
+        if lag is not None:
+            first.append(lag)
+        logs = first_logs_webhook_with_percentage(hooks.get(prediction.id, []))
+        if shown and logs is not None:
+            after_logs.append(shown[0].at - (logs.time + WALL_MINUS_MONOTONIC))
+    return {
+        "shows_progress": True,
+        "first_percentage": Summary.of(first),
+        "first_percentage_after_logs": Summary.of(after_logs),
+        "distinct_percentages_min": min(distinct),
+        "distinct_percentages_p50": percentile(distinct, 0.5),
+    }

@@ -1,17 +1,20 @@
-"""The results as a fixed-width table and as JSON (the same figures), with the targets checked.
+"""The results as the Markdown of README's Performance section and as JSON (the same figures), with the targets
+checked (:mod:`bench.details` prints the detailed fixed-width tables).
 
-Targets (issue 6), all about the bot:
+Targets (issues 6 and 18), all about the bot:
 
-* p50 delivery overhead under 100 ms for 0.5 s predictions;
-* delivery overhead (p50) no more than 1.2 times the official client's success-to-file-in-hand time;
-* delivery overhead (p50) at least 5 times lower than the naive loop's;
-* at most 3 API requests per job when the prediction ends inside the create call's wait
-  (``Prefer: wait=3``), and for longer ones at most one per 1.5 s of prediction time plus 3
-  (checked on the largest per-job count);
-* with webhooks (the bot with ``IMAGINE_WEBHOOK_URL``, a client of its own): delivery overhead (p50) no more
-  than 1.2 times the official client's, and at most 1 API request per job besides the create (downloads are
-  not API requests; checked on the largest per-job count, plus any request that names no job spread over
-  the jobs);
+* the fast path (0.5 s predictions): p50 delivery overhead under 100 ms, and within 1.2 times the official client
+  bot's (the peer built on ``async_run`` that uploads to Discord the same way), one at a time and at once;
+* polling: p50 overhead at least 5 times lower than the naive loop's; one at a time at most 150 ms for 5 s and
+  30 s predictions; at most 3 API requests per job when the prediction ends inside the create call's wait
+  (``Prefer: wait=3``), and for longer ones at most one per 1.5 s of prediction time plus 3 (checked on the
+  largest per-job count); a 4 s job (one at a time) shows at least two different percentages;
+* with webhooks (the bot with ``IMAGINE_WEBHOOK_URL``, a client of its own): p50 overhead within 1.2 times the
+  official client bot's, at most 1 API request per job besides the create (downloads are not API requests;
+  checked on the largest per-job count, plus any request that names no job spread over the jobs), the first
+  percentage shown within 1 s of the first ``logs`` webhook that carries one (p50; a row that showed none
+  misses), and a 4 s job shows at least two different percentages;
+* sustained: every job delivered, no 429 received, p50 overhead within 1 s;
 * scale: every job delivered, peak resident memory under 250 MB (10^6 bytes), no 429 received,
   no event-loop stall over 100 ms;
 * scale-out: no 429 received by any deployment, the processes of one together (each takes 1/N of
@@ -22,15 +25,24 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
-from bench.clients import WEBHOOKS_NAME
-from bench.measure import PhaseResult
-from bench.run import BASELINE_DEPLOYMENT, JITTER, Results, ScaleOutResult
+from bench.clients import PEER_NAME, REPO, WEBHOOKS_NAME
+from bench.measure import PhaseResult, Summary
+from bench.run import (
+    BASELINE_DEPLOYMENT,
+    JITTER,
+    SECTIONS,
+    Results,
+    ScaleOutResult,
+    ScaleResult,
+    SustainedResult,
+)
 
 PREFER_WAIT = 3.0
 """Seconds the bot's create call waits (``Tuning.prefer_wait``, production value)."""
@@ -38,6 +50,9 @@ OURS = "imagine-bot"
 OURS_WEBHOOKS = WEBHOOKS_NAME
 OFFICIAL = "replicate (official)"
 NAIVE = "naive 1 s loop"
+PEER = PEER_NAME
+CLIENT_ORDER = (OURS, OURS_WEBHOOKS, PEER, OFFICIAL, NAIVE)
+"""The order of the clients in each case of the table."""
 
 
 @dataclass(frozen=True)
@@ -53,12 +68,17 @@ class Target:
     """``<=``, ``<`` or ``>=``: how ``measured`` must stand to ``limit``."""
     caveat: str | None = None
     """Why the figure does not speak to the target (then there is no verdict)."""
+    none_means: str | None = None
+    """What a missing figure means when it is a miss in itself (no percentage was shown at all), in words;
+    ``None``: a missing figure was not measured (no verdict)."""
 
     @property
     def passed(self) -> bool | None:
         """``None`` when there was nothing to measure, or the figure is not representative."""
-        if self.measured is None or self.caveat:
+        if self.caveat:
             return None
+        if self.measured is None:
+            return False if self.none_means else None
         if self.comparison == "<":
             return self.measured < self.limit
         if self.comparison == "<=":
@@ -68,19 +88,20 @@ class Target:
     @property
     def margin(self) -> str:
         """How far from the limit, in words."""
-        if self.measured is None:
-            return "not measured"
         if self.caveat:
             return f"no verdict: {self.caveat}"
+        if self.measured is None:
+            return f"missed: {self.none_means}" if self.none_means else "not measured"
         if self.passed:
             return "met"
         if self.comparison == ">=" and self.unit == "x":
             return f"missed: {self.limit / self.measured:.1f}x short" if self.measured > 0 else "missed"
+        unit = f" {self.unit}" if self.unit else ""
         if self.comparison == ">=":
-            return f"missed by {self.limit - self.measured:g} {self.unit}"
+            return f"missed by {self.limit - self.measured:g}{unit}"
         if self.limit == 0:
-            return f"missed by {self.measured:g} {self.unit}"
-        return f"missed by {self.measured - self.limit:.1f} {self.unit} ({self.measured / self.limit:.1f}x the limit)"
+            return f"missed by {self.measured:g}{unit}"
+        return f"missed by {self.measured - self.limit:.1f}{unit} ({self.measured / self.limit:.1f}x the limit)"
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able verdict."""
@@ -88,6 +109,25 @@ class Target:
 
 
 # --------------------------------------------------------------------------- machine
+
+
+def _commit() -> str | None:
+    """The repository's commit (``-dirty`` with uncommitted changes), or ``None`` outside a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if changes else "") if head else None
 
 
 def machine() -> dict[str, Any]:
@@ -112,6 +152,7 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return {
+        "commit": _commit(),
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "memory_gb": memory_gb,
@@ -152,17 +193,18 @@ def _case(duration: float, concurrency: int) -> str:
 
 
 def ratios(phases: list[PhaseResult], client: str = OURS) -> list[dict[str, Any]]:
-    """``client`` (default: the bot without webhooks) over the baselines, per case: p50 overhead and mean
-    requests per job."""
+    """``client`` (default: the bot without webhooks) over the others, per case: p50 overhead over the official
+    client bot's, the official client's and the naive loop's, and mean requests per job over the last two."""
     rows = []
     for duration, concurrency in _cases(phases):
         ours = _find(phases, client, duration, concurrency)
-        official = _find(phases, OFFICIAL, duration, concurrency)
-        naive = _find(phases, NAIVE, duration, concurrency)
         if ours is None:
             continue
         row: dict[str, Any] = {"duration": duration, "concurrency": concurrency}
-        for name, other in (("official", official), ("naive", naive)):
+        peer = _find(phases, PEER, duration, concurrency)
+        row["overhead_p50_vs_official_client_bot"] = _ratio(ours.overhead.p50, peer.overhead.p50 if peer else None)
+        for name, reference in (("official", OFFICIAL), ("naive", NAIVE)):
+            other = _find(phases, reference, duration, concurrency)
             row[f"overhead_p50_vs_{name}"] = _ratio(ours.overhead.p50, other.overhead.p50 if other else None)
             row[f"requests_vs_{name}"] = _ratio(
                 ours.requests_per_job["total"], other.requests_per_job["total"] if other else None
@@ -172,47 +214,61 @@ def ratios(phases: list[PhaseResult], client: str = OURS) -> list[dict[str, Any]
 
 
 def targets(results: Results) -> list[Target]:
-    """Every target of the issue, checked on this run's figures."""
-    phases = results.phases
+    """Every target of issues 6 and 18 that this run's sections speak to, checked on its figures."""
+    checks = polling_targets(results.phases) + webhook_targets(results.phases)
+    if results.sustained is not None:
+        checks += sustained_targets(results.sustained)
+    if results.scale is not None:
+        checks += scale_targets(results.scale)
+    spread = results.scale_out
+    for deployment in spread.deployments if spread is not None else ():
+        case = f"{deployment.label}: {deployment.jobs} at once"
+        checks.append(Target("429s received (scale-out)", case, float(deployment.throttled), 0.0, "", "<="))
+    return checks
+
+
+FAST_PATH = 0.5
+"""Prediction time (s) of the fast path: the prediction ends inside the create call."""
+FIRST_SECONDS = 4.0
+"""Prediction time (s) of the first-seconds check: a job this long shows at least two different percentages."""
+AIMED_POLLING = (5.0, 30.0)
+"""Prediction times (s) at which polling is to be 5x below the naive loop and, one at a time, within 150 ms."""
+
+
+def _progress_targets(phase: PhaseResult, label: str, case: str) -> list[Target]:
+    """A 4 s job (one at a time) shows at least two different percentages."""
+    if phase.duration != FIRST_SECONDS or phase.concurrency != 1 or not phase.shows_progress:
+        return []
+    shown = None if phase.distinct_percentages_min is None else float(phase.distinct_percentages_min)
+    return [Target(f"{label}distinct percentages shown (fewest)", case, shown, 2.0, "", ">=")]
+
+
+def polling_targets(phases: list[PhaseResult]) -> list[Target]:
+    """The polling bot, per case: the fast path (under 100 ms, within 1.2x the official client bot), 5x below the
+    naive loop, one at a time within 150 ms at 5 s and 30 s, requests per job, and two percentages for a 4 s job."""
     checks: list[Target] = []
     for duration, concurrency in _cases(phases):
         ours = _find(phases, OURS, duration, concurrency)
         if ours is None:
             continue
         case = _case(duration, concurrency)
-        if duration == 0.5:
+        peer = _find(phases, PEER, duration, concurrency)
+        if duration == FAST_PATH:
             checks.append(Target("p50 delivery overhead", case, ours.overhead.p50, 100.0, "ms", "<"))
-        official = _find(phases, OFFICIAL, duration, concurrency)
-        if official is not None:
-            ratio = _ratio(ours.overhead.p50, official.overhead.p50)
-            checks.append(Target("p50 overhead / official client's", case, ratio, 1.2, "x", "<="))
+            if peer is not None:
+                ratio = _ratio(ours.overhead.p50, peer.overhead.p50)
+                checks.append(Target("p50 overhead / official client bot's", case, ratio, 1.2, "x", "<="))
         naive = _find(phases, NAIVE, duration, concurrency)
         if naive is not None:
             ratio = _ratio(naive.overhead.p50, ours.overhead.p50)
             checks.append(Target("naive loop's p50 overhead / ours", case, ratio, 5.0, "x", ">="))
+        if duration in AIMED_POLLING and concurrency == 1:
+            checks.append(Target("p50 delivery overhead", case, ours.overhead.p50, 150.0, "ms", "<="))
         limit = 3.0 if duration < PREFER_WAIT else round(duration / 1.5 + 3, 2)
         checks.append(
             Target("API requests per job (largest)", case, float(ours.max_requests_per_job), limit, "requests", "<=")
         )
-    checks += webhook_targets(phases)
-    scale = results.scale
-    how = "at once" if scale.push_rate is None else f"at {scale.push_rate:g}/s"
-    case = f"{scale.jobs} jobs {how}, {scale.duration:g} s predictions"
-    caveat = (
-        f"only {scale.reached_api} of the {scale.jobs} jobs ran, so this says nothing of {scale.jobs} running jobs"
-        if scale.reached_api < scale.jobs
-        else None
-    )
-    checks += [
-        Target("jobs delivered", case, float(scale.delivered), float(scale.jobs), "jobs", ">="),
-        Target("peak resident memory of the bot", case, scale.peak_rss_mb, 250.0, "MB", "<", caveat),
-        Target("429s received", case, float(scale.throttled), 0.0, "", "<=", caveat),
-        Target("largest event-loop stall", case, scale.max_stall_ms, 100.0, "ms", "<=", caveat),
-    ]
-    spread = results.scale_out
-    for deployment in spread.deployments if spread is not None else ():
-        case = f"{deployment.label}: {deployment.jobs} at once"
-        checks.append(Target("429s received (scale-out)", case, float(deployment.throttled), 0.0, "", "<="))
+        checks += _progress_targets(ours, "", case)
     return checks
 
 
@@ -225,21 +281,62 @@ def requests_besides_create(phase: PhaseResult) -> float | None:
 
 
 def webhook_targets(phases: list[PhaseResult]) -> list[Target]:
-    """The bot with webhooks: p50 overhead within 1.2x the official client's, at most 1 API request per job
-    besides the create; every case it ran."""
+    """The bot with webhooks, every case it ran: p50 overhead within 1.2x the official client bot's, at most 1 API
+    request per job besides the create, the first percentage shown within 1 s of the first ``logs`` webhook that
+    carries one (p50), and two percentages for a 4 s job."""
     checks: list[Target] = []
     for duration, concurrency in _cases(phases):
         hooked = _find(phases, OURS_WEBHOOKS, duration, concurrency)
         if hooked is None:
             continue
         case = _case(duration, concurrency)
-        official = _find(phases, OFFICIAL, duration, concurrency)
-        if official is not None:
-            ratio = _ratio(hooked.overhead.p50, official.overhead.p50)
-            checks.append(Target("webhooks: p50 overhead / official", case, ratio, 1.2, "x", "<="))
+        peer = _find(phases, PEER, duration, concurrency)
+        if peer is not None:
+            ratio = _ratio(hooked.overhead.p50, peer.overhead.p50)
+            checks.append(Target("webhooks: p50 overhead / official client bot's", case, ratio, 1.2, "x", "<="))
         besides = requests_besides_create(hooked)
         checks.append(Target("webhooks: API req. besides create", case, besides, 1.0, "requests", "<="))
+        if duration >= FIRST_SECONDS:
+            checks.append(
+                Target(
+                    "webhooks: first % after its logs event",
+                    case,
+                    hooked.first_percentage_after_logs.p50,
+                    1000.0,
+                    "ms",
+                    "<=",
+                    none_means="no percentage shown",
+                )
+            )
+        checks += _progress_targets(hooked, "webhooks: ", case)
     return checks
+
+
+def sustained_targets(sustained: SustainedResult) -> list[Target]:
+    """The sustained phase: every job delivered, no 429, p50 overhead within 1 s."""
+    case = f"{sustained.jobs} jobs over {sustained.seconds:g} s, {sustained.duration:g} s predictions"
+    return [
+        Target("sustained: jobs delivered", case, float(sustained.delivered), float(sustained.jobs), "jobs", ">="),
+        Target("sustained: 429s received", case, float(sustained.throttled), 0.0, "", "<="),
+        Target("sustained: p50 delivery overhead", case, sustained.overhead.p50, 1000.0, "ms", "<="),
+    ]
+
+
+def scale_targets(scale: ScaleResult) -> list[Target]:
+    """The scale run: every job delivered, under 250 MB, no 429, no event-loop stall over 100 ms."""
+    how = "at once" if scale.push_rate is None else f"at {scale.push_rate:g}/s"
+    case = f"{scale.jobs} jobs {how}, {scale.duration:g} s predictions"
+    caveat = (
+        f"only {scale.reached_api} of the {scale.jobs} jobs ran, so this says nothing of {scale.jobs} running jobs"
+        if scale.reached_api < scale.jobs
+        else None
+    )
+    return [
+        Target("jobs delivered", case, float(scale.delivered), float(scale.jobs), "jobs", ">="),
+        Target("peak resident memory of the bot", case, scale.peak_rss_mb, 250.0, "MB", "<", caveat),
+        Target("429s received", case, float(scale.throttled), 0.0, "", "<=", caveat),
+        Target("largest event-loop stall", case, scale.max_stall_ms, 100.0, "ms", "<=", caveat),
+    ]
 
 
 # --------------------------------------------------------------------------- scale-out
@@ -297,51 +394,18 @@ def _largest(values: Iterable[float | None]) -> float | None:
     return max(known) if known else None
 
 
-def render_scale_out(spread: ScaleOutResult) -> list[str]:
-    """The scale-out section of the table."""
-    lines = [
-        f"Scale-out: the same {spread.jobs} /imagine at once ({spread.duration:g} s predictions) through each "
-        "deployment of N bot processes on one database, one shard each (DISCORD_SHARD_COUNT=N)",
-        f"  {spread.guilds} servers spread over the shards, {spread.jobs} members over the servers; a fresh fake API "
-        "with Replicate's rate limits for each deployment; one warm-up job per process first",
-    ]
-    if spread.skipped:
-        return [*lines, f"  skipped: {spread.skipped}"]
-    lines.append(
-        f"  creates budget of the whole deployment: {spread.creates_per_minute_budget:.0f} a minute (90 % of 600, "
-        f"{spread.creates_per_minute_budget / 60:g} a second) after a first {spread.creates_burst:.0f} at once; for "
-        f"{spread.jobs} jobs of {spread.duration:g} s it allows at most {spread.ceiling_jobs_per_minute:.0f} jobs a "
-        "minute from the first push to the last image (the ceiling)"
-    )
-    header = (
-        f"{'deployment':<24}{'delivered':>10}{'429':>5}{'jobs/min':>10}{'/1xPG':>7}{'/ceiling':>10}"
-        f"{'creates/min':>13}{'overhead p50':>14}{'p95':>7}{'answer p95':>12}{'live':>9}{'peak MB':>9}{'stall':>7}"
-    )
-    lines += [header, "-" * len(header)]
-    for deployment, row in zip(spread.deployments, scale_out_rows(spread), strict=True):
-        live = ",".join(str(n) for n in deployment.live_processes)
-        lines.append(
-            f"{deployment.label:<24}{f'{deployment.delivered}/{deployment.jobs}':>10}{deployment.throttled:>5}"
-            f"{_num(deployment.jobs_per_minute, 0):>10}{_num(row['jobs_per_minute_vs_1_process_postgresql']):>7}"
-            f"{_num(row['jobs_per_minute_vs_ceiling']):>10}{_num(deployment.paced_creates_per_minute, 0):>13}"
-            f"{_ms(deployment.overhead.p50):>14}{_ms(deployment.overhead.p95):>7}"
-            f"{_ms(deployment.first_answer.p95):>12}{live:>9}{_num(_largest(deployment.peak_rss_mb), 0):>9}"
-            f"{_ms(_largest(deployment.max_stall_ms)):>7}"
-        )
-    lines.append(
-        "  (jobs/min: delivered, first push -> last image; /1xPG, /ceiling: ratio to 1 process on PostgreSQL and to "
-        "the ceiling; creates/min: over the second half of the creates; overhead and answer p95 (first answer to "
-        "the interaction) in ms; live: live processes each process counted; peak MB and stall (ms): the largest of "
-        "its processes)"
-    )
-    for deployment in spread.deployments:
-        for error, times in deployment.errors.items():
-            lines.append(f"  {deployment.label}: failed x{times}: {error}")
-    lines.append(f"  what limits throughput: {scale_out_limit(spread)}")
-    return lines
-
-
 # --------------------------------------------------------------------------- output
+
+
+def command(results: Results) -> str:
+    """The command line that makes a run like ``results``."""
+    plan = results.plan
+    line = "python -m bench" + (" --quick" if plan.mode == "quick" else "")
+    if plan.scale_push_rate:
+        line += f" --scale-rate {plan.scale_push_rate:g}"
+    if results.sections != SECTIONS:
+        line += "".join(f" --only {section}" for section in results.sections)
+    return line
 
 
 def to_json(results: Results, info: dict[str, Any], started_at: str) -> dict[str, Any]:
@@ -349,18 +413,18 @@ def to_json(results: Results, info: dict[str, Any], started_at: str) -> dict[str
     return {
         "benchmark": "imagine-bot delivery",
         "mode": results.plan.mode,
+        "sections": list(results.sections),
         "started_at": started_at,
         "elapsed_s": results.elapsed_s,
-        "command": "python -m bench"
-        + (" --quick" if results.plan.mode == "quick" else "")
-        + (f" --scale-rate {results.plan.scale_push_rate:g}" if results.plan.scale_push_rate else ""),
+        "command": command(results),
         "machine": info,
         "plan": results.plan.to_json(),
         "setup": setup_notes(results),
         "phases": [phase.to_json() for phase in results.phases],
         "ratios": ratios(results.phases),
         "ratios_webhooks": ratios(results.phases, OURS_WEBHOOKS),
-        "scale": results.scale.to_json(),
+        "scale": None if results.scale is None else results.scale.to_json(),
+        "sustained": None if results.sustained is None else results.sustained.to_json(),
         "overhead_bot_process": results.overhead_bot,
         "overhead_webhook_bot_process": results.overhead_bot_webhooks,
         "scale_out": None if results.scale_out is None else scale_out_json(results.scale_out),
@@ -383,47 +447,34 @@ def setup_notes(results: Results) -> list[str]:
     batch = max([*plan.at_once.values(), 1])
     return [
         "everything on 127.0.0.1: fake prediction API (Replicate's rate limits enforced: 600 creates and "
-        "3000 other requests per sliding minute) and fake Discord in the benchmark process; the real bot and "
-        "each baseline in a process of its own",
+        "3000 other requests per sliding minute) and fake Discord in the benchmark process; every bot and "
+        "each library client in a process of its own, each client against its own fake API",
         f"each prediction succeeds the given time (+-{JITTER:.0%}, same draws for every client) after its "
         f"create; one output file of {plan.image_kib} KiB",
-        "bot: production tuning (Prefer: wait=3, edits at most every 1.5 s, default PollPolicy), "
+        "imagine-bot: production tuning (the bot's own defaults), "
         f"IMAGINE_MAX_RUNNING and IMAGINE_MAX_RUNNING_PER_SERVER = {batch} for the overhead runs, "
-        f"= {plan.scale_jobs} for the scale run; one server, each /imagine of a batch from a different member "
-        "(a member's next /imagine waits at most 0.5 s for the previous one's set-up, then is refused)",
-        "official client: replicate.Client(base_url=fake).async_run(model, input) with its defaults "
-        "(it sends 'Prefer: wait', i.e. up to 60 s, and polls every 0.5 s after that), then FileOutput.aread()",
-        "naive loop: create without Prefer, then sleep 1 s and get until done, then download",
-        f"{OURS_WEBHOOKS}: the same bot, tuning and limits, its HTTP server on 127.0.0.1 "
-        "(IMAGINE_HTTP_LISTEN) and IMAGINE_WEBHOOK_URL pointing at it: predictions are created with that "
-        "webhook and events start, logs, completed (signed; secret read once from the API), polls are only "
-        "a safety net; its own fake API, which pushes the webhooks",
-        "overhead = succeeded (fake API) -> image delivered (fake Discord got the message with the image; "
-        "for the libraries: last file read); detect = succeeded -> first output-file request",
-        "one warm-up job per client before measuring; 'one at a time' series of the four clients run side by "
+        f"= {plan.scale_jobs} for the scale run; one server, each /imagine of a batch from a different member",
+        f"{OURS_WEBHOOKS}: the same bot, its HTTP server on 127.0.0.1 (IMAGINE_HTTP_LISTEN) and IMAGINE_WEBHOOK_URL "
+        "pointing at it: its fake API pushes signed start, logs and completed webhooks; polls are a safety net",
+        f"{PEER}: a discord.py bot on Replicate's official client (python -m bench.peerbot): on /imagine it "
+        "defers, awaits replicate.Client(...).async_run(model, input) with every default, reads the files "
+        "(FileOutput.aread()) and edits its response to carry them; it shows no progress",
+        "official client: async_run with its defaults (it holds the create call open with 'Prefer: wait', up to "
+        "60 s, and polls every 0.5 s after that), then FileOutput.aread(), the file in hand; naive loop: create "
+        "without Prefer, then sleep 1 s and get until done, then download",
+        "overhead = succeeded (fake API) -> image delivered (the fake Discord stored the message version carrying "
+        "the image; for the two libraries: last file read); detection lag = succeeded -> first output-file request",
+        "first % = the prediction began processing (fake API) -> the first version of the job's message whose "
+        "Status shows a percentage; with webhooks also the first logs webhook carrying a tqdm percentage -> that "
+        "version; distinct % = different percentages one job's message showed before the image",
+        "one warm-up job per client before measuring; 'one at a time' series of the five clients run side by "
         "side, each on its own fake API; 'at once' batches run one client after the other",
+        f"sustained: /imagine pushed at the creates budget ({plan.sustained_push_rate:g} a second) for "
+        f"{plan.sustained_seconds:g} s with {plan.sustained_duration:g} s predictions through one polling bot "
+        "process, its running, per-server and queue limits at the number of jobs and members in rotation, so "
+        "that no limit of the bot refuses a job",
         *plan.notes,
     ]
-
-
-def render_webhooks(phases: list[PhaseResult]) -> list[str]:
-    """What the webhook client's jobs received and sent, per case (nothing if it did not run)."""
-    lines: list[str] = []
-    for phase in phases:
-        if phase.client != OURS_WEBHOOKS:
-            continue
-        hooks = phase.webhooks_per_job
-        received = ", ".join(f"{event} {n:g}" for event, n in hooks.items() if event != "refused") or "none"
-        lines.append(
-            f"    {_case(phase.duration, phase.concurrency)}: webhooks per job {received}; refused "
-            f"{hooks.get('refused', 0):g}; API requests besides the create, largest "
-            f"{_num(requests_besides_create(phase), 1)}; {phase.polled_after_end} of {phase.reached_api} polled "
-            "after their prediction ended"
-        )
-    if lines:
-        lines.insert(0, f"  {OURS_WEBHOOKS}: webhook attempts the fake made per job (refused: non-2xx or no answer),")
-        lines.insert(1, "  and jobs polled after their end (a poll, not the push, may have told the bot):")
-    return lines
 
 
 def _ms(value: float | None) -> str:
@@ -434,142 +485,175 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def render(results: Results, info: dict[str, Any]) -> str:
-    """The fixed-width table."""
-    lines: list[str] = []
-    plan = results.plan
-    lines.append(
-        f"imagine-bot benchmark, {plan.mode} run ({results.elapsed_s:.0f} s): {info['cpu']}, "
-        f"{info['cpu_count']} CPUs, Python {info['python']}, {info['platform']}"
-    )
-    lines += [f"  - {note}" for note in setup_notes(results)]
-    lines.append("")
-    lines.append("Delivery overhead (prediction succeeded -> image delivered), ms, and API requests per job")
-    header = (
-        f"{'pred':>6} {'jobs':>6}  {'client':<23}{'p50':>7}{'p95':>7}{'max':>7} {'detect':>7}"
-        f"  {'create':>6}{'poll':>6}{'dl':>5}{'other':>6}{'total':>6}{'max':>5} {'429':>4} {'failed':>6}"
-    )
-    lines.append(header)
-    lines.append("-" * len(header))
-    previous: tuple[float, int] | None = None
-    for phase in results.phases:
-        case = (phase.duration, phase.concurrency)
-        first = case != previous
-        previous = case
-        per_job = phase.requests_per_job
-        lines.append(
-            (
-                f"{phase.duration:>5g}s {('1x' + str(phase.jobs)) if phase.concurrency == 1 else phase.jobs:>6}  "
-                if first
-                else " " * 15
-            )
-            + f"{phase.client:<23}{_ms(phase.overhead.p50):>7}{_ms(phase.overhead.p95):>7}{_ms(phase.overhead.max):>7}"
-            f" {_ms(phase.detection.p50):>7}"
-            f"  {_num(per_job['create']):>6}{_num(per_job['poll'], 1):>6}{_num(per_job['download'], 1):>5}"
-            f"{_num(per_job['other'], 1):>6}{_num(per_job['total'], 1):>6}{phase.max_requests_per_job:>5}"
-            f" {phase.throttled:>4} {phase.jobs - phase.delivered:>6}"
-        )
-    lines.append("  (jobs: 1xN = N jobs one at a time; N = N jobs at once. detect = succeeded -> file requested, p50)")
-    gaps = [
-        f"{_case(p.duration, p.concurrency)} {_ms(p.previous_edit_gap.p50)}"
-        for p in results.phases
-        if p.client == OURS and p.previous_edit_gap.n
+# --------------------------------------------------------------------------- the Markdown of README's Performance
+
+NOT_APPLICABLE = "—"
+"""A figure the client cannot have (a library shows nothing in Discord; the peer bot shows no progress)."""
+NONE_SHOWN = "none shown"
+
+
+def _md_ms(value: float | None) -> str:
+    return NOT_APPLICABLE if value is None else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _md_ratio(value: float | None) -> str:
+    return NOT_APPLICABLE if value is None else f"{value:.2f}"
+
+
+def first_percentage_cell(phase: PhaseResult, summary: Summary) -> str:
+    """The p50 of a first-percentage figure, with how many jobs showed one when not all did."""
+    if not phase.shows_progress:
+        return NOT_APPLICABLE
+    if summary.p50 is None:
+        return NONE_SHOWN
+    cell = _md_ms(summary.p50)
+    return cell if summary.n >= phase.delivered else f"{cell} ({summary.n} of {phase.delivered} jobs)"
+
+
+def distinct_cell(phase: PhaseResult) -> str:
+    """``min / p50`` of the different percentages one job showed."""
+    if not phase.shows_progress or phase.distinct_percentages_min is None:
+        return NOT_APPLICABLE
+    return f"{phase.distinct_percentages_min} / {phase.distinct_percentages_p50:g}"
+
+
+def _ordered(phases: Iterable[PhaseResult]) -> list[PhaseResult]:
+    """By prediction time, one at a time before at once, clients in :data:`CLIENT_ORDER`."""
+
+    def key(phase: PhaseResult) -> tuple[float, int, int]:
+        order = CLIENT_ORDER.index(phase.client) if phase.client in CLIENT_ORDER else len(CLIENT_ORDER)
+        return phase.duration, phase.concurrency, order
+
+    return sorted(phases, key=key)
+
+
+def markdown_table(phases: list[PhaseResult]) -> list[str]:
+    """One row per case and client: the table of README's Performance section."""
+    lines = [
+        "| prediction | jobs | client | overhead p50, ms | / naive loop | / official client bot "
+        "| detection lag p50, ms | first % after processing began, p50 ms | first % after its logs webhook, p50 ms "
+        "| distinct % min / p50 | requests per job | 429s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    if gaps:
-        lines.append("  imagine-bot: the message version with the image came after the previous edit of the same")
-        lines.append("  message by (p50, ms): " + "; ".join(gaps))
-    lines += render_webhooks(results.phases)
-    for name in (OURS, OURS_WEBHOOKS, OFFICIAL, NAIVE):
-        mine = [p for p in results.phases if p.client == name]
-        headers = sorted({header for p in mine for header in p.prefer_headers})
-        in_create = sum(p.finished_in_create for p in mine)
-        lines.append(
-            f"  {name}: create calls sent Prefer: {', '.join(headers) or '-'}; "
-            f"{in_create} of {sum(p.reached_api for p in mine)} predictions came back finished from the create call"
+    for phase in _ordered(phases):
+        naive = _find(phases, NAIVE, phase.duration, phase.concurrency)
+        peer = _find(phases, PEER, phase.duration, phase.concurrency)
+        jobs = f"{phase.jobs}, one at a time" if phase.concurrency == 1 else f"{phase.jobs} at once"
+        failed = phase.jobs - phase.delivered
+        client = phase.client + (f" ({failed} failed)" if failed else "")
+        after_logs = (
+            first_percentage_cell(phase, phase.first_percentage_after_logs)
+            if phase.webhooks_per_job
+            else NOT_APPLICABLE
         )
-    lines.append("")
-    lines.append("Ratios, imagine-bot / other (p50 overhead; mean API requests per job)")
-    header = f"{'pred':>6} {'jobs':>6}  {'overhead/official':>18}{'requests/official':>19}{'overhead/naive':>16}"
-    header += f"{'requests/naive':>16}"
-    lines.append(header)
-    lines.append("-" * len(header))
-    for row in ratios(results.phases):
-        jobs = "1" if row["concurrency"] == 1 else str(row["concurrency"])
+        cells = [
+            f"{phase.duration:g} s",
+            jobs,
+            client,
+            _md_ms(phase.overhead.p50),
+            _md_ratio(_ratio(phase.overhead.p50, naive.overhead.p50 if naive else None)),
+            _md_ratio(_ratio(phase.overhead.p50, peer.overhead.p50 if peer else None)),
+            _md_ms(phase.detection.p50),
+            first_percentage_cell(phase, phase.first_percentage),
+            after_logs,
+            distinct_cell(phase),
+            f"{phase.requests_per_job['total']:g}",
+            str(phase.throttled),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def sustained_line(sustained: SustainedResult) -> str:
+    """The sustained phase in one paragraph."""
+    overhead, first = sustained.overhead, sustained.first_percentage
+    shown = NONE_SHOWN if first.p50 is None else f"{_md_ms(first.p50)} ms"
+    return (
+        f"*Sustained*: {sustained.jobs} `/imagine` over {sustained.seconds:g} s ({sustained.rate:g} a second, the "
+        f"creates budget), {sustained.duration:g} s predictions, one polling bot process, at most "
+        f"{sustained.most_running} running at once: {sustained.delivered} / {sustained.jobs} delivered, "
+        f"{sustained.throttled} × 429, overhead p50 / p95 {_md_ms(overhead.p50)} / {_md_ms(overhead.p95)} ms, first "
+        f"% shown after processing began p50 {shown}, {_num(sustained.api_requests_per_job)} API requests per job "
+        f"(downloads left out), peak RSS {_num(sustained.peak_rss_mb, 0)} MB, largest event-loop stall "
+        f"{_md_ms(sustained.max_stall_ms)} ms."
+    )
+
+
+def scale_line(scale: ScaleResult) -> str:
+    """The scale run in one paragraph."""
+    how = "at once" if scale.push_rate is None else f"pushed at {scale.push_rate:g} a second"
+    return (
+        f"*Scale*: {scale.jobs} `/imagine` {how} ({scale.duration:g} s predictions, one member each): "
+        f"{scale.delivered} / {scale.jobs} delivered"
+        + (f", the last {scale.completion_s:.0f} s after the first push" if scale.completion_s is not None else "")
+        + f", first answer p95 {_md_ms(scale.first_answer.p95)} ms ({scale.late_answers} after Discord's 3 s), "
+        f"peak RSS {_num(scale.peak_rss_mb, 0)} MB, largest event-loop stall {_md_ms(scale.max_stall_ms)} ms, "
+        f"{scale.throttled} × 429, {scale.requests_per_job['total']:g} requests per job."
+    )
+
+
+def markdown_scale_out(spread: ScaleOutResult) -> list[str]:
+    """The scale-out comparison, compact."""
+    head = (
+        f"*Scale-out*: the same {spread.jobs} `/imagine` at once ({spread.duration:g} s predictions) through N bot "
+        "processes on one database, one shard each"
+    )
+    if spread.skipped:
+        return [f"{head}: skipped, {spread.skipped}."]
+    lines = [
+        f"{head}; the creates budget allows at most {spread.ceiling_jobs_per_minute:.0f} jobs a minute for this "
+        "burst (the ceiling).",
+        "",
+        "| deployment | delivered | 429s | jobs/min | vs 1 process PostgreSQL | vs ceiling | overhead p50 / p95, ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for deployment, row in zip(spread.deployments, scale_out_rows(spread), strict=True):
         lines.append(
-            f"{row['duration']:>5g}s {jobs:>6}  {_num(row['overhead_p50_vs_official']):>18}"
-            f"{_num(row['requests_vs_official']):>19}{_num(row['overhead_p50_vs_naive']):>16}"
-            f"{_num(row['requests_vs_naive']):>16}"
+            f"| {deployment.label} | {deployment.delivered}/{deployment.jobs} | {deployment.throttled} "
+            f"| {_num(deployment.jobs_per_minute, 0)} | {_num(row['jobs_per_minute_vs_1_process_postgresql'])} "
+            f"| {_num(row['jobs_per_minute_vs_ceiling'])} "
+            f"| {_md_ms(deployment.overhead.p50)} / {_md_ms(deployment.overhead.p95)} |"
         )
-    hooked = ratios(results.phases, OURS_WEBHOOKS)
-    if hooked:
-        lines.append("")
-        lines.append(f"Ratios, {OURS_WEBHOOKS} / other (p50 overhead; mean API requests per job)")
-        lines.append(header)
-        lines.append("-" * len(header))
-        for row in hooked:
-            jobs = "1" if row["concurrency"] == 1 else str(row["concurrency"])
-            lines.append(
-                f"{row['duration']:>5g}s {jobs:>6}  {_num(row['overhead_p50_vs_official']):>18}"
-                f"{_num(row['requests_vs_official']):>19}{_num(row['overhead_p50_vs_naive']):>16}"
-                f"{_num(row['requests_vs_naive']):>16}"
-            )
-    lines.append("")
-    scale = results.scale
-    how = "at once" if scale.push_rate is None else f"pushed at {scale.push_rate:g} per second"
-    lines.append(
-        f"Scale: {scale.jobs} /imagine {how}, {scale.duration:g} s predictions, {scale.members} members, "
-        f"IMAGINE_MAX_RUNNING={scale.max_running}, IMAGINE_MAX_RUNNING_PER_SERVER={scale.max_running}"
-    )
-    completion = (
-        f"the last {scale.completion_s:.0f} s after the first push"
-        if scale.completion_s is not None
-        else f"{scale.jobs - scale.delivered} never"
-    )
-    lines.append(
-        f"  delivered {scale.delivered}/{scale.jobs} ({completion}; pushing them all took {scale.push_s:.2f} s); "
-        f"429s received: {scale.throttled}"
-    )
-    answer = scale.first_answer
-    lines.append(
-        f"  first answer to the interaction p50/p95/max {_ms(answer.p50)}/{_ms(answer.p95)}/{_ms(answer.max)} ms; "
-        f'{scale.late_answers} answered after Discord\'s 3 s (the member sees "This interaction failed")'
-    )
-    lines.append(
-        f"  bot process memory: {_num(scale.idle_rss_mb, 0)} MB idle, peak {_num(scale.peak_rss_mb, 0)} MB, "
-        f"{_num(scale.rss_at_end_mb, 0)} MB at the end"
-    )
-    lines.append(
-        f"  event loop: largest stall {_ms(scale.max_stall_ms)} ms (at {_num(scale.max_stall_at_s, 1)} s), "
-        f"p99 {_ms(scale.p99_stall_ms)} ms, {scale.stalls_over_100ms} stalls over 100 ms; "
-        f"longest garbage-collector pause {_ms(scale.max_gc_pause_ms)} ms"
-    )
-    rpj = scale.requests_per_job
-    lines.append(
-        f"  overhead p50/p95/max {_ms(scale.overhead.p50)}/{_ms(scale.overhead.p95)}/{_ms(scale.overhead.max)} ms"
-    )
-    lines.append(
-        f"  API requests per job that reached the API ({scale.reached_api}): {rpj['create']:.2f} create, "
-        f"{rpj['poll']:.1f} poll, {rpj['download']:.1f} download, {rpj['other']:.2f} other "
-        f"(largest {scale.max_requests_per_job})"
-    )
-    for error, times in scale.errors.items():
-        lines.append(f"  failed x{times}: {error}")
-    for phase in results.phases:
-        for error, times in phase.errors.items():
-            lines.append(f"  {phase.client}, {_case(phase.duration, phase.concurrency)}: failed x{times}: {error}")
-    if results.scale_out is not None:
-        lines.append("")
-        lines += render_scale_out(results.scale_out)
-    lines.append("")
-    lines.append("Targets" + (" (quick run: scaled down, indicative only)" if plan.mode == "quick" else ""))
-    header = f"{'':5}{'target':<35}{'case':<42}{'measured':>10}{'limit':>12}  verdict"
-    lines.append(header)
-    lines.append("-" * len(header))
+    return lines
+
+
+def markdown_targets(results: Results) -> list[str]:
+    """Every target checked, one line each."""
+    lines = []
     for target in targets(results):
-        mark = {True: "ok", False: "MISS", None: "-"}[target.passed]
-        measured = "-" if target.measured is None else f"{target.measured:g}"
-        limit = f"{target.comparison} {target.limit:g}"
+        mark = {True: "met", False: "**missed**", None: "no verdict"}[target.passed]
+        measured = "—" if target.measured is None else f"{target.measured:g}"
+        unit = f" {target.unit}" if target.unit else ""
+        detail = "" if target.passed else f" ({target.margin})"
         lines.append(
-            f"{mark:<5}{target.name:<35}{target.case:<42}{measured:>10}{limit:>12}  {target.unit:<8} {target.margin}"
+            f"- {mark}: {target.name}, {target.case}: {measured} {target.comparison} {target.limit:g}{unit}{detail}"
         )
+    return lines
+
+
+def markdown(results: Results, info: dict[str, Any]) -> str:
+    """The Markdown for README's Performance section: how it was run, the one table, the sustained, scale and
+    scale-out lines, and the targets."""
+    plan = results.plan
+    packages = info.get("packages", {})
+    commit = info.get("commit")
+    lines = [
+        f"{'Quick' if plan.mode == 'quick' else 'Full'} run (`{command(results)}`, {results.elapsed_s:.0f} s)"
+        + (f" at commit `{commit}`" if commit else "")
+        + f", on {info['cpu']}, {info['cpu_count']} CPUs, {info.get('memory_gb')} GB, Python {info['python']}, "
+        f"discord.py {packages.get('discord.py')}, replicate {packages.get('replicate')}.",
+    ]
+    if plan.mode == "quick":
+        lines.append("Quick run: scaled down, indicative only.")
+    if results.phases:
+        lines += ["", *markdown_table(results.phases)]
+    if results.sustained is not None:
+        lines += ["", sustained_line(results.sustained)]
+    if results.scale is not None:
+        lines += ["", scale_line(results.scale)]
+    if results.scale_out is not None:
+        lines += ["", *markdown_scale_out(results.scale_out)]
+    checked = markdown_targets(results)
+    if checked:
+        lines += ["", "Targets:", "", *checked]
     return "\n".join(lines)

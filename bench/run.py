@@ -1,58 +1,69 @@
-"""The benchmark's plan and its phases, in the order they run.
+"""The benchmark's plan and its sections (:data:`SECTIONS`), in the order they run, each on fake APIs and bot
+processes of its own, stopped before the next section starts (``python -m bench --only`` / ``--skip`` pick).
 
-1. Five fake prediction APIs with Replicate's published rate limits (600 creates and 3000 other
-   requests per sliding minute; 429 beyond): one per client, so that request counts and rate
-   windows never mix, and a fresh one for the scale run. Three bot processes and the two baseline
-   processes start at once: two bots for the overhead runs (``IMAGINE_MAX_RUNNING`` = the batch size,
-   so a batch really runs at once; the default of 8 would queue the rest), one polling for results
-   and one that has the API push them by webhook to its HTTP server (``IMAGINE_HTTP_LISTEN``,
-   ``IMAGINE_WEBHOOK_URL``; that fake retries a failed ``completed`` on Replicate's schedule), and
-   one for the scale run.
-2. One untimed warm-up job per client (the bot reads the model's schema, every client opens its
-   connections), as a bot that has been up for a while would be.
-3. For each prediction time: *one at a time*, each client runs its jobs one after the other (the
-   four clients side by side, each against its own fake API and so never more than one job in
-   flight per client: it keeps the full run under ten minutes); then *all at once*, each client in
-   turn starts the whole batch together.
-4. Scale: N ``/imagine`` interactions pushed through the fake Discord as fast as it dispatches
-   them, each from a different member (the bot refuses a member's next ``/imagine`` if the previous
-   one is still being set up after 0.5 s, so one member's twenty would measure that refusal, not
-   the bot's capacity), to a bot with ``IMAGINE_MAX_RUNNING`` and
-   ``IMAGINE_MAX_RUNNING_PER_SERVER`` at N; the bot's event-loop stall record is reset just before,
-   and its peak resident memory read when it is stopped. ``--scale-rate`` pushes them at a given
-   rate instead, to see the engine with every job running when the bot cannot answer them all at
-   once within Discord's 3 s.
-5. Scale-out, once every process above has stopped: for each of :data:`DEPLOYMENTS` in turn (1
-   process on SQLite, 1, 2 and 4 on PostgreSQL), a fresh rate-limited fake API, a fresh database, a
-   fake Discord of N shards and N bot processes, one shard each (``DISCORD_SHARD_COUNT`` = N,
-   ``DISCORD_SHARD_IDS`` = k), with production tuning and budget (a minute-long window);
-   ``plan.scale_out_guilds`` servers spread over the shards and one member per job spread over the
-   servers. Once every process counts N live processes (each then takes 1/N of the API budget),
-   one warm-up job per process, a pause for the budget to fill again, then the same burst of
-   ``plan.scale_out_jobs`` interactions at once. More than the budget's first burst, so the
-   deployment's creates budget (9 a second) is what limits its throughput.
+Every fake prediction API enforces Replicate's published rate limits (600 creates and 3000 other requests per
+sliding minute; 429 beyond), and each client has its own, so that request counts and rate windows never mix.
+
+1. *overhead*: five clients start at once, each in its own process: imagine-bot polling for results and
+   imagine-bot with the API pushing them by webhook to its HTTP server (``IMAGINE_HTTP_LISTEN``,
+   ``IMAGINE_WEBHOOK_URL``; that fake retries a failed ``completed`` on Replicate's schedule), both with
+   ``IMAGINE_MAX_RUNNING`` = the batch size (the default of 8 would queue the rest of a batch); the official
+   client bot (:mod:`bench.peerbot`, a discord.py bot on Replicate's ``async_run``, on a fake Discord of its
+   own); and the two library baselines (:mod:`bench.baselines`). One untimed warm-up job per client (the bot
+   reads the model's schema, every client opens its connections), as a bot up for a while would be. Then for
+   each prediction time: *one at a time*, each client runs its jobs one after the other (the five side by
+   side, each never more than one job in flight); then *all at once*, each client in turn starts the whole
+   batch together (none for 4 s: that row is the first-seconds check, one job at a time).
+2. *scale*: N ``/imagine`` interactions pushed through the fake Discord as fast as it dispatches them, each
+   from a different member (the bot refuses a member's next ``/imagine`` if the previous one is still being
+   set up after 0.5 s, so one member's twenty would measure that refusal, not the bot's capacity), to a bot
+   with ``IMAGINE_MAX_RUNNING`` and ``IMAGINE_MAX_RUNNING_PER_SERVER`` at N; the bot's event-loop stall record
+   is reset just before, and its peak resident memory read when it is stopped. ``--scale-rate`` pushes them at
+   a given rate instead, to see the engine with every job running when the bot cannot answer them all at once
+   within Discord's 3 s.
+3. *sustained*: ``/imagine`` pushed at the deployment's creates budget (:data:`CREATES_PER_SECOND`) for
+   ``plan.sustained_seconds`` (full run: 5 minutes, about 2700 jobs of 30 s predictions, so a few hundred run
+   at once) through one polling bot process whose running, per-server and queue limits are the number of jobs,
+   with members in rotation far enough apart that no member limit refuses a job (:func:`sustained`).
+4. *scale-out*: for each of :data:`DEPLOYMENTS` in turn (1 process on SQLite, 1, 2 and 4 on PostgreSQL), a
+   fresh fake API, a fresh database, a fake Discord of N shards and N bot processes, one shard each
+   (``DISCORD_SHARD_COUNT`` = N, ``DISCORD_SHARD_IDS`` = k), with production tuning and budget (a minute-long
+   window); ``plan.scale_out_guilds`` servers spread over the shards and one member per job spread over the
+   servers. Once every process counts N live processes (each then takes 1/N of the API budget), one warm-up
+   job per process, a pause for the budget to fill again, then the same burst of ``plan.scale_out_jobs``
+   interactions at once. More than the budget's first burst, so the deployment's creates budget (9 a second)
+   is what limits its throughput.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 from bench.baselines import Delivery
-from bench.clients import BaselineProcess, Client, ImagineBotClient
+from bench.clients import BaselineProcess, Client, ImagineBotClient, OfficialClientBot
 from bench.measure import PhaseResult, Summary, analyse
 from bench.postgres import URL_VARIABLE, PostgresUnavailable, admin_url, disposable_database
 from bot.ratelimit import _BURST_SHARE, _HEADROOM, REPLICATE_CREATES_PER_MINUTE
-from tests.fakes.replicate import REPLICATE_WEBHOOK_RETRY_DELAYS, FakeReplicate, Scenario
+from tests.fakes.replicate import REPLICATE_WEBHOOK_RETRY_DELAYS, FakePrediction, FakeReplicate, Scenario
 
 _PROMPTS = count(1)
+
+SECTIONS = ("overhead", "scale", "sustained", "scale-out")
+"""The parts of a run, in the order they run (``python -m bench --only`` / ``--skip`` pick among them)."""
+
+CREATES_PER_SECOND = REPLICATE_CREATES_PER_MINUTE * _HEADROOM / 60
+"""The creates budget of the whole deployment the bot aims at: 90 % of Replicate's 600 a minute, 9 a second."""
+CREATES_BURST = REPLICATE_CREATES_PER_MINUTE * _BURST_SHARE
+"""Creates the budget lets through at once when it has been idle (the bucket's capacity), over all processes."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,25 @@ class Plan:
     scale_out_guilds: int = 8
     """Servers, spread over the shards in turn (the members are spread over the servers)."""
     scale_out_timeout: float = 120.0
+    sustained_seconds: float = 0.0
+    """Seconds of ``/imagine`` pushed at :attr:`sustained_rate` in the sustained phase (0: no sustained phase)."""
+    sustained_duration: float = 30.0
+    """Prediction time of the sustained phase's jobs."""
+    sustained_rate: float = 0.0
+    """``/imagine`` a second in the sustained phase (0: the deployment's creates budget,
+    :data:`CREATES_PER_SECOND`)."""
+    sustained_drain: float = 180.0
+    """Seconds allowed after the last push for the sustained phase's jobs to end."""
+
+    @property
+    def sustained_push_rate(self) -> float:
+        """``/imagine`` a second in the sustained phase."""
+        return self.sustained_rate or CREATES_PER_SECOND
+
+    @property
+    def sustained_jobs(self) -> int:
+        """Jobs of the sustained phase."""
+        return round(self.sustained_seconds * self.sustained_push_rate)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able plan."""
@@ -91,8 +121,8 @@ class Plan:
 
 FULL = Plan(
     mode="full",
-    durations=(0.5, 5.0, 30.0),
-    one_at_a_time={0.5: 15, 5.0: 5, 30.0: 3},
+    durations=(0.5, 4.0, 5.0, 30.0),
+    one_at_a_time={0.5: 15, 4.0: 5, 5.0: 5, 30.0: 3},
     at_once={0.5: 50, 5.0: 50, 30.0: 50},
     scale_jobs=1000,
     scale_duration=5.0,
@@ -100,12 +130,14 @@ FULL = Plan(
     scale_timeout=300.0,
     scale_out_jobs=600,
     scale_out_timeout=240.0,
+    sustained_seconds=300.0,
+    sustained_duration=30.0,
 )
 
 QUICK = Plan(
     mode="quick",
-    durations=(0.5, 5.0),
-    one_at_a_time={0.5: 4, 5.0: 2},
+    durations=(0.5, 4.0, 5.0),
+    one_at_a_time={0.5: 4, 4.0: 2, 5.0: 2},
     at_once={0.5: 20, 5.0: 0},
     scale_jobs=200,
     scale_duration=0.5,
@@ -113,11 +145,15 @@ QUICK = Plan(
     scale_timeout=40.0,
     scale_out_jobs=120,
     scale_out_timeout=60.0,
+    sustained_seconds=45.0,
+    sustained_duration=5.0,
+    sustained_drain=90.0,
     notes=(
-        "quick run: scaled down to finish in under a minute: no 30 s predictions, 4 and 2 jobs one at a "
+        "quick run: scaled down to about three minutes: no 30 s predictions, 4, 2 and 2 jobs one at a "
         "time, 20 (not 50) at once and only for 0.5 s predictions, and a scale run of 200 (not 1000) "
-        "jobs of 0.5 s (not 5 s) predictions; use the full run for the figures the targets speak of (the webhook "
-        "client adds a few seconds: a third bot process to start and one more batch at once)",
+        "jobs of 0.5 s (not 5 s) predictions; use the full run for the figures the targets speak of",
+        "quick run: the sustained phase pushes for 45 s (not 5 minutes) and its predictions take 5 s (not 30 s), "
+        "so about 45 (not 270) run at once",
         "quick run: the scale-out bursts are 120 (not 600) jobs, a quarter of them inside the creates "
         "budget's initial burst, so jobs a minute are indicative only (the scale-out section adds about 75 s)",
     ),
@@ -187,19 +223,59 @@ class ScaleResult:
 
 
 @dataclass
+class SustainedResult:
+    """The sustained phase: ``/imagine`` pushed at the creates budget for minutes through one polling bot process."""
+
+    seconds: float
+    """How long the interactions were pushed."""
+    rate: float
+    """Interactions a second."""
+    duration: float
+    jobs: int
+    members: int
+    delivered: int
+    throttled: int
+    """429s the fake API sent (from the first push on)."""
+    most_running: int
+    """The most predictions running (created, not yet ended) at once at the fake API."""
+    last_delivery_s: float | None
+    """From the first push to the last image delivered."""
+    overhead: Summary
+    first_percentage: Summary
+    """From the prediction's processing to the first percentage its message showed (``n``: jobs that showed one)."""
+    first_answer: Summary
+    late_answers: int
+    requests_per_job: dict[str, float]
+    api_requests_per_job: float | None
+    """Requests to the fake API (downloads of output files left out) per job that reached it."""
+    peak_rss_mb: float | None
+    max_stall_ms: float | None
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able figures."""
+        data = asdict(self)
+        data["overhead_ms"] = data.pop("overhead")
+        data["first_percentage_ms"] = data.pop("first_percentage")
+        data["first_answer_ms"] = data.pop("first_answer")
+        return data
+
+
+@dataclass
 class Results:
-    """Everything one run measured."""
+    """Everything one run measured (a section not run is empty or ``None``)."""
 
     plan: Plan
-    phases: list[PhaseResult]
-    scale: ScaleResult
-    overhead_bot: dict[str, Any]
-    """The overhead bot process's own report (stalls, memory) over the overhead runs."""
+    sections: tuple[str, ...]
     elapsed_s: float
-    scale_out: ScaleOutResult | None = None
-    """``None``: the plan has no scale-out section."""
+    phases: list[PhaseResult] = field(default_factory=list)
+    overhead_bot: dict[str, Any] | None = None
+    """The overhead bot process's own report (stalls, memory) over the overhead runs."""
     overhead_bot_webhooks: dict[str, Any] | None = None
     """The webhook bot process's own report over the overhead runs."""
+    scale: ScaleResult | None = None
+    sustained: SustainedResult | None = None
+    scale_out: ScaleOutResult | None = None
 
 
 def _mb(kib: int | None) -> float | None:
@@ -338,11 +414,6 @@ async def scale(bot: ImagineBotClient, plan: Plan) -> ScaleResult:
 
 
 # --------------------------------------------------------------------------- scale-out
-
-CREATES_PER_SECOND = REPLICATE_CREATES_PER_MINUTE * _HEADROOM / 60
-"""The creates budget of the whole deployment the bot aims at: 90 % of Replicate's 600 a minute, 9 a second."""
-CREATES_BURST = REPLICATE_CREATES_PER_MINUTE * _BURST_SHARE
-"""Creates the budget lets through at once when it has been idle (the bucket's capacity), over all processes."""
 
 
 @dataclass(frozen=True)
@@ -538,11 +609,20 @@ def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-async def run(plan: Plan, workdir: Path, postgres_server: str | None = None) -> Results:
-    """Run every phase of ``plan``; bot logs and databases go under ``workdir``, the scale-out's PostgreSQL
-    databases on ``postgres_server`` (default: the tests' server, :func:`bench.postgres.admin_url`)."""
-    began = time.monotonic()
-    apis = [FakeReplicate(rate_limits=True, seed=seed) for seed in range(4)]
+@dataclass
+class OverheadResult:
+    """The overhead runs: every client's phases, and the bot processes' own reports over them."""
+
+    phases: list[PhaseResult]
+    bot_report: dict[str, Any]
+    webhook_bot_report: dict[str, Any]
+
+
+async def overhead(plan: Plan, workdir: Path) -> OverheadResult:
+    """Every prediction time of ``plan``, one at a time (the five clients side by side) and all at once (each in
+    turn): the bot polling, the bot with webhooks, the bot built on the official client, the official client and
+    the naive loop, each against its own rate-limited fake API."""
+    apis = [FakeReplicate(rate_limits=True, seed=seed) for seed in (0, 1, 2, 5)]
     apis.append(FakeReplicate(rate_limits=True, seed=4, webhook_retry_delays=REPLICATE_WEBHOOK_RETRY_DELAYS))
     for api in apis:
         await api.start()
@@ -551,23 +631,18 @@ async def run(plan: Plan, workdir: Path, postgres_server: str | None = None) -> 
     hooked = ImagineBotClient(
         apis[4], workdir / "webhook-bot", max_running=batch, max_running_per_server=batch, members=batch, webhooks=True
     )
-    big = ImagineBotClient(
-        apis[3],
-        workdir / "scale-bot",
-        max_running=plan.scale_jobs,
-        max_running_per_server=plan.scale_jobs,
-        members=plan.scale_members,
-    )
+    peer = OfficialClientBot(apis[3], workdir / "peer-bot", members=batch)
     official, naive = BaselineProcess(apis[1], "official"), BaselineProcess(apis[2], "naive")
-    clients: Sequence[Client] = (ours, hooked, official, naive)
+    clients: Sequence[Client] = (ours, hooked, peer, official, naive)
     try:
-        progress("starting three bot processes (one with webhooks) and two baseline processes")
-        await asyncio.gather(ours.start(), hooked.start(), big.start(), official.start(), naive.start())
-        await asyncio.gather(*(warm_up(client, plan.image_kib) for client in (*clients, big)))
+        progress("overhead: starting three bot processes (imagine-bot polling, with webhooks, the official client bot)")
+        progress("overhead: and two baseline processes (the official client, the naive loop)")
+        await asyncio.gather(*(client.start() for client in (ours, hooked, peer, official, naive)))
+        await asyncio.gather(*(warm_up(client, plan.image_kib) for client in clients))
         phases: list[PhaseResult] = []
         for duration in plan.durations:
             jobs = plan.one_at_a_time[duration]
-            progress(f"{duration:g} s predictions, {jobs} one at a time (the four clients side by side)")
+            progress(f"{duration:g} s predictions, {jobs} one at a time (the five clients side by side)")
             phases += await asyncio.gather(
                 *(one_at_a_time(client, duration, jobs, plan.image_kib) for client in clients)
             )
@@ -575,22 +650,140 @@ async def run(plan: Plan, workdir: Path, postgres_server: str | None = None) -> 
             for client in clients if jobs else ():
                 progress(f"{duration:g} s predictions, {jobs} at once: {client.name}")
                 phases.append(await at_once(client, duration, jobs, plan.image_kib))
-        overhead_bot = await ours.stop()
-        overhead_bot_webhooks = await hooked.stop()
-        progress(f"scale: {plan.scale_jobs} jobs at once, {plan.scale_duration:g} s predictions")
-        scaled = await scale(big, plan)
+        return OverheadResult(phases, await ours.stop(), await hooked.stop())
     finally:
-        for client in (*clients, big):
+        for client in clients:
             await client.close()
         for api in apis:
             await api.close()
-    spread = await scale_out(plan, workdir, postgres_server or admin_url()) if plan.scale_out_jobs else None
-    return Results(
-        plan,
-        phases,
-        scaled,
-        overhead_bot,
-        round(time.monotonic() - began, 1),
-        scale_out=spread,
-        overhead_bot_webhooks=overhead_bot_webhooks,
+
+
+async def scale_phase(plan: Plan, workdir: Path) -> ScaleResult:
+    """The scale run on a bot process and a rate-limited fake API of its own (:func:`scale`)."""
+    api = FakeReplicate(rate_limits=True, seed=3)
+    await api.start()
+    big = ImagineBotClient(
+        api,
+        workdir / "scale-bot",
+        max_running=plan.scale_jobs,
+        max_running_per_server=plan.scale_jobs,
+        members=plan.scale_members,
     )
+    try:
+        progress("scale: starting its bot process")
+        await big.start()
+        await warm_up(big, plan.image_kib)
+        progress(f"scale: {plan.scale_jobs} jobs at once, {plan.scale_duration:g} s predictions")
+        return await scale(big, plan)
+    finally:
+        await big.close()
+        await api.close()
+
+
+def most_running(predictions: Iterable[FakePrediction]) -> int:
+    """The most of ``predictions`` that were running (created, not yet ended) at one moment."""
+    edges: list[tuple[float, int]] = []
+    for prediction in predictions:
+        edges.append((prediction.created_at.timestamp(), 1))
+        if prediction.completed_at is not None:
+            edges.append((prediction.completed_at.timestamp(), -1))
+    running = most = 0
+    for _, change in sorted(edges):  # an end sorts before a create at the same instant
+        running += change
+        most = max(most, running)
+    return most
+
+
+def sustained_members(plan: Plan) -> int:
+    """Members in rotation: each one's next ``/imagine`` comes long after the previous job ended, so no member
+    limit can refuse a job (twice the prediction time plus a minute of pushes apart)."""
+    return max(8, math.ceil(plan.sustained_push_rate * (2 * plan.sustained_duration + 60)))
+
+
+async def sustained(plan: Plan, workdir: Path) -> SustainedResult:
+    """``plan.sustained_seconds`` of ``/imagine`` at the creates budget's rate into one polling bot process, on a
+    rate-limited fake API of its own; the bot's limits (running, per server, queued, queued per member) are set
+    to the number of jobs so that none refuses one, and its stall record is reset just before the first push."""
+    jobs, rate, duration = plan.sustained_jobs, plan.sustained_push_rate, plan.sustained_duration
+    members = sustained_members(plan)
+    api = FakeReplicate(rate_limits=True, seed=6)
+    await api.start()
+    limits = {"IMAGINE_MAX_QUEUED": str(jobs), "IMAGINE_MAX_QUEUED_PER_MEMBER": str(jobs)}
+    bot = ImagineBotClient(
+        api,
+        workdir / "sustained-bot",
+        max_running=jobs,
+        max_running_per_server=jobs,
+        members=members,
+        extra_env=limits,
+        name="imagine-bot (sustained)",
+    )
+    try:
+        progress("sustained: starting its bot process")
+        await bot.start()
+        await warm_up(bot, plan.image_kib)
+        throttled = api.throttled_count
+        progress(
+            f"sustained: {jobs} /imagine over {plan.sustained_seconds:g} s ({rate:g} a second), "
+            f"{duration:g} s predictions, {members} members in turn"
+        )
+        pushed = await burst(
+            bot,
+            jobs,
+            duration,
+            plan.image_kib,
+            timeout=plan.sustained_seconds + duration + plan.sustained_drain,
+            rate=rate,
+        )
+        peak = bot.processes[0].peak_rss_kib()
+        report = await bot.stop()
+        running = most_running(api.predictions.values())
+    finally:
+        await bot.close()
+        await api.close()
+    phase = pushed.phase
+    per_job = phase.requests_per_job
+    return SustainedResult(
+        seconds=plan.sustained_seconds,
+        rate=round(rate, 2),
+        duration=duration,
+        jobs=jobs,
+        members=members,
+        delivered=phase.delivered,
+        throttled=api.throttled_count - throttled,
+        most_running=running,
+        last_delivery_s=_round(pushed.last_delivery_s),
+        overhead=phase.overhead,
+        first_percentage=phase.first_percentage,
+        first_answer=phase.first_answer,
+        late_answers=phase.late_answers,
+        requests_per_job=per_job,
+        api_requests_per_job=round(per_job["total"] - per_job["download"], 2) if phase.reached_api else None,
+        peak_rss_mb=_mb(peak or report.get("ru_maxrss_kib")),
+        max_stall_ms=report.get("max_stall_ms"),
+        errors=phase.errors,
+    )
+
+
+async def run(
+    plan: Plan, workdir: Path, postgres_server: str | None = None, sections: Iterable[str] = SECTIONS
+) -> Results:
+    """Run ``sections`` of ``plan`` (default: every one, in :data:`SECTIONS`' order, each on fakes and bot
+    processes of its own, stopped before the next starts); bot logs and databases go under ``workdir``, the
+    scale-out's PostgreSQL databases on ``postgres_server`` (default: the tests' server,
+    :func:`bench.postgres.admin_url`)."""
+    wanted = tuple(section for section in SECTIONS if section in set(sections))
+    began = time.monotonic()
+    results = Results(plan, wanted, 0.0)
+    if "overhead" in wanted:
+        measured = await overhead(plan, workdir)
+        results.phases = measured.phases
+        results.overhead_bot, results.overhead_bot_webhooks = measured.bot_report, measured.webhook_bot_report
+    if "scale" in wanted:
+        results.scale = await scale_phase(plan, workdir)
+    if "sustained" in wanted and plan.sustained_seconds:
+        results.sustained = await sustained(plan, workdir)
+    if "scale-out" in wanted and plan.scale_out_jobs:
+        results.scale_out = await scale_out(plan, workdir, postgres_server or admin_url())
+    results.elapsed_s = round(time.monotonic() - began, 1)
+    return results
