@@ -7,7 +7,7 @@ Targets (issues 6 and 18), all about the bot:
   bot's (the peer built on ``async_run`` that uploads to Discord the same way), one at a time and at once;
 * polling: p50 overhead at least 5 times lower than the naive loop's; one at a time at most 150 ms for 5 s and
   30 s predictions; at most 3 API requests per job when the prediction ends inside the create call's wait
-  (``Prefer: wait=3``), and for longer ones at most one per 1.5 s of prediction time plus 3 (checked on the
+  (``Prefer: wait=1``), and for longer ones at most one per 1.5 s of prediction time plus 3 (checked on the
   largest per-job count); a 4 s job (one at a time) shows at least two different percentages;
 * with webhooks (the bot with ``IMAGINE_WEBHOOK_URL``, a client of its own): p50 overhead within 1.2 times the
   official client bot's, at most 1 API request per job besides the create (downloads are not API requests;
@@ -44,7 +44,7 @@ from bench.run import (
     SustainedResult,
 )
 
-PREFER_WAIT = 3.0
+PREFER_WAIT = 1.0
 """Seconds the bot's create call waits (``Tuning.prefer_wait``, production value)."""
 OURS = "imagine-bot"
 OURS_WEBHOOKS = WEBHOOKS_NAME
