@@ -175,7 +175,9 @@ class JobExecutor:
                 except ApiError as exc:
                     raise _Ended(JobState.FAILED, error=exc.message) from None
                 self._claimed.add(prediction.id)
-                if self._journal is not None:
+                if self._journal is not None and not prediction.terminal:
+                    # An ended one is journaled with the job's finishing step, one write (and wait) fewer
+                    # before its image is shown; a restart in between finds it by its create mark.
                     await self._journal.created(job.id, prediction.id)
                 log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
                 created = prediction.created_at

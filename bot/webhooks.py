@@ -208,8 +208,13 @@ class WebhookReceiver:
         except (ValueError, ServerError) as exc:
             log.warning("a signed webhook (%s) holds no prediction: %s", webhook_id, exc)
             return
-        # A job of this process has it from here; only another process's job needs it from the database.
-        handed_off = None if self._events.watching(prediction.id) else data
+        watched = self._events.watching(prediction.id)
+        if watched:
+            # A job of this process waits for it: it hears at once, before the record (a copy that another
+            # process saw first changes nothing here: a prediction never moves back, and ends once).
+            self._events.push(prediction, size=len(body))
+        # Only another process's job needs the payload from the database.
+        handed_off = None if watched else data
         try:
             fresh = await self._repository.record_webhook(
                 webhook_id, prediction.id, stage=stage(prediction), payload=handed_off
@@ -218,7 +223,7 @@ class WebhookReceiver:
             # The job still learns of it here; another process would find out by its safety poll.
             log.exception("could not record webhook %s for prediction %s", webhook_id, prediction.id)
             fresh = True
-        if fresh:
+        if fresh and not watched:
             self._events.push(prediction, size=len(body))
 
     def _heard(self, prediction_id: str) -> None:
