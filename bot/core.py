@@ -44,8 +44,10 @@ class Tuning:
     poll: PollPolicy = field(default_factory=PollPolicy)
     prefer_wait: int = 3
     """Seconds the create call may wait for the prediction (``Prefer: wait``); 0 to not ask."""
-    edit_interval: float = 1.5
-    """Least time between two edits of one Discord message (the progress bar moves as often)."""
+    edit_window: float = 5.0
+    """Seconds of Discord's sliding window of edits per message (see :mod:`bot.discord_app.pacing`)."""
+    edit_limit: int = 5
+    """Edits Discord allows one message per :attr:`edit_window`."""
     lookup_delays: tuple[float, ...] = LOOKUP_DELAYS
     """Seconds before each reading of the list of predictions when a create's answer was lost."""
 
@@ -109,7 +111,7 @@ class Core:
             on_shown=self._measure,
             journal=self.journal,
             finder=PredictionFinder(self.client, clock=self.clock, delays=self.tuning.lookup_delays),
-            progress_tick=self.tuning.edit_interval,
+            progress_tick=self.tuning.edit_window / (self.tuning.edit_limit - 1),
         )
         # Front ends that queue members' jobs pass them through the gate; resumed jobs never do.
         self.queue_gate = QueueGate(

@@ -30,7 +30,8 @@ from tests.fakes.replicate import (
 
 DISCORD_TOKEN = "fake-discord-token-e2e"
 LORA_REF = f"{FLUX_SCHNELL_LORA}:{FLUX_SCHNELL_LORA_VERSION}"
-# Fast polling; the edit interval stays Discord's real 1.5 s unless a test asks otherwise.
+# Fast polling; the edit budget stays Discord's real 5 edits per 5 s unless a test asks otherwise (the fake
+# Discord's limit follows the tuning's: a test that compresses time compresses both).
 TEST_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2), prefer_wait=0, lookup_delays=FAST_LOOKUP)
 
 
@@ -182,7 +183,12 @@ async def make_stack(tmp_path: Path, restore_discord_endpoints: Any) -> AsyncIte
         api = FakeReplicate(prefix=api_prefix, seed=5)
         if api_setup is not None:
             api_setup(api)
-        fake_discord = FakeDiscord(token=DISCORD_TOKEN, shard_count=discord_shards)
+        fake_discord = FakeDiscord(
+            token=DISCORD_TOKEN,
+            shard_count=discord_shards,
+            edit_limit=tuning.edit_limit,
+            edit_window=tuning.edit_window,
+        )
         await api.start()
         await fake_discord.start()
         guild = fake_discord.add_guild("Test", shard=0)

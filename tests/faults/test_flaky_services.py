@@ -51,7 +51,7 @@ MEMBERS = 20
 API_SEED = 20240611
 DISCORD_SEED = 7
 CHAOS_TUNING = Tuning(
-    poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.3), prefer_wait=0, edit_interval=0.2, lookup_delays=FAST_LOOKUP
+    poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.3), prefer_wait=0, edit_window=0.8, lookup_delays=FAST_LOOKUP
 )
 GENERIC_FAILURE = "Something went wrong on our side"
 POLL_ATTEMPTS = RetryPolicy().attempts  # the product's: a poll gives up after this many failures in a row
