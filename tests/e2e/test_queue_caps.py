@@ -170,7 +170,7 @@ async def test_the_deployments_cap_counts_every_processs_queue(postgres_url: str
                 if number == 0:
                     await api.wait_for_prediction(timeout=15)
             starts_at_once = await imagine(one, "member")
-            assert "Queued" in status_of(await starts_at_once.wait_message(timeout=15))
+            assert "Starting" in status_of(await starts_at_once.wait_message(timeout=15))
             await api.wait_for_prediction(2, timeout=15)  # the other process's slot was free
             refused = await (await imagine(one, "moderator")).wait_callback(15)
             assert refused.ephemeral

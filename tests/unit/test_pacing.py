@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -85,7 +86,7 @@ def test_any_stream_of_changes_keeps_four_progress_edits_per_window_and_the_rule
     message = Message(EditPacer(WINDOW, LIMIT))
     edits = message.run(changes)
     assert all(in_window(message.progress, sent) <= LIMIT - 1 for sent in message.progress)
-    assert all(later - earlier >= 1.25 - 1e-9 for earlier, later in zip(message.progress, message.progress[1:]))
+    assert all(later - earlier >= 1.25 - 1e-9 for earlier, later in itertools.pairwise(message.progress))
     for decision in message.pacer.decisions:
         if decision.quiet >= 1.0:
             assert decision.waited <= 0.25 + 1e-9, decision
