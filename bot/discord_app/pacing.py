@@ -26,6 +26,7 @@ EDIT_WINDOW = 5.0
 SETTLE_SHARE = 0.02
 """The settle delay as a share of the window: 0.1 s of Discord's 5 s (tests that compress time keep the ratio)."""
 KEPT_DECISIONS = 32
+"""Decisions each pacer keeps (a job's last ones: enough to see how its latest edits were paced)."""
 _SLACK = 1e-6
 """Seconds of caution at the window's edge: sums of gaps in floating point must not land a request just inside
 the window it meant to wait out."""
@@ -51,7 +52,7 @@ class EditPacer:
     """The edit budget of one message: which requests went when, and when the next one may go."""
 
     def __init__(self, window: float = EDIT_WINDOW, limit: int = EDIT_LIMIT, *, settle: float | None = None) -> None:
-        """``window`` 0 paces nothing but the settle delay (a platform without the limit)."""
+        """``window`` 0 paces nothing (a platform without the limit); ``settle`` defaults to its share of it."""
         if limit < 2:
             raise ValueError(f"an edit limit leaves room for progress and the final: at least 2, not {limit}")
         if window < 0:

@@ -237,5 +237,6 @@ async def test_the_progress_bar_moves_between_polls_without_extra_requests(make_
     assert len(set(percents)) >= 2, percents
     assert percents == sorted(percents), f"the bar went backwards: {percents}"
     assert all(p < 100 for p in percents)
+    stack.assert_paced(final)
     # Polls aimed at the model's own estimate: a handful for 4 s, the same as without the moving bar.
     assert stack.api.count("GET", "get") <= 6, stack.api.count("GET", "get")
