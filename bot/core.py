@@ -49,8 +49,10 @@ class Tuning:
     from the first second (with webhooks the create is never held)."""
     estimate_tick: float = 0.25
     """How often the progress bar's estimate is looked at between polls (shown when its percentage changes)."""
-    edit_interval: float = 1.5
-    """Least time between two edits of one Discord message (the progress bar moves as often)."""
+    edit_window: float = 5.0
+    """Seconds of Discord's sliding window of edits per message (see :mod:`bot.discord_app.pacing`)."""
+    edit_limit: int = 5
+    """Edits Discord allows one message per :attr:`edit_window`."""
     lookup_delays: tuple[float, ...] = LOOKUP_DELAYS
     """Seconds before each reading of the list of predictions when a create's answer was lost."""
 

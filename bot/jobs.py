@@ -103,6 +103,11 @@ class Job:
         """The latest view."""
         return self._job.view
 
+    @property
+    def presenter(self) -> Presenter:
+        """What shows the job to its member (in the bot, its Discord message's presenter)."""
+        return self._job.presenter
+
     async def cancel(self, by: int | None = None) -> bool:
         """Ask the job to stop; ``False`` if it had already ended."""
         return await self._engine.cancel(self.id, by=by)

@@ -1,7 +1,9 @@
 """Shows a job in Discord: one message, edited as the job moves, within Discord's limits.
 
-- Edits are coalesced: at most one per ``min_interval`` seconds, the newest view
-  wins, and the terminal view is always delivered.
+- Edits are paced by Discord's budget of edits per message (5 per 5 s; see :mod:`.pacing`): a
+  change goes out as soon as the budget allows (within 250 ms after a quiet second), the newest
+  view wins, and the final view never waits behind progress. A view that would not change what
+  the message shows is not sent at all.
 - The interaction token dies after 15 minutes: close to that (or when Discord
   says it is dead) edits go through the channel message route instead.
 - If someone deleted the message, the result is posted as a new message that
@@ -24,7 +26,8 @@ import aiohttp
 import discord
 
 from bot.clock import Clock, SystemClock
-from bot.discord_app.answers import answer_with_message
+from bot.discord_app.answers import answer_with_message, is_thinking
+from bot.discord_app.pacing import EDIT_LIMIT, EDIT_WINDOW, EditPacer
 from bot.discord_app.render import alt_text, render_embed
 from bot.discord_app.uploads import NOT_SHOWN, JobUploads
 from bot.images import ImageFile
@@ -40,13 +43,6 @@ _NOT_POSTED = (
     f"{NOT_SHOWN}"
 )
 _UNREACHABLE = f"The job's message could no longer be reached to show the finished images, {NOT_SHOWN}"
-FINAL_EDIT_GAP = 0.25
-"""Seconds the final edit keeps from the edit before it, instead of the progress edits' whole interval.
-
-Progress edits come at most every 1.5 s, so at most four fall in any 5 s; the final makes five, inside
-Discord's five edits of a message per 5 s. Waiting out a whole interval would hold a finished image back
-by up to 1.5 s (most often when webhooks' ``logs`` events keep the bar moving to the very end).
-"""
 
 ComponentsFactory = Callable[[JobView], discord.ui.View | None]
 TargetListener = Callable[["MessageTarget"], Awaitable[None]]
@@ -128,7 +124,8 @@ class DiscordPresenter:
         *,
         components: ComponentsFactory,
         clock: Clock | None = None,
-        min_interval: float = 1.5,
+        edit_window: float = EDIT_WINDOW,
+        edit_limit: int = EDIT_LIMIT,
         token_margin: float = 60.0,
         attempts: int = 5,
         shown: JobView | None = None,
@@ -141,27 +138,26 @@ class DiscordPresenter:
         route; after a restart they address the message by id on the same webhook.
         ``on_target`` hears of a message found or posted for a target that had none,
         or posted anew for one that was deleted (so the journal can point at it).
+        ``edit_limit`` edits per ``edit_window`` seconds is Discord's budget of edits per message.
         """
         self._client = client
         self._interaction = interaction
         self.target = target
         self._components = components
         self._clock = clock or SystemClock()
-        self._min_interval = min_interval
+        self.pacer = EditPacer(edit_window, edit_limit)
+        """The message's edit budget, and the pacer's latest decisions."""
         self._token_deadline = target.token_expires_at - timedelta(seconds=token_margin)
         self._attempts = attempts
         self._latest: JobView | None = None
+        self._seen_at: float | None = None  # when the oldest view not yet sent came
         self._shown = shown
-        # Progress edits keep 1.5 s from the message's creation too; the final state does not wait
-        # for the creation (it is not an edit), so a fast job's image arrives at once.
-        self._last_edit = float("-inf")
-        self._created = self._clock.monotonic() if shown is not None else float("-inf")
+        self._shown_payload = self._rendered(shown) if shown is not None else None
         self._wake = asyncio.Event()
         self._finished = False
         self._token_dead = False
         self._deleted = False
         self._lock = asyncio.Lock()
-        self._held: JobView | None = None
         self._next_estimate: JobView | None = None
         self._on_target = on_target
         self._uploads = JobUploads(target.upload_limit)
@@ -175,26 +171,32 @@ class DiscordPresenter:
         *,
         components: ComponentsFactory,
         clock: Clock | None = None,
-        min_interval: float = 1.5,
+        edit_window: float = EDIT_WINDOW,
+        edit_limit: int = EDIT_LIMIT,
         on_target: TargetListener | None = None,
     ) -> DiscordPresenter:
         """Answer the interaction with the placeholder (in time: see :mod:`.answers`) and present the job there."""
+        deferred = is_thinking(interaction)  # then the placeholder is an edit of "thinking…", counted as one
         message_id = await answer_with_message(
             interaction,
             embed=render_embed(view),
             view=components(view) or discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions.none(),
         )
-        return cls(
+        presenter = cls(
             interaction.client,
             MessageTarget.of(interaction, message_id),
             components=components,
             clock=clock,
-            min_interval=min_interval,
+            edit_window=edit_window,
+            edit_limit=edit_limit,
             shown=view,
             interaction=interaction,
             on_target=on_target,
         )
+        if deferred:
+            presenter.pacer.sent(presenter._clock.monotonic())
+        return presenter
 
     @classmethod
     async def post_reply(
@@ -205,7 +207,8 @@ class DiscordPresenter:
         *,
         components: ComponentsFactory,
         clock: Clock | None = None,
-        min_interval: float = 1.5,
+        edit_window: float = EDIT_WINDOW,
+        edit_limit: int = EDIT_LIMIT,
         on_target: TargetListener | None = None,
     ) -> DiscordPresenter:
         """Post the placeholder as a channel message replying to ``target.reply_to``, and present the job there."""
@@ -223,7 +226,8 @@ class DiscordPresenter:
             replace(target, message_id=message.id),
             components=components,
             clock=clock,
-            min_interval=min_interval,
+            edit_window=edit_window,
+            edit_limit=edit_limit,
             shown=view,
             on_target=on_target,
         )
@@ -232,19 +236,23 @@ class DiscordPresenter:
 
     async def show(self, view: JobView) -> None:
         """Take a new view: coalesced when running, delivered before returning when terminal."""
+        now = self._clock.monotonic()
         if not view.terminal and _estimated(view) and self._unshown_reading():
             self._next_estimate = view  # what the model's own logs said is shown first; the estimate follows
             return
         self._next_estimate = None
         self._latest = view
         if not view.terminal:
+            if self._seen_at is None:
+                self._seen_at = now
             self._wake.set()
             return
         self._finished = True
         self._wake.set()
         try:
             async with self._lock:
-                await self._pace(interval=min(self._min_interval, FINAL_EDIT_GAP))
+                # Never behind progress: progress edits leave the final its place in every window.
+                self.pacer.decide(now, self.pacer.final_due(self._clock.monotonic()), final=True)
                 await self._deliver(view, final=True)
         finally:
             self._pump_task.cancel()
@@ -263,46 +271,45 @@ class DiscordPresenter:
     # ----------------------------------------------------------------- internals
 
     async def _pump(self) -> None:
+        """Sends the newest view once the budget lets it go; the final view is :meth:`show`'s own."""
         while not self._finished:
             await self._wake.wait()
             self._wake.clear()
-            if self._finished:
-                return
-            await self._pace(since=max(self._last_edit, self._created))
+            seen_at = self._clock.monotonic() if self._seen_at is None else self._seen_at
+            due = self.pacer.progress_due(seen_at, self._clock.monotonic())
+            while not self._finished and (wait := due - self._clock.monotonic()) > 0:
+                await self._clock.sleep(wait)
             async with self._lock:
                 view = self._latest
-                if self._finished or view is None or view == self._shown or self._deleted:
+                if self._finished or self._deleted:
+                    return
+                self._seen_at = None
+                if view is None or view == self._shown:
                     continue
-                if self._about_to_end(view) and view != self._held:
-                    # An edit now would hold the final image back by a whole interval; if the
-                    # final does not come, show this view after all one interval later.
-                    self._held = view
-                    asyncio.get_running_loop().call_later(self._min_interval, self._wake.set)
-                    continue
-                try:
-                    await self._deliver(view, final=False)
-                    if self._next_estimate is not None:
-                        self._latest, self._next_estimate = self._next_estimate, None
-                        self._wake.set()
-                except Exception:
-                    log.exception("could not show a progress update; the next one will try again")
+                if self._rendered(view) == self._shown_payload:
+                    self._shown = view  # the message shows it already (say, a change the embed leaves out)
+                else:
+                    self.pacer.decide(seen_at, due, final=False)
+                    try:
+                        await self._deliver(view, final=False)
+                    except Exception:
+                        log.exception("could not show a progress update; the next one will try again")
+                if self._next_estimate is not None:
+                    self._latest, self._next_estimate = self._next_estimate, None
+                    self._seen_at = self._clock.monotonic()
+                    self._wake.set()
 
-    def _about_to_end(self, view: JobView) -> bool:
-        """The model's own bar says it finishes within one edit interval (the final view comes next)."""
-        progress = view.progress
-        return (
-            view.state is JobState.PROCESSING
-            and progress is not None
-            and progress.remaining is not None
-            and progress.remaining < self._min_interval
-        )
+    def _rendered(self, view: JobView) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """What an edit to ``view`` would make the message show, attachments aside."""
+        components = self._components(view)
+        return dict(render_embed(view).to_dict()), components.to_components() if components is not None else []
 
-    async def _pace(self, since: float | None = None, interval: float | None = None) -> None:
-        """Wait until ``interval`` (default ``min_interval``) has passed since ``since`` (default: the last edit)."""
-        last = self._last_edit if since is None else since
-        wait = last + (self._min_interval if interval is None else interval) - self._clock.monotonic()
-        if wait > 0:
-            await self._clock.sleep(wait)
+    async def _await_budget(self, *, final: bool) -> None:
+        """Wait until the message's edit budget lets the next request go (a retry, or the view's first try)."""
+        now = self._clock.monotonic()
+        due = self.pacer.final_due(now) if final else self.pacer.progress_ready(now)
+        if due > now:
+            await self._clock.sleep(due - now)
 
     def _token_usable(self) -> bool:
         return not self._token_dead and discord.utils.utcnow() < self._token_deadline
@@ -325,8 +332,12 @@ class DiscordPresenter:
         images = view.images if final and view.state is JobState.SUCCEEDED else ()
         for attempt in range(1, self._attempts + 1):
             uploads = await self._uploads.fit(view.job_id, images)
+            await self._await_budget(final=final)
             try:
-                await self._edit(view, self._files(view, uploads), final=final)
+                try:
+                    await self._edit(view, self._files(view, uploads), final=final)
+                finally:
+                    self.pacer.sent(self._clock.monotonic())  # tried: Discord may have counted it
             except _NoRoute:
                 log.warning("job %s: interaction token expired and no channel to edit in", view.job_id)
                 if images:
@@ -363,8 +374,7 @@ class DiscordPresenter:
                     raise
                 log.info("edit of job %s answered %s; trying again (%d)", view.job_id, exc.status, attempt)
                 continue
-            self._shown = view
-            self._last_edit = self._clock.monotonic()
+            self._shown, self._shown_payload = view, self._rendered(view)
             return
         if images:  # the view without them may still go through
             log.warning("gave up sending the images of job %s after %d attempts", view.job_id, self._attempts)

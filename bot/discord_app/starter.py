@@ -47,7 +47,8 @@ DATABASE_DOWN = (
 class _PresenterOptions(TypedDict):
     components: ComponentsFactory
     clock: Clock
-    min_interval: float
+    edit_window: float
+    edit_limit: int
     on_target: TargetListener
 
 
@@ -91,7 +92,8 @@ class JobStarter:
         return _PresenterOptions(
             components=self._components,
             clock=core.clock,
-            min_interval=core.tuning.edit_interval,
+            edit_window=core.tuning.edit_window,
+            edit_limit=core.tuning.edit_limit,
             on_target=self._recorder(job_id),
         )
 
@@ -254,9 +256,12 @@ class JobStarter:
         """Show the charged and journaled job's placeholder, queue it; a job that fails on the way is abandoned
         (its charge given back)."""
         core = self.bot.core
-        queued = JobView(job_id, request, JobState.QUEUED, notes=request.notes)
+        # A free slot here means the job starts as it is submitted: say so from the first second. Should it
+        # wait after all (another set-up took the slot meanwhile), the engine shows its place in the queue.
+        state = JobState.STARTING if core.engine.free_slots(request.guild_id) > 0 else JobState.QUEUED
+        placeholder = JobView(job_id, request, state, notes=request.notes)
         try:
-            presenter = await self._show_placeholder(interaction, job_id, target, queued)
+            presenter = await self._show_placeholder(interaction, job_id, target, placeholder)
         except BaseException as exc:
             await core.journal.abandon(job_id, "the placeholder could not be shown")
             if isinstance(exc, discord.Forbidden):
@@ -276,12 +281,12 @@ class JobStarter:
                 else f"The job could not be started (reference {reference})."
             )
             await core.journal.abandon(job_id, message)
-            await presenter.show(replace(queued, state=JobState.FAILED, error=message))
+            await presenter.show(replace(placeholder, state=JobState.FAILED, error=message))
 
     async def _show_placeholder(
-        self, interaction: discord.Interaction, job_id: str, target: MessageTarget, queued: JobView
+        self, interaction: discord.Interaction, job_id: str, target: MessageTarget, placeholder: JobView
     ) -> DiscordPresenter:
         """The interaction's own answer; or, for a reply, a channel message (an answer cannot reply)."""
         if target.reply_to is None:
-            return await DiscordPresenter.open(interaction, queued, **self._presenting(job_id))
-        return await DiscordPresenter.post_reply(self.bot, target, queued, **self._presenting(job_id))
+            return await DiscordPresenter.open(interaction, placeholder, **self._presenting(job_id))
+        return await DiscordPresenter.post_reply(self.bot, target, placeholder, **self._presenting(job_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,12 @@ import pytest
 
 from bot.core import Tuning
 from bot.discord_app.client import ImagineBot, configure_endpoints
+from bot.discord_app.presenter import DiscordPresenter
 from bot.jobs import PollPolicy
 from bot.modelref import ModelRef
 from bot.settings import Secret, Settings
 from tests.conftest import FAST_LOOKUP
-from tests.fakes.discord import FakeDiscord, FakeGuild, InteractionHandle, StoredMessage
+from tests.fakes.discord import FakeDiscord, FakeGuild, InteractionHandle, MessageVersion, Routes, StoredMessage
 from tests.fakes.replicate import (
     FLUX_SCHNELL,
     FLUX_SCHNELL_LORA,
@@ -30,7 +32,8 @@ from tests.fakes.replicate import (
 
 DISCORD_TOKEN = "fake-discord-token-e2e"
 LORA_REF = f"{FLUX_SCHNELL_LORA}:{FLUX_SCHNELL_LORA_VERSION}"
-# Fast polling; the edit interval stays Discord's real 1.5 s unless a test asks otherwise.
+# Fast polling; the edit budget stays Discord's real 5 edits per 5 s unless a test asks otherwise (the fake
+# Discord's limit follows the tuning's: a test that compresses time compresses both).
 TEST_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2), prefer_wait=0, lookup_delays=FAST_LOOKUP)
 
 
@@ -111,6 +114,27 @@ class Stack:
         """The interaction's message once it shows a terminal state."""
         return await handle.wait_message(lambda m: is_terminal(m), timeout=timeout)
 
+    def presenter_of(self, message: StoredMessage) -> DiscordPresenter:
+        """The presenter of the job ``message`` shows (the bot keeps ended jobs a while)."""
+        assert self.bot is not None
+        job = self.bot.core.engine.job(job_id_of(message))
+        assert job is not None, f"the bot does not know the job of {message!r}"
+        assert isinstance(job.presenter, DiscordPresenter)
+        return job.presenter
+
+    def assert_paced(self, message: StoredMessage) -> None:
+        """The message's edits spent Discord's budget as the bot paces them (the tuning's): no 429; progress
+        edits one gap apart, at most ``limit - 1`` of them in any window; the final within the limit."""
+        window, limit = self.tuning.edit_window, self.tuning.edit_limit
+        assert [edit for edit in self.discord.rate_limited if edit.message_id == message.id] == []
+        edits = [version.at for version in message.history if version.route in EDIT_ROUTES]
+        progress = edits[:-1] if is_terminal(message) else edits
+        gap = window / (limit - 1)
+        # The fake stamps a version on arrival; the bot counts the gap from the answer before: never less.
+        assert all(later - earlier >= gap for earlier, later in itertools.pairwise(progress)), (gap, edits)
+        assert all(sum(1 for later in progress if at <= later < at + window) < limit for at in progress), edits
+        assert all(sum(1 for later in edits if at <= later < at + window) <= limit for at in edits), edits
+
     async def repost_after_deletion(self, prompt: str) -> tuple[StoredMessage, StoredMessage]:
         """``/imagine prompt`` whose placeholder is deleted while it runs: (placeholder, the result posted anew)."""
         self.api.set_default_scenario(Scenario.manual())
@@ -126,8 +150,17 @@ class Stack:
         return placeholder, repost
 
 
-def status_of(message: StoredMessage) -> str:
-    """The Status field of the job embed."""
+EDIT_ROUTES = (*Routes.WEBHOOK_EDITS, Routes.EDIT_MESSAGE)
+"""The routes that edit a message, each counted under Discord's limit of edits per message."""
+
+
+def job_id_of(message: StoredMessage) -> str:
+    """The id of the job a message shows (its embed's footer)."""
+    return str(message.embeds[0]["footer"]["text"]).removeprefix("job ")
+
+
+def status_of(message: StoredMessage | MessageVersion) -> str:
+    """The Status field of the job embed (of the message now, or of one of its versions)."""
     for embed in message.embeds:
         for field in embed.get("fields", []):
             if field["name"] == "Status":
@@ -182,7 +215,12 @@ async def make_stack(tmp_path: Path, restore_discord_endpoints: Any) -> AsyncIte
         api = FakeReplicate(prefix=api_prefix, seed=5)
         if api_setup is not None:
             api_setup(api)
-        fake_discord = FakeDiscord(token=DISCORD_TOKEN, shard_count=discord_shards)
+        fake_discord = FakeDiscord(
+            token=DISCORD_TOKEN,
+            shard_count=discord_shards,
+            edit_limit=tuning.edit_limit,
+            edit_window=tuning.edit_window,
+        )
         await api.start()
         await fake_discord.start()
         guild = fake_discord.add_guild("Test", shard=0)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Stack, status_of
-from tests.fakes.discord import CallbackType
+from tests.fakes.discord import CallbackType, Routes
+from tests.fakes.replicate import Scenario
 
 SLOW_CHECK = 3.3  # seconds: past the deadline itself (3 s), so only a defer saves the answer
 
@@ -34,12 +35,20 @@ async def test_slow_checks_defer_then_the_placeholder_takes_the_deferred_answers
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slow_down_checks(stack, monkeypatch)
+    stack.api.set_default_scenario(Scenario.manual())
     handle = await stack.imagine()
     callback = await handle.wait_callback(timeout=5)
     assert callback.type == CallbackType.DEFERRED_CHANNEL_MESSAGE and callback.accepted
+    prediction = await stack.api.wait_for_prediction(timeout=10)
+    stack.api.set_progress(prediction.id, 2)
+    await handle.wait_message(lambda m: "50%" in status_of(m))
+    stack.api.finish(prediction.id)
     final = await stack.final_message(handle)
     assert "Done" in status_of(final) and final.attachments
     assert stack.api.count("POST", "create") == 1
+    # The placeholder was an edit of "thinking…": the bot counted it, the first progress edit kept its gap.
+    assert final.routes[:2] == [Routes.CALLBACK, Routes.EDIT_ORIGINAL]
+    stack.assert_paced(final)
 
 
 async def test_a_slow_refusal_replaces_the_deferred_answer_privately(

@@ -113,6 +113,7 @@ async def test_vary_replies_with_a_new_job_from_that_image(make_stack: StackFact
     assert (await click.wait_callback()).type == CallbackType.DEFERRED_UPDATE_MESSAGE
     placeholder = await reply_to(stack, final, final=False)
     assert any(c.startswith("imagine:cancel:") for c in placeholder.current.custom_ids)
+    assert status_of(placeholder.history[0]) == "🚀 Starting…"  # a slot is free: it starts as it is submitted
     prediction = await stack.api.wait_for_prediction(2)
     stack.api.finish(prediction.id)
     varied = await reply_to(stack, final)

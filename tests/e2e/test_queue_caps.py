@@ -170,7 +170,7 @@ async def test_the_deployments_cap_counts_every_processs_queue(postgres_url: str
                 if number == 0:
                     await api.wait_for_prediction(timeout=15)
             starts_at_once = await imagine(one, "member")
-            assert "Queued" in status_of(await starts_at_once.wait_message(timeout=15))
+            assert "Starting" in status_of(await starts_at_once.wait_message(timeout=15))
             await api.wait_for_prediction(2, timeout=15)  # the other process's slot was free
             refused = await (await imagine(one, "moderator")).wait_callback(15)
             assert refused.ephemeral
@@ -203,7 +203,7 @@ async def test_a_hundred_jobs_draining_cost_a_bounded_number_of_edits(
     the comparison."""
     if rule == "every change":
         monkeypatch.setattr("bot.jobs.position_worth_showing", lambda shown, position: shown != position)
-    stack = await make_stack(max_running=1, tuning=replace(TEST_TUNING, edit_interval=0.02))
+    stack = await make_stack(max_running=1, tuning=replace(TEST_TUNING, edit_window=0.08))
     stack.api.set_default_scenario(Scenario.manual())
     jobs = 100
     messages = []
@@ -221,8 +221,7 @@ async def test_a_hundred_jobs_draining_cost_a_bounded_number_of_edits(
     position_edits = sum(1 for message in messages for version in message.history[1:] if _shows_a_place(version))
     print(f"\n{jobs} jobs draining, {rule}: {edits} Discord edits, {position_edits} of them queue positions")
     if rule == "bounded":
-        # Per job: its first place, 5 exact places and log2(100 / 5) halvings; then starting (twice: the
-        # prediction's id arrives after the first) and done.
+        # Per job: its first place, 5 exact places and log2(100 / 5) halvings; then starting and done.
         assert position_edits <= jobs * (1 + EXACT_POSITIONS + 5)
         assert edits <= position_edits + 3 * jobs
     else:

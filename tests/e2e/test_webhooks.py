@@ -24,7 +24,7 @@ from tests.fakes.replicate import FakeReplicate, Scenario
 WEBHOOK_TUNING = Tuning(
     poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2, webhook_grace=0.5, safety_first=1.0, safety_ceiling=2.0),
     prefer_wait=0,
-    edit_interval=0.2,
+    edit_window=0.8,  # Discord's 5 s, compressed: a progress edit every 0.2 s at most
     lookup_delays=FAST_LOOKUP,
 )
 

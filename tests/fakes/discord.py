@@ -17,7 +17,12 @@ Discord's rules are enforced and can be switched per test: the 3 s acknowledgeme
 answers on chosen routes (:meth:`FakeDiscord.chaos`, :class:`DiscordChaos`), the per-attachment
 size limit (413/40005; the request's total: :attr:`FakeDiscord.max_request_size`), messages deleted by someone else
 (10008), payload limits (50035: at most 10 attachments, embed sizes, ...), uploads refused altogether
-(:attr:`FakeDiscord.refuse_uploads`) and connections reset with no answer (:meth:`FakeDiscord.reset_next`).
+(:attr:`FakeDiscord.refuse_uploads`), connections reset with no answer (:meth:`FakeDiscord.reset_next`) and
+Discord's limit of 5 edits per message per 5 s, sliding, whichever route edits it (:class:`MessageEditLimit`,
+``FakeDiscord(edit_limit=, edit_window=)``; :attr:`FakeDiscord.edit_limiter` ``None`` lifts it): the answers
+of those routes carry the message's true ``X-RateLimit-*`` headers, and an edit past the limit is answered
+429 with ``Retry-After``, ``retry_after`` and ``Via`` (discord.py waits and tries again) and kept in
+:attr:`FakeDiscord.rate_limited`.
 
 Shards work as on Discord: ``GET /gateway/bot`` recommends :attr:`FakeDiscord.shard_count`; each
 gateway connection is bound to the ``shard: [id, count]`` of its IDENTIFY; a guild belongs to shard
@@ -30,7 +35,7 @@ invalid session (op 9, ``d: false``), as Discord documents, and kept in
 :attr:`FakeDiscord.identify_violations` (every IDENTIFY is in :attr:`FakeDiscord.identifies`).
 
 All JSON responses carry ``Content-Type: application/json`` exactly (discord.py only parses
-that value) and generous ``X-RateLimit-*`` headers. Waiting is event driven:
+that value) and ``X-RateLimit-*`` headers: generous ones but on message edits. Waiting is event driven:
 :meth:`FakeDiscord.wait_for` re-checks a predicate whenever the fake's state changes.
 
 Typical use::
@@ -52,6 +57,7 @@ Typical use::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -61,6 +67,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import mimetypes
 import random
 import re
@@ -81,6 +88,8 @@ __all__ = [
     "DEFAULT_ATTACHMENT_SIZE_LIMIT",
     "DEFAULT_BOT_PERMISSIONS",
     "DEFAULT_EVERYONE_PERMISSIONS",
+    "EDIT_LIMIT",
+    "EDIT_WINDOW",
     "IDENTIFY_WINDOW",
     "CallbackRecord",
     "CallbackType",
@@ -98,9 +107,11 @@ __all__ = [
     "Interaction",
     "InteractionHandle",
     "InteractionType",
+    "MessageEditLimit",
     "MessageFlag",
     "MessageVersion",
     "Perm",
+    "RateLimitedEdit",
     "RecordedRequest",
     "Routes",
     "StoredAttachment",
@@ -123,6 +134,9 @@ DEFAULT_ACK_DEADLINE: Final = 3.0
 DEFAULT_TOKEN_LIFETIME: Final = 15 * 60.0
 #: Seconds in which one identify bucket may start one session (Discord: 5).
 IDENTIFY_WINDOW: Final = 5.0
+#: Edits Discord allows one message per :data:`EDIT_WINDOW` seconds, whichever route edits it.
+EDIT_LIMIT: Final = 5
+EDIT_WINDOW: Final = 5.0
 MAX_CONTENT: Final = 2000
 MAX_EMBEDS: Final = 10
 MAX_EMBED_TOTAL: Final = 6000
@@ -133,6 +147,7 @@ MAX_ACTION_ROWS: Final = 5
 _SEQUENCE = itertools.count()
 _BODY_KEY: Final = web.RequestKey("fake_discord_body", object)
 _FILES_KEY: Final = web.RequestKey("fake_discord_files", tuple)
+_LIMIT_KEY: Final = web.RequestKey("fake_discord_rate_limit_headers", dict)
 
 
 # --------------------------------------------------------------------------- enums
@@ -343,6 +358,19 @@ class DiscordError(Exception):
         if self.errors:
             body["errors"] = self.errors
         return body
+
+
+class _EditRateLimited(DiscordError):
+    """A message edited past Discord's per-message limit: 429 with ``retry_after`` (headers set apart)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(429, 0, "You are being rate limited.")
+        self.retry_after = retry_after
+
+    def body(self) -> JSON:
+        """Discord's 429 body: no ``code`` unless global."""
+        # Rounded up: a retry after the rounded wait finds the edit's place free.
+        return {"message": self.message, "retry_after": math.ceil(self.retry_after * 1000) / 1000, "global": False}
 
 
 def _unknown_interaction() -> DiscordError:
@@ -1276,6 +1304,61 @@ Interaction = InteractionHandle
 
 
 @dataclasses.dataclass(frozen=True)
+class RateLimitedEdit:
+    """An edit the fake answered 429 because its message had used up its edits (see :class:`MessageEditLimit`)."""
+
+    #: :class:`Routes` name of the edit.
+    route: str
+    message_id: int
+    #: ``time.monotonic()`` when it arrived.
+    at: float
+
+
+class MessageEditLimit:
+    """Discord's limit on edits of one message: ``limit`` requests in any ``window`` seconds (sliding).
+
+    Every edit request that reaches a message counts, whichever route it came by (the interaction's
+    ``@original``, the webhook message by id, the channel message), even one refused afterwards for its
+    payload; one answered 429 does not. A request made exactly ``window`` seconds after an earlier one no
+    longer counts that one.
+    """
+
+    def __init__(self, limit: int = EDIT_LIMIT, window: float = EDIT_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self._times: dict[int, collections.deque[float]] = {}
+
+    def _recent(self, message_id: int, now: float) -> collections.deque[float]:
+        times = self._times.setdefault(message_id, collections.deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return times
+
+    def take(self, message_id: int, now: float) -> float | None:
+        """Count an edit of ``message_id`` at ``now``; ``None`` if it fits, else the seconds until one would."""
+        times = self._recent(message_id, now)
+        if len(times) >= self.limit:
+            return times[len(times) - self.limit] + self.window - now
+        times.append(now)
+        return None
+
+    def headers(self, message_id: int, now: float) -> dict[str, str]:
+        """``X-RateLimit-*`` as Discord sends them, true to this message's window at ``now``.
+
+        ``Reset-After`` is the time until the oldest counted edit leaves the window (the next edit fits
+        then, when ``Remaining`` is 0): discord.py sleeps it out after an answer with ``Remaining: 0``.
+        """
+        times = self._recent(message_id, now)
+        reset_after = times[0] + self.window - now if times else 0.0
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.limit - len(times))),
+            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+        }
+
+
+@dataclasses.dataclass(frozen=True)
 class RecordedRequest:
     """One REST request the fake answered."""
 
@@ -1469,6 +1552,8 @@ class FakeDiscord:
         bot_user_id: the bot user's id (default: the application id, as on Discord).
         bot_name: the bot user's username and the application's name.
         owner_id: the application owner's user id.
+        edit_limit: edits of one message allowed per ``edit_window`` seconds (Discord: 5 per 5 s).
+        edit_window: the sliding window of that limit; ``0`` or ``None`` lifts it.
     """
 
     def __init__(
@@ -1481,6 +1566,8 @@ class FakeDiscord:
         owner_id: int | None = None,
         shard_count: int = 1,
         max_concurrency: int = 16,
+        edit_limit: int = EDIT_LIMIT,
+        edit_window: float | None = EDIT_WINDOW,
     ) -> None:
         self.token = token
         self.application_id = application_id or snowflake()
@@ -1523,6 +1610,8 @@ class FakeDiscord:
         self.max_concurrency: int = max_concurrency
         #: Seconds in which one bucket may start one session (Discord: 5); 0 lifts the limit.
         self.identify_window: float = IDENTIFY_WINDOW
+        #: Discord's limit on edits per message (:class:`MessageEditLimit`); ``None`` lifts it.
+        self.edit_limiter: MessageEditLimit | None = MessageEditLimit(edit_limit, edit_window) if edit_window else None
 
         # ---- state
         self.guilds: dict[int, FakeGuild] = {}
@@ -1549,6 +1638,8 @@ class FakeDiscord:
         self.resume_count: int = 0
         #: ``(event, data)`` of every dispatch sent.
         self.dispatched: list[tuple[str, JSON]] = []
+        #: Every edit answered 429 for its message's edit limit, in order.
+        self.rate_limited: list[RateLimitedEdit] = []
         #: ``(event, data)`` of dispatches dropped because no connection runs the guild's shard (on Discord an
         #: interaction lost this way ends as "This interaction failed").
         self.undelivered: list[tuple[str, JSON]] = []
@@ -2864,6 +2955,7 @@ class FakeDiscord:
             except web.HTTPException as exc:
                 await _drain(request)
                 response = _json_response({"message": f"{exc.status}: {exc.reason}", "code": 0}, status=exc.status)
+            response.headers.update(request.get(_LIMIT_KEY, {}))  # a message's own edit limit, on any answer
             self._add_ratelimit_headers(response, template)
         self._record(request, path, template, matched, status=response.status, code=code, faulted=fault is not None)
         return response
@@ -2905,6 +2997,31 @@ class FakeDiscord:
         response.headers.setdefault("X-RateLimit-Reset", f"{time.time() + 1:.3f}")
         response.headers.setdefault("X-RateLimit-Reset-After", "1.000")
         response.headers.setdefault("X-RateLimit-Bucket", bucket)
+
+    def _count_edit(self, request: web.Request, message: StoredMessage, route: str) -> None:
+        """Count an edit of ``message`` under its edit limit: its answer tells how much is left, or it is 429'd.
+
+        The 429 carries ``Via`` like Discord's own, so discord.py waits ``retry_after`` and tries again.
+        """
+        limit = self.edit_limiter
+        if limit is None:
+            return
+        now = time.monotonic()
+        retry_after = limit.take(message.id, now)
+        headers = limit.headers(message.id, now)
+        if retry_after is not None:
+            headers |= {
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                "X-RateLimit-Scope": "user",
+                "Retry-After": str(max(1, int(retry_after + 0.999))),
+                "Via": "1.1 google",
+            }
+        request[_LIMIT_KEY] = headers
+        if retry_after is not None:
+            self.rate_limited.append(RateLimitedEdit(route, message.id, now))
+            raise _EditRateLimited(retry_after)
 
     def _require_bot_auth(self, request: web.Request) -> None:
         if request.headers.get("Authorization") != f"Bot {self.token}":
@@ -3239,6 +3356,7 @@ class FakeDiscord:
         payload, uploads = await self._read_body(request)
         handle = self._webhook_interaction(request)
         message = self._webhook_message(handle, key)
+        self._count_edit(request, message, route)
         version = self._compose(
             base=message.current,
             data=_as_dict(payload),
@@ -3380,6 +3498,7 @@ class FakeDiscord:
         _, guild, message = self._channel_message(request)
         if message.author.id != self.bot_user.id:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
+        self._count_edit(request, message, Routes.EDIT_MESSAGE)
         limit = guild.attachment_size_limit if guild is not None else DEFAULT_ATTACHMENT_SIZE_LIMIT
         version = self._compose(
             base=message.current,

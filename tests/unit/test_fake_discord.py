@@ -22,6 +22,7 @@ from tests.fakes.discord import (
     CallbackType,
     FakeDiscord,
     FakeGuild,
+    MessageEditLimit,
     MessageFlag,
     Perm,
     Routes,
@@ -203,6 +204,14 @@ class ProbeCog(commands.Cog):
         except discord.HTTPException as exc:
             self.outcomes.put_nowait(("status", (exc.status, exc.code)))
 
+    @app_commands.command(name="burst", description="Replies, then edits its reply as fast as it can")
+    async def burst(self, interaction: discord.Interaction, edits: int) -> None:
+        """Edit one message more often than Discord allows: discord.py must wait where the headers say."""
+        await interaction.response.send_message("0")
+        for number in range(1, edits + 1):
+            await interaction.edit_original_response(content=str(number))
+        self.outcomes.put_nowait(("burst", "ok"))
+
     @app_commands.command(name="plain", description="Just replies")
     async def plain(self, interaction: discord.Interaction) -> None:
         """Reply; failures are reported."""
@@ -372,6 +381,71 @@ async def test_faults_can_hit_only_uploads_and_reset_the_connection(fake: FakeDi
     assert reset.hits == 1
     assert [r.status for r in fake.requests_for(Routes.CREATE_MESSAGE)] == [200, 503, 0, 200]
     assert [(m.content, len(m.attachments)) for m in fake.messages_in(channel)] == [("plain", 0), ("with a file", 1)]
+
+
+async def test_a_message_takes_five_edits_per_window_whichever_route_edits_it(
+    fake: FakeDiscord, bot: commands.Bot
+) -> None:
+    """Discord's limit on one message's edits: every route counts, the answers say what is left, past it 429."""
+    fake.edit_limiter = MessageEditLimit(limit=5, window=0.5)
+    handle = await fake.slash("plain")
+    message = await handle.wait_message()
+    webhook = f"{fake.api_base}/webhooks/{fake.application_id}/{handle.token}/messages"
+    channel = f"{fake.api_base}/channels/{message.channel_id}/messages/{message.id}"
+    auth = {"Authorization": f"Bot {TOKEN}"}
+    edits = [f"{webhook}/@original", f"{webhook}/{message.id}", channel, f"{webhook}/@original", channel]
+    async with aiohttp.ClientSession() as http:
+        started = time.monotonic()
+        for number, url in enumerate(edits, start=1):
+            async with http.patch(url, json={"content": str(number)}, headers=auth) as resp:
+                assert resp.status == 200
+                assert resp.headers["X-RateLimit-Limit"] == "5"
+                assert resp.headers["X-RateLimit-Remaining"] == str(5 - number)
+                assert 0 < float(resp.headers["X-RateLimit-Reset-After"]) <= 0.5
+                assert "X-RateLimit-Bucket" in resp.headers
+        async with http.patch(f"{webhook}/@original", json={"content": "sixth"}, headers=auth) as resp:
+            assert resp.status == 429
+            body = await resp.json()
+            assert resp.headers["Via"] and resp.headers["X-RateLimit-Remaining"] == "0"
+            assert int(resp.headers["Retry-After"]) >= 1  # whole seconds, rounded up, as Discord sends it
+            assert body["global"] is False and 0 < body["retry_after"] <= 0.5
+        assert message.content == "5"
+        assert [(edit.route, edit.message_id) for edit in fake.rate_limited] == [(Routes.EDIT_ORIGINAL, message.id)]
+        posted = f"{fake.api_base}/channels/{message.channel_id}/messages"
+        async with http.post(posted, json={"content": "another"}, headers=auth) as resp:
+            another = (await resp.json())["id"]
+        async with http.patch(f"{posted}/{another}", json={"content": "edited"}, headers=auth) as resp:
+            assert (resp.status, resp.headers["X-RateLimit-Remaining"]) == (200, "4")  # each message its own count
+        await asyncio.sleep(max(0.0, started + 0.5 - time.monotonic()) + body["retry_after"])
+        async with http.patch(channel, json={"content": "later"}, headers=auth) as resp:
+            assert resp.status == 200  # the first edits have left the window
+    assert message.content == "later"
+    assert fake.requests_for(Routes.EDIT_ORIGINAL)[-1].status == 429
+
+
+async def test_discord_py_waits_where_the_edit_limit_headers_say_and_draws_no_429(
+    fake: FakeDiscord, bot: commands.Bot, cog: ProbeCog
+) -> None:
+    fake.edit_limiter = MessageEditLimit(limit=5, window=0.5)
+    handle = await fake.slash("burst", {"edits": 8})
+    assert await cog.outcome(timeout=10) == ("burst", "ok")
+    message = fake.message_of(handle)
+    assert message is not None and message.content == "8"
+    assert fake.rate_limited == []
+    edits = message.edit_times()
+    assert all(sum(1 for later in edits if at <= later < at + 0.5) <= 5 for at in edits)
+
+
+async def test_the_edit_limit_can_be_lifted() -> None:
+    async with FakeDiscord(token=TOKEN, edit_window=None) as fake, aiohttp.ClientSession() as http:
+        posted = f"{fake.api_base}/channels/{fake.add_guild('Unlimited').channel('general').id}/messages"
+        auth = {"Authorization": f"Bot {TOKEN}"}
+        async with http.post(posted, json={"content": "0"}, headers=auth) as resp:
+            url = f"{posted}/{(await resp.json())['id']}"
+        for number in range(1, 9):
+            async with http.patch(url, json={"content": str(number)}, headers=auth) as resp:
+                assert resp.status == 200
+        assert fake.edit_limiter is None and fake.rate_limited == []
 
 
 async def test_wait_for_times_out_with_a_description(fake: FakeDiscord) -> None:
