@@ -1758,6 +1758,11 @@ class FakeReplicate:
         await self.wait_until(lambda: len(matching()) >= count, timeout=timeout, what=f"{count} {kind} request(s)")
         return matching()
 
+    @staticmethod
+    def monotonic_of(moment: datetime) -> float:
+        """A timestamp the fake stamped (``created_at``, ``started_at``, ``completed_at``) on ``time.monotonic()``."""
+        return time.monotonic() - (datetime.now(UTC) - moment).total_seconds()
+
     def webhooks_for(
         self,
         prediction_id: str | None = None,

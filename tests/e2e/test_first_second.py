@@ -1,0 +1,104 @@
+"""The first seconds of a job, at production timings: progress shown at once, and polls aimed at the end.
+
+Every test runs the bot with its production tuning (a create held 1 s when polling and not at all with
+webhooks, Discord's own 5-edits-per-5-s window) against a prediction of a few seconds, as a member sees it.
+Bounds are generous (a loaded machine): the benchmark measures the figures.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import replace
+
+from bot.core import Tuning
+from bot.settings import HttpListen
+from tests.conftest import FAST_LOOKUP
+from tests.e2e.conftest import Stack, StackFactory, status_of
+from tests.fakes.discord import StoredMessage
+from tests.fakes.replicate import FakePrediction, Scenario
+
+PRODUCTION = Tuning(lookup_delays=FAST_LOOKUP)
+"""Production timings (only the lookups after a lost create are shortened: none is lost here)."""
+
+
+def shown_percentages(message: StoredMessage) -> list[tuple[float, int]]:
+    """(when, percent) of every version of the message that showed a percentage, before the image."""
+    shown = []
+    for version in message.history:
+        if version.attachments:
+            break
+        match = re.search(r"(\d+)%", status_of(version))
+        if match:
+            shown.append((version.at, int(match.group(1))))
+    return shown
+
+
+def began(prediction: FakePrediction, stack: Stack) -> float:
+    """When the fake prediction began processing, on the monotonic clock."""
+    assert prediction.started_at is not None
+    return stack.api.monotonic_of(prediction.started_at)
+
+
+async def webhook_stack(make_stack: StackFactory) -> Stack:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    stack: Stack = await make_stack(
+        tuning=PRODUCTION,
+        http_listen=HttpListen("127.0.0.1", port),
+        webhook_url=f"http://127.0.0.1:{port}/webhooks/replicate",
+    )
+    return stack
+
+
+async def test_polling_shows_a_four_second_job_move_from_its_first_second(make_stack: StackFactory) -> None:
+    stack = await make_stack(tuning=PRODUCTION)
+    stack.api.set_default_scenario(Scenario(start_delay=0.0, duration=4.0))
+    final = await stack.final_message(await stack.imagine(), timeout=20)
+
+    assert "Done" in status_of(final) and final.attachments
+    prediction = stack.api.last_prediction
+    assert prediction.prefer == "wait=1"  # held a second at most: then the bot knows the prediction runs
+    shown = shown_percentages(final)
+    assert len({percent for _, percent in shown}) >= 2, shown
+    assert shown[0][0] - began(prediction, stack) < 2.5, shown  # the old 3 s create wait showed nothing
+    assert stack.discord.rate_limited == []
+    stack.assert_paced(final)
+
+
+async def test_webhooks_show_progress_as_the_logs_arrive(make_stack: StackFactory) -> None:
+    stack = await webhook_stack(make_stack)
+    stack.api.set_default_scenario(Scenario(start_delay=0.0, duration=4.0))
+    final = await stack.final_message(await stack.imagine(), timeout=20)
+
+    assert "Done" in status_of(final) and final.attachments
+    prediction = stack.api.last_prediction
+    assert prediction.prefer is None  # the webhooks push the end: the create is not held at all
+    logs = [w for w in stack.api.webhooks_for(prediction.id, "logs") if b"%|" in w.body]
+    assert logs
+    shown = shown_percentages(final)
+    assert len({percent for _, percent in shown}) >= 2, shown
+    assert shown[0][0] - logs[0].time < 1.0, (shown, logs[0].time)
+    assert stack.api.count("GET", "get") == 0  # pushed, not polled
+    assert stack.discord.rate_limited == []
+
+
+async def test_polls_are_aimed_at_the_end_the_model_has_shown(make_stack: StackFactory) -> None:
+    """Once the model has run, a job costs a look or two on its way and is noticed ending at once."""
+    stack = await make_stack(tuning=PRODUCTION)
+    scenario = Scenario(start_delay=0.0, duration=5.0)
+    stack.api.set_default_scenario(scenario)
+    await stack.final_message(await stack.imagine(), timeout=20)  # the model's first run is learned
+
+    stack.api.set_default_scenario(replace(scenario, duration=5.3))
+    before = stack.api.count("GET", "get")
+    final = await stack.final_message(await stack.imagine(), timeout=20)
+    assert "Done" in status_of(final)
+    prediction = stack.api.last_prediction
+    polls = stack.api.count("GET", "get") - before
+    assert polls <= 5, polls  # the naive loop's 1 s polls would be 5 or 6, spread over the whole run
+    assert prediction.completed_at is not None
+    first_file = min(r.time for r in stack.api.requests if r.kind == "file" and r.prediction_id == prediction.id)
+    lag = first_file - stack.api.monotonic_of(prediction.completed_at)
+    assert lag < 0.5, lag  # half the naive loop's average; the benchmark shows tens of milliseconds
