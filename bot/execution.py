@@ -252,8 +252,9 @@ class JobExecutor:
         become a slow safety net, aimed past that window.
         """
         model = str(job.request.model)
-        run_time = self._run_times.run_time(model, await self._usual_run_time(job))
-        estimate = EndEstimate(run_time, self._run_times.tail(model))
+        # The usual run time may be a database read: not for a prediction that ended in its create.
+        usual = None if prediction.terminal else await self._usual_run_time(job)
+        estimate = EndEstimate(self._run_times.run_time(model, usual), self._run_times.tail(model))
         bar = ProgressEstimate()
         blind_polls = late_polls = safety_polls = 0
         cancel_sent = False

@@ -206,7 +206,9 @@ class Journal:
         """
         changes: dict[str, Any] = {} if prediction_id is None else {"prediction_id": prediction_id}
         try:
-            await self._owned(job_id, state="finishing", **changes)
+            # Not waiting for the disk (it is on the way to the member's image): lost in a power cut, the job
+            # is only resumed and shown again; a takeover is still seen, the write still checks the owner.
+            await self._owned(job_id, state="finishing", durable=False, **changes)
         except JobTakenOver:
             raise
         except Exception:
@@ -246,8 +248,9 @@ class Journal:
             target=None,
         )
 
-    async def _owned(self, job_id: str, **changes: Any) -> None:
-        if not await self._retrying(lambda: self._repository.update_job(job_id, owner=self.owner, **changes)):
+    async def _owned(self, job_id: str, *, durable: bool = True, **changes: Any) -> None:
+        update = self._repository.update_job
+        if not await self._retrying(lambda: update(job_id, owner=self.owner, durable=durable, **changes)):
             raise JobTakenOver(job_id)
 
     async def _retrying(self, write: Callable[[], Awaitable[bool]]) -> bool:

@@ -394,8 +394,11 @@ class Repository(Protocol):
         """Journal a newly accepted job."""
         ...
 
-    async def update_job(self, job_id: str, *, owner: str | None = None, **changes: Any) -> bool:
+    async def update_job(self, job_id: str, *, owner: str | None = None, durable: bool = True, **changes: Any) -> bool:
         """Change some of a job's :data:`JOB_FIELDS`; with ``owner``, only while that process owns the job.
+
+        ``durable=False`` may return before the change is on disk, for a step a power cut may lose without
+        harm (SQLite; PostgreSQL's commits run side by side on its pool and always wait).
 
         ``False`` if no row changed (with ``owner``: the job was taken over by another process).
         """

@@ -552,7 +552,9 @@ async def test_update_job_changes_only_journal_fields(repository: Repository) ->
     await repository.add_job(make_job("job-1", target={"kind": "channel"}))
     started = datetime(2025, 3, 14, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
     await repository.update_job("job-1", state="starting", create_started_at=started)
-    await repository.update_job("job-1", prediction_id="p-1", seed=2**40, predict_time=1.25)
+    # A step that need not wait for the disk changes the row all the same (and still checks the owner).
+    await repository.update_job("job-1", prediction_id="p-1", seed=2**40, predict_time=1.25, durable=False)
+    assert not await repository.update_job("job-1", owner="someone else", state="finishing", durable=False)
     await repository.update_job(
         "job-1", state="succeeded", ended_at=T0 + timedelta(seconds=9), images_delivered=2, target=None
     )

@@ -24,8 +24,11 @@ class PostgresJournal(PostgresBase):
         async with self._transaction() as conn:
             await self._insert_job(conn, record)
 
-    async def update_job(self, job_id: str, *, owner: str | None = None, **changes: Any) -> bool:
-        """Change some of a job's :data:`~bot.storage.JOB_FIELDS`; with ``owner``, only while it owns the job."""
+    async def update_job(self, job_id: str, *, owner: str | None = None, durable: bool = True, **changes: Any) -> bool:
+        """Change some of a job's :data:`~bot.storage.JOB_FIELDS`; with ``owner``, only while it owns the job.
+
+        Always durable: each commit runs on its own pooled connection, side by side with the others'.
+        """
         values = job_changes(changes)
         if not values:
             return True

@@ -17,7 +17,7 @@ class SqliteJournal(SqliteBase):
         async with self._transaction(write=True) as conn:
             await self._insert_job(conn, record)
 
-    async def update_job(self, job_id: str, *, owner: str | None = None, **changes: Any) -> bool:
+    async def update_job(self, job_id: str, *, owner: str | None = None, durable: bool = True, **changes: Any) -> bool:
         """Change some of a job's :data:`~bot.storage.JOB_FIELDS`; with ``owner``, only while it owns the job."""
         values = encode_job(job_changes(changes))
         if not values:
@@ -25,7 +25,7 @@ class SqliteJournal(SqliteBase):
         # Column names come from JOB_FIELDS only, never from callers' strings.
         assignments = ", ".join(f"{name} = ?" for name in values)
         guard, extra = ("", ()) if owner is None else (" AND owner = ?", (owner,))
-        async with self._transaction(write=True) as conn:
+        async with self._transaction(write=True, durable=durable) as conn:
             cursor = await conn.execute(
                 f"UPDATE jobs SET {assignments} WHERE job_id = ?{guard}", (*values.values(), job_id, *extra)
             )
