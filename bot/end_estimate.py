@@ -21,6 +21,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from bot.replicate import Prediction, Progress
 
@@ -92,6 +93,19 @@ class ClockAnchor:
         return self.monotonic + (moment - self.api).total_seconds()
 
 
+class EndWindow(NamedTuple):
+    """When a prediction should end (monotonic), and how far to trust it."""
+
+    low: float
+    high: float
+    confirmed: bool
+    """Two sources agree on it (the learned run times and the bar, or two readings of the bar): polls may
+    aim straight at it. An unconfirmed window (one source alone) may be wrong: a member asked for fewer
+    steps than the runs learned, or the bar's first rate was slow."""
+    started: float
+    """When the prediction began running (the latest it can have)."""
+
+
 class EndEstimate:
     """The window in which one prediction should end, from what was seen of it so far."""
 
@@ -105,6 +119,8 @@ class EndEstimate:
         self._bar_bound = 0.0  # the latest the end can be, by the newest reading
         self._bar_floor: float | None = None  # the earliest, from when the reading's step was not yet reached
         self._step_before: tuple[int, float] | None = None  # (step, when) of the previous reading
+        self._previous_bar: tuple[float, float] | None = None  # the bar's window by the reading before
+        self._readings_agree = False
 
     @property
     def bar(self) -> Progress | None:
@@ -133,27 +149,36 @@ class EndEstimate:
             low_step = progress.step_seconds - progress.step_error
             high_step = progress.step_seconds + progress.step_error
             left = progress.total - progress.current
+            before = None if self._started is None else self._bar_window(*self._started)
             self._bar = progress
             self._bar_read_at = at
             # Reached step k by now: the rest is done within (n - k) steps and the tail from now.
             self._bar_bound = at + left * high_step + self._tail[1]
-            # Not at step k at the previous look: the rest cannot be done before that look plus its steps.
+            # Not at step k at the previous look: the rest cannot be done before that look plus its steps
+            # (and no tail: the learned one holds the set-up before the bar, already behind it).
             moved_on = previous is not None and previous[0] < progress.current
-            self._bar_floor = previous[1] + left * low_step + self._tail[0] if moved_on and previous else None
+            self._bar_floor = previous[1] + left * low_step if moved_on and previous else None
+            now = None if self._started is None else self._bar_window(*self._started)
+            if before is not None and now is not None:
+                self._readings_agree = before[0] <= now[1] and now[0] <= before[1]
 
-    def window(self) -> tuple[float, float] | None:
-        """The earliest and latest moment (monotonic) the prediction should end; ``None``: nothing to go by."""
+    def window(self) -> EndWindow | None:
+        """When the prediction should end, by what was seen; ``None``: nothing to go by yet."""
         if self._started is None:
             return None
         first, last = self._started
         bar = self._bar_window(first, last)
-        if first is None or self._run_time is None:
-            return bar
-        learned = (first + self._run_time[0], last + self._run_time[1])
+        learned = (
+            None if first is None or self._run_time is None else (first + self._run_time[0], last + self._run_time[1])
+        )
         if bar is None:
-            return learned
-        both = (max(bar[0], learned[0]), min(bar[1], learned[1]))
-        return both if both[0] <= both[1] else bar  # the bar is about this very run: where they disagree, it wins
+            return None if learned is None else EndWindow(*learned, confirmed=False, started=last)
+        if learned is not None:
+            both = (max(bar[0], learned[0]), min(bar[1], learned[1]))
+            if both[0] <= both[1]:
+                return EndWindow(*both, confirmed=True, started=last)
+        # The bar is about this very run: where the two disagree, it wins (confirmed if its readings agree).
+        return EndWindow(*bar, confirmed=self._readings_agree, started=last)
 
     def _bar_window(self, first: float | None, last: float) -> tuple[float, float] | None:
         bar = self._bar

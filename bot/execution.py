@@ -87,6 +87,7 @@ class JobExecutor:
         """Set (with :attr:`events`): predictions are created with this webhook; polling is a safety net."""
         self.events: PredictionEvents | None = None
         self._claimed: set[str] = set()  # predictions this process's jobs have, journaled or about to be
+        self._journaling: dict[str, asyncio.Future[None]] = {}  # a job's created write, still going
 
     async def run(self, job: LiveJob, prediction_id: str | None) -> None:
         """Run ``job`` to its end: from its create, or from a prediction it already has (after a restart)."""
@@ -116,9 +117,16 @@ class JobExecutor:
             )
         finally:
             self._planner.leave(job.id)
+            await self._journaled(job)
             self._claimed.discard(prediction.id)
             if self.events is not None:
                 self.events.forget(prediction.id)
+
+    async def _journaled(self, job: LiveJob) -> None:
+        """Wait for the job's created write, if one is still going (it raises a takeover, if there was one)."""
+        written = self._journaling.pop(job.id, None)
+        if written is not None:
+            await written
 
     def _wall_anchor(self) -> ClockAnchor:
         """Maps the API's timestamps by the wall clock (a prediction this process did not create)."""
@@ -175,10 +183,14 @@ class JobExecutor:
                 except ApiError as exc:
                     raise _Ended(JobState.FAILED, error=exc.message) from None
                 self._claimed.add(prediction.id)
-                if self._journal is not None and not prediction.terminal:
-                    # An ended one is journaled with the job's finishing step, one write (and wait) fewer
-                    # before its image is shown; a restart in between finds it by its create mark.
-                    await self._journal.created(job.id, prediction.id)
+                if self._journal is not None:
+                    written = asyncio.ensure_future(self._journal.created(job.id, prediction.id))
+                    if prediction.terminal:
+                        # Ended in its create: the write goes on while the image downloads, and is waited
+                        # for before the image is shown (a restart then always knows the prediction).
+                        self._journaling[job.id] = written
+                    else:
+                        await written
                 log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
                 created = prediction.created_at
                 return prediction, None if created is None else ClockAnchor(created, sent_at)
@@ -284,7 +296,6 @@ class JobExecutor:
             urgent = False
             if pushed is not None:
                 delay = self._planner.policy.safety_gap(safety_polls, window, now)
-                safety_polls += 1
             else:
                 aim = self._planner.next_poll(job.id, window, now, blind_polls=blind_polls, late_polls=late_polls)
                 delay, urgent = aim.delay, aim.urgent
@@ -301,8 +312,14 @@ class JobExecutor:
                 pushed.clear()
                 prediction = self._newest(prediction)
                 continue
+            safety_polls += pushed is not None
             try:
-                prediction = await self._client.get(prediction.id, urgent=urgent)
+                polled = await self._poll(
+                    job, prediction.id, urgent=urgent, deadline=deadline, cancelable=not cancel_sent
+                )
+                if polled is None:  # canceled, or out of time, while it waited for the budget
+                    continue
+                prediction = polled
             except ApiError as exc:
                 if not exc.transient:
                     await self._host.finish(job, JobState.FAILED, prediction_id=prediction.id, error=exc.message)
@@ -312,12 +329,38 @@ class JobExecutor:
         self._learn(model, prediction, estimate)
         await self._finish_prediction(job, prediction, deadline)
 
+    async def _poll(
+        self, job: LiveJob, prediction_id: str, *, urgent: bool, deadline: float, cancelable: bool
+    ) -> Prediction | None:
+        """One poll; ``None`` if the job was canceled or its deadline came while the poll waited its turn.
+
+        A poll far from the end waits while polls near one go: a member's Cancel and the deadline must
+        not wait behind it.
+        """
+        poll = asyncio.ensure_future(self._client.get(prediction_id, urgent=urgent))
+        waiters = [asyncio.ensure_future(job.cancel_event.wait())] if cancelable else []
+        try:
+            done, _ = await asyncio.wait(
+                {poll, *waiters},
+                timeout=max(0.0, deadline - self._clock.monotonic()) + 1.0,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if poll in done:
+            return poll.result()
+        poll.cancel()
+        await asyncio.gather(poll, return_exceptions=True)
+        return None
+
     def _learn(self, model: str, prediction: Prediction, estimate: EndEstimate) -> None:
         """Keep how long a succeeded prediction ran, to aim the next ones' polls."""
         if prediction.status != "succeeded":
             return
+        # Windows aim at the moment it ended, which includes the upload of its outputs after predict_time.
         run_time = prediction.predict_time
-        if run_time is None and prediction.started_at is not None and prediction.completed_at is not None:
+        if prediction.started_at is not None and prediction.completed_at is not None:
             run_time = (prediction.completed_at - prediction.started_at).total_seconds()
         if run_time is None:
             return
@@ -386,7 +429,7 @@ class JobExecutor:
             "predict_time": prediction.predict_time,
             "prediction_ended_at": self._clock.monotonic(),
         }
-        finish = self._host.finish
+        finish = self._end
         if prediction.status == "succeeded":
             await self._deliver(job, prediction, common)
         elif prediction.status == "failed":
@@ -405,6 +448,11 @@ class JobExecutor:
         else:
             await finish(job, JobState.CANCELED, error="The prediction was canceled on the API's side.", **common)
 
+    async def _end(self, job: LiveJob, state: JobState, **changes: Any) -> None:
+        """End the job, once its prediction is journaled (the write may still be going: see :meth:`_create`)."""
+        await self._journaled(job)
+        await self._host.finish(job, state, **changes)
+
     async def _deliver(self, job: LiveJob, prediction: Prediction, common: dict[str, Any]) -> None:
         urls = prediction.output_urls
         refused = prediction.refused_outputs
@@ -416,7 +464,7 @@ class JobExecutor:
                 error = "The prediction's outputs were already deleted by the API."
             else:
                 error = "The model finished but returned no image."
-            await self._host.finish(job, JobState.FAILED, error=error, **common)
+            await self._end(job, JobState.FAILED, error=error, **common)
             return
         notes = list(job.view.notes)
         expected = job.request.images_expected
@@ -427,7 +475,7 @@ class JobExecutor:
         try:
             images = await self._downloader.fetch_all(urls, stem=f"imagine-{job.id}")
         except ImagineError as exc:
-            await self._host.finish(job, JobState.FAILED, error=exc.message, **common)
+            await self._end(job, JobState.FAILED, error=exc.message, **common)
             return
         if refused:
             notes.append(f"{len(refused)} of the model's outputs were refused: {refused[0]}.")
@@ -435,7 +483,7 @@ class JobExecutor:
             notes.append(
                 f"{len(images)} of {expected} images came back; the model's safety checker may have held some back."
             )
-        await self._host.finish(job, JobState.SUCCEEDED, images=tuple(images), notes=tuple(notes), **common)
+        await self._end(job, JobState.SUCCEEDED, images=tuple(images), notes=tuple(notes), **common)
 
 
 def _surplus_note(returned: int, asked: int, shown: int) -> str:

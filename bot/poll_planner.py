@@ -15,7 +15,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bot.end_estimate import EndWindow
 from bot.ratelimit import TokenBucket
+
+MAX_DOUBLINGS = 20
+"""Gaps stop growing long before this; it keeps ``2 ** n`` finite however long a job runs."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,9 @@ class PollPolicy:
     """Least gap between two looks far from the end."""
     far_ceiling: float = 30.0
     """Largest gap between two looks far from the end (a failure is noticed within it)."""
+    far_growth: float = 2.0
+    """While one source alone sets the window (it may be wrong), looks come at most this many times the
+    prediction's age apart: an end much earlier than expected is noticed within about twice its time."""
     near_floor: float = 0.05
     """Least gap between two polls of one job inside its window."""
     near_ceiling: float = 1.0
@@ -50,13 +57,17 @@ class PollPolicy:
 
     def blind_gap(self, polls: int) -> float:
         """Seconds to the next poll while nothing says when the prediction ends."""
-        return min(self.ceiling, self.first * self.growth**polls)
+        return min(self.ceiling, self.first * self.growth ** min(polls, MAX_DOUBLINGS))
 
-    def safety_gap(self, polls: int, window: tuple[float, float] | None, now: float) -> float:
-        """With webhooks: seconds to the next poll, only in case the webhook with the result was lost."""
+    def safety_gap(self, polls: int, window: EndWindow | None, now: float) -> float:
+        """With webhooks: seconds to the next poll, only in case the webhook with the result was lost.
+
+        Past the window's end by ``webhook_grace``; without one slow and slower; never more than
+        ``safety_ceiling`` apart (a lost ``failed`` is noticed too).
+        """
         if window is not None:
-            return max(0.0, window[1] - now) + self.webhook_grace
-        return min(self.safety_ceiling, self.safety_first * 2.0**polls)
+            return min(self.safety_ceiling, max(0.0, window.high - now) + self.webhook_grace)
+        return min(self.safety_ceiling, self.safety_first * 2.0 ** min(polls, MAX_DOUBLINGS))
 
 
 @dataclass(frozen=True)
@@ -103,12 +114,13 @@ class PollPlanner:
         policy = self._policy
         affordable = self._bucket.spare() / policy.burst_horizon + self._bucket.per_second * policy.budget_share
         shared = math.sqrt(width) * max(self._weight, 1 / math.sqrt(width)) / max(affordable, 1e-6)
-        # However much budget is spare, one job's window costs at most so many polls.
-        own = width / policy.polls_per_window
-        return min(policy.near_ceiling, max(policy.near_floor, shared, own))
+        # However much budget is spare, one job's window costs at most so many polls (up to the ceiling);
+        # however wide the window, the jobs in theirs together stay within what the budget can spend.
+        own = min(policy.near_ceiling, width / policy.polls_per_window)
+        return max(policy.near_floor, own, shared)
 
     def next_poll(
-        self, key: str, window: tuple[float, float] | None, now: float, *, blind_polls: int, late_polls: int
+        self, key: str, window: EndWindow | None, now: float, *, blind_polls: int, late_polls: int
     ) -> NextPoll:
         """When job ``key`` polls next, with its prediction's end ``window`` (``None``: unknown) at ``now``.
 
@@ -118,23 +130,25 @@ class PollPlanner:
         if window is None:
             self.leave(key)
             return NextPoll(policy.blind_gap(blind_polls), urgent=False)
-        low, high = window
-        width = high - low
-        if now > high:
+        width = window.high - window.low
+        if now > window.high:
             self.leave(key)
-            late = max(policy.near_floor, 0.1) * 2.0**late_polls
+            late = max(policy.near_floor, 0.1) * 2.0 ** min(late_polls, MAX_DOUBLINGS)
             return NextPoll(min(policy.late_ceiling, late), urgent=late_polls < 3)
-        if now >= low:
+        if now >= window.low:
             return NextPoll(self.gap(key, width), urgent=True)
         self.leave(key)
-        aim = low + min(self._gap(width), width)  # the first look inside the window, not at its very edge
-        if self._precise(window, now):
-            return NextPoll(aim - now, urgent=True)
-        # Far, or too vague to aim at: look halfway there (the bar read then narrows the window).
-        return NextPoll(min(aim - now, policy.far_ceiling, max(policy.far_gap, (low - now) / 2)), urgent=False)
+        aim = window.low + min(self._gap(width), width) - now  # the first look inside, not at its very edge
+        if window.confirmed and self._precise(window, now):
+            return NextPoll(aim, urgent=True)
+        # Far, vague or one source's word only: look on the way (the bar read then narrows or confirms it).
+        look = max(policy.far_gap, (window.low - now) / 2)
+        if not window.confirmed:
+            look = min(look, max(policy.far_gap, policy.far_growth * (now - window.started)))
+        return NextPoll(min(aim, policy.far_ceiling, look), urgent=False)
 
-    def _precise(self, window: tuple[float, float], now: float) -> bool:
+    def _precise(self, window: EndWindow, now: float) -> bool:
         """Narrow for how far off it is: no look on the way would narrow it much, so the next poll aims at it."""
-        low, high = window
         policy = self._policy
-        return high - low <= max(policy.near_ceiling, 0.1 * (low - now)) and low - now <= policy.far_ceiling
+        width, distance = window.high - window.low, window.low - now
+        return width <= max(policy.near_ceiling, 0.1 * distance) and distance <= policy.far_ceiling

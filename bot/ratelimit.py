@@ -40,8 +40,13 @@ class TokenBucket:
         burst: float | None = None,
         clock: Clock | None = None,
         window: float = 60.0,
+        start_full: bool = True,
     ) -> None:
-        """``per_minute`` requests per ``window`` seconds (a minute unless a test compresses time)."""
+        """``per_minute`` requests per ``window`` seconds (a minute unless a test compresses time).
+
+        ``start_full=False`` starts with no burst: the API still counts what a previous life of the process,
+        or a peer, spent this minute, so the burst is earned at the steady rate first.
+        """
         if per_minute <= 0 or window <= 0:
             raise ValueError("per_minute and window must be positive")
         self._clock = clock or SystemClock()
@@ -52,7 +57,7 @@ class TokenBucket:
         self._rate = self._full_rate
         self._capacity = self._full_capacity
         self._limit = self._full_limit
-        self._tokens = self._capacity
+        self._tokens = self._capacity if start_full else 0.0
         self._stamp = self._clock.monotonic()
         self._sent: deque[float] = deque()
         self._paused_until = 0.0
@@ -155,8 +160,10 @@ class RequestBudget:
         window: float = 60.0,
     ) -> None:
         self.creates = TokenBucket(creates_per_minute, clock=clock, window=window)
+        # Its large burst is earned, not given: a restarted process (and its resumed jobs' polls at once)
+        # cannot add a fifth of a minute on top of what its previous life spent.
         self.other = TokenBucket(
-            other_per_minute, burst=other_per_minute * OTHER_BURST_SHARE, clock=clock, window=window
+            other_per_minute, burst=other_per_minute * OTHER_BURST_SHARE, clock=clock, window=window, start_full=False
         )
 
     def share(self, processes: int) -> None:

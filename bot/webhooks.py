@@ -66,6 +66,11 @@ ENTRY_OVERHEAD = 2048
 """Bytes counted for each kept state besides its body: the parsed objects weigh more than the JSON text."""
 
 
+def _steps(prediction: Prediction) -> int:
+    progress = prediction.progress
+    return -1 if progress is None else progress.current
+
+
 def stage(prediction: Prediction) -> int:
     """0 starting, 1 processing, 2 ended: a later state never gives way to an earlier one."""
     return ENDED_STAGE if prediction.terminal else _RANK.get(prediction.status, 0)
@@ -98,6 +103,8 @@ class PredictionEvents:
         known = self._latest.get(prediction.id)
         if known is not None and stage(prediction) < stage(known):
             return False
+        if known is not None and stage(prediction) == stage(known) and _steps(prediction) < _steps(known):
+            return False  # a late copy of an earlier ``logs``: the bar never moves back
         if known is not None and known.terminal:
             return False  # the end is the end: a second completed (a retry) changes nothing
         self._latest[prediction.id] = prediction

@@ -102,3 +102,37 @@ async def test_polls_are_aimed_at_the_end_the_model_has_shown(make_stack: StackF
     first_file = min(r.time for r in stack.api.requests if r.kind == "file" and r.prediction_id == prediction.id)
     lag = first_file - stack.api.monotonic_of(prediction.completed_at)
     assert lag < 0.5, lag  # half the naive loop's average; the benchmark shows tens of milliseconds
+
+
+async def noticed_after(stack: Stack, scenario: Scenario) -> float:
+    """Run one job of ``scenario``; seconds from its prediction's end to the first request for its image."""
+    final = await stack.final_message(await stack.imagine(), timeout=30)
+    assert "Done" in status_of(final)
+    prediction = stack.api.last_prediction
+    assert prediction.completed_at is not None
+    first_file = min(r.time for r in stack.api.requests if r.kind == "file" and r.prediction_id == prediction.id)
+    return first_file - stack.api.monotonic_of(prediction.completed_at)
+
+
+async def test_a_model_that_sets_up_before_its_bar_and_wraps_up_after_is_still_noticed_at_once(
+    make_stack: StackFactory,
+) -> None:
+    """Set-up and wrap-up are learned as the bar's tail; neither is counted twice."""
+    stack = await make_stack(tuning=PRODUCTION)
+    scenario = Scenario(start_delay=0.0, setup=1.0, duration=2.0, wrap_up=0.5)
+    stack.api.set_default_scenario(scenario)
+    await noticed_after(stack, scenario)  # the model's first run is learned
+    stack.api.set_default_scenario(replace(scenario, duration=2.2))
+    lag = await noticed_after(stack, scenario)
+    assert lag < 0.5, lag
+
+
+async def test_an_end_much_earlier_than_the_runs_learned_is_noticed_soon(make_stack: StackFactory) -> None:
+    """A member asked for fewer steps than the runs so far: the learned window alone is not aimed at."""
+    stack = await make_stack(tuning=PRODUCTION)
+    stack.api.set_default_scenario(Scenario(start_delay=0.0, duration=8.0))
+    await noticed_after(stack, Scenario())  # learned: about 8 s
+    short = Scenario(start_delay=0.0, duration=1.5, progress_style="none")  # and no bar to say otherwise
+    stack.api.set_default_scenario(short)
+    lag = await noticed_after(stack, short)
+    assert lag < 2.5, lag  # aimed at the learned 8 s it would be about 6.5 s

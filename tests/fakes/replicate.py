@@ -523,6 +523,11 @@ class Scenario:
     """How many of the requested images the safety checker drops (the first ones). If that is all of
     them the prediction fails with :data:`NSFW_ERROR`."""
     progress_style: ProgressStyle = "newline"
+    setup: float = 0.0
+    """Seconds in ``processing`` before the progress bar starts (a real model loads weights, encodes the
+    prompt): no tqdm line until then. ``duration`` is the bar's own time, which follows."""
+    wrap_up: float = 0.0
+    """Seconds after the bar's last step before the prediction ends (decoding, the safety checker, upload)."""
     output_lead: float = 0.0
     """Seconds for which ``output`` is already set while status is still ``processing`` before the
     terminal status (recorded sync-mode reality). ``Prefer: wait`` returns as soon as output exists."""
@@ -2154,6 +2159,13 @@ class FakeReplicate:
             self._complete(pred, "aborted")
             return
         self.start_processing(pred.id)
+        if sc.setup > 0:
+            pred._progress = []  # the bar has not started yet
+            self._render_logs(pred)
+            await asyncio.sleep(sc.setup)
+            if pred.terminal:
+                return
+            self.set_progress(pred.id, 0)
         if sc.duration is None:
             return
         for step in range(1, pred.total_steps + 1):
@@ -2161,6 +2173,10 @@ class FakeReplicate:
             if pred.terminal:
                 return
             self.set_progress(pred.id, step)
+        if sc.wrap_up > 0:
+            await asyncio.sleep(sc.wrap_up)
+            if pred.terminal:
+                return
         if sc.output_lead > 0 and sc.final_status == "succeeded":
             self.emit_output(pred.id)
             await asyncio.sleep(sc.output_lead)

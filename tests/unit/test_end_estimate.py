@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.end_estimate import DEFAULT_TAIL, ClockAnchor, EndEstimate, RunTimes
+from bot.end_estimate import DEFAULT_TAIL, ClockAnchor, EndEstimate, EndWindow, RunTimes
 from bot.replicate import Prediction, parse_progress
 from tests.fakes.replicate import tqdm_line
 
@@ -38,6 +38,12 @@ def test_step_seconds_are_read_from_both_tqdm_units() -> None:
     assert parse_progress(tqdm_line(0, 4, 1.0)).step_seconds is None  # type: ignore[union-attr]
 
 
+def span(estimate: EndEstimate) -> tuple[float, float]:
+    window = estimate.window()
+    assert window is not None
+    return window.low, window.high
+
+
 def test_anchor_maps_api_time_through_the_create() -> None:
     assert ANCHOR.to_monotonic(CREATED + timedelta(seconds=2.5)) == pytest.approx(102.5)
 
@@ -53,20 +59,21 @@ def test_nothing_to_go_by_until_the_prediction_runs() -> None:
 def test_learned_run_time_counts_from_the_start() -> None:
     estimate = EndEstimate((9.0, 11.0), DEFAULT_TAIL)
     estimate.saw(running(0, started_after=0.5), 101.0, ANCHOR)
-    assert estimate.window() == pytest.approx((109.5, 111.5))
+    assert span(estimate) == pytest.approx((109.5, 111.5))
+    assert not estimate.window().confirmed  # type: ignore[union-attr]  # the learned runs alone
 
 
 def test_without_started_at_the_start_lies_between_two_looks() -> None:
     estimate = EndEstimate((10.0, 10.0), DEFAULT_TAIL)
     estimate.saw(Prediction(id="p1", status="starting"), 100.0, ANCHOR)
     estimate.saw(Prediction(id="p1", status="processing"), 102.0, ANCHOR)
-    assert estimate.window() == pytest.approx((110.0, 112.0))
+    assert span(estimate) == pytest.approx((110.0, 112.0))
 
 
 def test_the_bar_narrows_the_window_to_its_steps() -> None:
     estimate = EndEstimate((20.0, 40.0), (0.0, 0.0))
     estimate.saw(running(1, rate=0.125), 108.5, ANCHOR)  # 8.00 s a step: the bar ends 32 s after the start
-    low, high = estimate.window()  # type: ignore[misc]
+    low, high = span(estimate)
     assert low == pytest.approx(132.0 - 4 * 0.005)
     assert high == pytest.approx(132.0 + 4 * 0.005)
 
@@ -79,7 +86,7 @@ def test_the_learned_tail_follows_the_bar() -> None:
     assert tail == pytest.approx((0.35, 0.65))
     estimate = EndEstimate(None, tail)
     estimate.saw(running(2, rate=0.4), 105.0, ANCHOR)  # 2.50 s a step
-    low, high = estimate.window()  # type: ignore[misc]
+    low, high = span(estimate)
     assert low == pytest.approx(100.0 + 4 * 2.495 + 0.35)
     assert high == pytest.approx(min(100.0 + 4 * 2.505 + 0.65, 105.0 + 2 * 2.505 + 0.65))
 
@@ -87,7 +94,7 @@ def test_the_learned_tail_follows_the_bar() -> None:
 def test_a_bar_that_disagrees_with_the_learned_runs_wins() -> None:
     estimate = EndEstimate((1.0, 2.0), (0.0, 0.0))  # the model used to be fast
     estimate.saw(running(1, rate=0.25), 104.0, ANCHOR)  # now 4 s a step
-    low, high = estimate.window()  # type: ignore[misc]
+    low, high = span(estimate)
     assert 115.9 < low <= high < 116.1
 
 
@@ -95,7 +102,7 @@ def test_a_reading_bounds_the_end_from_above() -> None:
     """Without a start time (a resumed job), step k read at t ends by t + (n - k) steps."""
     estimate = EndEstimate(None, (0.0, 0.0))
     estimate.saw(Prediction(id="p1", status="processing", logs=tqdm_line(3, 4, 1.0)), 50.0, None)
-    low, high = estimate.window()  # type: ignore[misc]
+    low, high = span(estimate)
     assert high == pytest.approx(51.005)
     assert low <= high
 
@@ -114,3 +121,36 @@ def test_run_time_ranges() -> None:
     assert runs.run_time("m") == pytest.approx((29.4, 30.6))
     runs.learn("m", -1.0)
     assert runs.run_time("m") == pytest.approx((29.4, 30.6))
+
+
+def test_the_set_up_before_the_bar_is_not_counted_twice() -> None:
+    """3 s of set-up, 10 steps of 0.5 s, 0.5 s after the bar: the learned tail (3.5 s) holds both ends."""
+    runs = RunTimes()
+    runs.learn("m", 8.5, bar_seconds=5.0)
+    estimate = EndEstimate(runs.run_time("m"), runs.tail("m"))
+    for step, at in ((2, 104.1), (5, 105.6), (8, 107.1)):
+        estimate.saw(running(step, total=10, rate=2.0), at, ANCHOR)
+        low, high = span(estimate)
+        assert low <= 108.5 <= high, (step, low, high)
+
+
+def test_a_window_is_confirmed_when_two_sources_agree() -> None:
+    learned = EndEstimate((31.0, 33.0), (0.0, 0.0))
+    learned.saw(running(1, rate=0.125), 108.5, ANCHOR)  # 8 s a step: 32 s, as the runs said
+    assert learned.window().confirmed  # type: ignore[union-attr]
+
+    alone = EndEstimate(None, (0.0, 0.0))
+    alone.saw(running(1, rate=0.125), 108.5, ANCHOR)
+    assert not alone.window().confirmed  # type: ignore[union-attr]  # one reading of a first run
+    alone.saw(running(2, rate=0.125), 116.5, ANCHOR)
+    assert alone.window().confirmed  # type: ignore[union-attr]  # a second reading agrees
+
+    slow_start = EndEstimate((2.8, 3.0), (0.0, 0.0))  # a slow first step makes the bar promise 20 s
+    slow_start.saw(running(1, total=20, rate=1.0), 101.0, ANCHOR)
+    window = slow_start.window()
+    assert window is not None and not window.confirmed and window.high > 115
+
+
+def test_end_window_is_a_plain_pair_with_its_trust() -> None:
+    window = EndWindow(1.0, 2.0, confirmed=True, started=0.5)
+    assert window[:2] == (1.0, 2.0)

@@ -256,3 +256,13 @@ async def test_urgent_callers_go_before_patient_ones() -> None:
     patient = asyncio.ensure_future(caller("patient", False))
     await asyncio.gather(patient, *urgent)
     assert order == ["urgent-0", "urgent-1", "urgent-2", "patient"]
+
+
+def test_the_polls_burst_is_earned_after_a_start() -> None:
+    """A restarted process does not add a fifth of a minute on top of what its previous life spent."""
+    clock = FakeClock()
+    budget = RequestBudget(clock=clock)
+    assert budget.other.spare() == 0.0
+    assert budget.creates.spare() == pytest.approx(30)
+    clock.advance(60)
+    assert budget.other.spare() == pytest.approx(600)

@@ -232,3 +232,16 @@ async def test_a_stale_watcher_does_not_take_the_payload_from_the_jobs_owner(rep
     finally:
         await stale.close()
         await owner.close()
+
+
+def test_a_late_copy_of_an_earlier_logs_event_never_moves_the_bar_back() -> None:
+    """A copy first recorded by another process reaches a watching job before the record: it is ignored."""
+    events = PredictionEvents()
+    events.watch("p1")
+    later = Prediction.from_json(prediction(logs=" 50%|█████     | 2/4 [00:02<00:02,  1.00it/s]"))
+    earlier = Prediction.from_json(prediction(logs=" 25%|██▌       | 1/4 [00:01<00:03,  1.00it/s]"))
+    assert events.push(later)
+    assert not events.push(earlier)
+    assert events.latest("p1") is later
+    canceled = Prediction.from_json(prediction("canceled", logs=None))  # an end with no logs still ends it
+    assert events.push(canceled)
