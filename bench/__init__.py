@@ -13,15 +13,17 @@ detection) and the naive create / sleep 1 s / get loop. It measures
 
 * per prediction time (0.5 s, 4 s, 5 s, 30 s), one at a time and 50 at once: delivery overhead (from the
   fake API marking the prediction succeeded to the fake Discord storing the message with the image), its
-  ratios to the naive loop's and the official client bot's, detection lag, API requests per job, 429s; and
+  ratios to the naive loop's and the official client bot's, detection lag, API requests per job, 429s (the
+  API's, and Discord's for message edits, which discord.py waits out quietly); and
   for the bot, the first percentage its message showed after the prediction began processing (with
   webhooks, also after the first ``logs`` webhook carrying one) and how many different percentages a job
   showed (:mod:`bench.progress`);
 * scale: 1000 jobs at once with 5 s predictions: completion, peak resident memory of the bot
-  process, largest event-loop stall, 429s received from the fake API;
-* sustained: 5 minutes of ``/imagine`` at the full creates budget (9 a second) with 30 s predictions, a few
-  hundred running at once, through one polling bot process: delivered, 429s, overhead, first percentage,
-  requests per job, peak memory, largest stall;
+  process, largest event-loop stall, 429s received from the fake API and from the fake Discord's edit limit;
+* sustained: 5 minutes of ``/imagine`` at the full creates budget (9 a second, the rate it refills at:
+  matched, not exceeded) with 30 s predictions, a few hundred running at once, through one polling bot
+  process: delivered, 429s (API and Discord edits), overhead, first percentage, requests per job, peak
+  memory, largest stall;
 * scale-out: the same burst of jobs (600, quick: 120, 0.5 s predictions) through 1, 2 and 4 bot
   processes on one PostgreSQL database (one shard each) and through 1 process on SQLite, each
   against a fresh fake API with Replicate's rate limits: jobs a minute (against the one-process

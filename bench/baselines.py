@@ -50,8 +50,9 @@ class Delivery:
     answered_after: float | None = None
     """The bot only: seconds from the interaction's dispatch to the bot's first answer (accepted or not)."""
     percentages: list[tuple[float, int]] | None = None
-    """A bot that shows progress only: ``(time.time(), percentage)`` of each version of the job's message that
-    showed a percentage, before the image (empty: none did); ``None``: the client shows no progress."""
+    """A bot that shows progress only: ``(time.monotonic(), percentage)`` of each version of the job's message that
+    showed a percentage, before the image (the fake Discord's ``MessageVersion.at``, in the benchmark's process;
+    empty: none did); ``None``: the client shows no progress."""
 
 
 class Baseline(Protocol):

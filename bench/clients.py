@@ -62,11 +62,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class Client(Protocol):
-    """A way of turning prompts into images in hand, against :attr:`api`."""
+class Recorded(Protocol):
+    """What :mod:`bench.measure` reads of a client: its name and the fakes that recorded its work."""
 
     name: str
     api: FakeReplicate
+
+    @property
+    def discord(self) -> FakeDiscord | None:
+        """The fake Discord the client's messages go to (``None``: a library client, which posts nowhere)."""
+        ...
+
+
+class Client(Recorded, Protocol):
+    """A way of turning prompts into images in hand, against :attr:`api`."""
 
     async def run(self, prompts: Sequence[str], timeout: float) -> list[Delivery]:
         """Start one job per prompt at once; return when all have ended or ``timeout`` passed."""
@@ -425,6 +434,9 @@ class BaselineProcess:
 
     Each :meth:`run` is one JSON line to the worker's stdin and one JSON line back.
     """
+
+    discord: FakeDiscord | None = None
+    """A library client posts to no Discord."""
 
     def __init__(self, api: FakeReplicate, kind: str) -> None:
         self.api = api

@@ -54,7 +54,7 @@ def render(results: Results, info: dict[str, Any]) -> str:
         limit = f"{target.comparison} {target.limit:g}"
         lines.append(
             f"{mark:<5}{target.name:<{name_width}}{target.case:<{case_width}}{measured:>10}{limit:>12}  "
-            f"{target.unit:<8} {target.margin}"
+            f"{target.unit:<8} {target.margin}" + (f"; {target.note}" if target.note else "")
         )
     return "\n".join(lines)
 
@@ -65,7 +65,7 @@ def render_phases(phases: list[PhaseResult]) -> list[str]:
     lines.append("Delivery overhead (prediction succeeded -> image delivered), ms, and API requests per job")
     header = (
         f"{'pred':>6} {'jobs':>6}  {'client':<23}{'p50':>7}{'p95':>7}{'max':>7} {'detect':>7}"
-        f"  {'create':>6}{'poll':>6}{'dl':>5}{'other':>6}{'total':>6}{'max':>5} {'429':>4} {'failed':>6}"
+        f"  {'create':>6}{'poll':>6}{'dl':>5}{'other':>6}{'total':>6}{'max':>5} {'429':>4}{'d429':>5} {'failed':>6}"
     )
     lines.append(header)
     lines.append("-" * len(header))
@@ -85,9 +85,11 @@ def render_phases(phases: list[PhaseResult]) -> list[str]:
             f" {_ms(phase.detection.p50):>7}"
             f"  {_num(per_job['create']):>6}{_num(per_job['poll'], 1):>6}{_num(per_job['download'], 1):>5}"
             f"{_num(per_job['other'], 1):>6}{_num(per_job['total'], 1):>6}{phase.max_requests_per_job:>5}"
-            f" {phase.throttled:>4} {phase.jobs - phase.delivered:>6}"
+            f" {phase.throttled:>4}{'-' if phase.discord_429s is None else phase.discord_429s:>5}"
+            f" {phase.jobs - phase.delivered:>6}"
         )
-    lines.append("  (jobs: 1xN = N jobs one at a time; N = N jobs at once. detect = succeeded -> file requested, p50)")
+    lines.append("  (jobs: 1xN = N jobs one at a time; N = N jobs at once. detect = succeeded -> file requested, p50;")
+    lines.append("  429 = answered 429 by the fake API; d429 = edits answered 429 by the client's fake Discord)")
     gaps = [
         f"{_case(p.duration, p.concurrency)} {_ms(p.previous_edit_gap.p50)}"
         for p in phases
@@ -144,7 +146,7 @@ def render_scale(scale: ScaleResult) -> list[str]:
     )
     lines.append(
         f"  delivered {scale.delivered}/{scale.jobs} ({completion}; pushing them all took {scale.push_s:.2f} s); "
-        f"429s received: {scale.throttled}"
+        f"429s received: {scale.throttled} from the API, {scale.discord_429s} from Discord edits"
     )
     answer = scale.first_answer
     lines.append(
@@ -179,11 +181,12 @@ def render_sustained(sustained: SustainedResult) -> list[str]:
     overhead, first = sustained.overhead, sustained.first_percentage
     rpj = sustained.requests_per_job
     lines = [
-        f"Sustained: {sustained.jobs} /imagine over {sustained.seconds:g} s ({sustained.rate:g} a second), "
+        f"Sustained: {sustained.jobs} /imagine over {sustained.seconds:g} s ({sustained.rate:g} a second, the "
+        "creates budget's rate: matched, not exceeded), "
         f"{sustained.duration:g} s predictions, {sustained.members} members in turn, one polling bot process",
         f"  delivered {sustained.delivered}/{sustained.jobs} (the last {_num(sustained.last_delivery_s, 0)} s after "
         f"the first push); at most {sustained.most_running} predictions running at once; 429s received: "
-        f"{sustained.throttled}",
+        f"{sustained.throttled} from the API, {sustained.discord_429s} from Discord edits",
         f"  overhead p50/p95/max {_ms(overhead.p50)}/{_ms(overhead.p95)}/{_ms(overhead.max)} ms; first percentage "
         f"shown after processing began p50/p95 {_ms(first.p50)}/{_ms(first.p95)} ms ({first.n} jobs showed one)",
         f"  first answer p95 {_ms(sustained.first_answer.p95)} ms, {sustained.late_answers} after Discord's 3 s; "

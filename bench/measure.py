@@ -1,15 +1,17 @@
 """From what the fakes recorded to figures: delivery overhead and API requests per job.
 
-Every figure is read off the two fakes, which run in the benchmark's own process and so share
-one clock:
+Every figure is read off the two fakes, which run in the benchmark's own process, and each one subtracts two
+stamps of one clock:
 
 * *succeeded*: ``FakePrediction.completed_at``, the wall-clock moment the fake prediction API
   marked the prediction succeeded;
 * *file requested*: arrival of the first request for one of its output files at the fake
-  (``RecordedRequest.time``, monotonic, converted to wall-clock time);
+  (``RecordedRequest.time``, ``time.monotonic()``), compared with *succeeded* moved onto that clock
+  (:func:`on_monotonic_clock`);
 * *delivered*: for the bot, ``MessageVersion.timestamp`` of the first version of its Discord
   message that carries the image, as stored by the fake Discord; for the two library clients,
-  ``time.time()`` right after the last output file was read.
+  ``time.time()`` right after the last output file was read (in their own process: only the wall clock is
+  shared, so the overhead, a span of milliseconds, is taken on it).
 
 *Delivery overhead* is delivered - succeeded; *detection lag* is file requested - succeeded (how
 long the client took to learn that the prediction was done); for the bot, the *previous-edit gap*
@@ -24,26 +26,31 @@ creates, model reads) are kept too. *Webhooks* are the fake's delivery attempts 
 phase's predictions, by event; a job *polled after its end* got a poll after the fake marked its
 prediction finished (a poll, not the push, may have told the bot). For the bot, *first answer* is the
 time from the interaction's dispatch by the fake Discord to the bot's first callback (Discord allows 3 s).
+*Discord 429s* are the edits the client's fake Discord answered 429 for their message's edit limit (5 per 5 s,
+``FakeDiscord.rate_limited``) during the phase: discord.py waits them out quietly, so without this count an edit
+pacing that overruns Discord's limit would show only as latency.
 
-For a bot that shows progress (:mod:`bench.progress`): *first percentage shown* is from
-``FakePrediction.started_at`` (the fake marked the prediction processing) to the first version of the job's
-message whose Status shows a percentage (``MessageVersion.timestamp``); with webhooks, also from the first
-``logs`` webhook whose logs carry a tqdm percentage (``WebhookDelivery.time``, monotonic, converted) to that
-same version; *distinct percentages* is how many different ones a job's message showed before the image (a job
-that showed none counts 0, and in no first-percentage time). Clients that show no progress have none of these.
+For a bot that shows progress (:mod:`bench.progress`), on ``time.monotonic()`` throughout: *first percentage
+shown* is from ``FakePrediction.started_at`` (the fake marked the prediction processing; moved onto the monotonic
+clock by :func:`on_monotonic_clock`) to the first version of the job's message whose Status shows a percentage
+(``MessageVersion.at``); with webhooks, also from the first ``logs`` webhook whose logs carry a tqdm percentage
+(``WebhookDelivery.time``) to that same version; *distinct percentages* is how many different ones a job's
+message showed before the image (a job that showed none counts 0, and in no first-percentage time). A
+first-percentage time that comes out negative is reported, not clamped (:func:`progress_figures`). Clients that
+show no progress have none of these.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bench.baselines import Delivery
-from bench.clients import Client
+from bench.clients import Recorded
 from bench.progress import (
     ShownPercentage,
     distinct_percentages,
@@ -51,9 +58,6 @@ from bench.progress import (
     first_shown_after,
 )
 from tests.fakes.replicate import FakePrediction, FakeReplicate, WebhookDelivery
-
-WALL_MINUS_MONOTONIC = time.time() - time.monotonic()
-"""Converts the fakes' ``time.monotonic()`` stamps to wall-clock time (same process, same clocks)."""
 
 REQUEST_KINDS = ("create", "poll", "download", "other")
 ACK_DEADLINE = 3.0
@@ -70,6 +74,54 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def on_monotonic_clock(prediction: FakePrediction, moment: datetime) -> float:
+    """``moment``, one of the fake API's wall-clock stamps of ``prediction`` (``started_at``, ``completed_at``), on
+    the fakes' ``time.monotonic()`` clock.
+
+    The fake stamps a prediction's create on both clocks (``created_at``, ``created_mono``) and its later moments on
+    the wall clock only, so the wall-clock span from the create to ``moment`` (the prediction's own seconds) is
+    added to ``created_mono``: a step of the wall clock (NTP) moves the result only if it falls inside that span.
+    This is the most robust conversion the fake allows: :meth:`FakeReplicate.monotonic_of` spans from ``moment`` to
+    the call (minutes, when a long phase is analysed at its end), and an offset taken once spans the whole run.
+    """
+    return prediction.created_mono + (moment - prediction.created_at).total_seconds()
+
+
+def split_negative(lags: Sequence[float]) -> tuple[list[float], int]:
+    """The lags that are not negative, and how many were: a negative one is left out and counted, not clamped to 0
+    (which would read as a met target for a job the figure says nothing of)."""
+    kept = [lag for lag in lags if lag >= 0]
+    return kept, len(lags) - len(kept)
+
+
+@dataclass(frozen=True)
+class PhaseStart:
+    """How much a client's fakes had recorded when a phase began: the phase's records are the ones after."""
+
+    requests: int = 0
+    """Requests the fake API had received (``FakeReplicate.requests``)."""
+    throttled: int = 0
+    """429s the fake API had sent."""
+    discord_429s: int = 0
+    """Edits the client's fake Discord had answered 429 (``FakeDiscord.rate_limited``; 0 for a library client)."""
+
+    @classmethod
+    def of(cls, client: Recorded) -> PhaseStart:
+        """``client``'s fakes' records now."""
+        discord = client.discord
+        rate_limited = 0 if discord is None else len(discord.rate_limited)
+        return cls(len(client.api.requests), client.api.throttled_count, rate_limited)
+
+    def throttled_since(self, client: Recorded) -> int:
+        """429s ``client``'s fake API sent since."""
+        return client.api.throttled_count - self.throttled
+
+    def discord_429s_since(self, client: Recorded) -> int | None:
+        """Edits ``client``'s fake Discord answered 429 since (``None``: a library client, which has no Discord)."""
+        discord = client.discord
+        return None if discord is None else len(discord.rate_limited) - self.discord_429s
 
 
 @dataclass(frozen=True)
@@ -143,10 +195,21 @@ class PhaseResult:
     """From the fake marking the prediction processing (``started_at``) to the first percentage shown in Discord,
     over the delivered jobs that showed one (``n``: how many did)."""
     first_percentage_after_logs: Summary = field(default_factory=lambda: Summary.of([]))
-    """Webhooks only: from the first ``logs`` webhook whose logs carry a percentage to the first percentage shown."""
+    """Webhooks only: from the first ``logs`` webhook whose logs carry a percentage to the first percentage shown,
+    over the jobs that showed one after that webhook was sent (``n``: how many)."""
+    first_percentage_before_processing: int = 0
+    """Jobs whose first percentage was stamped before the fake marked the prediction processing (only a fault of
+    the clocks could do that): left out of :attr:`first_percentage`, not clamped to 0."""
+    first_percentage_before_logs: int = 0
+    """Webhooks only: jobs whose first percentage was shown before the first ``logs`` webhook carrying one was sent
+    (a poll showed it first): left out of :attr:`first_percentage_after_logs`, which then speaks of the webhook
+    path alone, not clamped to 0 (which would count as a met target)."""
     distinct_percentages_min: int | None = None
     """The fewest different percentages one delivered job showed (``None``: no progress shown by design)."""
     distinct_percentages_p50: float | None = None
+    discord_429s: int | None = None
+    """Edits the client's fake Discord answered 429 for their message's edit limit, from the phase's start to its
+    analysis (discord.py waits them out quietly); ``None``: a library client, which posts to no Discord."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able figures."""
@@ -161,19 +224,18 @@ class PhaseResult:
 
 
 def analyse(
-    client: Client,
+    client: Recorded,
     deliveries: Sequence[Delivery],
-    since: int,
+    start: PhaseStart,
     *,
     duration: float,
     concurrency: int,
     wall_s: float,
-    throttled: int,
 ) -> PhaseResult:
-    """Figures for ``deliveries``, counting the requests the fake API received from index ``since`` on."""
+    """Figures for ``deliveries``, counting what ``client``'s fakes recorded since ``start`` (requests, 429s)."""
     api = client.api
     by_prompt = {pred.input.get("prompt"): pred for pred in api.predictions.values()}
-    requests = api.requests[since:]
+    requests = api.requests[start.requests :]
     per_prediction: Counter[str] = Counter(r.prediction_id for r in requests if r.prediction_id)
     polls: Counter[str] = Counter(r.prediction_id for r in requests if r.kind == "get" and r.prediction_id)
     api_per_prediction: Counter[str] = Counter(
@@ -183,14 +245,14 @@ def analyse(
     last_poll: dict[str, float] = {}
     for request in requests:
         if request.kind == "get" and request.prediction_id:
-            last_poll[request.prediction_id] = request.time + WALL_MINUS_MONOTONIC
+            last_poll[request.prediction_id] = request.time
     prefer: Counter[str] = Counter(r.headers.get("Prefer", "none") for r in requests if r.kind == "create")
     first_file: dict[str, float] = {}
     totals: Counter[str] = Counter()
     for request in requests:
         totals[_KIND_NAMES.get(request.kind, "other")] += 1
         if request.kind == "file" and request.prediction_id and request.prediction_id not in first_file:
-            first_file[request.prediction_id] = request.time + WALL_MINUS_MONOTONIC
+            first_file[request.prediction_id] = request.time
 
     overheads: list[float] = []
     detections: list[float] = []
@@ -207,15 +269,15 @@ def analyse(
             most = max(most, per_prediction[prediction.id])
             most_api = max(most_api, api_per_prediction[prediction.id])
             ended = prediction.completed_at
-            if ended is not None and last_poll.get(prediction.id, 0.0) > ended.timestamp():
+            polled = last_poll.get(prediction.id)
+            if ended is not None and polled is not None and polled > on_monotonic_clock(prediction, ended):
                 polled_late += 1
         if delivery.delivered_at is None or prediction is None or prediction.completed_at is None:
             errors[delivery.error or "no prediction was made"] += 1
             continue
-        succeeded = prediction.completed_at.timestamp()
-        overheads.append(delivery.delivered_at - succeeded)
+        overheads.append(delivery.delivered_at - prediction.completed_at.timestamp())
         if prediction.id in first_file:
-            detections.append(first_file[prediction.id] - succeeded)
+            detections.append(first_file[prediction.id] - on_monotonic_clock(prediction, prediction.completed_at))
 
     progress = progress_figures(api, [(d, by_prompt.get(d.prompt)) for d in deliveries])
     jobs = len(deliveries)
@@ -246,13 +308,14 @@ def analyse(
         finished_in_create=in_create,
         requests_per_job=per_job,
         max_requests_per_job=most,
-        throttled=throttled,
+        throttled=start.throttled_since(client),
         wall_s=round(wall_s, 1),
         errors=dict(errors),
         max_api_requests_per_job=most_api,
         unnamed_api_requests=unnamed,
         webhooks_per_job=webhooks,
         polled_after_end=polled_late,
+        discord_429s=start.discord_429s_since(client),
         **progress,
     )
 
@@ -261,7 +324,12 @@ def progress_figures(api: FakeReplicate, jobs: Sequence[tuple[Delivery, FakePred
     """The :class:`PhaseResult` fields on progress shown, from each delivered job and its prediction.
 
     A client that shows no progress (its deliveries list no percentages) gets none of them; a job that showed no
-    percentage counts in the distinct percentages (as 0) and not in the first-percentage times.
+    percentage counts in the distinct percentages (as 0) and not in the first-percentage times. Every time is on
+    ``time.monotonic()`` (:func:`on_monotonic_clock` for ``started_at``). A negative time is reported, not clamped:
+    it is left out of its figure and its job counted (:func:`split_negative`), in ``first_percentage_before_logs``
+    when a poll showed the percentage before the ``logs`` webhook carrying one was sent, in
+    ``first_percentage_before_processing`` when a percentage was stamped before the prediction began (a fault of
+    the clocks).
     """
     shown_by_job = [
         ([ShownPercentage(*item) for item in delivery.percentages], prediction)
@@ -279,16 +347,21 @@ def progress_figures(api: FakeReplicate, jobs: Sequence[tuple[Delivery, FakePred
     for shown, prediction in shown_by_job:
         distinct.append(distinct_percentages(shown))
         began = prediction.started_at
-        lag = None if began is None else first_shown_after(shown, began.timestamp())
+        lag = None if began is None else first_shown_after(shown, on_monotonic_clock(prediction, began))
         if lag is not None:
             first.append(lag)
         logs = first_logs_webhook_with_percentage(hooks.get(prediction.id, []))
-        if shown and logs is not None:
-            after_logs.append(shown[0].at - (logs.time + WALL_MINUS_MONOTONIC))
+        after = None if logs is None else first_shown_after(shown, logs.time)
+        if after is not None:
+            after_logs.append(after)
+    first, before_processing = split_negative(first)
+    after_logs, before_logs = split_negative(after_logs)
     return {
         "shows_progress": True,
         "first_percentage": Summary.of(first),
         "first_percentage_after_logs": Summary.of(after_logs),
+        "first_percentage_before_processing": before_processing,
+        "first_percentage_before_logs": before_logs,
         "distinct_percentages_min": min(distinct),
         "distinct_percentages_p50": percentile(distinct, 0.5),
     }

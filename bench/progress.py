@@ -1,11 +1,14 @@
 """What a member saw of a job's progress, read off the fakes: percentages shown in Discord, and in the API's logs.
 
 * A job's Discord message shows a percentage when its embed's ``Status`` field does (imagine-bot renders
-  ``🎨 Processing ▰▰▱▱▱▱▱▱▱▱ 25%``); :func:`percentages_shown` lists them, each with the wall-clock moment the
-  fake Discord stored that version (``MessageVersion.timestamp``), up to the version carrying the image.
+  ``🎨 Processing ▰▰▱▱▱▱▱▱▱▱ 25%``); :func:`percentages_shown` lists them, each with the moment the fake Discord
+  stored that version on ``time.monotonic()`` (``MessageVersion.at``), up to the version carrying the image.
 * A prediction's ``logs`` carry a percentage when they hold a tqdm progress line (``' 25%|██▌       | 1/4 ...'``);
   :func:`first_logs_webhook_with_percentage` finds the first ``logs`` webhook the fake API sent whose payload
-  does.
+  does (``WebhookDelivery.time``: ``time.monotonic()`` when the fake sent it).
+
+Both fakes run in the benchmark's process, so these stamps are on one clock, which no step of the wall clock
+(NTP) moves.
 
 Only the digits before ``%`` are read (with ``|`` after them in logs), so a change of the bar's drawing on
 either side leaves these readings alone.
@@ -26,7 +29,8 @@ _TQDM_PERCENTAGE = re.compile(r"(\d{1,3})%\|")
 
 
 class ShownPercentage(NamedTuple):
-    """One message version that showed a percentage: when it was stored (``time.time()`` scale), and which."""
+    """One message version that showed a percentage: when the fake Discord stored it (``time.monotonic()``), and
+    which percentage."""
 
     at: float
     percent: int
@@ -60,7 +64,7 @@ def percentages_shown(history: Iterable[MessageVersion]) -> list[ShownPercentage
             break
         percent = percentage_in(status_of(version))
         if percent is not None:
-            shown.append(ShownPercentage(version.timestamp.timestamp(), percent))
+            shown.append(ShownPercentage(version.at, percent))
     return shown
 
 
@@ -70,7 +74,10 @@ def distinct_percentages(shown: Sequence[ShownPercentage]) -> int:
 
 
 def first_shown_after(shown: Sequence[ShownPercentage], began: float) -> float | None:
-    """Seconds from ``began`` to the first percentage shown; ``None``: none was shown."""
+    """Seconds from ``began`` (``time.monotonic()``) to the first percentage shown; ``None``: none was shown.
+
+    Negative when the percentage was shown before ``began``: the caller decides what that means.
+    """
     return shown[0].at - began if shown else None
 
 

@@ -21,10 +21,13 @@ sliding minute; 429 beyond), and each client has its own, so that request counts
    is reset just before, and its peak resident memory read when it is stopped. ``--scale-rate`` pushes them at
    a given rate instead, to see the engine with every job running when the bot cannot answer them all at once
    within Discord's 3 s.
-3. *sustained*: ``/imagine`` pushed at the deployment's creates budget (:data:`CREATES_PER_SECOND`) for
-   ``plan.sustained_seconds`` (full run: 5 minutes, about 2700 jobs of 30 s predictions, so a few hundred run
-   at once) through one polling bot process whose running, per-server and queue limits are the number of jobs,
-   with members in rotation far enough apart that no member limit refuses a job (:func:`sustained`).
+3. *sustained*: ``/imagine`` pushed at the deployment's full creates budget, the rate it refills at
+   (:data:`CREATES_PER_SECOND`), for ``plan.sustained_seconds`` (full run: 5 minutes, about 2700 jobs of 30 s
+   predictions, so a few hundred run at once) through one polling bot process whose running, per-server and
+   queue limits are the number of jobs, with members in rotation far enough apart that no member limit refuses a
+   job (:func:`sustained`). The budget starts full and is matched, not exceeded, so it never has to hold a create
+   back: the phase loads the polling of a few hundred running jobs, not the creates budget's pacing (the
+   scale-out bursts do that).
 4. *scale-out*: for each of :data:`DEPLOYMENTS` in turn (1 process on SQLite, 1, 2 and 4 on PostgreSQL), a
    fresh fake API, a fresh database, a fake Discord of N shards and N bot processes, one shard each
    (``DISCORD_SHARD_COUNT`` = N, ``DISCORD_SHARD_IDS`` = k), with production tuning and budget (a minute-long
@@ -50,7 +53,7 @@ from typing import Any
 
 from bench.baselines import Delivery
 from bench.clients import BaselineProcess, Client, ImagineBotClient, OfficialClientBot
-from bench.measure import PhaseResult, Summary, analyse
+from bench.measure import PhaseResult, PhaseStart, Summary, analyse
 from bench.postgres import URL_VARIABLE, PostgresUnavailable, admin_url, disposable_database
 from bot.ratelimit import _BURST_SHARE, _HEADROOM, REPLICATE_CREATES_PER_MINUTE
 from tests.fakes.replicate import REPLICATE_WEBHOOK_RETRY_DELAYS, FakePrediction, FakeReplicate, Scenario
@@ -96,8 +99,8 @@ class Plan:
     sustained_duration: float = 30.0
     """Prediction time of the sustained phase's jobs."""
     sustained_rate: float = 0.0
-    """``/imagine`` a second in the sustained phase (0: the deployment's creates budget,
-    :data:`CREATES_PER_SECOND`)."""
+    """``/imagine`` a second in the sustained phase (0: the rate the deployment's creates budget refills at,
+    :data:`CREATES_PER_SECOND`: matched, not exceeded)."""
     sustained_drain: float = 180.0
     """Seconds allowed after the last push for the sustained phase's jobs to end."""
 
@@ -204,6 +207,8 @@ class ScaleResult:
     max_stall_at_s: float | None
     max_gc_pause_ms: float | None
     throttled: int
+    discord_429s: int
+    """Edits the fake Discord answered 429 for their message's edit limit during the run."""
     first_answer: Summary
     """From each interaction's dispatch to the bot's first answer (Discord allows 3 s)."""
     late_answers: int
@@ -224,7 +229,8 @@ class ScaleResult:
 
 @dataclass
 class SustainedResult:
-    """The sustained phase: ``/imagine`` pushed at the creates budget for minutes through one polling bot process."""
+    """The sustained phase: ``/imagine`` pushed at the creates budget's rate for minutes through one polling bot
+    process."""
 
     seconds: float
     """How long the interactions were pushed."""
@@ -236,6 +242,8 @@ class SustainedResult:
     delivered: int
     throttled: int
     """429s the fake API sent (from the first push on)."""
+    discord_429s: int
+    """Edits the fake Discord answered 429 for their message's edit limit (from the first push on)."""
     most_running: int
     """The most predictions running (created, not yet ended) at once at the fake API."""
     last_delivery_s: float | None
@@ -288,38 +296,22 @@ def _prompts(client: Client, how_many: int) -> list[str]:
 
 async def one_at_a_time(client: Client, duration: float, jobs: int, image_kib: int) -> PhaseResult:
     """``jobs`` jobs, each started when the one before was delivered."""
-    since, throttled = len(client.api.requests), client.api.throttled_count
+    start = PhaseStart.of(client)
     schedule(client, duration, jobs, image_kib, seed=jobs)
     started = time.monotonic()
     deliveries: list[Delivery] = []
     for prompt in _prompts(client, jobs):
         deliveries += await client.run([prompt], timeout=duration + 60)
-    return analyse(
-        client,
-        deliveries,
-        since,
-        duration=duration,
-        concurrency=1,
-        wall_s=time.monotonic() - started,
-        throttled=client.api.throttled_count - throttled,
-    )
+    return analyse(client, deliveries, start, duration=duration, concurrency=1, wall_s=time.monotonic() - started)
 
 
 async def at_once(client: Client, duration: float, jobs: int, image_kib: int) -> PhaseResult:
     """``jobs`` jobs started together."""
-    since, throttled = len(client.api.requests), client.api.throttled_count
+    start = PhaseStart.of(client)
     schedule(client, duration, jobs, image_kib, seed=jobs)
     started = time.monotonic()
     deliveries = await client.run(_prompts(client, jobs), timeout=duration + 120)
-    return analyse(
-        client,
-        deliveries,
-        since,
-        duration=duration,
-        concurrency=jobs,
-        wall_s=time.monotonic() - started,
-        throttled=client.api.throttled_count - throttled,
-    )
+    return analyse(client, deliveries, start, duration=duration, concurrency=jobs, wall_s=time.monotonic() - started)
 
 
 async def warm_up(client: Client, image_kib: int, jobs: int = 1) -> None:
@@ -348,22 +340,13 @@ async def burst(
     bot: ImagineBotClient, jobs: int, duration: float, image_kib: int, *, timeout: float, rate: float | None = None
 ) -> Burst:
     """``jobs`` interactions into ``bot`` at once (or at ``rate`` a second), their stall record reset just before."""
-    api = bot.api
-    since, throttled = len(api.requests), api.throttled_count
+    start = PhaseStart.of(bot)
     schedule(bot, duration, jobs, image_kib, seed=jobs)
     bot.reset_monitor()
     await asyncio.sleep(0.2)  # let the signal land before the load starts
     started = time.time()
     deliveries = await bot.run(_prompts(bot, jobs), timeout=timeout, rate=rate)
-    phase = analyse(
-        bot,
-        deliveries,
-        since,
-        duration=duration,
-        concurrency=jobs,
-        wall_s=0.0,
-        throttled=api.throttled_count - throttled,
-    )
+    phase = analyse(bot, deliveries, start, duration=duration, concurrency=jobs, wall_s=0.0)
     delivered_at = [d.delivered_at for d in deliveries if d.delivered_at is not None]
     last = max(delivered_at) - started if delivered_at else None
     return Burst(phase, started, last, complete=len(delivered_at) == len(deliveries))
@@ -403,6 +386,7 @@ async def scale(bot: ImagineBotClient, plan: Plan) -> ScaleResult:
         max_stall_at_s=report.get("max_stall_at_s"),
         max_gc_pause_ms=report.get("max_gc_pause_ms"),
         throttled=phase.throttled,
+        discord_429s=phase.discord_429s or 0,
         first_answer=phase.first_answer,
         late_answers=phase.late_answers,
         reached_api=phase.reached_api,
@@ -701,9 +685,10 @@ def sustained_members(plan: Plan) -> int:
 
 
 async def sustained(plan: Plan, workdir: Path) -> SustainedResult:
-    """``plan.sustained_seconds`` of ``/imagine`` at the creates budget's rate into one polling bot process, on a
-    rate-limited fake API of its own; the bot's limits (running, per server, queued, queued per member) are set
-    to the number of jobs so that none refuses one, and its stall record is reset just before the first push."""
+    """``plan.sustained_seconds`` of ``/imagine`` at the rate the creates budget refills at (matched, not exceeded)
+    into one polling bot process, on a rate-limited fake API of its own; the bot's limits (running, per server,
+    queued, queued per member) are set to the number of jobs so that none refuses one, and its stall record is reset
+    just before the first push. The 429s (the API's, and Discord's for edits) count from the first push to the stop."""
     jobs, rate, duration = plan.sustained_jobs, plan.sustained_push_rate, plan.sustained_duration
     members = sustained_members(plan)
     api = FakeReplicate(rate_limits=True, seed=6)
@@ -722,9 +707,10 @@ async def sustained(plan: Plan, workdir: Path) -> SustainedResult:
         progress("sustained: starting its bot process")
         await bot.start()
         await warm_up(bot, plan.image_kib)
-        throttled = api.throttled_count
+        start = PhaseStart.of(bot)
         progress(
-            f"sustained: {jobs} /imagine over {plan.sustained_seconds:g} s ({rate:g} a second), "
+            f"sustained: {jobs} /imagine over {plan.sustained_seconds:g} s ({rate:g} a second, the creates budget's "
+            "rate: matched, not exceeded), "
             f"{duration:g} s predictions, {members} members in turn"
         )
         pushed = await burst(
@@ -750,7 +736,8 @@ async def sustained(plan: Plan, workdir: Path) -> SustainedResult:
         jobs=jobs,
         members=members,
         delivered=phase.delivered,
-        throttled=api.throttled_count - throttled,
+        throttled=start.throttled_since(bot),
+        discord_429s=start.discord_429s_since(bot) or 0,
         most_running=running,
         last_delivery_s=_round(pushed.last_delivery_s),
         overhead=phase.overhead,
