@@ -269,9 +269,10 @@ class DiscordPresenter:
         """Stop a progress edit on its way: the final replaces it, and must not wait out its answer or retries.
 
         Never while a new message is being posted (the placeholder of a job journaled before it was shown):
-        cancelled, it may still have gone out, and the final would post a second one.
+        cancelled, it may still have gone out, and the final would post a second one. Nor once the edit's
+        answer is in and discord.py is winding the request up (see :func:`_winding_up`).
         """
-        if self.target.message_id is not None and not self._posting:
+        if self.target.message_id is not None and not self._posting and not _winding_up(self._pump_task):
             self._pump_task.cancel()  # the pump's request still counts: its ``sent`` is in a ``finally``
 
     def _unshown_reading(self) -> bool:
@@ -529,6 +530,23 @@ def _reply(target: MessageTarget) -> dict[str, Any]:
         message_id=target.reply_to, channel_id=target.channel_id, fail_if_not_exists=False
     )
     return {"reference": reference, "mention_author": False}
+
+
+def _winding_up(task: asyncio.Task[None]) -> bool:
+    """Whether ``task`` waits in the exit of an async context manager: a request whose answer came is winding up.
+
+    discord.py's webhook adapter sleeps out ``Reset-After`` after an answer that said ``Remaining: 0`` in the
+    ``__aexit__`` of its lock for the interaction's token, and releases that lock only after the sleep:
+    cancelled there, the lock stays held, and every later request through the token (the final's first)
+    waits forever. Left alone, the request ends within that wait.
+    """
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        code = getattr(awaited, "cr_code", None)
+        if code is not None and code.co_name == "__aexit__":
+            return True
+        awaited = getattr(awaited, "cr_await", None)
+    return False
 
 
 def _delivered_images(view: JobView) -> tuple[ImageFile, ...]:
