@@ -314,7 +314,7 @@ class DiscordPresenter:
                         log.exception("could not show a progress update; the next one will try again")
                     else:
                         if retry_in is not None:  # not tried again in place: the newest view goes when it may
-                            self._seen_at = seen_at if self._seen_at is None else min(seen_at, self._seen_at)
+                            self._seen_at = seen_at  # still unsent, and older than any view that came since
                             self._resume_at = self._clock.monotonic() + retry_in
                             self._wake.set()
                 if self._next_estimate is not None:
