@@ -269,8 +269,9 @@ class DiscordPresenter:
         """Stop a progress edit on its way: the final replaces it, and must not wait out its answer or retries.
 
         Never while a new message is being posted (the placeholder of a job journaled before it was shown):
-        cancelled, it may still have gone out, and the final would post a second one. Nor once the edit's
-        answer is in and discord.py is winding the request up (see :func:`_winding_up`).
+        cancelled, it may have gone out all the same, and the final would post a second one, or the journal
+        never hear where it is. Nor once the edit's answer is in and discord.py is winding the request up
+        (see :func:`_winding_up`).
         """
         if self.target.message_id is not None and not self._posting and not _winding_up(self._pump_task):
             self._pump_task.cancel()  # the pump's request still counts: its ``sent`` is in a ``finally``
