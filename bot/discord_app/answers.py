@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -45,18 +46,32 @@ async def refuse(interaction: discord.Interaction, message: str) -> None:
         await interaction.response.send_message(message, ephemeral=True)
 
 
-async def answer_with_message(interaction: discord.Interaction, **fields: Any) -> int:
-    """Answer with a visible message (or turn the deferred "thinking…" into it); returns its id."""
+@dataclass(frozen=True)
+class Answer:
+    """The visible message that answered an interaction, and how it came."""
+
+    message_id: int
+    edited_deferred: bool
+    """It took the deferred "thinking…" message's place: an edit of that message, under Discord's budget of
+    edits per message (a first answer is not one)."""
+
+
+async def answer_with_message(interaction: discord.Interaction, **fields: Any) -> Answer:
+    """Answer with a visible message (or turn the deferred "thinking…" into it).
+
+    Whether it was deferred is known only here, once a defer still in flight has come back: a caller
+    that asked :func:`is_thinking` before the call may have been told no.
+    """
     await _stop_deadline(interaction)
     if is_thinking(interaction):
         message = await interaction.edit_original_response(**fields)
         interaction.extras[_THINKING] = False
-        return message.id
+        return Answer(message.id, edited_deferred=True)
     response = await interaction.response.send_message(**fields)
     resource = response.resource
     if isinstance(resource, discord.Message):
-        return resource.id
-    return (await interaction.original_response()).id
+        return Answer(resource.id, edited_deferred=False)
+    return Answer((await interaction.original_response()).id, edited_deferred=False)
 
 
 async def _stop_deadline(interaction: discord.Interaction) -> None:

@@ -4,6 +4,12 @@
   change goes out as soon as the budget allows (within 250 ms after a quiet second), the newest
   view wins, and the final view never waits behind progress. A view that would not change what
   the message shows is not sent at all.
+- Progress is best-effort: a progress edit that fails is not tried again in place (the next try
+  carries the newest view, when the budget allows), and the final view cancels a progress edit
+  still on its way (even one discord.py is retrying by itself), so nothing stale holds it back.
+- A final edit that is the window's fifth request is answered ``X-RateLimit-Remaining: 0``, and
+  discord.py sleeps out ``Reset-After`` before the call returns: the images are shown already,
+  but :meth:`DiscordPresenter.show` returns (and the job gives up its slot) up to a gap (1.25 s) later.
 - The interaction token dies after 15 minutes: close to that (or when Discord
   says it is dead) edits go through the channel message route instead.
 - If someone deleted the message, the result is posted as a new message that
@@ -26,7 +32,7 @@ import aiohttp
 import discord
 
 from bot.clock import Clock, SystemClock
-from bot.discord_app.answers import answer_with_message, is_thinking
+from bot.discord_app.answers import answer_with_message
 from bot.discord_app.pacing import EDIT_LIMIT, EDIT_WINDOW, EditPacer
 from bot.discord_app.render import alt_text, render_embed
 from bot.discord_app.uploads import NOT_SHOWN, JobUploads
@@ -151,12 +157,14 @@ class DiscordPresenter:
         self._attempts = attempts
         self._latest: JobView | None = None
         self._seen_at: float | None = None  # when the oldest view not yet sent came
+        self._resume_at = 0.0  # no progress edit before then: what the last failed one was told to wait
         self._shown = shown
         self._shown_payload = self._rendered(shown) if shown is not None else None
         self._wake = asyncio.Event()
         self._finished = False
         self._token_dead = False
         self._deleted = False
+        self._posting = False  # a new message is on its way (and its id to the journal): never cancelled
         self._lock = asyncio.Lock()
         self._next_estimate: JobView | None = None
         self._on_target = on_target
@@ -176,8 +184,7 @@ class DiscordPresenter:
         on_target: TargetListener | None = None,
     ) -> DiscordPresenter:
         """Answer the interaction with the placeholder (in time: see :mod:`.answers`) and present the job there."""
-        deferred = is_thinking(interaction)  # then the placeholder is an edit of "thinking…", counted as one
-        message_id = await answer_with_message(
+        answer = await answer_with_message(
             interaction,
             embed=render_embed(view),
             view=components(view) or discord.utils.MISSING,
@@ -185,7 +192,7 @@ class DiscordPresenter:
         )
         presenter = cls(
             interaction.client,
-            MessageTarget.of(interaction, message_id),
+            MessageTarget.of(interaction, answer.message_id),
             components=components,
             clock=clock,
             edit_window=edit_window,
@@ -194,7 +201,7 @@ class DiscordPresenter:
             interaction=interaction,
             on_target=on_target,
         )
-        if deferred:
+        if answer.edited_deferred:  # the placeholder was an edit of "thinking…": one of the message's edits
             presenter.pacer.sent(presenter._clock.monotonic())
         return presenter
 
@@ -249,13 +256,25 @@ class DiscordPresenter:
             return
         self._finished = True
         self._wake.set()
+        self._cancel_stale_progress()
         try:
             async with self._lock:
                 # Never behind progress: progress edits leave the final its place in every window.
                 self.pacer.decide(now, self.pacer.final_due(self._clock.monotonic()), final=True)
-                await self._deliver(view, final=True)
+                await self._deliver_final(view)
         finally:
             self._pump_task.cancel()
+
+    def _cancel_stale_progress(self) -> None:
+        """Stop a progress edit on its way: the final replaces it, and must not wait out its answer or retries.
+
+        Never while a new message is being posted (the placeholder of a job journaled before it was shown):
+        cancelled, it may have gone out all the same, and the final would post a second one, or the journal
+        never hear where it is. Nor once the edit's answer is in and discord.py is winding the request up
+        (see :func:`_winding_up`).
+        """
+        if self.target.message_id is not None and not self._posting and not _winding_up(self._pump_task):
+            self._pump_task.cancel()  # the pump's request still counts: its ``sent`` is in a ``finally``
 
     def _unshown_reading(self) -> bool:
         """A view with progress read from the logs waits to be shown."""
@@ -276,7 +295,7 @@ class DiscordPresenter:
             await self._wake.wait()
             self._wake.clear()
             seen_at = self._clock.monotonic() if self._seen_at is None else self._seen_at
-            due = self.pacer.progress_due(seen_at, self._clock.monotonic())
+            due = max(self.pacer.progress_due(seen_at, self._clock.monotonic()), self._resume_at)
             while not self._finished and (wait := due - self._clock.monotonic()) > 0:
                 await self._clock.sleep(wait)
             async with self._lock:
@@ -291,9 +310,14 @@ class DiscordPresenter:
                 else:
                     self.pacer.decide(seen_at, due, final=False)
                     try:
-                        await self._deliver(view, final=False)
+                        retry_in = await self._attempt(view, (), attempt=1, final=False)
                     except Exception:
                         log.exception("could not show a progress update; the next one will try again")
+                    else:
+                        if retry_in is not None:  # not tried again in place: the newest view goes when it may
+                            self._seen_at = seen_at  # still unsent, and older than any view that came since
+                            self._resume_at = self._clock.monotonic() + retry_in
+                            self._wake.set()
                 if self._next_estimate is not None:
                     self._latest, self._next_estimate = self._next_estimate, None
                     self._seen_at = self._clock.monotonic()
@@ -303,13 +327,6 @@ class DiscordPresenter:
         """What an edit to ``view`` would make the message show, attachments aside."""
         components = self._components(view)
         return dict(render_embed(view).to_dict()), components.to_components() if components is not None else []
-
-    async def _await_budget(self, *, final: bool) -> None:
-        """Wait until the message's edit budget lets the next request go (a retry, or the view's first try)."""
-        now = self._clock.monotonic()
-        due = self.pacer.final_due(now) if final else self.pacer.progress_ready(now)
-        if due > now:
-            await self._clock.sleep(due - now)
 
     def _token_usable(self) -> bool:
         return not self._token_dead and discord.utils.utcnow() < self._token_deadline
@@ -323,67 +340,91 @@ class DiscordPresenter:
             for upload in uploads
         ]
 
-    async def _deliver(self, view: JobView, *, final: bool) -> None:
-        """Edit the message to ``view``, falling back from the token to the channel to a new message.
+    async def _deliver_final(self, view: JobView) -> None:
+        """Edit the message to the final ``view``, tried again until it goes through or the attempts run out.
 
         A final view with images raises :class:`ImagesNotShown` on every outcome but a message that really
         carries them (nothing is charged for images nobody saw); other views are given up on with a log.
         """
-        images = view.images if final and view.state is JobState.SUCCEEDED else ()
+        images = _delivered_images(view)
         for attempt in range(1, self._attempts + 1):
             uploads = await self._uploads.fit(view.job_id, images)
-            await self._await_budget(final=final)
-            try:
-                try:
-                    await self._edit(view, self._files(view, uploads), final=final)
-                finally:
-                    self.pacer.sent(self._clock.monotonic())  # tried: Discord may have counted it
-            except _NoRoute:
-                log.warning("job %s: interaction token expired and no channel to edit in", view.job_id)
-                if images:
-                    raise ImagesNotShown(_UNREACHABLE) from None
+            now = self._clock.monotonic()
+            if (due := self.pacer.final_due(now)) > now:  # only retries ever fill the window before the final
+                await self._clock.sleep(due - now)
+            retry_in = await self._attempt(view, uploads, attempt=attempt, final=True)
+            if retry_in is None:
                 return
-            except discord.NotFound as exc:
-                if _code(exc) == 10008 or not self._token_usable():
-                    self._deleted = True
-                    if final:
-                        await self._repost(view, images)
-                    return
-                self._token_dead = True  # 10015 unknown webhook, 10062 unknown interaction
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                # discord.py's webhook adapter passes connection failures through: try again.
-                log.info("edit of job %s failed (%s); trying again (%d)", view.job_id, type(exc).__name__, attempt)
-                await self._clock.sleep(min(8.0, 0.5 * 2**attempt))
-                continue
-            except discord.HTTPException as exc:
-                if exc.status == 401 or _code(exc) in (50027, 10015):
-                    self._token_dead = True
-                elif (exc.status == 413 or _code(exc) == 40005) and uploads:
-                    self._uploads.shrink(view.job_id, uploads)  # at the floor: ImagesNotShown
-                elif exc.status == 429:
-                    await self._clock.sleep(_retry_after(exc))
-                elif exc.status == 403 and not self._token_usable():
-                    if final:
-                        await self._repost(view, images)
-                    return
-                elif exc.status >= 500:
-                    await self._clock.sleep(min(8.0, 0.5 * 2**attempt))
-                elif images:  # refused for good (400/50035 and the like): say so without them
-                    raise ImagesNotShown(_REFUSED) from exc
-                else:
-                    raise
-                log.info("edit of job %s answered %s; trying again (%d)", view.job_id, exc.status, attempt)
-                continue
-            self._shown, self._shown_payload = view, self._rendered(view)
-            return
+            await self._clock.sleep(retry_in)
         if images:  # the view without them may still go through
             log.warning("gave up sending the images of job %s after %d attempts", view.job_id, self._attempts)
             raise ImagesNotShown(_NOT_TAKEN)
         log.error("gave up showing job %s (%s) after %d attempts", view.job_id, view.state, self._attempts)
 
+    async def _attempt(
+        self, view: JobView, uploads: tuple[ImageFile, ...], *, attempt: int, final: bool
+    ) -> float | None:
+        """One request showing ``view`` (with ``uploads``, a final's images as they fit), falling back from the
+        token to the channel to a new message.
+
+        ``None`` once nothing is left to try (shown, or given up on), else the seconds to wait before the next
+        try: a 429's ``Retry-After``, a back-off after a failure of Discord or the connection, none after a
+        route was found dead or images too large were shrunk.
+        """
+        images = _delivered_images(view) if final else ()
+        try:
+            try:
+                await self._edit(view, self._files(view, uploads), final=final)
+            finally:
+                self.pacer.sent(self._clock.monotonic())  # tried: Discord may have counted it
+        except _NoRoute:
+            log.warning("job %s: interaction token expired and no channel to edit in", view.job_id)
+            if images:
+                raise ImagesNotShown(_UNREACHABLE) from None
+            return None
+        except discord.NotFound as exc:
+            if _code(exc) == 10008 or not self._token_usable():
+                self._deleted = True
+                if final:
+                    await self._repost(view, images)
+                return None
+            self._token_dead = True  # 10015 unknown webhook, 10062 unknown interaction
+            return 0.0
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # discord.py's webhook adapter passes connection failures through: worth another try.
+            log.info("edit of job %s failed (%s; attempt %d)", view.job_id, type(exc).__name__, attempt)
+            return _backoff(attempt)
+        except discord.HTTPException as exc:
+            retry_in = 0.0
+            if exc.status == 401 or _code(exc) in (50027, 10015):
+                self._token_dead = True
+            elif (exc.status == 413 or _code(exc) == 40005) and uploads:
+                self._uploads.shrink(view.job_id, uploads)  # at the floor: ImagesNotShown
+            elif exc.status == 429:
+                retry_in = _retry_after(exc)
+            elif exc.status == 403 and not self._token_usable():
+                if final:
+                    await self._repost(view, images)
+                return None
+            elif exc.status >= 500:
+                retry_in = _backoff(attempt)
+            elif images:  # refused for good (400/50035 and the like): say so without them
+                raise ImagesNotShown(_REFUSED) from exc
+            else:
+                raise
+            log.info("edit of job %s answered %s (attempt %d)", view.job_id, exc.status, attempt)
+            return retry_in
+        self._shown, self._shown_payload = view, self._rendered(view)
+        return None
+
     async def _edit(self, view: JobView, files: list[discord.File], *, final: bool) -> None:
-        if self.target.message_id is None and await self._post_if_never_shown(view, files):
-            return
+        if self.target.message_id is None:
+            self._posting = True  # until the journal has the new message's id
+            try:
+                if await self._post_if_never_shown(view, files):
+                    return
+            finally:
+                self._posting = False
         target = self.target
         kwargs: dict[str, Any] = {"embed": render_embed(view), "view": self._components(view)}
         if final:
@@ -490,6 +531,33 @@ def _reply(target: MessageTarget) -> dict[str, Any]:
         message_id=target.reply_to, channel_id=target.channel_id, fail_if_not_exists=False
     )
     return {"reference": reference, "mention_author": False}
+
+
+def _winding_up(task: asyncio.Task[None]) -> bool:
+    """Whether ``task`` waits in the exit of an async context manager: a request whose answer came is winding up.
+
+    discord.py's webhook adapter sleeps out ``Reset-After`` after an answer that said ``Remaining: 0`` in the
+    ``__aexit__`` of its lock for the interaction's token, and releases that lock only after the sleep:
+    cancelled there, the lock stays held, and every later request through the token (the final's first)
+    waits forever. Left alone, the request ends within that wait.
+    """
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        code = getattr(awaited, "cr_code", None)
+        if code is not None and code.co_name == "__aexit__":
+            return True
+        awaited = getattr(awaited, "cr_await", None)
+    return False
+
+
+def _delivered_images(view: JobView) -> tuple[ImageFile, ...]:
+    """The images a final view carries to the message (a job that did not succeed has none to show)."""
+    return view.images if view.state is JobState.SUCCEEDED else ()
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait after a failure of Discord or of the connection before the next try."""
+    return min(8.0, 0.5 * 2.0**attempt)
 
 
 def _estimated(view: JobView) -> bool:

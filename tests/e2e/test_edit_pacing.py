@@ -7,13 +7,16 @@ tests run at Discord's own 5 s window, so what they show is what a member sees.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import re
 import time
 from dataclasses import replace
 
-from tests.e2e.conftest import TEST_TUNING, Stack, StackFactory, status_of
-from tests.fakes.discord import StoredMessage
+import pytest
+
+from tests.e2e.conftest import TEST_TUNING, Stack, StackFactory, job_id_of, status_of
+from tests.fakes.discord import InteractionHandle, Routes, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario, cog_openapi_schema
 
 MANY_STEPS = "acme/many-steps"
@@ -125,3 +128,91 @@ async def test_a_compressed_budget_paces_at_its_own_gap(make_stack: StackFactory
     assert "Done" in status_of(final)
     stack.assert_paced(final)
     assert stack.presenter_of(final).pacer.gap == 0.2
+
+
+# --------------------------------------------------------------------------- progress is best-effort
+
+
+async def processing_at_zero(stack: Stack) -> tuple[InteractionHandle, str, StoredMessage]:
+    """A manual prediction running at 0 %, shown: the handle, the prediction's id and the job's message."""
+    stack.api.set_default_scenario(Scenario.manual())
+    handle = await stack.imagine()
+    prediction = await stack.api.wait_for_prediction()
+    stack.api.start_processing(prediction.id)  # at 0 % the bar has no rate yet: nothing moves it meanwhile
+    message = await handle.wait_message(lambda m: " 0%" in status_of(m))
+    return handle, prediction.id, message
+
+
+@pytest.mark.parametrize("trouble", ["stalled", "retried by discord.py"])
+async def test_a_progress_edit_stuck_on_its_way_does_not_hold_the_final_back(stack: Stack, trouble: str) -> None:
+    """The final replaces a progress edit still on its way, rather than wait out its answer: one Discord never
+    answers, or one that discord.py tries again by itself (every 5xx of a webhook route: five tries, 25 s)."""
+    handle, prediction_id, _ = await processing_at_zero(stack)
+    if trouble == "stalled":
+        hold = stack.discord.hold_next(Routes.EDIT_ORIGINAL)
+        on_its_way = hold.arrived.wait
+    else:
+        failing = stack.discord.fail_next(Routes.EDIT_ORIGINAL, status=500, times=5, no_uploads=True)
+        on_its_way = functools.partial(stack.discord.wait_for, lambda: failing.hits, 10, what="the edit failing")
+    stack.api.set_progress(prediction_id, 1)
+    await asyncio.wait_for(on_its_way(), 10)  # the edit to 25 % is out, and stays out
+    stack.api.finish(prediction_id)
+
+    final = await stack.final_message(handle, timeout=10)  # no sooner than the hold's release, or 25 s, before
+    assert "Done" in status_of(final) and final.attachments
+    assert 25 not in percents(final)
+    if trouble == "stalled":
+        hold.release()
+    else:
+        assert failing.hits < 5  # discord.py's own tries were cut short
+    stack.assert_paced(final)
+
+
+async def test_a_failed_progress_edit_is_not_tried_again_the_newest_view_goes_next(stack: Stack) -> None:
+    handle, prediction_id, message = await processing_at_zero(stack)
+    job = stack.presenter_of(message)
+    hold = stack.discord.hold_next(Routes.EDIT_ORIGINAL, drop=False)  # the edit to 25 % waits ...
+    reset = stack.discord.reset_next(Routes.EDIT_ORIGINAL)  # ... then its connection is reset
+    stack.api.set_progress(prediction_id, 1)
+    await asyncio.wait_for(hold.arrived.wait(), 10)
+    stack.api.set_progress(prediction_id, 2)
+    assert stack.bot is not None
+    engine_job = stack.bot.core.engine.job(job_id_of(message))
+    assert engine_job is not None
+
+    def at_half() -> bool:
+        progress = engine_job.view.progress
+        return progress is not None and progress.current >= 2
+
+    await stack.api.wait_until(at_half, timeout=10, what="the bot seeing 50 %")  # newer than the edit held
+    hold.release()
+    await handle.wait_message(lambda m: bool(percents(m)) and percents(m)[-1] >= 50)
+
+    assert reset.hits == 1
+    assert 25 not in percents(message)  # never tried again: the newest view went instead
+    edits = stack.discord.requests_for(Routes.EDIT_ORIGINAL)
+    failed = next(i for i, request in enumerate(edits) if request.status == 0)
+    # The failed request was counted: the next one kept its gap from it.
+    assert edits[failed + 1].at - edits[failed].at >= job.pacer.gap
+    stack.api.finish(prediction_id)
+    stack.assert_paced(await stack.final_message(handle))
+
+
+async def test_a_progress_edit_that_used_up_the_budget_holds_the_final_back_only_until_it_is_back(
+    stack: Stack,
+) -> None:
+    """Discord answers a progress edit ``Remaining: 0`` (edits the bot does not know of used up the message's
+    budget): discord.py sleeps that out before the call returns, holding its lock for the interaction's token.
+    The final waits for it (cancelled there, the lock would never be released, and the final never sent)."""
+    handle, prediction_id, message = await processing_at_zero(stack)
+    limiter = stack.discord.edit_limiter
+    assert limiter is not None
+    remaining = int(limiter.headers(message.id, time.monotonic())["X-RateLimit-Remaining"])
+    for _ in range(remaining - 1):  # the edit to 25 % is the window's last
+        limiter.take(message.id, time.monotonic())
+    stack.api.set_progress(prediction_id, 1)
+    await handle.wait_message(lambda m: "25%" in status_of(m))  # shown; discord.py now sleeps out the reset
+    stack.api.finish(prediction_id)
+
+    final = await stack.final_message(handle, timeout=20)
+    assert "Done" in status_of(final) and final.attachments

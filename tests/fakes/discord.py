@@ -1407,12 +1407,14 @@ class Fault:
     hits: int = 0
     #: Only requests that upload files (multipart) match: a message's images, not its other edits.
     uploads_only: bool = False
+    #: Only requests that upload no files match: a message's progress edits, not the one with its images.
+    no_uploads: bool = False
     #: Reset the TCP connection instead of answering (the request is never handled).
     reset: bool = False
 
     def matches(self, method: str, path: str, template: str, *, uploading: bool = False) -> bool:
         """Match a :class:`Routes` name exactly, or a ``"METHOD /glob*"`` pattern against the real path."""
-        if self.uploads_only and not uploading:
+        if (self.uploads_only and not uploading) or (self.no_uploads and uploading):
             return False
         if callable(self.route):
             return self.route(method, path, template)
@@ -1910,13 +1912,15 @@ class FakeDiscord:
         body: JSON | None = None,
         headers: Mapping[str, str] | None = None,
         uploads_only: bool = False,
+        no_uploads: bool = False,
     ) -> Fault:
         """Answer the next ``times`` requests matching ``route`` with ``status`` and a JSON error body.
 
         ``route`` is a :class:`Routes` name, a ``"METHOD /api-path-glob"`` pattern (e.g.
         ``"PATCH /channels/*/messages/*"``; paths without the ``/api/v10`` prefix) or a
         predicate ``(method, path, route) -> bool``. With ``uploads_only`` only requests that
-        upload files count (a result's images, not the edits before it).
+        upload files count (a result's images, not the edits before it); with ``no_uploads`` only
+        those that upload none (the edits before a result's images, not the one with them).
 
         discord.py retries some answers itself before its caller sees them: a 429 with ``Via`` (see
         :meth:`rate_limit_next`), and on its bot routes 500, 502, 504 and 524 (five tries), on webhook
@@ -1930,6 +1934,7 @@ class FakeDiscord:
             body=body if body is not None else {"message": message or f"{status}: fault", "code": code},
             headers=dict(headers or {}),
             uploads_only=uploads_only,
+            no_uploads=no_uploads,
         )
         self.faults.append(fault)
         return fault

@@ -355,18 +355,20 @@ async def test_rest_basics_headers_auth_and_faults(fake: FakeDiscord) -> None:
     assert [r.path for r in fake.unmatched_requests] == ["/nothing/here"]
 
 
+def with_file() -> aiohttp.FormData:
+    """A message with one image attached (multipart), as a result's images are sent."""
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("payload_json", json.dumps({"content": "with a file"}), content_type="application/json")
+    form.add_field("files[0]", _png(), filename="a.png", content_type="image/png")
+    return form
+
+
 async def test_faults_can_hit_only_uploads_and_reset_the_connection(fake: FakeDiscord) -> None:
     channel = fake.add_guild("Faults").channel("general")
     url = f"{fake.api_base}/channels/{channel.id}/messages"
     auth = {"Authorization": f"Bot {TOKEN}"}
     fake.fail_next(Routes.CREATE_MESSAGE, status=503, uploads_only=True)
     reset = fake.reset_next(Routes.CREATE_MESSAGE, uploads_only=True)
-
-    def with_file() -> aiohttp.FormData:
-        form = aiohttp.FormData(quote_fields=False)
-        form.add_field("payload_json", json.dumps({"content": "with a file"}), content_type="application/json")
-        form.add_field("files[0]", _png(), filename="a.png", content_type="image/png")
-        return form
 
     async with aiohttp.ClientSession() as http:
         async with http.post(url, json={"content": "plain"}, headers=auth) as resp:
@@ -381,6 +383,21 @@ async def test_faults_can_hit_only_uploads_and_reset_the_connection(fake: FakeDi
     assert reset.hits == 1
     assert [r.status for r in fake.requests_for(Routes.CREATE_MESSAGE)] == [200, 503, 0, 200]
     assert [(m.content, len(m.attachments)) for m in fake.messages_in(channel)] == [("plain", 0), ("with a file", 1)]
+
+
+async def test_faults_can_spare_uploads(fake: FakeDiscord) -> None:
+    """``no_uploads``: the edits before a result's images fail, the one with them goes through."""
+    channel = fake.add_guild("Faults").channel("general")
+    url = f"{fake.api_base}/channels/{channel.id}/messages"
+    auth = {"Authorization": f"Bot {TOKEN}"}
+    fault = fake.fail_next(Routes.CREATE_MESSAGE, status=500, times=2, no_uploads=True)
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data=with_file(), headers=auth) as resp:
+            assert resp.status == 200  # an upload: spared
+        async with http.post(url, json={"content": "plain"}, headers=auth) as resp:
+            assert resp.status == 500
+    assert fault.hits == 1 and fault.times == 1
 
 
 async def test_a_message_takes_five_edits_per_window_whichever_route_edits_it(
