@@ -7,7 +7,7 @@ stamps of one clock:
   marked the prediction succeeded;
 * *file requested*: arrival of the first request for one of its output files at the fake
   (``RecordedRequest.time``, ``time.monotonic()``), compared with *succeeded* moved onto that clock
-  (:func:`on_monotonic_clock`);
+  (:meth:`FakePrediction.monotonic_of`);
 * *delivered*: for the bot, ``MessageVersion.timestamp`` of the first version of its Discord
   message that carries the image, as stored by the fake Discord; for the two library clients,
   ``time.time()`` right after the last output file was read (in their own process: only the wall clock is
@@ -32,7 +32,7 @@ pacing that overruns Discord's limit would show only as latency.
 
 For a bot that shows progress (:mod:`bench.progress`), on ``time.monotonic()`` throughout: *first percentage
 shown* is from ``FakePrediction.started_at`` (the fake marked the prediction processing; moved onto the monotonic
-clock by :func:`on_monotonic_clock`) to the first version of the job's message whose Status shows a percentage
+clock by :meth:`FakePrediction.monotonic_of`) to the first version of the job's message whose Status shows a percentage
 (``MessageVersion.at``); with webhooks, also from the first ``logs`` webhook whose logs carry a tqdm percentage
 (``WebhookDelivery.time``) to that same version; *distinct percentages* is how many different ones a job's
 message showed before the image (a job that showed none counts 0, and in no first-percentage time). A
@@ -46,7 +46,6 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 from bench.baselines import Delivery
@@ -74,19 +73,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def on_monotonic_clock(prediction: FakePrediction, moment: datetime) -> float:
-    """``moment``, one of the fake API's wall-clock stamps of ``prediction`` (``started_at``, ``completed_at``), on
-    the fakes' ``time.monotonic()`` clock.
-
-    The fake stamps a prediction's create on both clocks (``created_at``, ``created_mono``) and its later moments on
-    the wall clock only, so the wall-clock span from the create to ``moment`` (the prediction's own seconds) is
-    added to ``created_mono``: a step of the wall clock (NTP) moves the result only if it falls inside that span.
-    This is the most robust conversion the fake allows: :meth:`FakeReplicate.monotonic_of` spans from ``moment`` to
-    the call (minutes, when a long phase is analysed at its end), and an offset taken once spans the whole run.
-    """
-    return prediction.created_mono + (moment - prediction.created_at).total_seconds()
 
 
 def split_negative(lags: Sequence[float]) -> tuple[list[float], int]:
@@ -270,14 +256,14 @@ def analyse(
             most_api = max(most_api, api_per_prediction[prediction.id])
             ended = prediction.completed_at
             polled = last_poll.get(prediction.id)
-            if ended is not None and polled is not None and polled > on_monotonic_clock(prediction, ended):
+            if ended is not None and polled is not None and polled > prediction.monotonic_of(ended):
                 polled_late += 1
         if delivery.delivered_at is None or prediction is None or prediction.completed_at is None:
             errors[delivery.error or "no prediction was made"] += 1
             continue
         overheads.append(delivery.delivered_at - prediction.completed_at.timestamp())
         if prediction.id in first_file:
-            detections.append(first_file[prediction.id] - on_monotonic_clock(prediction, prediction.completed_at))
+            detections.append(first_file[prediction.id] - prediction.monotonic_of(prediction.completed_at))
 
     progress = progress_figures(api, [(d, by_prompt.get(d.prompt)) for d in deliveries])
     jobs = len(deliveries)
@@ -325,7 +311,8 @@ def progress_figures(api: FakeReplicate, jobs: Sequence[tuple[Delivery, FakePred
 
     A client that shows no progress (its deliveries list no percentages) gets none of them; a job that showed no
     percentage counts in the distinct percentages (as 0) and not in the first-percentage times. Every time is on
-    ``time.monotonic()`` (:func:`on_monotonic_clock` for ``started_at``). A negative time is reported, not clamped:
+    ``time.monotonic()`` (:meth:`FakePrediction.monotonic_of` for ``started_at``). A negative time is reported, not
+    clamped:
     it is left out of its figure and its job counted (:func:`split_negative`), in ``first_percentage_before_logs``
     when a poll showed the percentage before the ``logs`` webhook carrying one was sent, in
     ``first_percentage_before_processing`` when a percentage was stamped before the prediction began (a fault of
@@ -347,7 +334,7 @@ def progress_figures(api: FakeReplicate, jobs: Sequence[tuple[Delivery, FakePred
     for shown, prediction in shown_by_job:
         distinct.append(distinct_percentages(shown))
         began = prediction.started_at
-        lag = None if began is None else first_shown_after(shown, on_monotonic_clock(prediction, began))
+        lag = None if began is None else first_shown_after(shown, prediction.monotonic_of(began))
         if lag is not None:
             first.append(lag)
         logs = first_logs_webhook_with_percentage(hooks.get(prediction.id, []))

@@ -46,9 +46,10 @@ from bench.run import (
     ScaleResult,
     SustainedResult,
 )
+from bot.core import Tuning
 
-PREFER_WAIT = 1.0
-"""Seconds the bot's create call waits (``Tuning.prefer_wait``, production value)."""
+PREFER_WAIT = float(Tuning().prefer_wait)
+"""Seconds the bot's create call waits when polling (the production value)."""
 OURS = "imagine-bot"
 OURS_WEBHOOKS = WEBHOOKS_NAME
 OFFICIAL = "replicate (official)"

@@ -177,9 +177,8 @@ class JobJournal(Protocol):
         """How long the model usually runs (``metrics.predict_time``, averaged), if known."""
         ...
 
-    async def finishing(self, job_id: str, prediction_id: str | None = None) -> None:
-        """Just before the final view is shown (with the job's prediction, if it has one); raises
-        :class:`JobTakenOver` if another process has the job."""
+    async def finishing(self, job_id: str) -> None:
+        """Just before the final view is shown; raises :class:`JobTakenOver` if another process has the job."""
         ...
 
     async def ended(self, view: JobView) -> None:

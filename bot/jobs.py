@@ -498,7 +498,7 @@ class JobEngine:
             await asyncio.gather(job.pump, return_exceptions=True)
         if self._journal is not None:
             try:
-                await self._journal.finishing(job.id, view.prediction_id)
+                await self._journal.finishing(job.id)
             except JobTakenOver:
                 await self._let_go(job)
                 return

@@ -198,17 +198,12 @@ class Journal:
         await self._owned(job_id, state="running", prediction_id=prediction_id)
         return True
 
-    async def finishing(self, job_id: str, prediction_id: str | None = None) -> None:
-        """The final view is about to be shown: raises :class:`JobTakenOver` if another process has the job.
-
-        ``prediction_id`` is the job's prediction, where one was made (the create's answer may have been
-        the ended prediction, not journaled on its own).
-        """
-        changes: dict[str, Any] = {} if prediction_id is None else {"prediction_id": prediction_id}
+    async def finishing(self, job_id: str) -> None:
+        """The final view is about to be shown: raises :class:`JobTakenOver` if another process has the job."""
         try:
             # Not waiting for the disk (it is on the way to the member's image): lost in a power cut, the job
             # is only resumed and shown again; a takeover is still seen, the write still checks the owner.
-            await self._owned(job_id, state="finishing", durable=False, **changes)
+            await self._owned(job_id, state="finishing", durable=False)
         except JobTakenOver:
             raise
         except Exception:

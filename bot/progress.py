@@ -64,7 +64,7 @@ class ProgressEstimate:
 
 
 def _steps_per_second(progress: Progress) -> float | None:
-    steps_left = progress.total - progress.current
-    if progress.remaining is None or progress.remaining <= 0 or steps_left <= 0:
+    step = progress.step_seconds
+    if step is None or step <= 0 or progress.current >= progress.total:
         return None
-    return steps_left / progress.remaining
+    return 1.0 / step

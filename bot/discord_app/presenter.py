@@ -50,6 +50,8 @@ _NOT_POSTED = (
 )
 _UNREACHABLE = f"The job's message could no longer be reached to show the finished images, {NOT_SHOWN}"
 
+_Payload = tuple[dict[str, Any], list[dict[str, Any]]]
+"""An edit's embed and components, as Discord would store them."""
 ComponentsFactory = Callable[[JobView], discord.ui.View | None]
 TargetListener = Callable[["MessageTarget"], Awaitable[None]]
 
@@ -159,7 +161,8 @@ class DiscordPresenter:
         self._seen_at: float | None = None  # when the oldest view not yet sent came
         self._resume_at = 0.0  # no progress edit before then: what the last failed one was told to wait
         self._shown = shown
-        self._shown_payload = self._rendered(shown) if shown is not None else None
+        self._shown_payload: _Payload | None = None  # what the message shows, rendered when first compared
+        self._last_render: tuple[JobView, _Payload] | None = None
         self._wake = asyncio.Event()
         self._finished = False
         self._token_dead = False
@@ -305,7 +308,7 @@ class DiscordPresenter:
                 self._seen_at = None
                 if view is None or view == self._shown:
                     continue
-                if self._rendered(view) == self._shown_payload:
+                if self._rendered(view) == self._shown_rendered():
                     self._shown = view  # the message shows it already (say, a change the embed leaves out)
                 else:
                     self.pacer.decide(seen_at, due, final=False)
@@ -323,10 +326,21 @@ class DiscordPresenter:
                     self._seen_at = self._clock.monotonic()
                     self._wake.set()
 
-    def _rendered(self, view: JobView) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """What an edit to ``view`` would make the message show, attachments aside."""
+    def _rendered(self, view: JobView) -> _Payload:
+        """What an edit to ``view`` would make the message show, attachments aside (the last view's is kept:
+        a view compared and then sent is rendered once)."""
+        if self._last_render is not None and self._last_render[0] is view:
+            return self._last_render[1]
         components = self._components(view)
-        return dict(render_embed(view).to_dict()), components.to_components() if components is not None else []
+        payload = dict(render_embed(view).to_dict()), components.to_components() if components is not None else []
+        self._last_render = view, payload
+        return payload
+
+    def _shown_rendered(self) -> _Payload | None:
+        """What the message shows now, rendered (``None``: nothing known to be shown)."""
+        if self._shown_payload is None and self._shown is not None:
+            self._shown_payload = self._rendered(self._shown)
+        return self._shown_payload
 
     def _token_usable(self) -> bool:
         return not self._token_dead and discord.utils.utcnow() < self._token_deadline
@@ -414,7 +428,7 @@ class DiscordPresenter:
                 raise
             log.info("edit of job %s answered %s (attempt %d)", view.job_id, exc.status, attempt)
             return retry_in
-        self._shown, self._shown_payload = view, self._rendered(view)
+        self._shown, self._shown_payload = view, None  # rendered when next compared (the last render is kept)
         return None
 
     async def _edit(self, view: JobView, files: list[discord.File], *, final: bool) -> None:

@@ -114,6 +114,16 @@ class Stack:
         """The interaction's message once it shows a terminal state."""
         return await handle.wait_message(lambda m: is_terminal(m), timeout=timeout)
 
+    async def imagine_deleted_before_the_end(self) -> InteractionHandle:
+        """``/imagine`` whose message someone deletes while it runs; returns once its prediction succeeded."""
+        self.api.set_default_scenario(Scenario.manual())
+        handle = await self.imagine()
+        placeholder = await handle.wait_message()
+        prediction = await self.api.wait_for_prediction()
+        await self.discord.delete_message(placeholder)
+        self.api.finish(prediction.id)
+        return handle
+
     def presenter_of(self, message: StoredMessage) -> DiscordPresenter:
         """The presenter of the job ``message`` shows (the bot keeps ended jobs a while)."""
         assert self.bot is not None

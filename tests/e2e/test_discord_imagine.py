@@ -164,12 +164,7 @@ async def test_token_expired_mid_job_edits_through_the_channel(make_stack: Stack
 
 
 async def test_message_deleted_mid_job_reposts_for_the_requester(stack: Stack) -> None:
-    stack.api.set_default_scenario(Scenario.manual())
-    handle = await stack.imagine()
-    placeholder = await handle.wait_message()
-    prediction = await stack.api.wait_for_prediction()
-    await stack.discord.delete_message(placeholder)
-    stack.api.finish(prediction.id)
+    await stack.imagine_deleted_before_the_end()
     member = stack.guild.member("member")
     channel = stack.guild.channel("general")
     repost = await stack.discord.wait_for(

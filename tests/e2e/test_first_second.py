@@ -37,7 +37,7 @@ def shown_percentages(message: StoredMessage) -> list[tuple[float, int]]:
 def began(prediction: FakePrediction, stack: Stack) -> float:
     """When the fake prediction began processing, on the monotonic clock."""
     assert prediction.started_at is not None
-    return stack.api.monotonic_of(prediction.started_at)
+    return prediction.monotonic_of(prediction.started_at)
 
 
 async def webhook_stack(make_stack: StackFactory) -> Stack:
@@ -100,7 +100,7 @@ async def test_polls_are_aimed_at_the_end_the_model_has_shown(make_stack: StackF
     assert polls <= 5, polls  # the naive loop's 1 s polls would be 5 or 6, spread over the whole run
     assert prediction.completed_at is not None
     first_file = min(r.time for r in stack.api.requests if r.kind == "file" and r.prediction_id == prediction.id)
-    lag = first_file - stack.api.monotonic_of(prediction.completed_at)
+    lag = first_file - prediction.monotonic_of(prediction.completed_at)
     assert lag < 0.5, lag  # half the naive loop's average; the benchmark shows tens of milliseconds
 
 
@@ -111,7 +111,7 @@ async def noticed_after(stack: Stack, scenario: Scenario) -> float:
     prediction = stack.api.last_prediction
     assert prediction.completed_at is not None
     first_file = min(r.time for r in stack.api.requests if r.kind == "file" and r.prediction_id == prediction.id)
-    return first_file - stack.api.monotonic_of(prediction.completed_at)
+    return first_file - prediction.monotonic_of(prediction.completed_at)
 
 
 async def test_a_model_that_sets_up_before_its_bar_and_wraps_up_after_is_still_noticed_at_once(

@@ -966,6 +966,16 @@ class FakePrediction:
         """Whether the status is terminal (succeeded, failed, canceled, aborted)."""
         return self.status in TERMINAL_STATUSES
 
+    def monotonic_of(self, moment: datetime) -> float:
+        """``moment``, one of this prediction's wall-clock stamps (``started_at``, ``completed_at``), on
+        ``time.monotonic()``.
+
+        The create is stamped on both clocks (``created_at``, ``created_mono``), later moments on the wall clock
+        only: the wall-clock span from the create to ``moment`` is added to ``created_mono``, so a step of the wall
+        clock (NTP) moves the result only if it falls inside the prediction's own seconds.
+        """
+        return self.created_mono + (moment - self.created_at).total_seconds()
+
     def to_json(self) -> JsonDict:
         """Return the prediction object as Replicate serialises it (a fresh deep copy)."""
         out: JsonDict = {
@@ -1762,11 +1772,6 @@ class FakeReplicate:
 
         await self.wait_until(lambda: len(matching()) >= count, timeout=timeout, what=f"{count} {kind} request(s)")
         return matching()
-
-    @staticmethod
-    def monotonic_of(moment: datetime) -> float:
-        """A timestamp the fake stamped (``created_at``, ``started_at``, ``completed_at``) on ``time.monotonic()``."""
-        return time.monotonic() - (datetime.now(UTC) - moment).total_seconds()
 
     def webhooks_for(
         self,

@@ -158,16 +158,6 @@ async def test_images_with_no_route_left_to_their_message_are_not_charged(
 # --------------------------------------------------------------------------- the message posted anew
 
 
-async def deleted_before_the_end(stack: Stack) -> None:
-    """``/imagine`` whose message is deleted while it runs; returns once the prediction succeeded."""
-    stack.api.set_default_scenario(Scenario.manual())
-    handle = await stack.imagine()
-    placeholder = await handle.wait_message()
-    prediction = await stack.api.wait_for_prediction()
-    await stack.discord.delete_message(placeholder)
-    stack.api.finish(prediction.id)
-
-
 async def posted_anew(stack: Stack) -> StoredMessage:
     channel = stack.guild.channel("general")
     return await stack.discord.wait_for(
@@ -187,7 +177,7 @@ async def test_images_posted_anew_that_discord_does_not_take_are_not_charged(
         stack.discord.fail_next(Routes.CREATE_MESSAGE, status=503, uploads_only=True)
     else:
         stack.discord.reset_next(Routes.CREATE_MESSAGE, uploads_only=True)
-    await deleted_before_the_end(stack)
+    await stack.imagine_deleted_before_the_end()
     message = await posted_anew(stack)
 
     failed_saying(message, "Discord did not take the finished images when they were posted anew")

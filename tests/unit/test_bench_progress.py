@@ -20,7 +20,7 @@ from bench.__main__ import chosen_sections
 from bench.baselines import Delivery
 from bench.clients import DISCORD_TOKEN, WEBHOOKS_NAME
 from bench.details import render
-from bench.measure import PhaseResult, PhaseStart, Summary, analyse, on_monotonic_clock
+from bench.measure import PhaseResult, PhaseStart, Summary, analyse
 from bench.progress import (
     ShownPercentage,
     distinct_percentages,
@@ -201,7 +201,7 @@ async def _predictions(api: FakeReplicate, prompts: Sequence[str]) -> list[FakeP
 def _delivered(prediction: FakePrediction, shown_after: Sequence[tuple[float, int]] | None) -> Delivery:
     """The delivery of ``prediction``'s job, its percentages shown ``(seconds after it began, percent)``."""
     assert prediction.started_at is not None and prediction.completed_at is not None
-    began = on_monotonic_clock(prediction, prediction.started_at)
+    began = prediction.monotonic_of(prediction.started_at)
     shown = None if shown_after is None else [(began + after, percent) for after, percent in shown_after]
     return Delivery(str(prediction.input["prompt"]), prediction.completed_at.timestamp() + 0.01, percentages=shown)
 
@@ -246,12 +246,12 @@ async def test_processing_began_is_read_on_the_monotonic_clock_whatever_the_wall
 ) -> None:
     (job,) = await _predictions(api, ["fox 8"])
     assert job.started_at is not None
-    began = on_monotonic_clock(job, job.started_at)
+    began = job.monotonic_of(job.started_at)
     assert job.created_mono <= began <= time.monotonic()
     # A step of the wall clock before the create moves every wall-clock stamp of the prediction alike: nothing else.
     job.created_at -= dt.timedelta(hours=1)
     job.started_at -= dt.timedelta(hours=1)
-    assert on_monotonic_clock(job, job.started_at) == pytest.approx(began)
+    assert job.monotonic_of(job.started_at) == pytest.approx(began)
     phase = _phase(api, "imagine-bot", [_delivered(job, [(0.25, 25)])])
     assert phase.first_percentage.p50 == pytest.approx(250.0, abs=1.0)
 
@@ -260,7 +260,7 @@ def _logs_hook(prediction: FakePrediction, after_began: float) -> WebhookDeliver
     """The first ``logs`` webhook carrying a percentage of ``prediction``, sent ``after_began`` s after it began."""
     assert prediction.started_at is not None
     logs = "Using seed: 7\n" + tqdm_line(1, 4, 14.0) + "\n"
-    return _hook("logs", logs, on_monotonic_clock(prediction, prediction.started_at) + after_began, prediction.id)
+    return _hook("logs", logs, prediction.monotonic_of(prediction.started_at) + after_began, prediction.id)
 
 
 async def test_a_percentage_a_poll_showed_before_its_logs_webhook_is_reported_not_met(api: FakeReplicate) -> None:
