@@ -35,8 +35,8 @@ import sys
 import time
 from typing import Any
 
+from bot.base.logs import configure_logging
 from bot.discord_app.client import ImagineBot, configure_endpoints
-from bot.logs import configure_logging
 from bot.settings import SettingsError, load_environment, load_settings
 
 TICK = 0.010
@@ -115,7 +115,7 @@ async def _run() -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings)
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     configure_endpoints(settings)
     assert settings.discord_token is not None
 

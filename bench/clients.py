@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from bench.baselines import BASELINE_NAMES, Delivery
 from bench.peerbot import FAILED_PREFIX
 from bench.progress import field_value, percentages_shown, status_of
-from bot.webhooks import WEBHOOK_PATH
+from bot.jobs.webhooks import WEBHOOK_PATH
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMember, InteractionHandle
 from tests.fakes.replicate import FakeReplicate
 
@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 DISCORD_TOKEN = "bench-discord-token"
 _FAILED_WORDS = ("Failed", "Canceled", "Timed out")
 _LIVE_PROCESSES = re.compile(r"(\d+) live process\(es\)")
-"""What :mod:`bot.cluster` logs when the number of live processes it shares the API budget with changes."""
+"""What :mod:`bot.ops.cluster` logs when the number of live processes it shares the API budget with changes."""
 
 
 WEBHOOKS_NAME = "imagine-bot (webhooks)"

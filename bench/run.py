@@ -55,7 +55,7 @@ from bench.baselines import Delivery
 from bench.clients import BaselineProcess, Client, ImagineBotClient, OfficialClientBot
 from bench.measure import PhaseResult, PhaseStart, Summary, analyse
 from bench.postgres import URL_VARIABLE, PostgresUnavailable, admin_url, disposable_database
-from bot.ratelimit import _BURST_SHARE, _HEADROOM, REPLICATE_CREATES_PER_MINUTE
+from bot.api.ratelimit import _BURST_SHARE, _HEADROOM, REPLICATE_CREATES_PER_MINUTE
 from tests.fakes.replicate import REPLICATE_WEBHOOK_RETRY_DELAYS, FakePrediction, FakeReplicate, Scenario
 
 _PROMPTS = count(1)

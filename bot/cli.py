@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.clock import SystemClock
+from bot.api.inputs import ASPECT_RATIOS, ImagineOptions
+from bot.api.modelref import InvalidModelRef, ModelRef
+from bot.base.clock import SystemClock
+from bot.base.errors import ImagineError, Refusal
+from bot.base.logs import configure_logging
 from bot.core import Core
-from bot.errors import ImagineError, Refusal
-from bot.inputs import ASPECT_RATIOS, ImagineOptions
-from bot.job_model import JobState, JobView
-from bot.logs import configure_logging
-from bot.modelref import InvalidModelRef, ModelRef
+from bot.jobs.model import JobState, JobView
+from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, check_days, report_tables, report_title, usage_report
 from bot.settings import (
     Settings,
     SettingsError,
@@ -35,7 +36,6 @@ from bot.settings import (
 from bot.storage import StorageError, migrate, open_repository
 from bot.storage.common import check_id
 from bot.storage.urls import mask_url
-from bot.usage import DEFAULT_DAYS, MAX_DAYS, check_days, report_tables, report_title, usage_report
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def _settings(*, require_discord: bool = False, require_replicate: bool = True) 
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log_level, settings)
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     return settings
 
 

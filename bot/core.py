@@ -12,25 +12,25 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from bot import __version__
-from bot.clock import Clock, SystemClock
-from bot.cluster import Cluster, new_incarnation, process_name, shards_text
-from bot.costs import Pricing
-from bot.delivery import Downloader
-from bot.fetch_guard import FetchGuard
-from bot.job_model import JobRequest, JobView
-from bot.jobs import JobEngine
-from bot.journal import Journal
-from bot.metrics import Metrics
-from bot.modlog import ModLog
-from bot.policy import Policy
-from bot.poll_planner import PollPolicy
-from bot.queue_caps import QueueGate
-from bot.ratelimit import RequestBudget
-from bot.recovery import LOOKUP_DELAYS, PredictionFinder
-from bot.replicate import ApiError, NotFound, ReplicateClient
+from bot.api.client import ApiError, NotFound, ReplicateClient
+from bot.api.ratelimit import RequestBudget
+from bot.base.clock import Clock, SystemClock
+from bot.jobs.engine import JobEngine
+from bot.jobs.journal import Journal
+from bot.jobs.model import JobRequest, JobView
+from bot.jobs.poll_planner import PollPolicy
+from bot.jobs.recovery import LOOKUP_DELAYS, PredictionFinder
+from bot.jobs.webhooks import PredictionEvents, WebhookReceiver
+from bot.media.delivery import Downloader
+from bot.media.fetch_guard import FetchGuard
+from bot.moderation.costs import Pricing
+from bot.moderation.modlog import ModLog
+from bot.moderation.policy import Policy
+from bot.moderation.queue_caps import QueueGate
+from bot.ops.cluster import Cluster, new_incarnation, process_name, shards_text
+from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.storage import QueuedJobs, Repository, open_repository
-from bot.webhooks import PredictionEvents, WebhookReceiver
 
 log = logging.getLogger(__name__)
 

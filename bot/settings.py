@@ -19,8 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import load_dotenv
 
-from bot.costs import NO_PRICES, Prices, parse_prices
-from bot.modelref import InvalidModelRef, ModelRef
+from bot.api.modelref import InvalidModelRef, ModelRef
+from bot.media.fetch_guard import HOSTNAME, FetchAllow, parse_fetch_allow
+from bot.moderation.costs import NO_PRICES, Prices, parse_prices
 from bot.storage.urls import DatabaseUrl, parse_database_url
 
 _T = TypeVar("_T")
@@ -70,41 +71,6 @@ class HttpListen:
     def __str__(self) -> str:
         host = self.host or ""
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
-
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True)
-class FetchAllow:
-    """What the owner lets the bot fetch files from besides globally routable addresses.
-
-    ``hosts`` are lower-case host names matched exactly; ``networks`` are CIDRs
-    (a single address is a /32 or /128).
-    """
-
-    hosts: frozenset[str] = frozenset()
-    networks: tuple[IpNetwork, ...] = ()
-
-
-def parse_fetch_allow(value: str) -> FetchAllow:
-    """``host, 10.0.0.0/8, fd00::/8, 192.168.1.20``; ``ValueError`` names the entry that is neither."""
-    hosts: set[str] = set()
-    networks: list[IpNetwork] = []
-    for item in (part.strip() for part in value.split(",")):
-        if not item:
-            continue
-        candidate = item[1:-1] if item.startswith("[") and item.endswith("]") else item
-        try:
-            networks.append(ipaddress.ip_network(candidate, strict=False))
-            continue
-        except ValueError:
-            pass
-        host = candidate.lower().rstrip(".")
-        if not _HOSTNAME.match(host):
-            raise ValueError(f"{item!r} is neither a host name nor an address or CIDR like 10.0.0.0/8")
-        hosts.add(host)
-    return FetchAllow(frozenset(hosts), tuple(networks))
 
 
 class SettingsError(Exception):
@@ -172,6 +138,13 @@ class Settings:
     def database_path(self) -> str:
         """The SQLite file named by ``DATABASE_URL`` (``:memory:`` allowed); ``ValueError`` for PostgreSQL."""
         return sqlite_path(self.database_url)
+
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold, for the log filter that masks them (never for showing)."""
+        found = [self.replicate_api_token.reveal()]
+        found += [secret.reveal() for secret in (self.discord_token, self.webhook_secret) if secret is not None]
+        password = database_password(self.database_url)
+        return found if password is None else [*found, password]
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -260,9 +233,6 @@ def _seconds(name: str, value: str | None, default: float, problems: list[str]) 
     return seconds
 
 
-_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$")
-
-
 def parse_listen(value: str) -> HttpListen:
     """``host:port``, ``[ipv6]:port`` or ``:port`` (every interface); ``ValueError`` says what is wrong."""
     if value.startswith("["):
@@ -279,7 +249,7 @@ def parse_listen(value: str) -> HttpListen:
             raise ValueError(f"must look like host:port (e.g. 127.0.0.1:8080), got {value!r}")
         if ":" in host:
             raise ValueError(f"put an IPv6 address in brackets, like [::1]:8080, got {value!r}")
-        if host and not _HOSTNAME.match(host):
+        if host and not HOSTNAME.match(host):
             raise ValueError(f"{host!r} is not a host name or address")
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"the port must be a number from 1 to 65535, got {port_text!r}")

@@ -15,7 +15,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.costs import parse_cap
+from bot.api.modelref import InvalidModelRef, ModelRef
+from bot.base.money import parse_cap
 from bot.discord_app.admin_views import (
     budget_embed,
     channels_embed,
@@ -27,9 +28,8 @@ from bot.discord_app.admin_views import (
     usage_embed,
     words_embed,
 )
-from bot.modelref import InvalidModelRef, ModelRef
+from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 from bot.storage import Repository
-from bot.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot

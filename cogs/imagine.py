@@ -15,14 +15,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.api.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
+from bot.base.errors import ImagineError
 from bot.discord_app.answers import AnswerDeadline, refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.button_actions import ButtonActions
 from bot.discord_app.buttons import PERSISTENT_BUTTONS
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.starter import JobStarter
-from bot.errors import ImagineError
-from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot

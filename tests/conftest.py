@@ -11,12 +11,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.delivery import Downloader
-from bot.fetch_guard import FetchGuard
-from bot.jobs import JobEngine, JobView, PollPolicy
-from bot.ratelimit import RequestBudget
-from bot.recovery import PredictionFinder
-from bot.replicate import ReplicateClient, RetryPolicy
+from bot.api.client import ReplicateClient, RetryPolicy
+from bot.api.ratelimit import RequestBudget
+from bot.jobs.engine import JobEngine, JobView, PollPolicy
+from bot.jobs.recovery import PredictionFinder
+from bot.media.delivery import Downloader
+from bot.media.fetch_guard import FetchGuard
 from bot.storage import Repository, open_repository
 from tests.fakes.replicate import FakeReplicate
 from tests.storage import FakeClock, disposable_database, fresh_schema

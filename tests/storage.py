@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from bot.clock import SystemClock
+from bot.base.clock import SystemClock
 from bot.storage import JobRecord, Repository
 from bot.storage.postgres import PostgresRepository
 from bot.storage.sqlite import SqliteRepository

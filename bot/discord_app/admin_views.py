@@ -11,12 +11,12 @@ from datetime import datetime
 
 import discord
 
-from bot.costs import cap_text, next_month, usd
+from bot.api.modelref import ModelRef
+from bot.base.money import cap_text, next_month, usd
 from bot.discord_app.modlog import change_text
-from bot.modelref import ModelRef
-from bot.policy import role_mentions, roles_phrase
+from bot.moderation.policy import role_mentions, roles_phrase
+from bot.moderation.usage import COLUMNS, TOP, UsageReport, aligned, figures, report_tables, report_title
 from bot.storage import AuditEntry, Budget, GuildConfig, Limits, RoleLimits, Spend
-from bot.usage import COLUMNS, TOP, UsageReport, aligned, figures, report_tables, report_title
 
 NO_LIMIT = "no limit"
 FIELD_LIMIT = 1024

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import discord
 
-from bot.delivery import Downloader
-from bot.images import SNIFF_BYTES, sniff_image
-from bot.inputs import IMAGE_MAX_BYTES, check_image_size, check_image_upload, media_type
+from bot.api.inputs import IMAGE_MAX_BYTES, check_image_size, check_image_upload, media_type
+from bot.media.delivery import Downloader
+from bot.media.images import SNIFF_BYTES, sniff_image
 
 _UNDECLARED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
@@ -24,7 +24,7 @@ async def check_image_attachment(
 
     ``label`` starts the member's sentence ("Image 2", a file name); ``where`` names the file in
     "the image could not be downloaded (…)" (default: ``label``). Raises
-    :class:`~bot.errors.InputRejected` or :class:`~bot.errors.DeliveryError`.
+    :class:`~bot.base.errors.InputRejected` or :class:`~bot.base.errors.DeliveryError`.
     """
     declared = media_type(attachment.content_type)
     if declared in _UNDECLARED:

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
+from bot.base.errors import ImagineError, Refusal
 from bot.discord_app.answers import refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.members import may_moderate
 from bot.discord_app.starter import JobOrder, JobStarter
-from bot.errors import ImagineError, Refusal
-from bot.inputs import ImagineOptions
-from bot.job_model import JobKind, JobRequest
-from bot.modelref import ModelRef
+from bot.jobs.model import JobKind, JobRequest
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot

@@ -3,7 +3,8 @@
 Each button's ``custom_id`` carries everything it needs (the job, the image's place, the owner), so a
 click reaches the bot whatever it remembers. A press is handed to the bot's :class:`ButtonHandler`
 (``ImagineBot.button_handler``, set while the ``/imagine`` cog is loaded) rather than to the cog
-itself, which would make this module import the cog that imports it.
+itself, which would make this module import the cog that imports it; the bot is seen through
+:class:`HandsOutPresses`, so this module does not import the client that imports it either.
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, Protocol, cast
 
 import discord
 
 from bot.discord_app.answers import refuse
 from bot.discord_app.members import may_moderate
-from bot.job_model import JobKind, JobState, JobView
-
-if TYPE_CHECKING:
-    from bot.discord_app.client import ImagineBot
+from bot.jobs.model import JobKind, JobState, JobView
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +39,14 @@ class ButtonHandler(Protocol):
     ) -> None: ...
 
 
+class HandsOutPresses(Protocol):
+    """The bot as buttons see it (``ImagineBot``): it knows who handles a press right now."""
+
+    button_handler: ButtonHandler | None
+
+
 def _handler(interaction: discord.Interaction) -> ButtonHandler:
-    handler = cast("ImagineBot", interaction.client).button_handler
+    handler = cast(HandsOutPresses, interaction.client).button_handler
     if handler is None:
         raise RuntimeError("the Imagine cog is not loaded")
     return handler

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 import yarl
 from discord.ext import commands
 
-from bot.clock import Clock
+from bot.base.clock import Clock
 from bot.core import Core, Tuning
+from bot.discord_app.buttons import ButtonHandler
 from bot.discord_app.health import gateway_check
 from bot.discord_app.modlog import DiscordModLogSink
 from bot.discord_app.sharding import IdentifyPacer
-from bot.health import database_check, jobs_check
-from bot.http_server import HttpServer
+from bot.jobs.webhooks import MAX_WEBHOOK_BYTES
+from bot.ops.health import database_check, jobs_check
+from bot.ops.http_server import HttpServer
 from bot.settings import Settings
-from bot.webhooks import MAX_WEBHOOK_BYTES
-
-if TYPE_CHECKING:
-    from bot.discord_app.buttons import ButtonHandler
 
 log = logging.getLogger(__name__)
 

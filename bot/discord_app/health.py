@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import discord
 
-from bot.health import Check, HealthCheck
+from bot.ops.health import Check, HealthCheck
 
 CONNECTED = "connected"
 DISCONNECTED = "disconnected"

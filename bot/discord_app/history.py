@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import discord
 
-from bot.job_model import JobState
+from bot.jobs.model import JobState
 from bot.storage import JobRecord
 
 HISTORY_SIZE = 10

@@ -6,8 +6,8 @@ import re
 
 import discord
 
-from bot.modlog import BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
-from bot.policy import role_mentions
+from bot.moderation.modlog import BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
+from bot.moderation.policy import role_mentions
 from bot.storage import AuditEntry
 from bot.storage.common import LOG_CHANNEL_ACTION
 

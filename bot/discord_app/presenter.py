@@ -31,13 +31,13 @@ from typing import Any, cast
 import aiohttp
 import discord
 
-from bot.clock import Clock, SystemClock
+from bot.base.clock import Clock, SystemClock
 from bot.discord_app.answers import answer_with_message
 from bot.discord_app.pacing import EDIT_LIMIT, EDIT_WINDOW, EditPacer
 from bot.discord_app.render import alt_text, render_embed
 from bot.discord_app.uploads import NOT_SHOWN, JobUploads
-from bot.images import ImageFile
-from bot.job_model import ImagesNotShown, JobState, JobView
+from bot.jobs.model import ImagesNotShown, JobState, JobView
+from bot.media.images import ImageFile
 
 log = logging.getLogger(__name__)
 

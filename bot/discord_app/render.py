@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import discord
 
-from bot.job_model import JobState, JobView
-from bot.scheduling import EXACT_POSITIONS
+from bot.jobs.model import JobState, JobView
+from bot.jobs.scheduling import EXACT_POSITIONS
 
 _COLOURS = {
     JobState.QUEUED: discord.Colour.light_grey(),
@@ -52,7 +52,7 @@ def status_text(view: JobView) -> str:
 def queue_place(position: int) -> str:
     """``position 3`` near the head; farther back, ``86 jobs ahead``.
 
-    Far back the message is edited only when the place halves (:func:`~bot.scheduling.position_worth_showing`),
+    Far back the message is edited only when the place halves (:func:`~bot.jobs.scheduling.position_worth_showing`),
     so it gives the length of the line ahead, a rough figure, rather than an exact place gone stale.
     """
     if position <= EXACT_POSITIONS:

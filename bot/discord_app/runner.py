@@ -11,7 +11,7 @@ import discord
 
 from bot.core import StartupError
 from bot.discord_app.client import ImagineBot, configure_endpoints
-from bot.http_server import ListenError
+from bot.ops.http_server import ListenError
 from bot.settings import Settings
 from bot.storage import StorageError
 

@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import discord
 
-from bot.clock import Clock
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
+from bot.base.clock import Clock
+from bot.base.errors import ImagineError, Refusal
 from bot.discord_app.answers import AnswerDeadline, refuse
 from bot.discord_app.buttons import job_components
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
-from bot.errors import ImagineError, Refusal
-from bot.inputs import ImagineOptions
-from bot.job_model import JobKind, JobRequest, JobState, JobTakenOver, JobView
-from bot.jobs import ResumedJob
-from bot.journal import NOT_STARTED, Unfinished
-from bot.modelref import ModelRef
-from bot.queue_caps import Admission
+from bot.jobs.engine import ResumedJob
+from bot.jobs.journal import NOT_STARTED, Unfinished
+from bot.jobs.model import JobKind, JobRequest, JobState, JobTakenOver, JobView
+from bot.moderation.queue_caps import Admission
 from bot.storage import StorageError
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class JobOrder:
     reply_to: int | None = None
     """The message the new job's message replies to (U and V jobs reply to their original)."""
     check: Callable[[], Awaitable[None]] | None = None
-    """The order's own check, raising :class:`~bot.errors.Refusal`: run once the queue caps let the job
+    """The order's own check, raising :class:`~bot.base.errors.Refusal`: run once the queue caps let the job
     through (it may read from the API), before the job's schema is read and anything is charged."""
 
 

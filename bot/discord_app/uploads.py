@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from bot.errors import DeliveryError
-from bot.images import ImageFile, fit_in_turn
-from bot.job_model import ImagesNotShown
+from bot.base.errors import DeliveryError
+from bot.jobs.model import ImagesNotShown
+from bot.media.images import ImageFile, fit_in_turn
 
 log = logging.getLogger(__name__)
 

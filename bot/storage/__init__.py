@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.costs import BudgetScope
+from bot.base.money import BudgetScope
 
 if TYPE_CHECKING:
-    from bot.clock import Clock
+    from bot.base.clock import Clock
 
 
 class StorageError(Exception):
@@ -190,7 +190,7 @@ class JobRecord:
     seed: int | None = None
     predict_time: float | None = None
     owner: str | None = None
-    """The incarnation of the process that runs the job (see :mod:`bot.cluster`); changed only by claims."""
+    """The incarnation of the process that runs the job (see :mod:`bot.ops.cluster`); changed only by claims."""
     message_id: int | None = None
     """The job's message in ``channel_id`` once shown (kept after the job ends, unlike ``target``)."""
     charged_images: int = 0

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.costs import BudgetScope, cap_text
+from bot.base.money import BudgetScope, cap_text
 from bot.storage import JOB_FIELDS, AuditEntry, Budget, Charge, JobRecord, Limits, RoleLimits, Spend, Usage
 
 log = logging.getLogger(__name__)

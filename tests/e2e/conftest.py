@@ -14,11 +14,11 @@ import discord.gateway
 import discord.http
 import pytest
 
+from bot.api.modelref import ModelRef
 from bot.core import Tuning
 from bot.discord_app.client import ImagineBot, configure_endpoints
 from bot.discord_app.presenter import DiscordPresenter
-from bot.jobs import PollPolicy
-from bot.modelref import ModelRef
+from bot.jobs.engine import PollPolicy
 from bot.settings import Secret, Settings
 from tests.conftest import FAST_LOOKUP
 from tests.fakes.discord import FakeDiscord, FakeGuild, InteractionHandle, MessageVersion, Routes, StoredMessage

@@ -7,9 +7,9 @@ import socket
 import aiohttp
 import pytest
 
-from bot.metrics import Metrics
-from bot.modelref import ModelRef
-from bot.replicate import NotFound, ReplicateClient, RetryPolicy, ServerError
+from bot.api.client import NotFound, ReplicateClient, RetryPolicy, ServerError
+from bot.api.modelref import ModelRef
+from bot.ops.metrics import Metrics
 from tests.fakes.replicate import FLUX_SCHNELL, FakeReplicate
 
 

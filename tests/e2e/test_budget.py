@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from bot.costs import parse_prices
-from bot.modelref import ModelRef
+from bot.api.modelref import ModelRef
+from bot.moderation.costs import parse_prices
 from tests.e2e.conftest import LORA_REF, Stack, StackFactory
 from tests.e2e.test_cli import base_env, cli
 from tests.e2e.test_moderation import answer, refusal

@@ -12,9 +12,9 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import __version__
-from bot.health import Check, HealthCheck, database_check, jobs_check
-from bot.http_server import HttpServer, ListenError
-from bot.metrics import Metrics
+from bot.ops.health import Check, HealthCheck, database_check, jobs_check
+from bot.ops.http_server import HttpServer, ListenError
+from bot.ops.metrics import Metrics
 from bot.settings import HttpListen
 from bot.storage.sqlite import MEMORY, SqliteRepository
 

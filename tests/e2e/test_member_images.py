@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from bot.modelref import ModelRef
+from bot.api.modelref import ModelRef
 from tests.e2e.conftest import Stack, StackFactory, field_of, is_terminal, status_of
 from tests.fakes import images
 from tests.fakes.discord import CallbackType, InteractionHandle, Routes, StoredMessage, Upload

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.modelref import ModelRef
+from bot.api.modelref import ModelRef
 from tests.conftest import Pipeline
 from tests.fakes.replicate import FLUX_SCHNELL, FLUX_SCHNELL_LORA, FakeReplicate
 

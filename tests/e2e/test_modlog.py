@@ -101,7 +101,7 @@ async def test_a_broken_log_channel_never_breaks_imagine(
     else:  # 403 50001 Missing Access, 403 50013 Missing Permissions
         channel.overwrite(stack.guild.bot_member, deny=Perm.VIEW_CHANNEL if trouble == "hidden" else Perm.SEND_MESSAGES)
     posted = len(stack.discord.messages_in(channel))
-    caplog.set_level(logging.WARNING, logger="bot.modlog")
+    caplog.set_level(logging.WARNING, logger="bot.moderation.modlog")
 
     assert "blocked" in await refusal(stack, prompt=BLOCKED_PROMPT)
     await answer(stack, "limits", daily=5)
@@ -111,7 +111,7 @@ async def test_a_broken_log_channel_never_breaks_imagine(
 
     assert len(stack.discord.messages_in(channel)) == posted
     reason = "no longer exists" if trouble == "deleted" else "may not post"
-    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.modlog"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.moderation.modlog"]
     assert len([w for w in warnings if reason in w]) == 2, warnings  # the refusal and the change, once each
 
 

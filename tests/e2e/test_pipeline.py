@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.inputs import ImagineOptions
-from bot.jobs import JobState
-from bot.modelref import ModelRef
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
+from bot.jobs.engine import JobState
 from tests.conftest import Pipeline, RecordingPresenter
 from tests.fakes.replicate import (
     FLUX_SCHNELL,
@@ -334,7 +334,7 @@ async def test_without_a_schema_the_apis_422_is_shown(fake_api: FakeReplicate, m
 
 
 async def test_schema_refusal_sends_nothing(fake_api: FakeReplicate, make_pipeline: Build) -> None:
-    from bot.errors import InputRejected
+    from bot.base.errors import InputRejected
 
     pipeline = make_pipeline()
     with pytest.raises(InputRejected, match="num_inference_steps"):
@@ -367,7 +367,7 @@ async def test_file_host_never_sees_the_token(fake_api: FakeReplicate, make_pipe
 
 
 async def test_data_url_output_is_decoded() -> None:
-    from bot.delivery import decode_data_url
+    from bot.media.delivery import decode_data_url
     from tests.fakes.images import image_bytes
 
     png = image_bytes("png")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.api.modelref import ModelRef
 from bot.discord_app.render import status_text
-from bot.modelref import ModelRef
-from bot.scheduling import EXACT_POSITIONS
+from bot.jobs.scheduling import EXACT_POSITIONS
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.conftest import DISCORD_TOKEN, TEST_TUNING, Stack, StackFactory, status_of
 from tests.e2e.test_member_images import IMG2IMG, UPSCALER, buttons, refusal_of, register_models
@@ -202,7 +202,7 @@ async def test_a_hundred_jobs_draining_cost_a_bounded_number_of_edits(
     job starts, so the count is the rule's, not the machine's speed. "every change" is the old rule, for
     the comparison."""
     if rule == "every change":
-        monkeypatch.setattr("bot.jobs.position_worth_showing", lambda shown, position: shown != position)
+        monkeypatch.setattr("bot.jobs.engine.position_worth_showing", lambda shown, position: shown != position)
     stack = await make_stack(max_running=1, tuning=replace(TEST_TUNING, edit_window=0.08))
     stack.api.set_default_scenario(Scenario.manual())
     jobs = 100

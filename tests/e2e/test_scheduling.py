@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import aiohttp
 
-from bot.delivery import Downloader
-from bot.fetch_guard import FetchGuard
-from bot.inputs import ImagineOptions
-from bot.jobs import JobEngine, JobState, PollPolicy
-from bot.modelref import ModelRef
-from bot.ratelimit import RequestBudget
-from bot.replicate import ReplicateClient
+from bot.api.client import ReplicateClient
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
+from bot.api.ratelimit import RequestBudget
+from bot.jobs.engine import JobEngine, JobState, PollPolicy
+from bot.media.delivery import Downloader
+from bot.media.fetch_guard import FetchGuard
 from tests.conftest import Pipeline, RecordingPresenter
 from tests.fakes.replicate import FLUX_SCHNELL, FakeReplicate, RateLimits, Scenario
 

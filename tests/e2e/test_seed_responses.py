@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.modelref import ModelRef
-from bot.replicate import ReplicateClient
+from bot.api.client import ReplicateClient
+from bot.api.modelref import ModelRef
 from tests.conftest import shared_file
 
 

@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
 from bot.core import Core, Tuning
-from bot.http_server import HttpServer
-from bot.inputs import ImagineOptions
-from bot.jobs import JobState, ResumedJob
-from bot.journal import Unfinished
-from bot.modelref import ModelRef
+from bot.jobs.engine import JobState, ResumedJob
+from bot.jobs.journal import Unfinished
+from bot.jobs.webhooks import MAX_WEBHOOK_BYTES, PredictionEvents, WebhookReceiver
+from bot.ops.http_server import HttpServer
 from bot.settings import HttpListen, Secret, Settings
-from bot.webhooks import MAX_WEBHOOK_BYTES, PredictionEvents, WebhookReceiver
 from tests.conftest import FAST_LOOKUP, FAST_POLL, RecordingPresenter
 from tests.fakes.replicate import FLUX_SCHNELL, FakeReplicate, Scenario
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import Tuning
-from bot.poll_planner import PollPolicy
+from bot.jobs.poll_planner import PollPolicy
 from bot.settings import HttpListen, Secret
 from tests.conftest import FAST_LOOKUP
 from tests.e2e.conftest import DISCORD_TOKEN, Stack, StackFactory, status_of

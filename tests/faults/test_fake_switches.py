@@ -155,7 +155,7 @@ async def test_discord_chaos_is_seeded_and_only_on_its_routes() -> None:
 
 async def test_the_watch_sees_what_escapes(unhandled: UnhandledWatch) -> None:
     """The watch the fault tests end with: logged errors and forgotten failed tasks, not warnings."""
-    logging.getLogger("bot.jobs").warning("a retried poll: fine")
+    logging.getLogger("bot.jobs.engine").warning("a retried poll: fine")
     assert unhandled.problems() == []
 
     async def boom() -> None:
@@ -164,7 +164,7 @@ async def test_the_watch_sees_what_escapes(unhandled: UnhandledWatch) -> None:
     task = asyncio.get_running_loop().create_task(boom())
     await asyncio.sleep(0)
     del task
-    logging.getLogger("bot.jobs").error("job x failed unexpectedly")
+    logging.getLogger("bot.jobs.engine").error("job x failed unexpectedly")
     problems = unhandled.problems()
     assert any("failed unexpectedly" in line for line in problems), problems
     assert any("never retrieved" in line for line in problems), problems

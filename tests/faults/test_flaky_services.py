@@ -34,11 +34,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from bot.api.client import RetryPolicy
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
 from bot.core import Tuning
-from bot.inputs import ImagineOptions
-from bot.jobs import JobState, PollPolicy
-from bot.modelref import ModelRef
-from bot.replicate import RetryPolicy
+from bot.jobs.engine import JobState, PollPolicy
 from tests.conftest import FAST_LOOKUP, Pipeline, RecordingPresenter
 from tests.e2e.conftest import Stack, StackFactory, field_of, is_terminal, status_of
 from tests.fakes.discord import InteractionHandle, StoredMessage

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from bot.clock import SystemClock
+from bot.base.clock import SystemClock
 from bot.discord_app.starter import DATABASE_DOWN
-from bot.journal import NOT_STARTED, RETRY_DELAYS, Journal
+from bot.jobs.journal import NOT_STARTED, RETRY_DELAYS, Journal
 from bot.storage import DatabaseUnavailable, Limits, Spend, StorageError, open_repository
 from bot.storage.postgres import PostgresRepository
 from tests.e2e.conftest import Stack, StackFactory, status_of

@@ -23,13 +23,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.api.modelref import ModelRef
+from bot.base.errors import DeliveryError
 from bot.core import Core
-from bot.delivery import Downloader
-from bot.delivery import _described as described
-from bot.errors import DeliveryError
-from bot.fetch_guard import FetchGuard
-from bot.images import SNIFF_BYTES
-from bot.modelref import ModelRef
+from bot.media.delivery import Downloader
+from bot.media.delivery import _described as described
+from bot.media.fetch_guard import FetchGuard
+from bot.media.images import SNIFF_BYTES
 from bot.settings import Secret, Settings, parse_fetch_allow
 from tests.e2e.conftest import Stack, StackFactory, field_of, status_of
 from tests.e2e.test_member_images import IMG2IMG, UPSCALER, buttons, refusal_of, register_models, reply_to

@@ -22,12 +22,12 @@ import pytest
 from aiohttp.web_protocol import RequestHandler
 from standardwebhooks import Webhook
 
-from bot.health import Check
-from bot.http_guard import HttpLimits
-from bot.http_server import HttpServer
+from bot.jobs.webhooks import MAX_WEBHOOK_BYTES, WEBHOOK_PATH, PredictionEvents, WebhookReceiver
+from bot.ops.health import Check
+from bot.ops.http_guard import HttpLimits
+from bot.ops.http_server import HttpServer
 from bot.settings import HttpListen
 from bot.storage.sqlite import MEMORY, SqliteRepository
-from bot.webhooks import MAX_WEBHOOK_BYTES, WEBHOOK_PATH, PredictionEvents, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 FAST = HttpLimits(

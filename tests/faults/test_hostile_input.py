@@ -24,13 +24,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from bot.api.client import Prediction, Progress, ServerError
+from bot.api.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions, InputSchema, plan_inputs
+from bot.api.modelref import InvalidModelRef, ModelRef
+from bot.base.errors import ImagineError, InputRejected
 from bot.discord_app.render import render_embed
-from bot.errors import ImagineError, InputRejected
-from bot.images import ImageFile
-from bot.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions, InputSchema, plan_inputs
-from bot.jobs import JobRequest, JobState, JobView
-from bot.modelref import InvalidModelRef, ModelRef
-from bot.replicate import Prediction, Progress, ServerError
+from bot.jobs.engine import JobRequest, JobState, JobView
+from bot.media.images import ImageFile
 from bot.settings import Secret, SettingsError, load_settings
 from tests.e2e.conftest import Stack, StackFactory, field_of, is_terminal, status_of
 from tests.fakes.discord import StoredMessage

@@ -18,12 +18,12 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from bot.delivery import PARALLEL_DOWNLOADS, Downloader
-from bot.errors import DeliveryError
-from bot.fetch_guard import FetchGuard
-from bot.inputs import ImagineOptions
-from bot.job_model import JobRequest, JobState
-from bot.modelref import ModelRef
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
+from bot.base.errors import DeliveryError
+from bot.jobs.model import JobRequest, JobState
+from bot.media.delivery import PARALLEL_DOWNLOADS, Downloader
+from bot.media.fetch_guard import FetchGuard
 from tests.conftest import Pipeline, RecordingPresenter
 from tests.e2e.conftest import LORA_REF, Stack, StackFactory, field_of, status_of
 from tests.e2e.test_budget import PRICES

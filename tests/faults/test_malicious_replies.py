@@ -4,7 +4,7 @@ there, serve something that is not an image, never end or stall.
 Each is refused with a clear job error (never the generic "something went wrong"), nothing is read past
 the size cap, and no connection to a forbidden address is even attempted. The engine-level tests run the
 real client, downloader and engine over an HTTP session wired as ``bot.core.Core.open`` wires it
-(:meth:`~bot.fetch_guard.FetchGuard.connector`), plus a socket factory that records every address the
+(:meth:`~bot.media.fetch_guard.FetchGuard.connector`), plus a socket factory that records every address the
 session tries to connect to (and refuses all but loopback, so nothing leaves the machine even if the bot let it).
 The member reads only that the image could not be downloaded: never the address or the reason.
 One test takes the same replies through ``/imagine`` in the fake Discord.
@@ -26,15 +26,15 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bot.clock import SystemClock
-from bot.delivery import MAX_DOWNLOAD_BYTES, Downloader
-from bot.errors import DeliveryError, ImagineError
-from bot.fetch_guard import FetchGuard, GuardedResolver
-from bot.inputs import ImagineOptions
-from bot.jobs import JobEngine, JobState, JobView
-from bot.modelref import ModelRef
-from bot.ratelimit import RequestBudget
-from bot.replicate import ReplicateClient, RetryPolicy, ServerError
+from bot.api.client import ReplicateClient, RetryPolicy, ServerError
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
+from bot.api.ratelimit import RequestBudget
+from bot.base.clock import SystemClock
+from bot.base.errors import DeliveryError, ImagineError
+from bot.jobs.engine import JobEngine, JobState, JobView
+from bot.media.delivery import MAX_DOWNLOAD_BYTES, Downloader
+from bot.media.fetch_guard import FetchGuard, GuardedResolver
 from tests.conftest import FAST_POLL, FAST_RETRY, RecordingPresenter
 from tests.e2e.conftest import StackFactory, field_of, status_of
 from tests.fakes import images
@@ -482,7 +482,7 @@ async def test_malicious_outputs_end_in_a_clear_message_in_discord(
 @pytest.mark.parametrize("declared", [True, False])
 async def test_an_api_reply_larger_than_the_cap_is_refused_clearly_and_not_retried(declared: bool) -> None:
 
-    from bot.replicate import MAX_REPLY_BYTES, ReplicateClient, ReplyTooLarge
+    from bot.api.client import MAX_REPLY_BYTES, ReplicateClient, ReplyTooLarge
     from tests.conftest import FAST_RETRY
 
     hits = 0

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-import bot.images
-from bot.images import fit_image
-from bot.inputs import ImagineOptions
-from bot.job_model import JobRequest, JobState, JobView
-from bot.jobs import IMAGES_LOST
-from bot.modelref import ModelRef
+import bot.media.images
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
+from bot.jobs.engine import IMAGES_LOST
+from bot.jobs.model import JobRequest, JobState, JobView
+from bot.media.images import fit_image
 from tests.conftest import Pipeline, RecordingPresenter
 from tests.e2e.conftest import Stack, StackFactory, field_of, status_of
 from tests.fakes.discord import Routes, StoredMessage
@@ -42,7 +42,7 @@ def fits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
         calls.append((image.filename.rsplit(".", 1)[1], limit))
         return fit_image(image, limit)
 
-    monkeypatch.setattr(bot.images, "fit_image", counting_fit)
+    monkeypatch.setattr(bot.media.images, "fit_image", counting_fit)
     return calls
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import discord
 
+from bot.api.modelref import ModelRef
 from bot.discord_app.admin_views import (
     FIELD_LIMIT,
     audit_line,
@@ -22,9 +23,8 @@ from bot.discord_app.admin_views import (
     usage_embed,
     words_embed,
 )
-from bot.modelref import ModelRef
+from bot.moderation.usage import Tally, UsageReport
 from bot.storage import AuditEntry, Budget, GuildConfig, Limits, RoleLimits, Spend
-from bot.usage import Tally, UsageReport
 
 GUILD, MOD, VIP, STAFF = 1, 900, 70, 71
 FLUX, LORA = "black-forest-labs/flux-schnell", "lucataco/flux-schnell-lora"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.api.client import Progress
+from bot.api.inputs import ASPECT_RATIOS, ImagineOptions
+from bot.api.modelref import ModelRef
 from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TerminalPresenter, build_parser
-from bot.images import ImageFile
-from bot.inputs import ASPECT_RATIOS, ImagineOptions
-from bot.jobs import JobRequest, JobState, JobView
-from bot.modelref import ModelRef
-from bot.replicate import Progress
+from bot.jobs.engine import JobRequest, JobState, JobView
+from bot.media.images import ImageFile
 
 
 def test_migrate_command() -> None:

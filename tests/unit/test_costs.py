@@ -7,21 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from bot.costs import (
-    DEFAULT_RUN_TIME,
-    BudgetScope,
-    Price,
-    PriceUnit,
-    Pricing,
-    budget_refusal,
-    next_month,
-    parse_cap,
-    parse_prices,
-    usd,
-)
-from bot.modelref import ModelRef
+from bot.api.modelref import ModelRef
+from bot.base.money import BudgetScope, next_month, parse_cap, usd
+from bot.moderation.costs import DEFAULT_RUN_TIME, Price, PriceUnit, Pricing, budget_refusal, parse_prices
+from bot.moderation.usage import Tally, UsageReport, report_tables
 from bot.settings import load_settings
-from bot.usage import Tally, UsageReport, report_tables
 from tests.unit.test_settings import BASE_ENV, problems_for
 
 FLUX = ModelRef.parse("black-forest-labs/flux-schnell")

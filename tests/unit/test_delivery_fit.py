@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from bot.delivery import Downloader, decode_data_url
-from bot.errors import DeliveryError
-from bot.fetch_guard import FetchGuard
-from bot.images import ImageFile, fit_image, sniff_image
+from bot.base.errors import DeliveryError
+from bot.media.delivery import Downloader, decode_data_url
+from bot.media.fetch_guard import FetchGuard
+from bot.media.images import ImageFile, fit_image, sniff_image
 
 KIB = 1024
 MIB = 1024 * 1024

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.end_estimate import DEFAULT_TAIL, ClockAnchor, EndEstimate, EndWindow, RunTimes
-from bot.replicate import Prediction, parse_progress
+from bot.api.client import Prediction, parse_progress
+from bot.jobs.end_estimate import DEFAULT_TAIL, ClockAnchor, EndEstimate, EndWindow, RunTimes
 from tests.fakes.replicate import tqdm_line
 
 CREATED = datetime(2026, 12, 6, 12, 0, 0, tzinfo=UTC)

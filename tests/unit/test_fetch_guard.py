@@ -9,7 +9,14 @@ import socket
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bot.fetch_guard import FetchGuard, FetchRefused, ForbiddenAddress, GuardedResolver, globally_routable, normal_host
+from bot.media.fetch_guard import (
+    FetchGuard,
+    FetchRefused,
+    ForbiddenAddress,
+    GuardedResolver,
+    globally_routable,
+    normal_host,
+)
 from bot.settings import FetchAllow, load_settings, parse_fetch_allow
 
 PUBLIC = ["8.8.8.8", "1.1.1.1", "151.101.1.1", "2606:4700::1111", "2a00:1450:4001::200e"]

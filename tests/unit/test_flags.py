@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.errors import InputRejected
-from bot.flags import SEED_MAX, FlagRejected, PromptFlags, apply_prompt_flags, parse_prompt_flags
-from bot.inputs import ASPECT_RATIOS, ImagineOptions, InputSchema, plan_inputs
-from bot.job_model import JobRequest
-from bot.journal import request_from_json, request_to_json
-from bot.modelref import ModelRef
+from bot.api.flags import SEED_MAX, FlagRejected, PromptFlags, apply_prompt_flags, parse_prompt_flags
+from bot.api.inputs import ASPECT_RATIOS, ImagineOptions, InputSchema, plan_inputs
+from bot.api.modelref import ModelRef
+from bot.base.errors import InputRejected
+from bot.jobs.journal import request_from_json, request_to_json
+from bot.jobs.model import JobRequest
 from tests.unit.test_inputs import flux_schnell_document
 
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.health import Check, HealthState
+from bot.ops.health import Check, HealthState
 
 
 async def test_askers_share_one_run_and_its_answer_for_a_second() -> None:

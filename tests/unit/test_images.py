@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.errors import DeliveryError
-from bot.images import MAX_IMAGE_PIXELS, HeaderCheck, ImageFile, check_pixels, declared_size, fit_image
+from bot.base.errors import DeliveryError
+from bot.media.images import MAX_IMAGE_PIXELS, HeaderCheck, ImageFile, check_pixels, declared_size, fit_image
 from tests.fakes import images
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.errors import InputRejected
-from bot.inputs import (
+from bot.api.inputs import (
     ASPECT_RATIOS,
     IMAGE_MAX_BYTES,
     ImagineOptions,
@@ -17,6 +16,7 @@ from bot.inputs import (
     check_image_upload,
     plan_inputs,
 )
+from bot.base.errors import InputRejected
 
 SPEC_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21", "4:5", "5:4")
 

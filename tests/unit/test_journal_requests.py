@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.inputs import ImagineOptions
-from bot.job_model import JobKind, JobRequest
-from bot.journal import request_from_json, request_to_json
-from bot.modelref import ModelRef
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
+from bot.jobs.journal import request_from_json, request_to_json
+from bot.jobs.model import JobKind, JobRequest
 
 
 def test_requests_round_trip_through_the_journal() -> None:

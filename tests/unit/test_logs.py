@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bot.logs import TEXT_FORMAT, JsonFormatter, LineLogger, RedactSecrets, ThrottledLog
+from bot.base.logs import TEXT_FORMAT, JsonFormatter, LineLogger, RedactSecrets, ThrottledLog
 
 SECRET = "r8_SECRET_abc123"
 INTERACTION_URL = "/webhooks/123456/aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDp0b2tlbg"

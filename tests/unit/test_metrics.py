@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.metrics import Metrics, api_route
+from bot.ops.metrics import Metrics, api_route
 
 
 @pytest.mark.parametrize(

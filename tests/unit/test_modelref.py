@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import ImagineError
-from bot.modelref import InvalidModelRef, ModelRef
+from bot.api.modelref import InvalidModelRef, ModelRef
+from bot.base.errors import ImagineError
 
 HEX64 = "2a6b576af31790b470f0a8442e1e9791213fa13799cbb65a9fc1436e96389574"
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.errors import BlockedWordRefusal
-from bot.modlog import BlockedWordEvent, ModLog, ModLogChannelUnavailable, ModLogEvent
-from bot.policy import Policy
+from bot.base.errors import BlockedWordRefusal
+from bot.moderation.modlog import BlockedWordEvent, ModLog, ModLogChannelUnavailable, ModLogEvent
+from bot.moderation.policy import Policy
 from bot.storage import AuditEntry, GuildConfig
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import T0, FakeClock
@@ -95,7 +95,7 @@ async def test_entries_are_posted_in_order_to_the_servers_log_channel(modlog: Mo
 async def test_a_failing_post_is_logged_and_skipped_and_the_rest_go_on(
     modlog: ModLog, sink: RecordingSink, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.modlog")
+    caplog.set_level(logging.WARNING, logger="bot.moderation.modlog")
     sink.failures = {
         "gone": ModLogChannelUnavailable("the channel no longer exists (10003 Unknown Channel)"),
         "bug": RuntimeError("the sink's own bug"),
@@ -123,7 +123,7 @@ async def test_a_post_that_hangs_is_given_up(modlog: ModLog, sink: RecordingSink
 async def test_a_full_queue_drops_the_oldest_with_a_warning(
     settings: Settings, sink: RecordingSink, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.modlog")
+    caplog.set_level(logging.WARNING, logger="bot.moderation.modlog")
     modlog = ModLog(settings, capacity=3)  # type: ignore[arg-type]
     modlog.start(sink)
     sink.gate = asyncio.Event()

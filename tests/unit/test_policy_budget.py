@@ -7,9 +7,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from bot.errors import Refusal
-from bot.modelref import ModelRef
-from bot.policy import Policy
+from bot.api.modelref import ModelRef
+from bot.base.errors import Refusal
+from bot.moderation.policy import Policy
 from bot.storage import JobRecord, Limits
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import T0, FakeClock, make_job

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.errors import Refusal
-from bot.modelref import ModelRef
-from bot.policy import Policy, effective_limits
+from bot.api.modelref import ModelRef
+from bot.base.errors import Refusal
+from bot.moderation.policy import Policy, effective_limits
 from bot.storage import GuildConfig, Limits, RoleLimits
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import FakeClock

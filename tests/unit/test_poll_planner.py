@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.end_estimate import EndWindow
-from bot.poll_planner import PollPlanner, PollPolicy
-from bot.ratelimit import TokenBucket
+from bot.api.ratelimit import TokenBucket
+from bot.jobs.end_estimate import EndWindow
+from bot.jobs.poll_planner import PollPlanner, PollPolicy
 from tests.unit.test_ratelimit import FakeClock
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 import discord
 import pytest
 
+from bot.api.client import Progress
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget
-from bot.images import ImageFile
-from bot.inputs import ImagineOptions
-from bot.job_model import JobRequest, JobState, JobView
-from bot.modelref import ModelRef
-from bot.replicate import Progress
+from bot.jobs.model import JobRequest, JobState, JobView
+from bot.media.images import ImageFile
 from tests.fakes.discord import FakeChannel, FakeDiscord, Routes, StoredMessage, patch_discord_py
 
 TOKEN = "presenter-test-token"

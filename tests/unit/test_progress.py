@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.progress import CEILING, ProgressEstimate
-from bot.replicate import Progress, parse_progress
+from bot.api.client import Progress, parse_progress
+from bot.jobs.progress import CEILING, ProgressEstimate
 from tests.fakes.replicate import tqdm_line
 
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from bot.errors import Refusal
-from bot.queue_caps import QueueFull, QueueGate, full_refusal, member_refusal
+from bot.base.errors import Refusal
+from bot.moderation.queue_caps import QueueFull, QueueGate, full_refusal, member_refusal
 from bot.storage import QueuedJobs
 
 GUILD, MEMBER = 1, 10

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.ratelimit import REPLICATE_CREATES_PER_MINUTE, REPLICATE_OTHER_PER_MINUTE, RequestBudget, TokenBucket
+from bot.api.ratelimit import REPLICATE_CREATES_PER_MINUTE, REPLICATE_OTHER_PER_MINUTE, RequestBudget, TokenBucket
 
 
 class FakeClock:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.modelref import ModelRef
-from bot.recovery import _canonical, _same_job
-from bot.replicate import Prediction, parse_timestamp
+from bot.api.client import Prediction, parse_timestamp
+from bot.api.modelref import ModelRef
+from bot.jobs.recovery import _canonical, _same_job
 
 
 @pytest.mark.parametrize(

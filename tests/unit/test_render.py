@@ -7,12 +7,12 @@ from dataclasses import replace
 import discord
 import pytest
 
+from bot.api.client import Progress
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
 from bot.discord_app.render import ALT_TEXT_LIMIT, alt_text, progress_bar, render_embed, status_text
-from bot.images import ImageFile
-from bot.inputs import ImagineOptions
-from bot.jobs import JobRequest, JobState, JobView
-from bot.modelref import ModelRef
-from bot.replicate import Progress
+from bot.jobs.engine import JobRequest, JobState, JobView
+from bot.media.images import ImageFile
 
 MODEL = ModelRef("black-forest-labs", "flux-schnell")
 DESCRIPTION_LIMIT = 4096

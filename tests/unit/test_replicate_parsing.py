@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from bot.replicate import (
+from bot.api.client import (
     ApiError,
     InsufficientCredit,
     InvalidInput,

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.inputs import ImagineOptions
-from bot.job_model import JobRequest, JobState, JobView
-from bot.job_model import LiveJob as _Job
-from bot.modelref import ModelRef
-from bot.scheduling import EXACT_POSITIONS, FairQueue, position_worth_showing
+from bot.api.inputs import ImagineOptions
+from bot.api.modelref import ModelRef
+from bot.jobs.model import JobRequest, JobState, JobView
+from bot.jobs.model import LiveJob as _Job
+from bot.jobs.scheduling import EXACT_POSITIONS, FairQueue, position_worth_showing
 
 MODEL = ModelRef("black-forest-labs", "flux-schnell")
 

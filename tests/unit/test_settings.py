@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import RedactSecrets
-from bot.modelref import ModelRef
+from bot.api.modelref import ModelRef
+from bot.base.logs import RedactSecrets
 from bot.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_DATABASE_URL,

@@ -15,10 +15,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from bot.clock import SystemClock
-from bot.cluster import Cluster
-from bot.journal import Journal, Unfinished
-from bot.ratelimit import RequestBudget
+from bot.api.ratelimit import RequestBudget
+from bot.base.clock import SystemClock
+from bot.jobs.journal import Journal, Unfinished
+from bot.ops.cluster import Cluster
 from bot.storage import (
     AuditEntry,
     GuildConfig,

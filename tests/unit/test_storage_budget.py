@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.costs import BudgetScope
+from bot.base.money import BudgetScope
 from bot.storage import Budget, Limits, Repository, Spend, open_repository
 from tests.storage import T0, FakeClock, make_job
 

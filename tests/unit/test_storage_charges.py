@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.journal import NOT_STARTED, UNSTARTED_AFTER, Journal
+from bot.jobs.journal import NOT_STARTED, UNSTARTED_AFTER, Journal
 from bot.storage import JobRecord, Limits, Repository, Spend, StorageError, open_repository
 from bot.storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.storage.postgres import PostgresRepository

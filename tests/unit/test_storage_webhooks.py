@@ -13,9 +13,9 @@ import aiosqlite
 import asyncpg
 import pytest
 
-from bot.cluster import Cluster
-from bot.journal import Journal
-from bot.ratelimit import RequestBudget
+from bot.api.ratelimit import RequestBudget
+from bot.jobs.journal import Journal
+from bot.ops.cluster import Cluster
 from bot.storage import Repository
 from bot.storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.storage.postgres import PostgresRepository

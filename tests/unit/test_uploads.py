@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-import bot.images
+import bot.media.images
 from bot.discord_app.uploads import MAX_REQUEST_BYTES, MIN_UPLOAD_LIMIT, REFUSED_AS_TOO_LARGE, JobUploads
-from bot.images import ImageFile, fit_image
-from bot.job_model import ImagesNotShown
+from bot.jobs.model import ImagesNotShown
+from bot.media.images import ImageFile, fit_image
 from tests.fakes import images
 
 MIB = 1024 * 1024
@@ -45,7 +45,7 @@ async def test_an_image_is_fitted_from_its_original_once_per_limit(monkeypatch: 
         fitted.append((image.filename, limit))
         return fit_image(image, limit)
 
-    monkeypatch.setattr(bot.images, "fit_image", counting_fit)
+    monkeypatch.setattr(bot.media.images, "fit_image", counting_fit)
     original = png("out.png", MIB)
     uploads = JobUploads(600 * 1024)
     (first,) = await uploads.fit("job", [original])

@@ -15,11 +15,11 @@ import aiohttp
 import pytest
 from standardwebhooks import Webhook
 
-from bot.http_server import HttpServer
-from bot.replicate import Prediction
+from bot.api.client import Prediction
+from bot.jobs.webhooks import ENTRY_OVERHEAD, MAX_WEBHOOK_BYTES, PredictionEvents, WebhookReceiver
+from bot.ops.http_server import HttpServer
 from bot.settings import HttpListen
 from bot.storage import Repository
-from bot.webhooks import ENTRY_OVERHEAD, MAX_WEBHOOK_BYTES, PredictionEvents, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 

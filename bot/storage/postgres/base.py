@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import asyncpg
 
-from bot.clock import Clock, SystemClock
+from bot.base.clock import Clock, SystemClock
 from bot.storage import AuditEntry, DatabaseUnavailable, JobRecord, RepositoryClosedError, StorageError
 from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, SettingsChanges, job_values, utc
 from bot.storage.migrations import Migration

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from bot.costs import month_of
+from bot.base.money import month_of
 from bot.storage import Budget, Charge, JobRecord, JobTally, Limits, Spend, Usage
 from bot.storage.common import (
     TALLY_SQL,

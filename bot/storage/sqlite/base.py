@@ -35,7 +35,7 @@ from typing import Any, Self
 
 import aiosqlite
 
-from bot.clock import Clock, SystemClock
+from bot.base.clock import Clock, SystemClock
 from bot.storage import AuditEntry, DatabaseUnavailable, GuildConfig, JobRecord, RepositoryClosedError, StorageError
 from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, JOB_TIMES, SettingsChanges, job_record, job_values, utc
 from bot.storage.migrations import MIGRATIONS, Migration, apply_migrations

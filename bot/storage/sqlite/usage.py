@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import aiosqlite
 
-from bot.costs import month_of
+from bot.base.money import month_of
 from bot.storage import Budget, Charge, JobRecord, JobTally, Limits, Spend, Usage
 from bot.storage.common import (
     TALLY_SQL,

@@ -1,0 +1,216 @@
+"""Midjourney-style prompt flags: ``--ar W:H`` (``--aspect``), ``--seed N`` and ``--no TEXT`` at the end.
+
+Pure logic, no Discord: :func:`parse_prompt_flags` reads the flags off the end
+of a prompt, :func:`apply_prompt_flags` folds them into :class:`ImagineOptions`
+(an explicit option wins over a flag) and says what it did in notes.
+
+Where the flags start: the *earliest* ``--word`` token from which the rest of
+the prompt reads as flags and their values, and nothing else. ``--ar`` and
+``--seed`` take one value, ``--no`` every word up to the next flag, and any
+other ``--word`` at most one (as Midjourney's ``--v 6``, ``--tile`` do). So a
+flag-looking thing followed by more prose (``a sign saying --ar 16:9 in
+neon``) stays prompt text, while ``a castle --ar banana`` is a malformed flag.
+
+Decisions (see the README's member's guide):
+
+* An unknown flag at the end (``--v 6``, ``--stylize 100``) is refused with the
+  reason: the member clearly meant it as a setting, and silently dropping it
+  would give them an image that ignores what they asked for.
+* ``--ar`` with a ratio ``/imagine`` does not offer (``7:5``) uses the nearest
+  offered ratio, with a note; equal ratios (``32:18``) are simply that ratio.
+* A flag given twice is refused (which one was meant?), except ``--no``, whose
+  texts are joined.
+* ``—`` and ``–`` count as ``--``: phones turn a typed ``--`` into a dash.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+from bot.api.inputs import ASPECT_RATIOS, ImagineOptions
+from bot.base.errors import InputRejected
+
+SEED_MAX = 2**53
+"""The largest seed the slash command's integer option can carry (Discord's integer range)."""
+
+_FLAG = re.compile(r"(?:--|—|–)([A-Za-z][A-Za-z0-9_-]*)")
+_RATIO = re.compile(r"(\d{1,5}):(\d{1,5})")
+_SEED = re.compile(r"\d{1,20}")
+_TOKEN = re.compile(r"\S+")
+_ALIASES = {"ar": "ar", "aspect": "ar", "seed": "seed", "no": "no"}
+_KNOWN = "--ar W:H (or --aspect W:H), --seed N and --no TEXT"
+
+
+class FlagRejected(InputRejected):
+    """A malformed or unknown prompt flag; the message names it."""
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    start: int
+    end: int
+
+    @property
+    def flag(self) -> str | None:
+        """The flag's name, lower-cased, if this token is a flag."""
+        match = _FLAG.fullmatch(self.text)
+        return match[1].lower() if match else None
+
+
+@dataclass(frozen=True)
+class _Flag:
+    name: str
+    """As typed, lower-cased (``aspect``, not ``ar``)."""
+    values: tuple[_Token, ...]
+
+    @property
+    def shown(self) -> str:
+        return f"--{self.name}"
+
+
+@dataclass(frozen=True)
+class PromptFlags:
+    """A prompt with its trailing flags read off it."""
+
+    prompt: str
+    """The prompt without the flags: what the model is sent."""
+    aspect_ratio: str | None = None
+    """One of :data:`~bot.api.inputs.ASPECT_RATIOS` (the nearest, if another ratio was typed)."""
+    aspect_typed: str | None = None
+    """The flag as typed, e.g. ``--ar 7:5``, for notes."""
+    aspect_exact: bool = True
+    """Whether the typed ratio is an offered one (``32:18`` is ``16:9``), or only the nearest."""
+    seed: int | None = None
+    negative_prompt: str | None = None
+
+
+def parse_prompt_flags(text: str) -> PromptFlags:
+    """Read the flags at the end of ``text``; raise :class:`FlagRejected` for a malformed or unknown one."""
+    tokens = [_Token(m[0], m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    for index, token in enumerate(tokens):
+        if token.flag is None:
+            continue
+        flags = _read_tail(tokens[index:])
+        if flags is not None:
+            return _interpret(text[: token.start].rstrip(), flags)
+    return PromptFlags(prompt=text)
+
+
+def _read_tail(tokens: list[_Token]) -> list[_Flag] | None:
+    """``tokens`` as a run of flags with their values, or ``None`` if prose follows somewhere."""
+    flags: list[_Flag] = []
+    position = 0
+    while position < len(tokens):
+        name = tokens[position].flag
+        if name is None:
+            return None
+        position += 1
+        # --no reads up to the next flag; every other flag takes at most one value.
+        most = len(tokens) if name == "no" else 1
+        values: list[_Token] = []
+        while position < len(tokens) and len(values) < most and tokens[position].flag is None:
+            values.append(tokens[position])
+            position += 1
+        flags.append(_Flag(name, tuple(values)))
+    return flags
+
+
+def _interpret(prompt: str, flags: list[_Flag]) -> PromptFlags:
+    if not prompt:
+        raise FlagRejected("The prompt has only flags: describe the image first, then add the flags at the end.")
+    seen: dict[str, _Flag] = {}
+    negatives: list[str] = []
+    for flag in flags:
+        kind = _ALIASES.get(flag.name)
+        if kind is None:
+            raise FlagRejected(
+                f"{flag.shown} is not a prompt flag this bot reads; it reads {_KNOWN} at the end of the prompt. "
+                f"Remove {flag.shown} and try again."
+            )
+        if not flag.values:
+            example = {"ar": "16:9", "seed": "42", "no": "people, cars"}[kind]
+            raise FlagRejected(f"{flag.shown} needs a value, e.g. {flag.shown} {example}.")
+        if kind == "no":
+            negatives.append(" ".join(value.text for value in flag.values))
+            continue
+        if kind in seen:
+            raise FlagRejected(f"{flag.shown} is given twice (after {seen[kind].shown}); keep one.")
+        seen[kind] = flag
+    aspect = seen.get("ar")
+    seed = seen.get("seed")
+    ratio, exact = _ratio(aspect) if aspect else (None, True)
+    return PromptFlags(
+        prompt=prompt,
+        aspect_ratio=ratio,
+        aspect_typed=f"{aspect.shown} {aspect.values[0].text}" if aspect else None,
+        aspect_exact=exact,
+        seed=_seed(seed) if seed else None,
+        negative_prompt=", ".join(negatives) if negatives else None,
+    )
+
+
+def _ratio(flag: _Flag) -> tuple[str, bool]:
+    """The offered ratio equal, or else nearest (on a log scale: 2:1 is as far from 1:1 as 1:2), to the one typed.
+
+    Also whether it is equal (``32:18`` is ``16:9``).
+    """
+    typed = flag.values[0].text
+    match = _RATIO.fullmatch(typed)
+    width, height = (int(match[1]), int(match[2])) if match else (0, 0)
+    if width <= 0 or height <= 0:
+        raise FlagRejected(
+            f"{flag.shown} needs width:height in whole numbers above 0, e.g. {flag.shown} 16:9, not {typed!r}."
+        )
+    wanted = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, h = (int(part) for part in ratio.split(":"))
+        return abs(math.log(w / h) - wanted)
+
+    divisor = math.gcd(width, height)
+    reduced = f"{width // divisor}:{height // divisor}"
+    if reduced in ASPECT_RATIOS:
+        return reduced, True
+    return min(ASPECT_RATIOS, key=distance), False  # min keeps the first of equals: the choice is stable
+
+
+def _seed(flag: _Flag) -> int:
+    typed = flag.values[0].text
+    if _SEED.fullmatch(typed) and int(typed) <= SEED_MAX:
+        return int(typed)
+    raise FlagRejected(f"{flag.shown} needs a whole number from 0 to {SEED_MAX}, not {typed!r}.")
+
+
+def apply_prompt_flags(options: ImagineOptions) -> tuple[ImagineOptions, tuple[str, ...]]:
+    """``options`` with the prompt's flags cut off and used where no explicit option says otherwise.
+
+    Returns the new options and notes for the member (an option that won over a
+    flag, a ratio that was replaced by the nearest offered one). Raises
+    :class:`FlagRejected` for a malformed or unknown flag.
+    """
+    flags = parse_prompt_flags(options.prompt)
+    if flags.prompt == options.prompt:
+        return options, ()
+    notes: list[str] = []
+    aspect_ratio = options.aspect_ratio
+    if flags.aspect_ratio is not None:
+        if aspect_ratio is None:
+            aspect_ratio = flags.aspect_ratio
+            if not flags.aspect_exact:
+                notes.append(
+                    f"{flags.aspect_typed} is not a ratio /imagine offers, so the nearest, {aspect_ratio}, was used."
+                )
+        elif aspect_ratio != flags.aspect_ratio:
+            notes.append(f"The aspect_ratio option ({aspect_ratio}) was used instead of {flags.aspect_typed}.")
+    seed = options.seed
+    if flags.seed is not None:
+        if seed is None:
+            seed = flags.seed
+        elif seed != flags.seed:
+            notes.append(f"The seed option ({seed}) was used instead of --seed {flags.seed}.")
+    negative = options.negative_prompt if options.negative_prompt is not None else flags.negative_prompt
+    applied = replace(options, prompt=flags.prompt, aspect_ratio=aspect_ratio, seed=seed, negative_prompt=negative)
+    return applied, tuple(notes)

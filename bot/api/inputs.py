@@ -1,0 +1,354 @@
+"""From ``/imagine`` options to a model's own inputs, checked against its input schema.
+
+Pure logic: no HTTP, no Discord. The schema is the model's OpenAPI document as
+Cog publishes it (``components.schemas.Input``, enums behind ``allOf``/``$ref``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.base.errors import InputRejected
+
+ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21", "4:5", "5:4")
+PROMPT_MAX = 1500
+COUNT_MAX = 4
+# Model input names that carry the number of images, in order of preference.
+_COUNT_NAMES = ("num_outputs", "num_images", "batch_size")
+# Model input names that carry an image to start from, in order of preference (Cog models name it freely).
+_IMAGE_NAMES = ("image", "input_image", "image_prompt", "init_image", "img", "image_url", "start_image")
+# Inputs that say how far the result may stray from that image; read, never set (the model's default stands).
+_STRENGTH_NAMES = ("prompt_strength", "image_strength", "strength", "image_prompt_strength")
+# The name an image goes out under where the API serves no schema (gateways): Replicate's most common one.
+UNCHECKED_IMAGE_NAME = "image"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+"""What image models read. Other ``image/*`` types (SVG, HEIC, TIFF…) are refused before anything is sent."""
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+"""The largest image a member may start from. The image goes to the API as the attachment's CDN URL,
+which the API downloads itself; reference/replicate-api.md states no size limit for such URL inputs, so
+the bound is Discord's own default upload limit (reference/discord.md §B "Uploads": 10 MiB per file):
+anything a member can upload without boosts, and far more than any image model needs."""
+# Model input names that carry a negative prompt, in order of preference.
+_NEGATIVE_NAMES = ("negative_prompt",)
+
+
+@dataclass(frozen=True)
+class ImagineOptions:
+    """What a member (or the CLI) asked for, before any model is consulted."""
+
+    prompt: str
+    aspect_ratio: str | None = None
+    count: int | None = None
+    seed: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    image: str | None = None
+    """The URL of an image to start from (an attachment's CDN URL): the model's image input."""
+    negative_prompt: str | None = None
+    """What to keep out of the image (the ``--no`` prompt flag), for models whose schema has such an input."""
+
+    def check(self) -> None:
+        """Refuse values outside ``/imagine``'s own ranges, whatever the model."""
+        if not self.prompt or not self.prompt.strip():
+            raise InputRejected("The prompt is empty: describe the image you want.")
+        if len(self.prompt) > PROMPT_MAX:
+            raise InputRejected(f"The prompt is {len(self.prompt)} characters long; the limit is {PROMPT_MAX}.")
+        if self.aspect_ratio is not None and self.aspect_ratio not in ASPECT_RATIOS:
+            raise InputRejected(f"aspect_ratio {self.aspect_ratio!r} is not one of {', '.join(ASPECT_RATIOS)}.")
+        if self.count is not None and not 1 <= self.count <= COUNT_MAX:
+            raise InputRejected(f"count must be between 1 and {COUNT_MAX}, not {self.count}.")
+        if self.seed is not None and self.seed < 0:
+            raise InputRejected(f"seed must be 0 or more, not {self.seed}.")
+        if self.image is not None and not self.image.startswith(("https://", "http://", "data:image/")):
+            raise InputRejected("The image to start from must be an uploaded image.")
+
+
+def media_type(content_type: str | None) -> str:
+    """``image/png`` from ``Image/PNG; charset=x``; ``""`` for none."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def check_image_upload(content_type: str | None, size: int, filename: str = "the file") -> None:
+    """Refuse an uploaded file that cannot be a model's image input: not an image, or too big."""
+    kind = media_type(content_type)
+    if not kind.startswith("image/"):
+        raise InputRejected(f"{filename} is not an image ({kind or 'unknown type'}); attach a PNG, JPEG or WebP.")
+    if kind not in IMAGE_TYPES:
+        raise InputRejected(f"{filename} is a {kind} image, which models cannot read; attach a PNG, JPEG or WebP.")
+    check_image_size(size, filename)
+
+
+def check_image_size(size: int, filename: str = "the file") -> None:
+    """Refuse an uploaded image larger than :data:`IMAGE_MAX_BYTES`."""
+    if size > IMAGE_MAX_BYTES:
+        raise InputRejected(
+            f"{filename} is {size / 1024 / 1024:.1f} MiB; images to start from may be up to "
+            f"{IMAGE_MAX_BYTES // 1024 // 1024} MiB."
+        )
+
+
+@dataclass(frozen=True)
+class Property:
+    """One input of a model, with the constraints the bot checks before sending."""
+
+    name: str
+    type: str | None = None
+    enum: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    default: Any = None
+    format: str | None = None
+    """A string's format (``uri`` for files such as images)."""
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """A model's inputs, read from its OpenAPI document."""
+
+    properties: Mapping[str, Property]
+    required: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_openapi(cls, document: Mapping[str, Any]) -> InputSchema | None:
+        """Read ``components.schemas.Input``; ``None`` if the document has no usable one."""
+        schemas = document.get("components", {}).get("schemas", {})
+        raw = schemas.get("Input") if isinstance(schemas, dict) else None
+        if not isinstance(raw, dict) or not isinstance(raw.get("properties"), dict):
+            return None
+        properties = {
+            name: _property(name, spec, schemas) for name, spec in raw["properties"].items() if isinstance(spec, dict)
+        }
+        required = raw.get("required")
+        return cls(properties, frozenset(required) if isinstance(required, list) else frozenset())
+
+    def has(self, name: str) -> bool:
+        """Whether the model takes an input called ``name``."""
+        return name in self.properties
+
+    @property
+    def image_input(self) -> str | None:
+        """The input that takes an image to start from, if the model has one.
+
+        A known name first; otherwise a ``format: uri`` string input whose name
+        says image (``control_image`` is not one: it has a different meaning).
+        """
+        for name in _IMAGE_NAMES:
+            prop = self.properties.get(name)
+            if prop is not None and prop.type in (None, "string"):
+                return name
+        for name, prop in self.properties.items():
+            says_image = "image" in name and "mask" not in name and not name.startswith(("control", "output"))
+            if says_image and prop.type == "string" and prop.format == "uri":
+                return name
+        return None
+
+    @property
+    def strength_input(self) -> str | None:
+        """The input saying how closely the result follows the image (left at the model's default)."""
+        return next((name for name in _STRENGTH_NAMES if self.has(name)), None)
+
+    @property
+    def needs_image(self) -> bool:
+        """Whether the model cannot run without an image (an upscaler, say)."""
+        name = self.image_input
+        return name is not None and name in self.required
+
+
+def _resolve(spec: Mapping[str, Any], schemas: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge a property with what its ``$ref``/``allOf`` point at (Cog puts enums there)."""
+    merged: dict[str, Any] = {}
+    refs = [spec.get("$ref")] + [part.get("$ref") for part in spec.get("allOf", []) if isinstance(part, dict)]
+    for part in spec.get("allOf", []):
+        if isinstance(part, dict):
+            merged.update({k: v for k, v in part.items() if k != "$ref"})
+    for ref in refs:
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            target = schemas.get(ref.rsplit("/", 1)[-1])
+            if isinstance(target, dict):
+                merged.update(target)
+    merged.update({k: v for k, v in spec.items() if k not in ("allOf", "$ref")})
+    return merged
+
+
+def _property(name: str, spec: Mapping[str, Any], schemas: Mapping[str, Any]) -> Property:
+    resolved = _resolve(spec, schemas)
+    enum = resolved.get("enum")
+
+    def number(key: str) -> float | None:
+        value = resolved.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    kind = resolved.get("type")
+    return Property(
+        name=name,
+        type=kind if isinstance(kind, str) else None,
+        enum=tuple(enum) if isinstance(enum, list) and enum else None,
+        format=resolved.get("format") if isinstance(resolved.get("format"), str) else None,
+        minimum=number("minimum"),
+        maximum=number("maximum"),
+        default=resolved.get("default"),
+    )
+
+
+@dataclass(frozen=True)
+class PlannedInputs:
+    """The inputs to send, and notes for the member about options the model does not take."""
+
+    inputs: dict[str, Any]
+    notes: tuple[str, ...] = ()
+    images_expected: int = 1
+    image_input: str | None = None
+    """The model's image input, where its schema shows one (a result of it can be varied)."""
+
+
+def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedInputs:
+    """Map ``options`` onto the model's inputs and check every value, or raise :class:`InputRejected`.
+
+    With no schema (gateways often serve only the prediction routes) the options
+    go out under their usual names and the API's own 422 text tells what is wrong.
+    """
+    options.check()
+    inputs: dict[str, Any] = {"prompt": options.prompt}
+    notes: list[str] = []
+    image_input = schema.image_input if schema is not None else None
+    if options.image is not None:
+        if schema is None:
+            # No schema to read the input's name from: send it under the usual name and say so; a model
+            # that calls it something else answers with a 422 whose text the member sees.
+            inputs[UNCHECKED_IMAGE_NAME] = options.image
+            notes.append(f"The API shows no input list for this model, so the image went as `{UNCHECKED_IMAGE_NAME}`.")
+        elif image_input is None:
+            raise InputRejected("This model takes no image to start from; pick one that does, or leave out the image.")
+        else:
+            inputs[image_input] = options.image
+            if not schema.has("prompt"):
+                del inputs["prompt"]  # an image-only model (an upscaler): the image is the whole request
+    elif schema is not None and schema.needs_image:
+        raise InputRejected("This model needs an image to start from: attach one with the `image` option.")
+
+    if options.count is not None:
+        name = _count_name(schema)
+        if name is not None:
+            inputs[name] = options.count
+        elif options.count > 1:
+            notes.append(f"This model makes one image per request, so count {options.count} was ignored.")
+    if options.aspect_ratio is not None:
+        if schema is None or schema.has("aspect_ratio"):
+            inputs["aspect_ratio"] = options.aspect_ratio
+        elif schema.has("width") and schema.has("height"):
+            inputs.update(_dimensions(options.aspect_ratio, schema))
+        else:
+            notes.append(f"This model has no aspect ratio setting, so {options.aspect_ratio} was ignored.")
+    if options.seed is not None:
+        if schema is None or schema.has("seed"):
+            inputs["seed"] = options.seed
+        else:
+            notes.append("This model does not take a seed, so the seed was ignored.")
+    if options.negative_prompt is not None:
+        name = _negative_name(schema)
+        if name is not None:
+            inputs[name] = options.negative_prompt
+        else:
+            notes.append(f"This model does not take a negative prompt, so --no {options.negative_prompt} was ignored.")
+    for key, value in options.extra.items():
+        if key == "prompt":
+            raise InputRejected("Give the prompt as the prompt itself, not as an extra input.")
+        if key in inputs and key == (image_input or UNCHECKED_IMAGE_NAME) and options.image is not None:
+            raise InputRejected(f"Give the image once: as the image option or as {key}, not both.")
+        if schema is not None and not schema.has(key):
+            raise InputRejected(f"This model has no input called {key!r}.")
+        inputs[key] = _coerce(key, value, schema.properties[key] if schema else None)
+
+    if schema is not None:
+        for key, value in inputs.items():
+            if key in schema.properties:
+                _check(schema.properties[key], value)
+    count_key = _count_name(schema)
+    expected = inputs.get(count_key, 1) if count_key else 1
+    return PlannedInputs(inputs, tuple(notes), expected if isinstance(expected, int) else 1, image_input)
+
+
+def _count_name(schema: InputSchema | None) -> str | None:
+    if schema is None:
+        return "num_outputs"
+    return next((name for name in _COUNT_NAMES if schema.has(name)), None)
+
+
+def _negative_name(schema: InputSchema | None) -> str | None:
+    if schema is None:
+        return _NEGATIVE_NAMES[0]
+    return next((name for name in _NEGATIVE_NAMES if schema.has(name)), None)
+
+
+def _dimensions(ratio: str, schema: InputSchema) -> dict[str, int]:
+    """About one megapixel in ``ratio``, in multiples of 64, inside the schema's bounds."""
+    w_ratio, h_ratio = (int(part) for part in ratio.split(":"))
+    scale = math.sqrt(1024 * 1024 / (w_ratio * h_ratio))
+    width, height = w_ratio * scale, h_ratio * scale
+    # One factor for both sides, so a capped model keeps the shape that was asked for.
+    caps = [
+        prop.maximum / side
+        for prop, side in ((schema.properties["width"], width), (schema.properties["height"], height))
+        if prop.maximum is not None
+    ]
+    shrink = min([1.0, *caps])
+    result: dict[str, int] = {}
+    for key, value in (("width", width * shrink), ("height", height * shrink)):
+        prop = schema.properties[key]
+        size = max(64, round(value / 64) * 64)
+        if prop.maximum is not None and size > prop.maximum:
+            size = max(64, int(prop.maximum // 64) * 64)
+        if prop.minimum is not None and size < prop.minimum:
+            size = math.ceil(prop.minimum / 64) * 64
+        result[key] = size
+    return result
+
+
+def _coerce(key: str, value: Any, prop: Property | None) -> Any:
+    """Turn a CLI ``KEY=VALUE`` string into the type the model expects."""
+    if not isinstance(value, str):
+        return value
+    kind = prop.type if prop else None
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind == "boolean":
+            lowered = value.lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind == "string":
+            return value
+    except ValueError:
+        raise InputRejected(f"{key} must be a {kind}, not {value!r}.") from None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _check(prop: Property, value: Any) -> None:
+    if prop.enum is not None and value not in prop.enum:
+        allowed = ", ".join(str(item) for item in prop.enum)
+        raise InputRejected(f"This model does not accept {prop.name} {value!r}; it takes one of: {allowed}.")
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if prop.type == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise InputRejected(f"{prop.name} must be a whole number, not {value!r}.")
+    if is_number and not math.isfinite(value):
+        raise InputRejected(f"{prop.name} must be a finite number, not {value!r}.")
+    if is_number:
+        if prop.minimum is not None and value < prop.minimum:
+            raise InputRejected(f"This model needs {prop.name} to be at least {_fmt(prop.minimum)}, not {value}.")
+        if prop.maximum is not None and value > prop.maximum:
+            raise InputRejected(f"This model allows {prop.name} up to {_fmt(prop.maximum)}, not {value}.")
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if number.is_integer() else str(number)

@@ -1,0 +1,9 @@
+"""Jobs: one ``/imagine`` from the queue to its images, surviving restarts and other processes.
+
+Owns the job's model and views (:mod:`.model`), the engine with its queue and slots (:mod:`.engine`,
+:mod:`.scheduling`), one prediction's run (:mod:`.execution`), when to poll (:mod:`.end_estimate`,
+:mod:`.poll_planner`), the progress bar (:mod:`.progress`), the journal that makes jobs durable
+(:mod:`.journal`), resuming after a restart (:mod:`.recovery`) and events the API pushes
+(:mod:`.webhooks`). May import :mod:`bot.base`, :mod:`bot.api`, :mod:`bot.media`, :mod:`bot.storage`
+and :mod:`bot.moderation`; knows nothing of Discord: presenters are handed in.
+"""

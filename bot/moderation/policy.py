@@ -1,0 +1,294 @@
+"""Moderation decisions: may this member, here, now, ask for this model and prompt?
+
+Answers are an :class:`Admission` or a :class:`~bot.base.errors.Refusal` whose
+message a member understands. Checks run in a fixed order (channel, model,
+blocked words, cooldown, daily images, jobs at once) and nothing is sent to
+the API before all pass. A member is known by their id and the ids of their
+roles: a model may be only for some roles, and roles may have limits of their
+own. Knows nothing of Discord or HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from datetime import date, datetime, timedelta
+from typing import NoReturn
+
+from bot.api.modelref import InvalidModelRef, ModelRef
+from bot.base.clock import Clock
+from bot.base.errors import BlockedWordRefusal, Refusal
+from bot.base.money import BudgetScope
+from bot.moderation.costs import budget_refusal, next_midnight_text
+from bot.moderation.modlog import BlockedWordEvent
+from bot.moderation.wordfilter import WordFilter
+from bot.storage import Charge, GuildConfig, JobRecord, Limits, Repository, RoleLimits
+
+
+def _listing(models: Iterable[ModelRef], limit: int = 10) -> str:
+    names = [f"`{model}`" for model in models]
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(1, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def role_mentions(roles: Collection[int]) -> str:
+    """``<@&1>, <@&2>`` (shown as the roles' names), in id order so the same roles always read the same."""
+    return ", ".join(f"<@&{role}>" for role in sorted(roles))
+
+
+def roles_phrase(roles: Collection[int]) -> str:
+    """``the @A role`` or ``one of the roles @A, @B``, as Discord mentions (rendered as names)."""
+    return f"the {role_mentions(roles)} role" if len(roles) == 1 else f"one of the roles {role_mentions(roles)}"
+
+
+def _most_generous(server: int, roles: Iterable[int | None], best: Callable[[Iterable[int]], int]) -> int:
+    values = [server, *(value for value in roles if value is not None)]
+    return 0 if 0 in values else best(values)  # 0 is no limit: nothing is more generous
+
+
+def effective_limits(server: Limits, role_limits: Iterable[RoleLimits], role_ids: Collection[int]) -> Limits:
+    """A member's limits: per limit, the most generous of the server's and their roles' (0, no limit, is most).
+
+    A role that does not set a limit leaves it to the others, so a role can only loosen the server's limits.
+    """
+    mine = [limits for limits in role_limits if limits.role_id in role_ids]
+    return Limits(
+        cooldown_seconds=_most_generous(server.cooldown_seconds, (r.cooldown_seconds for r in mine), min),
+        daily_images=_most_generous(server.daily_images, (r.daily_images for r in mine), max),
+        concurrent_jobs=_most_generous(server.concurrent_jobs, (r.concurrent_jobs for r in mine), max),
+    )
+
+
+class Policy:
+    """Reads a server's settings and applies them to one request."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        *,
+        bot_models: tuple[ModelRef, ...],
+        clock: Clock,
+        active_jobs: Callable[[int, int], Awaitable[int]],
+        on_blocked_word: Callable[[BlockedWordEvent], None] | None = None,
+    ) -> None:
+        """``bot_models``: the bot-wide list, default first; ``active_jobs(guild, member)``: queued + running.
+
+        ``active_jobs`` counts in the database, so the jobs a member has on any process count.
+        ``on_blocked_word`` hears of every prompt refused for a blocked word (the mod-log); it must not block.
+        """
+        self._repository = repository
+        self._on_blocked_word = on_blocked_word
+        self._bot_models = bot_models
+        self._clock = clock
+        self._active_jobs = active_jobs
+        self._filters: dict[tuple[str, ...], WordFilter] = {}
+        self._locks: dict[tuple[int, int], asyncio.Lock] = {}
+
+    def _models_of(self, config: GuildConfig) -> tuple[ModelRef, ...]:
+        models = [ModelRef.parse(text) for text in config.models] if config.models else list(self._bot_models)
+        if config.default_model is not None:
+            default = ModelRef.parse(config.default_model)
+            if default in models:
+                models.remove(default)
+                models.insert(0, default)
+        return tuple(models)
+
+    async def allowed_models(self, guild_id: int) -> tuple[ModelRef, ...]:
+        """The models on this server's list (or the bot-wide one), its default first, whoever may use them."""
+        return self._models_of(await self._repository.guild_config(guild_id))
+
+    @staticmethod
+    def _roles_of(config: GuildConfig) -> dict[ModelRef, frozenset[int]]:
+        return {ModelRef.parse(model): roles for model, roles in config.model_roles}
+
+    def _usable(self, config: GuildConfig, role_ids: Collection[int]) -> tuple[ModelRef, ...]:
+        restricted = self._roles_of(config)
+        return tuple(
+            model
+            for model in self._models_of(config)
+            if model not in restricted or not restricted[model].isdisjoint(role_ids)
+        )
+
+    async def usable_models(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> tuple[ModelRef, ...]:
+        """The models a member with these roles may use here, the server's default first if it is one of them."""
+        return self._usable(await self._repository.guild_config(guild_id), role_ids)
+
+    async def default_note(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> str | None:
+        """Why a request that named no model does not get the server's default (only for some roles), if so."""
+        config = await self._repository.guild_config(guild_id)
+        default = self._models_of(config)[0]
+        usable = self._usable(config, role_ids)
+        if not usable or usable[0] == default:
+            return None
+        roles = self._roles_of(config)[default]
+        only = roles_phrase(roles)
+        return f"This server's default model `{default}` is only for members with {only}; used `{usable[0]}`."
+
+    def word_filter(self, words: tuple[str, ...]) -> WordFilter:
+        """A compiled filter for this list of words (cached: lists change rarely)."""
+        cached = self._filters.get(words)
+        if cached is None:
+            if len(self._filters) > 256:
+                self._filters.clear()
+            cached = self._filters[words] = WordFilter(words)
+        return cached
+
+    def member_lock(self, guild_id: int, member_id: int) -> asyncio.Lock:
+        """Held from the first check to the job's submission, so one member's requests never race each other."""
+        key = (guild_id, member_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            if len(self._locks) > 10_000:
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def check_request(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int | None,
+        member_id: int,
+        model_text: str | None,
+        prompt: str,
+        parent_channel_id: int | None = None,
+        owner_model: ModelRef | None = None,
+        role_ids: frozenset[int] = frozenset(),
+    ) -> ModelRef:
+        """Channel, model and blocked words, in that order: the model to use, or :class:`Refusal`.
+
+        ``parent_channel_id`` is the channel a thread belongs to: a thread of an
+        allowed channel is allowed too. ``owner_model`` is a model the bot's owner
+        chose for a purpose (the upscaler): it needs no place on the server's list.
+        ``role_ids`` are the member's roles: a model only for some roles is refused
+        to others, and with no model named the first one they may use is taken
+        (see :meth:`default_note`).
+        """
+        config = await self._repository.guild_config(guild_id)
+
+        if config.channels and not {channel_id, parent_channel_id} & config.channels:
+            where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
+            raise Refusal(f"/imagine can't be used in this channel. Try {where}.")
+
+        allowed = self._models_of(config)
+        if owner_model is not None:
+            model = owner_model
+        elif model_text:
+            try:
+                model = ModelRef.parse(model_text)
+            except InvalidModelRef as exc:
+                raise Refusal(str(exc)) from None
+            if model not in allowed:
+                raise Refusal(f"The model `{model}` is not allowed here. Allowed: {_listing(allowed)}.")
+            roles = self._roles_of(config).get(model, frozenset())
+            if roles and roles.isdisjoint(role_ids):
+                usable = self._usable(config, role_ids)
+                yours = f" You may use {_listing(usable)}." if usable else ""
+                raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
+        else:
+            usable = self._usable(config, role_ids)
+            if not usable:
+                only = "; ".join(f"`{name}`: {roles_phrase(roles)}" for name, roles in self._roles_of(config).items())
+                raise Refusal(f"Every model on this server is only for members with some roles ({only}).")
+            model = usable[0]
+
+        word = self.word_filter(config.blocked_words).first_match(prompt) if config.blocked_words else None
+        if word is not None:
+            if self._on_blocked_word is not None:
+                self._on_blocked_word(BlockedWordEvent(guild_id, member_id, channel_id, word, self._clock.now()))
+            # The member is not told the word: a refusal that names it teaches how to get around it.
+            raise BlockedWordRefusal(
+                "Your prompt contains a word this server has blocked. Please rephrase it.", word=word
+            )
+        return model
+
+    async def limits_for(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> Limits:
+        """The limits of a member with these roles here (see :func:`effective_limits`)."""
+        config = await self._repository.guild_config(guild_id)
+        return effective_limits(config.limits, config.role_limits, role_ids)
+
+    async def check_usage(
+        self, *, guild_id: int, member_id: int, images: int, role_ids: frozenset[int] = frozenset()
+    ) -> None:
+        """Cooldown, daily images and jobs at once, in that order, without charging; or :class:`Refusal`.
+
+        The limits are the most generous of the server's and the member's roles' (``role_ids``).
+        """
+        limits = await self.limits_for(guild_id, role_ids)
+        now = self._clock.now()
+        usage = await self._repository.usage(guild_id, member_id, now=now)
+        self._check_usage(limits, usage.last_request_at, usage.images_today, images, now)
+        if not limits.concurrent_jobs:
+            return
+        active = await self._active_jobs(guild_id, member_id)
+        if active >= limits.concurrent_jobs:
+            raise Refusal(
+                f"You already have {active} /imagine job{'s' if active != 1 else ''} going; you may have "
+                f"{limits.concurrent_jobs} at once. Wait for one to finish."
+            )
+
+    async def charge(
+        self,
+        guild_id: int,
+        member_id: int,
+        images: int,
+        *,
+        role_ids: frozenset[int] = frozenset(),
+        cost: int = 0,
+        journal: Callable[[date], JobRecord] | None = None,
+    ) -> date:
+        """Record the request against the cooldown and the daily images and reserve its estimated ``cost``
+        (micro-dollars) against the budgets, in one step; the UTC day charged, or :class:`Refusal`.
+
+        Under the same limits as :meth:`check_usage` for these ``role_ids``. ``journal(day)`` is the job's
+        journal entry for a charge on ``day``: written in the same transaction, so no charge outlives a crash
+        without the job that gives it back.
+        """
+        limits = await self.limits_for(guild_id, role_ids)
+        now = self._clock.now()
+        job = journal(now.date()) if journal is not None else None
+        charge = await self._repository.charge(guild_id, member_id, images, limits=limits, now=now, cost=cost, job=job)
+        if not charge.charged:  # something changed since check(): say what
+            self._check_usage(limits, charge.usage.last_request_at, charge.usage.images_today, images, now)
+            if charge.over_budget is not None:
+                await self._refuse_over_budget(guild_id, charge.over_budget, charge, cost, now.date())
+            raise Refusal("You can't use /imagine right now; try again in a moment.")
+        return now.date()
+
+    async def _refuse_over_budget(
+        self, guild_id: int, scope: BudgetScope, charge: Charge, cost: int, day: date
+    ) -> NoReturn:
+        budget = await self._repository.budget(guild_id)
+        if scope is BudgetScope.MONTHLY:
+            spent, cap = charge.spend.month, budget.monthly
+        else:
+            spent, cap = charge.spend.member_today, budget.member_daily
+        raise Refusal(budget_refusal(scope, spent=spent, cap=cap, cost=cost, day=day))
+
+    @staticmethod
+    def _check_usage(limits: Limits, last: datetime | None, used: int, images: int, now: datetime) -> None:
+        cooldown, daily = limits.cooldown_seconds, limits.daily_images
+        if cooldown and last is not None:
+            left = (last + timedelta(seconds=cooldown) - now).total_seconds()
+            if left > 0:
+                raise Refusal(f"Slow down: you can use /imagine again in {_duration(left)}.")
+        if daily and used + images > daily:
+            resets = next_midnight_text(now.date())
+            if used >= daily:
+                raise Refusal(f"You have used all {daily} of your images for today. The limit resets {resets}.")
+            raise Refusal(
+                f"That would make {used + images} images today; the limit is {daily} ({daily - used} left). "
+                f"It resets {resets}."
+            )

@@ -1,0 +1,138 @@
+"""Queue caps: how many jobs may wait for a slot, in the whole deployment and per member.
+
+``IMAGINE_MAX_QUEUED`` and ``IMAGINE_MAX_QUEUED_PER_MEMBER`` bound the queue, so neither one member
+nor a crowd can pile up work that the bot would hold, show and edit for hours. A job that would wait
+past either is refused before anything is charged or sent to the API. A job that starts at once waits
+in no queue and is never refused here, and jobs resumed after a restart (accepted already) never
+pass this gate.
+
+The cap holds for the whole deployment, every process together: the other processes' waiting jobs
+are read from the database (the journal's ``queued`` jobs), this process's own from its queue in
+memory (exact: a job it has just started is not still ``queued`` there), with the set-ups it let
+through and has not queued yet, so a burst of requests cannot slip past the cap between the count
+and the queue. Other processes' set-ups under way at the very moment are not seen: the
+deployment's cap may be passed by those few.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.base.errors import Refusal
+from bot.storage import QueuedJobs
+
+
+class QueueFull(Refusal):
+    """A job refused because the queue (the deployment's, or the member's share of it) is full."""
+
+
+def _jobs(count: int) -> str:
+    return f"{count} job{'s' if count != 1 else ''}"
+
+
+def member_refusal(waiting: int, jobs: int, cap: int) -> str:
+    """Why a member may not queue ``jobs`` more while ``waiting`` of theirs wait, and what to do."""
+    if waiting >= cap:
+        return (
+            f"You already have {_jobs(waiting)} waiting in the queue, the most one member may have ({cap}). "
+            "Wait for one of them to start, then try again."
+        )
+    return (
+        f"That would make {_jobs(waiting + jobs)} of yours waiting in the queue; one member may have {cap}. "
+        "Ask for fewer at once, or wait for one of yours to start."
+    )
+
+
+def full_refusal(room: int, jobs: int, cap: int) -> str:
+    """Why the deployment's queue takes no ``jobs`` more while it has ``room`` left, and what to do."""
+    if room > 0:
+        return f"The queue has room for only {_jobs(room)} more; ask for fewer at once, or try again in a few minutes."
+    return f"The queue is full ({cap} jobs waiting); try again in a few minutes."
+
+
+class QueueGate:
+    """Lets a job through unless it would wait past the deployment's or its member's cap (0: no cap)."""
+
+    def __init__(
+        self,
+        *,
+        total: int,
+        per_member: int,
+        elsewhere: Callable[[int, int], Awaitable[QueuedJobs]],
+        here: Callable[[int, int], QueuedJobs],
+        free_slots: Callable[[int], int],
+    ) -> None:
+        """Each called with ``(guild, member)``: ``elsewhere``, the jobs waiting on the other processes (the
+        database); ``here``, on this one (its queue); ``free_slots(guild)``, how many of this server's jobs
+        would start here at once (see :meth:`bot.jobs.engine.JobEngine.free_slots`)."""
+        self.total = total
+        self.per_member = per_member
+        self._elsewhere = elsewhere
+        self._here = here
+        self._free_slots = free_slots
+        self._starting = 0
+        self._waiting = 0
+
+    def admission(self) -> Admission:
+        """A set-up's place in the gate: ``with gate.admission() as admission: ... await admission.check(...)``."""
+        return Admission(self)
+
+    async def hold(self, guild_id: int, member_id: int, jobs: int) -> Places:
+        """Let ``jobs`` through or raise :class:`QueueFull`; the places now held, to :meth:`release` once the
+        jobs are queued (or given up). Use :meth:`admission`, which does.
+        """
+        if not (self.total or self.per_member):
+            return Places()
+        if self._free_slots(guild_id) >= self._starting + jobs:
+            self._starting += jobs  # slots promised: the next set-up does not count on them
+            return Places(starting=jobs)
+        self._waiting += jobs  # held while counting: set-ups checked meanwhile see these jobs
+        try:
+            elsewhere = await self._elsewhere(guild_id, member_id)
+            here = self._here(guild_id, member_id)
+            mine = elsewhere.member + here.member
+            if self.per_member and mine + jobs > self.per_member:
+                raise QueueFull(member_refusal(mine, jobs, self.per_member))
+            waiting = elsewhere.total + here.total + self._waiting - jobs
+            if self.total and waiting + jobs > self.total:
+                raise QueueFull(full_refusal(self.total - waiting, jobs, self.total))
+        except BaseException:
+            self._waiting -= jobs
+            raise
+        return Places(waiting=jobs)
+
+    def release(self, places: Places) -> None:
+        """Give back places :meth:`hold` took: their jobs are queued (so counted there) or given up."""
+        self._starting -= places.starting
+        self._waiting -= places.waiting
+
+
+@dataclass(frozen=True)
+class Places:
+    """What a set-up holds in the gate: slots free for jobs that start at once, or places in the queue."""
+
+    starting: int = 0
+    waiting: int = 0
+
+    def __add__(self, other: Places) -> Places:
+        return Places(self.starting + other.starting, self.waiting + other.waiting)
+
+
+class Admission:
+    """One set-up's places in the gate: checked, then held until the set-up ends (its jobs queued, or given up)."""
+
+    def __init__(self, gate: QueueGate) -> None:
+        self._gate = gate
+        self._held = Places()
+
+    async def check(self, guild_id: int, member_id: int, jobs: int = 1) -> None:
+        """Hold places for ``jobs`` of this member's, or raise :class:`QueueFull` saying which cap and what to do."""
+        self._held += await self._gate.hold(guild_id, member_id, jobs)
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._gate.release(self._held)
+        self._held = Places()
