@@ -47,10 +47,7 @@ from bot.storage.postgres.base import CONNECT_TIMEOUT
 from bot.storage.postgres.cluster import PostgresCluster
 from bot.storage.postgres.notifications import CACHE_MAX_AGE, SETTINGS_CHANNEL, WEBHOOK_CHANNEL
 from bot.storage.postgres.settings import PostgresSettings
-from bot.storage.shared.cluster import SqlCluster
-from bot.storage.shared.journal import SqlJournal
-from bot.storage.shared.settings import SqlSettings
-from bot.storage.shared.usage import SqlUsage
+from bot.storage.shared.repository import SqlRepository
 
 __all__ = [
     "CACHE_MAX_AGE",
@@ -61,5 +58,5 @@ __all__ = [
 ]
 
 
-class PostgresRepository(PostgresSettings, PostgresCluster, SqlSettings, SqlUsage, SqlJournal, SqlCluster):
+class PostgresRepository(PostgresSettings, PostgresCluster, SqlRepository):
     """:class:`bot.storage.Repository` on PostgreSQL. Open it with :meth:`open`."""

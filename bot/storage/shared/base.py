@@ -83,6 +83,12 @@ class SqlBase:
         )
 
     @staticmethod
+    async def _update_guild(db: Executor, guild_id: int, **columns: object) -> None:
+        """Set some of the guild's own columns (named by this package's code, never by a caller's string)."""
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        await db.run(f"UPDATE guilds SET {assignments} WHERE guild_id = ?", *columns.values(), guild_id)
+
+    @staticmethod
     async def _insert_job(db: Executor, record: JobRecord) -> None:
         values = job_values(record)
         for name in ("request", "target"):

@@ -106,7 +106,7 @@ class SqlSettings(SqlBase):
             old = (await self._locked_guild(db, guild_id)).default_model
             if old == new:
                 return False
-            await db.run("UPDATE guilds SET default_model = ? WHERE guild_id = ?", new, guild_id)
+            await self._update_guild(db, guild_id, default_model=new)
             await self._audit(db, guild_id, actor_id, "models default", old, new)
             return True
 
@@ -194,12 +194,12 @@ class SqlSettings(SqlBase):
             new = merge_limits(old, cooldown_seconds, daily_images, concurrent_jobs)
             if new == old:
                 return old
-            await db.run(
-                "UPDATE guilds SET cooldown_seconds = ?, daily_images = ?, concurrent_jobs = ? WHERE guild_id = ?",
-                new.cooldown_seconds,
-                new.daily_images,
-                new.concurrent_jobs,
+            await self._update_guild(
+                db,
                 guild_id,
+                cooldown_seconds=new.cooldown_seconds,
+                daily_images=new.daily_images,
+                concurrent_jobs=new.concurrent_jobs,
             )
             await self._audit(db, guild_id, actor_id, "limits", limits_audit_text(old), limits_audit_text(new))
         return new
@@ -217,7 +217,7 @@ class SqlSettings(SqlBase):
             old = (await self._locked_guild(db, guild_id)).log_channel_id
             if old == channel_id:
                 return False
-            await db.run("UPDATE guilds SET log_channel_id = ? WHERE guild_id = ?", channel_id, guild_id)
+            await self._update_guild(db, guild_id, log_channel_id=channel_id)
             await self._audit(db, guild_id, actor_id, LOG_CHANNEL_ACTION, id_text(old), id_text(channel_id))
             return True
 

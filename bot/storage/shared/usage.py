@@ -285,12 +285,7 @@ class SqlUsage(SqlBase):
             )
             if new == old:
                 return old
-            await db.run(
-                "UPDATE guilds SET budget_monthly = ?, budget_member_daily = ? WHERE guild_id = ?",
-                new.monthly,
-                new.member_daily,
-                guild_id,
-            )
+            await self._update_guild(db, guild_id, budget_monthly=new.monthly, budget_member_daily=new.member_daily)
             await self._audit(db, guild_id, actor_id, "budget", budget_audit_text(old), budget_audit_text(new))
         return new
 

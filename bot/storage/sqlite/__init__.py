@@ -14,10 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.storage.records import RepositoryClosedError, SchemaVersionError, StorageError
-from bot.storage.shared.cluster import SqlCluster
-from bot.storage.shared.journal import SqlJournal
-from bot.storage.shared.settings import SqlSettings
-from bot.storage.shared.usage import SqlUsage
+from bot.storage.shared.repository import SqlRepository
 from bot.storage.sqlite.base import MEMORY
 from bot.storage.sqlite.settings import SqliteSettings
 
@@ -30,7 +27,7 @@ __all__ = [
 ]
 
 
-class SqliteRepository(SqliteSettings, SqlSettings, SqlUsage, SqlJournal, SqlCluster):
+class SqliteRepository(SqliteSettings, SqlRepository):
     """:class:`bot.storage.Repository` on SQLite. Open it with :meth:`open` (or :func:`bot.storage.open_repository`).
 
     One process: it paces its Discord identifies itself, and the process that records a webhook is the one
