@@ -3,9 +3,12 @@
 Callers use :class:`Repository` only, opened by :func:`open_repository` from
 ``DATABASE_URL``: :mod:`bot.storage.sqlite` is the embedded implementation (one
 process), :mod:`bot.storage.postgres` the shared one (one process or many).
-Both behave alike, down to return values; the contract tests run against
-both. Every method that changes moderation settings writes an audit entry in
-the same transaction.
+Both run the same SQL (:mod:`bot.storage.shared`) and the same schema steps
+(:mod:`bot.storage.schema`), and behave alike, down to return values; the
+contract tests run against both. Every method that changes moderation settings
+writes an audit entry in the same transaction. The records and errors are in
+:mod:`bot.storage.records`, the interface in :mod:`bot.storage.repository`;
+both are re-exported here.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ async def migrate(url: str, *, clock: Clock | None = None) -> tuple[int, ...]:
 
 
 async def _open(url: str, *, clock: Clock | None) -> SqliteRepository | PostgresRepository:
-    # Imported here: both backends import this module for the records and errors above.
+    # Imported here: a backend (and its driver) loads only when a URL names it.
     from bot.storage.urls import parse_database_url
 
     try:

@@ -17,7 +17,6 @@ half-built behind.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from bot.storage.records import SchemaVersionError
-from bot.storage.shared.dialect import DialectName, Executor
+from bot.storage.shared.dialect import DialectName, Executor, fill_slots
 
 TYPES: dict[DialectName, dict[str, str]] = {
     "sqlite": {
@@ -51,8 +50,6 @@ TYPES: dict[DialectName, dict[str, str]] = {
 }
 """Each dialect's words for the ``{name}`` slots of the schema's SQL."""
 
-_SLOT = re.compile(r"\{(\w+)\}")
-
 
 class PerDialect(NamedTuple):
     """A statement each backend words its own way."""
@@ -71,11 +68,8 @@ class Migration:
 
     def sql(self, dialect: DialectName) -> tuple[str, ...]:
         """The step's statements as ``dialect`` runs them (a ``{slot}`` not in :data:`TYPES` is left alone)."""
-        words = TYPES[dialect]
         return tuple(
-            getattr(statement, dialect)
-            if isinstance(statement, PerDialect)
-            else _SLOT.sub(lambda slot: words.get(slot[1], slot[0]), statement)
+            getattr(statement, dialect) if isinstance(statement, PerDialect) else fill_slots(statement, TYPES[dialect])
             for statement in self.statements
         )
 
@@ -134,7 +128,7 @@ async def run_migrations(
     while True:
         async with locked() as db:
             dialect = db.dialect.name
-            await db.script(_CREATE_VERSION_TABLE.format(**TYPES[dialect]))
+            await db.script(fill_slots(_CREATE_VERSION_TABLE, TYPES[dialect]))
             # Re-read inside the lock on every round: a process that waited sees what the winner applied.
             current = await recorded_version(db)
             if current > latest:

@@ -1,11 +1,12 @@
 """The schema, as versioned steps both backends apply: version N is the same tables on SQLite and PostgreSQL.
 
 Each step's SQL is written once, in SQLite's words where both agree, with the
-few types that differ named in braces (:data:`TYPES`): PostgreSQL gets
+few types that differ named in braces (:data:`~bot.storage.migrations.TYPES`): PostgreSQL gets
 ``BIGINT`` for Discord ids and money (snowflakes are below 2**63),
 ``TIMESTAMPTZ`` for moments, ``DATE`` for days, ``JSONB`` for the journal's
 request and target; SQLite stores moments and days as ISO-8601 text. A
-statement that differs beyond its types gives both texts (:class:`PerDialect`).
+statement that differs beyond its types gives both texts
+(:class:`~bot.storage.migrations.PerDialect`); :mod:`bot.storage.migrations` applies them.
 
 Rules for whoever adds the next step:
 

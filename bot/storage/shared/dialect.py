@@ -17,6 +17,12 @@ DialectName = Literal["sqlite", "postgres"]
 
 _SLOT = re.compile(r"\{(\w+)\}")
 
+
+def fill_slots(text: str, words: Mapping[str, str]) -> str:
+    """``text`` with each ``{word}`` slot of ``words`` filled in (other braces are left as they are)."""
+    return _SLOT.sub(lambda slot: words.get(slot[1], slot[0]), text)
+
+
 Row = Sequence[Any]
 """A result row, read by position."""
 
@@ -40,7 +46,7 @@ class Dialect:
         """``text`` as this dialect runs it."""
         rendered = self._rendered.get(text)
         if rendered is None:
-            rendered = _SLOT.sub(lambda slot: self.words[slot[1]], text)
+            rendered = fill_slots(text, self.words)
             if self.numbered:
                 numbers = iter(range(1, rendered.count("?") + 1))
                 rendered = re.sub(r"\?", lambda _: f"${next(numbers)}", rendered)
