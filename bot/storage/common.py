@@ -1,8 +1,8 @@
 """What both repositories share: argument checks, the charge decision, and rows turned into records.
 
-The SQL of each backend lives in its own module; what is here is plain Python,
-so the SQLite and PostgreSQL repositories cannot drift apart on what a valid
-id is, when a charge is refused, or how a journal row becomes a
+The SQL lives in :mod:`bot.storage.shared` and the backends; what is here is
+plain Python, so no part of the storage can drift apart from another on what a
+valid id is, when a charge is refused, or how a journal row becomes a
 :class:`~bot.storage.JobRecord`.
 """
 
@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.base.money import BudgetScope, cap_text
-from bot.storage import JOB_FIELDS, AuditEntry, Budget, Charge, JobRecord, Limits, RoleLimits, Spend, Usage
+from bot.storage.records import JOB_FIELDS, AuditEntry, Budget, Charge, JobRecord, Limits, RoleLimits, Spend, Usage
 
 log = logging.getLogger(__name__)
 
@@ -243,28 +243,6 @@ JOB_COLUMN_NAMES = (
 """The journal's columns, in :class:`~bot.storage.JobRecord` order; the same names in both schemas."""
 
 JOB_COLUMNS = ", ".join(JOB_COLUMN_NAMES)
-
-TALLY_SQL = (
-    "SELECT requester_id, model, COUNT(*), COUNT(prediction_id), COALESCE(SUM(images_delivered), 0), "
-    "COALESCE(SUM(CASE WHEN state IN ('failed', 'timed_out') THEN 1 ELSE 0 END), 0), COALESCE(SUM(cost), 0) "
-    "FROM jobs WHERE guild_id = {guild} AND created_at >= {since} GROUP BY requester_id, model"
-)
-"""Both backends' :meth:`~bot.storage.Repository.job_tallies` query, with their own placeholders.
-
-Failures are jobs that failed or timed out; a canceled job is not one.
-"""
-
-QUEUED_JOBS_SQL = (
-    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN guild_id = {guild} AND requester_id = {member} THEN 1 ELSE 0 END), 0) "
-    "FROM jobs WHERE ended_at IS NULL AND state = 'queued' AND guild_id IS NOT NULL AND {not_owned_by}"
-)
-"""Both backends' :meth:`~bot.storage.Repository.queued_jobs` query, with their own placeholders and
-null-safe "owner is not" (``IS NOT`` in SQLite, ``IS DISTINCT FROM`` in PostgreSQL).
-
-A job is ``queued`` in the journal from its acceptance until its create is about to go out
-(``creating``): the jobs waiting for a slot. The command line's own jobs (no server) wait in no bot's
-queue, and one killed mid-run would otherwise count for ever.
-"""
 
 RUN_TIME_WEIGHT = 0.3
 """Weight of the newest run in a model's usual run time (an exponential moving average)."""

@@ -16,9 +16,9 @@ import pytest
 
 from bot.jobs.journal import NOT_STARTED, UNSTARTED_AFTER, Journal
 from bot.storage import JobRecord, Limits, Repository, Spend, StorageError, open_repository
-from bot.storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.storage.postgres import PostgresRepository
-from bot.storage.postgres_migrations import MIGRATIONS as POSTGRES_MIGRATIONS
+from bot.storage.schema import MIGRATIONS as POSTGRES_MIGRATIONS
+from bot.storage.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.storage.sqlite import SqliteRepository
 from tests.storage import T0, FakeClock, make_job
 

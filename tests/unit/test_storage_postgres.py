@@ -23,11 +23,11 @@ import asyncpg
 import pytest
 
 from bot.storage import GuildConfig, Limits, SchemaVersionError, StorageError, open_repository
-from bot.storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
-from bot.storage.migrations import Migration, latest_version
+from bot.storage.migrations import Migration
 from bot.storage.postgres import PostgresRepository
 from bot.storage.postgres.base import COMMAND_TIMEOUT
-from bot.storage.postgres_migrations import MIGRATIONS
+from bot.storage.schema import MIGRATIONS, latest_version
+from bot.storage.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.storage import T0, FakeClock, disposable_database, make_job
 
 GUILD = 111

@@ -11,16 +11,10 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot.storage.migrations import (
-    MIGRATIONS,
-    Migration,
-    SchemaVersionError,
-    apply_migrations,
-    check_migrations,
-    latest_version,
-    schema_version,
-)
-from bot.storage.sqlite import SqliteRepository, StorageError
+from bot.storage.migrations import Migration, check_migrations
+from bot.storage.schema import MIGRATIONS, latest_version
+from bot.storage.sqlite import SchemaVersionError, SqliteRepository, StorageError
+from bot.storage.sqlite.dialect import apply_migrations, schema_version
 from tests.storage import T0, FakeClock
 
 GUILD = 111

@@ -17,11 +17,11 @@ from bot.api.ratelimit import RequestBudget
 from bot.jobs.journal import Journal
 from bot.ops.cluster import Cluster
 from bot.storage import Repository
-from bot.storage.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.storage.postgres import PostgresRepository
-from bot.storage.postgres_migrations import MIGRATIONS as POSTGRES_MIGRATIONS
+from bot.storage.schema import MIGRATIONS as POSTGRES_MIGRATIONS
+from bot.storage.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from bot.storage.sqlite import SqliteRepository
-from bot.storage.sqlite.base import to_text
+from bot.storage.sqlite.dialect import to_text
 from tests.storage import T0, FakeClock
 
 STARTING, PROCESSING, ENDED = 0, 1, 2

@@ -29,27 +29,25 @@ at once, so correctness never rests on anything held in this process:
 Discord ids are BIGINT (snowflakes are below 2**63), moments TIMESTAMPTZ
 (returned in UTC), the journal's request and target JSONB.
 
-:class:`PostgresRepository` is composed of one part per responsibility, all
-over the pool of :class:`~bot.storage.postgres.base.PostgresBase` (``base.py``:
-the pool, its transactions, small SQL helpers and the audit):
+:class:`PostgresRepository` is the shared SQL of :mod:`bot.storage.shared` over
+the pool of :class:`~bot.storage.postgres.base.PostgresBase` (``base.py``: the
+pool and its transactions), in PostgreSQL's words (``dialect.py``, with the
+migration lock), plus what only PostgreSQL does:
 
 * ``notifications.py``: the settings cache and the LISTEN connection;
-* ``settings.py``: the moderation settings;
-* ``usage.py``: member usage, charges and refunds, budgets and spend;
-* ``journal.py``: the jobs journal;
-* ``cluster.py``: processes, job claims, run times and webhooks.
+* ``settings.py``: a guild's settings read in one statement and cached;
+* ``cluster.py``: identify turns and webhook notifications.
 
-Its schema is built by :mod:`bot.storage.postgres_migrations`.
+Its schema is built by :mod:`bot.storage.migrations` from :mod:`bot.storage.schema`.
 """
 
 from __future__ import annotations
 
 from bot.storage.postgres.base import CONNECT_TIMEOUT
 from bot.storage.postgres.cluster import PostgresCluster
-from bot.storage.postgres.journal import PostgresJournal
 from bot.storage.postgres.notifications import CACHE_MAX_AGE, SETTINGS_CHANNEL, WEBHOOK_CHANNEL
 from bot.storage.postgres.settings import PostgresSettings
-from bot.storage.postgres.usage import PostgresUsage
+from bot.storage.shared.repository import SqlRepository
 
 __all__ = [
     "CACHE_MAX_AGE",
@@ -60,5 +58,5 @@ __all__ = [
 ]
 
 
-class PostgresRepository(PostgresSettings, PostgresUsage, PostgresJournal, PostgresCluster):
+class PostgresRepository(PostgresSettings, PostgresCluster, SqlRepository):
     """:class:`bot.storage.Repository` on PostgreSQL. Open it with :meth:`open`."""

@@ -1,4 +1,4 @@
-"""The PostgreSQL backend's foundation: the pool, its transactions, small SQL helpers and the audit.
+"""The PostgreSQL backend's foundation: the pool and its transactions, as the shared SQL's hooks.
 
 Every method of the repository is one transaction (or one statement) on one
 pooled connection; :meth:`PostgresBase.close` waits for the calls in flight.
@@ -20,11 +20,14 @@ from typing import Any, Self
 import asyncpg
 
 from bot.base.clock import Clock, SystemClock
-from bot.storage import AuditEntry, DatabaseUnavailable, JobRecord, RepositoryClosedError, StorageError
-from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, SettingsChanges, job_values, utc
+from bot.storage.common import SettingsChanges
 from bot.storage.migrations import Migration
+from bot.storage.postgres.dialect import PostgresExecutor, apply_migrations
 from bot.storage.postgres.notifications import CONNECT_ERRORS, SETTINGS_CHANNEL, SettingsCache, SettingsListener
-from bot.storage.postgres_migrations import MIGRATIONS, apply_migrations
+from bot.storage.records import DatabaseUnavailable, RepositoryClosedError, StorageError
+from bot.storage.schema import MIGRATIONS
+from bot.storage.shared.base import SqlBase
+from bot.storage.shared.dialect import Executor
 from bot.storage.urls import DatabaseUrl, mask_url, parse_database_url
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,7 @@ async def _init_connection(conn: Any) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-class PostgresBase:
+class PostgresBase(SqlBase):
     """Pool, transactions and audit, shared by every part of :class:`~bot.storage.postgres.PostgresRepository`."""
 
     def __init__(
@@ -241,54 +244,30 @@ class PostgresBase:
             self._cache.invalidate(entry.guild_id)
         self._changes.announce(committed)
 
-    # ------------------------------------------------------------- small SQL helpers
+    # ------------------------------------------------------------- the shared SQL's hooks
 
-    @staticmethod
-    async def _ensure_guild(conn: Any, guild_id: int) -> None:
-        # The guilds row is the parent every per-server row points to.
-        await conn.execute("INSERT INTO guilds (guild_id) VALUES ($1) ON CONFLICT DO NOTHING", guild_id)
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Executor]:
+        # Each read is a single statement, which sees one snapshot by itself.
+        async with self._connection() as conn:
+            yield PostgresExecutor(conn)
 
-    @staticmethod
-    async def _insert_job(conn: Any, record: JobRecord) -> None:
-        values = job_values(record)
-        placeholders = ", ".join(f"${n}" for n in range(1, len(JOB_COLUMN_NAMES) + 1))
-        await conn.execute(
-            f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders})", *(values[name] for name in JOB_COLUMN_NAMES)
-        )
+    @asynccontextmanager
+    async def _writing(self, *, durable: bool = True) -> AsyncIterator[Executor]:
+        # Always durable: each commit runs on its own pooled connection, side by side with the others'.
+        async with self._transaction() as conn:
+            yield PostgresExecutor(conn)
 
-    async def _audit(
-        self, conn: Any, guild_id: int, actor_id: int, action: str, before: str | None, after: str | None
-    ) -> None:
-        # Every settings change is audited, so this is the one place that tells every process
-        # (this one included: the notification comes back to our own listener) to forget the guild.
+    @asynccontextmanager
+    async def _statement(self, *, durable: bool = True) -> AsyncIterator[Executor]:
+        # No transaction: each statement commits by itself.
+        async with self._connection() as conn:
+            yield PostgresExecutor(conn)
+
+    async def _settings_changed(self, db: Executor, guild_id: int) -> None:
+        # The notification tells every process (this one included: it comes back to our own listener).
         self._cache.invalidate(guild_id)
-        entry = AuditEntry(guild_id, actor_id, action, before, after, utc(self._clock.now()))
-        await conn.execute(
-            "INSERT INTO audit_log (guild_id, actor_id, action, before, after, at) VALUES ($1, $2, $3, $4, $5, $6)",
-            guild_id,
-            actor_id,
-            action,
-            before,
-            after,
-            entry.at,
-        )
-        await conn.execute("SELECT pg_notify($1, $2)", SETTINGS_CHANNEL, str(guild_id))
-        self._changes.record(conn, entry)
-
-    @staticmethod
-    async def _locked_guild(conn: Any, guild_id: int) -> Any:
-        """The guild's row, created if need be and locked until the transaction ends.
-
-        ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE``: inserting a child row
-        (an allowed model, a usage row) only needs ``KEY SHARE`` on its parent,
-        which this does not block.
-        """
-        await PostgresBase._ensure_guild(conn, guild_id)
-        return await conn.fetchrow(
-            "SELECT default_model, cooldown_seconds, daily_images, concurrent_jobs, log_channel_id FROM guilds "
-            "WHERE guild_id = $1 FOR NO KEY UPDATE",
-            guild_id,
-        )
+        await db.run("SELECT pg_notify(?, ?)", SETTINGS_CHANNEL, str(guild_id))
 
 
 def _reason(exc: BaseException) -> str:

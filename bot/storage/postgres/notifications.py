@@ -23,8 +23,8 @@ from typing import Any
 
 import asyncpg
 
-from bot.storage import GuildConfig
 from bot.storage.common import SETTINGS_CACHE_SIZE
+from bot.storage.records import GuildConfig
 from bot.storage.urls import DatabaseUrl
 
 log = logging.getLogger(__name__)

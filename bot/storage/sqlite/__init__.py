@@ -1,25 +1,22 @@
 """The embedded store: :class:`bot.storage.Repository` on one SQLite file.
 
-:class:`SqliteRepository` is composed of one part per responsibility, all over
+:class:`SqliteRepository` is the shared SQL of :mod:`bot.storage.shared` over
 the connection of :class:`~bot.storage.sqlite.base.SqliteBase` (``base.py``:
-the connection, its transactions, small SQL helpers and the audit):
+the connection and its transactions), in SQLite's words (``dialect.py``: how
+values are stored, and the migration lock), plus what only SQLite does its own
+way (``settings.py``: a guild's settings read and cached in this process).
 
-* ``settings.py``: the moderation settings, cached per guild;
-* ``usage.py``: member usage, charges and refunds, budgets and spend;
-* ``journal.py``: the jobs journal;
-* ``cluster.py``: processes, job claims, run times and webhooks.
-
-Its schema is built by :mod:`bot.storage.migrations`.
+Its schema is built by :mod:`bot.storage.migrations` from :mod:`bot.storage.schema`.
 """
 
 from __future__ import annotations
 
-from bot.storage import RepositoryClosedError, SchemaVersionError, StorageError
+from collections.abc import Callable
+
+from bot.storage.records import RepositoryClosedError, SchemaVersionError, StorageError
+from bot.storage.shared.repository import SqlRepository
 from bot.storage.sqlite.base import MEMORY
-from bot.storage.sqlite.cluster import SqliteCluster
-from bot.storage.sqlite.journal import SqliteJournal
 from bot.storage.sqlite.settings import SqliteSettings
-from bot.storage.sqlite.usage import SqliteUsage
 
 __all__ = [
     "MEMORY",
@@ -30,5 +27,16 @@ __all__ = [
 ]
 
 
-class SqliteRepository(SqliteSettings, SqliteUsage, SqliteJournal, SqliteCluster):
-    """:class:`bot.storage.Repository` on SQLite. Open it with :meth:`open` (or :func:`bot.storage.open_repository`)."""
+class SqliteRepository(SqliteSettings, SqlRepository):
+    """:class:`bot.storage.Repository` on SQLite. Open it with :meth:`open` (or :func:`bot.storage.open_repository`).
+
+    One process: it paces its Discord identifies itself, and the process that records a webhook is the one
+    that runs its job.
+    """
+
+    async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float, within: float) -> float | None:
+        """``None``: the one process runs every shard and paces its identifies itself."""
+        return None
+
+    def on_webhook(self, listener: Callable[[str], None]) -> None:
+        """Never called: the process that records a webhook is the one that runs its job."""

@@ -1,4 +1,4 @@
-"""The SQLite backend's foundation: the connection, its transactions, small SQL helpers and the audit.
+"""The SQLite backend's foundation: the connection and its transactions, as the shared SQL's hooks.
 
 One repository owns one aiosqlite connection (aiosqlite runs it on a thread of
 its own, so the event loop never blocks on disk). Everything the repository
@@ -8,7 +8,7 @@ does goes through :meth:`SqliteBase._transaction`, which
   connection: without it, a second coroutine's statements would land inside
   the first one's open transaction;
 * opens ``BEGIN IMMEDIATE`` for writes, so the write lock is taken up front
-  and a read-then-write (like :meth:`~bot.storage.sqlite.usage.SqliteUsage.charge`)
+  and a read-then-write (like :meth:`~bot.storage.shared.usage.SqlUsage.charge`)
   can never be overtaken by another process between its read and its write;
 * commits on success and rolls back on any exception, cancellation included.
 
@@ -16,29 +16,29 @@ Reads take the same lock and a deferred transaction so that a multi-query read
 such as :meth:`~bot.storage.sqlite.settings.SqliteSettings.guild_config` sees
 one consistent snapshot.
 
-Datetimes are stored as ISO-8601 text in UTC (sortable, readable in the sqlite3
-shell) and returned timezone-aware. Discord ids are SQLite INTEGERs, which are
-64-bit signed: every snowflake (< 2**63) round-trips exactly.
+How values are stored, and the migration lock, are in ``dialect.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import aiosqlite
 
 from bot.base.clock import Clock, SystemClock
-from bot.storage import AuditEntry, DatabaseUnavailable, GuildConfig, JobRecord, RepositoryClosedError, StorageError
-from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, JOB_TIMES, SettingsChanges, job_record, job_values, utc
-from bot.storage.migrations import MIGRATIONS, Migration, apply_migrations
+from bot.storage.common import SettingsChanges
+from bot.storage.migrations import Migration
+from bot.storage.records import DatabaseUnavailable, GuildConfig, RepositoryClosedError, StorageError
+from bot.storage.schema import MIGRATIONS
+from bot.storage.shared.base import SqlBase
+from bot.storage.shared.dialect import Executor
+from bot.storage.sqlite.dialect import SqliteExecutor, apply_migrations
 
 _BUSY = re.compile(r"\b(locked|busy)\b")
 """SQLite's messages for a lock it waited for in vain (``database is locked``, ``database table is locked``)."""
@@ -47,17 +47,7 @@ MEMORY = ":memory:"
 """The path of a private in-memory database (tests)."""
 
 
-def to_text(moment: datetime) -> str:
-    """A moment as SQLite stores it: ISO-8601 text in UTC."""
-    return utc(moment).isoformat(timespec="microseconds")
-
-
-def from_text(text: str) -> datetime:
-    """A stored moment, timezone-aware in UTC."""
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-class SqliteBase:
+class SqliteBase(SqlBase):
     """Connection, transactions and audit, shared by every part of :class:`~bot.storage.sqlite.SqliteRepository`."""
 
     def __init__(
@@ -143,8 +133,8 @@ class SqliteBase:
 
     async def ping(self) -> None:
         """``SELECT 1`` in a transaction of its own: it waits behind a write in flight, as any caller would."""
-        async with self._transaction(write=False) as conn:
-            await self._one(conn, "SELECT 1")
+        async with self._reading() as db:
+            await db.one("SELECT 1")
 
     @property
     def path(self) -> str:
@@ -201,80 +191,20 @@ class SqliteBase:
         if _BUSY.search(str(exc)):
             raise DatabaseUnavailable(f"the database {self._path!r} is busy: {exc}") from exc
 
-    # ------------------------------------------------------------- small SQL helpers
+    # ------------------------------------------------------------- the shared SQL's hooks
 
-    @staticmethod
-    async def _one(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        async with conn.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Executor]:
+        async with self._transaction(write=False) as conn:
+            yield SqliteExecutor(conn)
 
-    @staticmethod
-    async def _all(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        async with conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+    @asynccontextmanager
+    async def _writing(self, *, durable: bool = True) -> AsyncIterator[Executor]:
+        # BEGIN IMMEDIATE holds the write lock from the first read to the last write.
+        async with self._transaction(write=True, durable=durable) as conn:
+            yield SqliteExecutor(conn)
 
-    @staticmethod
-    async def _run(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> int:
-        """Execute a write; return the number of rows it changed."""
-        async with conn.execute(sql, tuple(params)) as cursor:
-            return cursor.rowcount
+    _statement = _writing
 
-    @staticmethod
-    async def _ensure_guild(conn: aiosqlite.Connection, guild_id: int) -> None:
-        # The guilds row is the parent every per-server row points to.
-        await conn.execute("INSERT OR IGNORE INTO guilds (guild_id) VALUES (?)", (guild_id,))
-
-    @staticmethod
-    async def _insert_job(conn: aiosqlite.Connection, record: JobRecord) -> None:
-        values = encode_job(job_values(record))
-        placeholders = ", ".join("?" for _ in JOB_COLUMN_NAMES)
-        await conn.execute(
-            f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders})",
-            tuple(values[name] for name in JOB_COLUMN_NAMES),
-        )
-
-    async def _audit(
-        self,
-        conn: aiosqlite.Connection,
-        guild_id: int,
-        actor_id: int,
-        action: str,
-        before: str | None,
-        after: str | None,
-    ) -> None:
-        # Every settings change is audited, so this is the one place that invalidates the cache.
+    async def _settings_changed(self, db: Executor, guild_id: int) -> None:
         self._configs.pop(guild_id, None)
-        entry = AuditEntry(guild_id, actor_id, action, before, after, utc(self._clock.now()))
-        await conn.execute(
-            "INSERT INTO audit_log (guild_id, actor_id, action, before, after, at) VALUES (?, ?, ?, ?, ?, ?)",
-            (guild_id, actor_id, action, before, after, to_text(entry.at)),
-        )
-        self._changes.record(conn, entry)
-
-
-def encode_job(values: dict[str, Any]) -> dict[str, Any]:
-    """Journal values as SQLite stores them: JSON as text, datetimes as ISO-8601 text in UTC."""
-    encoded = dict(values)
-    for name in ("request", "target"):
-        if encoded.get(name) is not None:
-            encoded[name] = json.dumps(encoded[name])
-    for name in JOB_TIMES:
-        if encoded.get(name) is not None:
-            encoded[name] = to_text(encoded[name])
-    if encoded.get("charged_day") is not None:
-        encoded["charged_day"] = encoded["charged_day"].isoformat()
-    return encoded
-
-
-def decode_job(values: Sequence[Any]) -> JobRecord:
-    """A journal row read back (its columns in ``JOB_COLUMN_NAMES`` order)."""
-    row = dict(zip(JOB_COLUMN_NAMES, values, strict=True))
-    for name in ("request", "target"):
-        if row[name] is not None:
-            row[name] = json.loads(row[name])
-    for name in JOB_TIMES:
-        if row[name] is not None:
-            row[name] = from_text(row[name])
-    if row["charged_day"] is not None:
-        row["charged_day"] = date.fromisoformat(row["charged_day"])
-    return job_record(row)

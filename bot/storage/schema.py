@@ -1,33 +1,41 @@
-"""Versioned schema migrations for the PostgreSQL store.
+"""The schema, as versioned steps both backends apply: version N is the same tables on SQLite and PostgreSQL.
 
-The steps mirror :data:`bot.storage.migrations.MIGRATIONS` one for one (version
-N is the same tables on either backend), in PostgreSQL's own types: ``BIGINT``
-for Discord ids (snowflakes are below 2**63), ``TIMESTAMPTZ`` for moments,
-``DATE`` for the usage day, ``JSONB`` for the journal's request and target.
-The same rules hold: append only, never edit a step that has shipped.
+Each step's SQL is written once, in SQLite's words where both agree, with the
+few types that differ named in braces (:data:`~bot.storage.migrations.TYPES`): PostgreSQL gets
+``BIGINT`` for Discord ids and money (snowflakes are below 2**63),
+``TIMESTAMPTZ`` for moments, ``DATE`` for days, ``JSONB`` for the journal's
+request and target; SQLite stores moments and days as ISO-8601 text. A
+statement that differs beyond its types gives both texts
+(:class:`~bot.storage.migrations.PerDialect`); :mod:`bot.storage.migrations` applies them.
 
-Several processes may start at once against a fresh database. Each step runs
-in its own transaction that first takes a transaction-scoped advisory lock
-(:data:`MIGRATION_LOCK`) and only then reads the recorded version: the first
-process applies the step, the others wait on the lock, then see the new
-version and apply nothing twice. PostgreSQL's DDL is transactional, so a step
-that fails leaves no half-built table behind.
+Rules for whoever adds the next step:
+
+* **Append only.** Never edit or reorder a migration that has shipped: databases
+  in the wild have already applied it. Add ``Migration(N + 1, ...)`` at the end
+  of :data:`MIGRATIONS` instead.
+* Each string holds exactly one statement (SQLite runs them one by one).
+* Foreign keys are ON while migrating on SQLite. Adding tables and columns is
+  fine. Rebuilding a *parent* table there (the "create new, copy, drop, rename"
+  dance) would cascade-delete its children when the old table is dropped: such
+  a step needs ``PRAGMA foreign_keys=OFF`` outside the transaction, which the
+  runner does not do yet — extend :class:`Migration` with a flag first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
 
-from bot.storage import SchemaVersionError
-from bot.storage.migrations import Migration, check_migrations, latest_version
-
-MIGRATION_LOCK = 0x696D6167696E65  # "imagine" in ASCII: one advisory-lock key for this bot's migrations
-"""The ``pg_advisory_xact_lock`` key that serialises migrations (advisory locks are per database)."""
+from bot.storage.migrations import Migration, PerDialect
 
 
-def _json_count(key: str, most: int) -> str:
+def _sqlite_json_count(key: str) -> str:
+    """SQL for a whole number ≥ 0 at ``key`` of a job's JSON request; 0 if it holds none."""
+    return (
+        f"CASE WHEN json_type(request, '$.{key}') = 'integer' THEN MAX(json_extract(request, '$.{key}'), 0) ELSE 0 END"
+    )
+
+
+def _postgres_json_count(key: str, most: int) -> str:
     """SQL for a whole number from 0 to ``most`` at ``key`` of a job's JSON request; 0 if it holds none."""
     return (
         f"CASE WHEN jsonb_typeof(request -> '{key}') = 'number' "
@@ -35,7 +43,7 @@ def _json_count(key: str, most: int) -> str:
     )
 
 
-def _json_date(key: str) -> str:
+def _postgres_json_date(key: str) -> str:
     """SQL for the date at ``key`` of a job's JSON request (``YYYY-MM-DD``); NULL unless a real day from year 1.
 
     Checked before any cast, in nested CASE expressions (the only order PostgreSQL promises): a cast of
@@ -58,9 +66,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         1,
         "moderation settings, per-member usage and the audit log",
         (
+            # The parent of every per-server row: deleting a guild (when the bot
+            # leaves a server, say) takes all its settings with it.
             """
             CREATE TABLE guilds (
-                guild_id         BIGINT PRIMARY KEY,
+                guild_id         {int64} PRIMARY KEY,
                 default_model    TEXT,
                 cooldown_seconds INTEGER NOT NULL DEFAULT 0 CHECK (cooldown_seconds >= 0),
                 daily_images     INTEGER NOT NULL DEFAULT 0 CHECK (daily_images >= 0),
@@ -70,51 +80,53 @@ MIGRATIONS: tuple[Migration, ...] = (
             # ``seq`` only grows, so ORDER BY seq is the order moderators added the models in.
             """
             CREATE TABLE allowed_models (
-                seq      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                guild_id BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                seq      {serial},
+                guild_id {int64} NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
                 model    TEXT NOT NULL CHECK (model <> ''),
                 UNIQUE (guild_id, model)
             )
             """,
             """
             CREATE TABLE allowed_channels (
-                guild_id   BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
-                channel_id BIGINT NOT NULL,
+                guild_id   {int64} NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                channel_id {int64} NOT NULL,
                 PRIMARY KEY (guild_id, channel_id)
-            )
+            ){without_rowid}
             """,
-            # ``word_key`` is Python's casefold of ``word`` (computed by the bot, as on
-            # SQLite), so both backends agree on which words are "the same".
+            # ``word`` is kept as the moderator typed it (for display); ``word_key`` is its Python casefold
+            # (computed by the bot), which makes uniqueness case-insensitive for all of Unicode on both
+            # backends alike (SQLite's NOCASE only folds ASCII).
             """
             CREATE TABLE blocked_words (
-                seq      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                guild_id BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                seq      {serial},
+                guild_id {int64} NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
                 word     TEXT NOT NULL CHECK (word <> ''),
                 word_key TEXT NOT NULL,
                 UNIQUE (guild_id, word_key)
             )
             """,
-            # The count belongs to ``day`` (the UTC date) and is 0 on any other day.
+            # One row per member and server: the count belongs to ``day`` (the UTC date) and is treated
+            # as 0 on any other day.
             """
             CREATE TABLE member_usage (
-                guild_id        BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
-                member_id       BIGINT NOT NULL,
-                day             DATE NOT NULL,
+                guild_id        {int64} NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                member_id       {int64} NOT NULL,
+                day             {day} NOT NULL,
                 images_today    INTEGER NOT NULL DEFAULT 0 CHECK (images_today >= 0),
-                last_request_at TIMESTAMPTZ,
+                last_request_at {moment},
                 PRIMARY KEY (guild_id, member_id)
-            )
+            ){without_rowid}
             """,
-            # ``id`` gives "newest first" even if a wall clock steps backwards.
+            # ``id`` gives "newest first" even if the wall clock steps backwards.
             """
             CREATE TABLE audit_log (
-                id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                guild_id BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
-                actor_id BIGINT NOT NULL,
+                id       {serial},
+                guild_id {int64} NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                actor_id {int64} NOT NULL,
                 action   TEXT NOT NULL,
                 before   TEXT,
                 after    TEXT,
-                at       TIMESTAMPTZ NOT NULL
+                at       {moment} NOT NULL
             )
             """,
             "CREATE INDEX audit_log_by_guild ON audit_log (guild_id, id)",
@@ -124,37 +136,44 @@ MIGRATIONS: tuple[Migration, ...] = (
         2,
         "the jobs journal",
         (
-            # ``seq`` orders jobs created in the same microsecond (SQLite's rowid does that there).
+            # One row per accepted job, written before its prediction is created
+            # and updated at each step, so a restart can finish what was running.
+            # ``request`` and ``target`` are JSON: the job's inputs, and where its
+            # message lives (the front end's own data, cleared when the job ends).
             """
             CREATE TABLE jobs (
                 job_id            TEXT PRIMARY KEY,
-                seq               BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
-                guild_id          BIGINT,
-                channel_id        BIGINT,
-                requester_id      BIGINT,
+                {journal_order}
+                guild_id          {int64},
+                channel_id        {int64},
+                requester_id      {int64},
                 model             TEXT NOT NULL,
                 prompt            TEXT NOT NULL,
-                request           JSONB NOT NULL,
-                target            JSONB,
+                request           {json} NOT NULL,
+                target            {json},
                 state             TEXT NOT NULL,
                 prediction_id     TEXT,
-                created_at        TIMESTAMPTZ NOT NULL,
-                create_started_at TIMESTAMPTZ,
-                ended_at          TIMESTAMPTZ,
+                created_at        {moment} NOT NULL,
+                create_started_at {moment},
+                ended_at          {moment},
                 error             TEXT,
                 images_delivered  INTEGER NOT NULL DEFAULT 0,
-                seed              BIGINT,
-                predict_time      DOUBLE PRECISION,
+                seed              {int64},
+                predict_time      {real},
                 refunded          INTEGER NOT NULL DEFAULT 0
             )
             """,
-            "CREATE INDEX jobs_unfinished ON jobs (created_at, seq) WHERE ended_at IS NULL",
+            PerDialect(
+                sqlite="CREATE INDEX jobs_unfinished ON jobs (state) WHERE ended_at IS NULL",
+                postgres="CREATE INDEX jobs_unfinished ON jobs (created_at, seq) WHERE ended_at IS NULL",
+            ),
             "CREATE INDEX jobs_by_guild ON jobs (guild_id, created_at)",
         ),
     ),
     Migration(
         3,
         "find a journaled job by its prediction",
+        # Webhooks and takeover name a prediction, not a job.
         ("CREATE INDEX jobs_by_prediction ON jobs (prediction_id) WHERE prediction_id IS NOT NULL",),
     ),
     Migration(
@@ -166,8 +185,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 incarnation TEXT PRIMARY KEY,
                 name        TEXT NOT NULL,
                 shards      TEXT NOT NULL,
-                started_at  TIMESTAMPTZ NOT NULL,
-                alive_at    TIMESTAMPTZ NOT NULL
+                started_at  {moment} NOT NULL,
+                alive_at    {moment} NOT NULL
             )
             """,
             "CREATE INDEX processes_by_name ON processes (name)",
@@ -185,8 +204,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 prediction_id TEXT NOT NULL,
                 status        TEXT NOT NULL,
                 terminal      BOOLEAN NOT NULL,
-                payload       JSONB NOT NULL,
-                received_at   TIMESTAMPTZ NOT NULL
+                payload       {json} NOT NULL,
+                received_at   {moment} NOT NULL
             )
             """,
             "CREATE INDEX webhooks_by_prediction ON webhooks (prediction_id, terminal, received_at)",
@@ -199,9 +218,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             """
             CREATE TABLE model_run_times (
                 model      TEXT PRIMARY KEY,
-                seconds    DOUBLE PRECISION NOT NULL,
+                seconds    {real} NOT NULL,
                 samples    INTEGER NOT NULL,
-                updated_at TIMESTAMPTZ NOT NULL
+                updated_at {moment} NOT NULL
             )
             """,
         ),
@@ -212,37 +231,40 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             # The target (with the interaction token) is cleared when a job ends; the message id alone
             # is no secret and is all a link to the result needs, with the job's channel.
-            "ALTER TABLE jobs ADD COLUMN message_id BIGINT",
+            "ALTER TABLE jobs ADD COLUMN message_id {int64}",
             "CREATE INDEX jobs_by_member ON jobs (guild_id, requester_id, created_at)",
         ),
     ),
     Migration(
         8,
         "each server's mod-log channel",
-        ("ALTER TABLE guilds ADD COLUMN log_channel_id BIGINT",),
+        ("ALTER TABLE guilds ADD COLUMN log_channel_id {int64}",),
     ),
     Migration(
         9,
         "spending budgets in micro-dollars: caps per server, spend per month and per member per day, each job's cost",
         (
             # Money is whole micro-dollars ($1 = 1 000 000): exact sums; 0 means no cap.
-            "ALTER TABLE guilds ADD COLUMN budget_monthly BIGINT NOT NULL DEFAULT 0 CHECK (budget_monthly >= 0)",
-            "ALTER TABLE guilds ADD COLUMN budget_member_daily BIGINT NOT NULL DEFAULT 0 "
+            "ALTER TABLE guilds ADD COLUMN budget_monthly {int64} NOT NULL DEFAULT 0 CHECK (budget_monthly >= 0)",
+            "ALTER TABLE guilds ADD COLUMN budget_member_daily {int64} NOT NULL DEFAULT 0 "
             "CHECK (budget_member_daily >= 0)",
             # Belongs to member_usage.day like images_today: 0 on any other day.
-            "ALTER TABLE member_usage ADD COLUMN spent_today BIGINT NOT NULL DEFAULT 0 CHECK (spent_today >= 0)",
+            "ALTER TABLE member_usage ADD COLUMN spent_today {int64} NOT NULL DEFAULT 0 CHECK (spent_today >= 0)",
             # One row per server and calendar month (``month`` is its first day); reserved and booked costs.
             """
             CREATE TABLE guild_spend (
-                guild_id BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
-                month    DATE NOT NULL,
-                spent    BIGINT NOT NULL DEFAULT 0 CHECK (spent >= 0),
+                guild_id {int64} NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                month    {day} NOT NULL,
+                spent    {int64} NOT NULL DEFAULT 0 CHECK (spent >= 0),
                 PRIMARY KEY (guild_id, month)
             )
             """,
             # A job's real cost, booked once when it ends (``cost_settled`` guards a resumed job that ends twice).
-            "ALTER TABLE jobs ADD COLUMN cost BIGINT NOT NULL DEFAULT 0",
-            "ALTER TABLE jobs ADD COLUMN cost_settled BOOLEAN NOT NULL DEFAULT false",
+            "ALTER TABLE jobs ADD COLUMN cost {int64} NOT NULL DEFAULT 0",
+            PerDialect(
+                sqlite="ALTER TABLE jobs ADD COLUMN cost_settled INTEGER NOT NULL DEFAULT 0",
+                postgres="ALTER TABLE jobs ADD COLUMN cost_settled BOOLEAN NOT NULL DEFAULT false",
+            ),
         ),
     ),
     Migration(
@@ -253,23 +275,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             # Keyed to the allowlist's row, so removing the model takes its roles with it.
             """
             CREATE TABLE model_roles (
-                guild_id BIGINT NOT NULL,
+                guild_id {int64} NOT NULL,
                 model    TEXT NOT NULL,
-                role_id  BIGINT NOT NULL,
+                role_id  {int64} NOT NULL,
                 PRIMARY KEY (guild_id, model, role_id),
                 FOREIGN KEY (guild_id, model) REFERENCES allowed_models (guild_id, model) ON DELETE CASCADE
-            )
+            ){without_rowid}
             """,
             # NULL: not set for this role, so a moderator can raise one limit and leave the others to the server.
             """
             CREATE TABLE role_limits (
-                guild_id         BIGINT NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
-                role_id          BIGINT NOT NULL,
+                guild_id         {int64} NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+                role_id          {int64} NOT NULL,
                 cooldown_seconds INTEGER CHECK (cooldown_seconds >= 0),
                 daily_images     INTEGER CHECK (daily_images >= 0),
                 concurrent_jobs  INTEGER CHECK (concurrent_jobs >= 0),
                 PRIMARY KEY (guild_id, role_id)
-            )
+            ){without_rowid}
             """,
         ),
     ),
@@ -282,7 +304,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             """
             CREATE TABLE webhook_ids (
                 webhook_id  TEXT PRIMARY KEY,
-                received_at TIMESTAMPTZ NOT NULL
+                received_at {moment} NOT NULL
             )
             """,
             "CREATE INDEX webhook_ids_by_age ON webhook_ids (received_at)",
@@ -291,8 +313,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE TABLE webhook_payloads (
                 prediction_id TEXT PRIMARY KEY,
                 stage         INTEGER NOT NULL,
-                payload       JSONB NOT NULL,
-                received_at   TIMESTAMPTZ NOT NULL
+                payload       {json} NOT NULL,
+                received_at   {moment} NOT NULL
             )
             """,
             "CREATE INDEX webhook_payloads_by_age ON webhook_payloads (received_at)",
@@ -317,17 +339,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         "what each job was charged, in columns: a journal entry too broken to read still gives it back",
         (
             "ALTER TABLE jobs ADD COLUMN charged_images INTEGER NOT NULL DEFAULT 0 CHECK (charged_images >= 0)",
-            "ALTER TABLE jobs ADD COLUMN charged_day DATE",
-            "ALTER TABLE jobs ADD COLUMN reserved_cost BIGINT NOT NULL DEFAULT 0 CHECK (reserved_cost >= 0)",
+            "ALTER TABLE jobs ADD COLUMN charged_day {day}",
+            "ALTER TABLE jobs ADD COLUMN reserved_cost {int64} NOT NULL DEFAULT 0 CHECK (reserved_cost >= 0)",
             # Unfinished jobs journaled before this step have their charge in the request only; what cannot
             # be read there stays 0 (nothing to give back) rather than failing the upgrade.
-            f"""
-            UPDATE jobs SET
-                charged_images = {_json_count("charged_images", 1_000_000)}::INTEGER,
-                reserved_cost = {_json_count("reserved_cost", 10**15)}::BIGINT,
-                charged_day = {_json_date("charged_day")}
-            WHERE ended_at IS NULL
-            """,
+            PerDialect(
+                sqlite=f"""
+                UPDATE jobs SET
+                    charged_images = {_sqlite_json_count("charged_images")},
+                    reserved_cost = {_sqlite_json_count("reserved_cost")},
+                    charged_day = CASE
+                        WHEN json_type(request, '$.charged_day') = 'text'
+                             -- A modifier makes SQLite carry an impossible day over (2024-02-30 → 03-01): no match.
+                             AND date(json_extract(request, '$.charged_day'), '+0 days')
+                                 = json_extract(request, '$.charged_day')
+                             AND json_extract(request, '$.charged_day') >= '0001-01-01'
+                        THEN json_extract(request, '$.charged_day') END
+                WHERE ended_at IS NULL AND json_valid(request)
+                """,
+                postgres=f"""
+                UPDATE jobs SET
+                    charged_images = {_postgres_json_count("charged_images", 1_000_000)}::INTEGER,
+                    reserved_cost = {_postgres_json_count("reserved_cost", 10**15)}::BIGINT,
+                    charged_day = {_postgres_json_date("charged_day")}
+                WHERE ended_at IS NULL
+                """,
+            ),
         ),
     ),
     Migration(
@@ -336,85 +373,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             # One row per (bot, bucket of shard_id % max_concurrency): the moment its latest identify was
             # given (now or in the future, for a process waiting its turn); the next comes a window later.
+            # Only PostgreSQL uses it (SQLite is one process, paced by itself); here for the same tables on both.
             """
             CREATE TABLE identify_turns (
-                bot_id  BIGINT NOT NULL,
+                bot_id  {int64} NOT NULL,
                 bucket  INTEGER NOT NULL CHECK (bucket >= 0),
-                turn_at TIMESTAMPTZ NOT NULL,
+                turn_at {moment} NOT NULL,
                 PRIMARY KEY (bot_id, bucket)
-            )
+            ){without_rowid}
             """,
         ),
     ),
 )
-"""Every PostgreSQL schema step, oldest first. Append new steps; never edit shipped ones."""
+"""Every schema step, oldest first. Append new steps; never edit shipped ones."""
 
 
-_CREATE_VERSION_TABLE = """
-    CREATE TABLE IF NOT EXISTS schema_version (
-        version     INTEGER PRIMARY KEY,
-        description TEXT NOT NULL,
-        applied_at  TIMESTAMPTZ NOT NULL
-    )
-"""
-
-
-async def recorded_version(conn: Any) -> int:
-    """The highest version applied (0 for a fresh database); refuses a version table with holes.
-
-    ``conn`` is an asyncpg connection (asyncpg ships no type information).
-    """
-    exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
-    if not exists:
-        return 0
-    row = await conn.fetchrow("SELECT COALESCE(MAX(version), 0) AS highest, COUNT(*) AS steps FROM schema_version")
-    highest, count = int(row["highest"]), int(row["steps"])
-    if highest != count:
-        # A hole means someone edited the table by hand; guessing which steps are in place could corrupt data.
-        raise SchemaVersionError(
-            f"schema_version records {count} steps but claims version {highest}; the database was edited by hand"
-        )
-    return highest
-
-
-async def apply_migrations(
-    conn: Any,
-    migrations: Sequence[Migration] = MIGRATIONS,
-    *,
-    now: datetime | None = None,
-    where: str = "the database",
-) -> list[int]:
-    """Bring the database up to the latest version; return the versions applied by this call.
-
-    ``conn`` is an asyncpg connection outside any transaction. Safe to run from
-    many processes at once (see the module's docstring). Raises
-    :class:`SchemaVersionError` for a database newer than ``migrations``,
-    changing nothing.
-    """
-    check_migrations(migrations)
-    latest = latest_version(migrations)
-    applied: list[int] = []
-    while True:
-        async with conn.transaction():
-            # Taken before reading the version, held until this step commits: a process that
-            # waited here re-reads the version and sees what the winner applied.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await conn.execute(_CREATE_VERSION_TABLE)
-            current = await recorded_version(conn)
-            if current > latest:
-                raise SchemaVersionError(
-                    f"{where} has schema version {current}, but this bot only knows versions up to {latest}: "
-                    "it was written by a newer imagine-bot. Upgrade the bot, or point DATABASE_URL elsewhere."
-                )
-            if current == latest:
-                return applied
-            step = migrations[current]  # versions are 1-based and contiguous
-            for statement in step.statements:
-                await conn.execute(statement)
-            await conn.execute(
-                "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, $2, $3)",
-                step.version,
-                step.description,
-                (now or datetime.now(UTC)).astimezone(UTC),
-            )
-        applied.append(step.version)
+def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """The version a database reaches once every step is applied."""
+    return migrations[-1].version if migrations else 0
