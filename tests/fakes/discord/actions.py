@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from tests.fakes.discord.guild import FakeChannel, FakeMember
-from tests.fakes.discord.interactions import _Context
+from tests.fakes.discord.interactions import _Context, _Overrides
 from tests.fakes.discord.messages import _walk_components
 from tests.fakes.discord.protocol import _SELECT_TYPES, InteractionType
 
@@ -66,11 +66,7 @@ class ActionsMixin:
             dm=dm,
             scope=scope,
             locale=locale,
-            attachment_size_limit=attachment_size_limit,
-            ack_deadline=ack_deadline,
-            token_lifetime=token_lifetime,
-            backdate=backdate,
-            app_permissions=app_permissions,
+            overrides=_Overrides(attachment_size_limit, ack_deadline, token_lifetime, backdate, app_permissions),
         )
 
     async def autocomplete(
@@ -108,11 +104,7 @@ class ActionsMixin:
             dm=dm,
             scope=scope,
             locale=locale,
-            attachment_size_limit=None,
-            ack_deadline=None,
-            token_lifetime=None,
-            backdate=0.0,
-            app_permissions=None,
+            overrides=_Overrides(),
         )
 
     async def click(
@@ -161,11 +153,7 @@ class ActionsMixin:
             message=stored,
             command_name=None,
             locale=locale,
-            attachment_size_limit=attachment_size_limit,
-            ack_deadline=ack_deadline,
-            token_lifetime=token_lifetime,
-            backdate=backdate,
-            app_permissions=None,
+            overrides=_Overrides(attachment_size_limit, ack_deadline, token_lifetime, backdate),
         )
 
     async def submit_modal(
@@ -216,11 +204,7 @@ class ActionsMixin:
             message=source.message,
             command_name=source.command_name,
             locale=locale,
-            attachment_size_limit=None,
-            ack_deadline=ack_deadline,
-            token_lifetime=None,
-            backdate=0.0,
-            app_permissions=None,
+            overrides=_Overrides(ack_deadline=ack_deadline),
         )
 
     async def send_user_message(

@@ -5,7 +5,7 @@ checks that answer 400/50035 "Invalid Form Body" (messages, choices, modals, app
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.discord.protocol import (
@@ -43,32 +43,18 @@ class DiscordError(Exception):
         return body
 
 
-def _unknown_interaction() -> DiscordError:
-    return DiscordError(404, 10062, "Unknown interaction")
+def _named(status: int, code: int, message: str) -> Callable[[], DiscordError]:
+    """A maker of one of Discord's named errors (a fresh exception each time it is raised)."""
+    return lambda: DiscordError(status, code, message)
 
 
-def _invalid_webhook_token() -> DiscordError:
-    return DiscordError(401, 50027, "Invalid Webhook Token")
-
-
-def _unknown_message() -> DiscordError:
-    return DiscordError(404, 10008, "Unknown Message")
-
-
-def _unknown_channel() -> DiscordError:
-    return DiscordError(404, 10003, "Unknown Channel")
-
-
-def _unauthorized() -> DiscordError:
-    return DiscordError(401, 0, "401: Unauthorized")
-
-
-def _missing_permissions() -> DiscordError:
-    return DiscordError(403, 50013, "Missing Permissions")
-
-
-def _missing_access() -> DiscordError:
-    return DiscordError(403, 50001, "Missing Access")
+_unknown_interaction = _named(404, 10062, "Unknown interaction")
+_invalid_webhook_token = _named(401, 50027, "Invalid Webhook Token")
+_unknown_message = _named(404, 10008, "Unknown Message")
+_unknown_channel = _named(404, 10003, "Unknown Channel")
+_unauthorized = _named(401, 0, "401: Unauthorized")
+_missing_permissions = _named(403, 50013, "Missing Permissions")
+_missing_access = _named(403, 50001, "Missing Access")
 
 
 def _form_error(problems: Sequence[tuple[str, str, str]]) -> DiscordError:

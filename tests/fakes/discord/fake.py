@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -39,6 +38,7 @@ from tests.fakes.discord.rest_app import AppRoutesMixin
 from tests.fakes.discord.rest_channels import ChannelRoutesMixin
 from tests.fakes.discord.rest_interactions import InteractionRoutesMixin
 from tests.fakes.discord.store import StoreMixin
+from tests.fakes.server import LoopbackServer
 
 if TYPE_CHECKING:
     from tests.fakes.discord.faults import DiscordChaos, Fault, Hold
@@ -63,6 +63,7 @@ class FakeDiscord(
     RateLimitsMixin,
     AttachmentsMixin,
     StoreMixin,
+    LoopbackServer,
 ):
     """A fake Discord API v10 + gateway on 127.0.0.1 that a real discord.py bot can use.
 
@@ -170,51 +171,24 @@ class FakeDiscord(
         self._live: dict[tuple[int, int], _GatewaySession] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._change_event = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        super().__init__()
 
-    async def start(self) -> None:
-        """Start serving on 127.0.0.1 on a free port."""
-        if self._runner is not None:
-            raise RuntimeError("FakeDiscord already started")
+    def _application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=512 * MIB)
         self._add_routes(app)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = int(sock.getsockname()[1])
-        await web.SockSite(runner, sock).start()
-        self._runner = runner
+        return app
 
     async def close(self) -> None:
         """Close gateway connections and stop the server."""
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close(code=1001)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeDiscord:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        """The TCP port (after :meth:`start`)."""
-        if self._port is None:
-            raise RuntimeError("FakeDiscord not started")
-        return self._port
+        await self._stop_serving()
 
     @property
     def http_base(self) -> str:
         """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
+        return self.origin
 
     @property
     def api_base(self) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import BodyPartReader, web
 
-from tests.fakes.discord.errors import DiscordError, _form_error, _unauthorized
+from tests.fakes.discord.errors import DiscordError, _form_error, _missing_access, _unauthorized
 from tests.fakes.discord.messages import _Upload
 from tests.fakes.discord.protocol import API_PREFIX, Routes, _now
 from tests.fakes.tcp import reset_connection
@@ -210,7 +210,7 @@ class HttpMixin:
 
     def _require_application(self, request: web.Request) -> None:
         if request.match_info.get("application_id") != str(self.application_id):
-            raise DiscordError(403, 50001, "Missing Access")
+            raise _missing_access()
 
     async def _read_body(self, request: web.Request) -> tuple[Any, list[_Upload]]:
         payload: Any = None

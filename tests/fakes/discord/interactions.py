@@ -205,6 +205,17 @@ class InteractionHandle:
 Interaction = InteractionHandle
 
 
+@dataclasses.dataclass(frozen=True)
+class _Overrides:
+    """What a test may change for one pushed interaction (``None``: the fake's setting)."""
+
+    attachment_size_limit: int | None = None
+    ack_deadline: float | None = None
+    token_lifetime: float | None = None
+    backdate: float | dt.timedelta = 0.0
+    app_permissions: int | None = None
+
+
 @dataclasses.dataclass
 class _Context:
     guild: FakeGuild | None
@@ -341,15 +352,13 @@ class InteractionsMixin:
         message: StoredMessage | None,
         command_name: str | None,
         locale: str,
-        attachment_size_limit: int | None,
-        ack_deadline: float | None,
-        token_lifetime: float | None,
-        backdate: float | dt.timedelta,
-        app_permissions: int | None,
+        overrides: _Overrides,
     ) -> InteractionHandle:
-        interaction_id = backdated_snowflake(backdate)
+        interaction_id = backdated_snowflake(overrides.backdate)
         token = f"aW50ZXJhY3Rpb24.{interaction_id}.{secrets.token_urlsafe(32)}"
-        limit = attachment_size_limit if attachment_size_limit is not None else self.attachment_size_limit
+        limit = overrides.attachment_size_limit
+        if limit is None:
+            limit = self.attachment_size_limit
         payload = self._interaction_payload(
             interaction_id=interaction_id,
             token=token,
@@ -358,7 +367,7 @@ class InteractionsMixin:
             ctx=ctx,
             locale=locale,
             attachment_size_limit=limit,
-            app_permissions=app_permissions,
+            app_permissions=overrides.app_permissions,
             message=message,
         )
         handle = InteractionHandle(
@@ -372,8 +381,8 @@ class InteractionsMixin:
             user=ctx.user,
             member=ctx.member,
             message=message,
-            ack_deadline=ack_deadline if ack_deadline is not None else self.ack_deadline,
-            token_lifetime=token_lifetime if token_lifetime is not None else self.token_lifetime,
+            ack_deadline=overrides.ack_deadline if overrides.ack_deadline is not None else self.ack_deadline,
+            token_lifetime=self.token_lifetime if overrides.token_lifetime is None else overrides.token_lifetime,
             attachment_size_limit=limit,
             command_name=command_name,
         )

@@ -4,7 +4,6 @@ objects and ``resolved`` data, typed from the synced command when there is one.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,14 @@ from tests.fakes.discord.protocol import _OPTION_GROUP, _OPTION_SUBCOMMAND, Inte
 
 if TYPE_CHECKING:
     from tests.fakes.discord.guild import FakeGuild
-    from tests.fakes.discord.interactions import ChannelLike, GuildLike, InteractionHandle, UserLike, _Context
+    from tests.fakes.discord.interactions import (
+        ChannelLike,
+        GuildLike,
+        InteractionHandle,
+        UserLike,
+        _Context,
+        _Overrides,
+    )
     from tests.fakes.discord.protocol import JSON
 
 
@@ -54,11 +60,7 @@ class OptionsMixin:
         dm: bool,
         scope: str,
         locale: str,
-        attachment_size_limit: int | None,
-        ack_deadline: float | None,
-        token_lifetime: float | None,
-        backdate: float | dt.timedelta,
-        app_permissions: int | None,
+        overrides: _Overrides,
     ) -> InteractionHandle:
         parts = name.split()
         if len(parts) > 1:
@@ -107,11 +109,7 @@ class OptionsMixin:
             message=None,
             command_name=" ".join(p for p in (name, subcommand_group, subcommand) if p),
             locale=locale,
-            attachment_size_limit=attachment_size_limit,
-            ack_deadline=ack_deadline,
-            token_lifetime=token_lifetime,
-            backdate=backdate,
-            app_permissions=app_permissions,
+            overrides=overrides,
         )
 
     def _build_options(
@@ -186,19 +184,17 @@ class OptionsMixin:
         return value
 
 
+#: Option type of a Python value when no synced command says (bool before int: a bool is an int).
+_OPTION_TYPE_OF: tuple[tuple[type | tuple[type, ...], int], ...] = (
+    (bool, 5),
+    (int, 4),
+    (float, 10),
+    ((FakeMember, FakeUser), 6),
+    (FakeChannel, 7),
+    (FakeRole, 8),
+    (Upload, 11),
+)
+
+
 def _infer_option_type(value: Any) -> int:
-    if isinstance(value, bool):
-        return 5
-    if isinstance(value, int):
-        return 4
-    if isinstance(value, float):
-        return 10
-    if isinstance(value, FakeMember | FakeUser):
-        return 6
-    if isinstance(value, FakeChannel):
-        return 7
-    if isinstance(value, FakeRole):
-        return 8
-    if isinstance(value, Upload):
-        return 11
-    return 3
+    return next((option_type for kind, option_type in _OPTION_TYPE_OF if isinstance(value, kind)), 3)

@@ -97,14 +97,7 @@ class InteractionRoutesMixin:
                 loading=loading,
             )
             accept(200, None)
-            message = self._store_message(
-                channel=handle.channel,
-                guild=handle.guild,
-                author=self.bot_user,
-                message_type=self._message_type_for(handle),
-                version=version,
-                interaction=handle,
-            )
+            message = self._store_reply(handle, version)
             handle.original_message_id = message.id
             event = ("MESSAGE_CREATE", message)
         elif callback_type in (CallbackType.DEFERRED_UPDATE_MESSAGE, CallbackType.UPDATE_MESSAGE):
@@ -250,15 +243,7 @@ class InteractionRoutesMixin:
                 channel_id=handle.channel.id,
                 route=Routes.FOLLOWUP,
             )
-            message = self._store_message(
-                channel=handle.channel,
-                guild=handle.guild,
-                author=self.bot_user,
-                message_type=self._message_type_for(handle),
-                version=version,
-                interaction=handle,
-                is_followup=True,
-            )
+            message = self._store_reply(handle, version, is_followup=True)
             handle.followup_ids.append(message.id)
             self._changed()
             await self._dispatch_message_event("MESSAGE_CREATE", message)

@@ -171,6 +171,20 @@ class StoreMixin:
         self._changed()
         return message
 
+    def _store_reply(
+        self, handle: InteractionHandle, version: MessageVersion, *, is_followup: bool = False
+    ) -> StoredMessage:
+        """Store the bot's response (or a followup) to an interaction, in the interaction's channel."""
+        return self._store_message(
+            channel=handle.channel,
+            guild=handle.guild,
+            author=self.bot_user,
+            message_type=self._message_type_for(handle),
+            version=version,
+            interaction=handle,
+            is_followup=is_followup,
+        )
+
     def _edit(self, message: StoredMessage, version: MessageVersion) -> None:
         if message.deleted:
             raise _unknown_message()

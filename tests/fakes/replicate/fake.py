@@ -12,8 +12,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -39,6 +38,7 @@ from tests.fakes.replicate.routes import RoutesMixin
 from tests.fakes.replicate.timeline import TimelineMixin
 from tests.fakes.replicate.vocabulary import FAST_WEBHOOK_RETRY_DELAYS, TERMINAL_STATUSES
 from tests.fakes.replicate.webhooks import WebhooksMixin
+from tests.fakes.server import LoopbackServer
 
 if TYPE_CHECKING:
     from tests.fakes.replicate.faults import Chaos, Fault
@@ -57,6 +57,7 @@ class FakeReplicate(
     OutputsMixin,
     TimelineMixin,
     PredictionsMixin,
+    LoopbackServer,
 ):
     """An aiohttp server on 127.0.0.1 that behaves like Replicate's predictions API.
 
@@ -149,14 +150,13 @@ class FakeReplicate(
         self._webhook_switches: list[_WebhookSwitch] = []
         self._webhook_session: aiohttp.ClientSession | None = None
 
-        self._port = port
+        super().__init__(port)
         self._rng = random.Random(seed)
         self._scenario_queue: deque[Scenario] = deque()
         self._windows: dict[str, deque[float]] = {"create": deque(), "other": deque()}
         self._changed = asyncio.Event()
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._runner: web.AppRunner | None = None
 
         if default_models:
             self.add_model(
@@ -175,10 +175,16 @@ class FakeReplicate(
                 description="FLUX.1-Schnell with LoRA support",
             )
 
+    shutdown_timeout = 0.5
+
     async def start(self) -> None:
         """Bind 127.0.0.1 and start serving."""
-        if self._runner is not None:
-            raise RuntimeError("FakeReplicate already started")
+        await self._serve()
+        self._closing = False
+        # Replicate does not follow redirects; no cookies, no proxies from the environment.
+        self._webhook_session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+
+    def _application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
         p = self.prefix
         app.router.add_post(p + "/v1/models/{owner}/{name}/predictions", self._handle_create_model, name="create_model")
@@ -194,15 +200,7 @@ class FakeReplicate(
         app.router.add_get("/evil/redirect", self._handle_evil_redirect, name="evil_redirect")
         app.router.add_get("/evil/endless", self._handle_evil_endless, name="evil_endless")
         app.router.add_get("/evil/not-image", self._handle_evil_not_image, name="evil_not_image")
-        runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._port)
-        await site.start()
-        self._port = int(runner.addresses[0][1])
-        self._runner = runner
-        self._closing = False
-        # Replicate does not follow redirects; no cookies, no proxies from the environment.
-        self._webhook_session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+        return app
 
     async def close(self) -> None:
         """Stop timelines, release held/stalled requests and shut the server down. Idempotent."""
@@ -217,32 +215,7 @@ class FakeReplicate(
         if self._webhook_session is not None:
             session, self._webhook_session = self._webhook_session, None
             await session.close()
-        runner, self._runner = self._runner, None
-        await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def port(self) -> int:
-        """The bound port (after :meth:`start`)."""
-        if self._runner is None:
-            raise RuntimeError("FakeReplicate not started")
-        return self._port
-
-    @property
-    def origin(self) -> str:
-        """``http://127.0.0.1:{port}`` (no prefix); output files live under ``{origin}/files/``."""
-        return f"http://127.0.0.1:{self.port}"
+        await self._stop_serving()
 
     @property
     def base_url(self) -> str:

@@ -85,9 +85,14 @@ ASPECT_RATIOS: Final[dict[str, tuple[int, int]]] = {
 """flux-schnell pixel sizes at ``megapixels="1"`` (``"0.25"`` halves both sides)."""
 
 
+# Inputs both default models share, word for word.
+_PROMPT: Final[JsonDict] = {"type": "string", "description": "Prompt for generated image"}
+_SEED: Final[JsonDict] = {"type": "integer", "description": "Random seed. Set for reproducible generation"}
+_OUTPUT_FORMATS: Final = ("webp", "jpg", "png")
+
 FLUX_SCHNELL_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
     {
-        "prompt": {"type": "string", "description": "Prompt for generated image"},
+        "prompt": _PROMPT,
         "aspect_ratio": {"default": "1:1", "description": "Aspect ratio for the generated image"},
         "num_outputs": {
             "type": "integer",
@@ -104,7 +109,7 @@ FLUX_SCHNELL_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
             "description": "Number of denoising steps. 4 is recommended, and lower number of steps "
             "produce lower quality outputs, faster.",
         },
-        "seed": {"type": "integer", "description": "Random seed. Set for reproducible generation"},
+        "seed": _SEED,
         "output_format": {"default": "webp", "description": "Format of the output images"},
         "output_quality": {
             "type": "integer",
@@ -129,7 +134,7 @@ FLUX_SCHNELL_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
     required=("prompt",),
     enums={
         "aspect_ratio": list(ASPECT_RATIOS),
-        "output_format": ["webp", "jpg", "png"],
+        "output_format": _OUTPUT_FORMATS,
         "megapixels": ["1", "0.25"],
     },
 )
@@ -150,7 +155,7 @@ FLUX_SCHNELL_LORA_VERSION: Final = hashlib.sha256(b"imagine-bot fake flux-schnel
 
 FLUX_SCHNELL_LORA_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
     {
-        "prompt": {"type": "string", "description": "Prompt for generated image"},
+        "prompt": _PROMPT,
         "hf_lora": {"type": "string", "description": "Hugging Face path or URL to the LoRA weights"},
         "lora_scale": {
             "type": "number",
@@ -162,13 +167,13 @@ FLUX_SCHNELL_LORA_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
         "width": {"type": "integer", "default": 1024, "minimum": 256, "maximum": 1440},
         "height": {"type": "integer", "default": 1024, "minimum": 256, "maximum": 1440},
         "num_inference_steps": {"type": "integer", "default": 4, "minimum": 1, "maximum": 4},
-        "seed": {"type": "integer", "description": "Random seed. Set for reproducible generation"},
+        "seed": _SEED,
         "output_format": {"default": "webp", "description": "Format of the output image"},
         "output_quality": {"type": "integer", "default": 80, "minimum": 0, "maximum": 100},
         "disable_safety_checker": {"type": "boolean", "default": False},
     },
     required=("prompt",),
-    enums={"output_format": ["webp", "jpg", "png"]},
+    enums={"output_format": _OUTPUT_FORMATS},
 )
 """flux-schnell-lora's cog ``openapi_schema``. Treat as read-only."""
 
