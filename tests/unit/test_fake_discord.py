@@ -1,4 +1,4 @@
-"""Tests of the fake Discord (tests/fakes/discord.py) driven by a real discord.py ``commands.Bot``."""
+"""Tests of the fake Discord (tests/fakes/discord/) driven by a real discord.py ``commands.Bot``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of the fake Replicate server (tests/fakes/replicate.py), driven with a plain aiohttp client.
+"""Tests of the fake Replicate server (tests/fakes/replicate/), driven with a plain aiohttp client.
 
 The fake must stay faithful to Replicate: every prediction it returns is checked against the official
 OpenAPI document (when the development workspace's shared reference is present), and its error bodies,

@@ -1,4 +1,4 @@
-"""Webhooks of the fake Replicate server (tests/fakes/replicate.py), received by a tiny aiohttp server.
+"""Webhooks of the fake Replicate server (tests/fakes/replicate/), received by a tiny aiohttp server.
 
 Signatures are checked with the ``standardwebhooks`` library (the reference implementation of the scheme
 Replicate uses) and against the published test vector of reference §5.
