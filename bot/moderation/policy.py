@@ -221,6 +221,7 @@ class Policy:
                 only = "; ".join(f"`{name}`: {roles_phrase(roles)}" for name, roles in self._roles_of(config).items())
                 raise Refusal(f"Every model on this server is only for members with some roles ({only}).")
             default = allowed[0]
+            # The note answers a request that named no model; one that named an empty one never had it.
             if usable[0] == default or asked.model_text is not None:
                 return usable[0], None
             only = roles_phrase(self._roles_of(config)[default])
