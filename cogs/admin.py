@@ -21,8 +21,10 @@ from bot.discord_app.admin_views import (
     budget_embed,
     channels_embed,
     limits_embed,
+    log_channel_answer,
     model_allowed_answer,
     models_embed,
+    removal_answer,
     role_limits_answer,
     settings_embed,
     usage_embed,
@@ -156,12 +158,8 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """Remove a model; removing the last one falls back to the bot-wide list."""
         guild_id, actor = self._ids(interaction)
         removed = await self._repository.remove_model(guild_id, model.strip(), actor_id=actor)
-        if not removed:
-            await _reply(interaction, f"`{model}` is not on this server's list.")
-            return
-        config = await self._repository.guild_config(guild_id)
-        tail = "" if config.models else " The list is empty now, so the bot-wide models apply."
-        await _reply(interaction, f"✅ `{model}` removed.{tail}")
+        left = bool((await self._repository.guild_config(guild_id)).models)
+        await _reply(interaction, removal_answer("models", f"`{model}`", removed=removed, left=left))
 
     @models.command(name="list", description="Show the models members may use here")
     async def models_list(self, interaction: discord.Interaction) -> None:
@@ -206,12 +204,8 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """Remove a channel; with none left, /imagine works everywhere."""
         guild_id, actor = self._ids(interaction)
         removed = await self._repository.remove_channel(guild_id, channel.id, actor_id=actor)
-        if not removed:
-            await _reply(interaction, f"{channel.mention} was not on the list.")
-            return
-        config = await self._repository.guild_config(guild_id)
-        tail = "" if config.channels else " No channels are listed now, so /imagine works everywhere."
-        await _reply(interaction, f"✅ {channel.mention} removed.{tail}")
+        left = bool((await self._repository.guild_config(guild_id)).channels)
+        await _reply(interaction, removal_answer("channels", channel.mention, removed=removed, left=left))
 
     @channels.command(name="list", description="Show where /imagine may be used")
     async def channels_list(self, interaction: discord.Interaction) -> None:
@@ -249,18 +243,11 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """Set the mod-log channel; the change itself is its first entry."""
         guild_id, actor = self._ids(interaction)
         changed = await self._repository.set_log_channel(guild_id, channel.id, actor_id=actor)
-        text = (
-            f"✅ The mod-log goes to {channel.mention}: blocked-word refusals and every settings change."
-            if changed
-            else f"The mod-log already goes to {channel.mention}."
-        )
         me = channel.guild.me
-        if me is not None:
-            allowed = channel.permissions_for(me)
-            if not (allowed.view_channel and allowed.send_messages and allowed.embed_links):
-                # Set all the same: the moderator may be about to fix the channel's permissions.
-                text += " ⚠️ I can't post there yet: give me View Channel, Send Messages and Embed Links in it."
-        await _reply(interaction, text)
+        allowed = channel.permissions_for(me) if me is not None else None
+        # Set all the same where the bot cannot post: the moderator may be about to fix the channel's permissions.
+        can_post = allowed is None or (allowed.view_channel and allowed.send_messages and allowed.embed_links)
+        await _reply(interaction, log_channel_answer(channel.mention, changed=changed, can_post=can_post))
 
     @modlog.command(name="off", description="Stop posting to the mod-log")
     async def log_off(self, interaction: discord.Interaction) -> None:

@@ -31,6 +31,16 @@ log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_LIMIT = 25
 
+_OPTIONS = {
+    "prompt": "What to draw; may end with flags: --ar 16:9 --seed 42 --no people",
+    "model": "Which model to use (this server's allowed models)",
+    "aspect_ratio": "Width to height",
+    "count": "How many images (1-4)",
+    "seed": "Seed for a repeatable result",
+    "image": "An image to start from (for models that take one)",
+}
+"""What each of ``/imagine``'s options says about itself in Discord."""
+
 
 class Imagine(commands.Cog):
     """Image generation for members."""
@@ -71,14 +81,7 @@ class Imagine(commands.Cog):
 
     @app_commands.command(name="imagine", description="Generate an image from a text prompt")
     @app_commands.guild_only()
-    @app_commands.describe(
-        prompt="What to draw; may end with flags: --ar 16:9 --seed 42 --no people",
-        model="Which model to use (this server's allowed models)",
-        aspect_ratio="Width to height",
-        count="How many images (1-4)",
-        seed="Seed for a repeatable result",
-        image="An image to start from (for models that take one)",
-    )
+    @app_commands.describe(**_OPTIONS)
     @app_commands.choices(aspect_ratio=[app_commands.Choice(name=ratio, value=ratio) for ratio in ASPECT_RATIOS])
     async def imagine(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Literal
 
 import discord
 
@@ -53,14 +54,12 @@ def model_lines(config: GuildConfig, allowed: tuple[ModelRef, ...]) -> list[str]
 
 def limits_text(limits: Limits | RoleLimits) -> str:
     """``cooldown 30 s, 5 images a day, 1 jobs at once``; a limit a role does not set is left out."""
-    parts = []
-    if limits.cooldown_seconds is not None:
-        parts.append(f"cooldown {limit_text(limits.cooldown_seconds, ' s')}")
-    if limits.daily_images is not None:
-        parts.append(f"{limit_text(limits.daily_images)} images a day")
-    if limits.concurrent_jobs is not None:
-        parts.append(f"{limit_text(limits.concurrent_jobs)} jobs at once")
-    return ", ".join(parts)
+    shown = (
+        ("cooldown {}", limits.cooldown_seconds, " s"),
+        ("{} images a day", limits.daily_images, ""),
+        ("{} jobs at once", limits.concurrent_jobs, ""),
+    )
+    return ", ".join(text.format(limit_text(value, unit)) for text, value, unit in shown if value is not None)
 
 
 def role_limit_lines(config: GuildConfig) -> list[str]:
@@ -84,6 +83,33 @@ def model_allowed_answer(
         text = f"✅ `{model}` is now allowed to everyone{was}{note}."
     if changed and config.every_model_restricted():
         text += "\nEvery model on this server's list is only for some roles: members without them can't /imagine."
+    return text
+
+
+_REMOVALS = {
+    "models": ("is not on this server's list.", "The list is empty now, so the bot-wide models apply."),
+    "channels": ("was not on the list.", "No channels are listed now, so /imagine works everywhere."),
+}
+"""Per list a moderator removes from: what it says when the entry was not there, and once the list is empty."""
+
+
+def removal_answer(kind: Literal["models", "channels"], name: str, *, removed: bool, left: bool) -> str:
+    """The answer to removing ``name`` from the ``kind`` list, given whether the list still has entries."""
+    absent, emptied = _REMOVALS[kind]
+    if not removed:
+        return f"{name} {absent}"
+    return f"✅ {name} removed." + ("" if left else f" {emptied}")
+
+
+def log_channel_answer(mention: str, *, changed: bool, can_post: bool) -> str:
+    """The answer to setting the mod-log channel, with what the bot lacks there if it cannot post."""
+    text = (
+        f"✅ The mod-log goes to {mention}: blocked-word refusals and every settings change."
+        if changed
+        else f"The mod-log already goes to {mention}."
+    )
+    if not can_post:
+        text += " ⚠️ I can't post there yet: give me View Channel, Send Messages and Embed Links in it."
     return text
 
 

@@ -64,46 +64,38 @@ async def _answering(interaction: discord.Interaction) -> AsyncIterator[None]:
             await refuse(interaction, f"Something went wrong on our side (reference {reference}).")
 
 
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:cancel:(?P<job>[0-9a-f]{1,32})"):
-    """Cancel a queued or running job (its requester, or a member with Manage Messages)."""
+_JOB_ACTIONS: dict[str, tuple[str, str | None, discord.ButtonStyle]] = {
+    "cancel": ("Cancel", None, discord.ButtonStyle.secondary),
+    "reroll": ("Re-roll", "🎲", discord.ButtonStyle.primary),
+}
+"""Each job-wide button's action (in its custom id): its label, emoji and style."""
 
-    def __init__(self, job_id: str) -> None:
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"imagine:(?P<action>cancel|reroll):(?P<job>[0-9a-f]{1,32})",
+):
+    """Cancel a queued or running job (its requester, or a member with Manage Messages), or Re-roll an ended one
+    (the same prompt and options again with a new seed)."""
+
+    def __init__(self, action: str, job_id: str) -> None:
+        label, emoji, style = _JOB_ACTIONS[action]
         super().__init__(
-            discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id=f"imagine:cancel:{job_id}")
+            discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"imagine:{action}:{job_id}")
         )
-        self.job_id = job_id
+        self.action, self.job_id = action, job_id
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> CancelButton:
-        return cls(match["job"])
+    ) -> JobButton:
+        return cls(match["action"], match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
         async with _answering(interaction):
-            await _handler(interaction).cancel_pressed(interaction, self.job_id)
-
-
-class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:reroll:(?P<job>[0-9a-f]{1,32})"):
-    """Run the same prompt and options again with a new seed."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Re-roll", emoji="🎲", style=discord.ButtonStyle.primary, custom_id=f"imagine:reroll:{job_id}"
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> RerollButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        async with _answering(interaction):
-            await _handler(interaction).reroll_pressed(interaction, self.job_id)
+            handler = _handler(interaction)
+            pressed = handler.cancel_pressed if self.action == "cancel" else handler.reroll_pressed
+            await pressed(interaction, self.job_id)
 
 
 class DeleteButton(
@@ -182,7 +174,7 @@ class ImageButton(
 
 
 #: Every button class, for ``add_dynamic_items`` / ``remove_dynamic_items``.
-PERSISTENT_BUTTONS = (CancelButton, RerollButton, DeleteButton, ImageButton)
+PERSISTENT_BUTTONS = (JobButton, DeleteButton, ImageButton)
 
 
 def job_components(view: JobView, *, upscale: bool = False) -> discord.ui.View:
@@ -194,10 +186,10 @@ def job_components(view: JobView, *, upscale: bool = False) -> discord.ui.View:
     components = discord.ui.View(timeout=None)
     request = view.request
     if not view.terminal:
-        components.add_item(CancelButton(view.job_id))
+        components.add_item(JobButton("cancel", view.job_id))
         return components
     if request.kind is not JobKind.UPSCALE:
-        components.add_item(RerollButton(view.job_id))
+        components.add_item(JobButton("reroll", view.job_id))
     if request.requester_id is not None:
         components.add_item(DeleteButton(view.job_id, request.requester_id))
     if view.state is not JobState.SUCCEEDED or request.kind is JobKind.UPSCALE:

@@ -28,7 +28,8 @@ from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, Messa
 from bot.jobs.engine import ResumedJob
 from bot.jobs.journal import NOT_STARTED, Unfinished
 from bot.jobs.model import JobKind, JobRequest, JobState, JobTakenOver, JobView
-from bot.moderation.queue_caps import Admission
+from bot.moderation.policy import RequestContext
+from bot.moderation.queue_caps import QueueTicket
 from bot.storage import StorageError
 
 if TYPE_CHECKING:
@@ -167,8 +168,8 @@ class JobStarter:
             else MessageTarget.reply(interaction, order.reply_to)
         )
         # The job's place under the queue caps is held from its check until it is queued (or given up).
-        with core.queue_gate.admission() as admission:
-            request = await self._check_and_charge(interaction, guild_id, member_id, order, admission, job_id, target)
+        with core.queue_gate.ticket() as ticket:
+            request = await self._check_and_charge(interaction, guild_id, member_id, order, ticket, job_id, target)
             if request is not None:
                 await self._show_and_queue(interaction, job_id, target, request)
 
@@ -178,7 +179,7 @@ class JobStarter:
         guild_id: int,
         member_id: int,
         order: JobOrder,
-        admission: Admission,
+        ticket: QueueTicket,
         job_id: str,
         target: MessageTarget,
     ) -> JobRequest | None:
@@ -186,42 +187,40 @@ class JobStarter:
         refused."""
         core = self.bot.core
         options = order.options
-        role_ids = member_role_ids(interaction)
+        asked = RequestContext(
+            guild_id=guild_id,
+            member_id=member_id,
+            channel_id=interaction.channel_id,
+            prompt=options.prompt,
+            model_text=order.model_text,
+            parent_channel_id=getattr(interaction.channel, "parent_id", None),
+            owner_model=order.owner_model,
+            role_ids=member_role_ids(interaction),
+        )
         charging = False
         try:
             options.check()
-            model = await core.policy.check_request(
-                guild_id=guild_id,
-                channel_id=interaction.channel_id,
-                parent_channel_id=getattr(interaction.channel, "parent_id", None),
-                member_id=member_id,
-                model_text=order.model_text,
-                prompt=options.prompt,
-                owner_model=order.owner_model,
-                role_ids=role_ids,
-            )
+            admission = await core.policy.admit(asked)
             # Before the model's schema is read and anything is charged: a full queue costs nothing.
-            await admission.check(guild_id, member_id)
+            await ticket.check(guild_id, member_id)
             if order.check is not None:
                 await order.check()
             request = await core.engine.prepare(
-                model,
+                admission.model,
                 options,
                 requester_id=member_id,
                 guild_id=guild_id,
                 channel_id=interaction.channel_id,
                 kind=order.kind,
             )
-            if order.model_text is None and order.owner_model is None:
-                note = await core.policy.default_note(guild_id, role_ids)
-                if note is not None:
-                    request = replace(request, notes=(note, *request.notes))
+            if admission.note is not None:
+                request = replace(request, notes=(admission.note, *request.notes))
             images = request.images_expected
-            await core.policy.check_usage(guild_id=guild_id, member_id=member_id, images=images, role_ids=role_ids)
-            cost = await core.pricing.estimate(request.model, images)
+            await core.policy.check_usage(admission, images)
+            admission = admission.priced(images, await core.pricing.estimate(request.model, images))
 
             def charged(day: date) -> JobRequest:
-                return replace(request, charged_images=images, charged_day=day, reserved_cost=cost)
+                return replace(request, charged_images=admission.images, charged_day=day, reserved_cost=admission.cost)
 
             # Charged and journaled in one transaction, before anything is shown: no crash keeps the charge
             # without the job that gives it back. Its target is written next, still before anything is
@@ -229,12 +228,7 @@ class JobStarter:
             # never runs, though the database may keep it until the heartbeat abandons it.
             charging = True
             day = await core.policy.charge(
-                guild_id,
-                member_id,
-                images,
-                role_ids=role_ids,
-                cost=cost,
-                journal=lambda day: core.journal.entry(job_id, charged(day), None),
+                admission, journal=lambda day: core.journal.entry(job_id, charged(day), None)
             )
             await core.journal.placing(job_id, target.to_json())
         except Refusal as exc:

@@ -1,11 +1,11 @@
 """Moderation decisions: may this member, here, now, ask for this model and prompt?
 
-Answers are an :class:`Admission` or a :class:`~bot.base.errors.Refusal` whose
-message a member understands. Checks run in a fixed order (channel, model,
-blocked words, cooldown, daily images, jobs at once) and nothing is sent to
-the API before all pass. A member is known by their id and the ids of their
-roles: a model may be only for some roles, and roles may have limits of their
-own. Knows nothing of Discord or HTTP.
+:meth:`Policy.admit` answers with an :class:`Admission` (the model, the note, the member's limits, from one
+read of the server's settings) or a :class:`~bot.base.errors.Refusal` whose message a member understands;
+the usage check and the charge then go by the admission. Checks run in a fixed order (channel, model,
+blocked words, cooldown, daily images, jobs at once) and nothing is sent to the API before all pass. A
+member is known by their id and the ids of their roles: a model may be only for some roles, and roles may
+have limits of their own. Knows nothing of Discord or HTTP.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import NoReturn
 
@@ -71,6 +72,46 @@ def effective_limits(server: Limits, role_limits: Iterable[RoleLimits], role_ids
     )
 
 
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asks for what, and where: all the policy weighs to admit one request."""
+
+    guild_id: int
+    member_id: int
+    channel_id: int | None
+    prompt: str
+    model_text: str | None = None
+    """The model the member named; ``None``: the first one they may use (see :attr:`Admission.note`)."""
+    parent_channel_id: int | None = None
+    """The channel a thread belongs to: a thread of an allowed channel is allowed too."""
+    owner_model: ModelRef | None = None
+    """A model the bot's owner chose for a purpose (the upscaler): it needs no place on the server's list."""
+    role_ids: frozenset[int] = frozenset()
+    """The member's roles: some models are only for some roles, and roles may have limits of their own."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The policy's decision on one request, from one read of the server's settings: what the usage check, the
+    charge and the job itself are held to, so none of them reads the settings again."""
+
+    guild_id: int
+    member_id: int
+    model: ModelRef
+    note: str | None
+    """Why a member who named no model did not get the server's default (it is only for some roles), if so."""
+    limits: Limits
+    """The member's limits here: the most generous of the server's and their roles' (:func:`effective_limits`)."""
+    images: int = 0
+    """Images the job is charged for, once known (:meth:`priced`)."""
+    cost: int = 0
+    """Micro-dollars the job is estimated to cost, reserved against the budgets by the charge."""
+
+    def priced(self, images: int, cost: int) -> Admission:
+        """The same decision for a job of ``images`` estimated at ``cost`` micro-dollars."""
+        return replace(self, images=images, cost=cost)
+
+
 class Policy:
     """Reads a server's settings and applies them to one request."""
 
@@ -125,17 +166,6 @@ class Policy:
         """The models a member with these roles may use here, the server's default first if it is one of them."""
         return self._usable(await self._repository.guild_config(guild_id), role_ids)
 
-    async def default_note(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> str | None:
-        """Why a request that named no model does not get the server's default (only for some roles), if so."""
-        config = await self._repository.guild_config(guild_id)
-        default = self._models_of(config)[0]
-        usable = self._usable(config, role_ids)
-        if not usable or usable[0] == default:
-            return None
-        roles = self._roles_of(config)[default]
-        only = roles_phrase(roles)
-        return f"This server's default model `{default}` is only for members with {only}; used `{usable[0]}`."
-
     def word_filter(self, words: tuple[str, ...]) -> WordFilter:
         """A compiled filter for this list of words (cached: lists change rarely)."""
         cached = self._filters.get(words)
@@ -155,112 +185,91 @@ class Policy:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def check_request(
-        self,
-        *,
-        guild_id: int,
-        channel_id: int | None,
-        member_id: int,
-        model_text: str | None,
-        prompt: str,
-        parent_channel_id: int | None = None,
-        owner_model: ModelRef | None = None,
-        role_ids: frozenset[int] = frozenset(),
-    ) -> ModelRef:
-        """Channel, model and blocked words, in that order: the model to use, or :class:`Refusal`.
+    async def admit(self, asked: RequestContext) -> Admission:
+        """Channel, model and blocked words, in that order, from one read of the server's settings: the
+        decision the rest of the request is held to, or :class:`Refusal`.
 
-        ``parent_channel_id`` is the channel a thread belongs to: a thread of an
-        allowed channel is allowed too. ``owner_model`` is a model the bot's owner
-        chose for a purpose (the upscaler): it needs no place on the server's list.
-        ``role_ids`` are the member's roles: a model only for some roles is refused
-        to others, and with no model named the first one they may use is taken
-        (see :meth:`default_note`).
+        A thread of an allowed channel is allowed too. A model only for some roles is refused to others, and
+        with no model named the first one the member may use is taken (with a note when that is not the
+        server's default). The owner's model (the upscaler) needs no place on the server's list.
         """
-        config = await self._repository.guild_config(guild_id)
-
-        if config.channels and not {channel_id, parent_channel_id} & config.channels:
+        config = await self._repository.guild_config(asked.guild_id)
+        if config.channels and not {asked.channel_id, asked.parent_channel_id} & config.channels:
             where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
             raise Refusal(f"/imagine can't be used in this channel. Try {where}.")
-
-        allowed = self._models_of(config)
-        if owner_model is not None:
-            model = owner_model
-        elif model_text:
-            try:
-                model = ModelRef.parse(model_text)
-            except InvalidModelRef as exc:
-                raise Refusal(str(exc)) from None
-            if model not in allowed:
-                raise Refusal(f"The model `{model}` is not allowed here. Allowed: {_listing(allowed)}.")
-            roles = self._roles_of(config).get(model, frozenset())
-            if roles and roles.isdisjoint(role_ids):
-                usable = self._usable(config, role_ids)
-                yours = f" You may use {_listing(usable)}." if usable else ""
-                raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
-        else:
-            usable = self._usable(config, role_ids)
-            if not usable:
-                only = "; ".join(f"`{name}`: {roles_phrase(roles)}" for name, roles in self._roles_of(config).items())
-                raise Refusal(f"Every model on this server is only for members with some roles ({only}).")
-            model = usable[0]
-
-        word = self.word_filter(config.blocked_words).first_match(prompt) if config.blocked_words else None
+        model, note = self._model_for(config, asked)
+        word = self.word_filter(config.blocked_words).first_match(asked.prompt) if config.blocked_words else None
         if word is not None:
             if self._on_blocked_word is not None:
-                self._on_blocked_word(BlockedWordEvent(guild_id, member_id, channel_id, word, self._clock.now()))
+                event = BlockedWordEvent(asked.guild_id, asked.member_id, asked.channel_id, word, self._clock.now())
+                self._on_blocked_word(event)
             # The member is not told the word: a refusal that names it teaches how to get around it.
             raise BlockedWordRefusal(
                 "Your prompt contains a word this server has blocked. Please rephrase it.", word=word
             )
-        return model
+        limits = effective_limits(config.limits, config.role_limits, asked.role_ids)
+        return Admission(asked.guild_id, asked.member_id, model, note, limits)
 
-    async def limits_for(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> Limits:
-        """The limits of a member with these roles here (see :func:`effective_limits`)."""
-        config = await self._repository.guild_config(guild_id)
-        return effective_limits(config.limits, config.role_limits, role_ids)
+    def _model_for(self, config: GuildConfig, asked: RequestContext) -> tuple[ModelRef, str | None]:
+        """The model a request gets, and why it is not the server's default if the member named none."""
+        if asked.owner_model is not None:
+            return asked.owner_model, None
+        allowed = self._models_of(config)
+        usable = self._usable(config, asked.role_ids)
+        if not asked.model_text:
+            if not usable:
+                only = "; ".join(f"`{name}`: {roles_phrase(roles)}" for name, roles in self._roles_of(config).items())
+                raise Refusal(f"Every model on this server is only for members with some roles ({only}).")
+            default = allowed[0]
+            # The note answers a request that named no model; one that named an empty one never had it.
+            if usable[0] == default or asked.model_text is not None:
+                return usable[0], None
+            only = roles_phrase(self._roles_of(config)[default])
+            note = f"This server's default model `{default}` is only for members with {only}; used `{usable[0]}`."
+            return usable[0], note
+        try:
+            model = ModelRef.parse(asked.model_text)
+        except InvalidModelRef as exc:
+            raise Refusal(str(exc)) from None
+        if model not in allowed:
+            raise Refusal(f"The model `{model}` is not allowed here. Allowed: {_listing(allowed)}.")
+        roles = self._roles_of(config).get(model, frozenset())
+        if roles and roles.isdisjoint(asked.role_ids):
+            yours = f" You may use {_listing(usable)}." if usable else ""
+            raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
+        return model, None
 
-    async def check_usage(
-        self, *, guild_id: int, member_id: int, images: int, role_ids: frozenset[int] = frozenset()
-    ) -> None:
-        """Cooldown, daily images and jobs at once, in that order, without charging; or :class:`Refusal`.
-
-        The limits are the most generous of the server's and the member's roles' (``role_ids``).
-        """
-        limits = await self.limits_for(guild_id, role_ids)
+    async def check_usage(self, admission: Admission, images: int) -> None:
+        """Cooldown, daily images and jobs at once, in that order, under the admission's limits, without
+        charging; or :class:`Refusal`."""
+        limits = admission.limits
         now = self._clock.now()
-        usage = await self._repository.usage(guild_id, member_id, now=now)
+        usage = await self._repository.usage(admission.guild_id, admission.member_id, now=now)
         self._check_usage(limits, usage.last_request_at, usage.images_today, images, now)
         if not limits.concurrent_jobs:
             return
-        active = await self._active_jobs(guild_id, member_id)
+        active = await self._active_jobs(admission.guild_id, admission.member_id)
         if active >= limits.concurrent_jobs:
             raise Refusal(
                 f"You already have {active} /imagine job{'s' if active != 1 else ''} going; you may have "
                 f"{limits.concurrent_jobs} at once. Wait for one to finish."
             )
 
-    async def charge(
-        self,
-        guild_id: int,
-        member_id: int,
-        images: int,
-        *,
-        role_ids: frozenset[int] = frozenset(),
-        cost: int = 0,
-        journal: Callable[[date], JobRecord] | None = None,
-    ) -> date:
-        """Record the request against the cooldown and the daily images and reserve its estimated ``cost``
-        (micro-dollars) against the budgets, in one step; the UTC day charged, or :class:`Refusal`.
+    async def charge(self, admission: Admission, *, journal: Callable[[date], JobRecord] | None = None) -> date:
+        """Record the request against the cooldown and the daily images and reserve its estimated cost against
+        the budgets (see :meth:`Admission.priced`), in one step; the UTC day charged, or :class:`Refusal`.
 
-        Under the same limits as :meth:`check_usage` for these ``role_ids``. ``journal(day)`` is the job's
-        journal entry for a charge on ``day``: written in the same transaction, so no charge outlives a crash
-        without the job that gives it back.
+        Under the admission's limits, as :meth:`check_usage`. ``journal(day)`` is the job's journal entry for a
+        charge on ``day``: written in the same transaction, so no charge outlives a crash without the job that
+        gives it back.
         """
-        limits = await self.limits_for(guild_id, role_ids)
+        guild_id, limits, images, cost = admission.guild_id, admission.limits, admission.images, admission.cost
         now = self._clock.now()
         job = journal(now.date()) if journal is not None else None
-        charge = await self._repository.charge(guild_id, member_id, images, limits=limits, now=now, cost=cost, job=job)
-        if not charge.charged:  # something changed since check(): say what
+        charge = await self._repository.charge(
+            guild_id, admission.member_id, images, limits=limits, now=now, cost=cost, job=job
+        )
+        if not charge.charged:  # something changed since check_usage(): say what
             self._check_usage(limits, charge.usage.last_request_at, charge.usage.images_today, images, now)
             if charge.over_budget is not None:
                 await self._refuse_over_budget(guild_id, charge.over_budget, charge, cost, now.date())

@@ -74,13 +74,13 @@ class QueueGate:
         self._starting = 0
         self._waiting = 0
 
-    def admission(self) -> Admission:
-        """A set-up's place in the gate: ``with gate.admission() as admission: ... await admission.check(...)``."""
-        return Admission(self)
+    def ticket(self) -> QueueTicket:
+        """A set-up's places in the gate: ``with gate.ticket() as ticket: ... await ticket.check(...)``."""
+        return QueueTicket(self)
 
     async def hold(self, guild_id: int, member_id: int, jobs: int) -> Places:
         """Let ``jobs`` through or raise :class:`QueueFull`; the places now held, to :meth:`release` once the
-        jobs are queued (or given up). Use :meth:`admission`, which does.
+        jobs are queued (or given up). Use :meth:`ticket`, which does.
         """
         if not (self.total or self.per_member):
             return Places()
@@ -119,7 +119,7 @@ class Places:
         return Places(self.starting + other.starting, self.waiting + other.waiting)
 
 
-class Admission:
+class QueueTicket:
     """One set-up's places in the gate: checked, then held until the set-up ends (its jobs queued, or given up)."""
 
     def __init__(self, gate: QueueGate) -> None:
@@ -130,7 +130,7 @@ class Admission:
         """Hold places for ``jobs`` of this member's, or raise :class:`QueueFull` saying which cap and what to do."""
         self._held += await self._gate.hold(guild_id, member_id, jobs)
 
-    def __enter__(self) -> Admission:
+    def __enter__(self) -> QueueTicket:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

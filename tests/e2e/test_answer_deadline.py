@@ -27,13 +27,13 @@ def slow_down_checks(
     """The policy's check takes :data:`SLOW_CHECK` seconds, or as long as ``until`` takes."""
     assert stack.bot is not None
     policy = stack.bot.core.policy
-    check: Callable[..., Awaitable[Any]] = policy.check_request
+    check: Callable[..., Awaitable[Any]] = policy.admit
 
-    async def slow_check(**kwargs: Any) -> Any:
+    async def slow_check(*args: Any) -> Any:
         await (until() if until is not None else asyncio.sleep(SLOW_CHECK))
-        return await check(**kwargs)
+        return await check(*args)
 
-    monkeypatch.setattr(policy, "check_request", slow_check)
+    monkeypatch.setattr(policy, "admit", slow_check)
 
 
 async def test_slow_checks_defer_then_the_placeholder_takes_the_deferred_answers_place(

@@ -12,7 +12,7 @@ import pytest
 
 from bot.base.errors import BlockedWordRefusal
 from bot.moderation.modlog import BlockedWordEvent, ModLog, ModLogChannelUnavailable, ModLogEvent
-from bot.moderation.policy import Policy
+from bot.moderation.policy import Policy, RequestContext
 from bot.storage import AuditEntry, GuildConfig
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import T0, FakeClock
@@ -186,14 +186,10 @@ async def test_the_policy_reports_the_word_matched_never_the_prompt(clock: FakeC
         await repository.add_word(GUILD, "Weasel", actor_id=MOD)
         clock.advance(timedelta(minutes=1).total_seconds())
         with pytest.raises(BlockedWordRefusal) as refused:
-            await policy.check_request(
-                guild_id=GUILD, channel_id=77, member_id=MEMBER, model_text=None, prompt="a w.3.a.s.e.l in the snow"
-            )
+            await policy.admit(RequestContext(GUILD, MEMBER, 77, "a w.3.a.s.e.l in the snow"))
         assert refused.value.word == "Weasel" and "Weasel" not in str(refused.value)
         assert heard == [BlockedWordEvent(GUILD, MEMBER, 77, "Weasel", clock.now())]
-        await policy.check_request(
-            guild_id=GUILD, channel_id=77, member_id=MEMBER, model_text=None, prompt="a fox in the snow"
-        )
+        await policy.admit(RequestContext(GUILD, MEMBER, 77, "a fox in the snow"))
         assert len(heard) == 1
     finally:
         await repository.close()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 
 import pytest
 
 from bot.api.modelref import ModelRef
 from bot.base.errors import Refusal
-from bot.moderation.policy import Policy
+from bot.moderation.policy import Policy, RequestContext
 from bot.storage import JobRecord, Limits
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import T0, FakeClock, make_job
@@ -40,9 +40,16 @@ def policy(repository: SqliteRepository, clock: FakeClock) -> Policy:
     return Policy(repository, bot_models=(ModelRef.parse("a/b"),), clock=clock, active_jobs=no_jobs)
 
 
+async def charge(
+    policy: Policy, member: int, images: int, *, cost: int, journal: Callable[[date], JobRecord] | None = None
+) -> date:
+    admission = await policy.admit(RequestContext(GUILD, member, None, "a fox"))
+    return await policy.charge(admission.priced(images, cost), journal=journal)
+
+
 async def test_within_the_caps_the_cost_is_reserved(policy: Policy, repository: SqliteRepository) -> None:
     await repository.set_budget(GUILD, actor_id=MOD, monthly=10 * DIME, member_daily=3 * DIME)
-    assert await policy.charge(GUILD, MEMBER, 1, cost=DIME) == T0.date()
+    assert await charge(policy, MEMBER, 1, cost=DIME) == T0.date()
     spend = await repository.spend(GUILD, MEMBER, now=T0)
     assert (spend.month, spend.member_today) == (DIME, DIME)
 
@@ -51,43 +58,43 @@ async def test_a_members_daily_cap_refuses_with_the_spend_and_midnight(
     policy: Policy, repository: SqliteRepository
 ) -> None:
     await repository.set_budget(GUILD, actor_id=MOD, member_daily=2 * DIME)
-    await policy.charge(GUILD, MEMBER, 1, cost=DIME)
-    await policy.charge(GUILD, MEMBER, 1, cost=DIME)
+    await charge(policy, MEMBER, 1, cost=DIME)
+    await charge(policy, MEMBER, 1, cost=DIME)
     with pytest.raises(Refusal) as refused:
-        await policy.charge(GUILD, MEMBER, 1, cost=DIME)
+        await charge(policy, MEMBER, 1, cost=DIME)
     text = str(refused.value)
     assert "$0.20" in text and "midnight UTC" in text and "<t:" in text
-    await policy.charge(GUILD, OTHER, 1, cost=DIME)  # another member's day is their own
+    await charge(policy, OTHER, 1, cost=DIME)  # another member's day is their own
 
 
 async def test_the_servers_monthly_cap_refuses_everyone_until_the_month_turns(
     policy: Policy, repository: SqliteRepository, clock: FakeClock
 ) -> None:
     await repository.set_budget(GUILD, actor_id=MOD, monthly=DIME)
-    await policy.charge(GUILD, MEMBER, 1, cost=DIME)
+    await charge(policy, MEMBER, 1, cost=DIME)
     with pytest.raises(Refusal, match=r"This server's budget for this month is \$0\.10"):
-        await policy.charge(GUILD, OTHER, 1, cost=1)
+        await charge(policy, OTHER, 1, cost=1)
     clock.advance(timedelta(days=32).total_seconds())
-    await policy.charge(GUILD, OTHER, 1, cost=DIME)
+    await charge(policy, OTHER, 1, cost=DIME)
 
 
 async def test_a_refused_budget_charges_no_images_and_no_cooldown(policy: Policy, repository: SqliteRepository) -> None:
     await repository.set_limits(GUILD, actor_id=MOD, cooldown_seconds=60, daily_images=5)
     await repository.set_budget(GUILD, actor_id=MOD, member_daily=DIME)
     with pytest.raises(Refusal):
-        await policy.charge(GUILD, MEMBER, 1, cost=2 * DIME)
+        await charge(policy, MEMBER, 1, cost=2 * DIME)
     usage = await repository.usage(GUILD, MEMBER, now=T0)
     assert usage.images_today == 0 and usage.last_request_at is None
 
 
 async def test_free_jobs_pass_any_cap_and_refunds_give_money_back(policy: Policy, repository: SqliteRepository) -> None:
     await repository.set_budget(GUILD, actor_id=MOD, monthly=DIME, member_daily=DIME)
-    day = await policy.charge(GUILD, MEMBER, 1, cost=DIME)
-    await policy.charge(GUILD, MEMBER, 1, cost=0)
+    day = await charge(policy, MEMBER, 1, cost=DIME)
+    await charge(policy, MEMBER, 1, cost=0)
     await repository.refund(GUILD, MEMBER, 1, day=day, cost=DIME)
     spend = await repository.spend(GUILD, MEMBER, now=T0)
     assert (spend.month, spend.member_today) == (0, 0)
-    assert await policy.limits_for(GUILD) == Limits()
+    assert (await policy.admit(RequestContext(GUILD, MEMBER, None, "a fox"))).limits == Limits()
 
 
 async def test_a_charge_journals_the_job_for_the_day_it_charged(policy: Policy, repository: SqliteRepository) -> None:
@@ -97,7 +104,7 @@ async def test_a_charge_journals_the_job_for_the_day_it_charged(policy: Policy, 
         days.append(day)
         return make_job("j1", guild_id=GUILD, requester_id=MEMBER, owner="me")
 
-    day = await policy.charge(GUILD, MEMBER, 2, cost=DIME, journal=entry)
+    day = await charge(policy, MEMBER, 2, cost=DIME, journal=entry)
     job = await repository.get_job("j1")
     assert days == [day] and job is not None
     assert (job.charged_images, job.charged_day, job.reserved_cost) == (2, day, DIME)

@@ -8,7 +8,7 @@ import pytest
 
 from bot.api.modelref import ModelRef
 from bot.base.errors import Refusal
-from bot.moderation.policy import Policy, effective_limits
+from bot.moderation.policy import Admission, Policy, RequestContext, effective_limits
 from bot.storage import GuildConfig, Limits, RoleLimits
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import FakeClock
@@ -92,10 +92,12 @@ def policy(repository: SqliteRepository) -> Policy:
     return Policy(repository, bot_models=(ModelRef.parse(OPEN),), clock=FakeClock(), active_jobs=no_jobs)
 
 
+async def admit(policy: Policy, model: str | None = None, roles: frozenset[int] = frozenset()) -> Admission:
+    return await policy.admit(RequestContext(GUILD, MEMBER, 5, "a fox", model_text=model, role_ids=roles))
+
+
 async def check(policy: Policy, model: str | None, roles: frozenset[int] = frozenset()) -> ModelRef:
-    return await policy.check_request(
-        guild_id=GUILD, channel_id=5, member_id=MEMBER, model_text=model, prompt="a fox", role_ids=roles
-    )
+    return (await admit(policy, model, roles)).model
 
 
 async def test_a_model_for_a_role_is_refused_to_others_by_name(policy: Policy, repository: SqliteRepository) -> None:
@@ -131,10 +133,11 @@ async def test_a_default_only_for_some_roles_falls_back_with_a_note(
     await repository.allow_model(GUILD, OPEN, actor_id=MOD)
     await repository.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
     await repository.set_default_model(GUILD, PRO, actor_id=MOD)
-    assert await check(policy, None, frozenset({VIP})) == ModelRef.parse(PRO)
-    assert await policy.default_note(GUILD, frozenset({VIP})) is None
-    assert await check(policy, None) == ModelRef.parse(OPEN)
-    note = await policy.default_note(GUILD)
+    vip = await admit(policy, None, frozenset({VIP}))
+    assert (vip.model, vip.note) == (ModelRef.parse(PRO), None)
+    admitted = await admit(policy)
+    assert admitted.model == ModelRef.parse(OPEN)
+    note = admitted.note
     assert note is not None and f"`{PRO}`" in note and f"<@&{VIP}>" in note and f"used `{OPEN}`" in note
 
 
@@ -142,16 +145,13 @@ async def test_no_model_usable_is_refused_clearly(policy: Policy, repository: Sq
     await repository.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
     with pytest.raises(Refusal, match=f"Every model on this server is only for members with some roles.*<@&{VIP}>"):
         await check(policy, None)
-    assert await policy.default_note(GUILD) is None
 
 
 async def test_the_owners_model_needs_no_role(policy: Policy, repository: SqliteRepository) -> None:
     await repository.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
     upscaler = ModelRef.parse("a/upscaler")
-    model = await policy.check_request(
-        guild_id=GUILD, channel_id=5, member_id=MEMBER, model_text=None, prompt="x", owner_model=upscaler
-    )
-    assert model == upscaler
+    admitted = await policy.admit(RequestContext(GUILD, MEMBER, 5, "x", owner_model=upscaler))
+    assert (admitted.model, admitted.note) == (upscaler, None)
 
 
 # ---------------------------------------------------------------------------- limits per role in checks
@@ -160,20 +160,21 @@ async def test_the_owners_model_needs_no_role(policy: Policy, repository: Sqlite
 async def test_a_vip_role_gets_more_images_a_day(policy: Policy, repository: SqliteRepository) -> None:
     await repository.set_limits(GUILD, actor_id=MOD, daily_images=2)
     await repository.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=5)
-    vip = frozenset({VIP})
-    await policy.check_usage(guild_id=GUILD, member_id=MEMBER, images=4, role_ids=vip)
-    await policy.charge(GUILD, MEMBER, 4, role_ids=vip)
+    vip = await admit(policy, roles=frozenset({VIP}))
+    assert vip.limits.daily_images == 5
+    await policy.check_usage(vip, 4)
+    await policy.charge(vip.priced(4, 0))
     with pytest.raises(Refusal, match="limit is 5"):
-        await policy.check_usage(guild_id=GUILD, member_id=MEMBER, images=2, role_ids=vip)
+        await policy.check_usage(vip, 2)
     with pytest.raises(Refusal, match="all 2"):
-        await policy.check_usage(guild_id=GUILD, member_id=MEMBER, images=1)  # the role was taken away
+        await policy.check_usage(await admit(policy), 1)  # the role was taken away
 
 
 async def test_charge_holds_to_the_members_own_limits(policy: Policy, repository: SqliteRepository) -> None:
     await repository.set_limits(GUILD, actor_id=MOD, cooldown_seconds=3600)
     await repository.set_role_limits(GUILD, STAFF, actor_id=MOD, cooldown_seconds=0)
-    staff = frozenset({STAFF})
-    await policy.charge(GUILD, MEMBER, 1, role_ids=staff)
-    await policy.charge(GUILD, MEMBER, 1, role_ids=staff)  # no cooldown for staff
+    staff = (await admit(policy, roles=frozenset({STAFF}))).priced(1, 0)
+    await policy.charge(staff)
+    await policy.charge(staff)  # no cooldown for staff
     with pytest.raises(Refusal, match="Slow down"):
-        await policy.charge(GUILD, MEMBER, 1)
+        await policy.charge((await admit(policy)).priced(1, 0))

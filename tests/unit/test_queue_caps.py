@@ -44,9 +44,9 @@ class Deployment:
 
 
 async def admitted(gate: QueueGate, jobs: int = 1) -> bool:
-    with gate.admission() as admission:
+    with gate.ticket() as ticket:
         try:
-            await admission.check(GUILD, MEMBER, jobs)
+            await ticket.check(GUILD, MEMBER, jobs)
         except QueueFull:
             return False
     return True
@@ -54,8 +54,8 @@ async def admitted(gate: QueueGate, jobs: int = 1) -> bool:
 
 async def test_a_members_fourth_waiting_job_is_refused_saying_what_to_do() -> None:
     gate = Deployment(total=10, member=3).gate()
-    with gate.admission() as admission, pytest.raises(QueueFull) as refused:
-        await admission.check(GUILD, MEMBER)
+    with gate.ticket() as ticket, pytest.raises(QueueFull) as refused:
+        await ticket.check(GUILD, MEMBER)
     assert isinstance(refused.value, Refusal)  # shown privately, like every refusal
     assert str(refused.value) == (
         "You already have 3 jobs waiting in the queue, the most one member may have (3). "
@@ -90,7 +90,7 @@ async def test_set_ups_under_way_hold_their_places() -> None:
     """A set-up let through is counted until it ends, though the journal does not know its job yet."""
     deployment = Deployment(total=199)
     gate = deployment.gate()
-    with gate.admission() as first:
+    with gate.ticket() as first:
         await first.check(GUILD, MEMBER)  # the 200th place
         assert not await admitted(gate)
     assert await admitted(gate)
@@ -111,7 +111,7 @@ async def test_set_ups_counting_at_once_share_the_last_place() -> None:
 async def test_the_free_slot_goes_to_one_set_up() -> None:
     deployment = Deployment(total=200, free=1)
     gate = deployment.gate()
-    with gate.admission() as first:
+    with gate.ticket() as first:
         await first.check(GUILD, MEMBER)
         assert deployment.counts == 0
         assert not await admitted(gate)  # no slot left for it, and the queue is full
