@@ -10,14 +10,13 @@ import asyncio
 import json
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.bot_process import bot_env
+from tests.e2e.bot_process import bot_env, start_python_m_bot
 from tests.e2e.conftest import DISCORD_TOKEN, status_of
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.replicate import FakeReplicate
@@ -75,15 +74,7 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
             LOG_FORMAT="json",
             IMAGINE_HTTP_LISTEN=f"127.0.0.1:{port}",
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            env=env,
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await start_python_m_bot(env=env, cwd=tmp_path)
         try:
             async with aiohttp.ClientSession() as session:
                 await fake_discord.wait_until_identified(timeout=30)
@@ -153,15 +144,7 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
 
 async def run_bot(env: dict[str, str], workdir: Path) -> tuple[int, list[str]]:
     """Run ``python -m bot`` to its end; exit status and every line it printed."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        env=env,
-        cwd=workdir,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await start_python_m_bot(env=env, cwd=workdir, stderr=asyncio.subprocess.STDOUT)
     output, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode is not None
     return process.returncode, output.decode().splitlines()
