@@ -38,6 +38,7 @@ from tests.fakes.discord import Routes, StoredMessage, Upload
 from tests.fakes.replicate import FakeReplicate
 from tests.faults.conftest import UnhandledWatch
 from tests.faults.test_malicious_replies import READ_SLACK, QuickClock, recording_session
+from tests.helpers import serving
 
 COULD_NOT = "The image could not be downloaded"
 SECRET_QUERY = "X-Amz-Signature=do-not-log-me"
@@ -65,13 +66,9 @@ async def elsewhere() -> AsyncIterator[FileServer]:
     server = FileServer()
     app = web.Application()
     app.router.add_get("/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.port = runner.addresses[0][1]
-    yield server
-    await runner.cleanup()
+    async with serving(app) as port:
+        server.port = port
+        yield server
 
 
 def closed_port() -> int:
