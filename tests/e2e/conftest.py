@@ -110,6 +110,18 @@ class Stack:
             f"imagine-admin {command}", options, user=where.member(user), guild=where, channel=where.channel("general")
         )
 
+    async def models_offered(self, user: str = "member", typed: str = "") -> list[str]:
+        """The models ``/imagine``'s autocomplete offers ``user`` who has typed ``typed`` into the model option."""
+        handle = await self.discord.autocomplete(
+            "imagine",
+            {"prompt": "x", "model": typed},
+            focused="model",
+            user=self.guild.member(user),
+            guild=self.guild,
+            channel=self.guild.channel("general"),
+        )
+        return [choice["value"] for choice in (await handle.wait_callback()).data["choices"]]
+
     async def final_message(self, handle: InteractionHandle, timeout: float = 10.0) -> StoredMessage:
         """The interaction's message once it shows a terminal state."""
         return await handle.wait_message(lambda m: is_terminal(m), timeout=timeout)

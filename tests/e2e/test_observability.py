@@ -20,12 +20,7 @@ from tests.e2e.bot_process import bot_env, start_python_m_bot
 from tests.e2e.conftest import DISCORD_TOKEN, status_of
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.replicate import FakeReplicate
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.helpers import free_port
 
 
 async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
