@@ -17,7 +17,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.bot_process import bot_env, start_python_m_bot
-from tests.e2e.conftest import DISCORD_TOKEN, status_of
+from tests.e2e.conftest import DISCORD_TOKEN, imagine_in, status_of
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.replicate import FakeReplicate
 from tests.helpers import free_port
@@ -80,13 +80,7 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
                 assert health["jobs"] == {"running": 0, "queued": 0}
 
                 await fake_discord.wait_for(lambda: fake_discord.guild_commands.get(guild.id), 30, what="guild sync")
-                handle = await fake_discord.slash(
-                    "imagine",
-                    {"prompt": "a red fox"},
-                    user=guild.member("member"),
-                    guild=guild,
-                    channel=guild.channel("general"),
-                )
+                handle = await imagine_in(fake_discord, guild, {"prompt": "a red fox"})
                 final = await handle.wait_message(lambda m: "Done" in status_of(m) or "Failed" in status_of(m), 30)
                 assert "Done" in status_of(final), final.embeds
 

@@ -14,7 +14,7 @@ from bot.api.modelref import ModelRef
 from bot.discord_app.render import status_text
 from bot.jobs.scheduling import EXACT_POSITIONS
 from tests.e2e.bot_process import one_process_per_shard, stop_all
-from tests.e2e.conftest import DISCORD_TOKEN, TEST_TUNING, Stack, StackFactory, status_of
+from tests.e2e.conftest import DISCORD_TOKEN, TEST_TUNING, Stack, StackFactory, imagine_in, status_of
 from tests.e2e.test_member_images import IMG2IMG, UPSCALER, buttons, refusal_of, register_models
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMember, InteractionHandle, MessageVersion, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario
@@ -148,10 +148,9 @@ async def test_the_deployments_cap_counts_every_processs_queue(postgres_url: str
         )
 
         async def imagine(guild: FakeGuild, user: str) -> InteractionHandle:
-            member = guild.member(user) if user in ("member", "moderator") else guild.add_member(user)
-            return await fake.slash(
-                "imagine", {"prompt": user}, user=member, guild=guild, channel=guild.channel("general")
-            )
+            if user not in ("member", "moderator"):
+                guild.add_member(user)
+            return await imagine_in(fake, guild, {"prompt": user}, user)
 
         try:
             await asyncio.gather(*(process.start() for process in processes))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.bot_process import BotProcess, one_process_per_shard, stop_all
-from tests.e2e.conftest import DISCORD_TOKEN, is_terminal, status_of
+from tests.e2e.conftest import DISCORD_TOKEN, imagine_in, is_terminal, status_of
 from tests.fakes.discord import FakeDiscord, FakeGuild, InteractionHandle
 from tests.fakes.replicate import FakeReplicate, Scenario
 
@@ -25,10 +25,7 @@ class Deployment:
     processes: list[BotProcess]
 
     async def imagine(self, shard: int, prompt: str) -> InteractionHandle:
-        guild = self.guilds[shard]
-        return await self.discord.slash(
-            "imagine", {"prompt": prompt}, user=guild.member("member"), guild=guild, channel=guild.channel("general")
-        )
+        return await imagine_in(self.discord, self.guilds[shard], {"prompt": prompt})
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 
 from tests.e2e.bot_process import one_process_per_shard
-from tests.e2e.conftest import DISCORD_TOKEN, is_terminal, status_of
+from tests.e2e.conftest import DISCORD_TOKEN, imagine_in, is_terminal, status_of
 from tests.fakes.discord import FakeDiscord, InteractionHandle, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario
 
@@ -83,16 +83,8 @@ async def test_three_processes_killed_at_random_lose_no_job_and_pay_nothing_twic
         async def members() -> None:
             for index in range(JOBS):
                 guild = guilds[index % PROCESSES]
-                member = guild.member(f"artist-{(index // PROCESSES) % MEMBERS_PER_GUILD}")
-                handles.append(
-                    await fake.slash(
-                        "imagine",
-                        {"prompt": prompt_of(index)},
-                        user=member,
-                        guild=guild,
-                        channel=guild.channel("general"),
-                    )
-                )
+                member = f"artist-{(index // PROCESSES) % MEMBERS_PER_GUILD}"
+                handles.append(await imagine_in(fake, guild, {"prompt": prompt_of(index)}, member))
                 await asyncio.sleep(0.2)
 
         started = time.monotonic()
