@@ -6,8 +6,9 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from bot.settings import parse_shard_ids
 from tests.e2e.conftest import DISCORD_TOKEN
@@ -30,6 +31,20 @@ def bot_env(api: FakeReplicate, discord: FakeDiscord, workdir: Path, **extra: st
         "DATABASE_URL": f"sqlite:///{workdir / 'bot.db'}",
         **extra,
     }
+
+
+async def start_python_m_bot(
+    *args: str,
+    env: dict[str, str],
+    cwd: Path,
+    stdout: int | IO[bytes] = asyncio.subprocess.PIPE,
+    stderr: int | IO[bytes] = asyncio.subprocess.PIPE,
+) -> asyncio.subprocess.Process:
+    """Start ``python -m bot ARGS`` without blocking the loop that serves the fakes; its output piped unless
+    ``stdout``/``stderr`` say otherwise (``stderr=asyncio.subprocess.STDOUT`` merges the two)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, cwd=cwd, stdout=stdout, stderr=stderr
+    )
 
 
 class BotProcess:
@@ -63,9 +78,7 @@ class BotProcess:
         sync_route = f"PUT /applications/*/guilds/{self.env['IMAGINE_SYNC_GUILD']}/commands"
         synced = len(self.discord.requests_for(sync_route))
         with self._new_log() as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", env=self.env, cwd=self.workdir, stdout=log, stderr=log
-            )
+            self.process = await start_python_m_bot(env=self.env, cwd=self.workdir, stdout=log, stderr=log)
         wanted = set(self.shards())
         await self.discord.wait_for(
             lambda: wanted <= {shard for shard, _ in self.discord.identified_shards[identified:]},
@@ -74,7 +87,7 @@ class BotProcess:
         )
         await self.discord.wait_for(lambda: len(self.discord.requests_for(sync_route)) > synced, timeout, what="sync")
 
-    def _new_log(self) -> BinaryIO:
+    def _new_log(self) -> IO[bytes]:
         path = self.workdir / f"bot-{len(self.logs)}.log"
         self.logs.append(str(path))
         return path.open("wb")
@@ -102,3 +115,34 @@ class BotProcess:
     def output(self) -> str:
         """Everything every run of the bot printed."""
         return "".join(Path(name).read_text(errors="replace") for name in self.logs)
+
+
+def one_process_per_shard(
+    api: FakeReplicate,
+    discord: FakeDiscord,
+    guilds: Sequence[FakeGuild],
+    database_url: str,
+    workdir: Path,
+    **extra_env: str,
+) -> list[BotProcess]:
+    """A deployment: process ``n`` runs only shard ``n`` of ``discord.shard_count`` and syncs ``guilds[n]``
+    (a guild on that shard); all share one database, each logs in a folder of its own under ``workdir``."""
+    processes = []
+    for shard, guild in enumerate(guilds):
+        shard_dir = workdir / f"shard-{shard}"
+        shard_dir.mkdir()
+        env = {
+            "DATABASE_URL": database_url,
+            "DISCORD_SHARD_COUNT": str(discord.shard_count),
+            "DISCORD_SHARD_IDS": str(shard),
+            **extra_env,
+        }
+        processes.append(BotProcess(api, discord, guild, shard_dir, **env))
+    return processes
+
+
+async def stop_all(processes: Sequence[BotProcess]) -> None:
+    """Stop every process; none may have printed a traceback in any of its runs."""
+    await asyncio.gather(*(process.stop() for process in processes))
+    for process in processes:
+        assert "Traceback" not in process.output(), process.output()

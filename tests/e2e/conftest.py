@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,16 @@ TEST_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2), prefe
 
 CLOSE_BOUND = 90.0
 """Seconds a bot may take to close (far past any bound of its own) before the test fails, saying where it hung."""
+
+
+async def imagine_in(
+    discord: FakeDiscord, guild: FakeGuild, options: Mapping[str, Any], user: str = "member", **interaction: Any
+) -> InteractionHandle:
+    """``/imagine`` with ``options`` as the member named ``user`` in #general of ``guild``; ``interaction`` goes
+    to the fake's ``slash`` (``token_lifetime``, ``attachment_size_limit``...)."""
+    return await discord.slash(
+        "imagine", options, user=guild.member(user), guild=guild, channel=guild.channel("general"), **interaction
+    )
 
 
 @dataclass
@@ -92,14 +102,7 @@ class Stack:
         self, user: str = "member", *, guild: FakeGuild | None = None, **options: Any
     ) -> InteractionHandle:
         """``/imagine`` as ``user`` in #general of ``guild`` (default: the first server)."""
-        where = guild or self.guild
-        return await self.discord.slash(
-            "imagine",
-            {"prompt": "a red fox", **options},
-            user=where.member(user),
-            guild=where,
-            channel=where.channel("general"),
-        )
+        return await imagine_in(self.discord, guild or self.guild, {"prompt": "a red fox", **options}, user)
 
     async def admin(
         self, command: str, user: str = "moderator", *, guild: FakeGuild | None = None, **options: Any
@@ -109,6 +112,18 @@ class Stack:
         return await self.discord.slash(
             f"imagine-admin {command}", options, user=where.member(user), guild=where, channel=where.channel("general")
         )
+
+    async def models_offered(self, user: str = "member", typed: str = "") -> list[str]:
+        """The models ``/imagine``'s autocomplete offers ``user`` who has typed ``typed`` into the model option."""
+        handle = await self.discord.autocomplete(
+            "imagine",
+            {"prompt": "x", "model": typed},
+            focused="model",
+            user=self.guild.member(user),
+            guild=self.guild,
+            channel=self.guild.channel("general"),
+        )
+        return [choice["value"] for choice in (await handle.wait_callback()).data["choices"]]
 
     async def final_message(self, handle: InteractionHandle, timeout: float = 10.0) -> StoredMessage:
         """The interaction's message once it shows a terminal state."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import aiohttp
 import pytest
 
@@ -11,6 +9,7 @@ from bot.api.client import NotFound, ReplicateClient, RetryPolicy, ServerError
 from bot.api.modelref import ModelRef
 from bot.ops.metrics import Metrics
 from tests.fakes.replicate import FLUX_SCHNELL, FakeReplicate
+from tests.helpers import free_port
 
 
 def requests_counted(metrics: Metrics) -> dict[tuple[str, str], float]:
@@ -39,9 +38,7 @@ async def test_each_attempt_is_counted_by_route_and_status() -> None:
 
 
 async def test_no_answer_is_counted_as_error() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # closed again: nothing listens there
     metrics = Metrics()
     async with aiohttp.ClientSession() as session:
         client = ReplicateClient(

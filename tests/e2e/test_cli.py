@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.e2e.bot_process import start_python_m_bot
 from tests.fakes.replicate import FakeReplicate, Scenario
 
 SECRET_REPLICATE = "r8_CANARY_replicate_7f3a9c1e"
@@ -35,16 +35,7 @@ def base_env(**extra: str) -> dict[str, str]:
 
 async def cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 30) -> Result:
     """Run ``python -m bot ARGS`` without blocking the loop that serves the fakes."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_python_m_bot(*args, env=env, cwd=cwd)
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return Result(process.returncode, out.decode(), err.decode())

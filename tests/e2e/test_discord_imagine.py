@@ -9,7 +9,7 @@ import time
 from PIL import Image
 
 from bot.core import Tuning
-from tests.e2e.conftest import LORA_REF, TEST_TUNING, Stack, StackFactory, field_of, status_of
+from tests.e2e.conftest import LORA_REF, TEST_TUNING, Stack, StackFactory, field_of, imagine_in, status_of
 from tests.fakes.discord import CallbackType, Routes
 from tests.fakes.replicate import NSFW_ERROR, Scenario
 
@@ -115,28 +115,12 @@ async def test_cancel_button_only_for_the_requester(stack: Stack) -> None:
 async def test_autocomplete_offers_at_most_25_matching(make_stack: StackFactory) -> None:
     many = tuple(f"someone/model-{n}" for n in range(40))
     stack = await make_stack(models=many)
-    handle = await stack.discord.autocomplete(
-        "imagine",
-        {"prompt": "x", "model": "model-1"},
-        focused="model",
-        user=stack.guild.member("member"),
-        guild=stack.guild,
-        channel=stack.guild.channel("general"),
-    )
-    choices = (await handle.wait_callback()).data["choices"]
-    assert 0 < len(choices) <= 25
-    assert all("model-1" in choice["value"] for choice in choices)
-    handle = await stack.discord.autocomplete(
-        "imagine",
-        {"prompt": "x", "model": ""},
-        focused="model",
-        user=stack.guild.member("member"),
-        guild=stack.guild,
-        channel=stack.guild.channel("general"),
-    )
-    choices = (await handle.wait_callback()).data["choices"]
-    assert len(choices) == 25
-    assert choices[0]["value"] == "black-forest-labs/flux-schnell"
+    matching = await stack.models_offered(typed="model-1")
+    assert 0 < len(matching) <= 25
+    assert all("model-1" in model for model in matching)
+    offered = await stack.models_offered()
+    assert len(offered) == 25
+    assert offered[0] == "black-forest-labs/flux-schnell"
 
 
 async def test_discord_429s_on_edits_still_deliver(make_stack: StackFactory) -> None:
@@ -178,14 +162,7 @@ async def test_message_deleted_mid_job_reposts_for_the_requester(stack: Stack) -
 
 async def test_oversized_output_is_fitted_under_the_limit(stack: Stack) -> None:
     stack.api.set_default_scenario(huge_image_mib=3)
-    handle = await stack.discord.slash(
-        "imagine",
-        {"prompt": "fox"},
-        user=stack.guild.member("member"),
-        guild=stack.guild,
-        channel=stack.guild.channel("general"),
-        attachment_size_limit=1024 * 1024,
-    )
+    handle = await imagine_in(stack.discord, stack.guild, {"prompt": "fox"}, attachment_size_limit=1024 * 1024)
     final = await stack.final_message(handle, timeout=20)
     assert "Done" in status_of(final)
     [attachment] = final.attachments
@@ -202,14 +179,7 @@ async def test_bad_option_is_refused_ephemerally_and_nothing_is_sent(stack: Stac
 
 async def test_short_lived_token_still_gets_the_final_message(stack: Stack) -> None:
     stack.api.set_default_scenario(Scenario(start_delay=0.1, duration=2.5))
-    handle = await stack.discord.slash(
-        "imagine",
-        {"prompt": "fox"},
-        user=stack.guild.member("member"),
-        guild=stack.guild,
-        channel=stack.guild.channel("general"),
-        token_lifetime=1.0,
-    )
+    handle = await imagine_in(stack.discord, stack.guild, {"prompt": "fox"}, token_lifetime=1.0)
     final = await stack.final_message(handle)
     assert "Done" in status_of(final) and final.attachments
     assert final.routes[-1] == Routes.EDIT_MESSAGE

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 
-from tests.e2e.bot_process import bot_env
-from tests.e2e.conftest import DISCORD_TOKEN, status_of
+from tests.e2e.bot_process import bot_env, start_python_m_bot
+from tests.e2e.conftest import DISCORD_TOKEN, imagine_in, status_of
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.replicate import FakeReplicate
 
@@ -17,25 +16,11 @@ async def test_python_m_bot_runs_imagine_to_the_final_image(tmp_path: Path) -> N
     async with FakeReplicate(seed=9) as api, FakeDiscord(token=DISCORD_TOKEN) as fake_discord:
         guild = fake_discord.add_guild("Entry")
         env = bot_env(api, fake_discord, tmp_path, IMAGINE_SYNC_GUILD=str(guild.id), LOG_LEVEL="DEBUG")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            env=env,
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        process = await start_python_m_bot(env=env, cwd=tmp_path, stderr=asyncio.subprocess.STDOUT)
         try:
             await fake_discord.wait_until_identified(timeout=30)
             await fake_discord.wait_for(lambda: fake_discord.guild_commands.get(guild.id), 30, what="guild sync")
-            handle = await fake_discord.slash(
-                "imagine",
-                {"prompt": "a red fox", "count": 2},
-                user=guild.member("member"),
-                guild=guild,
-                channel=guild.channel("general"),
-            )
+            handle = await imagine_in(fake_discord, guild, {"prompt": "a red fox", "count": 2})
             final = await handle.wait_message(lambda m: "Done" in status_of(m) or "Failed" in status_of(m), 30)
             assert "Done" in status_of(final), final.embeds
             assert [a.data for a in final.attachments] == [f.data for f in api.last_prediction.files]

@@ -8,13 +8,12 @@ Bounds are generous (a loaded machine): the benchmark measures the figures.
 from __future__ import annotations
 
 import re
-import socket
 from dataclasses import replace
 
 from bot.core import Tuning
-from bot.settings import HttpListen
 from tests.conftest import FAST_LOOKUP
 from tests.e2e.conftest import Stack, StackFactory, status_of
+from tests.e2e.test_webhooks import webhook_stack
 from tests.fakes.discord import StoredMessage
 from tests.fakes.replicate import FakePrediction, Scenario
 
@@ -40,18 +39,6 @@ def began(prediction: FakePrediction, stack: Stack) -> float:
     return prediction.monotonic_of(prediction.started_at)
 
 
-async def webhook_stack(make_stack: StackFactory) -> Stack:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    stack: Stack = await make_stack(
-        tuning=PRODUCTION,
-        http_listen=HttpListen("127.0.0.1", port),
-        webhook_url=f"http://127.0.0.1:{port}/webhooks/replicate",
-    )
-    return stack
-
-
 async def test_polling_shows_a_four_second_job_move_from_its_first_second(make_stack: StackFactory) -> None:
     stack = await make_stack(tuning=PRODUCTION)
     stack.api.set_default_scenario(Scenario(start_delay=0.0, duration=4.0))
@@ -68,7 +55,7 @@ async def test_polling_shows_a_four_second_job_move_from_its_first_second(make_s
 
 
 async def test_webhooks_show_progress_as_the_logs_arrive(make_stack: StackFactory) -> None:
-    stack = await webhook_stack(make_stack)
+    stack = await webhook_stack(make_stack, PRODUCTION)
     stack.api.set_default_scenario(Scenario(start_delay=0.0, duration=4.0))
     final = await stack.final_message(await stack.imagine(), timeout=20)
 

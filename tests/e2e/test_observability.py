@@ -10,23 +10,17 @@ import asyncio
 import json
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.bot_process import bot_env
-from tests.e2e.conftest import DISCORD_TOKEN, status_of
+from tests.e2e.bot_process import bot_env, start_python_m_bot
+from tests.e2e.conftest import DISCORD_TOKEN, imagine_in, status_of
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.replicate import FakeReplicate
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.helpers import free_port
 
 
 async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
@@ -75,15 +69,7 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
             LOG_FORMAT="json",
             IMAGINE_HTTP_LISTEN=f"127.0.0.1:{port}",
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            env=env,
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await start_python_m_bot(env=env, cwd=tmp_path)
         try:
             async with aiohttp.ClientSession() as session:
                 await fake_discord.wait_until_identified(timeout=30)
@@ -94,13 +80,7 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
                 assert health["jobs"] == {"running": 0, "queued": 0}
 
                 await fake_discord.wait_for(lambda: fake_discord.guild_commands.get(guild.id), 30, what="guild sync")
-                handle = await fake_discord.slash(
-                    "imagine",
-                    {"prompt": "a red fox"},
-                    user=guild.member("member"),
-                    guild=guild,
-                    channel=guild.channel("general"),
-                )
+                handle = await imagine_in(fake_discord, guild, {"prompt": "a red fox"})
                 final = await handle.wait_message(lambda m: "Done" in status_of(m) or "Failed" in status_of(m), 30)
                 assert "Done" in status_of(final), final.embeds
 
@@ -153,15 +133,7 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
 
 async def run_bot(env: dict[str, str], workdir: Path) -> tuple[int, list[str]]:
     """Run ``python -m bot`` to its end; exit status and every line it printed."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        env=env,
-        cwd=workdir,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await start_python_m_bot(env=env, cwd=workdir, stderr=asyncio.subprocess.STDOUT)
     output, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode is not None
     return process.returncode, output.decode().splitlines()

@@ -10,7 +10,7 @@ import pytest
 
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
-from bot.jobs.engine import JobState
+from bot.jobs.engine import JobState, JobView
 from tests.conftest import Pipeline, RecordingPresenter
 from tests.fakes.replicate import (
     FLUX_SCHNELL,
@@ -216,15 +216,21 @@ def inject_create_fault(fake_api: FakeReplicate, fault: str) -> None:
         fake_api.malformed_next("create")
 
 
+async def succeeded_despite(fake_api: FakeReplicate, make_pipeline: Build, fault: str) -> JobView:
+    """The last view of one job whose create met ``fault``: it succeeded, with a single prediction made."""
+    inject_create_fault(fake_api, fault)
+    final = (await run(make_pipeline())).views[-1]
+    assert final.state is JobState.SUCCEEDED, final.error
+    assert len(fake_api.predictions) == 1
+    return final
+
+
 @pytest.mark.parametrize("fault", ["reset_after_create", "server_error_after_create", "malformed"])
 async def test_a_lost_create_answer_is_found_in_the_list_and_finished(
     fake_api: FakeReplicate, make_pipeline: Build, fault: str
 ) -> None:
     """The create made its prediction but its answer was lost: the job finds it and ends with its image."""
-    inject_create_fault(fake_api, fault)
-    final = (await run(make_pipeline())).views[-1]
-    assert final.state is JobState.SUCCEEDED, final.error
-    assert len(fake_api.predictions) == 1
+    final = await succeeded_despite(fake_api, make_pipeline, fault)
     assert fake_api.count("POST", "create") == 1
     assert final.prediction_id == fake_api.last_prediction.id
     assert fake_api.count("GET", "list") >= 1
@@ -235,10 +241,7 @@ async def test_a_lost_create_answer_is_found_in_the_list_and_finished(
 async def test_a_create_that_made_nothing_is_sent_again_after_the_list_proves_it(
     fake_api: FakeReplicate, make_pipeline: Build, fault: str
 ) -> None:
-    inject_create_fault(fake_api, fault)
-    final = (await run(make_pipeline())).views[-1]
-    assert final.state is JobState.SUCCEEDED, final.error
-    assert len(fake_api.predictions) == 1
+    await succeeded_despite(fake_api, make_pipeline, fault)
     assert fake_api.count("POST", "create") == 2
     first_list = next(r for r in fake_api.requests if r.kind == "list")
     second_create = fake_api.creates[1]

@@ -13,8 +13,8 @@ import pytest
 from bot.api.modelref import ModelRef
 from bot.discord_app.render import status_text
 from bot.jobs.scheduling import EXACT_POSITIONS
-from tests.e2e.bot_process import BotProcess
-from tests.e2e.conftest import DISCORD_TOKEN, TEST_TUNING, Stack, StackFactory, status_of
+from tests.e2e.bot_process import one_process_per_shard, stop_all
+from tests.e2e.conftest import DISCORD_TOKEN, TEST_TUNING, Stack, StackFactory, imagine_in, status_of
 from tests.e2e.test_member_images import IMG2IMG, UPSCALER, buttons, refusal_of, register_models
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMember, InteractionHandle, MessageVersion, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario
@@ -143,24 +143,14 @@ async def test_the_deployments_cap_counts_every_processs_queue(postgres_url: str
     async with FakeReplicate(seed=17) as api, FakeDiscord(token=DISCORD_TOKEN, shard_count=2) as fake:
         api.set_default_scenario(Scenario.manual())
         guilds = [fake.add_guild("Zero", shard=0), fake.add_guild("One", shard=1)]
-        processes = []
-        for shard, guild in enumerate(guilds):
-            workdir = tmp_path / f"shard-{shard}"
-            workdir.mkdir()
-            env = {
-                "DATABASE_URL": postgres_url,
-                "DISCORD_SHARD_COUNT": "2",
-                "DISCORD_SHARD_IDS": str(shard),
-                "IMAGINE_MAX_RUNNING": "1",
-                "IMAGINE_MAX_QUEUED": "2",
-            }
-            processes.append(BotProcess(api, fake, guild, workdir, **env))
+        processes = one_process_per_shard(
+            api, fake, guilds, postgres_url, tmp_path, IMAGINE_MAX_RUNNING="1", IMAGINE_MAX_QUEUED="2"
+        )
 
         async def imagine(guild: FakeGuild, user: str) -> InteractionHandle:
-            member = guild.member(user) if user in ("member", "moderator") else guild.add_member(user)
-            return await fake.slash(
-                "imagine", {"prompt": user}, user=member, guild=guild, channel=guild.channel("general")
-            )
+            if user not in ("member", "moderator"):
+                guild.add_member(user)
+            return await imagine_in(fake, guild, {"prompt": user}, user)
 
         try:
             await asyncio.gather(*(process.start() for process in processes))
@@ -177,9 +167,7 @@ async def test_the_deployments_cap_counts_every_processs_queue(postgres_url: str
             assert refused.content == "❌ The queue is full (2 jobs waiting); try again in a few minutes."
             assert api.count("POST", "create") == 2
         finally:
-            await asyncio.gather(*(process.stop() for process in processes))
-        for process in processes:
-            assert "Traceback" not in process.output(), process.output()
+            await stop_all(processes)
 
 
 def _settled(stack: Stack, messages: list[StoredMessage]) -> bool:

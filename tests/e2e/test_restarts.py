@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.bot_process import BotProcess
-from tests.e2e.conftest import DISCORD_TOKEN, status_of
+from tests.e2e.conftest import DISCORD_TOKEN, imagine_in, status_of
 from tests.fakes.discord import FakeDiscord, InteractionHandle, Routes, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario
 
@@ -28,13 +28,7 @@ async def bot(tmp_path: Path) -> AsyncIterator[BotProcess]:
 
 
 async def imagine(bot: BotProcess, prompt: str = "a red fox", **options: object) -> InteractionHandle:
-    return await bot.discord.slash(
-        "imagine",
-        {"prompt": prompt, **options},
-        user=bot.guild.member("member"),
-        guild=bot.guild,
-        channel=bot.guild.channel("general"),
-    )
+    return await imagine_in(bot.discord, bot.guild, {"prompt": prompt, **options})
 
 
 def finished(message: StoredMessage) -> bool:

@@ -17,19 +17,6 @@ async def add_vip(stack: Stack) -> FakeRole:
     return vip
 
 
-async def offered(stack: Stack, user: str) -> list[str]:
-    """The models ``/imagine``'s autocomplete offers ``user``."""
-    handle = await stack.discord.autocomplete(
-        "imagine",
-        {"prompt": "x", "model": ""},
-        focused="model",
-        user=stack.guild.member(user),
-        guild=stack.guild,
-        channel=stack.guild.channel("general"),
-    )
-    return [choice["value"] for choice in (await handle.wait_callback()).data["choices"]]
-
-
 async def test_a_model_for_a_role_is_theirs_alone(stack: Stack) -> None:
     vip = await add_vip(stack)
     assert "to everyone" in await answer(stack, "models allow", model=FLUX_SCHNELL)
@@ -44,8 +31,8 @@ async def test_a_model_for_a_role_is_theirs_alone(stack: Stack) -> None:
     assert f"`{LORA_REF}` is only for members with the <@&{vip.id}> role" in text
     assert stack.api.count("POST", "create") == 1
 
-    assert await offered(stack, "member") == [FLUX_SCHNELL]
-    assert await offered(stack, "vip") == [FLUX_SCHNELL, LORA_REF]
+    assert await stack.models_offered("member") == [FLUX_SCHNELL]
+    assert await stack.models_offered("vip") == [FLUX_SCHNELL, LORA_REF]
     listed = await answer(stack, "models list")
     assert f"`{LORA_REF}` — only <@&{vip.id}>" in listed
 

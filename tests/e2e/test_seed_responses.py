@@ -13,6 +13,7 @@ from aiohttp import web
 from bot.api.client import ReplicateClient
 from bot.api.modelref import ModelRef
 from tests.conftest import shared_file
+from tests.helpers import serving
 
 
 def json_objects(text: str) -> list[dict[str, Any]]:
@@ -53,13 +54,8 @@ async def gateway(seed_responses: list[dict[str, Any]]) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/replicate/v1/models/{owner}/{name}/predictions", create)
     app.router.add_get("/replicate/v1/predictions/{id}", get)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/replicate"
-    await runner.cleanup()
+    async with serving(app) as port:
+        yield f"http://127.0.0.1:{port}/replicate"
 
 
 async def test_seed_responses_parse(gateway: str, seed_responses: list[dict[str, Any]]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot.discord_app.health import gateway_check
 from bot.discord_app.sharding import IdentifyPacer
-from tests.e2e.bot_process import BotProcess
+from tests.e2e.bot_process import one_process_per_shard, stop_all
 from tests.e2e.conftest import DISCORD_TOKEN, Stack, StackFactory, is_terminal, status_of
 from tests.e2e.test_cli import base_env, cli
 from tests.fakes.discord import FakeDiscord, Routes
@@ -74,12 +74,7 @@ async def test_two_processes_on_one_database_each_answer_the_guilds_of_their_sha
 ) -> None:
     async with FakeReplicate(seed=13) as api, FakeDiscord(token=DISCORD_TOKEN, shard_count=2) as fake:
         guilds = [fake.add_guild("Zero", shard=0), fake.add_guild("One", shard=1)]
-        processes = []
-        for shard, guild in enumerate(guilds):
-            workdir = tmp_path / f"shard-{shard}"
-            workdir.mkdir()
-            env = {"DATABASE_URL": postgres_url, "DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": str(shard)}
-            processes.append(BotProcess(api, fake, guild, workdir, **env))
+        processes = one_process_per_shard(api, fake, guilds, postgres_url, tmp_path)
         try:
             await asyncio.gather(*(process.start() for process in processes))
             # Each process identified its own shard, and only it.
@@ -106,9 +101,7 @@ async def test_two_processes_on_one_database_each_answer_the_guilds_of_their_sha
             assert fake.undelivered == []
             assert api.count("POST", "create") == 2
         finally:
-            await asyncio.gather(*(process.stop() for process in processes))
-        for process in processes:
-            assert "Traceback" not in process.output(), process.output()
+            await stop_all(processes)
 
 
 async def test_some_shards_on_sqlite_is_refused_naming_database_url(tmp_path: Path) -> None:

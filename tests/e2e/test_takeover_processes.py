@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.bot_process import BotProcess
-from tests.e2e.conftest import DISCORD_TOKEN, is_terminal, status_of
+from tests.e2e.bot_process import BotProcess, one_process_per_shard, stop_all
+from tests.e2e.conftest import DISCORD_TOKEN, imagine_in, is_terminal, status_of
 from tests.fakes.discord import FakeDiscord, FakeGuild, InteractionHandle
 from tests.fakes.replicate import FakeReplicate, Scenario
 
@@ -25,10 +25,7 @@ class Deployment:
     processes: list[BotProcess]
 
     async def imagine(self, shard: int, prompt: str) -> InteractionHandle:
-        guild = self.guilds[shard]
-        return await self.discord.slash(
-            "imagine", {"prompt": prompt}, user=guild.member("member"), guild=guild, channel=guild.channel("general")
-        )
+        return await imagine_in(self.discord, self.guilds[shard], {"prompt": prompt})
 
 
 @pytest.fixture
@@ -38,24 +35,14 @@ async def deployment(postgres_url: str, tmp_path: Path) -> AsyncIterator[Deploym
         FakeDiscord(token=DISCORD_TOKEN, shard_count=2) as fake,
     ):
         guilds = [fake.add_guild("Zero", shard=0), fake.add_guild("One", shard=1)]
-        processes = []
-        for shard, guild in enumerate(guilds):
-            workdir = tmp_path / f"shard-{shard}"
-            workdir.mkdir()
-            env = {
-                "DATABASE_URL": postgres_url,
-                "DISCORD_SHARD_COUNT": "2",
-                "DISCORD_SHARD_IDS": str(shard),
-                "IMAGINE_TAKEOVER_AFTER": TAKEOVER_AFTER,
-            }
-            processes.append(BotProcess(api, fake, guild, workdir, **env))
+        processes = one_process_per_shard(
+            api, fake, guilds, postgres_url, tmp_path, IMAGINE_TAKEOVER_AFTER=TAKEOVER_AFTER
+        )
         await asyncio.gather(*(process.start() for process in processes))
         try:
             yield Deployment(api, fake, guilds, processes)
         finally:
-            await asyncio.gather(*(process.stop() for process in processes))
-        for process in processes:
-            assert "Traceback" not in process.output(), process.output()
+            await stop_all(processes)
 
 
 async def test_a_killed_process_s_job_is_finished_by_the_other_and_never_twice(deployment: Deployment) -> None:

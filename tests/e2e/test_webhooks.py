@@ -7,7 +7,6 @@ expected end; a retried ``completed`` ends the job once.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,9 @@ from bot.settings import HttpListen, Secret
 from tests.conftest import FAST_LOOKUP
 from tests.e2e.conftest import DISCORD_TOKEN, Stack, StackFactory, status_of
 from tests.e2e.test_cli import base_env, cli
-from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord import FakeDiscord, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario
+from tests.helpers import free_port
 
 WEBHOOK_TUNING = Tuning(
     poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2, webhook_grace=0.5, safety_first=1.0, safety_ceiling=2.0),
@@ -29,28 +29,29 @@ WEBHOOK_TUNING = Tuning(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def webhook_stack(make_stack: StackFactory) -> Stack:
+async def webhook_stack(make_stack: StackFactory, tuning: Tuning = WEBHOOK_TUNING, **settings: object) -> Stack:
+    """A bot that serves HTTP on a free port and asks the API to push its results there."""
     port = free_port()
-    options = {
-        "http_listen": HttpListen("127.0.0.1", port),
-        "webhook_url": f"http://127.0.0.1:{port}/webhooks/replicate",
-    }
-    stack: Stack = await make_stack(tuning=WEBHOOK_TUNING, **options)
+    stack: Stack = await make_stack(
+        tuning=tuning,
+        http_listen=HttpListen("127.0.0.1", port),
+        webhook_url=f"http://127.0.0.1:{port}/webhooks/replicate",
+        **settings,
+    )
     return stack
+
+
+async def imagined_to_done(stack: Stack, duration: float, start_delay: float = 0.05) -> StoredMessage:
+    """The final message of an ``/imagine`` whose prediction takes ``duration`` seconds: it shows the job done."""
+    stack.api.set_default_scenario(Scenario(start_delay=start_delay, duration=duration))
+    final = await stack.final_message(await stack.imagine(), timeout=15)
+    assert "Done" in status_of(final), final.embeds
+    return final
 
 
 async def test_signed_webhooks_finish_the_job_without_polling(make_stack: StackFactory) -> None:
     stack = await webhook_stack(make_stack)
-    stack.api.set_default_scenario(Scenario(start_delay=0.1, duration=1.2))
-    handle = await stack.imagine()
-    final = await stack.final_message(handle, timeout=15)
-    assert "Done" in status_of(final), final.embeds
+    final = await imagined_to_done(stack, duration=1.2, start_delay=0.1)
     prediction = stack.api.last_prediction
     assert prediction.body["webhook"].endswith("/webhooks/replicate")
     assert prediction.body["webhook_events_filter"] == ["start", "logs", "completed"]
@@ -66,35 +67,26 @@ async def test_forged_or_stale_webhooks_are_refused_and_the_real_one_still_count
     make_stack: StackFactory, forgery: str
 ) -> None:
     stack = await webhook_stack(make_stack)
-    stack.api.set_default_scenario(Scenario(start_delay=0.05, duration=0.3))
     if forgery == "tampered":
         stack.api.tamper_next_webhook(events=("completed",))
     else:
         stack.api.stale_next_webhook(events=("completed",))
-    handle = await stack.imagine()
-    final = await stack.final_message(handle, timeout=15)
-    assert "Done" in status_of(final)
+    await imagined_to_done(stack, duration=0.3)
     attempts = stack.api.webhooks_for(stack.api.last_prediction.id, "completed")
     assert [attempt.status for attempt in attempts][:2] == [401, 200]  # refused, then the signed retry
 
 
 async def test_a_lost_completed_webhook_is_made_up_for_by_the_safety_poll(make_stack: StackFactory) -> None:
     stack = await webhook_stack(make_stack)
-    stack.api.set_default_scenario(Scenario(start_delay=0.05, duration=0.8))
     stack.api.lose_next_webhooks(1, events=("completed",), mode="drop")
-    handle = await stack.imagine()
-    final = await stack.final_message(handle, timeout=15)
-    assert "Done" in status_of(final)
+    await imagined_to_done(stack, duration=0.8)
     assert 1 <= stack.api.count("GET", "get") <= 3
 
 
 async def test_a_retried_completed_ends_the_job_once(make_stack: StackFactory) -> None:
     stack = await webhook_stack(make_stack)
-    stack.api.set_default_scenario(Scenario(start_delay=0.05, duration=0.3))
     stack.api.lose_next_webhooks(2, events=("completed",), mode="fail")
-    handle = await stack.imagine()
-    final = await stack.final_message(handle, timeout=15)
-    assert "Done" in status_of(final)
+    final = await imagined_to_done(stack, duration=0.3)
     prediction = stack.api.last_prediction
     await stack.api.wait_for_webhooks(1, prediction_id=prediction.id, event="completed", ok=True, timeout=10)
     finals = [version for version in final.history if is_terminal_version(version)]
@@ -103,9 +95,7 @@ async def test_a_retried_completed_ends_the_job_once(make_stack: StackFactory) -
 
 async def test_a_replayed_webhook_changes_nothing(make_stack: StackFactory) -> None:
     stack = await webhook_stack(make_stack)
-    stack.api.set_default_scenario(Scenario(start_delay=0.05, duration=0.3))
-    handle = await stack.imagine()
-    final = await stack.final_message(handle, timeout=15)
+    final = await imagined_to_done(stack, duration=0.3)
     versions = len(final.history)
     completed = stack.api.webhooks_for(stack.api.last_prediction.id, "completed", ok=True)[0]
     replay = await stack.api.replay_webhook(completed)
@@ -133,20 +123,11 @@ async def test_a_gateway_without_a_secret_route_and_no_secret_is_a_start_up_erro
 
 
 async def test_the_secret_from_the_settings_is_used_as_is(make_stack: StackFactory) -> None:
-    port = free_port()
     secret_holder = FakeReplicate(seed=99)  # a fake only for its seeded secret format
-    stack: Stack = await make_stack(
-        tuning=WEBHOOK_TUNING,
-        http_listen=HttpListen("127.0.0.1", port),
-        webhook_url=f"http://127.0.0.1:{port}/webhooks/replicate",
-        webhook_secret=Secret(secret_holder.webhook_secret),
-    )
-    # The fake signs with its own secret, which is not the one configured: deliveries are refused...
-    stack.api.set_default_scenario(Scenario(start_delay=0.05, duration=0.3))
-    handle = await stack.imagine()
-    final = await stack.final_message(handle, timeout=15)
-    # ...and the safety poll still finishes the job.
-    assert "Done" in status_of(final)
+    stack = await webhook_stack(make_stack, webhook_secret=Secret(secret_holder.webhook_secret))
+    # The fake signs with its own secret, which is not the one configured: deliveries are refused, and the
+    # safety poll still finishes the job.
+    await imagined_to_done(stack, duration=0.3)
     assert all(attempt.status == 401 for attempt in stack.api.webhook_deliveries if attempt.done)
     assert stack.api.count("GET", "secret") == 0  # the configured secret: never asked of the API
 

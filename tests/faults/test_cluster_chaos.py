@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.e2e.bot_process import BotProcess
-from tests.e2e.conftest import DISCORD_TOKEN, is_terminal, status_of
+from tests.e2e.bot_process import one_process_per_shard
+from tests.e2e.conftest import DISCORD_TOKEN, imagine_in, is_terminal, status_of
 from tests.fakes.discord import FakeDiscord, InteractionHandle, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario
 
@@ -61,18 +61,9 @@ async def test_three_processes_killed_at_random_lose_no_job_and_pay_nothing_twic
         for guild in guilds:
             for number in range(MEMBERS_PER_GUILD):
                 guild.add_member(f"artist-{number}")
-        processes = []
-        for shard, guild in enumerate(guilds):
-            workdir = tmp_path / f"shard-{shard}"
-            workdir.mkdir()
-            env = {
-                "DATABASE_URL": postgres_url,
-                "DISCORD_SHARD_COUNT": str(PROCESSES),
-                "DISCORD_SHARD_IDS": str(shard),
-                "IMAGINE_TAKEOVER_AFTER": TAKEOVER_AFTER,
-                "LOG_LEVEL": "INFO",
-            }
-            processes.append(BotProcess(api, fake, guild, workdir, **env))
+        processes = one_process_per_shard(
+            api, fake, guilds, postgres_url, tmp_path, IMAGINE_TAKEOVER_AFTER=TAKEOVER_AFTER, LOG_LEVEL="INFO"
+        )
         await asyncio.gather(*(process.start() for process in processes))
         kills = 0
         submitting = True
@@ -92,16 +83,8 @@ async def test_three_processes_killed_at_random_lose_no_job_and_pay_nothing_twic
         async def members() -> None:
             for index in range(JOBS):
                 guild = guilds[index % PROCESSES]
-                member = guild.member(f"artist-{(index // PROCESSES) % MEMBERS_PER_GUILD}")
-                handles.append(
-                    await fake.slash(
-                        "imagine",
-                        {"prompt": prompt_of(index)},
-                        user=member,
-                        guild=guild,
-                        channel=guild.channel("general"),
-                    )
-                )
+                member = f"artist-{(index // PROCESSES) % MEMBERS_PER_GUILD}"
+                handles.append(await imagine_in(fake, guild, {"prompt": prompt_of(index)}, member))
                 await asyncio.sleep(0.2)
 
         started = time.monotonic()

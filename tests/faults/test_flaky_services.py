@@ -40,7 +40,7 @@ from bot.api.modelref import ModelRef
 from bot.core import Tuning
 from bot.jobs.engine import JobState, PollPolicy
 from tests.conftest import FAST_LOOKUP, Pipeline, RecordingPresenter
-from tests.e2e.conftest import Stack, StackFactory, field_of, is_terminal, status_of
+from tests.e2e.conftest import Stack, StackFactory, field_of, imagine_in, is_terminal, status_of
 from tests.fakes.discord import InteractionHandle, StoredMessage
 from tests.fakes.replicate import FLUX_SCHNELL, NSFW_ERROR, FakePrediction, FakeReplicate, RecordedRequest, Scenario
 from tests.faults.conftest import UnhandledWatch
@@ -96,13 +96,8 @@ class Outcome:
 async def run_member(stack: Stack, member: str, indices: list[int], outcomes: dict[int, Outcome]) -> None:
     """One member's jobs, one after another (a member's next /imagine waits for the previous answer)."""
     for index in indices:
-        handle = await stack.discord.slash(
-            "imagine",
-            {"prompt": prompt_of(index), **({"count": 2} if index % 10 == 3 else {})},
-            user=stack.guild.member(member),
-            guild=stack.guild,
-            channel=stack.guild.channel("general"),
-        )
+        options = {"prompt": prompt_of(index), **({"count": 2} if index % 10 == 3 else {})}
+        handle = await imagine_in(stack.discord, stack.guild, options, member)
         outcomes[index] = Outcome(index, handle)
         await handle.wait_callback(timeout=10)
 

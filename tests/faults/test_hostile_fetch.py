@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from tests.fakes.discord import Routes, StoredMessage, Upload
 from tests.fakes.replicate import FakeReplicate
 from tests.faults.conftest import UnhandledWatch
 from tests.faults.test_malicious_replies import READ_SLACK, QuickClock, recording_session
+from tests.helpers import free_port, serving
 
 COULD_NOT = "The image could not be downloaded"
 SECRET_QUERY = "X-Amz-Signature=do-not-log-me"
@@ -65,20 +65,9 @@ async def elsewhere() -> AsyncIterator[FileServer]:
     server = FileServer()
     app = web.Application()
     app.router.add_get("/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.port = runner.addresses[0][1]
-    yield server
-    await runner.cleanup()
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (just released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    async with serving(app) as port:
+        server.port = port
+        yield server
 
 
 async def run_with_output(stack: Stack, output: str) -> StoredMessage:
@@ -147,7 +136,7 @@ async def test_a_closed_port_reads_the_same_as_a_refused_address(
     """Allowed but closed: the member cannot tell a closed port from a refused one (no port scanning)."""
     caplog.set_level(logging.WARNING)
     stack = await make_stack(fetch_allow=LOOPBACK)
-    port = closed_port()
+    port = free_port()
     assert_not_downloaded(await run_with_output(stack, f"http://127.0.0.1:{port}/x.png?{SECRET_QUERY}"), port=port)
     assert warnings_naming(caplog, f"127.0.0.1:{port}"), "the log keeps the connection error"
     unhandled.check()

@@ -32,7 +32,7 @@ from bot.discord_app.render import render_embed
 from bot.jobs.engine import JobRequest, JobState, JobView
 from bot.media.images import ImageFile
 from bot.settings import Secret, SettingsError, load_settings
-from tests.e2e.conftest import Stack, StackFactory, field_of, is_terminal, status_of
+from tests.e2e.conftest import Stack, StackFactory, field_of, imagine_in, is_terminal, status_of
 from tests.fakes.discord import StoredMessage
 from tests.fakes.replicate import (
     FLUX_SCHNELL_LORA_OPENAPI_SCHEMA,
@@ -509,13 +509,7 @@ async def test_bad_options_are_refused_to_the_member_only_and_ping_nobody(
     make_stack: StackFactory, unhandled: UnhandledWatch, options: dict[str, Any], why: str
 ) -> None:
     stack = await make_stack()
-    handle = await stack.discord.slash(
-        "imagine",
-        options,
-        user=stack.guild.member("member"),
-        guild=stack.guild,
-        channel=stack.guild.channel("general"),
-    )
+    handle = await imagine_in(stack.discord, stack.guild, options)
     answer = await handle.wait_callback()
     assert answer.ephemeral, answer
     assert why.lower() in (answer.content or "").lower(), answer.content

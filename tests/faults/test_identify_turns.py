@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.discord_app.sharding import SHARED_MARGIN
-from tests.e2e.bot_process import BotProcess
+from tests.e2e.bot_process import BotProcess, one_process_per_shard, stop_all
 from tests.e2e.conftest import DISCORD_TOKEN
 from tests.fakes.discord import IDENTIFY_WINDOW, FakeDiscord, IdentifyRecord
 from tests.fakes.replicate import FakeReplicate
@@ -33,18 +33,8 @@ INVALIDATED = "session has been invalidated"
 
 def deployment(api: FakeReplicate, fake: FakeDiscord, postgres_url: str, tmp_path: Path) -> list[BotProcess]:
     """One process per shard of ``fake.shard_count``, each with a guild on its shard, all on one database."""
-    processes = []
-    for shard in range(fake.shard_count):
-        workdir = tmp_path / f"shard-{shard}"
-        workdir.mkdir()
-        env = {
-            "DATABASE_URL": postgres_url,
-            "DISCORD_SHARD_COUNT": str(fake.shard_count),
-            "DISCORD_SHARD_IDS": str(shard),
-            "LOG_LEVEL": "INFO",
-        }
-        processes.append(BotProcess(api, fake, fake.add_guild(f"Shard {shard}", shard=shard), workdir, **env))
-    return processes
+    guilds = [fake.add_guild(f"Shard {shard}", shard=shard) for shard in range(fake.shard_count)]
+    return one_process_per_shard(api, fake, guilds, postgres_url, tmp_path, LOG_LEVEL="INFO")
 
 
 def assert_turns_kept(fake: FakeDiscord) -> None:
@@ -55,12 +45,6 @@ def assert_turns_kept(fake: FakeDiscord) -> None:
         gaps = [later - earlier for earlier, later in pairwise(times)]
         print(f"bucket {bucket} of {fake.max_concurrency}: sessions started {[round(gap, 2) for gap in gaps]} s apart")
         assert all(gap >= IDENTIFY_WINDOW for gap in gaps), (bucket, gaps)
-
-
-async def stop(processes: list[BotProcess]) -> None:
-    await asyncio.gather(*(process.stop() for process in processes))
-    for process in processes:
-        assert "Traceback" not in process.output(), process.output()
 
 
 @pytest.mark.parametrize("max_concurrency", [1, 2])
@@ -78,7 +62,7 @@ async def test_four_processes_started_at_once_take_turns_to_identify(
         try:
             await asyncio.gather(*(process.start(timeout=timeout) for process in processes))
         finally:
-            await stop(processes)
+            await stop_all(processes)
         assert sorted(fake.identified_shards) == [(shard, 4) for shard in range(4)]
         assert_turns_kept(fake)
         per_bucket = 4 // max_concurrency
@@ -115,7 +99,7 @@ async def test_a_process_killed_after_its_identify_holds_its_bucket_no_longer_th
         finally:
             for task in tasks:
                 task.cancel()
-            await stop(processes)
+            await stop_all(processes)
         shards = sorted(shard for shard, _ in fake.identified_shards)
         assert shards == sorted([first.shard_id, first.shard_id, other_shard])
         assert_turns_kept(fake)

@@ -40,6 +40,7 @@ from tests.e2e.conftest import StackFactory, field_of, status_of
 from tests.fakes import images
 from tests.fakes.replicate import FLUX_SCHNELL, FakeReplicate, Scenario
 from tests.faults.conftest import UnhandledWatch
+from tests.helpers import serving
 
 FLUX = ModelRef.parse(FLUX_SCHNELL)
 GENERIC_FAILURE = "Something went wrong on our side"
@@ -425,18 +426,10 @@ async def test_a_deeply_nested_api_reply_is_a_server_error() -> None:
 
     app = web.Application()
     app.router.add_get("/v1/predictions/{id}", nested)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as session:
-            client = ReplicateClient(session, f"http://127.0.0.1:{port}", "token", retry=RetryPolicy(attempts=1))
-            with pytest.raises(ServerError):
-                await client.get("p")
-    finally:
-        await runner.cleanup()
+    async with serving(app) as port, aiohttp.ClientSession() as session:
+        client = ReplicateClient(session, f"http://127.0.0.1:{port}", "token", retry=RetryPolicy(attempts=1))
+        with pytest.raises(ServerError):
+            await client.get("p")
 
 
 # --------------------------------------------------------------------------- through /imagine
@@ -505,16 +498,8 @@ async def test_an_api_reply_larger_than_the_cap_is_refused_clearly_and_not_retri
 
     app = web.Application()
     app.router.add_get("/v1/predictions/{id}", huge)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as session:
-            client = ReplicateClient(session, f"http://127.0.0.1:{port}", "r8_token", retry=FAST_RETRY)
-            with pytest.raises(ReplyTooLarge, match="larger than 16 MiB"):
-                await client.get("p")
-    finally:
-        await runner.cleanup()
+    async with serving(app) as port, aiohttp.ClientSession() as session:
+        client = ReplicateClient(session, f"http://127.0.0.1:{port}", "r8_token", retry=FAST_RETRY)
+        with pytest.raises(ReplyTooLarge, match="larger than 16 MiB"):
+            await client.get("p")
     assert hits == 1

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.bot_process import BotProcess
-from tests.e2e.conftest import DISCORD_TOKEN, field_of, is_terminal, status_of
+from tests.e2e.conftest import DISCORD_TOKEN, field_of, imagine_in, is_terminal, status_of
 from tests.fakes.discord import FakeDiscord, InteractionHandle, StoredMessage
 from tests.fakes.replicate import FakePrediction, FakeReplicate, Scenario
 
@@ -128,13 +128,7 @@ async def test_three_sigkills_during_a_burst_of_30_jobs(bot: BotProcess) -> None
 
     async def member_burst(member: int) -> None:
         for index in range(member, JOBS, MEMBERS):
-            handles[index] = await discord.slash(
-                "imagine",
-                {"prompt": prompt_of(index)},
-                user=guild.member(f"crane-{member}"),
-                guild=guild,
-                channel=guild.channel("general"),
-            )
+            handles[index] = await imagine_in(discord, guild, {"prompt": prompt_of(index)}, f"crane-{member}")
             assert not (await handles[index].wait_callback(timeout=10)).ephemeral
 
     await asyncio.gather(*(member_burst(member) for member in range(MEMBERS)))

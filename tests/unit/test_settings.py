@@ -63,6 +63,11 @@ def problems_for(env: dict[str, str], **kwargs: bool) -> list[str]:
     return caught.value.problems
 
 
+def variables_named(problems: list[str]) -> list[str]:
+    """The variables that problem lines name, sorted."""
+    return sorted(problem.split(":", 1)[0] for problem in problems)
+
+
 def test_defaults() -> None:
     settings = load_settings(dict(BASE_ENV))
     assert settings.replicate_api_token == Secret(REPLICATE_SECRET)
@@ -203,9 +208,7 @@ def test_several_problems_reported_at_once() -> None:
         "IMAGINE_JOB_TIMEOUT": "-1",
         "LOG_LEVEL": "loud",
     }
-    problems = problems_for(env, require_discord=True)
-    named = [problem.split(":", 1)[0] for problem in problems]
-    assert sorted(named) == sorted(
+    assert variables_named(problems_for(env, require_discord=True)) == sorted(
         [
             "REPLICATE_API_TOKEN",
             "DISCORD_TOKEN",

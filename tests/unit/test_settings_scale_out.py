@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bot.settings import HttpListen, SettingsError, load_settings, parse_shard_ids
+from bot.settings import HttpListen, load_settings, parse_shard_ids
+from tests.unit.test_settings import problems_for as problems_of
+from tests.unit.test_settings import variables_named
 
 BASE_ENV: dict[str, str] = {"REPLICATE_API_TOKEN": "r8_SECRET_abc123"}
 
 
 def problems_for(**env: str) -> list[str]:
     """The problem lines for ``env`` on top of a valid base (fails the test if there are none)."""
-    with pytest.raises(SettingsError) as caught:
-        load_settings({**BASE_ENV, **env})
-    return caught.value.problems
+    return problems_of({**BASE_ENV, **env})
 
 
 def only_problem(**env: str) -> str:
@@ -201,7 +201,7 @@ def test_all_new_problems_reported_at_once() -> None:
         IMAGINE_API_REQUESTS_PER_MINUTE="x",
         IMAGINE_TAKEOVER_AFTER="-3",
     )
-    assert sorted(problem.split(":", 1)[0] for problem in problems) == sorted(
+    assert variables_named(problems) == sorted(
         [
             "LOG_FORMAT",
             "IMAGINE_HTTP_LISTEN",
@@ -217,9 +217,8 @@ def test_all_new_problems_reported_at_once() -> None:
 
 
 def test_a_webhook_url_needs_the_http_server() -> None:
-    with pytest.raises(SettingsError) as raised:
-        load_settings({"REPLICATE_API_TOKEN": "r", "IMAGINE_WEBHOOK_URL": "https://bot.example.com/webhooks/replicate"})
-    assert any(line.startswith("IMAGINE_WEBHOOK_URL: needs IMAGINE_HTTP_LISTEN") for line in raised.value.problems)
+    problems = problems_for(IMAGINE_WEBHOOK_URL="https://bot.example.com/webhooks/replicate")
+    assert any(line.startswith("IMAGINE_WEBHOOK_URL: needs IMAGINE_HTTP_LISTEN") for line in problems)
 
 
 @pytest.mark.parametrize(
@@ -238,9 +237,7 @@ def test_webhook_urls(url: str, ok: bool) -> None:
     if ok:
         assert load_settings(environment).webhook_url == url
     else:
-        with pytest.raises(SettingsError) as raised:
-            load_settings(environment)
-        assert any(line.startswith("IMAGINE_WEBHOOK_URL: ") for line in raised.value.problems)
+        assert any(line.startswith("IMAGINE_WEBHOOK_URL: ") for line in problems_of(environment))
 
 
 def test_the_webhook_secret_is_checked_and_never_shown() -> None:
@@ -248,6 +245,5 @@ def test_the_webhook_secret_is_checked_and_never_shown() -> None:
     settings = load_settings({"REPLICATE_API_TOKEN": "r", "REPLICATE_WEBHOOK_SECRET": secret})
     assert settings.webhook_secret is not None and settings.webhook_secret.reveal() == secret
     assert secret not in repr(settings)
-    with pytest.raises(SettingsError) as raised:
-        load_settings({"REPLICATE_API_TOKEN": "r", "REPLICATE_WEBHOOK_SECRET": "not-a-secret"})
-    assert any(line.startswith("REPLICATE_WEBHOOK_SECRET: ") for line in raised.value.problems)
+    problems = problems_of({"REPLICATE_API_TOKEN": "r", "REPLICATE_WEBHOOK_SECRET": "not-a-secret"})
+    assert any(line.startswith("REPLICATE_WEBHOOK_SECRET: ") for line in problems)
