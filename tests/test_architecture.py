@@ -36,7 +36,6 @@ LONG_MODULES_WITH_A_REASON: dict[str, str] = {
     "bot.jobs.execution": "to split (issue 19)",
     "bot.jobs.engine": "to split (issue 19)",
     "bot.moderation.wordfilter": "to split (issue 19)",
-    "bot.api.client": "to split (issue 19)",
     "bot.settings": "to split (issue 19)",
     "bot.discord_app.presenter": "to split (issue 19)",
     "bot.storage.postgres_migrations": "to split (issue 19)",

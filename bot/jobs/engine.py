@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from bot.api.client import ApiError, ReplicateClient
+from bot.api.client import ReplicateClient
+from bot.api.errors import ApiError
 from bot.api.flags import apply_prompt_flags
 from bot.api.inputs import ImagineOptions, InputSchema, plan_inputs
 from bot.api.modelref import ModelRef

@@ -13,7 +13,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.api.client import ApiError, CreateOutcomeUnknown, Prediction, Progress, ReplicateClient, RequestWithdrawn
+from bot.api.client import ReplicateClient
+from bot.api.errors import ApiError, CreateOutcomeUnknown, RequestWithdrawn
+from bot.api.predictions import Prediction, Progress
 from bot.base.clock import Clock
 from bot.base.errors import ImagineError
 from bot.jobs.end_estimate import ClockAnchor, EndEstimate, RunTimes
