@@ -33,8 +33,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 MAX_LINES = 400
 LONG_MODULES_WITH_A_REASON: dict[str, str] = {
     # Issue 19 splits these next; each entry goes when its module does.
-    "bot.jobs.execution": "to split (issue 19)",
-    "bot.jobs.engine": "to split (issue 19)",
     "bot.moderation.wordfilter": "to split (issue 19)",
     "bot.settings": "to split (issue 19)",
     "bot.discord_app.presenter": "to split (issue 19)",
