@@ -38,6 +38,7 @@ detailed fixed-width tables too (:mod:`bench.details`), and with ``--json PATH``
 JSON with the machine they came from and every target checked. ``--quick`` is a scaled-down run (about
 three minutes); ``--only SECTION`` / ``--skip SECTION`` (``overhead``, ``scale``, ``sustained``,
 ``scale-out``) run a part alone or leave one out; ``--scale-rate N`` pushes the scale run's interactions
-at N per second instead of all at once. :mod:`bench.run` says how the sections run, :mod:`bench.measure`
-how each figure is read off the fakes, :mod:`bench.report` what the targets are.
+at N per second instead of all at once. :mod:`bench.run` says how the sections run (:mod:`bench.plan` what
+each measures), :mod:`bench.measure` how each figure is read off the fakes, :mod:`bench.targets` what the
+targets are, and :mod:`bench.report` how the results are printed.
 """

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.details import render
-from bench.report import machine, markdown, to_json
-from bench.run import FULL, QUICK, SECTIONS, run
+from bench.machine import machine
+from bench.plan import FULL, QUICK, SECTIONS
+from bench.report import markdown, to_json
+from bench.run import run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def chosen_sections(only: Sequence[str] | None, skip: Sequence[str]) -> tuple[str, ...]:
-    """The sections to run, in :data:`~bench.run.SECTIONS` order: ``only`` (default: all) less ``skip``."""
+    """The sections to run, in :data:`~bench.plan.SECTIONS` order: ``only`` (default: all) less ``skip``."""
     return tuple(section for section in SECTIONS if (not only or section in only) and section not in skip)
 
 

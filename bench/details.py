@@ -6,24 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from bench.measure import PhaseResult
-from bench.report import (
+from bench.report import _largest, _ms, _num, scale_out_limit, scale_out_rows, setup_notes
+from bench.results import Results, ScaleOutResult, ScaleResult, SustainedResult
+from bench.targets import (
     NAIVE,
     OFFICIAL,
     OURS,
     OURS_WEBHOOKS,
     PEER,
-    _case,
-    _largest,
-    _ms,
-    _num,
+    case_name,
     ratios,
     requests_besides_create,
-    scale_out_limit,
-    scale_out_rows,
-    setup_notes,
     targets,
 )
-from bench.run import Results, ScaleOutResult, ScaleResult, SustainedResult
 
 
 def render(results: Results, info: dict[str, Any]) -> str:
@@ -91,7 +86,7 @@ def render_phases(phases: list[PhaseResult]) -> list[str]:
     lines.append("  (jobs: 1xN = N jobs one at a time; N = N jobs at once. detect = succeeded -> file requested, p50;")
     lines.append("  429 = answered 429 by the fake API; d429 = edits answered 429 by the client's fake Discord)")
     gaps = [
-        f"{_case(p.duration, p.concurrency)} {_ms(p.previous_edit_gap.p50)}"
+        f"{case_name(p.duration, p.concurrency)} {_ms(p.previous_edit_gap.p50)}"
         for p in phases
         if p.client == OURS and p.previous_edit_gap.n
     ]
@@ -127,7 +122,7 @@ def render_phases(phases: list[PhaseResult]) -> list[str]:
     lines.append(f"  (peer: {PEER})")
     for phase in phases:
         for error, times in phase.errors.items():
-            lines.append(f"  {phase.client}, {_case(phase.duration, phase.concurrency)}: failed x{times}: {error}")
+            lines.append(f"  {phase.client}, {case_name(phase.duration, phase.concurrency)}: failed x{times}: {error}")
     return lines
 
 
@@ -252,7 +247,7 @@ def render_webhooks(phases: list[PhaseResult]) -> list[str]:
         hooks = phase.webhooks_per_job
         received = ", ".join(f"{event} {n:g}" for event, n in hooks.items() if event != "refused") or "none"
         lines.append(
-            f"    {_case(phase.duration, phase.concurrency)}: webhooks per job {received}; refused "
+            f"    {case_name(phase.duration, phase.concurrency)}: webhooks per job {received}; refused "
             f"{hooks.get('refused', 0):g}; API requests besides the create, largest "
             f"{_num(requests_besides_create(phase), 1)}; {phase.polled_after_end} of {phase.reached_api} polled "
             "after their prediction ended"

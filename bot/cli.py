@@ -25,14 +25,7 @@ from bot.base.logs import configure_logging
 from bot.core import Core
 from bot.jobs.model import JobState, JobView
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, check_days, report_tables, report_title, usage_report
-from bot.settings import (
-    Settings,
-    SettingsError,
-    database_password,
-    load_database_url,
-    load_environment,
-    load_settings,
-)
+from bot.settings import Settings, SettingsError, database_password, load_database_url, load_environment, load_settings
 from bot.storage import StorageError, migrate, open_repository
 from bot.storage.common import check_id
 from bot.storage.urls import mask_url

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from bot import __version__
-from bot.api.client import ApiError, NotFound, ReplicateClient
+from bot.api.client import ReplicateClient
+from bot.api.errors import ApiError, NotFound
 from bot.api.ratelimit import RequestBudget
 from bot.base.clock import Clock, SystemClock
 from bot.jobs.engine import JobEngine

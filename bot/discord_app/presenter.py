@@ -16,95 +16,58 @@
   mentions the requester, instead of being lost.
 - Everything needed to keep showing a job is in a :class:`MessageTarget`,
   which the journal keeps, so a restarted bot picks up where it left off.
+
+The routes to the message (token, channel, a new message) are :mod:`.message_routes`'; the target
+is :mod:`.message_target`'s. This module decides what to send, when, and what to try again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any, cast
+from dataclasses import replace
+from typing import Any, Required, TypedDict, Unpack
 
 import aiohttp
 import discord
 
 from bot.base.clock import Clock, SystemClock
 from bot.discord_app.answers import answer_with_message
+from bot.discord_app.message_routes import (
+    REFUSED,
+    UNREACHABLE,
+    ComponentsFactory,
+    MessageRoutes,
+    NoRoute,
+    TargetListener,
+    discord_files,
+    post_message,
+)
+from bot.discord_app.message_target import MessageTarget
 from bot.discord_app.pacing import EDIT_LIMIT, EDIT_WINDOW, EditPacer
-from bot.discord_app.render import alt_text, render_embed
-from bot.discord_app.uploads import NOT_SHOWN, JobUploads
+from bot.discord_app.render import render_embed
+from bot.discord_app.uploads import NOT_SHOWN
 from bot.jobs.model import ImagesNotShown, JobState, JobView
 from bot.media.images import ImageFile
 
+__all__ = ["ComponentsFactory", "DiscordPresenter", "MessageTarget", "PresenterOptions", "TargetListener"]
+
 log = logging.getLogger(__name__)
 
-TOKEN_LIFETIME = timedelta(minutes=15)
-_REFUSED = f"Discord refused the message with the finished images, {NOT_SHOWN}"
 _NOT_TAKEN = f"Discord did not take the finished images after several tries, {NOT_SHOWN}"
-_NOT_POSTED = (
-    f"The job's message was deleted, and Discord did not take the finished images when they were posted anew, "
-    f"{NOT_SHOWN}"
-)
-_UNREACHABLE = f"The job's message could no longer be reached to show the finished images, {NOT_SHOWN}"
 
 _Payload = tuple[dict[str, Any], list[dict[str, Any]]]
 """An edit's embed and components, as Discord would store them."""
-ComponentsFactory = Callable[[JobView], discord.ui.View | None]
-TargetListener = Callable[["MessageTarget"], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class MessageTarget:
-    """Where a job's message lives and how to reach it (JSON round-trips through the journal)."""
+class PresenterOptions(TypedDict, total=False):
+    """What every presenter of a job is given, however its message came to be."""
 
-    application_id: int
-    token: str = field(repr=False)
-    """The interaction token: edits through the webhook route until it expires. Never logged."""
-    token_expires_at: datetime
-    channel_id: int | None
-    message_id: int | None
-    """``None`` for a job journaled before its placeholder was sent: it is looked for, or posted anew."""
-    requester_id: int
-    upload_limit: int
-    reply_to: int | None = None
-    """The message this job's message replies to (an upscale or variation replies to its original)."""
-
-    @classmethod
-    def of(cls, interaction: discord.Interaction, message_id: int | None) -> MessageTarget:
-        """The target of the message that answers (or will answer) ``interaction``."""
-        return cls(
-            application_id=interaction.application_id,
-            token=interaction.token,
-            token_expires_at=interaction.created_at + TOKEN_LIFETIME,
-            channel_id=interaction.channel_id,
-            message_id=message_id,
-            requester_id=interaction.user.id,
-            upload_limit=interaction.filesize_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES,
-        )
-
-    @classmethod
-    def reply(cls, interaction: discord.Interaction, reply_to: int) -> MessageTarget:
-        """The target of a bot message, not yet posted, that replies to ``reply_to`` in the interaction's channel.
-
-        Only a channel message can reply to another (an interaction's own answer cannot carry a message
-        reference), so it is edited through the channel route from the start: no token is kept, and one
-        already expired stands in for it. After a restart it is edited (or, never posted, posted) alike.
-        """
-        return replace(cls.of(interaction, None), token="", token_expires_at=interaction.created_at, reply_to=reply_to)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-able data for the journal."""
-        data = asdict(self)
-        data["token_expires_at"] = self.token_expires_at.isoformat()
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> MessageTarget:
-        """The inverse of :meth:`to_json`."""
-        return cls(**{**data, "token_expires_at": datetime.fromisoformat(data["token_expires_at"])})
+    components: Required[ComponentsFactory]
+    clock: Clock | None
+    edit_window: float
+    edit_limit: int
+    on_target: TargetListener | None
 
 
 def _code(exc: discord.HTTPException) -> int:
@@ -148,14 +111,18 @@ class DiscordPresenter:
         or posted anew for one that was deleted (so the journal can point at it).
         ``edit_limit`` edits per ``edit_window`` seconds is Discord's budget of edits per message.
         """
-        self._client = client
-        self._interaction = interaction
-        self.target = target
+        self._routes = MessageRoutes(
+            client,
+            target,
+            components=components,
+            token_margin=token_margin,
+            interaction=interaction,
+            on_target=on_target,
+        )
         self._components = components
         self._clock = clock or SystemClock()
         self.pacer = EditPacer(edit_window, edit_limit)
         """The message's edit budget, and the pacer's latest decisions."""
-        self._token_deadline = target.token_expires_at - timedelta(seconds=token_margin)
         self._attempts = attempts
         self._latest: JobView | None = None
         self._seen_at: float | None = None  # when the oldest view not yet sent came
@@ -165,82 +132,39 @@ class DiscordPresenter:
         self._last_render: tuple[JobView, _Payload] | None = None
         self._wake = asyncio.Event()
         self._finished = False
-        self._token_dead = False
-        self._deleted = False
-        self._posting = False  # a new message is on its way (and its id to the journal): never cancelled
         self._lock = asyncio.Lock()
         self._next_estimate: JobView | None = None
-        self._on_target = on_target
-        self._uploads = JobUploads(target.upload_limit)
         self._pump_task = asyncio.create_task(self._pump(), name="discord-presenter")
+
+    @property
+    def target(self) -> MessageTarget:
+        """Where the job's message is now (a message posted anew moves it)."""
+        return self._routes.target
 
     @classmethod
     async def open(
-        cls,
-        interaction: discord.Interaction,
-        view: JobView,
-        *,
-        components: ComponentsFactory,
-        clock: Clock | None = None,
-        edit_window: float = EDIT_WINDOW,
-        edit_limit: int = EDIT_LIMIT,
-        on_target: TargetListener | None = None,
+        cls, interaction: discord.Interaction, view: JobView, **options: Unpack[PresenterOptions]
     ) -> DiscordPresenter:
         """Answer the interaction with the placeholder (in time: see :mod:`.answers`) and present the job there."""
         answer = await answer_with_message(
             interaction,
             embed=render_embed(view),
-            view=components(view) or discord.utils.MISSING,
+            view=options["components"](view) or discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions.none(),
         )
-        presenter = cls(
-            interaction.client,
-            MessageTarget.of(interaction, answer.message_id),
-            components=components,
-            clock=clock,
-            edit_window=edit_window,
-            edit_limit=edit_limit,
-            shown=view,
-            interaction=interaction,
-            on_target=on_target,
-        )
+        target = MessageTarget.of(interaction, answer.message_id)
+        presenter = cls(interaction.client, target, shown=view, interaction=interaction, **options)
         if answer.edited_deferred:  # the placeholder was an edit of "thinking…": one of the message's edits
             presenter.pacer.sent(presenter._clock.monotonic())
         return presenter
 
     @classmethod
     async def post_reply(
-        cls,
-        client: discord.Client,
-        target: MessageTarget,
-        view: JobView,
-        *,
-        components: ComponentsFactory,
-        clock: Clock | None = None,
-        edit_window: float = EDIT_WINDOW,
-        edit_limit: int = EDIT_LIMIT,
-        on_target: TargetListener | None = None,
+        cls, client: discord.Client, target: MessageTarget, view: JobView, **options: Unpack[PresenterOptions]
     ) -> DiscordPresenter:
         """Post the placeholder as a channel message replying to ``target.reply_to``, and present the job there."""
-        if target.channel_id is None:
-            raise _NoRoute
-        channel = client.get_partial_messageable(target.channel_id)
-        message = await channel.send(
-            embed=render_embed(view),
-            view=components(view) or discord.utils.MISSING,
-            **_reply(target),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
-        return cls(
-            client,
-            replace(target, message_id=message.id),
-            components=components,
-            clock=clock,
-            edit_window=edit_window,
-            edit_limit=edit_limit,
-            shown=view,
-            on_target=on_target,
-        )
+        message = await post_message(client, target, view, options["components"])
+        return cls(client, replace(target, message_id=message.id), shown=view, **options)
 
     # ----------------------------------------------------------------- engine side
 
@@ -276,7 +200,7 @@ class DiscordPresenter:
         never hear where it is. Nor once the edit's answer is in and discord.py is winding the request up
         (see :func:`_winding_up`).
         """
-        if self.target.message_id is not None and not self._posting and not _winding_up(self._pump_task):
+        if self.target.message_id is not None and not self._routes.posting and not _winding_up(self._pump_task):
             self._pump_task.cancel()  # the pump's request still counts: its ``sent`` is in a ``finally``
 
     def _unshown_reading(self) -> bool:
@@ -303,7 +227,7 @@ class DiscordPresenter:
                 await self._clock.sleep(wait)
             async with self._lock:
                 view = self._latest
-                if self._finished or self._deleted:
+                if self._finished or self._routes.deleted:
                     return
                 self._seen_at = None
                 if view is None or view == self._shown:
@@ -342,18 +266,6 @@ class DiscordPresenter:
             self._shown_payload = self._rendered(self._shown)
         return self._shown_payload
 
-    def _token_usable(self) -> bool:
-        return not self._token_dead and discord.utils.utcnow() < self._token_deadline
-
-    @staticmethod
-    def _files(view: JobView, uploads: tuple[ImageFile, ...]) -> list[discord.File]:
-        """Fresh files of ``uploads`` (a sent file is spent), each described (alt text) by the job's prompt."""
-        description = alt_text(view) if uploads else None
-        return [
-            discord.File(io.BytesIO(upload.data), filename=upload.filename, description=description)
-            for upload in uploads
-        ]
-
     async def _deliver_final(self, view: JobView) -> None:
         """Edit the message to the final ``view``, tried again until it goes through or the attempts run out.
 
@@ -362,7 +274,7 @@ class DiscordPresenter:
         """
         images = _delivered_images(view)
         for attempt in range(1, self._attempts + 1):
-            uploads = await self._uploads.fit(view.job_id, images)
+            uploads = await self._routes.uploads.fit(view.job_id, images)
             now = self._clock.monotonic()
             if (due := self.pacer.final_due(now)) > now:  # only retries ever fill the window before the final
                 await self._clock.sleep(due - now)
@@ -388,21 +300,21 @@ class DiscordPresenter:
         images = _delivered_images(view) if final else ()
         try:
             try:
-                await self._edit(view, self._files(view, uploads), final=final)
+                await self._routes.edit(view, discord_files(view, uploads), final=final)
             finally:
                 self.pacer.sent(self._clock.monotonic())  # tried: Discord may have counted it
-        except _NoRoute:
+        except NoRoute:
             log.warning("job %s: interaction token expired and no channel to edit in", view.job_id)
             if images:
-                raise ImagesNotShown(_UNREACHABLE) from None
+                raise ImagesNotShown(UNREACHABLE) from None
             return None
         except discord.NotFound as exc:
-            if _code(exc) == 10008 or not self._token_usable():
-                self._deleted = True
+            if _code(exc) == 10008 or not self._routes.token_usable():
+                self._routes.deleted = True
                 if final:
-                    await self._repost(view, images)
+                    await self._routes.repost(view, images)
                 return None
-            self._token_dead = True  # 10015 unknown webhook, 10062 unknown interaction
+            self._routes.token_dead = True  # 10015 unknown webhook, 10062 unknown interaction
             return 0.0
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             # discord.py's webhook adapter passes connection failures through: worth another try.
@@ -411,140 +323,25 @@ class DiscordPresenter:
         except discord.HTTPException as exc:
             retry_in = 0.0
             if exc.status == 401 or _code(exc) in (50027, 10015):
-                self._token_dead = True
+                self._routes.token_dead = True
             elif (exc.status == 413 or _code(exc) == 40005) and uploads:
-                self._uploads.shrink(view.job_id, uploads)  # at the floor: ImagesNotShown
+                self._routes.uploads.shrink(view.job_id, uploads)  # at the floor: ImagesNotShown
             elif exc.status == 429:
                 retry_in = _retry_after(exc)
-            elif exc.status == 403 and not self._token_usable():
+            elif exc.status == 403 and not self._routes.token_usable():
                 if final:
-                    await self._repost(view, images)
+                    await self._routes.repost(view, images)
                 return None
             elif exc.status >= 500:
                 retry_in = _backoff(attempt)
             elif images:  # refused for good (400/50035 and the like): say so without them
-                raise ImagesNotShown(_REFUSED) from exc
+                raise ImagesNotShown(REFUSED) from exc
             else:
                 raise
             log.info("edit of job %s answered %s (attempt %d)", view.job_id, exc.status, attempt)
             return retry_in
         self._shown, self._shown_payload = view, None  # rendered when next compared (the last render is kept)
         return None
-
-    async def _edit(self, view: JobView, files: list[discord.File], *, final: bool) -> None:
-        if self.target.message_id is None:
-            self._posting = True  # until the journal has the new message's id
-            try:
-                if await self._post_if_never_shown(view, files):
-                    return
-            finally:
-                self._posting = False
-        target = self.target
-        kwargs: dict[str, Any] = {"embed": render_embed(view), "view": self._components(view)}
-        if final:
-            kwargs["attachments"] = files
-        if self._token_usable():
-            if self._interaction is not None:
-                await self._interaction.edit_original_response(**kwargs)
-            else:
-                await self._webhook().edit_message(cast(int, target.message_id), **kwargs)
-            return
-        if target.channel_id is None or target.message_id is None:
-            raise _NoRoute
-        channel = self._client.get_partial_messageable(target.channel_id)
-        await channel.get_partial_message(target.message_id).edit(**kwargs)
-
-    def _webhook(self) -> discord.Webhook:
-        return discord.Webhook.partial(self.target.application_id, self.target.token, client=self._client)
-
-    async def _post_if_never_shown(self, view: JobView, files: list[discord.File]) -> bool:
-        """A job journaled just before a crash may never have shown its placeholder: find it, or post the job.
-
-        ``True`` if ``view`` was posted as a new message (nothing left to edit).
-        """
-        if self._token_usable():
-            try:
-                # "@original" in place of an id: the route Discord serves for the interaction's own answer.
-                original = await self._webhook().fetch_message(cast(int, "@original"))
-            except discord.NotFound:
-                pass  # the placeholder never went out
-            except discord.HTTPException as exc:
-                if exc.status >= 500 or exc.status == 429:
-                    raise
-                self._token_dead = True
-            else:
-                await self._retarget(original.id)
-                return False
-        if self.target.channel_id is None:
-            raise _NoRoute
-        channel = self._client.get_partial_messageable(self.target.channel_id)
-        requester = self.target.requester_id
-        message = await channel.send(
-            content=f"<@{requester}> here is your /imagine (the bot restarted before it could answer you).",
-            embed=render_embed(view),
-            files=files,
-            view=self._components(view) or discord.utils.MISSING,
-            **_reply(self.target),
-            allowed_mentions=discord.AllowedMentions(users=[discord.Object(requester)]),
-        )
-        # The bot's own message: edited through the channel route from now on, not the interaction's webhook.
-        self._token_dead = True
-        await self._retarget(message.id)
-        return True
-
-    async def _retarget(self, message_id: int) -> None:
-        self.target = replace(self.target, message_id=message_id)
-        if self._on_target is not None:
-            try:
-                await self._on_target(self.target)
-            except Exception:
-                log.exception("could not record where job's message is")
-
-    async def _repost(self, view: JobView, images: tuple[ImageFile, ...]) -> None:
-        """The message is gone: post the result anew, mentioning the requester.
-
-        Tried once (a post that failed may have gone out all the same): with images, any failure raises
-        :class:`ImagesNotShown`, and the view without them is shown (posted) again.
-        """
-        target = self.target
-        if target.channel_id is None:
-            log.warning("job %s: message deleted and no channel to post in; result not shown", view.job_id)
-            if images:
-                raise ImagesNotShown(_UNREACHABLE)
-            return
-        channel = self._client.get_partial_messageable(target.channel_id)
-        content = f"<@{target.requester_id}> the message for your /imagine was deleted, so here is the result."
-        uploads = await self._uploads.fit(view.job_id, images)
-        try:
-            message = await channel.send(
-                content=content,
-                embed=render_embed(view),
-                files=self._files(view, uploads),
-                view=self._components(view) or discord.utils.MISSING,
-                **_reply(target),
-                allowed_mentions=discord.AllowedMentions(users=[discord.Object(target.requester_id)]),
-            )
-        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("job %s: could not post the result anew (%s: %s)", view.job_id, type(exc).__name__, exc)
-            if not images:
-                return
-            status = getattr(exc, "status", 0)
-            refused = 400 <= status < 500 and status != 429
-            raise ImagesNotShown(_REFUSED if refused else _NOT_POSTED) from exc
-        await self._retarget(message.id)  # so the journal (and history's link) points at the result
-
-
-def _reply(target: MessageTarget) -> dict[str, Any]:
-    """``send`` arguments making a reply to the target's original message, if it has one.
-
-    No error if that message is gone, and no ping of its author (the requester is named in the embed).
-    """
-    if target.reply_to is None or target.channel_id is None:
-        return {}
-    reference = discord.MessageReference(
-        message_id=target.reply_to, channel_id=target.channel_id, fail_if_not_exists=False
-    )
-    return {"reference": reference, "mention_author": False}
 
 
 def _winding_up(task: asyncio.Task[None]) -> bool:
@@ -576,7 +373,3 @@ def _backoff(attempt: int) -> float:
 
 def _estimated(view: JobView) -> bool:
     return view.progress is not None and view.progress.estimated
-
-
-class _NoRoute(Exception):
-    """The token is dead and there is no channel message to edit instead."""

@@ -1,7 +1,9 @@
 """Jobs: one ``/imagine`` from the queue to its images, surviving restarts and other processes.
 
 Owns the job's model and views (:mod:`.model`), the engine with its queue and slots (:mod:`.engine`,
-:mod:`.scheduling`), one prediction's run (:mod:`.execution`), when to poll (:mod:`.end_estimate`,
+:mod:`.scheduling`, :mod:`.handles`), a request built from a member's options (:mod:`.preparation`),
+views shown in order (:mod:`.showing`), one prediction's run (:mod:`.execution`: create in
+:mod:`.creation`, outcome in :mod:`.outcome`), when to poll (:mod:`.end_estimate`,
 :mod:`.poll_planner`), the progress bar (:mod:`.progress`), the journal that makes jobs durable
 (:mod:`.journal`), resuming after a restart (:mod:`.recovery`) and events the API pushes
 (:mod:`.webhooks`). May import :mod:`bot.base`, :mod:`bot.api`, :mod:`bot.media`, :mod:`bot.storage`

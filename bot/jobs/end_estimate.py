@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from bot.api.client import Prediction, Progress
+from bot.api.predictions import Prediction, Progress
 
 RECENT = 8
 """Runs of a model remembered: enough for its spread, recent enough to follow a change (of hardware, or of

@@ -3,7 +3,9 @@
 The engine decides *when* a job runs and shows every change of it to the job's
 :class:`~bot.jobs.model.Presenter`; :mod:`bot.jobs.execution` runs it (create, poll,
 download). It knows nothing of Discord or SQL: the Discord cog and the CLI are
-two presenters of the same views.
+two presenters of the same views. Requests are built by :mod:`bot.jobs.preparation`,
+views reach their presenters through :mod:`bot.jobs.showing`, and the handles it
+hands out and takes back are :mod:`bot.jobs.handles`'.
 """
 
 from __future__ import annotations
@@ -12,23 +14,18 @@ import asyncio
 import logging
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from bot.api.client import ApiError, ReplicateClient
-from bot.api.flags import apply_prompt_flags
-from bot.api.inputs import ImagineOptions, InputSchema, plan_inputs
-from bot.api.modelref import ModelRef
+from bot.api.client import ReplicateClient
 from bot.base.clock import Clock, SystemClock
 from bot.base.errors import ImagineError
+from bot.jobs import showing
 from bot.jobs.execution import JobExecutor
-from bot.jobs.journal import Unfinished
+from bot.jobs.handles import Job, ResumedJob
 from bot.jobs.model import (
-    ImagesNotShown,
     JobJournal,
-    JobKind,
     JobRequest,
     JobState,
     JobTakenOver,
@@ -37,8 +34,9 @@ from bot.jobs.model import (
     Presenter,
 )
 from bot.jobs.poll_planner import PollPolicy
+from bot.jobs.preparation import RequestPreparer
 from bot.jobs.recovery import PredictionFinder
-from bot.jobs.scheduling import FairQueue, position_worth_showing
+from bot.jobs.scheduling import FairQueue, Slots, position_worth_showing
 from bot.jobs.webhooks import PredictionEvents
 from bot.media.delivery import Downloader
 
@@ -55,68 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-IMAGES_LOST = "The finished images could not be delivered, and nothing is charged for them."
-"""Said when a presenter failed to show a job's images in a way it did not foresee (it logged why)."""
-
-
-@dataclass(frozen=True)
-class ResumedJob:
-    """A journaled job to take back after a restart (or from a process that died)."""
-
-    job_id: str
-    request: JobRequest
-    presenter: Presenter
-    prediction_id: str | None
-    create_started_at: datetime | None
-    """When its create may have gone out; with no ``prediction_id`` the prediction is looked up, not re-created."""
-    age: float = 0.0
-    """Seconds since the job started (its create went out), or since it was accepted."""
-
-    @classmethod
-    def of(cls, job: Unfinished, presenter: Presenter) -> ResumedJob:
-        """The journal's unfinished ``job``, shown from now on by ``presenter``."""
-        return cls(
-            job.job_id,
-            job.request,
-            presenter,
-            prediction_id=job.prediction_id,
-            create_started_at=job.create_started_at,
-            age=job.age,
-        )
-
-
-class Job:
-    """A handle on a submitted job."""
-
-    def __init__(self, engine: JobEngine, job: LiveJob) -> None:
-        self._engine = engine
-        self._job = job
-
-    @property
-    def id(self) -> str:
-        """The job's id (also in its buttons)."""
-        return self._job.id
-
-    @property
-    def view(self) -> JobView:
-        """The latest view."""
-        return self._job.view
-
-    @property
-    def presenter(self) -> Presenter:
-        """What shows the job to its member (in the bot, its Discord message's presenter)."""
-        return self._job.presenter
-
-    async def cancel(self, by: int | None = None) -> bool:
-        """Ask the job to stop; ``False`` if it had already ended."""
-        return await self._engine.cancel(self.id, by=by)
-
-    async def wait(self) -> JobView:
-        """Wait for the job to end and return its final view (images included)."""
-        self._job.keep_images = True
-        await self._job.done.wait()
-        return self._job.view
 
 
 class JobEngine:
@@ -150,11 +86,13 @@ class JobEngine:
         ``prefer_wait`` is how long a create may be held for its result when polling (with webhooks it is
         not held: their events show the progress at once).
         """
-        self._client = client
-        self._max_running = max_running
-        self._max_per_server = max_running_per_server
+        preparer = RequestPreparer(client, schema_timeout=schema_timeout)
+        self.prepare = preparer.prepare
+        """Build a job's request from a member's options (:meth:`RequestPreparer.prepare`)."""
+        self.input_schema = preparer.input_schema
+        """The model's input schema as :attr:`prepare` reads it (``None``: unknown, or slow to come)."""
+        self._slots = Slots(max_running, max_running_per_server)
         self._prefer_wait = prefer_wait
-        self._schema_timeout = schema_timeout
         self._clock = clock or SystemClock()
         self._executor = JobExecutor(
             self,
@@ -176,52 +114,9 @@ class JobEngine:
         self._on_end = on_end
         self._on_shown = on_shown
         self._journal = journal
-        self._running: dict[Hashable, int] = {}
-        self._running_members: dict[Hashable, int] = {}
-        self._running_total = 0
         self._closed = False
 
     # ----------------------------------------------------------------- public
-
-    async def prepare(
-        self,
-        model: ModelRef,
-        options: ImagineOptions,
-        *,
-        requester_id: int | None = None,
-        guild_id: int | None = None,
-        channel_id: int | None = None,
-        kind: JobKind = JobKind.IMAGINE,
-    ) -> JobRequest:
-        """Read the prompt's flags, check ``options`` against the model's schema and build a request.
-
-        Raises ``InputRejected`` (``FlagRejected`` for a malformed prompt flag) with the reason.
-
-        The schema is read once per model and cached; if it takes longer than
-        ``schema_timeout`` the options are sent unchecked (the fetch goes on and
-        fills the cache for next time), so members always get an answer fast.
-        """
-        # Flags first: the model gets the prompt without them, and each front end gets them for free.
-        options, flag_notes = apply_prompt_flags(options)
-        options.check()
-        schema = await self._schema(model)
-        planned = plan_inputs(options, schema)
-        return JobRequest(
-            model=model,
-            options=options,
-            inputs=planned.inputs,
-            notes=flag_notes + planned.notes,
-            images_expected=planned.images_expected,
-            requester_id=requester_id,
-            guild_id=guild_id,
-            channel_id=channel_id,
-            kind=kind,
-            image_input=planned.image_input,
-        )
-
-    async def input_schema(self, model: ModelRef) -> InputSchema | None:
-        """The model's input schema as :meth:`prepare` reads it (``None``: unknown, or slow to come)."""
-        return await self._schema(model)
 
     def new_job_id(self) -> str:
         """A fresh job id, for a front end that must show the job before submitting it."""
@@ -312,7 +207,7 @@ class JobEngine:
     @property
     def running(self) -> int:
         """Jobs running now."""
-        return self._running_total
+        return self._slots.total
 
     def queued_by(self, guild_id: int | None, member_id: int | None) -> int:
         """This member's jobs waiting here for a slot."""
@@ -324,8 +219,7 @@ class JobEngine:
         Every waiting job is held back by a cap (the queue is served at each change), so a free slot
         here goes to the next job of this server, not to one already waiting.
         """
-        server = self._max_per_server - self._running.get(guild_id, 0)
-        return max(0, min(self._max_running - self._running_total, server))
+        return self._slots.free(guild_id)
 
     async def cancel(self, job_id: str, *, by: int | None = None) -> bool:
         """Cancel a job: a waiting one ends now, a running one is canceled on the API too."""
@@ -403,19 +297,14 @@ class JobEngine:
     # ----------------------------------------------------------------- scheduling
 
     def _dispatch(self) -> None:
-        while self._running_total < self._max_running:
-            job = self._queue.pop(
-                lambda j: self._running.get(j.server_key, 0) < self._max_per_server,
-                lambda member: self._running_members.get(member, 0),
-            )
+        while not self._slots.full:
+            job = self._queue.pop(self._slots.server_has_room, self._slots.of_member)
             if job is None:
                 return
             self._start(job)
 
     def _start(self, job: LiveJob, *, prediction_id: str | None = None) -> None:
-        self._running_total += 1
-        self._running[job.server_key] = self._running.get(job.server_key, 0) + 1
-        self._running_members[job.member_key] = self._running_members.get(job.member_key, 0) + 1
+        self._slots.take(job)
         job.task = asyncio.create_task(self._run(job, prediction_id), name=f"job-{job.id}")
 
     def _show_positions(self) -> None:
@@ -425,54 +314,8 @@ class JobEngine:
                 self.show(job, replace(job.view, queue_position=position))
 
     def show(self, job: LiveJob, view: JobView) -> None:
-        """Record a non-terminal view and hand it to the presenter without waiting on it.
-
-        One pump per job delivers views in order; a view superseded before the
-        presenter took it is skipped (the newest state wins).
-        """
-        job.view = view
-        job.pending = view
-        if job.pump is None or job.pump.done():
-            job.pump = asyncio.create_task(self._pump(job), name=f"show-{job.id}")
-
-    async def _pump(self, job: LiveJob) -> None:
-        while job.pending is not None:
-            view, job.pending = job.pending, None
-            await self._present(job, view)
-
-    async def _present(self, job: LiveJob, view: JobView) -> None:
-        try:
-            await job.presenter.show(view)
-        except Exception:
-            log.exception("presenter failed to show job %s (%s)", job.id, view.state)
-
-    async def _settle_and_show(self, job: LiveJob, view: JobView) -> JobView:
-        """Book the job's end, then show its final view; the view the member sees (with what was delivered).
-
-        Bookkeeping (refunds) comes first, so a member who reads the outcome can act on it at once. If the
-        presenter cannot show the view's images (it says so, or fails in a way it did not foresee), the job is
-        booked again for what will be seen (booking only ever moves towards the member, and is idempotent: a
-        job resumed after a crash here ends again) before the view with fewer images, or none, is shown. A
-        view without images that cannot be shown either is given up on: the job still ends.
-        """
-        await self._book(job, view)
-        while True:
-            try:
-                await job.presenter.show(view)
-                return view
-            except ImagesNotShown as refused:
-                log.warning("job %s: images not shown (%s)", job.id, refused.reason)
-                not_shown = refused
-            except Exception:
-                log.exception("presenter failed to show job %s (%s)", job.id, view.state)
-                not_shown = ImagesNotShown(IMAGES_LOST)
-            if not view.images:
-                return view
-            amended = not_shown.amend(view)
-            if len(amended.images) >= len(view.images):  # nothing less to show: show none
-                amended = ImagesNotShown(not_shown.reason).amend(view)
-            view = job.view = amended
-            await self._book(job, view)
+        """Hand a non-terminal view to the job's presenter without waiting (:func:`showing.show`)."""
+        showing.show(job, view)
 
     async def _book(self, job: LiveJob, view: JobView) -> None:
         if self._on_end is not None:
@@ -503,7 +346,7 @@ class JobEngine:
                 await self._let_go(job)
                 return
         job.ending = True
-        view = await self._settle_and_show(job, view)
+        view = await showing.settle_and_show(job, view, self._book)
         if self._on_shown is not None:
             self._on_shown(view)
         if self._journal is not None:
@@ -539,23 +382,7 @@ class JobEngine:
                     job, JobState.FAILED, error=f"Something went wrong on our side (reference {reference})."
                 )
         finally:
-            self._running_total -= 1
-            for counts, key in ((self._running, job.server_key), (self._running_members, job.member_key)):
-                counts[key] -= 1
-                if not counts[key]:
-                    del counts[key]
+            self._slots.give_back(job)
             if not self._closed:
                 self._dispatch()
                 self._show_positions()
-
-    async def _schema(self, model: ModelRef) -> InputSchema | None:
-        fetch = asyncio.ensure_future(self._client.input_schema(model))
-        try:
-            document = await asyncio.wait_for(asyncio.shield(fetch), self._schema_timeout)
-        except TimeoutError:
-            log.info("input schema of %s is slow to come; sending options unchecked this time", model)
-            return None
-        except ApiError as exc:
-            log.warning("could not read the input schema of %s: %s", model, exc)
-            return None
-        return InputSchema.from_openapi(document) if document else None

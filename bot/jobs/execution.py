@@ -1,8 +1,10 @@
 """One job's way through the API: create (or find a lost create), poll to the end, download.
 
-The engine (:mod:`bot.jobs.engine`) decides *when* a job runs; this module runs it.
-It reports through the :class:`JobHost` (show a view, finish the job) and
-writes each step to the journal, so a restart or another process can carry on.
+The engine (:mod:`bot.jobs.engine`) decides *when* a job runs; this module runs it: the
+create step is :mod:`bot.jobs.creation`'s, the poll loop is here, and how the job ends once
+its prediction has (the download) is :mod:`bot.jobs.outcome`'s. It reports through the
+:class:`JobHost` (show a view, finish the job) and writes each step to the journal, so a
+restart or another process can carry on.
 """
 
 from __future__ import annotations
@@ -10,26 +12,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from datetime import datetime
 from typing import Any, Protocol
 
-from bot.api.client import ApiError, CreateOutcomeUnknown, Prediction, Progress, ReplicateClient, RequestWithdrawn
+from bot.api.client import ReplicateClient
+from bot.api.errors import ApiError
+from bot.api.predictions import Prediction, Progress
 from bot.base.clock import Clock
-from bot.base.errors import ImagineError
+from bot.jobs.creation import CREATE_ATTEMPTS, JobEnded, PredictionCreator
 from bot.jobs.end_estimate import ClockAnchor, EndEstimate, RunTimes
-from bot.jobs.model import JobJournal, JobState, JobTakenOver, JobView, LiveJob
+from bot.jobs.model import JobJournal, JobState, JobView, LiveJob
+from bot.jobs.outcome import outcome, ran_too_long
 from bot.jobs.poll_planner import PollPlanner, PollPolicy
 from bot.jobs.progress import ProgressEstimate, shown_percent
-from bot.jobs.recovery import Lookup, PredictionFinder
+from bot.jobs.recovery import PredictionFinder
 from bot.jobs.webhooks import PredictionEvents, stage
 from bot.media.delivery import Downloader
 
 log = logging.getLogger(__name__)
-
-CREATE_ATTEMPTS = 3
-"""Creates sent for one job at most, each after a lookup proved the one before made no prediction."""
-MAX_IMAGES_PER_JOB = 10
-"""Images one job shows at most: a Discord message carries at most 10 attachments."""
 
 
 class JobHost(Protocol):
@@ -42,15 +41,6 @@ class JobHost(Protocol):
     async def finish(self, job: LiveJob, state: JobState, **changes: Any) -> None:
         """End the job with ``state`` and show its final view."""
         ...
-
-
-class _Ended(Exception):
-    """The create step ended the job: ``state`` and ``changes`` say how."""
-
-    def __init__(self, state: JobState, **changes: Any) -> None:
-        super().__init__(state)
-        self.state = state
-        self.changes = changes
 
 
 class JobExecutor:
@@ -76,18 +66,22 @@ class JobExecutor:
         self._downloader = downloader
         self._clock = clock
         self._journal = journal
-        self._finder = finder
+        self._creator = PredictionCreator(
+            client,
+            clock=clock,
+            journal=journal,
+            finder=finder,
+            job_timeout=job_timeout,
+            prefer_wait=prefer_wait,
+            create_attempts=create_attempts,
+        )
         self._planner = PollPlanner(client.budget.other, poll)
         self._run_times = RunTimes()
         self._timeout = job_timeout
-        self._prefer_wait = prefer_wait
         self._progress_tick = progress_tick
-        self._create_attempts = create_attempts
         self.webhook_url: str | None = None
         """Set (with :attr:`events`): predictions are created with this webhook; polling is a safety net."""
         self.events: PredictionEvents | None = None
-        self._claimed: set[str] = set()  # predictions this process's jobs have, journaled or about to be
-        self._journaling: dict[str, asyncio.Future[None]] = {}  # a job's created write, still going
 
     async def run(self, job: LiveJob, prediction_id: str | None) -> None:
         """Run ``job`` to its end: from its create, or from a prediction it already has (after a restart)."""
@@ -97,14 +91,15 @@ class JobExecutor:
             deadline = (job.submitted_at if resumed else self._clock.monotonic()) + self._timeout
             self._host.show(job, replace(job.view, state=JobState.STARTING, queue_position=None))
             try:
-                prediction, anchor = await (self._recover(job) if resumed else self._create(job))
-            except _Ended as ended:
+                step = self._creator.recover if resumed else self._creator.create
+                prediction, anchor = await step(job, webhook=self.webhook_url)
+            except JobEnded as ended:
                 await self._host.finish(job, ended.state, **ended.changes)
                 return
         else:  # resumed: the prediction has been running since before the restart
             deadline = job.submitted_at + self._timeout
             prediction = Prediction(id=prediction_id, status="starting")
-        self._claimed.add(prediction.id)
+        self._creator.claimed.add(prediction.id)
         pushed = self.events.watch(prediction.id) if self.events is not None else None
         try:
             await self._poll_to_end(
@@ -117,16 +112,10 @@ class JobExecutor:
             )
         finally:
             self._planner.leave(job.id)
-            await self._journaled(job)
-            self._claimed.discard(prediction.id)
+            await self._creator.journaled(job)
+            self._creator.claimed.discard(prediction.id)
             if self.events is not None:
                 self.events.forget(prediction.id)
-
-    async def _journaled(self, job: LiveJob) -> None:
-        """Wait for the job's created write, if one is still going (it raises a takeover, if there was one)."""
-        written = self._journaling.pop(job.id, None)
-        if written is not None:
-            await written
 
     def _wall_anchor(self) -> ClockAnchor:
         """Maps the API's timestamps by the wall clock (a prediction this process did not create)."""
@@ -140,110 +129,6 @@ class JobExecutor:
         return prediction
 
     # ----------------------------------------------------------------- create
-
-    async def _create(self, job: LiveJob) -> tuple[Prediction, ClockAnchor | None]:
-        """Create the job's prediction, journaling around it, and find it again if the answer is lost.
-
-        With it, the moment the create went out (the prediction's ``created_at`` on the API's clock).
-        """
-        request = job.request
-        sent_at = 0.0
-
-        def proceed() -> bool:
-            nonlocal sent_at
-            sent_at = self._clock.monotonic()
-            return not job.cancel_event.is_set()
-
-        if job.cancel_event.is_set():  # canceled while waiting for the budget: nothing to pay for
-            raise _Ended(JobState.CANCELED)
-        job.creating = True
-        try:
-            for attempt in range(1, self._create_attempts + 1):
-                started = await self._mark_creating(job)
-                try:
-                    prediction = await self._client.create(
-                        request.model,
-                        request.inputs,
-                        # Pushed by webhook, its progress is known at once: no need to hold the create.
-                        wait=0 if self.webhook_url else self._prefer_wait,
-                        cancel_after=self._timeout,
-                        proceed=proceed,
-                        webhook=self.webhook_url,
-                    )
-                except RequestWithdrawn:
-                    raise _Ended(JobState.CANCELED) from None
-                except CreateOutcomeUnknown as exc:
-                    lookup = await self._look_up(job, started)
-                    if lookup.prediction is not None:
-                        return lookup.prediction, None
-                    if lookup.absent and attempt < self._create_attempts and not job.cancel_event.is_set():
-                        log.warning("job %s: %s; no prediction was made, so it is sent again", job.id, exc.message)
-                        continue
-                    raise _Ended(JobState.FAILED, error=_lost_create_message(exc.message, lookup)) from None
-                except ApiError as exc:
-                    raise _Ended(JobState.FAILED, error=exc.message) from None
-                self._claimed.add(prediction.id)
-                if self._journal is not None:
-                    written = asyncio.ensure_future(self._journal.created(job.id, prediction.id))
-                    if prediction.terminal:
-                        # Ended in its create: the write goes on while the image downloads, and is waited
-                        # for before the image is shown (a restart then always knows the prediction).
-                        self._journaling[job.id] = written
-                    else:
-                        await written
-                log.info("job %s: prediction %s created (%s)", job.id, prediction.id, prediction.status)
-                created = prediction.created_at
-                return prediction, None if created is None else ClockAnchor(created, sent_at)
-            raise AssertionError("unreachable: the last attempt returns or raises")
-        finally:
-            job.creating = False
-            job.created.set()
-
-    async def _mark_creating(self, job: LiveJob) -> datetime:
-        """Journal that a create is about to go out; without the mark a restart could create a second one."""
-        started = self._clock.now()
-        if self._journal is not None:
-            try:
-                await self._journal.creating(job.id, target=job.unjournaled_target)
-                job.unjournaled_target = None
-            except JobTakenOver:
-                raise
-            except Exception:
-                log.exception("job %s: could not journal the create; not creating", job.id)
-                error = "The bot could not record this job, so it did not start it."
-                # Its end may not be written either: still unfinished, a restart would run it.
-                self._journal.give_up(job.id, error)
-                raise _Ended(JobState.FAILED, error=error) from None
-        return started
-
-    async def _recover(self, job: LiveJob) -> tuple[Prediction, ClockAnchor | None]:
-        """A job whose create may have gone out before a restart: find its prediction, or create it if none."""
-        assert job.create_started_at is not None
-        lookup = await self._look_up(job, job.create_started_at)
-        if lookup.prediction is not None:
-            return lookup.prediction, None
-        if lookup.absent:
-            log.info("job %s: its create before the restart made no prediction; creating it now", job.id)
-            return await self._create(job)
-        raise _Ended(
-            JobState.FAILED,
-            error=(
-                "The bot restarted just as this job was being started, and "
-                f"{lookup.reason or 'the prediction could not be looked up'}. It was not started again, so "
-                "nothing is paid twice, and it did not count against your daily images. Please run /imagine again."
-            ),
-        )
-
-    async def _look_up(self, job: LiveJob, since: datetime) -> Lookup:
-        async def claim(prediction: Prediction) -> bool:
-            if prediction.id in self._claimed:
-                return False
-            if self._journal is not None and not await self._journal.claim(job.id, prediction.id):
-                return False
-            self._claimed.add(prediction.id)
-            return True
-
-        return await self._finder.find(job.request.model, job.request.inputs, since=since, claim=claim)
 
     # ----------------------------------------------------------------- polling
 
@@ -289,7 +174,7 @@ class JobExecutor:
                     job,
                     JobState.TIMED_OUT,
                     prediction_id=prediction.id,
-                    error=f"The prediction ran longer than {self._timeout:g} seconds, so it was canceled.",
+                    error=ran_too_long(self._timeout),
                 )
                 return
             window = estimate.window()
@@ -423,86 +308,21 @@ class JobExecutor:
     # ----------------------------------------------------------------- outcome
 
     async def _finish_prediction(self, job: LiveJob, prediction: Prediction, deadline: float) -> None:
-        common: dict[str, Any] = {
-            "prediction_id": prediction.id,
-            "seed": prediction.seed,
-            "predict_time": prediction.predict_time,
-            "prediction_ended_at": self._clock.monotonic(),
-        }
-        finish = self._end
-        if prediction.status == "succeeded":
-            await self._deliver(job, prediction, common)
-        elif prediction.status == "failed":
-            error = prediction.error or "The prediction failed without saying why."
-            await finish(job, JobState.FAILED, error=error, **common)
-        elif prediction.status == "aborted":
-            reason = f" ({prediction.error})" if prediction.error else ""
-            await finish(
-                job, JobState.FAILED, error=f"The API aborted the prediction before it started{reason}.", **common
-            )
-        elif job.cancel_event.is_set():
-            await finish(job, JobState.CANCELED, **common)
-        elif self._clock.monotonic() >= deadline - 1:
-            error = f"The prediction ran longer than {self._timeout:g} seconds, so it was canceled."
-            await finish(job, JobState.TIMED_OUT, error=error, **common)
-        else:
-            await finish(job, JobState.CANCELED, error="The prediction was canceled on the API's side.", **common)
-
-    async def _end(self, job: LiveJob, state: JobState, **changes: Any) -> None:
-        """End the job, once its prediction is journaled (the write may still be going: see :meth:`_create`)."""
-        await self._journaled(job)
-        await self._host.finish(job, state, **changes)
-
-    async def _deliver(self, job: LiveJob, prediction: Prediction, common: dict[str, Any]) -> None:
-        urls = prediction.output_urls
-        refused = prediction.refused_outputs
-        if not urls:
-            if refused:
-                more = f" (and {len(refused) - 1} more like it)" if len(refused) > 1 else ""
-                error = f"The model's output was refused: {refused[0]}{more}."
-            elif prediction.data_removed:
-                error = "The prediction's outputs were already deleted by the API."
-            else:
-                error = "The model finished but returned no image."
-            await self._end(job, JobState.FAILED, error=error, **common)
-            return
-        notes = list(job.view.notes)
-        expected = job.request.images_expected
-        shown = max(1, min(expected, MAX_IMAGES_PER_JOB))
-        if len(urls) > shown:  # only what was asked is downloaded, shown and paid for
-            notes.append(_surplus_note(len(urls), expected, shown))
-            urls = urls[:shown]
-        try:
-            images = await self._downloader.fetch_all(urls, stem=f"imagine-{job.id}")
-        except ImagineError as exc:
-            await self._end(job, JobState.FAILED, error=exc.message, **common)
-            return
-        if refused:
-            notes.append(f"{len(refused)} of the model's outputs were refused: {refused[0]}.")
-        if len(images) < shown and not refused:
-            notes.append(
-                f"{len(images)} of {expected} images came back; the model's safety checker may have held some back."
-            )
-        await self._end(job, JobState.SUCCEEDED, images=tuple(images), notes=tuple(notes), **common)
-
-
-def _surplus_note(returned: int, asked: int, shown: int) -> str:
-    """Why fewer images are shown than the model returned."""
-    if shown < asked:
-        return f"The model returned {returned} images; a message holds at most {shown}, so the first {shown} are shown."
-    return f"The model returned {returned} images for the {asked} asked; the first {shown} are shown."
-
-
-def _lost_create_message(what: str, lookup: Lookup) -> str:
-    if lookup.absent:
-        return (
-            f"{what}, and again on every try; the bot checked each time that no prediction was made, "
-            "so nothing was paid. Please try again in a moment."
+        ended_at = self._clock.monotonic()
+        state, changes = await outcome(
+            job, prediction, self._downloader, timed_out=ended_at >= deadline - 1, job_timeout=self._timeout
         )
-    return (
-        f"{what}, so it is unknown whether it started, and {lookup.reason or 'it could not be looked up'}. "
-        "It was not sent again, so nothing is paid twice."
-    )
+        # Ended once its prediction is journaled: that write may still be going (see PredictionCreator.create).
+        await self._creator.journaled(job)
+        await self._host.finish(
+            job,
+            state,
+            prediction_id=prediction.id,
+            seed=prediction.seed,
+            predict_time=prediction.predict_time,
+            prediction_ended_at=ended_at,
+            **changes,
+        )
 
 
 async def _sleep_unless(clock: Clock, events: list[asyncio.Event], seconds: float) -> None:

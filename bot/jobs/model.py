@@ -14,9 +14,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.api.client import Progress
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
+from bot.api.predictions import Progress
 from bot.media.images import ImageFile
 
 

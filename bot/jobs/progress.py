@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.api.client import Progress
+from bot.api.predictions import Progress
 
 CEILING = 0.99
 """Highest fraction an estimate shows: 100 % is the API's to announce."""

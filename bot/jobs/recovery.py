@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.api.client import ApiError, NotFound, Prediction, ReplicateClient
+from bot.api.client import ReplicateClient
+from bot.api.errors import ApiError, NotFound
 from bot.api.modelref import ModelRef
+from bot.api.predictions import Prediction
 from bot.base.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Scheduling: who runs next (a fair queue under caps), and which queue places are worth showing.
+"""Scheduling: who runs next (a fair queue under caps, the slots they fill), and which queue places are worth showing.
 
 When a running prediction is polled is :mod:`bot.jobs.poll_planner`'s."""
 
@@ -98,3 +98,49 @@ class FairQueue:
             for line in lines:
                 if round_ < len(line):
                     yield line[round_]
+
+
+# --------------------------------------------------------------------------- the slots
+
+
+class Slots:
+    """The jobs running here, in all, per server and per member, under the global and per-server caps."""
+
+    def __init__(self, max_running: int, max_per_server: int) -> None:
+        self._max_running = max_running
+        self._max_per_server = max_per_server
+        self._servers: dict[Hashable, int] = {}
+        self._members: dict[Hashable, int] = {}
+        self.total = 0
+
+    @property
+    def full(self) -> bool:
+        """Whether the global cap is reached."""
+        return self.total >= self._max_running
+
+    def server_has_room(self, job: LiveJob) -> bool:
+        """Whether ``job``'s server is under its cap."""
+        return self._servers.get(job.server_key, 0) < self._max_per_server
+
+    def of_member(self, member_key: Hashable) -> int:
+        """How many of this member's jobs run (``member_key`` as :attr:`LiveJob.member_key`)."""
+        return self._members.get(member_key, 0)
+
+    def free(self, guild_id: int | None) -> int:
+        """How many more of this server's jobs would start at once, under both caps."""
+        server = self._max_per_server - self._servers.get(guild_id, 0)
+        return max(0, min(self._max_running - self.total, server))
+
+    def take(self, job: LiveJob) -> None:
+        """``job`` starts (over the caps, for a job resumed with its prediction running)."""
+        self.total += 1
+        self._servers[job.server_key] = self._servers.get(job.server_key, 0) + 1
+        self._members[job.member_key] = self._members.get(job.member_key, 0) + 1
+
+    def give_back(self, job: LiveJob) -> None:
+        """``job`` stopped running."""
+        self.total -= 1
+        for counts, key in ((self._servers, job.server_key), (self._members, job.member_key)):
+            counts[key] -= 1
+            if not counts[key]:
+                del counts[key]

@@ -34,7 +34,9 @@ from datetime import timedelta
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from bot.api.client import MAX_REPLY_BYTES, Prediction, ServerError
+from bot.api.client import MAX_REPLY_BYTES
+from bot.api.errors import ServerError
+from bot.api.predictions import Prediction
 from bot.base.logs import ThrottledLog
 from bot.storage import Repository
 from bot.storage.common import ENDED_STAGE

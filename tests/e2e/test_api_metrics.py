@@ -5,7 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.api.client import NotFound, ReplicateClient, RetryPolicy, ServerError
+from bot.api.client import ReplicateClient, RetryPolicy
+from bot.api.errors import NotFound, ServerError
 from bot.api.modelref import ModelRef
 from bot.ops.metrics import Metrics
 from tests.fakes.replicate import FLUX_SCHNELL, FakeReplicate

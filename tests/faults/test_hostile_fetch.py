@@ -27,9 +27,9 @@ from bot.base.errors import DeliveryError
 from bot.core import Core
 from bot.media.delivery import Downloader
 from bot.media.delivery import _described as described
-from bot.media.fetch_guard import FetchGuard
+from bot.media.fetch_guard import FetchGuard, parse_fetch_allow
 from bot.media.images import SNIFF_BYTES
-from bot.settings import Secret, Settings, parse_fetch_allow
+from bot.settings import Secret, Settings
 from tests.e2e.conftest import Stack, StackFactory, field_of, status_of
 from tests.e2e.test_member_images import IMG2IMG, UPSCALER, buttons, refusal_of, register_models, reply_to
 from tests.fakes import images

@@ -24,9 +24,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.api.client import Prediction, Progress, ServerError
+from bot.api.errors import ServerError
 from bot.api.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions, InputSchema, plan_inputs
 from bot.api.modelref import InvalidModelRef, ModelRef
+from bot.api.predictions import Prediction, Progress
 from bot.base.errors import ImagineError, InputRejected
 from bot.discord_app.render import render_embed
 from bot.jobs.engine import JobRequest, JobState, JobView

@@ -26,7 +26,8 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bot.api.client import ReplicateClient, RetryPolicy, ServerError
+from bot.api.client import ReplicateClient, RetryPolicy
+from bot.api.errors import ServerError
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.api.ratelimit import RequestBudget
@@ -475,7 +476,8 @@ async def test_malicious_outputs_end_in_a_clear_message_in_discord(
 @pytest.mark.parametrize("declared", [True, False])
 async def test_an_api_reply_larger_than_the_cap_is_refused_clearly_and_not_retried(declared: bool) -> None:
 
-    from bot.api.client import MAX_REPLY_BYTES, ReplicateClient, ReplyTooLarge
+    from bot.api.client import MAX_REPLY_BYTES, ReplicateClient
+    from bot.api.errors import ReplyTooLarge
     from tests.conftest import FAST_RETRY
 
     hits = 0

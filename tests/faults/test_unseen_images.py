@@ -19,8 +19,8 @@ import pytest
 import bot.media.images
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
-from bot.jobs.engine import IMAGES_LOST
 from bot.jobs.model import JobRequest, JobState, JobView
+from bot.jobs.showing import IMAGES_LOST
 from bot.media.images import fit_image
 from tests.conftest import Pipeline, RecordingPresenter
 from tests.e2e.conftest import Stack, StackFactory, field_of, status_of

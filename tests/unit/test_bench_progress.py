@@ -20,7 +20,9 @@ from bench.__main__ import chosen_sections
 from bench.baselines import Delivery
 from bench.clients import DISCORD_TOKEN, WEBHOOKS_NAME
 from bench.details import render
+from bench.machine import machine
 from bench.measure import PhaseResult, PhaseStart, Summary, analyse
+from bench.plan import QUICK, SECTIONS
 from bench.progress import (
     ShownPercentage,
     distinct_percentages,
@@ -35,16 +37,14 @@ from bench.report import (
     NOT_APPLICABLE,
     distinct_cell,
     first_percentage_cell,
-    machine,
     markdown,
     markdown_table,
-    polling_targets,
     scale_line,
     sustained_line,
-    sustained_targets,
-    webhook_targets,
 )
-from bench.run import QUICK, SECTIONS, Results, ScaleResult, SustainedResult, most_running
+from bench.results import Results, ScaleResult, SustainedResult
+from bench.run import most_running
+from bench.targets import polling_targets, sustained_targets, webhook_targets
 from tests.fakes.discord import FakeDiscord, MessageVersion, StoredAttachment
 from tests.fakes.replicate import (
     FLUX_SCHNELL,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.api.client import Progress
 from bot.api.inputs import ASPECT_RATIOS, ImagineOptions
 from bot.api.modelref import ModelRef
+from bot.api.predictions import Progress
 from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TerminalPresenter, build_parser
 from bot.jobs.engine import JobRequest, JobState, JobView
 from bot.media.images import ImageFile

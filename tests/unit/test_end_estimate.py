@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.api.client import Prediction, parse_progress
+from bot.api.predictions import Prediction, parse_progress
 from bot.jobs.end_estimate import DEFAULT_TAIL, ClockAnchor, EndEstimate, EndWindow, RunTimes
 from tests.fakes.replicate import tqdm_line
 

@@ -10,14 +10,16 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.media.fetch_guard import (
+    FetchAllow,
     FetchGuard,
     FetchRefused,
     ForbiddenAddress,
     GuardedResolver,
     globally_routable,
     normal_host,
+    parse_fetch_allow,
 )
-from bot.settings import FetchAllow, load_settings, parse_fetch_allow
+from bot.settings import load_settings
 
 PUBLIC = ["8.8.8.8", "1.1.1.1", "151.101.1.1", "2606:4700::1111", "2a00:1450:4001::200e"]
 NOT_PUBLIC = [

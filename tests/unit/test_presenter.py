@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 import discord
 import pytest
 
-from bot.api.client import Progress
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
+from bot.api.predictions import Progress
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget
 from bot.jobs.model import JobRequest, JobState, JobView
 from bot.media.images import ImageFile

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.api.client import Progress, parse_progress
+from bot.api.predictions import Progress, parse_progress
 from bot.jobs.progress import CEILING, ProgressEstimate
 from tests.fakes.replicate import tqdm_line
 

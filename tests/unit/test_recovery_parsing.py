@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.api.client import Prediction, parse_timestamp
 from bot.api.modelref import ModelRef
+from bot.api.predictions import Prediction, parse_timestamp
 from bot.jobs.recovery import _canonical, _same_job
 
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 import discord
 import pytest
 
-from bot.api.client import Progress
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
+from bot.api.predictions import Progress
 from bot.discord_app.render import ALT_TEXT_LIMIT, alt_text, progress_bar, render_embed, status_text
 from bot.jobs.engine import JobRequest, JobState, JobView
 from bot.media.images import ImageFile

@@ -9,22 +9,19 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from bot.api.client import (
+from bot.api.client import RetryPolicy
+from bot.api.errors import (
     ApiError,
     InsufficientCredit,
     InvalidInput,
     NotFound,
-    Prediction,
-    Progress,
     RateLimited,
-    RetryPolicy,
     ServerError,
     Unauthenticated,
-    _error_from,
-    _retry_after,
-    parse_progress,
-    parse_seed,
+    error_from_reply,
+    retry_after_seconds,
 )
+from bot.api.predictions import Prediction, Progress, parse_progress, parse_seed
 
 FLUX_LOGS = (
     "Using seed: 62182\n"
@@ -323,7 +320,7 @@ def test_data_removed_output() -> None:
     assert p.output_urls == []
 
 
-# --------------------------------------------------------------------------- _error_from
+# --------------------------------------------------------------------------- error_from_reply
 
 
 def problem(**fields: Any) -> bytes:
@@ -367,7 +364,7 @@ THROTTLED = problem(detail="Request was throttled. Your rate limit resets in ~30
     ],
 )
 def test_error_from(status: int, body: bytes, kind: type[ApiError], message: str) -> None:
-    error = _error_from(status, {}, body)
+    error = error_from_reply(status, {}, body)
     assert type(error) is kind
     assert error.status == status
     assert error.message.startswith(message)
@@ -375,7 +372,7 @@ def test_error_from(status: int, body: bytes, kind: type[ApiError], message: str
 
 
 def test_invalid_input_keeps_invalid_fields() -> None:
-    error = _error_from(422, {}, BAD_INPUT)
+    error = error_from_reply(422, {}, BAD_INPUT)
     assert isinstance(error, InvalidInput)
     assert error.invalid_fields == INVALID_FIELDS
     assert "num_inference_steps" in error.message
@@ -383,7 +380,7 @@ def test_invalid_input_keeps_invalid_fields() -> None:
 
 @pytest.mark.parametrize("body", [problem(detail="bad", invalid_fields="oops"), b"not json", problem(detail="bad")])
 def test_invalid_input_without_usable_fields(body: bytes) -> None:
-    error = _error_from(422, {}, body)
+    error = error_from_reply(422, {}, body)
     assert isinstance(error, InvalidInput)
     assert error.invalid_fields == []
 
@@ -402,15 +399,15 @@ def test_invalid_input_without_usable_fields(body: bytes) -> None:
     ],
 )
 def test_rate_limited_retry_after(headers: dict[str, str], body: bytes, retry_after: float | None) -> None:
-    error = _error_from(429, headers, body)
+    error = error_from_reply(429, headers, body)
     assert isinstance(error, RateLimited)
     assert error.retry_after == retry_after
 
 
 def test_retry_after_header_is_case_insensitive_with_real_headers() -> None:
     headers = CIMultiDict({"retry-after": "7"})
-    assert _retry_after(headers, "") == 7.0
-    error = _error_from(429, headers, THROTTLED)
+    assert retry_after_seconds(headers, "") == 7.0
+    error = error_from_reply(429, headers, THROTTLED)
     assert isinstance(error, RateLimited)
     assert error.retry_after == 7.0
 

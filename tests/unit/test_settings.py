@@ -10,11 +10,11 @@ import pytest
 
 from bot.api.modelref import ModelRef
 from bot.base.logs import RedactSecrets
+from bot.media.fetch_guard import FetchAllow
 from bot.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_DATABASE_URL,
     DEFAULT_MODEL,
-    FetchAllow,
     Secret,
     Settings,
     SettingsError,

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from standardwebhooks import Webhook
 
-from bot.api.client import Prediction
+from bot.api.predictions import Prediction
 from bot.jobs.webhooks import ENTRY_OVERHEAD, MAX_WEBHOOK_BYTES, PredictionEvents, WebhookReceiver
 from bot.ops.http_server import HttpServer
 from bot.settings import HttpListen
