@@ -46,7 +46,7 @@ def product_modules() -> dict[str, Path]:
 
 
 def imported(path: Path, name: str, known: set[str]) -> Iterator[str]:
-    """The product's modules ``path`` imports (the longest known name each import statement names)."""
+    """The product's modules ``path`` imports: for each name an import statement names, the longest known module."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         targets: list[str] = []
@@ -55,15 +55,15 @@ def imported(path: Path, name: str, known: set[str]) -> Iterator[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                parts = package.split(".")
+                anchor = parts[: len(parts) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            targets = [f"{base}.{alias.name}" for alias in node.names]
         for target in targets:
             while target and target not in known:
                 target = target.rpartition(".")[0]
             if target and target != name:
                 yield target
-                break
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -77,6 +77,29 @@ def layer_of(name: str) -> int:
         if any(name == member or name.startswith(member + ".") for member in members):
             return rank
     return -1
+
+
+def test_each_name_of_an_import_counts_relative_ones_too(tmp_path: Path) -> None:
+    source = tmp_path / "engine.py"
+    source.write_text(
+        "from bot.jobs import model, webhooks\n"
+        "import bot.base.clock, bot.api.client\n"
+        "from . import showing\n"
+        "from ..storage import records\n"
+        "from .missing import anything\n"
+    )
+    known = {"bot", "bot.jobs", "bot.jobs.engine", "bot.jobs.model", "bot.jobs.webhooks", "bot.jobs.showing"}
+    known |= {"bot.base.clock", "bot.api.client", "bot.storage", "bot.storage.records"}
+    found = set(imported(source, "bot.jobs.engine", known))
+    assert found == {
+        "bot.jobs.model",
+        "bot.jobs.webhooks",
+        "bot.base.clock",
+        "bot.api.client",
+        "bot.jobs.showing",
+        "bot.storage.records",
+        "bot.jobs",
+    }
 
 
 def test_every_module_has_a_layer() -> None:

@@ -126,14 +126,42 @@ def _mermaid_blocks(path: Path) -> list[str]:
     return re.findall(r"^```mermaid\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
 
 
-def test_the_architecture_drawing_names_every_layer() -> None:
+def _drawn(module: str) -> str:
+    """How the drawing labels a layer's module or package: its path (``bot/core.py``, ``bot/jobs``, ``cogs/``)."""
+    if module == "cogs":
+        return "cogs/"
+    path = module.replace(".", "/")
+    return path if (REPO / path).is_dir() else f"{path}.py"
+
+
+def test_the_architecture_drawing_draws_the_layers_in_order() -> None:
     from tests.test_architecture import LAYERS
 
-    drawing = "\n".join(_mermaid_blocks(README))
-    assert drawing, "README's Architecture section has no Mermaid drawing"
-    named = [module.replace(".", "/") for layer in LAYERS for module in layer if module != "bot.__main__"]
-    missing = [name for name in named if name not in drawing]
-    assert not missing, f"README's drawing of the layers lacks {missing}"
+    blocks = _mermaid_blocks(README)
+    assert blocks, "README's Architecture section has no Mermaid drawing"
+    label = dict(re.findall(r'(\w+)\["([^"<]+)', blocks[0]))
+    arrows = re.findall(r"(\w+)(?:\[[^\]]*\])?\s*-->\s*(\w+)", blocks[0])
+    drawn = {(label.get(upper, upper), label.get(lower, lower)) for upper, lower in arrows}
+    *lower_layers, top = [[_drawn(module) for module in layer if module != "bot.__main__"] for layer in LAYERS]
+    expected = {(upper[0], lower[0]) for upper, lower in zip(lower_layers[1:], lower_layers, strict=False)}
+    expected |= {(module, lower_layers[-1][0]) for module in top}
+    assert drawn == expected, f"the drawing's arrows {sorted(drawn)} are not the layers, top down: {sorted(expected)}"
+
+
+_CODE_PATH = re.compile(r"`((?:bot|cogs|tests|bench|docs)/[\w./-]*)`")
+
+
+@pytest.mark.parametrize("document", [*DOCUMENTS, REPO / "CHANGELOG.md"], ids=lambda path: path.name)
+def test_every_path_the_docs_name_exists(document: Path) -> None:
+    """A path in backticks (``bot/jobs``, ``tests/fakes/server.py``) names something that is there now.
+
+    The changelog's history is exempt below its newest release: it tells what was true then.
+    """
+    text = document.read_text(encoding="utf-8")
+    if document.name == "CHANGELOG.md":
+        text = text.split("\n## [0.1.0]")[0]
+    missing = sorted({path for path in _CODE_PATH.findall(text) if not (REPO / path.rstrip("/")).exists()})
+    assert not missing, f"{document.name} names paths that do not exist: {missing}"
 
 
 def test_the_benchmark_figures_keep_their_markers() -> None:

@@ -7,6 +7,10 @@ so that no repr, log line or error message can show them.
 The record and its value types are :mod:`.values`, the parsers of single values
 :mod:`.parsing`, the reading of the environment :mod:`.loading`; callers import
 from here.
+
+May import the layers below it (:mod:`bot.base`, :mod:`bot.api`, :mod:`bot.media`, :mod:`bot.storage`,
+:mod:`bot.moderation`, for the parsers of their values); nothing below imports settings: each layer takes
+plain values (``core`` hands them out).
 """
 
 from bot.settings.loading import load_database_url, load_environment, load_settings

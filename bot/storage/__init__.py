@@ -8,7 +8,11 @@ Both run the same SQL (:mod:`bot.storage.shared`) and the same schema steps
 contract tests run against both. Every method that changes moderation settings
 writes an audit entry in the same transaction. The records and errors are in
 :mod:`bot.storage.records`, the interface in :mod:`bot.storage.repository`;
-both are re-exported here.
+both are re-exported here. :mod:`bot.storage.migrations` runs the schema's versions, :mod:`bot.storage.urls`
+reads ``DATABASE_URL``, :mod:`bot.storage.common` holds the rules both backends share (row shapes, budget
+decisions, audit texts).
+
+May import :mod:`bot.base` only: storage knows nothing of the API, jobs, moderation or Discord.
 """
 
 from __future__ import annotations
