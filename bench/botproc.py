@@ -115,7 +115,7 @@ async def _run() -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+    configure_logging(settings.log_level, log_format=settings.log_format, secrets=settings.secrets())
     configure_endpoints(settings)
     assert settings.discord_token is not None
 

@@ -168,7 +168,7 @@ def _settings(*, require_discord: bool = False, require_replicate: bool = True) 
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+    configure_logging(settings.log_level, log_format=settings.log_format, secrets=settings.secrets())
     return settings
 
 

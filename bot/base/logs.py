@@ -168,7 +168,7 @@ def _original(stream: TextIO) -> TextIO:
     return stream
 
 
-def configure_logging(level: str, log_format: str = "text", *, secrets: Sequence[str] = ()) -> None:
+def configure_logging(level: str, *, log_format: str = "text", secrets: Sequence[str] = ()) -> None:
     """Log to stderr at ``level``, as ``text`` or ``json`` lines, ``secrets`` masked wherever they appear.
 
     May be called again (the CLI calls it before settings are known, to report

@@ -264,6 +264,8 @@ class Policy:
         gives it back.
         """
         guild_id, limits, images, cost = admission.guild_id, admission.limits, admission.images, admission.cost
+        if images < 1:
+            raise ValueError("charge takes a priced admission (Admission.priced): it has no images to charge")
         now = self._clock.now()
         job = journal(now.date()) if journal is not None else None
         charge = await self._repository.charge(
