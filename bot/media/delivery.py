@@ -58,7 +58,7 @@ class Downloader:
     """Largest file read (each of a job's outputs reads at most its share of :attr:`job_bytes`)."""
     job_bytes: int = JOB_DOWNLOAD_BYTES
     timeout: float = 60.0
-    """Seconds one attempt at one file may take."""
+    """Seconds each request for a file (each attempt, each redirect hop) may take."""
     attempts: int = 3
     clock: Clock = field(default_factory=SystemClock)
     rng: random.Random = field(default_factory=random.Random)
