@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from bot.api.errors import ApiError, CreateOutcomeUnknown, RequestWithdrawn
 from bot.api.predictions import Prediction
 from bot.base.clock import Clock
 from bot.jobs.end_estimate import ClockAnchor
-from bot.jobs.model import JobJournal, JobState, JobTakenOver, LiveJob
+from bot.jobs.model import JobJournal, JobState, JobTakenOver, JobTimings, LiveJob
 from bot.jobs.recovery import Lookup, PredictionFinder
 
 log = logging.getLogger(__name__)
@@ -34,30 +35,20 @@ class JobEnded(Exception):
         self.changes = changes
 
 
+@dataclass(eq=False)
 class PredictionCreator:
     """Creates the predictions of an engine's jobs; shared by all of them."""
 
-    def __init__(
-        self,
-        client: ReplicateClient,
-        *,
-        clock: Clock,
-        journal: JobJournal | None,
-        finder: PredictionFinder,
-        job_timeout: float,
-        prefer_wait: int,
-        create_attempts: int = CREATE_ATTEMPTS,
-    ) -> None:
-        self._client = client
-        self._clock = clock
-        self._journal = journal
-        self._finder = finder
-        self._timeout = job_timeout
-        self._prefer_wait = prefer_wait
-        self._create_attempts = create_attempts
-        self.claimed: set[str] = set()
-        """Predictions this process's jobs have, journaled or about to be: a lookup never takes one of them."""
-        self._journaling: dict[str, asyncio.Future[None]] = {}  # a job's created write, still going
+    client: ReplicateClient
+    _: KW_ONLY
+    clock: Clock
+    journal: JobJournal | None
+    finder: PredictionFinder
+    timings: JobTimings
+    claimed: set[str] = field(default_factory=set, init=False)
+    """Predictions this process's jobs have, journaled or about to be: a lookup never takes one of them."""
+    _journaling: dict[str, asyncio.Future[None]] = field(default_factory=dict, init=False)
+    """Each job's created write, while it is still going."""
 
     async def journaled(self, job: LiveJob) -> None:
         """Wait for the job's created write, if one is still going (it raises a takeover, if there was one)."""
@@ -75,22 +66,22 @@ class PredictionCreator:
 
         def proceed() -> bool:
             nonlocal sent_at
-            sent_at = self._clock.monotonic()
+            sent_at = self.clock.monotonic()
             return not job.cancel_event.is_set()
 
         if job.cancel_event.is_set():  # canceled while waiting for the budget: nothing to pay for
             raise JobEnded(JobState.CANCELED)
         job.creating = True
         try:
-            for attempt in range(1, self._create_attempts + 1):
+            for attempt in range(1, CREATE_ATTEMPTS + 1):
                 started = await self._mark_creating(job)
                 try:
-                    prediction = await self._client.create(
+                    prediction = await self.client.create(
                         request.model,
                         request.inputs,
                         # Pushed by webhook, its progress is known at once: no need to hold the create.
-                        wait=0 if webhook else self._prefer_wait,
-                        cancel_after=self._timeout,
+                        wait=0 if webhook else self.timings.prefer_wait,
+                        cancel_after=self.timings.job_timeout,
                         proceed=proceed,
                         webhook=webhook,
                     )
@@ -100,15 +91,15 @@ class PredictionCreator:
                     lookup = await self._look_up(job, started)
                     if lookup.prediction is not None:
                         return lookup.prediction, None
-                    if lookup.absent and attempt < self._create_attempts and not job.cancel_event.is_set():
+                    if lookup.absent and attempt < CREATE_ATTEMPTS and not job.cancel_event.is_set():
                         log.warning("job %s: %s; no prediction was made, so it is sent again", job.id, exc.message)
                         continue
                     raise JobEnded(JobState.FAILED, error=_lost_create_message(exc.message, lookup)) from None
                 except ApiError as exc:
                     raise JobEnded(JobState.FAILED, error=exc.message) from None
                 self.claimed.add(prediction.id)
-                if self._journal is not None:
-                    written = asyncio.ensure_future(self._journal.created(job.id, prediction.id))
+                if self.journal is not None:
+                    written = asyncio.ensure_future(self.journal.created(job.id, prediction.id))
                     if prediction.terminal:
                         # Ended in its create: the write goes on while the image downloads, and is waited
                         # for before the image is shown (a restart then always knows the prediction).
@@ -125,10 +116,10 @@ class PredictionCreator:
 
     async def _mark_creating(self, job: LiveJob) -> datetime:
         """Journal that a create is about to go out; without the mark a restart could create a second one."""
-        started = self._clock.now()
-        if self._journal is not None:
+        started = self.clock.now()
+        if self.journal is not None:
             try:
-                await self._journal.creating(job.id, target=job.unjournaled_target)
+                await self.journal.creating(job.id, target=job.unjournaled_target)
                 job.unjournaled_target = None
             except JobTakenOver:
                 raise
@@ -136,7 +127,7 @@ class PredictionCreator:
                 log.exception("job %s: could not journal the create; not creating", job.id)
                 error = "The bot could not record this job, so it did not start it."
                 # Its end may not be written either: still unfinished, a restart would run it.
-                self._journal.give_up(job.id, error)
+                self.journal.give_up(job.id, error)
                 raise JobEnded(JobState.FAILED, error=error) from None
         return started
 
@@ -162,12 +153,12 @@ class PredictionCreator:
         async def claim(prediction: Prediction) -> bool:
             if prediction.id in self.claimed:
                 return False
-            if self._journal is not None and not await self._journal.claim(job.id, prediction.id):
+            if self.journal is not None and not await self.journal.claim(job.id, prediction.id):
                 return False
             self.claimed.add(prediction.id)
             return True
 
-        return await self._finder.find(job.request.model, job.request.inputs, since=since, claim=claim)
+        return await self.finder.find(job.request.model, job.request.inputs, since=since, claim=claim)
 
 
 def _lost_create_message(what: str, lookup: Lookup) -> str:

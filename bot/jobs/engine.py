@@ -29,6 +29,7 @@ from bot.jobs.model import (
     JobRequest,
     JobState,
     JobTakenOver,
+    JobTimings,
     JobView,
     LiveJob,
     Presenter,
@@ -92,7 +93,7 @@ class JobEngine:
         self.input_schema = preparer.input_schema
         """The model's input schema as :attr:`prepare` reads it (``None``: unknown, or slow to come)."""
         self._slots = Slots(max_running, max_running_per_server)
-        self._prefer_wait = prefer_wait
+        self._timings = JobTimings(job_timeout, prefer_wait, progress_tick, poll or PollPolicy())
         self._clock = clock or SystemClock()
         self._executor = JobExecutor(
             self,
@@ -101,10 +102,7 @@ class JobEngine:
             clock=self._clock,
             journal=journal,
             finder=finder or PredictionFinder(client, clock=self._clock),
-            poll=poll or PollPolicy(),
-            job_timeout=job_timeout,
-            prefer_wait=prefer_wait,
-            progress_tick=progress_tick,
+            timings=self._timings,
         )
         self._new_id = new_id
         self._queue = FairQueue()
@@ -280,7 +278,7 @@ class JobEngine:
             if job.creating or (job.view.terminal and not job.done.is_set())
         ]
         if settling:
-            await asyncio.wait(settling, timeout=self._prefer_wait + 15)
+            await asyncio.wait(settling, timeout=self._timings.prefer_wait + 15)
             for waiter in settling:
                 waiter.cancel()
         unfinished = [job for job in self._jobs.values() if not job.done.is_set()]

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import KW_ONLY, InitVar, dataclass, field, replace
 from typing import Any, Protocol
 
 from bot.api.client import ReplicateClient
 from bot.api.errors import ApiError
 from bot.api.predictions import Prediction, Progress
 from bot.base.clock import Clock
-from bot.jobs.creation import CREATE_ATTEMPTS, JobEnded, PredictionCreator
+from bot.jobs.creation import JobEnded, PredictionCreator
 from bot.jobs.end_estimate import ClockAnchor, EndEstimate, RunTimes
-from bot.jobs.model import JobJournal, JobState, JobView, LiveJob
+from bot.jobs.model import JobJournal, JobState, JobTimings, JobView, LiveJob
 from bot.jobs.outcome import outcome, ran_too_long
-from bot.jobs.poll_planner import PollPlanner, PollPolicy
+from bot.jobs.poll_planner import PollPlanner
 from bot.jobs.progress import ProgressEstimate, shown_percent
 from bot.jobs.recovery import PredictionFinder
 from bot.jobs.webhooks import PredictionEvents, stage
@@ -43,61 +43,46 @@ class JobHost(Protocol):
         ...
 
 
+@dataclass(eq=False)
 class JobExecutor:
     """Runs one job at a time per call of :meth:`run`; shared by all jobs of an engine."""
 
-    def __init__(
-        self,
-        host: JobHost,
-        client: ReplicateClient,
-        downloader: Downloader,
-        *,
-        clock: Clock,
-        journal: JobJournal | None,
-        finder: PredictionFinder,
-        poll: PollPolicy,
-        job_timeout: float,
-        prefer_wait: int,
-        progress_tick: float,
-        create_attempts: int = CREATE_ATTEMPTS,
-    ) -> None:
-        self._host = host
-        self._client = client
-        self._downloader = downloader
-        self._clock = clock
-        self._journal = journal
+    host: JobHost
+    client: ReplicateClient
+    downloader: Downloader
+    _: KW_ONLY
+    clock: Clock
+    journal: JobJournal | None
+    finder: InitVar[PredictionFinder]
+    timings: JobTimings
+    webhook_url: str | None = field(default=None, init=False)
+    """Set (with :attr:`events`): predictions are created with this webhook; polling is a safety net."""
+    events: PredictionEvents | None = field(default=None, init=False)
+    _creator: PredictionCreator = field(init=False)
+    _planner: PollPlanner = field(init=False)
+    _run_times: RunTimes = field(default_factory=RunTimes, init=False)
+
+    def __post_init__(self, finder: PredictionFinder) -> None:
         self._creator = PredictionCreator(
-            client,
-            clock=clock,
-            journal=journal,
-            finder=finder,
-            job_timeout=job_timeout,
-            prefer_wait=prefer_wait,
-            create_attempts=create_attempts,
+            self.client, clock=self.clock, journal=self.journal, finder=finder, timings=self.timings
         )
-        self._planner = PollPlanner(client.budget.other, poll)
-        self._run_times = RunTimes()
-        self._timeout = job_timeout
-        self._progress_tick = progress_tick
-        self.webhook_url: str | None = None
-        """Set (with :attr:`events`): predictions are created with this webhook; polling is a safety net."""
-        self.events: PredictionEvents | None = None
+        self._planner = PollPlanner(self.client.budget.other, self.timings.poll)
 
     async def run(self, job: LiveJob, prediction_id: str | None) -> None:
         """Run ``job`` to its end: from its create, or from a prediction it already has (after a restart)."""
         anchor: ClockAnchor | None = None
         if prediction_id is None:
             resumed = job.create_started_at is not None
-            deadline = (job.submitted_at if resumed else self._clock.monotonic()) + self._timeout
-            self._host.show(job, replace(job.view, state=JobState.STARTING, queue_position=None))
+            deadline = (job.submitted_at if resumed else self.clock.monotonic()) + self.timings.job_timeout
+            self.host.show(job, replace(job.view, state=JobState.STARTING, queue_position=None))
             try:
                 step = self._creator.recover if resumed else self._creator.create
                 prediction, anchor = await step(job, webhook=self.webhook_url)
             except JobEnded as ended:
-                await self._host.finish(job, ended.state, **ended.changes)
+                await self.host.finish(job, ended.state, **ended.changes)
                 return
         else:  # resumed: the prediction has been running since before the restart
-            deadline = job.submitted_at + self._timeout
+            deadline = job.submitted_at + self.timings.job_timeout
             prediction = Prediction(id=prediction_id, status="starting")
         self._creator.claimed.add(prediction.id)
         pushed = self.events.watch(prediction.id) if self.events is not None else None
@@ -119,7 +104,7 @@ class JobExecutor:
 
     def _wall_anchor(self) -> ClockAnchor:
         """Maps the API's timestamps by the wall clock (a prediction this process did not create)."""
-        return ClockAnchor(self._clock.now(), self._clock.monotonic())
+        return ClockAnchor(self.clock.now(), self.clock.monotonic())
 
     def _newest(self, prediction: Prediction) -> Prediction:
         """``prediction``, or what a webhook said of it since, if that is further on."""
@@ -156,7 +141,7 @@ class JobExecutor:
         blind_polls = late_polls = safety_polls = 0
         cancel_sent = False
         while True:
-            now = self._clock.monotonic()
+            now = self.clock.monotonic()
             estimate.saw(prediction, now, anchor)
             self._show_prediction(job, prediction, bar.observe(prediction.progress, now))
             if prediction.terminal:
@@ -165,16 +150,16 @@ class JobExecutor:
                 cancel_sent = True
                 prediction = await self._cancel_remote(prediction)
                 continue
-            remaining = deadline - self._clock.monotonic()
+            remaining = deadline - self.clock.monotonic()
             if remaining <= 0 and not fetch_now:
                 prediction = await self._cancel_remote(prediction)
                 if prediction.status == "succeeded":  # it finished as we gave up: deliver it
                     break
-                await self._host.finish(
+                await self.host.finish(
                     job,
                     JobState.TIMED_OUT,
                     prediction_id=prediction.id,
-                    error=ran_too_long(self._timeout),
+                    error=ran_too_long(self.timings.job_timeout),
                 )
                 return
             window = estimate.window()
@@ -207,7 +192,7 @@ class JobExecutor:
                 prediction = polled
             except ApiError as exc:
                 if not exc.transient:
-                    await self._host.finish(job, JobState.FAILED, prediction_id=prediction.id, error=exc.message)
+                    await self.host.finish(job, JobState.FAILED, prediction_id=prediction.id, error=exc.message)
                     return
                 log.warning("job %s: polling %s failed (%s); will try again", job.id, prediction.id, exc)
         self._planner.leave(job.id)
@@ -222,12 +207,12 @@ class JobExecutor:
         A poll far from the end waits while polls near one go: a member's Cancel and the deadline must
         not wait behind it.
         """
-        poll = asyncio.ensure_future(self._client.get(prediction_id, urgent=urgent))
+        poll = asyncio.ensure_future(self.client.get(prediction_id, urgent=urgent))
         waiters = [asyncio.ensure_future(job.cancel_event.wait())] if cancelable else []
         try:
             done, _ = await asyncio.wait(
                 {poll, *waiters},
-                timeout=max(0.0, deadline - self._clock.monotonic()) + 1.0,
+                timeout=max(0.0, deadline - self.clock.monotonic()) + 1.0,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -267,19 +252,19 @@ class JobExecutor:
         The bar is looked at every ``progress_tick``, and a view goes to the presenter only when the
         percentage a member reads changes (the presenter paces the edits).
         """
-        end = self._clock.monotonic() + seconds
+        end = self.clock.monotonic() + seconds
         wake = [event for event in (job.cancel_event if interruptible else None, pushed) if event is not None]
-        while (left := end - self._clock.monotonic()) > 0:
-            moving = job.view.state is JobState.PROCESSING and self._progress_tick > 0
-            step = min(left, self._progress_tick) if moving else left
-            await _sleep_unless(self._clock, wake, step)
+        while (left := end - self.clock.monotonic()) > 0:
+            moving = job.view.state is JobState.PROCESSING and self.timings.progress_tick > 0
+            step = min(left, self.timings.progress_tick) if moving else left
+            await _sleep_unless(self.clock, wake, step)
             if any(event.is_set() for event in wake):
                 return
-            if moving and end - self._clock.monotonic() > 0.05:
-                estimated = bar.estimate(self._clock.monotonic())
+            if moving and end - self.clock.monotonic() > 0.05:
+                estimated = bar.estimate(self.clock.monotonic())
                 shown = job.view.progress
                 if estimated is not None and (shown is None or shown_percent(estimated) != shown_percent(shown)):
-                    self._host.show(job, replace(job.view, progress=estimated))
+                    self.host.show(job, replace(job.view, progress=estimated))
 
     def _show_prediction(self, job: LiveJob, prediction: Prediction, progress: Progress | None) -> None:
         if prediction.terminal:
@@ -287,20 +272,20 @@ class JobExecutor:
         state = JobState.PROCESSING if prediction.status == "processing" else JobState.STARTING
         view = replace(job.view, state=state, prediction_id=prediction.id, progress=progress or job.view.progress)
         if view != job.view:
-            self._host.show(job, view)
+            self.host.show(job, view)
 
     async def _usual_run_time(self, job: LiveJob) -> float | None:
-        if self._journal is None:
+        if self.journal is None:
             return None
         try:
-            return await self._journal.usual_run_time(str(job.request.model))
+            return await self.journal.usual_run_time(str(job.request.model))
         except Exception as exc:
             log.warning("could not read the usual run time of %s: %s", job.request.model, exc)
             return None
 
     async def _cancel_remote(self, prediction: Prediction) -> Prediction:
         try:
-            return await self._client.cancel(prediction.id)
+            return await self.client.cancel(prediction.id)
         except ApiError as exc:
             log.warning("could not cancel prediction %s: %s", prediction.id, exc)
             return prediction
@@ -308,13 +293,13 @@ class JobExecutor:
     # ----------------------------------------------------------------- outcome
 
     async def _finish_prediction(self, job: LiveJob, prediction: Prediction, deadline: float) -> None:
-        ended_at = self._clock.monotonic()
+        ended_at = self.clock.monotonic()
         state, changes = await outcome(
-            job, prediction, self._downloader, timed_out=ended_at >= deadline - 1, job_timeout=self._timeout
+            job, prediction, self.downloader, timed_out=ended_at >= deadline - 1, job_timeout=self.timings.job_timeout
         )
         # Ended once its prediction is journaled: that write may still be going (see PredictionCreator.create).
         await self._creator.journaled(job)
-        await self._host.finish(
+        await self.host.finish(
             job,
             state,
             prediction_id=prediction.id,

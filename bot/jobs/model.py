@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Progress
+from bot.jobs.poll_planner import PollPolicy
 from bot.media.images import ImageFile
 
 
@@ -102,6 +103,21 @@ class JobView:
     def terminal(self) -> bool:
         """Whether this is the job's last view."""
         return self.state.terminal
+
+
+@dataclass(frozen=True)
+class JobTimings:
+    """How long an engine's jobs may run and how their calls to the API are paced; production values by default."""
+
+    job_timeout: float = 600.0
+    """Seconds a job may take from its create before its prediction is canceled (``IMAGINE_JOB_TIMEOUT``)."""
+    prefer_wait: int = 1
+    """Seconds a create may be held for its result when polling (with webhooks it is not held: their events
+    show the progress at once)."""
+    progress_tick: float = 0.25
+    """How often the progress bar's estimate is looked at between polls (a view goes out when its percentage
+    changes)."""
+    poll: PollPolicy = field(default_factory=PollPolicy)
 
 
 class JobTakenOver(Exception):

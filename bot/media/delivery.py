@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import copy
 import logging
 import random
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field, replace
 from urllib.parse import unquote_to_bytes
 
 import aiohttp
@@ -41,6 +41,7 @@ _GONE = "it is no longer there"
 _OUTPUT_GONE = "it has expired (outputs are kept for an hour after a prediction)"
 
 
+@dataclass(frozen=True, eq=False)
 class Downloader:
     """Fetches files over the shared session through the fetch guard: streamed, capped, timed out and retried.
 
@@ -50,26 +51,17 @@ class Downloader:
     reason, with the host, goes to the log at WARNING.
     """
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        guard: FetchGuard,
-        *,
-        max_bytes: int = MAX_DOWNLOAD_BYTES,
-        job_bytes: int = JOB_DOWNLOAD_BYTES,
-        timeout: float = 60.0,
-        attempts: int = 3,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._session = session
-        self._guard = guard
-        self._max_bytes = max_bytes
-        self._job_bytes = job_bytes
-        self._timeout = timeout
-        self._attempts = attempts
-        self._clock = clock or SystemClock()
-        self._rng = rng or random.Random()
+    session: aiohttp.ClientSession
+    guard: FetchGuard
+    _: KW_ONLY
+    max_bytes: int = MAX_DOWNLOAD_BYTES
+    """Largest file read (each of a job's outputs reads at most its share of :attr:`job_bytes`)."""
+    job_bytes: int = JOB_DOWNLOAD_BYTES
+    timeout: float = 60.0
+    """Seconds each request for a file (each attempt, each redirect hop) may take."""
+    attempts: int = 3
+    clock: Clock = field(default_factory=SystemClock)
+    rng: random.Random = field(default_factory=random.Random)
 
     async def fetch_all(self, urls: Sequence[str], stem: str) -> list[ImageFile]:
         """Download one job's outputs, named ``{stem}-{n}.{ext}``, in output order.
@@ -81,7 +73,7 @@ class Downloader:
         """
         if not urls:
             return []
-        share = self._for_job(min(self._max_bytes, self._job_bytes // len(urls)))
+        share = replace(self, max_bytes=min(self.max_bytes, self.job_bytes // len(urls)))
         slots = asyncio.Semaphore(PARALLEL_DOWNLOADS)
 
         async def fetch_one(url: str, where: str) -> bytes:
@@ -102,19 +94,13 @@ class Downloader:
             files.append(ImageFile(f"{stem}-{index + 1}.{kind[0]}", data, kind[1]))
         return files
 
-    def _for_job(self, max_bytes: int) -> Downloader:
-        """This downloader with a smaller cap per file (a copy: the session and settings are shared)."""
-        limited = copy.copy(self)
-        limited._max_bytes = max_bytes
-        return limited
-
     async def fetch(self, url: str, where: str | None = None) -> bytes:
         """The bytes of one output: an image by its magic bytes (not its Content-Type), within the pixel cap.
 
         ``where`` names the output for the member ("output 2").
         """
         if is_data_url(url):
-            data = decode_data_url(url, self._max_bytes)
+            data = decode_data_url(url, self.max_bytes)
         else:  # refused as soon as its first bytes show it is not an image, or declare too many pixels
             data = await self.download(url, where, gone=_OUTPUT_GONE, watch=lambda: HeaderCheck().feed)
         check_pixels(data)
@@ -138,16 +124,16 @@ class Downloader:
         ``watch`` makes, for each attempt (a host may send other bytes when asked again), what sees the
         bytes so far after each chunk and raises :class:`DeliveryError` to stop reading.
         """
-        limit = min(max_bytes, self._max_bytes) if max_bytes is not None else self._max_bytes
+        limit = min(max_bytes, self.max_bytes) if max_bytes is not None else self.max_bytes
         reading = _Reading(limit, where, gone, prefix, watch)
         last = "no attempt"
-        for attempt in range(1, self._attempts + 1):
+        for attempt in range(1, self.attempts + 1):
             try:
                 return await self._follow(url, reading)
             except _Retryable as exc:
                 last = str(exc)
-                if attempt < self._attempts:
-                    await self._clock.sleep(0.5 * 2 ** (attempt - 1) * self._rng.uniform(0.8, 1.2))
+                if attempt < self.attempts:
+                    await self.clock.sleep(0.5 * 2 ** (attempt - 1) * self.rng.uniform(0.8, 1.2))
             except _Refused as exc:
                 last = str(exc)
                 break
@@ -160,14 +146,14 @@ class Downloader:
         hop: str | URL = url
         for _ in range(_MAX_REDIRECTS + 1):
             try:
-                target = self._guard.check_url(hop)
+                target = self.guard.check_url(hop)
             except FetchRefused as exc:
                 raise _Refused(f"{_for_log(hop)} refused: {exc}") from None
             try:
-                async with self._session.get(
+                async with self.session.get(
                     target,
                     allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=self._timeout, sock_read=min(self._timeout, 20)),
+                    timeout=aiohttp.ClientTimeout(total=self.timeout, sock_read=min(self.timeout, 20)),
                 ) as response:
                     status = response.status
                     if status in (301, 302, 303, 307, 308) and "Location" in response.headers:
@@ -198,31 +184,24 @@ class Downloader:
         raise _Refused(f"more than {_MAX_REDIRECTS} redirects from {_for_log(url)}")
 
 
+@dataclass(frozen=True)
 class _Reading:
     """How one download reads its body: how far, and who looks at the bytes as they come."""
 
-    def __init__(
-        self,
-        limit: int,
-        where: str | None,
-        gone: str,
-        prefix: int | None,
-        watch: Callable[[], Callable[[bytearray], None]] | None,
-    ) -> None:
-        self.limit = limit
-        self.where = where
-        self.gone = gone
-        self._prefix = prefix
-        self._watch = watch
+    limit: int
+    where: str | None
+    gone: str
+    prefix: int | None
+    watch: Callable[[], Callable[[bytearray], None]] | None
 
     async def body(self, response: aiohttp.ClientResponse) -> bytes:
         """The response's body, or its first :attr:`prefix` bytes; refused past :attr:`limit`."""
         buffer = bytearray()
-        watch = self._watch() if self._watch is not None else None
+        watch = self.watch() if self.watch is not None else None
         async for chunk in response.content.iter_chunked(_CHUNK):
             buffer += chunk
-            if self._prefix is not None and len(buffer) >= self._prefix:
-                return bytes(buffer[: self._prefix])
+            if self.prefix is not None and len(buffer) >= self.prefix:
+                return bytes(buffer[: self.prefix])
             if len(buffer) > self.limit:
                 raise DeliveryError(_too_big(self.limit, self.where))
             if watch is not None:

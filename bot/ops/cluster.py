@@ -31,6 +31,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 
 from bot.api.ratelimit import RequestBudget
 from bot.base.clock import Clock
@@ -58,37 +59,35 @@ def process_name(shard_ids: Sequence[int] | None) -> str:
     return f"{socket.gethostname()}/shards:{shards_text(shard_ids)}"
 
 
+@dataclass(eq=False)
 class Cluster:
     """Heartbeat, restart claim and takeover for one process."""
 
-    def __init__(
-        self,
-        repository: Repository,
-        journal: Journal,
-        clock: Clock,
-        budget: RequestBudget,
-        *,
-        name: str,
-        shards: str,
-        takeover_after: float,
-    ) -> None:
-        self._repository = repository
-        self._journal = journal
-        self._clock = clock
-        self._budget = budget
-        self.name = name
-        self.shards = shards
-        self.takeover_after = takeover_after
-        self.incarnation = journal.owner
-        self.interval = min(5.0, max(0.2, takeover_after / 6))
+    repository: Repository
+    journal: Journal
+    clock: Clock
+    budget: RequestBudget
+    _: KW_ONLY
+    name: str
+    shards: str
+    takeover_after: float
+    live_processes: int = field(default=1, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    @property
+    def incarnation(self) -> str:
+        """This start of the process: the journal's owner of its jobs."""
+        return self.journal.owner
+
+    @property
+    def interval(self) -> float:
         """Seconds between heartbeats: several within the takeover time, so one late beat is no death."""
-        self.live_processes = 1
-        self._task: asyncio.Task[None] | None = None
+        return min(5.0, max(0.2, self.takeover_after / 6))
 
     async def join(self) -> list[Unfinished]:
         """Register this incarnation and take back the jobs of earlier ones of the same name."""
-        await self._repository.register_process(self.incarnation, self.name, self.shards)
-        jobs = await self._journal.claim_restart(self.name)
+        await self.repository.register_process(self.incarnation, self.name, self.shards)
+        jobs = await self.journal.claim_restart(self.name)
         await self._beat_count()
         return jobs
 
@@ -110,7 +109,7 @@ class Cluster:
         self, resume: Resume, live_jobs: Callable[[], list[str]], drop: Callable[[str], Awaitable[None]]
     ) -> None:
         while True:
-            await self._clock.sleep(self.interval)
+            await self.clock.sleep(self.interval)
             try:
                 await self.beat(resume, live_jobs, drop)
             except asyncio.CancelledError:
@@ -127,23 +126,23 @@ class Cluster:
         await self._beat_count()
         running = live_jobs()
         if running:
-            owned = await self._repository.owned_jobs(self.incarnation, running)
+            owned = await self.repository.owned_jobs(self.incarnation, running)
             for job_id in running:
                 if job_id not in owned:
                     await drop(job_id)
-        taken = await self._journal.claim_dead(self.takeover_after)
+        taken = await self.journal.claim_dead(self.takeover_after)
         if taken:
             log.info("took over %d unfinished job(s) of processes silent for %gs", len(taken), self.takeover_after)
             await resume(taken)
         # After the takeover: a job taken but not resumed (never shown) is ours to give back now.
-        await self._journal.abandon_unstarted(live_jobs)
-        await self._repository.prune_webhooks(
+        await self.journal.abandon_unstarted(live_jobs)
+        await self.repository.prune_webhooks(
             ids_older_than=KEEP_WEBHOOKS.total_seconds(), payloads_older_than=KEEP_PAYLOADS.total_seconds()
         )
 
     async def _beat_count(self) -> None:
-        live = await self._repository.heartbeat(self.incarnation, alive_within=self.takeover_after)
+        live = await self.repository.heartbeat(self.incarnation, alive_within=self.takeover_after)
         if live != self.live_processes:
             log.info("%d live process(es): this one takes 1/%d of the API budget", live, live)
         self.live_processes = live
-        self._budget.share(live)
+        self.budget.share(live)
