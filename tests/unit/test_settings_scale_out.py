@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.settings import HttpListen, load_settings, parse_shard_ids
+from tests.unit.test_settings import attributes, variables_named
 from tests.unit.test_settings import problems_for as problems_of
-from tests.unit.test_settings import variables_named
 
 BASE_ENV: dict[str, str] = {"REPLICATE_API_TOKEN": "r8_SECRET_abc123"}
 
@@ -24,14 +24,16 @@ def only_problem(**env: str) -> str:
 
 
 def test_defaults() -> None:
-    settings = load_settings(dict(BASE_ENV))
-    assert settings.log_format == "text"
-    assert settings.http_listen is None
-    assert settings.shard_count is None
-    assert settings.shard_ids is None
-    assert settings.api_creates_per_minute == 600
-    assert settings.api_requests_per_minute == 3000
-    assert settings.takeover_after == 30.0
+    defaults = {
+        "log_format": "text",
+        "http_listen": None,
+        "shard_count": None,
+        "shard_ids": None,
+        "api_creates_per_minute": 600,
+        "api_requests_per_minute": 3000,
+        "takeover_after": 30.0,
+    }
+    assert attributes(load_settings(dict(BASE_ENV)), defaults) == defaults
 
 
 def test_every_variable_parsed() -> None:
@@ -47,13 +49,16 @@ def test_every_variable_parsed() -> None:
             "IMAGINE_TAKEOVER_AFTER": "12.5",
         }
     )
-    assert settings.log_format == "json"
-    assert settings.http_listen == HttpListen("127.0.0.1", 9100)
-    assert settings.shard_count == 4
-    assert settings.shard_ids == (0, 1, 2, 3)
-    assert settings.api_creates_per_minute == 300
-    assert settings.api_requests_per_minute == 1500
-    assert settings.takeover_after == 12.5
+    parsed = {
+        "log_format": "json",
+        "http_listen": HttpListen("127.0.0.1", 9100),
+        "shard_count": 4,
+        "shard_ids": (0, 1, 2, 3),
+        "api_creates_per_minute": 300,
+        "api_requests_per_minute": 1500,
+        "takeover_after": 12.5,
+    }
+    assert attributes(settings, parsed) == parsed
 
 
 @pytest.mark.parametrize("value", ["text", "json", "Text", " JSON "])

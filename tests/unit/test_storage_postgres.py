@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,30 @@ def fresh_database(postgres_database: str) -> Iterator[str]:
     """A database nobody has touched, dropped after the test (``postgres_database``: skip without a server)."""
     with disposable_database("imagine_fresh") as url:
         yield url
+
+
+@pytest.fixture
+async def repo(postgres_url: str) -> AsyncIterator[PostgresRepository]:
+    """One process's repository on a fresh schema."""
+    repository = await PostgresRepository.open(postgres_url)
+    try:
+        yield repository
+    finally:
+        await repository.close()
+
+
+Processes = tuple[PostgresRepository, PostgresRepository]
+
+
+@pytest.fixture
+async def two_processes(postgres_url: str) -> AsyncIterator[Processes]:
+    """Two repositories on one fresh schema, each with a pool and a listener of its own."""
+    a, b = await PostgresRepository.open(postgres_url), await PostgresRepository.open(postgres_url)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def _fetch(url: str, sql: str, *args: Any) -> list[Any]:
@@ -150,53 +174,39 @@ async def test_an_unknown_scheme_is_a_storage_error() -> None:
 # ---------------------------------------------------------------------------- several processes, one database
 
 
-async def test_two_processes_share_one_daily_limit(postgres_url: str) -> None:
-    a, b = await PostgresRepository.open(postgres_url), await PostgresRepository.open(postgres_url)
-    try:
-        limits = Limits(daily_images=5)
-        results = await asyncio.gather(
-            *((a if n % 2 else b).charge(GUILD, MEMBER, 1, limits=limits, now=T0) for n in range(20))
-        )
-        assert sum(r.charged for r in results) == 5
-        assert sum(r.over_daily_limit for r in results) == 15
-        assert (await a.usage(GUILD, MEMBER, now=T0)).images_today == 5
-        # Refunds from both sides land on the same row, never below zero.
-        await asyncio.gather(a.refund(GUILD, MEMBER, 2, day=T0.date()), b.refund(GUILD, MEMBER, 2, day=T0.date()))
-        assert (await b.usage(GUILD, MEMBER, now=T0)).images_today == 1
-    finally:
-        await a.close()
-        await b.close()
+async def test_two_processes_share_one_daily_limit(two_processes: Processes) -> None:
+    a, b = two_processes
+    limits = Limits(daily_images=5)
+    results = await asyncio.gather(
+        *((a if n % 2 else b).charge(GUILD, MEMBER, 1, limits=limits, now=T0) for n in range(20))
+    )
+    assert sum(r.charged for r in results) == 5
+    assert sum(r.over_daily_limit for r in results) == 15
+    assert (await a.usage(GUILD, MEMBER, now=T0)).images_today == 5
+    # Refunds from both sides land on the same row, never below zero.
+    await asyncio.gather(a.refund(GUILD, MEMBER, 2, day=T0.date()), b.refund(GUILD, MEMBER, 2, day=T0.date()))
+    assert (await b.usage(GUILD, MEMBER, now=T0)).images_today == 1
 
 
-async def test_two_processes_share_one_cooldown(postgres_url: str) -> None:
-    a, b = await PostgresRepository.open(postgres_url), await PostgresRepository.open(postgres_url)
-    try:
-        results = await asyncio.gather(
-            *(repo.charge(GUILD, MEMBER, 1, limits=Limits(cooldown_seconds=60), now=T0) for repo in (a, b) * 5)
-        )
-        assert sum(r.charged for r in results) == 1
-        assert all(r.retry_after_seconds == 60 for r in results if not r.charged)
-    finally:
-        await a.close()
-        await b.close()
+async def test_two_processes_share_one_cooldown(two_processes: Processes) -> None:
+    a, b = two_processes
+    results = await asyncio.gather(
+        *(repo.charge(GUILD, MEMBER, 1, limits=Limits(cooldown_seconds=60), now=T0) for repo in (a, b) * 5)
+    )
+    assert sum(r.charged for r in results) == 1
+    assert all(r.retry_after_seconds == 60 for r in results if not r.charged)
 
 
-async def test_a_job_is_refunded_once_whichever_process_ends_it(postgres_url: str) -> None:
-    a, b = await PostgresRepository.open(postgres_url), await PostgresRepository.open(postgres_url)
-    try:
-        await a.charge(GUILD, MEMBER, 4, limits=Limits(), now=T0)
-        await a.add_job(make_job("job-1", guild_id=GUILD, requester_id=MEMBER))
-        assert await b.job_with_prediction("p-1") is None
-        await a.update_job("job-1", prediction_id="p-1")
-        assert await b.job_with_prediction("p-1") == "job-1"
-        results = await asyncio.gather(
-            *(repo.refund_job("job-1", GUILD, MEMBER, 4, day=T0.date()) for repo in (a, b) * 4)
-        )
-        assert sum(results) == 1
-        assert (await b.usage(GUILD, MEMBER, now=T0)).images_today == 0
-    finally:
-        await a.close()
-        await b.close()
+async def test_a_job_is_refunded_once_whichever_process_ends_it(two_processes: Processes) -> None:
+    a, b = two_processes
+    await a.charge(GUILD, MEMBER, 4, limits=Limits(), now=T0)
+    await a.add_job(make_job("job-1", guild_id=GUILD, requester_id=MEMBER))
+    assert await b.job_with_prediction("p-1") is None
+    await a.update_job("job-1", prediction_id="p-1")
+    assert await b.job_with_prediction("p-1") == "job-1"
+    results = await asyncio.gather(*(repo.refund_job("job-1", GUILD, MEMBER, 4, day=T0.date()) for repo in (a, b) * 4))
+    assert sum(results) == 1
+    assert (await b.usage(GUILD, MEMBER, now=T0)).images_today == 0
 
 
 _CHILD = """
@@ -242,95 +252,75 @@ async def test_real_processes_share_one_daily_limit(postgres_url: str) -> None:
 # ---------------------------------------------------------------------------- the settings cache
 
 
-async def test_a_change_by_another_process_is_seen_within_seconds(postgres_url: str) -> None:
-    a, b = await PostgresRepository.open(postgres_url), await PostgresRepository.open(postgres_url)
-    try:
-        assert await b.guild_config(GUILD) == GuildConfig(guild_id=GUILD)  # now cached in b
-        await a.add_word(GUILD, "cat", actor_id=MOD)
+async def test_a_change_by_another_process_is_seen_within_seconds(two_processes: Processes) -> None:
+    a, b = two_processes
+    assert await b.guild_config(GUILD) == GuildConfig(guild_id=GUILD)  # now cached in b
+    await a.add_word(GUILD, "cat", actor_id=MOD)
 
-        async def b_sees_it() -> bool:
-            return (await b.guild_config(GUILD)).blocked_words == ("cat",)
+    async def b_sees_it() -> bool:
+        return (await b.guild_config(GUILD)).blocked_words == ("cat",)
 
-        assert await _eventually(b_sees_it) < 2
-        # And b serves it from its cache until the next change.
-        assert b._cache.get(GUILD) is not None
-        await a.set_limits(GUILD, actor_id=MOD, daily_images=3)
+    assert await _eventually(b_sees_it) < 2
+    # And b serves it from its cache until the next change.
+    assert b._cache.get(GUILD) is not None
+    await a.set_limits(GUILD, actor_id=MOD, daily_images=3)
 
-        async def b_sees_the_limit() -> bool:
-            return (await b.guild_config(GUILD)).limits.daily_images == 3
+    async def b_sees_the_limit() -> bool:
+        return (await b.guild_config(GUILD)).limits.daily_images == 3
 
-        await _eventually(b_sees_the_limit)
-    finally:
-        await a.close()
-        await b.close()
+    await _eventually(b_sees_the_limit)
 
 
-async def test_a_lost_listener_drops_the_cache_and_comes_back(postgres_url: str) -> None:
+async def test_a_lost_listener_drops_the_cache_and_comes_back(two_processes: Processes, postgres_url: str) -> None:
     """Notifications sent while the listener is down are lost: the whole cache goes, and it listens again."""
-    a, b = await PostgresRepository.open(postgres_url), await PostgresRepository.open(postgres_url)
-    try:
-        await b.guild_config(GUILD)
-        assert b._cache.get(GUILD) is not None
-        listener_pid = b._listener._conn.get_server_pid()
-        await _fetch(postgres_url, "SELECT pg_terminate_backend($1)", listener_pid)
-        await a.allow_channel(GUILD, 10, actor_id=MOD)  # its notification reaches no listener of b's
+    a, b = two_processes
+    await b.guild_config(GUILD)
+    assert b._cache.get(GUILD) is not None
+    listener_pid = b._listener._conn.get_server_pid()
+    await _fetch(postgres_url, "SELECT pg_terminate_backend($1)", listener_pid)
+    await a.allow_channel(GUILD, 10, actor_id=MOD)  # its notification reaches no listener of b's
 
-        async def listening_again() -> bool:
-            conn = b._listener._conn
-            return b._cache.live and conn is not None and conn.get_server_pid() != listener_pid
+    async def listening_again() -> bool:
+        conn = b._listener._conn
+        return b._cache.live and conn is not None and conn.get_server_pid() != listener_pid
 
-        await _eventually(listening_again)
-        assert (await b.guild_config(GUILD)).channels == frozenset({10})
-        await a.allow_channel(GUILD, 20, actor_id=MOD)
+    await _eventually(listening_again)
+    assert (await b.guild_config(GUILD)).channels == frozenset({10})
+    await a.allow_channel(GUILD, 20, actor_id=MOD)
 
-        async def b_sees_it() -> bool:
-            return (await b.guild_config(GUILD)).channels == frozenset({10, 20})
+    async def b_sees_it() -> bool:
+        return (await b.guild_config(GUILD)).channels == frozenset({10, 20})
 
-        await _eventually(b_sees_it)
-    finally:
-        await a.close()
-        await b.close()
+    await _eventually(b_sees_it)
 
 
-async def test_nothing_is_cached_while_the_listener_is_down(postgres_url: str) -> None:
-    repo = await PostgresRepository.open(postgres_url)
-    try:
-        repo._cache.live = False  # as between a lost connection and the next one
-        await repo.guild_config(GUILD)
-        assert repo._cache.get(GUILD) is None
-        repo._cache.live = True
-        assert repo._cache.get(GUILD) is None  # nothing was stored meanwhile
-    finally:
-        await repo.close()
+async def test_nothing_is_cached_while_the_listener_is_down(repo: PostgresRepository) -> None:
+    repo._cache.live = False  # as between a lost connection and the next one
+    await repo.guild_config(GUILD)
+    assert repo._cache.get(GUILD) is None
+    repo._cache.live = True
+    assert repo._cache.get(GUILD) is None  # nothing was stored meanwhile
 
 
-async def test_own_changes_are_seen_at_once(postgres_url: str) -> None:
-    repo = await PostgresRepository.open(postgres_url)
-    try:
-        await repo.guild_config(GUILD)
-        await repo.allow_model(GUILD, "a/a", actor_id=MOD)
-        assert (await repo.guild_config(GUILD)).models == ("a/a",)
-    finally:
-        await repo.close()
+async def test_own_changes_are_seen_at_once(repo: PostgresRepository) -> None:
+    await repo.guild_config(GUILD)
+    await repo.allow_model(GUILD, "a/a", actor_id=MOD)
+    assert (await repo.guild_config(GUILD)).models == ("a/a",)
 
 
 # ---------------------------------------------------------------------------- timeouts
 
 
-async def test_pooled_connections_carry_timeouts_and_keepalives(postgres_url: str) -> None:
+async def test_pooled_connections_carry_timeouts_and_keepalives(repo: PostgresRepository) -> None:
     """A half-open connection is found (keepalives, both ends) and no session holds locks forever."""
-    repo = await PostgresRepository.open(postgres_url)
-    try:
-        async with repo._connection() as conn:
-            settings = {
-                name: await conn.fetchval(f"SHOW {name}")
-                for name in ("statement_timeout", "idle_in_transaction_session_timeout", "tcp_keepalives_idle")
-            }
-            sock = conn._con._transport.get_extra_info("socket")
-            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-            assert conn._con._config.command_timeout == COMMAND_TIMEOUT
-    finally:
-        await repo.close()
+    async with repo._connection() as conn:
+        settings = {
+            name: await conn.fetchval(f"SHOW {name}")
+            for name in ("statement_timeout", "idle_in_transaction_session_timeout", "tcp_keepalives_idle")
+        }
+        sock = conn._con._transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert conn._con._config.command_timeout == COMMAND_TIMEOUT
     assert settings == {
         "statement_timeout": "30s",
         "idle_in_transaction_session_timeout": "30s",
@@ -343,33 +333,29 @@ async def test_pooled_connections_carry_timeouts_and_keepalives(postgres_url: st
 BOT = 4_000_000_000_000_000
 
 
-async def test_identify_turns_of_one_bucket_queue_across_processes(postgres_url: str) -> None:
-    a, b = await PostgresRepository.open(postgres_url), await PostgresRepository.open(postgres_url)
-    try:
-        waits = sorted(
-            await asyncio.gather(
-                *((a if n % 2 else b).take_identify_turn(BOT, 0, spacing=5.0, within=60.0) for n in range(6))
-            )
+async def test_identify_turns_of_one_bucket_queue_across_processes(two_processes: Processes) -> None:
+    a, b = two_processes
+    waits = sorted(
+        await asyncio.gather(
+            *((a if n % 2 else b).take_identify_turn(BOT, 0, spacing=5.0, within=60.0) for n in range(6))
         )
-        # One turn each, 5 s apart on the database's clock (less the moments the reservations took).
-        assert waits[0] == 0
-        for place, wait in enumerate(waits):
-            assert wait is not None and 5.0 * place - 2 < wait <= 5.0 * place, waits
-        # Other buckets, and other bots on the same database, have turns of their own.
-        assert await a.take_identify_turn(BOT, 1, spacing=5.0, within=60.0) == 0
-        assert await b.take_identify_turn(BOT + 1, 0, spacing=5.0, within=60.0) == 0
-        # A turn long past (a process that died, or just identified long ago) holds nothing up.
-        assert await a.take_identify_turn(BOT, 2, spacing=0.05, within=60.0) == 0
-        await asyncio.sleep(0.2)
-        assert await b.take_identify_turn(BOT, 2, spacing=0.05, within=60.0) == 0
-        # A turn further out than the taker can wait is not reserved: the queue does not grow for nothing.
-        assert await a.take_identify_turn(BOT, 3, spacing=30.0, within=45.0) == 0
-        second = await b.take_identify_turn(BOT, 3, spacing=30.0, within=45.0)
-        assert second is not None and 28.0 < second <= 30.0
-        assert await a.take_identify_turn(BOT, 3, spacing=30.0, within=45.0) == math.inf  # 60 s away
-        assert await b.take_identify_turn(BOT, 3, spacing=30.0, within=45.0) == math.inf  # still: none reserved
-        last = await a.take_identify_turn(BOT, 3, spacing=30.0, within=90.0)
-        assert last is not None and 58.0 < last <= 60.0
-    finally:
-        await a.close()
-        await b.close()
+    )
+    # One turn each, 5 s apart on the database's clock (less the moments the reservations took).
+    assert waits[0] == 0
+    for place, wait in enumerate(waits):
+        assert wait is not None and 5.0 * place - 2 < wait <= 5.0 * place, waits
+    # Other buckets, and other bots on the same database, have turns of their own.
+    assert await a.take_identify_turn(BOT, 1, spacing=5.0, within=60.0) == 0
+    assert await b.take_identify_turn(BOT + 1, 0, spacing=5.0, within=60.0) == 0
+    # A turn long past (a process that died, or just identified long ago) holds nothing up.
+    assert await a.take_identify_turn(BOT, 2, spacing=0.05, within=60.0) == 0
+    await asyncio.sleep(0.2)
+    assert await b.take_identify_turn(BOT, 2, spacing=0.05, within=60.0) == 0
+    # A turn further out than the taker can wait is not reserved: the queue does not grow for nothing.
+    assert await a.take_identify_turn(BOT, 3, spacing=30.0, within=45.0) == 0
+    second = await b.take_identify_turn(BOT, 3, spacing=30.0, within=45.0)
+    assert second is not None and 28.0 < second <= 30.0
+    assert await a.take_identify_turn(BOT, 3, spacing=30.0, within=45.0) == math.inf  # 60 s away
+    assert await b.take_identify_turn(BOT, 3, spacing=30.0, within=45.0) == math.inf  # still: none reserved
+    last = await a.take_identify_turn(BOT, 3, spacing=30.0, within=90.0)
+    assert last is not None and 58.0 < last <= 60.0
