@@ -40,7 +40,8 @@ def _redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-async def _execute(url: str, statement: str) -> None:
+async def execute_once(url: str, statement: str) -> None:
+    """Run one statement on a connection of its own (``CREATE DATABASE`` cannot run inside a transaction)."""
     conn: Any = await asyncpg.connect(url, timeout=3)
     try:
         await conn.execute(statement)
@@ -56,11 +57,11 @@ async def disposable_database(server: str, prefix: str = "imagine_bench") -> Asy
     """
     name = f"{prefix}_{secrets.token_hex(6)}"
     try:
-        await _execute(server, f'CREATE DATABASE "{name}"')
+        await execute_once(server, f'CREATE DATABASE "{name}"')
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise PostgresUnavailable(f"{_redacted(server)}: {type(exc).__name__}: {exc}") from exc
     parts = urlsplit(server)
     try:
         yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
     finally:
-        await _execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await execute_once(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

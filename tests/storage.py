@@ -18,18 +18,18 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from bench.postgres import admin_url, execute_once
 from bot.base.clock import SystemClock
 from bot.storage import JobRecord, Repository
 from bot.storage.postgres import PostgresRepository
 from bot.storage.sqlite import SqliteRepository
 
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
 
 
@@ -65,11 +65,6 @@ def make_job(job_id: str, *, created: datetime = T0, **fields: object) -> JobRec
     )
 
 
-def admin_url() -> str:
-    """The server's URL as given: the database there is used only to create and drop ours."""
-    return os.environ.get("IMAGINE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-
-
 def with_database(url: str, database: str, *, search_path: str | None = None) -> str:
     """``url`` pointed at another database (and, optionally, a schema)."""
     parts = urlsplit(url)
@@ -84,18 +79,10 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(f"no PostgreSQL server for the tests ({reason}); set IMAGINE_TEST_POSTGRES_URL or start one")
 
 
-async def _admin(url: str, statement: str) -> None:
-    conn: Any = await asyncpg.connect(url, timeout=3)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 def _run_aside(url: str, statement: str) -> None:
     """Run one statement from a thread of its own: callers may be inside a running event loop."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, _admin(url, statement)).result()
+        pool.submit(asyncio.run, execute_once(url, statement)).result()
 
 
 def create_database(prefix: str = "imagine_test") -> str:
@@ -127,7 +114,7 @@ def disposable_database(prefix: str = "imagine_test") -> Iterator[str]:
 async def fresh_schema(database_url: str) -> str:
     """A new, empty schema in the database at ``database_url``; the URL that makes it the only one searched."""
     schema = f"t_{secrets.token_hex(6)}"
-    await _admin(database_url, f"CREATE SCHEMA {schema}")
+    await execute_once(database_url, f"CREATE SCHEMA {schema}")
     return with_database(database_url, urlsplit(database_url).path.lstrip("/"), search_path=schema)
 
 
