@@ -154,11 +154,11 @@ class StoreMixin:
         is_followup: bool = False,
     ) -> StoredMessage:
         message = StoredMessage(
-            message_id=snowflake(),
+            id=snowflake(),
             channel_id=channel.id,
             guild_id=guild.id if guild is not None else None,
             author=author,
-            message_type=message_type,
+            type=message_type,
             first=version,
             user_lookup=self._find_user,
             interaction=interaction,
