@@ -58,56 +58,44 @@ class CallbackRecord:
         return list(self.data.get("choices") or [])
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class InteractionHandle:
     """A pushed interaction: await its callback, see its messages, bend its clock."""
 
-    def __init__(
-        self,
-        fake: FakeDiscord,
-        *,
-        interaction_id: int,
-        token: str,
-        interaction_type: InteractionType,
-        payload: JSON,
-        guild: FakeGuild | None,
-        channel: FakeChannel,
-        user: FakeUser,
-        member: FakeMember | None,
-        message: StoredMessage | None,
-        ack_deadline: float,
-        token_lifetime: float,
-        attachment_size_limit: int,
-        command_name: str | None,
-    ) -> None:
-        self._fake = fake
-        self.id = interaction_id
-        self.token = token
-        self.type = interaction_type
-        #: The INTERACTION_CREATE payload as sent.
-        self.payload = payload
-        self.guild = guild
-        self.channel = channel
-        self.user = user
-        self.member = member
-        #: The message a component/modal interaction came from.
-        self.message = message
-        #: Seconds the bot has to send the first callback (from dispatch).
-        self.ack_deadline = ack_deadline
-        self.attachment_size_limit = attachment_size_limit
-        self.command_name = command_name
-        #: ``time.time()`` after which the token (webhook routes) is invalid.
-        self.token_expires_at = snowflake_time(interaction_id).timestamp() + token_lifetime
-        #: ``time.monotonic()`` of the INTERACTION_CREATE dispatch.
-        self.dispatched_at: float | None = None
-        #: ``(shard_id, shard_count)`` of the gateway session it went to; ``None`` if no session ran its shard.
-        self.shard: tuple[int, int] | None = None
-        #: Every callback attempt that reached the handler, in order.
-        self.callbacks: list[CallbackRecord] = []
-        #: The message the interaction's ``@original`` refers to, once there is one.
-        self.original_message_id: int | None = None
-        #: Ids of followup messages, in order.
-        self.followup_ids: list[int] = []
-        self._ack_missed = False
+    fake: FakeDiscord = dataclasses.field(repr=False)
+    """The fake it was pushed to (its store of messages and its waiting)."""
+    id: int
+    token: str
+    type: InteractionType
+    payload: JSON
+    """The INTERACTION_CREATE payload as sent."""
+    guild: FakeGuild | None
+    channel: FakeChannel
+    user: FakeUser
+    member: FakeMember | None
+    message: StoredMessage | None
+    """The message a component/modal interaction came from."""
+    ack_deadline: float
+    """Seconds the bot has to send the first callback (from dispatch)."""
+    token_lifetime: dataclasses.InitVar[float]
+    attachment_size_limit: int
+    command_name: str | None
+    token_expires_at: float = dataclasses.field(init=False)
+    """``time.time()`` after which the token (webhook routes) is invalid."""
+    dispatched_at: float | None = dataclasses.field(default=None, init=False)
+    """``time.monotonic()`` of the INTERACTION_CREATE dispatch."""
+    shard: tuple[int, int] | None = dataclasses.field(default=None, init=False)
+    """``(shard_id, shard_count)`` of the gateway session it went to; ``None`` if no session ran its shard."""
+    callbacks: list[CallbackRecord] = dataclasses.field(default_factory=list, init=False)
+    """Every callback attempt that reached the handler, in order."""
+    original_message_id: int | None = dataclasses.field(default=None, init=False)
+    """The message the interaction's ``@original`` refers to, once there is one."""
+    followup_ids: list[int] = dataclasses.field(default_factory=list, init=False)
+    """Ids of followup messages, in order."""
+    _ack_missed: bool = dataclasses.field(default=False, init=False)
+
+    def __post_init__(self, token_lifetime: float) -> None:
+        self.token_expires_at = snowflake_time(self.id).timestamp() + token_lifetime
 
     def __repr__(self) -> str:
         return f"<InteractionHandle id={self.id} type={self.type.name} response={self.response_type}>"
@@ -155,22 +143,22 @@ class InteractionHandle:
         """The message ``@original`` refers to (the response message), if any."""
         if self.original_message_id is None:
             return None
-        return self._fake.messages.get(self.original_message_id)
+        return self.fake.messages.get(self.original_message_id)
 
     @property
     def followups(self) -> list[StoredMessage]:
         """Followup messages, in order."""
-        return [self._fake.messages[i] for i in self.followup_ids]
+        return [self.fake.messages[i] for i in self.followup_ids]
 
     def expire_token(self) -> None:
         """Make the token expire now: webhook routes answer 401/50027 from here on."""
         self.token_expires_at = time.time() - 0.001
-        self._fake._changed()
+        self.fake._changed()
 
     def miss_ack_deadline(self) -> None:
         """Behave as if the 3 s acknowledgement deadline already passed: callbacks answer 404/10062."""
         self._ack_missed = True
-        self._fake._changed()
+        self.fake._changed()
 
     def _ack_too_late(self, now: float) -> bool:
         if self._ack_missed:
@@ -185,7 +173,7 @@ class InteractionHandle:
                 return self.response
             return self.callbacks[0] if self.callbacks else None
 
-        return await self._fake.wait_for(found, timeout, what=f"callback of interaction {self.id}")
+        return await self.fake.wait_for(found, timeout, what=f"callback of interaction {self.id}")
 
     async def wait_message(
         self, predicate: Callable[[StoredMessage], bool] | None = None, timeout: float = 5.0
@@ -198,7 +186,7 @@ class InteractionHandle:
                 return None
             return message
 
-        return await self._fake.wait_for(found, timeout, what=f"original message of interaction {self.id}")
+        return await self.fake.wait_for(found, timeout, what=f"original message of interaction {self.id}")
 
 
 #: Alias: the handle of a pushed interaction.
@@ -371,10 +359,10 @@ class InteractionsMixin:
             message=message,
         )
         handle = InteractionHandle(
-            self,
-            interaction_id=interaction_id,
+            fake=self,
+            id=interaction_id,
             token=token,
-            interaction_type=itype,
+            type=itype,
             payload=payload,
             guild=ctx.guild,
             channel=ctx.channel,
