@@ -8,10 +8,11 @@ import dataclasses
 import datetime as dt
 import itertools
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.discord.protocol import MessageFlag, _iso
+from tests.fakes.discord.protocol import MessageFlag, _iso, _now
 
 if TYPE_CHECKING:
     from tests.fakes.discord.guild import FakeUser
@@ -77,24 +78,24 @@ class StoredAttachment:
         return data
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class MessageVersion:
     """One state of a message: what it looked like after creation or after one edit."""
 
     index: int
     content: str
-    embeds: tuple[JSON, ...]
-    components: tuple[JSON, ...]
-    attachments: tuple[StoredAttachment, ...]
-    flags: int
-    allowed_mentions: JSON | None
-    tts: bool
+    embeds: tuple[JSON, ...] = ()
+    components: tuple[JSON, ...] = ()
+    attachments: tuple[StoredAttachment, ...] = ()
+    flags: int = 0
+    allowed_mentions: JSON | None = None
+    tts: bool = False
     mentions: tuple[int, ...]
     mention_roles: tuple[int, ...]
     mention_everyone: bool
-    timestamp: dt.datetime
+    timestamp: dt.datetime = dataclasses.field(default_factory=_now)
     #: ``time.monotonic()`` when this version was made.
-    at: float
+    at: float = dataclasses.field(default_factory=time.monotonic)
     #: The :class:`Routes` name of the request that made this version.
     route: str
     #: The callback type when the version came from an interaction callback.
