@@ -67,8 +67,6 @@ class InteractionHandle:
     id: int
     token: str
     type: InteractionType
-    payload: JSON
-    """The INTERACTION_CREATE payload as sent."""
     guild: FakeGuild | None
     channel: FakeChannel
     user: FakeUser
@@ -80,6 +78,8 @@ class InteractionHandle:
     token_lifetime: dataclasses.InitVar[float]
     attachment_size_limit: int
     command_name: str | None
+    payload: JSON = dataclasses.field(init=False)
+    """The INTERACTION_CREATE payload as sent."""
     token_expires_at: float = dataclasses.field(init=False)
     """``time.time()`` after which the token (webhook routes) is invalid."""
     dispatched_at: float | None = dataclasses.field(default=None, init=False)
@@ -276,42 +276,32 @@ class InteractionsMixin:
         return None
 
     def _interaction_payload(
-        self,
-        *,
-        interaction_id: int,
-        token: str,
-        itype: InteractionType,
-        data: JSON,
-        ctx: _Context,
-        locale: str,
-        attachment_size_limit: int,
-        app_permissions: int | None,
-        message: StoredMessage | None,
+        self, handle: InteractionHandle, data: JSON, *, locale: str, app_permissions: int | None
     ) -> JSON:
         payload: JSON = {
-            "id": str(interaction_id),
+            "id": str(handle.id),
             "application_id": str(self.application_id),
-            "type": int(itype),
-            "token": token,
+            "type": int(handle.type),
+            "token": handle.token,
             "version": 1,
             "data": data,
-            "channel_id": str(ctx.channel.id),
+            "channel_id": str(handle.channel.id),
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "attachment_size_limit": attachment_size_limit,
+            "attachment_size_limit": handle.attachment_size_limit,
         }
-        channel_payload = ctx.channel.payload()
-        if ctx.guild is not None and ctx.member is not None:
-            guild = ctx.guild
-            perms = guild.permissions_in(ctx.member, ctx.channel)
-            bot_perms = guild.permissions_in(guild.bot_member, ctx.channel)
+        channel_payload = handle.channel.payload()
+        if handle.guild is not None and handle.member is not None:
+            guild = handle.guild
+            perms = guild.permissions_in(handle.member, handle.channel)
+            bot_perms = guild.permissions_in(guild.bot_member, handle.channel)
             channel_payload["permissions"] = str(perms)
             payload.update(
                 guild_id=str(guild.id),
                 guild={"id": str(guild.id), "locale": guild.locale, "features": []},
                 guild_locale=guild.locale,
-                member=ctx.member.payload(permissions=perms),
+                member=handle.member.payload(permissions=perms),
                 app_permissions=str(app_permissions if app_permissions is not None else bot_perms),
                 authorizing_integration_owners={"0": str(guild.id)},
                 context=0,
@@ -319,7 +309,7 @@ class InteractionsMixin:
         else:
             default_dm = int(Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | Perm.EMBED_LINKS | Perm.ATTACH_FILES)
             payload.update(
-                user=ctx.user.payload(),
+                user=handle.user.payload(),
                 app_permissions=str(app_permissions if app_permissions is not None else default_dm),
                 authorizing_integration_owners={"0": "0"},
                 context=1,
@@ -327,8 +317,8 @@ class InteractionsMixin:
         payload["channel"] = channel_payload
         if not self.interaction_channels:
             del payload["channel"], payload["channel_id"]
-        if message is not None:
-            payload["message"] = message.payload()
+        if handle.message is not None:
+            payload["message"] = handle.message.payload()
         return payload
 
     async def _push(
@@ -347,23 +337,11 @@ class InteractionsMixin:
         limit = overrides.attachment_size_limit
         if limit is None:
             limit = self.attachment_size_limit
-        payload = self._interaction_payload(
-            interaction_id=interaction_id,
-            token=token,
-            itype=itype,
-            data=data,
-            ctx=ctx,
-            locale=locale,
-            attachment_size_limit=limit,
-            app_permissions=overrides.app_permissions,
-            message=message,
-        )
         handle = InteractionHandle(
             fake=self,
             id=interaction_id,
             token=token,
             type=itype,
-            payload=payload,
             guild=ctx.guild,
             channel=ctx.channel,
             user=ctx.user,
@@ -374,8 +352,11 @@ class InteractionsMixin:
             attachment_size_limit=limit,
             command_name=command_name,
         )
+        handle.payload = self._interaction_payload(
+            handle, data, locale=locale, app_permissions=overrides.app_permissions
+        )
         self.interactions[interaction_id] = handle
         handle.dispatched_at = time.monotonic()
-        session = await self._deliver("INTERACTION_CREATE", payload, ctx.guild.id if ctx.guild else None)
+        session = await self._deliver("INTERACTION_CREATE", handle.payload, ctx.guild.id if ctx.guild else None)
         handle.shard = None if session is None else (session.shard_id, session.shard_count)
         return handle
