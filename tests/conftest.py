@@ -93,6 +93,13 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client_session
 
 
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP session for a test that speaks to a fake itself; its 10 s limit turns a hang into a failure."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client_session:
+        yield client_session
+
+
 @dataclass
 class Pipeline:
     """The real client, downloader and engine, configured for fast tests."""

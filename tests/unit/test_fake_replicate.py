@@ -65,12 +65,6 @@ async def fake() -> AsyncIterator[FakeReplicate]:
         yield server
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
-
-
 async def call(
     http: aiohttp.ClientSession,
     method: str,

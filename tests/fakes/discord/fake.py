@@ -249,7 +249,7 @@ class FakeDiscord(
         elif shard is not None and self.shard_of(guild_id) != shard:
             raise ValueError(f"guild id {guild_id} belongs to shard {self.shard_of(guild_id)}, not {shard}")
         guild = FakeGuild(
-            guild_id=guild_id,
+            id=guild_id,
             name=name,
             bot_user=self.bot_user,
             bot_permissions=bot_permissions,

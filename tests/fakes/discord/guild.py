@@ -196,35 +196,29 @@ class FakeMember:
         return data
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class FakeGuild:
     """A guild with roles, text channels and members; build it with :meth:`FakeDiscord.add_guild`."""
 
-    def __init__(
-        self,
-        *,
-        guild_id: int,
-        name: str,
-        bot_user: FakeUser,
-        bot_permissions: int,
-        locale: str,
-        premium_tier: int,
-        attachment_size_limit: int,
-    ) -> None:
-        self.id = guild_id
-        self.name = name
-        self.locale = locale
-        self.premium_tier = premium_tier
-        #: Per-attachment limit for channel-route uploads in this guild.
-        self.attachment_size_limit = attachment_size_limit
-        self.owner_id = snowflake()
-        self.roles: dict[int, FakeRole] = {
-            guild_id: FakeRole(id=guild_id, name="@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS)
-        }
-        self.channels: dict[int, FakeChannel] = {}
-        self.members: dict[int, FakeMember] = {}
+    id: int
+    name: str
+    bot_user: dataclasses.InitVar[FakeUser]
+    bot_permissions: dataclasses.InitVar[int]
+    locale: str
+    premium_tier: int
+    attachment_size_limit: int
+    """Per-attachment limit for channel-route uploads in this guild."""
+    owner_id: int = dataclasses.field(default_factory=snowflake, init=False)
+    roles: dict[int, FakeRole] = dataclasses.field(init=False)
+    channels: dict[int, FakeChannel] = dataclasses.field(default_factory=dict, init=False)
+    members: dict[int, FakeMember] = dataclasses.field(default_factory=dict, init=False)
+    bot_member: FakeMember = dataclasses.field(init=False)
+    """The bot's own member object (its permissions are the interaction's ``app_permissions``)."""
+
+    def __post_init__(self, bot_user: FakeUser, bot_permissions: int) -> None:
+        self.roles = {self.id: FakeRole(id=self.id, name="@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS)}
         bot_role = self.add_role(bot_user.username, bot_permissions, managed=True, bot_id=bot_user.id)
-        #: The bot's own member object (its permissions are the interaction's ``app_permissions``).
-        self.bot_member = self._add_member(FakeMember(user=bot_user, guild_id=guild_id, role_ids=[bot_role.id]))
+        self.bot_member = self._add_member(FakeMember(user=bot_user, guild_id=self.id, role_ids=[bot_role.id]))
 
     def __repr__(self) -> str:
         return f"<FakeGuild id={self.id} name={self.name!r}>"

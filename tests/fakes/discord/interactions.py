@@ -58,56 +58,44 @@ class CallbackRecord:
         return list(self.data.get("choices") or [])
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class InteractionHandle:
     """A pushed interaction: await its callback, see its messages, bend its clock."""
 
-    def __init__(
-        self,
-        fake: FakeDiscord,
-        *,
-        interaction_id: int,
-        token: str,
-        interaction_type: InteractionType,
-        payload: JSON,
-        guild: FakeGuild | None,
-        channel: FakeChannel,
-        user: FakeUser,
-        member: FakeMember | None,
-        message: StoredMessage | None,
-        ack_deadline: float,
-        token_lifetime: float,
-        attachment_size_limit: int,
-        command_name: str | None,
-    ) -> None:
-        self._fake = fake
-        self.id = interaction_id
-        self.token = token
-        self.type = interaction_type
-        #: The INTERACTION_CREATE payload as sent.
-        self.payload = payload
-        self.guild = guild
-        self.channel = channel
-        self.user = user
-        self.member = member
-        #: The message a component/modal interaction came from.
-        self.message = message
-        #: Seconds the bot has to send the first callback (from dispatch).
-        self.ack_deadline = ack_deadline
-        self.attachment_size_limit = attachment_size_limit
-        self.command_name = command_name
-        #: ``time.time()`` after which the token (webhook routes) is invalid.
-        self.token_expires_at = snowflake_time(interaction_id).timestamp() + token_lifetime
-        #: ``time.monotonic()`` of the INTERACTION_CREATE dispatch.
-        self.dispatched_at: float | None = None
-        #: ``(shard_id, shard_count)`` of the gateway session it went to; ``None`` if no session ran its shard.
-        self.shard: tuple[int, int] | None = None
-        #: Every callback attempt that reached the handler, in order.
-        self.callbacks: list[CallbackRecord] = []
-        #: The message the interaction's ``@original`` refers to, once there is one.
-        self.original_message_id: int | None = None
-        #: Ids of followup messages, in order.
-        self.followup_ids: list[int] = []
-        self._ack_missed = False
+    fake: FakeDiscord = dataclasses.field(repr=False)
+    """The fake it was pushed to (its store of messages and its waiting)."""
+    id: int
+    token: str
+    type: InteractionType
+    guild: FakeGuild | None
+    channel: FakeChannel
+    user: FakeUser
+    member: FakeMember | None
+    message: StoredMessage | None
+    """The message a component/modal interaction came from."""
+    ack_deadline: float
+    """Seconds the bot has to send the first callback (from dispatch)."""
+    token_lifetime: dataclasses.InitVar[float]
+    attachment_size_limit: int
+    command_name: str | None
+    payload: JSON = dataclasses.field(init=False)
+    """The INTERACTION_CREATE payload as sent."""
+    token_expires_at: float = dataclasses.field(init=False)
+    """``time.time()`` after which the token (webhook routes) is invalid."""
+    dispatched_at: float | None = dataclasses.field(default=None, init=False)
+    """``time.monotonic()`` of the INTERACTION_CREATE dispatch."""
+    shard: tuple[int, int] | None = dataclasses.field(default=None, init=False)
+    """``(shard_id, shard_count)`` of the gateway session it went to; ``None`` if no session ran its shard."""
+    callbacks: list[CallbackRecord] = dataclasses.field(default_factory=list, init=False)
+    """Every callback attempt that reached the handler, in order."""
+    original_message_id: int | None = dataclasses.field(default=None, init=False)
+    """The message the interaction's ``@original`` refers to, once there is one."""
+    followup_ids: list[int] = dataclasses.field(default_factory=list, init=False)
+    """Ids of followup messages, in order."""
+    _ack_missed: bool = dataclasses.field(default=False, init=False)
+
+    def __post_init__(self, token_lifetime: float) -> None:
+        self.token_expires_at = snowflake_time(self.id).timestamp() + token_lifetime
 
     def __repr__(self) -> str:
         return f"<InteractionHandle id={self.id} type={self.type.name} response={self.response_type}>"
@@ -155,22 +143,22 @@ class InteractionHandle:
         """The message ``@original`` refers to (the response message), if any."""
         if self.original_message_id is None:
             return None
-        return self._fake.messages.get(self.original_message_id)
+        return self.fake.messages.get(self.original_message_id)
 
     @property
     def followups(self) -> list[StoredMessage]:
         """Followup messages, in order."""
-        return [self._fake.messages[i] for i in self.followup_ids]
+        return [self.fake.messages[i] for i in self.followup_ids]
 
     def expire_token(self) -> None:
         """Make the token expire now: webhook routes answer 401/50027 from here on."""
         self.token_expires_at = time.time() - 0.001
-        self._fake._changed()
+        self.fake._changed()
 
     def miss_ack_deadline(self) -> None:
         """Behave as if the 3 s acknowledgement deadline already passed: callbacks answer 404/10062."""
         self._ack_missed = True
-        self._fake._changed()
+        self.fake._changed()
 
     def _ack_too_late(self, now: float) -> bool:
         if self._ack_missed:
@@ -185,7 +173,7 @@ class InteractionHandle:
                 return self.response
             return self.callbacks[0] if self.callbacks else None
 
-        return await self._fake.wait_for(found, timeout, what=f"callback of interaction {self.id}")
+        return await self.fake.wait_for(found, timeout, what=f"callback of interaction {self.id}")
 
     async def wait_message(
         self, predicate: Callable[[StoredMessage], bool] | None = None, timeout: float = 5.0
@@ -198,7 +186,7 @@ class InteractionHandle:
                 return None
             return message
 
-        return await self._fake.wait_for(found, timeout, what=f"original message of interaction {self.id}")
+        return await self.fake.wait_for(found, timeout, what=f"original message of interaction {self.id}")
 
 
 #: Alias: the handle of a pushed interaction.
@@ -288,42 +276,32 @@ class InteractionsMixin:
         return None
 
     def _interaction_payload(
-        self,
-        *,
-        interaction_id: int,
-        token: str,
-        itype: InteractionType,
-        data: JSON,
-        ctx: _Context,
-        locale: str,
-        attachment_size_limit: int,
-        app_permissions: int | None,
-        message: StoredMessage | None,
+        self, handle: InteractionHandle, data: JSON, *, locale: str, app_permissions: int | None
     ) -> JSON:
         payload: JSON = {
-            "id": str(interaction_id),
+            "id": str(handle.id),
             "application_id": str(self.application_id),
-            "type": int(itype),
-            "token": token,
+            "type": int(handle.type),
+            "token": handle.token,
             "version": 1,
             "data": data,
-            "channel_id": str(ctx.channel.id),
+            "channel_id": str(handle.channel.id),
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "attachment_size_limit": attachment_size_limit,
+            "attachment_size_limit": handle.attachment_size_limit,
         }
-        channel_payload = ctx.channel.payload()
-        if ctx.guild is not None and ctx.member is not None:
-            guild = ctx.guild
-            perms = guild.permissions_in(ctx.member, ctx.channel)
-            bot_perms = guild.permissions_in(guild.bot_member, ctx.channel)
+        channel_payload = handle.channel.payload()
+        if handle.guild is not None and handle.member is not None:
+            guild = handle.guild
+            perms = guild.permissions_in(handle.member, handle.channel)
+            bot_perms = guild.permissions_in(guild.bot_member, handle.channel)
             channel_payload["permissions"] = str(perms)
             payload.update(
                 guild_id=str(guild.id),
                 guild={"id": str(guild.id), "locale": guild.locale, "features": []},
                 guild_locale=guild.locale,
-                member=ctx.member.payload(permissions=perms),
+                member=handle.member.payload(permissions=perms),
                 app_permissions=str(app_permissions if app_permissions is not None else bot_perms),
                 authorizing_integration_owners={"0": str(guild.id)},
                 context=0,
@@ -331,7 +309,7 @@ class InteractionsMixin:
         else:
             default_dm = int(Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | Perm.EMBED_LINKS | Perm.ATTACH_FILES)
             payload.update(
-                user=ctx.user.payload(),
+                user=handle.user.payload(),
                 app_permissions=str(app_permissions if app_permissions is not None else default_dm),
                 authorizing_integration_owners={"0": "0"},
                 context=1,
@@ -339,8 +317,8 @@ class InteractionsMixin:
         payload["channel"] = channel_payload
         if not self.interaction_channels:
             del payload["channel"], payload["channel_id"]
-        if message is not None:
-            payload["message"] = message.payload()
+        if handle.message is not None:
+            payload["message"] = handle.message.payload()
         return payload
 
     async def _push(
@@ -359,23 +337,11 @@ class InteractionsMixin:
         limit = overrides.attachment_size_limit
         if limit is None:
             limit = self.attachment_size_limit
-        payload = self._interaction_payload(
-            interaction_id=interaction_id,
-            token=token,
-            itype=itype,
-            data=data,
-            ctx=ctx,
-            locale=locale,
-            attachment_size_limit=limit,
-            app_permissions=overrides.app_permissions,
-            message=message,
-        )
         handle = InteractionHandle(
-            self,
-            interaction_id=interaction_id,
+            fake=self,
+            id=interaction_id,
             token=token,
-            interaction_type=itype,
-            payload=payload,
+            type=itype,
             guild=ctx.guild,
             channel=ctx.channel,
             user=ctx.user,
@@ -386,8 +352,11 @@ class InteractionsMixin:
             attachment_size_limit=limit,
             command_name=command_name,
         )
+        handle.payload = self._interaction_payload(
+            handle, data, locale=locale, app_permissions=overrides.app_permissions
+        )
         self.interactions[interaction_id] = handle
         handle.dispatched_at = time.monotonic()
-        session = await self._deliver("INTERACTION_CREATE", payload, ctx.guild.id if ctx.guild else None)
+        session = await self._deliver("INTERACTION_CREATE", handle.payload, ctx.guild.id if ctx.guild else None)
         handle.shard = None if session is None else (session.shard_id, session.shard_count)
         return handle

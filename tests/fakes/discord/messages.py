@@ -8,10 +8,11 @@ import dataclasses
 import datetime as dt
 import itertools
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.discord.protocol import MessageFlag, _iso
+from tests.fakes.discord.protocol import MessageFlag, _iso, _now
 
 if TYPE_CHECKING:
     from tests.fakes.discord.guild import FakeUser
@@ -77,24 +78,24 @@ class StoredAttachment:
         return data
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class MessageVersion:
     """One state of a message: what it looked like after creation or after one edit."""
 
     index: int
     content: str
-    embeds: tuple[JSON, ...]
-    components: tuple[JSON, ...]
-    attachments: tuple[StoredAttachment, ...]
-    flags: int
-    allowed_mentions: JSON | None
-    tts: bool
+    embeds: tuple[JSON, ...] = ()
+    components: tuple[JSON, ...] = ()
+    attachments: tuple[StoredAttachment, ...] = ()
+    flags: int = 0
+    allowed_mentions: JSON | None = None
+    tts: bool = False
     mentions: tuple[int, ...]
     mention_roles: tuple[int, ...]
     mention_everyone: bool
-    timestamp: dt.datetime
+    timestamp: dt.datetime = dataclasses.field(default_factory=_now)
     #: ``time.monotonic()`` when this version was made.
-    at: float
+    at: float = dataclasses.field(default_factory=time.monotonic)
     #: The :class:`Routes` name of the request that made this version.
     route: str
     #: The callback type when the version came from an interaction callback.
@@ -123,48 +124,42 @@ class MessageVersion:
         raise KeyError(f"no attachment {filename!r}; have {[a.filename for a in self.attachments]}")
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class StoredMessage:
     """A message in the fake's store, whichever route created or edited it."""
 
-    def __init__(
-        self,
-        *,
-        message_id: int,
-        channel_id: int,
-        guild_id: int | None,
-        author: FakeUser,
-        message_type: int,
-        first: MessageVersion,
-        user_lookup: Callable[[int], FakeUser | None],
-        interaction: InteractionHandle | None = None,
-        application_id: int | None = None,
-        message_reference: JSON | None = None,
-        nonce: str | int | None = None,
-        is_followup: bool = False,
-    ) -> None:
-        self.id = message_id
-        self.channel_id = channel_id
-        self.guild_id = guild_id
-        self.author = author
-        self.type = message_type
-        #: Every version, oldest first; ``history[0]`` is the creation.
-        self.history: list[MessageVersion] = [first]
-        #: The interaction whose response or followup this message is, if any.
-        self.interaction = interaction
-        self.application_id = application_id
-        self.message_reference = message_reference
-        self.nonce = nonce
-        self.is_followup = is_followup
-        self.created_at = first.timestamp
-        #: ``time.monotonic()`` of the deletion, if deleted.
-        self.deleted_at: float | None = None
-        #: ``"bot"`` (a DELETE route) or ``"user"`` (:meth:`FakeDiscord.delete_message`).
-        self.deleted_by: str | None = None
-        self._user_lookup = user_lookup
+    id: int
+    channel_id: int
+    guild_id: int | None
+    author: FakeUser
+    type: int
+    first: dataclasses.InitVar[MessageVersion]
+    user_lookup: Callable[[int], FakeUser | None]
+    """Finds the user a mention names, for the ``mentions`` of the payload."""
+    interaction: InteractionHandle | None = None
+    """The interaction whose response or followup this message is, if any."""
+    application_id: int | None = None
+    message_reference: JSON | None = None
+    nonce: str | int | None = None
+    is_followup: bool = False
+    history: list[MessageVersion] = dataclasses.field(init=False)
+    """Every version, oldest first; ``history[0]`` is the creation."""
+    deleted_at: float | None = dataclasses.field(default=None, init=False)
+    """``time.monotonic()`` of the deletion, if deleted."""
+    deleted_by: str | None = dataclasses.field(default=None, init=False)
+    """``"bot"`` (a DELETE route) or ``"user"`` (:meth:`FakeDiscord.delete_message`)."""
+
+    def __post_init__(self, first: MessageVersion) -> None:
+        self.history = [first]
 
     def __repr__(self) -> str:
         state = " deleted" if self.deleted else ""
         return f"<StoredMessage id={self.id} versions={len(self.history)}{state} content={self.content!r}>"
+
+    @property
+    def created_at(self) -> dt.datetime:
+        """When the message was created (its first version's timestamp)."""
+        return self.history[0].timestamp
 
     @property
     def current(self) -> MessageVersion:
@@ -228,7 +223,7 @@ class StoredMessage:
     def payload(self, *, gateway: bool = False) -> JSON:
         """Return the message object discord.py's ``Message`` accepts."""
         version = self.current
-        mentions = [u.payload() for u in map(self._user_lookup, version.mentions) if u is not None]
+        mentions = [u.payload() for u in map(self.user_lookup, version.mentions) if u is not None]
         data: JSON = {
             "id": str(self.id),
             "channel_id": str(self.channel_id),

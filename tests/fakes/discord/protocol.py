@@ -11,57 +11,31 @@ import time
 from typing import Any, Final, TypeVar
 
 JSON = dict[str, Any]
-
-
 T = TypeVar("T")
 
-
 API_PREFIX: Final = "/api/v10"
-
-
 DISCORD_EPOCH_MS: Final = 1_420_070_400_000
-
-
 MIB: Final = 1024 * 1024
 
-
+# The fake's defaults for what a test may change per fake, guild or interaction.
 DEFAULT_ATTACHMENT_SIZE_LIMIT: Final = 10 * MIB
-
-
 DEFAULT_ACK_DEADLINE: Final = 3.0
-
-
 DEFAULT_TOKEN_LIFETIME: Final = 15 * 60.0
 
-
+# Pacing Discord enforces.
 #: Seconds in which one identify bucket may start one session (Discord: 5).
 IDENTIFY_WINDOW: Final = 5.0
-
-
 #: Edits Discord allows one message per :data:`EDIT_WINDOW` seconds, whichever route edits it.
 EDIT_LIMIT: Final = 5
-
-
 EDIT_WINDOW: Final = 5.0
 
-
+# Sizes past which a payload answers 400/50035 "Invalid Form Body".
 MAX_CONTENT: Final = 2000
-
-
 MAX_EMBEDS: Final = 10
-
-
 MAX_EMBED_TOTAL: Final = 6000
-
-
 MAX_ATTACHMENTS: Final = 10
-
-
 MAX_CHOICES: Final = 25
-
-
 MAX_ACTION_ROWS: Final = 5
-
 
 _SEQUENCE = itertools.count()
 
@@ -178,11 +152,7 @@ _ALLOWED_CALLBACKS: Final[dict[int, frozenset[int]]] = {
 
 
 _OPTION_SUBCOMMAND: Final = 1
-
-
 _OPTION_GROUP: Final = 2
-
-
 _SELECT_TYPES: Final = frozenset({3, 5, 6, 7, 8})
 
 

@@ -17,7 +17,7 @@ from tests.fakes.discord.errors import (
 )
 from tests.fakes.discord.guild import FakeChannel
 from tests.fakes.discord.messages import MessageVersion, StoredMessage, _effective_mentions
-from tests.fakes.discord.protocol import _CREATE_FLAGS, _EDITABLE_FLAGS, InteractionType, MessageFlag, _now, snowflake
+from tests.fakes.discord.protocol import _CREATE_FLAGS, _EDITABLE_FLAGS, InteractionType, MessageFlag, snowflake
 
 if TYPE_CHECKING:
     from tests.fakes.discord.guild import FakeGuild, FakeUser
@@ -110,8 +110,6 @@ class StoreMixin:
             mentions=mentions,
             mention_roles=mention_roles,
             mention_everyone=everyone,
-            timestamp=_now(),
-            at=time.monotonic(),
             route=route,
             callback_type=callback_type,
         )
@@ -124,20 +122,7 @@ class StoreMixin:
     def _plain_version(self, content: str, *, route: str) -> MessageVersion:
         mentions, roles, everyone = _effective_mentions(content, None)
         return MessageVersion(
-            index=0,
-            content=content,
-            embeds=(),
-            components=(),
-            attachments=(),
-            flags=0,
-            allowed_mentions=None,
-            tts=False,
-            mentions=mentions,
-            mention_roles=roles,
-            mention_everyone=everyone,
-            timestamp=_now(),
-            at=time.monotonic(),
-            route=route,
+            index=0, content=content, mentions=mentions, mention_roles=roles, mention_everyone=everyone, route=route
         )
 
     def _store_message(
@@ -154,11 +139,11 @@ class StoreMixin:
         is_followup: bool = False,
     ) -> StoredMessage:
         message = StoredMessage(
-            message_id=snowflake(),
+            id=snowflake(),
             channel_id=channel.id,
             guild_id=guild.id if guild is not None else None,
             author=author,
-            message_type=message_type,
+            type=message_type,
             first=version,
             user_lookup=self._find_user,
             interaction=interaction,
