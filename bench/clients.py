@@ -9,7 +9,7 @@
   lists the percentages the job's message showed before the image (:mod:`bench.progress`).
 * :class:`OfficialClientBot`: the peer a member would otherwise run, a discord.py bot built on
   Replicate's official client (:mod:`bench.peerbot`), driven and *delivered* exactly as the real bot.
-* :class:`BaselineProcess`: one of the two baselines of :mod:`bench.baselines` (Replicate's
+* :class:`~bench.processes.BaselineProcess`: one of the two baselines of :mod:`bench.baselines` (Replicate's
   official client, or the naive create / sleep 1 s / get loop), also in its own process; a job is
   delivered when its output file is in hand.
 
@@ -21,32 +21,23 @@ prompts are unique, which is how :mod:`bench.measure` finds each job's predictio
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
-import re
-import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
-from bench.baselines import BASELINE_NAMES, Delivery
+from bench.baselines import Delivery
 from bench.peerbot import FAILED_PREFIX
+from bench.processes import InstrumentedBot, child_env
 from bench.progress import field_value, percentages_shown, status_of
 from bot.jobs.webhooks import WEBHOOK_PATH
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMember, InteractionHandle
 from tests.fakes.replicate import FakeReplicate
 
-REPO = Path(__file__).resolve().parents[1]
 DISCORD_TOKEN = "bench-discord-token"
 _FAILED_WORDS = ("Failed", "Canceled", "Timed out")
-_LIVE_PROCESSES = re.compile(r"(\d+) live process\(es\)")
-"""What :mod:`bot.ops.cluster` logs when the number of live processes it shares the API budget with changes."""
-
 
 WEBHOOKS_NAME = "imagine-bot (webhooks)"
 """The name of an :class:`ImagineBotClient` whose API pushes results by webhook."""
@@ -96,92 +87,6 @@ async def _poll_until(predicate: Callable[[], bool], timeout: float, *, what: st
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(0.1)
-
-
-class InstrumentedBot:
-    """One instrumented bot process (:mod:`bench.botproc` by default), its log in ``workdir/bot.log``."""
-
-    def __init__(self, workdir: Path, env: Mapping[str, str], launcher: str = "bench.botproc") -> None:
-        self.workdir = workdir
-        self.env = dict(env)
-        self.launcher = launcher
-        self.process: asyncio.subprocess.Process | None = None
-        self.report: dict[str, Any] | None = None
-
-    @property
-    def log_path(self) -> Path:
-        """Where the bot's own log (its stderr) goes."""
-        return self.workdir / "bot.log"
-
-    async def start(self) -> None:
-        """Start the process (without waiting for it to log in)."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                self.launcher,
-                env=self.env,
-                cwd=self.workdir,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-            )
-
-    @property
-    def pid(self) -> int:
-        """The process's id."""
-        assert self.process is not None
-        return self.process.pid
-
-    def rss_kib(self) -> int | None:
-        """The process's resident memory now, in KiB."""
-        return self._status_kib("VmRSS")
-
-    def peak_rss_kib(self) -> int | None:
-        """The process's peak resident memory so far, in KiB (``VmHWM``).
-
-        Unlike the ``ru_maxrss`` the bot reports, it starts from nothing at ``exec``: ``ru_maxrss`` starts
-        from the benchmark process's own resident memory when it started the bot, which a late start shows.
-        """
-        return self._status_kib("VmHWM")
-
-    def _status_kib(self, field: str) -> int | None:
-        with contextlib.suppress(OSError), open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1])
-        return None
-
-    def reset_monitor(self) -> None:
-        """Restart the bot's event-loop stall record (SIGUSR1)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGUSR1)
-
-    def live_processes(self) -> int:
-        """How many live processes the bot last said it shares the API budget with (1 until it says otherwise)."""
-        with contextlib.suppress(OSError):
-            seen = _LIVE_PROCESSES.findall(self.log_path.read_text(errors="replace"))
-            if seen:
-                return int(seen[-1])
-        return 1
-
-    async def stop(self) -> dict[str, Any]:
-        """Ctrl-C the bot; return the JSON line it prints (stalls, peak memory); ``{}`` if it was not running."""
-        report: dict[str, Any] = {}
-        process = self.process
-        if process is None or process.returncode is not None:
-            return self.report or report
-        assert process.stdout is not None
-        process.send_signal(signal.SIGINT)
-        try:
-            line = await asyncio.wait_for(process.stdout.readline(), 30)
-            report = json.loads(line) if line.strip() else {}
-            await asyncio.wait_for(process.wait(), 30)
-        except (TimeoutError, ValueError):
-            process.kill()
-            await process.wait()
-        self.report = report
-        return report
 
 
 class ImagineBotClient:
@@ -276,19 +181,19 @@ class ImagineBotClient:
     def _env(self, shard: int | None) -> dict[str, str]:
         """The environment of the process that runs ``shard`` (``None``: all): ``python -m bot``'s, as in the tests."""
         guild = self.guilds[0] if shard is None else next(g for g in self.guilds if self.discord.shard_of(g) == shard)
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO),
-            "DISCORD_TOKEN": DISCORD_TOKEN,
-            "REPLICATE_API_TOKEN": self.api.token,
-            "REPLICATE_BASE_URL": self.api.base_url,
-            "DISCORD_API_BASE": self.discord.http_base,
-            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
-            "IMAGINE_SYNC_GUILD": str(guild.id),
-            "DATABASE_URL": self.database_url or f"sqlite:///{self._workdir(shard) / 'bot.db'}",
-            **self.settings_env,
-            **self.extra_env,
-        }
+        env = child_env(
+            {
+                "DISCORD_TOKEN": DISCORD_TOKEN,
+                "REPLICATE_API_TOKEN": self.api.token,
+                "REPLICATE_BASE_URL": self.api.base_url,
+                "DISCORD_API_BASE": self.discord.http_base,
+                "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+                "IMAGINE_SYNC_GUILD": str(guild.id),
+                "DATABASE_URL": self.database_url or f"sqlite:///{self._workdir(shard) / 'bot.db'}",
+                **self.settings_env,
+                **self.extra_env,
+            }
+        )
         if shard is not None:
             env |= {"DISCORD_SHARD_COUNT": str(self.shards), "DISCORD_SHARD_IDS": str(shard)}
         if self.webhooks:
@@ -409,6 +314,18 @@ class ImagineBotClient:
         await self.stop()
         await self.discord.close()
 
+    async def __aenter__(self) -> Self:
+        """Start it (:meth:`start`); closed on the way out, or at once if it does not start."""
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
 
 class OfficialClientBot(ImagineBotClient):
     """The peer a member would otherwise run (:mod:`bench.peerbot`): a discord.py bot on Replicate's official
@@ -424,65 +341,3 @@ class OfficialClientBot(ImagineBotClient):
 
     def __init__(self, api: FakeReplicate, workdir: Path, *, members: int = 8) -> None:
         super().__init__(api, workdir, max_running=1, max_running_per_server=1, members=members, launcher=PEER_LAUNCHER)
-
-
-# --------------------------------------------------------------------------- the baselines
-
-
-class BaselineProcess:
-    """A baseline of :mod:`bench.baselines` in its own process (as the bot is), against :attr:`api`.
-
-    Each :meth:`run` is one JSON line to the worker's stdin and one JSON line back.
-    """
-
-    discord: FakeDiscord | None = None
-    """A library client posts to no Discord."""
-
-    def __init__(self, api: FakeReplicate, kind: str) -> None:
-        self.api = api
-        self.kind = kind
-        self.name = BASELINE_NAMES[kind]
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        """Start the worker process."""
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO),
-            "REPLICATE_API_TOKEN": self.api.token,
-        }
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.baselines",
-            self.kind,
-            self.api.base_url,
-            env=env,
-            cwd=REPO,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=16 * 1024 * 1024,
-        )
-
-    async def run(self, prompts: Sequence[str], timeout: float) -> list[Delivery]:
-        """Have the worker run every prompt at once."""
-        process = self.process
-        assert process is not None and process.stdin is not None and process.stdout is not None
-        process.stdin.write(json.dumps({"prompts": list(prompts), "timeout": timeout}).encode() + b"\n")
-        await process.stdin.drain()
-        line = await process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the {self.name} worker exited (status {await process.wait()})")
-        return [Delivery(**item) for item in json.loads(line)]
-
-    async def close(self) -> None:
-        """End the worker (end of input)."""
-        process = self.process
-        if process is not None and process.returncode is None:
-            assert process.stdin is not None
-            process.stdin.close()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()

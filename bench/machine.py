@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from bench.clients import REPO
+from bench.processes import REPO
 
 
 def _commit() -> str | None:

@@ -51,10 +51,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.clients import BaselineProcess, Client, ImagineBotClient, OfficialClientBot
+from bench.clients import Client, ImagineBotClient, OfficialClientBot
 from bench.measure import PhaseResult, PhaseStart
 from bench.plan import SECTIONS, Plan
 from bench.postgres import admin_url
+from bench.processes import BaselineProcess
 from bench.results import Results, ScaleResult, SustainedResult
 from bench.scale_out import scale_out
 from bench.workload import at_once, burst, megabytes, one_at_a_time, progress, tenths, warm_up
@@ -157,24 +158,20 @@ async def overhead(plan: Plan, workdir: Path) -> OverheadResult:
 
 async def scale_phase(plan: Plan, workdir: Path) -> ScaleResult:
     """The scale run on a bot process and a rate-limited fake API of its own (:func:`scale`)."""
-    api = FakeReplicate(rate_limits=True, seed=3)
-    await api.start()
-    big = ImagineBotClient(
-        api,
-        workdir / "scale-bot",
-        max_running=plan.scale_jobs,
-        max_running_per_server=plan.scale_jobs,
-        members=plan.scale_members,
-    )
-    try:
-        progress("scale: starting its bot process")
-        await big.start()
+    progress("scale: starting its bot process")
+    async with (
+        FakeReplicate(rate_limits=True, seed=3) as api,
+        ImagineBotClient(
+            api,
+            workdir / "scale-bot",
+            max_running=plan.scale_jobs,
+            max_running_per_server=plan.scale_jobs,
+            members=plan.scale_members,
+        ) as big,
+    ):
         await warm_up(big, plan.image_kib)
         progress(f"scale: {plan.scale_jobs} jobs at once, {plan.scale_duration:g} s predictions")
         return await scale(big, plan)
-    finally:
-        await big.close()
-        await api.close()
 
 
 def most_running(predictions: Iterable[FakePrediction]) -> int:
@@ -204,21 +201,20 @@ async def sustained(plan: Plan, workdir: Path) -> SustainedResult:
     just before the first push. The 429s (the API's, and Discord's for edits) count from the first push to the stop."""
     jobs, rate, duration = plan.sustained_jobs, plan.sustained_push_rate, plan.sustained_duration
     members = sustained_members(plan)
-    api = FakeReplicate(rate_limits=True, seed=6)
-    await api.start()
     limits = {"IMAGINE_MAX_QUEUED": str(jobs), "IMAGINE_MAX_QUEUED_PER_MEMBER": str(jobs)}
-    bot = ImagineBotClient(
-        api,
-        workdir / "sustained-bot",
-        max_running=jobs,
-        max_running_per_server=jobs,
-        members=members,
-        extra_env=limits,
-        name="imagine-bot (sustained)",
-    )
-    try:
-        progress("sustained: starting its bot process")
-        await bot.start()
+    progress("sustained: starting its bot process")
+    async with (
+        FakeReplicate(rate_limits=True, seed=6) as api,
+        ImagineBotClient(
+            api,
+            workdir / "sustained-bot",
+            max_running=jobs,
+            max_running_per_server=jobs,
+            members=members,
+            extra_env=limits,
+            name="imagine-bot (sustained)",
+        ) as bot,
+    ):
         await warm_up(bot, plan.image_kib)
         start = PhaseStart.of(bot)
         progress(
@@ -237,9 +233,6 @@ async def sustained(plan: Plan, workdir: Path) -> SustainedResult:
         peak = bot.processes[0].peak_rss_kib()
         report = await bot.stop()
         running = most_running(api.predictions.values())
-    finally:
-        await bot.close()
-        await api.close()
     phase = pushed.phase
     per_job = phase.requests_per_job
     return SustainedResult(

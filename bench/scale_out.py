@@ -29,21 +29,20 @@ def paced_creates_per_minute(api: FakeReplicate, since: int) -> float | None:
 async def deploy(deployment: Deployment, plan: Plan, workdir: Path, database_url: str | None) -> DeploymentResult:
     """Start ``deployment`` against a fresh rate-limited fake API, warm it up, push the burst, stop it."""
     jobs = plan.scale_out_jobs
-    api = FakeReplicate(rate_limits=True, seed=10 + deployment.processes)
-    await api.start()
-    bot = ImagineBotClient(
-        api,
-        workdir / f"scale-out-{deployment.processes}-{deployment.database}",
-        max_running=jobs,
-        max_running_per_server=jobs,
-        members=jobs,
-        shards=deployment.processes,
-        guilds=plan.scale_out_guilds,
-        database_url=database_url,
-        name=deployment.label,
-    )
-    try:
-        await bot.start()
+    async with (
+        FakeReplicate(rate_limits=True, seed=10 + deployment.processes) as api,
+        ImagineBotClient(
+            api,
+            workdir / f"scale-out-{deployment.processes}-{deployment.database}",
+            max_running=jobs,
+            max_running_per_server=jobs,
+            members=jobs,
+            shards=deployment.processes,
+            guilds=plan.scale_out_guilds,
+            database_url=database_url,
+            name=deployment.label,
+        ) as bot,
+    ):
         await warm_up(bot, plan.image_kib, jobs=deployment.processes)
         # The warm-up took tokens from every process's share: wait until the budget is full again.
         await asyncio.sleep(CREATES_BURST / CREATES_PER_SECOND + 0.2)
@@ -52,9 +51,6 @@ async def deploy(deployment: Deployment, plan: Plan, workdir: Path, database_url
         live = [process.live_processes() for process in bot.processes]
         peaks = [process.peak_rss_kib() for process in bot.processes]
         reports = [await process.stop() for process in bot.processes]
-    finally:
-        await bot.close()
-        await api.close()
     phase = pushed.phase
     span = pushed.last_delivery_s
     return DeploymentResult(

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTOCOMPLETE_LIMIT = 25
+DollarCap = app_commands.Range[float, 0, 1_000_000]
+"""A budget cap option, in US dollars (0: no cap; :data:`bot.base.money.MAX_CAP_USD` at most)."""
 
 
 async def _reply(
@@ -300,8 +302,8 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
     async def budget(
         self,
         interaction: discord.Interaction,
-        monthly: app_commands.Range[float, 0, 1_000_000] | None = None,
-        member_daily: app_commands.Range[float, 0, 1_000_000] | None = None,
+        monthly: DollarCap | None = None,
+        member_daily: DollarCap | None = None,
     ) -> None:
         """Show the caps and this month's spend, or change the caps."""
         guild_id, actor = self._ids(interaction)

@@ -13,7 +13,7 @@ import pytest
 
 from bot.api.client import ReplicateClient, RetryPolicy
 from bot.api.ratelimit import RequestBudget
-from bot.jobs.engine import JobEngine, JobView, PollPolicy
+from bot.jobs.engine import Backoff, JobEngine, JobView, PollPolicy
 from bot.jobs.recovery import PredictionFinder
 from bot.media.delivery import Downloader
 from bot.media.fetch_guard import FetchGuard
@@ -22,7 +22,7 @@ from tests.fakes.replicate import FakeReplicate
 from tests.storage import FakeClock, disposable_database, fresh_schema
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FAST_POLL = PollPolicy(first=0.02, growth=1.5, ceiling=0.1)
+FAST_POLL = PollPolicy(blind=Backoff(first=0.02, growth=1.5, ceiling=0.1))
 FAST_RETRY = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05)
 FAST_LOOKUP = (0.02, 0.1, 0.2)
 """Delays between readings of the list of predictions after a lost create (production: seconds)."""

@@ -34,7 +34,7 @@ from bot.jobs.model import (
     LiveJob,
     Presenter,
 )
-from bot.jobs.poll_planner import PollPolicy
+from bot.jobs.poll_planner import Backoff, PollPolicy
 from bot.jobs.preparation import RequestPreparer
 from bot.jobs.recovery import PredictionFinder
 from bot.jobs.scheduling import FairQueue, Slots, position_worth_showing
@@ -42,6 +42,7 @@ from bot.jobs.webhooks import PredictionEvents
 from bot.media.delivery import Downloader
 
 __all__ = [
+    "Backoff",
     "Job",
     "JobEngine",
     "JobJournal",

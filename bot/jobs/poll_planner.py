@@ -23,51 +23,71 @@ MAX_DOUBLINGS = 20
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """Gaps between polls that start at ``first`` and grow ``growth`` times a poll, up to ``ceiling``."""
+
+    first: float
+    growth: float
+    ceiling: float
+
+    def gap(self, polls: int) -> float:
+        """Seconds to the next poll after ``polls`` polls."""
+        return min(self.ceiling, self.first * self.growth ** min(polls, MAX_DOUBLINGS))
+
+
+@dataclass(frozen=True)
+class FarLooks:
+    """The looks on the way to a window still far off (to read the bar that narrows it, and to notice a failure)."""
+
+    gap: float
+    """Least gap between two looks."""
+    ceiling: float
+    """Largest gap between two looks (a failure is noticed within it)."""
+    growth: float
+    """While one source alone sets the window (it may be wrong), looks come at most this many times the
+    prediction's age apart: an end much earlier than expected is noticed within about twice its time."""
+
+
+@dataclass(frozen=True)
+class NearPolls:
+    """The polls of the jobs inside their windows, which share what the budget can spend."""
+
+    floor: float
+    """Least gap between two polls of one job."""
+    ceiling: float
+    polls_per_window: int
+    """The most polls one job spends inside its window, however much budget is spare."""
+    burst_horizon: float
+    """Seconds over which the burst left in the budget may be spent."""
+    budget_share: float
+    """Share of the steady rate these polls may take (creates have their own budget; the rest is for
+    cancels, looks far from the end and reads of schemas)."""
+
+
+@dataclass(frozen=True)
 class PollPolicy:
     """The timings of polling; production values by default, shorter in tests."""
 
-    first: float = 1.0
-    """Gap of the first poll while nothing says when the prediction ends (it is starting, or a new model)."""
-    growth: float = 1.25
-    ceiling: float = 2.0
-    """Largest gap while nothing says when it ends."""
-    far_gap: float = 1.0
-    """Least gap between two looks far from the end."""
-    far_ceiling: float = 30.0
-    """Largest gap between two looks far from the end (a failure is noticed within it)."""
-    far_growth: float = 2.0
-    """While one source alone sets the window (it may be wrong), looks come at most this many times the
-    prediction's age apart: an end much earlier than expected is noticed within about twice its time."""
-    near_floor: float = 0.05
-    """Least gap between two polls of one job inside its window."""
-    near_ceiling: float = 1.0
-    polls_per_window: int = 20
-    """The most polls one job spends inside its window, however much budget is spare."""
+    blind: Backoff = Backoff(first=1.0, growth=1.25, ceiling=2.0)
+    """While nothing says when the prediction ends (it is starting, or a new model)."""
+    far: FarLooks = FarLooks(gap=1.0, ceiling=30.0, growth=2.0)
+    near: NearPolls = NearPolls(floor=0.05, ceiling=1.0, polls_per_window=20, burst_horizon=1.0, budget_share=0.9)
     late_ceiling: float = 2.0
     """Largest gap once the window has passed (the model is finishing up, later than its runs so far)."""
-    burst_horizon: float = 1.0
-    """Seconds over which the burst left in the budget may be spent by the jobs in their windows."""
-    budget_share: float = 0.9
-    """Share of the steady rate polls in windows may take (creates have their own budget; the rest is for
-    cancels, looks far from the end and reads of schemas)."""
     webhook_grace: float = 3.0
     """With webhooks, how long after the window a lost ``completed`` is looked for by a poll."""
-    safety_first: float = 10.0
-    safety_ceiling: float = 30.0
-
-    def blind_gap(self, polls: int) -> float:
-        """Seconds to the next poll while nothing says when the prediction ends."""
-        return min(self.ceiling, self.first * self.growth ** min(polls, MAX_DOUBLINGS))
+    safety: Backoff = Backoff(first=10.0, growth=2.0, ceiling=30.0)
+    """With webhooks, the polls only in case the webhook with the result was lost (see :meth:`safety_gap`)."""
 
     def safety_gap(self, polls: int, window: EndWindow | None, now: float) -> float:
         """With webhooks: seconds to the next poll, only in case the webhook with the result was lost.
 
         Past the window's end by ``webhook_grace``; without one slow and slower; never more than
-        ``safety_ceiling`` apart (a lost ``failed`` is noticed too).
+        ``safety.ceiling`` apart (a lost ``failed`` is noticed too).
         """
         if window is not None:
-            return min(self.safety_ceiling, max(0.0, window.high - now) + self.webhook_grace)
-        return min(self.safety_ceiling, self.safety_first * 2.0 ** min(polls, MAX_DOUBLINGS))
+            return min(self.safety.ceiling, max(0.0, window.high - now) + self.webhook_grace)
+        return self.safety.gap(polls)
 
 
 @dataclass(frozen=True)
@@ -94,7 +114,7 @@ class PollPlanner:
 
     def gap(self, key: str, width: float) -> float:
         """The gap between this job's polls while inside its window (``width`` seconds wide); joins the set."""
-        width = max(width, self._policy.near_floor)
+        width = max(width, self._policy.near.floor)
         old = self._windows.get(key)
         if old is not None:
             self._weight -= 1 / math.sqrt(old)
@@ -111,13 +131,13 @@ class PollPlanner:
             self._weight = 0.0  # no float dust left behind
 
     def _gap(self, width: float) -> float:
-        policy = self._policy
-        affordable = self._bucket.spare() / policy.burst_horizon + self._bucket.per_second * policy.budget_share
+        near = self._policy.near
+        affordable = self._bucket.spare() / near.burst_horizon + self._bucket.per_second * near.budget_share
         shared = math.sqrt(width) * max(self._weight, 1 / math.sqrt(width)) / max(affordable, 1e-6)
         # However much budget is spare, one job's window costs at most so many polls (up to the ceiling);
         # however wide the window, the jobs in theirs together stay within what the budget can spend.
-        own = min(policy.near_ceiling, width / policy.polls_per_window)
-        return max(policy.near_floor, own, shared)
+        own = min(near.ceiling, width / near.polls_per_window)
+        return max(near.floor, own, shared)
 
     def next_poll(
         self, key: str, window: EndWindow | None, now: float, *, blind_polls: int, late_polls: int
@@ -129,11 +149,11 @@ class PollPlanner:
         policy = self._policy
         if window is None:
             self.leave(key)
-            return NextPoll(policy.blind_gap(blind_polls), urgent=False)
+            return NextPoll(policy.blind.gap(blind_polls), urgent=False)
         width = window.high - window.low
         if now > window.high:
             self.leave(key)
-            late = max(policy.near_floor, 0.1) * 2.0 ** min(late_polls, MAX_DOUBLINGS)
+            late = max(policy.near.floor, 0.1) * 2.0 ** min(late_polls, MAX_DOUBLINGS)
             return NextPoll(min(policy.late_ceiling, late), urgent=late_polls < 3)
         if now >= window.low:
             return NextPoll(self.gap(key, width), urgent=True)
@@ -142,13 +162,13 @@ class PollPlanner:
         if window.confirmed and self._precise(window, now):
             return NextPoll(aim, urgent=True)
         # Far, vague or one source's word only: look on the way (the bar read then narrows or confirms it).
-        look = max(policy.far_gap, (window.low - now) / 2)
+        look = max(policy.far.gap, (window.low - now) / 2)
         if not window.confirmed:
-            look = min(look, max(policy.far_gap, policy.far_growth * (now - window.started)))
-        return NextPoll(min(aim, policy.far_ceiling, look), urgent=False)
+            look = min(look, max(policy.far.gap, policy.far.growth * (now - window.started)))
+        return NextPoll(min(aim, policy.far.ceiling, look), urgent=False)
 
     def _precise(self, window: EndWindow, now: float) -> bool:
         """Narrow for how far off it is: no look on the way would narrow it much, so the next poll aims at it."""
         policy = self._policy
         width, distance = window.high - window.low, window.low - now
-        return width <= max(policy.near_ceiling, 0.1 * distance) and distance <= policy.far_ceiling
+        return width <= max(policy.near.ceiling, 0.1 * distance) and distance <= policy.far.ceiling

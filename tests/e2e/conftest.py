@@ -18,7 +18,7 @@ from bot.api.modelref import ModelRef
 from bot.core import Tuning
 from bot.discord_app.client import ImagineBot, configure_endpoints
 from bot.discord_app.presenter import DiscordPresenter
-from bot.jobs.engine import PollPolicy
+from bot.jobs.engine import Backoff, PollPolicy
 from bot.settings import Secret, Settings
 from tests.conftest import FAST_LOOKUP
 from tests.fakes.discord import FakeDiscord, FakeGuild, InteractionHandle, MessageVersion, Routes, StoredMessage
@@ -34,7 +34,9 @@ DISCORD_TOKEN = "fake-discord-token-e2e"
 LORA_REF = f"{FLUX_SCHNELL_LORA}:{FLUX_SCHNELL_LORA_VERSION}"
 # Fast polling; the edit budget stays Discord's real 5 edits per 5 s unless a test asks otherwise (the fake
 # Discord's limit follows the tuning's: a test that compresses time compresses both).
-TEST_TUNING = Tuning(poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2), prefer_wait=0, lookup_delays=FAST_LOOKUP)
+TEST_TUNING = Tuning(
+    poll=PollPolicy(blind=Backoff(first=0.05, growth=1.5, ceiling=0.2)), prefer_wait=0, lookup_delays=FAST_LOOKUP
+)
 
 
 CLOSE_BOUND = 90.0

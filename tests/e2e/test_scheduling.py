@@ -12,7 +12,7 @@ from bot.api.client import ReplicateClient
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.api.ratelimit import RequestBudget
-from bot.jobs.engine import JobEngine, JobState, PollPolicy
+from bot.jobs.engine import Backoff, JobEngine, JobState, PollPolicy
 from bot.media.delivery import Downloader
 from bot.media.fetch_guard import FetchGuard
 from tests.conftest import Pipeline, RecordingPresenter
@@ -73,7 +73,7 @@ async def test_300_jobs_at_once_stay_inside_the_rate_limits() -> None:
                 max_running=100,
                 max_running_per_server=100,
                 prefer_wait=0,
-                poll=PollPolicy(first=0.1, growth=1.5, ceiling=0.3),
+                poll=PollPolicy(blind=Backoff(first=0.1, growth=1.5, ceiling=0.3)),
             )
             presenters = [RecordingPresenter() for _ in range(300)]
             started = time.monotonic()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import Tuning
-from bot.jobs.poll_planner import PollPolicy
+from bot.jobs.poll_planner import Backoff, PollPolicy
 from bot.settings import HttpListen, Secret
 from tests.conftest import FAST_LOOKUP
 from tests.e2e.conftest import DISCORD_TOKEN, Stack, StackFactory, status_of
@@ -22,7 +22,11 @@ from tests.fakes.replicate import FakeReplicate, Scenario
 from tests.helpers import free_port
 
 WEBHOOK_TUNING = Tuning(
-    poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.2, webhook_grace=0.5, safety_first=1.0, safety_ceiling=2.0),
+    poll=PollPolicy(
+        blind=Backoff(first=0.05, growth=1.5, ceiling=0.2),
+        webhook_grace=0.5,
+        safety=Backoff(first=1.0, growth=2.0, ceiling=2.0),
+    ),
     prefer_wait=0,
     edit_window=0.8,  # Discord's 5 s, compressed: a progress edit every 0.2 s at most
     lookup_delays=FAST_LOOKUP,

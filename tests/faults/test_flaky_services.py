@@ -38,7 +38,7 @@ from bot.api.client import RetryPolicy
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.core import Tuning
-from bot.jobs.engine import JobState, PollPolicy
+from bot.jobs.engine import Backoff, JobState, PollPolicy
 from tests.conftest import FAST_LOOKUP, Pipeline, RecordingPresenter
 from tests.e2e.conftest import Stack, StackFactory, field_of, imagine_in, is_terminal, status_of
 from tests.fakes.discord import InteractionHandle, StoredMessage
@@ -51,7 +51,10 @@ MEMBERS = 20
 API_SEED = 20240611
 DISCORD_SEED = 7
 CHAOS_TUNING = Tuning(
-    poll=PollPolicy(first=0.05, growth=1.5, ceiling=0.3), prefer_wait=0, edit_window=0.8, lookup_delays=FAST_LOOKUP
+    poll=PollPolicy(blind=Backoff(first=0.05, growth=1.5, ceiling=0.3)),
+    prefer_wait=0,
+    edit_window=0.8,
+    lookup_delays=FAST_LOOKUP,
 )
 GENERIC_FAILURE = "Something went wrong on our side"
 POLL_ATTEMPTS = RetryPolicy().attempts  # the product's: a poll gives up after this many failures in a row

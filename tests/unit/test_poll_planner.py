@@ -50,7 +50,7 @@ def test_inside_the_window_one_job_polls_at_the_floor() -> None:
 def test_one_job_spends_at_most_so_many_polls_in_its_window() -> None:
     plan = planner()
     inside = plan.next_poll("a", window(10.0, 16.0), 11.0, blind_polls=0, late_polls=0)
-    assert inside.delay == pytest.approx(6.0 / PollPolicy().polls_per_window)
+    assert inside.delay == pytest.approx(6.0 / PollPolicy().near.polls_per_window)
 
 
 def test_many_jobs_in_their_windows_share_what_the_budget_can_spend() -> None:
@@ -91,8 +91,8 @@ def test_safety_polls_with_webhooks() -> None:
 def test_gaps_stay_finite_however_long_a_job_runs() -> None:
     plan = planner()
     policy = plan.policy
-    assert policy.blind_gap(5000) == policy.ceiling
-    assert policy.safety_gap(5000, None, 0.0) == policy.safety_ceiling
+    assert policy.blind.gap(5000) == policy.blind.ceiling
+    assert policy.safety_gap(5000, None, 0.0) == policy.safety.ceiling
     assert plan.next_poll("a", window(1.0, 2.0), 3.0, blind_polls=0, late_polls=5000).delay == policy.late_ceiling
 
 
