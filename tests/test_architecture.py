@@ -31,7 +31,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 """Each entry names the modules or packages of one layer (a package stands for everything in it)."""
 
 MAX_LINES = 400
-LONG_MODULES_WITH_A_REASON: dict[str, str] = {}
+LONG_MODULES_WITH_A_REASON: dict[str, str] = {
+    "tests.fakes.discord.guild": "most of it is Discord's payload literals, which read best whole",
+}
 """Modules allowed past :data:`MAX_LINES`, each with the reason it stays whole."""
 
 
@@ -140,15 +142,22 @@ def test_no_import_circles() -> None:
 def test_every_package_says_what_it_owns() -> None:
     missing = [
         str(init.relative_to(REPO))
-        for init in sorted((REPO / "bot").rglob("__init__.py"))
+        for folder in ("bot", "tests/fakes")
+        for init in sorted((REPO / folder).rglob("__init__.py"))
         if ast.get_docstring(ast.parse(init.read_text())) is None
     ]
     assert not missing, f"packages without a docstring: {missing}"
 
 
-@pytest.mark.parametrize("name", sorted(product_modules()))
+def readable_modules() -> dict[str, Path]:
+    """The product's modules, and the benchmark's and the fakes' (code others carry on too)."""
+    support = [*(REPO / "bench").rglob("*.py"), *(REPO / "tests" / "fakes").rglob("*.py")]
+    return {**product_modules(), **{module_name(path): path for path in support}}
+
+
+@pytest.mark.parametrize("name", sorted(readable_modules()))
 def test_modules_stay_readable(name: str) -> None:
-    lines = len(product_modules()[name].read_text().splitlines())
+    lines = len(readable_modules()[name].read_text().splitlines())
     if name in LONG_MODULES_WITH_A_REASON:
         return
     assert lines <= MAX_LINES, f"{name} has {lines} lines (over {MAX_LINES}): split it by responsibility"
