@@ -31,7 +31,7 @@ from bot.discord_app.admin_views import (
     words_embed,
 )
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
-from bot.storage import Repository
+from bot.storage import LimitChanges, Repository
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -279,19 +279,17 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
     ) -> None:
         """Show or change the per-member limits, the server's or one role's."""
         guild_id, actor = self._ids(interaction)
+        changes = LimitChanges(cooldown, daily, concurrent)
         if role is not None:
-            await self._role_limits(interaction, role, cooldown, daily, concurrent, clear=clear)
+            await self._role_limits(interaction, role, changes, clear=clear)
             return
         if clear:
             await _reply(interaction, "❌ `clear` forgets a role's limits: name the `role`.")
             return
-        if cooldown is None and daily is None and concurrent is None:
+        if changes == LimitChanges():
             current, title = (await self._repository.guild_config(guild_id)).limits, "Limits"
         else:
-            current = await self._repository.set_limits(
-                guild_id, actor_id=actor, cooldown_seconds=cooldown, daily_images=daily, concurrent_jobs=concurrent
-            )
-            title = "Limits changed"
+            current, title = await self._repository.set_limits(guild_id, changes, actor_id=actor), "Limits changed"
         await _reply(interaction, embed=limits_embed(title, current, await self._repository.guild_config(guild_id)))
 
     @app_commands.command(name="budget", description="Spending caps in US dollars (0: no cap); no option shows spend")
@@ -339,14 +337,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         await _reply(interaction, embed=usage_embed(report))
 
     async def _role_limits(
-        self,
-        interaction: discord.Interaction,
-        role: discord.Role,
-        cooldown: int | None,
-        daily: int | None,
-        concurrent: int | None,
-        *,
-        clear: bool,
+        self, interaction: discord.Interaction, role: discord.Role, changes: LimitChanges, *, clear: bool
     ) -> None:
         """``limits role:@r``: show, set or (with ``clear``) forget one role's limits."""
         guild_id, actor = self._ids(interaction)
@@ -354,24 +345,17 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             await _reply(interaction, "❌ @everyone is every member: leave `role` out to set the server's limits.")
             return
         if clear:
-            if cooldown is not None or daily is not None or concurrent is not None:
+            if changes != LimitChanges():
                 await _reply(interaction, "❌ `clear` forgets the role's limits: give it without other limits.")
                 return
             cleared = await self._repository.clear_role_limits(guild_id, role.id, actor_id=actor)
             text = f"✅ {role.mention} has no limits of its own now." if cleared else f"{role.mention} had none."
             await _reply(interaction, text)
             return
-        if cooldown is None and daily is None and concurrent is None:
+        if changes == LimitChanges():
             current = (await self._repository.guild_config(guild_id)).limits_of_role(role.id)
         else:
-            current = await self._repository.set_role_limits(
-                guild_id,
-                role.id,
-                actor_id=actor,
-                cooldown_seconds=cooldown,
-                daily_images=daily,
-                concurrent_jobs=concurrent,
-            )
+            current = await self._repository.set_role_limits(guild_id, role.id, changes, actor_id=actor)
         server = (await self._repository.guild_config(guild_id)).limits
         await _reply(interaction, role_limits_answer(role.mention, current, server))
 

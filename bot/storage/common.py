@@ -10,11 +10,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.base.money import BudgetScope, cap_text
-from bot.storage.records import JOB_FIELDS, AuditEntry, Budget, Charge, JobRecord, Limits, RoleLimits, Spend, Usage
+from bot.storage.records import (
+    JOB_FIELDS,
+    AuditEntry,
+    Budget,
+    Charge,
+    JobRecord,
+    LimitChanges,
+    Limits,
+    RoleLimits,
+    Spend,
+    Usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +116,6 @@ def role_limits_text(limits: RoleLimits) -> str:
     return f"role={limits.role_id} cooldown={cooldown} daily={daily} concurrent={concurrent}"
 
 
-def merge_role_limits(
-    old: RoleLimits, cooldown_seconds: int | None, daily_images: int | None, concurrent_jobs: int | None
-) -> RoleLimits:
-    """``old`` with the given limits changed (``None``: unchanged)."""
-    return RoleLimits(
-        role_id=old.role_id,
-        cooldown_seconds=old.cooldown_seconds if cooldown_seconds is None else cooldown_seconds,
-        daily_images=old.daily_images if daily_images is None else daily_images,
-        concurrent_jobs=old.concurrent_jobs if concurrent_jobs is None else concurrent_jobs,
-    )
-
-
 def model_roles_of(models: Iterable[str], pairs: Iterable[tuple[str, int]]) -> tuple[tuple[str, frozenset[int]], ...]:
     """:attr:`~bot.storage.GuildConfig.model_roles` from (model, role) rows, in the allowlist's order."""
     roles: dict[str, set[int]] = {}
@@ -169,15 +169,14 @@ def word_and_key(word: str) -> tuple[str, str]:
     return word, word.casefold()
 
 
-def merge_limits(
-    old: Limits, cooldown_seconds: int | None, daily_images: int | None, concurrent_jobs: int | None
-) -> Limits:
-    """``old`` with the given limits changed (``None``: unchanged)."""
-    return Limits(
-        cooldown_seconds=old.cooldown_seconds if cooldown_seconds is None else cooldown_seconds,
-        daily_images=old.daily_images if daily_images is None else daily_images,
-        concurrent_jobs=old.concurrent_jobs if concurrent_jobs is None else concurrent_jobs,
-    )
+def limits_given(changes: LimitChanges) -> dict[str, int]:
+    """The limits ``changes`` sets, by name, each checked to be ≥ 0: what to replace in the old ones."""
+    given: dict[str, int] = {}
+    for field in fields(changes):
+        value = getattr(changes, field.name)
+        if non_negative(field.name, value) is not None:
+            given[field.name] = value
+    return given
 
 
 def usage_on(

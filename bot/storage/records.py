@@ -52,6 +52,15 @@ class RoleLimits:
 
 
 @dataclass(frozen=True)
+class LimitChanges:
+    """New values for some per-member limits, the server's or one role's; ``None``: left as it is."""
+
+    cooldown_seconds: int | None = None
+    daily_images: int | None = None
+    concurrent_jobs: int | None = None
+
+
+@dataclass(frozen=True)
 class GuildConfig:
     """One server's moderation settings."""
 

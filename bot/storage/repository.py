@@ -13,6 +13,7 @@ from bot.storage.records import (
     GuildConfig,
     JobRecord,
     JobTally,
+    LimitChanges,
     Limits,
     QueuedJobs,
     RoleLimits,
@@ -70,33 +71,16 @@ class Repository(Protocol):
         """Unblock a word; ``False`` if it was not blocked."""
         ...
 
-    async def set_limits(
-        self,
-        guild_id: int,
-        *,
-        actor_id: int,
-        cooldown_seconds: int | None = None,
-        daily_images: int | None = None,
-        concurrent_jobs: int | None = None,
-    ) -> Limits:
-        """Change the given limits (``None``: unchanged); returns the limits now in force."""
+    async def set_limits(self, guild_id: int, changes: LimitChanges, *, actor_id: int) -> Limits:
+        """Make the given limits' changes; returns the limits now in force."""
         ...
 
     async def set_log_channel(self, guild_id: int, channel_id: int | None, *, actor_id: int) -> bool:
         """Set (or, with ``None``, turn off) the server's mod-log channel; ``False`` if it already was that."""
         ...
 
-    async def set_role_limits(
-        self,
-        guild_id: int,
-        role_id: int,
-        *,
-        actor_id: int,
-        cooldown_seconds: int | None = None,
-        daily_images: int | None = None,
-        concurrent_jobs: int | None = None,
-    ) -> RoleLimits:
-        """Change the given limits of members with ``role_id`` (``None``: unchanged); returns that role's limits."""
+    async def set_role_limits(self, guild_id: int, role_id: int, changes: LimitChanges, *, actor_id: int) -> RoleLimits:
+        """Make the given changes to the limits of members with ``role_id``; returns that role's limits."""
         ...
 
     async def clear_role_limits(self, guild_id: int, role_id: int, *, actor_id: int) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.storage import Repository
+from bot.storage import LimitChanges, Repository
 from tests.e2e.conftest import LORA_REF, Stack, status_of
 from tests.fakes.replicate import Scenario
 
@@ -37,7 +37,7 @@ def count_calls(repository: Repository, monkeypatch: pytest.MonkeyPatch) -> Coun
 async def set_up(stack: Stack, monkeypatch: pytest.MonkeyPatch, **limits: int) -> Counter[str]:
     assert stack.bot is not None
     repository = stack.bot.core.repository
-    await repository.set_limits(stack.guild.id, actor_id=MODERATOR, **limits)
+    await repository.set_limits(stack.guild.id, LimitChanges(**limits), actor_id=MODERATOR)
     await repository.set_budget(stack.guild.id, actor_id=MODERATOR, monthly=10_000_000)
     await stack.bot.core.modlog.flush()  # the mod-log reads the settings to post those changes: not /imagine's
     stack.api.set_default_scenario(Scenario.manual())

@@ -12,7 +12,7 @@ import pytest
 from bot.api.modelref import ModelRef
 from bot.base.errors import BlockedWordRefusal, Refusal
 from bot.moderation.policy import Admission, Policy, RequestContext
-from bot.storage import Limits, Repository
+from bot.storage import LimitChanges, Limits, Repository
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import FakeClock
 
@@ -68,8 +68,10 @@ async def test_one_read_of_the_settings_decides_the_whole_request(
     await repository.inner.allow_model(GUILD, OPEN, actor_id=MOD)
     await repository.inner.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
     await repository.inner.set_default_model(GUILD, PRO, actor_id=MOD)
-    await repository.inner.set_limits(GUILD, actor_id=MOD, cooldown_seconds=60, daily_images=10, concurrent_jobs=2)
-    await repository.inner.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=40)
+    await repository.inner.set_limits(
+        GUILD, LimitChanges(cooldown_seconds=60, daily_images=10, concurrent_jobs=2), actor_id=MOD
+    )
+    await repository.inner.set_role_limits(GUILD, VIP, LimitChanges(daily_images=40), actor_id=MOD)
 
     admission = await policy.admit(asking())
     await policy.check_usage(admission, 2)
@@ -89,8 +91,8 @@ async def test_the_admission_holds_the_members_own_limits_and_the_default_for_th
 ) -> None:
     await repository.inner.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
     await repository.inner.allow_model(GUILD, OPEN, actor_id=MOD)
-    await repository.inner.set_limits(GUILD, actor_id=MOD, cooldown_seconds=60, daily_images=10)
-    await repository.inner.set_role_limits(GUILD, VIP, actor_id=MOD, cooldown_seconds=0, daily_images=40)
+    await repository.inner.set_limits(GUILD, LimitChanges(cooldown_seconds=60, daily_images=10), actor_id=MOD)
+    await repository.inner.set_role_limits(GUILD, VIP, LimitChanges(cooldown_seconds=0, daily_images=40), actor_id=MOD)
     vip = await policy.admit(asking(roles=frozenset({VIP})))
     assert (vip.model, vip.note) == (ModelRef.parse(PRO), None)
     assert vip.limits == Limits(cooldown_seconds=0, daily_images=40)
@@ -110,7 +112,9 @@ async def test_the_charge_holds_to_the_limits_the_request_was_admitted_under(
     policy: Policy, repository: CountingRepository
 ) -> None:
     admission = (await policy.admit(asking())).priced(1, 0)
-    await repository.inner.set_limits(GUILD, actor_id=MOD, daily_images=1)  # changed while the job was set up
+    await repository.inner.set_limits(
+        GUILD, LimitChanges(daily_images=1), actor_id=MOD
+    )  # changed while the job was set up
     assert isinstance(admission, Admission) and admission.limits == Limits()
     await policy.charge(admission)
     await policy.charge(admission)
@@ -132,7 +136,7 @@ async def test_the_first_refusal_in_order_wins_channel_model_word_then_usage(
     with pytest.raises(BlockedWordRefusal):
         await policy.admit(dataclasses.replace(everything_wrong, channel_id=ELSEWHERE, model_text=OPEN))
 
-    await repository.inner.set_limits(GUILD, actor_id=MOD, daily_images=1, concurrent_jobs=1)
+    await repository.inner.set_limits(GUILD, LimitChanges(daily_images=1, concurrent_jobs=1), actor_id=MOD)
     admission = await policy.admit(RequestContext(GUILD, MEMBER, ELSEWHERE, "a fox"))
     with pytest.raises(Refusal, match="That would make 2 images today"):
         await policy.check_usage(admission, 2)

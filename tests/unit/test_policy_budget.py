@@ -10,7 +10,7 @@ import pytest
 from bot.api.modelref import ModelRef
 from bot.base.errors import Refusal
 from bot.moderation.policy import Policy, RequestContext
-from bot.storage import JobRecord, Limits
+from bot.storage import JobRecord, LimitChanges, Limits
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import T0, FakeClock, make_job
 
@@ -79,7 +79,7 @@ async def test_the_servers_monthly_cap_refuses_everyone_until_the_month_turns(
 
 
 async def test_a_refused_budget_charges_no_images_and_no_cooldown(policy: Policy, repository: SqliteRepository) -> None:
-    await repository.set_limits(GUILD, actor_id=MOD, cooldown_seconds=60, daily_images=5)
+    await repository.set_limits(GUILD, LimitChanges(cooldown_seconds=60, daily_images=5), actor_id=MOD)
     await repository.set_budget(GUILD, actor_id=MOD, member_daily=DIME)
     with pytest.raises(Refusal):
         await charge(policy, MEMBER, 1, cost=2 * DIME)

@@ -9,7 +9,7 @@ import pytest
 from bot.api.modelref import ModelRef
 from bot.base.errors import Refusal
 from bot.moderation.policy import Admission, Policy, RequestContext, effective_limits
-from bot.storage import GuildConfig, Limits, RoleLimits
+from bot.storage import GuildConfig, LimitChanges, Limits, RoleLimits
 from bot.storage.sqlite import MEMORY, SqliteRepository
 from tests.storage import FakeClock
 
@@ -158,8 +158,8 @@ async def test_the_owners_model_needs_no_role(policy: Policy, repository: Sqlite
 
 
 async def test_a_vip_role_gets_more_images_a_day(policy: Policy, repository: SqliteRepository) -> None:
-    await repository.set_limits(GUILD, actor_id=MOD, daily_images=2)
-    await repository.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=5)
+    await repository.set_limits(GUILD, LimitChanges(daily_images=2), actor_id=MOD)
+    await repository.set_role_limits(GUILD, VIP, LimitChanges(daily_images=5), actor_id=MOD)
     vip = await admit(policy, roles=frozenset({VIP}))
     assert vip.limits.daily_images == 5
     await policy.check_usage(vip, 4)
@@ -171,8 +171,8 @@ async def test_a_vip_role_gets_more_images_a_day(policy: Policy, repository: Sql
 
 
 async def test_charge_holds_to_the_members_own_limits(policy: Policy, repository: SqliteRepository) -> None:
-    await repository.set_limits(GUILD, actor_id=MOD, cooldown_seconds=3600)
-    await repository.set_role_limits(GUILD, STAFF, actor_id=MOD, cooldown_seconds=0)
+    await repository.set_limits(GUILD, LimitChanges(cooldown_seconds=3600), actor_id=MOD)
+    await repository.set_role_limits(GUILD, STAFF, LimitChanges(cooldown_seconds=0), actor_id=MOD)
     staff = (await admit(policy, roles=frozenset({STAFF}))).priced(1, 0)
     await policy.charge(staff)
     await policy.charge(staff)  # no cooldown for staff

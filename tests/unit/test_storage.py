@@ -22,6 +22,7 @@ from bot.ops.cluster import Cluster
 from bot.storage import (
     AuditEntry,
     GuildConfig,
+    LimitChanges,
     Limits,
     QueuedJobs,
     Repository,
@@ -184,9 +185,11 @@ async def test_empty_word_is_refused(repository: Repository) -> None:
 
 
 async def test_limits_partial_updates(repository: Repository) -> None:
-    assert await repository.set_limits(GUILD, actor_id=MOD, cooldown_seconds=30) == Limits(30, 0, 0)
-    assert await repository.set_limits(GUILD, actor_id=MOD, daily_images=5) == Limits(30, 5, 0)
-    assert await repository.set_limits(GUILD, actor_id=MOD, concurrent_jobs=2, cooldown_seconds=0) == Limits(0, 5, 2)
+    assert await repository.set_limits(GUILD, LimitChanges(cooldown_seconds=30), actor_id=MOD) == Limits(30, 0, 0)
+    assert await repository.set_limits(GUILD, LimitChanges(daily_images=5), actor_id=MOD) == Limits(30, 5, 0)
+    assert await repository.set_limits(
+        GUILD, LimitChanges(concurrent_jobs=2, cooldown_seconds=0), actor_id=MOD
+    ) == Limits(0, 5, 2)
     assert (await repository.guild_config(GUILD)).limits == Limits(0, 5, 2)
     log = await repository.audit_log(GUILD)
     assert [(e.action, e.before, e.after) for e in log] == [
@@ -197,16 +200,16 @@ async def test_limits_partial_updates(repository: Repository) -> None:
 
 
 async def test_limits_that_change_nothing_are_not_audited(repository: Repository) -> None:
-    assert await repository.set_limits(GUILD, actor_id=MOD) == Limits()
-    assert await repository.set_limits(GUILD, actor_id=MOD, daily_images=0) == Limits()
-    await repository.set_limits(GUILD, actor_id=MOD, daily_images=3)
-    assert await repository.set_limits(GUILD, actor_id=MOD, daily_images=3) == Limits(0, 3, 0)
+    assert await repository.set_limits(GUILD, LimitChanges(), actor_id=MOD) == Limits()
+    assert await repository.set_limits(GUILD, LimitChanges(daily_images=0), actor_id=MOD) == Limits()
+    await repository.set_limits(GUILD, LimitChanges(daily_images=3), actor_id=MOD)
+    assert await repository.set_limits(GUILD, LimitChanges(daily_images=3), actor_id=MOD) == Limits(0, 3, 0)
     assert len(await repository.audit_log(GUILD)) == 1
 
 
 async def test_negative_limits_are_refused(repository: Repository) -> None:
     with pytest.raises(ValueError, match="cooldown_seconds"):
-        await repository.set_limits(GUILD, actor_id=MOD, cooldown_seconds=-1)
+        await repository.set_limits(GUILD, LimitChanges(cooldown_seconds=-1), actor_id=MOD)
     assert await repository.audit_log(GUILD) == []
 
 
@@ -246,7 +249,7 @@ async def test_change_and_audit_share_one_transaction(repository: Repository, cl
     with pytest.raises(RuntimeError, match="clock exploded"):
         await repository.allow_model(GUILD, "a/a", actor_id=MOD)
     with pytest.raises(RuntimeError, match="clock exploded"):
-        await repository.set_limits(GUILD, actor_id=MOD, daily_images=3)
+        await repository.set_limits(GUILD, LimitChanges(daily_images=3), actor_id=MOD)
     assert await repository.guild_config(GUILD) == GuildConfig(guild_id=GUILD)
     assert await repository.audit_log(GUILD) == []
 
@@ -294,8 +297,8 @@ async def test_settings_changes_are_announced_after_they_commit(
         await repository.allow_model(GUILD, "a/a", actor_id=MOD)
         await repository.set_default_model(GUILD, "a/a", actor_id=MOD)
         await repository.remove_model(GUILD, "a/a", actor_id=OTHER_MOD)  # two entries in one transaction
-        await repository.set_limits(GUILD, actor_id=MOD, daily_images=3)
-        await repository.set_limits(GUILD, actor_id=MOD, daily_images=3)  # no change: nothing to announce
+        await repository.set_limits(GUILD, LimitChanges(daily_images=3), actor_id=MOD)
+        await repository.set_limits(GUILD, LimitChanges(daily_images=3), actor_id=MOD)  # no change: nothing to announce
         await repository.set_log_channel(OTHER_GUILD, 42, actor_id=MOD)
         stored = list(reversed(await repository.audit_log(GUILD, limit=10))) + await repository.audit_log(OTHER_GUILD)
         assert heard == stored
@@ -477,7 +480,9 @@ async def test_guilds_are_isolated(repository: Repository) -> None:
     await repository.set_default_model(GUILD, "a/a", actor_id=MOD)
     await repository.allow_channel(GUILD, 10, actor_id=MOD)
     await repository.add_word(GUILD, "cat", actor_id=MOD)
-    await repository.set_limits(GUILD, actor_id=MOD, cooldown_seconds=30, daily_images=5, concurrent_jobs=1)
+    await repository.set_limits(
+        GUILD, LimitChanges(cooldown_seconds=30, daily_images=5, concurrent_jobs=1), actor_id=MOD
+    )
     await repository.charge(GUILD, MEMBER, 5, limits=Limits(), now=T0)
 
     assert await repository.guild_config(OTHER_GUILD) == GuildConfig(guild_id=OTHER_GUILD)
@@ -672,7 +677,7 @@ async def test_data_survives_close_and_reopen(database_url: str, clock: FakeCloc
     await first.set_default_model(GUILD, "a/a", actor_id=MOD)
     await first.add_word(GUILD, "Cat", actor_id=MOD)
     await first.allow_channel(GUILD, SNOWFLAKE_MAX, actor_id=MOD)
-    await first.set_limits(GUILD, actor_id=MOD, daily_images=3)
+    await first.set_limits(GUILD, LimitChanges(daily_images=3), actor_id=MOD)
     await first.charge(GUILD, MEMBER, 2, limits=Limits(), now=T0)
     await first.add_job(make_job("job-1"))
     config = await first.guild_config(GUILD)

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bot.storage import GuildConfig, Limits, SchemaVersionError, StorageError, open_repository
+from bot.storage import GuildConfig, LimitChanges, Limits, SchemaVersionError, StorageError, open_repository
 from bot.storage.migrations import Migration
 from bot.storage.postgres import PostgresRepository
 from bot.storage.postgres.base import COMMAND_TIMEOUT
@@ -263,7 +263,7 @@ async def test_a_change_by_another_process_is_seen_within_seconds(two_processes:
     assert await _eventually(b_sees_it) < 2
     # And b serves it from its cache until the next change.
     assert b._cache.get(GUILD) is not None
-    await a.set_limits(GUILD, actor_id=MOD, daily_images=3)
+    await a.set_limits(GUILD, LimitChanges(daily_images=3), actor_id=MOD)
 
     async def b_sees_the_limit() -> bool:
         return (await b.guild_config(GUILD)).limits.daily_images == 3

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.storage import AuditEntry, Repository, RoleLimits
+from bot.storage import AuditEntry, LimitChanges, Repository, RoleLimits
 from tests.storage import T0
 
 GUILD = 111
@@ -52,13 +52,13 @@ async def test_removing_a_model_removes_its_roles(repository: Repository) -> Non
 
 
 async def test_role_limits_are_set_one_field_at_a_time(repository: Repository) -> None:
-    assert await repository.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=50) == RoleLimits(
+    assert await repository.set_role_limits(GUILD, VIP, LimitChanges(daily_images=50), actor_id=MOD) == RoleLimits(
         VIP, daily_images=50
     )
-    assert await repository.set_role_limits(GUILD, VIP, actor_id=MOD, cooldown_seconds=0) == RoleLimits(
+    assert await repository.set_role_limits(GUILD, VIP, LimitChanges(cooldown_seconds=0), actor_id=MOD) == RoleLimits(
         VIP, cooldown_seconds=0, daily_images=50
     )
-    await repository.set_role_limits(GUILD, STAFF, actor_id=MOD, concurrent_jobs=3)
+    await repository.set_role_limits(GUILD, STAFF, LimitChanges(concurrent_jobs=3), actor_id=MOD)
     config = await repository.guild_config(GUILD)
     assert config.role_limits == tuple(
         sorted(
@@ -74,16 +74,16 @@ async def test_role_limits_are_set_one_field_at_a_time(repository: Repository) -
 
 
 async def test_role_limits_that_change_nothing_are_not_audited(repository: Repository) -> None:
-    await repository.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=50)
-    await repository.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=50)
-    await repository.set_role_limits(GUILD, STAFF, actor_id=MOD)
+    await repository.set_role_limits(GUILD, VIP, LimitChanges(daily_images=50), actor_id=MOD)
+    await repository.set_role_limits(GUILD, VIP, LimitChanges(daily_images=50), actor_id=MOD)
+    await repository.set_role_limits(GUILD, STAFF, LimitChanges(), actor_id=MOD)
     assert len(await repository.audit_log(GUILD)) == 1
     assert [limits.role_id for limits in (await repository.guild_config(GUILD)).role_limits] == [VIP]
 
 
 async def test_clearing_a_roles_limits(repository: Repository) -> None:
     assert await repository.clear_role_limits(GUILD, VIP, actor_id=MOD) is False
-    await repository.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=50)
+    await repository.set_role_limits(GUILD, VIP, LimitChanges(daily_images=50), actor_id=MOD)
     assert await repository.clear_role_limits(GUILD, VIP, actor_id=MOD) is True
     assert (await repository.guild_config(GUILD)).role_limits == ()
     [newest, *_] = await repository.audit_log(GUILD)
@@ -96,9 +96,9 @@ async def test_clearing_a_roles_limits(repository: Repository) -> None:
 
 async def test_bad_role_arguments_are_refused(repository: Repository) -> None:
     with pytest.raises(ValueError, match="daily_images"):
-        await repository.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=-1)
+        await repository.set_role_limits(GUILD, VIP, LimitChanges(daily_images=-1), actor_id=MOD)
     with pytest.raises(ValueError, match="role_id"):
-        await repository.set_role_limits(GUILD, -5, actor_id=MOD, daily_images=1)
+        await repository.set_role_limits(GUILD, -5, LimitChanges(daily_images=1), actor_id=MOD)
     with pytest.raises(ValueError, match="role_id"):
         await repository.allow_model(GUILD, "a/b", actor_id=MOD, role_id=2**63)
     assert await repository.audit_log(GUILD) == []
@@ -106,7 +106,7 @@ async def test_bad_role_arguments_are_refused(repository: Repository) -> None:
 
 async def test_roles_are_per_guild(repository: Repository) -> None:
     await repository.allow_model(GUILD, "a/vip", actor_id=MOD, role_id=VIP)
-    await repository.set_role_limits(GUILD, VIP, actor_id=MOD, daily_images=50)
+    await repository.set_role_limits(GUILD, VIP, LimitChanges(daily_images=50), actor_id=MOD)
     await repository.allow_model(OTHER_GUILD, "a/vip", actor_id=MOD)
     other = await repository.guild_config(OTHER_GUILD)
     assert other.model_roles == () and other.role_limits == ()
@@ -115,7 +115,9 @@ async def test_roles_are_per_guild(repository: Repository) -> None:
 async def test_concurrent_role_changes_all_land(repository: Repository) -> None:
     roles = range(1, 9)
     await asyncio.gather(*(repository.allow_model(GUILD, "a/vip", actor_id=MOD, role_id=role) for role in roles))
-    await asyncio.gather(*(repository.set_role_limits(GUILD, role, actor_id=MOD, daily_images=role) for role in roles))
+    await asyncio.gather(
+        *(repository.set_role_limits(GUILD, role, LimitChanges(daily_images=role), actor_id=MOD) for role in roles)
+    )
     config = await repository.guild_config(GUILD)
     assert config.roles_for("a/vip") == frozenset(roles)
     assert [(limits.role_id, limits.daily_images) for limits in config.role_limits] == [(r, r) for r in roles]

@@ -11,9 +11,10 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
+from bot.storage import SchemaVersionError, StorageError
 from bot.storage.migrations import Migration, check_migrations
 from bot.storage.schema import MIGRATIONS, latest_version
-from bot.storage.sqlite import SchemaVersionError, SqliteRepository, StorageError
+from bot.storage.sqlite import SqliteRepository
 from bot.storage.sqlite.dialect import apply_migrations, schema_version
 from tests.storage import T0, FakeClock
 

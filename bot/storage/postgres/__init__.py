@@ -16,9 +16,9 @@ at once, so correctness never rests on anything held in this process:
 * **Settings cache: LISTEN/NOTIFY.** Every settings change notifies every
   process, whose dedicated LISTEN connection drops that guild's cached
   settings; nothing is cached while that connection is down, and each entry
-  expires after :data:`CACHE_MAX_AGE` (5 s) whatever happens. Normally another
-  process's change is seen as soon as its notification arrives, within
-  milliseconds; this process's own changes at once.
+  expires after ``CACHE_MAX_AGE`` (5 s, ``notifications.py``) whatever happens.
+  Normally another process's change is seen as soon as its notification
+  arrives, within milliseconds; this process's own changes at once.
 
 * **Every wait bounded.** A statement gives up after ``COMMAND_TIMEOUT``, a
   pooled connection is waited for ``ACQUIRE_TIMEOUT``, the server ends runaway
@@ -43,19 +43,11 @@ Its schema is built by :mod:`bot.storage.migrations` from :mod:`bot.storage.sche
 
 from __future__ import annotations
 
-from bot.storage.postgres.base import CONNECT_TIMEOUT
 from bot.storage.postgres.cluster import PostgresCluster
-from bot.storage.postgres.notifications import CACHE_MAX_AGE, SETTINGS_CHANNEL, WEBHOOK_CHANNEL
 from bot.storage.postgres.settings import PostgresSettings
 from bot.storage.shared.repository import SqlRepository
 
-__all__ = [
-    "CACHE_MAX_AGE",
-    "CONNECT_TIMEOUT",
-    "SETTINGS_CHANNEL",
-    "WEBHOOK_CHANNEL",
-    "PostgresRepository",
-]
+__all__ = ["PostgresRepository"]
 
 
 class PostgresRepository(PostgresSettings, PostgresCluster, SqlRepository):

@@ -7,12 +7,21 @@ this package (settings, usage, journal, cluster) are written against that alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from bot.base.clock import Clock
-from bot.storage.common import JOB_COLUMN_NAMES, JOB_COLUMNS, JOB_TIMES, SettingsChanges, job_record, job_values, utc
+from bot.storage.common import (
+    JOB_COLUMN_NAMES,
+    JOB_COLUMNS,
+    JOB_TIMES,
+    SettingsChanges,
+    check_id,
+    job_record,
+    job_values,
+    utc,
+)
 from bot.storage.records import AuditEntry, Budget, JobRecord, Limits
 from bot.storage.shared.dialect import Dialect, Executor
 
@@ -54,6 +63,16 @@ class SqlBase:
         raise NotImplementedError
 
     # ------------------------------------------------------------- helpers
+
+    @asynccontextmanager
+    async def _settings_change(self, guild_id: int, *, actor_id: int, **ids: int | None) -> AsyncIterator[Executor]:
+        """A moderator's change to a server's settings, audited with :meth:`_audit`: the server's, the
+        moderator's and the other ``ids`` checked (``None``: none given), then one write transaction."""
+        for name, value in {"guild_id": guild_id, **ids, "actor_id": actor_id}.items():
+            if value is not None:
+                check_id(name, value)
+        async with self._writing() as db:
+            yield db
 
     @staticmethod
     async def _ensure_guild(db: Executor, guild_id: int) -> None:

@@ -10,21 +10,20 @@ whole settings (and caching them) is each backend's own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from bot.storage.common import (
     LOG_CHANNEL_ACTION,
     check_id,
     id_text,
     limits_audit_text,
-    merge_limits,
-    merge_role_limits,
+    limits_given,
     model_name,
     model_roles_text,
-    non_negative,
     role_limits_text,
     word_and_key,
 )
-from bot.storage.records import AuditEntry, Limits, RoleLimits
+from bot.storage.records import AuditEntry, LimitChanges, Limits, RoleLimits
 from bot.storage.shared.base import SqlBase
 from bot.storage.shared.dialect import Executor
 
@@ -38,12 +37,8 @@ class SqlSettings(SqlBase):
         Allowing a model without a role drops the roles it had (it is everyone's again). ``False`` if
         nothing changed. Audited as ``models allow`` with the model's roles before and after.
         """
-        check_id("guild_id", guild_id)
-        check_id("actor_id", actor_id)
-        if role_id is not None:
-            check_id("role_id", role_id)
         model = model_name(model)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, actor_id=actor_id, role_id=role_id) as db:
             await self._ensure_guild(db, guild_id)
             added = await db.run(
                 "INSERT INTO allowed_models (guild_id, model) VALUES (?, ?) ON CONFLICT DO NOTHING", guild_id, model
@@ -80,10 +75,8 @@ class SqlSettings(SqlBase):
         the same transaction, so the log reads exactly like a moderator had
         cleared it by hand.
         """
-        check_id("guild_id", guild_id)
-        check_id("actor_id", actor_id)
         model = model_name(model)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, actor_id=actor_id) as db:
             if not await db.run("DELETE FROM allowed_models WHERE guild_id = ? AND model = ?", guild_id, model):
                 return False
             await self._audit(db, guild_id, actor_id, "models remove", model, None)
@@ -99,10 +92,8 @@ class SqlSettings(SqlBase):
         The model need not be on the server's allowlist: with an empty list the
         bot-wide models apply, and choosing among them is the caller's policy.
         """
-        check_id("guild_id", guild_id)
-        check_id("actor_id", actor_id)
         new = None if model is None else model_name(model)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, actor_id=actor_id) as db:
             old = (await self._locked_guild(db, guild_id)).default_model
             if old == new:
                 return False
@@ -112,10 +103,7 @@ class SqlSettings(SqlBase):
 
     async def allow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
         """Add a channel where ``/imagine`` may be used; ``False`` if already there."""
-        check_id("guild_id", guild_id)
-        check_id("channel_id", channel_id)
-        check_id("actor_id", actor_id)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, channel_id=channel_id, actor_id=actor_id) as db:
             await self._ensure_guild(db, guild_id)
             added = await db.run(
                 "INSERT INTO allowed_channels (guild_id, channel_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -128,10 +116,7 @@ class SqlSettings(SqlBase):
 
     async def remove_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
         """Remove a channel; ``False`` if absent."""
-        check_id("guild_id", guild_id)
-        check_id("channel_id", channel_id)
-        check_id("actor_id", actor_id)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, channel_id=channel_id, actor_id=actor_id) as db:
             removed = await db.run(
                 "DELETE FROM allowed_channels WHERE guild_id = ? AND channel_id = ?", guild_id, channel_id
             )
@@ -141,10 +126,8 @@ class SqlSettings(SqlBase):
 
     async def add_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
         """Block a word, stored trimmed but otherwise as given; ``False`` if blocked in any letter case."""
-        check_id("guild_id", guild_id)
-        check_id("actor_id", actor_id)
         word, key = word_and_key(word)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, actor_id=actor_id) as db:
             await self._ensure_guild(db, guild_id)
             added = await db.run(
                 "INSERT INTO blocked_words (guild_id, word, word_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
@@ -158,10 +141,8 @@ class SqlSettings(SqlBase):
 
     async def remove_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
         """Unblock a word in any letter case; ``False`` if it was not blocked. The audit shows the stored word."""
-        check_id("guild_id", guild_id)
-        check_id("actor_id", actor_id)
         _, key = word_and_key(word)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, actor_id=actor_id) as db:
             row = await db.one(
                 "DELETE FROM blocked_words WHERE guild_id = ? AND word_key = ? RETURNING word", guild_id, key
             )
@@ -170,37 +151,20 @@ class SqlSettings(SqlBase):
             await self._audit(db, guild_id, actor_id, "words remove", str(row[0]), None)
         return True
 
-    async def set_limits(
-        self,
-        guild_id: int,
-        *,
-        actor_id: int,
-        cooldown_seconds: int | None = None,
-        daily_images: int | None = None,
-        concurrent_jobs: int | None = None,
-    ) -> Limits:
-        """Change the given limits (``None``: unchanged); returns the limits now in force.
+    async def set_limits(self, guild_id: int, changes: LimitChanges, *, actor_id: int) -> Limits:
+        """Make the given limits' changes; returns the limits now in force.
 
         One ``limits`` audit entry shows all three before and after; a call that
         changes nothing records nothing.
         """
-        check_id("guild_id", guild_id)
-        check_id("actor_id", actor_id)
-        non_negative("cooldown_seconds", cooldown_seconds)
-        non_negative("daily_images", daily_images)
-        non_negative("concurrent_jobs", concurrent_jobs)
-        async with self._writing() as db:
+        given = limits_given(changes)
+        async with self._settings_change(guild_id, actor_id=actor_id) as db:
             old = (await self._locked_guild(db, guild_id)).limits
-            new = merge_limits(old, cooldown_seconds, daily_images, concurrent_jobs)
+            new = replace(old, **given)
             if new == old:
                 return old
-            await self._update_guild(
-                db,
-                guild_id,
-                cooldown_seconds=new.cooldown_seconds,
-                daily_images=new.daily_images,
-                concurrent_jobs=new.concurrent_jobs,
-            )
+            # The guild's columns are named as the limits are.
+            await self._update_guild(db, guild_id, **given)
             await self._audit(db, guild_id, actor_id, "limits", limits_audit_text(old), limits_audit_text(new))
         return new
 
@@ -209,11 +173,7 @@ class SqlSettings(SqlBase):
 
         Audited as ``log channel`` with the channel ids as text, old → new.
         """
-        check_id("guild_id", guild_id)
-        check_id("actor_id", actor_id)
-        if channel_id is not None:
-            check_id("channel_id", channel_id)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, channel_id=channel_id, actor_id=actor_id) as db:
             old = (await self._locked_guild(db, guild_id)).log_channel_id
             if old == channel_id:
                 return False
@@ -238,31 +198,17 @@ class SqlSettings(SqlBase):
         )
         return RoleLimits(role_id) if row is None else RoleLimits(*row)
 
-    async def set_role_limits(
-        self,
-        guild_id: int,
-        role_id: int,
-        *,
-        actor_id: int,
-        cooldown_seconds: int | None = None,
-        daily_images: int | None = None,
-        concurrent_jobs: int | None = None,
-    ) -> RoleLimits:
-        """Change the given limits of members with ``role_id`` (``None``: unchanged); returns that role's limits.
+    async def set_role_limits(self, guild_id: int, role_id: int, changes: LimitChanges, *, actor_id: int) -> RoleLimits:
+        """Make the given changes to the limits of members with ``role_id``; returns that role's limits.
 
         One ``limits role`` audit entry shows the role's three before and after; no change records nothing.
         """
-        check_id("guild_id", guild_id)
-        check_id("role_id", role_id)
-        check_id("actor_id", actor_id)
-        non_negative("cooldown_seconds", cooldown_seconds)
-        non_negative("daily_images", daily_images)
-        non_negative("concurrent_jobs", concurrent_jobs)
-        async with self._writing() as db:
+        given = limits_given(changes)
+        async with self._settings_change(guild_id, role_id=role_id, actor_id=actor_id) as db:
             # The guild's row, locked: concurrent changes to one role's limits take turns, none is lost.
             await self._locked_guild(db, guild_id)
             old = await self._role_limits(db, guild_id, role_id)
-            new = merge_role_limits(old, cooldown_seconds, daily_images, concurrent_jobs)
+            new = replace(old, **given)
             if new == old:
                 return old
             await db.run(
@@ -281,10 +227,7 @@ class SqlSettings(SqlBase):
 
     async def clear_role_limits(self, guild_id: int, role_id: int, *, actor_id: int) -> bool:
         """Forget every limit of ``role_id`` (audited as ``limits role`` → nothing); ``False`` if it had none."""
-        check_id("guild_id", guild_id)
-        check_id("role_id", role_id)
-        check_id("actor_id", actor_id)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, role_id=role_id, actor_id=actor_id) as db:
             row = await db.one(
                 "DELETE FROM role_limits WHERE guild_id = ? AND role_id = ? "
                 "RETURNING role_id, cooldown_seconds, daily_images, concurrent_jobs",

@@ -273,11 +273,9 @@ class SqlUsage(SqlBase):
         self, guild_id: int, *, actor_id: int, monthly: int | None = None, member_daily: int | None = None
     ) -> Budget:
         """Change the given caps under the guild's row lock; one ``budget`` audit entry (none if unchanged)."""
-        check_id("guild_id", guild_id)
-        check_id("actor_id", actor_id)
         non_negative("monthly", monthly)
         non_negative("member_daily", member_daily)
-        async with self._writing() as db:
+        async with self._settings_change(guild_id, actor_id=actor_id) as db:
             old = (await self._locked_guild(db, guild_id)).budget
             new = Budget(
                 old.monthly if monthly is None else monthly,

@@ -13,18 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.storage.records import RepositoryClosedError, SchemaVersionError, StorageError
 from bot.storage.shared.repository import SqlRepository
 from bot.storage.sqlite.base import MEMORY
 from bot.storage.sqlite.settings import SqliteSettings
 
-__all__ = [
-    "MEMORY",
-    "RepositoryClosedError",
-    "SchemaVersionError",
-    "SqliteRepository",
-    "StorageError",
-]
+__all__ = ["MEMORY", "SqliteRepository"]
 
 
 class SqliteRepository(SqliteSettings, SqlRepository):
