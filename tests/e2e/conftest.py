@@ -29,6 +29,7 @@ from tests.fakes.replicate import (
     FakeReplicate,
     Scenario,
 )
+from tests.fakes.replicate.vocabulary import JsonDict
 
 DISCORD_TOKEN = "fake-discord-token-e2e"
 LORA_REF = f"{FLUX_SCHNELL_LORA}:{FLUX_SCHNELL_LORA_VERSION}"
@@ -232,16 +233,17 @@ async def make_stack(tmp_path: Path, restore_discord_endpoints: Any) -> AsyncIte
         tuning: Tuning = TEST_TUNING,
         models: tuple[str, ...] = (),
         discord_shards: int = 1,
-        api_setup: Callable[[FakeReplicate], Any] | None = None,
+        api_models: Mapping[str, JsonDict] | None = None,
         **settings: Any,
     ) -> Stack:
         """``discord_shards``: the count the fake Discord recommends; ``guild`` is on shard 0, ``other`` on the last.
 
-        ``api_setup`` prepares the fake API (say, registers models) before the bot first reads from it.
+        ``api_models``: what the fake API serves besides its default models, ``owner/name`` → cog
+        ``openapi_schema``, registered before the bot first reads from it.
         """
         api = FakeReplicate(prefix=api_prefix, seed=5)
-        if api_setup is not None:
-            api_setup(api)
+        for ref, schema in (api_models or {}).items():
+            api.add_model(ref, schema=schema)
         fake_discord = FakeDiscord(
             token=DISCORD_TOKEN,
             shard_count=discord_shards,

@@ -17,22 +17,16 @@ import pytest
 
 from tests.e2e.conftest import TEST_TUNING, Stack, StackFactory, job_id_of, status_of
 from tests.fakes.discord import InteractionHandle, Routes, StoredMessage
-from tests.fakes.replicate import FakeReplicate, Scenario, cog_openapi_schema
+from tests.fakes.replicate import Scenario, cog_openapi_schema
 
 MANY_STEPS = "acme/many-steps"
 """A model whose bar has 50 steps: over 5 s it moves every 0.1 s, far more often than a message may be edited."""
-
-
-def register_many_steps(api: FakeReplicate) -> None:
-    api.add_model(
-        MANY_STEPS,
-        schema=cog_openapi_schema(
-            {
-                "prompt": {"type": "string"},
-                "num_inference_steps": {"type": "integer", "default": 50, "minimum": 1, "maximum": 50},
-            }
-        ),
-    )
+MANY_STEPS_SCHEMA = cog_openapi_schema(
+    {
+        "prompt": {"type": "string"},
+        "num_inference_steps": {"type": "integer", "default": 50, "minimum": 1, "maximum": 50},
+    }
+)
 
 
 def percents(message: StoredMessage) -> list[int]:
@@ -50,7 +44,7 @@ def assert_no_repeats(message: StoredMessage) -> None:
 async def test_a_bar_moving_every_tenth_of_a_second_draws_no_429_and_the_image_does_not_wait(
     make_stack: StackFactory,
 ) -> None:
-    stack = await make_stack(models=(MANY_STEPS,), api_setup=register_many_steps)
+    stack = await make_stack(models=(MANY_STEPS,), api_models={MANY_STEPS: MANY_STEPS_SCHEMA})
     stack.api.set_default_scenario(Scenario(start_delay=0.1, duration=5.0))
     handle = await stack.imagine(model=MANY_STEPS)
     final = await stack.final_message(handle, timeout=20)
@@ -122,7 +116,7 @@ async def test_the_placeholder_says_starting_when_a_slot_is_free_and_queued_when
 async def test_a_compressed_budget_paces_at_its_own_gap(make_stack: StackFactory) -> None:
     """Tests that compress Discord's 5 s compress the bot's budget and the fake's limit alike (0.8 s: 0.2 s)."""
     tuning = replace(TEST_TUNING, edit_window=0.8)
-    stack = await make_stack(models=(MANY_STEPS,), api_setup=register_many_steps, tuning=tuning)
+    stack = await make_stack(models=(MANY_STEPS,), api_models={MANY_STEPS: MANY_STEPS_SCHEMA}, tuning=tuning)
     stack.api.set_default_scenario(Scenario(start_delay=0.05, duration=2.0))
     final = await stack.final_message(await stack.imagine(model=MANY_STEPS), timeout=20)
     assert "Done" in status_of(final)

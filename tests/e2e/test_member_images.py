@@ -8,7 +8,7 @@ from bot.api.modelref import ModelRef
 from tests.e2e.conftest import Stack, StackFactory, field_of, is_terminal, status_of
 from tests.fakes import images
 from tests.fakes.discord import CallbackType, InteractionHandle, Routes, StoredMessage, Upload
-from tests.fakes.replicate import FakeReplicate, Scenario, cog_openapi_schema
+from tests.fakes.replicate import Scenario, cog_openapi_schema
 
 IMG2IMG = "acme/img2img"
 """A model that starts from an image (``input_image``, with a strength) and makes several images."""
@@ -18,36 +18,32 @@ TEXT_ONLY = "acme/text-only"
 """Used as an upscaler by mistake: it takes no image."""
 
 
-def register_models(api: FakeReplicate) -> None:
-    api.add_model(
-        IMG2IMG,
-        schema=cog_openapi_schema(
-            {
-                "prompt": {"type": "string"},
-                "input_image": {"type": "string", "format": "uri", "description": "Image to start from"},
-                "prompt_strength": {"type": "number", "default": 0.8, "minimum": 0, "maximum": 1},
-                "num_outputs": {"type": "integer", "default": 1, "minimum": 1, "maximum": 4},
-                "seed": {"type": "integer"},
-            }
-        ),
-    )
-    api.add_model(
-        UPSCALER,
-        schema=cog_openapi_schema(
-            {
-                "image": {"type": "string", "format": "uri"},
-                "scale": {"type": "integer", "default": 4, "minimum": 1, "maximum": 10},
-            },
-            required=("image",),
-        ),
-    )
-    api.add_model(TEXT_ONLY, schema=cog_openapi_schema({"prompt": {"type": "string"}}))
+CREATIVE_MODELS = {
+    IMG2IMG: cog_openapi_schema(
+        {
+            "prompt": {"type": "string"},
+            "input_image": {"type": "string", "format": "uri", "description": "Image to start from"},
+            "prompt_strength": {"type": "number", "default": 0.8, "minimum": 0, "maximum": 1},
+            "num_outputs": {"type": "integer", "default": 1, "minimum": 1, "maximum": 4},
+            "seed": {"type": "integer"},
+        }
+    ),
+    UPSCALER: cog_openapi_schema(
+        {
+            "image": {"type": "string", "format": "uri"},
+            "scale": {"type": "integer", "default": 4, "minimum": 1, "maximum": 10},
+        },
+        required=("image",),
+    ),
+    TEXT_ONLY: cog_openapi_schema({"prompt": {"type": "string"}}),
+}
+"""The fake API's schemas of the three models above (``make_stack(api_models=...)``)."""
 
 
 async def creative_stack(make_stack: StackFactory, upscaler: str | None = UPSCALER) -> Stack:
     stack: Stack = await make_stack(
         models=(IMG2IMG,),
-        api_setup=register_models,
+        api_models=CREATIVE_MODELS,
         upscale_model=ModelRef.parse(upscaler) if upscaler else None,
     )
     return stack

@@ -15,7 +15,7 @@ from bot.discord_app.render import status_text
 from bot.jobs.scheduling import EXACT_POSITIONS
 from tests.e2e.bot_process import one_process_per_shard, stop_all
 from tests.e2e.conftest import DISCORD_TOKEN, TEST_TUNING, Stack, StackFactory, imagine_in, status_of
-from tests.e2e.test_member_images import IMG2IMG, UPSCALER, buttons, refusal_of, register_models
+from tests.e2e.test_member_images import CREATIVE_MODELS, IMG2IMG, UPSCALER, buttons, refusal_of
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeMember, InteractionHandle, MessageVersion, StoredMessage
 from tests.fakes.replicate import FakeReplicate, Scenario
 
@@ -105,7 +105,7 @@ async def test_a_job_that_starts_at_once_is_not_refused_by_a_full_queue(make_sta
 async def test_reroll_upscale_and_vary_meet_the_caps(make_stack: StackFactory) -> None:
     stack = await make_stack(
         models=(IMG2IMG,),
-        api_setup=register_models,
+        api_models=CREATIVE_MODELS,
         upscale_model=ModelRef.parse(UPSCALER),
         max_running=1,
         max_queued_per_member=1,

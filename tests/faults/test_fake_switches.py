@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -14,12 +13,6 @@ from tests.fakes.replicate import CHAOS_FAULTS, FLUX_SCHNELL, Chaos, ChaosFault,
 from tests.faults.conftest import UnhandledWatch
 
 CREATE = f"/v1/models/{FLUX_SCHNELL}/predictions"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def make_chaos(rate: float = 0.1, seed: int = 1, **changes: object) -> Chaos:

@@ -31,7 +31,7 @@ from bot.media.fetch_guard import FetchGuard, parse_fetch_allow
 from bot.media.images import SNIFF_BYTES
 from bot.settings import Secret, Settings
 from tests.e2e.conftest import Stack, StackFactory, field_of, status_of
-from tests.e2e.test_member_images import IMG2IMG, UPSCALER, buttons, refusal_of, register_models, reply_to
+from tests.e2e.test_member_images import CREATIVE_MODELS, IMG2IMG, UPSCALER, buttons, refusal_of, reply_to
 from tests.fakes import images
 from tests.fakes.discord import Routes, StoredMessage, Upload
 from tests.fakes.replicate import FakeReplicate
@@ -147,7 +147,7 @@ async def test_a_closed_port_reads_the_same_as_a_refused_address(
 
 async def creative_stack(make_stack: StackFactory, **settings: object) -> Stack:
     stack: Stack = await make_stack(
-        models=(IMG2IMG,), api_setup=register_models, upscale_model=ModelRef.parse(UPSCALER), **settings
+        models=(IMG2IMG,), api_models=CREATIVE_MODELS, upscale_model=ModelRef.parse(UPSCALER), **settings
     )
     stack.discord.attachment_content_types = False  # Discord's field is optional
     return stack

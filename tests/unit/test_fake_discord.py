@@ -8,6 +8,7 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -827,11 +828,24 @@ class RawShard:
         return [int(data["id"]) for event, data in self.events if event == "GUILD_CREATE"]
 
 
+@dataclass
+class TwoShards:
+    """A fake recommending two shards, with one guild on each, and the session its connections use."""
+
+    fake: FakeDiscord
+    zero: FakeGuild
+    one: FakeGuild
+    session: aiohttp.ClientSession
+
+    async def connect(self, shard: int) -> RawShard:
+        """A connection identifying as ``shard`` of the two."""
+        return await RawShard.connect(self.session, self.fake, [shard, 2])
+
+
 @pytest.fixture
-async def sharded() -> AsyncIterator[tuple[FakeDiscord, FakeGuild, FakeGuild]]:
-    """A fake recommending two shards, with one guild on each."""
+async def sharded(http: aiohttp.ClientSession) -> AsyncIterator[TwoShards]:
     async with FakeDiscord(token=TOKEN, shard_count=2) as fake:
-        yield fake, fake.add_guild("Zero", shard=0), fake.add_guild("One", shard=1)
+        yield TwoShards(fake, fake.add_guild("Zero", shard=0), fake.add_guild("One", shard=1), http)
 
 
 async def test_gateway_bot_recommends_the_shard_count_and_tells_the_identify_concurrency() -> None:
@@ -879,51 +893,45 @@ async def test_guilds_are_created_on_the_shard_asked_for() -> None:
         fake.add_guild("clash", guild_id=wrong.id + (1 << 22) * 4, shard=1)
 
 
-async def test_each_shard_gets_only_its_guilds_and_their_interactions(
-    sharded: tuple[FakeDiscord, FakeGuild, FakeGuild],
-) -> None:
-    fake, zero, one = sharded
-    async with aiohttp.ClientSession() as session:
-        first = await RawShard.connect(session, fake, [0, 2])
-        second = await RawShard.connect(session, fake, [1, 2])
-        ready_first, ready_second = await first.until("READY"), await second.until("READY")
-        assert [int(g["id"]) for g in ready_first["guilds"]] == [zero.id]
-        assert [int(g["id"]) for g in ready_second["guilds"]] == [one.id]
-        assert ready_first["shard"] == [0, 2] and ready_second["shard"] == [1, 2]
-        await fake.wait_until_identified(shards=[0, 1])
-        assert fake.identified_shards == [(0, 2), (1, 2)]
+async def test_each_shard_gets_only_its_guilds_and_their_interactions(sharded: TwoShards) -> None:
+    fake, zero, one = sharded.fake, sharded.zero, sharded.one
+    first = await sharded.connect(0)
+    second = await sharded.connect(1)
+    ready_first, ready_second = await first.until("READY"), await second.until("READY")
+    assert [int(g["id"]) for g in ready_first["guilds"]] == [zero.id]
+    assert [int(g["id"]) for g in ready_second["guilds"]] == [one.id]
+    assert ready_first["shard"] == [0, 2] and ready_second["shard"] == [1, 2]
+    await fake.wait_until_identified(shards=[0, 1])
+    assert fake.identified_shards == [(0, 2), (1, 2)]
 
-        assert (await fake.slash("imagine", {"prompt": "x"}, guild=one)).shard == (1, 2)
-        assert (await fake.slash("imagine", {"prompt": "y"}, guild=zero)).shard == (0, 2)
-        to_second, to_first = await second.until("INTERACTION_CREATE"), await first.until("INTERACTION_CREATE")
-        assert int(to_second["guild_id"]) == one.id and int(to_first["guild_id"]) == zero.id
-        assert first.guild_ids() == [zero.id] and second.guild_ids() == [one.id]
-        # Events of no guild (DMs) go to shard 0, as on Discord.
-        await fake.slash("imagine", {"prompt": "z"}, user=fake.add_user("loner"), dm=True)
-        assert "guild_id" not in await first.until("INTERACTION_CREATE")
-        assert [event for event, _ in second.events].count("INTERACTION_CREATE") == 1
-        assert fake.undelivered == []
-        await first.ws.close()
-        await second.ws.close()
+    assert (await fake.slash("imagine", {"prompt": "x"}, guild=one)).shard == (1, 2)
+    assert (await fake.slash("imagine", {"prompt": "y"}, guild=zero)).shard == (0, 2)
+    to_second, to_first = await second.until("INTERACTION_CREATE"), await first.until("INTERACTION_CREATE")
+    assert int(to_second["guild_id"]) == one.id and int(to_first["guild_id"]) == zero.id
+    assert first.guild_ids() == [zero.id] and second.guild_ids() == [one.id]
+    # Events of no guild (DMs) go to shard 0, as on Discord.
+    await fake.slash("imagine", {"prompt": "z"}, user=fake.add_user("loner"), dm=True)
+    assert "guild_id" not in await first.until("INTERACTION_CREATE")
+    assert [event for event, _ in second.events].count("INTERACTION_CREATE") == 1
+    assert fake.undelivered == []
+    await first.ws.close()
+    await second.ws.close()
 
 
-async def test_an_interaction_for_a_shard_nobody_runs_is_not_delivered(
-    sharded: tuple[FakeDiscord, FakeGuild, FakeGuild],
-) -> None:
-    fake, _zero, one = sharded
-    async with aiohttp.ClientSession() as session:
-        only = await RawShard.connect(session, fake, [0, 2])
-        await only.until("READY")
-        await fake.wait_until_identified()
-        handle = await fake.slash("imagine", {"prompt": "x"}, guild=one)
-        assert [event for event, _ in fake.undelivered] == ["INTERACTION_CREATE"] and handle.shard is None
-        with pytest.raises(TimeoutError):
-            await handle.wait_callback(timeout=0.1)
-        # A guild added later reaches only the connection of its shard: none here.
-        late = fake.add_guild("Late", shard=1)
-        await fake.dispatch_guild_create(late)
-        assert [event for event, _ in fake.undelivered] == ["INTERACTION_CREATE", "GUILD_CREATE"]
-        await only.ws.close()
+async def test_an_interaction_for_a_shard_nobody_runs_is_not_delivered(sharded: TwoShards) -> None:
+    fake, one = sharded.fake, sharded.one
+    only = await sharded.connect(0)
+    await only.until("READY")
+    await fake.wait_until_identified()
+    handle = await fake.slash("imagine", {"prompt": "x"}, guild=one)
+    assert [event for event, _ in fake.undelivered] == ["INTERACTION_CREATE"] and handle.shard is None
+    with pytest.raises(TimeoutError):
+        await handle.wait_callback(timeout=0.1)
+    # A guild added later reaches only the connection of its shard: none here.
+    late = fake.add_guild("Late", shard=1)
+    await fake.dispatch_guild_create(late)
+    assert [event for event, _ in fake.undelivered] == ["INTERACTION_CREATE", "GUILD_CREATE"]
+    await only.ws.close()
 
 
 async def test_a_connection_without_shard_runs_everything_and_a_bad_shard_is_refused() -> None:
@@ -941,23 +949,20 @@ async def test_a_connection_without_shard_runs_everything_and_a_bad_shard_is_ref
         await plain.ws.close()
 
 
-async def test_a_new_session_of_a_shard_replaces_only_that_shard(
-    sharded: tuple[FakeDiscord, FakeGuild, FakeGuild],
-) -> None:
-    fake, zero, one = sharded
+async def test_a_new_session_of_a_shard_replaces_only_that_shard(sharded: TwoShards) -> None:
+    fake, zero, one = sharded.fake, sharded.zero, sharded.one
     fake.identify_window = 0  # shard 1 identifies twice at once: the identify limit has a test of its own
-    async with aiohttp.ClientSession() as session:
-        first = await RawShard.connect(session, fake, [0, 2])
-        second = await RawShard.connect(session, fake, [1, 2])
-        await first.until("READY")
-        await second.until("READY")
-        again = await RawShard.connect(session, fake, [1, 2])
-        await again.until("READY")
-        assert await second.close_code() == 4000
-        await fake.slash("imagine", {"prompt": "x"}, guild=one)
-        assert int((await again.until("INTERACTION_CREATE"))["guild_id"]) == one.id
-        await fake.slash("imagine", {"prompt": "y"}, guild=zero)
-        assert int((await first.until("INTERACTION_CREATE"))["guild_id"]) == zero.id
-        await fake.disconnect_gateway(shard=1)
-        assert await again.close_code() == 4000
-        await first.ws.close()
+    first = await sharded.connect(0)
+    second = await sharded.connect(1)
+    await first.until("READY")
+    await second.until("READY")
+    again = await sharded.connect(1)
+    await again.until("READY")
+    assert await second.close_code() == 4000
+    await fake.slash("imagine", {"prompt": "x"}, guild=one)
+    assert int((await again.until("INTERACTION_CREATE"))["guild_id"]) == one.id
+    await fake.slash("imagine", {"prompt": "y"}, guild=zero)
+    assert int((await first.until("INTERACTION_CREATE"))["guild_id"]) == zero.id
+    await fake.disconnect_gateway(shard=1)
+    assert await again.close_code() == 4000
+    await first.ws.close()

@@ -83,6 +83,19 @@ async def call(
         return resp.status, data, resp.headers
 
 
+async def post_create(
+    fake: FakeReplicate,
+    http: aiohttp.ClientSession,
+    inp: JsonDict | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, Any, Mapping[str, str]]:
+    """POST a flux-schnell create (default input: the prompt ``x``) to the official-model route, as :func:`call`."""
+    return await call(
+        http, "POST", fake.base_url + FLUX_CREATE, body={"input": inp or {"prompt": "x"}}, headers=headers
+    )
+
+
 async def create(
     fake: FakeReplicate,
     http: aiohttp.ClientSession,
@@ -91,9 +104,7 @@ async def create(
     headers: Mapping[str, str] | None = None,
 ) -> JsonDict:
     """Create a flux-schnell prediction through the official-model route; assert 201."""
-    status, data, _ = await call(
-        http, "POST", fake.base_url + FLUX_CREATE, body={"input": inp or {"prompt": "a cat"}}, headers=headers
-    )
+    status, data, _ = await post_create(fake, http, inp or {"prompt": "a cat"}, headers=headers)
     assert status == 201, data
     assert isinstance(data, dict)
     return data
@@ -226,9 +237,7 @@ async def test_create_returns_starting_immediately_with_replicate_shape(
     fake: FakeReplicate, http: aiohttp.ClientSession
 ) -> None:
     fake.set_default_scenario(Scenario.manual())
-    status, body, headers = await call(
-        http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "a cat", "num_outputs": 2}}
-    )
+    status, body, headers = await post_create(fake, http, {"prompt": "a cat", "num_outputs": 2})
     assert status == 201
     assert headers["Content-Type"].startswith("application/json")
     assert "Preference-Applied" not in headers
@@ -306,9 +315,7 @@ async def test_unknown_prediction_is_404_problem(fake: FakeReplicate, http: aioh
 
 
 async def test_out_of_range_input_gives_replicate_422(fake: FakeReplicate, http: aiohttp.ClientSession) -> None:
-    status, body, headers = await call(
-        http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x", "num_outputs": 5}}
-    )
+    status, body, headers = await post_create(fake, http, {"prompt": "x", "num_outputs": 5})
     assert status == 422
     assert headers["Content-Type"].startswith("application/problem+json")
     assert body == {
@@ -324,7 +331,7 @@ async def test_out_of_range_input_gives_replicate_422(fake: FakeReplicate, http:
 
 async def test_validation_reports_every_problem(fake: FakeReplicate, http: aiohttp.ClientSession) -> None:
     bad = {"num_inference_steps": 0, "output_format": "gif", "go_fast": "yes", "style": "anime"}
-    status, body, _ = await call(http, "POST", fake.base_url + FLUX_CREATE, body={"input": bad})
+    status, body, _ = await post_create(fake, http, bad)
     assert status == 422
     assert body["detail"] == (
         "- input: prompt is required\n"
@@ -603,13 +610,7 @@ async def test_cancel_after_sets_deadline_and_aborts_or_cancels(http: aiohttp.Cl
 
 async def test_prefer_wait_returns_terminal_prediction(fake: FakeReplicate, http: aiohttp.ClientSession) -> None:
     fake.set_default_scenario(start_delay=0.01, duration=0.05)
-    status, body, headers = await call(
-        http,
-        "POST",
-        fake.base_url + FLUX_CREATE,
-        body={"input": {"prompt": "x"}},
-        headers={**AUTH, "Prefer": "wait=10"},
-    )
+    status, body, headers = await post_create(fake, http, headers={**AUTH, "Prefer": "wait=10"})
     assert status == 201
     assert headers["Preference-Applied"] == "wait=10"
     assert body["status"] == "succeeded" and len(body["output"]) == 1
@@ -623,30 +624,20 @@ async def test_prefer_wait_is_clamped_and_bare_wait_holds(fake: FakeReplicate, h
         fake.finish(prediction.id)
 
     helper = asyncio.create_task(finish_when_created(1))
-    status, body, headers = await call(
-        http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x"}}, headers={**AUTH, "Prefer": "wait"}
-    )
+    status, body, headers = await post_create(fake, http, headers={**AUTH, "Prefer": "wait"})
     await helper
     assert status == 201 and headers["Preference-Applied"] == "wait"
     assert body["status"] == "succeeded"
 
     helper = asyncio.create_task(finish_when_created(2))
-    status, body, headers = await call(
-        http,
-        "POST",
-        fake.base_url + FLUX_CREATE,
-        body={"input": {"prompt": "x"}},
-        headers={**AUTH, "Prefer": "wait=99"},
-    )
+    status, body, headers = await post_create(fake, http, headers={**AUTH, "Prefer": "wait=99"})
     await helper
     assert headers["Preference-Applied"] == "wait=60" and body["status"] == "succeeded"
 
 
 async def test_prefer_wait_times_out_with_non_terminal(fake: FakeReplicate, http: aiohttp.ClientSession) -> None:
     fake.push_scenario(Scenario.manual())
-    status, body, headers = await call(
-        http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x"}}, headers={**AUTH, "Prefer": "wait=1"}
-    )
+    status, body, headers = await post_create(fake, http, headers={**AUTH, "Prefer": "wait=1"})
     assert status == 201 and headers["Preference-Applied"] == "wait=1"
     assert body["status"] == "starting" and body["output"] is None
 
@@ -781,20 +772,20 @@ async def test_fail_next_status_then_recovers(fake: FakeReplicate, http: aiohttp
         assert headers["Content-Type"].startswith("application/problem+json") and body["status"] == 503
     assert (await get(fake, http, pid))["id"] == pid
     fake.fail_next("create", 500)
-    status, _, _ = await call(http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x"}})
+    status, _, _ = await post_create(fake, http)
     assert status == 500 and len(fake.predictions) == 1
 
 
 async def test_fail_after_processing_still_creates(fake: FakeReplicate, http: aiohttp.ClientSession) -> None:
     fake.fail_next("create", 500, processed=True)
-    status, _, _ = await call(http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x"}})
+    status, _, _ = await post_create(fake, http)
     assert status == 500 and len(fake.predictions) == 1
     assert fake.creates[0].prediction_id == fake.last_prediction.id
 
 
 async def test_throttle_and_insufficient_credit(fake: FakeReplicate, http: aiohttp.ClientSession) -> None:
     fake.throttle_next("create", resets_in=7, retry_after=7)
-    status, body, headers = await call(http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x"}})
+    status, body, headers = await post_create(fake, http)
     assert status == 429
     assert body == {"detail": "Request was throttled. Your rate limit resets in ~7s."}
     assert headers["Retry-After"] == "7" and headers["ratelimit-remaining"] == "0"
@@ -802,7 +793,7 @@ async def test_throttle_and_insufficient_credit(fake: FakeReplicate, http: aioht
     assert fake.throttled_count == 1
 
     fake.insufficient_credit_next()
-    status, body, _ = await call(http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x"}})
+    status, body, _ = await post_create(fake, http)
     assert status == 402
     assert body == {"title": "Insufficient credit", "detail": INSUFFICIENT_CREDIT_DETAIL, "status": 402}
     assert fake.predictions == {}
@@ -811,12 +802,12 @@ async def test_throttle_and_insufficient_credit(fake: FakeReplicate, http: aioht
 async def test_connection_reset_before_and_after_create(fake: FakeReplicate, http: aiohttp.ClientSession) -> None:
     fake.reset_next("create")
     with pytest.raises(aiohttp.ClientError):
-        await call(http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x"}})
+        await post_create(fake, http)
     assert fake.predictions == {} and fake.creates[0].reset and fake.creates[0].response_status is None
 
     fake.reset_next("create", processed=True)
     with pytest.raises(aiohttp.ClientError):
-        await call(http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x"}})
+        await post_create(fake, http)
     assert len(fake.predictions) == 1 and fake.creates[1].reset
     assert fake.creates[1].prediction_id == fake.last_prediction.id
     # The server keeps working afterwards.
@@ -858,9 +849,7 @@ async def test_file_fault(fake: FakeReplicate, http: aiohttp.ClientSession) -> N
 async def test_rate_limits_sliding_window(http: aiohttp.ClientSession) -> None:
     limits = RateLimits(creates_per_window=2, others_per_window=3, window=60, retry_after_header=True)
     async with FakeReplicate(rate_limits=limits, scenario=Scenario(start_delay=0, duration=0)) as fake:
-        results = [
-            (await call(http, "POST", fake.base_url + FLUX_CREATE, body={"input": {"prompt": "x"}})) for _ in range(3)
-        ]
+        results = [await post_create(fake, http) for _ in range(3)]
         assert [r[0] for r in results] == [201, 201, 429]
         assert [r[2]["ratelimit-remaining"] for r in results] == ["1", "0", "0"]
         _, body, headers = results[2]

@@ -17,6 +17,7 @@ from bot.api.inputs import (
     plan_inputs,
 )
 from bot.base.errors import InputRejected
+from tests.fakes.replicate import FLUX_SCHNELL_OPENAPI_SCHEMA
 
 SPEC_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21", "4:5", "5:4")
 
@@ -27,84 +28,16 @@ def cog_enum(name: str, values: list[Any], kind: str = "string") -> dict[str, An
 
 
 def flux_schnell_document() -> dict[str, Any]:
-    """A Cog OpenAPI document shaped like flux-schnell's (enums behind ``allOf``/``$ref``)."""
-    return {
-        "openapi": "3.0.2",
-        "info": {"title": "Cog", "version": "0.1.0"},
-        "paths": {},
-        "components": {
-            "schemas": {
-                "Input": {
-                    "title": "Input",
-                    "type": "object",
-                    "required": ["prompt"],
-                    "properties": {
-                        "prompt": {"title": "Prompt", "type": "string", "x-order": 0},
-                        "aspect_ratio": {
-                            "allOf": [{"$ref": "#/components/schemas/aspect_ratio"}],
-                            "default": "1:1",
-                            "x-order": 1,
-                        },
-                        "num_outputs": {
-                            "title": "Num Outputs",
-                            "type": "integer",
-                            "default": 1,
-                            "minimum": 1,
-                            "maximum": 4,
-                            "x-order": 2,
-                        },
-                        "num_inference_steps": {
-                            "title": "Num Inference Steps",
-                            "type": "integer",
-                            "default": 4,
-                            "minimum": 1,
-                            "maximum": 4,
-                            "x-order": 3,
-                        },
-                        "seed": {"title": "Seed", "type": "integer", "x-order": 4},
-                        "output_format": {
-                            "allOf": [{"$ref": "#/components/schemas/output_format"}],
-                            "default": "webp",
-                            "x-order": 5,
-                        },
-                        "output_quality": {
-                            "title": "Output Quality",
-                            "type": "integer",
-                            "default": 80,
-                            "minimum": 0,
-                            "maximum": 100,
-                            "x-order": 6,
-                        },
-                        "disable_safety_checker": {
-                            "title": "Disable Safety Checker",
-                            "type": "boolean",
-                            "default": False,
-                            "x-order": 7,
-                        },
-                        "go_fast": {"title": "Go Fast", "type": "boolean", "default": True, "x-order": 8},
-                        "megapixels": {
-                            "allOf": [{"$ref": "#/components/schemas/megapixels"}],
-                            "default": "1",
-                            "x-order": 9,
-                        },
-                        "guidance": {
-                            "title": "Guidance",
-                            "type": "number",
-                            "default": 3.5,
-                            "minimum": 0,
-                            "maximum": 10,
-                        },
-                    },
-                },
-                "aspect_ratio": cog_enum(
-                    "aspect_ratio", ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]
-                ),
-                "output_format": cog_enum("output_format", ["webp", "jpg", "png"]),
-                "megapixels": cog_enum("megapixels", ["1", "0.25"]),
-                "Output": {"type": "array", "items": {"type": "string", "format": "uri"}},
-            }
-        },
+    """flux-schnell's Cog OpenAPI document as the fake API serves it, plus a ``guidance`` number without ``x-order``."""
+    document = copy.deepcopy(FLUX_SCHNELL_OPENAPI_SCHEMA)
+    document["components"]["schemas"]["Input"]["properties"]["guidance"] = {
+        "title": "Guidance",
+        "type": "number",
+        "default": 3.5,
+        "minimum": 0,
+        "maximum": 10,
     }
+    return document
 
 
 def schema_from(document: dict[str, Any]) -> InputSchema:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from tests.fakes.discord.guild import FakeChannel, FakeMember
 from tests.fakes.discord.interactions import _Context, _Overrides
@@ -20,6 +20,25 @@ if TYPE_CHECKING:
     from tests.fakes.discord.protocol import JSON
 
 
+class CommandTarget(TypedDict, total=False):
+    """Which command a pushed slash command or autocomplete names, and who runs it where.
+
+    ``subcommand_group``/``subcommand`` may instead be part of the name (``"admin queue clear"``).
+    ``user``, ``guild`` and ``channel`` default to the first guild's default member in its first text
+    channel; ``dm=True`` (with ``user``) runs it in that user's DM. ``scope``: ``"auto"`` marks it a
+    guild command if it was synced to that guild. ``locale`` defaults to ``"en-US"``.
+    """
+
+    subcommand_group: str | None
+    subcommand: str | None
+    user: UserLike | None
+    guild: GuildLike | None
+    channel: ChannelLike | None
+    dm: bool
+    scope: Literal["auto", "global", "guild"]
+    locale: str
+
+
 class ActionsMixin:
     """Part of :class:`FakeDiscord`: the interactions and messages a test pushes as a user."""
 
@@ -28,19 +47,12 @@ class ActionsMixin:
         name: str,
         options: Mapping[str, Any] | Sequence[JSON] | None = None,
         *,
-        subcommand_group: str | None = None,
-        subcommand: str | None = None,
-        user: UserLike | None = None,
-        guild: GuildLike | None = None,
-        channel: ChannelLike | None = None,
-        dm: bool = False,
-        scope: Literal["auto", "global", "guild"] = "auto",
-        locale: str = "en-US",
         attachment_size_limit: int | None = None,
         ack_deadline: float | None = None,
         token_lifetime: float | None = None,
         backdate: float | dt.timedelta = 0.0,
         app_permissions: int | None = None,
+        **target: Unpack[CommandTarget],
     ) -> InteractionHandle:
         """Push a slash command (INTERACTION_CREATE type 2) and return its handle.
 
@@ -49,24 +61,13 @@ class ActionsMixin:
         float, bool, :class:`FakeMember`/:class:`FakeUser`, :class:`FakeChannel`,
         :class:`FakeRole`, :class:`Upload`) or is a raw list of option objects. Option types
         come from the synced command when there is one, else from the Python value.
-        ``scope``: ``"auto"`` marks it a guild command if it was synced to that guild.
+        ``target``: see :class:`CommandTarget`.
         ``backdate`` moves the interaction id (and so discord.py's ``expires_at`` and the token
         expiry) into the past; the acknowledgement deadline still counts from dispatch.
         """
+        overrides = _Overrides(attachment_size_limit, ack_deadline, token_lifetime, backdate, app_permissions)
         return await self._push_command(
-            InteractionType.APPLICATION_COMMAND,
-            name,
-            options,
-            subcommand_group=subcommand_group,
-            subcommand=subcommand,
-            focused=None,
-            user=user,
-            guild=guild,
-            channel=channel,
-            dm=dm,
-            scope=scope,
-            locale=locale,
-            overrides=_Overrides(attachment_size_limit, ack_deadline, token_lifetime, backdate, app_permissions),
+            InteractionType.APPLICATION_COMMAND, name, options, focused=None, overrides=overrides, **target
         )
 
     async def autocomplete(
@@ -75,36 +76,18 @@ class ActionsMixin:
         options: Mapping[str, Any] | Sequence[JSON] | None = None,
         *,
         focused: str | None = None,
-        subcommand_group: str | None = None,
-        subcommand: str | None = None,
-        user: UserLike | None = None,
-        guild: GuildLike | None = None,
-        channel: ChannelLike | None = None,
-        dm: bool = False,
-        scope: Literal["auto", "global", "guild"] = "auto",
-        locale: str = "en-US",
+        **target: Unpack[CommandTarget],
     ) -> InteractionHandle:
         """Push an autocomplete interaction (type 4); ``focused`` names the option being typed.
 
         The focused value is sent as the raw string typed so far. Without ``focused`` the
         last option is focused (or pass raw option dicts with ``"focused": True``).
+        ``target``: see :class:`CommandTarget`.
         """
         if focused is None and isinstance(options, Mapping) and options:
             focused = list(options)[-1]
         return await self._push_command(
-            InteractionType.AUTOCOMPLETE,
-            name,
-            options,
-            subcommand_group=subcommand_group,
-            subcommand=subcommand,
-            focused=focused,
-            user=user,
-            guild=guild,
-            channel=channel,
-            dm=dm,
-            scope=scope,
-            locale=locale,
-            overrides=_Overrides(),
+            InteractionType.AUTOCOMPLETE, name, options, focused=focused, overrides=_Overrides(), **target
         )
 
     async def click(

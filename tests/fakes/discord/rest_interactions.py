@@ -25,7 +25,7 @@ from tests.fakes.discord.protocol import _ALLOWED_CALLBACKS, CallbackType, Route
 
 if TYPE_CHECKING:
     from tests.fakes.discord.interactions import InteractionHandle
-    from tests.fakes.discord.messages import StoredMessage, _Upload
+    from tests.fakes.discord.messages import MessageVersion, StoredMessage, _Upload
     from tests.fakes.discord.protocol import JSON
 
 
@@ -109,15 +109,7 @@ class InteractionRoutesMixin:
             if message.deleted:
                 raise _unknown_message()
             if callback_type == CallbackType.UPDATE_MESSAGE:
-                version = self._compose(
-                    base=message.current,
-                    data=data,
-                    uploads=uploads,
-                    limit=handle.attachment_size_limit,
-                    channel_id=message.channel_id,
-                    route=route,
-                    callback_type=callback_type,
-                )
+                version = self._compose_edit(handle, message, data, uploads, route, callback_type=callback_type)
                 accept(200, None)
                 self._edit(message, version)
                 event = ("MESSAGE_UPDATE", message)
@@ -141,6 +133,27 @@ class InteractionRoutesMixin:
             if callback_type in (CallbackType.CHANNEL_MESSAGE, CallbackType.UPDATE_MESSAGE):
                 resource["message"] = message.payload()
         return {"interaction": interaction_info, "resource": resource}, event
+
+    def _compose_edit(
+        self,
+        handle: InteractionHandle,
+        message: StoredMessage,
+        data: JSON,
+        uploads: list[_Upload],
+        route: str,
+        *,
+        callback_type: int | None = None,
+    ) -> MessageVersion:
+        """The next version of ``message`` from an interaction's request, within the interaction's upload limit."""
+        return self._compose(
+            base=message.current,
+            data=data,
+            uploads=uploads,
+            limit=handle.attachment_size_limit,
+            channel_id=message.channel_id,
+            route=route,
+            callback_type=callback_type,
+        )
 
     def _webhook_interaction(self, request: web.Request) -> InteractionHandle:
         if request.match_info["application_id"] != str(self.application_id):
@@ -183,14 +196,7 @@ class InteractionRoutesMixin:
         handle = self._webhook_interaction(request)
         message = self._webhook_message(handle, key)
         self._count_edit(request, message, route)
-        version = self._compose(
-            base=message.current,
-            data=_as_dict(payload),
-            uploads=uploads,
-            limit=handle.attachment_size_limit,
-            channel_id=message.channel_id,
-            route=route,
-        )
+        version = self._compose_edit(handle, message, _as_dict(payload), uploads, route)
         self._edit(message, version)
         await self._dispatch_message_event("MESSAGE_UPDATE", message)
         return _json_response(message.payload())
@@ -223,14 +229,7 @@ class InteractionRoutesMixin:
             and original.current.loading
             and original.edit_count == 0
         ):
-            version = self._compose(
-                base=original.current,
-                data=data,
-                uploads=uploads,
-                limit=handle.attachment_size_limit,
-                channel_id=original.channel_id,
-                route=Routes.FOLLOWUP,
-            )
+            version = self._compose_edit(handle, original, data, uploads, Routes.FOLLOWUP)
             self._edit(original, version)
             message = original
             await self._dispatch_message_event("MESSAGE_UPDATE", message)

@@ -60,7 +60,7 @@ sliding-window rate limits (:class:`RateLimits`), manual timeline drivers
 Modules (lowest first; each owns one responsibility, :class:`FakeReplicate` in ``fake`` puts the parts together):
 
 * ``vocabulary``: statuses, route kinds, webhook events, fault names, fixed texts, JSON and problem+json answers.
-* ``models``: cog schemas, the default models, :class:`FakeModel` and :class:`FakeVersion`.
+* ``models``: cog schemas, the default models, :class:`FakeModel` and :class:`FakeVersion`, and registering them.
 * ``validation``: the 422 input and webhook checks (:func:`validate_input`, :class:`InvalidField`).
 * ``predictions``: :class:`Scenario`, :class:`FakePrediction`, creating and completing predictions.
 * ``timeline``: the timeline, tqdm progress in ``logs`` (:func:`tqdm_line`) and the manual drivers.

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
-import hashlib
 import random
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -19,18 +17,7 @@ from aiohttp import web
 
 from tests.fakes.replicate.faults import FaultsMixin
 from tests.fakes.replicate.http import HttpMixin
-from tests.fakes.replicate.models import (
-    _GENERIC_SCHEMA,
-    FLUX_SCHNELL,
-    FLUX_SCHNELL_DP_VERSION,
-    FLUX_SCHNELL_LORA,
-    FLUX_SCHNELL_LORA_OPENAPI_SCHEMA,
-    FLUX_SCHNELL_LORA_VERSION,
-    FLUX_SCHNELL_OPENAPI_SCHEMA,
-    FLUX_SCHNELL_VERSION,
-    FakeModel,
-    FakeVersion,
-)
+from tests.fakes.replicate.models import ModelsMixin
 from tests.fakes.replicate.outputs import OutputsMixin
 from tests.fakes.replicate.predictions import PredictionsMixin, Scenario
 from tests.fakes.replicate.ratelimits import RateLimits, RateLimitsMixin
@@ -43,6 +30,7 @@ from tests.fakes.server import LoopbackServer
 if TYPE_CHECKING:
     from tests.fakes.replicate.faults import Chaos, Fault
     from tests.fakes.replicate.http import RecordedRequest
+    from tests.fakes.replicate.models import FakeModel
     from tests.fakes.replicate.predictions import FakePrediction
     from tests.fakes.replicate.vocabulary import JsonDict, Status
     from tests.fakes.replicate.webhooks import WebhookDelivery, _WebhookSwitch
@@ -57,6 +45,7 @@ class FakeReplicate(
     OutputsMixin,
     TimelineMixin,
     PredictionsMixin,
+    ModelsMixin,
     LoopbackServer,
 ):
     """An aiohttp server on 127.0.0.1 that behaves like Replicate's predictions API.
@@ -159,21 +148,7 @@ class FakeReplicate(
         self._tasks: set[asyncio.Task[None]] = set()
 
         if default_models:
-            self.add_model(
-                FLUX_SCHNELL,
-                schema=FLUX_SCHNELL_OPENAPI_SCHEMA,
-                versions=[FLUX_SCHNELL_VERSION],
-                official=True,
-                prediction_version=FLUX_SCHNELL_DP_VERSION,
-                description="The fastest image generation model tailored for local development and personal use",
-            )
-            self.add_model(
-                FLUX_SCHNELL_LORA,
-                schema=FLUX_SCHNELL_LORA_OPENAPI_SCHEMA,
-                versions=[FLUX_SCHNELL_LORA_VERSION],
-                official=False,
-                description="FLUX.1-Schnell with LoRA support",
-            )
+            self._add_default_models()
 
     shutdown_timeout = 0.5
 
@@ -221,47 +196,6 @@ class FakeReplicate(
     def base_url(self) -> str:
         """What a client uses as its API base: ``http://127.0.0.1:{port}{prefix}`` (append ``/v1/...``)."""
         return self.origin + self.prefix
-
-    def add_model(
-        self,
-        ref: str,
-        *,
-        schema: Mapping[str, Any] | None = None,
-        versions: Sequence[str] = (),
-        official: bool | None = None,
-        serve_schema: bool = True,
-        prediction_version: str | None = None,
-        description: str = "",
-    ) -> FakeModel:
-        """Register (or replace) model ``owner/name``.
-
-        ``schema`` is the cog ``openapi_schema`` shared by all ``versions`` (default: just a required
-        ``prompt`` string); build one with :func:`cog_openapi_schema`. ``versions`` are 64-hex ids, oldest
-        first; an official model with none gets one derived from its name. ``official`` defaults to
-        ``True`` when no versions are given: only official models accept the models-endpoint create and
-        ``version="owner/name"``; their predictions report ``prediction_version`` (default ``"hidden"``).
-        """
-        owner, _, name = ref.partition("/")
-        if not owner or not name or "/" in name:
-            raise ValueError(f"model ref must be 'owner/name': {ref!r}")
-        is_official = official if official is not None else not versions
-        ids = list(versions) or [hashlib.sha256(f"fake-version:{ref}".encode()).hexdigest()]
-        doc = copy.deepcopy(dict(schema if schema is not None else _GENERIC_SCHEMA))
-        model = FakeModel(
-            owner=owner,
-            name=name,
-            versions=[FakeVersion(id=v, openapi_schema=doc) for v in ids],
-            official=is_official,
-            serve_schema=serve_schema,
-            prediction_version=prediction_version or ("hidden" if is_official else ids[-1]),
-            description=description,
-        )
-        self.models[ref] = model
-        return model
-
-    def model(self, ref: str) -> FakeModel:
-        """The registered model ``owner/name`` (KeyError if absent)."""
-        return self.models[ref]
 
     def set_default_scenario(self, scenario: Scenario | None = None, /, **changes: Any) -> Scenario:
         """Replace the default scenario: ``scenario`` (or the current default) with ``changes`` applied."""

@@ -1,5 +1,6 @@
 """Models and their versions: cog-style OpenAPI schemas (:func:`cog_openapi_schema`), the two models
-registered by default (flux-schnell and flux-schnell-lora) and :class:`FakeModel`/:class:`FakeVersion`.
+registered by default (flux-schnell and flux-schnell-lora), :class:`FakeModel`/:class:`FakeVersion` and
+registering them (:meth:`~ModelsMixin.add_model`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import copy
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from tests.fakes.replicate.vocabulary import JsonDict
@@ -249,3 +250,65 @@ class FakeModel:
             "is_official": self.official,
             "latest_version": self.latest_version.to_json(),
         }
+
+
+class ModelsMixin:
+    """Part of :class:`FakeReplicate`: registering models and looking them up."""
+
+    def add_model(
+        self,
+        ref: str,
+        *,
+        schema: Mapping[str, Any] | None = None,
+        versions: Sequence[str] = (),
+        official: bool | None = None,
+        serve_schema: bool = True,
+        prediction_version: str | None = None,
+        description: str = "",
+    ) -> FakeModel:
+        """Register (or replace) model ``owner/name``.
+
+        ``schema`` is the cog ``openapi_schema`` shared by all ``versions`` (default: just a required
+        ``prompt`` string); build one with :func:`cog_openapi_schema`. ``versions`` are 64-hex ids, oldest
+        first; an official model with none gets one derived from its name. ``official`` defaults to
+        ``True`` when no versions are given: only official models accept the models-endpoint create and
+        ``version="owner/name"``; their predictions report ``prediction_version`` (default ``"hidden"``).
+        """
+        owner, _, name = ref.partition("/")
+        if not owner or not name or "/" in name:
+            raise ValueError(f"model ref must be 'owner/name': {ref!r}")
+        is_official = official if official is not None else not versions
+        ids = list(versions) or [hashlib.sha256(f"fake-version:{ref}".encode()).hexdigest()]
+        doc = copy.deepcopy(dict(schema if schema is not None else _GENERIC_SCHEMA))
+        model = FakeModel(
+            owner=owner,
+            name=name,
+            versions=[FakeVersion(id=v, openapi_schema=doc) for v in ids],
+            official=is_official,
+            serve_schema=serve_schema,
+            prediction_version=prediction_version or ("hidden" if is_official else ids[-1]),
+            description=description,
+        )
+        self.models[ref] = model
+        return model
+
+    def model(self, ref: str) -> FakeModel:
+        """The registered model ``owner/name`` (KeyError if absent)."""
+        return self.models[ref]
+
+    def _add_default_models(self) -> None:
+        self.add_model(
+            FLUX_SCHNELL,
+            schema=FLUX_SCHNELL_OPENAPI_SCHEMA,
+            versions=[FLUX_SCHNELL_VERSION],
+            official=True,
+            prediction_version=FLUX_SCHNELL_DP_VERSION,
+            description="The fastest image generation model tailored for local development and personal use",
+        )
+        self.add_model(
+            FLUX_SCHNELL_LORA,
+            schema=FLUX_SCHNELL_LORA_OPENAPI_SCHEMA,
+            versions=[FLUX_SCHNELL_LORA_VERSION],
+            official=False,
+            description="FLUX.1-Schnell with LoRA support",
+        )
