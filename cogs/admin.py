@@ -279,7 +279,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
     ) -> None:
         """Show or change the per-member limits, the server's or one role's."""
         guild_id, actor = self._ids(interaction)
-        changes = LimitChanges(cooldown, daily, concurrent)
+        changes = LimitChanges(cooldown_seconds=cooldown, daily_images=daily, concurrent_jobs=concurrent)
         if role is not None:
             await self._role_limits(interaction, role, changes, clear=clear)
             return

@@ -94,7 +94,9 @@ class JobEngine:
         self.input_schema = preparer.input_schema
         """The model's input schema as :attr:`prepare` reads it (``None``: unknown, or slow to come)."""
         self._slots = Slots(max_running, max_running_per_server)
-        self._timings = JobTimings(job_timeout, prefer_wait, progress_tick, poll or PollPolicy())
+        self._timings = JobTimings(
+            job_timeout=job_timeout, prefer_wait=prefer_wait, progress_tick=progress_tick, poll=poll or PollPolicy()
+        )
         self._clock = clock or SystemClock()
         self._executor = JobExecutor(
             self,

@@ -174,7 +174,8 @@ def limits_given(changes: LimitChanges) -> dict[str, int]:
     given: dict[str, int] = {}
     for field in fields(changes):
         value = getattr(changes, field.name)
-        if non_negative(field.name, value) is not None:
+        if value is not None:
+            non_negative(field.name, value)
             given[field.name] = value
     return given
 

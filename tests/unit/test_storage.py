@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -529,12 +530,17 @@ async def test_snowflakes_round_trip_exactly(repository: Repository) -> None:
     assert await repository.guild_config(big - 1) == GuildConfig(guild_id=big - 1)
 
 
-@pytest.mark.parametrize("bad", [2**63, -1])
-async def test_ids_outside_64_bit_integers_are_refused(repository: Repository, bad: int) -> None:
+@pytest.mark.parametrize("bad", [2**63, -1, None])
+async def test_ids_outside_64_bit_integers_are_refused(repository: Repository, bad: Any) -> None:
     with pytest.raises(ValueError, match="channel_id"):
         await repository.allow_channel(GUILD, bad, actor_id=MOD)
     with pytest.raises(ValueError, match="guild_id"):
         await repository.guild_config(bad)
+    # Only the ids a change may leave out (a model's role, the mod-log channel) may be None.
+    with pytest.raises(ValueError, match="role_id"):
+        await repository.clear_role_limits(GUILD, bad, actor_id=MOD)
+    with pytest.raises(ValueError, match="actor_id"):
+        await repository.set_log_channel(GUILD, None, actor_id=bad)
 
 
 # ---------------------------------------------------------------------------- the jobs journal

@@ -7,7 +7,7 @@ this package (settings, usage, journal, cluster) are written against that alone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
@@ -65,12 +65,17 @@ class SqlBase:
     # ------------------------------------------------------------- helpers
 
     @asynccontextmanager
-    async def _settings_change(self, guild_id: int, *, actor_id: int, **ids: int | None) -> AsyncIterator[Executor]:
+    async def _settings_change(
+        self, guild_id: int, *, actor_id: int, optional: Mapping[str, int | None] | None = None, **ids: int
+    ) -> AsyncIterator[Executor]:
         """A moderator's change to a server's settings, audited with :meth:`_audit`: the server's, the
-        moderator's and the other ``ids`` checked (``None``: none given), then one write transaction."""
+        moderator's and the other ``ids`` checked, and the ``optional`` ones where given (``None``: none),
+        then one write transaction."""
         for name, value in {"guild_id": guild_id, **ids, "actor_id": actor_id}.items():
-            if value is not None:
-                check_id(name, value)
+            check_id(name, value)
+        for name, maybe in (optional or {}).items():
+            if maybe is not None:
+                check_id(name, maybe)
         async with self._writing() as db:
             yield db
 

@@ -38,7 +38,7 @@ class SqlSettings(SqlBase):
         nothing changed. Audited as ``models allow`` with the model's roles before and after.
         """
         model = model_name(model)
-        async with self._settings_change(guild_id, actor_id=actor_id, role_id=role_id) as db:
+        async with self._settings_change(guild_id, actor_id=actor_id, optional={"role_id": role_id}) as db:
             await self._ensure_guild(db, guild_id)
             added = await db.run(
                 "INSERT INTO allowed_models (guild_id, model) VALUES (?, ?) ON CONFLICT DO NOTHING", guild_id, model
@@ -173,7 +173,7 @@ class SqlSettings(SqlBase):
 
         Audited as ``log channel`` with the channel ids as text, old → new.
         """
-        async with self._settings_change(guild_id, channel_id=channel_id, actor_id=actor_id) as db:
+        async with self._settings_change(guild_id, actor_id=actor_id, optional={"channel_id": channel_id}) as db:
             old = (await self._locked_guild(db, guild_id)).log_channel_id
             if old == channel_id:
                 return False
