@@ -3,6 +3,6 @@
 Owns the HTTP client (:mod:`.client`), its typed errors (:mod:`.errors`), the prediction records read
 from its replies (:mod:`.predictions`), the request budget that keeps the deployment under the API's rate
 limits (:mod:`.ratelimit`), model references (:mod:`.modelref`), a member's options and prompt flags
-turned into a model's own inputs checked against its schema (:mod:`.inputs`, :mod:`.flags`). May import
-:mod:`bot.base`; knows nothing of jobs, storage or Discord.
+turned into a model's own inputs checked against its schema (:mod:`.inputs`, :mod:`.flags`), a prompt's ``{a, b}``
+permutations (:mod:`.permutations`). May import :mod:`bot.base`; knows nothing of jobs, storage or Discord.
 """
