@@ -67,8 +67,8 @@ class JobEngine:
         *,
         max_running: int = 8,
         max_running_per_server: int = 4,
-        job_timeout: float = 600.0,
-        prefer_wait: int = 1,
+        job_timeout: float = JobTimings.job_timeout,
+        prefer_wait: int = JobTimings.prefer_wait,
         schema_timeout: float = 1.5,
         poll: PollPolicy | None = None,
         clock: Clock | None = None,
@@ -78,7 +78,7 @@ class JobEngine:
         on_shown: Callable[[JobView], None] | None = None,
         journal: JobJournal | None = None,
         finder: PredictionFinder | None = None,
-        progress_tick: float = 0.25,
+        progress_tick: float = JobTimings.progress_tick,
     ) -> None:
         """``on_end`` runs for every job's final view just before its presenter shows it (it must be idempotent);
         ``on_shown`` right after (it must not raise).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.api.ratelimit import TokenBucket
@@ -10,9 +12,9 @@ from bot.jobs.poll_planner import PollPlanner, PollPolicy
 from tests.unit.test_ratelimit import FakeClock
 
 
-def planner(per_minute: float = 3000, *, burst: float | None = 600, **policy: float) -> PollPlanner:
+def planner(per_minute: float = 3000, *, burst: float | None = 600, **policy: Any) -> PollPlanner:
     bucket = TokenBucket(per_minute, burst=burst, clock=FakeClock())
-    return PollPlanner(bucket, PollPolicy(**policy))  # type: ignore[arg-type]
+    return PollPlanner(bucket, PollPolicy(**policy))
 
 
 def window(low: float, high: float, *, confirmed: bool = True, started: float = 0.0) -> EndWindow:
