@@ -13,7 +13,15 @@ from dotenv import load_dotenv
 from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.media.fetch_guard import FetchAllow, parse_fetch_allow
 from bot.moderation.costs import NO_PRICES, parse_prices
-from bot.settings.parsing import http_url, parse_listen, parse_shard_ids, parse_webhook_url, seconds, whole_number
+from bot.settings.parsing import (
+    http_url,
+    parse_listen,
+    parse_shard_ids,
+    parse_webhook_url,
+    seconds,
+    strength,
+    whole_number,
+)
 from bot.settings.values import (
     DEFAULT_BASE_URL,
     DEFAULT_CREATES_PER_MINUTE,
@@ -103,6 +111,7 @@ def load_settings(
 
     default_model = parsed("IMAGINE_DEFAULT_MODEL", ModelRef.parse, ModelRef.parse(DEFAULT_MODEL))
     upscale_model = parsed("IMAGINE_UPSCALE_MODEL", ModelRef.parse, None)
+    describe_model = parsed("IMAGINE_DESCRIBE_MODEL", ModelRef.parse, None)
 
     models: list[ModelRef] = []
     raw_models = get("IMAGINE_MODELS")
@@ -204,6 +213,11 @@ def load_settings(
     max_queued_per_member = whole_number(
         "IMAGINE_MAX_QUEUED_PER_MEMBER", get("IMAGINE_MAX_QUEUED_PER_MEMBER") or "3", problems, minimum=0
     )
+    vary_subtle = strength("IMAGINE_VARY_SUBTLE", get("IMAGINE_VARY_SUBTLE"), 0.35, problems)
+    vary_strong = strength("IMAGINE_VARY_STRONG", get("IMAGINE_VARY_STRONG"), 0.75, problems)
+    max_permutations = whole_number(
+        "IMAGINE_MAX_PERMUTATIONS", get("IMAGINE_MAX_PERMUTATIONS") or "4", problems, minimum=1
+    )
 
     if problems:
         raise SettingsError(problems)
@@ -235,4 +249,8 @@ def load_settings(
         fetch_allow=fetch_allow,
         max_queued=max_queued,
         max_queued_per_member=max_queued_per_member,
+        vary_subtle=vary_subtle,
+        vary_strong=vary_strong,
+        max_permutations=max_permutations,
+        describe_model=describe_model,
     )

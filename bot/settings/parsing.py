@@ -52,6 +52,21 @@ def seconds(name: str, value: str | None, default: float, problems: list[str]) -
     return seconds
 
 
+def strength(name: str, value: str | None, default: float, problems: list[str]) -> float:
+    """``value`` as a strength from 0 to 1 (``default`` when unset); anything else is reported."""
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        problems.append(f"{name}: must be a number from 0 to 1, got {value!r}")
+        return default
+    if not 0 <= number <= 1:  # NaN fails this too
+        problems.append(f"{name}: must be from 0 to 1, got {value!r}")
+        return default
+    return number
+
+
 def parse_listen(value: str) -> HttpListen:
     """``host:port``, ``[ipv6]:port`` or ``:port`` (every interface); ``ValueError`` says what is wrong."""
     if value.startswith("["):

@@ -104,6 +104,14 @@ class Settings:
     """``IMAGINE_MAX_QUEUED``: jobs waiting in the queue, whole deployment; 0: no cap."""
     max_queued_per_member: int = 3
     """``IMAGINE_MAX_QUEUED_PER_MEMBER``: jobs one member may have waiting; 0: no cap."""
+    vary_subtle: float = 0.35
+    """``IMAGINE_VARY_SUBTLE``: the strength ``Vary (Subtle)`` sends as the model's strength input."""
+    vary_strong: float = 0.75
+    """``IMAGINE_VARY_STRONG``: the strength ``Vary (Strong)`` sends."""
+    max_permutations: int = 4
+    """``IMAGINE_MAX_PERMUTATIONS``: jobs one ``/imagine`` may expand into (``{a,b}`` and ``--repeat``)."""
+    describe_model: ModelRef | None = None
+    """``IMAGINE_DESCRIBE_MODEL``: what ``/describe`` runs (an image in, text out); ``None``: not enabled."""
 
     @property
     def offered_models(self) -> tuple[ModelRef, ...]:

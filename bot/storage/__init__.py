@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from bot.storage.records import (
     JOB_FIELDS,
+    MAX_NAMED_OPTIONS,
     AuditEntry,
     Budget,
     Charge,
@@ -30,6 +31,8 @@ from bot.storage.records import (
     JobTally,
     LimitChanges,
     Limits,
+    PreferenceChanges,
+    Preferences,
     QueuedJobs,
     RepositoryClosedError,
     RoleLimits,
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JOB_FIELDS",
+    "MAX_NAMED_OPTIONS",
     "AuditEntry",
     "Budget",
     "Charge",
@@ -56,6 +60,8 @@ __all__ = [
     "JobTally",
     "LimitChanges",
     "Limits",
+    "PreferenceChanges",
+    "Preferences",
     "QueuedJobs",
     "Repository",
     "RepositoryClosedError",

@@ -227,3 +227,39 @@ JOB_FIELDS = frozenset(
     }
 )
 """The :class:`JobRecord` fields :meth:`Repository.update_job` may change."""
+
+
+MAX_NAMED_OPTIONS = 20
+"""Named options (``/imagine-settings option``) one member may keep."""
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A member's own defaults for ``/imagine``, the same in every server of this deployment.
+
+    An option the member gives beats a preference, a preference beats the server's default; the server's
+    rules (models allowed, blocked words, limits) always apply.
+    """
+
+    member_id: int
+    model: str | None = None
+    """``owner/name`` or ``owner/name:version``; used where this server allows it to the member."""
+    aspect_ratio: str | None = None
+    count: int | None = None
+    remix: bool = False
+    """``V1``…``Vn`` (and ``Vary``) open the Remix modal first."""
+    suffix: str | None = None
+    """Added to the end of every prompt (before its flags), as Midjourney's ``/prefer suffix``."""
+    options: Mapping[str, str] = field(default_factory=dict)
+    """Named options: ``--name`` in a prompt stands for the text (names lower-case letters and digits)."""
+
+
+@dataclass(frozen=True)
+class PreferenceChanges:
+    """Preferences to set (``None``: leave as it is); an empty ``suffix`` or ``model`` clears it."""
+
+    model: str | None = None
+    aspect_ratio: str | None = None
+    count: int | None = None
+    remix: bool | None = None
+    suffix: str | None = None

@@ -15,6 +15,8 @@ from bot.storage.records import (
     JobTally,
     LimitChanges,
     Limits,
+    PreferenceChanges,
+    Preferences,
     QueuedJobs,
     RoleLimits,
     Spend,
@@ -97,6 +99,26 @@ class Repository(Protocol):
         Never for a change that was rolled back. ``listener`` runs on the event loop and must not block;
         an exception it raises is logged and does not affect the change or other listeners.
         """
+        ...
+
+    # ------------------------------------------------------------- members' preferences
+
+    async def preferences(self, member_id: int) -> Preferences:
+        """A member's preferences (all defaults for one who set none)."""
+        ...
+
+    async def set_preferences(self, member_id: int, changes: PreferenceChanges) -> Preferences:
+        """Change the given preferences; returns them as they are now."""
+        ...
+
+    async def set_named_option(self, member_id: int, name: str, value: str | None) -> bool:
+        """Set (or, with ``None``, remove) the named option ``name`` (lower-case); ``False`` (nothing changed)
+        when setting a new one would pass :data:`~bot.storage.records.MAX_NAMED_OPTIONS`, or removing one the
+        member does not have. Atomic: two at once never make 21."""
+        ...
+
+    async def reset_preferences(self, member_id: int) -> None:
+        """Forget every preference and named option of the member."""
         ...
 
     # ------------------------------------------------------------- usage
