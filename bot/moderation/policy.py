@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import NoReturn
@@ -255,21 +255,30 @@ class Policy:
                 f"{limits.concurrent_jobs} at once. Wait for one to finish."
             )
 
-    async def charge(self, admission: Admission, *, journal: Callable[[date], JobRecord] | None = None) -> date:
+    async def charge(
+        self,
+        admission: Admission,
+        *,
+        journal: Callable[[date], JobRecord] | None = None,
+        journal_set: Callable[[date], Sequence[JobRecord]] | None = None,
+    ) -> date:
         """Record the request against the cooldown and the daily images and reserve its estimated cost against
         the budgets (see :meth:`Admission.priced`), in one step; the UTC day charged, or :class:`Refusal`.
 
         Under the admission's limits, as :meth:`check_usage`. ``journal(day)`` is the job's journal entry for a
         charge on ``day``: written in the same transaction, so no charge outlives a crash without the job that
-        gives it back.
+        gives it back. ``journal_set(day)`` are a set's entries (permutations, ``--repeat``), charged as one
+        request: all or none. With neither, the admission may be priced at 0 images (``/describe``: it makes
+        none, but the cooldown and the budgets apply).
         """
         guild_id, limits, images, cost = admission.guild_id, admission.limits, admission.images, admission.cost
-        if images < 1:
+        if images < 1 and (journal is not None or journal_set is not None):
             raise ValueError("charge takes a priced admission (Admission.priced): it has no images to charge")
         now = self._clock.now()
         job = journal(now.date()) if journal is not None else None
+        jobs = journal_set(now.date()) if journal_set is not None else ()
         charge = await self._repository.charge(
-            guild_id, admission.member_id, images, limits=limits, now=now, cost=cost, job=job
+            guild_id, admission.member_id, images, limits=limits, now=now, cost=cost, job=job, jobs=jobs
         )
         if not charge.charged:  # something changed since check_usage(): say what
             self._check_usage(limits, charge.usage.last_request_at, charge.usage.images_today, images, now)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -137,13 +137,16 @@ class Repository(Protocol):
         now: datetime,
         cost: int = 0,
         job: JobRecord | None = None,
+        jobs: Sequence[JobRecord] = (),
     ) -> Charge:
         """Atomically check the cooldown, the daily limit and (for a ``cost`` in micro-dollars) the budgets and,
         if all allow it, record the request and reserve ``cost`` against the month's and the member's day's spend.
 
         With ``job``, a charge also journals the job in the same transaction, its ``charged_images``,
         ``charged_day`` and ``reserved_cost`` those of this charge: a charge never exists without the job that
-        gives it back, whatever crashes when.
+        gives it back, whatever crashes when. ``jobs`` is a set charged as one request (permutations,
+        ``--repeat``): all or none, each keeping its own ``charged_images`` and ``reserved_cost``, which sum to
+        ``images`` and ``cost``. With neither, ``images`` may be 0 (``/describe``: cooldown and budgets only).
         """
         ...
 

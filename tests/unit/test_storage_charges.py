@@ -66,6 +66,45 @@ async def test_the_charge_and_its_job_commit_or_roll_back_together(repository: R
     assert await used(repository) == (1, Spend(COST, COST))
 
 
+async def test_a_set_is_charged_as_one_request_each_job_keeping_its_own_share(repository: Repository) -> None:
+    jobs = [member_job(f"s{n}", charged_images=n, reserved_cost=100 * n) for n in (1, 2, 3)]
+    charged = await repository.charge(GUILD, MEMBER, 6, limits=NO_LIMITS, now=T0, cost=600, jobs=jobs)
+    assert charged.charged
+    shares = [await repository.get_job(f"s{n}") for n in (1, 2, 3)]
+    assert [(j.charged_images, j.reserved_cost, j.charged_day) for j in shares if j] == [
+        (1, 100, DAY),
+        (2, 200, DAY),
+        (3, 300, DAY),
+    ]
+    assert await used(repository) == (6, Spend(600, 600))
+    # One abandoned job gives back its own share only.
+    assert await repository.abandon_job("s2", owner="me", reason="lost", now=T0)
+    assert await used(repository) == (4, Spend(400, 400))
+
+
+async def test_a_set_past_the_daily_images_journals_none_of_its_jobs(repository: Repository) -> None:
+    jobs = [member_job(f"s{n}", charged_images=1) for n in range(3)]
+    refused = await repository.charge(GUILD, MEMBER, 3, limits=Limits(daily_images=2), now=T0, jobs=jobs)
+    assert not refused.charged
+    assert [await repository.get_job(f"s{n}") for n in range(3)] == [None, None, None]
+
+
+async def test_a_set_whose_shares_do_not_add_up_is_refused_before_anything_is_written(repository: Repository) -> None:
+    with pytest.raises(ValueError, match="carry the images"):
+        await repository.charge(GUILD, MEMBER, 3, limits=NO_LIMITS, now=T0, jobs=[member_job("s", charged_images=1)])
+    assert await repository.get_job("s") is None
+
+
+async def test_a_request_that_makes_no_image_moves_the_cooldown_and_the_spend_only(repository: Repository) -> None:
+    limits = Limits(cooldown_seconds=60, daily_images=1)
+    await charge_with_job(repository, "j1", images=1)
+    described = await repository.charge(GUILD, MEMBER, 0, limits=Limits(daily_images=1), now=T0, cost=50)
+    assert described.charged  # all of today's images used: a request for none still goes
+    assert await used(repository) == (1, Spend(COST + 50, COST + 50))
+    again = await repository.charge(GUILD, MEMBER, 0, limits=limits, now=T0 + timedelta(seconds=10))
+    assert not again.charged and again.retry_after_seconds == pytest.approx(50)
+
+
 async def test_an_abandoned_job_gives_back_its_charge_once(repository: Repository) -> None:
     await charge_with_job(repository, "j1")
     assert not await repository.abandon_job("j1", owner="someone else", reason="x", now=T0)

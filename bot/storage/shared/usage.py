@@ -8,6 +8,7 @@ so none deadlock) or are single statements that move a count where it lies.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
@@ -66,6 +67,7 @@ class SqlUsage(SqlBase):
         now: datetime,
         cost: int = 0,
         job: JobRecord | None = None,
+        jobs: Sequence[JobRecord] = (),
     ) -> Charge:
         """Atomically check the cooldown, the daily limit, then the budgets, and if all allow it record the request.
 
@@ -78,11 +80,19 @@ class SqlUsage(SqlBase):
         ``last_request_at`` to ``now``, adds ``images`` to the count of
         ``now``'s UTC day (from 0 on a new day), reserves ``cost`` against the
         month's and the member's day's spend, and journals ``job`` (if given)
-        in the same transaction, with this charge in its columns.
+        in the same transaction, with this charge in its columns. ``jobs`` (a
+        set charged as one request) are journaled alike, each keeping its own
+        ``charged_images`` and ``reserved_cost`` (their sums are ``images`` and
+        ``cost``). Without a job, ``images`` may be 0 (a request that makes
+        none, such as ``/describe``: the cooldown and the budgets still apply).
         """
         check_id("guild_id", guild_id)
         check_id("member_id", member_id)
-        image_count(images, minimum=1)
+        if job is not None and jobs:
+            raise ValueError("charge takes one job or a set of jobs, not both")
+        image_count(images, minimum=1 if job is not None or jobs else 0)
+        if jobs and (sum(j.charged_images for j in jobs) != images or sum(j.reserved_cost for j in jobs) != cost):
+            raise ValueError("a set's jobs must carry the images and cost charged for them")
         non_negative("cost", cost)
         now = utc(now)
         today = now.date()
@@ -118,6 +128,8 @@ class SqlUsage(SqlBase):
             )
             if job is not None:
                 await self._insert_job(db, replace(job, charged_images=images, charged_day=today, reserved_cost=cost))
+            for each in jobs:
+                await self._insert_job(db, replace(each, charged_day=today))
         return replace(decision, usage=replace(decision.usage, spent_today=usage.spent_today + cost))
 
     async def refund(self, guild_id: int, member_id: int, images: int, *, day: date, cost: int = 0) -> None:
