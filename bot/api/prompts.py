@@ -31,6 +31,10 @@ _SPACES = re.compile(r"\s{2,}")
 _SPECIAL = re.compile(r"[{}\\]")
 
 
+def _jobs(count: int) -> str:
+    return f"{count} job{'s' if count != 1 else ''}"
+
+
 def read_repeat(prompt: str, *, limit: int) -> tuple[str, int]:
     """``prompt`` without its ``--repeat N`` flag, and ``N`` (1 without one); :class:`PermutationError` for a
     malformed one, one given twice, or ``N`` past ``limit``."""
@@ -45,7 +49,7 @@ def read_repeat(prompt: str, *, limit: int) -> tuple[str, int]:
         raise PermutationError(f"--repeat needs a whole number of times, e.g. --repeat 2, not {value or 'nothing'}.")
     times = int(value)
     if times > limit:
-        raise PermutationError(f"--repeat {times} makes {times} jobs; /imagine runs at most {limit} at once.")
+        raise PermutationError(f"--repeat {times} makes {times} jobs; /imagine runs at most {_jobs(limit)} at once.")
     rest = prompt[: match.start()] + " " + prompt[match.end() :]
     return _SPACES.sub(" ", rest).strip(), times
 
@@ -63,7 +67,7 @@ def expand_prompt(text: str, *, limit: int) -> list[str]:
     combinations = permutations.count(text)
     if combinations > limit:
         raise PermutationError(
-            f"Your prompt makes {combinations} combinations; /imagine runs at most {limit} jobs at once. "
+            f"Your prompt makes {combinations} combinations; /imagine runs at most {_jobs(limit)} at once. "
             "Use fewer options in the braces."
         )
     prompts: list[str] = []
@@ -73,7 +77,7 @@ def expand_prompt(text: str, *, limit: int) -> list[str]:
     if len(prompts) > limit:
         raise PermutationError(
             f"Your prompt makes {len(prompts)} jobs ({combinations} combinations with their --repeat); "
-            f"/imagine runs at most {limit} at once."
+            f"/imagine runs at most {_jobs(limit)} at once."
         )
     return prompts
 
