@@ -1,8 +1,9 @@
 """Starting and resuming Discord jobs: checks, charge, journal, placeholder, submit, with a refund on each failure.
 
 :class:`JobStarter` is the one way a member's interaction becomes a job (``/imagine``, Re-roll, U and V),
-and the way unfinished jobs come back after a restart. It works over the bot's core services and
-keeps no state of its own.
+and the way unfinished jobs come back after a restart. A typed prompt is first composed with the member's
+preferences and expanded (:mod:`.job_launch`): one prompt is one job, started here; several are a set, started
+all or none by :mod:`.job_sets`. It works over the bot's core services and keeps no state of its own.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class JobStarter:
         launch = self.launch
         charging = False
         try:
-            order.options.check()
+            replace(order.options, prompt=plan.prompts[0]).check()  # as composed
             admission = await core.policy.admit(launch.context(interaction, guild_id, member_id, order, plan))
             # Before the model's schema is read and anything is charged: a full queue costs nothing.
             await ticket.check(guild_id, member_id)

@@ -27,7 +27,7 @@ def test_preferences_fill_what_the_request_leaves_open() -> None:
 
 
 def test_what_the_request_gives_beats_the_preference() -> None:
-    options, planned, _ = plan_with_preferences(ImagineOptions("a fox", aspect_ratio="3:2", count=1), SCHEMA, PREFERRED)
+    options, _, _ = plan_with_preferences(ImagineOptions("a fox", aspect_ratio="3:2", count=1), SCHEMA, PREFERRED)
     assert (options.aspect_ratio, options.count) == ("3:2", 1)
     options, _, _ = plan_with_preferences(ImagineOptions("a fox", count=1), SCHEMA, PREFERRED)
     assert (options.aspect_ratio, options.count) == ("16:9", 1)
