@@ -96,9 +96,13 @@ class JobSets:
         core = self.bot.core
         launch = self.launch
         job_ids = [core.engine.new_job_id() for _ in plan.prompts]
-        # One message of its own per job, in the interaction's channel: written with the charge, so a job
-        # cut by a crash before its message went out gets it posted at the restart (resume_jobs).
-        target = MessageTarget.channel_message(interaction)
+        # One message of its own per job, in the interaction's channel (replying where the order does): written
+        # with the charge, so a job cut by a crash before its message went out gets it posted at the restart.
+        target = (
+            MessageTarget.channel_message(interaction)
+            if order.reply_to is None
+            else MessageTarget.reply(interaction, order.reply_to)
+        )
         charging = False
         try:
             for prompt in plan.prompts:
@@ -156,7 +160,7 @@ class JobSets:
                 continue
             placeholder = self.launch.placeholder(job.job_id, job.request)
             try:
-                # A channel message of the bot's own (its target replies to nothing).
+                # A channel message of the bot's own (a reply only where the order is one).
                 presenter = await DiscordPresenter.post_reply(
                     self.bot, job.target, placeholder, **self.launch.presenting(job.job_id)
                 )

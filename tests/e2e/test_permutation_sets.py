@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from bot.moderation.costs import parse_prices
 from tests.e2e.conftest import Stack, StackFactory, is_terminal, job_id_of, status_of
+from tests.e2e.test_buttons import button
 from tests.e2e.test_moderation import answer
 from tests.fakes.discord import CallbackType, InteractionHandle, Routes, StoredMessage
 from tests.fakes.replicate import FLUX_SCHNELL, Scenario
@@ -164,3 +165,14 @@ async def test_a_channel_the_bot_cannot_post_in_starts_none_and_charges_nothing(
     assert len(stack.discord.requests_for(Routes.CREATE_MESSAGE)) == 1  # not tried again for the others
     assert stack.api.count("POST", "create") == 0
     assert await images_today(stack) == 0
+
+
+async def test_re_roll_of_a_sets_job_is_one_job_with_its_prompt_as_expanded(stack: Stack) -> None:
+    await private_answer(await stack.imagine(prompt="a \\{tiny\\} {red, green} bird"))
+    green = (await wait_jobs(stack, 2))[1]
+    assert green.embeds[0]["description"] == "a {tiny} green bird"
+    reroll = await stack.discord.click(green, button(green, "reroll"), user=stack.guild.member("member"))
+    rerolled = await stack.final_message(reroll)  # the interaction's own answer, as any single job
+    assert "Done" in status_of(rerolled)
+    assert stack.api.last_prediction.input["prompt"] == "a {tiny} green bird"  # its braces are text now
+    assert stack.api.count("POST", "create") == 3
