@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from bot.api import permutations
 from bot.api.flags import split_trailing_flags
+from bot.api.named_options import BUILTIN_FLAGS
 from bot.api.permutations import PermutationError
 
 __all__ = ["PermutationError", "add_suffix", "compose_prompt", "expand_named_options", "expand_prompt", "read_repeat"]
@@ -86,12 +87,19 @@ def expand_named_options(text: str, named: Mapping[str, str]) -> str:
     """``text`` with each ``--name`` among ``named`` (names lower-case, matched in any case) replaced by its text.
 
     In one pass: a text that holds a ``--name`` of its own keeps it as typed (no option expands another,
-    so none can loop). A ``--name`` not among them stays as it is (a trailing unknown flag is then refused
-    when the prompt's flags are read, as without options).
+    so none can loop). The bot's own flags (``--ar``, ``--repeat``…) are never an option. A ``--name`` not
+    among them stays as it is (a trailing unknown flag is then refused when the prompt's flags are read, as
+    without options).
     """
     if not named:
         return text
-    return _NAMED.sub(lambda match: named.get(match[1].lower(), match[0]), text)
+
+    def expanded(match: re.Match[str]) -> str:
+        name = match[1].lower()
+        # The bot's own flags keep their meaning, whatever an option stored under their name says.
+        return match[0] if name in BUILTIN_FLAGS else named.get(name, match[0])
+
+    return _NAMED.sub(expanded, text)
 
 
 def add_suffix(text: str, suffix: str | None) -> str:

@@ -103,6 +103,7 @@ def test_named_options_expand_where_they_stand_in_any_case() -> None:
     assert expand_named_options("a cat {--ink, --cine}", named) == "a cat {in ink, dramatic light --ar 16:9}"
     assert expand_named_options("a cat --inky --ar 1:1", named) == "a cat --inky --ar 1:1"  # unknown: as typed
     assert expand_named_options("a cat--ink", named) == "a cat--ink"  # part of a word: not an option
+    assert expand_named_options("a cat --ar 1:1", {"ar": "oops"}) == "a cat --ar 1:1"  # a flag stays a flag
 
 
 @given(
