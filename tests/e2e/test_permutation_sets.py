@@ -176,3 +176,11 @@ async def test_re_roll_of_a_sets_job_is_one_job_with_its_prompt_as_expanded(stac
     assert "Done" in status_of(rerolled)
     assert stack.api.last_prediction.input["prompt"] == "a {tiny} green bird"  # its braces are text now
     assert stack.api.count("POST", "create") == 3
+
+
+async def test_a_set_past_the_members_share_of_the_queue_is_refused_whole(make_stack: StackFactory) -> None:
+    stack: Stack = await make_stack(max_running=1, max_queued_per_member=2)
+    text = await private_answer(await stack.imagine(prompt="a {red, green, blue, white} bird"))
+    assert "waiting in the queue" in text and "one member may have 2" in text
+    assert stack.api.count("POST", "create") == 0 and job_messages(stack) == []
+    assert await images_today(stack) == 0
