@@ -49,9 +49,8 @@ def headline(status: MemberStatus) -> str:
         resets = _when(next_month(status.now.date()).timestamp())
         lines.append(f"⛔ This server has spent its budget for the month; it resets {resets}.")
     if status.jobs_left == 0:
-        lines.append(
-            f"⏳ You have {status.active} jobs going, the most you may have at once: start another when one ends."
-        )
+        going = f"{status.active} job{'s' if status.active != 1 else ''}"
+        lines.append(f"⏳ You have {going} going, the most you may have at once: start another when one ends.")
     if status.cooldown_ends is not None:
         lines.append(f"⏳ You can use /imagine again {_when(status.cooldown_ends.timestamp())}.")
     return "\n".join(lines) or "✅ You can use /imagine now."

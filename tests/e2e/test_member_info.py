@@ -147,7 +147,7 @@ async def test_a_roles_limits_are_the_members(stack: Stack) -> None:
     await handle.wait_message()
     prediction = await stack.api.wait_for_prediction()
     embed = await info(stack)
-    assert "⏳ You have 1 jobs going, the most you may have at once" in embed["description"]
+    assert "⏳ You have 1 job going, the most you may have at once" in embed["description"]
     stack.api.finish(prediction.id)
     await stack.final_message(handle)
 
