@@ -88,40 +88,48 @@ class DescribeCommand:
     async def _check_and_charge(
         self, interaction: discord.Interaction, guild_id: int, model: ModelRef, image: discord.Attachment
     ) -> _Charged | None:
-        """The attachment, the policy, the model's inputs and the charge, in that order; ``None`` once refused."""
+        """The attachment, then under the member's lock the policy, the model's inputs and the charge; ``None``
+        once refused."""
         core = self.bot.core
-        lock = core.policy.member_lock(guild_id, interaction.user.id)
         try:
-            await asyncio.wait_for(lock.acquire(), _LOCK_WAIT)
-        except TimeoutError:
-            await refuse(interaction, "Your previous request is still being set up; try again in a moment.")
-            return None
-        try:
+            # Telling an image without a declared type means downloading it: done before taking the member's
+            # lock, for which their /imagine waits only a moment.
             await check_image_attachment(core.downloader, image, image.filename, "your attachment")
-            asked = RequestContext(
-                guild_id=guild_id,
-                member_id=interaction.user.id,
-                channel_id=interaction.channel_id,
-                prompt="",
-                parent_channel_id=getattr(interaction.channel, "parent_id", None),
-                owner_model=model,
-                role_ids=member_role_ids(interaction),
-            )
-            admission = await core.policy.admit(asked)
-            inputs = await self.describer.inputs(model, image.url)
-            # It makes no image: the cooldown and the budgets apply, the daily images do not.
-            admission = admission.priced(0, await core.pricing.estimate(model, 1))
-            day = await core.policy.charge(admission)
+            lock = core.policy.member_lock(guild_id, interaction.user.id)
+            try:
+                await asyncio.wait_for(lock.acquire(), _LOCK_WAIT)
+            except TimeoutError:
+                await refuse(interaction, "Your previous request is still being set up; try again in a moment.")
+                return None
+            try:
+                return await self._admit_and_charge(interaction, guild_id, model, image.url)
+            finally:
+                lock.release()
         except ImagineError as exc:
             await refuse(interaction, f"❌ {exc}")
-            return None
         except StorageError as exc:
             log.warning("the database failed while checking a /describe; refused: %s", exc)
             await refuse(interaction, _DATABASE_DOWN)
-            return None
-        finally:
-            lock.release()
-        return _Charged(admission, day, inputs)
+        return None
+
+    async def _admit_and_charge(
+        self, interaction: discord.Interaction, guild_id: int, model: ModelRef, image_url: str
+    ) -> _Charged:
+        core = self.bot.core
+        asked = RequestContext(
+            guild_id=guild_id,
+            member_id=interaction.user.id,
+            channel_id=interaction.channel_id,
+            prompt="",
+            parent_channel_id=getattr(interaction.channel, "parent_id", None),
+            owner_model=model,
+            role_ids=member_role_ids(interaction),
+        )
+        admission = await core.policy.admit(asked)
+        inputs = await self.describer.inputs(model, image_url)  # before the charge: a wrong model costs nothing
+        # It makes no image: the cooldown and the budgets apply, the daily images do not.
+        admission = admission.priced(0, await core.pricing.estimate(model, 1))
+        return _Charged(admission, await core.policy.charge(admission), inputs)
 
     async def _run_and_answer(
         self, interaction: discord.Interaction, model: ModelRef, charged: _Charged, image_url: str
