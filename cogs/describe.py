@@ -6,6 +6,7 @@ restarts, live in :mod:`bot.discord_app.describe_answer`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import discord
@@ -26,13 +27,17 @@ class Describe(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.command: DescribeCommand | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
         self.command = DescribeCommand(self.bot)  # over the core, which exists once the bot is set up
         self.bot.add_dynamic_items(SuggestionButton)
+        self._warming = asyncio.create_task(self.command.warm(), name="warm-describe-schema")
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(SuggestionButton)
+        if self._warming is not None:
+            self._warming.cancel()
 
     @app_commands.command(name="describe", description="Prompts that would make an image like yours")
     @app_commands.guild_only()

@@ -58,6 +58,16 @@ class DescribeCommand:
         )
         self._running: set[tuple[int, int]] = set()
 
+    async def warm(self) -> None:
+        """Read the describe model's schema now, so the first /describe knows its inputs (a slow read sends only the
+        image, which a vision-language model refuses)."""
+        model = self.bot.settings.describe_model
+        if model is not None:
+            try:
+                await self.bot.core.client.input_schema(model)
+            except ImagineError as exc:
+                log.warning("could not read the input schema of the describe model %s: %s", model, exc)
+
     @property
     def timeout(self) -> float:
         """Seconds a run may take: :data:`DESCRIBE_TIMEOUT`, or ``IMAGINE_JOB_TIMEOUT`` where shorter."""
