@@ -70,6 +70,10 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
             IMAGINE_HTTP_LISTEN=f"127.0.0.1:{port}",
         )
         process = await start_python_m_bot(env=env, cwd=tmp_path)
+        assert process.stdout is not None and process.stderr is not None
+        # Read as it comes: DEBUG logs with the reconnects' tracebacks fill a pipe's buffer, and a bot
+        # writing to a full pipe blocks its event loop (then /healthz never answers).
+        output = asyncio.gather(process.stdout.read(), process.stderr.read())
         try:
             async with aiohttp.ClientSession() as session:
                 await fake_discord.wait_until_identified(timeout=30)
@@ -112,7 +116,8 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
                 assert any(reason.startswith("discord:") for reason in health["reasons"]), health
         finally:
             process.send_signal(signal.SIGINT)
-            stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+            await asyncio.wait_for(process.wait(), 30)
+            stdout, stderr = await asyncio.wait_for(output, 30)
     assert process.returncode == 0, stderr.decode()[-2000:]
     lines = [line for line in (stdout + stderr).decode().splitlines()]
     assert lines
