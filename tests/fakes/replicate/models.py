@@ -1,6 +1,7 @@
-"""Models and their versions: cog-style OpenAPI schemas (:func:`cog_openapi_schema`), the two models
-registered by default (flux-schnell and flux-schnell-lora), :class:`FakeModel`/:class:`FakeVersion` and
-registering them (:meth:`~ModelsMixin.add_model`).
+"""Models and their versions: cog-style OpenAPI schemas (:func:`cog_openapi_schema`), the models registered by
+default (flux-schnell and flux-schnell-lora, which make images; a captioner and a vision-language model, which
+read an image and return text), :class:`FakeModel`/:class:`FakeVersion` and registering them
+(:meth:`~ModelsMixin.add_model`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from tests.fakes.replicate.vocabulary import JsonDict
+    from tests.fakes.replicate.vocabulary import JsonDict, ModelOutput
 
 
 def cog_openapi_schema(
@@ -182,6 +183,49 @@ FLUX_SCHNELL_LORA_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
 FLUX_SCHNELL_LORA_INPUT_SCHEMA: Final[JsonDict] = FLUX_SCHNELL_LORA_OPENAPI_SCHEMA["components"]["schemas"]["Input"]
 
 
+_IMAGE_URI: Final[JsonDict] = {"type": "string", "format": "uri", "description": "Input image"}
+
+CAPTIONER: Final = "methexis-inc/img2prompt"
+"""Community (versioned) captioner registered by default: an image in, one string out (a prompt-like caption)."""
+
+
+CAPTIONER_VERSION: Final = hashlib.sha256(b"imagine-bot fake img2prompt").hexdigest()
+
+
+CAPTIONER_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
+    {"image": _IMAGE_URI}, required=("image",), output={"type": "string", "title": "Output"}
+)
+"""The captioner's cog ``openapi_schema``: its only input is the image; its output is a string."""
+
+
+VISION_LANGUAGE: Final = "yorickvp/llava-13b"
+"""Community (versioned) vision-language model registered by default: an image and a prompt in, its answer out
+as a list of string pieces that grows while it runs (cog's ``Iterator[str]``, shown concatenated)."""
+
+
+VISION_LANGUAGE_VERSION: Final = hashlib.sha256(b"imagine-bot fake llava-13b").hexdigest()
+
+
+VISION_LANGUAGE_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
+    {
+        "image": _IMAGE_URI,
+        "prompt": {"type": "string", "description": "Prompt to use for text generation"},
+        "top_p": {"type": "number", "default": 1, "minimum": 0, "maximum": 1},
+        "temperature": {"type": "number", "default": 0.2, "minimum": 0},
+        "max_tokens": {"type": "integer", "default": 1024, "minimum": 0, "description": "Maximum number of tokens"},
+    },
+    required=("image", "prompt"),
+    output={
+        "type": "array",
+        "items": {"type": "string"},
+        "title": "Output",
+        "x-cog-array-type": "iterator",
+        "x-cog-array-display": "concatenate",
+    },
+)
+"""The vision-language model's cog ``openapi_schema``. Treat as read-only."""
+
+
 _GENERIC_SCHEMA: Final[JsonDict] = cog_openapi_schema({"prompt": {"type": "string"}})
 
 
@@ -218,6 +262,8 @@ class FakeModel:
     """``version`` field of predictions created via the official routes (``"hidden"`` or ``dp-<32hex>``)."""
     description: str = ""
     run_count: int = 0
+    output: ModelOutput = "files"
+    """What its predictions return: image files, one string, or string pieces streamed while it runs."""
 
     @property
     def ref(self) -> str:
@@ -265,6 +311,7 @@ class ModelsMixin:
         serve_schema: bool = True,
         prediction_version: str | None = None,
         description: str = "",
+        output: ModelOutput = "files",
     ) -> FakeModel:
         """Register (or replace) model ``owner/name``.
 
@@ -273,6 +320,7 @@ class ModelsMixin:
         first; an official model with none gets one derived from its name. ``official`` defaults to
         ``True`` when no versions are given: only official models accept the models-endpoint create and
         ``version="owner/name"``; their predictions report ``prediction_version`` (default ``"hidden"``).
+        ``output``: what its predictions return (image files by default; ``"text"``, ``"text_stream"``).
         """
         owner, _, name = ref.partition("/")
         if not owner or not name or "/" in name:
@@ -288,6 +336,7 @@ class ModelsMixin:
             serve_schema=serve_schema,
             prediction_version=prediction_version or ("hidden" if is_official else ids[-1]),
             description=description,
+            output=output,
         )
         self.models[ref] = model
         return model
@@ -311,4 +360,20 @@ class ModelsMixin:
             versions=[FLUX_SCHNELL_LORA_VERSION],
             official=False,
             description="FLUX.1-Schnell with LoRA support",
+        )
+        self.add_model(
+            CAPTIONER,
+            schema=CAPTIONER_OPENAPI_SCHEMA,
+            versions=[CAPTIONER_VERSION],
+            official=False,
+            description="Get an approximate text prompt, with style, matching an image",
+            output="text",
+        )
+        self.add_model(
+            VISION_LANGUAGE,
+            schema=VISION_LANGUAGE_OPENAPI_SCHEMA,
+            versions=[VISION_LANGUAGE_VERSION],
+            official=False,
+            description="Visual instruction tuning towards large language and vision models",
+            output="text_stream",
         )
