@@ -12,8 +12,8 @@ from bot.api.flags import SEED_MAX, FlagRejected, PromptFlags, apply_prompt_flag
 from bot.api.inputs import ASPECT_RATIOS, ImagineOptions, InputSchema, plan_inputs
 from bot.api.modelref import ModelRef
 from bot.base.errors import InputRejected
-from bot.jobs.journal import request_from_json, request_to_json
 from bot.jobs.model import JobRequest
+from bot.jobs.serialization import request_from_json, request_to_json
 from tests.unit.test_inputs import flux_schnell_document
 
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None)

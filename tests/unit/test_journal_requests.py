@@ -6,8 +6,8 @@ from datetime import date
 
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
-from bot.jobs.journal import request_from_json, request_to_json
 from bot.jobs.model import JobKind, JobRequest
+from bot.jobs.serialization import request_from_json, request_to_json
 
 
 def test_requests_round_trip_through_the_journal() -> None:
