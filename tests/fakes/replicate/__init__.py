@@ -78,6 +78,8 @@ from tests.fakes.replicate.faults import Chaos, ChaosEvent, Fault
 from tests.fakes.replicate.http import RecordedRequest
 from tests.fakes.replicate.models import (
     ASPECT_RATIOS,
+    FLUX_DEV,
+    FLUX_DEV_OPENAPI_SCHEMA,
     FLUX_SCHNELL,
     FLUX_SCHNELL_DP_VERSION,
     FLUX_SCHNELL_INPUT_SCHEMA,
@@ -119,6 +121,8 @@ __all__ = [
     "DEFAULT_FAILURE_ERROR",
     "DEFAULT_WEBHOOK_EVENTS",
     "FAST_WEBHOOK_RETRY_DELAYS",
+    "FLUX_DEV",
+    "FLUX_DEV_OPENAPI_SCHEMA",
     "FLUX_SCHNELL",
     "FLUX_SCHNELL_DP_VERSION",
     "FLUX_SCHNELL_INPUT_SCHEMA",

@@ -1,5 +1,5 @@
-"""Models and their versions: cog-style OpenAPI schemas (:func:`cog_openapi_schema`), the two models
-registered by default (flux-schnell and flux-schnell-lora), :class:`FakeModel`/:class:`FakeVersion` and
+"""Models and their versions: cog-style OpenAPI schemas (:func:`cog_openapi_schema`), the three models
+registered by default (flux-schnell, flux-dev and flux-schnell-lora), :class:`FakeModel`/:class:`FakeVersion` and
 registering them (:meth:`~ModelsMixin.add_model`).
 """
 
@@ -86,7 +86,7 @@ ASPECT_RATIOS: Final[dict[str, tuple[int, int]]] = {
 """flux-schnell pixel sizes at ``megapixels="1"`` (``"0.25"`` halves both sides)."""
 
 
-# Inputs both default models share, word for word.
+# Inputs the default models share, word for word.
 _PROMPT: Final[JsonDict] = {"type": "string", "description": "Prompt for generated image"}
 _SEED: Final[JsonDict] = {"type": "integer", "description": "Random seed. Set for reproducible generation"}
 _OUTPUT_FORMATS: Final = ("webp", "jpg", "png")
@@ -180,6 +180,42 @@ FLUX_SCHNELL_LORA_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
 
 
 FLUX_SCHNELL_LORA_INPUT_SCHEMA: Final[JsonDict] = FLUX_SCHNELL_LORA_OPENAPI_SCHEMA["components"]["schemas"]["Input"]
+
+
+FLUX_DEV: Final = "black-forest-labs/flux-dev"
+"""Official model registered by default that also starts from an image: ``image`` with ``prompt_strength`` (how far
+the result strays from it, 0-1), besides flux-schnell's ``aspect_ratio``, ``num_outputs`` and ``seed``."""
+
+
+FLUX_DEV_OPENAPI_SCHEMA: Final[JsonDict] = cog_openapi_schema(
+    {
+        "prompt": _PROMPT,
+        "aspect_ratio": {"default": "1:1", "description": "Aspect ratio for the generated image"},
+        "image": {
+            "type": "string",
+            "format": "uri",
+            "description": "Input image for image to image mode. The aspect ratio of your output will match this image",
+        },
+        "prompt_strength": {
+            "type": "number",
+            "default": 0.8,
+            "minimum": 0,
+            "maximum": 1,
+            "description": "Prompt strength when using img2img. 1.0 corresponds to full destruction of information "
+            "in image",
+        },
+        "num_outputs": {"type": "integer", "default": 1, "minimum": 1, "maximum": 4},
+        "num_inference_steps": {"type": "integer", "default": 28, "minimum": 1, "maximum": 50},
+        "guidance": {"type": "number", "default": 3, "minimum": 0, "maximum": 10},
+        "seed": _SEED,
+        "output_format": {"default": "webp", "description": "Format of the output images"},
+        "output_quality": {"type": "integer", "default": 80, "minimum": 0, "maximum": 100},
+        "disable_safety_checker": {"type": "boolean", "default": False},
+    },
+    required=("prompt",),
+    enums={"aspect_ratio": list(ASPECT_RATIOS), "output_format": _OUTPUT_FORMATS},
+)
+"""flux-dev's cog ``openapi_schema``. Treat as read-only."""
 
 
 _GENERIC_SCHEMA: Final[JsonDict] = cog_openapi_schema({"prompt": {"type": "string"}})
@@ -304,6 +340,12 @@ class ModelsMixin:
             official=True,
             prediction_version=FLUX_SCHNELL_DP_VERSION,
             description="The fastest image generation model tailored for local development and personal use",
+        )
+        self.add_model(
+            FLUX_DEV,
+            schema=FLUX_DEV_OPENAPI_SCHEMA,
+            official=True,
+            description="A 12 billion parameter rectified flow transformer that also starts from an image",
         )
         self.add_model(
             FLUX_SCHNELL_LORA,
