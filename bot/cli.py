@@ -1,4 +1,5 @@
-"""The command line: ``run`` (the bot), ``imagine`` (one generation, no Discord), ``sync``, ``usage`` and ``migrate``.
+"""The command line: ``run`` (the bot), ``imagine`` (one prompt's generations, no Discord), ``sync``, ``usage`` and
+``migrate``.
 
 Exit status: 0 on success, 1 when a prediction fails or the API refuses it,
 2 on bad usage or configuration.
@@ -14,15 +15,18 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from bot.api.inputs import ASPECT_RATIOS, ImagineOptions
 from bot.api.modelref import InvalidModelRef, ModelRef
+from bot.api.prompts import PermutationError, expand_prompt
 from bot.base.clock import SystemClock
 from bot.base.errors import ImagineError, Refusal
 from bot.base.logs import configure_logging
 from bot.core import Core
+from bot.jobs.handles import Job
 from bot.jobs.model import JobState, JobView
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, check_days, report_tables, report_title, usage_report
 from bot.settings import Settings, SettingsError, database_password, load_database_url, load_environment, load_settings
@@ -35,12 +39,30 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class TerminalPresenter:
-    """Prints each status change of a job, with progress where known."""
+LABEL_PROMPT_CLIP = 40
+"""Characters of a job's prompt in the label of its lines, when one command runs several jobs."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+
+def job_label(number: int, total: int, prompt: str) -> str:
+    """What starts each line of job ``number`` of ``total``: ``[2/4 a blue fox] ``; nothing for a lone job."""
+    if total == 1:
+        return ""
+    prompt = " ".join(prompt.split())
+    clipped = prompt if len(prompt) <= LABEL_PROMPT_CLIP else prompt[: LABEL_PROMPT_CLIP - 1] + "…"
+    return f"[{number}/{total} {clipped}] "
+
+
+class TerminalPresenter:
+    """Prints each status change of a job, with progress where known; each line after the job's ``label``."""
+
+    def __init__(self, out: TextIO | None = None, *, label: str = "") -> None:
         self._out = out or sys.stdout
         self._last: tuple[Any, ...] | None = None
+        self.label = label
+
+    def say(self, text: str) -> None:
+        """Print one line of this job's."""
+        print(self.label + text, file=self._out, flush=True)
 
     def line(self, view: JobView) -> str:
         """One line describing ``view``."""
@@ -79,10 +101,10 @@ class TerminalPresenter:
         if key == self._last:
             return
         self._last = key
-        print(self.line(view), file=self._out, flush=True)
+        self.say(self.line(view))
         if view.terminal:
             for note in view.notes:
-                print(f"note: {note}", file=self._out, flush=True)
+                self.say(f"note: {note}")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -131,9 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="{run,imagine,sync,usage,migrate}")
     commands.add_parser("run", help="start the bot (the default)")
 
-    imagine = commands.add_parser("imagine", help="run one generation through the /imagine pipeline")
+    imagine = commands.add_parser("imagine", help="run one prompt's generations through the /imagine pipeline")
     imagine.add_argument(
-        "prompt", help="what to draw; may end with --ar W:H, --seed N, --no TEXT (the options above win)"
+        "prompt",
+        help="what to draw; may end with --ar W:H, --seed N, --no TEXT (the options above win); {a, b} makes one "
+        "job per option and --repeat N runs it N times (at most IMAGINE_MAX_PERMUTATIONS jobs)",
     )
     imagine.add_argument("--model", help="owner/name or owner/name:version (default: IMAGINE_DEFAULT_MODEL)")
     imagine.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, metavar="R", help=", ".join(ASPECT_RATIOS))
@@ -173,52 +197,72 @@ def _settings(*, require_discord: bool = False, require_replicate: bool = True) 
 
 
 async def imagine(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run one generation like ``/imagine`` and save its images under ``args.out``."""
+    """Run the jobs of one prompt like ``/imagine`` (each ``{a, b}`` combination, each ``--repeat``) and save
+    their images under ``args.out``.
+
+    The set is checked whole first: past ``IMAGINE_MAX_PERMUTATIONS``, or with any job's options refused,
+    none runs (exit 2). Each job's lines are labelled with its number and prompt; exit 1 if any job fails.
+    """
     try:
         model = ModelRef.parse(args.model) if args.model else settings.default_model
     except InvalidModelRef as exc:
         print(f"error: --model: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        prompts = expand_prompt(args.prompt, limit=settings.max_permutations)
+    except PermutationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     options = ImagineOptions(
-        prompt=args.prompt,
-        aspect_ratio=args.aspect_ratio,
-        count=args.count,
-        seed=args.seed,
-        extra=dict(args.input),
+        prompt=args.prompt, aspect_ratio=args.aspect_ratio, count=args.count, seed=args.seed, extra=dict(args.input)
     )
+    presenters = [TerminalPresenter(out, label=job_label(n, len(prompts), p)) for n, p in enumerate(prompts, 1)]
     try:
         core = await Core.open(settings)
     except StorageError as exc:
         print(f"error: DATABASE_URL: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        try:
-            request = await core.engine.prepare(model, options)
-        except Refusal as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        presenter = TerminalPresenter(out)
-        job = await core.engine.submit(request, presenter)
+        requests = []
+        for prompt, presenter in zip(prompts, presenters, strict=True):
+            try:
+                requests.append(await core.engine.prepare(model, replace(options, prompt=prompt)))
+            except Refusal as exc:
+                print(f"error: {presenter.label}{exc}", file=sys.stderr)
+                return EXIT_USAGE
+        if len(prompts) > 1:
+            listed = (f"  {number}. {prompt}" for number, prompt in enumerate(prompts, 1))
+            print(f"{len(prompts)} jobs:", *listed, sep="\n", file=out or sys.stdout, flush=True)
+        jobs = [await core.engine.submit(job, shown) for job, shown in zip(requests, presenters, strict=True)]
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(job.cancel()))
-        view = await job.wait()
+            loop.add_signal_handler(signal.SIGINT, lambda: [asyncio.ensure_future(job.cancel()) for job in jobs])
+
+        async def saved(job: Job, presenter: TerminalPresenter) -> bool:  # each job's files as soon as it ends
+            return _save(await job.wait(), args.out, presenter)
+
+        done = await asyncio.gather(*(saved(job, shown) for job, shown in zip(jobs, presenters, strict=True)))
         with contextlib.suppress(NotImplementedError):
             loop.remove_signal_handler(signal.SIGINT)
-        if view.state is not JobState.SUCCEEDED:
-            return EXIT_FAILED
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-            for image in view.images:
-                path = args.out / image.filename
-                path.write_bytes(image.data)
-                print(f"saved {path}", file=out or sys.stdout, flush=True)
-        except OSError as exc:
-            print(f"error: could not save to {args.out}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_FAILED
-        return EXIT_OK
+        return EXIT_OK if all(done) else EXIT_FAILED
     finally:
         await core.close()
+
+
+def _save(view: JobView, folder: Path, presenter: TerminalPresenter) -> bool:
+    """Write a succeeded job's images into ``folder``, saying where; ``False`` if the job failed or they could not."""
+    if view.state is not JobState.SUCCEEDED:
+        return False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for image in view.images:
+            path = folder / image.filename
+            path.write_bytes(image.data)
+            presenter.say(f"saved {path}")
+    except OSError as exc:
+        print(f"error: {presenter.label}could not save to {folder}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _database_url() -> str | int:

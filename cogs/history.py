@@ -1,4 +1,5 @@
-"""``/imagine-history``: a member's own latest jobs in this server, from the journal, only for them."""
+"""A member's own information here, only for them: ``/imagine-history`` (their latest jobs, from the journal) and
+``/imagine-info`` (what they may still do today and this month)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord_app.history import EMPTY, HISTORY_SIZE, history_embed
+from bot.discord_app.member_info import info_embed
+from bot.discord_app.members import member_role_ids
+from bot.moderation.member_status import gather_member_status
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -19,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class History(commands.Cog):
-    """What a member made here: when, prompt, model, outcome, and a link to each message."""
+    """What a member made here (when, prompt, model, outcome, a link to each message) and what they may still do."""
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
@@ -43,13 +47,42 @@ class History(commands.Cog):
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
+    @app_commands.command(
+        name="imagine-info", description="What you can still do here today: images, spend, cooldown, jobs, models"
+    )
+    @app_commands.guild_only()
+    async def info(self, interaction: discord.Interaction) -> None:
+        """Answer with the member's own figures here, ephemerally: nothing about any other member."""
+        if interaction.guild_id is None:  # guild_only already keeps it out of DMs; this is for the type checker
+            await interaction.response.send_message("/imagine-info works in servers only.", ephemeral=True)
+            return
+        core = self.bot.core
+        guild_id, member_id = interaction.guild_id, interaction.user.id
+        # This process's own jobs first: one that ends meanwhile is then not counted as on another process.
+        jobs = core.engine.member_jobs(guild_id, member_id)
+        status = await gather_member_status(
+            core.repository,
+            core.policy,
+            guild_id,
+            member_id,
+            member_role_ids(interaction),
+            now=core.clock.now(),
+            here=len(jobs),
+            owner=core.journal.owner,
+        )
+        await interaction.response.send_message(
+            embed=info_embed(status, jobs), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """Every failure answers: never leave "This interaction failed"."""
         reference = secrets.token_hex(3)
-        log.error("/imagine-history failed (reference %s)", reference, exc_info=error)
-        message = f"Your history could not be read just now (reference {reference}); try again in a moment."
+        name = interaction.command.name if interaction.command is not None else "imagine-history"
+        log.error("/%s failed (reference %s)", name, reference, exc_info=error)
+        what = "Your figures" if name == "imagine-info" else "Your history"
+        message = f"{what} could not be read just now (reference {reference}); try again in a moment."
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(message, ephemeral=True)

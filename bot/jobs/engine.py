@@ -37,7 +37,7 @@ from bot.jobs.model import (
 from bot.jobs.poll_planner import Backoff, PollPolicy
 from bot.jobs.preparation import RequestPreparer
 from bot.jobs.recovery import PredictionFinder
-from bot.jobs.scheduling import FairQueue, Slots, position_worth_showing
+from bot.jobs.scheduling import FairQueue, MemberJob, Slots, member_jobs, position_worth_showing
 from bot.jobs.webhooks import PredictionEvents
 from bot.media.delivery import Downloader
 
@@ -49,6 +49,7 @@ __all__ = [
     "JobRequest",
     "JobState",
     "JobView",
+    "MemberJob",
     "PollPolicy",
     "Presenter",
     "ResumedJob",
@@ -213,6 +214,10 @@ class JobEngine:
     def queued_by(self, guild_id: int | None, member_id: int | None) -> int:
         """This member's jobs waiting here for a slot."""
         return self._queue.waiting((guild_id, member_id))
+
+    def member_jobs(self, guild_id: int, member_id: int) -> list[MemberJob]:
+        """This member's jobs in this server that this process runs or queues (:func:`member_jobs`); read only."""
+        return member_jobs(self._jobs.values(), self._queue, (guild_id, member_id))
 
     def free_slots(self, guild_id: int | None) -> int:
         """How many more of this server's jobs would start here at once, under both caps.

@@ -5,9 +5,10 @@ When a running prediction is polled is :mod:`bot.jobs.poll_planner`'s."""
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
 
-from bot.jobs.model import LiveJob
+from bot.jobs.model import JobState, LiveJob
 
 # --------------------------------------------------------------------------- the queue
 
@@ -98,6 +99,45 @@ class FairQueue:
             for line in lines:
                 if round_ < len(line):
                     yield line[round_]
+
+
+# --------------------------------------------------------------------------- one member's jobs
+
+
+@dataclass(frozen=True)
+class MemberJob:
+    """One of a member's jobs that this process runs or queues, as the member may see it."""
+
+    job_id: str
+    prompt: str
+    model: str
+    state: JobState
+    """``queued`` while it waits; ``starting`` or ``processing`` once it runs."""
+    position: int | None = None
+    """Its place in this process's queue (1: the next to start), as its own message shows it; ``None`` once it runs."""
+    progress: float | None = None
+    """How far a running job is (0 to 1), where its model's logs show it."""
+
+
+def member_jobs(live: Iterable[LiveJob], queue: FairQueue, member_key: Hashable) -> list[MemberJob]:
+    """The member's jobs among ``live`` that have not ended: the running ones first, then the waiting ones by place.
+
+    Places are counted as :meth:`FairQueue.in_order` counts them for every waiting message.
+    """
+    places = {job.id: place for place, job in enumerate(queue.in_order(), start=1)}
+    running, waiting = [], []
+    for job in live:
+        if job.member_key != member_key or job.done.is_set() or job.view.terminal:
+            continue
+        request = job.request
+        place = places.get(job.id)
+        if place is None:  # out of the queue: running (a job just taken from it has not shown "starting" yet)
+            state = JobState.STARTING if job.view.state is JobState.QUEUED else job.view.state
+            progress = job.view.progress.fraction if job.view.progress is not None else None
+            running.append(MemberJob(job.id, request.prompt, str(request.model), state, progress=progress))
+        else:
+            waiting.append(MemberJob(job.id, request.prompt, str(request.model), JobState.QUEUED, place))
+    return running + sorted(waiting, key=lambda job: job.position or 0)
 
 
 # --------------------------------------------------------------------------- the slots

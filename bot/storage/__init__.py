@@ -8,7 +8,8 @@ Both run the same SQL (:mod:`bot.storage.shared`) and the same schema steps
 contract tests run against both. Every method that changes moderation settings
 writes an audit entry in the same transaction. The records and errors are in
 :mod:`bot.storage.records`, the interface in :mod:`bot.storage.repository`;
-both are re-exported here. :mod:`bot.storage.migrations` runs the schema's versions, :mod:`bot.storage.urls`
+both are re-exported here. :mod:`bot.storage.migrations` runs the schema's versions
+(:mod:`bot.storage.request_json`: what its upgrades read from old journal rows), :mod:`bot.storage.urls`
 reads ``DATABASE_URL``, :mod:`bot.storage.common` holds the rules both backends share (row shapes, budget
 decisions, audit texts).
 

@@ -26,40 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.storage.migrations import Migration, PerDialect
-
-
-def _sqlite_json_count(key: str) -> str:
-    """SQL for a whole number ≥ 0 at ``key`` of a job's JSON request; 0 if it holds none."""
-    return (
-        f"CASE WHEN json_type(request, '$.{key}') = 'integer' THEN MAX(json_extract(request, '$.{key}'), 0) ELSE 0 END"
-    )
-
-
-def _postgres_json_count(key: str, most: int) -> str:
-    """SQL for a whole number from 0 to ``most`` at ``key`` of a job's JSON request; 0 if it holds none."""
-    return (
-        f"CASE WHEN jsonb_typeof(request -> '{key}') = 'number' "
-        f"THEN round(LEAST(GREATEST((request ->> '{key}')::NUMERIC, 0), {most})) ELSE 0 END"
-    )
-
-
-def _postgres_json_date(key: str) -> str:
-    """SQL for the date at ``key`` of a job's JSON request (``YYYY-MM-DD``); NULL unless a real day from year 1.
-
-    Checked before any cast, in nested CASE expressions (the only order PostgreSQL promises): a cast of
-    ``2024-02-30`` would raise and abort the whole upgrade. The day is compared with its month's length,
-    the month's first day plus a month less a day (``make_date`` cannot fail once year and month are valid).
-    """
-    text = f"(request ->> '{key}')"
-    return (
-        f"CASE WHEN jsonb_typeof(request -> '{key}') = 'string' "
-        f"AND {text} ~ '^(?!0000)[0-9]{{4}}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' "
-        f"THEN CASE WHEN substr({text}, 9, 2)::INTEGER <= EXTRACT(DAY FROM "
-        f"make_date(substr({text}, 1, 4)::INTEGER, substr({text}, 6, 2)::INTEGER, 1) "
-        f"+ INTERVAL '1 month' - INTERVAL '1 day') "
-        f"THEN {text}::DATE END END"
-    )
-
+from bot.storage.request_json import postgres_json_count, postgres_json_date, sqlite_json_count
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -346,8 +313,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             PerDialect(
                 sqlite=f"""
                 UPDATE jobs SET
-                    charged_images = {_sqlite_json_count("charged_images")},
-                    reserved_cost = {_sqlite_json_count("reserved_cost")},
+                    charged_images = {sqlite_json_count("charged_images")},
+                    reserved_cost = {sqlite_json_count("reserved_cost")},
                     charged_day = CASE
                         WHEN json_type(request, '$.charged_day') = 'text'
                              -- A modifier makes SQLite carry an impossible day over (2024-02-30 → 03-01): no match.
@@ -359,9 +326,9 @@ MIGRATIONS: tuple[Migration, ...] = (
                 """,
                 postgres=f"""
                 UPDATE jobs SET
-                    charged_images = {_postgres_json_count("charged_images", 1_000_000)}::INTEGER,
-                    reserved_cost = {_postgres_json_count("reserved_cost", 10**15)}::BIGINT,
-                    charged_day = {_postgres_json_date("charged_day")}
+                    charged_images = {postgres_json_count("charged_images", 1_000_000)}::INTEGER,
+                    reserved_cost = {postgres_json_count("reserved_cost", 10**15)}::BIGINT,
+                    charged_day = {postgres_json_date("charged_day")}
                 WHERE ended_at IS NULL
                 """,
             ),
@@ -380,6 +347,35 @@ MIGRATIONS: tuple[Migration, ...] = (
                 bucket  INTEGER NOT NULL CHECK (bucket >= 0),
                 turn_at {moment} NOT NULL,
                 PRIMARY KEY (bot_id, bucket)
+            ){without_rowid}
+            """,
+        ),
+    ),
+    Migration(
+        14,
+        "members' preferences and named options, the same in every server of the deployment",
+        (
+            # One row per member, not per server: preferences follow the member across the deployment's
+            # servers (each server's rules still apply when they are used). NULL: no preference.
+            """
+            CREATE TABLE member_preferences (
+                member_id    {int64} PRIMARY KEY,
+                model        TEXT CHECK (model <> ''),
+                aspect_ratio TEXT CHECK (aspect_ratio <> ''),
+                count        INTEGER CHECK (count >= 1),
+                remix        BOOLEAN NOT NULL DEFAULT FALSE,
+                suffix       TEXT CHECK (suffix <> ''),
+                updated_at   {moment} NOT NULL
+            )
+            """,
+            # ``name`` is stored lower-case (``--Film`` and ``--film`` are one option). Every option has its
+            # member's preferences row: locking that row is what keeps a member at 20 options when two sets race.
+            """
+            CREATE TABLE member_options (
+                member_id {int64} NOT NULL REFERENCES member_preferences (member_id) ON DELETE CASCADE,
+                name      TEXT NOT NULL CHECK (name <> ''),
+                value     TEXT NOT NULL CHECK (value <> ''),
+                PRIMARY KEY (member_id, name)
             ){without_rowid}
             """,
         ),

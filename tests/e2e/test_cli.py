@@ -93,6 +93,10 @@ async def test_api_refusal_exits_1(api: FakeReplicate, tmp_path: Path) -> None:
         (("imagine", "fox"), {"DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
         (("imagine", "fox"), {"IMAGINE_MAX_RUNNING": "many"}, "IMAGINE_MAX_RUNNING"),
         (("imagine", "fox"), {"REPLICATE_API_TOKEN": ""}, "REPLICATE_API_TOKEN"),
+        (("imagine", "fox"), {"IMAGINE_MAX_PERMUTATIONS": "0"}, "IMAGINE_MAX_PERMUTATIONS"),
+        (("imagine", "fox"), {"IMAGINE_VARY_SUBTLE": "nan"}, "IMAGINE_VARY_SUBTLE"),
+        (("imagine", "fox"), {"IMAGINE_VARY_STRONG": "1.5"}, "IMAGINE_VARY_STRONG"),
+        (("run",), {"DISCORD_TOKEN": SECRET_DISCORD, "IMAGINE_DESCRIBE_MODEL": "blip"}, "IMAGINE_DESCRIBE_MODEL"),
         (("run",), {}, "DISCORD_TOKEN"),
     ],
 )
@@ -104,6 +108,51 @@ async def test_bad_usage_and_configuration_exit_2(
     assert names in result.err
     assert api.count("POST", "create") == 0
     assert "Traceback" not in result.err
+
+
+async def test_permutations_and_repeats_run_each_job_labelled_and_save_each(api: FakeReplicate, tmp_path: Path) -> None:
+    result = await cli("imagine", "a {red, blue} fox --repeat 2", "--out", "out", env=api_env(api), cwd=tmp_path)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[:5] == ["4 jobs:", "  1. a red fox", "  2. a red fox", "  3. a blue fox", "  4. a blue fox"]
+    labels = ["[1/4 a red fox] ", "[2/4 a red fox] ", "[3/4 a blue fox] ", "[4/4 a blue fox] "]
+    outputs = {file.data for prediction in api.predictions.values() for file in prediction.files}
+    for label in labels:
+        assert any(line.startswith(f"{label}succeeded: 1 image") for line in lines), result.out
+        saved = [Path(tmp_path, line.removeprefix(f"{label}saved ")) for line in lines if f"{label}saved " in line]
+        assert len(saved) == 1 and saved[0].read_bytes() in outputs
+    assert all(line.startswith(("[", "4 jobs:", "  ")) for line in lines)
+    assert sorted(request.json["input"]["prompt"] for request in api.creates) == ["a blue fox"] * 2 + ["a red fox"] * 2
+
+
+@pytest.mark.parametrize(
+    ("prompt", "extra", "words"),
+    [
+        ("a {red, green, blue, gold, grey} fox", {}, "Your prompt makes 5 combinations"),
+        ("{a, b, c} fox --repeat 2", {}, "Your prompt makes 6 jobs"),
+        ("a fox --repeat 3", {"IMAGINE_MAX_PERMUTATIONS": "2"}, "--repeat 3 makes 3 jobs"),
+        ("a {red, blue fox", {}, "`{`"),
+        ("a fox --seed {1, x}", {}, "[2/2 a fox --seed x] --seed needs a whole number"),
+    ],
+)
+async def test_a_set_refused_whole_exits_2_and_runs_nothing(
+    api: FakeReplicate, tmp_path: Path, prompt: str, extra: dict[str, str], words: str
+) -> None:
+    result = await cli("imagine", prompt, env=api_env(api, **extra), cwd=tmp_path)
+    assert result.code == 2, result.err
+    assert words in result.err
+    assert api.count("POST", "create") == 0
+    assert "Traceback" not in result.err
+
+
+async def test_one_failed_job_of_a_set_exits_1_and_the_others_are_saved(api: FakeReplicate, tmp_path: Path) -> None:
+    api.push_scenario(final_status="failed", error="The GPU caught fire")
+    result = await cli("imagine", "a {red, blue} fox", "--out", "out", env=api_env(api), cwd=tmp_path)
+    assert result.code == 1
+    failed = [line for line in result.out.splitlines() if "failed: The GPU caught fire" in line]
+    assert len(failed) == 1 and failed[0].startswith(("[1/2 a red fox] ", "[2/2 a blue fox] "))
+    assert len([line for line in result.out.splitlines() if "] saved " in line]) == 1
+    assert len(list((tmp_path / "out").iterdir())) == 1
 
 
 async def test_dotenv_is_read_but_never_overrides(api: FakeReplicate, tmp_path: Path) -> None:

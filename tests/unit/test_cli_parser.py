@@ -11,7 +11,7 @@ import pytest
 from bot.api.inputs import ASPECT_RATIOS, ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Progress
-from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, TerminalPresenter, build_parser
+from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, LABEL_PROMPT_CLIP, TerminalPresenter, build_parser, job_label
 from bot.jobs.engine import JobRequest, JobState, JobView
 from bot.media.images import ImageFile
 
@@ -216,3 +216,35 @@ async def test_terminal_presenter_show_prints_changes_and_notes() -> None:
         "succeeded: 1 image",
         "note: count 3 was ignored",
     ]
+
+
+@pytest.mark.parametrize(
+    ("number", "total", "prompt", "label"),
+    [
+        (1, 1, "a red fox", ""),
+        (2, 4, "a  blue\nfox --ar 16:9", "[2/4 a blue fox --ar 16:9] "),
+        (3, 3, "x" * 50, f"[3/3 {'x' * (LABEL_PROMPT_CLIP - 1)}…] "),
+    ],
+    ids=["a lone job has none", "one line, spaces kept single", "long prompts clipped"],
+)
+def test_job_labels(number: int, total: int, prompt: str, label: str) -> None:
+    assert job_label(number, total, prompt) == label
+
+
+async def test_each_line_of_a_job_of_several_carries_its_label() -> None:
+    out = io.StringIO()
+    presenter = TerminalPresenter(out, label=job_label(2, 2, "a blue fox"))
+    await presenter.show(make_view(JobState.SUCCEEDED, images=(image(1),), notes=("a note",)))
+    presenter.say("saved out/x.png")
+    assert out.getvalue().splitlines() == [
+        "[2/2 a blue fox] succeeded: 1 image",
+        "[2/2 a blue fox] note: a note",
+        "[2/2 a blue fox] saved out/x.png",
+    ]
+
+
+def test_help_names_permutations_and_repeat(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["imagine", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "{a, b}" in out and "--repeat N" in out and "IMAGINE_MAX_PERMUTATIONS" in out

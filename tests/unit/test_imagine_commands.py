@@ -1,4 +1,5 @@
-"""The ``/imagine`` and ``/imagine-history`` trees Discord is given: names, options, choices, autocomplete.
+"""The members' command trees Discord is given (``/imagine``, ``/imagine-history``, ``/imagine-info``): names,
+options, choices, autocomplete.
 
 ``imagine_commands.json`` is the payload of each command as ``python -m bot sync`` sends it; a change to
 the tree must show up here on purpose. After an intended change, regenerate it with

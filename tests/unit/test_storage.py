@@ -468,7 +468,9 @@ async def test_bad_usage_arguments_are_refused(repository: Repository) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         await repository.charge(GUILD, MEMBER, 1, limits=Limits(), now=datetime(2025, 1, 1))
     with pytest.raises(ValueError, match="images"):
-        await repository.charge(GUILD, MEMBER, 0, limits=Limits(), now=T0)
+        await repository.charge(GUILD, MEMBER, -1, limits=Limits(), now=T0)
+    with pytest.raises(ValueError, match="images"):  # no image is charged only where no job is journaled
+        await repository.charge(GUILD, MEMBER, 0, limits=Limits(), now=T0, job=make_job("j0", guild_id=GUILD))
     with pytest.raises(ValueError, match="images"):
         await repository.refund(GUILD, MEMBER, -1, day=T0.date())
 
