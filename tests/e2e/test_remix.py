@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from bot.api.modelref import ModelRef
-from bot.storage import Preferences
+from bot.storage import PreferenceChanges
 from tests.e2e.conftest import Stack, StackFactory, field_of, job_id_of, status_of
 from tests.e2e.test_member_images import CREATIVE_MODELS, UPSCALER, buttons, refusal_of, reply_to
 from tests.fakes.discord import CallbackType, InteractionHandle, StoredMessage
@@ -31,14 +29,10 @@ async def open_form(stack: Stack, message: StoredMessage, custom_id: str, user: 
     return click
 
 
-def remix_on(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every member's Remix preference on (``/imagine-settings set remix:True``), read from the repository."""
+async def remix_on(stack: Stack, user: str = "member") -> None:
+    """The member's Remix preference on, as ``/imagine-settings set remix:True`` stores it."""
     assert stack.bot is not None
-
-    async def preferences(member_id: int) -> Preferences:
-        return Preferences(member_id, remix=True)
-
-    monkeypatch.setattr(stack.bot.core.repository, "preferences", preferences)
+    await stack.bot.core.repository.set_preferences(stack.guild.member(user).id, PreferenceChanges(remix=True))
 
 
 async def remix_stack(make_stack: StackFactory, **settings: Any) -> Stack:
@@ -107,12 +101,10 @@ async def test_a_form_opened_before_a_restart_is_still_answered(stack: Stack) ->
     assert stack.api.last_prediction.input["aspect_ratio"] == "4:3"
 
 
-async def test_v_and_vary_open_the_form_first_with_remix_on(
-    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_v_and_vary_open_the_form_first_with_remix_on(make_stack: StackFactory) -> None:
     stack = await remix_stack(make_stack)
     final = await stack.final_message(await stack.imagine(model=FLUX_DEV, prompt="a red fox --ar 3:2", count=2))
-    remix_on(stack, monkeypatch)
+    await remix_on(stack)
     click = await open_form(stack, final, buttons(final, "vary")[1])
     assert form_of(click) == ("Remix: variation of image 2", "a red fox --ar 3:2")
     await stack.discord.submit_modal(click, {"prompt": "a red fox, watercolour --ar 3:2"})
