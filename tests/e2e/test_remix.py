@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot.api.modelref import ModelRef
-from bot.storage import PreferenceChanges
+from bot.storage import DatabaseUnavailable, PreferenceChanges, Preferences
 from tests.e2e.conftest import Stack, StackFactory, field_of, job_id_of, status_of
 from tests.e2e.test_member_images import CREATIVE_MODELS, UPSCALER, buttons, refusal_of, reply_to
 from tests.fakes.discord import CallbackType, InteractionHandle, StoredMessage
@@ -138,3 +140,20 @@ async def test_remix_of_an_upscale_runs_the_generation_it_came_from(make_stack: 
     prediction = stack.api.last_prediction
     assert prediction.model == FLUX_DEV and "image" not in prediction.input
     assert prediction.input["num_outputs"] == 2 and prediction.input["aspect_ratio"] == "16:9"
+
+
+async def test_a_press_whose_remix_setting_cannot_be_read_starts_nothing(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = await remix_stack(make_stack)
+    final = await stack.final_message(await stack.imagine(model=FLUX_DEV))
+    assert stack.bot is not None
+
+    async def unreadable(member_id: int) -> Preferences:
+        raise DatabaseUnavailable("the database is not answering")
+
+    monkeypatch.setattr(stack.bot.core.repository, "preferences", unreadable)
+    click = await stack.discord.click(final, buttons(final, "vary-subtle")[0])
+    answer = await click.wait_callback()
+    assert answer.ephemeral and "Remix setting could not be read" in (answer.content or "")
+    assert stack.api.count("POST", "create") == 1
