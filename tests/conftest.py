@@ -81,7 +81,8 @@ class RecordingPresenter:
 
 @pytest.fixture
 async def fake_api() -> AsyncIterator[FakeReplicate]:
-    """A fake prediction API on 127.0.0.1 with flux-schnell and a versioned LoRA model."""
+    """A fake prediction API on 127.0.0.1 with its default models (flux-schnell, a versioned LoRA model, a captioner
+    and a vision-language model)."""
     async with FakeReplicate(seed=1) as fake:
         yield fake
 

@@ -23,7 +23,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.admin", "cogs.history")
+EXTENSIONS = ("cogs.imagine", "cogs.admin", "cogs.history", "cogs.describe")
 
 
 def rest_base(url: str) -> str:

@@ -23,7 +23,9 @@ What it serves (every API route lives under ``prefix`` and needs ``Authorization
 
 Behaviour follows Replicate's OpenAPI document and recorded traffic: predictions go ``starting`` →
 ``processing`` (tqdm progress in ``logs``) → ``succeeded``/``failed``/``canceled``, or ``starting`` →
-``aborted``; ``Prefer: wait[=n]`` holds the create response; ``input`` is validated against the model's
+``aborted``; text models (a captioner returning a string, a vision-language model whose list of string pieces
+grows while it runs, as a language model streams) succeed with text instead of files; ``Prefer: wait[=n]``
+holds the create response; ``input`` is validated against the model's
 cog schema with Replicate's 422 problem+json shape; errors are ``application/problem+json``;
 ``urls.*`` point at ``https://api.replicate.com`` (as gateways pass them through) so a client that
 follows them would leave the fake.
@@ -60,11 +62,13 @@ sliding-window rate limits (:class:`RateLimits`), manual timeline drivers
 Modules (lowest first; each owns one responsibility, :class:`FakeReplicate` in ``fake`` puts the parts together):
 
 * ``vocabulary``: statuses, route kinds, webhook events, fault names, fixed texts, JSON and problem+json answers.
-* ``models``: cog schemas, the default models, :class:`FakeModel` and :class:`FakeVersion`, and registering them.
+* ``schemas``: cog schemas (:func:`cog_openapi_schema`) and those of the default models (three image models,
+  flux-dev also from an image, a captioner, a vision-language model).
+* ``models``: :class:`FakeModel` and :class:`FakeVersion`, registering them, and the default models.
 * ``validation``: the 422 input and webhook checks (:func:`validate_input`, :class:`InvalidField`).
 * ``predictions``: :class:`Scenario`, :class:`FakePrediction`, creating and completing predictions.
 * ``timeline``: the timeline, tqdm progress in ``logs`` (:func:`tqdm_line`) and the manual drivers.
-* ``outputs``: output files (:class:`FakeFile`), stalled downloads and hostile output hosts.
+* ``outputs``: output files (:class:`FakeFile`), text models' answers, stalled downloads and hostile output hosts.
 * ``faults``: scripted faults (:class:`Fault`) and seeded chaos (:class:`Chaos`, :class:`ChaosEvent`).
 * ``ratelimits``: :class:`RateLimits` and their enforcement.
 * ``webhooks``: sending, signing (:func:`sign_webhook`), retrying and bending webhooks (:class:`WebhookDelivery`).
@@ -76,8 +80,15 @@ Modules (lowest first; each owns one responsibility, :class:`FakeReplicate` in `
 from tests.fakes.replicate.fake import FakeReplicate
 from tests.fakes.replicate.faults import Chaos, ChaosEvent, Fault
 from tests.fakes.replicate.http import RecordedRequest
-from tests.fakes.replicate.models import (
+from tests.fakes.replicate.models import FakeModel, FakeVersion
+from tests.fakes.replicate.outputs import CAPTION, VISION_ANSWER, FakeFile, llm_pieces
+from tests.fakes.replicate.predictions import FakePrediction, Scenario
+from tests.fakes.replicate.ratelimits import RateLimits
+from tests.fakes.replicate.schemas import (
     ASPECT_RATIOS,
+    CAPTIONER,
+    CAPTIONER_OPENAPI_SCHEMA,
+    CAPTIONER_VERSION,
     FLUX_DEV,
     FLUX_DEV_OPENAPI_SCHEMA,
     FLUX_SCHNELL,
@@ -89,13 +100,11 @@ from tests.fakes.replicate.models import (
     FLUX_SCHNELL_LORA_VERSION,
     FLUX_SCHNELL_OPENAPI_SCHEMA,
     FLUX_SCHNELL_VERSION,
-    FakeModel,
-    FakeVersion,
+    VISION_LANGUAGE,
+    VISION_LANGUAGE_OPENAPI_SCHEMA,
+    VISION_LANGUAGE_VERSION,
     cog_openapi_schema,
 )
-from tests.fakes.replicate.outputs import FakeFile
-from tests.fakes.replicate.predictions import FakePrediction, Scenario
-from tests.fakes.replicate.ratelimits import RateLimits
 from tests.fakes.replicate.timeline import tqdm_line
 from tests.fakes.replicate.validation import InvalidField, validate_input
 from tests.fakes.replicate.vocabulary import (
@@ -117,6 +126,10 @@ from tests.fakes.replicate.webhooks import WebhookDelivery, sign_webhook
 
 __all__ = [
     "ASPECT_RATIOS",
+    "CAPTION",
+    "CAPTIONER",
+    "CAPTIONER_OPENAPI_SCHEMA",
+    "CAPTIONER_VERSION",
     "CHAOS_FAULTS",
     "DEFAULT_FAILURE_ERROR",
     "DEFAULT_WEBHOOK_EVENTS",
@@ -136,6 +149,10 @@ __all__ = [
     "NSFW_ERROR",
     "REPLICATE_WEBHOOK_RETRY_DELAYS",
     "TERMINAL_STATUSES",
+    "VISION_ANSWER",
+    "VISION_LANGUAGE",
+    "VISION_LANGUAGE_OPENAPI_SCHEMA",
+    "VISION_LANGUAGE_VERSION",
     "WEBHOOK_EVENTS",
     "Chaos",
     "ChaosEvent",
@@ -155,6 +172,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEvent",
     "cog_openapi_schema",
+    "llm_pieces",
     "sign_webhook",
     "tqdm_line",
     "validate_input",

@@ -1,5 +1,6 @@
-"""Output files and hostile hosts: the files of a prediction (:class:`FakeFile`, served outside the API
-prefix with no auth), stalled downloads, and the redirecting, endless and not-an-image URLs.
+"""Outputs and hostile hosts: the files of a prediction (:class:`FakeFile`, served outside the API prefix with
+no auth), the text of a text model (:data:`CAPTION`, :data:`VISION_ANSWER`, streamed as :func:`llm_pieces`),
+stalled downloads, and the redirecting, endless and not-an-image URLs.
 """
 
 from __future__ import annotations
@@ -9,16 +10,17 @@ import base64
 import contextlib
 import copy
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from tests.fakes import images
 from tests.fakes.replicate.http import _RECORD
-from tests.fakes.replicate.models import ASPECT_RATIOS
+from tests.fakes.replicate.schemas import ASPECT_RATIOS
 from tests.fakes.replicate.vocabulary import _phrase
 from tests.fakes.tcp import reset_connection
 
@@ -26,6 +28,25 @@ if TYPE_CHECKING:
     from tests.fakes.replicate.faults import Fault
     from tests.fakes.replicate.http import RecordedRequest
     from tests.fakes.replicate.predictions import FakePrediction
+    from tests.fakes.replicate.vocabulary import ModelOutput
+
+CAPTION: Final = "a red fox curled up in fresh snow at dawn, soft pink light, wildlife photograph, 85mm lens"
+"""What the captioner returns for any image (unless a scenario's ``output_override`` says otherwise)."""
+
+VISION_ANSWER: Final = (
+    "Here are four prompts that would make an image like this one:\n\n"
+    "1. A red fox curled up asleep in fresh snow at dawn, soft pink light, wildlife photograph\n"
+    "2. **Watercolour painting of a sleeping fox in a snowy forest, muted pastel colours**\n"
+    '3. "Close-up of a fox\'s face dusted with snowflakes, shallow depth of field, golden hour"\n'
+    "4. Minimalist illustration of an orange fox on white snow, flat colours, Scandinavian poster style\n"
+)
+"""What the vision-language model answers, as chatty as such models are: an introduction, numbers, emphasis and
+quotes around its four prompts."""
+
+
+def llm_pieces(text: str) -> list[str]:
+    """``text`` cut as a language model streams it: each word with the whitespace before it (joined, ``text``)."""
+    return re.findall(r"\s*\S+|\s+", text)
 
 
 @dataclass
@@ -106,6 +127,24 @@ class OutputsMixin:
         if str(eff.get("megapixels", "1")) == "0.25":
             width, height = width // 2, height // 2
         return width, height
+
+    def _output_kind(self, pred: FakePrediction) -> ModelOutput:
+        model = self.models.get(pred.model)
+        return model.output if model is not None else "files"
+
+    def _text_of(self, pred: FakePrediction) -> Any:
+        """A text model's whole output: its string, or all its pieces (a scenario's ``output_override`` wins)."""
+        override = pred.scenario.output_override
+        if override is not None:
+            return copy.deepcopy(override)
+        return CAPTION if self._output_kind(pred) == "text" else llm_pieces(VISION_ANSWER)
+
+    def _stream_text(self, pred: FakePrediction, step: int) -> None:
+        """A streaming model's output at ``step``: that share of its pieces (``None`` before the first)."""
+        whole = self._text_of(pred)
+        if isinstance(whole, list):
+            count = math.ceil(len(whole) * step / pred.total_steps)
+            pred.output = whole[:count] if count else None
 
     def _output_of(self, pred: FakePrediction) -> Any:
         override = pred.scenario.output_override

@@ -279,7 +279,7 @@ class PredictionsMixin:
         metrics: JsonDict = {}
         if pred.started_at is not None:
             metrics["predict_time"] = round((now - pred.started_at).total_seconds(), 6)
-        if status == "succeeded":
+        if status == "succeeded" and pred.files:
             metrics["image_count"] = len(pred.files)
         metrics["total_time"] = round(total, 6)
         pred.metrics = metrics

@@ -1,5 +1,6 @@
-"""A prediction's timeline and its progress output: tqdm lines in ``logs`` (:func:`tqdm_line`), the
-scenario-driven timeline, and the manual drivers a test calls (start, progress, output, finish).
+"""A prediction's timeline and its progress output: tqdm lines in ``logs`` (:func:`tqdm_line`) or a text
+model's pieces streamed into ``output``, the scenario-driven timeline, and the manual drivers a test calls
+(start, progress, output, finish).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class TimelineMixin:
         step = max(0, min(step, pred.total_steps))
         pred._progress = [tqdm_line(i, pred.total_steps, pred._rate) for i in range(step + 1)]
         pred.step = step
+        if self._output_kind(pred) == "text_stream":
+            self._stream_text(pred, step)
         self._render_logs(pred)
         self._touch(pred)
         self._notify()
@@ -72,7 +75,11 @@ class TimelineMixin:
 
         If every image is NSFW-dropped nothing is published."""
         pred = self.set_progress(prediction_id, self.predictions[prediction_id].total_steps)
-        if pred.output is None:
+        if pred.output is None and self._output_kind(pred) != "files":
+            pred.output = self._text_of(pred)
+            self._touch(pred)
+            self._notify()
+        elif pred.output is None:
             kept = self._make_files(pred)
             if kept:
                 pred.output = self._output_of(pred)
@@ -97,7 +104,10 @@ class TimelineMixin:
             self._complete(pred, "aborted")
             return pred
         self.set_progress(prediction_id, pred.total_steps if final == "succeeded" else pred.step)
-        if final == "succeeded":
+        if final == "succeeded" and self._output_kind(pred) != "files":
+            pred.output = self._text_of(pred)
+            self._complete(pred, "succeeded")
+        elif final == "succeeded":
             files = pred.files or self._make_files(pred)
             dropped = self._dropped(pred)
             notes = "".join(f"NSFW content detected in image {i}\n" for i in range(dropped))
@@ -124,7 +134,8 @@ class TimelineMixin:
         return pred
 
     def _render_logs(self, pred: FakePrediction) -> None:
-        style = pred.scenario.progress_style
+        # A text model prints no progress bar (its output, growing, is its progress).
+        style = pred.scenario.progress_style if self._output_kind(pred) == "files" else "none"
         lines = pred._progress if style != "none" else []
         if style == "carriage_return":
             done = pred.step >= pred.total_steps

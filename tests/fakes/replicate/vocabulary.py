@@ -30,6 +30,11 @@ OutputShape = Literal["list", "string", "data"]
 ``data``: a list of ``data:image/…;base64,…`` URLs (Replicate's Oct 2024 sync-mode behaviour)."""
 
 
+ModelOutput = Literal["files", "text", "text_stream"]
+"""What a model returns: image files (the output shapes above), one string (a captioner), or a list of string
+pieces that grows while it runs (a language model streaming its tokens, cog's ``Iterator[str]``)."""
+
+
 ProgressStyle = Literal["newline", "carriage_return", "none"]
 """How tqdm progress lines appear in ``logs``: one per line, joined with ``\\r`` like raw tqdm, or absent."""
 

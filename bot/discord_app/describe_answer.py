@@ -1,0 +1,123 @@
+"""``/describe``'s answer: the suggestions numbered in an embed, and a button per suggestion that survives restarts.
+
+A ``custom_id`` holds at most 100 characters, too few for a prompt: the button carries only its number, and
+a press reads the prompt back from the pressed message's embed, which Discord sends with every press. The
+press starts ``/imagine`` with that prompt through the job starter (every check and charge of ``/imagine``),
+reached through the bot's button handler, as the job buttons reach it; this module sees both through small
+protocols of its own, so it imports neither the client nor the ``/imagine`` cog.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from typing import Any, Protocol, cast
+
+import discord
+
+from bot.api.descriptions import MAX_SUGGESTIONS
+from bot.api.inputs import ImagineOptions
+from bot.discord_app.answers import refuse
+
+log = logging.getLogger(__name__)
+
+TITLE = "🔎 Prompts for this image"
+_LINE = re.compile(r"^\*\*(?P<n>[1-9])\.\*\* (?P<prompt>.+)$")
+_COLOUR = discord.Colour.blurple()
+
+
+class StartsImagine(Protocol):
+    """The job starter, as a suggestion's button uses it (``JobStarter``)."""
+
+    async def start_job(
+        self, interaction: discord.Interaction, model_text: str | None, options: ImagineOptions
+    ) -> None: ...
+
+
+class HoldsStarter(Protocol):
+    """The bot's button handler (the ``/imagine`` cog's ``ButtonActions``): it holds the job starter."""
+
+    @property
+    def starter(self) -> StartsImagine: ...
+
+
+class _HandsOutPresses(Protocol):
+    """The bot (``ImagineBot``) as a suggestion's button sees it."""
+
+    @property
+    def button_handler(self) -> HoldsStarter | None: ...
+
+
+def describe_answer(suggestions: Sequence[str], *, blocked: int = 0, image_url: str | None = None) -> dict[str, Any]:
+    """The answer's fields (``embed``, ``view``) for ``answer_with_message``: the suggestions numbered, one button
+    each, and the image described as the thumbnail (while its link lasts)."""
+    lines = [f"**{number}.** {prompt}" for number, prompt in enumerate(suggestions[:MAX_SUGGESTIONS], 1)]
+    embed = discord.Embed(title=TITLE, description="\n".join(lines), colour=_COLOUR)
+    if image_url is not None:
+        embed.set_thumbnail(url=image_url)
+    footer = "Press a number to /imagine that prompt."
+    if blocked:
+        footer += f" {blocked} more {'was' if blocked == 1 else 'were'} left out: a word this server blocks."
+    embed.set_footer(text=footer)
+    view = discord.ui.View(timeout=None)
+    for number in range(1, len(lines) + 1):
+        view.add_item(SuggestionButton(number))
+    return {"embed": embed, "view": view}
+
+
+def prompt_of(message: discord.Message | None, number: int) -> str | None:
+    """Suggestion ``number`` as the answer ``message`` shows it, if it still does."""
+    for embed in message.embeds if message is not None else ():
+        if embed.title != TITLE or not embed.description:
+            continue
+        for line in embed.description.splitlines():
+            match = _LINE.match(line)
+            if match is not None and int(match["n"]) == number:
+                return match["prompt"]
+    return None
+
+
+async def tell_failure(interaction: discord.Interaction, error: BaseException, what: str) -> None:
+    """Log an unexpected failure of ``what`` and tell the member, privately, with a reference to find it by."""
+    reference = secrets.token_hex(3)
+    log.error("%s failed (reference %s)", what, reference, exc_info=error)
+    try:
+        await refuse(interaction, f"Something went wrong on our side (reference {reference}).")
+    except discord.HTTPException:
+        log.warning("could not tell the member about failure %s", reference)
+
+
+class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"describe:(?P<n>[1-9])"):
+    """``1``…``4`` under a ``/describe`` answer: ``/imagine`` that suggestion, as the member who presses it."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(
+            discord.ui.Button(label=str(number), style=discord.ButtonStyle.secondary, custom_id=f"describe:{number}")
+        )
+        self.number = number
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> SuggestionButton:
+        return cls(int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await self._pressed(interaction)
+        except Exception as exc:
+            # Buttons bypass the command error handler: every failure answers, never "This interaction failed".
+            await tell_failure(interaction, exc, "a /describe suggestion's button")
+
+    async def _pressed(self, interaction: discord.Interaction) -> None:
+        prompt = prompt_of(interaction.message, self.number)
+        if prompt is None:
+            await refuse(interaction, "This suggestion can no longer be read; run /describe again.")
+            return
+        handler = cast(_HandsOutPresses, interaction.client).button_handler
+        if handler is None:
+            await refuse(interaction, "/imagine is not available right now; try again in a moment.")
+            return
+        await handler.starter.start_job(interaction, None, ImagineOptions(prompt=prompt))

@@ -1,0 +1,183 @@
+"""``/describe image:``: the checks and the charge, the run of the describe model, and the answer.
+
+The request is admitted as ``/imagine``'s are (channel rules; the describe model is the owner's choice, as the
+upscaler is, so it needs no place on the server's list; nothing typed to check for blocked words), then
+charged for the member's cooldown and the budgets but for no image. One ``/describe`` at a time per member:
+the check and the charge happen under the member's lock, as a job's set-up does, and a second ``/describe``
+while the first runs is refused. The run itself (:class:`~bot.jobs.describing.Describer`) takes seconds, so
+the answer is deferred ("thinking…") first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.api.modelref import ModelRef
+from bot.base.errors import ImagineError
+from bot.discord_app.answers import AnswerDeadline, answer_with_message, refuse
+from bot.discord_app.attachments import check_image_attachment
+from bot.discord_app.describe_answer import describe_answer
+from bot.discord_app.members import member_role_ids
+from bot.jobs.describing import DESCRIBE_TIMEOUT, Describer, Description
+from bot.moderation.policy import Admission, RequestContext
+from bot.storage import StorageError
+
+if TYPE_CHECKING:
+    from bot.discord_app.client import ImagineBot
+
+log = logging.getLogger(__name__)
+
+NOT_ENABLED = "/describe is not enabled on this bot: its owner has not set a describe model (IMAGINE_DESCRIBE_MODEL)."
+_LOCK_WAIT = 0.5  # seconds a request waits for the member's previous one's set-up (Discord waits 3 s in all)
+_DATABASE_DOWN = "❌ The bot's database is not answering, so /describe did not run. Try again in a moment."
+
+
+@dataclass(frozen=True)
+class _Charged:
+    """A ``/describe`` admitted and charged: what its run needs, and what to give back."""
+
+    admission: Admission
+    day: date
+    inputs: dict[str, Any]
+
+
+class DescribeCommand:
+    """Runs members' ``/describe`` over the bot's core services."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        core = bot.core
+        self.describer = Describer(
+            core.client, input_schema=core.engine.input_schema, clock=core.clock, poll=core.tuning.poll.blind
+        )
+        self._running: set[tuple[int, int]] = set()
+
+    async def warm(self) -> None:
+        """Read the describe model's schema now, so the first /describe knows its inputs (a slow read sends only the
+        image, which a vision-language model refuses)."""
+        model = self.bot.settings.describe_model
+        if model is not None:
+            try:
+                await self.bot.core.client.input_schema(model)
+            except ImagineError as exc:
+                log.warning("could not read the input schema of the describe model %s: %s", model, exc)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a run may take: :data:`DESCRIBE_TIMEOUT`, or ``IMAGINE_JOB_TIMEOUT`` where shorter."""
+        return min(DESCRIBE_TIMEOUT, self.bot.settings.job_timeout)
+
+    async def describe(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
+        """The whole command: refused privately, or answered in the channel with the suggestions."""
+        model = self.bot.settings.describe_model
+        guild_id, member_id = interaction.guild_id, interaction.user.id
+        if model is None or guild_id is None:
+            await refuse(interaction, NOT_ENABLED if model is None else "/describe works in servers only.")
+            return
+        key = (guild_id, member_id)
+        if key in self._running:
+            await refuse(interaction, "Your previous /describe is still running; wait for its answer.")
+            return
+        self._running.add(key)
+        try:
+            async with AnswerDeadline(interaction):
+                charged = await self._check_and_charge(interaction, guild_id, model, image)
+            if charged is not None:
+                # The model takes seconds: show "thinking…" now rather than at the deadline.
+                async with AnswerDeadline(interaction, defer_at=0):
+                    await self._run_and_answer(interaction, model, charged, image.url)
+        finally:
+            self._running.discard(key)
+
+    async def _check_and_charge(
+        self, interaction: discord.Interaction, guild_id: int, model: ModelRef, image: discord.Attachment
+    ) -> _Charged | None:
+        """The attachment, then under the member's lock the policy, the model's inputs and the charge; ``None``
+        once refused."""
+        core = self.bot.core
+        try:
+            # Telling an image without a declared type means downloading it: done before taking the member's
+            # lock, for which their /imagine waits only a moment.
+            await check_image_attachment(core.downloader, image, image.filename, "your attachment")
+            lock = core.policy.member_lock(guild_id, interaction.user.id)
+            try:
+                await asyncio.wait_for(lock.acquire(), _LOCK_WAIT)
+            except TimeoutError:
+                await refuse(interaction, "Your previous request is still being set up; try again in a moment.")
+                return None
+            try:
+                return await self._admit_and_charge(interaction, guild_id, model, image.url)
+            finally:
+                lock.release()
+        except ImagineError as exc:
+            await refuse(interaction, f"❌ {exc}")
+        except StorageError as exc:
+            log.warning("the database failed while checking a /describe; refused: %s", exc)
+            await refuse(interaction, _DATABASE_DOWN)
+        return None
+
+    async def _admit_and_charge(
+        self, interaction: discord.Interaction, guild_id: int, model: ModelRef, image_url: str
+    ) -> _Charged:
+        core = self.bot.core
+        asked = RequestContext(
+            guild_id=guild_id,
+            member_id=interaction.user.id,
+            channel_id=interaction.channel_id,
+            prompt="",
+            parent_channel_id=getattr(interaction.channel, "parent_id", None),
+            owner_model=model,
+            role_ids=member_role_ids(interaction),
+        )
+        admission = await core.policy.admit(asked)
+        inputs = await self.describer.inputs(model, image_url)  # before the charge: a wrong model costs nothing
+        # It makes no image: the cooldown and the budgets apply, the daily images do not.
+        admission = admission.priced(0, await core.pricing.estimate(model, 1))
+        return _Charged(admission, await core.policy.charge(admission), inputs)
+
+    async def _run_and_answer(
+        self, interaction: discord.Interaction, model: ModelRef, charged: _Charged, image_url: str
+    ) -> None:
+        core = self.bot.core
+        try:
+            # Read after the run, so a word blocked meanwhile keeps its suggestions out too.
+            description = await self.describer.describe(model, charged.inputs, timeout=self.timeout)
+            config = await core.repository.guild_config(charged.admission.guild_id)
+            if config.blocked_words:
+                description = description.without(core.policy.word_filter(config.blocked_words))
+        except (ImagineError, StorageError) as exc:
+            await self._settle(model, charged, None)
+            await refuse(interaction, f"❌ {exc}" if isinstance(exc, ImagineError) else _DATABASE_DOWN)
+            return
+        await self._settle(model, charged, description)
+        await answer_with_message(
+            interaction, **describe_answer(description.suggestions, blocked=description.blocked, image_url=image_url)
+        )
+
+    async def _settle(self, model: ModelRef, charged: _Charged, description: Description | None) -> None:
+        """Give back what was reserved against the budgets and not spent: all of it when no suggestion came.
+
+        A run priced per image costs one image; per second, its ``predict_time``. A run dearer than its
+        estimate keeps the estimate: only a journaled job can book more than it reserved.
+        """
+        reserved = charged.admission.cost
+        if not reserved:
+            return
+        spent = 0
+        if description is not None:
+            spent = self.bot.core.pricing.actual(model, images=1, predict_time=description.predict_time)
+        if spent >= reserved:
+            return
+        admission = charged.admission
+        try:
+            await self.bot.core.repository.refund(
+                admission.guild_id, admission.member_id, 0, day=charged.day, cost=reserved - spent
+            )
+        except StorageError as exc:
+            log.warning("could not give back the unspent estimate of a /describe: %s", exc)

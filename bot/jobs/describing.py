@@ -1,0 +1,146 @@
+"""``/describe``'s run: one prediction of the describe model, from its create to prompt suggestions.
+
+Not a job of the engine: it makes no image, takes no slot and is not journaled. It goes through the API
+client like every job (its request budget, its retries, its rate limits), with ``Prefer: wait`` so a quick
+model answers in the create itself, then polls to the prediction's end. It is bounded in time (the
+prediction is canceled when the bot gives up on it, and the create's ``Cancel-After`` has the API cancel it
+should the bot be gone by then) and in size (:func:`~bot.api.descriptions.read_text_output`). The text
+becomes suggestions (:func:`~bot.api.descriptions.suggestions_from`), less those using a word the server
+blocks (:meth:`Description.without`). Knows nothing of Discord.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from bot.api.client import MAX_PREFER_WAIT, ReplicateClient
+from bot.api.descriptions import DescribeFailed, describe_inputs, read_text_output, suggestions_from
+from bot.api.errors import ApiError
+from bot.api.inputs import InputSchema
+from bot.api.modelref import ModelRef
+from bot.api.predictions import Prediction
+from bot.base.clock import Clock
+from bot.jobs.poll_planner import Backoff
+from bot.moderation.wordfilter import WordFilter
+
+log = logging.getLogger(__name__)
+
+DESCRIBE_TIMEOUT: Final = 120.0
+"""Seconds a ``/describe`` waits for its model at most (less where ``IMAGINE_JOB_TIMEOUT`` is shorter): a
+captioner takes a second or two, a vision-language model some seconds more."""
+CANCEL_AFTER_MARGIN: Final = 30.0
+"""Seconds past the bot's own limit at which the API cancels the prediction by itself (``Cancel-After``)."""
+
+
+@dataclass(frozen=True)
+class Description:
+    """What a describe model suggested for one image."""
+
+    suggestions: tuple[str, ...]
+    """The prompts to offer, at most four, none using a blocked word."""
+    blocked: int = 0
+    """Suggestions left out because they use a word the server blocks."""
+    predict_time: float | None = None
+    """Seconds the model ran, where the API says (the cost of a per-second price)."""
+
+    def without(self, words: WordFilter) -> Description:
+        """The suggestions that use none of ``words``; :class:`DescribeFailed` if that leaves none."""
+        kept = tuple(s for s in self.suggestions if words.first_match(s) is None)
+        if not kept:
+            raise DescribeFailed(
+                "Every prompt the describe model suggested uses a word this server has blocked. Try another image."
+            )
+        return replace(self, suggestions=kept, blocked=self.blocked + len(self.suggestions) - len(kept))
+
+
+class Describer:
+    """Runs the describe model on an image and reads its answer as prompt suggestions."""
+
+    def __init__(
+        self,
+        client: ReplicateClient,
+        *,
+        input_schema: Callable[[ModelRef], Awaitable[InputSchema | None]],
+        clock: Clock,
+        poll: Backoff,
+    ) -> None:
+        """``input_schema``: the model's schema, as the engine reads it (``None``: unknown, or slow to come);
+        ``poll``: the gaps between polls of a prediction that did not end in its create."""
+        self._client = client
+        self._input_schema = input_schema
+        self._clock = clock
+        self._poll = poll
+
+    async def inputs(self, model: ModelRef, image_url: str) -> dict[str, Any]:
+        """The inputs that ask ``model`` for prompts for the image, from its schema; :class:`DescribeFailed` for
+        a model that takes no image. Read before anything is charged."""
+        return describe_inputs(await self._input_schema(model), image_url)
+
+    async def describe(
+        self,
+        model: ModelRef,
+        inputs: dict[str, Any],
+        *,
+        timeout: float = DESCRIBE_TIMEOUT,
+    ) -> Description:
+        """Run ``model`` on ``inputs`` (from :meth:`inputs`) for at most ``timeout`` seconds: its suggestions, or
+        :class:`DescribeFailed` saying why there are none (with the API's own words where it gave some)."""
+        prediction = await self._run(model, inputs, timeout)
+        if prediction.status != "succeeded":
+            raise DescribeFailed(_ended_without_text(prediction))
+        suggestions = suggestions_from(read_text_output(prediction.output))
+        if not suggestions:
+            raise DescribeFailed("The describe model's answer had no prompt in it. Try again, or another image.")
+        return Description(suggestions, predict_time=prediction.predict_time)
+
+    async def _run(self, model: ModelRef, inputs: dict[str, Any], timeout: float) -> Prediction:
+        """The prediction at its end; canceled (and :class:`DescribeFailed`) once ``timeout`` has passed."""
+        deadline = self._clock.monotonic() + timeout
+        try:
+            prediction = await self._client.create(
+                model,
+                inputs,
+                wait=max(1, min(MAX_PREFER_WAIT, int(timeout))),
+                cancel_after=timeout + CANCEL_AFTER_MARGIN,
+            )
+        except ApiError as exc:
+            raise DescribeFailed(f"The describe model could not be started: {exc.message}") from exc
+        polls = 0
+        while not prediction.terminal:
+            left = deadline - self._clock.monotonic()
+            if left <= 0:
+                await self._cancel(prediction.id)
+                seconds = f"{timeout:g} second{'' if timeout == 1 else 's'}"
+                raise DescribeFailed(
+                    f"The describe model took longer than {seconds}, so it was stopped. Try again later."
+                )
+            await self._clock.sleep(min(self._poll.gap(polls), left))
+            polls += 1
+            try:
+                prediction = await self._client.get(prediction.id)
+            except ApiError as exc:
+                # The client has retried what may pass: this is the API's last word for now.
+                await self._cancel(prediction.id)
+                raise DescribeFailed(f"The describe model's answer could not be read: {exc.message}") from exc
+        return prediction
+
+    async def _cancel(self, prediction_id: str) -> None:
+        """Ask the API to stop the prediction; a failure is logged (``Cancel-After`` stops it in the end)."""
+        try:
+            await self._client.cancel(prediction_id)
+        except ApiError as exc:
+            log.warning("could not cancel describe prediction %s: %s", prediction_id, exc)
+
+
+def _ended_without_text(prediction: Prediction) -> str:
+    """Why a prediction that did not succeed gave no suggestions, with the API's own error text."""
+    reason = prediction.error
+    if prediction.status == "failed":
+        return f"The describe model failed: {(reason or 'it gave no reason').rstrip('.')}."
+    if prediction.status == "aborted":
+        return "The prediction API stopped the describe model before it started. Try again later."
+    said = f" ({reason})" if reason else ""
+    return f"The describe model's prediction was canceled before it finished{said}. Try again later."

@@ -1,0 +1,205 @@
+"""``/describe image:`` through the fake Discord and the fake API: a captioner and a vision-language model,
+the suggestions' buttons (after a restart too), failures, time and size bounds, the cooldown and the budgets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.api.descriptions import DESCRIBE_INSTRUCTION
+from bot.api.inputs import PROMPT_MAX
+from bot.api.modelref import ModelRef
+from bot.moderation.costs import parse_prices
+from tests.e2e.conftest import LORA_REF, Stack, StackFactory, status_of
+from tests.e2e.test_moderation import answer
+from tests.e2e.test_roles import add_vip
+from tests.fakes import images
+from tests.fakes.discord import CallbackType, InteractionHandle, StoredMessage, Upload
+from tests.fakes.replicate import (
+    CAPTION,
+    CAPTIONER,
+    CAPTIONER_VERSION,
+    FLUX_SCHNELL,
+    VISION_LANGUAGE,
+    VISION_LANGUAGE_VERSION,
+    Scenario,
+)
+
+CAPTIONER_REF = f"{CAPTIONER}:{CAPTIONER_VERSION}"
+VISION_REF = f"{VISION_LANGUAGE}:{VISION_LANGUAGE_VERSION}"
+FOUR = [
+    "A red fox curled up asleep in fresh snow at dawn, soft pink light, wildlife photograph",
+    "Watercolour painting of a sleeping fox in a snowy forest, muted pastel colours",
+    "Close-up of a fox's face dusted with snowflakes, shallow depth of field, golden hour",
+    "Minimalist illustration of an orange fox on white snow, flat colours, Scandinavian poster style",
+]
+"""The vision-language model's four prompts, as the bot reads them out of its chatty answer."""
+
+
+async def describe_stack(make_stack: StackFactory, model: str = CAPTIONER_REF, **settings: Any) -> Stack:
+    stack: Stack = await make_stack(describe_model=ModelRef.parse(model), **settings)
+    return stack
+
+
+def photo() -> Upload:
+    return Upload("photo.png", images.image_bytes("png", (64, 64)), "image/png")
+
+
+async def describe(stack: Stack, user: str = "member", image: Upload | None = None) -> InteractionHandle:
+    """``/describe`` as ``user`` in #general."""
+    guild = stack.guild
+    options = {"image": image or photo()}
+    return await stack.discord.slash(
+        "describe", options, user=guild.member(user), guild=guild, channel=guild.channel("general")
+    )
+
+
+async def suggestions_of(handle: InteractionHandle) -> tuple[StoredMessage, list[str]]:
+    """The public answer once it shows its suggestions, and the suggestions as numbered there."""
+    message = await handle.wait_message(lambda m: not m.current.loading and bool(m.embeds), timeout=10)
+    assert not message.ephemeral
+    lines = str(message.embeds[0]["description"]).splitlines()
+    assert all(line.startswith(f"**{n}.** ") for n, line in enumerate(lines, 1)), lines
+    assert message.current.custom_ids == [f"describe:{n}" for n in range(1, len(lines) + 1)]
+    return message, [line.split(" ", 1)[1] for line in lines]
+
+
+async def private_answer(stack: Stack, handle: InteractionHandle) -> str:
+    """The member's private answer: the callback itself or, once the answer was deferred, its followup (the
+    public "thinking…" taken away)."""
+    callback = await handle.wait_callback()
+    if callback.type == CallbackType.CHANNEL_MESSAGE:
+        assert callback.ephemeral, callback.data
+        return callback.content or ""
+    message = await stack.discord.wait_for(lambda: next(iter(handle.followups), None), 10, what="a private answer")
+    assert message.ephemeral
+    assert handle.original_message is None or handle.original_message.deleted
+    return message.content
+
+
+async def test_without_a_describe_model_it_says_so_privately(stack: Stack) -> None:
+    text = await private_answer(stack, await describe(stack))
+    assert "not enabled" in text and "IMAGINE_DESCRIBE_MODEL" in text
+    assert stack.api.count("POST", "create") == 0
+
+
+async def test_a_captioner_gives_one_suggestion(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    handle = await describe(stack)
+    assert (await handle.wait_callback()).type == CallbackType.DEFERRED_CHANNEL_MESSAGE  # "thinking…" at once
+    _, suggestions = await suggestions_of(handle)
+    assert suggestions == [CAPTION]
+    prediction = stack.api.last_prediction
+    assert set(prediction.input) == {"image"}  # its only input: nothing else would pass its schema
+    assert prediction.input["image"].startswith(stack.discord.http_base + "/attachments/")
+    assert (prediction.prefer or "").startswith("wait") and prediction.cancel_after is not None
+
+
+async def test_a_vision_language_model_is_asked_and_its_pieces_joined(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, VISION_REF)
+    _, suggestions = await suggestions_of(await describe(stack))
+    assert suggestions == FOUR
+    prediction = stack.api.last_prediction
+    assert prediction.input["prompt"] == DESCRIBE_INSTRUCTION
+    assert isinstance(prediction.output, list) and len(prediction.output) > 20  # streamed as pieces
+    # The create came back with the first pieces only (the model streams): the bot polled on to the end.
+    assert stack.api.count("GET", "get") >= 1
+
+
+async def test_pressing_a_number_imagines_that_suggestion(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, VISION_REF)
+    message, suggestions = await suggestions_of(await describe(stack))
+    other = stack.guild.add_member("other")  # anyone may take a suggestion, under their own limits
+    pressed = await stack.discord.click(message, "describe:2", user=other)
+    final = await stack.final_message(pressed)
+    assert "Done" in status_of(final) and final.id != message.id
+    job = stack.api.last_prediction
+    assert job.model == FLUX_SCHNELL and job.input["prompt"] == suggestions[1]
+
+    # Every check of /imagine applies: a word blocked since, a model the presser may not use.
+    await answer(stack, "words add", word="snowflakes")
+    refused = await stack.discord.click(message, "describe:3", user=other)
+    assert "blocked" in await private_answer(stack, refused)
+    vip = await add_vip(stack)
+    await answer(stack, "models allow", model=LORA_REF, role=vip)
+    refused = await stack.discord.click(message, "describe:1", user=other)
+    assert "only for members with some roles" in await private_answer(stack, refused)
+    assert stack.api.count("POST", "create") == 2
+
+
+async def test_the_buttons_work_after_a_restart(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, VISION_REF)
+    message, suggestions = await suggestions_of(await describe(stack))
+    await stack.restart()
+    pressed = await stack.discord.click(message, "describe:4", user=stack.guild.member("member"))
+    assert "Done" in status_of(await stack.final_message(pressed))
+    assert stack.api.last_prediction.input["prompt"] == suggestions[3]
+
+
+async def test_a_failed_prediction_says_why_in_the_apis_words(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, prices=parse_prices(f"{CAPTIONER_REF}=0.02/image"))
+    stack.api.set_default_scenario(final_status="failed", error="CUDA out of memory.")
+    text = await private_answer(stack, await describe(stack))
+    assert "The describe model failed: CUDA out of memory." in text
+    core = stack.bot.core  # type: ignore[union-attr]
+    spend = await core.repository.spend(stack.guild.id, stack.guild.member("member").id, now=core.clock.now())
+    assert spend.member_today == 0  # nothing came: the estimate is given back
+
+    stack.api.set_default_scenario(Scenario())
+    await suggestions_of(await describe(stack))
+    spend = await core.repository.spend(stack.guild.id, stack.guild.member("member").id, now=core.clock.now())
+    assert spend.member_today == 20_000  # one run at its price
+
+
+async def test_a_model_that_returns_no_text_is_refused_clearly(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    stack.api.set_default_scenario(output_override={"caption": "a fox"})
+    assert "returned a JSON object instead of text" in await private_answer(stack, await describe(stack))
+
+
+async def test_a_huge_text_output_is_bounded(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    stack.api.set_default_scenario(output_override="a fox in the snow " * 50_000)  # 900 KB on one line
+    _, suggestions = await suggestions_of(await describe(stack))
+    assert len(suggestions) == 1 and 0 < len(suggestions[0]) <= PROMPT_MAX
+
+
+async def test_a_model_that_takes_too_long_is_canceled(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, job_timeout=1.0)
+    stack.api.set_default_scenario(Scenario.manual())
+    text = await private_answer(stack, await describe(stack))
+    assert "took longer than 1 second" in text and "stopped" in text
+    assert stack.api.last_prediction.status == "canceled" and stack.api.count("POST", "cancel") == 1
+
+
+async def test_the_cooldown_applies_and_no_daily_image_is_used(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    await answer(stack, "limits", cooldown=3600, daily=1)
+    await suggestions_of(await describe(stack))
+    assert "again in" in await private_answer(stack, await describe(stack))
+    assert "again in" in await private_answer(stack, await stack.imagine())  # one cooldown for both
+    core = stack.bot.core  # type: ignore[union-attr]
+    usage = await core.repository.usage(stack.guild.id, stack.guild.member("member").id, now=core.clock.now())
+    assert usage.images_today == 0
+    assert stack.api.count("POST", "create") == 1
+
+
+async def test_one_describe_at_a_time_and_only_images(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    stack.api.set_default_scenario(Scenario.manual())
+    first = await describe(stack)
+    prediction = await stack.api.wait_for_prediction()
+    assert "still running" in await private_answer(stack, await describe(stack))
+    stack.api.finish(prediction.id)
+    await suggestions_of(first)
+    notes = Upload("notes.txt", b"hello", "text/plain")
+    assert "not an image" in await private_answer(stack, await describe(stack, image=notes))
+    assert stack.api.count("POST", "create") == 1
+
+
+async def test_the_channel_rules_apply(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    art = stack.guild.add_channel("art")
+    await stack.discord.dispatch_guild_create(stack.guild)
+    await answer(stack, "channels allow", channel=art)
+    assert f"<#{art.id}>" in await private_answer(stack, await describe(stack))
+    assert stack.api.count("POST", "create") == 0
