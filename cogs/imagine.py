@@ -23,6 +23,7 @@ from bot.discord_app.button_actions import ButtonActions
 from bot.discord_app.buttons import PERSISTENT_BUTTONS
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.model_choices import usable_model_choices
+from bot.discord_app.remix import submit_remix_form
 from bot.discord_app.starter import JobStarter
 
 if TYPE_CHECKING:
@@ -71,6 +72,11 @@ class Imagine(commands.Cog):
         for model, result in zip(self.bot.settings.offered_models, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("could not read the input schema of %s: %s", model, result)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A Remix form's submit, answered by its custom id: the form may have been opened before a restart."""
+        await submit_remix_form(interaction, self.button_actions)
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(*PERSISTENT_BUTTONS)

@@ -27,7 +27,7 @@ from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
 from bot.jobs.engine import ResumedJob
 from bot.jobs.journal import NOT_STARTED, Unfinished
-from bot.jobs.model import JobKind, JobRequest, JobState, JobTakenOver, JobView
+from bot.jobs.model import Generation, JobKind, JobRequest, JobState, JobTakenOver, JobView
 from bot.moderation.policy import RequestContext
 from bot.moderation.queue_caps import QueueTicket
 from bot.storage import StorageError
@@ -64,6 +64,7 @@ class JobOrder:
     """A model the bot's owner chose (the upscaler): not looked for on the server's list."""
     reply_to: int | None = None
     """The message the new job's message replies to (U and V jobs reply to their original)."""
+    origin: Generation | None = None  # an upscale's: the generation whose image it upscales (JobRequest.origin)
     check: Callable[[], Awaitable[None]] | None = None
     """The order's own check, raising :class:`~bot.base.errors.Refusal`: run once the queue caps let the job
     through (it may read from the API), before the job's schema is read and anything is charged."""
@@ -213,6 +214,7 @@ class JobStarter:
                 channel_id=interaction.channel_id,
                 kind=order.kind,
             )
+            request = replace(request, origin=order.origin)
             if admission.note is not None:
                 request = replace(request, notes=(admission.note, *request.notes))
             images = request.images_expected
