@@ -22,14 +22,14 @@ from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.button_actions import ButtonActions
 from bot.discord_app.buttons import PERSISTENT_BUTTONS
 from bot.discord_app.members import member_role_ids
+from bot.discord_app.model_choices import usable_model_choices
+from bot.discord_app.remix import submit_remix_form
 from bot.discord_app.starter import JobStarter
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
 
 log = logging.getLogger(__name__)
-
-AUTOCOMPLETE_LIMIT = 25
 
 _OPTIONS = {
     "prompt": "What to draw; may end with flags: --ar 16:9 --seed 42 --no people",
@@ -73,6 +73,11 @@ class Imagine(commands.Cog):
             if isinstance(result, BaseException):
                 log.warning("could not read the input schema of %s: %s", model, result)
 
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A Remix form's submit, answered by its custom id: the form may have been opened before a restart."""
+        await submit_remix_form(interaction, self.button_actions)
+
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(*PERSISTENT_BUTTONS)
         self.bot.button_handler = None
@@ -115,15 +120,9 @@ class Imagine(commands.Cog):
         """The models this member may use here that contain what was typed, at most 25."""
         if interaction.guild_id is None:
             return []
-        typed = current.strip().lower()
-        choices = []
-        for ref in await self.bot.core.policy.usable_models(interaction.guild_id, member_role_ids(interaction)):
-            value = str(ref)
-            if typed in value.lower() and len(value) <= 100:
-                choices.append(app_commands.Choice(name=value, value=value))
-            if len(choices) == AUTOCOMPLETE_LIMIT:
-                break
-        return choices
+        return await usable_model_choices(
+            self.bot.core.policy, interaction.guild_id, member_role_ids(interaction), current
+        )
 
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

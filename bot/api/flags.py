@@ -2,7 +2,9 @@
 
 Pure logic, no Discord: :func:`parse_prompt_flags` reads the flags off the end
 of a prompt, :func:`apply_prompt_flags` folds them into :class:`ImagineOptions`
-(an explicit option wins over a flag) and says what it did in notes.
+(an explicit option wins over a flag) and says what it did in notes;
+:func:`prompt_with_flags` writes options back as the text a member would type
+(Remix fills its form with it) and :func:`remix_options` reads an edited one.
 
 Where the flags start: the *earliest* ``--word`` token from which the rest of
 the prompt reads as flags and their values, and nothing else. ``--ar`` and
@@ -288,3 +290,40 @@ def apply_prompt_flags(options: ImagineOptions) -> tuple[ImagineOptions, tuple[s
     negative = options.negative_prompt if options.negative_prompt is not None else flags.negative_prompt
     applied = replace(options, prompt=flags.prompt, aspect_ratio=aspect_ratio, seed=seed, negative_prompt=negative)
     return applied, tuple(notes)
+
+
+def prompt_with_flags(options: ImagineOptions) -> str:
+    """The prompt as a member would type it: ``options.prompt`` with ``--ar`` and ``--no`` put back as flags.
+
+    The seed is left out (what the text is for, Remix, runs with a new one). :func:`parse_prompt_flags` reads
+    the text back to the same prompt, aspect ratio and negative prompt: a prompt that went through
+    :func:`apply_prompt_flags` has no flags left at its end for these to join.
+    """
+    parts = [options.prompt]
+    if options.aspect_ratio is not None:
+        parts.append(f"--ar {options.aspect_ratio}")
+    if options.negative_prompt:
+        parts.append(f"--no {options.negative_prompt}")
+    return " ".join(parts)
+
+
+def remix_options(options: ImagineOptions, text: str, seed: int) -> ImagineOptions:
+    """``options`` with ``text`` (a prompt with flags, as :func:`prompt_with_flags` wrote it and a member edited it)
+    as their prompt.
+
+    The aspect ratio and the negative prompt come from the text's flags alone (a flag the member deleted is
+    gone); the seed is ``seed`` (new) unless the text names one with ``--seed``; count, image, extra inputs
+    and strength are kept. The flags are applied, and checked, when the job is prepared.
+    """
+    text = text.strip()  # a form's text often ends with the line break typed last
+    try:
+        typed_seed = parse_prompt_flags(text).seed
+    except FlagRejected:
+        typed_seed = None  # refused with the reason when the job is prepared
+    return replace(
+        options,
+        prompt=text,
+        aspect_ratio=None,
+        negative_prompt=None,
+        seed=seed if typed_seed is None else None,
+    )

@@ -21,8 +21,14 @@ COUNT_MAX = 4
 _COUNT_NAMES = ("num_outputs", "num_images", "batch_size")
 # Model input names that carry an image to start from, in order of preference (Cog models name it freely).
 _IMAGE_NAMES = ("image", "input_image", "image_prompt", "init_image", "img", "image_url", "start_image")
-# Inputs that say how far the result may stray from that image; read, never set (the model's default stands).
+# Inputs that say how far the result may stray from that image, in order of preference: set by Vary, else
+# left at the model's default.
 _STRENGTH_NAMES = ("prompt_strength", "image_strength", "strength", "image_prompt_strength")
+# Of those, the ones that count the other way: how closely the result keeps to the image (1: the image itself).
+# Vary sends them 1 - strength, so "Subtle" stays subtle whichever way the model counts.
+_KEEPING_NAMES = frozenset({"image_strength", "image_prompt_strength"})
+STRENGTH_DIGITS = 6
+"""Decimal places a strength is sent with (``1 - 0.35`` goes out as ``0.65``, not ``0.6500000000000001``)."""
 # The name an image goes out under where the API serves no schema (gateways): Replicate's most common one.
 UNCHECKED_IMAGE_NAME = "image"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -49,6 +55,9 @@ class ImagineOptions:
     """The URL of an image to start from (an attachment's CDN URL): the model's image input."""
     negative_prompt: str | None = None
     """What to keep out of the image (the ``--no`` prompt flag), for models whose schema has such an input."""
+    strength: float | None = None
+    """How far the result may stray from ``image``, from 0 (keep it) to 1 (ignore it): ``Vary (Subtle)``/``Vary
+    (Strong)`` set it; sent as the model's strength input (``None``: the model's default)."""
 
     def check(self) -> None:
         """Refuse values outside ``/imagine``'s own ranges, whatever the model."""
@@ -64,6 +73,8 @@ class ImagineOptions:
             raise InputRejected(f"seed must be 0 or more, not {self.seed}.")
         if self.image is not None and not self.image.startswith(("https://", "http://", "data:image/")):
             raise InputRejected("The image to start from must be an uploaded image.")
+        if self.strength is not None and not (math.isfinite(self.strength) and 0 <= self.strength <= 1):
+            raise InputRejected(f"A variation's strength must be from 0 to 1, not {self.strength}.")
 
 
 def media_type(content_type: str | None) -> str:
@@ -147,7 +158,7 @@ class InputSchema:
 
     @property
     def strength_input(self) -> str | None:
-        """The input saying how closely the result follows the image (left at the model's default)."""
+        """The input saying how far the result strays from the image (Vary's strength goes there)."""
         return next((name for name in _STRENGTH_NAMES if self.has(name)), None)
 
     @property
@@ -253,6 +264,16 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
             inputs[name] = options.negative_prompt
         else:
             notes.append(f"This model does not take a negative prompt, so --no {options.negative_prompt} was ignored.")
+    if options.strength is not None:
+        name = schema.strength_input if schema is not None else None
+        if name is not None:
+            inputs[name] = strength_value(name, options.strength)
+        elif schema is None:
+            # No input list to read the strength's name from, and no name common enough to guess: a wrong
+            # one would fail the job, a missing one only leaves the model's default.
+            notes.append("The API shows no input list for this model, so the variation keeps the model's strength.")
+        else:
+            notes.append(f"This model has no strength setting, so the strength {options.strength} was ignored.")
     for key, value in options.extra.items():
         if key == "prompt":
             raise InputRejected("Give the prompt as the prompt itself, not as an extra input.")
@@ -269,6 +290,11 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
     count_key = _count_name(schema)
     expected = inputs.get(count_key, 1) if count_key else 1
     return PlannedInputs(inputs, tuple(notes), expected if isinstance(expected, int) else 1, image_input)
+
+
+def strength_value(name: str, strength: float) -> float:
+    """What ``strength`` (0: keep the image, 1: ignore it) is as the model's input ``name``."""
+    return round(1 - strength if name in _KEEPING_NAMES else strength, STRENGTH_DIGITS)
 
 
 def _count_name(schema: InputSchema | None) -> str | None:

@@ -1,12 +1,14 @@
-"""What the job buttons do when pressed: Cancel, Re-roll, and ``U<n>``/``V<n>`` (Delete acts on its own).
+"""What the job buttons do when pressed: Cancel, Re-roll, Remix, ``U<n>``/``V<n>`` and Vary (Delete acts on
+its own), and what a submitted Remix form does.
 
-:class:`ButtonActions` is the bot's :class:`~bot.discord_app.buttons.ButtonHandler`; every new job a
-press asks for goes through the :class:`~bot.discord_app.starter.JobStarter` under the same rules as
-``/imagine``.
+:class:`ButtonActions` is the bot's :class:`~bot.discord_app.buttons.ButtonHandler` and the Remix form's
+:class:`~bot.discord_app.remix.RemixFormHandler`; every new job a press or a form asks for goes through the
+:class:`~bot.discord_app.starter.JobStarter` under the same rules as ``/imagine``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -15,14 +17,18 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.api.flags import prompt_with_flags, remix_options
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.base.errors import ImagineError, Refusal
 from bot.discord_app.answers import refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.members import may_moderate
+from bot.discord_app.remix import open_remix_form
 from bot.discord_app.starter import JobOrder, JobStarter
-from bot.jobs.model import JobKind, JobRequest
+from bot.discord_app.variations import Variation
+from bot.jobs.model import Generation, JobKind, JobRequest
+from bot.storage import StorageError
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -30,11 +36,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _REROLL_SEED_RANGE = 2**32  # seeds every model accepts
+_PREFERENCES_WAIT = 1.0  # seconds a press waits for the member's Remix setting: the answer is due within 3 s
 _FORGOTTEN = "This image's settings are no longer known to the bot; run /imagine again."
+_NO_ORIGIN = (
+    "This upscale was made before the bot remembered the image it came from; "
+    "use the buttons under the original image instead."
+)
+_NO_MESSAGE = "The message with this image is gone, so nothing was started."
+_NO_PREFERENCES = "Your Remix setting could not be read just now, so nothing was started; press the button again."
+
+
+def _new_seed() -> int:
+    return secrets.randbelow(_REROLL_SEED_RANGE)
 
 
 class ButtonActions:
-    """The presses of a job's buttons, over the bot's core services and the job starter."""
+    """The presses of a job's buttons and the submits of Remix forms, over the bot's core and the job starter."""
 
     def __init__(self, bot: ImagineBot, starter: JobStarter) -> None:
         self.bot = bot
@@ -45,6 +62,14 @@ class ButtonActions:
         core = self.bot.core
         job = core.engine.job(job_id)
         return job.view.request if job is not None else await core.journal.request_of(job_id)
+
+    async def _generation_of(self, interaction: discord.Interaction, job_id: str) -> Generation | None:
+        """The generation a job's images stand for (an upscale's origin); refused, ``None``, when not known."""
+        request = await self._request_of(job_id)
+        generation = request.generation if request is not None else None
+        if generation is None:
+            await refuse(interaction, _FORGOTTEN if request is None else _NO_ORIGIN)
+        return generation
 
     async def cancel_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
         """The Cancel button."""
@@ -64,47 +89,115 @@ class ButtonActions:
         if request is None:
             await refuse(interaction, _FORGOTTEN)
             return
-        options = replace(request.options, seed=secrets.randbelow(_REROLL_SEED_RANGE))
+        options = replace(request.options, seed=_new_seed())
         await self.starter.start_order(interaction, JobOrder(str(request.model), options, request.kind))
 
-    async def image_pressed(self, interaction: discord.Interaction, job_id: str, number: int, kind: JobKind) -> None:
-        """``U<n>``/``V<n>``: a new job on image ``number`` of the clicked message, replying to it.
+    async def remix_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
+        """The Remix button: the form with the prompt and its flags; its submit is :meth:`remix_submitted`."""
+        generation = await self._generation_of(interaction, job_id)
+        if generation is not None:
+            await open_remix_form(interaction, job_id, None, prompt_with_flags(generation.options))
 
-        The image is read from the clicked message as Discord sends it with the click (its
-        attachment URLs are fresh then, wherever the bot runs and whatever it remembers).
-        """
-        upscale = self.bot.settings.upscale_model
-        if kind is JobKind.UPSCALE and upscale is None:
-            await refuse(interaction, "Upscaling is not set up on this bot.")
+    async def vary_pressed(self, interaction: discord.Interaction, job_id: str, variation: Variation) -> None:
+        """``V<n>``, ``Vary (Subtle)``, ``Vary (Strong)``: a variation as a new job replying to the message; with the
+        member's Remix setting on, the Remix form first."""
+        generation = await self._generation_of(interaction, job_id)
+        if generation is None:
+            return
+        try:
+            preferences = self.bot.core.repository.preferences(interaction.user.id)
+            remix = (await asyncio.wait_for(preferences, _PREFERENCES_WAIT)).remix
+        except (StorageError, TimeoutError) as exc:
+            log.warning("could not read member %s's preferences: %s", interaction.user.id, exc)
+            await refuse(interaction, _NO_PREFERENCES)
+            return
+        if remix:
+            await open_remix_form(interaction, job_id, variation, prompt_with_flags(generation.options))
             return
         # Acknowledged at once (the message stays as it is): the new job's message is a reply, posted below.
+        await interaction.response.defer()
+        await self._vary(interaction, generation, variation, replace(generation.options, seed=_new_seed()))
+
+    async def remix_submitted(
+        self, interaction: discord.Interaction, job_id: str, variation: Variation | None, text: str
+    ) -> None:
+        """A Remix form's submit: the edited prompt with the original's model and options (a new seed unless the
+        text names one), or, for a form a variation opened, that variation with the edited prompt."""
+        await interaction.response.defer()
+        generation = await self._generation_of(interaction, job_id)
+        if generation is None:
+            return
+        options = remix_options(generation.options, text, _new_seed())
+        if variation is not None:
+            await self._vary(interaction, generation, variation, options)
+            return
+        if interaction.message is None:
+            await refuse(interaction, _NO_MESSAGE)
+            return
+        order = JobOrder(str(generation.model), options, generation.kind, reply_to=interaction.message.id)
+        await self.starter.start_order(interaction, order)
+
+    async def _vary(
+        self, interaction: discord.Interaction, generation: Generation, variation: Variation, options: ImagineOptions
+    ) -> None:
+        """A variation job: ``generation``'s model with ``options`` (seeded), one image, the pressed image as its
+        image input and Vary's strength where one was pressed."""
+        image = await self._image_of(interaction, variation.number)
+        if image is None:
+            return
+        strength = variation.strength.value_in(self.bot.settings) if variation.strength else options.strength
+        options = replace(options, count=1, image=image.url, strength=strength)
+        assert interaction.message is not None  # _image_of found the image on it
+        order = JobOrder(str(generation.model), options, JobKind.VARY, reply_to=interaction.message.id)
+        await self.starter.start_order(interaction, order)
+
+    async def image_pressed(self, interaction: discord.Interaction, job_id: str, number: int, kind: JobKind) -> None:
+        """``U<n>``/``V<n>``: a new job on image ``number`` of the clicked message, replying to it."""
+        if kind is JobKind.VARY:
+            await self.vary_pressed(interaction, job_id, Variation(number))
+            return
+        upscale = self.bot.settings.upscale_model
+        if upscale is None:
+            await refuse(interaction, "Upscaling is not set up on this bot.")
+            return
         await interaction.response.defer()
         request = await self._request_of(job_id)
         if request is None:
             await refuse(interaction, _FORGOTTEN)
             return
+        image = await self._image_of(interaction, number)
+        if image is None:
+            return
+        assert interaction.message is not None  # _image_of found the image on it
+        order = JobOrder(
+            None,
+            ImagineOptions(prompt=request.prompt, image=image.url),
+            kind,
+            owner_model=upscale,
+            reply_to=interaction.message.id,
+            check=self._upscaler_check(upscale),
+            origin=request.generation,  # what Remix and Vary on the upscaled image run
+        )
+        await self.starter.start_order(interaction, order)
+
+    async def _image_of(self, interaction: discord.Interaction, number: int) -> discord.Attachment | None:
+        """Image ``number`` of the clicked message, checked as a model's image input; refused, ``None``, if not.
+
+        Read from the message as Discord sends it with the click (its attachment URLs are fresh then,
+        wherever the bot runs and whatever it remembers).
+        """
         message = interaction.message
         attachments = message.attachments if message is not None else []
-        if message is None or not 1 <= number <= len(attachments):
+        if not 1 <= number <= len(attachments):
             await refuse(interaction, f"Image {number} is no longer on this message.")
-            return
+            return None
         image = attachments[number - 1]
         try:
             await check_image_attachment(self.bot.core.downloader, image, f"Image {number}", f"image {number}")
         except ImagineError as exc:
             await refuse(interaction, f"❌ {exc}")
-            return
-        if kind is JobKind.VARY:
-            # The original's model, prompt and options, one image, a new seed.
-            options = replace(request.options, count=1, seed=secrets.randbelow(_REROLL_SEED_RANGE), image=image.url)
-            order = JobOrder(str(request.model), options, kind, reply_to=message.id)
-        else:
-            assert upscale is not None
-            options = ImagineOptions(prompt=request.prompt, image=image.url)
-            order = JobOrder(
-                None, options, kind, owner_model=upscale, reply_to=message.id, check=self._upscaler_check(upscale)
-            )
-        await self.starter.start_order(interaction, order)
+            return None
+        return image
 
     def _upscaler_check(self, upscale: ModelRef) -> Callable[[], Awaitable[None]]:
         """Refuses an upscale when ``upscale``'s schema has no image input (none served: let it try).

@@ -20,11 +20,13 @@ import discord
 
 from bot.discord_app.answers import refuse
 from bot.discord_app.members import may_moderate
+from bot.discord_app.variations import Variation, VaryStrength
 from bot.jobs.model import JobKind, JobState, JobView
 
 log = logging.getLogger(__name__)
 
 _BUTTONS_PER_ROW = 5  # Discord's limit: images past the fifth get no U/V button
+_UPSCALE_ROW, _VARY_ROW, _VARY_STRENGTH_ROW = 1, 2, 3  # row 0: Re-roll, Remix, Delete (Cancel while running)
 
 
 class ButtonHandler(Protocol):
@@ -37,6 +39,10 @@ class ButtonHandler(Protocol):
     async def image_pressed(
         self, interaction: discord.Interaction, job_id: str, number: int, kind: JobKind
     ) -> None: ...
+
+    async def remix_pressed(self, interaction: discord.Interaction, job_id: str) -> None: ...
+
+    async def vary_pressed(self, interaction: discord.Interaction, job_id: str, variation: Variation) -> None: ...
 
 
 class HandsOutPresses(Protocol):
@@ -53,7 +59,7 @@ def _handler(interaction: discord.Interaction) -> ButtonHandler:
 
 
 @contextlib.asynccontextmanager
-async def _answering(interaction: discord.Interaction) -> AsyncIterator[None]:
+async def answering(interaction: discord.Interaction) -> AsyncIterator[None]:
     """Buttons bypass the command error handler: make every failure answer, never "This interaction failed"."""
     try:
         yield
@@ -92,7 +98,7 @@ class JobButton(
         return cls(match["action"], match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        async with _answering(interaction):
+        async with answering(interaction):
             handler = _handler(interaction)
             pressed = handler.cancel_pressed if self.action == "cancel" else handler.reroll_pressed
             await pressed(interaction, self.job_id)
@@ -122,7 +128,7 @@ class DeleteButton(
         return cls(match["job"], int(match["owner"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        async with _answering(interaction):
+        async with answering(interaction):
             await self._delete(interaction)
 
     async def _delete(self, interaction: discord.Interaction) -> None:
@@ -151,7 +157,7 @@ class ImageButton(
     """
 
     def __init__(self, kind: JobKind, job_id: str, number: int) -> None:
-        letter, row = ("U", 1) if kind is JobKind.UPSCALE else ("V", 2)
+        letter, row = ("U", _UPSCALE_ROW) if kind is JobKind.UPSCALE else ("V", _VARY_ROW)
         super().__init__(
             discord.ui.Button(
                 label=f"{letter}{number}",
@@ -169,34 +175,99 @@ class ImageButton(
         return cls(JobKind(match["kind"]), match["job"], int(match["n"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        async with _answering(interaction):
+        async with answering(interaction):
             await _handler(interaction).image_pressed(interaction, self.job_id, self.number, self.kind)
 
 
+class RemixButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:remix:(?P<job>[0-9a-f]{1,32})"):
+    """``Remix``: a form with the prompt (flags included) to edit, then a new job with the original's model and
+    options, replying to this message."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Remix", emoji="🖌️", style=discord.ButtonStyle.primary, custom_id=f"imagine:remix:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RemixButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async with answering(interaction):
+            await _handler(interaction).remix_pressed(interaction, self.job_id)
+
+
+class VaryButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"imagine:vary-(?P<strength>subtle|strong):(?P<job>[0-9a-f]{1,32})",
+):
+    """``Vary (Subtle)``/``Vary (Strong)``: a variation of a single-image result's image with a low or a high
+    strength (``IMAGINE_VARY_SUBTLE``/``IMAGINE_VARY_STRONG``), as a new job replying to this message."""
+
+    def __init__(self, strength: VaryStrength, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=strength.label,
+                emoji="🪄",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"imagine:vary-{strength}:{job_id}",
+                row=_VARY_STRENGTH_ROW,
+            )
+        )
+        self.strength, self.job_id = strength, job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> VaryButton:
+        return cls(VaryStrength(match["strength"]), match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async with answering(interaction):
+            await _handler(interaction).vary_pressed(interaction, self.job_id, Variation(1, self.strength))
+
+
 #: Every button class, for ``add_dynamic_items`` / ``remove_dynamic_items``.
-PERSISTENT_BUTTONS = (JobButton, DeleteButton, ImageButton)
+PERSISTENT_BUTTONS = (JobButton, DeleteButton, ImageButton, RemixButton, VaryButton)
 
 
 def job_components(view: JobView, *, upscale: bool = False) -> discord.ui.View:
-    """The buttons under a job's message: Cancel while it runs; Re-roll, Delete, U1…Un and V1…Vn after.
+    """The buttons under a job's message: Cancel while it runs; after, Re-roll, Remix and Delete, then U1…Un,
+    V1…Vn and, on a single image, Vary (Subtle) and Vary (Strong), a row each.
 
-    ``upscale``: an upscale model is set (``IMAGINE_UPSCALE_MODEL``). V buttons need a model whose
-    schema takes an image. An upscale's result is an end point: it gets Delete only.
+    ``upscale``: an upscale model is set (``IMAGINE_UPSCALE_MODEL``). V and Vary need a generation whose model's
+    schema takes an image. An upscale's result stands for the generation it came from (its origin): it gets
+    Remix and Vary on that generation's model and options, and no Re-roll, U or V (it is no generation itself).
     """
     components = discord.ui.View(timeout=None)
     request = view.request
     if not view.terminal:
         components.add_item(JobButton("cancel", view.job_id))
         return components
-    if request.kind is not JobKind.UPSCALE:
+    succeeded = view.state is JobState.SUCCEEDED
+    upscaled = request.kind is JobKind.UPSCALE
+    generation = request.generation
+    if not upscaled:
         components.add_item(JobButton("reroll", view.job_id))
+    if generation is not None and (succeeded or not upscaled):
+        # Also after a failure: editing the prompt is how a member answers the API's refusal of it.
+        components.add_item(RemixButton(view.job_id))
     if request.requester_id is not None:
         components.add_item(DeleteButton(view.job_id, request.requester_id))
-    if view.state is not JobState.SUCCEEDED or request.kind is JobKind.UPSCALE:
+    if not succeeded or generation is None:
         return components
-    numbers = range(1, min(len(view.images), _BUTTONS_PER_ROW) + 1)
-    for kind, shown in ((JobKind.UPSCALE, upscale), (JobKind.VARY, request.image_input is not None)):
-        if shown:
-            for number in numbers:
-                components.add_item(ImageButton(kind, view.job_id, number))
+    if not upscaled:
+        numbers = range(1, min(len(view.images), _BUTTONS_PER_ROW) + 1)
+        for kind, shown in ((JobKind.UPSCALE, upscale), (JobKind.VARY, generation.image_input is not None)):
+            if shown:
+                for number in numbers:
+                    components.add_item(ImageButton(kind, view.job_id, number))
+    if len(view.images) == 1 and generation.image_input is not None:
+        for strength in VaryStrength:
+            components.add_item(VaryButton(strength, view.job_id))
     return components

@@ -23,7 +23,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.admin", "cogs.history", "cogs.describe")
+EXTENSIONS = ("cogs.imagine", "cogs.admin", "cogs.history", "cogs.describe", "cogs.preferences")
 
 
 def rest_base(url: str) -> str:

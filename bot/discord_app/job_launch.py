@@ -23,7 +23,7 @@ from bot.base.errors import ImagineError
 from bot.discord_app.buttons import job_components
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
-from bot.jobs.model import JobKind, JobRequest, JobState, JobView
+from bot.jobs.model import Generation, JobKind, JobRequest, JobState, JobView
 from bot.jobs.preparation import PreferredOptions
 from bot.moderation.policy import Admission, RequestContext
 
@@ -59,6 +59,7 @@ class JobOrder:
     """A model the bot's owner chose (the upscaler): not looked for on the server's list."""
     reply_to: int | None = None
     """The message the new job's message replies to (U and V jobs reply to their original)."""
+    origin: Generation | None = None  # an upscale's: the generation whose image it upscales (JobRequest.origin)
     check: Callable[[], Awaitable[None]] | None = None
     """The order's own check, raising :class:`~bot.base.errors.Refusal`: run once the queue caps let the job
     through (it may read from the API), before the job's schema is read and anything is charged."""
@@ -125,6 +126,7 @@ class JobLaunch:
             kind=order.kind,
             preferred=plan.preferred,
         )
+        request = replace(request, origin=order.origin)
         if admission.note is not None:
             request = replace(request, notes=(admission.note, *request.notes))
         return request

@@ -13,13 +13,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from bot.api.inputs import ImagineOptions
-from bot.api.modelref import ModelRef
 from bot.base.clock import Clock
-from bot.jobs.model import JobKind, JobRequest, JobState, JobTakenOver, JobView
+from bot.jobs.model import JobRequest, JobState, JobTakenOver, JobView
+from bot.jobs.serialization import request_from_json, request_to_json
 from bot.storage import DatabaseUnavailable, JobRecord, Repository
 
 log = logging.getLogger(__name__)
@@ -35,63 +34,6 @@ given back): set-up takes seconds, so older ones were given up, or their charge'
 
 NOT_STARTED = "never started: its set-up did not finish"
 """The error a job given up during its set-up, or cut there by a crash, ends with (the member's history)."""
-
-
-def request_to_json(request: JobRequest) -> dict[str, Any]:
-    """Everything needed to run ``request`` again, as JSON-able data."""
-    options = request.options
-    return {
-        "model": str(request.model),
-        "options": {
-            "prompt": options.prompt,
-            "aspect_ratio": options.aspect_ratio,
-            "count": options.count,
-            "seed": options.seed,
-            "extra": dict(options.extra),
-            "image": options.image,
-            "negative_prompt": options.negative_prompt,
-        },
-        "inputs": dict(request.inputs),
-        "notes": list(request.notes),
-        "images_expected": request.images_expected,
-        "requester_id": request.requester_id,
-        "guild_id": request.guild_id,
-        "channel_id": request.channel_id,
-        "charged_images": request.charged_images,
-        "charged_day": request.charged_day.isoformat() if request.charged_day else None,
-        "reserved_cost": request.reserved_cost,
-        "kind": str(request.kind),
-        "image_input": request.image_input,
-    }
-
-
-def request_from_json(data: Mapping[str, Any]) -> JobRequest:
-    """The inverse of :func:`request_to_json`."""
-    options = data["options"]
-    day = data.get("charged_day")
-    return JobRequest(
-        model=ModelRef.parse(data["model"]),
-        options=ImagineOptions(
-            prompt=options["prompt"],
-            aspect_ratio=options.get("aspect_ratio"),
-            count=options.get("count"),
-            seed=options.get("seed"),
-            extra=options.get("extra") or {},
-            image=options.get("image"),
-            negative_prompt=options.get("negative_prompt"),
-        ),
-        inputs=data.get("inputs") or {},
-        notes=tuple(data.get("notes") or ()),
-        images_expected=int(data.get("images_expected") or 1),
-        requester_id=data.get("requester_id"),
-        guild_id=data.get("guild_id"),
-        channel_id=data.get("channel_id"),
-        charged_images=int(data.get("charged_images") or 0),
-        charged_day=date.fromisoformat(day) if day else None,
-        reserved_cost=int(data.get("reserved_cost") or 0),
-        kind=JobKind(data.get("kind") or JobKind.IMAGINE),
-        image_input=data.get("image_input"),
-    )
 
 
 def _where_shown(target: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,18 @@ class JobKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Generation:
+    """The model and options a generation ran with: what Re-roll, Remix and the variations of its images start from."""
+
+    model: ModelRef
+    options: ImagineOptions
+    kind: JobKind = JobKind.IMAGINE
+    """A generation from a prompt, or a variation of an image."""
+    image_input: str | None = None
+    """The model's image input, where its schema shows one: its images can be varied."""
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """Everything needed to run one generation, already checked against the model."""
 
@@ -69,11 +81,21 @@ class JobRequest:
     kind: JobKind = JobKind.IMAGINE
     image_input: str | None = None
     """The model's image input, where its schema shows one: its results can be varied (V buttons)."""
+    origin: Generation | None = None
+    """For an upscale, the generation whose image it upscaled (the upscaler is no generator): what Remix and
+    Vary on the upscaled image run. ``None`` elsewhere, and for upscales journaled before origins were."""
 
     @property
     def prompt(self) -> str:
         """The member's prompt."""
         return self.options.prompt
+
+    @property
+    def generation(self) -> Generation | None:
+        """The generation this job's images stand for: its own, or an upscale's origin (``None``: not known)."""
+        if self.kind is JobKind.UPSCALE:
+            return self.origin
+        return Generation(self.model, self.options, self.kind, self.image_input)
 
 
 @dataclass(frozen=True)

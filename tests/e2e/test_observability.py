@@ -69,11 +69,10 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
             LOG_FORMAT="json",
             IMAGINE_HTTP_LISTEN=f"127.0.0.1:{port}",
         )
-        process = await start_python_m_bot(env=env, cwd=tmp_path)
-        assert process.stdout is not None and process.stderr is not None
-        # Read as it comes: DEBUG logs with the reconnects' tracebacks fill a pipe's buffer, and a bot
-        # writing to a full pipe blocks its event loop (then /healthz never answers).
-        output = asyncio.gather(process.stdout.read(), process.stderr.read())
+        # Its output goes to files, read at the end: a pipe nobody reads while it runs (64 KiB) fills with DEBUG
+        # lines and the failed reconnects' tracebacks, and the bot then blocks on a log write, /healthz with it.
+        with (tmp_path / "stdout").open("wb") as out, (tmp_path / "stderr").open("wb") as err:
+            process = await start_python_m_bot(env=env, cwd=tmp_path, stdout=out, stderr=err)
         try:
             async with aiohttp.ClientSession() as session:
                 await fake_discord.wait_until_identified(timeout=30)
@@ -117,7 +116,7 @@ async def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
         finally:
             process.send_signal(signal.SIGINT)
             await asyncio.wait_for(process.wait(), 30)
-            stdout, stderr = await asyncio.wait_for(output, 30)
+    stdout, stderr = (tmp_path / "stdout").read_bytes(), (tmp_path / "stderr").read_bytes()
     assert process.returncode == 0, stderr.decode()[-2000:]
     lines = [line for line in (stdout + stderr).decode().splitlines()]
     assert lines

@@ -135,7 +135,9 @@ async def test_python_m_bot_sync_works_for_a_sharded_bot_without_connecting_a_sh
         # "synced N commands guild ID: /a, /b, …": N counts the names listed, whatever commands there are.
         head, _, names = in_guild.out.splitlines()[0].partition(": ")
         assert head == f"synced {len(names.split(', '))} commands guild {guild.id}", in_guild.out
-        assert {"/imagine-history", "/imagine-info", "/describe"} <= set(names.split(", ")), in_guild.out
+        assert {"/imagine-history", "/imagine-info", "/describe", "/imagine-settings"} <= set(names.split(", ")), (
+            in_guild.out
+        )
         globally = await cli("sync", env=env, cwd=tmp_path)
         assert globally.code == 0, globally.err
         assert {c["name"] for c in fake.guild_commands[guild.id]} == {c["name"] for c in fake.global_commands}

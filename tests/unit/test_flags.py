@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.api.flags import SEED_MAX, FlagRejected, PromptFlags, apply_prompt_flags, parse_prompt_flags
+from bot.api.flags import (
+    SEED_MAX,
+    FlagRejected,
+    PromptFlags,
+    apply_prompt_flags,
+    parse_prompt_flags,
+    prompt_with_flags,
+    remix_options,
+)
 from bot.api.inputs import ASPECT_RATIOS, ImagineOptions, InputSchema, plan_inputs
 from bot.api.modelref import ModelRef
 from bot.base.errors import InputRejected
-from bot.jobs.journal import request_from_json, request_to_json
 from bot.jobs.model import JobRequest
+from bot.jobs.serialization import request_from_json, request_to_json
 from tests.unit.test_inputs import flux_schnell_document
 
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None)
@@ -223,3 +232,79 @@ def test_the_negative_prompt_survives_the_journal() -> None:
         ModelRef.parse("a/b"), ImagineOptions("a castle", negative_prompt="fog"), {"prompt": "a castle"}
     )
     assert request_from_json(request_to_json(request)).options.negative_prompt == "fog"
+
+
+# ---------------------------------------------------------------------------- written back (Remix)
+
+
+@pytest.mark.parametrize(
+    ("options", "text"),
+    [
+        (ImagineOptions("a castle"), "a castle"),
+        (ImagineOptions("a castle", aspect_ratio="16:9", seed=42), "a castle --ar 16:9"),  # the seed: a new one
+        (ImagineOptions("a castle", negative_prompt="people, cars"), "a castle --no people, cars"),
+        (ImagineOptions("a castle", aspect_ratio="2:3", negative_prompt="fog"), "a castle --ar 2:3 --no fog"),
+        (
+            ImagineOptions("a sign saying --ar 16:9 in neon", aspect_ratio="1:1"),
+            "a sign saying --ar 16:9 in neon --ar 1:1",
+        ),
+    ],
+)
+def test_options_are_written_back_as_the_prompt_a_member_types(options: ImagineOptions, text: str) -> None:
+    assert prompt_with_flags(options) == text
+    flags = parse_prompt_flags(text)
+    assert (flags.prompt, flags.aspect_ratio, flags.negative_prompt) == (
+        options.prompt,
+        options.aspect_ratio,
+        options.negative_prompt,
+    )
+
+
+REMIX_WORDS = ["a", "fox", "--ar", "7:5", "--no", "x", "y", "--seed", "3", "--v", "—no"]
+
+
+@PROPERTY
+@given(
+    typed=st.text(max_size=60) | st.lists(st.sampled_from(REMIX_WORDS), max_size=12).map(" ".join),
+    ratio=st.none() | st.sampled_from(ASPECT_RATIOS),
+    negative=st.none() | st.lists(WORD.filter(lambda w: not FLAG_TOKEN.match(w)), min_size=1, max_size=4).map(" ".join),
+)
+def test_options_written_back_read_the_same(typed: str, ratio: str | None, negative: str | None) -> None:
+    """Whatever a member typed (with an explicit aspect ratio or none), the options the job ran with, written back
+    and read again, are the same: the prompt (less trailing spaces once flags follow it), ratio, negative prompt."""
+    try:
+        ran, _ = apply_prompt_flags(ImagineOptions(typed, aspect_ratio=ratio))
+    except FlagRejected:
+        return
+    if not ran.prompt.strip():
+        return  # refused as empty before anything runs
+    if ran.negative_prompt is None:
+        ran = replace(ran, negative_prompt=negative)
+    again, _ = apply_prompt_flags(ImagineOptions(prompt_with_flags(ran)))
+    flagged = ran.aspect_ratio is not None or ran.negative_prompt is not None
+    assert again.prompt == (ran.prompt.rstrip() if flagged else ran.prompt)
+    assert (again.aspect_ratio, again.negative_prompt, again.seed) == (ran.aspect_ratio, ran.negative_prompt, None)
+
+
+def test_a_remix_takes_its_flags_from_the_edited_text_alone() -> None:
+    original = ImagineOptions(
+        "a castle", aspect_ratio="16:9", count=3, seed=7, negative_prompt="fog", extra={"guidance": 2}, strength=0.35
+    )
+    remixed = remix_options(original, "a castle at night --no rain\n", seed=99)
+    assert remixed == ImagineOptions(
+        "a castle at night --no rain", count=3, seed=99, extra={"guidance": 2}, strength=0.35
+    )
+    applied, notes = apply_prompt_flags(remixed)
+    assert (applied.prompt, applied.aspect_ratio, applied.negative_prompt, notes) == (
+        "a castle at night",
+        None,
+        "rain",
+        (),
+    )
+
+
+def test_a_seed_typed_in_a_remix_wins_over_the_new_one() -> None:
+    remixed = remix_options(ImagineOptions("a castle", seed=7), "a castle --seed 5", seed=99)
+    assert remixed.seed is None and apply_prompt_flags(remixed) == (ImagineOptions("a castle", seed=5), ())
+    # A malformed flag is left for the job's preparation to refuse, with the reason.
+    assert remix_options(ImagineOptions("a castle"), "a castle --seed x", seed=99).seed == 99

@@ -6,8 +6,8 @@ from datetime import date
 
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
-from bot.jobs.journal import request_from_json, request_to_json
-from bot.jobs.model import JobKind, JobRequest
+from bot.jobs.model import Generation, JobKind, JobRequest
+from bot.jobs.serialization import request_from_json, request_to_json
 
 
 def test_requests_round_trip_through_the_journal() -> None:
@@ -34,3 +34,30 @@ def test_requests_journaled_before_images_existed_still_read() -> None:
     del old["options"]["image"]
     request = request_from_json(old)
     assert request.kind is JobKind.IMAGINE and request.image_input is None and request.options.image is None
+
+
+def test_an_upscales_origin_and_a_variations_strength_round_trip() -> None:
+    origin = Generation(
+        ModelRef.parse("acme/img2img"),
+        ImagineOptions("a fox", aspect_ratio="16:9", count=2, negative_prompt="fog", strength=0.35),
+        JobKind.VARY,
+        "input_image",
+    )
+    request = JobRequest(
+        model=ModelRef.parse("acme/upscaler"),
+        options=ImagineOptions("a fox", image="https://cdn.example/a.png"),
+        inputs={"image": "https://cdn.example/a.png"},
+        kind=JobKind.UPSCALE,
+        origin=origin,
+    )
+    read = request_from_json(request_to_json(request))
+    assert read == request and read.generation == origin
+
+
+def test_requests_journaled_before_origins_and_strengths_existed_still_read() -> None:
+    old = request_to_json(JobRequest(ModelRef.parse("a/b"), ImagineOptions("x"), {"image": "u"}, kind=JobKind.UPSCALE))
+    del old["origin"]
+    del old["options"]["strength"]
+    request = request_from_json(old)
+    assert request.origin is None and request.options.strength is None
+    assert request.generation is None  # an upscale that does not know where it came from: no Remix, no Vary

@@ -1,6 +1,6 @@
 """The SQL both backends share: one query layer over a small dialect interface.
 
-Each part (``settings.py``, ``usage.py``, ``journal.py``, ``cluster.py``) is
+Each part (``settings.py``, ``usage.py``, ``journal.py``, ``cluster.py``, ``preferences.py``) is
 written once against :class:`~bot.storage.shared.base.SqlBase`'s hooks and an
 :class:`~bot.storage.shared.dialect.Executor`; :mod:`bot.storage.sqlite` and
 :mod:`bot.storage.postgres` supply the connections, the locking and the words

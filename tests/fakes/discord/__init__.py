@@ -56,6 +56,7 @@ Typical use::
 Modules (lowest first; each owns one responsibility, :class:`FakeDiscord` in ``fake`` puts the parts together):
 
 * ``protocol``: limits, permission/flag/intent bits, interaction and callback types, :class:`Routes`, snowflakes.
+* ``components``: the rules for action rows, buttons, modals and text inputs, and what a submitted modal sends.
 * ``errors``: :class:`DiscordError`, the named errors, and the payload checks that answer 400/50035.
 * ``guild``: users, roles, channels, members and guilds, and the permission computation.
 * ``messages``: uploads, attachments, message versions and stored messages.

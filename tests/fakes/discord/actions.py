@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
+from tests.fakes.discord.components import modal_text_inputs, typed_value
 from tests.fakes.discord.guild import FakeChannel, FakeMember
 from tests.fakes.discord.interactions import _Context, _Overrides
 from tests.fakes.discord.messages import _walk_components
@@ -147,37 +148,32 @@ class ActionsMixin:
         locale: str = "en-US",
         ack_deadline: float | None = None,
     ) -> InteractionHandle:
-        """Submit the modal the bot opened in answer to ``source`` (type 5), with text ``values`` by custom id."""
+        """Submit the modal the bot opened in answer to ``source`` (type 5), as Discord's client does.
+
+        ``values`` maps text inputs' custom ids to what the member typed; every other text input goes
+        with its prefilled value. The interaction carries the message of ``source`` (a modal opened by a
+        button has it), and may come from another process than the one that opened the modal.
+
+        Raises:
+            LookupError: ``source`` opened no modal, or the modal has no such input.
+            ValueError: the client would not submit it (a required input empty, a text too short or too long).
+        """
         modal = source.modal
         if modal is None:
             raise LookupError(f"interaction {source.id} did not open a modal")
-        inputs = {c["custom_id"] for c in _walk_components(modal.get("components") or []) if c.get("type") == 4}
-        unknown = set(values) - inputs
+        inputs = list(modal_text_inputs(modal))
+        unknown = set(values) - {text_input.get("custom_id") for _, text_input in inputs}
         if unknown:
-            raise LookupError(f"modal {modal.get('custom_id')!r} has no inputs {sorted(unknown)}; has {sorted(inputs)}")
+            known = sorted(str(text_input.get("custom_id")) for _, text_input in inputs)
+            raise LookupError(f"modal {modal.get('custom_id')!r} has no inputs {sorted(unknown)}; has {known}")
         submitted: list[JSON] = []
-        for top in modal.get("components") or []:
-            if top.get("type") == 18 and isinstance(top.get("component"), dict):
-                inner = top["component"]
-                if inner.get("custom_id") in values:
-                    submitted.append(
-                        {
-                            "type": 18,
-                            "component": {
-                                "type": 4,
-                                "custom_id": inner["custom_id"],
-                                "value": values[inner["custom_id"]],
-                            },
-                        }
-                    )
+        for top, text_input in inputs:
+            custom_id = text_input["custom_id"]
+            value: JSON = {"type": 4, "custom_id": custom_id, "value": typed_value(text_input, values.get(custom_id))}
+            if top.get("type") == 1:
+                submitted.append({"type": 1, "components": [value]})
             else:
-                row = [
-                    {"type": 4, "custom_id": c["custom_id"], "value": values[c["custom_id"]]}
-                    for c in top.get("components") or []
-                    if c.get("custom_id") in values
-                ]
-                if row:
-                    submitted.append({"type": 1, "components": row})
+                submitted.append({"type": 18, "component": value})
         ctx = _Context(guild=source.guild, channel=source.channel, user=source.user, member=source.member)
         data: JSON = {"custom_id": modal.get("custom_id"), "components": submitted}
         return await self._push(

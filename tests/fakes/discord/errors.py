@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes.discord.components import message_component_problems, modal_problems
 from tests.fakes.discord.protocol import (
     _OPTION_GROUP,
     _OPTION_SUBCOMMAND,
@@ -117,8 +118,10 @@ def _validate_message(version: MessageVersion, *, allow_empty: bool, creating: b
         problems.append(("embeds", "MAX_EMBED_SIZE_EXCEEDED", f"Embed size exceeds maximum size of {MAX_EMBED_TOTAL}"))
     if len(version.attachments) > MAX_ATTACHMENTS:
         problems.append(("attachments", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ATTACHMENTS} or fewer in length."))
-    if not version.flags & MessageFlag.IS_COMPONENTS_V2 and len(version.components) > MAX_ACTION_ROWS:
-        problems.append(("components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ACTION_ROWS} or fewer in length."))
+    if not version.flags & MessageFlag.IS_COMPONENTS_V2:
+        if len(version.components) > MAX_ACTION_ROWS:
+            problems.append(("components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ACTION_ROWS} or fewer in length."))
+        problems += message_component_problems(list(version.components))
     if problems:
         raise _form_error(problems)
     empty = not (version.content or version.embeds or version.attachments or version.components)
@@ -158,13 +161,8 @@ def _validate_choices(choices: Any) -> None:
 
 
 def _validate_modal(data: JSON) -> None:
-    problems: list[tuple[str, str, str]] = []
-    if not data.get("custom_id"):
-        problems.append(("data.custom_id", "BASE_TYPE_REQUIRED", "This field is required"))
-    if not 1 <= len(str(data.get("title") or "")) <= 45:
-        problems.append(("data.title", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length."))
-    if not 1 <= len(data.get("components") or []) <= 5:
-        problems.append(("data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."))
+    """A modal callback's data, as :func:`~tests.fakes.discord.components.modal_problems` checks it."""
+    problems = modal_problems(data)
     if problems:
         raise _form_error(problems)
 

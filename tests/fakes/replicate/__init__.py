@@ -62,8 +62,9 @@ sliding-window rate limits (:class:`RateLimits`), manual timeline drivers
 Modules (lowest first; each owns one responsibility, :class:`FakeReplicate` in ``fake`` puts the parts together):
 
 * ``vocabulary``: statuses, route kinds, webhook events, fault names, fixed texts, JSON and problem+json answers.
-* ``models``: cog schemas, the default models (two image models, a captioner, a vision-language model),
-  :class:`FakeModel` and :class:`FakeVersion`, and registering them.
+* ``schemas``: cog schemas (:func:`cog_openapi_schema`) and those of the default models (three image models,
+  flux-dev also from an image, a captioner, a vision-language model).
+* ``models``: :class:`FakeModel` and :class:`FakeVersion`, registering them, and the default models.
 * ``validation``: the 422 input and webhook checks (:func:`validate_input`, :class:`InvalidField`).
 * ``predictions``: :class:`Scenario`, :class:`FakePrediction`, creating and completing predictions.
 * ``timeline``: the timeline, tqdm progress in ``logs`` (:func:`tqdm_line`) and the manual drivers.
@@ -79,11 +80,17 @@ Modules (lowest first; each owns one responsibility, :class:`FakeReplicate` in `
 from tests.fakes.replicate.fake import FakeReplicate
 from tests.fakes.replicate.faults import Chaos, ChaosEvent, Fault
 from tests.fakes.replicate.http import RecordedRequest
-from tests.fakes.replicate.models import (
+from tests.fakes.replicate.models import FakeModel, FakeVersion
+from tests.fakes.replicate.outputs import CAPTION, VISION_ANSWER, FakeFile, llm_pieces
+from tests.fakes.replicate.predictions import FakePrediction, Scenario
+from tests.fakes.replicate.ratelimits import RateLimits
+from tests.fakes.replicate.schemas import (
     ASPECT_RATIOS,
     CAPTIONER,
     CAPTIONER_OPENAPI_SCHEMA,
     CAPTIONER_VERSION,
+    FLUX_DEV,
+    FLUX_DEV_OPENAPI_SCHEMA,
     FLUX_SCHNELL,
     FLUX_SCHNELL_DP_VERSION,
     FLUX_SCHNELL_INPUT_SCHEMA,
@@ -96,13 +103,8 @@ from tests.fakes.replicate.models import (
     VISION_LANGUAGE,
     VISION_LANGUAGE_OPENAPI_SCHEMA,
     VISION_LANGUAGE_VERSION,
-    FakeModel,
-    FakeVersion,
     cog_openapi_schema,
 )
-from tests.fakes.replicate.outputs import CAPTION, VISION_ANSWER, FakeFile, llm_pieces
-from tests.fakes.replicate.predictions import FakePrediction, Scenario
-from tests.fakes.replicate.ratelimits import RateLimits
 from tests.fakes.replicate.timeline import tqdm_line
 from tests.fakes.replicate.validation import InvalidField, validate_input
 from tests.fakes.replicate.vocabulary import (
@@ -132,6 +134,8 @@ __all__ = [
     "DEFAULT_FAILURE_ERROR",
     "DEFAULT_WEBHOOK_EVENTS",
     "FAST_WEBHOOK_RETRY_DELAYS",
+    "FLUX_DEV",
+    "FLUX_DEV_OPENAPI_SCHEMA",
     "FLUX_SCHNELL",
     "FLUX_SCHNELL_DP_VERSION",
     "FLUX_SCHNELL_INPUT_SCHEMA",

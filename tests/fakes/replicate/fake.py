@@ -59,7 +59,8 @@ class FakeReplicate(
         urls_base: origin used in ``urls.get``/``urls.cancel`` (default ``https://api.replicate.com``).
         stream_base: origin of ``urls.stream``; web_base: origin of ``urls.web``.
         min_cancel_after: lower clamp for ``Cancel-After`` (Replicate's minimum is 5 s).
-        default_models: register flux-schnell and flux-schnell-lora.
+        default_models: register the default models (flux-schnell, flux-dev, flux-schnell-lora, a captioner and a
+            vision-language model).
         seed: seed for ids, log seeds and tqdm rates (deterministic runs); also for :attr:`webhook_secret` and
             webhook ids (from a generator of their own, so prediction ids do not depend on webhooks).
         webhook_secret: the ``whsec_…`` signing secret (default: ``whsec_`` + base64 of 32 seeded random bytes).

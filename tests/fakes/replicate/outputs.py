@@ -20,7 +20,7 @@ from aiohttp import web
 
 from tests.fakes import images
 from tests.fakes.replicate.http import _RECORD
-from tests.fakes.replicate.models import ASPECT_RATIOS
+from tests.fakes.replicate.schemas import ASPECT_RATIOS
 from tests.fakes.replicate.vocabulary import _phrase
 from tests.fakes.tcp import reset_connection
 

@@ -1,0 +1,250 @@
+"""``/imagine-settings``: a member's own defaults for ``/imagine`` (model, aspect ratio, count, Remix, a suffix)
+and named options (``--name`` standing for a text), the same in every server of this deployment.
+
+Every answer is private. Used in servers only: the models a member may choose are the server's, and in a
+server the member's preferences are those of every server (DMs are answered with where to use it).
+What may be stored is checked by :mod:`bot.api.named_options`; :mod:`bot.discord_app.preference_views`
+draws the answers. How ``/imagine`` applies the preferences is the starter's business, not this cog's.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.api.inputs import ASPECT_RATIOS, COUNT_MAX
+from bot.api.modelref import InvalidModelRef, ModelRef
+from bot.api.named_options import (
+    OPTION_VALUE_MAX,
+    SUFFIX_MAX,
+    OptionRejected,
+    check_option_name,
+    check_option_value,
+    check_suffix,
+)
+from bot.discord_app.members import member_role_ids
+from bot.discord_app.model_choices import AUTOCOMPLETE_LIMIT, CHOICE_MAX, usable_model_choices
+from bot.discord_app.preference_views import (
+    CLEAR,
+    DM_ANSWER,
+    NOTHING_TO_RESET,
+    RESET_ANSWER,
+    model_refused_answer,
+    option_limit_answer,
+    option_missing_answer,
+    option_removed_answer,
+    option_set_answer,
+    preferences_embed,
+)
+from bot.storage import PreferenceChanges, Preferences, Repository
+
+if TYPE_CHECKING:
+    from bot.discord_app.client import ImagineBot
+
+log = logging.getLogger(__name__)
+
+_SET_OPTIONS = {
+    "model": f"Your model, one you may use here (`{CLEAR}`: forget it)",
+    "aspect_ratio": "Width to height",
+    "count": f"How many images (1-{COUNT_MAX})",
+    "remix": "V1…V4 open the Remix editor first",
+    "suffix": f"Text added to the end of every prompt, flags allowed (`{CLEAR}`: forget it)",
+}
+"""What each of ``set``'s options says about itself in Discord."""
+
+
+async def _reply(
+    interaction: discord.Interaction, content: str | None = None, *, embed: discord.Embed | None = None
+) -> None:
+    """Every answer is for the member alone, and pings no one."""
+    await interaction.response.send_message(
+        content=content,
+        embed=embed or discord.utils.MISSING,
+        ephemeral=True,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+
+
+@app_commands.guild_only()
+class MemberPreferences(
+    commands.GroupCog,
+    group_name="imagine-settings",
+    group_description="Your own defaults for /imagine, the same in every server",
+):
+    """A member's preferences and named options."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Servers only (``guild_only`` hides it in DMs; a client that sends it anyway is answered)."""
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        return True
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Every failure answers: never leave "This interaction failed"."""
+        if isinstance(error, app_commands.NoPrivateMessage):
+            message = DM_ANSWER
+        else:
+            reference = secrets.token_hex(3)
+            log.error("/imagine-settings failed (reference %s)", reference, exc_info=error)
+            message = f"Your preferences could not be read or saved just now (reference {reference}); try again."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(message, ephemeral=True)
+            else:
+                await interaction.response.send_message(message, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the member about a failed /imagine-settings")
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def _repository(self) -> Repository:
+        return self.bot.core.repository
+
+    async def _usable(self, interaction: discord.Interaction) -> tuple[ModelRef, ...]:
+        assert interaction.guild_id is not None  # interaction_check refused DMs
+        return await self.bot.core.policy.usable_models(interaction.guild_id, member_role_ids(interaction))
+
+    async def _show(self, interaction: discord.Interaction, preferences: Preferences, title: str) -> None:
+        embed = preferences_embed(preferences, await self._usable(interaction), title=title)
+        await _reply(interaction, embed=embed)
+
+    async def _model_change(self, interaction: discord.Interaction, typed: str) -> str | None:
+        """The model as stored (``""`` forgets it), or ``None`` once the member was told why not."""
+        if typed.strip().lower() == CLEAR:
+            return ""
+        try:
+            model = ModelRef.parse(typed)
+        except InvalidModelRef as exc:
+            await _reply(interaction, f"❌ {exc}")
+            return None
+        usable = await self._usable(interaction)
+        if model not in usable:
+            await _reply(interaction, model_refused_answer(typed.strip(), usable))
+            return None
+        return str(model)
+
+    # ------------------------------------------------------------------ commands
+
+    @app_commands.command(name="set", description="Set your defaults for /imagine; with no option, show them")
+    @app_commands.describe(**_SET_OPTIONS)
+    @app_commands.choices(aspect_ratio=[app_commands.Choice(name=ratio, value=ratio) for ratio in ASPECT_RATIOS])
+    async def set_preferences(
+        self,
+        interaction: discord.Interaction,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        count: app_commands.Range[int, 1, COUNT_MAX] | None = None,
+        remix: bool | None = None,
+        suffix: app_commands.Range[str, 1, SUFFIX_MAX] | None = None,
+    ) -> None:
+        """Change the preferences given; show them all."""
+        member = interaction.user.id
+        if (model, aspect_ratio, count, remix, suffix) == (None,) * 5:
+            await self._show(interaction, await self._repository.preferences(member), "Your preferences")
+            return
+        # Discord offers only these; a client that sends something else is told, not trusted.
+        if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
+            ratios = ", ".join(ASPECT_RATIOS)
+            await _reply(interaction, f"❌ aspect_ratio must be one of {ratios}, not `{aspect_ratio}`.")
+            return
+        if count is not None and not 1 <= count <= COUNT_MAX:
+            await _reply(interaction, f"❌ count must be from 1 to {COUNT_MAX}, not {count}.")
+            return
+        if suffix is not None:
+            try:
+                suffix = "" if suffix.strip().lower() == CLEAR else check_suffix(suffix)
+            except OptionRejected as exc:
+                await _reply(interaction, f"❌ {exc}")
+                return
+        if model is not None and (model := await self._model_change(interaction, model)) is None:
+            return
+        changes = PreferenceChanges(model=model, aspect_ratio=aspect_ratio, count=count, remix=remix, suffix=suffix)
+        await self._show(interaction, await self._repository.set_preferences(member, changes), "Preferences saved")
+
+    @set_preferences.autocomplete("model")
+    async def model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The models this member may use here that hold what was typed; ``none`` once a model is set."""
+        if interaction.guild_id is None:
+            return []
+        choices = await usable_model_choices(
+            self.bot.core.policy, interaction.guild_id, member_role_ids(interaction), current
+        )
+        if current.strip().lower() in CLEAR and (await self._repository.preferences(interaction.user.id)).model:
+            forget = app_commands.Choice(name=f"{CLEAR} (forget it)", value=CLEAR)
+            choices = [*choices[: AUTOCOMPLETE_LIMIT - 1], forget]
+        return choices
+
+    @app_commands.command(name="option", description="Make --NAME stand for a text in prompts; no value: remove it")
+    @app_commands.describe(
+        name="Letters and digits, e.g. film: then --film in a prompt stands for the value",
+        value=f"Text or flags, e.g. --ar 16:9 --no people (up to {OPTION_VALUE_MAX} characters); none: remove it",
+    )
+    async def option(
+        self,
+        interaction: discord.Interaction,
+        name: str,
+        value: app_commands.Range[str, 1, OPTION_VALUE_MAX] | None = None,
+    ) -> None:
+        """Set, replace or remove one named option."""
+        member = interaction.user.id
+        try:
+            stored = check_option_name(name)
+            text = None if value is None else check_option_value(value)
+        except OptionRejected as exc:
+            await _reply(interaction, f"❌ {exc}")
+            return
+        changed = await self._repository.set_named_option(member, stored, text)
+        if text is not None:
+            await _reply(interaction, option_set_answer(stored, text) if changed else option_limit_answer(stored))
+        elif changed:
+            await _reply(interaction, option_removed_answer(stored))
+        else:
+            held = (await self._repository.preferences(member)).options
+            await _reply(interaction, option_missing_answer(stored, held.keys()))
+
+    @option.autocomplete("name")
+    async def option_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The member's own named options that hold what was typed (to change or remove one)."""
+        typed = current.strip().lower().lstrip("-")
+        held = (await self._repository.preferences(interaction.user.id)).options
+        return [
+            app_commands.Choice(name=f"--{name}", value=name)
+            for name in held
+            if typed in name and len(name) + 2 <= CHOICE_MAX
+        ][:AUTOCOMPLETE_LIMIT]
+
+    @app_commands.command(name="show", description="Show your preferences and named options")
+    async def show(self, interaction: discord.Interaction) -> None:
+        """All of them, with whether the preferred model may be used here."""
+        await self._show(interaction, await self._repository.preferences(interaction.user.id), "Your preferences")
+
+    @app_commands.command(name="reset", description="Forget all your preferences and named options")
+    async def reset(self, interaction: discord.Interaction) -> None:
+        """Forget everything the member set, in every server."""
+        member = interaction.user.id
+        if await self._repository.preferences(member) == Preferences(member):
+            await _reply(interaction, NOTHING_TO_RESET)
+            return
+        await self._repository.reset_preferences(member)
+        await _reply(interaction, RESET_ANSWER)
+
+
+async def setup(bot: ImagineBot) -> None:
+    """Load the preferences cog."""
+    await bot.add_cog(MemberPreferences(bot))
