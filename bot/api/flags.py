@@ -42,6 +42,10 @@ _RATIO = re.compile(r"(\d{1,5}):(\d{1,5})")
 _SEED = re.compile(r"\d{1,20}")
 _TOKEN = re.compile(r"\S+")
 _ALIASES = {"ar": "ar", "aspect": "ar", "seed": "seed", "no": "no"}
+_KINDS = {**_ALIASES, "r": "repeat"}
+"""Each flag name's meaning, ``--repeat`` (read by :mod:`.prompts`) included."""
+_ESCAPABLE = ("{", "}", ",", "\\")
+"""What a backslash makes text in a prompt whose permutations are not yet expanded (see :mod:`.permutations`)."""
 _KNOWN = "--ar W:H (or --aspect W:H), --seed N and --no TEXT"
 
 
@@ -67,10 +71,17 @@ class _Flag:
     name: str
     """As typed, lower-cased (``aspect``, not ``ar``)."""
     values: tuple[_Token, ...]
+    token: _Token
+    """The flag itself as typed (``--ar``)."""
 
     @property
     def shown(self) -> str:
         return f"--{self.name}"
+
+    @property
+    def end(self) -> int:
+        """Where the flag's last value (or the flag, without one) ends in the text."""
+        return self.values[-1].end if self.values else self.token.end
 
 
 @dataclass(frozen=True)
@@ -91,14 +102,76 @@ class PromptFlags:
 
 def parse_prompt_flags(text: str) -> PromptFlags:
     """Read the flags at the end of ``text``; raise :class:`FlagRejected` for a malformed or unknown one."""
-    tokens = [_Token(m[0], m.start(), m.end()) for m in _TOKEN.finditer(text)]
-    for index, token in enumerate(tokens):
-        if token.flag is None:
+    found = _find_tail([_Token(m[0], m.start(), m.end()) for m in _TOKEN.finditer(text)])
+    if found is None:
+        return PromptFlags(prompt=text)
+    return _interpret(text[: found[0].token.start].rstrip(), found)
+
+
+@dataclass(frozen=True)
+class TrailingFlag:
+    """One flag at the end of a prompt, as typed, not yet judged (see :func:`split_trailing_flags`)."""
+
+    name: str
+    """Lower-cased, as typed (``aspect``, not ``ar``)."""
+    text: str
+    """The flag with its values, e.g. ``--ar 16:9``."""
+
+    @property
+    def kind(self) -> str:
+        """The flag's meaning: one name per flag (``ar`` for ``--aspect``, ``repeat`` for ``--r``); an unknown
+        flag is its own."""
+        return _KINDS.get(self.name, self.name)
+
+
+def split_trailing_flags(text: str) -> tuple[str, tuple[TrailingFlag, ...]]:
+    """``text`` as its prose and the flags at its end, where :func:`parse_prompt_flags` would find them, judging
+    none of them (unknown flags included: they are refused when the prompt is read).
+
+    Works on a prompt whose permutations are not yet expanded: a ``{…}`` group is one token with its spaces
+    (``--ar {1:1, 16:9}`` is a flag with one value), ``\\{`` and ``\\}`` are not braces.
+    """
+    found = _find_tail(_tokens_with_groups(text))
+    if found is None:
+        return text, ()
+    prose = text[: found[0].token.start].rstrip()
+    return prose, tuple(TrailingFlag(flag.name, text[flag.token.start : flag.end]) for flag in found)
+
+
+def _tokens_with_groups(text: str) -> list[_Token]:
+    """Runs of text between spaces, where a space inside braces does not part a run."""
+    tokens: list[_Token] = []
+    start: int | None = None
+    depth = 0
+    position = 0
+    while position < len(text):
+        char = text[position]
+        if char.isspace() and depth == 0:
+            if start is not None:
+                tokens.append(_Token(text[start:position], start, position))
+                start = None
+            position += 1
             continue
-        flags = _read_tail(tokens[index:])
-        if flags is not None:
-            return _interpret(text[: token.start].rstrip(), flags)
-    return PromptFlags(prompt=text)
+        if start is None:
+            start = position
+        if char == "\\" and text[position + 1 : position + 2] in _ESCAPABLE:
+            position += 2  # an escaped brace, comma or backslash is text
+            continue
+        depth += 1 if char == "{" else -1 if char == "}" and depth else 0
+        position += 1
+    if start is not None:
+        tokens.append(_Token(text[start:], start, len(text)))
+    return tokens
+
+
+def _find_tail(tokens: list[_Token]) -> list[_Flag] | None:
+    """The flags at the end: from the earliest flag token after which only flags and their values follow."""
+    for index, token in enumerate(tokens):
+        if token.flag is not None:
+            flags = _read_tail(tokens[index:])
+            if flags is not None:
+                return flags
+    return None
 
 
 def _read_tail(tokens: list[_Token]) -> list[_Flag] | None:
@@ -106,7 +179,8 @@ def _read_tail(tokens: list[_Token]) -> list[_Flag] | None:
     flags: list[_Flag] = []
     position = 0
     while position < len(tokens):
-        name = tokens[position].flag
+        token = tokens[position]
+        name = token.flag
         if name is None:
             return None
         position += 1
@@ -116,7 +190,7 @@ def _read_tail(tokens: list[_Token]) -> list[_Flag] | None:
         while position < len(tokens) and len(values) < most and tokens[position].flag is None:
             values.append(tokens[position])
             position += 1
-        flags.append(_Flag(name, tuple(values)))
+        flags.append(_Flag(name, tuple(values), token))
     return flags
 
 

@@ -1,6 +1,10 @@
-"""One typed prompt to the prompts of its jobs: ``{a, b}`` permutations, then ``--repeat N`` on each.
+"""One typed prompt to the prompts of its jobs: the member's named options and suffix, then ``{a, b}``
+permutations, then ``--repeat N`` on each.
 
-Pure logic, shared by ``/imagine`` (and the buttons that start jobs from text) and the CLI. The set is
+Pure logic, shared by ``/imagine`` (and the buttons that start jobs from text) and the CLI. A member's
+preferences compose the prompt first (:func:`compose_prompt`): each ``--name`` of theirs stands for its
+text (once: a text's own ``--name`` is left as it is), then their suffix joins the prose, before the
+prompt's trailing flags (a flag the prompt gives beats the suffix's same flag). The set is then
 counted before it is made, and refused whole beyond the deployment's limit
 (``IMAGINE_MAX_PERMUTATIONS``), with how many jobs the prompt would make.
 
@@ -11,15 +15,25 @@ inside a permutation (``{--repeat 2, }``): each prompt the braces make is repeat
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from bot.api import permutations
+from bot.api.flags import split_trailing_flags
+from bot.api.named_options import BUILTIN_FLAGS
 from bot.api.permutations import PermutationError
 
-__all__ = ["PermutationError", "expand_prompt", "read_repeat"]
+__all__ = ["PermutationError", "add_suffix", "compose_prompt", "expand_named_options", "expand_prompt", "read_repeat"]
+
+_NAMED = re.compile(r"(?<![^\s{,])(?:--|—|–)([A-Za-z][A-Za-z0-9]*)(?=[\s,}]|$)")
+"""A ``--name`` standing on its own (a word, or an option in braces: ``{--a, --b}``); phones' dashes count."""
 
 _REPEAT = re.compile(r"(?:^|\s)(?:--|—|–)(?:repeat|r)(?=\s|$)(?:\s+(\S+))?", re.IGNORECASE)
 _SPACES = re.compile(r"\s{2,}")
 _SPECIAL = re.compile(r"[{}\\]")
+
+
+def _jobs(count: int) -> str:
+    return f"{count} job{'s' if count != 1 else ''}"
 
 
 def read_repeat(prompt: str, *, limit: int) -> tuple[str, int]:
@@ -36,7 +50,7 @@ def read_repeat(prompt: str, *, limit: int) -> tuple[str, int]:
         raise PermutationError(f"--repeat needs a whole number of times, e.g. --repeat 2, not {value or 'nothing'}.")
     times = int(value)
     if times > limit:
-        raise PermutationError(f"--repeat {times} makes {times} jobs; /imagine runs at most {limit} at once.")
+        raise PermutationError(f"--repeat {times} makes {times} jobs; /imagine runs at most {_jobs(limit)} at once.")
     rest = prompt[: match.start()] + " " + prompt[match.end() :]
     return _SPACES.sub(" ", rest).strip(), times
 
@@ -54,7 +68,7 @@ def expand_prompt(text: str, *, limit: int) -> list[str]:
     combinations = permutations.count(text)
     if combinations > limit:
         raise PermutationError(
-            f"Your prompt makes {combinations} combinations; /imagine runs at most {limit} jobs at once. "
+            f"Your prompt makes {combinations} combinations; /imagine runs at most {_jobs(limit)} at once. "
             "Use fewer options in the braces."
         )
     prompts: list[str] = []
@@ -64,6 +78,53 @@ def expand_prompt(text: str, *, limit: int) -> list[str]:
     if len(prompts) > limit:
         raise PermutationError(
             f"Your prompt makes {len(prompts)} jobs ({combinations} combinations with their --repeat); "
-            f"/imagine runs at most {limit} at once."
+            f"/imagine runs at most {_jobs(limit)} at once."
         )
     return prompts
+
+
+def expand_named_options(text: str, named: Mapping[str, str]) -> str:
+    """``text`` with each ``--name`` among ``named`` (names lower-case, matched in any case) replaced by its text.
+
+    In one pass: a text that holds a ``--name`` of its own keeps it as typed (no option expands another,
+    so none can loop). The bot's own flags (``--ar``, ``--repeat``…) are never an option. A ``--name`` not
+    among them stays as it is (a trailing unknown flag is then refused when the prompt's flags are read, as
+    without options).
+    """
+    if not named:
+        return text
+
+    def expanded(match: re.Match[str]) -> str:
+        name = match[1].lower()
+        # The bot's own flags keep their meaning, whatever an option stored under their name says.
+        return match[0] if name in BUILTIN_FLAGS else named.get(name, match[0])
+
+    return _NAMED.sub(expanded, text)
+
+
+def add_suffix(text: str, suffix: str | None) -> str:
+    """``text`` with ``suffix`` added to its prose, before its trailing flags: ``a cat --ar 1:1`` and
+    ``in watercolor --no text`` make ``a cat in watercolor --ar 1:1 --no text``.
+
+    The suffix's own flags follow the prompt's, but a flag the prompt gives (under any of its names:
+    ``--aspect`` is ``--ar``) beats the suffix's.
+    """
+    if suffix is None or not suffix.strip():
+        return text
+    prose, flags = split_trailing_flags(text)
+    suffix_prose, suffix_flags = split_trailing_flags(suffix.strip())
+    given = {flag.kind for flag in flags}
+    parts = [
+        prose.strip(),
+        suffix_prose,
+        *(flag.text for flag in flags),
+        *(flag.text for flag in suffix_flags if flag.kind not in given),
+    ]
+    return " ".join(part for part in parts if part)
+
+
+def compose_prompt(typed: str, *, named: Mapping[str, str] | None = None, suffix: str | None = None) -> str:
+    """The prompt a member's preferences make of ``typed``: named options expanded, then the suffix added
+    (:func:`expand_named_options`, :func:`add_suffix`); its permutations are still to expand
+    (:func:`expand_prompt`)."""
+    return add_suffix(expand_named_options(typed, named or {}), suffix)

@@ -32,6 +32,11 @@ def is_thinking(interaction: discord.Interaction) -> bool:
 
 
 async def refuse(interaction: discord.Interaction, message: str) -> None:
+    """A refusal only the member sees, whichever way the interaction was already answered."""
+    await answer_privately(interaction, message)
+
+
+async def answer_privately(interaction: discord.Interaction, message: str) -> None:
     """An answer only the member sees, whichever way the interaction was already answered."""
     await _stop_deadline(interaction)
     if is_thinking(interaction):

@@ -42,14 +42,23 @@ class MessageTarget:
         )
 
     @classmethod
+    def channel_message(cls, interaction: discord.Interaction) -> MessageTarget:
+        """The target of a bot message of its own in the interaction's channel, not yet posted (each job of a
+        set has one: the interaction has a single answer).
+
+        It is edited through the channel route from the start: no token is kept, and one already expired
+        stands in for it. After a restart it is edited (or, never posted, posted) alike.
+        """
+        return replace(cls.of(interaction, None), token="", token_expires_at=interaction.created_at)
+
+    @classmethod
     def reply(cls, interaction: discord.Interaction, reply_to: int) -> MessageTarget:
         """The target of a bot message, not yet posted, that replies to ``reply_to`` in the interaction's channel.
 
         Only a channel message can reply to another (an interaction's own answer cannot carry a message
-        reference), so it is edited through the channel route from the start: no token is kept, and one
-        already expired stands in for it. After a restart it is edited (or, never posted, posted) alike.
+        reference), so it is one of the bot's own channel messages (:meth:`channel_message`).
         """
-        return replace(cls.of(interaction, None), token="", token_expires_at=interaction.created_at, reply_to=reply_to)
+        return replace(cls.channel_message(interaction), reply_to=reply_to)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able data for the journal."""

@@ -1,18 +1,68 @@
-"""A member's options turned into a job's request: prompt flags read, options checked against the model's schema."""
+"""A member's options turned into a job's request: prompt flags read, the member's preferred options filled in
+where neither gives one, everything checked against the model's schema."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, replace
 
 from bot.api.client import ReplicateClient
 from bot.api.errors import ApiError
 from bot.api.flags import apply_prompt_flags
-from bot.api.inputs import ImagineOptions, InputSchema, plan_inputs
+from bot.api.inputs import ImagineOptions, InputSchema, PlannedInputs, plan_inputs
 from bot.api.modelref import ModelRef
+from bot.base.errors import InputRejected
 from bot.jobs.model import JobKind, JobRequest
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreferredOptions:
+    """A member's own defaults (``/imagine-settings``), for what neither an option nor a prompt flag gives."""
+
+    aspect_ratio: str | None = None
+    count: int | None = None
+
+    def candidates(self, options: ImagineOptions) -> list[tuple[ImagineOptions, tuple[str, ...]]]:
+        """``options`` with the preferences that apply filled in, then with fewer of them, the last without any:
+        each with the preferences it leaves out. The first the model's schema takes is sent: a preference
+        never refuses a request."""
+        aspect = self.aspect_ratio if options.aspect_ratio is None else None
+        count = self.count if options.count is None else None
+        tries = dict.fromkeys([(aspect, count), (aspect, None), (None, count), (None, None)])  # in order, once each
+        return [
+            (
+                replace(options, aspect_ratio=tried_aspect or options.aspect_ratio, count=tried_count or options.count),
+                tuple(
+                    f"{name} {value}"
+                    for name, value, tried in (("aspect ratio", aspect, tried_aspect), ("count", count, tried_count))
+                    if value is not None and tried is None
+                ),
+            )
+            for tried_aspect, tried_count in tries
+        ]
+
+
+def plan_with_preferences(
+    options: ImagineOptions, schema: InputSchema | None, preferred: PreferredOptions | None
+) -> tuple[ImagineOptions, PlannedInputs, tuple[str, ...]]:
+    """The options as sent (the preferences that fit filled in), their inputs, and a note for preferences that
+    did not fit the model; :class:`InputRejected` only for what the request itself asks."""
+    *fitting, (bare, left_out) = preferred.candidates(options) if preferred is not None else [(options, ())]
+    for candidate, dropped in fitting:
+        try:
+            return candidate, plan_inputs(candidate, schema), _left_out_note(dropped)
+        except InputRejected:
+            continue
+    return bare, plan_inputs(bare, schema), _left_out_note(left_out)
+
+
+def _left_out_note(left_out: tuple[str, ...]) -> tuple[str, ...]:
+    if not left_out:
+        return ()
+    return (f"This model does not take your preferred {' and '.join(left_out)}, so its own default was used.",)
 
 
 class RequestPreparer:
@@ -31,10 +81,13 @@ class RequestPreparer:
         guild_id: int | None = None,
         channel_id: int | None = None,
         kind: JobKind = JobKind.IMAGINE,
+        preferred: PreferredOptions | None = None,
     ) -> JobRequest:
-        """Read the prompt's flags, check ``options`` against the model's schema and build a request.
+        """Read the prompt's flags, fill in the member's ``preferred`` options where neither an option nor a flag
+        gives one, check ``options`` against the model's schema and build a request.
 
-        Raises ``InputRejected`` (``FlagRejected`` for a malformed prompt flag) with the reason.
+        Raises ``InputRejected`` (``FlagRejected`` for a malformed prompt flag) with the reason; a preference
+        the model does not take is left out, with a note.
 
         The schema is read once per model and cached; if it takes longer than
         ``schema_timeout`` the options are sent unchecked (the fetch goes on and
@@ -44,12 +97,12 @@ class RequestPreparer:
         options, flag_notes = apply_prompt_flags(options)
         options.check()
         schema = await self.input_schema(model)
-        planned = plan_inputs(options, schema)
+        options, planned, preference_notes = plan_with_preferences(options, schema, preferred)
         return JobRequest(
             model=model,
             options=options,
             inputs=planned.inputs,
-            notes=flag_notes + planned.notes,
+            notes=flag_notes + preference_notes + planned.notes,
             images_expected=planned.images_expected,
             requester_id=requester_id,
             guild_id=guild_id,

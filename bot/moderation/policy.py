@@ -27,6 +27,18 @@ from bot.moderation.wordfilter import WordFilter
 from bot.storage import Charge, GuildConfig, JobRecord, Limits, Repository, RoleLimits
 
 
+def _jobs(count: int) -> str:
+    return f"{count} /imagine job{'s' if count != 1 else ''}"
+
+
+def _model_or_none(text: str | None) -> ModelRef | None:
+    """A stored model reference, or ``None`` for none or one that no longer reads as one."""
+    try:
+        return ModelRef.parse(text) if text else None
+    except InvalidModelRef:
+        return None
+
+
 def _listing(models: Iterable[ModelRef], limit: int = 10) -> str:
     names = [f"`{model}`" for model in models]
     shown = ", ".join(names[:limit])
@@ -88,6 +100,16 @@ class RequestContext:
     """A model the bot's owner chose for a purpose (the upscaler): it needs no place on the server's list."""
     role_ids: frozenset[int] = frozenset()
     """The member's roles: some models are only for some roles, and roles may have limits of their own."""
+    prompts: tuple[str, ...] = ()
+    """Every prompt of a set asked at once (permutations, ``--repeat``), each read for blocked words; none:
+    ``prompt`` alone."""
+    preferred_model: str | None = None
+    """The member's preferred model (``/imagine-settings``): taken when they name none and may use it here."""
+
+    @property
+    def every_prompt(self) -> tuple[str, ...]:
+        """The prompts the blocked words are looked for in."""
+        return self.prompts or (self.prompt,)
 
 
 @dataclass(frozen=True)
@@ -99,7 +121,7 @@ class Admission:
     member_id: int
     model: ModelRef
     note: str | None
-    """Why a member who named no model did not get the server's default (it is only for some roles), if so."""
+    """Why a member who named no model did not get their preferred model or the server's default, if so."""
     limits: Limits
     """The member's limits here: the most generous of the server's and their roles' (:func:`effective_limits`)."""
     images: int = 0
@@ -198,7 +220,7 @@ class Policy:
             where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
             raise Refusal(f"/imagine can't be used in this channel. Try {where}.")
         model, note = self._model_for(config, asked)
-        word = self.word_filter(config.blocked_words).first_match(asked.prompt) if config.blocked_words else None
+        word = self._blocked_word(config.blocked_words, asked.every_prompt)
         if word is not None:
             if self._on_blocked_word is not None:
                 event = BlockedWordEvent(asked.guild_id, asked.member_id, asked.channel_id, word, self._clock.now())
@@ -210,23 +232,39 @@ class Policy:
         limits = effective_limits(config.limits, config.role_limits, asked.role_ids)
         return Admission(asked.guild_id, asked.member_id, model, note, limits)
 
+    def _blocked_word(self, words: tuple[str, ...], prompts: Iterable[str]) -> str | None:
+        """The first blocked word in the first prompt that has one."""
+        if not words:
+            return None
+        found = self.word_filter(words)
+        return next((word for word in map(found.first_match, prompts) if word is not None), None)
+
     def _model_for(self, config: GuildConfig, asked: RequestContext) -> tuple[ModelRef, str | None]:
-        """The model a request gets, and why it is not the server's default if the member named none."""
+        """The model a request gets, and why it is not the member's preferred one or the server's default if
+        they named none."""
         if asked.owner_model is not None:
             return asked.owner_model, None
         allowed = self._models_of(config)
         usable = self._usable(config, asked.role_ids)
         if not asked.model_text:
+            preferred = _model_or_none(asked.preferred_model)
+            if preferred is not None and preferred in usable:
+                return preferred, None
             if not usable:
                 only = "; ".join(f"`{name}`: {roles_phrase(roles)}" for name, roles in self._roles_of(config).items())
                 raise Refusal(f"Every model on this server is only for members with some roles ({only}).")
             default = allowed[0]
+            reasons = []
+            if asked.preferred_model:
+                reasons.append(f"Your preferred model `{asked.preferred_model}` is not available to you here")
             # The note answers a request that named no model; one that named an empty one never had it.
-            if usable[0] == default or asked.model_text is not None:
+            if usable[0] != default and asked.model_text is None:
+                only = roles_phrase(self._roles_of(config)[default])
+                reasons.append(f"this server's default model `{default}` is only for members with {only}")
+            if not reasons:
                 return usable[0], None
-            only = roles_phrase(self._roles_of(config)[default])
-            note = f"This server's default model `{default}` is only for members with {only}; used `{usable[0]}`."
-            return usable[0], note
+            because = ", and ".join(reasons)
+            return usable[0], f"{because[0].upper()}{because[1:]}; used `{usable[0]}`."
         try:
             model = ModelRef.parse(asked.model_text)
         except InvalidModelRef as exc:
@@ -239,20 +277,28 @@ class Policy:
             raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
         return model, None
 
-    async def check_usage(self, admission: Admission, images: int) -> None:
+    async def check_usage(self, admission: Admission, images: int, *, jobs: int = 1) -> None:
         """Cooldown, daily images and jobs at once, in that order, under the admission's limits, without
-        charging; or :class:`Refusal`."""
+        charging; or :class:`Refusal`. ``images`` are the request's in all, ``jobs`` how many jobs it starts
+        (a set: permutations, ``--repeat``), each counted against the member's jobs at once."""
         limits = admission.limits
         now = self._clock.now()
         usage = await self._repository.usage(admission.guild_id, admission.member_id, now=now)
         self._check_usage(limits, usage.last_request_at, usage.images_today, images, now)
-        if not limits.concurrent_jobs:
+        most = limits.concurrent_jobs
+        if not most:
             return
         active = await self._active_jobs(admission.guild_id, admission.member_id)
-        if active >= limits.concurrent_jobs:
+        if active >= most:
             raise Refusal(
-                f"You already have {active} /imagine job{'s' if active != 1 else ''} going; you may have "
-                f"{limits.concurrent_jobs} at once. Wait for one to finish."
+                f"You already have {_jobs(active)} going; you may have {most} at once. Wait for one to finish."
+            )
+        if active + jobs > most:
+            going = f"; you already have {active} going" if active else ""
+            raise Refusal(
+                f"Your prompt makes {_jobs(jobs)}{going}, and you may have {most} at once. "
+                "Ask for fewer (fewer options in the braces, or a smaller --repeat)"
+                + (", or wait for yours to finish." if active else ".")
             )
 
     async def charge(

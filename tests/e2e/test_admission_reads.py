@@ -63,3 +63,15 @@ async def test_one_imagine_reads_the_servers_settings_once(
     assert seen["guild_config"] == 1, seen
     assert seen["charge"] == 1 and seen["usage"] == 1, seen
     assert seen["budget"] == 0, seen  # read only to say why a charge went over it
+
+
+async def test_a_set_of_jobs_reads_the_servers_settings_once_and_charges_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = await set_up(stack, monkeypatch, cooldown_seconds=1, daily_images=50, concurrent_jobs=5)
+    calls.clear()
+    handle = await stack.imagine(prompt="a {red, green, blue} fox")
+    assert (await handle.wait_callback(timeout=10)).ephemeral  # answered once all three are posted
+    seen = Counter(calls)
+    assert seen["guild_config"] == 1 and seen["preferences"] == 1, seen
+    assert seen["charge"] == 1 and seen["usage"] == 1, seen

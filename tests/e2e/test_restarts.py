@@ -152,3 +152,59 @@ async def test_killed_between_journal_and_placeholder_the_job_still_ends_in_a_me
     assert f"<@{bot.guild.member('member').id}>" in final.content
     assert bot.api.count("POST", "create") == 1
     assert handle.original_message_id is None  # the interaction itself was never answered
+
+
+def job_messages(bot: BotProcess) -> list[StoredMessage]:
+    """The job messages in #general (not the member's private answers), oldest first."""
+    return [m for m in bot.discord.messages_in(bot.guild.channel("general")) if m.embeds and not m.ephemeral]
+
+
+async def all_finished(bot: BotProcess, count: int) -> list[StoredMessage]:
+    def done() -> list[StoredMessage] | None:
+        messages = job_messages(bot)
+        return messages if len(messages) == count and all(finished(m) for m in messages) else None
+
+    return await bot.discord.wait_for(done, 30, what=f"{count} finished job messages")
+
+
+async def test_killed_in_the_middle_of_a_set_loses_no_job_and_creates_none_twice(bot: BotProcess) -> None:
+    await bot.stop()
+    bot.env["IMAGINE_MAX_RUNNING"] = "1"
+    await bot.start()
+    await imagine(bot, "a {red, green, blue} bird")
+    running = await bot.api.wait_for_prediction()
+    await bot.api.wait_for_requests("get", 1, timeout=15)  # the bot has the first one's id
+    await bot.discord.wait_for(
+        lambda: sum("Queued" in status_of(m) for m in job_messages(bot)) == 2, 10, what="two jobs queued"
+    )
+    await bot.kill()
+    await bot.start()
+    bot.api.finish(running.id)
+    for number in (2, 3):
+        bot.api.finish((await bot.api.wait_for_prediction(number, timeout=20)).id)
+    finals = await all_finished(bot, 3)
+    assert all("Done" in status_of(m) for m in finals)
+    assert sorted(p.input["prompt"] for p in bot.api.predictions.values()) == [
+        "a blue bird",
+        "a green bird",
+        "a red bird",
+    ]
+    assert bot.api.count("POST", "create") == 3
+
+
+async def test_killed_before_a_sets_messages_went_out_every_job_is_posted_after_the_restart(
+    bot: BotProcess,
+) -> None:
+    """The whole set is journaled, with its targets, in the charge: the restart posts each job's message."""
+    bot.api.set_default_scenario(Scenario(duration=0.3))
+    hold = bot.discord.hold_next(Routes.CREATE_MESSAGE)  # the set's first message never reaches Discord
+    handle = await imagine(bot, "a fox --repeat 2")
+    await asyncio.wait_for(hold.arrived.wait(), 15)
+    await bot.kill()
+    hold.release()
+    await bot.start()
+    finals = await all_finished(bot, 2)
+    assert all("Done" in status_of(m) for m in finals), [m.embeds for m in finals]
+    assert all(f"<@{bot.guild.member('member').id}>" in m.content for m in finals)
+    assert bot.api.count("POST", "create") == 2
+    assert handle.callbacks == []  # the member's answer never went out: the messages tell them

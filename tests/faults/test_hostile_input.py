@@ -463,7 +463,8 @@ NASTY_PROMPTS = [
     "\u202e\u200fأهلاً @everyone \u2066مرحبا\u2069 <@&1>",
     "🦊" * PROMPT_MAX,
     "a" + "\u200b" * 50 + "\x00\x07\x1b[31m fox",
-    "``` <@123456789012345678> ||@everyone|| **bold** ${jndi:ldap://x/a}",
+    # Braces are permutations: typed escaped, as a member who means them as text does (the model gets them).
+    "``` <@123456789012345678> ||@everyone|| **bold** $\\{jndi:ldap://x/a\\}",
     "👨‍👩‍👧‍👦🏳️‍🌈" * 100,
 ]
 
@@ -475,12 +476,13 @@ async def test_nasty_prompts_run_as_normal_jobs_and_ping_nobody(
     stack.api.set_default_scenario(Scenario(start_delay=0.0, duration=0.05))
     role = stack.guild.add_role("Artists", 0)
 
-    prompts = [prompt.replace("<@&1>", role.mention) for prompt in NASTY_PROMPTS]
+    typed = [prompt.replace("<@&1>", role.mention) for prompt in NASTY_PROMPTS]
+    prompts = [prompt.replace("\\{", "{").replace("\\}", "}") for prompt in typed]
 
     async def one(number: int, prompt: str) -> None:
         member = f"nasty-{number}"
         stack.guild.add_member(member)
-        final = await stack.final_message(await stack.imagine(member, prompt=prompt), timeout=20)
+        final = await stack.final_message(await stack.imagine(member, prompt=typed[number]), timeout=20)
         assert "Done" in status_of(final), (prompt[:40], final.embeds)
         assert final.attachments
         shown = final.embeds[0]["description"]

@@ -148,3 +148,61 @@ async def test_a_thread_of_an_allowed_channel_is_admitted(policy: Policy, reposi
     await repository.inner.allow_channel(GUILD, ELSEWHERE, actor_id=MOD)
     thread = RequestContext(GUILD, MEMBER, 99, "a fox", parent_channel_id=ELSEWHERE)
     assert (await policy.admit(thread)).model == ModelRef.parse(OPEN)
+
+
+# ---------------------------------------------------------------------------- sets and preferences
+
+
+async def test_a_blocked_word_in_any_prompt_of_a_set_refuses_it_from_one_read(
+    policy: Policy, repository: CountingRepository
+) -> None:
+    await repository.inner.add_word(GUILD, "weasel", actor_id=MOD)
+    repository.calls.clear()
+    a_set = dataclasses.replace(asking("a fox"), prompts=("a fox", "a weasel", "a hare"))
+    with pytest.raises(BlockedWordRefusal):
+        await policy.admit(a_set)
+    assert repository.calls["guild_config"] == 1
+    assert (await policy.admit(dataclasses.replace(a_set, prompts=("a fox", "a hare")))).model == ModelRef.parse(OPEN)
+
+
+async def test_a_set_counts_each_of_its_jobs_against_the_jobs_at_once(
+    policy: Policy, repository: CountingRepository
+) -> None:
+    await repository.inner.set_limits(GUILD, LimitChanges(concurrent_jobs=3), actor_id=MOD)
+    admission = await policy.admit(asking())
+    await policy.check_usage(admission, 2, jobs=2)  # one going (the fixture's), two more: three at once
+    with pytest.raises(Refusal) as refused:
+        await policy.check_usage(admission, 3, jobs=3)
+    assert str(refused.value) == (
+        "Your prompt makes 3 /imagine jobs; you already have 1 going, and you may have 3 at once. "
+        "Ask for fewer (fewer options in the braces, or a smaller --repeat), or wait for yours to finish."
+    )
+
+
+async def test_the_preferred_model_is_taken_where_the_member_may_use_it(
+    policy: Policy, repository: CountingRepository
+) -> None:
+    await repository.inner.allow_model(GUILD, OPEN, actor_id=MOD)
+    await repository.inner.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
+    preferring = dataclasses.replace(asking(roles=frozenset({VIP})), preferred_model=PRO)
+    admission = await policy.admit(preferring)
+    assert (admission.model, admission.note) == (ModelRef.parse(PRO), None)
+    named = await policy.admit(dataclasses.replace(preferring, model_text=OPEN))
+    assert (named.model, named.note) == (ModelRef.parse(OPEN), None)  # a model named beats the preference
+
+
+async def test_a_preferred_model_not_available_here_gives_the_servers_with_a_note(
+    policy: Policy, repository: CountingRepository
+) -> None:
+    await repository.inner.allow_model(GUILD, OPEN, actor_id=MOD)
+    await repository.inner.allow_model(GUILD, PRO, actor_id=MOD, role_id=VIP)
+    for preferred in (PRO, "a/elsewhere", "not a model"):  # only for a role; not on the list; unreadable
+        admission = await policy.admit(dataclasses.replace(asking(), preferred_model=preferred))
+        assert admission.model == ModelRef.parse(OPEN)
+        assert admission.note == f"Your preferred model `{preferred}` is not available to you here; used `{OPEN}`."
+    await repository.inner.set_default_model(GUILD, PRO, actor_id=MOD)
+    admission = await policy.admit(dataclasses.replace(asking(), preferred_model="a/elsewhere"))
+    assert admission.note == (
+        "Your preferred model `a/elsewhere` is not available to you here, and this server's default model "
+        f"`{PRO}` is only for members with the <@&{VIP}> role; used `{OPEN}`."
+    )

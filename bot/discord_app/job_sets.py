@@ -1,0 +1,212 @@
+"""A set of jobs from one ``/imagine``: its ``{a, b}`` permutations and ``--repeat``, checked whole, run all or none.
+
+Every check runs for the whole set before anything is charged or sent: the options and blocked words of
+each prompt (one read of the server's settings), the queue caps for all its jobs, each job's request
+against its model, the cooldown, the daily images and the member's jobs at once for all of them, the
+budgets for their estimated cost together. Then ONE charge journals every job, each with its own share
+of the images and cost and with its target (a channel message of its own, not yet posted), in one
+transaction: a restart at any later moment resumes each job (posting the message it never got), none is
+lost, none runs twice. Each job is then an ordinary job in its own message; one whose message cannot be
+posted is abandoned, its own share given back. The member's private answer lists the jobs, with links.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+
+from bot.base.errors import Refusal
+from bot.discord_app.answers import answer_privately, refuse
+from bot.discord_app.history import message_link
+from bot.discord_app.job_launch import DATABASE_DOWN, JobLaunch, JobOrder, OrderPlan
+from bot.discord_app.presenter import DiscordPresenter, MessageTarget
+from bot.jobs.model import JobRequest, JobTakenOver
+from bot.moderation.queue_caps import QueueTicket
+from bot.storage import StorageError
+
+if TYPE_CHECKING:
+    from bot.discord_app.client import ImagineBot
+
+log = logging.getLogger(__name__)
+
+NOT_POSTED = "its message could not be posted"
+"""Why a job of a set did not start (its journal's error, and the member's answer)."""
+NONE_POSTED = (
+    "❌ I couldn't post your jobs' messages in this channel, so none of them started and nothing was charged. "
+    "Check that I may send messages here, or try another channel."
+)
+ANSWER_LIMIT = 2000
+"""Characters in a message's content (Discord's limit)."""
+PROMPT_CLIPS = (100, 50, 20, 0)
+"""How much of each prompt the answer shows: less, until every job's line fits."""
+
+
+@dataclass(frozen=True)
+class SetJob:
+    """One job of a charged set: its id, where its message goes, and its request as charged."""
+
+    job_id: str
+    target: MessageTarget
+    request: JobRequest
+
+
+class JobSets:
+    """Starts the sets of jobs that typed prompts make, over the same steps as one job (:class:`JobLaunch`)."""
+
+    def __init__(self, bot: ImagineBot, launch: JobLaunch) -> None:
+        self.bot = bot
+        self.launch = launch
+
+    async def start(
+        self,
+        interaction: discord.Interaction,
+        guild_id: int,
+        member_id: int,
+        order: JobOrder,
+        plan: OrderPlan,
+        ticket: QueueTicket,
+    ) -> None:
+        """Check and charge the whole set, then post and queue each job, then tell the member (privately)."""
+        jobs = await self._check_and_charge(interaction, guild_id, member_id, order, plan, ticket)
+        if jobs is None:
+            return
+        posted = await self._show_and_queue(jobs)
+        if not any(posted):
+            await refuse(interaction, NONE_POSTED)
+            return
+        await answer_privately(interaction, set_answer(guild_id, [job.request.prompt for job in jobs], posted))
+
+    async def _check_and_charge(
+        self,
+        interaction: discord.Interaction,
+        guild_id: int,
+        member_id: int,
+        order: JobOrder,
+        plan: OrderPlan,
+        ticket: QueueTicket,
+    ) -> list[SetJob] | None:
+        """Every check for the whole set, then one charge journaling every job: the jobs as charged, or
+        ``None`` once refused (the member told why)."""
+        core = self.bot.core
+        launch = self.launch
+        job_ids = [core.engine.new_job_id() for _ in plan.prompts]
+        # One message of its own per job, in the interaction's channel (replying where the order does): written
+        # with the charge, so a job cut by a crash before its message went out gets it posted at the restart.
+        target = (
+            MessageTarget.channel_message(interaction)
+            if order.reply_to is None
+            else MessageTarget.reply(interaction, order.reply_to)
+        )
+        charging = False
+        try:
+            for prompt in plan.prompts:
+                replace(order.options, prompt=prompt).check()
+            admission = await core.policy.admit(launch.context(interaction, guild_id, member_id, order, plan))
+            await ticket.check(guild_id, member_id, jobs=len(job_ids))
+            if order.check is not None:
+                await order.check()
+            requests = [await launch.prepare(interaction, admission, order, plan, prompt) for prompt in plan.prompts]
+            images = sum(request.images_expected for request in requests)
+            await core.policy.check_usage(admission, images, jobs=len(requests))
+            costs = [await core.pricing.estimate(request.model, request.images_expected) for request in requests]
+            admission = admission.priced(images, sum(costs))
+
+            def charged(day: date) -> list[SetJob]:
+                return [
+                    SetJob(
+                        job_id,
+                        target,
+                        replace(request, charged_images=request.images_expected, charged_day=day, reserved_cost=cost),
+                    )
+                    for job_id, request, cost in zip(job_ids, requests, costs, strict=True)
+                ]
+
+            charging = True
+            day = await core.policy.charge(
+                admission,
+                journal_set=lambda day: [
+                    core.journal.entry(job.job_id, job.request, job.target.to_json()) for job in charged(day)
+                ],
+            )
+        except Refusal as exc:
+            await refuse(interaction, f"❌ {exc}")
+            return None
+        except (StorageError, JobTakenOver) as exc:
+            log.warning("the database failed while starting a set of %d jobs; refused: %s", len(job_ids), exc)
+            if charging:
+                # As for one job (see the starter): the charge may have landed with its answer lost.
+                for job_id in job_ids:
+                    core.journal.give_up(job_id)
+            await refuse(interaction, DATABASE_DOWN)
+            return None
+        return charged(day)
+
+    async def _show_and_queue(self, jobs: Sequence[SetJob]) -> list[MessageTarget | None]:
+        """Post each job's message and queue it, in order: where each is shown, ``None`` for one abandoned
+        because its message could not be posted (its own share of the charge given back)."""
+        core = self.bot.core
+        shown: list[MessageTarget | None] = []
+        refused = False  # Discord refused the bot this channel: the rest would be refused alike
+        for job in jobs:
+            if refused:
+                await core.journal.abandon(job.job_id, NOT_POSTED)
+                shown.append(None)
+                continue
+            placeholder = self.launch.placeholder(job.job_id, job.request)
+            try:
+                # A channel message of the bot's own (a reply only where the order is one).
+                presenter = await DiscordPresenter.post_reply(
+                    self.bot, job.target, placeholder, **self.launch.presenting(job.job_id)
+                )
+            except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("job %s of a set: its message could not be posted (%s)", job.job_id, exc)
+                await core.journal.abandon(job.job_id, NOT_POSTED)
+                refused = isinstance(exc, discord.Forbidden)
+                shown.append(None)
+                continue
+            except BaseException:
+                await core.journal.abandon(job.job_id, NOT_POSTED)
+                raise
+            # Where the message is, before it may wait in the queue: a restart edits it, never posts another.
+            await core.journal.shown(job.job_id, presenter.target.to_json())
+            await self.launch.submit(presenter, placeholder)
+            shown.append(presenter.target)
+        return shown
+
+
+def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTarget | None]) -> str:
+    """The member's answer: each job of the set, numbered, with a link to its message (or why it did not start),
+    within Discord's limit on a message's length."""
+    missing = sum(1 for target in shown if target is None)
+    head = f"Your prompt makes {len(prompts)} jobs, each in its own message:"
+    if missing:
+        head = (
+            f"Your prompt makes {len(prompts)} jobs; {missing} of them could not start (their images and spending "
+            "were given back):"
+        )
+    text = head
+    for clip in PROMPT_CLIPS:
+        lines = [
+            _job_line(number, prompt, target, guild_id, clip)
+            for number, (prompt, target) in enumerate(zip(prompts, shown, strict=True), 1)
+        ]
+        text = "\n".join([head, *lines])
+        if len(text) <= ANSWER_LIMIT:
+            return text
+    return text[: ANSWER_LIMIT - 1] + "…"
+
+
+def _job_line(number: int, prompt: str, target: MessageTarget | None, guild_id: int, clip: int) -> str:
+    line = f"{number}."
+    if clip:
+        flat = " ".join(prompt.split())
+        shown = flat if len(flat) <= clip else flat[: clip - 1] + "…"
+        line += f" {discord.utils.escape_markdown(shown)}"
+    link = message_link(guild_id, target.channel_id, target.message_id) if target is not None else None
+    return f"{line} — {f'[open]({link})' if link else f'not started: {NOT_POSTED}'}"

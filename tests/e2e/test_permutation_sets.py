@@ -1,0 +1,186 @@
+"""Permutations and ``--repeat`` through the fake Discord: one ``/imagine`` makes a set of jobs, checked whole,
+run all or nothing, each an ordinary job in its own message, each charged (and given back) on its own."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+from bot.moderation.costs import parse_prices
+from tests.e2e.conftest import Stack, StackFactory, is_terminal, job_id_of, status_of
+from tests.e2e.test_buttons import button
+from tests.e2e.test_moderation import answer
+from tests.fakes.discord import CallbackType, InteractionHandle, Routes, StoredMessage
+from tests.fakes.replicate import FLUX_SCHNELL, Scenario
+
+COLOURS = "a {red, green, blue} bird"
+
+
+def job_messages(stack: Stack) -> list[StoredMessage]:
+    """The job messages in #general, oldest first."""
+    channel = stack.guild.channel("general")
+    return [m for m in stack.discord.messages_in(channel) if m.embeds and not m.ephemeral]
+
+
+async def wait_jobs(
+    stack: Stack, count: int, done: Callable[[StoredMessage], bool] = is_terminal
+) -> list[StoredMessage]:
+    """The first ``count`` job messages, once each satisfies ``done``."""
+
+    def ready() -> list[StoredMessage] | None:
+        messages = job_messages(stack)
+        return messages if len(messages) >= count and all(done(m) for m in messages[:count]) else None
+
+    return (await stack.discord.wait_for(ready, 15, what=f"{count} job messages"))[:count]
+
+
+async def private_answer(handle: InteractionHandle) -> str:
+    """The interaction's answer, which must be one only the member sees."""
+    callback = await handle.wait_callback(timeout=10)
+    assert callback.type == CallbackType.CHANNEL_MESSAGE
+    assert callback.ephemeral, f"not private: {callback.data}"
+    return callback.content or ""
+
+
+async def images_today(stack: Stack, user: str = "member") -> int:
+    assert stack.bot is not None
+    core = stack.bot.core
+    usage = await core.repository.usage(stack.guild.id, stack.guild.member(user).id, now=core.clock.now())
+    return usage.images_today
+
+
+async def test_a_set_of_three_makes_three_messages_and_three_predictions(stack: Stack) -> None:
+    text = await private_answer(await stack.imagine(prompt=COLOURS))
+    finals = await wait_jobs(stack, 3)
+    assert [m.embeds[0]["description"] for m in finals] == ["a red bird", "a green bird", "a blue bird"]
+    assert all("Done" in status_of(m) and m.attachments for m in finals)
+    assert sorted(p.input["prompt"] for p in stack.api.predictions.values()) == sorted(
+        ["a red bird", "a green bird", "a blue bird"]
+    )
+    assert stack.api.count("POST", "create") == 3
+    assert "Your prompt makes 3 jobs" in text
+    for number, message in enumerate(finals, 1):  # listed in order, each with a link to its message
+        assert f"{number}. a {['red', 'green', 'blue'][number - 1]} bird" in text
+        assert f"/{message.channel_id}/{message.id})" in text
+    assert len({job_id_of(m) for m in finals}) == 3
+    assert await images_today(stack) == 3
+
+
+async def test_repeat_runs_the_same_prompt_and_flags_take_permutations(stack: Stack) -> None:
+    await private_answer(await stack.imagine(prompt="a fox --repeat 2"))
+    await wait_jobs(stack, 2)
+    assert [p.input["prompt"] for p in stack.api.predictions.values()] == ["a fox", "a fox"]
+
+    await private_answer(await stack.imagine(prompt="a cat --ar {1:1, 16:9}"))
+    await wait_jobs(stack, 4)
+    ratios = sorted(p.input.get("aspect_ratio") for p in list(stack.api.predictions.values())[2:])
+    assert ratios == ["16:9", "1:1"]
+
+
+async def test_a_set_past_the_limit_is_refused_with_its_count_and_sends_nothing(stack: Stack) -> None:
+    text = await private_answer(await stack.imagine(prompt="a {red, green, blue} {bird, cat}"))
+    assert "6 combinations" in text and "at most 4" in text
+    text = await private_answer(await stack.imagine(prompt="a {red, green} bird --repeat 3"))
+    assert "6 jobs" in text and "at most 4" in text
+    assert stack.api.count("POST", "create") == 0
+    assert job_messages(stack) == []
+    assert await images_today(stack) == 0
+
+
+async def test_a_blocked_word_in_one_combination_refuses_the_whole_set(stack: Stack) -> None:
+    await answer(stack, "words add", word="green")
+    text = await private_answer(await stack.imagine(prompt=COLOURS))
+    assert "blocked" in text
+    assert stack.api.count("POST", "create") == 0 and job_messages(stack) == []
+    assert await images_today(stack) == 0
+
+
+async def test_daily_images_for_two_of_three_refuse_all(stack: Stack) -> None:
+    await answer(stack, "limits", daily=2)
+    text = await private_answer(await stack.imagine(prompt=COLOURS))
+    assert "3 images today" in text and "the limit is 2" in text
+    assert stack.api.count("POST", "create") == 0 and job_messages(stack) == []
+    assert await images_today(stack) == 0
+
+
+async def test_a_budget_for_two_of_three_refuses_all(make_stack: StackFactory) -> None:
+    stack: Stack = await make_stack(prices=parse_prices(f"{FLUX_SCHNELL}=0.004/image"))
+    await answer(stack, "budget", member_daily=0.008)
+    text = await private_answer(await stack.imagine(prompt=COLOURS))
+    assert "Your budget for today is $0.008" in text and "about $0.012" in text
+    assert stack.api.count("POST", "create") == 0 and job_messages(stack) == []
+
+
+async def test_a_set_past_the_members_jobs_at_once_is_refused_saying_so(stack: Stack) -> None:
+    await answer(stack, "limits", concurrent=2)
+    text = await private_answer(await stack.imagine(prompt=COLOURS))
+    assert "makes 3 /imagine jobs" in text and "2 at once" in text
+    assert stack.api.count("POST", "create") == 0 and job_messages(stack) == []
+
+
+async def test_each_jobs_charge_is_given_back_alone_when_it_fails(make_stack: StackFactory) -> None:
+    stack: Stack = await make_stack(prices=parse_prices(f"{FLUX_SCHNELL}=0.004/image"))
+    stack.api.set_default_scenario(Scenario.manual())
+    await private_answer(await stack.imagine(prompt=COLOURS))
+    predictions = [await stack.api.wait_for_prediction(n) for n in (1, 2, 3)]
+    assert await images_today(stack) == 3
+    failed = next(p for p in predictions if p.input["prompt"] == "a green bird")
+    for prediction in predictions:
+        stack.api.finish(prediction.id, "failed" if prediction is failed else None, error="boom")
+    finals = await wait_jobs(stack, 3)
+    assert ["Failed" in status_of(m) for m in finals] == [False, True, False]
+    assert await images_today(stack) == 2  # the failed job's image alone came back
+    assert stack.bot is not None
+    core = stack.bot.core
+    spend = await core.repository.spend(stack.guild.id, stack.guild.member("member").id, now=core.clock.now())
+    assert spend.member_today == 8_000  # two images delivered at $0.004; the failed one's share released
+
+
+async def test_a_job_whose_message_cannot_be_posted_is_abandoned_alone(stack: Stack) -> None:
+    stack.api.set_default_scenario(Scenario.manual())
+    # The first message goes out; Discord refuses the second (a 400 is not tried again).
+    posts = itertools.count(1)
+    stack.discord.fail_next(
+        lambda method, path, route: route == Routes.CREATE_MESSAGE and next(posts) == 2,
+        status=400,
+        code=50035,
+        message="Invalid Form Body",
+    )
+    text = await private_answer(await stack.imagine(prompt=COLOURS))
+    assert "3 jobs; 1 of them could not start" in text and "2. a green bird — not started" in text
+    assert "given back" in text
+    await stack.api.wait_for_prediction(2)
+    assert await images_today(stack) == 2
+    assert [m.embeds[0]["description"] for m in job_messages(stack)] == ["a red bird", "a blue bird"]
+    for prediction in stack.api.predictions.values():
+        stack.api.finish(prediction.id)
+    await wait_jobs(stack, 2)
+    assert stack.api.count("POST", "create") == 2
+
+
+async def test_a_channel_the_bot_cannot_post_in_starts_none_and_charges_nothing(stack: Stack) -> None:
+    stack.discord.fail_next(Routes.CREATE_MESSAGE, status=403, code=50013, message="Missing Permissions")
+    text = await private_answer(await stack.imagine(prompt=COLOURS))
+    assert "none of them started" in text and "nothing was charged" in text
+    assert len(stack.discord.requests_for(Routes.CREATE_MESSAGE)) == 1  # not tried again for the others
+    assert stack.api.count("POST", "create") == 0
+    assert await images_today(stack) == 0
+
+
+async def test_re_roll_of_a_sets_job_is_one_job_with_its_prompt_as_expanded(stack: Stack) -> None:
+    await private_answer(await stack.imagine(prompt="a \\{tiny\\} {red, green} bird"))
+    green = (await wait_jobs(stack, 2))[1]
+    assert green.embeds[0]["description"] == "a {tiny} green bird"
+    reroll = await stack.discord.click(green, button(green, "reroll"), user=stack.guild.member("member"))
+    rerolled = await stack.final_message(reroll)  # the interaction's own answer, as any single job
+    assert "Done" in status_of(rerolled)
+    assert stack.api.last_prediction.input["prompt"] == "a {tiny} green bird"  # its braces are text now
+    assert stack.api.count("POST", "create") == 3
+
+
+async def test_a_set_past_the_members_share_of_the_queue_is_refused_whole(make_stack: StackFactory) -> None:
+    stack: Stack = await make_stack(max_running=1, max_queued_per_member=2)
+    text = await private_answer(await stack.imagine(prompt="a {red, green, blue, white} bird"))
+    assert "waiting in the queue" in text and "one member may have 2" in text
+    assert stack.api.count("POST", "create") == 0 and job_messages(stack) == []
+    assert await images_today(stack) == 0
