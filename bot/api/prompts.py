@@ -46,7 +46,7 @@ def read_repeat(prompt: str, *, limit: int) -> tuple[str, int]:
         raise PermutationError("--repeat is given twice; keep one.")
     match = found[0]
     value = match[1]
-    if value is None or not value.isdigit() or not 1 <= int(value) <= 1000:
+    if value is None or re.fullmatch(r"[0-9]{1,4}", value) is None or not 1 <= int(value) <= 1000:
         raise PermutationError(f"--repeat needs a whole number of times, e.g. --repeat 2, not {value or 'nothing'}.")
     times = int(value)
     if times > limit:

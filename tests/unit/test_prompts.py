@@ -48,6 +48,8 @@ def test_examples(text: str, prompts: list[str]) -> None:
     [
         ("a fox --repeat 0", "whole number of times"),
         ("a fox --repeat two", "whole number of times"),
+        ("a fox --repeat ²", "whole number of times"),  # a digit to str.isdigit, not to int()
+        ("a fox --repeat ٣", "whole number of times"),
         ("a fox --repeat", "not nothing"),
         ("a fox --repeat 2 --r 2", "given twice"),
         ("a fox --repeat 5", "--repeat 5 makes 5 jobs"),
