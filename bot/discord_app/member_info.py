@@ -120,10 +120,13 @@ def jobs_text(status: MemberStatus, jobs: Sequence[MemberJob]) -> str:
 
 
 def models_text(status: MemberStatus) -> str:
-    """The models the member may use, the one taken when they name none first."""
+    """The models the member may use, the one ``/imagine`` takes when they name none first, saying why."""
     if not status.models:
         return "None: every model here is only for some roles."
-    names = [f"`{model}`" + (" (default)" if index == 0 else "") for index, model in enumerate(status.models)]
+    taken = status.model_taken
+    why = "your preference" if status.preferred_model is not None else "server default"
+    ordered = [model for model in status.models if model == taken] + [m for m in status.models if m != taken]
+    names = [f"`{model}`" + (f" ({why})" if model == taken else "") for model in ordered]
     shown = names[:MODELS_SHOWN]
     more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
     text = ", ".join(shown) + more

@@ -8,9 +8,10 @@ from bot.storage import JobRecord
 from tests.e2e.conftest import LORA_REF, Stack, StackFactory, job_id_of
 from tests.e2e.test_budget import PRICES
 from tests.e2e.test_moderation import answer
+from tests.e2e.test_preferences import settings
 from tests.e2e.test_roles import add_vip
 from tests.fakes.discord import CallbackType, FakeGuild
-from tests.fakes.replicate import FLUX_SCHNELL, Scenario
+from tests.fakes.replicate import FLUX_SCHNELL, FLUX_SCHNELL_LORA, Scenario
 
 
 async def info(stack: Stack, user: str = "member", *, guild: FakeGuild | None = None) -> dict[str, Any]:
@@ -39,7 +40,7 @@ async def test_a_fresh_member_may_do_everything(stack: Stack) -> None:
     assert shown["Your spend today"] == "$0.00 · no daily cap"
     assert shown["This server this month"] == "No monthly cap"
     assert shown["Your jobs here"] == "None right now."
-    assert shown["Models you may use here"] == f"`{FLUX_SCHNELL}` (default), `{LORA_REF}`"
+    assert shown["Models you may use here"] == f"`{FLUX_SCHNELL}` (server default), `{LORA_REF}`"
     assert embed["footer"]["text"] == "Only you can see this."
 
 
@@ -156,13 +157,30 @@ async def test_models_only_for_a_role_are_listed_only_to_its_members(stack: Stac
     vip = await add_vip(stack)
     await answer(stack, "models allow", model=FLUX_SCHNELL)
     await answer(stack, "models allow", model=LORA_REF, role=vip)
-    assert fields(await info(stack))["Models you may use here"] == f"`{FLUX_SCHNELL}` (default)"
-    assert fields(await info(stack, "vip"))["Models you may use here"] == f"`{FLUX_SCHNELL}` (default), `{LORA_REF}`"
+    assert fields(await info(stack))["Models you may use here"] == f"`{FLUX_SCHNELL}` (server default)"
+    assert (
+        fields(await info(stack, "vip"))["Models you may use here"]
+        == f"`{FLUX_SCHNELL}` (server default), `{LORA_REF}`"
+    )
 
     await answer(stack, "models remove", model=FLUX_SCHNELL)
     embed = await info(stack)
     assert fields(embed)["Models you may use here"] == "None: every model here is only for some roles."
     assert embed["description"].startswith("⛔ Every model here is only for members with some roles")
+
+
+async def test_the_model_taken_is_the_members_preference_where_usable_else_the_servers(stack: Stack) -> None:
+    await settings(stack, "set", model=LORA_REF)
+    assert fields(await info(stack))["Models you may use here"] == f"`{LORA_REF}` (your preference), `{FLUX_SCHNELL}`"
+    await stack.final_message(await stack.imagine())
+    assert stack.api.last_prediction.model == FLUX_SCHNELL_LORA  # what /imagine-info said it would take
+    # Another member's preference is their own.
+    assert fields(await info(stack, "moderator"))["Models you may use here"].startswith(f"`{FLUX_SCHNELL}` (server")
+
+    vip = await add_vip(stack)
+    await answer(stack, "models allow", model=FLUX_SCHNELL)
+    await answer(stack, "models allow", model=LORA_REF, role=vip)  # the preference is not the member's here
+    assert fields(await info(stack))["Models you may use here"] == f"`{FLUX_SCHNELL}` (server default)"
 
 
 async def test_each_server_has_its_own_figures(stack: Stack) -> None:

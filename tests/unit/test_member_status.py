@@ -38,6 +38,7 @@ def status_from(
     active: int = 0,
     here: int = 0,
     queued_elsewhere: int = 0,
+    preferred_model: str | None = None,
 ) -> MemberStatus:
     config = GuildConfig(guild_id=1, limits=limits, role_limits=role_limits)
     return member_status(
@@ -51,6 +52,7 @@ def status_from(
         active=active,
         here=here,
         queued_elsewhere=queued_elsewhere,
+        preferred_model=preferred_model,
     )
 
 
@@ -139,8 +141,11 @@ def test_jobs_always_fit_a_field_and_keep_the_count_elsewhere(prompts: list[str]
     assert (f"➕ {elsewhere} more on other processes" in text) == bool(elsewhere)
 
 
-def test_models_default_first_and_none_said_plainly() -> None:
-    assert models_text(status_from()) == f"`{FLUX}` (default), `{SDXL}`"
+def test_models_the_one_taken_first_and_none_said_plainly() -> None:
+    assert models_text(status_from()) == f"`{FLUX}` (server default), `{SDXL}`"
+    assert models_text(status_from(preferred_model=str(SDXL))) == f"`{SDXL}` (your preference), `{FLUX}`"
+    for not_usable in ("other/model", "not a model", ""):
+        assert models_text(status_from(preferred_model=not_usable)) == f"`{FLUX}` (server default), `{SDXL}`"
     assert models_text(replace(status_from(), models=())).startswith("None")
     many = tuple(ModelRef("owner", f"model-{n}") for n in range(40))
     assert models_text(replace(status_from(), models=many)).endswith("and 15 more")
