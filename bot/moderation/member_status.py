@@ -141,21 +141,26 @@ async def gather_member_status(
     here: int,
     owner: str,
 ) -> MemberStatus:
-    """Read what :func:`member_status` needs for one member, at once.
+    """Read what :func:`member_status` needs for one member, in one round of concurrent reads.
 
-    ``here``: the member's jobs in this server that this process (incarnation ``owner``) holds.
+    ``here``: the member's jobs in this server that this process (incarnation ``owner``) holds. The policy
+    reads the server's settings for the usable models itself: a second read of them, but in the same round,
+    so the answer waits for the slowest read, not for two in a row.
     """
-    config, usage, budget, spend, preferences = await asyncio.gather(
-        repository.guild_config(guild_id),
-        repository.usage(guild_id, member_id, now=now),
-        repository.budget(guild_id),
-        repository.spend(guild_id, member_id, now=now),
-        repository.preferences(member_id),
-    )
-    models, active, queued = await asyncio.gather(
-        policy.usable_models(guild_id, role_ids),
-        repository.active_jobs(guild_id, member_id),
-        repository.queued_jobs(guild_id, member_id, besides=owner),
+    # Two gathers only because asyncio.gather is typed for up to six awaitables; both run at once.
+    (config, usage, budget, spend, preferences), (models, active, queued) = await asyncio.gather(
+        asyncio.gather(
+            repository.guild_config(guild_id),
+            repository.usage(guild_id, member_id, now=now),
+            repository.budget(guild_id),
+            repository.spend(guild_id, member_id, now=now),
+            repository.preferences(member_id),
+        ),
+        asyncio.gather(
+            policy.usable_models(guild_id, role_ids),
+            repository.active_jobs(guild_id, member_id),
+            repository.queued_jobs(guild_id, member_id, besides=owner),
+        ),
     )
     return member_status(
         config,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import pytest
 
 from bot.storage import JobRecord
 from tests.e2e.conftest import LORA_REF, Stack, StackFactory, job_id_of
+from tests.e2e.test_answer_deadline import SLOW_CHECK
 from tests.e2e.test_budget import PRICES
 from tests.e2e.test_moderation import answer
 from tests.e2e.test_preferences import settings
 from tests.e2e.test_roles import add_vip
-from tests.fakes.discord import CallbackType, FakeGuild
+from tests.fakes.discord import CallbackType, FakeGuild, InteractionHandle
 from tests.fakes.replicate import FLUX_SCHNELL, FLUX_SCHNELL_LORA, Scenario
 
 
@@ -24,6 +29,26 @@ async def info(stack: Stack, user: str = "member", *, guild: FakeGuild | None = 
     assert callback.type == CallbackType.CHANNEL_MESSAGE and callback.ephemeral, callback
     [embed] = callback.data["embeds"]
     return dict(embed)
+
+
+def slow_down(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
+    """``owner.name`` (a read) takes :data:`SLOW_CHECK` seconds: past Discord's 3 s, only a defer saves the answer."""
+    read: Callable[..., Awaitable[Any]] = getattr(owner, name)
+
+    async def slow_read(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(SLOW_CHECK)
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, slow_read)
+
+
+async def deferred_privately(handle: InteractionHandle) -> dict[str, Any]:
+    """The answer to an interaction that had to defer: checked private all along, its data once it came."""
+    callback = await handle.wait_callback(timeout=5)
+    assert callback.type == CallbackType.DEFERRED_CHANNEL_MESSAGE and callback.accepted and callback.ephemeral
+    message = await handle.wait_message(lambda m: not m.current.loading, timeout=10)
+    assert message.ephemeral
+    return message.payload()
 
 
 def fields(embed: dict[str, Any]) -> dict[str, str]:
@@ -181,6 +206,19 @@ async def test_the_model_taken_is_the_members_preference_where_usable_else_the_s
     await answer(stack, "models allow", model=FLUX_SCHNELL)
     await answer(stack, "models allow", model=LORA_REF, role=vip)  # the preference is not the member's here
     assert fields(await info(stack))["Models you may use here"] == f"`{FLUX_SCHNELL}` (server default)"
+
+
+async def test_a_slow_database_defers_privately_then_the_figures_take_its_place(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert stack.bot is not None
+    slow_down(monkeypatch, stack.bot.core.repository, "usage")
+    where = stack.guild
+    handle = await stack.discord.slash(
+        "imagine-info", {}, user=where.member("member"), guild=where, channel=where.channel("general")
+    )
+    [embed] = (await deferred_privately(handle))["embeds"]
+    assert embed["description"] == "✅ You can use /imagine now."
 
 
 async def test_each_server_has_its_own_figures(stack: Stack) -> None:
