@@ -2,7 +2,8 @@
 
 :func:`member_status` works them out from the stored records (pure); :func:`gather_member_status` reads
 those records for one member. Only the member's own figures, and the server's monthly spend against the
-cap every member shares; nothing of any other member. Knows nothing of Discord.
+cap every member shares (for whether it has room; its amounts are the moderators'); nothing of any other
+member. Knows nothing of Discord.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ async def test_a_fresh_member_may_do_everything(stack: Stack) -> None:
     assert shown["Images today"] == "No limit · 0 used today"
     assert shown["Cooldown"] == "None"
     assert shown["Your spend today"] == "$0.00 · no daily cap"
-    assert shown["This server this month"] == "No monthly cap"
+    assert shown["This server's monthly budget"] == "Has room"
     assert shown["Your jobs here"] == "None right now."
     assert shown["Models you may use here"] == f"`{FLUX_SCHNELL}` (server default), `{LORA_REF}`"
     assert embed["footer"]["text"] == "Only you can see this."
@@ -81,16 +81,28 @@ async def test_after_a_job_images_spend_and_cooldown_are_counted(make_stack: Sta
     assert shown["Images today"].startswith("3 of 5 left · resets <t:")
     assert shown["Cooldown"].startswith("600 s between requests · ready <t:")
     assert shown["Your spend today"].startswith("$0.008 of $0.05 · $0.042 left · resets <t:")
-    assert shown["This server this month"].startswith("$0.008 of $1.00 · $0.992 left · resets <t:")
+    assert shown["This server's monthly budget"] == "Has room"
+    assert "$1.00" not in str(embed) and "$0.992" not in str(embed)  # the server's amounts are the moderators'
+
     assert shown["Your jobs here"] == "None right now."
 
-    # Another member's day is their own; the server's month is shared by everyone.
+    # Another member's day is their own.
     embed = await info(stack, "moderator")
     assert embed["description"] == "✅ You can use /imagine now."
     shown = fields(embed)
     assert shown["Images today"].startswith("5 of 5 left")
     assert shown["Your spend today"].startswith("$0.00 of $0.05")
-    assert shown["This server this month"].startswith("$0.008 of $1.00")
+
+
+async def test_a_used_up_month_says_when_it_resets_never_how_much(make_stack: StackFactory) -> None:
+    stack: Stack = await make_stack(prices=PRICES)
+    await answer(stack, "budget", monthly=0.008)
+    await stack.final_message(await stack.imagine(count=2))  # 2 images at $0.004: the month's whole budget
+    for member in ("member", "moderator"):  # the server's month is shared by everyone
+        embed = await info(stack, member)
+        assert embed["description"].startswith("⛔ This server's monthly budget is used up; it resets on <t:")
+        assert fields(embed)["This server's monthly budget"].startswith("Used up · resets on <t:")
+        assert "$0.008" not in str(embed).replace("$0.008 · no daily cap", "")  # only the member's own spend
 
 
 async def test_a_spent_day_says_so(stack: Stack) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Progress
 from bot.discord_app.admin_views import FIELD_LIMIT
-from bot.discord_app.member_info import headline, info_embed, job_line, jobs_text, models_text
+from bot.discord_app.member_info import headline, info_embed, job_line, jobs_text, models_text, month_text
 from bot.jobs.model import JobState
 from bot.jobs.scheduling import FairQueue, MemberJob, member_jobs
 from bot.moderation.member_status import MemberStatus, cooldown_end, member_status
@@ -120,6 +120,13 @@ def test_headline_names_every_blocker() -> None:
     lines = headline(replace(status, models=())).splitlines()
     assert [line.split(" ")[1] for line in lines] == ["Every", "You", "You", "This", "You", "You"]
     assert headline(status_from()) == "✅ You can use /imagine now."
+
+
+def test_the_month_says_only_whether_it_has_room() -> None:
+    used_up = status_from(budget=Budget(monthly=10), spend=Spend(10, 0))
+    assert month_text(used_up) == "Used up · resets on <t:1743465600:D>"  # 1 April 2025, 00:00 UTC
+    assert month_text(status_from(budget=Budget(monthly=10), spend=Spend(9, 0))) == "Has room"
+    assert month_text(status_from()) == "Has room"
 
 
 def queued(position: int, prompt: str = "a fox") -> MemberJob:
