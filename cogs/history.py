@@ -11,6 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord_app.answers import AnswerDeadline, answer_privately
 from bot.discord_app.history import EMPTY, HISTORY_SIZE, history_embed
 from bot.discord_app.member_info import info_embed
 from bot.discord_app.members import member_role_ids
@@ -35,17 +36,18 @@ class History(commands.Cog):
         if interaction.guild_id is None:  # guild_only already keeps it out of DMs; this is for the type checker
             await interaction.response.send_message("/imagine-history works in servers only.", ephemeral=True)
             return
-        records = await self.bot.core.journal.member_history(
-            interaction.guild_id, interaction.user.id, limit=HISTORY_SIZE
-        )
-        if not records:
-            await interaction.response.send_message(EMPTY, ephemeral=True)
-            return
-        await interaction.response.send_message(
-            embed=history_embed(records, interaction.guild_id),
-            ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        async with AnswerDeadline(interaction, privately=True):
+            records = await self.bot.core.journal.member_history(
+                interaction.guild_id, interaction.user.id, limit=HISTORY_SIZE
+            )
+            if not records:
+                await answer_privately(interaction, EMPTY)
+                return
+            await answer_privately(
+                interaction,
+                embed=history_embed(records, interaction.guild_id),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
 
     @app_commands.command(
         name="imagine-info", description="What you can still do here today: images, spend, cooldown, jobs, models"
@@ -58,21 +60,23 @@ class History(commands.Cog):
             return
         core = self.bot.core
         guild_id, member_id = interaction.guild_id, interaction.user.id
-        # This process's own jobs first: one that ends meanwhile is then not counted as on another process.
-        jobs = core.engine.member_jobs(guild_id, member_id)
-        status = await gather_member_status(
-            core.repository,
-            core.policy,
-            guild_id,
-            member_id,
-            member_role_ids(interaction),
-            now=core.clock.now(),
-            here=len(jobs),
-            owner=core.journal.owner,
-        )
-        await interaction.response.send_message(
-            embed=info_embed(status, jobs), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-        )
+        # The reads may outlast Discord's 3 s on a slow database: past 2 s the answer is deferred, privately.
+        async with AnswerDeadline(interaction, privately=True):
+            # This process's own jobs first: one that ends meanwhile is then not counted as on another process.
+            jobs = core.engine.member_jobs(guild_id, member_id)
+            status = await gather_member_status(
+                core.repository,
+                core.policy,
+                guild_id,
+                member_id,
+                member_role_ids(interaction),
+                now=core.clock.now(),
+                here=len(jobs),
+                owner=core.journal.owner,
+            )
+            await answer_privately(
+                interaction, embed=info_embed(status, jobs), allowed_mentions=discord.AllowedMentions.none()
+            )
 
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
@@ -84,10 +88,7 @@ class History(commands.Cog):
         what = "Your figures" if name == "imagine-info" else "Your history"
         message = f"{what} could not be read just now (reference {reference}); try again in a moment."
         try:
-            if interaction.response.is_done():
-                await interaction.followup.send(message, ephemeral=True)
-            else:
-                await interaction.response.send_message(message, ephemeral=True)
+            await answer_privately(interaction, message)  # in place of a private "thinking…" if it deferred
         except discord.HTTPException:
             log.warning("could not tell the member about failure %s", reference)
 

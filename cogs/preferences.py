@@ -35,6 +35,7 @@ from bot.discord_app.preference_views import (
     NOTHING_TO_RESET,
     RESET_ANSWER,
     model_refused_answer,
+    not_saved_answer,
     option_limit_answer,
     option_missing_answer,
     option_removed_answer,
@@ -56,6 +57,10 @@ _SET_OPTIONS = {
     "suffix": f"Text added to the end of every prompt, flags allowed (`{CLEAR}`: forget it)",
 }
 """What each of ``set``'s options says about itself in Discord."""
+
+
+class _NotSaved(Exception):
+    """A change ``set`` can't make, with the member-facing reason: nothing of that ``set`` is saved."""
 
 
 async def _reply(
@@ -120,20 +125,43 @@ class MemberPreferences(
         embed = preferences_embed(preferences, await self._usable(interaction), title=title)
         await _reply(interaction, embed=embed)
 
-    async def _model_change(self, interaction: discord.Interaction, typed: str) -> str | None:
-        """The model as stored (``""`` forgets it), or ``None`` once the member was told why not."""
+    async def _model_change(self, interaction: discord.Interaction, typed: str) -> str:
+        """The model as stored (``""`` forgets it); :class:`_NotSaved` if the member may not have it."""
         if typed.strip().lower() == CLEAR:
             return ""
         try:
             model = ModelRef.parse(typed)
         except InvalidModelRef as exc:
-            await _reply(interaction, f"❌ {exc}")
-            return None
+            raise _NotSaved(f"❌ {exc}") from None
         usable = await self._usable(interaction)
         if model not in usable:
-            await _reply(interaction, model_refused_answer(typed.strip(), usable))
-            return None
+            raise _NotSaved(model_refused_answer(typed.strip(), usable))
         return str(model)
+
+    async def _checked_changes(
+        self,
+        interaction: discord.Interaction,
+        model: str | None,
+        aspect_ratio: str | None,
+        count: int | None,
+        remix: bool | None,
+        suffix: str | None,
+    ) -> PreferenceChanges:
+        """The changes ``set`` was given, each checked; :class:`_NotSaved` at the first that can't be."""
+        # Discord offers only these; a client that sends something else is told, not trusted.
+        if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
+            ratios = ", ".join(ASPECT_RATIOS)
+            raise _NotSaved(f"❌ aspect_ratio must be one of {ratios}, not `{aspect_ratio}`.")
+        if count is not None and not 1 <= count <= COUNT_MAX:
+            raise _NotSaved(f"❌ count must be from 1 to {COUNT_MAX}, not {count}.")
+        if suffix is not None:
+            try:
+                suffix = "" if suffix.strip().lower() == CLEAR else check_suffix(suffix)
+            except OptionRejected as exc:
+                raise _NotSaved(f"❌ {exc}") from None
+        if model is not None:
+            model = await self._model_change(interaction, model)
+        return PreferenceChanges(model=model, aspect_ratio=aspect_ratio, count=count, remix=remix, suffix=suffix)
 
     # ------------------------------------------------------------------ commands
 
@@ -154,23 +182,12 @@ class MemberPreferences(
         if (model, aspect_ratio, count, remix, suffix) == (None,) * 5:
             await self._show(interaction, await self._repository.preferences(member), "Your preferences")
             return
-        # Discord offers only these; a client that sends something else is told, not trusted.
-        if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
-            ratios = ", ".join(ASPECT_RATIOS)
-            await _reply(interaction, f"❌ aspect_ratio must be one of {ratios}, not `{aspect_ratio}`.")
+        try:
+            changes = await self._checked_changes(interaction, model, aspect_ratio, count, remix, suffix)
+        except _NotSaved as refusal:
+            # All or nothing: one change refused keeps the others given with it from being saved half-way.
+            await _reply(interaction, not_saved_answer(str(refusal)))
             return
-        if count is not None and not 1 <= count <= COUNT_MAX:
-            await _reply(interaction, f"❌ count must be from 1 to {COUNT_MAX}, not {count}.")
-            return
-        if suffix is not None:
-            try:
-                suffix = "" if suffix.strip().lower() == CLEAR else check_suffix(suffix)
-            except OptionRejected as exc:
-                await _reply(interaction, f"❌ {exc}")
-                return
-        if model is not None and (model := await self._model_change(interaction, model)) is None:
-            return
-        changes = PreferenceChanges(model=model, aspect_ratio=aspect_ratio, count=count, remix=remix, suffix=suffix)
         await self._show(interaction, await self._repository.set_preferences(member, changes), "Preferences saved")
 
     @set_preferences.autocomplete("model")

@@ -5,7 +5,9 @@ failed", and the token is dead). The checks before ``/imagine``'s answer are qui
 slow database, a model schema fetched through a struggling API or a busy event loop can stretch them.
 :class:`AnswerDeadline` watches the clock: if the real answer is not on its way shortly before the
 deadline, it defers (the member sees "thinking…"), and the answer then takes the deferred message's
-place (:func:`answer_with_message`) or, for a refusal, replaces it privately (:func:`refuse`).
+place (:func:`answer_with_message`) or, for a refusal, replaces it privately (:func:`refuse`). A command
+whose every answer is private defers privately (``privately=True``): its answer then simply takes the
+private "thinking…"'s place (:func:`answer_privately`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 DEFER_AT = 2.0
 _THINKING = "imagine:thinking"  # key in ``Interaction.extras``: deferred, nothing shown in its place yet
 _DEADLINE = "imagine:deadline"  # key in ``Interaction.extras``: the watch, stopped before any answer
+_PRIVATELY = "imagine:thinking-privately"  # key in ``Interaction.extras``: the deferred "thinking…" is ephemeral
 
 
 def is_thinking(interaction: discord.Interaction) -> bool:
@@ -36,19 +39,24 @@ async def refuse(interaction: discord.Interaction, message: str) -> None:
     await answer_privately(interaction, message)
 
 
-async def answer_privately(interaction: discord.Interaction, message: str) -> None:
-    """An answer only the member sees, whichever way the interaction was already answered."""
+async def answer_privately(interaction: discord.Interaction, message: str | None = None, **fields: Any) -> None:
+    """An answer only the member sees (``message`` and any of ``embed``, ``allowed_mentions``), whichever way
+    the interaction was already answered."""
     await _stop_deadline(interaction)
     if is_thinking(interaction):
-        # A deferred answer is visible to everyone: take it away and say it privately instead.
         interaction.extras[_THINKING] = False
+        if interaction.extras.get(_PRIVATELY):
+            # Deferred privately: the answer takes the private "thinking…"'s place.
+            await interaction.edit_original_response(content=message, **fields)
+            return
+        # A deferred answer is visible to everyone: take it away and say it privately instead.
         with contextlib.suppress(discord.NotFound):
             await interaction.delete_original_response()
-        await interaction.followup.send(message, ephemeral=True)
+        await interaction.followup.send(message or discord.utils.MISSING, ephemeral=True, **fields)
     elif interaction.response.is_done():
-        await interaction.followup.send(message, ephemeral=True)
+        await interaction.followup.send(message or discord.utils.MISSING, ephemeral=True, **fields)
     else:
-        await interaction.response.send_message(message, ephemeral=True)
+        await interaction.response.send_message(message, ephemeral=True, **fields)
 
 
 @dataclass(frozen=True)
@@ -89,13 +97,17 @@ class AnswerDeadline:
     """Defers the interaction if it is still unanswered at :data:`DEFER_AT` seconds of age.
 
     Use as ``async with AnswerDeadline(interaction):`` around the work that ends with the answer; the
-    answer itself goes through :func:`refuse` or :func:`answer_with_message`, which stop the watch first
+    answer itself goes through :func:`refuse`, :func:`answer_privately` or :func:`answer_with_message`
+    (not after ``privately``: its message would be private), which stop the watch first
     (waiting for a defer already in flight, so two answers never race) and know whether it deferred.
     """
 
-    def __init__(self, interaction: discord.Interaction, *, defer_at: float = DEFER_AT) -> None:
+    def __init__(
+        self, interaction: discord.Interaction, *, defer_at: float = DEFER_AT, privately: bool = False
+    ) -> None:
         self._interaction = interaction
         self._defer_at = defer_at
+        self._privately = privately
         self._lock = asyncio.Lock()
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
@@ -129,9 +141,10 @@ class AnswerDeadline:
             if self._stopped or self._interaction.response.is_done():
                 return
             try:
-                await self._interaction.response.defer(thinking=True)
+                await self._interaction.response.defer(thinking=True, ephemeral=self._privately)
             except discord.HTTPException as exc:
                 log.warning("could not defer interaction %s in time: %s", self._interaction.id, exc)
                 return
             self._interaction.extras[_THINKING] = True
+            self._interaction.extras[_PRIVATELY] = self._privately
             log.info("interaction %s deferred: its answer took longer than %.1f s", self._interaction.id, DEFER_AT)

@@ -1,7 +1,8 @@
 """How ``/imagine-info`` looks: what a member may still do here today and this month, as one embed.
 
 Pure rendering from :class:`~bot.moderation.member_status.MemberStatus` and the member's jobs on this process;
-the cog only gathers and answers. Only the member's own figures, and the server's monthly budget they share.
+the cog only gathers and answers. Only the member's own figures, and whether the server's monthly budget they
+share still has room (never its amounts: those are the moderators').
 """
 
 from __future__ import annotations
@@ -46,8 +47,7 @@ def headline(status: MemberStatus) -> str:
     if status.budget_left_today == 0:
         lines.append(f"⛔ You have spent your budget for today; it resets {resets_today}.")
     if status.budget_left_this_month == 0:
-        resets = _when(next_month(status.now.date()).timestamp())
-        lines.append(f"⛔ This server has spent its budget for the month; it resets {resets}.")
+        lines.append(f"⛔ This server's monthly budget is used up; it resets on {_month_resets(status)}.")
     if status.jobs_left == 0:
         going = f"{status.active} job{'s' if status.active != 1 else ''}"
         lines.append(f"⏳ You have {going} going, the most you may have at once: start another when one ends.")
@@ -82,13 +82,17 @@ def spend_today_text(status: MemberStatus) -> str:
     return f"{usd(spent)} of {usd(status.budget.member_daily)} · {usd(left)} left · resets {resets}"
 
 
+def _month_resets(status: MemberStatus) -> str:
+    """The day the server's monthly budget starts again, as Discord shows a date in the reader's own zone."""
+    return f"<t:{int(next_month(status.now.date()).timestamp())}:D>"
+
+
 def month_text(status: MemberStatus) -> str:
-    """The server's spend this month against its monthly cap; without a cap, only that (no figure to share)."""
-    left = status.budget_left_this_month
-    if left is None:
-        return "No monthly cap"
-    resets = _when(next_month(status.now.date()).timestamp())
-    return f"{usd(status.spend.month)} of {usd(status.budget.monthly)} · {usd(left)} left · resets {resets}"
+    """Whether the server's monthly budget still has room: never its amounts, which only moderators see
+    (``/imagine-admin budget``)."""
+    if status.budget_left_this_month == 0:
+        return f"Used up · resets on {_month_resets(status)}"
+    return "Has room"
 
 
 def job_line(job: MemberJob) -> str:
@@ -120,10 +124,13 @@ def jobs_text(status: MemberStatus, jobs: Sequence[MemberJob]) -> str:
 
 
 def models_text(status: MemberStatus) -> str:
-    """The models the member may use, the one taken when they name none first."""
+    """The models the member may use, the one ``/imagine`` takes when they name none first, saying why."""
     if not status.models:
         return "None: every model here is only for some roles."
-    names = [f"`{model}`" + (" (default)" if index == 0 else "") for index, model in enumerate(status.models)]
+    taken = status.model_taken
+    why = "your preference" if status.preferred_model is not None else "server default"
+    ordered = [model for model in status.models if model == taken] + [m for m in status.models if m != taken]
+    names = [f"`{model}`" + (f" ({why})" if model == taken else "") for model in ordered]
     shown = names[:MODELS_SHOWN]
     more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
     text = ", ".join(shown) + more
@@ -136,7 +143,7 @@ def info_embed(status: MemberStatus, jobs: Sequence[MemberJob]) -> discord.Embed
     embed.add_field(name="Images today", value=images_text(status))
     embed.add_field(name="Cooldown", value=cooldown_text(status))
     embed.add_field(name="Your spend today", value=spend_today_text(status))
-    embed.add_field(name="This server this month", value=month_text(status))
+    embed.add_field(name="This server's monthly budget", value=month_text(status))
     limit = status.limits.concurrent_jobs
     at_once = f" (at most {limit} at once)" if limit else ""
     embed.add_field(name=f"Your jobs here{at_once}", value=jobs_text(status, jobs), inline=False)

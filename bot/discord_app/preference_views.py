@@ -141,6 +141,11 @@ def model_refused_answer(typed: str, usable: Sequence[ModelRef]) -> str:
     )
 
 
+def not_saved_answer(reason: str) -> str:
+    """A ``set`` refused for one of its changes: none of the others given with it were saved either."""
+    return f"{reason}\nNothing was saved: correct that and run `/imagine-settings set` again with all you gave."
+
+
 RESET_ANSWER = "✅ Your preferences and named options are forgotten: `/imagine` uses each server's defaults again."
 NOTHING_TO_RESET = "You had no preferences or named options: nothing to forget."
 DM_ANSWER = (

@@ -2,7 +2,8 @@
 
 :func:`member_status` works them out from the stored records (pure); :func:`gather_member_status` reads
 those records for one member. Only the member's own figures, and the server's monthly spend against the
-cap every member shares; nothing of any other member. Knows nothing of Discord.
+cap every member shares (for whether it has room; its amounts are the moderators'); nothing of any other
+member. Knows nothing of Discord.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.api.modelref import ModelRef
+from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.moderation.policy import Policy, effective_limits
 from bot.storage import Budget, GuildConfig, Limits, Repository, Spend, Usage
 
@@ -32,13 +33,21 @@ class MemberStatus:
     spend: Spend
     """The member's spend today and the whole server's this month."""
     models: tuple[ModelRef, ...]
-    """The models the member may use here; the first is the one ``/imagine`` takes when they name none."""
+    """The models the member may use here, the server's default (where it is one of them) first."""
     active: int
     """The member's jobs here that have not ended, on every process (the count ``concurrent`` limits)."""
     elsewhere: int = 0
     """Of ``active``, those on the bot's other processes (this process lists its own)."""
     queued_elsewhere: int = 0
     """Of ``elsewhere``, those still waiting for a slot."""
+    preferred_model: ModelRef | None = None
+    """The member's preferred model (``/imagine-settings``) where they may use it here; else ``None``."""
+
+    @property
+    def model_taken(self) -> ModelRef | None:
+        """The model ``/imagine`` takes when the member names none: as the policy picks it, their preferred one
+        where usable here, else the first they may use (the server's default unless that is only for roles)."""
+        return self.preferred_model or (self.models[0] if self.models else None)
 
     @property
     def images_left(self) -> int | None:
@@ -65,6 +74,16 @@ class MemberStatus:
         return max(0, limit - self.active) if limit else None
 
 
+def _model_or_none(text: str | None) -> ModelRef | None:
+    """A stored model reference, or ``None`` for none or one stored in a form no longer read (never usable)."""
+    if not text:
+        return None
+    try:
+        return ModelRef.parse(text)
+    except InvalidModelRef:
+        return None
+
+
 def cooldown_end(limits: Limits, last_request_at: datetime | None, now: datetime) -> datetime | None:
     """When the member's cooldown ends, if it has not yet at ``now``."""
     if not limits.cooldown_seconds or last_request_at is None:
@@ -85,13 +104,16 @@ def member_status(
     active: int,
     here: int,
     queued_elsewhere: int,
+    preferred_model: str | None = None,
 ) -> MemberStatus:
     """The member's figures from the records read at ``now``.
 
     ``active`` counts the member's unfinished jobs here in the database (every process), ``here`` those this
     process holds and ``queued_elsewhere`` those waiting on other processes. The two reads are not one
-    moment: a job that ends between them never makes a count below 0.
+    moment: a job that ends between them never makes a count below 0. ``preferred_model``: the member's
+    preference as stored, kept only where it is one of ``models``.
     """
+    preferred = _model_or_none(preferred_model)
     limits = effective_limits(config.limits, config.role_limits, role_ids)
     elsewhere = max(0, active - here)
     return MemberStatus(
@@ -105,6 +127,7 @@ def member_status(
         active=max(active, here),
         elsewhere=elsewhere,
         queued_elsewhere=min(queued_elsewhere, elsewhere),
+        preferred_model=preferred if preferred in models else None,
     )
 
 
@@ -119,20 +142,26 @@ async def gather_member_status(
     here: int,
     owner: str,
 ) -> MemberStatus:
-    """Read what :func:`member_status` needs for one member, at once.
+    """Read what :func:`member_status` needs for one member, in one round of concurrent reads.
 
-    ``here``: the member's jobs in this server that this process (incarnation ``owner``) holds.
+    ``here``: the member's jobs in this server that this process (incarnation ``owner``) holds. The policy
+    reads the server's settings for the usable models itself: a second read of them, but in the same round,
+    so the answer waits for the slowest read, not for two in a row.
     """
-    config, usage, budget, spend = await asyncio.gather(
-        repository.guild_config(guild_id),
-        repository.usage(guild_id, member_id, now=now),
-        repository.budget(guild_id),
-        repository.spend(guild_id, member_id, now=now),
-    )
-    models, active, queued = await asyncio.gather(
-        policy.usable_models(guild_id, role_ids),
-        repository.active_jobs(guild_id, member_id),
-        repository.queued_jobs(guild_id, member_id, besides=owner),
+    # Two gathers only because asyncio.gather is typed for up to six awaitables; both run at once.
+    (config, usage, budget, spend, preferences), (models, active, queued) = await asyncio.gather(
+        asyncio.gather(
+            repository.guild_config(guild_id),
+            repository.usage(guild_id, member_id, now=now),
+            repository.budget(guild_id),
+            repository.spend(guild_id, member_id, now=now),
+            repository.preferences(member_id),
+        ),
+        asyncio.gather(
+            policy.usable_models(guild_id, role_ids),
+            repository.active_jobs(guild_id, member_id),
+            repository.queued_jobs(guild_id, member_id, besides=owner),
+        ),
     )
     return member_status(
         config,
@@ -145,4 +174,5 @@ async def gather_member_status(
         active=active,
         here=here,
         queued_elsewhere=queued.member,
+        preferred_model=preferences.model,
     )

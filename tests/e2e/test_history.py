@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
+from bot.discord_app.history import EMPTY
 from tests.e2e.conftest import Stack, status_of
+from tests.e2e.test_member_info import deferred_privately, slow_down
 from tests.fakes.discord import CallbackType, FakeGuild
 from tests.fakes.replicate import NSFW_ERROR, Scenario
 
@@ -90,3 +94,15 @@ async def test_the_command_is_synced_for_members(stack: Stack) -> None:
     [command] = [c for c in stack.discord.guild_commands[stack.guild.id] if c["name"] == "imagine-history"]
     assert not command.get("options")
     assert command.get("default_member_permissions") is None  # every member may use it
+
+
+async def test_a_slow_database_defers_privately_then_the_history_takes_its_place(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert stack.bot is not None
+    slow_down(monkeypatch, stack.bot.core.journal, "member_history")
+    where = stack.guild
+    handle = await stack.discord.slash(
+        "imagine-history", {}, user=where.member("member"), guild=where, channel=where.channel("general")
+    )
+    assert (await deferred_privately(handle))["content"] == EMPTY

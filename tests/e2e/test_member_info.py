@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import pytest
 
 from bot.storage import JobRecord
 from tests.e2e.conftest import LORA_REF, Stack, StackFactory, job_id_of
+from tests.e2e.test_answer_deadline import SLOW_CHECK
 from tests.e2e.test_budget import PRICES
 from tests.e2e.test_moderation import answer
+from tests.e2e.test_preferences import settings
 from tests.e2e.test_roles import add_vip
-from tests.fakes.discord import CallbackType, FakeGuild
-from tests.fakes.replicate import FLUX_SCHNELL, Scenario
+from tests.fakes.discord import CallbackType, FakeGuild, InteractionHandle
+from tests.fakes.replicate import FLUX_SCHNELL, FLUX_SCHNELL_LORA, Scenario
 
 
 async def info(stack: Stack, user: str = "member", *, guild: FakeGuild | None = None) -> dict[str, Any]:
@@ -25,6 +31,26 @@ async def info(stack: Stack, user: str = "member", *, guild: FakeGuild | None = 
     return dict(embed)
 
 
+def slow_down(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
+    """``owner.name`` (a read) takes :data:`SLOW_CHECK` seconds: past Discord's 3 s, only a defer saves the answer."""
+    read: Callable[..., Awaitable[Any]] = getattr(owner, name)
+
+    async def slow_read(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(SLOW_CHECK)
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, slow_read)
+
+
+async def deferred_privately(handle: InteractionHandle) -> dict[str, Any]:
+    """The answer to an interaction that had to defer: checked private all along, its data once it came."""
+    callback = await handle.wait_callback(timeout=5)
+    assert callback.type == CallbackType.DEFERRED_CHANNEL_MESSAGE and callback.accepted and callback.ephemeral
+    message = await handle.wait_message(lambda m: not m.current.loading, timeout=10)
+    assert message.ephemeral
+    return message.payload()
+
+
 def fields(embed: dict[str, Any]) -> dict[str, str]:
     """The embed's fields by name, names cut before any ``(…)`` note."""
     return {field["name"].split(" (")[0]: field["value"] for field in embed["fields"]}
@@ -37,9 +63,9 @@ async def test_a_fresh_member_may_do_everything(stack: Stack) -> None:
     assert shown["Images today"] == "No limit · 0 used today"
     assert shown["Cooldown"] == "None"
     assert shown["Your spend today"] == "$0.00 · no daily cap"
-    assert shown["This server this month"] == "No monthly cap"
+    assert shown["This server's monthly budget"] == "Has room"
     assert shown["Your jobs here"] == "None right now."
-    assert shown["Models you may use here"] == f"`{FLUX_SCHNELL}` (default), `{LORA_REF}`"
+    assert shown["Models you may use here"] == f"`{FLUX_SCHNELL}` (server default), `{LORA_REF}`"
     assert embed["footer"]["text"] == "Only you can see this."
 
 
@@ -55,16 +81,28 @@ async def test_after_a_job_images_spend_and_cooldown_are_counted(make_stack: Sta
     assert shown["Images today"].startswith("3 of 5 left · resets <t:")
     assert shown["Cooldown"].startswith("600 s between requests · ready <t:")
     assert shown["Your spend today"].startswith("$0.008 of $0.05 · $0.042 left · resets <t:")
-    assert shown["This server this month"].startswith("$0.008 of $1.00 · $0.992 left · resets <t:")
+    assert shown["This server's monthly budget"] == "Has room"
+    assert "$1.00" not in str(embed) and "$0.992" not in str(embed)  # the server's amounts are the moderators'
+
     assert shown["Your jobs here"] == "None right now."
 
-    # Another member's day is their own; the server's month is shared by everyone.
+    # Another member's day is their own.
     embed = await info(stack, "moderator")
     assert embed["description"] == "✅ You can use /imagine now."
     shown = fields(embed)
     assert shown["Images today"].startswith("5 of 5 left")
     assert shown["Your spend today"].startswith("$0.00 of $0.05")
-    assert shown["This server this month"].startswith("$0.008 of $1.00")
+
+
+async def test_a_used_up_month_says_when_it_resets_never_how_much(make_stack: StackFactory) -> None:
+    stack: Stack = await make_stack(prices=PRICES)
+    await answer(stack, "budget", monthly=0.008)
+    await stack.final_message(await stack.imagine(count=2))  # 2 images at $0.004: the month's whole budget
+    for member in ("member", "moderator"):  # the server's month is shared by everyone
+        embed = await info(stack, member)
+        assert embed["description"].startswith("⛔ This server's monthly budget is used up; it resets on <t:")
+        assert fields(embed)["This server's monthly budget"].startswith("Used up · resets on <t:")
+        assert "$0.008" not in str(embed).replace("$0.008 · no daily cap", "")  # only the member's own spend
 
 
 async def test_a_spent_day_says_so(stack: Stack) -> None:
@@ -156,13 +194,43 @@ async def test_models_only_for_a_role_are_listed_only_to_its_members(stack: Stac
     vip = await add_vip(stack)
     await answer(stack, "models allow", model=FLUX_SCHNELL)
     await answer(stack, "models allow", model=LORA_REF, role=vip)
-    assert fields(await info(stack))["Models you may use here"] == f"`{FLUX_SCHNELL}` (default)"
-    assert fields(await info(stack, "vip"))["Models you may use here"] == f"`{FLUX_SCHNELL}` (default), `{LORA_REF}`"
+    assert fields(await info(stack))["Models you may use here"] == f"`{FLUX_SCHNELL}` (server default)"
+    assert (
+        fields(await info(stack, "vip"))["Models you may use here"]
+        == f"`{FLUX_SCHNELL}` (server default), `{LORA_REF}`"
+    )
 
     await answer(stack, "models remove", model=FLUX_SCHNELL)
     embed = await info(stack)
     assert fields(embed)["Models you may use here"] == "None: every model here is only for some roles."
     assert embed["description"].startswith("⛔ Every model here is only for members with some roles")
+
+
+async def test_the_model_taken_is_the_members_preference_where_usable_else_the_servers(stack: Stack) -> None:
+    await settings(stack, "set", model=LORA_REF)
+    assert fields(await info(stack))["Models you may use here"] == f"`{LORA_REF}` (your preference), `{FLUX_SCHNELL}`"
+    await stack.final_message(await stack.imagine())
+    assert stack.api.last_prediction.model == FLUX_SCHNELL_LORA  # what /imagine-info said it would take
+    # Another member's preference is their own.
+    assert fields(await info(stack, "moderator"))["Models you may use here"].startswith(f"`{FLUX_SCHNELL}` (server")
+
+    vip = await add_vip(stack)
+    await answer(stack, "models allow", model=FLUX_SCHNELL)
+    await answer(stack, "models allow", model=LORA_REF, role=vip)  # the preference is not the member's here
+    assert fields(await info(stack))["Models you may use here"] == f"`{FLUX_SCHNELL}` (server default)"
+
+
+async def test_a_slow_database_defers_privately_then_the_figures_take_its_place(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert stack.bot is not None
+    slow_down(monkeypatch, stack.bot.core.repository, "usage")
+    where = stack.guild
+    handle = await stack.discord.slash(
+        "imagine-info", {}, user=where.member("member"), guild=where, channel=where.channel("general")
+    )
+    [embed] = (await deferred_privately(handle))["embeds"]
+    assert embed["description"] == "✅ You can use /imagine now."
 
 
 async def test_each_server_has_its_own_figures(stack: Stack) -> None:

@@ -103,6 +103,17 @@ async def test_a_model_the_member_may_not_use_here_is_refused_with_theirs(stack:
     assert await stored(stack) == Preferences(stack.guild.member("member").id)  # nothing of a refused set is kept
 
 
+async def test_one_refused_change_saves_none_of_those_given_with_it_and_says_so(stack: Stack) -> None:
+    await settings(stack, "set", aspect_ratio="1:1")
+    text = await said(stack, "set", model="someone/unknown", count=2, aspect_ratio="16:9", suffix="at dusk")
+    assert "`someone/unknown` is not a model you may use" in text
+    assert "Nothing was saved" in text and "/imagine-settings set" in text
+    assert await stored(stack) == Preferences(stack.guild.member("member").id, aspect_ratio="1:1")
+    for refused in ({"count": 9, "remix": True}, {"suffix": "x" * 301, "count": 2}):
+        assert "Nothing was saved" in await said(stack, "set", **refused)
+    assert await stored(stack) == Preferences(stack.guild.member("member").id, aspect_ratio="1:1")
+
+
 async def test_values_out_of_range_are_refused_saying_which(stack: Stack) -> None:
     assert "count must be from 1 to 4, not 9" in await said(stack, "set", count=9)
     assert "aspect_ratio must be one of 1:1, 16:9" in await said(stack, "set", aspect_ratio="7:5")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Progress
 from bot.discord_app.admin_views import FIELD_LIMIT
-from bot.discord_app.member_info import headline, info_embed, job_line, jobs_text, models_text
+from bot.discord_app.member_info import headline, info_embed, job_line, jobs_text, models_text, month_text
 from bot.jobs.model import JobState
 from bot.jobs.scheduling import FairQueue, MemberJob, member_jobs
 from bot.moderation.member_status import MemberStatus, cooldown_end, member_status
@@ -38,6 +38,7 @@ def status_from(
     active: int = 0,
     here: int = 0,
     queued_elsewhere: int = 0,
+    preferred_model: str | None = None,
 ) -> MemberStatus:
     config = GuildConfig(guild_id=1, limits=limits, role_limits=role_limits)
     return member_status(
@@ -51,6 +52,7 @@ def status_from(
         active=active,
         here=here,
         queued_elsewhere=queued_elsewhere,
+        preferred_model=preferred_model,
     )
 
 
@@ -120,6 +122,13 @@ def test_headline_names_every_blocker() -> None:
     assert headline(status_from()) == "✅ You can use /imagine now."
 
 
+def test_the_month_says_only_whether_it_has_room() -> None:
+    used_up = status_from(budget=Budget(monthly=10), spend=Spend(10, 0))
+    assert month_text(used_up) == "Used up · resets on <t:1743465600:D>"  # 1 April 2025, 00:00 UTC
+    assert month_text(status_from(budget=Budget(monthly=10), spend=Spend(9, 0))) == "Has room"
+    assert month_text(status_from()) == "Has room"
+
+
 def queued(position: int, prompt: str = "a fox") -> MemberJob:
     return MemberJob("j", prompt, str(FLUX), JobState.QUEUED, position)
 
@@ -139,8 +148,11 @@ def test_jobs_always_fit_a_field_and_keep_the_count_elsewhere(prompts: list[str]
     assert (f"➕ {elsewhere} more on other processes" in text) == bool(elsewhere)
 
 
-def test_models_default_first_and_none_said_plainly() -> None:
-    assert models_text(status_from()) == f"`{FLUX}` (default), `{SDXL}`"
+def test_models_the_one_taken_first_and_none_said_plainly() -> None:
+    assert models_text(status_from()) == f"`{FLUX}` (server default), `{SDXL}`"
+    assert models_text(status_from(preferred_model=str(SDXL))) == f"`{SDXL}` (your preference), `{FLUX}`"
+    for not_usable in ("other/model", "not a model", ""):
+        assert models_text(status_from(preferred_model=not_usable)) == f"`{FLUX}` (server default), `{SDXL}`"
     assert models_text(replace(status_from(), models=())).startswith("None")
     many = tuple(ModelRef("owner", f"model-{n}") for n in range(40))
     assert models_text(replace(status_from(), models=many)).endswith("and 15 more")
