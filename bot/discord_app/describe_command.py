@@ -2,7 +2,8 @@
 
 The request is admitted as ``/imagine``'s are (channel rules; the describe model is the owner's choice, as the
 upscaler is, so it needs no place on the server's list; nothing typed to check for blocked words), then
-charged for the member's cooldown and the budgets but for no image. One ``/describe`` at a time per member:
+charged for the member's cooldown and the budgets but for no image. One ``/describe`` at a time per member,
+as many at once as jobs per process (``IMAGINE_MAX_RUNNING``; past that refused at once):
 the check and the charge happen under the member's lock, as a job's set-up does, and a second ``/describe``
 while the first runs is refused. The run itself (:class:`~bot.jobs.describing.Describer`) takes seconds, so
 the answer is deferred ("thinking…") first.
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 NOT_ENABLED = "/describe is not enabled on this bot: its owner has not set a describe model (IMAGINE_DESCRIBE_MODEL)."
 _LOCK_WAIT = 0.5  # seconds a request waits for the member's previous one's set-up (Discord waits 3 s in all)
+BUSY = "Many images are being described right now; try again in a moment."
 _DATABASE_DOWN = "❌ The bot's database is not answering, so /describe did not run. Try again in a moment."
 
 
@@ -54,9 +56,16 @@ class DescribeCommand:
         self.bot = bot
         core = bot.core
         self.describer = Describer(
-            core.client, input_schema=core.engine.input_schema, clock=core.clock, poll=core.tuning.poll.blind
+            core.client,
+            input_schema=core.engine.input_schema,
+            clock=core.clock,
+            poll=core.tuning.poll.blind,
+            prefer_wait=core.tuning.prefer_wait,
         )
         self._running: set[tuple[int, int]] = set()
+        # As many describes at once as jobs (IMAGINE_MAX_RUNNING): each polls its prediction, and a crowd of
+        # them must not take the HTTP session's connections and the API's request budget from the jobs.
+        self._slots = asyncio.Semaphore(bot.settings.max_running)
 
     async def warm(self) -> None:
         """Read the describe model's schema now, so the first /describe knows its inputs (a slow read sends only the
@@ -84,14 +93,18 @@ class DescribeCommand:
         if key in self._running:
             await refuse(interaction, "Your previous /describe is still running; wait for its answer.")
             return
+        if self._slots.locked():  # refused at once: waiting would only hold the interaction past its deadline
+            await refuse(interaction, BUSY)
+            return
         self._running.add(key)
         try:
-            async with AnswerDeadline(interaction):
-                charged = await self._check_and_charge(interaction, guild_id, model, image)
-            if charged is not None:
-                # The model takes seconds: show "thinking…" now rather than at the deadline.
-                async with AnswerDeadline(interaction, defer_at=0):
-                    await self._run_and_answer(interaction, model, charged, image.url)
+            async with self._slots:  # free (looked at just above, with no await since): taken at once
+                async with AnswerDeadline(interaction):
+                    charged = await self._check_and_charge(interaction, guild_id, model, image)
+                if charged is not None:
+                    # The model takes seconds: show "thinking…" now rather than at the deadline.
+                    async with AnswerDeadline(interaction, defer_at=0):
+                        await self._run_and_answer(interaction, model, charged, image.url)
         finally:
             self._running.discard(key)
 

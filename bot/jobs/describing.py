@@ -1,8 +1,9 @@
 """``/describe``'s run: one prediction of the describe model, from its create to prompt suggestions.
 
 Not a job of the engine: it makes no image, takes no slot and is not journaled. It goes through the API
-client like every job (its request budget, its retries, its rate limits), with ``Prefer: wait`` so a quick
-model answers in the create itself, then polls to the prediction's end. It is bounded in time (the
+client like every job (its request budget, its retries, its rate limits), with the jobs' short ``Prefer: wait``
+(a quick model answers in the create itself, and no create holds one of the HTTP session's connections for
+long), then polls to the prediction's end. It is bounded in time (the
 prediction is canceled when the bot gives up on it, and the create's ``Cancel-After`` has the API cancel it
 should the bot be gone by then) and in size (:func:`~bot.api.descriptions.read_text_output`). The text
 becomes suggestions (:func:`~bot.api.descriptions.suggestions_from`), less those using a word the server
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from bot.api.client import MAX_PREFER_WAIT, ReplicateClient
+from bot.api.client import ReplicateClient
 from bot.api.descriptions import DescribeFailed, describe_inputs, read_text_output, suggestions_from
 from bot.api.errors import ApiError
 from bot.api.inputs import InputSchema
@@ -66,13 +67,17 @@ class Describer:
         input_schema: Callable[[ModelRef], Awaitable[InputSchema | None]],
         clock: Clock,
         poll: Backoff,
+        prefer_wait: int,
     ) -> None:
         """``input_schema``: the model's schema, as the engine reads it (``None``: unknown, or slow to come);
-        ``poll``: the gaps between polls of a prediction that did not end in its create."""
+        ``poll``: the gaps between polls of a prediction that did not end in its create; ``prefer_wait``: the
+        seconds its create may wait for the answer (the engine's, so a describe holds a connection no longer
+        than a job's create; 0: not asked)."""
         self._client = client
         self._input_schema = input_schema
         self._clock = clock
         self._poll = poll
+        self._prefer_wait = prefer_wait
 
     async def inputs(self, model: ModelRef, image_url: str) -> dict[str, Any]:
         """The inputs that ask ``model`` for prompts for the image, from its schema; :class:`DescribeFailed` for
@@ -103,7 +108,7 @@ class Describer:
             prediction = await self._client.create(
                 model,
                 inputs,
-                wait=max(1, min(MAX_PREFER_WAIT, int(timeout))),
+                wait=min(self._prefer_wait, int(timeout)) or None,
                 cancel_after=timeout + CANCEL_AFTER_MARGIN,
             )
         except ApiError as exc:

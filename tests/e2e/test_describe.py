@@ -3,13 +3,14 @@ the suggestions' buttons (after a restart too), failures, time and size bounds, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bot.api.descriptions import DESCRIBE_INSTRUCTION
 from bot.api.inputs import PROMPT_MAX
 from bot.api.modelref import ModelRef
 from bot.moderation.costs import parse_prices
-from tests.e2e.conftest import LORA_REF, Stack, StackFactory, status_of
+from tests.e2e.conftest import LORA_REF, TEST_TUNING, Stack, StackFactory, status_of
 from tests.e2e.test_moderation import answer
 from tests.e2e.test_roles import add_vip
 from tests.fakes import images
@@ -91,7 +92,28 @@ async def test_a_captioner_gives_one_suggestion(make_stack: StackFactory) -> Non
     prediction = stack.api.last_prediction
     assert set(prediction.input) == {"image"}  # its only input: nothing else would pass its schema
     assert prediction.input["image"].startswith(stack.discord.http_base + "/attachments/")
-    assert (prediction.prefer or "").startswith("wait") and prediction.cancel_after is not None
+    assert prediction.cancel_after is not None
+
+
+async def test_the_create_waits_no_longer_than_a_jobs(make_stack: StackFactory) -> None:
+    # A long Prefer: wait held one of the HTTP session's connections per describe: the jobs' short one is used.
+    stack = await describe_stack(make_stack, VISION_REF, tuning=replace(TEST_TUNING, prefer_wait=1))
+    await suggestions_of(await describe(stack))
+    assert stack.api.last_prediction.prefer == "wait=1"
+
+
+async def test_describes_at_once_are_capped_and_the_next_refused_at_once(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, max_running=1)
+    stack.api.set_default_scenario(Scenario.manual())
+    first = await describe(stack)
+    prediction = await stack.api.wait_for_prediction()
+    stack.guild.add_member("other")
+    assert "being described right now" in await private_answer(stack, await describe(stack, "other"))
+    assert stack.api.count("POST", "create") == 1
+    stack.api.finish(prediction.id)
+    await suggestions_of(first)
+    stack.api.set_default_scenario(Scenario())
+    await suggestions_of(await describe(stack, "other"))  # the slot is free again
 
 
 async def test_a_vision_language_model_is_asked_and_its_pieces_joined(make_stack: StackFactory) -> None:
