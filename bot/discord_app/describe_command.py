@@ -2,11 +2,12 @@
 
 The request is admitted as ``/imagine``'s are (channel rules; the describe model is the owner's choice, as the
 upscaler is, so it needs no place on the server's list; nothing typed to check for blocked words), then
-charged for the member's cooldown and the budgets but for no image. One ``/describe`` at a time per member,
-as many at once as jobs per process (``IMAGINE_MAX_RUNNING``; past that refused at once):
-the check and the charge happen under the member's lock, as a job's set-up does, and a second ``/describe``
-while the first runs is refused. The run itself (:class:`~bot.jobs.describing.Describer`) takes seconds, so
-the answer is deferred ("thinking…") first.
+charged one image against the member's daily images and its estimated cost against the budgets, but neither
+held to nor moving the member's cooldown (pressing a suggestion's button right after is an ``/imagine`` like
+any). Its end settles the charge (:meth:`DescribeCommand._settle`). One ``/describe`` at a time per member,
+and as many at once per process as jobs (``IMAGINE_MAX_RUNNING``; past that refused at once): the check and
+the charge happen under the member's lock, as a job's set-up does. The run itself
+(:class:`~bot.jobs.describing.Describer`) takes seconds, so the answer is deferred ("thinking…") first.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bot.discord_app.answers import AnswerDeadline, answer_with_message, refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.describe_answer import describe_answer
 from bot.discord_app.members import member_role_ids
-from bot.jobs.describing import DESCRIBE_TIMEOUT, Describer, Description
+from bot.jobs.describing import DESCRIBE_TIMEOUT, Describer, DescribeRunFailed, RunUse
 from bot.moderation.policy import Admission, RequestContext
 from bot.storage import StorageError
 
@@ -150,47 +151,52 @@ class DescribeCommand:
         )
         admission = await core.policy.admit(asked)
         inputs = await self.describer.inputs(model, image_url)  # before the charge: a wrong model costs nothing
-        # It makes no image: the cooldown and the budgets apply, the daily images do not.
-        admission = admission.priced(0, await core.pricing.estimate(model, 1))
-        return _Charged(admission, await core.policy.charge(admission), inputs)
+        # One image against the daily images (they bound it where no price is set) and its estimate against the
+        # budgets; not the cooldown, so the member may /imagine a suggestion right away.
+        admission = admission.priced(1, await core.pricing.estimate(model, 1))
+        return _Charged(admission, await core.policy.charge(admission, moves_cooldown=False), inputs)
 
     async def _run_and_answer(
         self, interaction: discord.Interaction, model: ModelRef, charged: _Charged, image_url: str
     ) -> None:
         core = self.bot.core
         try:
-            # Read after the run, so a word blocked meanwhile keeps its suggestions out too.
             description = await self.describer.describe(model, charged.inputs, timeout=self.timeout)
+        except DescribeRunFailed as exc:
+            await self._settle(model, charged, exc.use)
+            await refuse(interaction, f"❌ {exc}")
+            return
+        await self._settle(model, charged, description.use)  # it ran: the blocked words change nothing of that
+        try:
+            # Read after the run, so a word blocked meanwhile keeps its suggestions out too.
             config = await core.repository.guild_config(charged.admission.guild_id)
             if config.blocked_words:
                 description = description.without(core.policy.word_filter(config.blocked_words))
         except (ImagineError, StorageError) as exc:
-            await self._settle(model, charged, None)
             await refuse(interaction, f"❌ {exc}" if isinstance(exc, ImagineError) else _DATABASE_DOWN)
             return
-        await self._settle(model, charged, description)
         await answer_with_message(
             interaction, **describe_answer(description.suggestions, blocked=description.blocked, image_url=image_url)
         )
 
-    async def _settle(self, model: ModelRef, charged: _Charged, description: Description | None) -> None:
-        """Give back what was reserved against the budgets and not spent: all of it when no suggestion came.
+    async def _settle(self, model: ModelRef, charged: _Charged, use: RunUse) -> None:
+        """Book the run's real cost in place of its estimate, up or down; give the daily image back only when the
+        model never ran (the create refused, or the prediction ended before it started).
 
-        A run priced per image costs one image; per second, its ``predict_time``. A run dearer than its
-        estimate keeps the estimate: only a journaled job can book more than it reserved.
+        A run priced per image costs one image if it answered, none otherwise; per second, its ``predict_time``
+        (the API bills failed and canceled runs too). A run whose end the bot lost sight of keeps its estimate.
         """
-        reserved = charged.admission.cost
-        if not reserved:
-            return
-        spent = 0
-        if description is not None:
-            spent = self.bot.core.pricing.actual(model, images=1, predict_time=description.predict_time)
-        if spent >= reserved:
-            return
         admission = charged.admission
+        repository = self.bot.core.repository
         try:
-            await self.bot.core.repository.refund(
-                admission.guild_id, admission.member_id, 0, day=charged.day, cost=reserved - spent
-            )
+            if not use.ran:
+                await repository.refund(
+                    admission.guild_id, admission.member_id, admission.images, day=charged.day, cost=admission.cost
+                )
+            elif use.ended:
+                spent = self.bot.core.pricing.actual(model, images=int(use.succeeded), predict_time=use.predict_time)
+                await repository.move_spend(
+                    admission.guild_id, admission.member_id, spent - admission.cost, day=charged.day
+                )
         except StorageError as exc:
-            log.warning("could not give back the unspent estimate of a /describe: %s", exc)
+            log.warning("could not settle the cost of a /describe: %s", exc)

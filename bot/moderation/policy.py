@@ -277,14 +277,18 @@ class Policy:
             raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
         return model, None
 
-    async def check_usage(self, admission: Admission, images: int, *, jobs: int = 1) -> None:
+    async def check_usage(
+        self, admission: Admission, images: int, *, jobs: int = 1, moves_cooldown: bool = True
+    ) -> None:
         """Cooldown, daily images and jobs at once, in that order, under the admission's limits, without
         charging; or :class:`Refusal`. ``images`` are the request's in all, ``jobs`` how many jobs it starts
-        (a set: permutations, ``--repeat``), each counted against the member's jobs at once."""
+        (a set: permutations, ``--repeat``), each counted against the member's jobs at once; a request that
+        ``moves_cooldown`` not (``/describe``) is not held to the cooldown either."""
         limits = admission.limits
         now = self._clock.now()
         usage = await self._repository.usage(admission.guild_id, admission.member_id, now=now)
-        self._check_usage(limits, usage.last_request_at, usage.images_today, images, now)
+        last = usage.last_request_at if moves_cooldown else None
+        self._check_usage(limits, last, usage.images_today, images, now)
         most = limits.concurrent_jobs
         if not most:
             return
@@ -307,6 +311,7 @@ class Policy:
         *,
         journal: Callable[[date], JobRecord] | None = None,
         journal_set: Callable[[date], Sequence[JobRecord]] | None = None,
+        moves_cooldown: bool = True,
     ) -> date:
         """Record the request against the cooldown and the daily images and reserve its estimated cost against
         the budgets (see :meth:`Admission.priced`), in one step; the UTC day charged, or :class:`Refusal`.
@@ -314,8 +319,9 @@ class Policy:
         Under the admission's limits, as :meth:`check_usage`. ``journal(day)`` is the job's journal entry for a
         charge on ``day``: written in the same transaction, so no charge outlives a crash without the job that
         gives it back. ``journal_set(day)`` are a set's entries (permutations, ``--repeat``), charged as one
-        request: all or none. With neither, the admission may be priced at 0 images (``/describe``: it makes
-        none, but the cooldown and the budgets apply).
+        request: all or none. With neither, the admission may be priced at 0 images. With
+        ``moves_cooldown=False`` (``/describe``: one image against the daily images and its cost against the
+        budgets, but a member may ``/imagine`` right after it) the cooldown is neither checked nor moved.
         """
         guild_id, limits, images, cost = admission.guild_id, admission.limits, admission.images, admission.cost
         if images < 1 and (journal is not None or journal_set is not None):
@@ -324,10 +330,19 @@ class Policy:
         job = journal(now.date()) if journal is not None else None
         jobs = journal_set(now.date()) if journal_set is not None else ()
         charge = await self._repository.charge(
-            guild_id, admission.member_id, images, limits=limits, now=now, cost=cost, job=job, jobs=jobs
+            guild_id,
+            admission.member_id,
+            images,
+            limits=limits,
+            now=now,
+            cost=cost,
+            job=job,
+            jobs=jobs,
+            moves_cooldown=moves_cooldown,
         )
         if not charge.charged:  # something changed since check_usage(): say what
-            self._check_usage(limits, charge.usage.last_request_at, charge.usage.images_today, images, now)
+            last = charge.usage.last_request_at if moves_cooldown else None
+            self._check_usage(limits, last, charge.usage.images_today, images, now)
             if charge.over_budget is not None:
                 await self._refuse_over_budget(guild_id, charge.over_budget, charge, cost, now.date())
             raise Refusal("You can't use /imagine right now; try again in a moment.")

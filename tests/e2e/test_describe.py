@@ -34,6 +34,8 @@ FOUR = [
     "Minimalist illustration of an orange fox on white snow, flat colours, Scandinavian poster style",
 ]
 """The vision-language model's four prompts, as the bot reads them out of its chatty answer."""
+PER_SECOND = parse_prices(f"{CAPTIONER_REF}=1/s")
+"""A dollar a second: a run's ``predict_time`` shows in micro-dollars."""
 
 
 async def describe_stack(make_stack: StackFactory, model: str = CAPTIONER_REF, **settings: Any) -> Stack:
@@ -193,16 +195,65 @@ async def test_a_model_that_takes_too_long_is_canceled(make_stack: StackFactory)
     assert stack.api.last_prediction.status == "canceled" and stack.api.count("POST", "cancel") == 1
 
 
-async def test_the_cooldown_applies_and_no_daily_image_is_used(make_stack: StackFactory) -> None:
-    stack = await describe_stack(make_stack)
-    await answer(stack, "limits", cooldown=3600, daily=1)
-    await suggestions_of(await describe(stack))
-    assert "again in" in await private_answer(stack, await describe(stack))
-    assert "again in" in await private_answer(stack, await stack.imagine())  # one cooldown for both
+async def used(stack: Stack) -> tuple[int, int]:
+    """The member's images and spend (micro-dollars) today."""
     core = stack.bot.core  # type: ignore[union-attr]
-    usage = await core.repository.usage(stack.guild.id, stack.guild.member("member").id, now=core.clock.now())
-    assert usage.images_today == 0
-    assert stack.api.count("POST", "create") == 1
+    member, now = stack.guild.member("member").id, core.clock.now()
+    usage = await core.repository.usage(stack.guild.id, member, now=now)
+    return usage.images_today, (await core.repository.spend(stack.guild.id, member, now=now)).member_today
+
+
+def billed(stack: Stack) -> int:
+    """What the API bills for the last prediction at :data:`PER_SECOND`: its ``predict_time``."""
+    seconds = (stack.api.last_prediction.metrics or {})["predict_time"]
+    return PER_SECOND.cost(ModelRef.parse(CAPTIONER_REF), images=1, seconds=seconds)
+
+
+async def test_a_describe_counts_one_daily_image_and_leaves_the_cooldown_alone(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    await answer(stack, "limits", cooldown=3600, daily=2)
+    message, _ = await suggestions_of(await describe(stack))
+    pressed = await stack.discord.click(message, "describe:1", user=stack.guild.member("member"))
+    assert "Done" in status_of(await stack.final_message(pressed))  # no cooldown started by the describe
+    assert (await used(stack))[0] == 2
+    text = await private_answer(stack, await describe(stack))
+    assert "used all 2 of your images" in text  # the daily images bound it; the /imagine's cooldown does not
+    assert stack.api.count("POST", "create") == 2
+
+
+async def test_the_real_cost_is_booked_even_above_the_estimate(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, prices=PER_SECOND)
+    core = stack.bot.core  # type: ignore[union-attr]
+    await core.repository.record_run_time(CAPTIONER_REF, 0.000001, now=core.clock.now())  # an estimate of 1 µ$
+    await suggestions_of(await describe(stack))
+    assert await used(stack) == (1, billed(stack)) and billed(stack) > 1
+
+
+async def test_failed_runs_are_billed_their_time_and_runs_that_never_started_nothing(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, prices=PER_SECOND, job_timeout=1.0)
+    stack.api.set_default_scenario(final_status="failed", error="CUDA out of memory.")
+    await private_answer(stack, await describe(stack))
+    expected = (1, billed(stack))  # it ran: the API bills its seconds, and the daily image is kept
+    assert await used(stack) == expected
+    stack.api.set_default_scenario(Scenario(duration=None))  # runs past the bot's limit: canceled
+    assert "took longer" in await private_answer(stack, await describe(stack))
+    expected = (2, expected[1] + billed(stack))
+    assert await used(stack) == expected
+
+    # Never started (the API aborted it, or refused the create): everything given back.
+    stack.api.set_default_scenario(Scenario(final_status="aborted"))
+    assert "before it started" in await private_answer(stack, await describe(stack))
+    stack.api.fail_next("create", 422, detail="Invalid input.")
+    assert "could not be started" in await private_answer(stack, await describe(stack))
+    assert await used(stack) == expected
+
+    # A create whose answer was lost may have run at any cost: its reservation stands.
+    stack.api.set_default_scenario(Scenario())
+    stack.api.reset_next("create", processed=True)
+    assert "could not be started" in await private_answer(stack, await describe(stack))
+    core = stack.bot.core  # type: ignore[union-attr]
+    estimate = await core.pricing.estimate(ModelRef.parse(CAPTIONER_REF), 1)
+    assert await used(stack) == (3, expected[1] + estimate)
 
 
 async def test_one_describe_at_a_time_and_only_images(make_stack: StackFactory) -> None:
