@@ -148,6 +148,7 @@ class DescribeCommand:
             parent_channel_id=getattr(interaction.channel, "parent_id", None),
             owner_model=model,
             role_ids=member_role_ids(interaction),
+            command="/describe",
         )
         admission = await core.policy.admit(asked)
         inputs = await self.describer.inputs(model, image_url)  # before the charge: a wrong model costs nothing

@@ -105,6 +105,8 @@ class RequestContext:
     ``prompt`` alone."""
     preferred_model: str | None = None
     """The member's preferred model (``/imagine-settings``): taken when they name none and may use it here."""
+    command: str = "/imagine"
+    """The command asked with, as the refusals name it (``/describe`` goes through the same checks)."""
 
     @property
     def every_prompt(self) -> tuple[str, ...]:
@@ -128,6 +130,8 @@ class Admission:
     """Images the job is charged for, once known (:meth:`priced`)."""
     cost: int = 0
     """Micro-dollars the job is estimated to cost, reserved against the budgets by the charge."""
+    command: str = "/imagine"
+    """The command asked with (:attr:`RequestContext.command`), as the usage refusals name it."""
 
     def priced(self, images: int, cost: int) -> Admission:
         """The same decision for a job of ``images`` estimated at ``cost`` micro-dollars."""
@@ -218,7 +222,7 @@ class Policy:
         config = await self._repository.guild_config(asked.guild_id)
         if config.channels and not {asked.channel_id, asked.parent_channel_id} & config.channels:
             where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
-            raise Refusal(f"/imagine can't be used in this channel. Try {where}.")
+            raise Refusal(f"{asked.command} can't be used in this channel. Try {where}.")
         model, note = self._model_for(config, asked)
         word = self._blocked_word(config.blocked_words, asked.every_prompt)
         if word is not None:
@@ -230,7 +234,7 @@ class Policy:
                 "Your prompt contains a word this server has blocked. Please rephrase it.", word=word
             )
         limits = effective_limits(config.limits, config.role_limits, asked.role_ids)
-        return Admission(asked.guild_id, asked.member_id, model, note, limits)
+        return Admission(asked.guild_id, asked.member_id, model, note, limits, command=asked.command)
 
     def _blocked_word(self, words: tuple[str, ...], prompts: Iterable[str]) -> str | None:
         """The first blocked word in the first prompt that has one."""
@@ -288,7 +292,7 @@ class Policy:
         now = self._clock.now()
         usage = await self._repository.usage(admission.guild_id, admission.member_id, now=now)
         last = usage.last_request_at if moves_cooldown else None
-        self._check_usage(limits, last, usage.images_today, images, now)
+        self._check_usage(limits, last, usage.images_today, images, now, admission.command)
         most = limits.concurrent_jobs
         if not most:
             return
@@ -342,10 +346,10 @@ class Policy:
         )
         if not charge.charged:  # something changed since check_usage(): say what
             last = charge.usage.last_request_at if moves_cooldown else None
-            self._check_usage(limits, last, charge.usage.images_today, images, now)
+            self._check_usage(limits, last, charge.usage.images_today, images, now, admission.command)
             if charge.over_budget is not None:
                 await self._refuse_over_budget(guild_id, charge.over_budget, charge, cost, now.date())
-            raise Refusal("You can't use /imagine right now; try again in a moment.")
+            raise Refusal(f"You can't use {admission.command} right now; try again in a moment.")
         return now.date()
 
     async def _refuse_over_budget(
@@ -359,12 +363,14 @@ class Policy:
         raise Refusal(budget_refusal(scope, spent=spent, cap=cap, cost=cost, day=day))
 
     @staticmethod
-    def _check_usage(limits: Limits, last: datetime | None, used: int, images: int, now: datetime) -> None:
+    def _check_usage(
+        limits: Limits, last: datetime | None, used: int, images: int, now: datetime, command: str
+    ) -> None:
         cooldown, daily = limits.cooldown_seconds, limits.daily_images
         if cooldown and last is not None:
             left = (last + timedelta(seconds=cooldown) - now).total_seconds()
             if left > 0:
-                raise Refusal(f"Slow down: you can use /imagine again in {_duration(left)}.")
+                raise Refusal(f"Slow down: you can use {command} again in {_duration(left)}.")
         if daily and used + images > daily:
             resets = next_midnight_text(now.date())
             if used >= daily:

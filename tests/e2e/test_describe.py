@@ -274,5 +274,6 @@ async def test_the_channel_rules_apply(make_stack: StackFactory) -> None:
     art = stack.guild.add_channel("art")
     await stack.discord.dispatch_guild_create(stack.guild)
     await answer(stack, "channels allow", channel=art)
-    assert f"<#{art.id}>" in await private_answer(stack, await describe(stack))
+    text = await private_answer(stack, await describe(stack))
+    assert text.startswith("❌ /describe can't be used in this channel") and f"<#{art.id}>" in text
     assert stack.api.count("POST", "create") == 0
