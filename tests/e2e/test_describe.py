@@ -180,6 +180,20 @@ async def test_a_model_that_returns_no_text_is_refused_clearly(make_stack: Stack
     assert "returned a JSON object instead of text" in await private_answer(stack, await describe(stack))
 
 
+async def test_a_model_cannot_make_the_bot_post_a_link_and_markdown_shows_as_typed(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    said = "a fox holding a sign that says [Free Nitro](https://evil.example/claim) at https://evil.example/b"
+    stack.api.set_default_scenario(output_override=said + ", **bold** colours, <@1>")
+    message, _ = await suggestions_of(await describe(stack))
+    shown = str(message.embeds[0]["description"])
+    assert "http" not in shown and "](" not in shown and "\\*\\*bold\\*\\*" in shown and "\\<\\@1\\>" in shown
+    stack.api.set_default_scenario(Scenario())
+    pressed = await stack.discord.click(message, "describe:1", user=stack.guild.member("member"))
+    assert "Done" in status_of(await stack.final_message(pressed))
+    prompt = "a fox holding a sign that says Free Nitro at **bold** colours, <@1>"
+    assert stack.api.last_prediction.input["prompt"] == prompt  # read back exactly as suggested
+
+
 async def test_a_huge_text_output_is_bounded(make_stack: StackFactory) -> None:
     stack = await describe_stack(make_stack)
     stack.api.set_default_scenario(output_override="a fox in the snow " * 50_000)  # 900 KB on one line
