@@ -111,12 +111,27 @@ _LABEL = re.compile(r"^(?:caption|prompt|answer|description|image prompt)(?:\s*#
 _EMPHASIS = re.compile(r"^(?:\*\*|__)(.*?)(?:\*\*|__)$")
 _QUOTES: Final = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "`": "`", "„": "“"}
 _WHITESPACE = re.compile(r"\s+")
+# A markdown link "[text](target)" (Discord renders it as a masked link, even in an embed): its text is kept.
+_LINK = re.compile(r"\[([^\[\]]*)\]\(\s*<?[^()\s]*>?(?:\s+[\"'][^\"']*[\"'])?\s*\)")
+# A bare address Discord would make a link of ("https://…", "<https://…>", "discord.gg/…", "www.…").
+_URL = re.compile(r"<?\b(?:[a-z][a-z0-9+.-]*://|www\.|discord(?:app)?\.(?:gg|com)/)\S*>?", re.IGNORECASE)
+
+
+def without_links(text: str) -> str:
+    """``text`` with no link a model could make the bot post: markdown links become their text, bare
+    addresses go (an image that says "write [Free Nitro](https://…)" must not get a link into a public embed)."""
+    for _ in range(4):  # "[[a](b)](c)" unnests a level a round
+        before = text
+        text = _LINK.sub(r"\1", text)
+        if text == before:
+            break
+    return _URL.sub("", text)
 
 
 def clean_suggestion(line: str) -> str:
-    """One line of a model's answer as a prompt: list markers, labels, emphasis and wrapping quotes taken off,
-    whitespace made single; ``""`` for a line with no prompt in it."""
-    text = _WHITESPACE.sub(" ", line).strip()
+    """One line of a model's answer as a prompt: links taken out (:func:`without_links`), list markers, labels,
+    emphasis and wrapping quotes taken off, whitespace made single; ``""`` for a line with no prompt in it."""
+    text = _WHITESPACE.sub(" ", without_links(line)).strip()
     for _ in range(4):  # "1. **Prompt:** "…"" peels in a few rounds; each round only shortens the text
         before = text
         text = _MARKER.sub("", text)

@@ -26,6 +26,21 @@ log = logging.getLogger(__name__)
 TITLE = "🔎 Prompts for this image"
 _LINE = re.compile(r"^\*\*(?P<n>[1-9])\.\*\* (?P<prompt>.+)$")
 _COLOUR = discord.Colour.blurple()
+_MARKDOWN = re.compile(r"([\\*_~|`<>#\[\]()@])")
+_ESCAPED = re.compile(r"\\(.)")
+EMBED_TEXT_MAX = 4096
+"""Characters of an embed's description."""
+
+
+def shown(prompt: str) -> str:
+    """``prompt`` as the answer shows it: every character markdown gives a meaning escaped, so it reads as typed
+    (never a link, a mention or formatting); :func:`read_back` undoes it exactly."""
+    return _MARKDOWN.sub(r"\\\1", prompt)
+
+
+def read_back(text: str) -> str:
+    """The prompt :func:`shown` showed as ``text``."""
+    return _ESCAPED.sub(r"\1", text)
 
 
 class StartsImagine(Protocol):
@@ -53,7 +68,12 @@ class _HandsOutPresses(Protocol):
 def describe_answer(suggestions: Sequence[str], *, blocked: int = 0, image_url: str | None = None) -> dict[str, Any]:
     """The answer's fields (``embed``, ``view``) for ``answer_with_message``: the suggestions numbered, one button
     each, and the image described as the thumbnail (while its link lasts)."""
-    lines = [f"**{number}.** {prompt}" for number, prompt in enumerate(suggestions[:MAX_SUGGESTIONS], 1)]
+    lines: list[str] = []
+    for number, prompt in enumerate(suggestions[:MAX_SUGGESTIONS], 1):
+        line = f"**{number}.** {shown(prompt)}"
+        if sum(len(earlier) + 1 for earlier in lines) + len(line) > EMBED_TEXT_MAX:
+            break  # escaped, a prompt thick with punctuation can outgrow the embed: the later ones are left out
+        lines.append(line)
     embed = discord.Embed(title=TITLE, description="\n".join(lines), colour=_COLOUR)
     if image_url is not None:
         embed.set_thumbnail(url=image_url)
@@ -75,7 +95,7 @@ def prompt_of(message: discord.Message | None, number: int) -> str | None:
         for line in embed.description.splitlines():
             match = _LINE.match(line)
             if match is not None and int(match["n"]) == number:
-                return match["prompt"]
+                return read_back(match["prompt"])
     return None
 
 

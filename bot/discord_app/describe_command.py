@@ -2,10 +2,12 @@
 
 The request is admitted as ``/imagine``'s are (channel rules; the describe model is the owner's choice, as the
 upscaler is, so it needs no place on the server's list; nothing typed to check for blocked words), then
-charged for the member's cooldown and the budgets but for no image. One ``/describe`` at a time per member:
-the check and the charge happen under the member's lock, as a job's set-up does, and a second ``/describe``
-while the first runs is refused. The run itself (:class:`~bot.jobs.describing.Describer`) takes seconds, so
-the answer is deferred ("thinking…") first.
+charged one image against the member's daily images and its estimated cost against the budgets, but neither
+held to nor moving the member's cooldown (pressing a suggestion's button right after is an ``/imagine`` like
+any). Its end settles the charge (:meth:`DescribeCommand._settle`). One ``/describe`` at a time per member,
+and as many at once per process as jobs (``IMAGINE_MAX_RUNNING``; past that refused at once): the check and
+the charge happen under the member's lock, as a job's set-up does. The run itself
+(:class:`~bot.jobs.describing.Describer`) takes seconds, so the answer is deferred ("thinking…") first.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from bot.discord_app.answers import AnswerDeadline, answer_with_message, refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.describe_answer import describe_answer
 from bot.discord_app.members import member_role_ids
-from bot.jobs.describing import DESCRIBE_TIMEOUT, Describer, Description
+from bot.jobs.describing import DESCRIBE_TIMEOUT, Describer, DescribeRunFailed, RunUse
 from bot.moderation.policy import Admission, RequestContext
 from bot.storage import StorageError
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 NOT_ENABLED = "/describe is not enabled on this bot: its owner has not set a describe model (IMAGINE_DESCRIBE_MODEL)."
 _LOCK_WAIT = 0.5  # seconds a request waits for the member's previous one's set-up (Discord waits 3 s in all)
+BUSY = "Many images are being described right now; try again in a moment."
 _DATABASE_DOWN = "❌ The bot's database is not answering, so /describe did not run. Try again in a moment."
 
 
@@ -54,9 +57,16 @@ class DescribeCommand:
         self.bot = bot
         core = bot.core
         self.describer = Describer(
-            core.client, input_schema=core.engine.input_schema, clock=core.clock, poll=core.tuning.poll.blind
+            core.client,
+            input_schema=core.engine.input_schema,
+            clock=core.clock,
+            poll=core.tuning.poll.blind,
+            prefer_wait=core.tuning.prefer_wait,
         )
         self._running: set[tuple[int, int]] = set()
+        # As many describes at once as jobs (IMAGINE_MAX_RUNNING): each polls its prediction, and a crowd of
+        # them must not take the HTTP session's connections and the API's request budget from the jobs.
+        self._slots = asyncio.Semaphore(bot.settings.max_running)
 
     async def warm(self) -> None:
         """Read the describe model's schema now, so the first /describe knows its inputs (a slow read sends only the
@@ -84,14 +94,18 @@ class DescribeCommand:
         if key in self._running:
             await refuse(interaction, "Your previous /describe is still running; wait for its answer.")
             return
+        if self._slots.locked():  # refused at once: waiting would only hold the interaction past its deadline
+            await refuse(interaction, BUSY)
+            return
         self._running.add(key)
         try:
-            async with AnswerDeadline(interaction):
-                charged = await self._check_and_charge(interaction, guild_id, model, image)
-            if charged is not None:
-                # The model takes seconds: show "thinking…" now rather than at the deadline.
-                async with AnswerDeadline(interaction, defer_at=0):
-                    await self._run_and_answer(interaction, model, charged, image.url)
+            async with self._slots:  # free (looked at just above, with no await since): taken at once
+                async with AnswerDeadline(interaction):
+                    charged = await self._check_and_charge(interaction, guild_id, model, image)
+                if charged is not None:
+                    # The model takes seconds: show "thinking…" now rather than at the deadline.
+                    async with AnswerDeadline(interaction, defer_at=0):
+                        await self._run_and_answer(interaction, model, charged, image.url)
         finally:
             self._running.discard(key)
 
@@ -134,50 +148,56 @@ class DescribeCommand:
             parent_channel_id=getattr(interaction.channel, "parent_id", None),
             owner_model=model,
             role_ids=member_role_ids(interaction),
+            command="/describe",
         )
         admission = await core.policy.admit(asked)
         inputs = await self.describer.inputs(model, image_url)  # before the charge: a wrong model costs nothing
-        # It makes no image: the cooldown and the budgets apply, the daily images do not.
-        admission = admission.priced(0, await core.pricing.estimate(model, 1))
-        return _Charged(admission, await core.policy.charge(admission), inputs)
+        # One image against the daily images (they bound it where no price is set) and its estimate against the
+        # budgets; not the cooldown, so the member may /imagine a suggestion right away.
+        admission = admission.priced(1, await core.pricing.estimate(model, 1))
+        return _Charged(admission, await core.policy.charge(admission, moves_cooldown=False), inputs)
 
     async def _run_and_answer(
         self, interaction: discord.Interaction, model: ModelRef, charged: _Charged, image_url: str
     ) -> None:
         core = self.bot.core
         try:
-            # Read after the run, so a word blocked meanwhile keeps its suggestions out too.
             description = await self.describer.describe(model, charged.inputs, timeout=self.timeout)
+        except DescribeRunFailed as exc:
+            await self._settle(model, charged, exc.use)
+            await refuse(interaction, f"❌ {exc}")
+            return
+        await self._settle(model, charged, description.use)  # it ran: the blocked words change nothing of that
+        try:
+            # Read after the run, so a word blocked meanwhile keeps its suggestions out too.
             config = await core.repository.guild_config(charged.admission.guild_id)
             if config.blocked_words:
                 description = description.without(core.policy.word_filter(config.blocked_words))
         except (ImagineError, StorageError) as exc:
-            await self._settle(model, charged, None)
             await refuse(interaction, f"❌ {exc}" if isinstance(exc, ImagineError) else _DATABASE_DOWN)
             return
-        await self._settle(model, charged, description)
         await answer_with_message(
             interaction, **describe_answer(description.suggestions, blocked=description.blocked, image_url=image_url)
         )
 
-    async def _settle(self, model: ModelRef, charged: _Charged, description: Description | None) -> None:
-        """Give back what was reserved against the budgets and not spent: all of it when no suggestion came.
+    async def _settle(self, model: ModelRef, charged: _Charged, use: RunUse) -> None:
+        """Book the run's real cost in place of its estimate, up or down; give the daily image back only when the
+        model never ran (the create refused, or the prediction ended before it started).
 
-        A run priced per image costs one image; per second, its ``predict_time``. A run dearer than its
-        estimate keeps the estimate: only a journaled job can book more than it reserved.
+        A run priced per image costs one image if it answered, none otherwise; per second, its ``predict_time``
+        (the API bills failed and canceled runs too). A run whose end the bot lost sight of keeps its estimate.
         """
-        reserved = charged.admission.cost
-        if not reserved:
-            return
-        spent = 0
-        if description is not None:
-            spent = self.bot.core.pricing.actual(model, images=1, predict_time=description.predict_time)
-        if spent >= reserved:
-            return
         admission = charged.admission
+        repository = self.bot.core.repository
         try:
-            await self.bot.core.repository.refund(
-                admission.guild_id, admission.member_id, 0, day=charged.day, cost=reserved - spent
-            )
+            if not use.ran:
+                await repository.refund(
+                    admission.guild_id, admission.member_id, admission.images, day=charged.day, cost=admission.cost
+                )
+            elif use.ended:
+                spent = self.bot.core.pricing.actual(model, images=int(use.succeeded), predict_time=use.predict_time)
+                await repository.move_spend(
+                    admission.guild_id, admission.member_id, spent - admission.cost, day=charged.day
+                )
         except StorageError as exc:
-            log.warning("could not give back the unspent estimate of a /describe: %s", exc)
+            log.warning("could not settle the cost of a /describe: %s", exc)

@@ -1,8 +1,9 @@
 """``/describe``'s run: one prediction of the describe model, from its create to prompt suggestions.
 
 Not a job of the engine: it makes no image, takes no slot and is not journaled. It goes through the API
-client like every job (its request budget, its retries, its rate limits), with ``Prefer: wait`` so a quick
-model answers in the create itself, then polls to the prediction's end. It is bounded in time (the
+client like every job (its request budget, its retries, its rate limits), with the jobs' short ``Prefer: wait``
+(a quick model answers in the create itself, and no create holds one of the HTTP session's connections for
+long), then polls to the prediction's end. It is bounded in time (the
 prediction is canceled when the bot gives up on it, and the create's ``Cancel-After`` has the API cancel it
 should the bot be gone by then) and in size (:func:`~bot.api.descriptions.read_text_output`). The text
 becomes suggestions (:func:`~bot.api.descriptions.suggestions_from`), less those using a word the server
@@ -16,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from bot.api.client import MAX_PREFER_WAIT, ReplicateClient
+from bot.api.client import ReplicateClient
 from bot.api.descriptions import DescribeFailed, describe_inputs, read_text_output, suggestions_from
-from bot.api.errors import ApiError
+from bot.api.errors import ApiError, CreateOutcomeUnknown
 from bot.api.inputs import InputSchema
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Prediction
@@ -36,6 +37,50 @@ CANCEL_AFTER_MARGIN: Final = 30.0
 
 
 @dataclass(frozen=True)
+class RunUse:
+    """What a describe's prediction used, as far as the bot knows: what its charge is settled to."""
+
+    ran: bool
+    """The model ran, or may have (the member keeps the daily image): ``False`` only when the API refused the
+    create or ended the prediction before it started."""
+    ended: bool
+    """The prediction's end is known (its real cost can be worked out); ``False`` when its create's answer or
+    its last state was lost, so the reservation stands."""
+    succeeded: bool = False
+    """It gave an answer (a price per image counts one)."""
+    predict_time: float | None = None
+    """Seconds the model ran, where the API says (the cost of a per-second price; the API bills failed and
+    canceled runs for theirs too)."""
+
+    @classmethod
+    def of(cls, prediction: Prediction) -> RunUse:
+        """What ``prediction``, in its state as last read, used."""
+        started = prediction.started_at is not None or prediction.predict_time is not None
+        return cls(
+            ran=started or not prediction.terminal,
+            ended=prediction.terminal,
+            succeeded=prediction.status == "succeeded",
+            predict_time=prediction.predict_time,
+        )
+
+
+_NO_PROMPT: Final = "The describe model's answer had no prompt in it. Try again, or another image."
+
+NOT_STARTED: Final = RunUse(ran=False, ended=True)
+"""A create the API refused: nothing ran, nothing is billed."""
+UNKNOWN: Final = RunUse(ran=True, ended=False)
+"""A prediction the bot lost sight of (its create's answer, or its last state): it may have run at any cost."""
+
+
+class DescribeRunFailed(DescribeFailed):
+    """A describe that reached the API and gave no suggestions: the message says why; :attr:`use` what it used."""
+
+    def __init__(self, message: str, use: RunUse) -> None:
+        super().__init__(message)
+        self.use = use
+
+
+@dataclass(frozen=True)
 class Description:
     """What a describe model suggested for one image."""
 
@@ -43,8 +88,8 @@ class Description:
     """The prompts to offer, at most four, none using a blocked word."""
     blocked: int = 0
     """Suggestions left out because they use a word the server blocks."""
-    predict_time: float | None = None
-    """Seconds the model ran, where the API says (the cost of a per-second price)."""
+    use: RunUse = RunUse(ran=True, ended=True, succeeded=True)
+    """What the prediction used (its real cost)."""
 
     def without(self, words: WordFilter) -> Description:
         """The suggestions that use none of ``words``; :class:`DescribeFailed` if that leaves none."""
@@ -66,13 +111,17 @@ class Describer:
         input_schema: Callable[[ModelRef], Awaitable[InputSchema | None]],
         clock: Clock,
         poll: Backoff,
+        prefer_wait: int,
     ) -> None:
         """``input_schema``: the model's schema, as the engine reads it (``None``: unknown, or slow to come);
-        ``poll``: the gaps between polls of a prediction that did not end in its create."""
+        ``poll``: the gaps between polls of a prediction that did not end in its create; ``prefer_wait``: the
+        seconds its create may wait for the answer (the engine's, so a describe holds a connection no longer
+        than a job's create; 0: not asked)."""
         self._client = client
         self._input_schema = input_schema
         self._clock = clock
         self._poll = poll
+        self._prefer_wait = prefer_wait
 
     async def inputs(self, model: ModelRef, image_url: str) -> dict[str, Any]:
         """The inputs that ask ``model`` for prompts for the image, from its schema; :class:`DescribeFailed` for
@@ -87,35 +136,44 @@ class Describer:
         timeout: float = DESCRIBE_TIMEOUT,
     ) -> Description:
         """Run ``model`` on ``inputs`` (from :meth:`inputs`) for at most ``timeout`` seconds: its suggestions, or
-        :class:`DescribeFailed` saying why there are none (with the API's own words where it gave some)."""
+        :class:`DescribeRunFailed` saying why there are none (with the API's own words where it gave some) and
+        what the prediction used."""
         prediction = await self._run(model, inputs, timeout)
+        use = RunUse.of(prediction)
         if prediction.status != "succeeded":
-            raise DescribeFailed(_ended_without_text(prediction))
-        suggestions = suggestions_from(read_text_output(prediction.output))
+            raise DescribeRunFailed(_ended_without_text(prediction), use)
+        try:
+            suggestions = suggestions_from(read_text_output(prediction.output))
+        except DescribeFailed as exc:
+            raise DescribeRunFailed(str(exc), use) from exc
         if not suggestions:
-            raise DescribeFailed("The describe model's answer had no prompt in it. Try again, or another image.")
-        return Description(suggestions, predict_time=prediction.predict_time)
+            raise DescribeRunFailed(
+                "The describe model's answer had no prompt in it. Try again, or another image.", use
+            )
+        return Description(suggestions, use=use)
 
     async def _run(self, model: ModelRef, inputs: dict[str, Any], timeout: float) -> Prediction:
-        """The prediction at its end; canceled (and :class:`DescribeFailed`) once ``timeout`` has passed."""
+        """The prediction at its end; canceled (and :class:`DescribeRunFailed`) once ``timeout`` has passed."""
         deadline = self._clock.monotonic() + timeout
         try:
             prediction = await self._client.create(
                 model,
                 inputs,
-                wait=max(1, min(MAX_PREFER_WAIT, int(timeout))),
+                wait=min(self._prefer_wait, int(timeout)) or None,
                 cancel_after=timeout + CANCEL_AFTER_MARGIN,
             )
         except ApiError as exc:
-            raise DescribeFailed(f"The describe model could not be started: {exc.message}") from exc
+            # Only a create whose answer was lost may have made a prediction: the client retries no other.
+            use = UNKNOWN if isinstance(exc, CreateOutcomeUnknown) else NOT_STARTED
+            raise DescribeRunFailed(f"The describe model could not be started: {exc.message}", use) from exc
         polls = 0
         while not prediction.terminal:
             left = deadline - self._clock.monotonic()
             if left <= 0:
-                await self._cancel(prediction.id)
                 seconds = f"{timeout:g} second{'' if timeout == 1 else 's'}"
-                raise DescribeFailed(
-                    f"The describe model took longer than {seconds}, so it was stopped. Try again later."
+                raise DescribeRunFailed(
+                    f"The describe model took longer than {seconds}, so it was stopped. Try again later.",
+                    await self._cancel(prediction.id),
                 )
             await self._clock.sleep(min(self._poll.gap(polls), left))
             polls += 1
@@ -123,16 +181,19 @@ class Describer:
                 prediction = await self._client.get(prediction.id)
             except ApiError as exc:
                 # The client has retried what may pass: this is the API's last word for now.
-                await self._cancel(prediction.id)
-                raise DescribeFailed(f"The describe model's answer could not be read: {exc.message}") from exc
+                raise DescribeRunFailed(
+                    f"The describe model's answer could not be read: {exc.message}", await self._cancel(prediction.id)
+                ) from exc
         return prediction
 
-    async def _cancel(self, prediction_id: str) -> None:
-        """Ask the API to stop the prediction; a failure is logged (``Cancel-After`` stops it in the end)."""
+    async def _cancel(self, prediction_id: str) -> RunUse:
+        """Ask the API to stop the prediction: what it used, as the cancel's answer says (:data:`UNKNOWN` where
+        it does not). A failure is logged (``Cancel-After`` stops it in the end)."""
         try:
-            await self._client.cancel(prediction_id)
+            return RunUse.of(await self._client.cancel(prediction_id))
         except ApiError as exc:
             log.warning("could not cancel describe prediction %s: %s", prediction_id, exc)
+            return UNKNOWN
 
 
 def _ended_without_text(prediction: Prediction) -> str:

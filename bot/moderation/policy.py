@@ -105,6 +105,8 @@ class RequestContext:
     ``prompt`` alone."""
     preferred_model: str | None = None
     """The member's preferred model (``/imagine-settings``): taken when they name none and may use it here."""
+    command: str = "/imagine"
+    """The command asked with, as the refusals name it (``/describe`` goes through the same checks)."""
 
     @property
     def every_prompt(self) -> tuple[str, ...]:
@@ -128,6 +130,8 @@ class Admission:
     """Images the job is charged for, once known (:meth:`priced`)."""
     cost: int = 0
     """Micro-dollars the job is estimated to cost, reserved against the budgets by the charge."""
+    command: str = "/imagine"
+    """The command asked with (:attr:`RequestContext.command`), as the usage refusals name it."""
 
     def priced(self, images: int, cost: int) -> Admission:
         """The same decision for a job of ``images`` estimated at ``cost`` micro-dollars."""
@@ -218,7 +222,7 @@ class Policy:
         config = await self._repository.guild_config(asked.guild_id)
         if config.channels and not {asked.channel_id, asked.parent_channel_id} & config.channels:
             where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
-            raise Refusal(f"/imagine can't be used in this channel. Try {where}.")
+            raise Refusal(f"{asked.command} can't be used in this channel. Try {where}.")
         model, note = self._model_for(config, asked)
         word = self._blocked_word(config.blocked_words, asked.every_prompt)
         if word is not None:
@@ -230,7 +234,7 @@ class Policy:
                 "Your prompt contains a word this server has blocked. Please rephrase it.", word=word
             )
         limits = effective_limits(config.limits, config.role_limits, asked.role_ids)
-        return Admission(asked.guild_id, asked.member_id, model, note, limits)
+        return Admission(asked.guild_id, asked.member_id, model, note, limits, command=asked.command)
 
     def _blocked_word(self, words: tuple[str, ...], prompts: Iterable[str]) -> str | None:
         """The first blocked word in the first prompt that has one."""
@@ -277,14 +281,18 @@ class Policy:
             raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
         return model, None
 
-    async def check_usage(self, admission: Admission, images: int, *, jobs: int = 1) -> None:
+    async def check_usage(
+        self, admission: Admission, images: int, *, jobs: int = 1, moves_cooldown: bool = True
+    ) -> None:
         """Cooldown, daily images and jobs at once, in that order, under the admission's limits, without
         charging; or :class:`Refusal`. ``images`` are the request's in all, ``jobs`` how many jobs it starts
-        (a set: permutations, ``--repeat``), each counted against the member's jobs at once."""
+        (a set: permutations, ``--repeat``), each counted against the member's jobs at once; a request that
+        ``moves_cooldown`` not (``/describe``) is not held to the cooldown either."""
         limits = admission.limits
         now = self._clock.now()
         usage = await self._repository.usage(admission.guild_id, admission.member_id, now=now)
-        self._check_usage(limits, usage.last_request_at, usage.images_today, images, now)
+        last = usage.last_request_at if moves_cooldown else None
+        self._check_usage(limits, last, usage.images_today, images, now, admission.command)
         most = limits.concurrent_jobs
         if not most:
             return
@@ -307,6 +315,7 @@ class Policy:
         *,
         journal: Callable[[date], JobRecord] | None = None,
         journal_set: Callable[[date], Sequence[JobRecord]] | None = None,
+        moves_cooldown: bool = True,
     ) -> date:
         """Record the request against the cooldown and the daily images and reserve its estimated cost against
         the budgets (see :meth:`Admission.priced`), in one step; the UTC day charged, or :class:`Refusal`.
@@ -314,8 +323,9 @@ class Policy:
         Under the admission's limits, as :meth:`check_usage`. ``journal(day)`` is the job's journal entry for a
         charge on ``day``: written in the same transaction, so no charge outlives a crash without the job that
         gives it back. ``journal_set(day)`` are a set's entries (permutations, ``--repeat``), charged as one
-        request: all or none. With neither, the admission may be priced at 0 images (``/describe``: it makes
-        none, but the cooldown and the budgets apply).
+        request: all or none. With neither, the admission may be priced at 0 images. With
+        ``moves_cooldown=False`` (``/describe``: one image against the daily images and its cost against the
+        budgets, but a member may ``/imagine`` right after it) the cooldown is neither checked nor moved.
         """
         guild_id, limits, images, cost = admission.guild_id, admission.limits, admission.images, admission.cost
         if images < 1 and (journal is not None or journal_set is not None):
@@ -324,13 +334,22 @@ class Policy:
         job = journal(now.date()) if journal is not None else None
         jobs = journal_set(now.date()) if journal_set is not None else ()
         charge = await self._repository.charge(
-            guild_id, admission.member_id, images, limits=limits, now=now, cost=cost, job=job, jobs=jobs
+            guild_id,
+            admission.member_id,
+            images,
+            limits=limits,
+            now=now,
+            cost=cost,
+            job=job,
+            jobs=jobs,
+            moves_cooldown=moves_cooldown,
         )
         if not charge.charged:  # something changed since check_usage(): say what
-            self._check_usage(limits, charge.usage.last_request_at, charge.usage.images_today, images, now)
+            last = charge.usage.last_request_at if moves_cooldown else None
+            self._check_usage(limits, last, charge.usage.images_today, images, now, admission.command)
             if charge.over_budget is not None:
                 await self._refuse_over_budget(guild_id, charge.over_budget, charge, cost, now.date())
-            raise Refusal("You can't use /imagine right now; try again in a moment.")
+            raise Refusal(f"You can't use {admission.command} right now; try again in a moment.")
         return now.date()
 
     async def _refuse_over_budget(
@@ -344,12 +363,14 @@ class Policy:
         raise Refusal(budget_refusal(scope, spent=spent, cap=cap, cost=cost, day=day))
 
     @staticmethod
-    def _check_usage(limits: Limits, last: datetime | None, used: int, images: int, now: datetime) -> None:
+    def _check_usage(
+        limits: Limits, last: datetime | None, used: int, images: int, now: datetime, command: str
+    ) -> None:
         cooldown, daily = limits.cooldown_seconds, limits.daily_images
         if cooldown and last is not None:
             left = (last + timedelta(seconds=cooldown) - now).total_seconds()
             if left > 0:
-                raise Refusal(f"Slow down: you can use /imagine again in {_duration(left)}.")
+                raise Refusal(f"Slow down: you can use {command} again in {_duration(left)}.")
         if daily and used + images > daily:
             resets = next_midnight_text(now.date())
             if used >= daily:

@@ -216,22 +216,23 @@ def decide_budget(budget: Budget, spend: Spend, cost: int) -> BudgetScope | None
     return None
 
 
-def decide_charge(usage: Usage, images: int, *, limits: Limits, now: datetime) -> Charge:
+def decide_charge(usage: Usage, images: int, *, limits: Limits, now: datetime, moves_cooldown: bool = True) -> Charge:
     """Whether a request for ``images`` may be charged against ``usage`` (today's, read under a lock).
 
-    The cooldown is checked first, then the daily limit; ``0`` means no limit.
-    On success the returned usage is what must be stored: ``images`` more
-    today, and the last request at ``now``.
+    The cooldown is checked first (unless the request ``moves_cooldown`` not: ``/describe``), then the daily
+    limit; ``0`` means no limit. On success the returned usage is what must be stored: ``images`` more
+    today, and the last request at ``now`` (left as it was for a request that does not move the cooldown).
     """
-    if limits.cooldown_seconds > 0 and usage.last_request_at is not None:
+    if moves_cooldown and limits.cooldown_seconds > 0 and usage.last_request_at is not None:
         # A clock that stepped backwards counts as "just asked", never as a negative wait.
         elapsed = max(0.0, (now - usage.last_request_at).total_seconds())
         if elapsed < limits.cooldown_seconds:
             return Charge(charged=False, usage=usage, retry_after_seconds=limits.cooldown_seconds - elapsed)
     if limits.daily_images > 0 and usage.images_today + images > limits.daily_images:
         return Charge(charged=False, usage=usage, over_daily_limit=True)
+    last = now if moves_cooldown else usage.last_request_at
     return Charge(
-        charged=True, usage=Usage(day=usage.day, images_today=usage.images_today + images, last_request_at=now)
+        charged=True, usage=Usage(day=usage.day, images_today=usage.images_today + images, last_request_at=last)
     )
 
 

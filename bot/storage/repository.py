@@ -138,6 +138,7 @@ class Repository(Protocol):
         cost: int = 0,
         job: JobRecord | None = None,
         jobs: Sequence[JobRecord] = (),
+        moves_cooldown: bool = True,
     ) -> Charge:
         """Atomically check the cooldown, the daily limit and (for a ``cost`` in micro-dollars) the budgets and,
         if all allow it, record the request and reserve ``cost`` against the month's and the member's day's spend.
@@ -146,12 +147,18 @@ class Repository(Protocol):
         ``charged_day`` and ``reserved_cost`` those of this charge: a charge never exists without the job that
         gives it back, whatever crashes when. ``jobs`` is a set charged as one request (permutations,
         ``--repeat``): all or none, each keeping its own ``charged_images`` and ``reserved_cost``, which sum to
-        ``images`` and ``cost``. With neither, ``images`` may be 0 (``/describe``: cooldown and budgets only).
+        ``images`` and ``cost``. With neither, ``images`` may be 0 (a request that makes none). With
+        ``moves_cooldown=False`` (``/describe``) the cooldown is neither checked nor moved.
         """
         ...
 
     async def refund(self, guild_id: int, member_id: int, images: int, *, day: date, cost: int = 0) -> None:
         """Give back images charged on ``day`` that were not delivered, and ``cost`` reserved (never below zero)."""
+        ...
+
+    async def move_spend(self, guild_id: int, member_id: int, amount: int, *, day: date) -> None:
+        """Move the month's spend and the member's spend of ``day`` (if still on record) by ``amount``
+        micro-dollars, up or down, never below zero: a run that is not journaled (``/describe``) settled."""
         ...
 
     async def settle_cost(

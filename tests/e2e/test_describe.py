@@ -3,13 +3,14 @@ the suggestions' buttons (after a restart too), failures, time and size bounds, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bot.api.descriptions import DESCRIBE_INSTRUCTION
 from bot.api.inputs import PROMPT_MAX
 from bot.api.modelref import ModelRef
 from bot.moderation.costs import parse_prices
-from tests.e2e.conftest import LORA_REF, Stack, StackFactory, status_of
+from tests.e2e.conftest import LORA_REF, TEST_TUNING, Stack, StackFactory, status_of
 from tests.e2e.test_moderation import answer
 from tests.e2e.test_roles import add_vip
 from tests.fakes import images
@@ -33,6 +34,8 @@ FOUR = [
     "Minimalist illustration of an orange fox on white snow, flat colours, Scandinavian poster style",
 ]
 """The vision-language model's four prompts, as the bot reads them out of its chatty answer."""
+PER_SECOND = parse_prices(f"{CAPTIONER_REF}=1/s")
+"""A dollar a second: a run's ``predict_time`` shows in micro-dollars."""
 
 
 async def describe_stack(make_stack: StackFactory, model: str = CAPTIONER_REF, **settings: Any) -> Stack:
@@ -91,7 +94,28 @@ async def test_a_captioner_gives_one_suggestion(make_stack: StackFactory) -> Non
     prediction = stack.api.last_prediction
     assert set(prediction.input) == {"image"}  # its only input: nothing else would pass its schema
     assert prediction.input["image"].startswith(stack.discord.http_base + "/attachments/")
-    assert (prediction.prefer or "").startswith("wait") and prediction.cancel_after is not None
+    assert prediction.cancel_after is not None
+
+
+async def test_the_create_waits_no_longer_than_a_jobs(make_stack: StackFactory) -> None:
+    # A long Prefer: wait held one of the HTTP session's connections per describe: the jobs' short one is used.
+    stack = await describe_stack(make_stack, VISION_REF, tuning=replace(TEST_TUNING, prefer_wait=1))
+    await suggestions_of(await describe(stack))
+    assert stack.api.last_prediction.prefer == "wait=1"
+
+
+async def test_describes_at_once_are_capped_and_the_next_refused_at_once(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, max_running=1)
+    stack.api.set_default_scenario(Scenario.manual())
+    first = await describe(stack)
+    prediction = await stack.api.wait_for_prediction()
+    stack.guild.add_member("other")
+    assert "being described right now" in await private_answer(stack, await describe(stack, "other"))
+    assert stack.api.count("POST", "create") == 1
+    stack.api.finish(prediction.id)
+    await suggestions_of(first)
+    stack.api.set_default_scenario(Scenario())
+    await suggestions_of(await describe(stack, "other"))  # the slot is free again
 
 
 async def test_a_vision_language_model_is_asked_and_its_pieces_joined(make_stack: StackFactory) -> None:
@@ -156,6 +180,20 @@ async def test_a_model_that_returns_no_text_is_refused_clearly(make_stack: Stack
     assert "returned a JSON object instead of text" in await private_answer(stack, await describe(stack))
 
 
+async def test_a_model_cannot_make_the_bot_post_a_link_and_markdown_shows_as_typed(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    said = "a fox holding a sign that says [Free Nitro](https://evil.example/claim) at https://evil.example/b"
+    stack.api.set_default_scenario(output_override=said + ", **bold** colours, <@1>")
+    message, _ = await suggestions_of(await describe(stack))
+    shown = str(message.embeds[0]["description"])
+    assert "http" not in shown and "](" not in shown and "\\*\\*bold\\*\\*" in shown and "\\<\\@1\\>" in shown
+    stack.api.set_default_scenario(Scenario())
+    pressed = await stack.discord.click(message, "describe:1", user=stack.guild.member("member"))
+    assert "Done" in status_of(await stack.final_message(pressed))
+    prompt = "a fox holding a sign that says Free Nitro at **bold** colours, <@1>"
+    assert stack.api.last_prediction.input["prompt"] == prompt  # read back exactly as suggested
+
+
 async def test_a_huge_text_output_is_bounded(make_stack: StackFactory) -> None:
     stack = await describe_stack(make_stack)
     stack.api.set_default_scenario(output_override="a fox in the snow " * 50_000)  # 900 KB on one line
@@ -171,16 +209,65 @@ async def test_a_model_that_takes_too_long_is_canceled(make_stack: StackFactory)
     assert stack.api.last_prediction.status == "canceled" and stack.api.count("POST", "cancel") == 1
 
 
-async def test_the_cooldown_applies_and_no_daily_image_is_used(make_stack: StackFactory) -> None:
-    stack = await describe_stack(make_stack)
-    await answer(stack, "limits", cooldown=3600, daily=1)
-    await suggestions_of(await describe(stack))
-    assert "again in" in await private_answer(stack, await describe(stack))
-    assert "again in" in await private_answer(stack, await stack.imagine())  # one cooldown for both
+async def used(stack: Stack) -> tuple[int, int]:
+    """The member's images and spend (micro-dollars) today."""
     core = stack.bot.core  # type: ignore[union-attr]
-    usage = await core.repository.usage(stack.guild.id, stack.guild.member("member").id, now=core.clock.now())
-    assert usage.images_today == 0
-    assert stack.api.count("POST", "create") == 1
+    member, now = stack.guild.member("member").id, core.clock.now()
+    usage = await core.repository.usage(stack.guild.id, member, now=now)
+    return usage.images_today, (await core.repository.spend(stack.guild.id, member, now=now)).member_today
+
+
+def billed(stack: Stack) -> int:
+    """What the API bills for the last prediction at :data:`PER_SECOND`: its ``predict_time``."""
+    seconds = (stack.api.last_prediction.metrics or {})["predict_time"]
+    return PER_SECOND.cost(ModelRef.parse(CAPTIONER_REF), images=1, seconds=seconds)
+
+
+async def test_a_describe_counts_one_daily_image_and_leaves_the_cooldown_alone(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack)
+    await answer(stack, "limits", cooldown=3600, daily=2)
+    message, _ = await suggestions_of(await describe(stack))
+    pressed = await stack.discord.click(message, "describe:1", user=stack.guild.member("member"))
+    assert "Done" in status_of(await stack.final_message(pressed))  # no cooldown started by the describe
+    assert (await used(stack))[0] == 2
+    text = await private_answer(stack, await describe(stack))
+    assert "used all 2 of your images" in text  # the daily images bound it; the /imagine's cooldown does not
+    assert stack.api.count("POST", "create") == 2
+
+
+async def test_the_real_cost_is_booked_even_above_the_estimate(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, prices=PER_SECOND)
+    core = stack.bot.core  # type: ignore[union-attr]
+    await core.repository.record_run_time(CAPTIONER_REF, 0.000001, now=core.clock.now())  # an estimate of 1 µ$
+    await suggestions_of(await describe(stack))
+    assert await used(stack) == (1, billed(stack)) and billed(stack) > 1
+
+
+async def test_failed_runs_are_billed_their_time_and_runs_that_never_started_nothing(make_stack: StackFactory) -> None:
+    stack = await describe_stack(make_stack, prices=PER_SECOND, job_timeout=1.0)
+    stack.api.set_default_scenario(final_status="failed", error="CUDA out of memory.")
+    await private_answer(stack, await describe(stack))
+    expected = (1, billed(stack))  # it ran: the API bills its seconds, and the daily image is kept
+    assert await used(stack) == expected
+    stack.api.set_default_scenario(Scenario(duration=None))  # runs past the bot's limit: canceled
+    assert "took longer" in await private_answer(stack, await describe(stack))
+    expected = (2, expected[1] + billed(stack))
+    assert await used(stack) == expected
+
+    # Never started (the API aborted it, or refused the create): everything given back.
+    stack.api.set_default_scenario(Scenario(final_status="aborted"))
+    assert "before it started" in await private_answer(stack, await describe(stack))
+    stack.api.fail_next("create", 422, detail="Invalid input.")
+    assert "could not be started" in await private_answer(stack, await describe(stack))
+    assert await used(stack) == expected
+
+    # A create whose answer was lost may have run at any cost: its reservation stands.
+    stack.api.set_default_scenario(Scenario())
+    stack.api.reset_next("create", processed=True)
+    assert "could not be started" in await private_answer(stack, await describe(stack))
+    core = stack.bot.core  # type: ignore[union-attr]
+    estimate = await core.pricing.estimate(ModelRef.parse(CAPTIONER_REF), 1)
+    assert await used(stack) == (3, expected[1] + estimate)
 
 
 async def test_one_describe_at_a_time_and_only_images(make_stack: StackFactory) -> None:
@@ -201,5 +288,6 @@ async def test_the_channel_rules_apply(make_stack: StackFactory) -> None:
     art = stack.guild.add_channel("art")
     await stack.discord.dispatch_guild_create(stack.guild)
     await answer(stack, "channels allow", channel=art)
-    assert f"<#{art.id}>" in await private_answer(stack, await describe(stack))
+    text = await private_answer(stack, await describe(stack))
+    assert text.startswith("❌ /describe can't be used in this channel") and f"<#{art.id}>" in text
     assert stack.api.count("POST", "create") == 0

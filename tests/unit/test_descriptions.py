@@ -197,3 +197,21 @@ def test_any_pieces_read_as_bounded_text_or_refused(pieces: list[str]) -> None:
         return
     assert 0 < len(text) <= TEXT_MAX and "".join(pieces).startswith(text)
     assert len(suggestions_from(text)) <= MAX_SUGGESTIONS
+
+
+@pytest.mark.parametrize(
+    ("line", "prompt"),
+    [
+        (
+            "1. A fox, with [Free Nitro](https://evil.example/claim) written on a sign",
+            "A fox, with Free Nitro written on a sign",
+        ),
+        ('A fox [at dawn](<https://x.example> "title")', "A fox at dawn"),
+        ("[[nested](https://a.example)](https://b.example) fox", "nested fox"),
+        ("A fox, see https://evil.example/a?b=c or <http://x.example/> now", "A fox, see or now"),
+        ("Join discord.gg/abcdef and www.evil.example for a fox", "Join and for a fox"),
+        ("[https://evil.example](https://evil.example)", ""),
+    ],
+)
+def test_links_are_taken_out_of_suggestions_their_text_kept(line: str, prompt: str) -> None:
+    assert clean_suggestion(line) == prompt

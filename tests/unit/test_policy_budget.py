@@ -108,3 +108,17 @@ async def test_a_charge_journals_the_job_for_the_day_it_charged(policy: Policy, 
     job = await repository.get_job("j1")
     assert days == [day] and job is not None
     assert (job.charged_images, job.charged_day, job.reserved_cost) == (2, day, DIME)
+
+
+async def test_the_refusals_name_the_command_asked_with(policy: Policy, repository: SqliteRepository) -> None:
+    await repository.set_limits(GUILD, LimitChanges(cooldown_seconds=60), actor_id=MOD)
+    await charge(policy, MEMBER, 1, cost=0)
+    described = await policy.admit(RequestContext(GUILD, MEMBER, 7, "", command="/describe"))
+    with pytest.raises(Refusal, match=r"^Slow down: you can use /describe again in"):
+        await policy.check_usage(described.priced(1, 0), 1)
+    with pytest.raises(Refusal, match=r"^Slow down: you can use /describe again in"):
+        await policy.charge(described.priced(1, 0))
+    await policy.charge(described.priced(1, 0), moves_cooldown=False)  # /describe's own charge is not held to it
+    await repository.allow_channel(GUILD, 8, actor_id=MOD)
+    with pytest.raises(Refusal, match=r"^/describe can.t be used in this channel\. Try <#8>\."):
+        await policy.admit(RequestContext(GUILD, MEMBER, 7, "", command="/describe"))

@@ -105,6 +105,30 @@ async def test_a_request_that_makes_no_image_moves_the_cooldown_and_the_spend_on
     assert not again.charged and again.retry_after_seconds == pytest.approx(50)
 
 
+async def test_a_request_that_does_not_move_the_cooldown_neither_checks_nor_moves_it(repository: Repository) -> None:
+    limits = Limits(cooldown_seconds=60, daily_images=2)
+    await charge_with_job(repository, "j1", images=1)  # starts the cooldown at T0
+    later = T0 + timedelta(seconds=10)
+    described = await repository.charge(GUILD, MEMBER, 1, limits=limits, now=later, cost=50, moves_cooldown=False)
+    assert described.charged  # inside the cooldown, which it does not check
+    usage = await repository.usage(GUILD, MEMBER, now=later)
+    assert (usage.images_today, usage.last_request_at) == (2, T0)  # the daily images count it; the cooldown stays
+    past = await repository.charge(GUILD, MEMBER, 1, limits=limits, now=later, moves_cooldown=False)
+    assert not past.charged and past.over_daily_limit  # the daily images still bound it
+    again = await repository.charge(GUILD, MEMBER, 0, limits=limits, now=T0 + timedelta(seconds=61))
+    assert again.charged  # the cooldown runs from the job's request, not the describe's
+
+
+async def test_the_spend_moves_up_and_down_never_below_zero(repository: Repository) -> None:
+    await charge_with_job(repository, "j1", images=1)
+    await repository.move_spend(GUILD, MEMBER, 150, day=DAY)
+    assert await used(repository) == (1, Spend(COST + 150, COST + 150))
+    await repository.move_spend(GUILD, MEMBER, -(COST + 1_000), day=DAY)
+    assert await used(repository) == (1, Spend(0, 0))
+    await repository.move_spend(GUILD, MEMBER, 70, day=DAY - timedelta(days=1))  # a day no longer on record
+    assert await used(repository) == (1, Spend(70, 0))
+
+
 async def test_an_abandoned_job_gives_back_its_charge_once(repository: Repository) -> None:
     await charge_with_job(repository, "j1")
     assert not await repository.abandon_job("j1", owner="someone else", reason="x", now=T0)

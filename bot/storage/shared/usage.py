@@ -68,6 +68,7 @@ class SqlUsage(SqlBase):
         cost: int = 0,
         job: JobRecord | None = None,
         jobs: Sequence[JobRecord] = (),
+        moves_cooldown: bool = True,
     ) -> Charge:
         """Atomically check the cooldown, the daily limit, then the budgets, and if all allow it record the request.
 
@@ -84,7 +85,8 @@ class SqlUsage(SqlBase):
         set charged as one request) are journaled alike, each keeping its own
         ``charged_images`` and ``reserved_cost`` (their sums are ``images`` and
         ``cost``). Without a job, ``images`` may be 0 (a request that makes
-        none, such as ``/describe``: the cooldown and the budgets still apply).
+        none). With ``moves_cooldown=False`` (``/describe``) the cooldown is
+        neither checked nor moved: ``last_request_at`` stays as it was.
         """
         check_id("guild_id", guild_id)
         check_id("member_id", member_id)
@@ -106,7 +108,7 @@ class SqlUsage(SqlBase):
                 today,
             )
             usage = self._usage_of(db, today, await db.one(_USAGE + "{for_update}", guild_id, member_id))
-            decision = decide_charge(usage, images, limits=limits, now=now)
+            decision = decide_charge(usage, images, limits=limits, now=now, moves_cooldown=moves_cooldown)
             if not decision.charged:
                 return decision
             if cost:
@@ -121,7 +123,7 @@ class SqlUsage(SqlBase):
                 "WHERE guild_id = ? AND member_id = ?",
                 today,
                 decision.usage.images_today,
-                now,
+                decision.usage.last_request_at,
                 usage.spent_today + cost,
                 guild_id,
                 member_id,
@@ -148,6 +150,16 @@ class SqlUsage(SqlBase):
             if cost:
                 await self._move_spend(db, guild_id, member_id, -cost, day)  # the month's row first, as charge
             await self._give_back(db, guild_id, member_id, images, day)
+
+    async def move_spend(self, guild_id: int, member_id: int, amount: int, *, day: date) -> None:
+        """Move the spend of ``day``'s month and of the member's ``day`` (if still on record) by ``amount``
+        micro-dollars, up or down (never below zero): a run that is not journaled settled at its real cost."""
+        check_id("guild_id", guild_id)
+        check_id("member_id", member_id)
+        if not amount:
+            return
+        async with self._writing() as db:
+            await self._move_spend(db, guild_id, member_id, amount, day)
 
     async def abandon_job(self, job_id: str, *, owner: str, reason: str, now: datetime) -> bool:
         """Fail an unfinished job of ``owner`` and give back its charge from its columns, in one transaction
