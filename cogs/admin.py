@@ -30,6 +30,7 @@ from bot.discord_app.admin_views import (
     usage_embed,
     words_embed,
 )
+from bot.discord_app.answers import reply_privately
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 from bot.storage import LimitChanges, Repository
 
@@ -41,18 +42,6 @@ log = logging.getLogger(__name__)
 AUTOCOMPLETE_LIMIT = 25
 DollarCap = app_commands.Range[float, 0, 1_000_000]
 """A budget cap option, in US dollars (0: no cap; :data:`bot.base.money.MAX_CAP_USD` at most)."""
-
-
-async def _reply(
-    interaction: discord.Interaction, content: str | None = None, *, embed: discord.Embed | None = None
-) -> None:
-    """Admin answers are for the moderator only."""
-    await interaction.response.send_message(
-        content=content,
-        embed=embed or discord.utils.MISSING,
-        ephemeral=True,
-        allowed_mentions=discord.AllowedMentions.none(),
-    )
 
 
 @app_commands.guild_only()
@@ -134,10 +123,12 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         try:
             ref = ModelRef.parse(model)
         except InvalidModelRef as exc:
-            await _reply(interaction, f"❌ {exc}")
+            await reply_privately(interaction, f"❌ {exc}")
             return
         if role is not None and role.is_default():
-            await _reply(interaction, "❌ @everyone is every member: leave `role` out to allow a model to everyone.")
+            await reply_privately(
+                interaction, "❌ @everyone is every member: leave `role` out to allow a model to everyone."
+            )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         exists = await self.bot.core.client.model_known(ref, known=self.bot.settings.default_model)
@@ -161,14 +152,16 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         guild_id, actor = self._ids(interaction)
         removed = await self._repository.remove_model(guild_id, model.strip(), actor_id=actor)
         left = bool((await self._repository.guild_config(guild_id)).models)
-        await _reply(interaction, removal_answer("models", f"`{model}`", removed=removed, left=left))
+        await reply_privately(interaction, removal_answer("models", f"`{model}`", removed=removed, left=left))
 
     @models.command(name="list", description="Show the models members may use here")
     async def models_list(self, interaction: discord.Interaction) -> None:
         """The allowlist, default first."""
         guild_id, _ = self._ids(interaction)
         config = await self._repository.guild_config(guild_id)
-        await _reply(interaction, embed=models_embed(config, await self.bot.core.policy.allowed_models(guild_id)))
+        await reply_privately(
+            interaction, embed=models_embed(config, await self.bot.core.policy.allowed_models(guild_id))
+        )
 
     @models.command(name="default", description="Set the model used when /imagine names none")
     @app_commands.describe(model="One of the allowed models")
@@ -179,14 +172,16 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         try:
             ref = ModelRef.parse(model)
         except InvalidModelRef as exc:
-            await _reply(interaction, f"❌ {exc}")
+            await reply_privately(interaction, f"❌ {exc}")
             return
         if ref not in allowed:
             names = ", ".join(f"`{m}`" for m in allowed[:10])
-            await _reply(interaction, f"❌ `{ref}` is not allowed here; allow it first. Allowed: {names}.")
+            await reply_privately(interaction, f"❌ `{ref}` is not allowed here; allow it first. Allowed: {names}.")
             return
         changed = await self._repository.set_default_model(guild_id, str(ref), actor_id=actor)
-        await _reply(interaction, f"✅ `{ref}` is now the default." if changed else f"`{ref}` already is the default.")
+        await reply_privately(
+            interaction, f"✅ `{ref}` is now the default." if changed else f"`{ref}` already is the default."
+        )
 
     models_remove.autocomplete("model")(_server_models)
     models_default.autocomplete("model")(_server_models)
@@ -199,7 +194,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         guild_id, actor = self._ids(interaction)
         added = await self._repository.allow_channel(guild_id, channel.id, actor_id=actor)
         text = f"✅ /imagine is allowed in {channel.mention}." if added else f"{channel.mention} was already allowed."
-        await _reply(interaction, text)
+        await reply_privately(interaction, text)
 
     @channels.command(name="remove", description="Stop allowing /imagine in a channel")
     async def channels_remove(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
@@ -207,13 +202,13 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         guild_id, actor = self._ids(interaction)
         removed = await self._repository.remove_channel(guild_id, channel.id, actor_id=actor)
         left = bool((await self._repository.guild_config(guild_id)).channels)
-        await _reply(interaction, removal_answer("channels", channel.mention, removed=removed, left=left))
+        await reply_privately(interaction, removal_answer("channels", channel.mention, removed=removed, left=left))
 
     @channels.command(name="list", description="Show where /imagine may be used")
     async def channels_list(self, interaction: discord.Interaction) -> None:
         """The allowed channels."""
         guild_id, _ = self._ids(interaction)
-        await _reply(interaction, embed=channels_embed(await self._repository.guild_config(guild_id)))
+        await reply_privately(interaction, embed=channels_embed(await self._repository.guild_config(guild_id)))
 
     # ------------------------------------------------------------------ words
 
@@ -222,20 +217,24 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """Block a word (matching sees through case, accents, look-alikes, leetspeak and separators)."""
         guild_id, actor = self._ids(interaction)
         added = await self._repository.add_word(guild_id, word, actor_id=actor)
-        await _reply(interaction, f"✅ Blocked ||{word.strip()}||." if added else "That word was already blocked.")
+        await reply_privately(
+            interaction, f"✅ Blocked ||{word.strip()}||." if added else "That word was already blocked."
+        )
 
     @words.command(name="remove", description="Unblock a word")
     async def words_remove(self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 100]) -> None:
         """Unblock a word."""
         guild_id, actor = self._ids(interaction)
         removed = await self._repository.remove_word(guild_id, word, actor_id=actor)
-        await _reply(interaction, f"✅ Unblocked ||{word.strip()}||." if removed else "That word was not blocked.")
+        await reply_privately(
+            interaction, f"✅ Unblocked ||{word.strip()}||." if removed else "That word was not blocked."
+        )
 
     @words.command(name="list", description="Show the blocked words")
     async def words_list(self, interaction: discord.Interaction) -> None:
         """The blocked words, hidden behind spoilers."""
         guild_id, _ = self._ids(interaction)
-        await _reply(interaction, embed=words_embed(await self._repository.guild_config(guild_id)))
+        await reply_privately(interaction, embed=words_embed(await self._repository.guild_config(guild_id)))
 
     # ------------------------------------------------------------------ mod-log
 
@@ -249,14 +248,14 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         allowed = channel.permissions_for(me) if me is not None else None
         # Set all the same where the bot cannot post: the moderator may be about to fix the channel's permissions.
         can_post = allowed is None or (allowed.view_channel and allowed.send_messages and allowed.embed_links)
-        await _reply(interaction, log_channel_answer(channel.mention, changed=changed, can_post=can_post))
+        await reply_privately(interaction, log_channel_answer(channel.mention, changed=changed, can_post=can_post))
 
     @modlog.command(name="off", description="Stop posting to the mod-log")
     async def log_off(self, interaction: discord.Interaction) -> None:
         """Turn the mod-log off (changes stay recorded and readable in ``show``)."""
         guild_id, actor = self._ids(interaction)
         changed = await self._repository.set_log_channel(guild_id, None, actor_id=actor)
-        await _reply(interaction, "✅ The mod-log is off." if changed else "The mod-log was already off.")
+        await reply_privately(interaction, "✅ The mod-log is off." if changed else "The mod-log was already off.")
 
     # ------------------------------------------------------------------ limits and show
 
@@ -284,13 +283,15 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             await self._role_limits(interaction, role, changes, clear=clear)
             return
         if clear:
-            await _reply(interaction, "❌ `clear` forgets a role's limits: name the `role`.")
+            await reply_privately(interaction, "❌ `clear` forgets a role's limits: name the `role`.")
             return
         if changes == LimitChanges():
             current, title = (await self._repository.guild_config(guild_id)).limits, "Limits"
         else:
             current, title = await self._repository.set_limits(guild_id, changes, actor_id=actor), "Limits changed"
-        await _reply(interaction, embed=limits_embed(title, current, await self._repository.guild_config(guild_id)))
+        await reply_privately(
+            interaction, embed=limits_embed(title, current, await self._repository.guild_config(guild_id))
+        )
 
     @app_commands.command(name="budget", description="Spending caps in US dollars (0: no cap); no option shows spend")
     @app_commands.describe(
@@ -314,14 +315,14 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
                     for name, value in (("monthly", monthly), ("member_daily", member_daily))
                 }
             except ValueError as exc:
-                await _reply(interaction, f"❌ {exc}")
+                await reply_privately(interaction, f"❌ {exc}")
                 return
             budget = await self._repository.set_budget(guild_id, actor_id=actor, **caps)
             title = "Budget changed"
         now = self.bot.core.clock.now()
         spend = await self._repository.spend(guild_id, None, now=now)
         priced = bool(self.bot.core.pricing.prices)
-        await _reply(interaction, embed=budget_embed(title, budget, spend, now, priced=priced))
+        await reply_privately(interaction, embed=budget_embed(title, budget, spend, now, priced=priced))
 
     @app_commands.command(name="usage", description="Jobs, predictions, images, failures and spend over the last days")
     @app_commands.describe(days=f"How many days back (1-{MAX_DAYS}, default {DEFAULT_DAYS})")
@@ -331,10 +332,10 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """Totals, top members and models, from the jobs journal."""
         guild_id, _ = self._ids(interaction)
         if not 1 <= days <= MAX_DAYS:
-            await _reply(interaction, f"❌ days must be from 1 to {MAX_DAYS}, got {days}.")
+            await reply_privately(interaction, f"❌ days must be from 1 to {MAX_DAYS}, got {days}.")
             return
         report = await usage_report(self._repository, guild_id, days=days, now=self.bot.core.clock.now())
-        await _reply(interaction, embed=usage_embed(report))
+        await reply_privately(interaction, embed=usage_embed(report))
 
     async def _role_limits(
         self, interaction: discord.Interaction, role: discord.Role, changes: LimitChanges, *, clear: bool
@@ -342,22 +343,26 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """``limits role:@r``: show, set or (with ``clear``) forget one role's limits."""
         guild_id, actor = self._ids(interaction)
         if role.is_default():
-            await _reply(interaction, "❌ @everyone is every member: leave `role` out to set the server's limits.")
+            await reply_privately(
+                interaction, "❌ @everyone is every member: leave `role` out to set the server's limits."
+            )
             return
         if clear:
             if changes != LimitChanges():
-                await _reply(interaction, "❌ `clear` forgets the role's limits: give it without other limits.")
+                await reply_privately(
+                    interaction, "❌ `clear` forgets the role's limits: give it without other limits."
+                )
                 return
             cleared = await self._repository.clear_role_limits(guild_id, role.id, actor_id=actor)
             text = f"✅ {role.mention} has no limits of its own now." if cleared else f"{role.mention} had none."
-            await _reply(interaction, text)
+            await reply_privately(interaction, text)
             return
         if changes == LimitChanges():
             current = (await self._repository.guild_config(guild_id)).limits_of_role(role.id)
         else:
             current = await self._repository.set_role_limits(guild_id, role.id, changes, actor_id=actor)
         server = (await self._repository.guild_config(guild_id)).limits
-        await _reply(interaction, role_limits_answer(role.mention, current, server))
+        await reply_privately(interaction, role_limits_answer(role.mention, current, server))
 
     @app_commands.command(name="show", description="Every /imagine setting of this server")
     async def show(self, interaction: discord.Interaction) -> None:
@@ -367,7 +372,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         allowed = await self.bot.core.policy.allowed_models(guild_id)
         budget = await self._repository.budget(guild_id)
         changes = await self._repository.audit_log(guild_id, limit=10)
-        await _reply(interaction, embed=settings_embed(config, allowed, budget, changes))
+        await reply_privately(interaction, embed=settings_embed(config, allowed, budget, changes))
 
 
 async def setup(bot: ImagineBot) -> None:

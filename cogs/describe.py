@@ -13,8 +13,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app.answers import refuse
-from bot.discord_app.describe_answer import SuggestionButton, tell_failure
+from bot.discord_app.answers import refuse, tell_failure
+from bot.discord_app.describe_answer import SuggestionButton
 from bot.discord_app.describe_command import DescribeCommand
 
 if TYPE_CHECKING:

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app.answers import AnswerDeadline, answer_privately
+from bot.discord_app.answers import AnswerDeadline, answer_privately, tell_failure
 from bot.discord_app.history import EMPTY, HISTORY_SIZE, history_embed
 from bot.discord_app.member_info import info_embed
 from bot.discord_app.members import member_role_ids
@@ -82,15 +81,12 @@ class History(commands.Cog):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """Every failure answers: never leave "This interaction failed"."""
-        reference = secrets.token_hex(3)
         name = interaction.command.name if interaction.command is not None else "imagine-history"
-        log.error("/%s failed (reference %s)", name, reference, exc_info=error)
         what = "Your figures" if name == "imagine-info" else "Your history"
-        message = f"{what} could not be read just now (reference {reference}); try again in a moment."
-        try:
-            await answer_privately(interaction, message)  # in place of a private "thinking…" if it deferred
-        except discord.HTTPException:
-            log.warning("could not tell the member about failure %s", reference)
+        # In place of the private "thinking…" when it deferred.
+        await tell_failure(
+            interaction, error, f"/{name}", f"{what} could not be read just now (reference {{reference}}); try again."
+        )
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from typing import TYPE_CHECKING
 
 import discord
@@ -17,7 +16,7 @@ from discord.ext import commands
 
 from bot.api.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 from bot.base.errors import ImagineError
-from bot.discord_app.answers import AnswerDeadline, refuse
+from bot.discord_app.answers import AnswerDeadline, refuse, tell_failure
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.button_actions import ButtonActions
 from bot.discord_app.buttons import PERSISTENT_BUTTONS
@@ -131,12 +130,7 @@ class Imagine(commands.Cog):
         if isinstance(error, app_commands.CheckFailure):
             await refuse(interaction, f"❌ {error}")
             return
-        reference = secrets.token_hex(3)
-        log.error("command failed (reference %s)", reference, exc_info=error)
-        try:
-            await refuse(interaction, f"Something went wrong on our side (reference {reference}).")
-        except discord.HTTPException:
-            log.warning("could not tell the member about failure %s", reference)
+        await tell_failure(interaction, error, "/imagine")
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -10,7 +10,6 @@ draws the answers. How ``/imagine`` applies the preferences is the starter's bus
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import TYPE_CHECKING
 
 import discord
@@ -27,6 +26,7 @@ from bot.api.named_options import (
     check_option_value,
     check_suffix,
 )
+from bot.discord_app.answers import answer_privately, reply_privately, tell_failure
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.model_choices import AUTOCOMPLETE_LIMIT, CHOICE_MAX, usable_model_choices
 from bot.discord_app.preference_views import (
@@ -63,18 +63,6 @@ class _NotSaved(Exception):
     """A change ``set`` can't make, with the member-facing reason: nothing of that ``set`` is saved."""
 
 
-async def _reply(
-    interaction: discord.Interaction, content: str | None = None, *, embed: discord.Embed | None = None
-) -> None:
-    """Every answer is for the member alone, and pings no one."""
-    await interaction.response.send_message(
-        content=content,
-        embed=embed or discord.utils.MISSING,
-        ephemeral=True,
-        allowed_mentions=discord.AllowedMentions.none(),
-    )
-
-
 @app_commands.guild_only()
 class MemberPreferences(
     commands.GroupCog,
@@ -98,18 +86,14 @@ class MemberPreferences(
     ) -> None:
         """Every failure answers: never leave "This interaction failed"."""
         if isinstance(error, app_commands.NoPrivateMessage):
-            message = DM_ANSWER
-        else:
-            reference = secrets.token_hex(3)
-            log.error("/imagine-settings failed (reference %s)", reference, exc_info=error)
-            message = f"Your preferences could not be read or saved just now (reference {reference}); try again."
-        try:
-            if interaction.response.is_done():
-                await interaction.followup.send(message, ephemeral=True)
-            else:
-                await interaction.response.send_message(message, ephemeral=True)
-        except discord.HTTPException:
-            log.warning("could not tell the member about a failed /imagine-settings")
+            await answer_privately(interaction, DM_ANSWER)
+            return
+        await tell_failure(
+            interaction,
+            error,
+            "/imagine-settings",
+            "Your preferences could not be read or saved just now (reference {reference}); try again.",
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -123,7 +107,7 @@ class MemberPreferences(
 
     async def _show(self, interaction: discord.Interaction, preferences: Preferences, title: str) -> None:
         embed = preferences_embed(preferences, await self._usable(interaction), title=title)
-        await _reply(interaction, embed=embed)
+        await reply_privately(interaction, embed=embed)
 
     async def _model_change(self, interaction: discord.Interaction, typed: str) -> str:
         """The model as stored (``""`` forgets it); :class:`_NotSaved` if the member may not have it."""
@@ -186,7 +170,7 @@ class MemberPreferences(
             changes = await self._checked_changes(interaction, model, aspect_ratio, count, remix, suffix)
         except _NotSaved as refusal:
             # All or nothing: one change refused keeps the others given with it from being saved half-way.
-            await _reply(interaction, not_saved_answer(str(refusal)))
+            await reply_privately(interaction, not_saved_answer(str(refusal)))
             return
         await self._show(interaction, await self._repository.set_preferences(member, changes), "Preferences saved")
 
@@ -222,16 +206,18 @@ class MemberPreferences(
             stored = check_option_name(name)
             text = None if value is None else check_option_value(value)
         except OptionRejected as exc:
-            await _reply(interaction, f"❌ {exc}")
+            await reply_privately(interaction, f"❌ {exc}")
             return
         changed = await self._repository.set_named_option(member, stored, text)
         if text is not None:
-            await _reply(interaction, option_set_answer(stored, text) if changed else option_limit_answer(stored))
+            await reply_privately(
+                interaction, option_set_answer(stored, text) if changed else option_limit_answer(stored)
+            )
         elif changed:
-            await _reply(interaction, option_removed_answer(stored))
+            await reply_privately(interaction, option_removed_answer(stored))
         else:
             held = (await self._repository.preferences(member)).options
-            await _reply(interaction, option_missing_answer(stored, held.keys()))
+            await reply_privately(interaction, option_missing_answer(stored, held.keys()))
 
     @option.autocomplete("name")
     async def option_autocomplete(
@@ -256,10 +242,10 @@ class MemberPreferences(
         """Forget everything the member set, in every server."""
         member = interaction.user.id
         if await self._repository.preferences(member) == Preferences(member):
-            await _reply(interaction, NOTHING_TO_RESET)
+            await reply_privately(interaction, NOTHING_TO_RESET)
             return
         await self._repository.reset_preferences(member)
-        await _reply(interaction, RESET_ANSWER)
+        await reply_privately(interaction, RESET_ANSWER)
 
 
 async def setup(bot: ImagineBot) -> None:

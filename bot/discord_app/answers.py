@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,31 @@ async def answer_privately(interaction: discord.Interaction, message: str | None
         await interaction.followup.send(message or discord.utils.MISSING, ephemeral=True, **fields)
     else:
         await interaction.response.send_message(message, ephemeral=True, **fields)
+
+
+async def reply_privately(
+    interaction: discord.Interaction, content: str | None = None, *, embed: discord.Embed | None = None
+) -> None:
+    """A private answer that pings no one (settings answers name roles and channels as mentions)."""
+    await answer_privately(
+        interaction, content, embed=embed or discord.utils.MISSING, allowed_mentions=discord.AllowedMentions.none()
+    )
+
+
+SOMETHING_WENT_WRONG = "Something went wrong on our side (reference {reference})."
+
+
+async def tell_failure(
+    interaction: discord.Interaction, error: BaseException, what: str, message: str = SOMETHING_WENT_WRONG
+) -> None:
+    """Log an unexpected failure of ``what`` and tell the member, privately, with a reference to find it by
+    (``message`` with ``{reference}`` in it): never leave "This interaction failed"."""
+    reference = secrets.token_hex(3)
+    log.error("%s failed (reference %s)", what, reference, exc_info=error)
+    try:
+        await answer_privately(interaction, message.format(reference=reference))
+    except discord.HTTPException:
+        log.warning("could not tell the member about failure %s", reference)
 
 
 @dataclass(frozen=True)

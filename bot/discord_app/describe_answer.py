@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
@@ -19,7 +18,7 @@ import discord
 
 from bot.api.descriptions import MAX_SUGGESTIONS
 from bot.api.inputs import ImagineOptions
-from bot.discord_app.answers import refuse
+from bot.discord_app.answers import refuse, tell_failure
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +96,6 @@ def prompt_of(message: discord.Message | None, number: int) -> str | None:
             if match is not None and int(match["n"]) == number:
                 return read_back(match["prompt"])
     return None
-
-
-async def tell_failure(interaction: discord.Interaction, error: BaseException, what: str) -> None:
-    """Log an unexpected failure of ``what`` and tell the member, privately, with a reference to find it by."""
-    reference = secrets.token_hex(3)
-    log.error("%s failed (reference %s)", what, reference, exc_info=error)
-    try:
-        await refuse(interaction, f"Something went wrong on our side (reference {reference}).")
-    except discord.HTTPException:
-        log.warning("could not tell the member about failure %s", reference)
 
 
 class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"describe:(?P<n>[1-9])"):
