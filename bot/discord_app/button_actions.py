@@ -141,11 +141,12 @@ class ButtonActions:
         self, interaction: discord.Interaction, generation: Generation, variation: Variation, options: ImagineOptions
     ) -> None:
         """A variation job: ``generation``'s model with ``options`` (seeded), one image, the pressed image as its
-        image input and Vary's strength where one was pressed."""
+        image input and the strength of the variation pressed: Vary's, or none (the model's own) for ``V<n>``,
+        never the strength ``generation`` itself was varied with."""
         image = await self._image_of(interaction, variation.number)
         if image is None:
             return
-        strength = variation.strength.value_in(self.bot.settings) if variation.strength else options.strength
+        strength = variation.strength.value_in(self.bot.settings) if variation.strength else None
         options = replace(options, count=1, image=image.url, strength=strength)
         assert interaction.message is not None  # _image_of found the image on it
         order = JobOrder(str(generation.model), options, JobKind.VARY, reply_to=interaction.message.id)
