@@ -25,6 +25,7 @@ from bot.discord_app.answers import refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.members import may_moderate
 from bot.discord_app.remix import open_remix_form
+from bot.discord_app.source_images import fresh_image
 from bot.discord_app.starter import JobOrder, JobStarter
 from bot.discord_app.variations import Variation
 from bot.jobs.model import Generation, JobKind, JobRequest
@@ -107,8 +108,9 @@ class ButtonActions:
         request = await self._request_of(interaction, job_id)
         if request is None:
             return
-        options = replace(request.options, seed=_new_seed())
-        await self.starter.start_order(interaction, JobOrder(str(request.model), options, request.kind))
+        options = await self._with_fresh_image(interaction, replace(request.options, seed=_new_seed()))
+        if options is not None:
+            await self.starter.start_order(interaction, JobOrder(str(request.model), options, request.kind))
 
     async def remix_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
         """The Remix button: the form with the prompt and its flags; its submit is :meth:`remix_submitted`."""
@@ -149,11 +151,28 @@ class ButtonActions:
         if variation is not None:
             await self._vary(interaction, generation, variation, options)
             return
+        fresh = await self._with_fresh_image(interaction, options)
+        if fresh is None:
+            return
         if interaction.message is None:
             await refuse(interaction, _NO_MESSAGE)
             return
-        order = JobOrder(str(generation.model), options, generation.kind, reply_to=interaction.message.id)
+        order = JobOrder(str(generation.model), fresh, generation.kind, reply_to=interaction.message.id)
         await self.starter.start_order(interaction, order)
+
+    async def _with_fresh_image(
+        self, interaction: discord.Interaction, options: ImagineOptions
+    ) -> ImagineOptions | None:
+        """``options`` with their image (a variation's) taken anew from the message it came from: the URL the job
+        was given has expired by now, or died with its message; refused, ``None``, when it cannot be had."""
+        if options.image is None:
+            return options
+        try:
+            image = await fresh_image(self.bot, interaction.message, options.image)
+        except Refusal as exc:
+            await refuse(interaction, str(exc))
+            return None
+        return replace(options, image=image)
 
     async def _vary(
         self, interaction: discord.Interaction, generation: Generation, variation: Variation, options: ImagineOptions
