@@ -25,6 +25,7 @@ from bot.discord_app.answers import refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.members import may_moderate
 from bot.discord_app.remix import open_remix_form
+from bot.discord_app.source_images import fresh_image
 from bot.discord_app.starter import JobOrder, JobStarter
 from bot.discord_app.variations import Variation
 from bot.jobs.model import Generation, JobKind, JobRequest
@@ -36,7 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _REROLL_SEED_RANGE = 2**32  # seeds every model accepts
-_PREFERENCES_WAIT = 1.0  # seconds a press waits for the member's Remix setting: the answer is due within 3 s
+# Discord wants a press answered within 3 s, and a form (Remix) cannot follow a defer: a press waits this long
+# for the job's request from the journal, and as long again for the member's Remix setting (V and Vary).
+_JOURNAL_WAIT = 1.0
+_PREFERENCES_WAIT = 1.0
 _FORGOTTEN = "This image's settings are no longer known to the bot; run /imagine again."
 _NO_ORIGIN = (
     "This upscale was made before the bot remembered the image it came from; "
@@ -44,6 +48,10 @@ _NO_ORIGIN = (
 )
 _NO_MESSAGE = "The message with this image is gone, so nothing was started."
 _NO_PREFERENCES = "Your Remix setting could not be read just now, so nothing was started; press the button again."
+_SLOW_JOURNAL = (
+    "The bot's database is slow to answer just now, so this image's settings could not be read and nothing was "
+    "started; press the button again in a moment."
+)
 
 
 def _new_seed() -> int:
@@ -57,19 +65,31 @@ class ButtonActions:
         self.bot = bot
         self.starter = starter
 
-    async def _request_of(self, job_id: str) -> JobRequest | None:
-        """A job's request: from memory while it is live, else from the journal (after a restart)."""
+    async def _request_of(self, interaction: discord.Interaction, job_id: str) -> JobRequest | None:
+        """A job's request: from memory while it is live, else from the journal (after a restart), waiting at
+        most :data:`_JOURNAL_WAIT`; refused, ``None``, when not known or not read in time."""
         core = self.bot.core
         job = core.engine.job(job_id)
-        return job.view.request if job is not None else await core.journal.request_of(job_id)
+        if job is not None:
+            return job.view.request
+        try:
+            request = await asyncio.wait_for(core.journal.request_of(job_id), _JOURNAL_WAIT)
+        except (StorageError, TimeoutError) as exc:
+            log.warning("could not read job %s's request from the journal: %r", job_id, exc)
+            await refuse(interaction, _SLOW_JOURNAL)
+            return None
+        if request is None:
+            await refuse(interaction, _FORGOTTEN)
+        return request
 
     async def _generation_of(self, interaction: discord.Interaction, job_id: str) -> Generation | None:
         """The generation a job's images stand for (an upscale's origin); refused, ``None``, when not known."""
-        request = await self._request_of(job_id)
-        generation = request.generation if request is not None else None
-        if generation is None:
-            await refuse(interaction, _FORGOTTEN if request is None else _NO_ORIGIN)
-        return generation
+        request = await self._request_of(interaction, job_id)
+        if request is None:
+            return None
+        if request.generation is None:
+            await refuse(interaction, _NO_ORIGIN)
+        return request.generation
 
     async def cancel_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
         """The Cancel button."""
@@ -85,12 +105,12 @@ class ButtonActions:
 
     async def reroll_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
         """The Re-roll button: same prompt and options, a new seed, a new job under the same rules."""
-        request = await self._request_of(job_id)
+        request = await self._request_of(interaction, job_id)
         if request is None:
-            await refuse(interaction, _FORGOTTEN)
             return
-        options = replace(request.options, seed=_new_seed())
-        await self.starter.start_order(interaction, JobOrder(str(request.model), options, request.kind))
+        options = await self._with_fresh_image(interaction, replace(request.options, seed=_new_seed()))
+        if options is not None:
+            await self.starter.start_order(interaction, JobOrder(str(request.model), options, request.kind))
 
     async def remix_pressed(self, interaction: discord.Interaction, job_id: str) -> None:
         """The Remix button: the form with the prompt and its flags; its submit is :meth:`remix_submitted`."""
@@ -131,21 +151,39 @@ class ButtonActions:
         if variation is not None:
             await self._vary(interaction, generation, variation, options)
             return
+        fresh = await self._with_fresh_image(interaction, options)
+        if fresh is None:
+            return
         if interaction.message is None:
             await refuse(interaction, _NO_MESSAGE)
             return
-        order = JobOrder(str(generation.model), options, generation.kind, reply_to=interaction.message.id)
+        order = JobOrder(str(generation.model), fresh, generation.kind, reply_to=interaction.message.id)
         await self.starter.start_order(interaction, order)
+
+    async def _with_fresh_image(
+        self, interaction: discord.Interaction, options: ImagineOptions
+    ) -> ImagineOptions | None:
+        """``options`` with their image (a variation's) taken anew from the message it came from: the URL the job
+        was given has expired by now, or died with its message; refused, ``None``, when it cannot be had."""
+        if options.image is None:
+            return options
+        try:
+            image = await fresh_image(self.bot, interaction.message, options.image)
+        except Refusal as exc:
+            await refuse(interaction, str(exc))
+            return None
+        return replace(options, image=image)
 
     async def _vary(
         self, interaction: discord.Interaction, generation: Generation, variation: Variation, options: ImagineOptions
     ) -> None:
         """A variation job: ``generation``'s model with ``options`` (seeded), one image, the pressed image as its
-        image input and Vary's strength where one was pressed."""
+        image input and the strength of the variation pressed: Vary's, or none (the model's own) for ``V<n>``,
+        never the strength ``generation`` itself was varied with."""
         image = await self._image_of(interaction, variation.number)
         if image is None:
             return
-        strength = variation.strength.value_in(self.bot.settings) if variation.strength else options.strength
+        strength = variation.strength.value_in(self.bot.settings) if variation.strength else None
         options = replace(options, count=1, image=image.url, strength=strength)
         assert interaction.message is not None  # _image_of found the image on it
         order = JobOrder(str(generation.model), options, JobKind.VARY, reply_to=interaction.message.id)
@@ -161,9 +199,8 @@ class ButtonActions:
             await refuse(interaction, "Upscaling is not set up on this bot.")
             return
         await interaction.response.defer()
-        request = await self._request_of(job_id)
+        request = await self._request_of(interaction, job_id)
         if request is None:
-            await refuse(interaction, _FORGOTTEN)
             return
         image = await self._image_of(interaction, number)
         if image is None:

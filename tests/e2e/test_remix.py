@@ -3,6 +3,7 @@ rule of ``/imagine``; the form still answered after a restart; V and Vary open i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -156,4 +157,23 @@ async def test_a_press_whose_remix_setting_cannot_be_read_starts_nothing(
     click = await stack.discord.click(final, buttons(final, "vary-subtle")[0])
     answer = await click.wait_callback()
     assert answer.ephemeral and "Remix setting could not be read" in (answer.content or "")
+    assert stack.api.count("POST", "create") == 1
+
+
+async def test_a_press_whose_settings_the_journal_is_slow_to_give_is_refused_in_time(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = await remix_stack(make_stack)
+    final = await stack.final_message(await stack.imagine(model=FLUX_DEV))
+    await stack.restart()  # the job is no longer in memory: its request comes from the journal
+    assert stack.bot is not None
+    stuck = asyncio.Event()
+
+    async def slow(job_id: str) -> None:
+        await stuck.wait()  # a database that does not answer
+
+    monkeypatch.setattr(stack.bot.core.journal, "request_of", slow)
+    for action in ("remix", "vary-subtle", "vary"):
+        answer = await (await stack.discord.click(final, buttons(final, action)[0])).wait_callback()
+        assert answer.ephemeral and "database is slow" in (answer.content or "")
     assert stack.api.count("POST", "create") == 1

@@ -4,9 +4,13 @@ came from; each charged as one image."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 from bot.api.modelref import ModelRef
 from tests.e2e.conftest import Stack, StackFactory, field_of, is_terminal, status_of
 from tests.e2e.test_member_images import CREATIVE_MODELS, IMG2IMG, UPSCALER, buttons, refusal_of, reply_to
+from tests.e2e.test_remix import open_form
 from tests.fakes.discord import CallbackType, StoredMessage
 from tests.fakes.replicate import FLUX_DEV, cog_openapi_schema
 
@@ -115,3 +119,54 @@ async def test_a_model_without_a_strength_input_varies_with_a_note(make_stack: S
     assert "Done" in status_of(varied)
     assert stack.api.last_prediction.input == {"prompt": "a red fox", "image": final.attachments[0].url}
     assert "no strength setting" in (field_of(varied, "Note") or "")
+
+
+async def test_v_on_a_vary_result_sends_the_models_strength_and_remix_keeps_the_varys(
+    make_stack: StackFactory,
+) -> None:
+    stack = await vary_stack(make_stack)
+    final = await stack.final_message(await stack.imagine(model=FLUX_DEV, prompt="a red fox"))
+    strong = await vary(stack, final, "strong")
+    assert stack.api.last_prediction.input["prompt_strength"] == 0.75
+
+    await (await stack.discord.click(strong, buttons(strong, "vary")[0])).wait_callback()  # V1
+    await stack.discord.wait_for(lambda: replies(stack, strong), 10, what="V1's variation")
+    assert "prompt_strength" not in stack.api.last_prediction.input  # V: the model's own, not Strong's
+
+    # Remix of a Vary (Strong) result re-runs that variation with the edited prompt: Strong's strength kept.
+    click = await open_form(stack, strong, buttons(strong, "remix")[0])
+    await stack.discord.submit_modal(click, {"prompt": "a red fox at dawn"})
+    await stack.discord.wait_for(lambda: len(replies(stack, strong)) > 1, 10, what="the remix")
+    sent = stack.api.last_prediction.input
+    assert sent["prompt"] == "a red fox at dawn" and sent["prompt_strength"] == 0.75
+
+
+def signed_anew(message: StoredMessage, expiry: int) -> str:
+    """Discord signing ``message``'s image URL again (``ex``: its new expiry, hex unix time); returns the new URL."""
+    [attachment] = message.attachments
+    url = f"{attachment.url.split('?')[0]}?ex={expiry:x}&is={expiry - 86400:x}&hm=ab12"
+    version = message.current
+    message.history.append(replace(version, index=version.index + 1, attachments=(replace(attachment, url=url),)))
+    return url
+
+
+async def test_reroll_and_remix_of_a_variation_take_its_image_anew_from_the_message_it_came_from(
+    make_stack: StackFactory,
+) -> None:
+    stack = await vary_stack(make_stack)
+    final = await stack.final_message(await stack.imagine(model=FLUX_DEV, prompt="a red fox"))
+    strong = await vary(stack, final, "strong")
+    fresh = signed_anew(final, int(time.time()) + 86400)  # the URL the variation was sent has expired since
+
+    await (await stack.discord.click(strong, buttons(strong, "reroll")[0])).wait_callback()
+    await stack.discord.wait_for(lambda: stack.api.count("POST", "create") == 3, 10, what="the re-roll")
+    sent = stack.api.last_prediction.input
+    assert sent["image"] == fresh and sent["prompt_strength"] == 0.75
+
+    await stack.discord.delete_message(final)
+    answer = await (await stack.discord.click(strong, buttons(strong, "reroll")[0])).wait_callback()
+    assert answer.ephemeral and "no longer there" in (answer.content or "")
+    click = await open_form(stack, strong, buttons(strong, "remix")[0])
+    refused = await stack.discord.submit_modal(click, {"prompt": "a red fox at dawn"})
+    assert "no longer there" in await refusal_of(stack, refused)
+    assert stack.api.count("POST", "create") == 3
