@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, cast
 
 import discord
 
-from bot.discord_app.answers import refuse
+from bot.discord_app.answers import refuse, tell_failure
 from bot.discord_app.members import may_moderate
 from bot.discord_app.variations import Variation, VaryStrength
 from bot.jobs.model import JobKind, JobState, JobView
@@ -63,11 +62,8 @@ async def answering(interaction: discord.Interaction) -> AsyncIterator[None]:
     """Buttons bypass the command error handler: make every failure answer, never "This interaction failed"."""
     try:
         yield
-    except Exception:
-        reference = secrets.token_hex(3)
-        log.exception("button failed (reference %s)", reference)
-        with contextlib.suppress(discord.HTTPException):
-            await refuse(interaction, f"Something went wrong on our side (reference {reference}).")
+    except Exception as exc:
+        await tell_failure(interaction, exc, "a button")
 
 
 _JOB_ACTIONS: dict[str, tuple[str, str | None, discord.ButtonStyle]] = {
