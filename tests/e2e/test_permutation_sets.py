@@ -184,3 +184,12 @@ async def test_a_set_past_the_members_share_of_the_queue_is_refused_whole(make_s
     assert "waiting in the queue" in text and "one member may have 2" in text
     assert stack.api.count("POST", "create") == 0 and job_messages(stack) == []
     assert await images_today(stack) == 0
+
+
+async def test_a_set_that_mostly_starts_at_once_is_not_refused_by_the_queue_caps(make_stack: StackFactory) -> None:
+    """Three free slots and a share of the queue of 2: of a set of 4, one job waits, so it is let through."""
+    stack: Stack = await make_stack(max_running=3, max_queued_per_member=2)
+    text = await private_answer(await stack.imagine(prompt="a {red, green, blue, white} bird"))
+    assert "Your prompt makes 4 jobs" in text
+    await wait_jobs(stack, 4)
+    assert stack.api.count("POST", "create") == 4
