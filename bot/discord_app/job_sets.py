@@ -4,9 +4,10 @@ Every check runs for the whole set before anything is charged or sent: the optio
 each prompt (one read of the server's settings), the queue caps for all its jobs, each job's request
 against its model, the cooldown, the daily images and the member's jobs at once for all of them, the
 budgets for their estimated cost together. Then ONE charge journals every job, each with its own share
-of the images and cost and with its target (a channel message of its own, not yet posted), in one
-transaction: a restart at any later moment resumes each job (posting the message it never got), none is
-lost, none runs twice. Each job is then an ordinary job in its own message; one whose message cannot be
+of the images and cost, in one transaction, with no target (as a single job: a charge whose answer is lost
+was refused to the member, and no restart runs it); then every job's target (a channel message of its own,
+not yet posted) in one more: from then on a restart resumes each job (posting the message it never got),
+none is lost, none runs twice. Each job is then an ordinary job in its own message; one whose message cannot be
 posted is abandoned, its own share given back. The member's private answer lists the jobs, with links.
 """
 
@@ -96,8 +97,8 @@ class JobSets:
         core = self.bot.core
         launch = self.launch
         job_ids = [core.engine.new_job_id() for _ in plan.prompts]
-        # One message of its own per job, in the interaction's channel (replying where the order does): written
-        # with the charge, so a job cut by a crash before its message went out gets it posted at the restart.
+        # One message of its own per job, in the interaction's channel (replying where the order does): journaled
+        # before any is posted, so a job cut by a crash before its message went out gets it posted at the restart.
         target = (
             MessageTarget.channel_message(interaction)
             if order.reply_to is None
@@ -128,12 +129,14 @@ class JobSets:
                 ]
 
             charging = True
+            # Journaled with no target, as one job is (see the starter): should the charge's answer be lost, the
+            # member reads that nothing started, and no restart may run the jobs. Their targets follow in one
+            # transaction, before anything is posted: every job is resumed after a restart, or none.
             day = await core.policy.charge(
                 admission,
-                journal_set=lambda day: [
-                    core.journal.entry(job.job_id, job.request, job.target.to_json()) for job in charged(day)
-                ],
+                journal_set=lambda day: [core.journal.entry(job.job_id, job.request, None) for job in charged(day)],
             )
+            await core.journal.placing_set({job_id: target.to_json() for job_id in job_ids})
         except Refusal as exc:
             await refuse(interaction, f"❌ {exc}")
             return None

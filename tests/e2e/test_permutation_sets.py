@@ -3,10 +3,16 @@ run all or nothing, each an ordinary job in its own message, each charged (and g
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
+from typing import Any
 
+import pytest
+
+from bot.discord_app.job_launch import DATABASE_DOWN
 from bot.moderation.costs import parse_prices
+from bot.storage import DatabaseUnavailable, JobRecord
 from tests.e2e.conftest import Stack, StackFactory, is_terminal, job_id_of, status_of
 from tests.e2e.test_buttons import button
 from tests.e2e.test_moderation import answer
@@ -193,3 +199,44 @@ async def test_a_set_that_mostly_starts_at_once_is_not_refused_by_the_queue_caps
     assert "Your prompt makes 4 jobs" in text
     await wait_jobs(stack, 4)
     assert stack.api.count("POST", "create") == 4
+
+
+async def test_a_set_whose_charge_lands_with_its_answer_lost_never_runs_after_a_restart(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The member reads that nothing started: the jobs, journaled without their messages, are not resumed,
+    though the give-back had not landed before the restart."""
+    assert stack.bot is not None
+    repository = stack.bot.core.repository
+    charge = repository.charge
+
+    async def committed_but_lost(*args: Any, **kwargs: Any) -> Any:
+        await charge(*args, **kwargs)
+        raise DatabaseUnavailable("connection reset by peer")
+
+    async def not_answering(*args: Any, **kwargs: Any) -> bool:
+        raise DatabaseUnavailable("connection reset by peer")
+
+    monkeypatch.setattr(repository, "charge", committed_but_lost)
+    monkeypatch.setattr(repository, "abandon_job", not_answering)  # the give-back does not land before the restart
+    text = await private_answer(await stack.imagine(prompt=COLOURS))
+    assert text == DATABASE_DOWN
+    await stack.restart()
+    assert stack.bot is not None
+    core = stack.bot.core
+    member = stack.guild.member("member").id
+
+    async def ended() -> list[JobRecord] | None:
+        jobs = await core.journal.member_history(stack.guild.id, member)
+        return jobs if len(jobs) == 3 and all(job.ended_at is not None for job in jobs) else None
+
+    jobs = None
+    for _ in range(300):  # the restart's resume abandons them (no timing asserted: a bound against a hang)
+        jobs = await ended()
+        if jobs is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert jobs is not None, "the set's jobs were not given back after the restart"
+    assert {job.state for job in jobs} == {"failed"}
+    assert stack.api.count("POST", "create") == 0 and job_messages(stack) == []
+    assert await images_today(stack) == 0
