@@ -7,8 +7,10 @@ budgets for their estimated cost together. Then ONE charge journals every job, e
 of the images and cost, in one transaction, with no target (as a single job: a charge whose answer is lost
 was refused to the member, and no restart runs it); then every job's target (a channel message of its own,
 not yet posted) in one more: from then on a restart resumes each job (posting the message it never got),
-none is lost, none runs twice. Each job is then an ordinary job in its own message; one whose message cannot be
-posted is abandoned, its own share given back. The member's private answer lists the jobs, with links.
+none is lost, none runs twice. Every job's message is posted first, then all are queued: should one not be postable
+(Discord refused it, or did not answer), none is queued, each is abandoned (its share given back) and each
+message posted says why. Each job is then an ordinary job in its own message. The member's private answer lists
+the jobs, with links.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from bot.discord_app.answers import answer_privately, refuse
 from bot.discord_app.history import message_link
 from bot.discord_app.job_launch import DATABASE_DOWN, JobLaunch, JobOrder, OrderPlan
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget
-from bot.jobs.model import JobRequest, JobTakenOver
+from bot.jobs.model import JobRequest, JobState, JobTakenOver, JobView
 from bot.moderation.queue_caps import QueueTicket
 from bot.storage import StorageError
 
@@ -36,11 +38,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_POSTED = "its message could not be posted"
-"""Why a job of a set did not start (its journal's error, and the member's answer)."""
-NONE_POSTED = (
-    "❌ I couldn't post your jobs' messages in this channel, so none of them started and nothing was charged. "
-    "Check that I may send messages here, or try another channel."
+NOT_STARTED = "the set did not start: the message of its job {number} could not be posted ({why})"
+"""Why every job of a set ended before it ran (each journal's error, and what its posted message says)."""
+NONE_STARTED = (
+    "❌ None of your {count} jobs started: I couldn't post the message of job {number} in this channel ({why}). "
+    "Their images and spending were given back, but your cooldown may still apply. Try again in a moment, or "
+    "in another channel."
 )
 ANSWER_LIMIT = 2000
 """Characters in a message's content (Discord's limit)."""
@@ -73,15 +76,16 @@ class JobSets:
         plan: OrderPlan,
         ticket: QueueTicket,
     ) -> None:
-        """Check and charge the whole set, then post and queue each job, then tell the member (privately)."""
+        """Check and charge the whole set, post every job's message, then queue them all and tell the member
+        (privately); or, if any message could not be posted, none of them."""
         jobs = await self._check_and_charge(interaction, guild_id, member_id, order, plan, ticket)
         if jobs is None:
             return
-        posted = await self._show_and_queue(jobs)
-        if not any(posted):
-            await refuse(interaction, NONE_POSTED)
+        shown = await self._show_and_queue(jobs)
+        if isinstance(shown, str):
+            await refuse(interaction, shown)
             return
-        await answer_privately(interaction, set_answer(guild_id, [job.request.prompt for job in jobs], posted))
+        await answer_privately(interaction, set_answer(guild_id, [job.request.prompt for job in jobs], shown))
 
     async def _check_and_charge(
         self,
@@ -150,17 +154,13 @@ class JobSets:
             return None
         return charged(day)
 
-    async def _show_and_queue(self, jobs: Sequence[SetJob]) -> list[MessageTarget | None]:
-        """Post each job's message and queue it, in order: where each is shown, ``None`` for one abandoned
-        because its message could not be posted (its own share of the charge given back)."""
+    async def _show_and_queue(self, jobs: Sequence[SetJob]) -> list[MessageTarget] | str:
+        """Post every job's message first, then queue them all: where each is shown. If one cannot be posted,
+        none is queued: all are abandoned (each share given back), the messages posted say why, and the
+        member's refusal is returned."""
         core = self.bot.core
-        shown: list[MessageTarget | None] = []
-        refused = False  # Discord refused the bot this channel: the rest would be refused alike
-        for job in jobs:
-            if refused:
-                await core.journal.abandon(job.job_id, NOT_POSTED)
-                shown.append(None)
-                continue
+        posted: list[tuple[DiscordPresenter, JobView]] = []
+        for number, job in enumerate(jobs, 1):
             placeholder = self.launch.placeholder(job.job_id, job.request)
             try:
                 # A channel message of the bot's own (a reply only where the order is one).
@@ -168,31 +168,48 @@ class JobSets:
                     self.bot, job.target, placeholder, **self.launch.presenting(job.job_id)
                 )
             except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.warning("job %s of a set: its message could not be posted (%s)", job.job_id, exc)
-                await core.journal.abandon(job.job_id, NOT_POSTED)
-                refused = isinstance(exc, discord.Forbidden)
-                shown.append(None)
-                continue
+                log.warning("job %s of a set: its message could not be posted (%s); none starts", job.job_id, exc)
+                why = _why_not_posted(exc)
+                await self._call_off(jobs, posted, NOT_STARTED.format(number=number, why=why))
+                return NONE_STARTED.format(count=len(jobs), number=number, why=why)
             except BaseException:
-                await core.journal.abandon(job.job_id, NOT_POSTED)
+                await self._call_off(jobs, posted, NOT_STARTED.format(number=number, why="the bot stopped"))
                 raise
+            posted.append((presenter, placeholder))
             # Where the message is, before it may wait in the queue: a restart edits it, never posts another.
             await core.journal.shown(job.job_id, presenter.target.to_json())
+        for presenter, placeholder in posted:
             await self.launch.submit(presenter, placeholder)
-            shown.append(presenter.target)
-        return shown
+        return [presenter.target for presenter, _ in posted]
+
+    async def _call_off(
+        self, jobs: Sequence[SetJob], posted: Sequence[tuple[DiscordPresenter, JobView]], reason: str
+    ) -> None:
+        """None of the set runs: every job abandoned (its share given back), each posted message saying why."""
+        for job in jobs:
+            await self.bot.core.journal.abandon(job.job_id, reason)
+        for presenter, placeholder in posted:
+            try:
+                await presenter.show(replace(placeholder, state=JobState.FAILED, error=reason))
+            except Exception:
+                log.exception(
+                    "job %s of a set: could not say on its message that the set did not start", placeholder.job_id
+                )
 
 
-def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTarget | None]) -> str:
-    """The member's answer: each job of the set, numbered, with a link to its message (or why it did not start),
-    within Discord's limit on a message's length."""
-    missing = sum(1 for target in shown if target is None)
+def _why_not_posted(exc: BaseException) -> str:
+    """What the member is told of a post that failed: Discord's refusal, or its silence."""
+    if isinstance(exc, discord.Forbidden):
+        return "I am not allowed to post there"
+    if isinstance(exc, discord.HTTPException) and exc.status < 500:
+        return f"Discord refused it: {exc.status}"
+    return "Discord did not answer"
+
+
+def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTarget]) -> str:
+    """The member's answer: each job of the set, numbered, with a link to its message, within Discord's limit
+    on a message's length."""
     head = f"Your prompt makes {len(prompts)} jobs, each in its own message:"
-    if missing:
-        head = (
-            f"Your prompt makes {len(prompts)} jobs; {missing} of them could not start (their images and spending "
-            "were given back):"
-        )
     text = head
     for clip in PROMPT_CLIPS:
         lines = [
@@ -205,11 +222,11 @@ def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTar
     return text[: ANSWER_LIMIT - 1] + "…"
 
 
-def _job_line(number: int, prompt: str, target: MessageTarget | None, guild_id: int, clip: int) -> str:
+def _job_line(number: int, prompt: str, target: MessageTarget, guild_id: int, clip: int) -> str:
     line = f"{number}."
     if clip:
         flat = " ".join(prompt.split())
         shown = flat if len(flat) <= clip else flat[: clip - 1] + "…"
         line += f" {discord.utils.escape_markdown(shown)}"
-    link = message_link(guild_id, target.channel_id, target.message_id) if target is not None else None
-    return f"{line} — {f'[open]({link})' if link else f'not started: {NOT_POSTED}'}"
+    link = message_link(guild_id, target.channel_id, target.message_id)
+    return f"{line} — [open]({link})" if link else line

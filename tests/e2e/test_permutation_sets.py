@@ -142,7 +142,8 @@ async def test_each_jobs_charge_is_given_back_alone_when_it_fails(make_stack: St
     assert spend.member_today == 8_000  # two images delivered at $0.004; the failed one's share released
 
 
-async def test_a_job_whose_message_cannot_be_posted_is_abandoned_alone(stack: Stack) -> None:
+async def test_a_job_whose_message_cannot_be_posted_calls_off_the_whole_set(stack: Stack) -> None:
+    """All or nothing after Discord's errors too: every message is posted before any job is queued."""
     stack.api.set_default_scenario(Scenario.manual())
     # The first message goes out; Discord refuses the second (a 400 is not tried again).
     posts = itertools.count(1)
@@ -153,21 +154,20 @@ async def test_a_job_whose_message_cannot_be_posted_is_abandoned_alone(stack: St
         message="Invalid Form Body",
     )
     text = await private_answer(await stack.imagine(prompt=COLOURS))
-    assert "3 jobs; 1 of them could not start" in text and "2. a green bird — not started" in text
-    assert "given back" in text
-    await stack.api.wait_for_prediction(2)
-    assert await images_today(stack) == 2
-    assert [m.embeds[0]["description"] for m in job_messages(stack)] == ["a red bird", "a blue bird"]
-    for prediction in stack.api.predictions.values():
-        stack.api.finish(prediction.id)
-    await wait_jobs(stack, 2)
-    assert stack.api.count("POST", "create") == 2
+    assert "None of your 3 jobs started" in text and "job 2" in text and "given back" in text
+    assert "cooldown may still apply" in text  # true: the request was charged against it
+    (first,) = await wait_jobs(stack, 1, lambda m: "Failed" in status_of(m))
+    assert first.embeds[0]["description"] == "a red bird"
+    assert "the set did not start" in str(first.embeds[0])  # its message says why it will not run
+    assert len(job_messages(stack)) == 1  # the third was never posted
+    assert stack.api.count("POST", "create") == 0
+    assert await images_today(stack) == 0
 
 
 async def test_a_channel_the_bot_cannot_post_in_starts_none_and_charges_nothing(stack: Stack) -> None:
     stack.discord.fail_next(Routes.CREATE_MESSAGE, status=403, code=50013, message="Missing Permissions")
     text = await private_answer(await stack.imagine(prompt=COLOURS))
-    assert "none of them started" in text and "nothing was charged" in text
+    assert "None of your 3 jobs started" in text and "not allowed to post" in text
     assert len(stack.discord.requests_for(Routes.CREATE_MESSAGE)) == 1  # not tried again for the others
     assert stack.api.count("POST", "create") == 0
     assert await images_today(stack) == 0
