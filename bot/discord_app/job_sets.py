@@ -45,6 +45,31 @@ NONE_STARTED = (
     "Their images and spending were given back, but your cooldown may still apply. Try again in a moment, or "
     "in another channel."
 )
+NO_PERMISSION = (
+    "❌ Your prompt makes several jobs, each posted as a message of its own, but I am missing these permissions "
+    "in this channel: {missing}. Nothing was started or charged. Ask a moderator to grant them, or try another "
+    "channel (a single job works here: it answers you directly)."
+)
+THREADS = (discord.ChannelType.public_thread, discord.ChannelType.private_thread, discord.ChannelType.news_thread)
+
+
+def missing_permissions(interaction: discord.Interaction, *, reply: bool) -> list[str]:
+    """The permissions the bot lacks in the interaction's channel to post a set's messages (Discord sends the
+    bot's own, ``app_permissions``, with every interaction), by the names Discord shows them."""
+    channel = interaction.channel
+    in_thread = channel is not None and getattr(channel, "type", None) in THREADS
+    needed = [
+        ("view_channel", "View Channel"),
+        ("send_messages_in_threads", "Send Messages in Threads") if in_thread else ("send_messages", "Send Messages"),
+        ("embed_links", "Embed Links"),
+        ("attach_files", "Attach Files"),  # the finished images are attached to each job's message
+    ]
+    if reply:
+        needed.append(("read_message_history", "Read Message History"))
+    granted = interaction.app_permissions
+    return [shown for flag, shown in needed if not getattr(granted, flag)]
+
+
 ANSWER_LIMIT = 2000
 """Characters in a message's content (Discord's limit)."""
 PROMPT_CLIPS = (100, 50, 20, 0)
@@ -78,6 +103,11 @@ class JobSets:
     ) -> None:
         """Check and charge the whole set, post every job's message, then queue them all and tell the member
         (privately); or, if any message could not be posted, none of them."""
+        missing = missing_permissions(interaction, reply=order.reply_to is not None)
+        if missing:
+            # Before any charge: one job answers through the interaction, but a set posts channel messages.
+            await refuse(interaction, NO_PERMISSION.format(missing=", ".join(missing)))
+            return
         jobs = await self._check_and_charge(interaction, guild_id, member_id, order, plan, ticket)
         if jobs is None:
             return

@@ -16,7 +16,7 @@ from bot.storage import DatabaseUnavailable, JobRecord
 from tests.e2e.conftest import Stack, StackFactory, is_terminal, job_id_of, status_of
 from tests.e2e.test_buttons import button
 from tests.e2e.test_moderation import answer
-from tests.fakes.discord import CallbackType, InteractionHandle, Routes, StoredMessage
+from tests.fakes.discord import CallbackType, InteractionHandle, Perm, Routes, StoredMessage
 from tests.fakes.replicate import FLUX_SCHNELL, Scenario
 
 COLOURS = "a {red, green, blue} bird"
@@ -240,3 +240,17 @@ async def test_a_set_whose_charge_lands_with_its_answer_lost_never_runs_after_a_
     assert {job.state for job in jobs} == {"failed"}
     assert stack.api.count("POST", "create") == 0 and job_messages(stack) == []
     assert await images_today(stack) == 0
+
+
+async def test_a_set_in_a_channel_the_bot_may_not_post_in_is_refused_before_any_charge(stack: Stack) -> None:
+    """Discord says what the bot may do there (``app_permissions``): the set is refused naming what is
+    missing, and the member's cooldown is not spent."""
+    stack.guild.channel("general").overwrite(stack.guild.bot_member, deny=Perm.SEND_MESSAGES | Perm.ATTACH_FILES)
+    text = await private_answer(await stack.imagine(prompt=COLOURS))
+    assert "missing these permissions in this channel: Send Messages, Attach Files" in text
+    assert "Nothing was started or charged" in text
+    assert stack.discord.requests_for(Routes.CREATE_MESSAGE) == [] and job_messages(stack) == []
+    assert stack.bot is not None
+    core = stack.bot.core
+    usage = await core.repository.usage(stack.guild.id, stack.guild.member("member").id, now=core.clock.now())
+    assert usage.last_request_at is None and usage.images_today == 0  # no cooldown spent
