@@ -254,3 +254,25 @@ async def test_a_set_in_a_channel_the_bot_may_not_post_in_is_refused_before_any_
     core = stack.bot.core
     usage = await core.repository.usage(stack.guild.id, stack.guild.member("member").id, now=core.clock.now())
     assert usage.last_request_at is None and usage.images_today == 0  # no cooldown spent
+
+
+async def test_a_restart_between_a_post_and_its_journal_write_posts_no_second_message(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restart posts the job's message again with the same nonce: Discord answers with the one posted
+    before, which the job then shows; no orphan placeholder is left."""
+    assert stack.bot is not None
+    core = stack.bot.core
+
+    async def cut(*args: Any, **kwargs: Any) -> None:
+        return None  # the process died here: neither the message's id journaled, nor the job queued
+
+    monkeypatch.setattr(core.journal, "shown", cut)
+    monkeypatch.setattr(core.engine, "submit", cut)
+    await private_answer(await stack.imagine(prompt="a fox --repeat 2"))
+    assert len(job_messages(stack)) == 2
+    await stack.restart()
+    finals = await wait_jobs(stack, 2)
+    assert all("Done" in status_of(m) and m.attachments for m in finals)
+    assert len(job_messages(stack)) == 2  # the same two messages, no second post of either
+    assert stack.api.count("POST", "create") == 2
