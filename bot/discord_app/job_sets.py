@@ -4,10 +4,13 @@ Every check runs for the whole set before anything is charged or sent: the optio
 each prompt (one read of the server's settings), the queue caps for all its jobs, each job's request
 against its model, the cooldown, the daily images and the member's jobs at once for all of them, the
 budgets for their estimated cost together. Then ONE charge journals every job, each with its own share
-of the images and cost and with its target (a channel message of its own, not yet posted), in one
-transaction: a restart at any later moment resumes each job (posting the message it never got), none is
-lost, none runs twice. Each job is then an ordinary job in its own message; one whose message cannot be
-posted is abandoned, its own share given back. The member's private answer lists the jobs, with links.
+of the images and cost, in one transaction, with no target (as a single job: a charge whose answer is lost
+was refused to the member, and no restart runs it); then every job's target (a channel message of its own,
+not yet posted) in one more: from then on a restart resumes each job (posting the message it never got),
+none is lost, none runs twice. Every job's message is posted first, then all are queued: should one not be postable
+(Discord refused it, or did not answer), none is queued, each is abandoned (its share given back) and each
+message posted says why. Each job is then an ordinary job in its own message. The member's private answer lists
+the jobs, with links.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from bot.discord_app.answers import answer_privately, refuse
 from bot.discord_app.history import message_link
 from bot.discord_app.job_launch import DATABASE_DOWN, JobLaunch, JobOrder, OrderPlan
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget
-from bot.jobs.model import JobRequest, JobTakenOver
+from bot.jobs.model import JobRequest, JobState, JobTakenOver, JobView
 from bot.moderation.queue_caps import QueueTicket
 from bot.storage import StorageError
 
@@ -35,12 +38,38 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_POSTED = "its message could not be posted"
-"""Why a job of a set did not start (its journal's error, and the member's answer)."""
-NONE_POSTED = (
-    "❌ I couldn't post your jobs' messages in this channel, so none of them started and nothing was charged. "
-    "Check that I may send messages here, or try another channel."
+NOT_STARTED = "the set did not start: the message of its job {number} could not be posted ({why})"
+"""Why every job of a set ended before it ran (each journal's error, and what its posted message says)."""
+NONE_STARTED = (
+    "❌ None of your {count} jobs started: I couldn't post the message of job {number} in this channel ({why}). "
+    "Their images and spending were given back, but your cooldown may still apply. Try again in a moment, or "
+    "in another channel."
 )
+NO_PERMISSION = (
+    "❌ Your prompt makes several jobs, each posted as a message of its own, but I am missing these permissions "
+    "in this channel: {missing}. Nothing was started or charged. Ask a moderator to grant them, or try another "
+    "channel (a single job works here: it answers you directly)."
+)
+THREADS = (discord.ChannelType.public_thread, discord.ChannelType.private_thread, discord.ChannelType.news_thread)
+
+
+def missing_permissions(interaction: discord.Interaction, *, reply: bool) -> list[str]:
+    """The permissions the bot lacks in the interaction's channel to post a set's messages (Discord sends the
+    bot's own, ``app_permissions``, with every interaction), by the names Discord shows them."""
+    channel = interaction.channel
+    in_thread = channel is not None and getattr(channel, "type", None) in THREADS
+    needed = [
+        ("view_channel", "View Channel"),
+        ("send_messages_in_threads", "Send Messages in Threads") if in_thread else ("send_messages", "Send Messages"),
+        ("embed_links", "Embed Links"),
+        ("attach_files", "Attach Files"),  # the finished images are attached to each job's message
+    ]
+    if reply:
+        needed.append(("read_message_history", "Read Message History"))
+    granted = interaction.app_permissions
+    return [shown for flag, shown in needed if not getattr(granted, flag)]
+
+
 ANSWER_LIMIT = 2000
 """Characters in a message's content (Discord's limit)."""
 PROMPT_CLIPS = (100, 50, 20, 0)
@@ -72,15 +101,21 @@ class JobSets:
         plan: OrderPlan,
         ticket: QueueTicket,
     ) -> None:
-        """Check and charge the whole set, then post and queue each job, then tell the member (privately)."""
+        """Check and charge the whole set, post every job's message, then queue them all and tell the member
+        (privately); or, if any message could not be posted, none of them."""
+        missing = missing_permissions(interaction, reply=order.reply_to is not None)
+        if missing:
+            # Before any charge: one job answers through the interaction, but a set posts channel messages.
+            await refuse(interaction, NO_PERMISSION.format(missing=", ".join(missing)))
+            return
         jobs = await self._check_and_charge(interaction, guild_id, member_id, order, plan, ticket)
         if jobs is None:
             return
-        posted = await self._show_and_queue(jobs)
-        if not any(posted):
-            await refuse(interaction, NONE_POSTED)
+        shown = await self._show_and_queue(jobs)
+        if isinstance(shown, str):
+            await refuse(interaction, shown)
             return
-        await answer_privately(interaction, set_answer(guild_id, [job.request.prompt for job in jobs], posted))
+        await answer_privately(interaction, set_answer(guild_id, [job.request.prompt for job in jobs], shown))
 
     async def _check_and_charge(
         self,
@@ -96,8 +131,8 @@ class JobSets:
         core = self.bot.core
         launch = self.launch
         job_ids = [core.engine.new_job_id() for _ in plan.prompts]
-        # One message of its own per job, in the interaction's channel (replying where the order does): written
-        # with the charge, so a job cut by a crash before its message went out gets it posted at the restart.
+        # One message of its own per job, in the interaction's channel (replying where the order does): journaled
+        # before any is posted, so a job cut by a crash before its message went out gets it posted at the restart.
         target = (
             MessageTarget.channel_message(interaction)
             if order.reply_to is None
@@ -128,12 +163,14 @@ class JobSets:
                 ]
 
             charging = True
+            # Journaled with no target, as one job is (see the starter): should the charge's answer be lost, the
+            # member reads that nothing started, and no restart may run the jobs. Their targets follow in one
+            # transaction, before anything is posted: every job is resumed after a restart, or none.
             day = await core.policy.charge(
                 admission,
-                journal_set=lambda day: [
-                    core.journal.entry(job.job_id, job.request, job.target.to_json()) for job in charged(day)
-                ],
+                journal_set=lambda day: [core.journal.entry(job.job_id, job.request, None) for job in charged(day)],
             )
+            await core.journal.placing_set({job_id: target.to_json() for job_id in job_ids})
         except Refusal as exc:
             await refuse(interaction, f"❌ {exc}")
             return None
@@ -147,17 +184,13 @@ class JobSets:
             return None
         return charged(day)
 
-    async def _show_and_queue(self, jobs: Sequence[SetJob]) -> list[MessageTarget | None]:
-        """Post each job's message and queue it, in order: where each is shown, ``None`` for one abandoned
-        because its message could not be posted (its own share of the charge given back)."""
+    async def _show_and_queue(self, jobs: Sequence[SetJob]) -> list[MessageTarget] | str:
+        """Post every job's message first, then queue them all: where each is shown. If one cannot be posted,
+        none is queued: all are abandoned (each share given back), the messages posted say why, and the
+        member's refusal is returned."""
         core = self.bot.core
-        shown: list[MessageTarget | None] = []
-        refused = False  # Discord refused the bot this channel: the rest would be refused alike
-        for job in jobs:
-            if refused:
-                await core.journal.abandon(job.job_id, NOT_POSTED)
-                shown.append(None)
-                continue
+        posted: list[tuple[DiscordPresenter, JobView]] = []
+        for number, job in enumerate(jobs, 1):
             placeholder = self.launch.placeholder(job.job_id, job.request)
             try:
                 # A channel message of the bot's own (a reply only where the order is one).
@@ -165,31 +198,48 @@ class JobSets:
                     self.bot, job.target, placeholder, **self.launch.presenting(job.job_id)
                 )
             except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.warning("job %s of a set: its message could not be posted (%s)", job.job_id, exc)
-                await core.journal.abandon(job.job_id, NOT_POSTED)
-                refused = isinstance(exc, discord.Forbidden)
-                shown.append(None)
-                continue
+                log.warning("job %s of a set: its message could not be posted (%s); none starts", job.job_id, exc)
+                why = _why_not_posted(exc)
+                await self._call_off(jobs, posted, NOT_STARTED.format(number=number, why=why))
+                return NONE_STARTED.format(count=len(jobs), number=number, why=why)
             except BaseException:
-                await core.journal.abandon(job.job_id, NOT_POSTED)
+                await self._call_off(jobs, posted, NOT_STARTED.format(number=number, why="the bot stopped"))
                 raise
+            posted.append((presenter, placeholder))
             # Where the message is, before it may wait in the queue: a restart edits it, never posts another.
             await core.journal.shown(job.job_id, presenter.target.to_json())
+        for presenter, placeholder in posted:
             await self.launch.submit(presenter, placeholder)
-            shown.append(presenter.target)
-        return shown
+        return [presenter.target for presenter, _ in posted]
+
+    async def _call_off(
+        self, jobs: Sequence[SetJob], posted: Sequence[tuple[DiscordPresenter, JobView]], reason: str
+    ) -> None:
+        """None of the set runs: every job abandoned (its share given back), each posted message saying why."""
+        for job in jobs:
+            await self.bot.core.journal.abandon(job.job_id, reason)
+        for presenter, placeholder in posted:
+            try:
+                await presenter.show(replace(placeholder, state=JobState.FAILED, error=reason))
+            except Exception:
+                log.exception(
+                    "job %s of a set: could not say on its message that the set did not start", placeholder.job_id
+                )
 
 
-def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTarget | None]) -> str:
-    """The member's answer: each job of the set, numbered, with a link to its message (or why it did not start),
-    within Discord's limit on a message's length."""
-    missing = sum(1 for target in shown if target is None)
+def _why_not_posted(exc: BaseException) -> str:
+    """What the member is told of a post that failed: Discord's refusal, or its silence."""
+    if isinstance(exc, discord.Forbidden):
+        return "I am not allowed to post there"
+    if isinstance(exc, discord.HTTPException) and exc.status < 500:
+        return f"Discord refused it: {exc.status}"
+    return "Discord did not answer"
+
+
+def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTarget]) -> str:
+    """The member's answer: each job of the set, numbered, with a link to its message, within Discord's limit
+    on a message's length."""
     head = f"Your prompt makes {len(prompts)} jobs, each in its own message:"
-    if missing:
-        head = (
-            f"Your prompt makes {len(prompts)} jobs; {missing} of them could not start (their images and spending "
-            "were given back):"
-        )
     text = head
     for clip in PROMPT_CLIPS:
         lines = [
@@ -202,11 +252,11 @@ def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTar
     return text[: ANSWER_LIMIT - 1] + "…"
 
 
-def _job_line(number: int, prompt: str, target: MessageTarget | None, guild_id: int, clip: int) -> str:
+def _job_line(number: int, prompt: str, target: MessageTarget, guild_id: int, clip: int) -> str:
     line = f"{number}."
     if clip:
         flat = " ".join(prompt.split())
         shown = flat if len(flat) <= clip else flat[: clip - 1] + "…"
         line += f" {discord.utils.escape_markdown(shown)}"
-    link = message_link(guild_id, target.channel_id, target.message_id) if target is not None else None
-    return f"{line} — {f'[open]({link})' if link else f'not started: {NOT_POSTED}'}"
+    link = message_link(guild_id, target.channel_id, target.message_id)
+    return f"{line} — [open]({link})" if link else line

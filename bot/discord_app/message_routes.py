@@ -7,6 +7,7 @@ Which request to try again, and when, is the presenter's (:mod:`.presenter`).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,18 @@ class NoRoute(Exception):
     """The token is dead and there is no channel message to edit instead."""
 
 
+class FilesSpent(Exception):
+    """The job's message was found by a post that consumed the files: edit it now, with fresh ones."""
+
+
+def placeholder_nonce(job_id: str) -> str:
+    """The ``nonce`` of the job's first message, the same in every process and after a restart: Discord
+    answers a second post with it, within a few minutes, with the message the first made (``enforce_nonce``,
+    which discord.py sends with every nonce), so a post whose answer was lost is never made twice. At most 25
+    characters, as Discord allows."""
+    return hashlib.blake2b(job_id.encode(), digest_size=12).hexdigest()
+
+
 async def post_message(
     client: discord.Client,
     target: MessageTarget,
@@ -49,8 +62,12 @@ async def post_message(
     content: str | None = None,
     files: list[discord.File] | None = None,
     mention: int | None = None,
+    first: bool = False,
 ) -> discord.Message:
-    """A new channel message showing ``view``, replying where the target does; it pings ``mention`` alone."""
+    """A new channel message showing ``view``, replying where the target does; it pings ``mention`` alone.
+
+    ``first``: the job's first message (its placeholder, or posted in its stead after a restart), posted with
+    :func:`placeholder_nonce`: the message may be the one an earlier post of it made."""
     if target.channel_id is None:
         raise NoRoute
     channel = client.get_partial_messageable(target.channel_id)
@@ -60,6 +77,8 @@ async def post_message(
     extra = target.reply_arguments()
     if files is not None:  # none at all, not an empty list: that would clear the message's attachments
         extra["files"] = files
+    if first:
+        extra["nonce"] = placeholder_nonce(view.job_id)
     return await channel.send(
         content=content,
         embed=render_embed(view),
@@ -153,19 +172,27 @@ class MessageRoutes:
                 await self._retarget(original.id)
                 return False
         requester = self.target.requester_id
+        content = f"<@{requester}> here is your /imagine (the bot restarted before it could answer you)."
         message = await post_message(
             self._client,
             self.target,
             view,
             self._components,
-            content=f"<@{requester}> here is your /imagine (the bot restarted before it could answer you).",
+            content=content,
             files=files,
             mention=requester,
+            first=True,
         )
         # The bot's own message: edited through the channel route from now on, not the interaction's webhook.
         self.token_dead = True
         await self._retarget(message.id)
-        return True
+        # Discord answers with the placeholder posted before the restart (the same nonce) when its journal
+        # write was what the restart cut: that message is edited to ``view``, not posted a second time.
+        if message.content == content:
+            return True
+        if files:
+            raise FilesSpent  # the post consumed them: the edit goes with fresh ones
+        return False
 
     async def _retarget(self, message_id: int) -> None:
         self.target = replace(self.target, message_id=message_id)

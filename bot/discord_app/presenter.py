@@ -37,6 +37,7 @@ from bot.discord_app.message_routes import (
     REFUSED,
     UNREACHABLE,
     ComponentsFactory,
+    FilesSpent,
     MessageRoutes,
     NoRoute,
     TargetListener,
@@ -163,7 +164,7 @@ class DiscordPresenter:
         cls, client: discord.Client, target: MessageTarget, view: JobView, **options: Unpack[PresenterOptions]
     ) -> DiscordPresenter:
         """Post the placeholder as a channel message replying to ``target.reply_to``, and present the job there."""
-        message = await post_message(client, target, view, options["components"])
+        message = await post_message(client, target, view, options["components"], first=True)
         return cls(client, replace(target, message_id=message.id), shown=view, **options)
 
     # ----------------------------------------------------------------- engine side
@@ -303,6 +304,8 @@ class DiscordPresenter:
                 await self._routes.edit(view, discord_files(view, uploads), final=final)
             finally:
                 self.pacer.sent(self._clock.monotonic())  # tried: Discord may have counted it
+        except FilesSpent:
+            return 0.0
         except NoRoute:
             log.warning("job %s: interaction token expired and no channel to edit in", view.job_id)
             if images:

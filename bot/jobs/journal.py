@@ -120,6 +120,14 @@ class Journal:
         if not await self._repository.update_job(job_id, owner=self.owner, **_where_shown(target)):
             raise JobTakenOver(job_id)
 
+    async def placing_set(self, targets: Mapping[str, Mapping[str, Any]]) -> None:
+        """:meth:`placing` for a set's jobs (job id → its target), all in one transaction: every one of them is
+        resumed after a restart, or none. One try, raising :class:`~bot.storage.StorageError` or
+        :class:`JobTakenOver` (and nothing is written)."""
+        changes = {job_id: _where_shown(target) for job_id, target in targets.items()}
+        if not await self._repository.update_jobs(changes, owner=self.owner):
+            raise JobTakenOver(next(iter(targets), ""))
+
     async def shown(self, job_id: str, target: Mapping[str, Any]) -> None:
         """The job is now shown at ``target``: journaled before it was shown, or its message moved.
 
@@ -259,7 +267,12 @@ class Journal:
     async def abandon_unstarted(self, running: Callable[[], Collection[str]]) -> None:
         """Abandon the jobs given up here, and this process's jobs still ``queued`` for
         :data:`UNSTARTED_AFTER` that ``running()`` (the engine) does not know: set-ups given up whose charge
-        landed late or whose abandon failed, and jobs never shown (no target, so never resumed)."""
+        landed late or whose abandon failed, and jobs journaled without a target (a single job's or a whole
+        set's: charged, then cut before :meth:`placing` or :meth:`placing_set` landed, so never resumed).
+
+        A job has a target only once its whole set-up was let through: a charge whose answer was lost (the
+        member told it did not start) never journals one, so no restart runs what the member was told was
+        refused."""
         for job_id in list(self._given_up):
             await self._abandon_given_up(job_id)
         before = self._clock.now() - timedelta(seconds=UNSTARTED_AFTER)

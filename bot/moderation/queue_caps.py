@@ -3,7 +3,8 @@
 ``IMAGINE_MAX_QUEUED`` and ``IMAGINE_MAX_QUEUED_PER_MEMBER`` bound the queue, so neither one member
 nor a crowd can pile up work that the bot would hold, show and edit for hours. A job that would wait
 past either is refused before anything is charged or sent to the API. A job that starts at once waits
-in no queue and is never refused here, and jobs resumed after a restart (accepted already) never
+in no queue and is never refused here, nor counted: of a set, only the jobs past the free slots are
+weighed against the caps; and jobs resumed after a restart (accepted already) never
 pass this gate.
 
 The cap holds for the whole deployment, every process together: the other processes' waiting jobs
@@ -84,23 +85,27 @@ class QueueGate:
         """
         if not (self.total or self.per_member):
             return Places()
-        if self._free_slots(guild_id) >= self._starting + jobs:
-            self._starting += jobs  # slots promised: the next set-up does not count on them
-            return Places(starting=jobs)
-        self._waiting += jobs  # held while counting: set-ups checked meanwhile see these jobs
-        try:
-            elsewhere = await self._elsewhere(guild_id, member_id)
-            here = self._here(guild_id, member_id)
-            mine = elsewhere.member + here.member
-            if self.per_member and mine + jobs > self.per_member:
-                raise QueueFull(member_refusal(mine, jobs, self.per_member))
-            waiting = elsewhere.total + here.total + self._waiting - jobs
-            if self.total and waiting + jobs > self.total:
-                raise QueueFull(full_refusal(self.total - waiting, jobs, self.total))
-        except BaseException:
-            self._waiting -= jobs
-            raise
-        return Places(waiting=jobs)
+        # Those that start at once (free slots not yet promised to another set-up) never wait: only the rest
+        # of a set is weighed against the caps.
+        starting = max(0, min(jobs, self._free_slots(guild_id) - self._starting))
+        queued = jobs - starting
+        self._starting += starting  # slots promised: the next set-up does not count on them
+        if queued:
+            self._waiting += queued  # held while counting: set-ups checked meanwhile see these jobs
+            try:
+                elsewhere = await self._elsewhere(guild_id, member_id)
+                here = self._here(guild_id, member_id)
+                mine = elsewhere.member + here.member
+                if self.per_member and mine + queued > self.per_member:
+                    raise QueueFull(member_refusal(mine, queued, self.per_member))
+                waiting = elsewhere.total + here.total + self._waiting - queued
+                if self.total and waiting + queued > self.total:
+                    raise QueueFull(full_refusal(self.total - waiting, queued, self.total))
+            except BaseException:
+                self._waiting -= queued
+                self._starting -= starting
+                raise
+        return Places(starting=starting, waiting=queued)
 
     def release(self, places: Places) -> None:
         """Give back places :meth:`hold` took: their jobs are queued (so counted there) or given up."""

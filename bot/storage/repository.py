@@ -213,6 +213,12 @@ class Repository(Protocol):
         """
         ...
 
+    async def update_jobs(self, changes: Mapping[str, Mapping[str, Any]], *, owner: str) -> bool:
+        """Change several jobs (job id → its changes, as :meth:`update_job`) in one transaction, only while
+        ``owner`` owns every one of them: ``False``, and nothing written, otherwise (a set's jobs placed at once).
+        """
+        ...
+
     async def abandon_job(self, job_id: str, *, owner: str, reason: str, now: datetime) -> bool:
         """End an unfinished job of ``owner`` that will not run, failed with ``reason``, and give back what it was
         charged (its own columns, however broken its request) in the same transaction, once.

@@ -141,3 +141,21 @@ async def test_several_jobs_at_once_need_room_for_all() -> None:
     assert full_refusal(2, 3, 200) == (
         "The queue has room for only 2 jobs more; ask for fewer at once, or try again in a few minutes."
     )
+
+
+async def test_jobs_of_a_set_that_start_at_once_are_never_counted_as_waiting() -> None:
+    """Three free slots, a member's cap of 2 and a set of 4: one job would wait, so the set goes through."""
+    deployment = Deployment(total=0, member=0, free=3)
+    gate = deployment.gate(total=200, per_member=2)
+    with gate.ticket() as first:
+        await first.check(GUILD, MEMBER, jobs=4)
+        # Its three slots are promised: a second set of 4 would have all four waiting, past the cap.
+        with gate.ticket() as second, pytest.raises(QueueFull) as refused:
+            await second.check(GUILD, MEMBER, jobs=4)
+        assert "That would make 4 jobs of yours waiting" in str(refused.value)
+    deployment.queued = QueuedJobs(0, 1)  # one of the member's already waits: 1 more makes 2, allowed
+    assert await admitted(gate, jobs=4)
+    deployment.queued = QueuedJobs(0, 2)
+    with gate.ticket() as third, pytest.raises(QueueFull) as refused:
+        await third.check(GUILD, MEMBER, jobs=4)
+    assert "You already have 2 jobs waiting" in str(refused.value)  # the one that would wait is one too many

@@ -1,5 +1,5 @@
-"""The member's private answer to a set of jobs: each job numbered, with its message's link or why it did not
-start, always within Discord's 2000 characters."""
+"""The member's private answer to a set of jobs: each job numbered, with its message's link, always within
+Discord's 2000 characters."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ def posted(message_id: int) -> MessageTarget:
     return MessageTarget(7, "", datetime(2025, 1, 1, tzinfo=UTC), CHANNEL, message_id, 3, 10_000_000)
 
 
-def test_each_job_is_listed_in_order_with_its_link_or_why_it_did_not_start() -> None:
-    text = set_answer(GUILD, ["a *red* bird", "a green bird"], [posted(10), None])
+def test_each_job_is_listed_in_order_with_its_link() -> None:
+    text = set_answer(GUILD, ["a *red* bird", "a green bird"], [posted(10), posted(11)])
     assert text.splitlines() == [
-        "Your prompt makes 2 jobs; 1 of them could not start (their images and spending were given back):",
+        "Your prompt makes 2 jobs, each in its own message:",
         "1. a \\*red\\* bird — [open](https://discord.com/channels/1/2/10)",
-        "2. a green bird — not started: its message could not be posted",
+        "2. a green bird — [open](https://discord.com/channels/1/2/11)",
     ]
 
 

@@ -590,6 +590,20 @@ async def test_update_job_changes_only_journal_fields(repository: Repository) ->
         await repository.update_job("job-1", ended_at=datetime(2025, 1, 1))
 
 
+async def test_update_jobs_changes_all_of_a_set_or_none(repository: Repository) -> None:
+    for job_id in ("a", "b"):
+        await repository.add_job(make_job(job_id, owner="me"))
+    await repository.add_job(make_job("theirs", owner="them"))
+    placed = {"a": {"target": {"kind": "channel", "n": 1}}, "b": {"target": {"kind": "channel"}, "message_id": 7}}
+    # One job another process owns: none of the set is written.
+    assert not await repository.update_jobs({**placed, "theirs": {"target": {"kind": "channel"}}}, owner="me")
+    assert [(await repository.get_job(j)).target for j in ("a", "b")] == [None, None]  # type: ignore[union-attr]
+    assert await repository.update_jobs(placed, owner="me")
+    a, b = await repository.get_job("a"), await repository.get_job("b")
+    assert a is not None and b is not None
+    assert (a.target, b.target, b.message_id) == ({"kind": "channel", "n": 1}, {"kind": "channel"}, 7)
+
+
 async def test_claimed_jobs_come_unfinished_and_oldest_first(repository: Repository) -> None:
     await repository.add_job(make_job("late", created=T0 + timedelta(seconds=5)))
     await repository.add_job(make_job("first", created=T0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bot.storage.common import JOB_COLUMNS, check_id, history_limit, job_changes
@@ -18,6 +19,10 @@ A job is ``queued`` in the journal from its acceptance until its create is about
 (``creating``): the jobs waiting for a slot. The command line's own jobs (no server) wait in no bot's
 queue, and one killed mid-run would otherwise count for ever.
 """
+
+
+class _NotAllChanged(Exception):
+    """A job to change is gone or owned by another process: none of them is changed."""
 
 
 class SqlJournal(SqlBase):
@@ -43,6 +48,25 @@ class SqlJournal(SqlBase):
                 f"UPDATE jobs SET {assignments} WHERE job_id = ?{guard}", *values.values(), job_id, *extra
             )
         return changed > 0
+
+    async def update_jobs(self, changes: Mapping[str, Mapping[str, Any]], *, owner: str) -> bool:
+        """Change several jobs at once (job id → its changes, as :meth:`update_job`), in one transaction, only
+        while ``owner`` owns every one of them: ``False`` (and nothing written) otherwise."""
+        try:
+            async with self._writing() as db:
+                for job_id, change in changes.items():
+                    values = job_changes(change)
+                    if values.get("target") is not None:
+                        values["target"] = db.dialect.to_json(values["target"])
+                    assignments = ", ".join(f"{name} = ?" for name in values)  # names from JOB_FIELDS only
+                    changed = await db.run(
+                        f"UPDATE jobs SET {assignments} WHERE job_id = ? AND owner = ?", *values.values(), job_id, owner
+                    )
+                    if not changed:
+                        raise _NotAllChanged(job_id)  # rolls back the ones written before it
+        except _NotAllChanged:
+            return False
+        return True
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         """One job, finished or not."""

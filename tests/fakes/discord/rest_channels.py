@@ -4,7 +4,8 @@ and the guild and member lookups, with the bot's permissions checked as Discord 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -15,6 +16,9 @@ from tests.fakes.discord.protocol import DEFAULT_ATTACHMENT_SIZE_LIMIT, MessageF
 if TYPE_CHECKING:
     from tests.fakes.discord.guild import FakeChannel, FakeGuild
     from tests.fakes.discord.messages import StoredMessage
+
+NONCE_WINDOW = 300.0
+"""Seconds Discord remembers a message's ``nonce`` for ``enforce_nonce`` ("a few minutes")."""
 
 
 class ChannelRoutesMixin:
@@ -51,6 +55,9 @@ class ChannelRoutesMixin:
             if perms & needed != needed:
                 raise _missing_permissions()
         data = _as_dict(payload)
+        earlier = self._same_nonce(channel.id, data)
+        if earlier is not None:  # Discord creates no second message: it answers with the first
+            return _json_response(earlier.payload())
         limit = guild.attachment_size_limit if guild is not None else DEFAULT_ATTACHMENT_SIZE_LIMIT
         data = {k: v for k, v in data.items() if k != "flags"} | {
             "flags": int(data.get("flags") or 0) & ~int(MessageFlag.EPHEMERAL)
@@ -71,6 +78,19 @@ class ChannelRoutesMixin:
         )
         await self._dispatch_message_event("MESSAGE_CREATE", message)
         return _json_response(message.payload())
+
+    def _same_nonce(self, channel_id: int, data: dict[str, Any]) -> StoredMessage | None:
+        """With ``enforce_nonce``, the bot's message in the channel posted with the same ``nonce`` within
+        :data:`NONCE_WINDOW` seconds, as Discord keeps them (``None`` without, or when there is none)."""
+        nonce = data.get("nonce")
+        if nonce is None or not data.get("enforce_nonce"):
+            return None
+        now = time.monotonic()
+        for message in self.messages_in(channel_id):
+            mine = message.author.id == self.bot_user.id and str(message.nonce) == str(nonce)
+            if mine and now - message.history[0].at <= NONCE_WINDOW:
+                return message
+        return None
 
     async def _h_get_message(self, request: web.Request) -> web.Response:
         self._require_bot_auth(request)
