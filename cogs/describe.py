@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app.answers import refuse, tell_failure
+from bot.discord_app.answers import answer_command_error
 from bot.discord_app.describe_answer import SuggestionButton
 from bot.discord_app.describe_command import DescribeCommand
 
@@ -51,10 +51,7 @@ class Describe(commands.Cog):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """Every failure answers: never leave "This interaction failed"."""
-        if isinstance(error, app_commands.CheckFailure):
-            await refuse(interaction, f"❌ {error}")
-            return
-        await tell_failure(interaction, error, "/describe")
+        await answer_command_error(interaction, error, "/describe")
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from bot.api.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 from bot.base.errors import ImagineError
-from bot.discord_app.answers import AnswerDeadline, refuse, tell_failure
+from bot.discord_app.answers import AnswerDeadline, answer_command_error, refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.button_actions import ButtonActions
 from bot.discord_app.buttons import PERSISTENT_BUTTONS
@@ -127,10 +127,7 @@ class Imagine(commands.Cog):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """Every failure answers: never leave "This interaction failed"."""
-        if isinstance(error, app_commands.CheckFailure):
-            await refuse(interaction, f"❌ {error}")
-            return
-        await tell_failure(interaction, error, "/imagine")
+        await answer_command_error(interaction, error, "/imagine")
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -85,6 +85,15 @@ async def tell_failure(
         log.warning("could not tell the member about failure %s", reference)
 
 
+async def answer_command_error(interaction: discord.Interaction, error: BaseException, command: str) -> None:
+    """A slash command's failure answered: a check it failed said as the refusal, anything else as
+    :func:`tell_failure`."""
+    if isinstance(error, discord.app_commands.CheckFailure):
+        await refuse(interaction, f"❌ {error}")
+        return
+    await tell_failure(interaction, error, command)
+
+
 @dataclass(frozen=True)
 class Answer:
     """The visible message that answered an interaction, and how it came."""

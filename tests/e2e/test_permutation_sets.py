@@ -256,6 +256,9 @@ async def test_a_set_in_a_channel_the_bot_may_not_post_in_is_refused_before_any_
     assert usage.last_request_at is None and usage.images_today == 0  # no cooldown spent
 
 
+# Slow: a restart; and about one run in three, the bot's close at the end waits out the fixture's 90 s bound
+# (a hang not yet explained: the test's own assertions pass either way).
+@pytest.mark.slow
 async def test_a_restart_between_a_post_and_its_journal_write_posts_no_second_message(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

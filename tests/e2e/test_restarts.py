@@ -50,6 +50,7 @@ async def test_killed_while_processing_finishes_after_restart(bot: BotProcess) -
     assert bot.api.count("POST", "create") == 1
 
 
+@pytest.mark.slow  # a killed process and a restart: `pytest -m slow` (the suite's time budget)
 async def test_killed_while_queued_runs_once_after_restart(bot: BotProcess, tmp_path: Path) -> None:
     await bot.stop()
     bot.env["IMAGINE_MAX_RUNNING"] = "1"
@@ -112,6 +113,7 @@ async def test_without_a_list_route_a_create_cut_by_a_restart_is_not_sent_again(
     assert not (await again.wait_callback()).ephemeral
 
 
+@pytest.mark.slow  # a killed process and a restart: `pytest -m slow` (the suite's time budget)
 async def test_resumed_running_jobs_hold_their_slots_before_queued_ones_start(bot: BotProcess) -> None:
     await bot.stop()
     bot.env["IMAGINE_MAX_RUNNING"] = "1"
@@ -167,6 +169,7 @@ async def all_finished(bot: BotProcess, count: int) -> list[StoredMessage]:
     return await bot.discord.wait_for(done, 30, what=f"{count} finished job messages")
 
 
+@pytest.mark.slow  # a killed process and a restart: `pytest -m slow` (the suite's time budget)
 async def test_killed_in_the_middle_of_a_set_loses_no_job_and_creates_none_twice(bot: BotProcess) -> None:
     await bot.stop()
     bot.env["IMAGINE_MAX_RUNNING"] = "1"
