@@ -4,6 +4,7 @@ The layers, lowest first; a module imports its own layer and the ones below, nev
 (``tests/test_architecture.py`` draws the house and fails on a circle or an upward import):
 
 - :mod:`bot.base`: clock, errors, money, logs.
+- :mod:`bot.i18n`: texts in the reader's language: message ids rendered late, gettext catalogs.
 - :mod:`bot.api`: the prediction API's client, request budget, model references, input schemas.
 - :mod:`bot.media`: guarded fetches, downloads, image fitting.
 - :mod:`bot.storage`: the repository over SQLite or PostgreSQL, and its migrations.

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("bot.base",),
+    ("bot.i18n",),
     ("bot.api",),
     ("bot.media",),
     ("bot.storage",),

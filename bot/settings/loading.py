@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -219,6 +220,13 @@ def load_settings(
         "IMAGINE_MAX_PERMUTATIONS", get("IMAGINE_MAX_PERMUTATIONS") or "4", problems, minimum=1
     )
 
+    secret_key = get("IMAGINE_SECRET_KEY")
+    if secret_key is not None and not _is_fernet_key(secret_key):
+        problems.append(
+            "IMAGINE_SECRET_KEY: must be a Fernet key (32 bytes in URL-safe base64, 44 characters); "
+            'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+        )
+
     if problems:
         raise SettingsError(problems)
     return Settings(
@@ -253,4 +261,12 @@ def load_settings(
         vary_strong=vary_strong,
         max_permutations=max_permutations,
         describe_model=describe_model,
+        secret_key=Secret(secret_key) if secret_key else None,
     )
+
+
+def _is_fernet_key(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode("ascii"))) == 32 and len(value) == 44
+    except (ValueError, UnicodeEncodeError):
+        return False

@@ -112,6 +112,8 @@ class Settings:
     """``IMAGINE_MAX_PERMUTATIONS``: jobs one ``/imagine`` may expand into (``{a,b}`` and ``--repeat``)."""
     describe_model: ModelRef | None = None
     """``IMAGINE_DESCRIBE_MODEL``: what ``/describe`` runs (an image in, text out); ``None``: not enabled."""
+    secret_key: Secret | None = None
+    """``IMAGINE_SECRET_KEY``: the Fernet key that encrypts servers' own API keys; ``None``: servers cannot set one."""
 
     @property
     def offered_models(self) -> tuple[ModelRef, ...]:
@@ -131,7 +133,11 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret these settings hold, for the log filter that masks them (never for showing)."""
         found = [self.replicate_api_token.reveal()]
-        found += [secret.reveal() for secret in (self.discord_token, self.webhook_secret) if secret is not None]
+        found += [
+            secret.reveal()
+            for secret in (self.discord_token, self.webhook_secret, self.secret_key)
+            if secret is not None
+        ]
         password = database_password(self.database_url)
         return found if password is None else [*found, password]
 
