@@ -1,0 +1,118 @@
+"""Every text of the code is in every catalog, whole: a missing message or a broken placeholder fails here.
+
+The code's texts are read the way translators' tools read them (Babel's extractor, keywords ``tr`` and
+``tr_n``), so a text written any other way (an f-string, a variable) is caught too.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog, Message
+from babel.messages.extract import extract_from_file
+
+from bot.i18n.catalogs import LOCALES, read_catalog
+
+REPO = Path(__file__).resolve().parents[2]
+REQUIRED_LANGUAGES = ("de", "fr", "es_ES", "pt_BR")
+"""SPEC: at least en-US (the code's own), de, fr, es-ES and pt-BR."""
+KEYWORDS = {"tr": None, "tr_n": (1, 2)}
+
+MessageId = str | tuple[str, str]
+
+
+def code_messages() -> dict[MessageId, list[str]]:
+    """Every ``tr``/``tr_n`` message of the product, with where it is written."""
+    found: dict[MessageId, list[str]] = {}
+    for path in sorted([*(REPO / "bot").rglob("*.py"), *(REPO / "cogs").rglob("*.py")]):
+        for line, message, _comments, _context in extract_from_file("python", str(path), keywords=KEYWORDS):
+            found.setdefault(message, []).append(f"{path.relative_to(REPO)}:{line}")
+    return found
+
+
+def placeholders(text: str) -> set[str]:
+    """The names a text fills in; ``ValueError`` for braces :meth:`str.format` cannot read."""
+    return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def _translations(message: Message) -> Iterator[str]:
+    yield from (message.string if isinstance(message.string, tuple | list) else (message.string,))
+
+
+CODE = code_messages()
+
+
+def test_every_text_is_a_literal_message() -> None:
+    """``tr(variable)`` cannot be translated: the extractor sees no message (``None``) there."""
+    bad = {where for message, places in CODE.items() for where in places if not _is_literal(message)}
+    assert not bad, f"tr()/tr_n() needs literal English texts: {sorted(bad)}"
+
+
+def _is_literal(message: MessageId) -> bool:
+    return isinstance(message, str) or (isinstance(message, tuple) and all(isinstance(m, str) for m in message))
+
+
+def test_every_message_id_is_a_valid_template() -> None:
+    broken = []
+    for message, places in CODE.items():
+        for text in (message,) if isinstance(message, str) else message:
+            try:
+                placeholders(text)
+            except ValueError as exc:
+                broken.append(f"{places[0]}: {text!r}: {exc}")
+    assert not broken, "\n".join(broken)
+
+
+@pytest.fixture(scope="module", params=REQUIRED_LANGUAGES)
+def catalog(request: pytest.FixtureRequest) -> Catalog:
+    assert (LOCALES / request.param).is_dir(), f"no catalog folder bot/i18n/locales/{request.param}"
+    return read_catalog(request.param)
+
+
+def test_the_catalog_has_every_message_of_the_code(catalog: Catalog) -> None:
+    missing = []
+    for message, places in CODE.items():
+        if not _is_literal(message):
+            continue
+        key = message if isinstance(message, str) else message[0]
+        entry = catalog.get(key)
+        if entry is None or entry.fuzzy or not all(_translations(entry)):
+            missing.append(f"{places[0]}: {key!r}")
+    assert not missing, f"{len(missing)} messages not translated in {catalog.locale}:\n" + "\n".join(missing)
+
+
+def test_the_catalog_keeps_every_placeholder(catalog: Catalog) -> None:
+    broken = []
+    for message, _places in CODE.items():
+        if not _is_literal(message):
+            continue
+        key = message if isinstance(message, str) else message[0]
+        entry = catalog.get(key)
+        if entry is None:
+            continue
+        english = placeholders(key) if isinstance(message, str) else placeholders(message[0]) | placeholders(message[1])
+        for text in _translations(entry):
+            try:
+                names = placeholders(text)
+            except ValueError as exc:
+                broken.append(f"{key!r}: {text!r}: {exc}")
+                continue
+            # A plural form may leave the count out ("ein Bild"); a simple message keeps every value.
+            if (names != english) if isinstance(message, str) else not names <= english:
+                broken.append(f"{key!r}: {text!r} has {sorted(names)}, English has {sorted(english)}")
+    assert not broken, f"placeholders broken in {catalog.locale}:\n" + "\n".join(broken)
+
+
+def test_the_catalog_has_no_message_the_code_no_longer_has(catalog: Catalog) -> None:
+    known = {message if isinstance(message, str) else message[0] for message in CODE}
+    extra = sorted(entry.id if isinstance(entry.id, str) else entry.id[0] for entry in catalog if entry.id)
+    stale = [key for key in extra if key not in known and not _is_command_text(key)]
+    assert not stale, f"{catalog.locale} translates texts the code no longer has: {stale}"
+
+
+def _is_command_text(key: str) -> bool:
+    """Command names and descriptions come from the command tree, not from ``tr()`` (see test_command_texts)."""
+    return False
