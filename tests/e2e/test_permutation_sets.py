@@ -220,7 +220,7 @@ async def test_a_set_whose_charge_lands_with_its_answer_lost_never_runs_after_a_
     monkeypatch.setattr(repository, "charge", committed_but_lost)
     monkeypatch.setattr(repository, "abandon_job", not_answering)  # the give-back does not land before the restart
     text = await private_answer(await stack.imagine(prompt=COLOURS))
-    assert text == DATABASE_DOWN
+    assert text == str(DATABASE_DOWN)
     await stack.restart()
     assert stack.bot is not None
     core = stack.bot.core
