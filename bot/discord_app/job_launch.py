@@ -23,6 +23,7 @@ from bot.base.errors import ImagineError
 from bot.discord_app.buttons import job_components
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
+from bot.i18n import render, tr
 from bot.jobs.model import Generation, JobKind, JobRequest, JobState, JobView
 from bot.jobs.preparation import PreferredOptions
 from bot.moderation.policy import Admission, RequestContext
@@ -32,9 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DATABASE_DOWN = (
-    "❌ The bot's database is not answering, so your request was not started. Any images or spending it was "
-    "charged are given back, but your cooldown may still apply. Try again in a moment."
+DATABASE_DOWN = tr(
+    "❌ The bot's database is not answering, so your request was not started. Any images or money it was "
+    "charged for are given back, but your cooldown may still apply. Try again in a moment."
 )
 
 
@@ -168,8 +169,9 @@ class JobLaunch:
         state = JobState.STARTING if self.bot.core.engine.free_slots(request.guild_id) > 0 else JobState.QUEUED
         return JobView(job_id, request, state, notes=request.notes)
 
-    async def submit(self, presenter: DiscordPresenter, placeholder: JobView) -> None:
-        """Queue the shown job; one that cannot be is abandoned (its charge given back) and shows why."""
+    async def submit(self, presenter: DiscordPresenter, placeholder: JobView, *, locale: str | None = None) -> None:
+        """Queue the shown job; one that cannot be is abandoned (its charge given back) and shows why, in the
+        server's language (``locale``): the whole channel reads the job's message."""
         core = self.bot.core
         job_id = placeholder.job_id
         try:
@@ -179,10 +181,11 @@ class JobLaunch:
         except Exception as exc:
             reference = secrets.token_hex(3)
             log.exception("job %s could not be queued (reference %s)", job_id, reference)
-            message = (
-                exc.message
+            message = render(
+                exc.text
                 if isinstance(exc, ImagineError)
-                else f"The job could not be started (reference {reference})."
+                else tr("The job could not be started (reference {reference}).", reference=reference),
+                locale,
             )
             await core.journal.abandon(job_id, message)
             await presenter.show(replace(placeholder, state=JobState.FAILED, error=message))
