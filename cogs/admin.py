@@ -18,16 +18,22 @@ from discord.ext import commands
 from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.base.money import parse_cap
 from bot.discord_app.admin_views import (
+    bad_cap_answer,
     budget_embed,
+    channel_allowed_answer,
     channels_embed,
+    default_model_answer,
     limits_embed,
     log_channel_answer,
     model_allowed_answer,
     models_embed,
+    not_a_model_answer,
     removal_answer,
+    role_cleared_answer,
     role_limits_answer,
     settings_embed,
     usage_embed,
+    word_answer,
     words_embed,
 )
 from bot.discord_app.answers import reply_privately
@@ -166,13 +172,11 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
     async def models_list(self, interaction: discord.Interaction) -> None:
         """The allowlist, default first."""
         guild_id, _ = self._ids(interaction)
-        config = await self._repository.guild_config(guild_id)
-        await reply_privately(
-            interaction,
-            embed=models_embed(
-                config, await self.bot.core.policy.allowed_models(guild_id), locale=_locale(interaction)
-            ),
+        config, allowed = (
+            await self._repository.guild_config(guild_id),
+            await self.bot.core.policy.allowed_models(guild_id),
         )
+        await reply_privately(interaction, embed=models_embed(config, allowed, locale=_locale(interaction)))
 
     @models.command(name="default", description="Set the model used when /imagine names none")
     @app_commands.describe(model="One of the allowed models")
@@ -193,12 +197,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             await self._say(interaction, refusal)
             return
         changed = await self._repository.set_default_model(guild_id, str(ref), actor_id=actor)
-        await self._say(
-            interaction,
-            tr("✅ `{model}` is now the default.", model=ref)
-            if changed
-            else tr("`{model}` already is the default.", model=ref),
-        )
+        await self._say(interaction, default_model_answer(ref, changed=changed))
 
     models_remove.autocomplete("model")(_server_models)
     models_default.autocomplete("model")(_server_models)
@@ -210,12 +209,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """Add a channel where /imagine may be used."""
         guild_id, actor = self._ids(interaction)
         added = await self._repository.allow_channel(guild_id, channel.id, actor_id=actor)
-        text = (
-            tr("✅ /imagine is allowed in {channel}.", channel=channel.mention)
-            if added
-            else tr("{channel} was already allowed.", channel=channel.mention)
-        )
-        await self._say(interaction, text)
+        await self._say(interaction, channel_allowed_answer(channel.mention, added=added))
 
     @channels.command(name="remove", description="Stop allowing /imagine in a channel")
     async def channels_remove(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
@@ -239,20 +233,14 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """Block a word (matching sees through case, accents, look-alikes, leetspeak and separators)."""
         guild_id, actor = self._ids(interaction)
         added = await self._repository.add_word(guild_id, word, actor_id=actor)
-        await self._say(
-            interaction,
-            tr("✅ Blocked {word}.", word=f"||{word.strip()}||") if added else tr("That word was already blocked."),
-        )
+        await self._say(interaction, word_answer(word, blocked=True, changed=added))
 
     @words.command(name="remove", description="Unblock a word")
     async def words_remove(self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 100]) -> None:
         """Unblock a word."""
         guild_id, actor = self._ids(interaction)
         removed = await self._repository.remove_word(guild_id, word, actor_id=actor)
-        await self._say(
-            interaction,
-            tr("✅ Unblocked {word}.", word=f"||{word.strip()}||") if removed else tr("That word was not blocked."),
-        )
+        await self._say(interaction, word_answer(word, blocked=False, changed=removed))
 
     @words.command(name="list", description="Show the blocked words")
     async def words_list(self, interaction: discord.Interaction) -> None:
@@ -340,7 +328,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
                     for name, value in (("monthly", monthly), ("member_daily", member_daily))
                 }
             except ValueError:
-                await self._say(interaction, bad_cap_answer())
+                await self._say(interaction, bad_cap_answer(monthly, member_daily))
                 return
             budget = await self._repository.set_budget(guild_id, actor_id=actor, **caps)
             title = tr("Budget changed")
@@ -380,12 +368,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
                 await self._say(interaction, tr("❌ `clear` forgets the role's limits: give it without other limits."))
                 return
             cleared = await self._repository.clear_role_limits(guild_id, role.id, actor_id=actor)
-            text = (
-                tr("✅ {role} has no limits of its own now.", role=role.mention)
-                if cleared
-                else tr("{role} had no limits of its own.", role=role.mention)
-            )
-            await self._say(interaction, text)
+            await self._say(interaction, role_cleared_answer(role.mention, cleared=cleared))
             return
         if changes == LimitChanges():
             current = (await self._repository.guild_config(guild_id)).limits_of_role(role.id)
@@ -409,21 +392,6 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
 def _locale(interaction: discord.Interaction) -> str:
     """The moderator's own language: every answer of these commands is for them alone."""
     return str(interaction.locale)
-
-
-def not_a_model_answer(model: str) -> Text:
-    """The answer to a ``model`` that is no model reference."""
-    shown = model.strip() if len(model.strip()) <= 80 else model.strip()[:77] + "..."
-    return tr(
-        "❌ `{model}` is not a model: write owner/name or owner/name:version (for example {example}).",
-        model=discord.utils.escape_markdown(shown).replace("`", "'"),
-        example="`black-forest-labs/flux-schnell`",
-    )
-
-
-def bad_cap_answer() -> Text:
-    """The answer to a cap below the smallest one (Discord keeps options within their range)."""
-    return tr("❌ A cap is 0 (no cap) or at least $0.000001.")
 
 
 async def setup(bot: ImagineBot) -> None:

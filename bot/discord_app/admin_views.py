@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 import discord
 
 from bot.api.modelref import ModelRef
-from bot.base.money import next_month, usd
+from bot.base.money import MAX_CAP_USD, next_month, parse_cap, usd
 from bot.discord_app.modlog import change_text
-from bot.i18n import Joined, Text, joined, tr
+from bot.discord_app.setting_texts import budget_text, limits_text
+from bot.i18n import Text, joined, tr
 from bot.moderation.policy import role_mentions
 from bot.moderation.usage import (
     TOP,
@@ -33,8 +35,6 @@ FIELD_LIMIT = 1024
 """Discord's longest embed field value."""
 DESCRIPTION_LIMIT = 4000
 """Kept under Discord's 4096 for an embed description."""
-SEPARATOR = " · "
-"""Between the parts of a line (limits, caps)."""
 
 
 def limit_text(value: int) -> Text:
@@ -52,17 +52,6 @@ def cap_value(amount: int) -> Text:
     return tr("no cap") if amount == 0 else joined([usd(amount)])
 
 
-def budget_text(budget: Budget) -> Text:
-    """Both caps on one line: ``Monthly cap: $50.00 · Daily cap per member: none``."""
-    monthly = tr("Monthly cap: none") if not budget.monthly else tr("Monthly cap: {amount}", amount=usd(budget.monthly))
-    daily = (
-        tr("Daily cap per member: none")
-        if not budget.member_daily
-        else tr("Daily cap per member: {amount}", amount=usd(budget.member_daily))
-    )
-    return joined([monthly, daily], SEPARATOR)
-
-
 def audit_line(entry: AuditEntry) -> Text:
     """One recorded change, with how long ago it was made."""
     return joined([f"<t:{int(entry.at.timestamp())}:R>", change_text(entry)], " ")
@@ -78,23 +67,6 @@ def model_lines(config: GuildConfig, allowed: tuple[ModelRef, ...]) -> list[Text
         only = [tr("only {roles}", roles=role_mentions(roles))] if roles else []
         lines.append(joined([name, *only], " — "))
     return lines
-
-
-def limits_text(limits: Limits | RoleLimits) -> Joined:
-    """``Cooldown: 30 s · Images per member per day: 5 · Jobs at once: 1``; a limit a role does not set is left out."""
-    parts: list[Text] = []
-    if limits.cooldown_seconds is not None:
-        seconds = limits.cooldown_seconds
-        parts.append(tr("Cooldown: none") if seconds == 0 else tr("Cooldown: {seconds} s", seconds=seconds))
-    if limits.daily_images is not None:
-        daily = limits.daily_images
-        parts.append(
-            tr("Images per member per day: no limit") if daily == 0 else tr("Images per member per day: {n}", n=daily)
-        )
-    if limits.concurrent_jobs is not None:
-        jobs = limits.concurrent_jobs
-        parts.append(tr("Jobs at once: no limit") if jobs == 0 else tr("Jobs at once: {n}", n=jobs))
-    return joined(parts, SEPARATOR)
 
 
 def role_limit_lines(config: GuildConfig) -> list[Text]:
@@ -165,6 +137,67 @@ def removal_answer(kind: Literal["models", "channels"], name: str, *, removed: b
     if kind == "models":
         return tr("✅ {name} removed. The list is empty now, so the bot-wide models apply.", name=name)
     return tr("✅ {name} removed. No channels are listed now, so /imagine works everywhere.", name=name)
+
+
+def not_a_model_answer(model: str) -> Text:
+    """The answer to a ``model`` that is no model reference."""
+    shown = model.strip() if len(model.strip()) <= 80 else model.strip()[:77] + "..."
+    return tr(
+        "❌ `{model}` is not a model reference: write owner/name or owner/name:version (for example {example}).",
+        model=discord.utils.escape_markdown(shown).replace("`", "'"),
+        example="`black-forest-labs/flux-schnell`",
+    )
+
+
+def bad_cap_answer(*caps: float | None) -> Text:
+    """The answer to caps :func:`~bot.base.money.parse_cap` refused: the first one out of range, said in dollars."""
+    for cap in caps:
+        if cap is None:
+            continue
+        try:
+            parse_cap(cap)
+        except ValueError:
+            amount = format(Decimal(str(cap)).normalize(), "f")
+            if cap > MAX_CAP_USD:
+                largest = f"{MAX_CAP_USD:f}"
+                return tr(
+                    "❌ {amount} dollars is more than the largest cap, {largest} dollars; 0 means no cap.",
+                    amount=amount,
+                    largest=largest,
+                )
+            return tr("❌ {amount} dollars is less than the smallest cap, $0.000001; 0 means no cap.", amount=amount)
+    return tr("❌ A cap goes from $0.000001 to $1,000,000; 0 means no cap.")
+
+
+def default_model_answer(model: ModelRef, *, changed: bool) -> Text:
+    """The answer to ``models default``."""
+    return (
+        tr("✅ `{model}` is now the default.", model=model)
+        if changed
+        else tr("`{model}` already is the default.", model=model)
+    )
+
+
+def channel_allowed_answer(mention: str, *, added: bool) -> Text:
+    """The answer to ``channels allow``."""
+    if added:
+        return tr("✅ /imagine is allowed in {channel}.", channel=mention)
+    return tr("{channel} was already allowed.", channel=mention)
+
+
+def word_answer(word: str, *, blocked: bool, changed: bool) -> Text:
+    """The answer to ``words add`` (``blocked``) or ``words remove``; the word behind a spoiler."""
+    hidden = f"||{word.strip()}||"
+    if blocked:
+        return tr("✅ Blocked {word}.", word=hidden) if changed else tr("That word was already blocked.")
+    return tr("✅ Unblocked {word}.", word=hidden) if changed else tr("That word was not blocked.")
+
+
+def role_cleared_answer(mention: str, *, cleared: bool) -> Text:
+    """The answer to ``limits role:@r clear:True``."""
+    if cleared:
+        return tr("✅ {role} has no limits of its own now.", role=mention)
+    return tr("{role} had no limits of its own.", role=mention)
 
 
 def log_channel_answer(mention: str, *, changed: bool, can_post: bool) -> Text:

@@ -6,6 +6,7 @@ import re
 
 import discord
 
+from bot.discord_app.setting_texts import audit_value_text
 from bot.i18n import Text, tr
 from bot.moderation.modlog import BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
 from bot.moderation.policy import role_mentions
@@ -22,9 +23,11 @@ _WORD_VALUED = ("words add", "words remove")
 """Audit actions whose before or after is a blocked word, hidden behind a spoiler as everywhere else."""
 
 
-def _value(action: str, value: str | None) -> str:
+def _value(action: str, value: str | None) -> Text | str:
     if value is None:
         return _NOTHING
+    if (words := audit_value_text(action, value)) is not None:
+        return words
     if action in _CHANNEL_VALUED and value.isdigit():
         return f"<#{value}>"
     if action in _WORD_VALUED:
@@ -35,7 +38,8 @@ def _value(action: str, value: str | None) -> str:
 
 
 def change_text(entry: AuditEntry) -> Text:
-    """Who changed what, old → new: ``<@1> **limits**: cooldown=0 … → cooldown=30 …``; role ids as mentions."""
+    """Who changed what, old → new: ``<@1> **limits**: Cooldown: none · … → Cooldown: 30 s · …``; roles and
+    channels as mentions."""
     return tr(
         "{moderator} **{setting}**: {before} → {after}",
         moderator=f"<@{entry.actor_id}>",

@@ -103,4 +103,4 @@ async def test_clearing_a_roles_limits(stack: Stack) -> None:
     assert "name the `role`" in await answer(stack, "limits", clear=True)
     await stack.final_message(await stack.imagine("vip"))
     assert "all 1" in await refusal(stack, "vip")
-    assert "none of its own" in await answer(stack, "limits", role=vip)
+    assert "no limits of its own" in await answer(stack, "limits", role=vip)
