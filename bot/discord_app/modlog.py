@@ -40,9 +40,10 @@ def _value(action: str, value: str | None) -> Text | str:
 def change_text(entry: AuditEntry) -> Text:
     """Who changed what, old → new: ``<@1> **limits**: Cooldown: none · … → Cooldown: 30 s · …``; roles and
     channels as mentions."""
+    moderator = f"<@{entry.actor_id}>"
     return tr(
         "{moderator} **{setting}**: {before} → {after}",
-        moderator=f"<@{entry.actor_id}>",
+        moderator=moderator,
         setting=entry.action,
         before=_value(entry.action, entry.before),
         after=_value(entry.action, entry.after),
@@ -54,8 +55,9 @@ def modlog_embed(event: ModLogEvent, locale: str | None = None) -> discord.Embed
     never the prompt) or a settings change."""
     if isinstance(event, BlockedWordEvent):
         member, word = f"<@{event.member_id}>", f"||{discord.utils.escape_markdown(event.word)}||"
+        channel = f"<#{event.channel_id}>"
         description = (
-            tr("{member} in {channel}: {word}", member=member, channel=f"<#{event.channel_id}>", word=word)
+            tr("{member} in {channel}: {word}", member=member, channel=channel, word=word)
             if event.channel_id is not None
             else tr("{member}: {word}", member=member, word=word)
         )

@@ -151,10 +151,11 @@ def _short(model: str, width: int = 40) -> str:
 
 def report_title(report: UsageReport) -> Text:
     """``Usage over the last 30 days`` (with the dates, UTC)."""
+    since, until = report.since.strftime("%Y-%m-%d"), report.until.strftime("%Y-%m-%d")
     return tr_n(
         "Usage over the last day ({since} to {until}, UTC)",
         "Usage over the last {n} days ({since} to {until}, UTC)",
         report.days,
-        since=f"{report.since:%Y-%m-%d}",
-        until=f"{report.until:%Y-%m-%d}",
+        since=since,
+        until=until,
     )
