@@ -84,11 +84,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         else:
             log.error("admin command failed", exc_info=error)
             text = tr("Something went wrong saving that; nothing was changed.")
-        message = text.render(_locale(interaction))
-        if interaction.response.is_done():
-            await interaction.followup.send(message, ephemeral=True)
-        else:
-            await interaction.response.send_message(message, ephemeral=True)
+        await self._say(interaction, text)
 
     # ------------------------------------------------------------------ helpers
 

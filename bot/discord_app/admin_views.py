@@ -118,7 +118,8 @@ def model_allowed_answer(
                 [
                     "\n",
                     tr(
-                        "Every model on this server's list is only for some roles: members without them can't /imagine."
+                        "Every model on this server's list is only for some roles: "
+                        "members without them can't use /imagine."
                     ),
                 ]
             )
@@ -216,19 +217,18 @@ def log_channel_answer(mention: str, *, changed: bool, can_post: bool) -> Text:
 def role_limits_answer(role_mention: str, own: RoleLimits, server: Limits) -> Text:
     """One role's limits beside the server's, and how a member's are worked out from them."""
     own_text = limits_text(own)
-    first = (
-        tr("Limits for {role}: {limits}.", role=role_mention, limits=own_text)
-        if own_text.parts
-        else tr("{role} has no limits of its own.", role=role_mention)
-    )
     return joined(
         [
-            first,
-            "\n",
-            tr("The server's: {limits}.", limits=limits_text(server)),
-            " ",
-            tr("A member gets the most generous of the server's and their roles' limits (no limit is the most)."),
-        ]
+            tr("**Limits for {role}**", role=role_mention),
+            own_text if own_text.parts else tr("none of its own"),
+            tr("**The server's limits**"),
+            limits_text(server),
+            tr(
+                "A member gets the most generous of the server's and their roles' limits "
+                "(no limit is the most generous)."
+            ),
+        ],
+        "\n",
     )
 
 

@@ -81,7 +81,7 @@ async def test_a_vip_role_gets_more_images_a_day(stack: Stack) -> None:
     vip = await add_vip(stack)
     await answer(stack, "limits", daily=1)
     text = await answer(stack, "limits", daily=3, role=vip)
-    assert f"Limits for <@&{vip.id}>: Images per member per day: 3" in text
+    assert f"**Limits for <@&{vip.id}>**\nImages per member per day: 3\n" in text
 
     await stack.final_message(await stack.imagine())
     assert "all 1" in await refusal(stack)
@@ -103,4 +103,4 @@ async def test_clearing_a_roles_limits(stack: Stack) -> None:
     assert "name the `role`" in await answer(stack, "limits", clear=True)
     await stack.final_message(await stack.imagine("vip"))
     assert "all 1" in await refusal(stack, "vip")
-    assert "no limits of its own" in await answer(stack, "limits", role=vip)
+    assert "none of its own" in await answer(stack, "limits", role=vip)

@@ -53,10 +53,11 @@ def test_limits_read_as_labelled_values_and_leave_out_what_a_role_does_not_set()
 def test_a_role_without_limits_of_its_own_says_so_beside_the_servers() -> None:
     text = str(role_limits_answer("<@&70>", RoleLimits(VIP), Limits(daily_images=5)))
     assert text.startswith(
-        "<@&70> has no limits of its own.\nThe server's: Cooldown: none · Images per member per day: 5 ·"
+        "**Limits for <@&70>**\nnone of its own\n"
+        "**The server's limits**\nCooldown: none · Images per member per day: 5 ·"
     )
     own = str(role_limits_answer("<@&70>", RoleLimits(VIP, cooldown_seconds=0), Limits()))
-    assert own.startswith("Limits for <@&70>: Cooldown: none.\n")
+    assert own.startswith("**Limits for <@&70>**\nCooldown: none\n")
     assert "most generous" in text
 
 
