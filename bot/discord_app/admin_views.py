@@ -43,7 +43,7 @@ def limit_text(value: int) -> Text:
 
 
 def cooldown_value(seconds: int) -> Text:
-    """The cooldown's value on its own: ``30 s`` or ``none``."""
+    """The cooldown's value on its own: ``30 s`` or ``no cooldown``."""
     return tr("no cooldown") if seconds == 0 else tr("{seconds} s", seconds=seconds)
 
 
@@ -71,7 +71,7 @@ def model_lines(config: GuildConfig, allowed: tuple[ModelRef, ...]) -> list[Text
 
 def role_limit_lines(config: GuildConfig) -> list[Text]:
     """One line per role with limits of its own."""
-    return [joined([role_mentions([limits.role_id]), limits_text(limits)], ": ") for limits in config.role_limits]
+    return [joined([role_mentions([limits.role_id]), limits_text(limits)], " — ") for limits in config.role_limits]
 
 
 def model_allowed_answer(

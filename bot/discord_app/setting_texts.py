@@ -64,7 +64,7 @@ def audit_value_text(action: str, value: str) -> Text | None:
             return limits_text(Limits(cooldown or 0, daily or 0, concurrent or 0))
         own = limits_text(RoleLimits(int(role), cooldown, daily, concurrent))
         text = own if own.parts else tr("no limits of its own")
-        return joined([role_mentions([int(role)]), text], ": ")
+        return joined([role_mentions([int(role)]), text], " — ")
     if action == "budget" and (found := _AUDIT_BUDGET.fullmatch(value)):
         monthly, member_daily = (None if cap == NO_CAP else cap for cap in found.groups())
         return caps_text(monthly, member_daily)

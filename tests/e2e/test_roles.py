@@ -90,9 +90,9 @@ async def test_a_vip_role_gets_more_images_a_day(stack: Stack) -> None:
     assert "all 3" in await refusal(stack, "vip")
 
     shown = await answer(stack, "show")
-    assert f"<@&{vip.id}>: Images per member per day: 3" in shown
+    assert f"<@&{vip.id}> — Images per member per day: 3" in shown
     limits = await answer(stack, "limits")
-    assert f"<@&{vip.id}>: Images per member per day: 3" in limits
+    assert f"<@&{vip.id}> — Images per member per day: 3" in limits
 
 
 async def test_clearing_a_roles_limits(stack: Stack) -> None:

@@ -101,7 +101,7 @@ def test_limits_embed_lists_the_roles_own_limits_only_when_there_are_some() -> N
     config = GuildConfig(GUILD, role_limits=(RoleLimits(VIP, daily_images=50),))
     shown = fields(limits_embed(tr("Limits changed"), Limits(cooldown_seconds=30), config))
     assert shown["Cooldown"] == "30 s" and shown["Images per member per day"] == "no limit"
-    assert shown["Roles (the most generous applies)"] == "<@&70>: Images per member per day: 50"
+    assert shown["Roles (the most generous applies)"] == "<@&70> — Images per member per day: 50"
     assert "Roles (the most generous applies)" not in fields(limits_embed(tr("Limits"), Limits(), GuildConfig(GUILD)))
 
 
@@ -152,7 +152,7 @@ def test_show_has_every_setting_and_the_latest_changes() -> None:
     assert shown["Models"] == f"`{FLUX}` (default)\n*bot-wide list (this server has none of its own)*"
     assert shown["Channels"] == "<#11>" and shown["Mod-log"] == "<#12>"
     assert len(shown["Blocked words (1)"]) == FIELD_LIMIT
-    assert shown["Limits per role (the most generous applies)"] == "<@&70>: Jobs at once: 2"
+    assert shown["Limits per role (the most generous applies)"] == "<@&70> — Jobs at once: 2"
     assert shown["Limits"] == "Cooldown: none · Images per member per day: no limit · Jobs at once: no limit"
     assert shown["Budget"] == "Monthly cap: none · Daily cap per member: none"
     assert (

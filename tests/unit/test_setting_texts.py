@@ -21,10 +21,10 @@ def test_recorded_limits_and_caps_read_as_words() -> None:
         "Cooldown: none · Images per member per day: 5 · Jobs at once: 1"
     )
     assert str(audit_value_text("limits role", "role=70 cooldown=- daily=3 concurrent=-")) == (
-        "<@&70>: Images per member per day: 3"
+        "<@&70> — Images per member per day: 3"
     )
     assert str(audit_value_text("limits role", "role=70 cooldown=- daily=- concurrent=-")) == (
-        "<@&70>: no limits of its own"
+        "<@&70> — no limits of its own"
     )
     assert str(audit_value_text("budget", "monthly=$5.00 member_daily=no cap")) == (
         "Monthly cap: $5.00 · Daily cap per member: none"
