@@ -116,3 +116,22 @@ def test_the_catalog_has_no_message_the_code_no_longer_has(catalog: Catalog) -> 
 def _is_command_text(key: str) -> bool:
     """Command names and descriptions come from the command tree, not from ``tr()`` (see test_command_texts)."""
     return False
+
+
+@pytest.mark.parametrize("language", REQUIRED_LANGUAGES)
+def test_a_message_in_several_files_of_a_language_reads_the_same_in_each(language: str) -> None:
+    """Catalog files are merged per language: one message translated two ways would depend on file order."""
+    from babel.messages.pofile import read_po
+
+    seen: dict[tuple[str | None, str], tuple[str, object]] = {}
+    clashes = []
+    for path in sorted((LOCALES / language).glob("*.po")):
+        with path.open("rb") as source:
+            for entry in read_po(source, locale=language):
+                if not entry.id:
+                    continue
+                key = (entry.context, entry.id if isinstance(entry.id, str) else entry.id[0])
+                first = seen.setdefault(key, (path.name, entry.string))
+                if first[1] != entry.string:
+                    clashes.append(f"{key[1]!r}: {first[0]} says {first[1]!r}, {path.name} says {entry.string!r}")
+    assert not clashes, "\n".join(clashes)
