@@ -244,7 +244,8 @@ def job_components(view: JobView, *, upscale: bool = False, locale: str | None =
     """The buttons under a job's message: Cancel while it runs; after, Re-roll, Remix and Delete, then U1…Un,
     V1…Vn and, on a single image, Vary (Subtle) and Vary (Strong), a row each.
 
-    ``locale``: the server's, the language of the labels. ``upscale``: an upscale model is set (``IMAGINE_UPSCALE_MODEL``). V and Vary need a generation whose model's
+    ``locale``: the server's, the language of the labels.
+    ``upscale``: an upscale model is set (``IMAGINE_UPSCALE_MODEL``). V and Vary need a generation whose model's
     schema takes an image. An upscale's result stands for the generation it came from (its origin): it gets
     Remix and Vary on that generation's model and options, and no Re-roll, U or V (it is no generation itself).
     """

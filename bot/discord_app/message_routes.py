@@ -28,8 +28,7 @@ from bot.media.images import ImageFile
 log = logging.getLogger(__name__)
 
 REFUSED = tr(
-    "Discord refused the message with the finished images, so they are not shown here, and nothing is charged "
-    "for them."
+    "Discord refused the message with the finished images, so they are not shown here, and nothing is charged for them."
 )
 UNREACHABLE = tr(
     "The job's message could no longer be reached to show the finished images, so they are not shown here, and "

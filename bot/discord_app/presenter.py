@@ -263,7 +263,8 @@ class DiscordPresenter:
             return self._last_render[1]
         locale = self.target.locale
         components = self._components(view, locale)
-        payload = dict(render_embed(view, locale).to_dict()), components.to_components() if components is not None else []
+        rows = components.to_components() if components is not None else []
+        payload = dict(render_embed(view, locale).to_dict()), rows
         self._last_render = view, payload
         return payload
 

@@ -50,8 +50,8 @@ TEXT_MAX = 100
 
 
 def valid_name(name: str) -> bool:
-    """Whether Discord takes ``name`` as a command, group or option name (``^[-_'\\p{L}\\p{N}\\p{sc=Deva}\\p{sc=Thai}]{1,32}$``,
-    lowercase where the letters have a case)."""
+    """Whether Discord takes ``name`` as a command, group or option name:
+    ``^[-_'\\p{L}\\p{N}\\p{sc=Deva}\\p{sc=Thai}]{1,32}$``, lowercase where the letters have a case."""
     return 1 <= len(name) <= NAME_MAX and name == name.lower() and all(_name_character(c) for c in name)
 
 
@@ -90,7 +90,10 @@ class CatalogTranslator(app_commands.Translator):
         return translated(kind, string.message, locale.value)
 
 
-def command_texts(commands: Iterable[app_commands.Command[Any, ..., Any] | app_commands.Group]) -> Iterator[tuple[str, str]]:
+AppCommand = app_commands.Command[Any, ..., Any] | app_commands.Group
+
+
+def command_texts(commands: Iterable[AppCommand]) -> Iterator[tuple[str, str]]:
     """Every ``(msgctxt, English text)`` the translator is asked for when ``commands`` (and everything under
     them) are synced."""
     for command in commands:

@@ -9,22 +9,17 @@ limits.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import string
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_file
-from discord import app_commands
-from discord.ext import commands
 
-from bot.discord_app.client import EXTENSIONS
 from bot.discord_app.translator import CHOICE, DESCRIPTION, NAME, TEXT_MAX, command_texts, valid_name
 from bot.i18n.catalogs import LOCALES, read_catalog
+from tests.i18n.command_tree import tree_commands
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED_LANGUAGES = ("de", "fr", "es_ES", "pt_BR")
@@ -50,19 +45,6 @@ def placeholders(text: str) -> set[str]:
 
 def _translations(message: Message) -> Iterator[str]:
     yield from (message.string if isinstance(message.string, tuple | list) else (message.string,))
-
-
-def tree_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.Group]:
-    """The top-level app commands of every cog the bot loads, as it syncs them (a cog made without its
-    ``__init__``: discord.py builds a cog's commands in ``__new__``)."""
-    found: list[app_commands.Command[Any, ..., Any] | app_commands.Group] = []
-    for extension in EXTENSIONS:
-        module = importlib.import_module(extension)
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, commands.Cog) and cls.__module__ == module.__name__:
-                cog = cls.__new__(cls)
-                found.extend([cog.app_command] if cog.app_command is not None else cog.get_app_commands())
-    return found
 
 
 CODE = code_messages()
@@ -143,8 +125,7 @@ def test_the_catalog_has_no_message_the_code_no_longer_has(catalog: Catalog) -> 
     stale = sorted(
         repr(entry.id) if entry.context is None else f"{entry.context}: {entry.id!r}"
         for entry in catalog
-        if entry.id
-        and not (_is_command_text(entry) if entry.context is not None else _key(entry) in known)
+        if entry.id and not (_is_command_text(entry) if entry.context is not None else _key(entry) in known)
     )
     assert not stale, f"{catalog.locale} translates texts the code no longer has: {stale}"
 
