@@ -72,7 +72,7 @@ async def test_the_synced_commands_carry_their_descriptions_in_every_language(st
     imagine = synced["imagine"]
     localized = imagine["description_localizations"]
     assert set(LANGUAGES) <= localized.keys(), localized
-    assert localized["de"] == "Erzeugt ein Bild aus einer Textbeschreibung"
+    assert localized["de"] == "Ein Bild aus einer Textbeschreibung erzeugen"
     assert localized["es-419"] == localized["es-ES"]  # Latin American Spanish reads the Spanish catalog
     assert "en-US" not in localized and "ja" not in localized  # English is the default; no Japanese catalog
     # The names stay as SPEC has them: what the guides, the answers and every member type.

@@ -85,7 +85,7 @@ def test_english_and_languages_without_a_catalog_get_no_localization() -> None:
     text = "Generate an image from a text prompt"
     assert translated(DESCRIPTION, text, "en-US") is None
     assert translated(DESCRIPTION, text, "ja") is None
-    assert translated(DESCRIPTION, text, "de") == "Erzeugt ein Bild aus einer Textbeschreibung"
+    assert translated(DESCRIPTION, text, "de") == "Ein Bild aus einer Textbeschreibung erzeugen"
     assert translated(DESCRIPTION, "not a text of the tree", "de") is None
 
 
