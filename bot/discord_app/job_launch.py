@@ -132,9 +132,9 @@ class JobLaunch:
             request = replace(request, notes=(admission.note, *request.notes))
         return request
 
-    def components(self, view: JobView) -> discord.ui.View:
-        """A job message's buttons."""
-        return job_components(view, upscale=self.bot.settings.upscale_model is not None)
+    def components(self, view: JobView, locale: str | None = None) -> discord.ui.View:
+        """A job message's buttons, labelled in ``locale`` (the server's)."""
+        return job_components(view, upscale=self.bot.settings.upscale_model is not None, locale=locale)
 
     def _recorder(self, job_id: str) -> TargetListener:
         """Tells the journal where the job's message is when it moves (found, or posted anew)."""
