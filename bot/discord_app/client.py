@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.base.clock import Clock
 from bot.core import Core, Tuning
 from bot.discord_app.buttons import ButtonHandler
+from bot.discord_app.command_sync import sync_globally_if_changed
 from bot.discord_app.health import gateway_check
 from bot.discord_app.modlog import DiscordModLogSink
 from bot.discord_app.sharding import IdentifyPacer
@@ -49,7 +50,8 @@ class ImagineBot(commands.AutoShardedBot):
     It runs the shards of ``DISCORD_SHARD_COUNT`` named by ``DISCORD_SHARD_IDS`` (every one when
     none are named), or, with no count set, as many as Discord recommends, all in this process.
     ``setup_hook`` runs once per process whatever the number of shards, so what it does (the
-    core, the HTTP server, the ``IMAGINE_SYNC_GUILD`` sync) happens once.
+    core, the HTTP server, the global command sync when the commands changed, the ``IMAGINE_SYNC_GUILD``
+    sync) happens once.
     """
 
     core: Core
@@ -62,13 +64,19 @@ class ImagineBot(commands.AutoShardedBot):
         tuning: Tuning | None = None,
         resume_jobs: bool = True,
         serve_http: bool = False,
+        sync_at_start: bool = True,
         **options: Any,
     ) -> None:
         """``resume_jobs``: finish the jobs a previous run left unfinished (not for ``sync``);
-        ``serve_http``: start the HTTP server if ``IMAGINE_HTTP_LISTEN`` is set (only for ``run``).
+        ``serve_http``: start the HTTP server if ``IMAGINE_HTTP_LISTEN`` is set (only for ``run``);
+        ``sync_at_start``: sync the commands globally if they changed, and to ``IMAGINE_SYNC_GUILD`` (not for
+        ``sync``, which syncs where it is told).
 
         ``options`` go to :class:`discord.ext.commands.AutoShardedBot` (tests pass ``guild_ready_timeout``).
         """
+        # The bot has no voice: discord.py's warnings that voice's libraries are missing concern no owner.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
         if settings.shard_ids is not None:
@@ -87,6 +95,7 @@ class ImagineBot(commands.AutoShardedBot):
         self._tuning = tuning
         self.resume_jobs = resume_jobs
         self.serve_http = serve_http
+        self.sync_at_start = sync_at_start
         self.http_server: HttpServer | None = None
         # What the persistent buttons do when pressed; set while the /imagine cog is loaded.
         self.button_handler: ButtonHandler | None = None
@@ -104,6 +113,15 @@ class ImagineBot(commands.AutoShardedBot):
             await self.http_server.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        if self.sync_at_start:
+            await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Sync globally if the commands changed since the last recorded sync, then to ``IMAGINE_SYNC_GUILD``.
+
+        Last in ``setup_hook``: the tree (its translator too) is complete.
+        """
+        await sync_globally_if_changed(self.tree, self.core.repository, now=self.core.clock.now())
         if self.settings.sync_guild:
             guild = discord.Object(self.settings.sync_guild)
             self.tree.copy_global_to(guild=guild)
