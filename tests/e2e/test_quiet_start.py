@@ -18,7 +18,10 @@ async def test_a_start_logs_no_warning_and_python_warns_of_nothing(tmp_path: Pat
         process = BotProcess(api, fake, guild, tmp_path, LOG_LEVEL="INFO", PYTHONWARNINGS="default")
         try:
             await process.start()
-            await asyncio.sleep(1)  # on_ready and what follows it
+            for _ in range(100):  # on_ready (after discord.py waits for the guilds), at most 10 s
+                if "logged in as" in process.output():
+                    break
+                await asyncio.sleep(0.1)
         finally:
             await process.stop()
         output = process.output()
