@@ -31,6 +31,7 @@ from bot.discord_app.admin_views import (
     words_embed,
 )
 from bot.discord_app.answers import reply_privately
+from bot.discord_app.usage_answer import answer_usage
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 from bot.storage import LimitChanges, Repository
 
@@ -335,7 +336,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
             await reply_privately(interaction, f"❌ days must be from 1 to {MAX_DAYS}, got {days}.")
             return
         report = await usage_report(self._repository, guild_id, days=days, now=self.bot.core.clock.now())
-        await reply_privately(interaction, embed=usage_embed(report))
+        await answer_usage(interaction, report, usage_embed(report))
 
     async def _role_limits(
         self, interaction: discord.Interaction, role: discord.Role, changes: LimitChanges, *, clear: bool
