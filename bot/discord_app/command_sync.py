@@ -15,7 +15,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.storage import CommandSyncBusy, Repository
+from bot.storage import Repository, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ async def sync_globally_if_changed(
     except discord.HTTPException as exc:
         log.error("could not sync the commands globally (%s); they stay as they were", exc.text or exc.status)
         return False
-    except CommandSyncBusy as exc:
-        log.warning("did not sync the commands: %s", exc)
+    except StorageError as exc:  # another process held the sync too long, or the database failed: next start
+        log.warning("did not sync the commands globally: %s", exc)
         return False
     if ran:
         log.info("synced %d commands globally (they changed since the last sync)", len(synced))

@@ -31,7 +31,7 @@ async def test_the_usage_answer_carries_the_chart_and_the_command_line_writes_it
     handle = await stack.admin("usage", days=7)
     callback = await handle.wait_callback(accepted_only=True)
     assert callback.type == CallbackType.DEFERRED_CHANNEL_MESSAGE
-    message = await handle.wait_message(lambda m: not m.current.loading)
+    message = await handle.wait_message(lambda m: not m.current.loading, timeout=20)
     assert message.ephemeral
     (chart,) = message.attachments
     assert chart.filename == "usage.png"
@@ -55,7 +55,7 @@ async def test_a_period_without_jobs_has_no_chart_in_discord_and_a_chart_saying_
     stack = await make_stack()
     handle = await stack.admin("usage")
     await handle.wait_callback(accepted_only=True)
-    message = await handle.wait_message(lambda m: not m.current.loading)
+    message = await handle.wait_message(lambda m: not m.current.loading, timeout=20)
     assert message.attachments == ()
     assert "No /imagine jobs in this period." in str(message.embeds)
 
