@@ -10,6 +10,7 @@ import pytest
 from bot.discord_app.client import ImagineBot
 from tests.e2e.bot_process import BotProcess, stop_all
 from tests.e2e.conftest import DISCORD_TOKEN, StackFactory
+from tests.e2e.test_cli import base_env, cli
 from tests.fakes.discord import FakeDiscord, Routes
 from tests.fakes.replicate import FakeReplicate
 
@@ -84,3 +85,25 @@ async def test_two_processes_starting_at_once_on_postgresql_sync_once(postgres_u
             assert sum("synced" in out and "commands globally" in out for out in outputs) == 1, outputs
         finally:
             await stop_all(processes)
+
+
+async def test_python_m_bot_sync_always_syncs_and_records_the_global_digest(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    stack = await make_stack()
+    assert global_syncs(stack.discord) == 1
+    await stack.stop_bot()
+    env = base_env(
+        DISCORD_TOKEN=DISCORD_TOKEN,
+        DISCORD_API_BASE=stack.discord.http_base,
+        DISCORD_GATEWAY_URL=stack.discord.gateway_url,
+        DATABASE_URL=stack.settings.database_url,
+    )
+    result = await cli("sync", env=env, cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert global_syncs(stack.discord) == 2  # forced, though nothing changed
+    in_guild = await cli("sync", "--guild", str(stack.other.id), env=env, cwd=tmp_path)
+    assert in_guild.code == 0, in_guild.err
+    assert global_syncs(stack.discord) == 2
+    await stack.start_bot()
+    assert global_syncs(stack.discord) == 2  # what sync recorded is what the bot has
