@@ -29,6 +29,7 @@ from bot.core import Core
 from bot.jobs.handles import Job
 from bot.jobs.model import JobState, JobView
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, check_days, report_tables, report_title, usage_report
+from bot.moderation.usage_chart import usage_chart_png
 from bot.settings import Settings, SettingsError, database_password, load_database_url, load_environment, load_settings
 from bot.storage import StorageError, migrate, open_repository
 from bot.storage.common import check_id
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument(
         "--days", type=_days, default=DEFAULT_DAYS, metavar="N", help=f"the last N days, 1-{MAX_DAYS} (default 30)"
     )
+    usage.add_argument("--chart", type=Path, metavar="FILE", help="also write the chart (PNG) to FILE")
 
     commands.add_parser("migrate", help="apply the database migrations to DATABASE_URL and exit")
     return parser
@@ -284,13 +286,17 @@ def _storage_problem(exc: StorageError) -> int:
     return EXIT_USAGE
 
 
-def print_usage(guild_id: int, days: int, out: TextIO | None = None) -> int:
-    """``python -m bot usage``: the figures of ``/imagine-admin usage``, for an owner; reads only ``DATABASE_URL``."""
+def print_usage(guild_id: int, days: int, out: TextIO | None = None, *, chart: Path | None = None) -> int:
+    """``python -m bot usage``: the figures of ``/imagine-admin usage``, for an owner; reads only ``DATABASE_URL``.
+
+    ``chart``: also write the chart ``/imagine-admin usage`` attaches there (a PNG; one saying so when the
+    period has no job).
+    """
     url = _database_url()
     if isinstance(url, int):
         return url
 
-    async def report() -> None:
+    async def report() -> bytes | None:
         repository = await open_repository(url)
         try:
             found = await usage_report(repository, guild_id, days=days, now=SystemClock().now())
@@ -302,11 +308,19 @@ def print_usage(guild_id: int, days: int, out: TextIO | None = None) -> int:
             print(f"\n{title}", file=write)
             for line in lines:
                 print(f"  {line}", file=write)
+        return None if chart is None else await usage_chart_png(found, locale=None)
 
     try:
-        asyncio.run(report())
+        png = asyncio.run(report())
     except StorageError as exc:
         return _storage_problem(exc)
+    if chart is not None and png is not None:
+        try:
+            chart.write_bytes(png)
+        except OSError as exc:
+            print(f"error: --chart: could not write {chart}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"\nChart written to {chart}", file=out or sys.stdout)
     return EXIT_OK
 
 
@@ -339,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "migrate":
         return migrate_database()
     if command == "usage":
-        return print_usage(args.guild, args.days)
+        return print_usage(args.guild, args.days, chart=args.chart)
     if command == "imagine":
         settings = _settings(require_replicate=True)
         if isinstance(settings, int):

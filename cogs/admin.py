@@ -37,6 +37,7 @@ from bot.discord_app.admin_views import (
     words_embed,
 )
 from bot.discord_app.answers import reply_privately
+from bot.discord_app.usage_answer import answer_usage, defer_usage
 from bot.i18n import Text, tr
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 from bot.storage import LimitChanges, Repository
@@ -346,8 +347,9 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
                 interaction, tr("❌ `days` goes from 1 to {most}; you gave {days}.", most=MAX_DAYS, days=days)
             )
             return
+        await defer_usage(interaction)
         report = await usage_report(self._repository, guild_id, days=days, now=self.bot.core.clock.now())
-        await reply_privately(interaction, embed=usage_embed(report, locale=_locale(interaction)))
+        await answer_usage(interaction, report, usage_embed(report, locale=_locale(interaction)))
 
     async def _role_limits(
         self, interaction: discord.Interaction, role: discord.Role, changes: LimitChanges, *, clear: bool

@@ -8,5 +8,12 @@ Owns the ``commands.Bot`` subclass that wires :class:`bot.core.Core` in ``setup_
 suggestions' buttons (:mod:`.describe_command`, :mod:`.describe_answer`), and what moderators and members
 read (:mod:`.admin_views`, :mod:`.history`, :mod:`.modlog`, :mod:`.answers`), what a member may do
 (:mod:`.members`), attachments checked before they are used (:mod:`.attachments`), the gateway's health
-check (:mod:`.health`). May import every layer below it; the cogs in ``cogs/`` are thin commands over it.
+check (:mod:`.health`), the commands synced when they changed (:mod:`.command_sync`). May import every layer
+below it; the cogs in ``cogs/`` are thin commands over it.
 """
+
+import warnings
+
+# discord.py imports ``audioop`` (deprecated since Python 3.11) for voice; the bot has no voice, so the
+# warning concerns no owner. Set before anything here imports discord.
+warnings.filterwarnings("ignore", message="'audioop' is deprecated", category=DeprecationWarning)

@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.base.clock import Clock
 from bot.core import Core, Tuning
 from bot.discord_app.buttons import ButtonHandler
+from bot.discord_app.command_sync import sync_if_changed
 from bot.discord_app.health import gateway_check
 from bot.discord_app.modlog import DiscordModLogSink
 from bot.discord_app.sharding import IdentifyPacer
@@ -50,7 +51,8 @@ class ImagineBot(commands.AutoShardedBot):
     It runs the shards of ``DISCORD_SHARD_COUNT`` named by ``DISCORD_SHARD_IDS`` (every one when
     none are named), or, with no count set, as many as Discord recommends, all in this process.
     ``setup_hook`` runs once per process whatever the number of shards, so what it does (the
-    core, the HTTP server, the ``IMAGINE_SYNC_GUILD`` sync) happens once.
+    core, the HTTP server, the global command sync when the commands changed, the ``IMAGINE_SYNC_GUILD``
+    sync) happens once.
     """
 
     core: Core
@@ -63,13 +65,19 @@ class ImagineBot(commands.AutoShardedBot):
         tuning: Tuning | None = None,
         resume_jobs: bool = True,
         serve_http: bool = False,
+        sync_at_start: bool = True,
         **options: Any,
     ) -> None:
         """``resume_jobs``: finish the jobs a previous run left unfinished (not for ``sync``);
-        ``serve_http``: start the HTTP server if ``IMAGINE_HTTP_LISTEN`` is set (only for ``run``).
+        ``serve_http``: start the HTTP server if ``IMAGINE_HTTP_LISTEN`` is set (only for ``run``);
+        ``sync_at_start``: sync the commands globally if they changed, and to ``IMAGINE_SYNC_GUILD`` (not for
+        ``sync``, which syncs where it is told).
 
         ``options`` go to :class:`discord.ext.commands.AutoShardedBot` (tests pass ``guild_ready_timeout``).
         """
+        # The bot has no voice: discord.py's warnings that voice's libraries are missing concern no owner.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
         if settings.shard_ids is not None:
@@ -88,6 +96,7 @@ class ImagineBot(commands.AutoShardedBot):
         self._tuning = tuning
         self.resume_jobs = resume_jobs
         self.serve_http = serve_http
+        self.sync_at_start = sync_at_start
         self.http_server: HttpServer | None = None
         # What the persistent buttons do when pressed; set while the /imagine cog is loaded.
         self.button_handler: ButtonHandler | None = None
@@ -107,20 +116,19 @@ class ImagineBot(commands.AutoShardedBot):
         await self.tree.set_translator(CatalogTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        if self.sync_at_start:
+            await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Sync globally if the commands changed since the last recorded sync, and to ``IMAGINE_SYNC_GUILD``
+        (development) if they changed since that guild's last one.
+
+        Last in ``setup_hook``: the tree (its translator too) is complete.
+        """
+        now = self.core.clock.now()
+        await sync_if_changed(self.tree, self.core.repository, now=now)
         if self.settings.sync_guild:
-            guild = discord.Object(self.settings.sync_guild)
-            self.tree.copy_global_to(guild=guild)
-            try:
-                synced = await self.tree.sync(guild=guild)
-            except discord.HTTPException as exc:
-                log.error(
-                    "IMAGINE_SYNC_GUILD: could not sync commands to guild %s (%s); is the bot in it, "
-                    "invited with the applications.commands scope?",
-                    self.settings.sync_guild,
-                    exc.text or exc.status,
-                )
-            else:
-                log.info("synced %d commands to guild %s", len(synced), self.settings.sync_guild)
+            await sync_if_changed(self.tree, self.core.repository, discord.Object(self.settings.sync_guild), now=now)
 
     async def launch_shards(self) -> None:
         """Learn Discord's shard recommendation and identify concurrency, then connect the shards.

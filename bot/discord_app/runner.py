@@ -11,6 +11,7 @@ import discord
 
 from bot.core import StartupError
 from bot.discord_app.client import ImagineBot, configure_endpoints
+from bot.discord_app.command_sync import forced_sync
 from bot.ops.http_server import ListenError
 from bot.settings import Settings
 from bot.storage import StorageError
@@ -29,7 +30,7 @@ async def _with_bot(settings: Settings, action: Callable[[ImagineBot], Awaitable
     ``running``: the bot itself (resumes jobs, serves HTTP), not a one-off command.
     """
     configure_endpoints(settings)
-    bot = ImagineBot(settings, resume_jobs=running, serve_http=running)
+    bot = ImagineBot(settings, resume_jobs=running, serve_http=running, sync_at_start=running)
     try:
         async with bot:
             return await action(bot)
@@ -68,14 +69,13 @@ async def run_bot(settings: Settings) -> int:
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:
-    """Register the slash commands globally, or in one guild (instant)."""
+    """Register the slash commands globally (recording what was synced, as a start-up sync does), or in one
+    guild (instant), whether or not they changed."""
 
     async def sync(bot: ImagineBot) -> int:
         await bot.login(_token(settings))
         guild = discord.Object(guild_id) if guild_id else None
-        if guild is not None:
-            bot.tree.copy_global_to(guild=guild)
-        synced = await bot.tree.sync(guild=guild)
+        synced = await forced_sync(bot.tree, bot.core.repository, guild, now=bot.core.clock.now())
         where = f"guild {guild_id}" if guild_id else "globally"
         print(f"synced {len(synced)} commands {where}: {', '.join('/' + c.name for c in synced)}")
         return 0

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from bot.base.money import usd
 from bot.i18n import Text, tr, tr_n
-from bot.storage import JobTally, Repository
+from bot.storage import DayTally, JobTally, Repository
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
@@ -55,6 +55,13 @@ class UsageReport:
     """Every member with jobs in the period, the biggest spenders (then most jobs) first."""
     models: tuple[tuple[str, Tally], ...]
     """Every model used in the period, in the same order."""
+    daily: tuple[DayTally, ...] = ()
+    """Jobs, images and spend per UTC day and model (what the chart draws), by day then model."""
+
+    def days_covered(self) -> tuple[date, ...]:
+        """Every UTC day of the period, the first (``since``'s) to the last (``until``'s), in order."""
+        first, last = self.since.date(), self.until.date()
+        return tuple(first + timedelta(days=n) for n in range((last - first).days + 1))
 
 
 def check_days(days: int) -> int:
@@ -68,6 +75,7 @@ async def usage_report(repository: Repository, guild_id: int, *, days: int, now:
     """The server's usage over the ``days`` days before ``now`` (jobs counted by when they were accepted)."""
     since = now - timedelta(days=check_days(days))
     tallies = await repository.job_tallies(guild_id, since=since)
+    daily = await repository.job_day_tallies(guild_id, since=since)
     return UsageReport(
         guild_id=guild_id,
         days=days,
@@ -76,6 +84,7 @@ async def usage_report(repository: Repository, guild_id: int, *, days: int, now:
         total=sum((_tally(row) for row in tallies), Tally()),
         members=_ranked(tallies, lambda row: row.member_id),
         models=_ranked(tallies, lambda row: row.model),
+        daily=tuple(sorted(daily, key=lambda row: (row.day, row.model))),
     )
 
 

@@ -32,6 +32,22 @@ class DatabaseUnavailable(StorageError):
     """
 
 
+class CommandSyncBusy(StorageError):
+    """Another process held the command sync longer than a syncer waits for it."""
+
+
+@dataclass(frozen=True)
+class DayTally:
+    """A server's jobs with one model on one UTC day (by when they were created), from the journal."""
+
+    day: date
+    model: str
+    jobs: int
+    images: int
+    cost: int
+    """Micro-dollars booked for the jobs that ended."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-member limits of one server; 0 means no limit."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -10,6 +10,7 @@ from bot.storage.records import (
     AuditEntry,
     Budget,
     Charge,
+    DayTally,
     GuildConfig,
     JobRecord,
     JobTally,
@@ -190,6 +191,10 @@ class Repository(Protocol):
         """The server's jobs created since ``since``, counted per member and model."""
         ...
 
+    async def job_day_tallies(self, guild_id: int, *, since: datetime) -> list[DayTally]:
+        """The server's jobs created since ``since``, counted per UTC day of creation and model."""
+        ...
+
     async def refund_job(self, job_id: str, guild_id: int, member_id: int, images: int, *, day: date) -> bool:
         """Like :meth:`refund` for a journaled job, up to ``images`` in all per job (a resumed job may end twice).
 
@@ -306,6 +311,22 @@ class Repository(Protocol):
         (0: identify at once); ``math.inf`` if it is more than ``within`` seconds away (then nothing is
         reserved: the queue does not grow past what anyone can wait); or ``None`` where one process runs
         every shard (SQLite): it paces itself.
+        """
+        ...
+
+    # ------------------------------------------------------------- command syncs
+
+    async def synced_digest(self, scope: str) -> str | None:
+        """The digest of the commands last synced to ``scope`` (``global`` or a guild id), if any was recorded."""
+        ...
+
+    async def sync_commands_once(
+        self, scope: str, digest: str, sync: Callable[[], Awaitable[object]], *, now: datetime, force: bool = False
+    ) -> bool:
+        """Run ``sync`` and record ``digest`` for ``scope``, unless the last recorded sync had ``digest`` (``force``:
+        run it all the same); ``False`` if it did not run. One syncer at a time across every process: a second
+        waits for the first, then finds its digest. Nothing is recorded when ``sync`` raises. Raises
+        :class:`CommandSyncBusy` when another process held the sync too long.
         """
         ...
 

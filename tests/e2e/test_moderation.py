@@ -34,7 +34,8 @@ async def answer(stack: Stack, command: str, user: str = "moderator", **options:
     handle = await stack.admin(command, user, **options)
     callback = await handle.wait_callback(accepted_only=True)
     if callback.type == CallbackType.DEFERRED_CHANNEL_MESSAGE:
-        message = await handle.wait_message(lambda m: not m.current.loading)
+        # Deferred: the answer may take a while (usage draws its chart on a worker thread).
+        message = await handle.wait_message(lambda m: not m.current.loading, timeout=20)
         assert message.ephemeral
         return message.content + str(message.embeds)
     assert callback.ephemeral, f"{command}: answer is not ephemeral"

@@ -4,12 +4,21 @@ received webhooks announced to every process by ``NOTIFY``."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
 
 from bot.storage.common import check_id
 from bot.storage.postgres.base import PostgresBase
 from bot.storage.postgres.notifications import WEBHOOK_CHANNEL
+from bot.storage.records import CommandSyncBusy
 from bot.storage.shared.dialect import Executor
+
+COMMAND_SYNC_LOCK = 0x696D6167696E66
+"""The ``pg_advisory_xact_lock`` key one command syncer holds at a time (next to the migrations' key)."""
+COMMAND_SYNC_WAIT = "120s"
+"""How long a process waits for another's command sync before it gives up (``lock_timeout``)."""
 
 MAX_TURN_AHEAD = 86_400.0
 """Seconds an identify turn may be reserved ahead at most, whatever is asked (``make_interval`` takes no
@@ -39,6 +48,19 @@ class PostgresCluster(PostgresBase):
                 min(within, MAX_TURN_AHEAD),
             )
         return math.inf if wait is None else max(0.0, float(wait))
+
+    @asynccontextmanager
+    async def _command_sync_lock(self) -> AsyncIterator[None]:
+        """An advisory lock in a transaction of its own, held while one process syncs and records; the lock
+        goes with the transaction, so a process that dies mid-sync frees it. Waiting past
+        :data:`COMMAND_SYNC_WAIT` raises :class:`~bot.storage.CommandSyncBusy`."""
+        async with self._transaction() as conn:
+            await conn.execute(f"SET LOCAL lock_timeout = '{COMMAND_SYNC_WAIT}'")
+            try:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", COMMAND_SYNC_LOCK)
+            except asyncpg.LockNotAvailableError:
+                raise CommandSyncBusy(f"another process held the command sync for over {COMMAND_SYNC_WAIT}") from None
+            yield
 
     async def _webhook_recorded(self, db: Executor, prediction_id: str) -> None:
         # Delivered on commit, to every process's listener (this one's too).

@@ -32,6 +32,7 @@ class PostgresDialect(Dialect):
         "seq": "seq",
         "now": "now()",
         "ago": "now() - make_interval(secs => ?)",
+        "created_day": "(created_at AT TIME ZONE 'UTC')::date",
     }
 
 

@@ -24,7 +24,7 @@ from bot.storage.common import (
     usage_on,
     utc,
 )
-from bot.storage.records import Budget, Charge, JobRecord, JobTally, Limits, Spend, Usage
+from bot.storage.records import Budget, Charge, DayTally, JobRecord, JobTally, Limits, Spend, Usage
 from bot.storage.shared.base import SqlBase
 from bot.storage.shared.dialect import Executor, Row
 
@@ -37,6 +37,13 @@ TALLY_SQL = (
 )
 """:meth:`~bot.storage.Repository.job_tallies`'s query: failures are jobs that failed or timed out (a canceled
 job is not one)."""
+
+
+DAY_TALLY_SQL = (
+    "SELECT {created_day}, model, COUNT(*), COALESCE(SUM(images_delivered), 0), COALESCE(SUM(cost), 0) "
+    "FROM jobs WHERE guild_id = ? AND created_at >= ? GROUP BY {created_day}, model"
+)
+""":meth:`~bot.storage.Repository.job_day_tallies`'s query (at most a row per day and model)."""
 
 
 class SqlUsage(SqlBase):
@@ -337,3 +344,10 @@ class SqlUsage(SqlBase):
             JobTally(None if row[0] is None else int(row[0]), str(row[1]), *(int(figure) for figure in row[2:]))
             for row in rows
         ]
+
+    async def job_day_tallies(self, guild_id: int, *, since: datetime) -> list[DayTally]:
+        """The server's jobs created since ``since``, per UTC day and model."""
+        check_id("guild_id", guild_id)
+        async with self._reading() as db:
+            rows = await db.all(DAY_TALLY_SQL, guild_id, utc(since, "since"))
+        return [DayTally(db.dialect.day(row[0]), str(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in rows]

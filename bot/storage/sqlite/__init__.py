@@ -11,7 +11,9 @@ Its schema is built by :mod:`bot.storage.migrations` from :mod:`bot.storage.sche
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from bot.storage.shared.repository import SqlRepository
 from bot.storage.sqlite.base import MEMORY
@@ -26,6 +28,16 @@ class SqliteRepository(SqliteSettings, SqlRepository):
     One process: it paces its Discord identifies itself, and the process that records a webhook is the one
     that runs its job.
     """
+
+    _sync_lock: asyncio.Lock | None = None
+
+    @asynccontextmanager
+    async def _command_sync_lock(self) -> AsyncIterator[None]:
+        """One process: a lock of its own (the database's writer lock is not held across Discord's answer)."""
+        if self._sync_lock is None:
+            self._sync_lock = asyncio.Lock()
+        async with self._sync_lock:
+            yield
 
     async def take_identify_turn(self, bot_id: int, bucket: int, *, spacing: float, within: float) -> float | None:
         """``None``: the one process runs every shard and paces its identifies itself."""

@@ -48,6 +48,7 @@ class SqliteDialect(Dialect):
         "seq": "rowid",
         "now": _CLOCK.format(""),
         "ago": _CLOCK.format(", ?"),
+        "created_day": "substr(created_at, 1, 10)",  # ISO-8601 text in UTC starts with the day
     }
 
     def moment(self, value: Any) -> datetime:
