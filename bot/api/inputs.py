@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.base.errors import InputRejected
+from bot.i18n import Text, tr
 
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21", "4:5", "5:4")
 PROMPT_MAX = 1500
@@ -62,19 +63,35 @@ class ImagineOptions:
     def check(self) -> None:
         """Refuse values outside ``/imagine``'s own ranges, whatever the model."""
         if not self.prompt or not self.prompt.strip():
-            raise InputRejected("The prompt is empty: describe the image you want.")
+            raise InputRejected(tr("The prompt is empty: describe the image you want."))
         if len(self.prompt) > PROMPT_MAX:
-            raise InputRejected(f"The prompt is {len(self.prompt)} characters long; the limit is {PROMPT_MAX}.")
+            raise InputRejected(
+                tr(
+                    "The prompt is {length} characters long; the limit is {limit}.",
+                    length=len(self.prompt),
+                    limit=PROMPT_MAX,
+                )
+            )
         if self.aspect_ratio is not None and self.aspect_ratio not in ASPECT_RATIOS:
-            raise InputRejected(f"aspect_ratio {self.aspect_ratio!r} is not one of {', '.join(ASPECT_RATIOS)}.")
+            raise InputRejected(
+                tr(
+                    "aspect_ratio {value} is not one of {ratios}.",
+                    value=repr(self.aspect_ratio),
+                    ratios=", ".join(ASPECT_RATIOS),
+                )
+            )
         if self.count is not None and not 1 <= self.count <= COUNT_MAX:
-            raise InputRejected(f"count must be between 1 and {COUNT_MAX}, not {self.count}.")
+            raise InputRejected(
+                tr("count must be between 1 and {most}, not {count}.", most=COUNT_MAX, count=self.count)
+            )
         if self.seed is not None and self.seed < 0:
-            raise InputRejected(f"seed must be 0 or more, not {self.seed}.")
+            raise InputRejected(tr("seed must be 0 or more, not {seed}.", seed=self.seed))
         if self.image is not None and not self.image.startswith(("https://", "http://", "data:image/")):
-            raise InputRejected("The image to start from must be an uploaded image.")
+            raise InputRejected(tr("The image to start from must be an uploaded image."))
         if self.strength is not None and not (math.isfinite(self.strength) and 0 <= self.strength <= 1):
-            raise InputRejected(f"A variation's strength must be from 0 to 1, not {self.strength}.")
+            raise InputRejected(
+                tr("A variation's strength must be from 0 to 1, not {strength}.", strength=self.strength)
+            )
 
 
 def media_type(content_type: str | None) -> str:
@@ -82,22 +99,35 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def check_image_upload(content_type: str | None, size: int, filename: str = "the file") -> None:
+def check_image_upload(content_type: str | None, size: int, filename: str | Text | None = None) -> None:
     """Refuse an uploaded file that cannot be a model's image input: not an image, or too big."""
     kind = media_type(content_type)
+    name = tr("the file") if filename is None else filename
     if not kind.startswith("image/"):
-        raise InputRejected(f"{filename} is not an image ({kind or 'unknown type'}); attach a PNG, JPEG or WebP.")
+        raise InputRejected(
+            tr(
+                "{file} is not an image ({type}); attach a PNG, JPEG or WebP.",
+                file=name,
+                type=kind or tr("unknown type"),
+            )
+        )
     if kind not in IMAGE_TYPES:
-        raise InputRejected(f"{filename} is a {kind} image, which models cannot read; attach a PNG, JPEG or WebP.")
+        raise InputRejected(
+            tr("{file} is a {type} image, which models cannot read; attach a PNG, JPEG or WebP.", file=name, type=kind)
+        )
     check_image_size(size, filename)
 
 
-def check_image_size(size: int, filename: str = "the file") -> None:
+def check_image_size(size: int, filename: str | Text | None = None) -> None:
     """Refuse an uploaded image larger than :data:`IMAGE_MAX_BYTES`."""
     if size > IMAGE_MAX_BYTES:
         raise InputRejected(
-            f"{filename} is {size / 1024 / 1024:.1f} MiB; images to start from may be up to "
-            f"{IMAGE_MAX_BYTES // 1024 // 1024} MiB."
+            tr(
+                "{file} is {size} MiB; images to start from may be up to {limit} MiB.",
+                file=tr("the file") if filename is None else filename,
+                size=f"{size / 1024 / 1024:.1f}",
+                limit=IMAGE_MAX_BYTES // 1024 // 1024,
+            )
         )
 
 
@@ -209,7 +239,7 @@ class PlannedInputs:
     """The inputs to send, and notes for the member about options the model does not take."""
 
     inputs: dict[str, Any]
-    notes: tuple[str, ...] = ()
+    notes: tuple[Text | str, ...] = ()
     images_expected: int = 1
     image_input: str | None = None
     """The model's image input, where its schema shows one (a result of it can be varied)."""
@@ -223,47 +253,63 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
     """
     options.check()
     inputs: dict[str, Any] = {"prompt": options.prompt}
-    notes: list[str] = []
+    notes: list[Text | str] = []
     image_input = schema.image_input if schema is not None else None
     if options.image is not None:
         if schema is None:
             # No schema to read the input's name from: send it under the usual name and say so; a model
             # that calls it something else answers with a 422 whose text the member sees.
             inputs[UNCHECKED_IMAGE_NAME] = options.image
-            notes.append(f"The API shows no input list for this model, so the image went as `{UNCHECKED_IMAGE_NAME}`.")
+            notes.append(
+                tr(
+                    "The API shows no input list for this model, so the image went as `{name}`.",
+                    name=UNCHECKED_IMAGE_NAME,
+                )
+            )
         elif image_input is None:
-            raise InputRejected("This model takes no image to start from; pick one that does, or leave out the image.")
+            raise InputRejected(
+                tr("This model takes no image to start from; pick one that does, or leave out the image.")
+            )
         else:
             inputs[image_input] = options.image
             if not schema.has("prompt"):
                 del inputs["prompt"]  # an image-only model (an upscaler): the image is the whole request
     elif schema is not None and schema.needs_image:
-        raise InputRejected("This model needs an image to start from: attach one with the `image` option.")
+        raise InputRejected(tr("This model needs an image to start from: attach one with the `image` option."))
 
     if options.count is not None:
         name = _count_name(schema)
         if name is not None:
             inputs[name] = options.count
         elif options.count > 1:
-            notes.append(f"This model makes one image per request, so count {options.count} was ignored.")
+            notes.append(
+                tr("This model makes one image per request, so count {count} was ignored.", count=options.count)
+            )
     if options.aspect_ratio is not None:
         if schema is None or schema.has("aspect_ratio"):
             inputs["aspect_ratio"] = options.aspect_ratio
         elif schema.has("width") and schema.has("height"):
             inputs.update(_dimensions(options.aspect_ratio, schema))
         else:
-            notes.append(f"This model has no aspect ratio setting, so {options.aspect_ratio} was ignored.")
+            notes.append(
+                tr("This model has no aspect ratio setting, so {ratio} was ignored.", ratio=options.aspect_ratio)
+            )
     if options.seed is not None:
         if schema is None or schema.has("seed"):
             inputs["seed"] = options.seed
         else:
-            notes.append("This model does not take a seed, so the seed was ignored.")
+            notes.append(tr("This model does not take a seed, so the seed was ignored."))
     if options.negative_prompt is not None:
         name = _negative_name(schema)
         if name is not None:
             inputs[name] = options.negative_prompt
         else:
-            notes.append(f"This model does not take a negative prompt, so --no {options.negative_prompt} was ignored.")
+            notes.append(
+                tr(
+                    "This model does not take a negative prompt, so --no {negative} was ignored.",
+                    negative=options.negative_prompt,
+                )
+            )
     if options.strength is not None:
         name = schema.strength_input if schema is not None else None
         if name is not None:
@@ -271,16 +317,21 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
         elif schema is None:
             # No input list to read the strength's name from, and no name common enough to guess: a wrong
             # one would fail the job, a missing one only leaves the model's default.
-            notes.append("The API shows no input list for this model, so the variation keeps the model's strength.")
+            notes.append(tr("The API shows no input list for this model, so the variation keeps the model's strength."))
         else:
-            notes.append(f"This model has no strength setting, so the strength {options.strength} was ignored.")
+            notes.append(
+                tr(
+                    "This model has no strength setting, so the strength {strength} was ignored.",
+                    strength=options.strength,
+                )
+            )
     for key, value in options.extra.items():
         if key == "prompt":
-            raise InputRejected("Give the prompt as the prompt itself, not as an extra input.")
+            raise InputRejected(tr("Give the prompt as the prompt itself, not as an extra input."))
         if key in inputs and key == (image_input or UNCHECKED_IMAGE_NAME) and options.image is not None:
-            raise InputRejected(f"Give the image once: as the image option or as {key}, not both.")
+            raise InputRejected(tr("Give the image once: as the image option or as {key}, not both.", key=key))
         if schema is not None and not schema.has(key):
-            raise InputRejected(f"This model has no input called {key!r}.")
+            raise InputRejected(tr("This model has no input called {key}.", key=repr(key)))
         inputs[key] = _coerce(key, value, schema.properties[key] if schema else None)
 
     if schema is not None:
@@ -353,7 +404,7 @@ def _coerce(key: str, value: Any, prop: Property | None) -> Any:
         if kind == "string":
             return value
     except ValueError:
-        raise InputRejected(f"{key} must be a {kind}, not {value!r}.") from None
+        raise InputRejected(tr("{key} must be a {type}, not {value}.", key=key, type=kind, value=repr(value))) from None
     try:
         return json.loads(value)
     except ValueError:
@@ -363,17 +414,38 @@ def _coerce(key: str, value: Any, prop: Property | None) -> Any:
 def _check(prop: Property, value: Any) -> None:
     if prop.enum is not None and value not in prop.enum:
         allowed = ", ".join(str(item) for item in prop.enum)
-        raise InputRejected(f"This model does not accept {prop.name} {value!r}; it takes one of: {allowed}.")
+        raise InputRejected(
+            tr(
+                "This model does not accept {name} {value}; it takes one of: {allowed}.",
+                name=prop.name,
+                value=repr(value),
+                allowed=allowed,
+            )
+        )
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     if prop.type == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
-        raise InputRejected(f"{prop.name} must be a whole number, not {value!r}.")
+        raise InputRejected(tr("{name} must be a whole number, not {value}.", name=prop.name, value=repr(value)))
     if is_number and not math.isfinite(value):
-        raise InputRejected(f"{prop.name} must be a finite number, not {value!r}.")
+        raise InputRejected(tr("{name} must be a finite number, not {value}.", name=prop.name, value=repr(value)))
     if is_number:
         if prop.minimum is not None and value < prop.minimum:
-            raise InputRejected(f"This model needs {prop.name} to be at least {_fmt(prop.minimum)}, not {value}.")
+            raise InputRejected(
+                tr(
+                    "This model needs {name} to be at least {minimum}, not {value}.",
+                    name=prop.name,
+                    minimum=_fmt(prop.minimum),
+                    value=value,
+                )
+            )
         if prop.maximum is not None and value > prop.maximum:
-            raise InputRejected(f"This model allows {prop.name} up to {_fmt(prop.maximum)}, not {value}.")
+            raise InputRejected(
+                tr(
+                    "This model allows {name} up to {maximum}, not {value}.",
+                    name=prop.name,
+                    maximum=_fmt(prop.maximum),
+                    value=value,
+                )
+            )
 
 
 def _fmt(number: float) -> str:

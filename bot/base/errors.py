@@ -7,13 +7,33 @@ logged with context and shown as a generic failure with a short reference id.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Shown(Protocol):
+    """A text shown in its reader's language (``bot.i18n``'s ``Text``, seen from below: ``None`` is English)."""
+
+    def render(self, locale: str | None = None) -> str: ...
+
 
 class ImagineError(Exception):
-    """An error whose message is fit to show to the person who caused it."""
+    """An error whose message is fit to show to the person who caused it.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    ``text`` is the message as given: a translatable text (``bot.i18n.tr``) or a plain string. ``message`` and
+    ``str(error)`` are it in English (logs, the database); :meth:`render` is it in a reader's language, so an
+    error is itself a text ``bot.i18n.render(error, locale)`` shows.
+    """
+
+    def __init__(self, message: str | Shown) -> None:
+        english = message if isinstance(message, str) else message.render(None)
+        super().__init__(english)
+        self.message = english
+        self.text: str | Shown = message
+
+    def render(self, locale: str | None = None) -> str:
+        """The message in ``locale`` (``None``: English)."""
+        return self.text if isinstance(self.text, str) else self.text.render(locale)
 
     def __str__(self) -> str:
         return self.message
@@ -26,7 +46,7 @@ class Refusal(ImagineError):
 class BlockedWordRefusal(Refusal):
     """A prompt refused for a blocked word; ``word`` (as the moderators wrote it) is for the mod-log, not the member."""
 
-    def __init__(self, message: str, *, word: str) -> None:
+    def __init__(self, message: str | Shown, *, word: str) -> None:
         super().__init__(message)
         self.word = word
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import discord
 
+from bot.i18n import render
 from bot.jobs.model import JobState, JobView
 from bot.jobs.scheduling import EXACT_POSITIONS
 
@@ -89,9 +90,9 @@ def render_embed(view: JobView) -> discord.Embed:
         if timing:
             embed.add_field(name="Time", value=", ".join(timing), inline=True)
     if view.error:
-        embed.add_field(name="What happened", value=_clip(view.error, 1024), inline=False)
+        embed.add_field(name="What happened", value=_clip(render(view.error), 1024), inline=False)
     if view.terminal and view.notes:
-        embed.add_field(name="Note", value=_clip("\n".join(view.notes), 1024), inline=False)
+        embed.add_field(name="Note", value=_clip("\n".join(render(note) for note in view.notes), 1024), inline=False)
     embed.set_footer(text=f"job {view.job_id}")
     excess = len(embed) - EMBED_TOTAL_LIMIT
     if excess > 0:  # Discord refuses embeds over 6000 characters in all: the prompt gives way

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Progress
+from bot.i18n import Text
 from bot.jobs.poll_planner import PollPolicy
 from bot.media.images import ImageFile
 
@@ -68,7 +69,7 @@ class JobRequest:
     model: ModelRef
     options: ImagineOptions
     inputs: Mapping[str, Any]
-    notes: tuple[str, ...] = ()
+    notes: tuple[Text | str, ...] = ()
     images_expected: int = 1
     requester_id: int | None = None
     guild_id: int | None = None
@@ -108,12 +109,12 @@ class JobView:
     queue_position: int | None = None
     progress: Progress | None = None
     prediction_id: str | None = None
-    error: str | None = None
+    error: Text | str | None = None
     images: tuple[ImageFile, ...] = ()
     seed: int | None = None
     predict_time: float | None = None
     elapsed: float | None = None
-    notes: tuple[str, ...] = ()
+    notes: tuple[Text | str, ...] = ()
     cancel_requested: bool = False
     canceled_by: int | None = None
     accepted_at: float | None = field(default=None, compare=False, repr=False)
@@ -154,7 +155,7 @@ class ImagesNotShown(Exception):
     and shows the view again with only those images.
     """
 
-    def __init__(self, reason: str, kept: tuple[ImageFile, ...] = ()) -> None:
+    def __init__(self, reason: Text | str, kept: tuple[ImageFile, ...] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
         self.kept = kept

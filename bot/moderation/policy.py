@@ -21,14 +21,15 @@ from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.base.clock import Clock
 from bot.base.errors import BlockedWordRefusal, Refusal
 from bot.base.money import BudgetScope
+from bot.i18n import Text, joined, tr, tr_n
 from bot.moderation.costs import budget_refusal, next_midnight_text
 from bot.moderation.modlog import BlockedWordEvent
 from bot.moderation.wordfilter import WordFilter
 from bot.storage import Charge, GuildConfig, JobRecord, Limits, Repository, RoleLimits
 
 
-def _jobs(count: int) -> str:
-    return f"{count} /imagine job{'s' if count != 1 else ''}"
+def _jobs(count: int) -> Text:
+    return tr_n("{n} /imagine job", "{n} /imagine jobs", count)
 
 
 def _model_or_none(text: str | None) -> ModelRef | None:
@@ -39,21 +40,27 @@ def _model_or_none(text: str | None) -> ModelRef | None:
         return None
 
 
-def _listing(models: Iterable[ModelRef], limit: int = 10) -> str:
+def _listing(models: Iterable[ModelRef], limit: int = 10) -> Text | str:
     names = [f"`{model}`" for model in models]
     shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    if len(names) <= limit:
+        return shown
+    return tr("{models} and {n} more", models=shown, n=len(names) - limit)
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float) -> Text:
     seconds = max(1, math.ceil(seconds))
     if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
+        return tr_n("{n} second", "{n} seconds", seconds)
     minutes, rest = divmod(seconds, 60)
     if minutes < 60:
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+        return (
+            tr("{minutes} min {seconds} s", minutes=minutes, seconds=rest)
+            if rest
+            else tr("{minutes} min", minutes=minutes)
+        )
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return tr("{hours} h {minutes} min", hours=hours, minutes=minutes) if minutes else tr("{hours} h", hours=hours)
 
 
 def role_mentions(roles: Collection[int]) -> str:
@@ -61,9 +68,11 @@ def role_mentions(roles: Collection[int]) -> str:
     return ", ".join(f"<@&{role}>" for role in sorted(roles))
 
 
-def roles_phrase(roles: Collection[int]) -> str:
+def roles_phrase(roles: Collection[int]) -> Text:
     """``the @A role`` or ``one of the roles @A, @B``, as Discord mentions (rendered as names)."""
-    return f"the {role_mentions(roles)} role" if len(roles) == 1 else f"one of the roles {role_mentions(roles)}"
+    if len(roles) == 1:
+        return tr("the {role} role", role=role_mentions(roles))
+    return tr("one of the roles {roles}", roles=role_mentions(roles))
 
 
 def _most_generous(server: int, roles: Iterable[int | None], best: Callable[[Iterable[int]], int]) -> int:
@@ -122,7 +131,7 @@ class Admission:
     guild_id: int
     member_id: int
     model: ModelRef
-    note: str | None
+    note: Text | None
     """Why a member who named no model did not get their preferred model or the server's default, if so."""
     limits: Limits
     """The member's limits here: the most generous of the server's and their roles' (:func:`effective_limits`)."""
@@ -222,7 +231,9 @@ class Policy:
         config = await self._repository.guild_config(asked.guild_id)
         if config.channels and not {asked.channel_id, asked.parent_channel_id} & config.channels:
             where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
-            raise Refusal(f"{asked.command} can't be used in this channel. Try {where}.")
+            raise Refusal(
+                tr("{command} can't be used in this channel. Try {channels}.", command=asked.command, channels=where)
+            )
         model, note = self._model_for(config, asked)
         word = self._blocked_word(config.blocked_words, asked.every_prompt)
         if word is not None:
@@ -231,7 +242,7 @@ class Policy:
                 self._on_blocked_word(event)
             # The member is not told the word: a refusal that names it teaches how to get around it.
             raise BlockedWordRefusal(
-                "Your prompt contains a word this server has blocked. Please rephrase it.", word=word
+                tr("Your prompt contains a word this server has blocked. Please rephrase it."), word=word
             )
         limits = effective_limits(config.limits, config.role_limits, asked.role_ids)
         return Admission(asked.guild_id, asked.member_id, model, note, limits, command=asked.command)
@@ -243,7 +254,7 @@ class Policy:
         found = self.word_filter(words)
         return next((word for word in map(found.first_match, prompts) if word is not None), None)
 
-    def _model_for(self, config: GuildConfig, asked: RequestContext) -> tuple[ModelRef, str | None]:
+    def _model_for(self, config: GuildConfig, asked: RequestContext) -> tuple[ModelRef, Text | None]:
         """The model a request gets, and why it is not the member's preferred one or the server's default if
         they named none."""
         if asked.owner_model is not None:
@@ -255,30 +266,63 @@ class Policy:
             if preferred is not None and preferred in usable:
                 return preferred, None
             if not usable:
-                only = "; ".join(f"`{name}`: {roles_phrase(roles)}" for name, roles in self._roles_of(config).items())
-                raise Refusal(f"Every model on this server is only for members with some roles ({only}).")
+                only = joined(
+                    (joined((f"`{name}`: ", roles_phrase(roles))) for name, roles in self._roles_of(config).items()),
+                    "; ",
+                )
+                raise Refusal(
+                    tr("Every model on this server is only for members with some roles ({models}).", models=only)
+                )
             default = allowed[0]
-            reasons = []
-            if asked.preferred_model:
-                reasons.append(f"Your preferred model `{asked.preferred_model}` is not available to you here")
+            preferred_gone = bool(asked.preferred_model)
             # The note answers a request that named no model; one that named an empty one never had it.
-            if usable[0] != default and asked.model_text is None:
-                only = roles_phrase(self._roles_of(config)[default])
-                reasons.append(f"this server's default model `{default}` is only for members with {only}")
-            if not reasons:
+            default_restricted = usable[0] != default and asked.model_text is None
+            if not (preferred_gone or default_restricted):
                 return usable[0], None
-            because = ", and ".join(reasons)
-            return usable[0], f"{because[0].upper()}{because[1:]}; used `{usable[0]}`."
+            if not default_restricted:
+                return usable[0], tr(
+                    "Your preferred model `{preferred}` is not available to you here; used `{model}`.",
+                    preferred=asked.preferred_model,
+                    model=usable[0],
+                )
+            default_roles = roles_phrase(self._roles_of(config)[default])
+            if not preferred_gone:
+                return usable[0], tr(
+                    "This server's default model `{default}` is only for members with {roles}; used `{model}`.",
+                    default=default,
+                    roles=default_roles,
+                    model=usable[0],
+                )
+            return usable[0], tr(
+                "Your preferred model `{preferred}` is not available to you here, and this server's default model "
+                "`{default}` is only for members with {roles}; used `{model}`.",
+                preferred=asked.preferred_model,
+                default=default,
+                roles=default_roles,
+                model=usable[0],
+            )
         try:
             model = ModelRef.parse(asked.model_text)
         except InvalidModelRef as exc:
-            raise Refusal(str(exc)) from None
+            raise Refusal(exc.text) from None
         if model not in allowed:
-            raise Refusal(f"The model `{model}` is not allowed here. Allowed: {_listing(allowed)}.")
+            raise Refusal(
+                tr("The model `{model}` is not allowed here. Allowed: {models}.", model=model, models=_listing(allowed))
+            )
         roles = self._roles_of(config).get(model, frozenset())
         if roles and roles.isdisjoint(asked.role_ids):
-            yours = f" You may use {_listing(usable)}." if usable else ""
-            raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
+            if usable:
+                raise Refusal(
+                    tr(
+                        "The model `{model}` is only for members with {roles}. You may use {models}.",
+                        model=model,
+                        roles=roles_phrase(roles),
+                        models=_listing(usable),
+                    )
+                )
+            raise Refusal(
+                tr("The model `{model}` is only for members with {roles}.", model=model, roles=roles_phrase(roles))
+            )
         return model, None
 
     async def check_usage(
@@ -299,14 +343,31 @@ class Policy:
         active = await self._active_jobs(admission.guild_id, admission.member_id)
         if active >= most:
             raise Refusal(
-                f"You already have {_jobs(active)} going; you may have {most} at once. Wait for one to finish."
+                tr(
+                    "You already have {jobs} going; you may have {most} at once. Wait for one to finish.",
+                    jobs=_jobs(active),
+                    most=most,
+                )
             )
         if active + jobs > most:
-            going = f"; you already have {active} going" if active else ""
+            if active:
+                raise Refusal(
+                    tr(
+                        "Your prompt makes {jobs}; you already have {active} going, and you may have {most} at "
+                        "once. Ask for fewer (fewer options in the braces, or a smaller --repeat), or wait for yours "
+                        "to finish.",
+                        jobs=_jobs(jobs),
+                        active=active,
+                        most=most,
+                    )
+                )
             raise Refusal(
-                f"Your prompt makes {_jobs(jobs)}{going}, and you may have {most} at once. "
-                "Ask for fewer (fewer options in the braces, or a smaller --repeat)"
-                + (", or wait for yours to finish." if active else ".")
+                tr(
+                    "Your prompt makes {jobs}, and you may have {most} at once. "
+                    "Ask for fewer (fewer options in the braces, or a smaller --repeat).",
+                    jobs=_jobs(jobs),
+                    most=most,
+                )
             )
 
     async def charge(
@@ -349,7 +410,7 @@ class Policy:
             self._check_usage(limits, last, charge.usage.images_today, images, now, admission.command)
             if charge.over_budget is not None:
                 await self._refuse_over_budget(guild_id, charge.over_budget, charge, cost, now.date())
-            raise Refusal(f"You can't use {admission.command} right now; try again in a moment.")
+            raise Refusal(tr("You can't use {command} right now; try again in a moment.", command=admission.command))
         return now.date()
 
     async def _refuse_over_budget(
@@ -370,12 +431,26 @@ class Policy:
         if cooldown and last is not None:
             left = (last + timedelta(seconds=cooldown) - now).total_seconds()
             if left > 0:
-                raise Refusal(f"Slow down: you can use {command} again in {_duration(left)}.")
+                raise Refusal(
+                    tr("Slow down: you can use {command} again in {wait}.", command=command, wait=_duration(left))
+                )
         if daily and used + images > daily:
             resets = next_midnight_text(now.date())
             if used >= daily:
-                raise Refusal(f"You have used all {daily} of your images for today. The limit resets {resets}.")
+                raise Refusal(
+                    tr_n(
+                        "You have used your {n} image for today. The limit resets {resets}.",
+                        "You have used all {n} of your images for today. The limit resets {resets}.",
+                        daily,
+                        resets=resets,
+                    )
+                )
             raise Refusal(
-                f"That would make {used + images} images today; the limit is {daily} ({daily - used} left). "
-                f"It resets {resets}."
+                tr(
+                    "That would make {total} images today; the limit is {daily} ({left} left). It resets {resets}.",
+                    total=used + images,
+                    daily=daily,
+                    left=daily - used,
+                    resets=resets,
+                )
             )
