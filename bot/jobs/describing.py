@@ -13,7 +13,6 @@ blocks (:meth:`Description.without`). Knows nothing of Discord.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -172,12 +171,13 @@ class Describer:
         while not prediction.terminal:
             left = deadline - self._clock.monotonic()
             if left <= 0:
+                seconds = f"{timeout:g}"
                 raise DescribeRunFailed(
                     tr_n(
                         "The describe model took longer than {seconds} second, so it was stopped. Try again later.",
                         "The describe model took longer than {seconds} seconds, so it was stopped. Try again later.",
-                        math.ceil(timeout),
-                        seconds=f"{timeout:g}",
+                        int(timeout) if float(timeout).is_integer() else 2,  # "1.5 seconds": a plural
+                        seconds=seconds,
                     ),
                     await self._cancel(prediction.id),
                 )

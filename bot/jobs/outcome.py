@@ -16,7 +16,8 @@ MAX_IMAGES_PER_JOB = 10
 
 def ran_too_long(job_timeout: float) -> Text:
     """Why a job that reached its deadline was canceled."""
-    return tr("The prediction ran longer than {seconds} seconds, so it was canceled.", seconds=f"{job_timeout:g}")
+    seconds = f"{job_timeout:g}"
+    return tr("The prediction ran longer than {seconds} seconds, so it was canceled.", seconds=seconds)
 
 
 async def outcome(

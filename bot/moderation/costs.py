@@ -153,7 +153,8 @@ class Pricing:
 
 def next_midnight_text(day: date) -> Text:
     """When a daily limit charged on ``day`` resets, as members read it: ``<t:…:R> (midnight UTC)``."""
-    return tr("{when} (midnight UTC)", when=f"<t:{int(next_day(day).timestamp())}:R>")
+    when = f"<t:{int(next_day(day).timestamp())}:R>"
+    return tr("{when} (midnight UTC)", when=when)
 
 
 @dataclass(frozen=True)

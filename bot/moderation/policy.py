@@ -45,7 +45,7 @@ def _listing(models: Iterable[ModelRef], limit: int = 10) -> Text | str:
     shown = ", ".join(names[:limit])
     if len(names) <= limit:
         return shown
-    return tr("{models} and {n} more", models=shown, n=len(names) - limit)
+    return tr_n("{models} and {n} more", "{models} and {n} more", len(names) - limit, models=shown)
 
 
 def _duration(seconds: float) -> Text:
@@ -439,7 +439,7 @@ class Policy:
             if used >= daily:
                 raise Refusal(
                     tr_n(
-                        "You have used your {n} image for today. The limit resets {resets}.",
+                        "You have used your only image for today. The limit resets {resets}.",
                         "You have used all {n} of your images for today. The limit resets {resets}.",
                         daily,
                         resets=resets,

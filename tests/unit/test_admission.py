@@ -118,7 +118,7 @@ async def test_the_charge_holds_to_the_limits_the_request_was_admitted_under(
     assert isinstance(admission, Admission) and admission.limits == Limits()
     await policy.charge(admission)
     await policy.charge(admission)
-    with pytest.raises(Refusal, match="used your 1 image for today"):
+    with pytest.raises(Refusal, match="used your only image for today"):
         await policy.charge((await policy.admit(asking())).priced(1, 0))
 
 
