@@ -6,12 +6,14 @@ Cog publishes it (``components.schemas.Input``, enums behind ``allOf``/``$ref``)
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.api.input_values import Property
+from bot.api.input_values import check_value as _check
+from bot.api.input_values import coerce_value as _coerce
 from bot.base.errors import InputRejected
 from bot.i18n import Text, tr
 
@@ -32,13 +34,6 @@ STRENGTH_DIGITS = 6
 """Decimal places a strength is sent with (``1 - 0.35`` goes out as ``0.65``, not ``0.6500000000000001``)."""
 # The name an image goes out under where the API serves no schema (gateways): Replicate's most common one.
 UNCHECKED_IMAGE_NAME = "image"
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-"""What image models read. Other ``image/*`` types (SVG, HEIC, TIFF…) are refused before anything is sent."""
-IMAGE_MAX_BYTES = 10 * 1024 * 1024
-"""The largest image a member may start from. The image goes to the API as the attachment's CDN URL,
-which the API downloads itself; reference/replicate-api.md states no size limit for such URL inputs, so
-the bound is Discord's own default upload limit (reference/discord.md §B "Uploads": 10 MiB per file):
-anything a member can upload without boosts, and far more than any image model needs."""
 # Model input names that carry a negative prompt, in order of preference.
 _NEGATIVE_NAMES = ("negative_prompt",)
 
@@ -92,57 +87,6 @@ class ImagineOptions:
             raise InputRejected(
                 tr("A variation's strength must be from 0 to 1, not {strength}.", strength=self.strength)
             )
-
-
-def media_type(content_type: str | None) -> str:
-    """``image/png`` from ``Image/PNG; charset=x``; ``""`` for none."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def check_image_upload(content_type: str | None, size: int, filename: str | Text | None = None) -> None:
-    """Refuse an uploaded file that cannot be a model's image input: not an image, or too big."""
-    kind = media_type(content_type)
-    name = tr("the file") if filename is None else filename
-    if not kind.startswith("image/"):
-        raise InputRejected(
-            tr(
-                "{file} is not an image ({type}); attach a PNG, JPEG or WebP.",
-                file=name,
-                type=kind or tr("unknown type"),
-            )
-        )
-    if kind not in IMAGE_TYPES:
-        raise InputRejected(
-            tr("{file} is a {type} image, which models cannot read; attach a PNG, JPEG or WebP.", file=name, type=kind)
-        )
-    check_image_size(size, filename)
-
-
-def check_image_size(size: int, filename: str | Text | None = None) -> None:
-    """Refuse an uploaded image larger than :data:`IMAGE_MAX_BYTES`."""
-    if size > IMAGE_MAX_BYTES:
-        raise InputRejected(
-            tr(
-                "{file} is {size} MiB; images to start from may be up to {limit} MiB.",
-                file=tr("the file") if filename is None else filename,
-                size=f"{size / 1024 / 1024:.1f}",
-                limit=IMAGE_MAX_BYTES // 1024 // 1024,
-            )
-        )
-
-
-@dataclass(frozen=True)
-class Property:
-    """One input of a model, with the constraints the bot checks before sending."""
-
-    name: str
-    type: str | None = None
-    enum: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    default: Any = None
-    format: str | None = None
-    """A string's format (``uri`` for files such as images)."""
 
 
 @dataclass(frozen=True)
@@ -382,71 +326,3 @@ def _dimensions(ratio: str, schema: InputSchema) -> dict[str, int]:
             size = math.ceil(prop.minimum / 64) * 64
         result[key] = size
     return result
-
-
-def _coerce(key: str, value: Any, prop: Property | None) -> Any:
-    """Turn a CLI ``KEY=VALUE`` string into the type the model expects."""
-    if not isinstance(value, str):
-        return value
-    kind = prop.type if prop else None
-    try:
-        if kind == "integer":
-            return int(value)
-        if kind == "number":
-            return float(value)
-        if kind == "boolean":
-            lowered = value.lower()
-            if lowered in ("true", "1", "yes", "on"):
-                return True
-            if lowered in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(value)
-        if kind == "string":
-            return value
-    except ValueError:
-        raise InputRejected(tr("{key} must be a {type}, not {value}.", key=key, type=kind, value=repr(value))) from None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-def _check(prop: Property, value: Any) -> None:
-    if prop.enum is not None and value not in prop.enum:
-        allowed = ", ".join(str(item) for item in prop.enum)
-        raise InputRejected(
-            tr(
-                "This model does not accept {name} {value}; it takes one of: {allowed}.",
-                name=prop.name,
-                value=repr(value),
-                allowed=allowed,
-            )
-        )
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if prop.type == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
-        raise InputRejected(tr("{name} must be a whole number, not {value}.", name=prop.name, value=repr(value)))
-    if is_number and not math.isfinite(value):
-        raise InputRejected(tr("{name} must be a finite number, not {value}.", name=prop.name, value=repr(value)))
-    if is_number:
-        if prop.minimum is not None and value < prop.minimum:
-            raise InputRejected(
-                tr(
-                    "This model needs {name} to be at least {minimum}, not {value}.",
-                    name=prop.name,
-                    minimum=_fmt(prop.minimum),
-                    value=value,
-                )
-            )
-        if prop.maximum is not None and value > prop.maximum:
-            raise InputRejected(
-                tr(
-                    "This model allows {name} up to {maximum}, not {value}.",
-                    name=prop.name,
-                    maximum=_fmt(prop.maximum),
-                    value=value,
-                )
-            )
-
-
-def _fmt(number: float) -> str:
-    return str(int(number)) if number.is_integer() else str(number)

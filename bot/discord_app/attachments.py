@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.api.inputs import IMAGE_MAX_BYTES, check_image_size, check_image_upload, media_type
+from bot.api.uploads import IMAGE_MAX_BYTES, check_image_size, check_image_upload, media_type
 from bot.media.delivery import Downloader
 from bot.media.images import SNIFF_BYTES, sniff_image
 

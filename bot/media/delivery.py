@@ -140,7 +140,7 @@ class Downloader:
                 break
         log.warning("could not download %s from %s: %s", where or "a file", _for_log(url), _scrubbed(last))
         raise DeliveryError(
-            tr("The image ({where}) could not be downloaded.", where=where)
+            tr("The image could not be downloaded ({where}).", where=where)
             if where
             else tr("The image could not be downloaded.")
         )
@@ -173,7 +173,7 @@ class Downloader:
                         log.warning("%s answered HTTP %d for %s", _for_log(target), status, where or "a file")
                         raise DeliveryError(
                             tr(
-                                "The image ({where}) could not be downloaded: {reason}.",
+                                "The image could not be downloaded ({where}): {reason}.",
                                 where=where,
                                 reason=reading.gone,
                             )

@@ -11,7 +11,6 @@ have limits of their own. Knows nothing of Discord or HTTP.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -21,15 +20,14 @@ from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.base.clock import Clock
 from bot.base.errors import BlockedWordRefusal, Refusal
 from bot.base.money import BudgetScope
-from bot.i18n import Text, joined, tr, tr_n
+from bot.i18n import Text
+from bot.moderation import wording
 from bot.moderation.costs import budget_refusal, next_midnight_text
 from bot.moderation.modlog import BlockedWordEvent
 from bot.moderation.wordfilter import WordFilter
+from bot.moderation.wording import role_mentions as role_mentions
+from bot.moderation.wording import roles_phrase as roles_phrase
 from bot.storage import Charge, GuildConfig, JobRecord, Limits, Repository, RoleLimits
-
-
-def _jobs(count: int) -> Text:
-    return tr_n("{n} /imagine job", "{n} /imagine jobs", count)
 
 
 def _model_or_none(text: str | None) -> ModelRef | None:
@@ -38,41 +36,6 @@ def _model_or_none(text: str | None) -> ModelRef | None:
         return ModelRef.parse(text) if text else None
     except InvalidModelRef:
         return None
-
-
-def _listing(models: Iterable[ModelRef], limit: int = 10) -> Text | str:
-    names = [f"`{model}`" for model in models]
-    shown = ", ".join(names[:limit])
-    if len(names) <= limit:
-        return shown
-    return tr_n("{models} and {n} more", "{models} and {n} more", len(names) - limit, models=shown)
-
-
-def _duration(seconds: float) -> Text:
-    seconds = max(1, math.ceil(seconds))
-    if seconds < 60:
-        return tr_n("{n} second", "{n} seconds", seconds)
-    minutes, rest = divmod(seconds, 60)
-    if minutes < 60:
-        return (
-            tr("{minutes} min {seconds} s", minutes=minutes, seconds=rest)
-            if rest
-            else tr("{minutes} min", minutes=minutes)
-        )
-    hours, minutes = divmod(minutes, 60)
-    return tr("{hours} h {minutes} min", hours=hours, minutes=minutes) if minutes else tr("{hours} h", hours=hours)
-
-
-def role_mentions(roles: Collection[int]) -> str:
-    """``<@&1>, <@&2>`` (shown as the roles' names), in id order so the same roles always read the same."""
-    return ", ".join(f"<@&{role}>" for role in sorted(roles))
-
-
-def roles_phrase(roles: Collection[int]) -> Text:
-    """``the @A role`` or ``one of the roles @A, @B``, as Discord mentions (rendered as names)."""
-    if len(roles) == 1:
-        return tr("the {role} role", role=role_mentions(roles))
-    return tr("one of the roles {roles}", roles=role_mentions(roles))
 
 
 def _most_generous(server: int, roles: Iterable[int | None], best: Callable[[Iterable[int]], int]) -> int:
@@ -230,10 +193,7 @@ class Policy:
         """
         config = await self._repository.guild_config(asked.guild_id)
         if config.channels and not {asked.channel_id, asked.parent_channel_id} & config.channels:
-            where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
-            raise Refusal(
-                tr("{command} can't be used in this channel. Try {channels}.", command=asked.command, channels=where)
-            )
+            raise Refusal(wording.wrong_channel(asked.command, config.channels))
         model, note = self._model_for(config, asked)
         word = self._blocked_word(config.blocked_words, asked.every_prompt)
         if word is not None:
@@ -241,9 +201,7 @@ class Policy:
                 event = BlockedWordEvent(asked.guild_id, asked.member_id, asked.channel_id, word, self._clock.now())
                 self._on_blocked_word(event)
             # The member is not told the word: a refusal that names it teaches how to get around it.
-            raise BlockedWordRefusal(
-                tr("Your prompt contains a word this server has blocked. Please rephrase it."), word=word
-            )
+            raise BlockedWordRefusal(wording.blocked_word(), word=word)
         limits = effective_limits(config.limits, config.role_limits, asked.role_ids)
         return Admission(asked.guild_id, asked.member_id, model, note, limits, command=asked.command)
 
@@ -266,63 +224,25 @@ class Policy:
             if preferred is not None and preferred in usable:
                 return preferred, None
             if not usable:
-                only = joined(
-                    (joined((f"`{name}`: ", roles_phrase(roles))) for name, roles in self._roles_of(config).items()),
-                    "; ",
-                )
-                raise Refusal(
-                    tr("Every model on this server is only for members with some roles ({models}).", models=only)
-                )
+                raise Refusal(wording.every_model_for_roles(self._roles_of(config).items()))
             default = allowed[0]
-            preferred_gone = bool(asked.preferred_model)
             # The note answers a request that named no model; one that named an empty one never had it.
-            default_restricted = usable[0] != default and asked.model_text is None
-            if not (preferred_gone or default_restricted):
+            restricted = usable[0] != default and asked.model_text is None
+            if not (asked.preferred_model or restricted):
                 return usable[0], None
-            if not default_restricted:
-                return usable[0], tr(
-                    "Your preferred model `{preferred}` is not available to you here; used `{model}`.",
-                    preferred=asked.preferred_model,
-                    model=usable[0],
-                )
-            default_roles = roles_phrase(self._roles_of(config)[default])
-            if not preferred_gone:
-                return usable[0], tr(
-                    "This server's default model `{default}` is only for members with {roles}; used `{model}`.",
-                    default=default,
-                    roles=default_roles,
-                    model=usable[0],
-                )
-            return usable[0], tr(
-                "Your preferred model `{preferred}` is not available to you here, and this server's default model "
-                "`{default}` is only for members with {roles}; used `{model}`.",
-                preferred=asked.preferred_model,
-                default=default,
-                roles=default_roles,
-                model=usable[0],
+            roles = self._roles_of(config).get(default, frozenset())
+            return usable[0], wording.fallback_note(
+                usable[0], asked.preferred_model, default if restricted else None, roles
             )
         try:
             model = ModelRef.parse(asked.model_text)
         except InvalidModelRef as exc:
             raise Refusal(exc.text) from None
         if model not in allowed:
-            raise Refusal(
-                tr("The model `{model}` is not allowed here. Allowed: {models}.", model=model, models=_listing(allowed))
-            )
+            raise Refusal(wording.model_not_allowed(model, allowed))
         roles = self._roles_of(config).get(model, frozenset())
         if roles and roles.isdisjoint(asked.role_ids):
-            if usable:
-                raise Refusal(
-                    tr(
-                        "The model `{model}` is only for members with {roles}. You may use {models}.",
-                        model=model,
-                        roles=roles_phrase(roles),
-                        models=_listing(usable),
-                    )
-                )
-            raise Refusal(
-                tr("The model `{model}` is only for members with {roles}.", model=model, roles=roles_phrase(roles))
-            )
+            raise Refusal(wording.model_for_roles(model, roles, usable))
         return model, None
 
     async def check_usage(
@@ -342,33 +262,9 @@ class Policy:
             return
         active = await self._active_jobs(admission.guild_id, admission.member_id)
         if active >= most:
-            raise Refusal(
-                tr(
-                    "You already have {jobs} going; you may have {most} at once. Wait for one to finish.",
-                    jobs=_jobs(active),
-                    most=most,
-                )
-            )
+            raise Refusal(wording.too_many_jobs(active, most))
         if active + jobs > most:
-            if active:
-                raise Refusal(
-                    tr(
-                        "Your prompt makes {jobs}; you already have {active} going, and you may have {most} at "
-                        "once. Ask for fewer (fewer options in the braces, or a smaller --repeat), or wait for yours "
-                        "to finish.",
-                        jobs=_jobs(jobs),
-                        active=active,
-                        most=most,
-                    )
-                )
-            raise Refusal(
-                tr(
-                    "Your prompt makes {jobs}, and you may have {most} at once. "
-                    "Ask for fewer (fewer options in the braces, or a smaller --repeat).",
-                    jobs=_jobs(jobs),
-                    most=most,
-                )
-            )
+            raise Refusal(wording.set_too_large(jobs, active, most))
 
     async def charge(
         self,
@@ -410,7 +306,7 @@ class Policy:
             self._check_usage(limits, last, charge.usage.images_today, images, now, admission.command)
             if charge.over_budget is not None:
                 await self._refuse_over_budget(guild_id, charge.over_budget, charge, cost, now.date())
-            raise Refusal(tr("You can't use {command} right now; try again in a moment.", command=admission.command))
+            raise Refusal(wording.busy(admission.command))
         return now.date()
 
     async def _refuse_over_budget(
@@ -431,26 +327,6 @@ class Policy:
         if cooldown and last is not None:
             left = (last + timedelta(seconds=cooldown) - now).total_seconds()
             if left > 0:
-                raise Refusal(
-                    tr("Slow down: you can use {command} again in {wait}.", command=command, wait=_duration(left))
-                )
+                raise Refusal(wording.cooldown(command, left))
         if daily and used + images > daily:
-            resets = next_midnight_text(now.date())
-            if used >= daily:
-                raise Refusal(
-                    tr_n(
-                        "You have used your only image for today. The limit resets {resets}.",
-                        "You have used all {n} of your images for today. The limit resets {resets}.",
-                        daily,
-                        resets=resets,
-                    )
-                )
-            raise Refusal(
-                tr(
-                    "That would make {total} images today; the limit is {daily} ({left} left). It resets {resets}.",
-                    total=used + images,
-                    daily=daily,
-                    left=daily - used,
-                    resets=resets,
-                )
-            )
+            raise Refusal(wording.daily_images(used, images, daily, next_midnight_text(now.date())))

@@ -7,15 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.api.inputs import (
-    ASPECT_RATIOS,
-    IMAGE_MAX_BYTES,
-    ImagineOptions,
-    InputSchema,
-    Property,
-    check_image_upload,
-    plan_inputs,
-)
+from bot.api.inputs import ASPECT_RATIOS, ImagineOptions, InputSchema, Property, plan_inputs
+from bot.api.uploads import IMAGE_MAX_BYTES, check_image_upload
 from bot.base.errors import InputRejected
 from tests.fakes.replicate import FLUX_SCHNELL_OPENAPI_SCHEMA
 
