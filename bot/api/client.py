@@ -37,6 +37,7 @@ from bot.api.modelref import ModelRef
 from bot.api.predictions import Prediction, PredictionPage
 from bot.api.ratelimit import RequestBudget, TokenBucket
 from bot.base.clock import Clock, SystemClock
+from bot.i18n import tr
 
 log = logging.getLogger(__name__)
 
@@ -292,15 +293,18 @@ class ReplicateClient:
             except aiohttp.ClientConnectorError as exc:
                 # The connection was never made, so the request never left.
                 pause = self._retry.delay(attempt, self._rng)
-                error = ServerError(f"Could not connect to the prediction API ({_describe(exc)})")
+                error = ServerError(tr("Could not connect to the prediction API ({reason})", reason=_describe(exc)))
             except (aiohttp.ClientError, TimeoutError, ServerError) as exc:
                 if create:
                     if isinstance(exc, ServerError) and exc.status is not None:
-                        what = f"The prediction API answered “{exc.message}” while creating the prediction"
+                        what = tr(
+                            "The prediction API answered “{answer}” while creating the prediction", answer=exc.text
+                        )
                     elif isinstance(exc, ServerError):
-                        what = f"{exc.message.rstrip('.')} while creating the prediction"
+                        reason = exc.text.rstrip(".") if isinstance(exc.text, str) else exc.text
+                        what = tr("{reason} while creating the prediction", reason=reason)
                     else:
-                        what = "The connection to the prediction API failed while creating the prediction"
+                        what = tr("The connection to the prediction API failed while creating the prediction")
                     raise CreateOutcomeUnknown(what) from exc
                 if isinstance(exc, ServerError) and not exc.transient:
                     raise
@@ -308,7 +312,7 @@ class ReplicateClient:
                 error = (
                     exc
                     if isinstance(exc, ServerError)
-                    else ServerError(f"The prediction API did not answer ({_describe(exc)})")
+                    else ServerError(tr("The prediction API did not answer ({reason})", reason=_describe(exc)))
                 )
             if attempt >= self._retry.attempts:
                 raise error
@@ -342,13 +346,13 @@ class ReplicateClient:
             if response.status >= 400:
                 raise error_from_reply(response.status, response.headers, body)
             if response.status >= 300:
-                raise ServerError(f"The prediction API answered with a redirect ({response.status})")
+                raise ServerError(tr("The prediction API answered with a redirect ({status})", status=response.status))
             try:
                 data = json.loads(body)
             except (ValueError, RecursionError) as exc:
-                raise ServerError("The prediction API sent a reply that is not valid JSON") from exc
+                raise ServerError(tr("The prediction API sent a reply that is not valid JSON")) from exc
             if not isinstance(data, dict):
-                raise ServerError("The prediction API sent a reply that is not a JSON object")
+                raise ServerError(tr("The prediction API sent a reply that is not a JSON object"))
             return data
 
     def _observe(self, method: str, url: str, status: int | None) -> None:
@@ -358,7 +362,7 @@ class ReplicateClient:
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The whole body, or :class:`ReplyTooLarge` as soon as it passes ``limit`` bytes."""
-    too_large = ReplyTooLarge(f"The prediction API sent a reply larger than {limit // (1024 * 1024)} MiB")
+    too_large = ReplyTooLarge(tr("The prediction API sent a reply larger than {size} MiB", size=limit // (1024 * 1024)))
     if response.content_length is not None and response.content_length > limit:
         raise too_large
     chunks: list[bytes] = []

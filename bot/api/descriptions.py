@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from bot.api.inputs import PROMPT_MAX, UNCHECKED_IMAGE_NAME, InputSchema
 from bot.base.errors import ImagineError
+from bot.i18n import Text, tr
 
 MAX_SUGGESTIONS: Final = 4
 """Prompts one ``/describe`` offers, each with its button."""
@@ -50,7 +51,7 @@ def describe_inputs(schema: InputSchema | None, image_url: str) -> dict[str, Any
         return {UNCHECKED_IMAGE_NAME: image_url}
     image = schema.image_input
     if image is None:
-        raise DescribeFailed("The describe model set up on this bot takes no image; tell the bot's owner.")
+        raise DescribeFailed(tr("The describe model set up on this bot takes no image; tell the bot's owner."))
     inputs: dict[str, Any] = {image: image_url}
     text = next((name for name in TEXT_INPUTS if _takes_text(schema, name)), None)
     if text is not None:
@@ -82,26 +83,29 @@ def read_text_output(output: Any, *, limit: int = TEXT_MAX) -> str:
         text = "".join(pieces)
     else:
         raise DescribeFailed(
-            f"The describe model returned {_shape(output)} instead of text, so it can't describe images here; "
-            "tell the bot's owner (IMAGINE_DESCRIBE_MODEL must be a model that returns text)."
+            tr(
+                "The describe model returned {shape} instead of text, so it can't describe images here; "
+                "tell the bot's owner (IMAGINE_DESCRIBE_MODEL must be a model that returns text).",
+                shape=_shape(output),
+            )
         )
     if not text.strip():
-        raise DescribeFailed("The describe model returned no text for this image. Try another image.")
+        raise DescribeFailed(tr("The describe model returned no text for this image. Try another image."))
     return text
 
 
-def _shape(output: Any) -> str:
+def _shape(output: Any) -> Text:
     if output is None:
-        return "nothing"
+        return tr("nothing")
     if isinstance(output, list):
-        return "a list of other things than text"
+        return tr("a list of other things than text")
     if isinstance(output, dict):
-        return "a JSON object"
+        return tr("a JSON object")
     if isinstance(output, bool):
-        return "true or false"
+        return tr("true or false")
     if isinstance(output, int | float):
-        return "a number"
-    return "a value"
+        return tr("a number")
+    return tr("a value")
 
 
 # A leading list marker: "1.", "2)", "(3)", "4:", "#1", "-", "*", "•", "–" followed by space.

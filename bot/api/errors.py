@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.base.errors import ImagineError
+from bot.base.errors import ImagineError, Shown
+from bot.i18n import tr
 
 
 class ApiError(ImagineError):
@@ -21,7 +22,7 @@ class ApiError(ImagineError):
     #: Whether the same request may succeed if simply tried again later.
     transient: bool = False
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str | Shown, *, status: int | None = None) -> None:
         super().__init__(message)
         if status is not None:
             self.status = status
@@ -50,7 +51,7 @@ class InvalidInput(ApiError):
 
     status = 422
 
-    def __init__(self, message: str, *, invalid_fields: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str | Shown, *, invalid_fields: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.invalid_fields = invalid_fields or []
 
@@ -61,7 +62,7 @@ class RateLimited(ApiError):
     status = 429
     transient = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str | Shown, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -117,7 +118,7 @@ def error_from_reply(status: int, headers: Mapping[str, str], body: bytes) -> Ap
         title = str(problem.get("title") or "").strip()
         fields = problem.get("invalid_fields")
         invalid = fields if isinstance(fields, list) else None
-    message = detail or title or f"The prediction API answered HTTP {status}"
+    message: str | Shown = detail or title or tr("The prediction API answered HTTP {status}", status=status)
     if status == 401:
         return Unauthenticated(message)
     if status == 402:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 from bot.api.inputs import ASPECT_RATIOS, ImagineOptions
 from bot.base.errors import InputRejected
+from bot.i18n import Text, tr
 
 SEED_MAX = 2**53
 """The largest seed the slash command's integer option can carry (Discord's integer range)."""
@@ -46,7 +47,6 @@ _KINDS = {**_ALIASES, "r": "repeat"}
 """Each flag name's meaning, ``--repeat`` (read by :mod:`.prompts`) included."""
 _ESCAPABLE = ("{", "}", ",", "\\")
 """What a backslash makes text in a prompt whose permutations are not yet expanded (see :mod:`.permutations`)."""
-_KNOWN = "--ar W:H (or --aspect W:H), --seed N and --no TEXT"
 
 
 class FlagRejected(InputRejected):
@@ -196,24 +196,29 @@ def _read_tail(tokens: list[_Token]) -> list[_Flag] | None:
 
 def _interpret(prompt: str, flags: list[_Flag]) -> PromptFlags:
     if not prompt:
-        raise FlagRejected("The prompt has only flags: describe the image first, then add the flags at the end.")
+        raise FlagRejected(tr("The prompt has only flags: describe the image first, then add the flags at the end."))
     seen: dict[str, _Flag] = {}
     negatives: list[str] = []
     for flag in flags:
         kind = _ALIASES.get(flag.name)
         if kind is None:
             raise FlagRejected(
-                f"{flag.shown} is not a prompt flag this bot reads; it reads {_KNOWN} at the end of the prompt. "
-                f"Remove {flag.shown} and try again."
+                tr(
+                    "{flag} is not a prompt flag this bot reads; it reads --ar W:H (or --aspect W:H), --seed N and "
+                    "--no TEXT at the end of the prompt. Remove {flag} and try again.",
+                    flag=flag.shown,
+                )
             )
         if not flag.values:
-            example = {"ar": "16:9", "seed": "42", "no": "people, cars"}[kind]
-            raise FlagRejected(f"{flag.shown} needs a value, e.g. {flag.shown} {example}.")
+            example = {"ar": "16:9", "seed": "42", "no": tr("people, cars")}[kind]
+            raise FlagRejected(tr("{flag} needs a value, e.g. {flag} {example}.", flag=flag.shown, example=example))
         if kind == "no":
             negatives.append(" ".join(value.text for value in flag.values))
             continue
         if kind in seen:
-            raise FlagRejected(f"{flag.shown} is given twice (after {seen[kind].shown}); keep one.")
+            raise FlagRejected(
+                tr("{flag} is given twice (after {first}); keep one.", flag=flag.shown, first=seen[kind].shown)
+            )
         seen[kind] = flag
     aspect = seen.get("ar")
     seed = seen.get("seed")
@@ -238,7 +243,11 @@ def _ratio(flag: _Flag) -> tuple[str, bool]:
     width, height = (int(match[1]), int(match[2])) if match else (0, 0)
     if width <= 0 or height <= 0:
         raise FlagRejected(
-            f"{flag.shown} needs width:height in whole numbers above 0, e.g. {flag.shown} 16:9, not {typed!r}."
+            tr(
+                "{flag} needs width:height in whole numbers above 0, e.g. {flag} 16:9, not {typed}.",
+                flag=flag.shown,
+                typed=repr(typed),
+            )
         )
     wanted = math.log(width / height)
 
@@ -257,10 +266,17 @@ def _seed(flag: _Flag) -> int:
     typed = flag.values[0].text
     if _SEED.fullmatch(typed) and int(typed) <= SEED_MAX:
         return int(typed)
-    raise FlagRejected(f"{flag.shown} needs a whole number from 0 to {SEED_MAX}, not {typed!r}.")
+    raise FlagRejected(
+        tr(
+            "{flag} needs a whole number from 0 to {most}, not {typed}.",
+            flag=flag.shown,
+            most=SEED_MAX,
+            typed=repr(typed),
+        )
+    )
 
 
-def apply_prompt_flags(options: ImagineOptions) -> tuple[ImagineOptions, tuple[str, ...]]:
+def apply_prompt_flags(options: ImagineOptions) -> tuple[ImagineOptions, tuple[Text, ...]]:
     """``options`` with the prompt's flags cut off and used where no explicit option says otherwise.
 
     Returns the new options and notes for the member (an option that won over a
@@ -270,23 +286,35 @@ def apply_prompt_flags(options: ImagineOptions) -> tuple[ImagineOptions, tuple[s
     flags = parse_prompt_flags(options.prompt)
     if flags.prompt == options.prompt:
         return options, ()
-    notes: list[str] = []
+    notes: list[Text] = []
     aspect_ratio = options.aspect_ratio
     if flags.aspect_ratio is not None:
         if aspect_ratio is None:
             aspect_ratio = flags.aspect_ratio
             if not flags.aspect_exact:
                 notes.append(
-                    f"{flags.aspect_typed} is not a ratio /imagine offers, so the nearest, {aspect_ratio}, was used."
+                    tr(
+                        "{typed} is not a ratio /imagine offers, so the nearest, {ratio}, was used.",
+                        typed=flags.aspect_typed,
+                        ratio=aspect_ratio,
+                    )
                 )
         elif aspect_ratio != flags.aspect_ratio:
-            notes.append(f"The aspect_ratio option ({aspect_ratio}) was used instead of {flags.aspect_typed}.")
+            notes.append(
+                tr(
+                    "The aspect_ratio option ({ratio}) was used instead of {typed}.",
+                    ratio=aspect_ratio,
+                    typed=flags.aspect_typed,
+                )
+            )
     seed = options.seed
     if flags.seed is not None:
         if seed is None:
             seed = flags.seed
         elif seed != flags.seed:
-            notes.append(f"The seed option ({seed}) was used instead of --seed {flags.seed}.")
+            notes.append(
+                tr("The seed option ({seed}) was used instead of --seed {typed}.", seed=seed, typed=flags.seed)
+            )
     negative = options.negative_prompt if options.negative_prompt is not None else flags.negative_prompt
     applied = replace(options, prompt=flags.prompt, aspect_ratio=aspect_ratio, seed=seed, negative_prompt=negative)
     return applied, tuple(notes)

@@ -6,13 +6,16 @@ Cog publishes it (``components.schemas.Input``, enums behind ``allOf``/``$ref``)
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.api.input_values import Property
+from bot.api.input_values import check_value as _check
+from bot.api.input_values import coerce_value as _coerce
 from bot.base.errors import InputRejected
+from bot.i18n import Text, tr
 
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21", "4:5", "5:4")
 PROMPT_MAX = 1500
@@ -31,13 +34,6 @@ STRENGTH_DIGITS = 6
 """Decimal places a strength is sent with (``1 - 0.35`` goes out as ``0.65``, not ``0.6500000000000001``)."""
 # The name an image goes out under where the API serves no schema (gateways): Replicate's most common one.
 UNCHECKED_IMAGE_NAME = "image"
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-"""What image models read. Other ``image/*`` types (SVG, HEIC, TIFF…) are refused before anything is sent."""
-IMAGE_MAX_BYTES = 10 * 1024 * 1024
-"""The largest image a member may start from. The image goes to the API as the attachment's CDN URL,
-which the API downloads itself; reference/replicate-api.md states no size limit for such URL inputs, so
-the bound is Discord's own default upload limit (reference/discord.md §B "Uploads": 10 MiB per file):
-anything a member can upload without boosts, and far more than any image model needs."""
 # Model input names that carry a negative prompt, in order of preference.
 _NEGATIVE_NAMES = ("negative_prompt",)
 
@@ -62,57 +58,35 @@ class ImagineOptions:
     def check(self) -> None:
         """Refuse values outside ``/imagine``'s own ranges, whatever the model."""
         if not self.prompt or not self.prompt.strip():
-            raise InputRejected("The prompt is empty: describe the image you want.")
+            raise InputRejected(tr("The prompt is empty: describe the image you want."))
         if len(self.prompt) > PROMPT_MAX:
-            raise InputRejected(f"The prompt is {len(self.prompt)} characters long; the limit is {PROMPT_MAX}.")
+            raise InputRejected(
+                tr(
+                    "The prompt is {length} characters long; the limit is {limit}.",
+                    length=len(self.prompt),
+                    limit=PROMPT_MAX,
+                )
+            )
         if self.aspect_ratio is not None and self.aspect_ratio not in ASPECT_RATIOS:
-            raise InputRejected(f"aspect_ratio {self.aspect_ratio!r} is not one of {', '.join(ASPECT_RATIOS)}.")
+            raise InputRejected(
+                tr(
+                    "aspect_ratio {value} is not one of {ratios}.",
+                    value=repr(self.aspect_ratio),
+                    ratios=", ".join(ASPECT_RATIOS),
+                )
+            )
         if self.count is not None and not 1 <= self.count <= COUNT_MAX:
-            raise InputRejected(f"count must be between 1 and {COUNT_MAX}, not {self.count}.")
+            raise InputRejected(
+                tr("count must be between 1 and {most}, not {count}.", most=COUNT_MAX, count=self.count)
+            )
         if self.seed is not None and self.seed < 0:
-            raise InputRejected(f"seed must be 0 or more, not {self.seed}.")
+            raise InputRejected(tr("seed must be 0 or more, not {seed}.", seed=self.seed))
         if self.image is not None and not self.image.startswith(("https://", "http://", "data:image/")):
-            raise InputRejected("The image to start from must be an uploaded image.")
+            raise InputRejected(tr("The image to start from must be an uploaded image."))
         if self.strength is not None and not (math.isfinite(self.strength) and 0 <= self.strength <= 1):
-            raise InputRejected(f"A variation's strength must be from 0 to 1, not {self.strength}.")
-
-
-def media_type(content_type: str | None) -> str:
-    """``image/png`` from ``Image/PNG; charset=x``; ``""`` for none."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def check_image_upload(content_type: str | None, size: int, filename: str = "the file") -> None:
-    """Refuse an uploaded file that cannot be a model's image input: not an image, or too big."""
-    kind = media_type(content_type)
-    if not kind.startswith("image/"):
-        raise InputRejected(f"{filename} is not an image ({kind or 'unknown type'}); attach a PNG, JPEG or WebP.")
-    if kind not in IMAGE_TYPES:
-        raise InputRejected(f"{filename} is a {kind} image, which models cannot read; attach a PNG, JPEG or WebP.")
-    check_image_size(size, filename)
-
-
-def check_image_size(size: int, filename: str = "the file") -> None:
-    """Refuse an uploaded image larger than :data:`IMAGE_MAX_BYTES`."""
-    if size > IMAGE_MAX_BYTES:
-        raise InputRejected(
-            f"{filename} is {size / 1024 / 1024:.1f} MiB; images to start from may be up to "
-            f"{IMAGE_MAX_BYTES // 1024 // 1024} MiB."
-        )
-
-
-@dataclass(frozen=True)
-class Property:
-    """One input of a model, with the constraints the bot checks before sending."""
-
-    name: str
-    type: str | None = None
-    enum: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    default: Any = None
-    format: str | None = None
-    """A string's format (``uri`` for files such as images)."""
+            raise InputRejected(
+                tr("A variation's strength must be from 0 to 1, not {strength}.", strength=self.strength)
+            )
 
 
 @dataclass(frozen=True)
@@ -209,7 +183,7 @@ class PlannedInputs:
     """The inputs to send, and notes for the member about options the model does not take."""
 
     inputs: dict[str, Any]
-    notes: tuple[str, ...] = ()
+    notes: tuple[Text | str, ...] = ()
     images_expected: int = 1
     image_input: str | None = None
     """The model's image input, where its schema shows one (a result of it can be varied)."""
@@ -223,47 +197,63 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
     """
     options.check()
     inputs: dict[str, Any] = {"prompt": options.prompt}
-    notes: list[str] = []
+    notes: list[Text | str] = []
     image_input = schema.image_input if schema is not None else None
     if options.image is not None:
         if schema is None:
             # No schema to read the input's name from: send it under the usual name and say so; a model
             # that calls it something else answers with a 422 whose text the member sees.
             inputs[UNCHECKED_IMAGE_NAME] = options.image
-            notes.append(f"The API shows no input list for this model, so the image went as `{UNCHECKED_IMAGE_NAME}`.")
+            notes.append(
+                tr(
+                    "The API shows no input list for this model, so the image went as `{name}`.",
+                    name=UNCHECKED_IMAGE_NAME,
+                )
+            )
         elif image_input is None:
-            raise InputRejected("This model takes no image to start from; pick one that does, or leave out the image.")
+            raise InputRejected(
+                tr("This model takes no image to start from; pick one that does, or leave out the image.")
+            )
         else:
             inputs[image_input] = options.image
             if not schema.has("prompt"):
                 del inputs["prompt"]  # an image-only model (an upscaler): the image is the whole request
     elif schema is not None and schema.needs_image:
-        raise InputRejected("This model needs an image to start from: attach one with the `image` option.")
+        raise InputRejected(tr("This model needs an image to start from: attach one with the `image` option."))
 
     if options.count is not None:
         name = _count_name(schema)
         if name is not None:
             inputs[name] = options.count
         elif options.count > 1:
-            notes.append(f"This model makes one image per request, so count {options.count} was ignored.")
+            notes.append(
+                tr("This model makes one image per request, so count {count} was ignored.", count=options.count)
+            )
     if options.aspect_ratio is not None:
         if schema is None or schema.has("aspect_ratio"):
             inputs["aspect_ratio"] = options.aspect_ratio
         elif schema.has("width") and schema.has("height"):
             inputs.update(_dimensions(options.aspect_ratio, schema))
         else:
-            notes.append(f"This model has no aspect ratio setting, so {options.aspect_ratio} was ignored.")
+            notes.append(
+                tr("This model has no aspect ratio setting, so {ratio} was ignored.", ratio=options.aspect_ratio)
+            )
     if options.seed is not None:
         if schema is None or schema.has("seed"):
             inputs["seed"] = options.seed
         else:
-            notes.append("This model does not take a seed, so the seed was ignored.")
+            notes.append(tr("This model does not take a seed, so the seed was ignored."))
     if options.negative_prompt is not None:
         name = _negative_name(schema)
         if name is not None:
             inputs[name] = options.negative_prompt
         else:
-            notes.append(f"This model does not take a negative prompt, so --no {options.negative_prompt} was ignored.")
+            notes.append(
+                tr(
+                    "This model does not take a negative prompt, so --no {negative} was ignored.",
+                    negative=options.negative_prompt,
+                )
+            )
     if options.strength is not None:
         name = schema.strength_input if schema is not None else None
         if name is not None:
@@ -271,16 +261,21 @@ def plan_inputs(options: ImagineOptions, schema: InputSchema | None) -> PlannedI
         elif schema is None:
             # No input list to read the strength's name from, and no name common enough to guess: a wrong
             # one would fail the job, a missing one only leaves the model's default.
-            notes.append("The API shows no input list for this model, so the variation keeps the model's strength.")
+            notes.append(tr("The API shows no input list for this model, so the variation keeps the model's strength."))
         else:
-            notes.append(f"This model has no strength setting, so the strength {options.strength} was ignored.")
+            notes.append(
+                tr(
+                    "This model has no strength setting, so the strength {strength} was ignored.",
+                    strength=options.strength,
+                )
+            )
     for key, value in options.extra.items():
         if key == "prompt":
-            raise InputRejected("Give the prompt as the prompt itself, not as an extra input.")
+            raise InputRejected(tr("Give the prompt as the prompt itself, not as an extra input."))
         if key in inputs and key == (image_input or UNCHECKED_IMAGE_NAME) and options.image is not None:
-            raise InputRejected(f"Give the image once: as the image option or as {key}, not both.")
+            raise InputRejected(tr("Give the image once: as the image option or as {key}, not both.", key=key))
         if schema is not None and not schema.has(key):
-            raise InputRejected(f"This model has no input called {key!r}.")
+            raise InputRejected(tr("This model has no input called {key}.", key=repr(key)))
         inputs[key] = _coerce(key, value, schema.properties[key] if schema else None)
 
     if schema is not None:
@@ -331,50 +326,3 @@ def _dimensions(ratio: str, schema: InputSchema) -> dict[str, int]:
             size = math.ceil(prop.minimum / 64) * 64
         result[key] = size
     return result
-
-
-def _coerce(key: str, value: Any, prop: Property | None) -> Any:
-    """Turn a CLI ``KEY=VALUE`` string into the type the model expects."""
-    if not isinstance(value, str):
-        return value
-    kind = prop.type if prop else None
-    try:
-        if kind == "integer":
-            return int(value)
-        if kind == "number":
-            return float(value)
-        if kind == "boolean":
-            lowered = value.lower()
-            if lowered in ("true", "1", "yes", "on"):
-                return True
-            if lowered in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(value)
-        if kind == "string":
-            return value
-    except ValueError:
-        raise InputRejected(f"{key} must be a {kind}, not {value!r}.") from None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-def _check(prop: Property, value: Any) -> None:
-    if prop.enum is not None and value not in prop.enum:
-        allowed = ", ".join(str(item) for item in prop.enum)
-        raise InputRejected(f"This model does not accept {prop.name} {value!r}; it takes one of: {allowed}.")
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if prop.type == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
-        raise InputRejected(f"{prop.name} must be a whole number, not {value!r}.")
-    if is_number and not math.isfinite(value):
-        raise InputRejected(f"{prop.name} must be a finite number, not {value!r}.")
-    if is_number:
-        if prop.minimum is not None and value < prop.minimum:
-            raise InputRejected(f"This model needs {prop.name} to be at least {_fmt(prop.minimum)}, not {value}.")
-        if prop.maximum is not None and value > prop.maximum:
-            raise InputRejected(f"This model allows {prop.name} up to {_fmt(prop.maximum)}, not {value}.")
-
-
-def _fmt(number: float) -> str:
-    return str(int(number)) if number.is_integer() else str(number)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bot.base.errors import ImagineError
+from bot.i18n import tr
 
 _REF = re.compile(
     r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9._-]{0,99})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,99})"
@@ -38,8 +39,11 @@ class ModelRef:
         if match is None:
             shown = candidate if len(candidate) <= 80 else candidate[:77] + "..."
             raise InvalidModelRef(
-                f"{shown!r} is not a model reference: use owner/name or owner/name:version "
-                "(for example black-forest-labs/flux-schnell)"
+                tr(
+                    "{typed} is not a model reference: use owner/name or owner/name:version "
+                    "(for example black-forest-labs/flux-schnell)",
+                    typed=repr(shown),
+                )
             )
         return cls(match["owner"], match["name"], match["version"])
 

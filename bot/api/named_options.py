@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from bot.base.errors import InputRejected
+from bot.i18n import tr
 
 OPTION_NAME_MAX = 32
 """Characters in a named option's name."""
@@ -45,21 +46,32 @@ def check_option_name(typed: str) -> str:
             break
     name = name.lower()
     if not name:
-        raise OptionRejected("The option's name is empty: give it a name of letters and digits, e.g. `cinematic`.")
+        raise OptionRejected(tr("The option's name is empty: give it a name of letters and digits, e.g. `cinematic`."))
     if len(name) > OPTION_NAME_MAX:
         raise OptionRejected(
-            f"The option's name is {len(name)} characters long; it may have at most {OPTION_NAME_MAX}."
+            tr(
+                "The option's name is {length} characters long; it may have at most {most}.",
+                length=len(name),
+                most=OPTION_NAME_MAX,
+            )
         )
     if not OPTION_NAME.fullmatch(name):
         shown = typed.strip()[:40]
         raise OptionRejected(
-            f"`{shown}` can't be an option's name: use only letters a-z and digits 0-9, starting with a letter "
-            "(no spaces, dashes or accents), e.g. `cinematic` or `style2`."
+            tr(
+                "`{typed}` can't be an option's name: use only letters a-z and digits 0-9, starting with a letter "
+                "(no spaces, dashes or accents), e.g. `cinematic` or `style2`.",
+                typed=shown,
+            )
         )
     if name in BUILTIN_FLAGS:
         reserved = ", ".join(f"`--{flag}`" for flag in sorted(BUILTIN_FLAGS))
         raise OptionRejected(
-            f"`--{name}` is a prompt flag the bot reads itself ({reserved} are taken); choose another name."
+            tr(
+                "`--{name}` is a prompt flag the bot reads itself ({reserved} are taken); choose another name.",
+                name=name,
+                reserved=reserved,
+            )
         )
     return name
 
@@ -68,10 +80,14 @@ def check_option_value(typed: str) -> str:
     """The value as stored (spaces around it trimmed), or :class:`OptionRejected` saying what is wrong."""
     value = typed.strip()
     if not value:
-        raise OptionRejected("The option's value is empty. To remove the option, leave `value` out.")
+        raise OptionRejected(tr("The option's value is empty. To remove the option, leave `value` out."))
     if len(value) > OPTION_VALUE_MAX:
         raise OptionRejected(
-            f"The option's value is {len(value)} characters long; it may have at most {OPTION_VALUE_MAX}."
+            tr(
+                "The option's value is {length} characters long; it may have at most {most}.",
+                length=len(value),
+                most=OPTION_VALUE_MAX,
+            )
         )
     return value
 
@@ -80,5 +96,11 @@ def check_suffix(typed: str) -> str:
     """The suffix as stored (spaces around it trimmed; empty: none), or :class:`OptionRejected` if too long."""
     suffix = typed.strip()
     if len(suffix) > SUFFIX_MAX:
-        raise OptionRejected(f"The suffix is {len(suffix)} characters long; it may have at most {SUFFIX_MAX}.")
+        raise OptionRejected(
+            tr(
+                "The suffix is {length} characters long; it may have at most {most}.",
+                length=len(suffix),
+                most=SUFFIX_MAX,
+            )
+        )
     return suffix

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bot.base.errors import Refusal
+from bot.i18n import tr
 
 _ESCAPED = {",", "{", "}", "\\"}
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -40,7 +41,9 @@ def parse(text: str) -> Parts:
     """The text as literal runs and brace groups; :class:`PermutationError` for an unmatched brace."""
     parts, position = _parse_sequence(text, 0, inside=False)
     if position < len(text):  # only a closing brace stops the top level early
-        raise PermutationError(f"The prompt has a `}}` with no `{{` before it (at character {position + 1}).")
+        raise PermutationError(
+            tr("The prompt has a `}}` with no `{{` before it (at character {position}).", position=position + 1)
+        )
     return parts
 
 
@@ -78,7 +81,9 @@ def _parse_group(text: str, position: int) -> tuple[Group, int]:
         option, position = _parse_sequence(text, position, inside=True)
         options.append(_trimmed(option))
         if position >= len(text):
-            raise PermutationError(f"The prompt has a `{{` with no `}}` after it (at character {start + 1}).")
+            raise PermutationError(
+                tr("The prompt has a `{{` with no `}}` after it (at character {position}).", position=start + 1)
+            )
         if text[position] == "}":
             return Group(tuple(options)), position + 1
         position += 1  # past the comma

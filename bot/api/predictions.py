@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bot.api.errors import ServerError
+from bot.i18n import Text, tr
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,10 @@ class Prediction:
     def from_json(cls, data: Any) -> Prediction:
         """Parse a prediction object, or raise :class:`ServerError` if it is not one."""
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
-            raise ServerError("The API sent a reply that is not a prediction (no id)")
+            raise ServerError(tr("The API sent a reply that is not a prediction (no id)"))
         status = data.get("status")
         if not isinstance(status, str):
-            raise ServerError(f"The API sent prediction {data['id']} without a status")
+            raise ServerError(tr("The API sent prediction {id} without a status", id=data["id"]))
         if status not in KNOWN_STATUSES:
             log.warning("prediction %s has an unknown status %r; treating it as still running", data["id"], status)
         error = data.get("error")
@@ -160,7 +161,7 @@ class Prediction:
         return [value for value in _collect_outputs(self.output) if isinstance(value, str) and _fetchable(value)]
 
     @property
-    def refused_outputs(self) -> list[str]:
+    def refused_outputs(self) -> list[Text]:
         """Why each output that is not a file the bot may fetch was refused, one sentence each."""
         return [_refusal(value) for value in _collect_outputs(self.output) if not _fetchable(value)]
 
@@ -202,27 +203,27 @@ def _fetchable(value: Any) -> bool:
     return isinstance(value, str) and value.lower().startswith(_FETCHABLE_SCHEMES)
 
 
-def _refusal(value: Any) -> str:
+def _refusal(value: Any) -> Text:
     if not isinstance(value, str):
         kind = (
-            "a JSON object"
+            tr("a JSON object")
             if isinstance(value, dict)
-            else "true or false"
+            else tr("true or false")
             if isinstance(value, bool)
-            else "a number"
+            else tr("a number")
             if isinstance(value, int | float)
-            else "a value"
+            else tr("a value")
         )
-        return f"the model returned {kind} instead of a link to a file"
+        return tr("the model returned {kind} instead of a link to a file", kind=kind)
     scheme = _SCHEME.match(value.strip())
     if scheme:
-        return (
-            f"the model returned a {scheme.group(1).lower()}: link, and the bot only downloads "
-            "http, https and data: URLs"
+        return tr(
+            "the model returned a {scheme}: link, and the bot only downloads http, https and data: URLs",
+            scheme=scheme.group(1).lower(),
         )
     shown = " ".join(value.split())
     shown = shown if len(shown) <= 60 else shown[:59] + "…"
-    return f"the model returned text instead of a link to a file (“{shown}”)"
+    return tr("the model returned text instead of a link to a file (“{text}”)", text=shown)
 
 
 _TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$")

@@ -21,6 +21,7 @@ from bot.api import permutations
 from bot.api.flags import split_trailing_flags
 from bot.api.named_options import BUILTIN_FLAGS
 from bot.api.permutations import PermutationError
+from bot.i18n import Text, tr, tr_n
 
 __all__ = ["PermutationError", "add_suffix", "compose_prompt", "expand_named_options", "expand_prompt", "read_repeat"]
 
@@ -32,8 +33,8 @@ _SPACES = re.compile(r"\s{2,}")
 _SPECIAL = re.compile(r"[{}\\]")
 
 
-def _jobs(count: int) -> str:
-    return f"{count} job{'s' if count != 1 else ''}"
+def _jobs(count: int) -> Text:
+    return tr_n("{n} job", "{n} jobs", count)
 
 
 def read_repeat(prompt: str, *, limit: int) -> tuple[str, int]:
@@ -43,14 +44,22 @@ def read_repeat(prompt: str, *, limit: int) -> tuple[str, int]:
     if not found:
         return prompt, 1
     if len(found) > 1:
-        raise PermutationError("--repeat is given twice; keep one.")
+        raise PermutationError(tr("--repeat is given twice; keep one."))
     match = found[0]
     value = match[1]
     if value is None or re.fullmatch(r"[0-9]{1,4}", value) is None or not 1 <= int(value) <= 1000:
-        raise PermutationError(f"--repeat needs a whole number of times, e.g. --repeat 2, not {value or 'nothing'}.")
+        raise PermutationError(
+            tr("--repeat needs a whole number of times, e.g. --repeat 2, not {typed}.", typed=value or tr("nothing"))
+        )
     times = int(value)
     if times > limit:
-        raise PermutationError(f"--repeat {times} makes {times} jobs; /imagine runs at most {_jobs(limit)} at once.")
+        raise PermutationError(
+            tr(
+                "--repeat {times} makes {times} jobs; /imagine runs at most {jobs} at once.",
+                times=times,
+                jobs=_jobs(limit),
+            )
+        )
     rest = prompt[: match.start()] + " " + prompt[match.end() :]
     return _SPACES.sub(" ", rest).strip(), times
 
@@ -68,8 +77,12 @@ def expand_prompt(text: str, *, limit: int) -> list[str]:
     combinations = permutations.count(text)
     if combinations > limit:
         raise PermutationError(
-            f"Your prompt makes {combinations} combinations; /imagine runs at most {_jobs(limit)} at once. "
-            "Use fewer options in the braces."
+            tr(
+                "Your prompt makes {combinations} combinations; /imagine runs at most {jobs} at once. "
+                "Use fewer options in the braces.",
+                combinations=combinations,
+                jobs=_jobs(limit),
+            )
         )
     prompts: list[str] = []
     for combination in permutations.expand(text):
@@ -77,8 +90,13 @@ def expand_prompt(text: str, *, limit: int) -> list[str]:
         prompts.extend([prompt] * times)
     if len(prompts) > limit:
         raise PermutationError(
-            f"Your prompt makes {len(prompts)} jobs ({combinations} combinations with their --repeat); "
-            f"/imagine runs at most {_jobs(limit)} at once."
+            tr(
+                "Your prompt makes {count} jobs ({combinations} combinations with their --repeat); "
+                "/imagine runs at most {jobs} at once.",
+                count=len(prompts),
+                combinations=combinations,
+                jobs=_jobs(limit),
+            )
         )
     return prompts
 

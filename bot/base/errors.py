@@ -12,20 +12,28 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class Shown(Protocol):
-    """A text rendered in its reader's language (``bot.i18n.Text``, which this layer cannot import)."""
+    """A text shown in its reader's language (``bot.i18n``'s ``Text``, seen from below: ``None`` is English)."""
 
     def render(self, locale: str | None = None) -> str: ...
 
 
 class ImagineError(Exception):
-    """An error whose message is fit to show to the person who caused it: ``text`` in the reader's language
-    (a translatable text, or a plain string), ``message`` and ``str()`` in English."""
+    """An error whose message is fit to show to the person who caused it.
+
+    ``text`` is the message as given: a translatable text (``bot.i18n.tr``) or a plain string. ``message`` and
+    ``str(error)`` are it in English (logs, the database); :meth:`render` is it in a reader's language, so an
+    error is itself a text ``bot.i18n.render(error, locale)`` shows.
+    """
 
     def __init__(self, message: str | Shown) -> None:
         english = message if isinstance(message, str) else message.render(None)
         super().__init__(english)
         self.message = english
         self.text: str | Shown = message
+
+    def render(self, locale: str | None = None) -> str:
+        """The message in ``locale`` (``None``: English)."""
+        return self.text if isinstance(self.text, str) else self.text.render(locale)
 
     def __str__(self) -> str:
         return self.message

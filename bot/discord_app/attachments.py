@@ -8,11 +8,9 @@ type is taken at its word, with no download: the API fetches the file itself.
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 import discord
 
-from bot.api.inputs import IMAGE_MAX_BYTES, check_image_size, check_image_upload, media_type
+from bot.api.uploads import IMAGE_MAX_BYTES, check_image_size, check_image_upload, media_type
 from bot.i18n import Text
 from bot.media.delivery import Downloader
 from bot.media.images import SNIFF_BYTES, sniff_image
@@ -30,14 +28,10 @@ async def check_image_attachment(
     into the refusal's text as a value, rendered in the member's language with it. Raises
     :class:`~bot.base.errors.InputRejected` or :class:`~bot.base.errors.DeliveryError`.
     """
-    # The checks below take the names as strings in their signatures; a text passes through to their messages.
-    named: Any = cast(Any, label)
     declared = media_type(attachment.content_type)
     if declared in _UNDECLARED:
-        check_image_size(attachment.size, named)  # before the download: Discord states the size
-        magic = await downloader.download(
-            attachment.url, cast(Any, where) or named, max_bytes=IMAGE_MAX_BYTES, prefix=SNIFF_BYTES
-        )
+        check_image_size(attachment.size, label)  # before the download: Discord states the size
+        magic = await downloader.download(attachment.url, where or label, max_bytes=IMAGE_MAX_BYTES, prefix=SNIFF_BYTES)
         sniffed = sniff_image(magic)
         declared = sniffed[1] if sniffed is not None else ""
-    check_image_upload(declared, attachment.size, named)
+    check_image_upload(declared, attachment.size, label)

@@ -45,9 +45,9 @@ def read_catalog(code: str) -> Catalog:
     for path in sorted((LOCALES / code).glob("*.po")):
         with path.open("rb") as source:
             part = read_po(source, locale=code)
-        if "Plural-Forms" in dict(part.mime_headers):
-            # The .po's own plural rule (``nplurals=2``), not Babel's CLDR one (3 forms for fr, es, pt).
-            merged.mime_headers = [("Plural-Forms", dict(part.mime_headers)["Plural-Forms"])]
+        # The files' Plural-Forms, not the locale's own (CLDR gives French, Spanish and Portuguese a third form,
+        # "many", that the catalogs do not write: with it a plural would fall back to English).
+        merged.mime_headers = [(name, value) for name, value in part.mime_headers if name.lower() == "plural-forms"]
         for message in part:
             if message.id:
                 merged[message.id] = message

@@ -16,6 +16,7 @@ from bot.api.client import ReplicateClient
 from bot.api.errors import ApiError, CreateOutcomeUnknown, RequestWithdrawn
 from bot.api.predictions import Prediction
 from bot.base.clock import Clock
+from bot.i18n import Text, tr
 from bot.jobs.end_estimate import ClockAnchor
 from bot.jobs.model import JobJournal, JobState, JobTakenOver, JobTimings, LiveJob
 from bot.jobs.recovery import Lookup, PredictionFinder
@@ -94,9 +95,9 @@ class PredictionCreator:
                     if lookup.absent and attempt < CREATE_ATTEMPTS and not job.cancel_event.is_set():
                         log.warning("job %s: %s; no prediction was made, so it is sent again", job.id, exc.message)
                         continue
-                    raise JobEnded(JobState.FAILED, error=_lost_create_message(exc.message, lookup)) from None
+                    raise JobEnded(JobState.FAILED, error=_lost_create_message(exc.text, lookup)) from None
                 except ApiError as exc:
-                    raise JobEnded(JobState.FAILED, error=exc.message) from None
+                    raise JobEnded(JobState.FAILED, error=exc.text) from None
                 self.claimed.add(prediction.id)
                 if self.journal is not None:
                     written = asyncio.ensure_future(self.journal.created(job.id, prediction.id))
@@ -125,9 +126,9 @@ class PredictionCreator:
                 raise
             except Exception:
                 log.exception("job %s: could not journal the create; not creating", job.id)
-                error = "The bot could not record this job, so it did not start it."
+                error = tr("The bot could not record this job, so it did not start it.")
                 # Its end may not be written either: still unfinished, a restart would run it.
-                self.journal.give_up(job.id, error)
+                self.journal.give_up(job.id, str(error))
                 raise JobEnded(JobState.FAILED, error=error) from None
         return started
 
@@ -142,10 +143,10 @@ class PredictionCreator:
             return await self.create(job, webhook=webhook)
         raise JobEnded(
             JobState.FAILED,
-            error=(
-                "The bot restarted just as this job was being started, and "
-                f"{lookup.reason or 'the prediction could not be looked up'}. It was not started again, so "
-                "nothing is paid twice, and it did not count against your daily images. Please run /imagine again."
+            error=tr(
+                "The bot restarted just as this job was being started, and {reason}. It was not started again, so "
+                "nothing is paid twice, and it did not count against your daily images. Please run /imagine again.",
+                reason=lookup.reason or tr("the prediction could not be looked up"),
             ),
         )
 
@@ -161,13 +162,15 @@ class PredictionCreator:
         return await self.finder.find(job.request.model, job.request.inputs, since=since, claim=claim)
 
 
-def _lost_create_message(what: str, lookup: Lookup) -> str:
+def _lost_create_message(what: Text | str, lookup: Lookup) -> Text:
     if lookup.absent:
-        return (
-            f"{what}, and again on every try; the bot checked each time that no prediction was made, "
-            "so nothing was paid. Please try again in a moment."
+        return tr(
+            "{what}, and again on every try; the bot checked each time that no prediction was made, "
+            "so nothing was paid. Please try again in a moment.",
+            what=what,
         )
-    return (
-        f"{what}, so it is unknown whether it started, and {lookup.reason or 'it could not be looked up'}. "
-        "It was not sent again, so nothing is paid twice."
+    return tr(
+        "{what}, so it is unknown whether it started, and {reason}. It was not sent again, so nothing is paid twice.",
+        what=what,
+        reason=lookup.reason or tr("it could not be looked up"),
     )

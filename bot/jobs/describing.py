@@ -24,6 +24,7 @@ from bot.api.inputs import InputSchema
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Prediction
 from bot.base.clock import Clock
+from bot.i18n import Text, tr, tr_n
 from bot.jobs.poll_planner import Backoff
 from bot.moderation.wordfilter import WordFilter
 
@@ -64,7 +65,7 @@ class RunUse:
         )
 
 
-_NO_PROMPT: Final = "The describe model's answer had no prompt in it. Try again, or another image."
+_NO_PROMPT: Final = tr("The describe model's answer had no prompt in it. Try again, or another image.")
 
 NOT_STARTED: Final = RunUse(ran=False, ended=True)
 """A create the API refused: nothing ran, nothing is billed."""
@@ -75,7 +76,7 @@ UNKNOWN: Final = RunUse(ran=True, ended=False)
 class DescribeRunFailed(DescribeFailed):
     """A describe that reached the API and gave no suggestions: the message says why; :attr:`use` what it used."""
 
-    def __init__(self, message: str, use: RunUse) -> None:
+    def __init__(self, message: Text | str, use: RunUse) -> None:
         super().__init__(message)
         self.use = use
 
@@ -96,7 +97,7 @@ class Description:
         kept = tuple(s for s in self.suggestions if words.first_match(s) is None)
         if not kept:
             raise DescribeFailed(
-                "Every prompt the describe model suggested uses a word this server has blocked. Try another image."
+                tr("Every prompt the describe model suggested uses a word this server has blocked. Try another image.")
             )
         return replace(self, suggestions=kept, blocked=self.blocked + len(self.suggestions) - len(kept))
 
@@ -145,11 +146,9 @@ class Describer:
         try:
             suggestions = suggestions_from(read_text_output(prediction.output))
         except DescribeFailed as exc:
-            raise DescribeRunFailed(str(exc), use) from exc
+            raise DescribeRunFailed(exc.text, use) from exc
         if not suggestions:
-            raise DescribeRunFailed(
-                "The describe model's answer had no prompt in it. Try again, or another image.", use
-            )
+            raise DescribeRunFailed(_NO_PROMPT, use)
         return Description(suggestions, use=use)
 
     async def _run(self, model: ModelRef, inputs: dict[str, Any], timeout: float) -> Prediction:
@@ -165,14 +164,21 @@ class Describer:
         except ApiError as exc:
             # Only a create whose answer was lost may have made a prediction: the client retries no other.
             use = UNKNOWN if isinstance(exc, CreateOutcomeUnknown) else NOT_STARTED
-            raise DescribeRunFailed(f"The describe model could not be started: {exc.message}", use) from exc
+            raise DescribeRunFailed(
+                tr("The describe model could not be started: {reason}", reason=exc.text), use
+            ) from exc
         polls = 0
         while not prediction.terminal:
             left = deadline - self._clock.monotonic()
             if left <= 0:
-                seconds = f"{timeout:g} second{'' if timeout == 1 else 's'}"
+                seconds = f"{timeout:g}"
                 raise DescribeRunFailed(
-                    f"The describe model took longer than {seconds}, so it was stopped. Try again later.",
+                    tr_n(
+                        "The describe model took longer than {seconds} second, so it was stopped. Try again later.",
+                        "The describe model took longer than {seconds} seconds, so it was stopped. Try again later.",
+                        int(timeout) if float(timeout).is_integer() else 2,  # "1.5 seconds": a plural
+                        seconds=seconds,
+                    ),
                     await self._cancel(prediction.id),
                 )
             await self._clock.sleep(min(self._poll.gap(polls), left))
@@ -182,7 +188,8 @@ class Describer:
             except ApiError as exc:
                 # The client has retried what may pass: this is the API's last word for now.
                 raise DescribeRunFailed(
-                    f"The describe model's answer could not be read: {exc.message}", await self._cancel(prediction.id)
+                    tr("The describe model's answer could not be read: {reason}", reason=exc.text),
+                    await self._cancel(prediction.id),
                 ) from exc
         return prediction
 
@@ -196,12 +203,18 @@ class Describer:
             return UNKNOWN
 
 
-def _ended_without_text(prediction: Prediction) -> str:
+def _ended_without_text(prediction: Prediction) -> Text:
     """Why a prediction that did not succeed gave no suggestions, with the API's own error text."""
     reason = prediction.error
     if prediction.status == "failed":
-        return f"The describe model failed: {(reason or 'it gave no reason').rstrip('.')}."
+        if reason:
+            return tr("The describe model failed: {reason}.", reason=reason.rstrip("."))
+        return tr("The describe model failed without giving a reason.")
     if prediction.status == "aborted":
-        return "The prediction API stopped the describe model before it started. Try again later."
-    said = f" ({reason})" if reason else ""
-    return f"The describe model's prediction was canceled before it finished{said}. Try again later."
+        return tr("The prediction API stopped the describe model before it started. Try again later.")
+    if reason:
+        return tr(
+            "The describe model's prediction was canceled before it finished ({reason}). Try again later.",
+            reason=reason,
+        )
+    return tr("The describe model's prediction was canceled before it finished. Try again later.")

@@ -21,6 +21,7 @@ from typing import Any
 from bot.api.client import ReplicateClient
 from bot.base.clock import Clock, SystemClock
 from bot.base.errors import ImagineError
+from bot.i18n import tr
 from bot.jobs import showing
 from bot.jobs.execution import JobExecutor
 from bot.jobs.handles import Job, ResumedJob
@@ -142,7 +143,7 @@ class JobEngine:
         the target is recorded (with the create mark).
         """
         if self._closed:
-            raise ImagineError("The bot is shutting down; try again in a moment.")
+            raise ImagineError(tr("The bot is shutting down; try again in a moment."))
         job_id = job_id or self._new_id()
         if self._journal is not None and not journaled:  # first: a job the journal does not know is not accepted
             await self._journal.accepted(job_id, request, target)
@@ -385,7 +386,9 @@ class JobEngine:
             log.exception("job %s failed unexpectedly (reference %s)", job.id, reference)
             if not job.view.terminal:
                 await self.finish(
-                    job, JobState.FAILED, error=f"Something went wrong on our side (reference {reference})."
+                    job,
+                    JobState.FAILED,
+                    error=tr("Something went wrong on our side (reference {reference}).", reference=reference),
                 )
         finally:
             self._slots.give_back(job)

@@ -192,7 +192,7 @@ class JobExecutor:
                 prediction = polled
             except ApiError as exc:
                 if not exc.transient:
-                    await self.host.finish(job, JobState.FAILED, prediction_id=prediction.id, error=exc.message)
+                    await self.host.finish(job, JobState.FAILED, prediction_id=prediction.id, error=exc.text)
                     return
                 log.warning("job %s: polling %s failed (%s); will try again", job.id, prediction.id, exc)
         self._planner.leave(job.id)

@@ -69,7 +69,7 @@ class JobRequest:
     model: ModelRef
     options: ImagineOptions
     inputs: Mapping[str, Any]
-    notes: tuple[str, ...] = ()
+    notes: tuple[Text | str, ...] = ()
     images_expected: int = 1
     requester_id: int | None = None
     guild_id: int | None = None

@@ -13,6 +13,7 @@ from bot.api.flags import apply_prompt_flags
 from bot.api.inputs import ImagineOptions, InputSchema, PlannedInputs, plan_inputs
 from bot.api.modelref import ModelRef
 from bot.base.errors import InputRejected
+from bot.i18n import Text, joined, tr
 from bot.jobs.model import JobKind, JobRequest
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class PreferredOptions:
     aspect_ratio: str | None = None
     count: int | None = None
 
-    def candidates(self, options: ImagineOptions) -> list[tuple[ImagineOptions, tuple[str, ...]]]:
+    def candidates(self, options: ImagineOptions) -> list[tuple[ImagineOptions, tuple[Text, ...]]]:
         """``options`` with the preferences that apply filled in, then with fewer of them, the last without any:
         each with the preferences it leaves out. The first the model's schema takes is sent: a preference
         never refuses a request."""
@@ -36,8 +37,8 @@ class PreferredOptions:
             (
                 replace(options, aspect_ratio=tried_aspect or options.aspect_ratio, count=tried_count or options.count),
                 tuple(
-                    f"{name} {value}"
-                    for name, value, tried in (("aspect ratio", aspect, tried_aspect), ("count", count, tried_count))
+                    tr("aspect ratio {value}", value=value) if name == "aspect" else tr("count {value}", value=value)
+                    for name, value, tried in (("aspect", aspect, tried_aspect), ("count", count, tried_count))
                     if value is not None and tried is None
                 ),
             )
@@ -47,7 +48,7 @@ class PreferredOptions:
 
 def plan_with_preferences(
     options: ImagineOptions, schema: InputSchema | None, preferred: PreferredOptions | None
-) -> tuple[ImagineOptions, PlannedInputs, tuple[str, ...]]:
+) -> tuple[ImagineOptions, PlannedInputs, tuple[Text, ...]]:
     """The options as sent (the preferences that fit filled in), their inputs, and a note for preferences that
     did not fit the model; :class:`InputRejected` only for what the request itself asks."""
     *fitting, (bare, left_out) = preferred.candidates(options) if preferred is not None else [(options, ())]
@@ -59,10 +60,15 @@ def plan_with_preferences(
     return bare, plan_inputs(bare, schema), _left_out_note(left_out)
 
 
-def _left_out_note(left_out: tuple[str, ...]) -> tuple[str, ...]:
+def _left_out_note(left_out: tuple[Text, ...]) -> tuple[Text, ...]:
     if not left_out:
         return ()
-    return (f"This model does not take your preferred {' and '.join(left_out)}, so its own default was used.",)
+    what = (
+        left_out[0]
+        if len(left_out) == 1
+        else tr("{first} and {second}", first=joined(left_out[:-1], ", "), second=left_out[-1])
+    )
+    return (tr("This model does not take your preferred {options}, so its own default was used.", options=what),)
 
 
 class RequestPreparer:

@@ -33,6 +33,7 @@ from bot.api.errors import ApiError, NotFound
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Prediction
 from bot.base.clock import Clock, SystemClock
+from bot.i18n import Text, tr
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Lookup:
     """The lost create's prediction, now claimed by the job."""
     absent: bool = False
     """The list was read and holds no such prediction: creating it now cannot pay twice."""
-    reason: str | None = None
+    reason: Text | str | None = None
     """Why nothing can be said (neither found nor absent), in words for the member."""
 
 
@@ -97,7 +98,7 @@ class PredictionFinder:
                         self._no_list_route = True  # a gateway without the route: that will not change
                         return Lookup(reason=_NO_LIST)
                     log.warning("could not list predictions to find a lost create: %s", exc)
-                    return Lookup(reason=f"the list of predictions could not be read ({exc.message})")
+                    return Lookup(reason=tr("the list of predictions could not be read ({reason})", reason=exc.text))
                 for prediction in candidates:
                     if await claim(prediction):
                         log.info("found prediction %s of a create whose answer was lost", prediction.id)
@@ -121,7 +122,7 @@ class PredictionFinder:
         return sorted(found, key=lambda p: abs((p.created_at - since).total_seconds()) if p.created_at else 1e9)
 
 
-_NO_LIST = "the API cannot list predictions, so the bot cannot look it up"
+_NO_LIST = tr("the API cannot list predictions, so the bot cannot look it up")
 
 
 def _canonical(inputs: Mapping[str, Any]) -> str:

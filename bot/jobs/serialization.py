@@ -21,7 +21,7 @@ def request_to_json(request: JobRequest) -> dict[str, Any]:
         "model": str(request.model),
         "options": _options_to_json(request.options),
         "inputs": dict(request.inputs),
-        "notes": list(request.notes),
+        "notes": [str(note) for note in request.notes],  # kept in English
         "images_expected": request.images_expected,
         "requester_id": request.requester_id,
         "guild_id": request.guild_id,

@@ -10,11 +10,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from bot.i18n import tr
 from bot.jobs.model import ImagesNotShown, JobView, LiveJob
 
 log = logging.getLogger(__name__)
 
-IMAGES_LOST = "The finished images could not be delivered, and nothing is charged for them."
+IMAGES_LOST = tr("The finished images could not be delivered, and nothing is charged for them.")
 """Said when a presenter failed to show a job's images in a way it did not foresee (it logged why)."""
 
 

@@ -23,6 +23,7 @@ from yarl import URL
 
 from bot.base.clock import Clock, SystemClock
 from bot.base.errors import DeliveryError
+from bot.i18n import Text, tr
 from bot.media.fetch_guard import FetchGuard, FetchRefused, ForbiddenAddress
 from bot.media.images import HeaderCheck, ImageFile, check_pixels, sniff_image
 
@@ -37,8 +38,8 @@ PARALLEL_DOWNLOADS = 4
 _MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024
 # Why a file the host no longer has (HTTP 403, 404, 410) is missing, as the member reads it.
-_GONE = "it is no longer there"
-_OUTPUT_GONE = "it has expired (outputs are kept for an hour after a prediction)"
+_GONE = tr("it is no longer there")
+_OUTPUT_GONE = tr("it has expired (outputs are kept for an hour after a prediction)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,13 +77,13 @@ class Downloader:
         share = replace(self, max_bytes=min(self.max_bytes, self.job_bytes // len(urls)))
         slots = asyncio.Semaphore(PARALLEL_DOWNLOADS)
 
-        async def fetch_one(url: str, where: str) -> bytes:
+        async def fetch_one(url: str, where: Text) -> bytes:
             async with slots:
                 return await share.fetch(url, where)
 
         try:
             async with asyncio.TaskGroup() as downloads:
-                tasks = [downloads.create_task(fetch_one(url, f"output {n}")) for n, url in enumerate(urls, 1)]
+                tasks = [downloads.create_task(fetch_one(url, tr("output {n}", n=n))) for n, url in enumerate(urls, 1)]
         except BaseExceptionGroup as group:
             raise _first_of(group) from None
         files = []
@@ -90,11 +91,11 @@ class Downloader:
             data = task.result()
             kind = sniff_image(data)
             if kind is None:  # fetch() already checked; keeps the type checker honest
-                raise DeliveryError(f"Output {index + 1} is not an image")
+                raise DeliveryError(tr("Output {n} is not an image", n=index + 1))
             files.append(ImageFile(f"{stem}-{index + 1}.{kind[0]}", data, kind[1]))
         return files
 
-    async def fetch(self, url: str, where: str | None = None) -> bytes:
+    async def fetch(self, url: str, where: Text | str | None = None) -> bytes:
         """The bytes of one output: an image by its magic bytes (not its Content-Type), within the pixel cap.
 
         ``where`` names the output for the member ("output 2").
@@ -109,10 +110,10 @@ class Downloader:
     async def download(
         self,
         url: str,
-        where: str | None = None,
+        where: Text | str | None = None,
         *,
         max_bytes: int | None = None,
-        gone: str = _GONE,
+        gone: Text | str = _GONE,
         prefix: int | None = None,
         watch: Callable[[], Callable[[bytearray], None]] | None = None,
     ) -> bytes:
@@ -138,7 +139,11 @@ class Downloader:
                 last = str(exc)
                 break
         log.warning("could not download %s from %s: %s", where or "a file", _for_log(url), _scrubbed(last))
-        raise DeliveryError(f"The image could not be downloaded{_naming(where)}.")
+        raise DeliveryError(
+            tr("The image could not be downloaded ({where}).", where=where)
+            if where
+            else tr("The image could not be downloaded.")
+        )
 
     async def _follow(self, url: str, reading: _Reading) -> bytes:
         """GET with redirects followed by hand, so the guard checks every hop."""
@@ -166,7 +171,15 @@ class Downloader:
                         raise _Retryable(f"{_for_log(target)} answered HTTP {status}")
                     if status in (403, 404, 410):
                         log.warning("%s answered HTTP %d for %s", _for_log(target), status, where or "a file")
-                        raise DeliveryError(f"The image could not be downloaded{_naming(where)}: {reading.gone}.")
+                        raise DeliveryError(
+                            tr(
+                                "The image could not be downloaded ({where}): {reason}.",
+                                where=where,
+                                reason=reading.gone,
+                            )
+                            if where
+                            else tr("The image could not be downloaded: {reason}.", reason=reading.gone)
+                        )
                     if status != 200:
                         raise _Refused(f"{_for_log(target)} answered HTTP {status}")
                     declared = response.content_length
@@ -189,8 +202,8 @@ class _Reading:
     """How one download reads its body: how far, and who looks at the bytes as they come."""
 
     limit: int
-    where: str | None
-    gone: str
+    where: Text | str | None
+    gone: Text | str
     prefix: int | None
     watch: Callable[[], Callable[[bytearray], None]] | None
 
@@ -241,10 +254,6 @@ def _scrubbed(text: str) -> str:
     return _URL_TEXT.sub(lambda match: _for_log(match.group()), text)
 
 
-def _naming(where: str | None) -> str:
-    return f" ({where})" if where else ""
-
-
 def _for_log(url: str | URL) -> str:
     """``url`` without its user name, password, query and fragment (where signed links keep their secrets)."""
     try:
@@ -254,8 +263,11 @@ def _for_log(url: str | URL) -> str:
         return "a malformed URL"
 
 
-def _too_big(limit: int, where: str | None = None) -> str:
-    return f"The image{_naming(where)} is larger than {limit / (1024 * 1024):.3g} MiB, so it was not downloaded"
+def _too_big(limit: int, where: Text | str | None = None) -> Text:
+    size = f"{limit / (1024 * 1024):.3g}"
+    if where:
+        return tr("The image ({where}) is larger than {size} MiB, so it was not downloaded", where=where, size=size)
+    return tr("The image is larger than {size} MiB, so it was not downloaded", size=size)
 
 
 def is_data_url(url: str) -> bool:
@@ -267,7 +279,7 @@ def decode_data_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
     """The bytes of a ``data:[<mime>][;base64],<payload>`` URL, refused past ``max_bytes``."""
     header, sep, payload = url.partition(",")
     if not sep:
-        raise DeliveryError("The model returned a malformed data: URL")
+        raise DeliveryError(tr("The model returned a malformed data: URL"))
     base64_encoded = header.lower().endswith(";base64")
     # Before decoding, what the payload holds at least (padding aside): 3 bytes per 4 characters, or 1 per 3
     # ("%41"); the decoded bytes are measured exactly after.
@@ -277,7 +289,7 @@ def decode_data_url(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
         try:
             data = base64.b64decode(payload, validate=False)
         except (binascii.Error, ValueError) as exc:
-            raise DeliveryError("The model returned a data: URL with broken base64") from exc
+            raise DeliveryError(tr("The model returned a data: URL with broken base64")) from exc
     else:
         data = unquote_to_bytes(payload)
     if len(data) > max_bytes:

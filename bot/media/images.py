@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from bot.base.errors import DeliveryError
+from bot.i18n import tr
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ _SIGNATURES: tuple[tuple[bytes, int, str, str], ...] = (
 )
 
 
-NOT_AN_IMAGE = "The model's output is not an image (its content is not PNG, JPEG, WEBP or GIF)"
+NOT_AN_IMAGE = tr("The model's output is not an image (its content is not PNG, JPEG, WEBP or GIF)")
 """What the member reads when an output's magic bytes are none of the formats above."""
 SNIFF_BYTES = 12
 """Bytes :func:`sniff_image` needs to tell every format (WEBP's tag ends at byte 12)."""
@@ -132,7 +133,9 @@ class HeaderCheck:
                 _check_area(*self._reader.least_size)
                 return
         if size is None:
-            raise DeliveryError("The model's output image is damaged (its header cannot be read), so it was not shown.")
+            raise DeliveryError(
+                tr("The model's output image is damaged (its header cannot be read), so it was not shown.")
+            )
         _check_area(*size)
         self._settled = True
 
@@ -141,8 +144,13 @@ def _check_area(width: int, height: int) -> None:
     if width * height > MAX_IMAGE_PIXELS:
         log.warning("refused an output image of %d×%d pixels without decoding it", width, height)
         raise DeliveryError(
-            f"The model's output image is {width}×{height} pixels, more than the "
-            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels the bot accepts, so it was not shown."
+            tr(
+                "The model's output image is {width}×{height} pixels, more than the {most} megapixels the bot "
+                "accepts, so it was not shown.",
+                width=width,
+                height=height,
+                most=MAX_IMAGE_PIXELS // 1_000_000,
+            )
         )
 
 
@@ -321,7 +329,7 @@ def fit_image(image: ImageFile, limit: int) -> ImageFile:
             opened.load()
             picture = opened.convert("RGBA" if opened.mode in ("RGBA", "LA", "P", "PA") else "RGB")
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise DeliveryError("The output image could not be read to make it smaller") from exc
+        raise DeliveryError(tr("The output image could not be read to make it smaller")) from exc
     stem = image.filename.rsplit(".", 1)[0]
     scale = min(1.0, _WEBP_MAX_SIDE / max(picture.width, picture.height))
     while True:

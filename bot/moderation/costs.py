@@ -14,8 +14,11 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
+from babel.dates import format_skeleton
+
 from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.base.money import BudgetScope, micros, next_day, next_month, usd
+from bot.i18n import Text, catalog_code, tr
 
 MAX_PRICE = Decimal(1000)
 """The dearest price ``IMAGINE_PRICES`` accepts per image or second: anything above is a typo."""
@@ -148,18 +151,47 @@ class Pricing:
 # ---------------------------------------------------------------------------- budget periods and refusals
 
 
-def next_midnight_text(day: date) -> str:
+def next_midnight_text(day: date) -> Text:
     """When a daily limit charged on ``day`` resets, as members read it: ``<t:…:R> (midnight UTC)``."""
-    return f"<t:{int(next_day(day).timestamp())}:R> (midnight UTC)"
+    when = f"<t:{int(next_day(day).timestamp())}:R>"
+    return tr("{when} (midnight UTC)", when=when)
 
 
-def budget_refusal(scope: BudgetScope, *, spent: int, cap: int, cost: int, day: date) -> str:
+@dataclass(frozen=True)
+class DayOfMonth:
+    """A day and its month (``1 January``), in the reader's language."""
+
+    day: date
+
+    def render(self, locale: str | None = None) -> str:
+        code = catalog_code(locale)
+        if code is None:
+            return f"{self.day:%-d %B}"
+        return format_skeleton("MMMMd", self.day, locale=code)
+
+    def __str__(self) -> str:
+        return self.render(None)
+
+
+def budget_refusal(scope: BudgetScope, *, spent: int, cap: int, cost: int, day: date) -> Text:
     """What a member reads when a job's estimated ``cost`` would take ``spent`` past ``cap`` (charged on ``day``)."""
     if scope is BudgetScope.MONTHLY:
         resets = next_month(day)
-        whose = f"This server's budget for this month is {usd(cap)} and {usd(spent)} of it is spent"
-        when = f"<t:{int(resets.timestamp())}:R> ({resets:%-d %B}, UTC)"
-    else:
-        whose = f"Your budget for today is {usd(cap)} and you have spent {usd(spent)}"
-        when = next_midnight_text(day)
-    return f"{whose}; this job would cost about {usd(cost)}. It resets {when}."
+        when = f"<t:{int(resets.timestamp())}:R>"
+        return tr(
+            "This server's budget for this month is {cap} and {spent} of it is spent; this job would cost about "
+            "{cost}. It resets {when} ({day}, UTC).",
+            cap=usd(cap),
+            spent=usd(spent),
+            cost=usd(cost),
+            when=when,
+            day=DayOfMonth(resets.date()),
+        )
+    return tr(
+        "Your budget for today is {cap} and you have spent {spent}; this job would cost about {cost}. "
+        "It resets {when}.",
+        cap=usd(cap),
+        spent=usd(spent),
+        cost=usd(cost),
+        when=next_midnight_text(day),
+    )

@@ -11,7 +11,6 @@ have limits of their own. Knows nothing of Discord or HTTP.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -21,14 +20,14 @@ from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.base.clock import Clock
 from bot.base.errors import BlockedWordRefusal, Refusal
 from bot.base.money import BudgetScope
+from bot.i18n import Text
+from bot.moderation import wording
 from bot.moderation.costs import budget_refusal, next_midnight_text
 from bot.moderation.modlog import BlockedWordEvent
 from bot.moderation.wordfilter import WordFilter
+from bot.moderation.wording import role_mentions as role_mentions
+from bot.moderation.wording import roles_phrase as roles_phrase
 from bot.storage import Charge, GuildConfig, JobRecord, Limits, Repository, RoleLimits
-
-
-def _jobs(count: int) -> str:
-    return f"{count} /imagine job{'s' if count != 1 else ''}"
 
 
 def _model_or_none(text: str | None) -> ModelRef | None:
@@ -37,33 +36,6 @@ def _model_or_none(text: str | None) -> ModelRef | None:
         return ModelRef.parse(text) if text else None
     except InvalidModelRef:
         return None
-
-
-def _listing(models: Iterable[ModelRef], limit: int = 10) -> str:
-    names = [f"`{model}`" for model in models]
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(1, math.ceil(seconds))
-    if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes, rest = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
-def role_mentions(roles: Collection[int]) -> str:
-    """``<@&1>, <@&2>`` (shown as the roles' names), in id order so the same roles always read the same."""
-    return ", ".join(f"<@&{role}>" for role in sorted(roles))
-
-
-def roles_phrase(roles: Collection[int]) -> str:
-    """``the @A role`` or ``one of the roles @A, @B``, as Discord mentions (rendered as names)."""
-    return f"the {role_mentions(roles)} role" if len(roles) == 1 else f"one of the roles {role_mentions(roles)}"
 
 
 def _most_generous(server: int, roles: Iterable[int | None], best: Callable[[Iterable[int]], int]) -> int:
@@ -122,7 +94,7 @@ class Admission:
     guild_id: int
     member_id: int
     model: ModelRef
-    note: str | None
+    note: Text | None
     """Why a member who named no model did not get their preferred model or the server's default, if so."""
     limits: Limits
     """The member's limits here: the most generous of the server's and their roles' (:func:`effective_limits`)."""
@@ -221,8 +193,7 @@ class Policy:
         """
         config = await self._repository.guild_config(asked.guild_id)
         if config.channels and not {asked.channel_id, asked.parent_channel_id} & config.channels:
-            where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
-            raise Refusal(f"{asked.command} can't be used in this channel. Try {where}.")
+            raise Refusal(wording.wrong_channel(asked.command, config.channels))
         model, note = self._model_for(config, asked)
         word = self._blocked_word(config.blocked_words, asked.every_prompt)
         if word is not None:
@@ -230,9 +201,7 @@ class Policy:
                 event = BlockedWordEvent(asked.guild_id, asked.member_id, asked.channel_id, word, self._clock.now())
                 self._on_blocked_word(event)
             # The member is not told the word: a refusal that names it teaches how to get around it.
-            raise BlockedWordRefusal(
-                "Your prompt contains a word this server has blocked. Please rephrase it.", word=word
-            )
+            raise BlockedWordRefusal(wording.blocked_word(), word=word)
         limits = effective_limits(config.limits, config.role_limits, asked.role_ids)
         return Admission(asked.guild_id, asked.member_id, model, note, limits, command=asked.command)
 
@@ -243,7 +212,7 @@ class Policy:
         found = self.word_filter(words)
         return next((word for word in map(found.first_match, prompts) if word is not None), None)
 
-    def _model_for(self, config: GuildConfig, asked: RequestContext) -> tuple[ModelRef, str | None]:
+    def _model_for(self, config: GuildConfig, asked: RequestContext) -> tuple[ModelRef, Text | None]:
         """The model a request gets, and why it is not the member's preferred one or the server's default if
         they named none."""
         if asked.owner_model is not None:
@@ -255,30 +224,25 @@ class Policy:
             if preferred is not None and preferred in usable:
                 return preferred, None
             if not usable:
-                only = "; ".join(f"`{name}`: {roles_phrase(roles)}" for name, roles in self._roles_of(config).items())
-                raise Refusal(f"Every model on this server is only for members with some roles ({only}).")
+                raise Refusal(wording.every_model_for_roles(self._roles_of(config).items()))
             default = allowed[0]
-            reasons = []
-            if asked.preferred_model:
-                reasons.append(f"Your preferred model `{asked.preferred_model}` is not available to you here")
             # The note answers a request that named no model; one that named an empty one never had it.
-            if usable[0] != default and asked.model_text is None:
-                only = roles_phrase(self._roles_of(config)[default])
-                reasons.append(f"this server's default model `{default}` is only for members with {only}")
-            if not reasons:
+            restricted = usable[0] != default and asked.model_text is None
+            if not (asked.preferred_model or restricted):
                 return usable[0], None
-            because = ", and ".join(reasons)
-            return usable[0], f"{because[0].upper()}{because[1:]}; used `{usable[0]}`."
+            roles = self._roles_of(config).get(default, frozenset())
+            return usable[0], wording.fallback_note(
+                usable[0], asked.preferred_model, default if restricted else None, roles
+            )
         try:
             model = ModelRef.parse(asked.model_text)
         except InvalidModelRef as exc:
-            raise Refusal(str(exc)) from None
+            raise Refusal(exc.text) from None
         if model not in allowed:
-            raise Refusal(f"The model `{model}` is not allowed here. Allowed: {_listing(allowed)}.")
+            raise Refusal(wording.model_not_allowed(model, allowed))
         roles = self._roles_of(config).get(model, frozenset())
         if roles and roles.isdisjoint(asked.role_ids):
-            yours = f" You may use {_listing(usable)}." if usable else ""
-            raise Refusal(f"The model `{model}` is only for members with {roles_phrase(roles)}.{yours}")
+            raise Refusal(wording.model_for_roles(model, roles, usable))
         return model, None
 
     async def check_usage(
@@ -298,16 +262,9 @@ class Policy:
             return
         active = await self._active_jobs(admission.guild_id, admission.member_id)
         if active >= most:
-            raise Refusal(
-                f"You already have {_jobs(active)} going; you may have {most} at once. Wait for one to finish."
-            )
+            raise Refusal(wording.too_many_jobs(active, most))
         if active + jobs > most:
-            going = f"; you already have {active} going" if active else ""
-            raise Refusal(
-                f"Your prompt makes {_jobs(jobs)}{going}, and you may have {most} at once. "
-                "Ask for fewer (fewer options in the braces, or a smaller --repeat)"
-                + (", or wait for yours to finish." if active else ".")
-            )
+            raise Refusal(wording.set_too_large(jobs, active, most))
 
     async def charge(
         self,
@@ -349,7 +306,7 @@ class Policy:
             self._check_usage(limits, last, charge.usage.images_today, images, now, admission.command)
             if charge.over_budget is not None:
                 await self._refuse_over_budget(guild_id, charge.over_budget, charge, cost, now.date())
-            raise Refusal(f"You can't use {admission.command} right now; try again in a moment.")
+            raise Refusal(wording.busy(admission.command))
         return now.date()
 
     async def _refuse_over_budget(
@@ -370,12 +327,6 @@ class Policy:
         if cooldown and last is not None:
             left = (last + timedelta(seconds=cooldown) - now).total_seconds()
             if left > 0:
-                raise Refusal(f"Slow down: you can use {command} again in {_duration(left)}.")
+                raise Refusal(wording.cooldown(command, left))
         if daily and used + images > daily:
-            resets = next_midnight_text(now.date())
-            if used >= daily:
-                raise Refusal(f"You have used all {daily} of your images for today. The limit resets {resets}.")
-            raise Refusal(
-                f"That would make {used + images} images today; the limit is {daily} ({daily - used} left). "
-                f"It resets {resets}."
-            )
+            raise Refusal(wording.daily_images(used, images, daily, next_midnight_text(now.date())))

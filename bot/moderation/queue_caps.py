@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.base.errors import Refusal
+from bot.i18n import Text, tr, tr_n
 from bot.storage import QueuedJobs
 
 
@@ -28,28 +29,39 @@ class QueueFull(Refusal):
     """A job refused because the queue (the deployment's, or the member's share of it) is full."""
 
 
-def _jobs(count: int) -> str:
-    return f"{count} job{'s' if count != 1 else ''}"
+def _jobs(count: int) -> Text:
+    return tr_n("{n} job", "{n} jobs", count)
 
 
-def member_refusal(waiting: int, jobs: int, cap: int) -> str:
+def member_refusal(waiting: int, jobs: int, cap: int) -> Text:
     """Why a member may not queue ``jobs`` more while ``waiting`` of theirs wait, and what to do."""
     if waiting >= cap:
-        return (
-            f"You already have {_jobs(waiting)} waiting in the queue, the most one member may have ({cap}). "
-            "Wait for one of them to start, then try again."
+        return tr(
+            "You already have {jobs} waiting in the queue, the most one member may have ({cap}). "
+            "Wait for one of them to start, then try again.",
+            jobs=_jobs(waiting),
+            cap=cap,
         )
-    return (
-        f"That would make {_jobs(waiting + jobs)} of yours waiting in the queue; one member may have {cap}. "
-        "Ask for fewer at once, or wait for one of yours to start."
+    return tr(
+        "That would make {jobs} of yours waiting in the queue; one member may have {cap}. "
+        "Ask for fewer at once, or wait for one of yours to start.",
+        jobs=_jobs(waiting + jobs),
+        cap=cap,
     )
 
 
-def full_refusal(room: int, jobs: int, cap: int) -> str:
+def full_refusal(room: int, jobs: int, cap: int) -> Text:
     """Why the deployment's queue takes no ``jobs`` more while it has ``room`` left, and what to do."""
     if room > 0:
-        return f"The queue has room for only {_jobs(room)} more; ask for fewer at once, or try again in a few minutes."
-    return f"The queue is full ({cap} jobs waiting); try again in a few minutes."
+        return tr(
+            "The queue has room for only {jobs} more; ask for fewer at once, or try again in a few minutes.",
+            jobs=_jobs(room),
+        )
+    return tr_n(
+        "The queue is full ({n} job waiting); try again in a few minutes.",
+        "The queue is full ({n} jobs waiting); try again in a few minutes.",
+        cap,
+    )
 
 
 class QueueGate:

@@ -163,7 +163,7 @@ async def test_clicks_meet_the_same_limits_and_answer_ephemerally(make_stack: St
     await (await stack.admin("limits", daily=1)).wait_callback()
     for action in ("vary", "upscale"):
         click = await stack.discord.click(final, buttons(final, action)[0])
-        assert "all 1 of your images" in await refusal_of(stack, click)
+        assert "your only image for today" in await refusal_of(stack, click)
     assert stack.api.count("POST", "create") == 1
 
 

@@ -93,7 +93,7 @@ async def test_versioned_model_uses_the_predictions_route(fake_api: FakeReplicat
     sent = create.json["input"]
     assert "aspect_ratio" not in sent and "num_outputs" not in sent  # the model has neither
     assert sent["width"] > sent["height"]  # 16:9 became the model's own width and height
-    assert any("count" in note for note in final.notes)
+    assert any("count" in str(note) for note in final.notes)
 
 
 @pytest.mark.parametrize("shape", ["list", "string", "data"])
@@ -120,7 +120,7 @@ async def test_fewer_outputs_than_asked_is_a_success_with_a_note(fake_api: FakeR
     final = presenter.views[-1]
     assert final.state is JobState.SUCCEEDED
     assert len(final.images) == 1
-    assert any("1 of 2" in note for note in final.notes)
+    assert any("1 of 2" in str(note) for note in final.notes)
 
 
 async def test_all_outputs_flagged_fails_with_the_models_text(fake_api: FakeReplicate, make_pipeline: Build) -> None:
@@ -140,7 +140,7 @@ async def test_aborted_is_terminal(fake_api: FakeReplicate, make_pipeline: Build
     fake_api.set_default_scenario(final_status="aborted")
     final = (await run(make_pipeline())).views[-1]
     assert final.state is JobState.FAILED
-    assert final.error is not None and "aborted" in final.error
+    assert final.error is not None and "aborted" in str(final.error)
 
 
 async def test_cancel_running_job_cancels_the_prediction(fake_api: FakeReplicate, make_pipeline: Build) -> None:
@@ -179,7 +179,7 @@ async def test_timeout_cancels_remotely(fake_api: FakeReplicate, make_pipeline: 
     fake_api.set_default_scenario(Scenario.manual())
     final = (await run(make_pipeline(job_timeout=0.3))).views[-1]
     assert final.state is JobState.TIMED_OUT
-    assert final.error is not None and "0.3 seconds" in final.error
+    assert final.error is not None and "0.3 seconds" in str(final.error)
     assert fake_api.count("POST", "cancel") == 1
     assert fake_api.last_prediction.status == "canceled"
 
@@ -259,7 +259,7 @@ async def test_without_a_list_route_a_lost_create_is_never_sent_again(
     inject_create_fault(fake_api, fault)
     final = (await run(make_pipeline())).views[-1]
     assert final.state is JobState.FAILED
-    assert final.error and "cannot list predictions" in final.error and "not sent again" in final.error
+    assert final.error and "cannot list predictions" in str(final.error) and "not sent again" in str(final.error)
     assert fake_api.count("POST", "create") == 1
 
 
@@ -270,7 +270,7 @@ async def test_a_list_that_keeps_failing_is_not_taken_for_absence(
     fake_api.fail_next("list", 500, count=50)
     final = (await run(make_pipeline())).views[-1]
     assert final.state is JobState.FAILED
-    assert final.error and "could not be read" in final.error
+    assert final.error and "could not be read" in str(final.error)
     assert fake_api.count("POST", "create") == 1
 
 
@@ -310,7 +310,7 @@ async def test_two_lost_creates_with_the_same_input_take_one_prediction_each(
 async def test_connection_refused_is_retried_then_reported(make_pipeline: Build) -> None:
     final = (await run(make_pipeline(base_url="http://127.0.0.1:9"))).views[-1]
     assert final.state is JobState.FAILED
-    assert final.error is not None and "connect" in final.error
+    assert final.error is not None and "connect" in str(final.error)
 
 
 @pytest.mark.parametrize(
@@ -323,7 +323,7 @@ async def test_api_refusals_show_the_api_text(
     fake_api.fail_next("create", status)
     final = (await run(make_pipeline())).views[-1]
     assert final.state is JobState.FAILED
-    assert final.error is not None and words in final.error.lower()
+    assert final.error is not None and words in str(final.error).lower()
 
 
 async def test_without_a_schema_the_apis_422_is_shown(fake_api: FakeReplicate, make_pipeline: Build) -> None:
@@ -333,7 +333,7 @@ async def test_without_a_schema_the_apis_422_is_shown(fake_api: FakeReplicate, m
     fake_api.clear_requests()
     final = (await run(make_pipeline(), ImagineOptions(prompt="fox", extra={"num_inference_steps": "9"}))).views[-1]
     assert final.state is JobState.FAILED
-    assert final.error is not None and "num_inference_steps" in final.error
+    assert final.error is not None and "num_inference_steps" in str(final.error)
 
 
 async def test_schema_refusal_sends_nothing(fake_api: FakeReplicate, make_pipeline: Build) -> None:
@@ -359,7 +359,7 @@ async def test_bad_output_files_fail_clearly(
     fake_api.set_default_scenario(**changes)
     final = (await run(make_pipeline())).views[-1]
     assert final.state is JobState.FAILED
-    assert final.error is not None and words in final.error
+    assert final.error is not None and words in str(final.error)
 
 
 async def test_file_host_never_sees_the_token(fake_api: FakeReplicate, make_pipeline: Build) -> None:

@@ -84,7 +84,7 @@ async def test_a_vip_role_gets_more_images_a_day(stack: Stack) -> None:
     assert f"**Limits for <@&{vip.id}>**\nImages per member per day: 3\n" in text
 
     await stack.final_message(await stack.imagine())
-    assert "all 1" in await refusal(stack)
+    assert "your only image" in await refusal(stack)
     final = await stack.final_message(await stack.imagine("vip", count=3))
     assert "Done" in status_of(final)
     assert "all 3" in await refusal(stack, "vip")
@@ -102,5 +102,5 @@ async def test_clearing_a_roles_limits(stack: Stack) -> None:
     assert "no limits of its own" in await answer(stack, "limits", role=vip, clear=True)
     assert "name the `role`" in await answer(stack, "limits", clear=True)
     await stack.final_message(await stack.imagine("vip"))
-    assert "all 1" in await refusal(stack, "vip")
+    assert "your only image" in await refusal(stack, "vip")
     assert "none of its own" in await answer(stack, "limits", role=vip)

@@ -263,4 +263,4 @@ async def test_a_create_refused_with_5xx_shows_the_apis_own_words(
     assert view.state is JobState.FAILED
     assert fake_api.count("POST", "create") == 3  # each time after the list showed that nothing was made
     assert not fake_api.predictions
-    assert "paused for maintenance" in (view.error or ""), view.error
+    assert "paused for maintenance" in str(view.error or ""), view.error

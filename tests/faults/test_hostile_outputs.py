@@ -99,7 +99,9 @@ async def test_a_job_shows_no_more_than_a_message_holds(
     view = await asyncio.wait_for((await pipeline.engine.submit(request, RecordingPresenter())).wait(), 20)
     assert view.state is JobState.SUCCEEDED, view.error
     assert len(view.images) == 10
-    assert "The model returned 14 images; a message holds at most 10, so the first 10 are shown." in view.notes
+    assert "The model returned 14 images; a message holds at most 10, so the first 10 are shown." in [
+        str(note) for note in view.notes
+    ]
     assert len(fake_api.file_requests) == 10
 
 

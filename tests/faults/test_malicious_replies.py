@@ -132,7 +132,7 @@ def assert_refused(view: JobView, *phrases: str) -> None:
     """The job failed with a clear message (one of ``phrases``, case-insensitive) and delivered nothing."""
     assert view.state is JobState.FAILED, view
     assert not view.images
-    error = view.error or ""
+    error = str(view.error or "")
     assert error and GENERIC_FAILURE not in error, error
     assert any(phrase.lower() in error.lower() for phrase in phrases), error
 
@@ -153,7 +153,7 @@ def assert_refused(view: JobView, *phrases: str) -> None:
 async def test_an_output_that_is_not_http_is_refused(guarded: Guarded, unhandled: UnhandledWatch, output: Any) -> None:
     view = await guarded.run(output)
     assert_refused(view, "output was refused")
-    assert view.error and "only downloads http, https and data: urls" in view.error.lower(), view.error
+    assert view.error and "only downloads http, https and data: urls" in str(view.error).lower(), view.error
     assert guarded.api.file_requests == [] and guarded.connections.count("169.254.169.254") == 0
     unhandled.check()
 
@@ -171,7 +171,7 @@ async def test_an_output_that_is_no_link_says_what_came_back(
 ) -> None:
     view = await guarded.run(output)
     assert_refused(view, "output was refused")
-    assert view.error and words in view.error, view.error
+    assert view.error and words in str(view.error), view.error
     unhandled.check()
 
 
@@ -197,7 +197,7 @@ async def test_a_metadata_address_is_refused_before_connecting(
 ) -> None:
     view = await guarded.run(output)
     assert_refused(view, COULD_NOT)
-    assert "169.254" not in (view.error or "") and "0.0.0.0" not in (view.error or "")
+    assert "169.254" not in str(view.error or "") and "0.0.0.0" not in str(view.error or "")
     assert guarded.forbidden_connections == []
     unhandled.check()
 

@@ -105,10 +105,12 @@ def test_amounts_for_people() -> None:
 
 
 def test_budget_refusals_say_spend_cap_cost_and_reset() -> None:
-    monthly = budget_refusal(BudgetScope.MONTHLY, spent=4_990_000, cap=5_000_000, cost=30_000, day=date(2025, 12, 31))
+    monthly = str(
+        budget_refusal(BudgetScope.MONTHLY, spent=4_990_000, cap=5_000_000, cost=30_000, day=date(2025, 12, 31))
+    )
     reset = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
     assert "$5.00" in monthly and "$4.99" in monthly and "$0.03" in monthly and f"<t:{reset}:R>" in monthly
-    daily = budget_refusal(BudgetScope.MEMBER_DAILY, spent=100_000, cap=100_000, cost=3_000, day=date(2025, 3, 14))
+    daily = str(budget_refusal(BudgetScope.MEMBER_DAILY, spent=100_000, cap=100_000, cost=3_000, day=date(2025, 3, 14)))
     assert "Your budget for today is $0.10" in daily and "midnight UTC" in daily
     assert next_month(date(2024, 2, 29)) == datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -188,7 +188,7 @@ def test_flags_fill_the_options_and_leave_the_prompt_clean() -> None:
 def test_explicit_options_win_over_flags_with_a_note() -> None:
     options, notes = apply_prompt_flags(ImagineOptions("a castle --ar 16:9 --seed 42", aspect_ratio="1:1", seed=7))
     assert options == ImagineOptions("a castle", aspect_ratio="1:1", seed=7)
-    assert notes == (
+    assert tuple(map(str, notes)) == (
         "The aspect_ratio option (1:1) was used instead of --ar 16:9.",
         "The seed option (7) was used instead of --seed 42.",
     )
@@ -204,7 +204,7 @@ def test_an_explicit_option_equal_to_the_flag_needs_no_note() -> None:
 def test_the_nearest_ratio_is_noted() -> None:
     options, notes = apply_prompt_flags(ImagineOptions("a castle --ar 7:5"))
     assert options.aspect_ratio == "4:3"
-    assert notes == ("--ar 7:5 is not a ratio /imagine offers, so the nearest, 4:3, was used.",)
+    assert tuple(map(str, notes)) == ("--ar 7:5 is not a ratio /imagine offers, so the nearest, 4:3, was used.",)
 
 
 def test_options_without_flags_are_unchanged() -> None:
@@ -221,7 +221,9 @@ def test_the_negative_prompt_goes_to_the_models_input_or_is_noted() -> None:
 
     without = plan_inputs(options, InputSchema.from_openapi(flux_schnell_document()))
     assert "negative_prompt" not in without.inputs
-    assert without.notes == ("This model does not take a negative prompt, so --no people, cars was ignored.",)
+    assert tuple(map(str, without.notes)) == (
+        "This model does not take a negative prompt, so --no people, cars was ignored.",
+    )
 
     unchecked = plan_inputs(options, None)  # no schema: sent under its usual name, the API's 422 tells
     assert unchecked.inputs["negative_prompt"] == "people, cars"

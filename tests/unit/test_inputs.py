@@ -7,15 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.api.inputs import (
-    ASPECT_RATIOS,
-    IMAGE_MAX_BYTES,
-    ImagineOptions,
-    InputSchema,
-    Property,
-    check_image_upload,
-    plan_inputs,
-)
+from bot.api.inputs import ASPECT_RATIOS, ImagineOptions, InputSchema, Property, plan_inputs
+from bot.api.uploads import IMAGE_MAX_BYTES, check_image_upload
 from bot.base.errors import InputRejected
 from tests.fakes.replicate import FLUX_SCHNELL_OPENAPI_SCHEMA
 
@@ -232,7 +225,7 @@ def test_options_the_model_lacks_are_left_out_with_notes() -> None:
     assert planned.inputs == {"prompt": "p"}
     assert planned.images_expected == 1
     assert len(planned.notes) == 3
-    joined = "\n".join(planned.notes)
+    joined = "\n".join(map(str, planned.notes))
     assert "count 3" in joined
     assert "16:9" in joined
     assert "seed" in joined
@@ -284,7 +277,7 @@ def test_schema_with_only_width_has_no_aspect_ratio() -> None:
     schema = schema_from(minimal_document({"prompt": {"type": "string"}, "width": {"type": "integer"}}))
     planned = plan_inputs(ImagineOptions("p", aspect_ratio="16:9"), schema)
     assert planned.inputs == {"prompt": "p"}
-    assert any("16:9" in note for note in planned.notes)
+    assert any("16:9" in str(note) for note in planned.notes)
 
 
 def test_aspect_ratio_preferred_over_width_height() -> None:
@@ -510,7 +503,7 @@ def test_without_a_schema_the_image_goes_as_image_with_a_note() -> None:
     planned = plan_inputs(ImagineOptions("a fox", image=CDN), None)
     assert planned.inputs["image"] == CDN
     assert planned.image_input is None  # unknown: no V buttons
-    assert any("`image`" in note for note in planned.notes)
+    assert any("`image`" in str(note) for note in planned.notes)
 
 
 def test_the_image_is_given_once() -> None:

@@ -137,8 +137,9 @@ async def test_a_default_only_for_some_roles_falls_back_with_a_note(
     assert (vip.model, vip.note) == (ModelRef.parse(PRO), None)
     admitted = await admit(policy)
     assert admitted.model == ModelRef.parse(OPEN)
-    note = admitted.note
-    assert note is not None and f"`{PRO}`" in note and f"<@&{VIP}>" in note and f"used `{OPEN}`" in note
+    assert admitted.note is not None
+    note = str(admitted.note)
+    assert f"`{PRO}`" in note and f"<@&{VIP}>" in note and f"used `{OPEN}`" in note
 
 
 async def test_no_model_usable_is_refused_clearly(policy: Policy, repository: SqliteRepository) -> None:

@@ -46,7 +46,7 @@ def test_a_preference_the_model_does_not_take_is_left_out_with_a_note(
 ) -> None:
     options, _, notes = plan_with_preferences(ImagineOptions("a fox"), SCHEMA, preferred)
     assert (options.aspect_ratio, options.count) == sent
-    assert notes == (f"This model does not take {note}, so its own default was used.",)
+    assert tuple(map(str, notes)) == (f"This model does not take {note}, so its own default was used.",)
 
 
 def test_a_request_wrong_in_itself_is_still_refused_for_its_own_reason() -> None:

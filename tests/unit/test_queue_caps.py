@@ -69,7 +69,7 @@ async def test_the_deployments_queue_refuses_past_its_cap() -> None:
     assert not await admitted(Deployment(total=200).gate())
     assert not await admitted(Deployment(total=150, here=QueuedJobs(50, 0)).gate())
     assert await admitted(Deployment(total=150, here=QueuedJobs(49, 0)).gate())
-    assert full_refusal(0, 1, 200) == "The queue is full (200 jobs waiting); try again in a few minutes."
+    assert str(full_refusal(0, 1, 200)) == "The queue is full (200 jobs waiting); try again in a few minutes."
 
 
 async def test_zero_is_no_cap_and_costs_no_count() -> None:
@@ -134,11 +134,11 @@ async def test_several_jobs_at_once_need_room_for_all() -> None:
     assert not await admitted(Deployment(total=198, member=0).gate(), jobs=3)
     assert not await admitted(Deployment(total=0, member=1).gate(), jobs=3)
     assert await admitted(Deployment(total=197, member=0).gate(), jobs=3)
-    assert member_refusal(1, 3, 3) == (
+    assert str(member_refusal(1, 3, 3)) == (
         "That would make 4 jobs of yours waiting in the queue; one member may have 3. "
         "Ask for fewer at once, or wait for one of yours to start."
     )
-    assert full_refusal(2, 3, 200) == (
+    assert str(full_refusal(2, 3, 200)) == (
         "The queue has room for only 2 jobs more; ask for fewer at once, or try again in a few minutes."
     )
 
