@@ -17,6 +17,8 @@ async def test_python_m_bot_runs_imagine_to_the_final_image(tmp_path: Path) -> N
         guild = fake_discord.add_guild("Entry")
         env = bot_env(api, fake_discord, tmp_path, IMAGINE_SYNC_GUILD=str(guild.id), LOG_LEVEL="DEBUG")
         process = await start_python_m_bot(env=env, cwd=tmp_path, stderr=asyncio.subprocess.STDOUT)
+        # Read the output as it comes: a DEBUG start-up writes more than a pipe holds, and a full pipe stops the bot.
+        printed = asyncio.create_task(process.communicate())
         try:
             await fake_discord.wait_until_identified(timeout=30)
             await fake_discord.wait_for(lambda: fake_discord.guild_commands.get(guild.id), 30, what="guild sync")
@@ -26,7 +28,7 @@ async def test_python_m_bot_runs_imagine_to_the_final_image(tmp_path: Path) -> N
             assert [a.data for a in final.attachments] == [f.data for f in api.last_prediction.files]
         finally:
             process.send_signal(signal.SIGINT)
-            output, _ = await asyncio.wait_for(process.communicate(), 30)
+            output, _ = await asyncio.wait_for(printed, 30)
         log = output.decode()
         assert DISCORD_TOKEN not in log and api.token not in log
         assert "Traceback" not in log, log
