@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from bot import __version__
-from bot.api.client import ReplicateClient
+from bot.api.accounts import Accounts
+from bot.api.client import ReplicateClient, RetryPolicy
 from bot.api.errors import ApiError, NotFound
 from bot.api.ratelimit import RequestBudget
 from bot.base.clock import Clock, SystemClock
@@ -24,6 +25,7 @@ from bot.jobs.recovery import LOOKUP_DELAYS, PredictionFinder
 from bot.jobs.webhooks import PredictionEvents, WebhookReceiver
 from bot.media.delivery import Downloader
 from bot.media.fetch_guard import FetchGuard
+from bot.moderation.api_keys import ServerKeys
 from bot.moderation.costs import Pricing
 from bot.moderation.modlog import ModLog
 from bot.moderation.policy import Policy
@@ -93,6 +95,8 @@ class Core:
             clock=self.clock,
             on_response=self.metrics.api_response,
         )
+        self.accounts = Accounts(self.client, self._account_client)
+        """The client of each API account: the deployment's (:attr:`client`) and the servers' own keys."""
         self.downloader = Downloader(session, guard or FetchGuard.from_settings(settings), clock=self.clock)
         self.journal = Journal(repository, self.clock, owner=new_incarnation())
         self.cluster = Cluster(
@@ -118,6 +122,7 @@ class Core:
             journal=self.journal,
             finder=PredictionFinder(self.client, clock=self.clock, delays=self.tuning.lookup_delays),
             progress_tick=self.tuning.estimate_tick,
+            accounts=self.accounts,
         )
         # Front ends that queue members' jobs pass them through the gate; resumed jobs never do.
         self.queue_gate = QueueGate(
@@ -132,6 +137,14 @@ class Core:
         # Posts nothing until a front end that can post starts it (the Discord bot does; the CLI does not).
         self.modlog = ModLog(repository)
         repository.on_settings_change(self.modlog.submit)
+        self.server_keys = ServerKeys(
+            repository,
+            self.accounts,
+            settings.secret_key.reveal() if settings.secret_key else None,
+            clock=self.clock,
+            on_event=self.modlog.submit,
+            end_jobs=self.engine.end_account,
+        )
         self.pricing = Pricing(settings.prices, self.journal.usual_run_time)
         self.policy = Policy(
             repository,
@@ -139,6 +152,19 @@ class Core:
             clock=self.clock,
             active_jobs=repository.active_jobs,
             on_blocked_word=self.modlog.submit,
+        )
+
+    def _account_client(self, key: str, retry: RetryPolicy | None) -> ReplicateClient:
+        """A client for a server's own key, with a request budget of its own (the API's limits are per account)."""
+        settings = self.settings
+        return ReplicateClient(
+            self.session,
+            settings.replicate_base_url,
+            key,
+            budget=RequestBudget(settings.api_creates_per_minute, settings.api_requests_per_minute, clock=self.clock),
+            retry=retry,
+            clock=self.clock,
+            on_response=self.metrics.api_response,
         )
 
     @classmethod
@@ -222,6 +248,7 @@ class Core:
         if self.webhooks is not None:
             await self.webhooks.close()
         await self.engine.close()
+        await self.server_keys.close()
         await self.journal.close()
         await self.modlog.close()
         await self.session.close()

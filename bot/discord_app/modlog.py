@@ -6,7 +6,8 @@ import re
 
 import discord
 
-from bot.moderation.modlog import BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
+from bot.i18n import tr, tr_n
+from bot.moderation.modlog import ApiKeyRejectedEvent, BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
 from bot.moderation.policy import role_mentions
 from bot.storage import AuditEntry
 from bot.storage.common import LOG_CHANNEL_ACTION
@@ -47,6 +48,24 @@ def modlog_embed(event: ModLogEvent) -> discord.Embed:
         return discord.Embed(
             title="Prompt refused: blocked word",
             description=f"<@{event.member_id}>{where}: ||{word}||",
+            colour=discord.Colour.red(),
+            timestamp=event.at,
+        )
+    if isinstance(event, ApiKeyRejectedEvent):
+        return discord.Embed(
+            title=str(tr("API key rejected")),
+            description=str(
+                tr_n(
+                    "The prediction API refused this server's own key (ending in …{last4}). {n} job was stopped, "
+                    "and /imagine is refused here until a moderator sets a new key with `/imagine-admin apikey set` "
+                    "or goes back to the bot's key with `/imagine-admin apikey off`.",
+                    "The prediction API refused this server's own key (ending in …{last4}). {n} jobs were stopped, "
+                    "and /imagine is refused here until a moderator sets a new key with `/imagine-admin apikey set` "
+                    "or goes back to the bot's key with `/imagine-admin apikey off`.",
+                    event.jobs_ended,
+                    last4=event.last4,
+                )
+            ),
             colour=discord.Colour.red(),
             timestamp=event.at,
         )

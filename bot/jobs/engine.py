@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.api.client import ReplicateClient
+from bot.api.accounts import Accounts, AccountUnavailable
+from bot.api.client import ReplicateClient, RetryPolicy
 from bot.base.clock import Clock, SystemClock
 from bot.base.errors import ImagineError
 from bot.jobs import showing
@@ -80,6 +81,7 @@ class JobEngine:
         journal: JobJournal | None = None,
         finder: PredictionFinder | None = None,
         progress_tick: float = JobTimings.progress_tick,
+        accounts: Accounts | None = None,
     ) -> None:
         """``on_end`` runs for every job's final view just before its presenter shows it (it must be idempotent);
         ``on_shown`` right after (it must not raise).
@@ -89,7 +91,9 @@ class JobEngine:
         ``prefer_wait`` is how long a create may be held for its result when polling (with webhooks it is
         not held: their events show the progress at once).
         """
-        preparer = RequestPreparer(client, schema_timeout=schema_timeout)
+        self.accounts = accounts or Accounts(client, _no_servers_keys)
+        """The client of each job's API account (:mod:`bot.api.accounts`)."""
+        preparer = RequestPreparer(client, schema_timeout=schema_timeout, accounts=accounts)
         self.prepare = preparer.prepare
         """Build a job's request from a member's options (:meth:`RequestPreparer.prepare`)."""
         self.input_schema = preparer.input_schema
@@ -107,6 +111,7 @@ class JobEngine:
             journal=journal,
             finder=finder or PredictionFinder(client, clock=self._clock),
             timings=self._timings,
+            accounts=self.accounts,
         )
         self._new_id = new_id
         self._queue = FairQueue()
@@ -240,6 +245,22 @@ class JobEngine:
         else:
             self.show(job, replace(job.view, cancel_requested=True))
         return True
+
+    async def end_account(self, guild_id: int, account: str, error: str) -> int:
+        """The API refused a server's key: its waiting jobs end now with ``error``, its running ones at their next
+        request (which fails with the same reason: never sent with another key). How many were ended."""
+        ended = 0
+        for job in list(self._jobs.values()):
+            request = job.request
+            if request.guild_id != guild_id or request.account != account or job.done.is_set() or job.view.terminal:
+                continue
+            ended += 1
+            if self._queue.remove(job):
+                await self.finish(job, JobState.FAILED, error=error)
+            else:
+                job.cancel_event.set()  # wakes it: its next request fails with the reason
+        self._show_positions()
+        return ended
 
     def use_webhooks(self, url: str, events: PredictionEvents) -> None:
         """Create predictions with the webhook ``url``; results pushed to ``events`` wake their jobs."""
@@ -392,3 +413,7 @@ class JobEngine:
             if not self._closed:
                 self._dispatch()
                 self._show_positions()
+
+
+def _no_servers_keys(key: str, retry: RetryPolicy | None) -> ReplicateClient:
+    raise AccountUnavailable("This engine runs every job with the deployment's key only.")

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 
+from bot.api.accounts import Accounts
 from bot.api.client import ReplicateClient
 from bot.api.errors import ApiError
 from bot.api.flags import apply_prompt_flags
@@ -68,8 +69,10 @@ def _left_out_note(left_out: tuple[str, ...]) -> tuple[str, ...]:
 class RequestPreparer:
     """Builds requests for the engine; a model's schema that is slow to come never holds a member up."""
 
-    def __init__(self, client: ReplicateClient, *, schema_timeout: float) -> None:
+    def __init__(self, client: ReplicateClient, *, schema_timeout: float, accounts: Accounts | None = None) -> None:
+        """``accounts`` names the API account each server's jobs use (none: the deployment's, always)."""
         self._client = client
+        self._accounts = accounts
         self._schema_timeout = schema_timeout
 
     async def prepare(
@@ -98,6 +101,7 @@ class RequestPreparer:
         options.check()
         schema = await self.input_schema(model)
         options, planned, preference_notes = plan_with_preferences(options, schema, preferred)
+        account = await self._accounts.account_of_guild(guild_id) if self._accounts is not None else None
         return JobRequest(
             model=model,
             options=options,
@@ -109,6 +113,7 @@ class RequestPreparer:
             channel_id=channel_id,
             kind=kind,
             image_input=planned.image_input,
+            account=account,
         )
 
     async def input_schema(self, model: ModelRef) -> InputSchema | None:

@@ -40,6 +40,7 @@ from bot.storage.records import (
     SchemaVersionError,
     Spend,
     StorageError,
+    StoredApiKey,
     Usage,
 )
 from bot.storage.repository import Repository
@@ -70,6 +71,7 @@ __all__ = [
     "SchemaVersionError",
     "Spend",
     "StorageError",
+    "StoredApiKey",
     "Usage",
     "migrate",
     "open_repository",
