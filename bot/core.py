@@ -143,7 +143,7 @@ class Core:
             settings.secret_key.reveal() if settings.secret_key else None,
             clock=self.clock,
             on_event=self.modlog.submit,
-            end_jobs=self.engine.end_account,
+            end_jobs=self._end_account,
         )
         self.pricing = Pricing(settings.prices, self.journal.usual_run_time)
         self.policy = Policy(
@@ -153,6 +153,16 @@ class Core:
             active_jobs=repository.active_jobs,
             on_blocked_word=self.modlog.submit,
         )
+
+    async def _end_account(self, guild_id: int, account: str, error: str) -> int:
+        """A server's key was refused: its jobs of that account end with ``error`` (never run on another key)."""
+        ended = 0
+        for job_id in self.engine.live_job_ids():
+            job = self.engine.job(job_id)
+            request = job.view.request if job is not None else None
+            if request is not None and (request.guild_id, request.account) == (guild_id, account):
+                ended += await self.engine.cancel(job_id, error=error)
+        return ended
 
     def _account_client(self, key: str, retry: RetryPolicy | None) -> ReplicateClient:
         """A client for a server's own key, with a request budget of its own (the API's limits are per account)."""

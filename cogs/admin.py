@@ -33,6 +33,7 @@ from bot.discord_app.admin_views import (
 from bot.discord_app.answers import reply_privately
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 from bot.storage import LimitChanges, Repository
+from cogs.admin_apikey import ApiKeyCommands, add_key_field
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -46,7 +47,9 @@ DollarCap = app_commands.Range[float, 0, 1_000_000]
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Control /imagine on this server"):
+class Admin(
+    ApiKeyCommands, commands.GroupCog, group_name="imagine-admin", group_description="Control /imagine on this server"
+):
     """Moderator settings for ``/imagine``."""
 
     models = app_commands.Group(name="models", description="Which models members may use")
@@ -372,7 +375,9 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         allowed = await self.bot.core.policy.allowed_models(guild_id)
         budget = await self._repository.budget(guild_id)
         changes = await self._repository.audit_log(guild_id, limit=10)
-        await reply_privately(interaction, embed=settings_embed(config, allowed, budget, changes))
+        embed = settings_embed(config, allowed, budget, changes)
+        await add_key_field(self.bot, embed, guild_id, str(interaction.locale))
+        await reply_privately(interaction, embed=embed)
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -65,11 +65,12 @@ class Accounts:
     def __init__(
         self,
         default: ReplicateClient,
-        build: Callable[[str, RetryPolicy | None], ReplicateClient],
+        build: Callable[[str, RetryPolicy | None], ReplicateClient] | None = None,
         *,
         limit: int = MAX_CLIENTS,
     ) -> None:
-        """``build(key, retry)`` makes a client (with a budget of its own) for a server's key."""
+        """``build(key, retry)`` makes a client (with a budget of its own) for a server's key; without it every
+        server's key is unavailable (never the deployment's client instead)."""
         self.default = default
         self._build = build
         self._limit = max(1, limit)
@@ -129,7 +130,7 @@ class Accounts:
             )
         client = self._clients.get(account)
         if client is None:
-            client = self._build(key, None)
+            client = self._make(key, None)
             self._clients[account] = client
         self._clients.move_to_end(account)
         self._keys.move_to_end(account)
@@ -160,7 +161,12 @@ class Accounts:
 
         Raises :class:`~bot.api.errors.Unauthenticated` (or another :class:`ApiError`) where it does not.
         """
-        return await self._build(key, CHECK_RETRY).account()
+        return await self._make(key, CHECK_RETRY).account()
+
+    def _make(self, key: str, retry: RetryPolicy | None) -> ReplicateClient:
+        if self._build is None:
+            raise AccountUnavailable("This bot runs every job with its own key only.")
+        return self._build(key, retry)
 
     def is_rejected(self, account: str) -> bool:
         """Whether the API refused this account's key."""

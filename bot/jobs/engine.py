@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.api.accounts import Accounts, AccountUnavailable
-from bot.api.client import ReplicateClient, RetryPolicy
+from bot.api.accounts import Accounts
+from bot.api.client import ReplicateClient
 from bot.base.clock import Clock, SystemClock
 from bot.base.errors import ImagineError
 from bot.jobs import showing
@@ -91,8 +91,7 @@ class JobEngine:
         ``prefer_wait`` is how long a create may be held for its result when polling (with webhooks it is
         not held: their events show the progress at once).
         """
-        self.accounts = accounts or Accounts(client, _no_servers_keys)
-        """The client of each job's API account (:mod:`bot.api.accounts`)."""
+        self.accounts = accounts or Accounts(client)  # the client of each job's API account
         preparer = RequestPreparer(client, schema_timeout=schema_timeout, accounts=accounts)
         self.prepare = preparer.prepare
         """Build a job's request from a member's options (:meth:`RequestPreparer.prepare`)."""
@@ -232,35 +231,20 @@ class JobEngine:
         """
         return self._slots.free(guild_id)
 
-    async def cancel(self, job_id: str, *, by: int | None = None) -> bool:
-        """Cancel a job: a waiting one ends now, a running one is canceled on the API too."""
+    async def cancel(self, job_id: str, *, by: int | None = None, error: str | None = None) -> bool:
+        """Cancel a job: a waiting one ends now, a running one is canceled on the API too. With ``error`` (its
+        account's key was refused) a waiting one fails with it, a running one with its next request's reason."""
         job = self._jobs.get(job_id)
         if job is None or job.view.terminal or job.cancel_event.is_set():
             return False
         job.canceled_by = by
         job.cancel_event.set()
         if self._queue.remove(job):
-            await self.finish(job, JobState.CANCELED)
+            await self.finish(job, JobState.FAILED if error else JobState.CANCELED, error=error)
             self._show_positions()
-        else:
+        elif error is None:
             self.show(job, replace(job.view, cancel_requested=True))
         return True
-
-    async def end_account(self, guild_id: int, account: str, error: str) -> int:
-        """The API refused a server's key: its waiting jobs end now with ``error``, its running ones at their next
-        request (which fails with the same reason: never sent with another key). How many were ended."""
-        ended = 0
-        for job in list(self._jobs.values()):
-            request = job.request
-            if request.guild_id != guild_id or request.account != account or job.done.is_set() or job.view.terminal:
-                continue
-            ended += 1
-            if self._queue.remove(job):
-                await self.finish(job, JobState.FAILED, error=error)
-            else:
-                job.cancel_event.set()  # wakes it: its next request fails with the reason
-        self._show_positions()
-        return ended
 
     def use_webhooks(self, url: str, events: PredictionEvents) -> None:
         """Create predictions with the webhook ``url``; results pushed to ``events`` wake their jobs."""
@@ -413,7 +397,3 @@ class JobEngine:
             if not self._closed:
                 self._dispatch()
                 self._show_positions()
-
-
-def _no_servers_keys(key: str, retry: RetryPolicy | None) -> ReplicateClient:
-    raise AccountUnavailable("This engine runs every job with the deployment's key only.")
