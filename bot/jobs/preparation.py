@@ -7,13 +7,13 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 
-from bot.api.accounts import Accounts
+from bot.api.accounts import Accounts, AccountUnavailable
 from bot.api.client import ReplicateClient
 from bot.api.errors import ApiError
 from bot.api.flags import apply_prompt_flags
 from bot.api.inputs import ImagineOptions, InputSchema, PlannedInputs, plan_inputs
 from bot.api.modelref import ModelRef
-from bot.base.errors import InputRejected
+from bot.base.errors import InputRejected, Refusal
 from bot.jobs.model import JobKind, JobRequest
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,10 @@ class RequestPreparer:
         options.check()
         schema = await self.input_schema(model)
         options, planned, preference_notes = plan_with_preferences(options, schema, preferred)
-        account = await self._accounts.account_of_guild(guild_id) if self._accounts is not None else None
+        try:  # the server's own API account, if it has one; a refused key refuses the job (never another key)
+            account = await self._accounts.account_of_guild(guild_id) if self._accounts is not None else None
+        except AccountUnavailable as exc:
+            raise Refusal(exc.message) from None
         return JobRequest(
             model=model,
             options=options,
