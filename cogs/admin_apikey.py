@@ -129,7 +129,7 @@ class ApiKeyCommands(_Mixin):
         keys = self.bot.core.server_keys
         guild_id = interaction.guild_id
         if guild_id is None or not interaction.permissions.manage_guild:
-            text = tr("You need the Manage Server permission to change /imagine settings.")
+            text = tr("Only members with the Manage Server permission can set this server's API key.")
             await interaction.response.send_message(text.render(locale), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -148,7 +148,7 @@ class ApiKeyCommands(_Mixin):
         except Exception:
             # Never with the exception's text: it could quote what was typed.
             log.error("could not keep the API key of guild %s", guild_id)
-            answer = tr("Something went wrong saving that; nothing was changed.")
+            answer = tr("Something went wrong while keeping that key; nothing was changed.")
         await interaction.edit_original_response(content=answer.render(locale))
 
 
