@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 from bot.base.logs import RedactSecrets
 from bot.settings import Secret
 from tests.e2e.conftest import Stack, StackFactory, status_of
+from tests.e2e.test_describe import describe, describe_stack, suggestions_of
 from tests.e2e.test_moderation import answer
 from tests.e2e.test_modlog import entry_in, log_channel, text_of
 from tests.fakes.discord import CallbackType, InteractionHandle
@@ -115,6 +116,15 @@ async def test_a_servers_key_is_used_for_exactly_its_requests_and_never_shown(
     assert SERVER_KEY not in logged
     bot_logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.name.startswith("bot"))
     assert SERVER_KEY not in bot_logged  # the bot itself never logs it, filter or not
+
+
+async def test_describe_runs_on_the_servers_key(make_stack: StackFactory) -> None:
+    stack: Stack = await describe_stack(make_stack, secret_key=Secret(Fernet.generate_key().decode()))
+    stack.api.add_account(SERVER_KEY)
+    await submit_key(stack, SERVER_KEY)
+    await suggestions_of(await describe(stack))
+    described = stack.api.last_prediction
+    assert described.account == SERVER_KEY and tokens_of(stack, described.id) == {SERVER_KEY}
 
 
 async def test_a_key_the_api_refuses_is_not_kept(make_stack: StackFactory) -> None:
