@@ -30,6 +30,9 @@ API_KEY_ACTION = "apikey"
 MAX_KEY_LENGTH = 200
 """Longest key taken (Replicate's are 40 characters); the modal allows no more."""
 CACHE_SIZE = 4096
+CACHE_SECONDS = 5.0
+"""How long a server's key is read from memory: another process's change (a new key, ``off``, a rejection)
+applies here within this (this process's own changes at once)."""
 
 
 class KeyCheck(Enum):
@@ -45,6 +48,7 @@ class KeyCheck(Enum):
 class _Cached:
     stored: StoredApiKey | None
     key: str | None
+    read_at: float
 
 
 def rejected_refusal() -> str:
@@ -94,7 +98,7 @@ class ServerKeys:
 
     async def _load(self, guild_id: int) -> _Cached:
         cached = self._cache.get(guild_id)
-        if cached is not None:
+        if cached is not None and self._clock.monotonic() - cached.read_at < CACHE_SECONDS:
             return cached
         stored = await self._repository.api_key(guild_id)
         key = None
@@ -107,7 +111,7 @@ class ServerKeys:
                 mask_secret(key)
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
-        cached = _Cached(stored, key)
+        cached = _Cached(stored, key, self._clock.monotonic())
         self._cache[guild_id] = cached
         return cached
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -23,9 +24,9 @@ SERVER_KEY = "r8_server0wnKeyForTheTestGuild0123456789"
 LAST4 = SERVER_KEY[-4:]
 
 
-async def keyed_stack(make_stack: StackFactory) -> Stack:
+async def keyed_stack(make_stack: StackFactory, **settings: Any) -> Stack:
     """The bot with IMAGINE_SECRET_KEY set, and the server's account known to the fake API."""
-    stack: Stack = await make_stack(secret_key=Secret(Fernet.generate_key().decode()))
+    stack: Stack = await make_stack(secret_key=Secret(Fernet.generate_key().decode()), **settings)
     stack.api.add_account(SERVER_KEY, username="testguild")
     return stack
 
@@ -138,17 +139,22 @@ async def test_a_key_the_api_refuses_is_not_kept(make_stack: StackFactory) -> No
 
 
 async def test_a_key_rejected_later_ends_the_servers_jobs_and_never_falls_back(make_stack: StackFactory) -> None:
-    stack = await keyed_stack(make_stack)
+    stack = await keyed_stack(make_stack, max_running_per_server=1)
     channel = await log_channel(stack)
     await submit_key(stack, SERVER_KEY)
     stack.api.push_scenario(Scenario.manual())
     handle = await stack.imagine(prompt="a fox when the key is revoked")
     await stack.api.wait_for_requests("create", 1, answered=True)
+    waiting = await stack.imagine("moderator", prompt="a fox waiting its turn")
+    await waiting.wait_message()
     prediction = stack.api.last_prediction
     stack.api.revoke(SERVER_KEY)
 
     final = await stack.final_message(handle, timeout=15)
     assert "API key was rejected" in str(final.embeds) + final.content
+    queued = await stack.final_message(waiting, timeout=15)
+    assert "API key was rejected" in str(queued.embeds) + queued.content
+    assert stack.api.count("POST", "create") == 1  # the waiting job never started
     assert tokens_of(stack, prediction.id) == {SERVER_KEY}  # nothing with the deployment's key
     entry = await entry_in(stack, channel, "API key rejected")
     assert f"…{LAST4}" in text_of(entry) and SERVER_KEY not in text_of(entry)
