@@ -125,8 +125,12 @@ class Accounts:
                 self.remember(loaded)
         if key is None:
             raise AccountUnavailable(
-                "This job was started with this server's own API key, which has since been changed or removed, "
-                "so the bot cannot follow it any more."
+                str(
+                    tr(
+                        "This job was started with this server's own API key, which has since been changed or "
+                        "removed, so the bot cannot follow it any more."
+                    )
+                )
             )
         client = self._clients.get(account)
         if client is None:
@@ -165,7 +169,7 @@ class Accounts:
 
     def _make(self, key: str, retry: RetryPolicy | None) -> ReplicateClient:
         if self._build is None:
-            raise AccountUnavailable("This bot runs every job with its own key only.")
+            raise AccountUnavailable(str(tr("This bot runs every job with its own API key only.")))
         return self._build(key, retry)
 
     def is_rejected(self, account: str) -> bool:
