@@ -84,6 +84,7 @@ _ANSWERS: dict[KeyCheck, Text] = {
     KeyCheck.UNREACHABLE: tr(
         "❌ The prediction API could not be reached to check that key, so nothing was kept. Try again in a moment."
     ),
+    KeyCheck.BUSY: tr("❌ Another key for this server is being checked right now; try again in a moment."),
     KeyCheck.MALFORMED: tr(
         "❌ That does not look like an API key (no spaces, at most {limit} characters).", limit=MAX_KEY_LENGTH
     ),

@@ -42,6 +42,8 @@ class KeyCheck(Enum):
     REFUSED = "refused"
     UNREACHABLE = "unreachable"
     MALFORMED = "malformed"
+    BUSY = "busy"
+    """Another key of this server is being checked right now: one check at a time per server."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class ServerKeys:
         self._end_jobs = end_jobs
         self._cache: dict[int, _Cached] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._checking: set[int] = set()
         accounts.attach(self.key_of, self._rejected)
         repository.on_settings_change(self._changed)
 
@@ -141,6 +144,9 @@ class ServerKeys:
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or " " in key:
             return KeyCheck.MALFORMED
         mask_secret(key)
+        if guild_id in self._checking:
+            return KeyCheck.BUSY
+        self._checking.add(guild_id)
         try:
             await self._accounts.check(key)
         except ApiError as exc:
@@ -151,6 +157,8 @@ class ServerKeys:
                 return KeyCheck.UNREACHABLE
             log.warning("the API answered %s to guild %s's new API key", exc.status, guild_id)
             return KeyCheck.REFUSED
+        finally:
+            self._checking.discard(guild_id)
         ciphertext = self._fernet.encrypt(key.encode()).decode()
         await self._repository.set_api_key(guild_id, ciphertext, key[-4:], actor_id=actor_id)
         self._cache.pop(guild_id, None)

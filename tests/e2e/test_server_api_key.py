@@ -176,6 +176,16 @@ async def test_a_key_rejected_later_ends_the_servers_jobs_and_never_falls_back(m
     assert SERVER_KEY not in everything_discord_saw(stack)
 
 
+async def test_network_trouble_while_checking_keeps_nothing(make_stack: StackFactory) -> None:
+    stack = await keyed_stack(make_stack)
+    stack.api.fail_next("other", 503, count=2, method="GET")  # the check and its one retry
+    answered = await submit_key(stack, SERVER_KEY)
+    assert "could not be reached" in answered and SERVER_KEY not in answered
+    assert stack.bot is not None and await stack.bot.core.repository.api_key(stack.guild.id) is None
+    await stack.final_message(await stack.imagine())
+    assert stack.api.last_prediction.account == stack.api.token
+
+
 async def test_without_imagine_secret_key_the_command_explains(stack: Stack) -> None:
     text = await answer(stack, "apikey set")
     assert "IMAGINE_SECRET_KEY" in text
