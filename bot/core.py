@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from bot import __version__
-from bot.api.client import ReplicateClient
+from bot.api.accounts import Accounts
+from bot.api.client import ReplicateClient, RetryPolicy
 from bot.api.errors import ApiError, NotFound
 from bot.api.ratelimit import RequestBudget
 from bot.base.clock import Clock, SystemClock
+from bot.i18n import Text
 from bot.jobs.engine import JobEngine
 from bot.jobs.journal import Journal
 from bot.jobs.model import JobRequest, JobView
@@ -24,6 +26,7 @@ from bot.jobs.recovery import LOOKUP_DELAYS, PredictionFinder
 from bot.jobs.webhooks import PredictionEvents, WebhookReceiver
 from bot.media.delivery import Downloader
 from bot.media.fetch_guard import FetchGuard
+from bot.moderation.api_keys import ServerKeys
 from bot.moderation.costs import Pricing
 from bot.moderation.modlog import ModLog
 from bot.moderation.policy import Policy
@@ -93,6 +96,8 @@ class Core:
             clock=self.clock,
             on_response=self.metrics.api_response,
         )
+        self.accounts = Accounts(self.client, self._account_client)
+        """The client of each API account: the deployment's (:attr:`client`) and the servers' own keys."""
         self.downloader = Downloader(session, guard or FetchGuard.from_settings(settings), clock=self.clock)
         self.journal = Journal(repository, self.clock, owner=new_incarnation())
         self.cluster = Cluster(
@@ -118,6 +123,7 @@ class Core:
             journal=self.journal,
             finder=PredictionFinder(self.client, clock=self.clock, delays=self.tuning.lookup_delays),
             progress_tick=self.tuning.estimate_tick,
+            accounts=self.accounts,
         )
         # Front ends that queue members' jobs pass them through the gate; resumed jobs never do.
         self.queue_gate = QueueGate(
@@ -132,6 +138,14 @@ class Core:
         # Posts nothing until a front end that can post starts it (the Discord bot does; the CLI does not).
         self.modlog = ModLog(repository)
         repository.on_settings_change(self.modlog.submit)
+        self.server_keys = ServerKeys(
+            repository,
+            self.accounts,
+            settings.secret_key.reveal() if settings.secret_key else None,
+            clock=self.clock,
+            on_event=self.modlog.submit,
+            end_jobs=self._end_account,
+        )
         self.pricing = Pricing(settings.prices, self.journal.usual_run_time)
         self.policy = Policy(
             repository,
@@ -139,6 +153,29 @@ class Core:
             clock=self.clock,
             active_jobs=repository.active_jobs,
             on_blocked_word=self.modlog.submit,
+        )
+
+    async def _end_account(self, guild_id: int, account: str, error: Text | str) -> int:
+        """A server's key was refused: its jobs of that account end with ``error`` (never run on another key)."""
+        ended = 0
+        for job_id in self.engine.live_job_ids():
+            job = self.engine.job(job_id)
+            request = job.view.request if job is not None else None
+            if request is not None and (request.guild_id, request.account) == (guild_id, account):
+                ended += await self.engine.cancel(job_id, error=error)
+        return ended
+
+    def _account_client(self, key: str, retry: RetryPolicy | None) -> ReplicateClient:
+        """A client for a server's own key, with a request budget of its own (the API's limits are per account)."""
+        settings = self.settings
+        return ReplicateClient(
+            self.session,
+            settings.replicate_base_url,
+            key,
+            budget=RequestBudget(settings.api_creates_per_minute, settings.api_requests_per_minute, clock=self.clock),
+            retry=retry,
+            clock=self.clock,
+            on_response=self.metrics.api_response,
         )
 
     @classmethod
@@ -222,6 +259,7 @@ class Core:
         if self.webhooks is not None:
             await self.webhooks.close()
         await self.engine.close()
+        await self.server_keys.close()
         await self.journal.close()
         await self.modlog.close()
         await self.session.close()

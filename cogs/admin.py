@@ -41,6 +41,7 @@ from bot.discord_app.usage_answer import answer_usage, defer_usage
 from bot.i18n import Text, tr
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 from bot.storage import LimitChanges, Repository
+from cogs.admin_apikey import ApiKeyCommands, add_key_field
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -54,7 +55,9 @@ DollarCap = app_commands.Range[float, 0, 1_000_000]
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Control /imagine on this server"):
+class Admin(
+    ApiKeyCommands, commands.GroupCog, group_name="imagine-admin", group_description="Control /imagine on this server"
+):
     """Moderator settings for ``/imagine``."""
 
     models = app_commands.Group(name="models", description="Which models members may use")
@@ -384,6 +387,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         budget = await self._repository.budget(guild_id)
         changes = await self._repository.audit_log(guild_id, limit=10)
         embed = settings_embed(config, allowed, budget, changes, locale=_locale(interaction))
+        await add_key_field(self.bot, embed, guild_id, _locale(interaction))
         await reply_privately(interaction, embed=embed)
 
 

@@ -232,6 +232,10 @@ class ReplicateClient:
         schema = version.get("openapi_schema") if isinstance(version, dict) else None
         return schema if isinstance(schema, dict) else None
 
+    async def account(self) -> dict[str, Any]:
+        """The account this client's key belongs to (``GET /v1/account``): the cheapest proof a key works."""
+        return await self._send("GET", "account", timeout=min(self._timeout, 10.0))
+
     async def model_exists(self, model: ModelRef) -> bool | None:
         """True/False where the API can tell, ``None`` where it serves no model routes."""
         path = _model_path(model)

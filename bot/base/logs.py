@@ -26,7 +26,17 @@ MASK = "********"
 
 # Interaction tokens travel in webhook and callback URLs, which discord.py logs at DEBUG.
 _INTERACTION_TOKEN = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
+# A server's API key arrives in its form's submit, which discord.py logs at DEBUG before the bot reads it.
+_KEY_FORM = re.compile(r"""(imagine:apikey-form.{0,600}?['"]value['"]\s*:\s*['"])[^'"]*""", re.DOTALL)
 _PLAIN = logging.Formatter()
+_LOADED: set[str] = set()
+"""Secrets learnt while running (a server's own API key): masked by every :class:`RedactSecrets` too."""
+
+
+def mask_secret(secret: str) -> None:
+    """Mask ``secret`` in every log line from now on (a secret loaded after start-up, e.g. a server's API key)."""
+    if len(secret) >= 4 and len(_LOADED) < 100_000:
+        _LOADED.add(secret)
 
 
 class RedactSecrets(logging.Filter):
@@ -43,7 +53,8 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         """``text`` with every secret and interaction token masked."""
         text = _INTERACTION_TOKEN.sub(rf"\1{MASK}", text)
-        for secret in self._secrets:
+        text = _KEY_FORM.sub(rf"\1{MASK}", text)
+        for secret in (*self._secrets, *_LOADED):
             text = text.replace(secret, MASK)
         return text
 

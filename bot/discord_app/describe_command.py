@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.api.client import ReplicateClient
 from bot.api.modelref import ModelRef
 from bot.base.errors import ImagineError
 from bot.discord_app.answers import AnswerDeadline, answer_with_message, refusal, refuse, server_locale
@@ -49,6 +50,8 @@ class _Charged:
     admission: Admission
     day: date
     inputs: dict[str, Any]
+    client: ReplicateClient
+    """The server's API account's client (its own key's, or the deployment's)."""
 
 
 class DescribeCommand:
@@ -152,18 +155,22 @@ class DescribeCommand:
             command="/describe",
         )
         admission = await core.policy.admit(asked)
+        # The server's own API account, if it has one (a refused key refuses the describe: never another key).
+        client = await core.accounts.client(await core.accounts.account_of_guild(guild_id), guild_id)
         inputs = await self.describer.inputs(model, image_url)  # before the charge: a wrong model costs nothing
         # One image against the daily images (they bound it where no price is set) and its estimate against the
         # budgets; not the cooldown, so the member may /imagine a suggestion right away.
         admission = admission.priced(1, await core.pricing.estimate(model, 1))
-        return _Charged(admission, await core.policy.charge(admission, moves_cooldown=False), inputs)
+        return _Charged(admission, await core.policy.charge(admission, moves_cooldown=False), inputs, client)
 
     async def _run_and_answer(
         self, interaction: discord.Interaction, model: ModelRef, charged: _Charged, image_url: str
     ) -> None:
         core = self.bot.core
         try:
-            description = await self.describer.describe(model, charged.inputs, timeout=self.timeout)
+            description = await self.describer.describe(
+                model, charged.inputs, timeout=self.timeout, client=charged.client
+            )
         except DescribeRunFailed as exc:
             await self._settle(model, charged, exc.use)
             await refuse(interaction, refusal(exc))

@@ -7,8 +7,8 @@ import re
 import discord
 
 from bot.discord_app.setting_texts import audit_value_text
-from bot.i18n import Text, tr
-from bot.moderation.modlog import BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
+from bot.i18n import Text, tr, tr_n
+from bot.moderation.modlog import ApiKeyRejectedEvent, BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
 from bot.moderation.policy import role_mentions
 from bot.storage import AuditEntry
 from bot.storage.common import LOG_CHANNEL_ACTION
@@ -64,6 +64,22 @@ def modlog_embed(event: ModLogEvent, locale: str | None = None) -> discord.Embed
         return discord.Embed(
             title=tr("Prompt refused: blocked word").render(locale),
             description=description.render(locale),
+            colour=discord.Colour.red(),
+            timestamp=event.at,
+        )
+    if isinstance(event, ApiKeyRejectedEvent):
+        return discord.Embed(
+            title=tr("API key rejected").render(locale),
+            description=tr_n(
+                "The prediction API refused this server's own key (ending in …{last4}). {n} job was stopped, "
+                "and /imagine is refused here until a moderator sets a new key with `/imagine-admin apikey set` "
+                "or goes back to the bot's key with `/imagine-admin apikey off`.",
+                "The prediction API refused this server's own key (ending in …{last4}). {n} jobs were stopped, "
+                "and /imagine is refused here until a moderator sets a new key with `/imagine-admin apikey set` "
+                "or goes back to the bot's key with `/imagine-admin apikey off`.",
+                event.jobs_ended,
+                last4=event.last4,
+            ).render(locale),
             colour=discord.Colour.red(),
             timestamp=event.at,
         )

@@ -12,7 +12,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.api.client import ReplicateClient
+from bot.api.accounts import Accounts
 from bot.api.errors import ApiError, CreateOutcomeUnknown, RequestWithdrawn
 from bot.api.predictions import Prediction
 from bot.base.clock import Clock
@@ -40,7 +40,8 @@ class JobEnded(Exception):
 class PredictionCreator:
     """Creates the predictions of an engine's jobs; shared by all of them."""
 
-    client: ReplicateClient
+    accounts: Accounts
+    """The client of each job's API account."""
     _: KW_ONLY
     clock: Clock
     journal: JobJournal | None
@@ -77,7 +78,8 @@ class PredictionCreator:
             for attempt in range(1, CREATE_ATTEMPTS + 1):
                 started = await self._mark_creating(job)
                 try:
-                    prediction = await self.client.create(
+                    client = await self.accounts.client(request.account, request.guild_id)
+                    prediction = await client.create(
                         request.model,
                         request.inputs,
                         # Pushed by webhook, its progress is known at once: no need to hold the create.
@@ -97,7 +99,8 @@ class PredictionCreator:
                         continue
                     raise JobEnded(JobState.FAILED, error=_lost_create_message(exc.text, lookup)) from None
                 except ApiError as exc:
-                    raise JobEnded(JobState.FAILED, error=exc.text) from None
+                    error = self.accounts.failure(request.account, request.guild_id, exc)
+                    raise JobEnded(JobState.FAILED, error=error) from None
                 self.claimed.add(prediction.id)
                 if self.journal is not None:
                     written = asyncio.ensure_future(self.journal.created(job.id, prediction.id))
@@ -159,7 +162,11 @@ class PredictionCreator:
             self.claimed.add(prediction.id)
             return True
 
-        return await self.finder.find(job.request.model, job.request.inputs, since=since, claim=claim)
+        try:
+            client = await self.accounts.client(job.request.account, job.request.guild_id)
+        except ApiError as exc:
+            return Lookup(reason=exc.message.rstrip("."))
+        return await self.finder.find(job.request.model, job.request.inputs, since=since, claim=claim, client=client)
 
 
 def _lost_create_message(what: Text | str, lookup: Lookup) -> Text:

@@ -135,11 +135,12 @@ class Describer:
         inputs: dict[str, Any],
         *,
         timeout: float = DESCRIBE_TIMEOUT,
+        client: ReplicateClient | None = None,
     ) -> Description:
         """Run ``model`` on ``inputs`` (from :meth:`inputs`) for at most ``timeout`` seconds: its suggestions, or
         :class:`DescribeRunFailed` saying why there are none (with the API's own words where it gave some) and
-        what the prediction used."""
-        prediction = await self._run(model, inputs, timeout)
+        what the prediction used. ``client``: the server's API account's (the deployment's by default)."""
+        prediction = await self._run(client or self._client, model, inputs, timeout)
         use = RunUse.of(prediction)
         if prediction.status != "succeeded":
             raise DescribeRunFailed(_ended_without_text(prediction), use)
@@ -151,11 +152,13 @@ class Describer:
             raise DescribeRunFailed(_NO_PROMPT, use)
         return Description(suggestions, use=use)
 
-    async def _run(self, model: ModelRef, inputs: dict[str, Any], timeout: float) -> Prediction:
+    async def _run(
+        self, client: ReplicateClient, model: ModelRef, inputs: dict[str, Any], timeout: float
+    ) -> Prediction:
         """The prediction at its end; canceled (and :class:`DescribeRunFailed`) once ``timeout`` has passed."""
         deadline = self._clock.monotonic() + timeout
         try:
-            prediction = await self._client.create(
+            prediction = await client.create(
                 model,
                 inputs,
                 wait=min(self._prefer_wait, int(timeout)) or None,
@@ -179,25 +182,25 @@ class Describer:
                         int(timeout) if float(timeout).is_integer() else 2,  # "1.5 seconds": a plural
                         seconds=seconds,
                     ),
-                    await self._cancel(prediction.id),
+                    await self._cancel(client, prediction.id),
                 )
             await self._clock.sleep(min(self._poll.gap(polls), left))
             polls += 1
             try:
-                prediction = await self._client.get(prediction.id)
+                prediction = await client.get(prediction.id)
             except ApiError as exc:
                 # The client has retried what may pass: this is the API's last word for now.
                 raise DescribeRunFailed(
                     tr("The describe model's answer could not be read: {reason}", reason=exc.text),
-                    await self._cancel(prediction.id),
+                    await self._cancel(client, prediction.id),
                 ) from exc
         return prediction
 
-    async def _cancel(self, prediction_id: str) -> RunUse:
+    async def _cancel(self, client: ReplicateClient, prediction_id: str) -> RunUse:
         """Ask the API to stop the prediction: what it used, as the cancel's answer says (:data:`UNKNOWN` where
         it does not). A failure is logged (``Cancel-After`` stops it in the end)."""
         try:
-            return RunUse.of(await self._client.cancel(prediction_id))
+            return RunUse.of(await client.cancel(prediction_id))
         except ApiError as exc:
             log.warning("could not cancel describe prediction %s: %s", prediction_id, exc)
             return UNKNOWN

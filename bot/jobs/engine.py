@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from bot.api.accounts import Accounts
 from bot.api.client import ReplicateClient
 from bot.base.clock import Clock, SystemClock
 from bot.base.errors import ImagineError
-from bot.i18n import tr
+from bot.i18n import Text, tr
 from bot.jobs import showing
 from bot.jobs.execution import JobExecutor
 from bot.jobs.handles import Job, ResumedJob
@@ -81,6 +82,7 @@ class JobEngine:
         journal: JobJournal | None = None,
         finder: PredictionFinder | None = None,
         progress_tick: float = JobTimings.progress_tick,
+        accounts: Accounts | None = None,
     ) -> None:
         """``on_end`` runs for every job's final view just before its presenter shows it (it must be idempotent);
         ``on_shown`` right after (it must not raise).
@@ -90,7 +92,8 @@ class JobEngine:
         ``prefer_wait`` is how long a create may be held for its result when polling (with webhooks it is
         not held: their events show the progress at once).
         """
-        preparer = RequestPreparer(client, schema_timeout=schema_timeout)
+        self.accounts = accounts or Accounts(client)  # the client of each job's API account
+        preparer = RequestPreparer(client, schema_timeout=schema_timeout, accounts=accounts)
         self.prepare = preparer.prepare
         """Build a job's request from a member's options (:meth:`RequestPreparer.prepare`)."""
         self.input_schema = preparer.input_schema
@@ -108,6 +111,7 @@ class JobEngine:
             journal=journal,
             finder=finder or PredictionFinder(client, clock=self._clock),
             timings=self._timings,
+            accounts=self.accounts,
         )
         self._new_id = new_id
         self._queue = FairQueue()
@@ -228,17 +232,18 @@ class JobEngine:
         """
         return self._slots.free(guild_id)
 
-    async def cancel(self, job_id: str, *, by: int | None = None) -> bool:
-        """Cancel a job: a waiting one ends now, a running one is canceled on the API too."""
+    async def cancel(self, job_id: str, *, by: int | None = None, error: Text | str | None = None) -> bool:
+        """Cancel a job: a waiting one ends now, a running one is canceled on the API too. With ``error`` (its
+        account's key was refused) a waiting one fails with it, a running one with its next request's reason."""
         job = self._jobs.get(job_id)
         if job is None or job.view.terminal or job.cancel_event.is_set():
             return False
         job.canceled_by = by
         job.cancel_event.set()
         if self._queue.remove(job):
-            await self.finish(job, JobState.CANCELED)
+            await self.finish(job, JobState.FAILED if error else JobState.CANCELED, error=error)
             self._show_positions()
-        else:
+        elif error is None:
             self.show(job, replace(job.view, cancel_requested=True))
         return True
 

@@ -14,10 +14,12 @@ import logging
 from dataclasses import KW_ONLY, InitVar, dataclass, field, replace
 from typing import Any, Protocol
 
+from bot.api.accounts import Accounts
 from bot.api.client import ReplicateClient
 from bot.api.errors import ApiError
 from bot.api.predictions import Prediction, Progress
 from bot.base.clock import Clock
+from bot.i18n import Text
 from bot.jobs.creation import JobEnded, PredictionCreator
 from bot.jobs.end_estimate import ClockAnchor, EndEstimate, RunTimes
 from bot.jobs.model import JobJournal, JobState, JobTimings, JobView, LiveJob
@@ -55,6 +57,7 @@ class JobExecutor:
     journal: JobJournal | None
     finder: InitVar[PredictionFinder]
     timings: JobTimings
+    accounts: Accounts
     webhook_url: str | None = field(default=None, init=False)
     """Set (with :attr:`events`): predictions are created with this webhook; polling is a safety net."""
     events: PredictionEvents | None = field(default=None, init=False)
@@ -64,7 +67,7 @@ class JobExecutor:
 
     def __post_init__(self, finder: PredictionFinder) -> None:
         self._creator = PredictionCreator(
-            self.client, clock=self.clock, journal=self.journal, finder=finder, timings=self.timings
+            self.accounts, clock=self.clock, journal=self.journal, finder=finder, timings=self.timings
         )
         self._planner = PollPlanner(self.client.budget.other, self.timings.poll)
 
@@ -77,7 +80,7 @@ class JobExecutor:
             self.host.show(job, replace(job.view, state=JobState.STARTING, queue_position=None))
             try:
                 step = self._creator.recover if resumed else self._creator.create
-                prediction, anchor = await step(job, webhook=self.webhook_url)
+                prediction, anchor = await step(job, webhook=self._webhook(job))
             except JobEnded as ended:
                 await self.host.finish(job, ended.state, **ended.changes)
                 return
@@ -85,7 +88,7 @@ class JobExecutor:
             deadline = job.submitted_at + self.timings.job_timeout
             prediction = Prediction(id=prediction_id, status="starting")
         self._creator.claimed.add(prediction.id)
-        pushed = self.events.watch(prediction.id) if self.events is not None else None
+        pushed = self.events.watch(prediction.id) if self.events is not None and self._webhook(job) else None
         try:
             await self._poll_to_end(
                 job,
@@ -101,6 +104,18 @@ class JobExecutor:
             self._creator.claimed.discard(prediction.id)
             if self.events is not None:
                 self.events.forget(prediction.id)
+
+    def _webhook(self, job: LiveJob) -> str | None:
+        """The webhook URL for the job's create; a server's own account is polled instead (its webhooks would be
+        signed with that account's secret, which the receiver does not hold)."""
+        return self.webhook_url if job.request.account is None else None
+
+    async def _client(self, job: LiveJob) -> ReplicateClient:
+        """The client of the job's API account; :class:`~bot.api.accounts.AccountUnavailable` if it is gone."""
+        return await self.accounts.client(job.request.account, job.request.guild_id)
+
+    def _failure(self, job: LiveJob, exc: ApiError) -> Text | str:
+        return self.accounts.failure(job.request.account, job.request.guild_id, exc)
 
     def _wall_anchor(self) -> ClockAnchor:
         """Maps the API's timestamps by the wall clock (a prediction this process did not create)."""
@@ -148,11 +163,11 @@ class JobExecutor:
                 break
             if job.cancel_event.is_set() and not cancel_sent:
                 cancel_sent = True
-                prediction = await self._cancel_remote(prediction)
+                prediction = await self._cancel_remote(job, prediction)
                 continue
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0 and not fetch_now:
-                prediction = await self._cancel_remote(prediction)
+                prediction = await self._cancel_remote(job, prediction)
                 if prediction.status == "succeeded":  # it finished as we gave up: deliver it
                     break
                 await self.host.finish(
@@ -192,7 +207,8 @@ class JobExecutor:
                 prediction = polled
             except ApiError as exc:
                 if not exc.transient:
-                    await self.host.finish(job, JobState.FAILED, prediction_id=prediction.id, error=exc.text)
+                    error = self._failure(job, exc)
+                    await self.host.finish(job, JobState.FAILED, prediction_id=prediction.id, error=error)
                     return
                 log.warning("job %s: polling %s failed (%s); will try again", job.id, prediction.id, exc)
         self._planner.leave(job.id)
@@ -207,7 +223,8 @@ class JobExecutor:
         A poll far from the end waits while polls near one go: a member's Cancel and the deadline must
         not wait behind it.
         """
-        poll = asyncio.ensure_future(self.client.get(prediction_id, urgent=urgent))
+        client = await self._client(job)
+        poll = asyncio.ensure_future(client.get(prediction_id, urgent=urgent))
         waiters = [asyncio.ensure_future(job.cancel_event.wait())] if cancelable else []
         try:
             done, _ = await asyncio.wait(
@@ -283,10 +300,11 @@ class JobExecutor:
             log.warning("could not read the usual run time of %s: %s", job.request.model, exc)
             return None
 
-    async def _cancel_remote(self, prediction: Prediction) -> Prediction:
+    async def _cancel_remote(self, job: LiveJob, prediction: Prediction) -> Prediction:
         try:
-            return await self.client.cancel(prediction.id)
+            return await (await self._client(job)).cancel(prediction.id)
         except ApiError as exc:
+            self._failure(job, exc)  # a server's key refused: marked rejected
             log.warning("could not cancel prediction %s: %s", prediction.id, exc)
             return prediction
 

@@ -85,6 +85,9 @@ class JobRequest:
     origin: Generation | None = None
     """For an upscale, the generation whose image it upscaled (the upscaler is no generator): what Remix and
     Vary on the upscaled image run. ``None`` elsewhere, and for upscales journaled before origins were."""
+    account: str | None = None
+    """The API account its prediction belongs to: a server's own key's fingerprint (never the key), ``None``
+    for the deployment's (:mod:`bot.api.accounts`). Fixed when the job is made, so a restart polls the same."""
 
     @property
     def prompt(self) -> str:

@@ -7,12 +7,13 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 
+from bot.api.accounts import Accounts, AccountUnavailable
 from bot.api.client import ReplicateClient
 from bot.api.errors import ApiError
 from bot.api.flags import apply_prompt_flags
 from bot.api.inputs import ImagineOptions, InputSchema, PlannedInputs, plan_inputs
 from bot.api.modelref import ModelRef
-from bot.base.errors import InputRejected
+from bot.base.errors import InputRejected, Refusal
 from bot.i18n import Text, joined, tr
 from bot.jobs.model import JobKind, JobRequest
 
@@ -74,8 +75,10 @@ def _left_out_note(left_out: tuple[Text, ...]) -> tuple[Text, ...]:
 class RequestPreparer:
     """Builds requests for the engine; a model's schema that is slow to come never holds a member up."""
 
-    def __init__(self, client: ReplicateClient, *, schema_timeout: float) -> None:
+    def __init__(self, client: ReplicateClient, *, schema_timeout: float, accounts: Accounts | None = None) -> None:
+        """``accounts`` names the API account each server's jobs use (none: the deployment's, always)."""
         self._client = client
+        self._accounts = accounts
         self._schema_timeout = schema_timeout
 
     async def prepare(
@@ -104,6 +107,10 @@ class RequestPreparer:
         options.check()
         schema = await self.input_schema(model)
         options, planned, preference_notes = plan_with_preferences(options, schema, preferred)
+        try:  # the server's own API account, if it has one; a refused key refuses the job (never another key)
+            account = await self._accounts.account_of_guild(guild_id) if self._accounts is not None else None
+        except AccountUnavailable as exc:
+            raise Refusal(exc.message) from None
         return JobRequest(
             model=model,
             options=options,
@@ -115,6 +122,7 @@ class RequestPreparer:
             channel_id=channel_id,
             kind=kind,
             image_input=planned.image_input,
+            account=account,
         )
 
     async def input_schema(self, model: ModelRef) -> InputSchema | None:

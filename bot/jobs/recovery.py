@@ -83,8 +83,19 @@ class PredictionFinder:
         self._lock = asyncio.Lock()
         self._no_list_route = False
 
-    async def find(self, model: ModelRef, inputs: Mapping[str, Any], *, since: datetime, claim: Claim) -> Lookup:
-        """The prediction a create of ``model`` with ``inputs`` sent at ``since`` made, if any (see :class:`Lookup`)."""
+    async def find(
+        self,
+        model: ModelRef,
+        inputs: Mapping[str, Any],
+        *,
+        since: datetime,
+        claim: Claim,
+        client: ReplicateClient | None = None,
+    ) -> Lookup:
+        """The prediction a create of ``model`` with ``inputs`` sent at ``since`` made, if any (see :class:`Lookup`).
+
+        ``client``: the job's API account's (the list is per account); the finder's own by default.
+        """
         if self._no_list_route:
             return Lookup(reason=_NO_LIST)
         wanted = _canonical(inputs)
@@ -92,7 +103,7 @@ class PredictionFinder:
             await self._clock.sleep(delay)
             async with self._lock:
                 try:
-                    candidates = await self._candidates(model, wanted, since)
+                    candidates = await self._candidates(client or self._client, model, wanted, since)
                 except ApiError as exc:
                     if isinstance(exc, NotFound) or exc.status in (405, 501):
                         self._no_list_route = True  # a gateway without the route: that will not change
@@ -105,15 +116,15 @@ class PredictionFinder:
                         return Lookup(prediction=prediction)
         return Lookup(absent=True)
 
-    async def _candidates(self, model: ModelRef, wanted: str, since: datetime) -> list[Prediction]:
+    async def _candidates(
+        self, client: ReplicateClient, model: ModelRef, wanted: str, since: datetime
+    ) -> list[Prediction]:
         """Matching predictions, the one created closest to ``since`` first."""
         earliest = since - self._skew
         found: list[Prediction] = []
         query: str | None = None
         for page_number in range(self._max_pages):
-            page = await self._client.list_predictions(
-                created_after=earliest if page_number == 0 else None, page_query=query
-            )
+            page = await client.list_predictions(created_after=earliest if page_number == 0 else None, page_query=query)
             found.extend(p for p in page.predictions if _same_job(p, model, wanted))
             older = [p.created_at for p in page.predictions if p.created_at is not None]
             if page.next_query is None or (older and min(older) < earliest):

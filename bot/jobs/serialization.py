@@ -32,6 +32,7 @@ def request_to_json(request: JobRequest) -> dict[str, Any]:
         "kind": str(request.kind),
         "image_input": request.image_input,
         "origin": _generation_to_json(request.origin) if request.origin is not None else None,
+        "account": request.account,
     }
 
 
@@ -54,6 +55,7 @@ def request_from_json(data: Mapping[str, Any]) -> JobRequest:
         kind=JobKind(data.get("kind") or JobKind.IMAGINE),
         image_input=data.get("image_input"),
         origin=_generation_from_json(origin) if origin else None,
+        account=data.get("account"),
     )
 
 

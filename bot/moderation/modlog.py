@@ -52,8 +52,19 @@ class BlockedWordEvent:
     at: datetime
 
 
-ModLogEvent = BlockedWordEvent | AuditEntry
-"""What the mod-log posts: a blocked-word refusal, or a settings change (an audit entry)."""
+@dataclass(frozen=True)
+class ApiKeyRejectedEvent:
+    """The API refused the server's own key: its jobs were ended and ``/imagine`` waits for a new key."""
+
+    guild_id: int
+    last4: str
+    """The end of the key, as ``show`` reads it (never more of it)."""
+    jobs_ended: int
+    at: datetime
+
+
+ModLogEvent = BlockedWordEvent | AuditEntry | ApiKeyRejectedEvent
+"""What the mod-log posts: a blocked-word refusal, a settings change (an audit entry), a rejected API key."""
 
 
 class ModLogChannelUnavailable(Exception):

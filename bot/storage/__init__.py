@@ -42,6 +42,7 @@ from bot.storage.records import (
     SchemaVersionError,
     Spend,
     StorageError,
+    StoredApiKey,
     Usage,
 )
 from bot.storage.repository import Repository
@@ -74,6 +75,7 @@ __all__ = [
     "SchemaVersionError",
     "Spend",
     "StorageError",
+    "StoredApiKey",
     "Usage",
     "migrate",
     "open_repository",

@@ -279,3 +279,15 @@ class PreferenceChanges:
     count: int | None = None
     remix: bool | None = None
     suffix: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredApiKey:
+    """A server's own API key as stored: only its Fernet ciphertext, its last four characters and its state."""
+
+    guild_id: int
+    ciphertext: str
+    last4: str
+    rejected: bool
+    set_by: int
+    set_at: datetime

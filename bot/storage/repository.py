@@ -21,6 +21,7 @@ from bot.storage.records import (
     QueuedJobs,
     RoleLimits,
     Spend,
+    StoredApiKey,
     Usage,
 )
 
@@ -100,6 +101,24 @@ class Repository(Protocol):
         Never for a change that was rolled back. ``listener`` runs on the event loop and must not block;
         an exception it raises is logged and does not affect the change or other listeners.
         """
+        ...
+
+    # ------------------------------------------------------------- a server's own API key
+
+    async def api_key(self, guild_id: int) -> StoredApiKey | None:
+        """The server's own API key (ciphertext only), ``None`` where it uses the deployment's."""
+        ...
+
+    async def set_api_key(self, guild_id: int, ciphertext: str, last4: str, *, actor_id: int) -> None:
+        """Keep the server's key, encrypted; audited as ``apikey`` with only its last characters."""
+        ...
+
+    async def clear_api_key(self, guild_id: int, *, actor_id: int) -> bool:
+        """Back to the deployment's key; ``False`` if the server had none."""
+        ...
+
+    async def reject_api_key(self, guild_id: int, ciphertext: str) -> bool:
+        """Mark the key rejected by the API, if it is still the server's; ``True`` if it was."""
         ...
 
     # ------------------------------------------------------------- members' preferences

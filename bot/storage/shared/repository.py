@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.storage.shared.api_keys import SqlApiKeys
 from bot.storage.shared.cluster import SqlCluster
 from bot.storage.shared.command_syncs import SqlCommandSyncs
 from bot.storage.shared.journal import SqlJournal
@@ -10,6 +11,6 @@ from bot.storage.shared.settings import SqlSettings
 from bot.storage.shared.usage import SqlUsage
 
 
-class SqlRepository(SqlSettings, SqlUsage, SqlJournal, SqlCluster, SqlPreferences, SqlCommandSyncs):
+class SqlRepository(SqlSettings, SqlUsage, SqlJournal, SqlCluster, SqlPreferences, SqlCommandSyncs, SqlApiKeys):
     """The shared SQL of :class:`bot.storage.Repository`: all but reading a guild's whole settings (each
     backend reads and caches them its own way), identify turns and webhook notifications."""

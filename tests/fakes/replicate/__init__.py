@@ -17,7 +17,10 @@ What it serves (every API route lives under ``prefix`` and needs ``Authorization
   ``serve_list = False``, like a gateway), ``GET /v1/models/{owner}/{name}``,
   ``GET /v1/models/{owner}/{name}/versions`` and ``GET /v1/models/{owner}/{name}/versions/{id}``,
   ``GET /v1/webhooks/default/secret`` (``{"key": "whsec_…"}`` = :attr:`~FakeReplicate.webhook_secret`, seeded;
-  404 with ``serve_webhook_secret = False``, like a gateway).
+  404 with ``serve_webhook_secret = False``, like a gateway), ``GET /v1/account``.
+* Accounts (``accounts.py``): every token is an account with its own predictions (another account's are "not
+  found" and not listed) and webhook secret; ``add_account(token)``, ``revoke(token)`` (401 from then on);
+  each recorded request's ``token`` says which account sent it.
 * Output files at ``/files/{prediction_id}/out-{i}.{ext}`` *outside* the prefix, with no auth, like
   ``replicate.delivery``.
 

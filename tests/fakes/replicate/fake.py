@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.replicate.accounts import AccountsMixin
 from tests.fakes.replicate.faults import FaultsMixin
 from tests.fakes.replicate.http import HttpMixin
 from tests.fakes.replicate.models import ModelsMixin
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 
 class FakeReplicate(
+    AccountsMixin,
     RoutesMixin,
     HttpMixin,
     WebhooksMixin,
@@ -124,7 +126,8 @@ class FakeReplicate(
 
         self._hook_rng = random.Random(None if seed is None else f"webhooks:{seed}")
         self.webhook_secret: str = webhook_secret or "whsec_" + base64.b64encode(self._hook_rng.randbytes(32)).decode()
-        """The signing secret of every webhook, served by ``GET /v1/webhooks/default/secret``."""
+        """The signing secret of the first account's webhooks, served by ``GET /v1/webhooks/default/secret``."""
+        self._init_accounts()
         self.serve_webhook_secret = True
         """``False``: ``GET /v1/webhooks/default/secret`` answers 404, like a gateway without the route."""
         self.webhook_retry_delays: tuple[float, ...] = tuple(webhook_retry_delays)
@@ -172,6 +175,7 @@ class FakeReplicate(
         app.router.add_get(p + "/v1/models/{owner}/{name}/versions", self._handle_versions, name="versions")
         app.router.add_get(p + "/v1/models/{owner}/{name}/versions/{version}", self._handle_version, name="version")
         app.router.add_get(p + "/v1/webhooks/default/secret", self._handle_webhook_secret, name="webhook_secret")
+        app.router.add_get(p + "/v1/account", self._handle_account, name="account")
         app.router.add_get("/files/{id}/{filename}", self._handle_file, name="file")
         app.router.add_get("/evil/redirect", self._handle_evil_redirect, name="evil_redirect")
         app.router.add_get("/evil/endless", self._handle_evil_endless, name="evil_endless")

@@ -55,6 +55,12 @@ class RecordedRequest:
         """The ``Authorization`` header, if sent."""
         return self.headers.get("Authorization")
 
+    @property
+    def token(self) -> str | None:
+        """The API token the request carried (its account), if any."""
+        scheme, _, credential = (self.authorization or "").partition(" ")
+        return credential.strip() if scheme.lower() in ("bearer", "token") and credential.strip() else None
+
 
 _RECORD: Final = web.RequestKey("fake_replicate_record", RecordedRequest)
 
@@ -198,8 +204,8 @@ class HttpMixin:
         return response
 
     def _authorized(self, request: web.Request) -> bool:
-        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() in ("bearer", "token") and credential.strip() == self.token
+        """A known account's token that is not revoked (each token is an account: see ``accounts.py``)."""
+        return self._account_of(request) is not None
 
     def _body(self, request: web.Request) -> JsonDict | web.Response:
         record: RecordedRequest = request[_RECORD]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from tests.fakes import images
+from tests.fakes.replicate.http import _RECORD
 from tests.fakes.replicate.validation import _input_defaults
 from tests.fakes.replicate.vocabulary import _ID_ALPHABET, DEFAULT_WEBHOOK_EVENTS, TERMINAL_STATUSES
 
@@ -134,6 +135,8 @@ class FakePrediction:
     _progress: list[str] = field(default_factory=list)
     _rate: float = 14.0
     _hook_wake: asyncio.Event | None = field(default=None, repr=False)
+    account: str | None = None
+    """The token (account) that created it: only that account sees, cancels and lists it."""
 
     @property
     def terminal(self) -> bool:
@@ -235,6 +238,7 @@ class PredictionsMixin:
             },
             created_at=now,
             created_mono=time.monotonic(),
+            account=request[_RECORD].token if _RECORD in request else None,
             cancel_after=request.headers.get("Cancel-After"),
             prefer=request.headers.get("Prefer"),
             body=copy.deepcopy(body),

@@ -115,7 +115,7 @@ class RoutesMixin:
         return _json_response(pred.to_json(), 201, headers)
 
     async def _handle_get(self, request: web.Request) -> web.StreamResponse:
-        pred = self.predictions.get(request.match_info["id"])
+        pred = self._owned(request, self.predictions.get(request.match_info["id"]))
         if pred is None:
             return _problem(_NOT_FOUND, 404)
         return _json_response(pred.to_json())
@@ -136,7 +136,8 @@ class RoutesMixin:
         chosen = [
             pred
             for pred in reversed(self.predictions.values())
-            if ("created_after" not in bounds or pred.created_at >= bounds["created_after"])
+            if self._owned(request, pred) is not None
+            and ("created_after" not in bounds or pred.created_at >= bounds["created_after"])
             and ("created_before" not in bounds or pred.created_at < bounds["created_before"])
         ]
         try:
@@ -155,7 +156,7 @@ class RoutesMixin:
         return _json_response({"next": following, "previous": None, "results": results})
 
     async def _handle_cancel(self, request: web.Request) -> web.StreamResponse:
-        pred = self.predictions.get(request.match_info["id"])
+        pred = self._owned(request, self.predictions.get(request.match_info["id"]))
         if pred is None:
             return _problem(_NOT_FOUND, 404)
         self._cancel(pred)
@@ -184,4 +185,5 @@ class RoutesMixin:
     async def _handle_webhook_secret(self, request: web.Request) -> web.StreamResponse:
         if not self.serve_webhook_secret:
             return _problem(_NOT_FOUND, 404)
-        return _json_response({"key": self.webhook_secret})
+        account = self._account_of(request)
+        return _json_response({"key": account.webhook_secret if account is not None else self.webhook_secret})

@@ -122,6 +122,7 @@ _KIND_BY_ROUTE: Final[dict[str, RouteKind]] = {
     "versions": "model",
     "version": "model",
     "webhook_secret": "secret",
+    "account": "other",
     "file": "file",
     "evil_redirect": "file",
     "evil_endless": "file",

@@ -291,7 +291,7 @@ class WebhooksMixin:
                 "Content-Type": "application/json",
                 "webhook-id": webhook_id,
                 "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign_webhook(self.webhook_secret, webhook_id, timestamp, body),
+                "webhook-signature": sign_webhook(self._secret_of(pred), webhook_id, timestamp, body),
             }
             sent_body = body
             tampered = self._take_webhook_switch("tamper", event) is not None
