@@ -26,6 +26,7 @@ from bot.api.named_options import (
     check_option_value,
     check_suffix,
 )
+from bot.discord_app.age_restriction import is_age_restricted
 from bot.discord_app.answers import answer_privately, reply_privately, tell_failure
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.model_choices import AUTOCOMPLETE_LIMIT, CHOICE_MAX, usable_model_choices
@@ -182,7 +183,11 @@ class MemberPreferences(
         if interaction.guild_id is None:
             return []
         choices = await usable_model_choices(
-            self.bot.core.policy, interaction.guild_id, member_role_ids(interaction), current
+            self.bot.core.policy,
+            interaction.guild_id,
+            member_role_ids(interaction),
+            current,
+            age_restricted=is_age_restricted(interaction.channel),
         )
         if current.strip().lower() in CLEAR and (await self._repository.preferences(interaction.user.id)).model:
             forget = app_commands.Choice(name=f"{CLEAR} (forget it)", value=CLEAR)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import NoReturn
 
@@ -21,6 +21,7 @@ from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.base.clock import Clock
 from bot.base.errors import BlockedWordRefusal, Refusal
 from bot.base.money import BudgetScope
+from bot.moderation.age_restriction import ChannelSafety
 from bot.moderation.costs import budget_refusal, next_midnight_text
 from bot.moderation.modlog import BlockedWordEvent
 from bot.moderation.wordfilter import WordFilter
@@ -107,6 +108,8 @@ class RequestContext:
     """The member's preferred model (``/imagine-settings``): taken when they name none and may use it here."""
     command: str = "/imagine"
     """The command asked with, as the refusals name it (``/describe`` goes through the same checks)."""
+    age_restricted: bool = False
+    """The channel (a thread: its channel) is age-restricted (see :mod:`bot.moderation.age_restriction`)."""
 
     @property
     def every_prompt(self) -> tuple[str, ...]:
@@ -132,6 +135,8 @@ class Admission:
     """Micro-dollars the job is estimated to cost, reserved against the budgets by the charge."""
     command: str = "/imagine"
     """The command asked with (:attr:`RequestContext.command`), as the usage refusals name it."""
+    safety: ChannelSafety = field(default_factory=ChannelSafety)
+    """What the channel allows: the safety checker, and whether the model's images are spoilers."""
 
     def priced(self, images: int, cost: int) -> Admission:
         """The same decision for a job of ``images`` estimated at ``cost`` micro-dollars."""
@@ -188,9 +193,16 @@ class Policy:
             if model not in restricted or not restricted[model].isdisjoint(role_ids)
         )
 
-    async def usable_models(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> tuple[ModelRef, ...]:
-        """The models a member with these roles may use here, the server's default first if it is one of them."""
-        return self._usable(await self._repository.guild_config(guild_id), role_ids)
+    async def usable_models(
+        self, guild_id: int, role_ids: Collection[int] = frozenset(), *, age_restricted: bool = False
+    ) -> tuple[ModelRef, ...]:
+        """The models a member with these roles may use here (``age_restricted``: in such a channel), the server's
+        default first if it is one of them."""
+        config = await self._repository.guild_config(guild_id)
+        safety = ChannelSafety.of(config, age_restricted=age_restricted)
+        return tuple(
+            model for model in self._usable(config, role_ids) if safety.age_restricted or not safety.is_nsfw(model)
+        )
 
     def word_filter(self, words: tuple[str, ...]) -> WordFilter:
         """A compiled filter for this list of words (cached: lists change rarely)."""
@@ -223,7 +235,8 @@ class Policy:
         if config.channels and not {asked.channel_id, asked.parent_channel_id} & config.channels:
             where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
             raise Refusal(f"{asked.command} can't be used in this channel. Try {where}.")
-        model, note = self._model_for(config, asked)
+        safety = ChannelSafety.of(config, age_restricted=asked.age_restricted)
+        model, note = self._model_for(safety.models_for_channel(config, asked.model_text, asked.command), asked)
         word = self._blocked_word(config.blocked_words, asked.every_prompt)
         if word is not None:
             if self._on_blocked_word is not None:
@@ -234,7 +247,7 @@ class Policy:
                 "Your prompt contains a word this server has blocked. Please rephrase it.", word=word
             )
         limits = effective_limits(config.limits, config.role_limits, asked.role_ids)
-        return Admission(asked.guild_id, asked.member_id, model, note, limits, command=asked.command)
+        return Admission(asked.guild_id, asked.member_id, model, note, limits, command=asked.command, safety=safety)
 
     def _blocked_word(self, words: tuple[str, ...], prompts: Iterable[str]) -> str | None:
         """The first blocked word in the first prompt that has one."""

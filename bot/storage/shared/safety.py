@@ -47,6 +47,8 @@ class SqlSafety(SqlBase):
                 nsfw,
             )
             if changed:
-                before, after = (model, f"{model} ({AGE_RESTRICTED})") if nsfw else (f"{model} ({AGE_RESTRICTED})", model)
+                before, after = (
+                    (model, f"{model} ({AGE_RESTRICTED})") if nsfw else (f"{model} ({AGE_RESTRICTED})", model)
+                )
                 await self._audit(db, guild_id, actor_id, MODEL_NSFW_ACTION, before, after)
         return bool(changed)
