@@ -31,8 +31,10 @@ from bot.discord_app.admin_views import (
     words_embed,
 )
 from bot.discord_app.answers import reply_privately
+from bot.discord_app.safety_views import add_nsfw_models, add_safety_fields
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 from bot.storage import LimitChanges, Repository
+from cogs.admin_safety import AdminSafety
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -46,7 +48,9 @@ DollarCap = app_commands.Range[float, 0, 1_000_000]
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Control /imagine on this server"):
+class Admin(
+    AdminSafety, commands.GroupCog, group_name="imagine-admin", group_description="Control /imagine on this server"
+):
     """Moderator settings for ``/imagine``."""
 
     models = app_commands.Group(name="models", description="Which models members may use")
@@ -110,9 +114,10 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
     @app_commands.describe(
         model="owner/name or owner/name:version",
         role="Allow it only to members with this role (several allows add roles); none: to everyone",
+        nsfw="True: only for age-restricted channels (refused elsewhere, images as spoilers); False: everywhere",
     )
     async def models_allow(
-        self, interaction: discord.Interaction, model: str, role: discord.Role | None = None
+        self, interaction: discord.Interaction, model: str, role: discord.Role | None = None, nsfw: bool | None = None
     ) -> None:
         """Add a model to this server's allowlist (checked against the API where it can tell).
 
@@ -144,6 +149,7 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         config = await self._repository.guild_config(guild_id)
         text = model_allowed_answer(ref, config, was_for=before, changed=changed, exists=exists)
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        await self.tell_model_nsfw(interaction, ref, nsfw)
 
     @models.command(name="remove", description="Remove a model from this server's list")
     @app_commands.describe(model="A model on this server's list")
@@ -159,9 +165,8 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         """The allowlist, default first."""
         guild_id, _ = self._ids(interaction)
         config = await self._repository.guild_config(guild_id)
-        await reply_privately(
-            interaction, embed=models_embed(config, await self.bot.core.policy.allowed_models(guild_id))
-        )
+        embed = models_embed(config, await self.bot.core.policy.allowed_models(guild_id))
+        await reply_privately(interaction, embed=add_nsfw_models(embed, config, str(interaction.locale)))
 
     @models.command(name="default", description="Set the model used when /imagine names none")
     @app_commands.describe(model="One of the allowed models")
@@ -372,7 +377,8 @@ class Admin(commands.GroupCog, group_name="imagine-admin", group_description="Co
         allowed = await self.bot.core.policy.allowed_models(guild_id)
         budget = await self._repository.budget(guild_id)
         changes = await self._repository.audit_log(guild_id, limit=10)
-        await reply_privately(interaction, embed=settings_embed(config, allowed, budget, changes))
+        embed = settings_embed(config, allowed, budget, changes)
+        await reply_privately(interaction, embed=add_safety_fields(embed, config, str(interaction.locale)))
 
 
 async def setup(bot: ImagineBot) -> None:
