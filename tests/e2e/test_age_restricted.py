@@ -130,3 +130,16 @@ async def test_an_age_restricted_model_stays_in_age_restricted_channels(make_sta
     click = await stack.discord.click(before, buttons(before, "reroll")[0], user=stack.guild.member("member"))
     callback = await click.wait_callback()
     assert callback.ephemeral and "only for age-restricted channels" in (callback.content or "")
+
+
+async def test_a_thread_is_what_its_channel_is(make_stack: StackFactory) -> None:
+    stack = await make_stack()
+    await checker(stack, "off")
+    for parent, safety_off in (("nsfw", True), ("general", False)):
+        thread = stack.guild.add_thread(f"{parent} thread", stack.guild.channel(parent))
+        assert thread.payload()["nsfw"] is safety_off and thread.payload()["parent_id"] == str(thread.parent_id)
+        handle = await stack.discord.slash(
+            "imagine", {"prompt": "a red fox"}, user=stack.guild.member("member"), guild=stack.guild, channel=thread
+        )
+        await handle.wait_message(is_terminal, timeout=10)
+        assert sent_inputs(stack)[-1].get("disable_safety_checker", False) is safety_off
