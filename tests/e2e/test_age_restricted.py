@@ -9,8 +9,10 @@ from typing import Any
 from tests.e2e.conftest import Stack, StackFactory, is_terminal, status_of
 from tests.e2e.test_member_images import buttons
 from tests.e2e.test_moderation import answer
+from tests.e2e.test_remix import open_form
+from tests.e2e.test_vary import replies, vary
 from tests.fakes.discord import InteractionHandle, StoredMessage
-from tests.fakes.replicate import FLUX_PRO, FLUX_SCHNELL
+from tests.fakes.replicate import FLUX_DEV, FLUX_PRO, FLUX_SCHNELL
 
 
 async def imagine_in(stack: Stack, channel: str, user: str = "member", **options: Any) -> InteractionHandle:
@@ -38,7 +40,7 @@ async def checker(stack: Stack, state: str) -> str:
 
 
 async def test_outside_age_restricted_channels_the_checker_stays_on(make_stack: StackFactory) -> None:
-    stack = await make_stack(models=(FLUX_PRO,))
+    stack = await make_stack(models=(FLUX_PRO, FLUX_DEV))
     assert "now off" in await checker(stack, "off")
     # Whatever the member types: flags the bot does not know are refused, and never reach the model.
     typed = await imagine_in(stack, "general", prompt="a fox --disable_safety_checker true --safety_tolerance 6")
@@ -53,8 +55,16 @@ async def test_outside_age_restricted_channels_the_checker_stays_on(make_stack: 
     # A Re-roll from the buttons, in the same channel.
     click = await stack.discord.click(final, buttons(final, "reroll")[0], user=stack.guild.member("member"))
     assert "Done" in status_of(await stack.final_message(click))
+    # Vary and Remix from the buttons of a model that takes an image.
+    dev = await final_in(stack, "general", model=FLUX_DEV)
+    await vary(stack, dev, "subtle")
+    click = await open_form(stack, dev, buttons(dev, "remix")[0])
+    await stack.discord.submit_modal(click, {"prompt": "a blue fox --disable_safety_checker true"})
+    click = await open_form(stack, dev, buttons(dev, "remix")[0])
+    await stack.discord.submit_modal(click, {"prompt": "a blue fox"})
+    await stack.discord.wait_for(lambda: len(replies(stack, dev)) > 1, 10, what="the remix")
     inputs = sent_inputs(stack)
-    assert len(inputs) == 3
+    assert len(inputs) == 6 and inputs[4]["image"] and inputs[5]["prompt"] == "a blue fox"
     for sent in inputs:
         assert sent.get("disable_safety_checker") in (None, False), sent
         assert sent.get("safety_tolerance") in (None, 2), sent
