@@ -12,7 +12,7 @@ from tests.e2e.test_moderation import answer
 from tests.e2e.test_remix import open_form
 from tests.e2e.test_vary import replies, vary
 from tests.fakes.discord import InteractionHandle, StoredMessage
-from tests.fakes.replicate import FLUX_DEV, FLUX_PRO, FLUX_SCHNELL
+from tests.fakes.replicate import FLUX_DEV, FLUX_PRO, FLUX_SCHNELL, Scenario
 
 
 async def imagine_in(stack: Stack, channel: str, user: str = "member", **options: Any) -> InteractionHandle:
@@ -153,3 +153,18 @@ async def test_a_thread_is_what_its_channel_is(make_stack: StackFactory) -> None
         )
         await handle.wait_message(is_terminal, timeout=10)
         assert sent_inputs(stack)[-1].get("disable_safety_checker", False) is safety_off
+
+
+async def test_a_spoilered_job_stays_spoilered_after_a_restart(make_stack: StackFactory) -> None:
+    stack = await make_stack(models=(FLUX_PRO,))
+    await answer(stack, "models allow", model=FLUX_PRO, nsfw=True)
+    await checker(stack, "off")
+    stack.api.set_default_scenario(Scenario.manual())
+    handle = await imagine_in(stack, "nsfw", model=FLUX_PRO)
+    prediction = await stack.api.wait_for_prediction()
+    await stack.api.wait_for_requests("get", 1, timeout=15)  # the bot has the id (journaled before polling)
+    await stack.restart()
+    stack.api.finish(prediction.id)
+    final = await handle.wait_message(is_terminal, timeout=20)
+    assert final.attachments and all(a.filename.startswith("SPOILER_") for a in final.attachments)
+    assert [p.input["safety_tolerance"] for p in stack.api.predictions.values()] == [6]
