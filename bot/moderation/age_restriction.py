@@ -77,11 +77,14 @@ class ChannelSafety:
                 )
             )
 
-    def models_for_channel(self, config: GuildConfig, model_text: str | None, command: str) -> GuildConfig:
+    def models_for_channel(
+        self, config: GuildConfig, model_text: str | None, command: str, *, owner_model: ModelRef | None = None
+    ) -> GuildConfig:
         """``config`` as a request in this channel sees it: outside age-restricted channels, without the
         age-restricted models (never a default or a preferred one). A request naming one is refused with the
-        reason, and so is any request when the server's list has only such models."""
-        if self.age_restricted or not self.nsfw_models:
+        reason, and so is any request when the server's list has only such models; a request for the owner's
+        model (the upscaler, a describing model) needs no place on the list, so the list does not concern it."""
+        if self.age_restricted or not self.nsfw_models or owner_model is not None:
             return config
         if model_text:
             self.check(_ref_or_none(model_text), command)  # a name that is no model: the policy says what is wrong

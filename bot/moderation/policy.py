@@ -236,7 +236,8 @@ class Policy:
             where = ", ".join(f"<#{channel}>" for channel in sorted(config.channels))
             raise Refusal(f"{asked.command} can't be used in this channel. Try {where}.")
         safety = ChannelSafety.of(config, age_restricted=asked.age_restricted)
-        model, note = self._model_for(safety.models_for_channel(config, asked.model_text, asked.command), asked)
+        seen = safety.models_for_channel(config, asked.model_text, asked.command, owner_model=asked.owner_model)
+        model, note = self._model_for(seen, asked)
         word = self._blocked_word(config.blocked_words, asked.every_prompt)
         if word is not None:
             if self._on_blocked_word is not None:
