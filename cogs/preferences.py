@@ -104,7 +104,10 @@ class MemberPreferences(
 
     async def _usable(self, interaction: discord.Interaction) -> tuple[ModelRef, ...]:
         assert interaction.guild_id is not None  # interaction_check refused DMs
-        return await self.bot.core.policy.usable_models(interaction.guild_id, member_role_ids(interaction))
+        age_restricted = is_age_restricted(interaction.channel)  # the age-restricted models: only from such channels
+        return await self.bot.core.policy.usable_models(
+            interaction.guild_id, member_role_ids(interaction), age_restricted=age_restricted
+        )
 
     async def _show(self, interaction: discord.Interaction, preferences: Preferences, title: str) -> None:
         embed = preferences_embed(preferences, await self._usable(interaction), title=title)

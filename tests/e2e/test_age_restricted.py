@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.storage import PreferenceChanges
 from tests.e2e.conftest import Stack, StackFactory, is_terminal, status_of
 from tests.e2e.test_member_images import buttons
 from tests.e2e.test_moderation import answer
@@ -127,6 +128,11 @@ async def test_an_age_restricted_model_stays_in_age_restricted_channels(make_sta
     assert FLUX_PRO in [choice["value"] for choice in (await offered.wait_callback()).data["choices"]]
     # Never a default: with it first on the list, a request naming no model outside gets flux-schnell.
     await answer(stack, "models default", model=FLUX_PRO)
+    await final_in(stack, "general")
+    assert stack.api.last_prediction.model == FLUX_SCHNELL
+    # Nor a member's preferred model there.
+    assert stack.bot is not None
+    await stack.bot.core.repository.set_preferences(stack.guild.member("member").id, PreferenceChanges(model=FLUX_PRO))
     await final_in(stack, "general")
     assert stack.api.last_prediction.model == FLUX_SCHNELL
 
