@@ -13,25 +13,30 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.base.money import parse_cap
 from bot.discord_app.admin_views import (
+    bad_cap_answer,
     budget_embed,
+    channel_allowed_answer,
     channels_embed,
+    default_model_answer,
     limits_embed,
     log_channel_answer,
     model_allowed_answer,
     models_embed,
+    not_a_model_answer,
     removal_answer,
+    role_cleared_answer,
     role_limits_answer,
     settings_embed,
     usage_embed,
+    word_answer,
     words_embed,
 )
 from bot.discord_app.answers import reply_privately
-from bot.discord_app.safety_views import add_nsfw_models, add_safety_fields
+from bot.i18n import Text, tr
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
 from bot.storage import LimitChanges, Repository
 from cogs.admin_safety import AdminSafety
@@ -48,9 +53,7 @@ DollarCap = app_commands.Range[float, 0, 1_000_000]
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class Admin(
-    AdminSafety, commands.GroupCog, group_name="imagine-admin", group_description="Control /imagine on this server"
-):
+class Admin(AdminSafety, group_name="imagine-admin", group_description="Control /imagine on this server"):
     """Moderator settings for ``/imagine``."""
 
     models = app_commands.Group(name="models", description="Which models members may use")
@@ -75,22 +78,24 @@ class Admin(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         if isinstance(error, app_commands.MissingPermissions):
-            message = "You need the Manage Server permission to change /imagine settings."
+            text = tr("You need the Manage Server permission to change /imagine settings.")
         elif isinstance(error, app_commands.NoPrivateMessage):
-            message = "These settings belong to a server: use the command there."
+            text = tr("These settings belong to a server: use the command there.")
         else:
             log.error("admin command failed", exc_info=error)
-            message = "Something went wrong saving that; nothing was changed."
-        if interaction.response.is_done():
-            await interaction.followup.send(message, ephemeral=True)
-        else:
-            await interaction.response.send_message(message, ephemeral=True)
+            text = tr("Something went wrong saving that; nothing was changed.")
+        await self._say(interaction, text)
 
     # ------------------------------------------------------------------ helpers
 
     @property
     def _repository(self) -> Repository:
         return self.bot.core.repository
+
+    @staticmethod
+    async def _say(interaction: discord.Interaction, text: Text) -> None:
+        """A private answer to the moderator, in their own language."""
+        await reply_privately(interaction, text.render(_locale(interaction)))
 
     @staticmethod
     def _ids(interaction: discord.Interaction) -> tuple[int, int]:
@@ -127,20 +132,19 @@ class Admin(
         guild_id, actor = self._ids(interaction)
         try:
             ref = ModelRef.parse(model)
-        except InvalidModelRef as exc:
-            await reply_privately(interaction, f"❌ {exc}")
+        except InvalidModelRef:
+            await self._say(interaction, not_a_model_answer(model))
             return
         if role is not None and role.is_default():
-            await reply_privately(
-                interaction, "❌ @everyone is every member: leave `role` out to allow a model to everyone."
+            await self._say(
+                interaction, tr("❌ @everyone is every member: leave `role` out to allow a model to everyone.")
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         exists = await self.bot.core.client.model_known(ref, known=self.bot.settings.default_model)
         if exists is False:
-            await interaction.followup.send(
-                f"❌ The API has no model `{ref}`. Check the spelling (owner/name).", ephemeral=True
-            )
+            unknown = tr("❌ The API has no model `{model}`. Check the spelling (owner/name).", model=ref)
+            await interaction.followup.send(unknown.render(_locale(interaction)), ephemeral=True)
             return
         before = (await self._repository.guild_config(guild_id)).roles_for(str(ref))
         changed = await self._repository.allow_model(
@@ -148,7 +152,9 @@ class Admin(
         )
         config = await self._repository.guild_config(guild_id)
         text = model_allowed_answer(ref, config, was_for=before, changed=changed, exists=exists)
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        await interaction.followup.send(
+            text.render(_locale(interaction)), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
         await self.tell_model_nsfw(interaction, ref, nsfw)
 
     @models.command(name="remove", description="Remove a model from this server's list")
@@ -158,15 +164,18 @@ class Admin(
         guild_id, actor = self._ids(interaction)
         removed = await self._repository.remove_model(guild_id, model.strip(), actor_id=actor)
         left = bool((await self._repository.guild_config(guild_id)).models)
-        await reply_privately(interaction, removal_answer("models", f"`{model}`", removed=removed, left=left))
+        await self._say(interaction, removal_answer("models", f"`{model}`", removed=removed, left=left))
 
     @models.command(name="list", description="Show the models members may use here")
     async def models_list(self, interaction: discord.Interaction) -> None:
         """The allowlist, default first."""
         guild_id, _ = self._ids(interaction)
-        config = await self._repository.guild_config(guild_id)
-        embed = models_embed(config, await self.bot.core.policy.allowed_models(guild_id))
-        await reply_privately(interaction, embed=add_nsfw_models(embed, config, str(interaction.locale)))
+        config, allowed = (
+            await self._repository.guild_config(guild_id),
+            await self.bot.core.policy.allowed_models(guild_id),
+        )
+        embed = models_embed(config, allowed, locale=_locale(interaction))
+        await reply_privately(interaction, embed=self.with_nsfw_models(embed, config, _locale(interaction)))
 
     @models.command(name="default", description="Set the model used when /imagine names none")
     @app_commands.describe(model="One of the allowed models")
@@ -176,17 +185,18 @@ class Admin(
         allowed = await self.bot.core.policy.allowed_models(guild_id)
         try:
             ref = ModelRef.parse(model)
-        except InvalidModelRef as exc:
-            await reply_privately(interaction, f"❌ {exc}")
+        except InvalidModelRef:
+            await self._say(interaction, not_a_model_answer(model))
             return
         if ref not in allowed:
             names = ", ".join(f"`{m}`" for m in allowed[:10])
-            await reply_privately(interaction, f"❌ `{ref}` is not allowed here; allow it first. Allowed: {names}.")
+            refusal = tr(
+                "❌ `{model}` is not allowed here; allow it first. Allowed: {models}.", model=ref, models=names
+            )
+            await self._say(interaction, refusal)
             return
         changed = await self._repository.set_default_model(guild_id, str(ref), actor_id=actor)
-        await reply_privately(
-            interaction, f"✅ `{ref}` is now the default." if changed else f"`{ref}` already is the default."
-        )
+        await self._say(interaction, default_model_answer(ref, changed=changed))
 
     models_remove.autocomplete("model")(_server_models)
     models_default.autocomplete("model")(_server_models)
@@ -198,8 +208,7 @@ class Admin(
         """Add a channel where /imagine may be used."""
         guild_id, actor = self._ids(interaction)
         added = await self._repository.allow_channel(guild_id, channel.id, actor_id=actor)
-        text = f"✅ /imagine is allowed in {channel.mention}." if added else f"{channel.mention} was already allowed."
-        await reply_privately(interaction, text)
+        await self._say(interaction, channel_allowed_answer(channel.mention, added=added))
 
     @channels.command(name="remove", description="Stop allowing /imagine in a channel")
     async def channels_remove(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
@@ -207,13 +216,14 @@ class Admin(
         guild_id, actor = self._ids(interaction)
         removed = await self._repository.remove_channel(guild_id, channel.id, actor_id=actor)
         left = bool((await self._repository.guild_config(guild_id)).channels)
-        await reply_privately(interaction, removal_answer("channels", channel.mention, removed=removed, left=left))
+        await self._say(interaction, removal_answer("channels", channel.mention, removed=removed, left=left))
 
     @channels.command(name="list", description="Show where /imagine may be used")
     async def channels_list(self, interaction: discord.Interaction) -> None:
         """The allowed channels."""
         guild_id, _ = self._ids(interaction)
-        await reply_privately(interaction, embed=channels_embed(await self._repository.guild_config(guild_id)))
+        config = await self._repository.guild_config(guild_id)
+        await reply_privately(interaction, embed=channels_embed(config, locale=_locale(interaction)))
 
     # ------------------------------------------------------------------ words
 
@@ -222,24 +232,21 @@ class Admin(
         """Block a word (matching sees through case, accents, look-alikes, leetspeak and separators)."""
         guild_id, actor = self._ids(interaction)
         added = await self._repository.add_word(guild_id, word, actor_id=actor)
-        await reply_privately(
-            interaction, f"✅ Blocked ||{word.strip()}||." if added else "That word was already blocked."
-        )
+        await self._say(interaction, word_answer(word, blocked=True, changed=added))
 
     @words.command(name="remove", description="Unblock a word")
     async def words_remove(self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 100]) -> None:
         """Unblock a word."""
         guild_id, actor = self._ids(interaction)
         removed = await self._repository.remove_word(guild_id, word, actor_id=actor)
-        await reply_privately(
-            interaction, f"✅ Unblocked ||{word.strip()}||." if removed else "That word was not blocked."
-        )
+        await self._say(interaction, word_answer(word, blocked=False, changed=removed))
 
     @words.command(name="list", description="Show the blocked words")
     async def words_list(self, interaction: discord.Interaction) -> None:
         """The blocked words, hidden behind spoilers."""
         guild_id, _ = self._ids(interaction)
-        await reply_privately(interaction, embed=words_embed(await self._repository.guild_config(guild_id)))
+        config = await self._repository.guild_config(guild_id)
+        await reply_privately(interaction, embed=words_embed(config, locale=_locale(interaction)))
 
     # ------------------------------------------------------------------ mod-log
 
@@ -253,14 +260,14 @@ class Admin(
         allowed = channel.permissions_for(me) if me is not None else None
         # Set all the same where the bot cannot post: the moderator may be about to fix the channel's permissions.
         can_post = allowed is None or (allowed.view_channel and allowed.send_messages and allowed.embed_links)
-        await reply_privately(interaction, log_channel_answer(channel.mention, changed=changed, can_post=can_post))
+        await self._say(interaction, log_channel_answer(channel.mention, changed=changed, can_post=can_post))
 
     @modlog.command(name="off", description="Stop posting to the mod-log")
     async def log_off(self, interaction: discord.Interaction) -> None:
         """Turn the mod-log off (changes stay recorded and readable in ``show``)."""
         guild_id, actor = self._ids(interaction)
         changed = await self._repository.set_log_channel(guild_id, None, actor_id=actor)
-        await reply_privately(interaction, "✅ The mod-log is off." if changed else "The mod-log was already off.")
+        await self._say(interaction, tr("✅ The mod-log is off.") if changed else tr("The mod-log was already off."))
 
     # ------------------------------------------------------------------ limits and show
 
@@ -288,15 +295,15 @@ class Admin(
             await self._role_limits(interaction, role, changes, clear=clear)
             return
         if clear:
-            await reply_privately(interaction, "❌ `clear` forgets a role's limits: name the `role`.")
+            await self._say(interaction, tr("❌ `clear` forgets a role's limits: name the `role`."))
             return
         if changes == LimitChanges():
-            current, title = (await self._repository.guild_config(guild_id)).limits, "Limits"
+            current, title = (await self._repository.guild_config(guild_id)).limits, tr("Limits")
         else:
-            current, title = await self._repository.set_limits(guild_id, changes, actor_id=actor), "Limits changed"
-        await reply_privately(
-            interaction, embed=limits_embed(title, current, await self._repository.guild_config(guild_id))
-        )
+            current = await self._repository.set_limits(guild_id, changes, actor_id=actor)
+            title = tr("Limits changed")
+        config = await self._repository.guild_config(guild_id)
+        await reply_privately(interaction, embed=limits_embed(title, current, config, locale=_locale(interaction)))
 
     @app_commands.command(name="budget", description="Spending caps in US dollars (0: no cap); no option shows spend")
     @app_commands.describe(
@@ -312,22 +319,23 @@ class Admin(
         """Show the caps and this month's spend, or change the caps."""
         guild_id, actor = self._ids(interaction)
         if monthly is None and member_daily is None:
-            budget, title = await self._repository.budget(guild_id), "Budget"
+            budget, title = await self._repository.budget(guild_id), tr("Budget")
         else:
             try:
                 caps = {
                     name: None if value is None else parse_cap(value)
                     for name, value in (("monthly", monthly), ("member_daily", member_daily))
                 }
-            except ValueError as exc:
-                await reply_privately(interaction, f"❌ {exc}")
+            except ValueError:
+                await self._say(interaction, bad_cap_answer(monthly, member_daily))
                 return
             budget = await self._repository.set_budget(guild_id, actor_id=actor, **caps)
-            title = "Budget changed"
+            title = tr("Budget changed")
         now = self.bot.core.clock.now()
         spend = await self._repository.spend(guild_id, None, now=now)
         priced = bool(self.bot.core.pricing.prices)
-        await reply_privately(interaction, embed=budget_embed(title, budget, spend, now, priced=priced))
+        embed = budget_embed(title, budget, spend, now, priced=priced, locale=_locale(interaction))
+        await reply_privately(interaction, embed=embed)
 
     @app_commands.command(name="usage", description="Jobs, predictions, images, failures and spend over the last days")
     @app_commands.describe(days=f"How many days back (1-{MAX_DAYS}, default {DEFAULT_DAYS})")
@@ -337,10 +345,12 @@ class Admin(
         """Totals, top members and models, from the jobs journal."""
         guild_id, _ = self._ids(interaction)
         if not 1 <= days <= MAX_DAYS:
-            await reply_privately(interaction, f"❌ days must be from 1 to {MAX_DAYS}, got {days}.")
+            await self._say(
+                interaction, tr("❌ `days` goes from 1 to {most}; you gave {days}.", most=MAX_DAYS, days=days)
+            )
             return
         report = await usage_report(self._repository, guild_id, days=days, now=self.bot.core.clock.now())
-        await reply_privately(interaction, embed=usage_embed(report))
+        await reply_privately(interaction, embed=usage_embed(report, locale=_locale(interaction)))
 
     async def _role_limits(
         self, interaction: discord.Interaction, role: discord.Role, changes: LimitChanges, *, clear: bool
@@ -348,26 +358,23 @@ class Admin(
         """``limits role:@r``: show, set or (with ``clear``) forget one role's limits."""
         guild_id, actor = self._ids(interaction)
         if role.is_default():
-            await reply_privately(
-                interaction, "❌ @everyone is every member: leave `role` out to set the server's limits."
+            await self._say(
+                interaction, tr("❌ @everyone is every member: leave `role` out to set the server's limits.")
             )
             return
         if clear:
             if changes != LimitChanges():
-                await reply_privately(
-                    interaction, "❌ `clear` forgets the role's limits: give it without other limits."
-                )
+                await self._say(interaction, tr("❌ `clear` forgets the role's limits: give it without other limits."))
                 return
             cleared = await self._repository.clear_role_limits(guild_id, role.id, actor_id=actor)
-            text = f"✅ {role.mention} has no limits of its own now." if cleared else f"{role.mention} had none."
-            await reply_privately(interaction, text)
+            await self._say(interaction, role_cleared_answer(role.mention, cleared=cleared))
             return
         if changes == LimitChanges():
             current = (await self._repository.guild_config(guild_id)).limits_of_role(role.id)
         else:
             current = await self._repository.set_role_limits(guild_id, role.id, changes, actor_id=actor)
         server = (await self._repository.guild_config(guild_id)).limits
-        await reply_privately(interaction, role_limits_answer(role.mention, current, server))
+        await self._say(interaction, role_limits_answer(role.mention, current, server))
 
     @app_commands.command(name="show", description="Every /imagine setting of this server")
     async def show(self, interaction: discord.Interaction) -> None:
@@ -377,8 +384,13 @@ class Admin(
         allowed = await self.bot.core.policy.allowed_models(guild_id)
         budget = await self._repository.budget(guild_id)
         changes = await self._repository.audit_log(guild_id, limit=10)
-        embed = settings_embed(config, allowed, budget, changes)
-        await reply_privately(interaction, embed=add_safety_fields(embed, config, str(interaction.locale)))
+        embed = settings_embed(config, allowed, budget, changes, locale=_locale(interaction))
+        await reply_privately(interaction, embed=self.with_safety(embed, config, _locale(interaction)))
+
+
+def _locale(interaction: discord.Interaction) -> str:
+    """The moderator's own language: every answer of these commands is for them alone."""
+    return str(interaction.locale)
 
 
 async def setup(bot: ImagineBot) -> None:

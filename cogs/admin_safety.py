@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from bot.api.modelref import ModelRef
 from bot.discord_app.answers import reply_privately
-from bot.discord_app.safety_views import checker_answer, checker_state, nsfw_answer
+from bot.discord_app.safety_views import add_nsfw_models, add_safety_fields, checker_answer, checker_state, nsfw_answer
 from bot.i18n import tr
 
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class AdminSafety(commands.Cog):
-    """The age-restricted channels' settings of ``/imagine-admin``."""
+class AdminSafety(commands.GroupCog):
+    """The age-restricted channels' settings of ``/imagine-admin`` (the group's name is :class:`cogs.admin.Admin`'s)."""
 
     bot: ImagineBot
 
@@ -34,7 +34,7 @@ class AdminSafety(commands.Cog):
         name="safety", description="The models' safety checker: off only in age-restricted channels, or on everywhere"
     )
     @app_commands.describe(
-        checker="off: off in this server's age-restricted channels only; on (the default): on everywhere; none: show it"
+        checker="off: off in age-restricted channels only; on (the default): on everywhere; none: show it"
     )
     async def safety(self, interaction: discord.Interaction, checker: Literal["on", "off"] | None = None) -> None:
         """Turn the models' safety checker off in the server's age-restricted channels, or back on everywhere;
@@ -62,3 +62,8 @@ class AdminSafety(commands.Cog):
         )
         text = nsfw_answer(model, nsfw=nsfw, changed=changed).render(str(interaction.locale))
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+
+    with_nsfw_models = staticmethod(add_nsfw_models)
+    """``models list``'s embed with the age-restricted models."""
+    with_safety = staticmethod(add_safety_fields)
+    """``show``'s embed with the safety checker and the age-restricted models."""

@@ -10,10 +10,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_app.answers import AnswerDeadline, answer_privately, tell_failure
+from bot.discord_app.answers import AnswerDeadline, answer_privately, member_locale, refuse, tell_failure
 from bot.discord_app.history import EMPTY, HISTORY_SIZE, history_embed
 from bot.discord_app.member_info import info_embed
 from bot.discord_app.members import member_role_ids
+from bot.i18n import Text, tr
 from bot.moderation.member_status import gather_member_status
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class History(commands.Cog):
     async def history(self, interaction: discord.Interaction) -> None:
         """Answer with the member's latest jobs here, ephemerally."""
         if interaction.guild_id is None:  # guild_only already keeps it out of DMs; this is for the type checker
-            await interaction.response.send_message("/imagine-history works in servers only.", ephemeral=True)
+            await refuse(interaction, tr("/imagine-history works in servers only."))
             return
         async with AnswerDeadline(interaction, privately=True):
             records = await self.bot.core.journal.member_history(
@@ -44,7 +45,7 @@ class History(commands.Cog):
                 return
             await answer_privately(
                 interaction,
-                embed=history_embed(records, interaction.guild_id),
+                embed=history_embed(records, interaction.guild_id, member_locale(interaction)),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
 
@@ -55,7 +56,7 @@ class History(commands.Cog):
     async def info(self, interaction: discord.Interaction) -> None:
         """Answer with the member's own figures here, ephemerally: nothing about any other member."""
         if interaction.guild_id is None:  # guild_only already keeps it out of DMs; this is for the type checker
-            await interaction.response.send_message("/imagine-info works in servers only.", ephemeral=True)
+            await refuse(interaction, tr("/imagine-info works in servers only."))
             return
         core = self.bot.core
         guild_id, member_id = interaction.guild_id, interaction.user.id
@@ -74,7 +75,9 @@ class History(commands.Cog):
                 owner=core.journal.owner,
             )
             await answer_privately(
-                interaction, embed=info_embed(status, jobs), allowed_mentions=discord.AllowedMentions.none()
+                interaction,
+                embed=info_embed(status, jobs, member_locale(interaction)),
+                allowed_mentions=discord.AllowedMentions.none(),
             )
 
     async def cog_app_command_error(
@@ -82,11 +85,16 @@ class History(commands.Cog):
     ) -> None:
         """Every failure answers: never leave "This interaction failed"."""
         name = interaction.command.name if interaction.command is not None else "imagine-history"
-        what = "Your figures" if name == "imagine-info" else "Your history"
+
+        def unread(reference: str) -> Text:
+            if name == "imagine-info":
+                return tr(
+                    "Your figures couldn't be read just now (reference {reference}); try again.", reference=reference
+                )
+            return tr("Your history couldn't be read just now (reference {reference}); try again.", reference=reference)
+
         # In place of the private "thinking…" when it deferred.
-        await tell_failure(
-            interaction, error, f"/{name}", f"{what} could not be read just now (reference {{reference}}); try again."
-        )
+        await tell_failure(interaction, error, f"/{name}", unread)
 
 
 async def setup(bot: ImagineBot) -> None:

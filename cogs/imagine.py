@@ -17,7 +17,7 @@ from discord.ext import commands
 from bot.api.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 from bot.base.errors import ImagineError
 from bot.discord_app.age_restriction import is_age_restricted
-from bot.discord_app.answers import AnswerDeadline, answer_command_error, refuse
+from bot.discord_app.answers import AnswerDeadline, answer_command_error, refusal, refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.button_actions import ButtonActions
 from bot.discord_app.buttons import PERSISTENT_BUTTONS
@@ -25,6 +25,7 @@ from bot.discord_app.members import member_role_ids
 from bot.discord_app.model_choices import usable_model_choices
 from bot.discord_app.remix import submit_remix_form
 from bot.discord_app.starter import JobStarter
+from bot.i18n import tr
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -103,9 +104,9 @@ class Imagine(commands.Cog):
             # Telling an image without a declared type means downloading it: mind the 3 s to answer.
             async with AnswerDeadline(interaction):
                 try:
-                    await check_image_attachment(self.bot.core.downloader, image, image.filename, "your attachment")
+                    await check_image_attachment(self.bot.core.downloader, image, image.filename, tr("your attachment"))
                 except ImagineError as exc:
-                    await refuse(interaction, f"❌ {exc}")
+                    await refuse(interaction, refusal(exc))
                     return
         # The attachment's CDN URL goes to the API, which downloads it itself: no token of ours travels.
         options = ImagineOptions(

@@ -27,7 +27,7 @@ from bot.api.named_options import (
     check_suffix,
 )
 from bot.discord_app.age_restriction import is_age_restricted
-from bot.discord_app.answers import answer_privately, reply_privately, tell_failure
+from bot.discord_app.answers import answer_privately, member_locale, refusal, reply_privately, tell_failure
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.model_choices import AUTOCOMPLETE_LIMIT, CHOICE_MAX, usable_model_choices
 from bot.discord_app.preference_views import (
@@ -43,6 +43,7 @@ from bot.discord_app.preference_views import (
     option_set_answer,
     preferences_embed,
 )
+from bot.i18n import Text, tr
 from bot.storage import PreferenceChanges, Preferences, Repository
 
 if TYPE_CHECKING:
@@ -62,6 +63,16 @@ _SET_OPTIONS = {
 
 class _NotSaved(Exception):
     """A change ``set`` can't make, with the member-facing reason: nothing of that ``set`` is saved."""
+
+    def __init__(self, reason: str | Text) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+def _unsaved(reference: str) -> Text:
+    return tr(
+        "Your preferences couldn't be read or saved just now (reference {reference}); try again.", reference=reference
+    )
 
 
 @app_commands.guild_only()
@@ -89,12 +100,7 @@ class MemberPreferences(
         if isinstance(error, app_commands.NoPrivateMessage):
             await answer_privately(interaction, DM_ANSWER)
             return
-        await tell_failure(
-            interaction,
-            error,
-            "/imagine-settings",
-            "Your preferences could not be read or saved just now (reference {reference}); try again.",
-        )
+        await tell_failure(interaction, error, "/imagine-settings", _unsaved)
 
     # ------------------------------------------------------------------ helpers
 
@@ -109,8 +115,9 @@ class MemberPreferences(
             interaction.guild_id, member_role_ids(interaction), age_restricted=age_restricted
         )
 
-    async def _show(self, interaction: discord.Interaction, preferences: Preferences, title: str) -> None:
-        embed = preferences_embed(preferences, await self._usable(interaction), title=title)
+    async def _show(self, interaction: discord.Interaction, preferences: Preferences, title: Text) -> None:
+        usable = await self._usable(interaction)
+        embed = preferences_embed(preferences, usable, title=title, locale=member_locale(interaction))
         await reply_privately(interaction, embed=embed)
 
     async def _model_change(self, interaction: discord.Interaction, typed: str) -> str:
@@ -120,7 +127,7 @@ class MemberPreferences(
         try:
             model = ModelRef.parse(typed)
         except InvalidModelRef as exc:
-            raise _NotSaved(f"❌ {exc}") from None
+            raise _NotSaved(refusal(exc)) from None
         usable = await self._usable(interaction)
         if model not in usable:
             raise _NotSaved(model_refused_answer(typed.strip(), usable))
@@ -139,14 +146,16 @@ class MemberPreferences(
         # Discord offers only these; a client that sends something else is told, not trusted.
         if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
             ratios = ", ".join(ASPECT_RATIOS)
-            raise _NotSaved(f"❌ aspect_ratio must be one of {ratios}, not `{aspect_ratio}`.")
+            raise _NotSaved(
+                tr("❌ aspect_ratio must be one of {ratios}, not `{given}`.", ratios=ratios, given=aspect_ratio)
+            )
         if count is not None and not 1 <= count <= COUNT_MAX:
-            raise _NotSaved(f"❌ count must be from 1 to {COUNT_MAX}, not {count}.")
+            raise _NotSaved(tr("❌ count must be from 1 to {most}, not {given}.", most=COUNT_MAX, given=count))
         if suffix is not None:
             try:
                 suffix = "" if suffix.strip().lower() == CLEAR else check_suffix(suffix)
             except OptionRejected as exc:
-                raise _NotSaved(f"❌ {exc}") from None
+                raise _NotSaved(refusal(exc)) from None
         if model is not None:
             model = await self._model_change(interaction, model)
         return PreferenceChanges(model=model, aspect_ratio=aspect_ratio, count=count, remix=remix, suffix=suffix)
@@ -168,15 +177,16 @@ class MemberPreferences(
         """Change the preferences given; show them all."""
         member = interaction.user.id
         if (model, aspect_ratio, count, remix, suffix) == (None,) * 5:
-            await self._show(interaction, await self._repository.preferences(member), "Your preferences")
+            await self._show(interaction, await self._repository.preferences(member), tr("Your preferences"))
             return
         try:
             changes = await self._checked_changes(interaction, model, aspect_ratio, count, remix, suffix)
-        except _NotSaved as refusal:
+        except _NotSaved as refused:
             # All or nothing: one change refused keeps the others given with it from being saved half-way.
-            await reply_privately(interaction, not_saved_answer(str(refusal)))
+            await reply_privately(interaction, not_saved_answer(refused.reason))
             return
-        await self._show(interaction, await self._repository.set_preferences(member, changes), "Preferences saved")
+        saved = await self._repository.set_preferences(member, changes)
+        await self._show(interaction, saved, tr("Preferences saved"))
 
     @set_preferences.autocomplete("model")
     async def model_autocomplete(
@@ -193,7 +203,8 @@ class MemberPreferences(
             age_restricted=is_age_restricted(interaction.channel),
         )
         if current.strip().lower() in CLEAR and (await self._repository.preferences(interaction.user.id)).model:
-            forget = app_commands.Choice(name=f"{CLEAR} (forget it)", value=CLEAR)
+            label = tr("{clear} (forget it)", clear=CLEAR).render(member_locale(interaction))
+            forget = app_commands.Choice(name=label, value=CLEAR)
             choices = [*choices[: AUTOCOMPLETE_LIMIT - 1], forget]
         return choices
 
@@ -214,7 +225,7 @@ class MemberPreferences(
             stored = check_option_name(name)
             text = None if value is None else check_option_value(value)
         except OptionRejected as exc:
-            await reply_privately(interaction, f"❌ {exc}")
+            await reply_privately(interaction, refusal(exc))
             return
         changed = await self._repository.set_named_option(member, stored, text)
         if text is not None:
@@ -243,7 +254,7 @@ class MemberPreferences(
     @app_commands.command(name="show", description="Show your preferences and named options")
     async def show(self, interaction: discord.Interaction) -> None:
         """All of them, with whether the preferred model may be used here."""
-        await self._show(interaction, await self._repository.preferences(interaction.user.id), "Your preferences")
+        await self._show(interaction, await self._repository.preferences(interaction.user.id), tr("Your preferences"))
 
     @app_commands.command(name="reset", description="Forget all your preferences and named options")
     async def reset(self, interaction: discord.Interaction) -> None:

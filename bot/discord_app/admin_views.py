@@ -8,210 +8,351 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 import discord
 
 from bot.api.modelref import ModelRef
-from bot.base.money import cap_text, next_month, usd
+from bot.base.money import MAX_CAP_USD, next_month, parse_cap, usd
 from bot.discord_app.modlog import change_text
-from bot.moderation.policy import role_mentions, roles_phrase
-from bot.moderation.usage import COLUMNS, TOP, UsageReport, aligned, figures, report_tables, report_title
+from bot.discord_app.setting_texts import budget_text, limits_text
+from bot.i18n import Text, joined, tr
+from bot.moderation.policy import role_mentions
+from bot.moderation.usage import (
+    TOP,
+    TOP_MEMBERS,
+    UsageReport,
+    aligned,
+    column_names,
+    figures,
+    report_tables,
+    report_title,
+)
 from bot.storage import AuditEntry, Budget, GuildConfig, Limits, RoleLimits, Spend
 
-NO_LIMIT = "no limit"
 FIELD_LIMIT = 1024
 """Discord's longest embed field value."""
 DESCRIPTION_LIMIT = 4000
 """Kept under Discord's 4096 for an embed description."""
 
 
-def limit_text(value: int, unit: str = "") -> str:
-    """One limit as members read it: ``30 s``, or ``no limit`` for 0."""
-    return NO_LIMIT if value == 0 else f"{value}{unit}"
+def limit_text(value: int) -> Text:
+    """One limit's value as moderators read it: ``5``, or ``no limit`` for 0."""
+    return tr("no limit") if value == 0 else joined([str(value)])
 
 
-def budget_text(budget: Budget) -> str:
-    """Both caps on one line."""
-    return f"{cap_text(budget.monthly)} a month for the server, {cap_text(budget.member_daily)} a day per member"
+def cooldown_value(seconds: int) -> Text:
+    """The cooldown's value on its own: ``30 s`` or ``no cooldown``."""
+    return tr("no cooldown") if seconds == 0 else tr("{seconds} s", seconds=seconds)
 
 
-def audit_line(entry: AuditEntry) -> str:
+def cap_value(amount: int) -> Text:
+    """A cap's value on its own: ``$50.00`` or ``no cap``."""
+    return tr("no cap") if amount == 0 else joined([usd(amount)])
+
+
+def audit_line(entry: AuditEntry) -> Text:
     """One recorded change, with how long ago it was made."""
-    return f"<t:{int(entry.at.timestamp())}:R> {change_text(entry)}"
+    return joined([f"<t:{int(entry.at.timestamp())}:R>", change_text(entry)], " ")
 
 
-def model_lines(config: GuildConfig, allowed: tuple[ModelRef, ...]) -> list[str]:
+def model_lines(config: GuildConfig, allowed: tuple[ModelRef, ...]) -> list[Text]:
     """One line per model, default first, with the roles a model is only for."""
     restricted = {ModelRef.parse(model): roles for model, roles in config.model_roles}
-    lines = []
+    lines: list[Text] = []
     for index, model in enumerate(allowed):
         roles = restricted.get(model)
-        only = f" — only {role_mentions(roles)}" if roles else ""
-        lines.append(f"`{model}`" + (" (default)" if index == 0 else "") + only)
+        name = tr("`{model}` (default)", model=model) if index == 0 else joined([f"`{model}`"])
+        only = [tr("only {roles}", roles=role_mentions(roles))] if roles else []
+        lines.append(joined([name, *only], " — "))
     return lines
 
 
-def limits_text(limits: Limits | RoleLimits) -> str:
-    """``cooldown 30 s, 5 images a day, 1 jobs at once``; a limit a role does not set is left out."""
-    shown = (
-        ("cooldown {}", limits.cooldown_seconds, " s"),
-        ("{} images a day", limits.daily_images, ""),
-        ("{} jobs at once", limits.concurrent_jobs, ""),
-    )
-    return ", ".join(text.format(limit_text(value, unit)) for text, value, unit in shown if value is not None)
-
-
-def role_limit_lines(config: GuildConfig) -> list[str]:
+def role_limit_lines(config: GuildConfig) -> list[Text]:
     """One line per role with limits of its own."""
-    return [f"{role_mentions([limits.role_id])}: {limits_text(limits)}" for limits in config.role_limits]
+    return [joined([role_mentions([limits.role_id]), limits_text(limits)], " — ") for limits in config.role_limits]
 
 
 def model_allowed_answer(
     model: ModelRef, config: GuildConfig, *, was_for: Collection[int], changed: bool, exists: bool | None
-) -> str:
+) -> Text:
     """The answer to ``models allow``: who may use ``model`` now (``config`` is after the change, ``was_for`` its
     roles before), and whether the API knew it."""
     roles = config.roles_for(str(model))
-    note = "" if exists else " (the API did not say whether it exists; it was added anyway)"
+    mentions = role_mentions(roles)
+    parts: list[Text] = []
     if not changed:
-        text = f"`{model}` was already allowed" + (f" to {role_mentions(roles)}." if roles else " to everyone.")
+        parts.append(
+            tr("`{model}` was already allowed to {roles}.", model=model, roles=mentions)
+            if roles
+            else tr("`{model}` was already allowed to everyone.", model=model)
+        )
+    elif len(roles) == 1:
+        parts.append(
+            tr("✅ `{model}` is now allowed only to members with the {role} role.", model=model, role=mentions)
+        )
     elif roles:
-        text = f"✅ `{model}` is now allowed only to members with {roles_phrase(roles)}{note}."
+        parts.append(
+            tr(
+                "✅ `{model}` is now allowed only to members with one of the roles {roles}.",
+                model=model,
+                roles=mentions,
+            )
+        )
+    elif was_for:
+        parts.append(
+            tr(
+                "✅ `{model}` is now allowed to everyone (it was only for {roles}).",
+                model=model,
+                roles=role_mentions(was_for),
+            )
+        )
     else:
-        was = f" (it was only for {role_mentions(was_for)})" if was_for else ""
-        text = f"✅ `{model}` is now allowed to everyone{was}{note}."
+        parts.append(tr("✅ `{model}` is now allowed to everyone.", model=model))
+    if changed and not exists:
+        parts.append(joined([" ", tr("The API did not say whether it exists; it was added anyway.")]))
     if changed and config.every_model_restricted():
-        text += "\nEvery model on this server's list is only for some roles: members without them can't /imagine."
-    return text
+        parts.append(
+            joined(
+                [
+                    "\n",
+                    tr(
+                        "Every model on this server's list is only for some roles: "
+                        "members without them can't use /imagine."
+                    ),
+                ]
+            )
+        )
+    return joined(parts)
 
 
-_REMOVALS = {
-    "models": ("is not on this server's list.", "The list is empty now, so the bot-wide models apply."),
-    "channels": ("was not on the list.", "No channels are listed now, so /imagine works everywhere."),
-}
-"""Per list a moderator removes from: what it says when the entry was not there, and once the list is empty."""
-
-
-def removal_answer(kind: Literal["models", "channels"], name: str, *, removed: bool, left: bool) -> str:
+def removal_answer(kind: Literal["models", "channels"], name: str, *, removed: bool, left: bool) -> Text:
     """The answer to removing ``name`` from the ``kind`` list, given whether the list still has entries."""
-    absent, emptied = _REMOVALS[kind]
     if not removed:
-        return f"{name} {absent}"
-    return f"✅ {name} removed." + ("" if left else f" {emptied}")
+        if kind == "models":
+            return tr("{name} is not on this server's list.", name=name)
+        return tr("{name} was not on the list.", name=name)
+    if left:
+        return tr("✅ {name} removed.", name=name)
+    if kind == "models":
+        return tr("✅ {name} removed. The list is empty now, so the bot-wide models apply.", name=name)
+    return tr("✅ {name} removed. No channels are listed now, so /imagine works everywhere.", name=name)
 
 
-def log_channel_answer(mention: str, *, changed: bool, can_post: bool) -> str:
+def not_a_model_answer(model: str) -> Text:
+    """The answer to a ``model`` that is no model reference."""
+    shown = model.strip() if len(model.strip()) <= 80 else model.strip()[:77] + "..."
+    return tr(
+        "❌ `{model}` is not a model reference: write owner/name or owner/name:version (for example {example}).",
+        model=discord.utils.escape_markdown(shown).replace("`", "'"),
+        example="`black-forest-labs/flux-schnell`",
+    )
+
+
+def bad_cap_answer(*caps: float | None) -> Text:
+    """The answer to caps :func:`~bot.base.money.parse_cap` refused: the first one out of range, said in dollars."""
+    for cap in caps:
+        if cap is None:
+            continue
+        try:
+            parse_cap(cap)
+        except ValueError:
+            amount = format(Decimal(str(cap)).normalize(), "f")
+            if cap > MAX_CAP_USD:
+                largest = f"{MAX_CAP_USD:f}"
+                return tr(
+                    "❌ {amount} dollars is more than the largest cap, {largest} dollars; 0 means no cap.",
+                    amount=amount,
+                    largest=largest,
+                )
+            return tr("❌ {amount} dollars is less than the smallest cap, $0.000001; 0 means no cap.", amount=amount)
+    return tr("❌ A cap goes from $0.000001 to $1,000,000; 0 means no cap.")
+
+
+def default_model_answer(model: ModelRef, *, changed: bool) -> Text:
+    """The answer to ``models default``."""
+    return (
+        tr("✅ `{model}` is now the default.", model=model)
+        if changed
+        else tr("`{model}` already is the default.", model=model)
+    )
+
+
+def channel_allowed_answer(mention: str, *, added: bool) -> Text:
+    """The answer to ``channels allow``."""
+    if added:
+        return tr("✅ /imagine is allowed in {channel}.", channel=mention)
+    return tr("{channel} was already allowed.", channel=mention)
+
+
+def word_answer(word: str, *, blocked: bool, changed: bool) -> Text:
+    """The answer to ``words add`` (``blocked``) or ``words remove``; the word behind a spoiler."""
+    hidden = f"||{word.strip()}||"
+    if blocked:
+        return tr("✅ Blocked {word}.", word=hidden) if changed else tr("That word was already blocked.")
+    return tr("✅ Unblocked {word}.", word=hidden) if changed else tr("That word was not blocked.")
+
+
+def role_cleared_answer(mention: str, *, cleared: bool) -> Text:
+    """The answer to ``limits role:@r clear:True``."""
+    if cleared:
+        return tr("✅ {role} has no limits of its own now.", role=mention)
+    return tr("{role} had no limits of its own.", role=mention)
+
+
+def log_channel_answer(mention: str, *, changed: bool, can_post: bool) -> Text:
     """The answer to setting the mod-log channel, with what the bot lacks there if it cannot post."""
     text = (
-        f"✅ The mod-log goes to {mention}: blocked-word refusals and every settings change."
+        tr("✅ The mod-log goes to {channel}: blocked-word refusals and every settings change.", channel=mention)
         if changed
-        else f"The mod-log already goes to {mention}."
+        else tr("The mod-log already goes to {channel}.", channel=mention)
     )
     if not can_post:
-        text += " ⚠️ I can't post there yet: give me View Channel, Send Messages and Embed Links in it."
+        warning = tr("⚠️ I can't post there yet: give me View Channel, Send Messages and Embed Links in it.")
+        return joined([text, warning], " ")
     return text
 
 
-def role_limits_answer(role_mention: str, own: RoleLimits, server: Limits) -> str:
+def role_limits_answer(role_mention: str, own: RoleLimits, server: Limits) -> Text:
     """One role's limits beside the server's, and how a member's are worked out from them."""
-    return (
-        f"Limits for {role_mention}: {limits_text(own) or 'none of its own'}.\n"
-        f"The server's: {limits_text(server)}. "
-        "A member gets the most generous of the server's and their roles' limits (no limit is the most)."
+    own_text = limits_text(own)
+    return joined(
+        [
+            tr("**Limits for {role}**", role=role_mention),
+            own_text if own_text.parts else tr("none of its own"),
+            tr("**The server's limits**"),
+            limits_text(server),
+            tr(
+                "A member gets the most generous of the server's and their roles' limits "
+                "(no limit is the most generous)."
+            ),
+        ],
+        "\n",
     )
 
 
-def models_embed(config: GuildConfig, allowed: tuple[ModelRef, ...]) -> discord.Embed:
+def lines(texts: Sequence[Text], locale: str | None, separator: str = "\n") -> str:
+    """Texts rendered in ``locale``, one per line (or with ``separator`` between them)."""
+    return separator.join(text.render(locale) for text in texts)
+
+
+def models_embed(config: GuildConfig, allowed: tuple[ModelRef, ...], *, locale: str | None = None) -> discord.Embed:
     """``models list``: the models members may use, default first."""
-    embed = discord.Embed(title="Models", colour=discord.Colour.blurple())
-    embed.description = "\n".join(model_lines(config, allowed))[:DESCRIPTION_LIMIT]
+    embed = discord.Embed(title=tr("Models").render(locale), colour=discord.Colour.blurple())
+    embed.description = lines(model_lines(config, allowed), locale)[:DESCRIPTION_LIMIT]
     if not config.models:
-        embed.set_footer(text="This server has no list of its own: the bot-wide IMAGINE_MODELS apply.")
+        footer = tr("This server has no list of its own: the bot-wide IMAGINE_MODELS apply.")
+        embed.set_footer(text=footer.render(locale))
     return embed
 
 
-def channels_embed(config: GuildConfig) -> discord.Embed:
+def channels_embed(config: GuildConfig, *, locale: str | None = None) -> discord.Embed:
     """``channels list``: where ``/imagine`` may be used."""
-    text = ", ".join(f"<#{c}>" for c in sorted(config.channels)) or "Everywhere (no channels listed)."
-    return discord.Embed(title="Channels", description=text, colour=discord.Colour.blurple())
+    text = ", ".join(f"<#{c}>" for c in sorted(config.channels)) or tr("Everywhere (no channels listed).").render(
+        locale
+    )
+    return discord.Embed(title=tr("Channels").render(locale), description=text, colour=discord.Colour.blurple())
 
 
-def words_embed(config: GuildConfig) -> discord.Embed:
+def words_embed(config: GuildConfig, *, locale: str | None = None) -> discord.Embed:
     """``words list``: the blocked words, hidden behind spoilers."""
-    text = ", ".join(f"||{w}||" for w in config.blocked_words) or "No words are blocked."
-    return discord.Embed(title="Blocked words", description=text[:DESCRIPTION_LIMIT])
+    text = ", ".join(f"||{w}||" for w in config.blocked_words) or tr("No words are blocked.").render(locale)
+    return discord.Embed(title=tr("Blocked words").render(locale), description=text[:DESCRIPTION_LIMIT])
 
 
-def limits_embed(title: str, limits: Limits, config: GuildConfig) -> discord.Embed:
+def limits_embed(title: Text, limits: Limits, config: GuildConfig, *, locale: str | None = None) -> discord.Embed:
     """The server's per-member limits, one field each, then the roles' own."""
-    embed = discord.Embed(title=title, colour=discord.Colour.blurple())
-    embed.add_field(name="Cooldown", value=limit_text(limits.cooldown_seconds, " s"))
-    embed.add_field(name="Images per day", value=limit_text(limits.daily_images))
-    embed.add_field(name="Jobs at once", value=limit_text(limits.concurrent_jobs))
+    embed = discord.Embed(title=title.render(locale), colour=discord.Colour.blurple())
+    embed.add_field(name=tr("Cooldown").render(locale), value=cooldown_value(limits.cooldown_seconds).render(locale))
+    embed.add_field(
+        name=tr("Images per member per day").render(locale), value=limit_text(limits.daily_images).render(locale)
+    )
+    embed.add_field(name=tr("Jobs at once").render(locale), value=limit_text(limits.concurrent_jobs).render(locale))
     roles = role_limit_lines(config)
     if roles:
-        embed.add_field(name="Roles (the most generous applies)", value="\n".join(roles)[:FIELD_LIMIT], inline=False)
+        embed.add_field(
+            name=tr("Roles (the most generous applies)").render(locale),
+            value=lines(roles, locale)[:FIELD_LIMIT],
+            inline=False,
+        )
     return embed
 
 
-def budget_embed(title: str, budget: Budget, spend: Spend, now: datetime, *, priced: bool) -> discord.Embed:
+def budget_embed(
+    title: Text, budget: Budget, spend: Spend, now: datetime, *, priced: bool, locale: str | None = None
+) -> discord.Embed:
     """The caps and this month's spend, with when it resets; a warning when no job can cost anything."""
-    unpriced = None if priced else "⚠️ The bot's owner has set no prices (IMAGINE_PRICES): every job costs nothing."
-    resets = int(next_month(now.date()).timestamp())
-    embed = discord.Embed(title=title, colour=discord.Colour.blurple(), description=unpriced)
-    embed.add_field(name="Per month (server)", value=cap_text(budget.monthly))
-    embed.add_field(name="Per day (each member)", value=cap_text(budget.member_daily))
-    embed.add_field(
-        name="Spent this month",
-        value=f"{usd(spend.month)}"
-        + (f" of {usd(budget.monthly)}" if budget.monthly else "")
-        + f", resets <t:{resets}:R>",
-        inline=False,
+    unpriced = tr("⚠️ The bot's owner has set no prices (IMAGINE_PRICES): every job costs nothing.")
+    resets = f"<t:{int(next_month(now.date()).timestamp())}:R>"
+    embed = discord.Embed(
+        title=title.render(locale),
+        colour=discord.Colour.blurple(),
+        description=None if priced else unpriced.render(locale),
     )
+    embed.add_field(name=tr("Monthly cap (server)").render(locale), value=cap_value(budget.monthly).render(locale))
+    embed.add_field(
+        name=tr("Daily cap (each member)").render(locale), value=cap_value(budget.member_daily).render(locale)
+    )
+    spent = (
+        tr("{spent} of {cap}, resets {when}", spent=usd(spend.month), cap=usd(budget.monthly), when=resets)
+        if budget.monthly
+        else tr("{spent}, resets {when}", spent=usd(spend.month), when=resets)
+    )
+    embed.add_field(name=tr("Spent this month").render(locale), value=spent.render(locale), inline=False)
     return embed
 
 
-def usage_embed(report: UsageReport) -> discord.Embed:
+def usage_embed(report: UsageReport, *, locale: str | None = None) -> discord.Embed:
     """The report at a glance: figures in code blocks (aligned), members as mentions beside theirs."""
-    embed = discord.Embed(title=report_title(report), colour=discord.Colour.blurple())
-    for title, lines in report_tables(report, member_name=str).items():
-        if title == "Top members":
+    embed = discord.Embed(title=report_title(report).render(locale), colour=discord.Colour.blurple())
+    top_members = TOP_MEMBERS.render(locale)
+    for title, table in report_tables(report, member_name=str, locale=locale).items():
+        if title == top_members:
             # Mentions do not render inside code blocks: each member's figures in inline code, then the member.
             top = report.members[:TOP]
-            header, *rows = aligned(("", *COLUMNS), [("", *figures(tally)) for _, tally in top])
-            mentions = [f"<@{member}>" if member else "(unknown)" for member, _ in top]
+            header, *rows = aligned(("", *column_names(locale)), [("", *figures(tally)) for _, tally in top])
+            unknown = tr("(unknown)").render(locale)
+            mentions = [f"<@{member}>" if member else unknown for member, _ in top]
             text = "\n".join([f"`{header}`", *(f"`{row}` {who}" for row, who in zip(rows, mentions, strict=True))])
         else:
-            text = "```\n" + "\n".join(lines) + "\n```"
+            text = "```\n" + "\n".join(table) + "\n```"
         embed.add_field(name=title, value=text[:FIELD_LIMIT], inline=False)
     if not report.total.jobs:
-        embed.description = "No /imagine jobs in this period."
+        embed.description = tr("No /imagine jobs in this period.").render(locale)
     return embed
 
 
 def settings_embed(
-    config: GuildConfig, allowed: tuple[ModelRef, ...], budget: Budget, changes: Sequence[AuditEntry]
+    config: GuildConfig,
+    allowed: tuple[ModelRef, ...],
+    budget: Budget,
+    changes: Sequence[AuditEntry],
+    *,
+    locale: str | None = None,
 ) -> discord.Embed:
     """``show``: every setting of the server at a glance, with its latest changes (newest first)."""
-    embed = discord.Embed(title="/imagine settings", colour=discord.Colour.blurple())
-    models = "\n".join(model_lines(config, allowed))
+    embed = discord.Embed(title=tr("/imagine settings").render(locale), colour=discord.Colour.blurple())
+    models = lines(model_lines(config, allowed), locale)
     if not config.models:
-        models += "\n*bot-wide list (this server has none of its own)*"
-    embed.add_field(name="Models", value=models[:FIELD_LIMIT], inline=False)
-    channels = ", ".join(f"<#{c}>" for c in sorted(config.channels)) or "everywhere"
-    embed.add_field(name="Channels", value=channels[:FIELD_LIMIT], inline=False)
-    words = ", ".join(f"||{w}||" for w in config.blocked_words) or "none"
-    embed.add_field(name=f"Blocked words ({len(config.blocked_words)})", value=words[:FIELD_LIMIT], inline=False)
-    embed.add_field(name="Limits", value=limits_text(config.limits), inline=False)
+        models += "\n" + tr("*bot-wide list (this server has none of its own)*").render(locale)
+    embed.add_field(name=tr("Models").render(locale), value=models[:FIELD_LIMIT], inline=False)
+    channels = ", ".join(f"<#{c}>" for c in sorted(config.channels)) or tr("everywhere").render(locale)
+    embed.add_field(name=tr("Channels").render(locale), value=channels[:FIELD_LIMIT], inline=False)
+    words = ", ".join(f"||{w}||" for w in config.blocked_words) or tr("no words blocked").render(locale)
+    words_title = tr("Blocked words ({n})", n=len(config.blocked_words))
+    embed.add_field(name=words_title.render(locale), value=words[:FIELD_LIMIT], inline=False)
+    embed.add_field(name=tr("Limits").render(locale), value=limits_text(config.limits).render(locale), inline=False)
     role_limits = role_limit_lines(config)
     if role_limits:
         embed.add_field(
-            name="Limits per role (most generous applies)", value="\n".join(role_limits)[:FIELD_LIMIT], inline=False
+            name=tr("Limits per role (the most generous applies)").render(locale),
+            value=lines(role_limits, locale)[:FIELD_LIMIT],
+            inline=False,
         )
-    log_channel = f"<#{config.log_channel_id}>" if config.log_channel_id is not None else "off"
-    embed.add_field(name="Mod-log", value=log_channel, inline=False)
-    embed.add_field(name="Budget", value=budget_text(budget), inline=False)
-    history = "\n".join(audit_line(entry) for entry in changes) or "no changes yet"
-    embed.add_field(name="Latest changes", value=history[:FIELD_LIMIT], inline=False)
+    log_channel = f"<#{config.log_channel_id}>" if config.log_channel_id is not None else tr("off").render(locale)
+    embed.add_field(name=tr("Mod-log").render(locale), value=log_channel, inline=False)
+    embed.add_field(name=tr("Budget").render(locale), value=budget_text(budget).render(locale), inline=False)
+    history = lines([audit_line(entry) for entry in changes], locale) or tr("no changes yet").render(locale)
+    embed.add_field(name=tr("Latest changes").render(locale), value=history[:FIELD_LIMIT], inline=False)
     return embed

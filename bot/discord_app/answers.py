@@ -16,10 +16,14 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import discord
+
+from bot.base.errors import ImagineError
+from bot.i18n import Text, joined, render, tr
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +34,46 @@ _DEADLINE = "imagine:deadline"  # key in ``Interaction.extras``: the watch, stop
 _PRIVATELY = "imagine:thinking-privately"  # key in ``Interaction.extras``: the deferred "thinking…" is ephemeral
 
 
+Say = str | Text
+"""What an answer says: a :class:`~bot.i18n.Text`, rendered in the reader's language, or a plain string."""
+
+
+def member_locale(interaction: discord.Interaction) -> str:
+    """The language of the member behind ``interaction`` (their Discord client's): what they alone read is in it."""
+    return str(interaction.locale.value)
+
+
+def server_locale(interaction: discord.Interaction) -> str | None:
+    """The server's language (its community locale): what the whole channel reads is in it (``None``: English)."""
+    locale = interaction.guild_locale
+    return None if locale is None else str(locale.value)
+
+
+def for_member(interaction: discord.Interaction, text: Say) -> str:
+    """``text`` as the member behind ``interaction`` reads it."""
+    return render(text, member_locale(interaction))
+
+
+def refusal(error: ImagineError) -> Text:
+    """A refusal's reason as a member reads it: ``❌`` and the error's own text (never flattened to English)."""
+    return joined(("❌ ", error.text))
+
+
 def is_thinking(interaction: discord.Interaction) -> bool:
     """Whether the interaction was deferred by :class:`AnswerDeadline` and still shows "thinking…"."""
     return bool(interaction.extras.get(_THINKING))
 
 
-async def refuse(interaction: discord.Interaction, message: str) -> None:
-    """A refusal only the member sees, whichever way the interaction was already answered."""
+async def refuse(interaction: discord.Interaction, message: Say) -> None:
+    """A refusal only the member sees (in their language), whichever way the interaction was already answered."""
     await answer_privately(interaction, message)
 
 
-async def answer_privately(interaction: discord.Interaction, message: str | None = None, **fields: Any) -> None:
-    """An answer only the member sees (``message`` and any of ``embed``, ``allowed_mentions``), whichever way
-    the interaction was already answered."""
+async def answer_privately(interaction: discord.Interaction, text: Say | None = None, **fields: Any) -> None:
+    """An answer only the member sees (``text``, in their language, and any of ``embed``, ``allowed_mentions``:
+    an embed is built from texts rendered with :func:`for_member`), whichever way the interaction was already
+    answered."""
+    message = None if text is None else for_member(interaction, text)
     await _stop_deadline(interaction)
     if is_thinking(interaction):
         interaction.extras[_THINKING] = False
@@ -61,7 +92,7 @@ async def answer_privately(interaction: discord.Interaction, message: str | None
 
 
 async def reply_privately(
-    interaction: discord.Interaction, content: str | None = None, *, embed: discord.Embed | None = None
+    interaction: discord.Interaction, content: Say | None = None, *, embed: discord.Embed | None = None
 ) -> None:
     """A private answer that pings no one (settings answers name roles and channels as mentions)."""
     await answer_privately(
@@ -69,18 +100,25 @@ async def reply_privately(
     )
 
 
-SOMETHING_WENT_WRONG = "Something went wrong on our side (reference {reference})."
+def something_went_wrong(reference: str) -> Text:
+    """What a member reads of a failure the bot did not expect."""
+    return tr("Something went wrong on our side (reference {reference}).", reference=reference)
 
 
 async def tell_failure(
-    interaction: discord.Interaction, error: BaseException, what: str, message: str = SOMETHING_WENT_WRONG
+    interaction: discord.Interaction,
+    error: BaseException,
+    what: str,
+    message: str | Callable[[str], Say] = something_went_wrong,
 ) -> None:
     """Log an unexpected failure of ``what`` and tell the member, privately, with a reference to find it by
-    (``message`` with ``{reference}`` in it): never leave "This interaction failed"."""
+    (``message``: the text for a reference, or a string with ``{reference}`` in it): never leave "This
+    interaction failed"."""
     reference = secrets.token_hex(3)
     log.error("%s failed (reference %s)", what, reference, exc_info=error)
+    text = message.format(reference=reference) if isinstance(message, str) else message(reference)
     try:
-        await answer_privately(interaction, message.format(reference=reference))
+        await answer_privately(interaction, text)
     except discord.HTTPException:
         log.warning("could not tell the member about failure %s", reference)
 
@@ -89,7 +127,9 @@ async def answer_command_error(interaction: discord.Interaction, error: BaseExce
     """A slash command's failure answered: a check it failed said as the refusal, anything else as
     :func:`tell_failure`."""
     if isinstance(error, discord.app_commands.CheckFailure):
-        await refuse(interaction, f"❌ {error}")
+        # A check of ours may give its reason as a text to translate; discord.py's own are English.
+        reason = error.args[0] if error.args and isinstance(error.args[0], Text) else str(error)
+        await refuse(interaction, joined(("❌ ", reason)))
         return
     await tell_failure(interaction, error, command)
 

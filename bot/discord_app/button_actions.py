@@ -21,13 +21,14 @@ from bot.api.flags import prompt_with_flags, remix_options
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.base.errors import ImagineError, Refusal
-from bot.discord_app.answers import refuse
+from bot.discord_app.answers import refusal, refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.members import may_moderate
 from bot.discord_app.remix import open_remix_form
 from bot.discord_app.source_images import fresh_image
 from bot.discord_app.starter import JobOrder, JobStarter
 from bot.discord_app.variations import Variation
+from bot.i18n import tr
 from bot.jobs.model import Generation, JobKind, JobRequest
 from bot.storage import StorageError
 
@@ -41,15 +42,15 @@ _REROLL_SEED_RANGE = 2**32  # seeds every model accepts
 # for the job's request from the journal, and as long again for the member's Remix setting (V and Vary).
 _JOURNAL_WAIT = 1.0
 _PREFERENCES_WAIT = 1.0
-_FORGOTTEN = "This image's settings are no longer known to the bot; run /imagine again."
-_NO_ORIGIN = (
+_FORGOTTEN = tr("The bot no longer knows this image's settings; run /imagine again.")
+_NO_ORIGIN = tr(
     "This upscale was made before the bot remembered the image it came from; "
     "use the buttons under the original image instead."
 )
-_NO_MESSAGE = "The message with this image is gone, so nothing was started."
-_NO_PREFERENCES = "Your Remix setting could not be read just now, so nothing was started; press the button again."
-_SLOW_JOURNAL = (
-    "The bot's database is slow to answer just now, so this image's settings could not be read and nothing was "
+_NO_MESSAGE = tr("The message with this image is gone, so nothing was started.")
+_NO_PREFERENCES = tr("Your Remix setting couldn't be read just now, so nothing was started; press the button again.")
+_SLOW_JOURNAL = tr(
+    "The bot's database is slow to answer just now, so this image's settings couldn't be read and nothing was "
     "started; press the button again in a moment."
 )
 
@@ -95,10 +96,10 @@ class ButtonActions:
         """The Cancel button."""
         job = self.bot.core.engine.job(job_id)
         if job is None or job.view.terminal:
-            await refuse(interaction, "This job has already ended.")
+            await refuse(interaction, tr("This job has already ended."))
             return
         if interaction.user.id != job.view.request.requester_id and not may_moderate(interaction):
-            await refuse(interaction, "Only the member who asked for this image, or a moderator, can cancel it.")
+            await refuse(interaction, tr("Only the member who asked for this image, or a moderator, can cancel it."))
             return
         await interaction.response.defer()
         await job.cancel(by=interaction.user.id)
@@ -170,7 +171,7 @@ class ButtonActions:
         try:
             image = await fresh_image(self.bot, interaction.message, options.image)
         except Refusal as exc:
-            await refuse(interaction, str(exc))
+            await refuse(interaction, exc.text)
             return None
         return replace(options, image=image)
 
@@ -196,7 +197,7 @@ class ButtonActions:
             return
         upscale = self.bot.settings.upscale_model
         if upscale is None:
-            await refuse(interaction, "Upscaling is not set up on this bot.")
+            await refuse(interaction, tr("Upscaling isn't set up on this bot."))
             return
         await interaction.response.defer()
         request = await self._request_of(interaction, job_id)
@@ -226,13 +227,18 @@ class ButtonActions:
         message = interaction.message
         attachments = message.attachments if message is not None else []
         if not 1 <= number <= len(attachments):
-            await refuse(interaction, f"Image {number} is no longer on this message.")
+            await refuse(interaction, tr("Image {number} is no longer on this message.", number=number))
             return None
         image = attachments[number - 1]
         try:
-            await check_image_attachment(self.bot.core.downloader, image, f"Image {number}", f"image {number}")
+            await check_image_attachment(
+                self.bot.core.downloader,
+                image,
+                tr("Image {number}", number=number),
+                tr("image {number}", number=number),
+            )
         except ImagineError as exc:
-            await refuse(interaction, f"❌ {exc}")
+            await refuse(interaction, refusal(exc))
             return None
         return image
 
@@ -246,6 +252,8 @@ class ButtonActions:
             schema = await self.bot.core.engine.input_schema(upscale)
             if schema is not None and schema.image_input is None:
                 log.error("IMAGINE_UPSCALE_MODEL %s takes no image input; the U buttons cannot work", upscale)
-                raise Refusal(f"The upscale model `{upscale}` takes no image, so it can't upscale.")
+                raise Refusal(
+                    tr("The upscale model `{model}` takes no image, so it can't upscale.", model=str(upscale))
+                )
 
         return check

@@ -20,6 +20,7 @@ import discord
 from bot.discord_app.answers import refuse, tell_failure
 from bot.discord_app.members import may_moderate
 from bot.discord_app.variations import Variation, VaryStrength
+from bot.i18n import Text, render, tr
 from bot.jobs.model import JobKind, JobState, JobView
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,14 @@ async def answering(interaction: discord.Interaction) -> AsyncIterator[None]:
         await tell_failure(interaction, exc, "a button")
 
 
-_JOB_ACTIONS: dict[str, tuple[str, str | None, discord.ButtonStyle]] = {
-    "cancel": ("Cancel", None, discord.ButtonStyle.secondary),
+_JOB_ACTIONS: dict[str, tuple[Text | str, str | None, discord.ButtonStyle]] = {
+    "cancel": (tr("Cancel"), None, discord.ButtonStyle.secondary),
     "reroll": ("Re-roll", "🎲", discord.ButtonStyle.primary),
 }
-"""Each job-wide button's action (in its custom id): its label, emoji and style."""
+"""Each job-wide button's action (in its custom id): its label, emoji and style.
+
+Labels are in the server's language, but for the product's own names (Re-roll, Remix, Vary (Subtle), U1, V1),
+which the guides and every language's answers call them by."""
 
 
 class JobButton(
@@ -80,10 +84,12 @@ class JobButton(
     """Cancel a queued or running job (its requester, or a member with Manage Messages), or Re-roll an ended one
     (the same prompt and options again with a new seed)."""
 
-    def __init__(self, action: str, job_id: str) -> None:
+    def __init__(self, action: str, job_id: str, locale: str | None = None) -> None:
         label, emoji, style = _JOB_ACTIONS[action]
         super().__init__(
-            discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"imagine:{action}:{job_id}")
+            discord.ui.Button(
+                label=render(label, locale), emoji=emoji, style=style, custom_id=f"imagine:{action}:{job_id}"
+            )
         )
         self.action, self.job_id = action, job_id
 
@@ -105,10 +111,10 @@ class DeleteButton(
 ):
     """Delete the result message (its requester, or a member with Manage Messages)."""
 
-    def __init__(self, job_id: str, owner_id: int) -> None:
+    def __init__(self, job_id: str, owner_id: int, locale: str | None = None) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Delete",
+                label=tr("Delete").render(locale),
                 emoji="🗑️",
                 style=discord.ButtonStyle.danger,
                 custom_id=f"imagine:delete:{job_id}:{owner_id}",
@@ -129,7 +135,8 @@ class DeleteButton(
 
     async def _delete(self, interaction: discord.Interaction) -> None:
         if interaction.user.id != self.owner_id and not may_moderate(interaction):
-            await refuse(interaction, "Only the member who asked for this image, or a moderator, can delete it.")
+            only = tr("Only the member who asked for this image, or a moderator, can delete it.")
+            await refuse(interaction, only.render(interaction.locale.value))
             return
         await interaction.response.defer()
         try:
@@ -139,7 +146,8 @@ class DeleteButton(
             pass
         except discord.HTTPException as exc:
             log.warning("could not delete job %s's message: %s", self.job_id, exc)
-            await interaction.followup.send("The message could not be deleted.", ephemeral=True)
+            failed = tr("The message could not be deleted.").render(interaction.locale.value)
+            await interaction.followup.send(failed, ephemeral=True)
 
 
 class ImageButton(
@@ -232,10 +240,11 @@ class VaryButton(
 PERSISTENT_BUTTONS = (JobButton, DeleteButton, ImageButton, RemixButton, VaryButton)
 
 
-def job_components(view: JobView, *, upscale: bool = False) -> discord.ui.View:
+def job_components(view: JobView, *, upscale: bool = False, locale: str | None = None) -> discord.ui.View:
     """The buttons under a job's message: Cancel while it runs; after, Re-roll, Remix and Delete, then U1…Un,
     V1…Vn and, on a single image, Vary (Subtle) and Vary (Strong), a row each.
 
+    ``locale``: the server's, the language of the labels.
     ``upscale``: an upscale model is set (``IMAGINE_UPSCALE_MODEL``). V and Vary need a generation whose model's
     schema takes an image. An upscale's result stands for the generation it came from (its origin): it gets
     Remix and Vary on that generation's model and options, and no Re-roll, U or V (it is no generation itself).
@@ -243,7 +252,7 @@ def job_components(view: JobView, *, upscale: bool = False) -> discord.ui.View:
     components = discord.ui.View(timeout=None)
     request = view.request
     if not view.terminal:
-        components.add_item(JobButton("cancel", view.job_id))
+        components.add_item(JobButton("cancel", view.job_id, locale))
         return components
     succeeded = view.state is JobState.SUCCEEDED
     upscaled = request.kind is JobKind.UPSCALE
@@ -254,7 +263,7 @@ def job_components(view: JobView, *, upscale: bool = False) -> discord.ui.View:
         # Also after a failure: editing the prompt is how a member answers the API's refusal of it.
         components.add_item(RemixButton(view.job_id))
     if request.requester_id is not None:
-        components.add_item(DeleteButton(view.job_id, request.requester_id))
+        components.add_item(DeleteButton(view.job_id, request.requester_id, locale))
     if not succeeded or generation is None:
         return components
     if not upscaled:

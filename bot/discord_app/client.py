@@ -16,6 +16,7 @@ from bot.discord_app.buttons import ButtonHandler
 from bot.discord_app.health import gateway_check
 from bot.discord_app.modlog import DiscordModLogSink
 from bot.discord_app.sharding import IdentifyPacer
+from bot.discord_app.translator import CatalogTranslator
 from bot.jobs.webhooks import MAX_WEBHOOK_BYTES
 from bot.ops.health import database_check, jobs_check
 from bot.ops.http_server import HttpServer
@@ -102,6 +103,8 @@ class ImagineBot(commands.AutoShardedBot):
                 receiver = await self.core.enable_webhooks()
                 self.http_server.add_routes(receiver.routes(), max_body_bytes=MAX_WEBHOOK_BYTES)
             await self.http_server.start()
+        # Before any sync: the commands' descriptions go to Discord in every language the catalogs have.
+        await self.tree.set_translator(CatalogTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.sync_guild:

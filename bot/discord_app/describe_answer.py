@@ -19,10 +19,11 @@ import discord
 from bot.api.descriptions import MAX_SUGGESTIONS
 from bot.api.inputs import ImagineOptions
 from bot.discord_app.answers import refuse, tell_failure
+from bot.i18n import available_languages, tr, tr_n
 
 log = logging.getLogger(__name__)
 
-TITLE = "🔎 Prompts for this image"
+TITLE = tr("🔎 Prompts for this image")
 _LINE = re.compile(r"^\*\*(?P<n>[1-9])\.\*\* (?P<prompt>.+)$")
 _COLOUR = discord.Colour.blurple()
 _MARKDOWN = re.compile(r"([\\*_~|`<>#\[\]()@])")
@@ -64,21 +65,34 @@ class _HandsOutPresses(Protocol):
     def button_handler(self) -> HoldsStarter | None: ...
 
 
-def describe_answer(suggestions: Sequence[str], *, blocked: int = 0, image_url: str | None = None) -> dict[str, Any]:
-    """The answer's fields (``embed``, ``view``) for ``answer_with_message``: the suggestions numbered, one button
-    each, and the image described as the thumbnail (while its link lasts)."""
+def titles() -> frozenset[str]:
+    """The answer's title in every language it may have been shown in (a press reads the suggestions back)."""
+    return frozenset(TITLE.render(code) for code in (None, *available_languages()))
+
+
+def describe_answer(
+    suggestions: Sequence[str], *, blocked: int = 0, image_url: str | None = None, locale: str | None = None
+) -> dict[str, Any]:
+    """The answer's fields (``embed``, ``view``) for ``answer_with_message``, in ``locale`` (the server's: the
+    channel reads it): the suggestions numbered, one button each, and the image described as the thumbnail
+    (while its link lasts)."""
     lines: list[str] = []
     for number, prompt in enumerate(suggestions[:MAX_SUGGESTIONS], 1):
         line = f"**{number}.** {shown(prompt)}"
         if sum(len(earlier) + 1 for earlier in lines) + len(line) > EMBED_TEXT_MAX:
             break  # escaped, a prompt thick with punctuation can outgrow the embed: the later ones are left out
         lines.append(line)
-    embed = discord.Embed(title=TITLE, description="\n".join(lines), colour=_COLOUR)
+    embed = discord.Embed(title=TITLE.render(locale), description="\n".join(lines), colour=_COLOUR)
     if image_url is not None:
         embed.set_thumbnail(url=image_url)
-    footer = "Press a number to /imagine that prompt."
+    footer = tr("Press a number to /imagine that prompt.").render(locale)
     if blocked:
-        footer += f" {blocked} more {'was' if blocked == 1 else 'were'} left out: a word this server blocks."
+        left_out = tr_n(
+            "{n} more was left out: a word this server blocks.",
+            "{n} more were left out: words this server blocks.",
+            blocked,
+        )
+        footer += " " + left_out.render(locale)
     embed.set_footer(text=footer)
     view = discord.ui.View(timeout=None)
     for number in range(1, len(lines) + 1):
@@ -89,7 +103,7 @@ def describe_answer(suggestions: Sequence[str], *, blocked: int = 0, image_url: 
 def prompt_of(message: discord.Message | None, number: int) -> str | None:
     """Suggestion ``number`` as the answer ``message`` shows it, if it still does."""
     for embed in message.embeds if message is not None else ():
-        if embed.title != TITLE or not embed.description:
+        if embed.title not in titles() or not embed.description:
             continue
         for line in embed.description.splitlines():
             match = _LINE.match(line)
@@ -123,10 +137,10 @@ class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=
     async def _pressed(self, interaction: discord.Interaction) -> None:
         prompt = prompt_of(interaction.message, self.number)
         if prompt is None:
-            await refuse(interaction, "This suggestion can no longer be read; run /describe again.")
+            await refuse(interaction, tr("This suggestion can no longer be read; run /describe again."))
             return
         handler = cast(_HandsOutPresses, interaction.client).button_handler
         if handler is None:
-            await refuse(interaction, "/imagine is not available right now; try again in a moment.")
+            await refuse(interaction, tr("/imagine isn't available right now; try again in a moment."))
             return
         await handler.starter.start_job(interaction, None, ImagineOptions(prompt=prompt))

@@ -22,10 +22,11 @@ import discord
 
 from bot.api.modelref import ModelRef
 from bot.base.errors import ImagineError
-from bot.discord_app.answers import AnswerDeadline, answer_with_message, refuse
+from bot.discord_app.answers import AnswerDeadline, answer_with_message, refusal, refuse, server_locale
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.describe_answer import describe_answer
 from bot.discord_app.members import member_role_ids
+from bot.i18n import tr
 from bot.jobs.describing import DESCRIBE_TIMEOUT, Describer, DescribeRunFailed, RunUse
 from bot.moderation.policy import Admission, RequestContext
 from bot.storage import StorageError
@@ -35,10 +36,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_ENABLED = "/describe is not enabled on this bot: its owner has not set a describe model (IMAGINE_DESCRIBE_MODEL)."
+NOT_ENABLED = tr("/describe isn't enabled on this bot: its owner hasn't set a describe model (IMAGINE_DESCRIBE_MODEL).")
 _LOCK_WAIT = 0.5  # seconds a request waits for the member's previous one's set-up (Discord waits 3 s in all)
-BUSY = "Many images are being described right now; try again in a moment."
-_DATABASE_DOWN = "❌ The bot's database is not answering, so /describe did not run. Try again in a moment."
+BUSY = tr("Lots of images are being described right now; try again in a moment.")
+_DATABASE_DOWN = tr("❌ The bot's database isn't answering, so /describe didn't run. Try again in a moment.")
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,11 @@ class DescribeCommand:
         model = self.bot.settings.describe_model
         guild_id, member_id = interaction.guild_id, interaction.user.id
         if model is None or guild_id is None:
-            await refuse(interaction, NOT_ENABLED if model is None else "/describe works in servers only.")
+            await refuse(interaction, NOT_ENABLED if model is None else tr("/describe works in servers only."))
             return
         key = (guild_id, member_id)
         if key in self._running:
-            await refuse(interaction, "Your previous /describe is still running; wait for its answer.")
+            await refuse(interaction, tr("Your previous /describe is still running; wait for its answer."))
             return
         if self._slots.locked():  # refused at once: waiting would only hold the interaction past its deadline
             await refuse(interaction, BUSY)
@@ -118,19 +119,19 @@ class DescribeCommand:
         try:
             # Telling an image without a declared type means downloading it: done before taking the member's
             # lock, for which their /imagine waits only a moment.
-            await check_image_attachment(core.downloader, image, image.filename, "your attachment")
+            await check_image_attachment(core.downloader, image, image.filename, tr("your attachment"))
             lock = core.policy.member_lock(guild_id, interaction.user.id)
             try:
                 await asyncio.wait_for(lock.acquire(), _LOCK_WAIT)
             except TimeoutError:
-                await refuse(interaction, "Your previous request is still being set up; try again in a moment.")
+                await refuse(interaction, tr("Your previous request is still being set up; try again in a moment."))
                 return None
             try:
                 return await self._admit_and_charge(interaction, guild_id, model, image.url)
             finally:
                 lock.release()
         except ImagineError as exc:
-            await refuse(interaction, f"❌ {exc}")
+            await refuse(interaction, refusal(exc))
         except StorageError as exc:
             log.warning("the database failed while checking a /describe; refused: %s", exc)
             await refuse(interaction, _DATABASE_DOWN)
@@ -165,7 +166,7 @@ class DescribeCommand:
             description = await self.describer.describe(model, charged.inputs, timeout=self.timeout)
         except DescribeRunFailed as exc:
             await self._settle(model, charged, exc.use)
-            await refuse(interaction, f"❌ {exc}")
+            await refuse(interaction, refusal(exc))
             return
         await self._settle(model, charged, description.use)  # it ran: the blocked words change nothing of that
         try:
@@ -174,11 +175,13 @@ class DescribeCommand:
             if config.blocked_words:
                 description = description.without(core.policy.word_filter(config.blocked_words))
         except (ImagineError, StorageError) as exc:
-            await refuse(interaction, f"❌ {exc}" if isinstance(exc, ImagineError) else _DATABASE_DOWN)
+            await refuse(interaction, refusal(exc) if isinstance(exc, ImagineError) else _DATABASE_DOWN)
             return
-        await answer_with_message(
-            interaction, **describe_answer(description.suggestions, blocked=description.blocked, image_url=image_url)
+        # Answered in the channel: the whole channel reads it, in the server's language.
+        answer = describe_answer(
+            description.suggestions, blocked=description.blocked, image_url=image_url, locale=server_locale(interaction)
         )
+        await answer_with_message(interaction, **answer)
 
     async def _settle(self, model: ModelRef, charged: _Charged, use: RunUse) -> None:
         """Book the run's real cost in place of its estimate, up or down; give the daily image back only when the

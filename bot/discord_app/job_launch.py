@@ -24,6 +24,7 @@ from bot.discord_app.age_restriction import is_age_restricted
 from bot.discord_app.buttons import job_components
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
+from bot.i18n import render, tr
 from bot.jobs.model import Generation, JobKind, JobRequest, JobState, JobView
 from bot.jobs.preparation import PreferredOptions
 from bot.moderation.policy import Admission, RequestContext
@@ -33,9 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DATABASE_DOWN = (
-    "❌ The bot's database is not answering, so your request was not started. Any images or spending it was "
-    "charged are given back, but your cooldown may still apply. Try again in a moment."
+DATABASE_DOWN = tr(
+    "❌ The bot's database is not answering, so your request was not started. Any images or money it was "
+    "charged for are given back, but your cooldown may still apply. Try again in a moment."
 )
 
 
@@ -138,9 +139,9 @@ class JobLaunch:
             request = replace(request, notes=(admission.note, *request.notes))
         return request
 
-    def components(self, view: JobView) -> discord.ui.View:
-        """A job message's buttons."""
-        return job_components(view, upscale=self.bot.settings.upscale_model is not None)
+    def components(self, view: JobView, locale: str | None = None) -> discord.ui.View:
+        """A job message's buttons, labelled in ``locale`` (the server's)."""
+        return job_components(view, upscale=self.bot.settings.upscale_model is not None, locale=locale)
 
     def _recorder(self, job_id: str) -> TargetListener:
         """Tells the journal where the job's message is when it moves (found, or posted anew)."""
@@ -175,8 +176,9 @@ class JobLaunch:
         state = JobState.STARTING if self.bot.core.engine.free_slots(request.guild_id) > 0 else JobState.QUEUED
         return JobView(job_id, request, state, notes=request.notes)
 
-    async def submit(self, presenter: DiscordPresenter, placeholder: JobView) -> None:
-        """Queue the shown job; one that cannot be is abandoned (its charge given back) and shows why."""
+    async def submit(self, presenter: DiscordPresenter, placeholder: JobView, *, locale: str | None = None) -> None:
+        """Queue the shown job; one that cannot be is abandoned (its charge given back) and shows why, in the
+        server's language (``locale``): the whole channel reads the job's message."""
         core = self.bot.core
         job_id = placeholder.job_id
         try:
@@ -186,10 +188,11 @@ class JobLaunch:
         except Exception as exc:
             reference = secrets.token_hex(3)
             log.exception("job %s could not be queued (reference %s)", job_id, reference)
-            message = (
-                exc.message
+            message = render(
+                exc.text
                 if isinstance(exc, ImagineError)
-                else f"The job could not be started (reference {reference})."
+                else tr("The job could not be started (reference {reference}).", reference=reference),
+                locale,
             )
             await core.journal.abandon(job_id, message)
             await presenter.show(replace(placeholder, state=JobState.FAILED, error=message))

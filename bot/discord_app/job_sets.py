@@ -25,10 +25,11 @@ import aiohttp
 import discord
 
 from bot.base.errors import Refusal
-from bot.discord_app.answers import answer_privately, refuse
+from bot.discord_app.answers import answer_privately, member_locale, refusal, refuse, server_locale
 from bot.discord_app.history import message_link
 from bot.discord_app.job_launch import DATABASE_DOWN, JobLaunch, JobOrder, OrderPlan
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget
+from bot.i18n import Text, joined, render, tr, tr_n
 from bot.jobs.model import JobRequest, JobState, JobTakenOver, JobView
 from bot.moderation.queue_caps import QueueTicket
 from bot.storage import StorageError
@@ -38,34 +39,54 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_STARTED = "the set did not start: the message of its job {number} could not be posted ({why})"
-"""Why every job of a set ended before it ran (each journal's error, and what its posted message says)."""
-NONE_STARTED = (
-    "❌ None of your {count} jobs started: I couldn't post the message of job {number} in this channel ({why}). "
-    "Their images and spending were given back, but your cooldown may still apply. Try again in a moment, or "
-    "in another channel."
-)
-NO_PERMISSION = (
-    "❌ Your prompt makes several jobs, each posted as a message of its own, but I am missing these permissions "
-    "in this channel: {missing}. Nothing was started or charged. Ask a moderator to grant them, or try another "
-    "channel (a single job works here: it answers you directly)."
-)
+
+def not_started(number: int, why: Text) -> Text:
+    """Why every job of a set ended before it ran (each journal's error, and what its posted message says)."""
+    return tr(
+        "The set did not start: the message of its job {number} could not be posted ({why}).", number=number, why=why
+    )
+
+
+def none_started(count: int, number: int, why: Text) -> Text:
+    """The member's refusal when one message of their set could not be posted."""
+    return tr(
+        "❌ None of your {count} jobs started: I couldn't post the message of job {number} in this channel ({why}). "
+        "Their images and money were given back, but your cooldown may still apply. Try again in a moment, or "
+        "in another channel.",
+        count=count,
+        number=number,
+        why=why,
+    )
+
+
+def no_permission(missing: Sequence[Text]) -> Text:
+    """The member's refusal when the bot lacks a permission a set's messages need."""
+    return tr(
+        "❌ Your prompt makes several jobs, each posted as a message of its own, but I'm missing these permissions "
+        "in this channel: {missing}. Nothing was started or charged. Ask a moderator to grant them, or try another "
+        "channel (a single job works here: it answers you directly).",
+        missing=joined(missing, ", "),
+    )
+
+
 THREADS = (discord.ChannelType.public_thread, discord.ChannelType.private_thread, discord.ChannelType.news_thread)
 
 
-def missing_permissions(interaction: discord.Interaction, *, reply: bool) -> list[str]:
+def missing_permissions(interaction: discord.Interaction, *, reply: bool) -> list[Text]:
     """The permissions the bot lacks in the interaction's channel to post a set's messages (Discord sends the
     bot's own, ``app_permissions``, with every interaction), by the names Discord shows them."""
     channel = interaction.channel
     in_thread = channel is not None and getattr(channel, "type", None) in THREADS
     needed = [
-        ("view_channel", "View Channel"),
-        ("send_messages_in_threads", "Send Messages in Threads") if in_thread else ("send_messages", "Send Messages"),
-        ("embed_links", "Embed Links"),
-        ("attach_files", "Attach Files"),  # the finished images are attached to each job's message
+        ("view_channel", tr("View Channel")),
+        ("send_messages_in_threads", tr("Send Messages in Threads"))
+        if in_thread
+        else ("send_messages", tr("Send Messages")),
+        ("embed_links", tr("Embed Links")),
+        ("attach_files", tr("Attach Files")),  # the finished images are attached to each job's message
     ]
     if reply:
-        needed.append(("read_message_history", "Read Message History"))
+        needed.append(("read_message_history", tr("Read Message History")))
     granted = interaction.app_permissions
     return [shown for flag, shown in needed if not getattr(granted, flag)]
 
@@ -106,16 +127,17 @@ class JobSets:
         missing = missing_permissions(interaction, reply=order.reply_to is not None)
         if missing:
             # Before any charge: one job answers through the interaction, but a set posts channel messages.
-            await refuse(interaction, NO_PERMISSION.format(missing=", ".join(missing)))
+            await refuse(interaction, no_permission(missing))
             return
         jobs = await self._check_and_charge(interaction, guild_id, member_id, order, plan, ticket)
         if jobs is None:
             return
-        shown = await self._show_and_queue(jobs)
-        if isinstance(shown, str):
+        shown = await self._show_and_queue(jobs, server_locale(interaction))
+        if not isinstance(shown, list):
             await refuse(interaction, shown)
             return
-        await answer_privately(interaction, set_answer(guild_id, [job.request.prompt for job in jobs], shown))
+        prompts = [job.request.prompt for job in jobs]
+        await answer_privately(interaction, set_answer(guild_id, prompts, shown, member_locale(interaction)))
 
     async def _check_and_charge(
         self,
@@ -172,7 +194,7 @@ class JobSets:
             )
             await core.journal.placing_set({job_id: target.to_json() for job_id in job_ids})
         except Refusal as exc:
-            await refuse(interaction, f"❌ {exc}")
+            await refuse(interaction, refusal(exc))
             return None
         except (StorageError, JobTakenOver) as exc:
             log.warning("the database failed while starting a set of %d jobs; refused: %s", len(job_ids), exc)
@@ -184,10 +206,10 @@ class JobSets:
             return None
         return charged(day)
 
-    async def _show_and_queue(self, jobs: Sequence[SetJob]) -> list[MessageTarget] | str:
+    async def _show_and_queue(self, jobs: Sequence[SetJob], locale: str | None) -> list[MessageTarget] | Text:
         """Post every job's message first, then queue them all: where each is shown. If one cannot be posted,
-        none is queued: all are abandoned (each share given back), the messages posted say why, and the
-        member's refusal is returned."""
+        none is queued: all are abandoned (each share given back), the messages posted say why (in the server's
+        language, ``locale``: the channel reads them), and the member's refusal is returned."""
         core = self.bot.core
         posted: list[tuple[DiscordPresenter, JobView]] = []
         for number, job in enumerate(jobs, 1):
@@ -200,16 +222,17 @@ class JobSets:
             except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("job %s of a set: its message could not be posted (%s); none starts", job.job_id, exc)
                 why = _why_not_posted(exc)
-                await self._call_off(jobs, posted, NOT_STARTED.format(number=number, why=why))
-                return NONE_STARTED.format(count=len(jobs), number=number, why=why)
+                await self._call_off(jobs, posted, render(not_started(number, why), locale))
+                return none_started(len(jobs), number, why)
             except BaseException:
-                await self._call_off(jobs, posted, NOT_STARTED.format(number=number, why="the bot stopped"))
+                stopped = not_started(number, tr("the bot stopped"))
+                await self._call_off(jobs, posted, render(stopped, locale))
                 raise
             posted.append((presenter, placeholder))
             # Where the message is, before it may wait in the queue: a restart edits it, never posts another.
             await core.journal.shown(job.job_id, presenter.target.to_json())
         for presenter, placeholder in posted:
-            await self.launch.submit(presenter, placeholder)
+            await self.launch.submit(presenter, placeholder, locale=locale)
         return [presenter.target for presenter, _ in posted]
 
     async def _call_off(
@@ -227,23 +250,28 @@ class JobSets:
                 )
 
 
-def _why_not_posted(exc: BaseException) -> str:
+def _why_not_posted(exc: BaseException) -> Text:
     """What the member is told of a post that failed: Discord's refusal, or its silence."""
     if isinstance(exc, discord.Forbidden):
-        return "I am not allowed to post there"
+        return tr("I'm not allowed to post there")
     if isinstance(exc, discord.HTTPException) and exc.status < 500:
-        return f"Discord refused it: {exc.status}"
-    return "Discord did not answer"
+        return tr("Discord refused it: {status}", status=exc.status)
+    return tr("Discord did not answer")
 
 
-def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTarget]) -> str:
-    """The member's answer: each job of the set, numbered, with a link to its message, within Discord's limit
-    on a message's length."""
-    head = f"Your prompt makes {len(prompts)} jobs, each in its own message:"
+def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTarget], locale: str | None = None) -> str:
+    """The member's answer, in their language (``locale``): each job of the set, numbered, with a link to its
+    message, within Discord's limit on a message's length."""
+    head = tr_n(
+        "Your prompt makes {n} job, in its own message:",
+        "Your prompt makes {n} jobs, each in its own message:",
+        len(prompts),
+    ).render(locale)
+    opened = tr("open").render(locale)
     text = head
     for clip in PROMPT_CLIPS:
         lines = [
-            _job_line(number, prompt, target, guild_id, clip)
+            _job_line(number, prompt, target, guild_id, clip, opened)
             for number, (prompt, target) in enumerate(zip(prompts, shown, strict=True), 1)
         ]
         text = "\n".join([head, *lines])
@@ -252,11 +280,11 @@ def set_answer(guild_id: int, prompts: Sequence[str], shown: Sequence[MessageTar
     return text[: ANSWER_LIMIT - 1] + "…"
 
 
-def _job_line(number: int, prompt: str, target: MessageTarget, guild_id: int, clip: int) -> str:
+def _job_line(number: int, prompt: str, target: MessageTarget, guild_id: int, clip: int, opened: str) -> str:
     line = f"{number}."
     if clip:
         flat = " ".join(prompt.split())
         shown = flat if len(flat) <= clip else flat[: clip - 1] + "…"
         line += f" {discord.utils.escape_markdown(shown)}"
     link = message_link(guild_id, target.channel_id, target.message_id)
-    return f"{line} — [open]({link})" if link else line
+    return f"{line} — [{opened}]({link})" if link else line

@@ -20,20 +20,27 @@ import discord
 
 from bot.discord_app.message_target import MessageTarget
 from bot.discord_app.render import alt_text, render_embed
-from bot.discord_app.uploads import NOT_SHOWN, JobUploads
+from bot.discord_app.uploads import JobUploads
+from bot.i18n import Text, tr
 from bot.jobs.model import ImagesNotShown, JobView
 from bot.media.images import ImageFile
 
 log = logging.getLogger(__name__)
 
-REFUSED = f"Discord refused the message with the finished images, {NOT_SHOWN}"
-UNREACHABLE = f"The job's message could no longer be reached to show the finished images, {NOT_SHOWN}"
-_NOT_POSTED = (
-    f"The job's message was deleted, and Discord did not take the finished images when they were posted anew, "
-    f"{NOT_SHOWN}"
+REFUSED = tr(
+    "Discord refused the message with the finished images, so they are not shown here, and nothing is charged for them."
+)
+UNREACHABLE = tr(
+    "The job's message could no longer be reached to show the finished images, so they are not shown here, and "
+    "nothing is charged for them."
+)
+_NOT_POSTED = tr(
+    "The job's message was deleted, and Discord did not take the finished images when they were posted anew, so "
+    "they are not shown here, and nothing is charged for them."
 )
 
-ComponentsFactory = Callable[[JobView], discord.ui.View | None]
+ComponentsFactory = Callable[[JobView, str | None], discord.ui.View | None]
+"""A job message's buttons for a view, labelled in a locale (the server's)."""
 TargetListener = Callable[[MessageTarget], Awaitable[None]]
 
 
@@ -59,7 +66,7 @@ async def post_message(
     view: JobView,
     components: ComponentsFactory,
     *,
-    content: str | None = None,
+    content: Text | None = None,
     files: list[discord.File] | None = None,
     mention: int | None = None,
     first: bool = False,
@@ -80,9 +87,9 @@ async def post_message(
     if first:
         extra["nonce"] = placeholder_nonce(view.job_id)
     return await channel.send(
-        content=content,
-        embed=render_embed(view),
-        view=components(view) or discord.utils.MISSING,
+        content=None if content is None else content.render(target.locale),
+        embed=render_embed(view, target.locale),
+        view=components(view, target.locale) or discord.utils.MISSING,
         allowed_mentions=mentions,
         **extra,
     )
@@ -139,7 +146,8 @@ class MessageRoutes:
             finally:
                 self.posting = False
         target = self.target
-        kwargs: dict[str, Any] = {"embed": render_embed(view), "view": self._components(view)}
+        locale = target.locale
+        kwargs: dict[str, Any] = {"embed": render_embed(view, locale), "view": self._components(view, locale)}
         if final:
             kwargs["attachments"] = files
         if self.token_usable():
@@ -175,7 +183,9 @@ class MessageRoutes:
                 await self._retarget(original.id)
                 return False
         requester = self.target.requester_id
-        content = f"<@{requester}> here is your /imagine (the bot restarted before it could answer you)."
+        content = tr(
+            "{member} here is your /imagine (the bot restarted before it could answer you).", member=f"<@{requester}>"
+        )
         message = await post_message(
             self._client,
             self.target,
@@ -191,7 +201,7 @@ class MessageRoutes:
         await self._retarget(message.id)
         # Discord answers with the placeholder posted before the restart (the same nonce) when its journal
         # write was what the restart cut: that message is edited to ``view``, not posted a second time.
-        if message.content == content:
+        if message.content == content.render(self.target.locale):
             return True
         if files:
             raise FilesSpent  # the post consumed them: the edit goes with fresh ones
@@ -224,7 +234,10 @@ class MessageRoutes:
                 target,
                 view,
                 self._components,
-                content=f"<@{target.requester_id}> the message for your /imagine was deleted, so here is the result.",
+                content=tr(
+                    "{member} the message for your /imagine was deleted, so here is the result.",
+                    member=f"<@{target.requester_id}>",
+                ),
                 files=discord_files(view, uploads),
                 mention=target.requester_id,
             )

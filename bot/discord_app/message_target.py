@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import discord
 
 TOKEN_LIFETIME = timedelta(minutes=15)
+_LOCALE_MAX = 16  # Discord's locales are 2 to 6 characters: anything longer is no locale
+
+
+def server_locale(interaction: discord.Interaction) -> str | None:
+    """The server's locale (``de``, ``pt-BR``): the language of what the whole channel reads. ``None``: not known
+    (a DM, or a server Discord sent none for), English."""
+    locale = interaction.guild_locale
+    if locale is None and interaction.guild is not None:
+        locale = interaction.guild.preferred_locale
+    value = None if locale is None else str(locale.value)
+    return value if value and len(value) <= _LOCALE_MAX else None
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,9 @@ class MessageTarget:
     upload_limit: int
     reply_to: int | None = None
     """The message this job's message replies to (an upscale or variation replies to its original)."""
+    locale: str | None = None
+    """The server's locale when the job was asked for: the job's message is written in it, after a restart too.
+    ``None`` (English) for jobs journaled before it was kept."""
 
     @classmethod
     def of(cls, interaction: discord.Interaction, message_id: int | None) -> MessageTarget:
@@ -39,6 +53,7 @@ class MessageTarget:
             message_id=message_id,
             requester_id=interaction.user.id,
             upload_limit=interaction.filesize_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES,
+            locale=server_locale(interaction),
         )
 
     @classmethod
@@ -68,8 +83,13 @@ class MessageTarget:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MessageTarget:
-        """The inverse of :meth:`to_json`."""
-        return cls(**{**data, "token_expires_at": datetime.fromisoformat(data["token_expires_at"])})
+        """The inverse of :meth:`to_json`; keys it does not know (a later version's) are left aside."""
+        known = {item.name for item in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        locale = values.get("locale")
+        if not (isinstance(locale, str) and len(locale) <= _LOCALE_MAX):
+            values["locale"] = None
+        return cls(**{**values, "token_expires_at": datetime.fromisoformat(data["token_expires_at"])})
 
     def reply_arguments(self) -> dict[str, Any]:
         """``send`` arguments making a reply to the target's original message, if it has one.

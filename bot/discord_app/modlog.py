@@ -6,6 +6,8 @@ import re
 
 import discord
 
+from bot.discord_app.setting_texts import audit_value_text
+from bot.i18n import Text, tr
 from bot.moderation.modlog import BlockedWordEvent, ModLogChannelUnavailable, ModLogEvent
 from bot.moderation.policy import role_mentions
 from bot.storage import AuditEntry
@@ -21,9 +23,11 @@ _WORD_VALUED = ("words add", "words remove")
 """Audit actions whose before or after is a blocked word, hidden behind a spoiler as everywhere else."""
 
 
-def _value(action: str, value: str | None) -> str:
+def _value(action: str, value: str | None) -> Text | str:
     if value is None:
         return _NOTHING
+    if (words := audit_value_text(action, value)) is not None:
+        return words
     if action in _CHANNEL_VALUED and value.isdigit():
         return f"<#{value}>"
     if action in _WORD_VALUED:
@@ -33,26 +37,39 @@ def _value(action: str, value: str | None) -> str:
     return value
 
 
-def change_text(entry: AuditEntry) -> str:
-    """Who changed what, old → new: ``<@1> **limits**: cooldown=0 … → cooldown=30 …``; role ids as mentions."""
-    change = f"{_value(entry.action, entry.before)} → {_value(entry.action, entry.after)}"
-    return f"<@{entry.actor_id}> **{entry.action}**: {change}"
+def change_text(entry: AuditEntry) -> Text:
+    """Who changed what, old → new: ``<@1> **limits**: Cooldown: none · … → Cooldown: 30 s · …``; roles and
+    channels as mentions."""
+    moderator = f"<@{entry.actor_id}>"
+    return tr(
+        "{moderator} **{setting}**: {before} → {after}",
+        moderator=moderator,
+        setting=entry.action,
+        before=_value(entry.action, entry.before),
+        after=_value(entry.action, entry.after),
+    )
 
 
-def modlog_embed(event: ModLogEvent) -> discord.Embed:
-    """One mod-log entry: a blocked-word refusal (member, channel, word; never the prompt) or a settings change."""
+def modlog_embed(event: ModLogEvent, locale: str | None = None) -> discord.Embed:
+    """One mod-log entry in the server's language (``locale``): a blocked-word refusal (member, channel, word;
+    never the prompt) or a settings change."""
     if isinstance(event, BlockedWordEvent):
-        where = f" in <#{event.channel_id}>" if event.channel_id is not None else ""
-        word = discord.utils.escape_markdown(event.word)
+        member, word = f"<@{event.member_id}>", f"||{discord.utils.escape_markdown(event.word)}||"
+        channel = f"<#{event.channel_id}>"
+        description = (
+            tr("{member} in {channel}: {word}", member=member, channel=channel, word=word)
+            if event.channel_id is not None
+            else tr("{member}: {word}", member=member, word=word)
+        )
         return discord.Embed(
-            title="Prompt refused: blocked word",
-            description=f"<@{event.member_id}>{where}: ||{word}||",
+            title=tr("Prompt refused: blocked word").render(locale),
+            description=description.render(locale),
             colour=discord.Colour.red(),
             timestamp=event.at,
         )
     return discord.Embed(
-        title="Setting changed",
-        description=change_text(event)[:4000],
+        title=tr("Setting changed").render(locale),
+        description=change_text(event).render(locale)[:4000],
         colour=discord.Colour.blurple(),
         timestamp=event.at,
     )
@@ -67,8 +84,11 @@ class DiscordModLogSink:
     async def post(self, channel_id: int, event: ModLogEvent) -> None:
         """One message with the entry's embed; mentions shown, nobody pinged."""
         channel = self._client.get_partial_messageable(channel_id)
+        guild = self._client.get_guild(event.guild_id)
+        # The whole channel reads it: the server's language, not the language of whoever caused it.
+        locale = str(guild.preferred_locale) if guild is not None else None
         try:
-            await channel.send(embed=modlog_embed(event), allowed_mentions=discord.AllowedMentions.none())
+            await channel.send(embed=modlog_embed(event, locale), allowed_mentions=discord.AllowedMentions.none())
         except discord.NotFound as exc:  # 10003 Unknown Channel: deleted
             raise ModLogChannelUnavailable(f"the channel no longer exists ({exc.code} {exc.text})") from None
         except discord.Forbidden as exc:  # 50001 Missing Access, 50013 Missing Permissions

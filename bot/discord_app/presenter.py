@@ -15,7 +15,8 @@
 - If someone deleted the message, the result is posted as a new message that
   mentions the requester, instead of being lost.
 - Everything needed to keep showing a job is in a :class:`MessageTarget`,
-  which the journal keeps, so a restarted bot picks up where it left off.
+  which the journal keeps, so a restarted bot picks up where it left off,
+  in the same language: the message is written in the server's locale (the whole channel reads it).
 
 The routes to the message (token, channel, a new message) are :mod:`.message_routes`'; the target
 is :mod:`.message_target`'s. This module decides what to send, when, and what to try again.
@@ -44,10 +45,10 @@ from bot.discord_app.message_routes import (
     discord_files,
     post_message,
 )
-from bot.discord_app.message_target import MessageTarget
+from bot.discord_app.message_target import MessageTarget, server_locale
 from bot.discord_app.pacing import EDIT_LIMIT, EDIT_WINDOW, EditPacer
 from bot.discord_app.render import render_embed
-from bot.discord_app.uploads import NOT_SHOWN
+from bot.i18n import tr
 from bot.jobs.model import ImagesNotShown, JobState, JobView
 from bot.media.images import ImageFile
 
@@ -55,7 +56,10 @@ __all__ = ["ComponentsFactory", "DiscordPresenter", "MessageTarget", "PresenterO
 
 log = logging.getLogger(__name__)
 
-_NOT_TAKEN = f"Discord did not take the finished images after several tries, {NOT_SHOWN}"
+_NOT_TAKEN = tr(
+    "Discord did not take the finished images after several tries, so they are not shown here, and nothing is "
+    "charged for them."
+)
 
 _Payload = tuple[dict[str, Any], list[dict[str, Any]]]
 """An edit's embed and components, as Discord would store them."""
@@ -147,10 +151,11 @@ class DiscordPresenter:
         cls, interaction: discord.Interaction, view: JobView, **options: Unpack[PresenterOptions]
     ) -> DiscordPresenter:
         """Answer the interaction with the placeholder (in time: see :mod:`.answers`) and present the job there."""
+        locale = server_locale(interaction)  # the whole channel reads the job's message
         answer = await answer_with_message(
             interaction,
-            embed=render_embed(view),
-            view=options["components"](view) or discord.utils.MISSING,
+            embed=render_embed(view, locale),
+            view=options["components"](view, locale) or discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions.none(),
         )
         target = MessageTarget.of(interaction, answer.message_id)
@@ -256,8 +261,10 @@ class DiscordPresenter:
         a view compared and then sent is rendered once)."""
         if self._last_render is not None and self._last_render[0] is view:
             return self._last_render[1]
-        components = self._components(view)
-        payload = dict(render_embed(view).to_dict()), components.to_components() if components is not None else []
+        locale = self.target.locale
+        components = self._components(view, locale)
+        rows = components.to_components() if components is not None else []
+        payload = dict(render_embed(view, locale).to_dict()), rows
         self._last_render = view, payload
         return payload
 

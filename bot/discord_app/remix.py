@@ -18,9 +18,10 @@ from typing import Any, Protocol
 import discord
 
 from bot.api.inputs import PROMPT_MAX
-from bot.discord_app.answers import refuse
+from bot.discord_app.answers import member_locale, refuse
 from bot.discord_app.buttons import answering
 from bot.discord_app.variations import Variation
+from bot.i18n import Text, tr
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +45,28 @@ def form_id(job_id: str, variation: Variation | None) -> str:
     return f"{FORM_PREFIX}{job_id}" if variation is None else f"{FORM_PREFIX}{job_id}:{variation.token}"
 
 
-def form_title(variation: Variation | None) -> str:
+TITLE_MAX = 45
+"""Characters of a modal's title (Discord's limit)."""
+
+
+def form_title(variation: Variation | None) -> Text:
     """``Remix``, ``Remix: variation of image 2``, ``Remix: Vary (Subtle)`` (Discord allows 45 characters)."""
     if variation is None:
-        return "Remix"
+        return tr("Remix")
     if variation.strength is None:
-        return f"Remix: variation of image {variation.number}"
-    return f"Remix: {variation.strength.label}"
+        return tr("Remix: variation of image {number}", number=variation.number)
+    return tr("Remix: {button}", button=variation.strength.label)
 
 
-def remix_form(job_id: str, variation: Variation | None, text: str) -> discord.ui.Modal:
-    """The form, filled in with ``text`` (the prompt with its flags), ready to send.
+def remix_form(job_id: str, variation: Variation | None, text: str, locale: str | None = None) -> discord.ui.Modal:
+    """The form, filled in with ``text`` (the prompt with its flags), ready to send, in the member's language
+    (``locale``).
 
     The input allows :data:`~bot.api.inputs.PROMPT_MAX` characters, or the text's own length where the flags
     written back make it longer: the member shortens it, and the submit is checked as ``/imagine`` is.
     """
-    form = discord.ui.Modal(title=form_title(variation), custom_id=form_id(job_id, variation), timeout=None)
+    title = form_title(variation).render(locale)[:TITLE_MAX]
+    form = discord.ui.Modal(title=title, custom_id=form_id(job_id, variation), timeout=None)
     prompt: discord.ui.TextInput[discord.ui.Modal] = discord.ui.TextInput(
         custom_id=PROMPT_INPUT,
         style=discord.TextStyle.paragraph,
@@ -70,8 +77,8 @@ def remix_form(job_id: str, variation: Variation | None, text: str) -> discord.u
     )
     form.add_item(
         discord.ui.Label(
-            text="Prompt",
-            description="Edit it as you like; flags go at the end: --ar 16:9 --no text",
+            text=tr("Prompt").render(locale),
+            description=tr("Edit it as you like; flags go at the end: --ar 16:9 --no text").render(locale),
             component=prompt,
         )
     )
@@ -84,7 +91,7 @@ async def open_remix_form(
     interaction: discord.Interaction, job_id: str, variation: Variation | None, text: str
 ) -> None:
     """Answer a button press with the Remix form (the first answer: a form cannot follow a defer)."""
-    await interaction.response.send_modal(remix_form(job_id, variation, text))
+    await interaction.response.send_modal(remix_form(job_id, variation, text, member_locale(interaction)))
 
 
 def _value_of(components: Iterable[Any], custom_id: str) -> str | None:
@@ -114,7 +121,7 @@ async def submit_remix_form(interaction: discord.Interaction, handler: RemixForm
         text = _value_of(data.get("components") or (), PROMPT_INPUT)
         if match is None or text is None:
             log.warning("a Remix form's submit could not be read: %r", custom_id)
-            await refuse(interaction, "This form could not be read; press the button on the image again.")
+            await refuse(interaction, tr("This form could not be read; press the button on the image again."))
             return True
         variation = Variation.from_token(match["variation"]) if match["variation"] else None
         await handler.remix_submitted(interaction, match["job"], variation, text)

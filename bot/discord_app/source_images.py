@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import discord
 
 from bot.base.errors import Refusal
+from bot.i18n import tr
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +26,13 @@ FETCH_WAIT = 1.0
 """Seconds all the fetches of one look-up may take together: a press is answered within 3 s."""
 _MOST_HOPS = 3  # the pressed message's original, its original's (an upscale of a variation), and one more
 _ATTACHMENT_PATH = re.compile(r"/attachments/\d+/(?P<id>\d+)/")
-GONE = "The image this variation started from is no longer there, so nothing was started."
-EXPIRED = (
+GONE = tr("The image this variation started from is no longer there, so nothing was started.")
+EXPIRED = tr(
     "The image this started from has expired on Discord, so nothing was started; "
     "run /imagine again with the image attached."
 )
-UNREACHABLE = (
-    "The image this variation started from could not be fetched from Discord just now, so nothing was started; "
+UNREACHABLE = tr(
+    "The image this variation started from couldn't be fetched from Discord just now, so nothing was started; "
     "press the button again in a moment."
 )
 

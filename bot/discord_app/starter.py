@@ -18,10 +18,11 @@ import discord
 
 from bot.api.inputs import ImagineOptions
 from bot.base.errors import Refusal
-from bot.discord_app.answers import AnswerDeadline, refuse
+from bot.discord_app.answers import AnswerDeadline, refusal, refuse, server_locale
 from bot.discord_app.job_launch import DATABASE_DOWN, JobLaunch, JobOrder, OrderPlan
 from bot.discord_app.job_sets import JobSets
 from bot.discord_app.presenter import DiscordPresenter, MessageTarget
+from bot.i18n import tr
 from bot.jobs.engine import ResumedJob
 from bot.jobs.journal import NOT_STARTED, Unfinished
 from bot.jobs.model import JobRequest, JobTakenOver, JobView
@@ -78,7 +79,7 @@ class JobStarter:
         """Check, charge, show the placeholder, then queue: the one way every job starts."""
         guild_id, member_id = interaction.guild_id, interaction.user.id
         if guild_id is None:
-            await refuse(interaction, "/imagine works in servers only.")
+            await refuse(interaction, tr("/imagine works in servers only."))
             return
         async with AnswerDeadline(interaction):
             await self._start_in_turn(interaction, guild_id, member_id, order)
@@ -92,7 +93,7 @@ class JobStarter:
             # Discord waits 3 s for an answer: a request stuck behind the member's previous one is refused.
             await asyncio.wait_for(lock.acquire(), _LOCK_WAIT)
         except TimeoutError:
-            await refuse(interaction, "Your previous /imagine is still being set up; try again in a moment.")
+            await refuse(interaction, tr("Your previous /imagine is still being set up; try again in a moment."))
             return
         try:
             await self._start_locked(interaction, guild_id, member_id, order)
@@ -110,7 +111,7 @@ class JobStarter:
         try:
             plan = await self.launch.plan(order, member_id)
         except Refusal as exc:
-            await refuse(interaction, f"❌ {exc}")
+            await refuse(interaction, refusal(exc))
             return
         except StorageError as exc:
             log.warning("the database failed while reading a member's preferences; refused: %s", exc)
@@ -174,7 +175,7 @@ class JobStarter:
             )
             await core.journal.placing(job_id, target.to_json())
         except Refusal as exc:
-            await refuse(interaction, f"❌ {exc}")
+            await refuse(interaction, refusal(exc))
             return None
         except (StorageError, JobTakenOver) as exc:
             log.warning("the database failed while starting job %s; refused: %s", job_id, exc)
@@ -197,10 +198,10 @@ class JobStarter:
         except BaseException as exc:
             await self.bot.core.journal.abandon(job_id, "the placeholder could not be shown")
             if isinstance(exc, discord.Forbidden):
-                await refuse(interaction, "❌ I can't post in this channel, so I can't start that here.")
+                await refuse(interaction, tr("❌ I can't post in this channel, so I can't start that here."))
                 return
             raise
-        await self.launch.submit(presenter, placeholder)
+        await self.launch.submit(presenter, placeholder, locale=server_locale(interaction))
 
     async def _show_placeholder(
         self, interaction: discord.Interaction, job_id: str, target: MessageTarget, placeholder: JobView

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from bot.base.errors import DeliveryError
+from bot.i18n import Text, tr, tr_n
 from bot.jobs.model import ImagesNotShown
 from bot.media.images import ImageFile, fit_in_turn
 
@@ -21,8 +22,10 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 24 * 1024 * 1024  # Discord refuses requests over 25 MiB; keep a margin for JSON.
 MIN_UPLOAD_LIMIT = 256 * 1024
 """Bytes per image below which a 413 no longer shrinks the images: Discord refuses them whatever their size."""
-NOT_SHOWN = "so they are not shown here, and nothing is charged for them."
-REFUSED_AS_TOO_LARGE = f"Discord refused the finished images as too large even after shrinking them, {NOT_SHOWN}"
+REFUSED_AS_TOO_LARGE = tr(
+    "Discord refused the finished images as too large even after shrinking them, so they are not shown here, and "
+    "nothing is charged for them."
+)
 
 
 class JobUploads:
@@ -78,7 +81,15 @@ class JobUploads:
         log.info("job %s: Discord said 413; fitting images to %d bytes", job_id, self._upload_limit)
 
 
-def _unfit_text(unfit: int, total: int) -> str:
+def _unfit_text(unfit: int, total: int) -> Text:
     if unfit == total:
-        return "The finished images could not be made small enough to upload, " + NOT_SHOWN
-    return f"{unfit} of the {total} images could not be made small enough to upload: not shown, and not charged."
+        return tr(
+            "The finished images could not be made small enough to upload, so they are not shown here, and nothing "
+            "is charged for them."
+        )
+    return tr_n(
+        "{n} of the {total} images could not be made small enough to upload: not shown, and not charged.",
+        "{n} of the {total} images could not be made small enough to upload: not shown, and not charged.",
+        unfit,
+        total=total,
+    )

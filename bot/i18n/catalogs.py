@@ -45,6 +45,9 @@ def read_catalog(code: str) -> Catalog:
     for path in sorted((LOCALES / code).glob("*.po")):
         with path.open("rb") as source:
             part = read_po(source, locale=code)
+        if "Plural-Forms" in dict(part.mime_headers):
+            # The .po's own plural rule (``nplurals=2``), not Babel's CLDR one (3 forms for fr, es, pt).
+            merged.mime_headers = [("Plural-Forms", dict(part.mime_headers)["Plural-Forms"])]
         for message in part:
             if message.id:
                 merged[message.id] = message

@@ -185,7 +185,7 @@ class Journal:
             view.job_id,
             state=str(view.state),
             ended_at=self._clock.now(),
-            error=view.error,
+            error=None if view.error is None else str(view.error),  # English in the database
             images_delivered=len(view.images),
             seed=view.seed,
             predict_time=view.predict_time,

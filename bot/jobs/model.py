@@ -18,6 +18,7 @@ from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Progress
 from bot.api.safety import Checker, apply_checker
+from bot.i18n import Text
 from bot.jobs.poll_planner import PollPolicy
 from bot.media.images import ImageFile
 
@@ -120,12 +121,13 @@ class JobView:
     queue_position: int | None = None
     progress: Progress | None = None
     prediction_id: str | None = None
-    error: str | None = None
+    error: str | Text | None = None
+    """Why the job did not succeed, as the reader's language renders it (``bot.i18n.render``)."""
     images: tuple[ImageFile, ...] = ()
     seed: int | None = None
     predict_time: float | None = None
     elapsed: float | None = None
-    notes: tuple[str, ...] = ()
+    notes: tuple[str | Text, ...] = ()
     cancel_requested: bool = False
     canceled_by: int | None = None
     accepted_at: float | None = field(default=None, compare=False, repr=False)
@@ -166,8 +168,8 @@ class ImagesNotShown(Exception):
     and shows the view again with only those images.
     """
 
-    def __init__(self, reason: str, kept: tuple[ImageFile, ...] = ()) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str | Text, kept: tuple[ImageFile, ...] = ()) -> None:
+        super().__init__(str(reason))
         self.reason = reason
         self.kept = kept
 

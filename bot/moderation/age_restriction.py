@@ -16,16 +16,12 @@ from dataclasses import dataclass, replace
 from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.api.safety import Checker
 from bot.base.errors import Refusal
-from bot.i18n import Text, tr
+from bot.i18n import tr
 from bot.storage import GuildConfig
 
 
 class AgeRestrictedRefusal(Refusal):
-    """A model refused outside age-restricted channels; ``text`` is the reason, for the reader's language."""
-
-    def __init__(self, text: Text) -> None:
-        super().__init__(str(text))
-        self.text = text
+    """A model refused outside age-restricted channels (``text``: the reason, in the reader's language)."""
 
 
 def _refs(models: Collection[str]) -> frozenset[ModelRef]:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bot.base.money import usd
+from bot.i18n import Text, tr, tr_n
 from bot.storage import JobTally, Repository
 
 DEFAULT_DAYS = 30
@@ -95,7 +96,15 @@ def _ranked(rows: Iterable[JobTally], key: Callable[[JobTally], _Key]) -> tuple[
 # ---------------------------------------------------------------------------- text
 
 
-COLUMNS = ("jobs", "predictions", "images", "failed", "spend")
+COLUMNS = (tr("jobs"), tr("predictions"), tr("images"), tr("failed"), tr("spend"))
+"""The figures' column headers, in the order of :func:`figures`."""
+TOTALS, TOP_MEMBERS, PER_MODEL = tr("Totals"), tr("Top members"), tr("Per model")
+"""The report's sections."""
+
+
+def column_names(locale: str | None = None) -> tuple[str, ...]:
+    """:data:`COLUMNS` in ``locale``."""
+    return tuple(column.render(locale) for column in COLUMNS)
 
 
 def aligned(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -115,19 +124,23 @@ def figures(tally: Tally) -> tuple[str, str, str, str, str]:
     return f"{tally.jobs:,}", f"{tally.predictions:,}", f"{tally.images:,}", f"{tally.failures:,}", usd(tally.cost)
 
 
-def report_tables(report: UsageReport, *, member_name: Callable[[int | None], str]) -> dict[str, list[str]]:
+def report_tables(
+    report: UsageReport, *, member_name: Callable[[int | None], str], locale: str | None = None
+) -> dict[str, list[str]]:
     """Section title → the lines of an aligned table: ``Totals``, ``Top members``, ``Per model`` (empty ones left out).
 
     ``member_name`` shows a member (the embed and the command line name them differently); the top
-    :data:`TOP` members and models are listed.
+    :data:`TOP` members and models are listed. Titles and headers are in ``locale`` (``None``: English).
     """
-    sections = {"Totals": aligned(("", *COLUMNS), [("all", *figures(report.total))])}
+    columns = column_names(locale)
+    everyone = tr("all").render(locale)
+    sections = {TOTALS.render(locale): aligned(("", *columns), [(everyone, *figures(report.total))])}
     if report.members:
         rows = [(member_name(member), *figures(tally)) for member, tally in report.members[:TOP]]
-        sections["Top members"] = aligned(("member", *COLUMNS), rows)
+        sections[TOP_MEMBERS.render(locale)] = aligned((tr("member").render(locale), *columns), rows)
     if report.models:
         rows = [(_short(model), *figures(tally)) for model, tally in report.models[:TOP]]
-        sections["Per model"] = aligned(("model", *COLUMNS), rows)
+        sections[PER_MODEL.render(locale)] = aligned((tr("model").render(locale), *columns), rows)
     return sections
 
 
@@ -136,7 +149,13 @@ def _short(model: str, width: int = 40) -> str:
     return model if len(model) <= width else model[: width - 1] + "…"
 
 
-def report_title(report: UsageReport) -> str:
+def report_title(report: UsageReport) -> Text:
     """``Usage over the last 30 days`` (with the dates, UTC)."""
-    period = "day" if report.days == 1 else f"{report.days} days"
-    return f"Usage over the last {period} ({report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}, UTC)"
+    since, until = report.since.strftime("%Y-%m-%d"), report.until.strftime("%Y-%m-%d")
+    return tr_n(
+        "Usage over the last day ({since} to {until}, UTC)",
+        "Usage over the last {n} days ({since} to {until}, UTC)",
+        report.days,
+        since=since,
+        until=until,
+    )

@@ -184,7 +184,7 @@ EDIT_ROUTES = (*Routes.WEBHOOK_EDITS, Routes.EDIT_MESSAGE)
 
 def job_id_of(message: StoredMessage) -> str:
     """The id of the job a message shows (its embed's footer)."""
-    return str(message.embeds[0]["footer"]["text"]).removeprefix("job ")
+    return str(message.embeds[0]["footer"]["text"]).split()[-1]  # "job ID", in the server's language
 
 
 def status_of(message: StoredMessage | MessageVersion) -> str:

@@ -36,7 +36,7 @@ async def test_a_job_past_the_monthly_budget_is_refused_with_spend_and_reset(mak
     spent = await answer(stack, "budget")
     assert "$0.008 of $0.01" in spent
     shown = await answer(stack, "show")
-    assert "$0.01 a month" in shown and "budget" in shown
+    assert "Monthly cap: $0.01" in shown and "budget" in shown
 
 
 async def test_member_daily_budget_and_real_costs_booked(make_stack: StackFactory) -> None:

@@ -81,7 +81,7 @@ async def private_answer(stack: Stack, handle: InteractionHandle) -> str:
 
 async def test_without_a_describe_model_it_says_so_privately(stack: Stack) -> None:
     text = await private_answer(stack, await describe(stack))
-    assert "not enabled" in text and "IMAGINE_DESCRIBE_MODEL" in text
+    assert "isn't enabled" in text and "IMAGINE_DESCRIBE_MODEL" in text
     assert stack.api.count("POST", "create") == 0
 
 

@@ -105,4 +105,4 @@ async def test_a_slow_database_defers_privately_then_the_history_takes_its_place
     handle = await stack.discord.slash(
         "imagine-history", {}, user=where.member("member"), guild=where, channel=where.channel("general")
     )
-    assert (await deferred_privately(handle))["content"] == EMPTY
+    assert (await deferred_privately(handle))["content"] == str(EMPTY)

@@ -167,5 +167,5 @@ async def test_servers_do_not_affect_each_other(stack: Stack) -> None:
     assert "Done" in status_of(final)
     handle = await stack.admin("show", guild=stack.other)
     shown = str((await handle.wait_callback()).data.get("embeds"))
-    assert "Blocked words (0)" in shown and "no changes yet" in shown and "no limit images a day" in shown
+    assert "Blocked words (0)" in shown and "no changes yet" in shown and "Images per member per day: no limit" in shown
     assert "bot-wide list" in shown

@@ -158,7 +158,7 @@ async def test_a_job_whose_message_cannot_be_posted_calls_off_the_whole_set(stac
     assert "cooldown may still apply" in text  # true: the request was charged against it
     (first,) = await wait_jobs(stack, 1, lambda m: "Failed" in status_of(m))
     assert first.embeds[0]["description"] == "a red bird"
-    assert "the set did not start" in str(first.embeds[0])  # its message says why it will not run
+    assert "The set did not start" in str(first.embeds[0])  # its message says why it will not run
     assert len(job_messages(stack)) == 1  # the third was never posted
     assert stack.api.count("POST", "create") == 0
     assert await images_today(stack) == 0
@@ -220,7 +220,7 @@ async def test_a_set_whose_charge_lands_with_its_answer_lost_never_runs_after_a_
     monkeypatch.setattr(repository, "charge", committed_but_lost)
     monkeypatch.setattr(repository, "abandon_job", not_answering)  # the give-back does not land before the restart
     text = await private_answer(await stack.imagine(prompt=COLOURS))
-    assert text == DATABASE_DOWN
+    assert text == str(DATABASE_DOWN)
     await stack.restart()
     assert stack.bot is not None
     core = stack.bot.core

@@ -152,7 +152,7 @@ async def test_the_twenty_first_option_is_refused_until_one_goes(stack: Stack) -
     for index in range(MAX_NAMED_OPTIONS):
         assert (await said(stack, "option", name=f"style{index}", value=f"look {index}")).startswith("✅")
     text = await said(stack, "option", name="onemore", value="text")
-    assert "`--onemore` was not saved: you already keep 20 named options" in text and "Remove one first" in text
+    assert "`--onemore` wasn't saved: you already have 20 named options" in text and "Remove one first" in text
     assert (await said(stack, "option", name="style0", value="changed")).startswith("✅")  # a held one may change
     await said(stack, "option", name="style1")
     assert (await said(stack, "option", name="onemore", value="text")).startswith("✅")

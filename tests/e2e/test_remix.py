@@ -156,7 +156,7 @@ async def test_a_press_whose_remix_setting_cannot_be_read_starts_nothing(
     monkeypatch.setattr(stack.bot.core.repository, "preferences", unreadable)
     click = await stack.discord.click(final, buttons(final, "vary-subtle")[0])
     answer = await click.wait_callback()
-    assert answer.ephemeral and "Remix setting could not be read" in (answer.content or "")
+    assert answer.ephemeral and "Remix setting couldn't be read" in (answer.content or "")
     assert stack.api.count("POST", "create") == 1
 
 

@@ -81,7 +81,7 @@ async def test_a_vip_role_gets_more_images_a_day(stack: Stack) -> None:
     vip = await add_vip(stack)
     await answer(stack, "limits", daily=1)
     text = await answer(stack, "limits", daily=3, role=vip)
-    assert f"Limits for <@&{vip.id}>: 3 images a day" in text
+    assert f"**Limits for <@&{vip.id}>**\nImages per member per day: 3\n" in text
 
     await stack.final_message(await stack.imagine())
     assert "all 1" in await refusal(stack)
@@ -90,9 +90,9 @@ async def test_a_vip_role_gets_more_images_a_day(stack: Stack) -> None:
     assert "all 3" in await refusal(stack, "vip")
 
     shown = await answer(stack, "show")
-    assert f"<@&{vip.id}>: 3 images a day" in shown
+    assert f"<@&{vip.id}> — Images per member per day: 3" in shown
     limits = await answer(stack, "limits")
-    assert f"<@&{vip.id}>: 3 images a day" in limits
+    assert f"<@&{vip.id}> — Images per member per day: 3" in limits
 
 
 async def test_clearing_a_roles_limits(stack: Stack) -> None:

@@ -182,7 +182,7 @@ async def test_imagine_on_a_frozen_database_is_refused_privately_and_charges_not
     proxy.freeze()
     handle = await stack.imagine()
     refusal = await stack.discord.wait_for(lambda: next(iter(handle.followups), None), BOUND, what="the refusal")
-    assert refusal.ephemeral and refusal.content == DATABASE_DOWN
+    assert refusal.ephemeral and refusal.content == str(DATABASE_DOWN)
     assert handle.original_message is None or handle.original_message.deleted
     assert stack.api.count("POST", "create") == 0
     proxy.thaw()
@@ -297,7 +297,7 @@ async def test_a_charge_whose_commit_lands_after_the_refusal_is_given_back_and_n
         guild, member = stack.guild.id, stack.guild.member("member").user.id
         handle = await stack.imagine()
         refusal = await stack.discord.wait_for(lambda: next(iter(handle.followups), None), BOUND, what="the refusal")
-        assert refusal.ephemeral and refusal.content == DATABASE_DOWN
+        assert refusal.ephemeral and refusal.content == str(DATABASE_DOWN)
         proxy.freeze()  # and down through every abandon the bot tries meanwhile
         # The member's set-up ends with the refusal: their lock is let go while the abandon still waits.
         lock = stack.bot.core.policy.member_lock(guild, member)

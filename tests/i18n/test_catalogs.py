@@ -1,7 +1,10 @@
 """Every text of the code is in every catalog, whole: a missing message or a broken placeholder fails here.
 
 The code's texts are read the way translators' tools read them (Babel's extractor, keywords ``tr`` and
-``tr_n``), so a text written any other way (an f-string, a variable) is caught too.
+``tr_n``), so a text written any other way (an f-string, a variable) is caught too. The slash commands' texts are
+read from the command tree itself (every cog's app commands), each under its ``msgctxt``
+(:mod:`bot.discord_app.translator`): every description and worded choice must be translated, within Discord's
+limits.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_file
 
+from bot.discord_app.translator import CHOICE, DESCRIPTION, NAME, TEXT_MAX, command_texts, valid_name
 from bot.i18n.catalogs import LOCALES, read_catalog
+from tests.i18n.command_tree import tree_commands
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED_LANGUAGES = ("de", "fr", "es_ES", "pt_BR")
@@ -43,6 +48,15 @@ def _translations(message: Message) -> Iterator[str]:
 
 
 CODE = code_messages()
+COMMAND_TEXTS = set(command_texts(tree_commands()))
+"""Every ``(msgctxt, English text)`` of the command tree the translator may be asked for."""
+REQUIRED_COMMAND_TEXTS = sorted(
+    (context, text)
+    for context, text in COMMAND_TEXTS
+    if context in (DESCRIPTION, CHOICE) and any(character.isalpha() for character in text)
+)
+"""What every catalog translates: descriptions and worded choices (``16:9`` and discord.py's ``…`` need none).
+Names stay as SPEC has them (see :mod:`bot.discord_app.translator`)."""
 
 
 def test_every_text_is_a_literal_message() -> None:
@@ -108,11 +122,60 @@ def test_the_catalog_keeps_every_placeholder(catalog: Catalog) -> None:
 
 def test_the_catalog_has_no_message_the_code_no_longer_has(catalog: Catalog) -> None:
     known = {message if isinstance(message, str) else message[0] for message in CODE}
-    extra = sorted(entry.id if isinstance(entry.id, str) else entry.id[0] for entry in catalog if entry.id)
-    stale = [key for key in extra if key not in known and not _is_command_text(key)]
+    stale = sorted(
+        repr(entry.id) if entry.context is None else f"{entry.context}: {entry.id!r}"
+        for entry in catalog
+        if entry.id and not (_is_command_text(entry) if entry.context is not None else _key(entry) in known)
+    )
     assert not stale, f"{catalog.locale} translates texts the code no longer has: {stale}"
 
 
-def _is_command_text(key: str) -> bool:
-    """Command names and descriptions come from the command tree, not from ``tr()`` (see test_command_texts)."""
-    return False
+@pytest.mark.parametrize("language", REQUIRED_LANGUAGES)
+def test_a_message_in_several_files_of_a_language_reads_the_same_in_each(language: str) -> None:
+    """Catalog files are merged per language: one message translated two ways would depend on file order."""
+    from babel.messages.pofile import read_po
+
+    seen: dict[tuple[str | None, str], tuple[str, object]] = {}
+    clashes = []
+    for path in sorted((LOCALES / language).glob("*.po")):
+        with path.open("rb") as source:
+            for entry in read_po(source, locale=language):
+                if not entry.id:
+                    continue
+                key = (entry.context, entry.id if isinstance(entry.id, str) else entry.id[0])
+                first = seen.setdefault(key, (path.name, entry.string))
+                if first[1] != entry.string:
+                    clashes.append(f"{key[1]!r}: {first[0]} says {first[1]!r}, {path.name} says {entry.string!r}")
+    assert not clashes, "\n".join(clashes)
+
+
+def _key(entry: Message) -> str:
+    return entry.id if isinstance(entry.id, str) else entry.id[0]
+
+
+def _is_command_text(entry: Message) -> bool:
+    """Command names and descriptions come from the command tree, not from ``tr()``, under their ``msgctxt``."""
+    return (entry.context, _key(entry)) in COMMAND_TEXTS
+
+
+def test_the_catalog_has_every_command_text(catalog: Catalog) -> None:
+    missing = [
+        f"{context}: {text!r}"
+        for context, text in REQUIRED_COMMAND_TEXTS
+        if (entry := catalog.get(text, context=context)) is None or entry.fuzzy or not entry.string
+    ]
+    assert not missing, f"{len(missing)} command texts not translated in {catalog.locale}:\n" + "\n".join(missing)
+
+
+def test_the_command_translations_fit_discord(catalog: Catalog) -> None:
+    """Names 1-32 characters, lowercase, no spaces; descriptions and choices 1-100 characters (the translator
+    would leave out one that does not fit: this says which)."""
+    unfit = []
+    for entry in catalog:
+        if entry.context not in (NAME, DESCRIPTION, CHOICE) or not entry.string:
+            continue
+        translation = str(entry.string)
+        fits = valid_name(translation) if entry.context == NAME else 1 <= len(translation) <= TEXT_MAX
+        if not fits:
+            unfit.append(f"{entry.context}: {entry.id!r} -> {translation!r} ({len(translation)} characters)")
+    assert not unfit, f"{catalog.locale} has command texts Discord would refuse:\n" + "\n".join(unfit)

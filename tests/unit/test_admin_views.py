@@ -23,6 +23,7 @@ from bot.discord_app.admin_views import (
     usage_embed,
     words_embed,
 )
+from bot.i18n import tr
 from bot.moderation.usage import Tally, UsageReport
 from bot.storage import AuditEntry, Budget, GuildConfig, Limits, RoleLimits, Spend
 
@@ -40,22 +41,30 @@ def fields(embed: discord.Embed) -> dict[str, str]:
     return {field.name or "": field.value or "" for field in embed.fields}
 
 
-def test_limits_read_as_sentences_and_leave_out_what_a_role_does_not_set() -> None:
-    assert limits_text(Limits(30, 5, 1)) == "cooldown 30 s, 5 images a day, 1 jobs at once"
-    assert limits_text(Limits()) == "cooldown no limit, no limit images a day, no limit jobs at once"
-    assert limits_text(RoleLimits(VIP, daily_images=0)) == "no limit images a day"
-    assert limits_text(RoleLimits(VIP)) == ""
+def test_limits_read_as_labelled_values_and_leave_out_what_a_role_does_not_set() -> None:
+    assert str(limits_text(Limits(30, 5, 1))) == "Cooldown: 30 s · Images per member per day: 5 · Jobs at once: 1"
+    assert str(limits_text(Limits())) == (
+        "Cooldown: none · Images per member per day: no limit · Jobs at once: no limit"
+    )
+    assert str(limits_text(RoleLimits(VIP, daily_images=0))) == "Images per member per day: no limit"
+    assert str(limits_text(RoleLimits(VIP))) == ""
 
 
 def test_a_role_without_limits_of_its_own_says_so_beside_the_servers() -> None:
-    text = role_limits_answer("<@&70>", RoleLimits(VIP), Limits(daily_images=5))
-    assert text.startswith("Limits for <@&70>: none of its own.\nThe server's: cooldown no limit, 5 images a day,")
+    text = str(role_limits_answer("<@&70>", RoleLimits(VIP), Limits(daily_images=5)))
+    assert text.startswith(
+        "**Limits for <@&70>**\nnone of its own\n"
+        "**The server's limits**\nCooldown: none · Images per member per day: 5 ·"
+    )
+    own = str(role_limits_answer("<@&70>", RoleLimits(VIP, cooldown_seconds=0), Limits()))
+    assert own.startswith("**Limits for <@&70>**\nCooldown: none\n")
     assert "most generous" in text
 
 
 def test_models_default_first_with_the_roles_they_are_only_for() -> None:
     config = GuildConfig(GUILD, models=(FLUX, LORA), model_roles=((LORA, frozenset({STAFF, VIP})),))
-    assert model_lines(config, allowed(FLUX, LORA)) == [f"`{FLUX}` (default)", f"`{LORA}` — only <@&70>, <@&71>"]
+    lines = [str(line) for line in model_lines(config, allowed(FLUX, LORA))]
+    assert lines == [f"`{FLUX}` (default)", f"`{LORA}` — only <@&70>, <@&71>"]
     assert models_embed(config, allowed(FLUX, LORA)).footer.text is None
     assert "bot-wide IMAGINE_MODELS" in (models_embed(GuildConfig(GUILD), allowed(FLUX)).footer.text or "")
 
@@ -65,18 +74,18 @@ def test_allowing_a_model_says_who_may_use_it_now() -> None:
     only_vip = GuildConfig(GUILD, models=(LORA,), model_roles=((LORA, frozenset({VIP})),))
     everyone = GuildConfig(GUILD, models=(FLUX, LORA))
 
-    text = model_allowed_answer(ref, only_vip, was_for=frozenset(), changed=True, exists=True)
+    text = str(model_allowed_answer(ref, only_vip, was_for=frozenset(), changed=True, exists=True))
     assert text.startswith(f"✅ `{LORA}` is now allowed only to members with the <@&70> role.")
     assert "Every model on this server's list is only for some roles" in text
-    opened = model_allowed_answer(ref, everyone, was_for={VIP}, changed=True, exists=None)
+    opened = str(model_allowed_answer(ref, everyone, was_for={VIP}, changed=True, exists=None))
     assert opened == (
-        f"✅ `{LORA}` is now allowed to everyone (it was only for <@&70>)"
-        " (the API did not say whether it exists; it was added anyway)."
+        f"✅ `{LORA}` is now allowed to everyone (it was only for <@&70>)."
+        " The API did not say whether it exists; it was added anyway."
     )
-    assert model_allowed_answer(ref, only_vip, was_for={VIP}, changed=False, exists=True) == (
+    assert str(model_allowed_answer(ref, only_vip, was_for={VIP}, changed=False, exists=True)) == (
         f"`{LORA}` was already allowed to <@&70>."
     )
-    assert model_allowed_answer(ref, everyone, was_for=(), changed=False, exists=True) == (
+    assert str(model_allowed_answer(ref, everyone, was_for=(), changed=False, exists=True)) == (
         f"`{LORA}` was already allowed to everyone."
     )
 
@@ -90,23 +99,23 @@ def test_channels_and_words_lists() -> None:
 
 def test_limits_embed_lists_the_roles_own_limits_only_when_there_are_some() -> None:
     config = GuildConfig(GUILD, role_limits=(RoleLimits(VIP, daily_images=50),))
-    shown = fields(limits_embed("Limits changed", Limits(cooldown_seconds=30), config))
-    assert shown["Cooldown"] == "30 s" and shown["Images per day"] == "no limit"
-    assert shown["Roles (the most generous applies)"] == "<@&70>: 50 images a day"
-    assert "Roles (the most generous applies)" not in fields(limits_embed("Limits", Limits(), GuildConfig(GUILD)))
+    shown = fields(limits_embed(tr("Limits changed"), Limits(cooldown_seconds=30), config))
+    assert shown["Cooldown"] == "30 s" and shown["Images per member per day"] == "no limit"
+    assert shown["Roles (the most generous applies)"] == "<@&70> — Images per member per day: 50"
+    assert "Roles (the most generous applies)" not in fields(limits_embed(tr("Limits"), Limits(), GuildConfig(GUILD)))
 
 
 def test_budget_shows_caps_spend_and_when_the_month_resets() -> None:
     budget = Budget(monthly=50_000_000, member_daily=0)
-    assert budget_text(budget) == "$50.00 a month for the server, no cap a day per member"
-    embed = budget_embed("Budget", budget, Spend(month=1_250_000), NOW, priced=True)
+    assert str(budget_text(budget)) == "Monthly cap: $50.00 · Daily cap per member: none"
+    embed = budget_embed(tr("Budget"), budget, Spend(month=1_250_000), NOW, priced=True)
     assert embed.description is None
     assert fields(embed) == {
-        "Per month (server)": "$50.00",
-        "Per day (each member)": "no cap",
+        "Monthly cap (server)": "$50.00",
+        "Daily cap (each member)": "no cap",
         "Spent this month": f"$1.25 of $50.00, resets <t:{APRIL}:R>",
     }
-    unpriced = budget_embed("Budget", Budget(), Spend(), NOW, priced=False)
+    unpriced = budget_embed(tr("Budget"), Budget(), Spend(), NOW, priced=False)
     assert "IMAGINE_PRICES" in (unpriced.description or "")
     assert fields(unpriced)["Spent this month"] == f"$0.00, resets <t:{APRIL}:R>"
 
@@ -143,14 +152,15 @@ def test_show_has_every_setting_and_the_latest_changes() -> None:
     assert shown["Models"] == f"`{FLUX}` (default)\n*bot-wide list (this server has none of its own)*"
     assert shown["Channels"] == "<#11>" and shown["Mod-log"] == "<#12>"
     assert len(shown["Blocked words (1)"]) == FIELD_LIMIT
-    assert shown["Limits per role (most generous applies)"] == "<@&70>: 2 jobs at once"
-    assert shown["Budget"] == "no cap a month for the server, no cap a day per member"
+    assert shown["Limits per role (the most generous applies)"] == "<@&70> — Jobs at once: 2"
+    assert shown["Limits"] == "Cooldown: none · Images per member per day: no limit · Jobs at once: no limit"
+    assert shown["Budget"] == "Monthly cap: none · Daily cap per member: none"
     assert (
         shown["Latest changes"]
-        == audit_line(change)
+        == str(audit_line(change))
         == f"<t:{int(NOW.timestamp())}:R> <@900> **words add**: — → ||spoiler||"
     )
 
     bare = fields(settings_embed(GuildConfig(GUILD), allowed(FLUX), Budget(), []))
     assert bare["Channels"] == "everywhere" and bare["Mod-log"] == "off" and bare["Latest changes"] == "no changes yet"
-    assert "Limits per role (most generous applies)" not in bare
+    assert "Limits per role (the most generous applies)" not in bare

@@ -58,6 +58,6 @@ def test_a_model_not_usable_here_is_flagged_and_refusals_list_what_is() -> None:
     embed = preferences_embed(Preferences(1, model="someone/else"), (FLUX,), title="t")
     assert "not one you may use on this server" in (embed.fields[0].value or "")
     many = tuple(ModelRef.parse(f"owner/model{index}") for index in range(12))
-    text = model_refused_answer("someone/else", many)
+    text = str(model_refused_answer("someone/else", many))
     assert "`owner/model0`" in text and "`owner/model9`" in text and "and 2 more" in text
-    assert "you may use no model on this server" in model_refused_answer("someone/else", ())
+    assert "you may use no model on this server" in str(model_refused_answer("someone/else", ()))

@@ -78,7 +78,7 @@ async def setting() -> AsyncIterator[Setting]:
                 await client.close()
 
 
-def no_buttons(view: JobView) -> None:
+def no_buttons(view: JobView, locale: str | None = None) -> None:
     """The job's components: none (the tests look at its embed and files)."""
     return None
 

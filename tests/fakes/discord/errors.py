@@ -1,17 +1,14 @@
 """Discord's error answers (:class:`DiscordError` and the named ones the routes raise) and the payload
-checks that answer 400/50035 "Invalid Form Body" (messages, choices, modals, application commands).
+checks that answer 400/50035 "Invalid Form Body" (messages, choices, modals; application commands: :mod:`.commands`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes.discord.components import message_component_problems, modal_problems
 from tests.fakes.discord.protocol import (
-    _OPTION_GROUP,
-    _OPTION_SUBCOMMAND,
     MAX_ACTION_ROWS,
     MAX_ATTACHMENTS,
     MAX_CHOICES,
@@ -165,54 +162,3 @@ def _validate_modal(data: JSON) -> None:
     problems = modal_problems(data)
     if problems:
         raise _form_error(problems)
-
-
-_COMMAND_NAME = re.compile(r"^[-_'\w]{1,32}$")
-
-
-def _validate_commands(commands: list[Any]) -> None:
-    problems: list[tuple[str, str, str]] = []
-    seen: set[tuple[str, int]] = set()
-    chat_input = 0
-    for index, command in enumerate(commands):
-        if not isinstance(command, dict) or "name" not in command:
-            problems.append((f"{index}.name", "BASE_TYPE_REQUIRED", "This field is required"))
-            continue
-        command_type = int(command.get("type", 1))
-        key = (command["name"], command_type)
-        if key in seen:
-            problems.append((f"{index}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME", "Duplicate command name"))
-        seen.add(key)
-        if command_type == 1:
-            chat_input += 1
-            if not _COMMAND_NAME.match(command["name"]) or command["name"] != command["name"].lower():
-                problems.append((f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid command name"))
-            if not 1 <= len(str(command.get("description") or "")) <= 100:
-                problems.append(
-                    (f"{index}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-                )
-        problems.extend(_option_problems(command.get("options") or [], f"{index}.options"))
-    if chat_input > 100:
-        problems.append(("_root", "APPLICATION_COMMANDS_TOO_MANY", "Maximum number of commands reached (100)"))
-    if problems:
-        raise _form_error(problems)
-
-
-def _option_problems(options: list[JSON], path: str) -> list[tuple[str, str, str]]:
-    problems: list[tuple[str, str, str]] = []
-    if len(options) > 25:
-        problems.append((path, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."))
-    for index, option in enumerate(options):
-        here = f"{path}.{index}"
-        if not 1 <= len(str(option.get("description") or "")) <= 100:
-            problems.append((f"{here}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
-        choices = option.get("choices") or []
-        if len(choices) > MAX_CHOICES:
-            problems.append((f"{here}.choices", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length."))
-        if choices and option.get("autocomplete"):
-            problems.append(
-                (f"{here}.autocomplete", "AUTOCOMPLETE_AND_CHOICES", "Autocomplete cannot be set with choices")
-            )
-        if option.get("type") in (_OPTION_SUBCOMMAND, _OPTION_GROUP):
-            problems.extend(_option_problems(option.get("options") or [], f"{here}.options"))
-    return problems

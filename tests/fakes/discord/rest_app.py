@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.fakes.discord.errors import DiscordError, _form_error, _validate_commands
+from tests.fakes.discord.commands import validate_commands
+from tests.fakes.discord.errors import DiscordError, _form_error
 from tests.fakes.discord.http import _int, _json_response
 from tests.fakes.discord.protocol import snowflake
 
@@ -115,7 +116,7 @@ class AppRoutesMixin:
         if not isinstance(payload, list):
             raise _form_error([("_root", "LIST_TYPE_CONVERT", "Must be an array")])
         if self.validate_payloads:
-            _validate_commands(payload)
+            validate_commands(payload)
         by_key = {(c["name"], int(c.get("type", 1))): c for c in previous}
         stored: list[JSON] = []
         for command in payload:
