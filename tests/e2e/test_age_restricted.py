@@ -116,6 +116,15 @@ async def test_an_age_restricted_model_stays_in_age_restricted_channels(make_sta
     refused = await imagine_in(stack, "general", model=FLUX_PRO)
     callback = await refused.wait_callback()
     assert callback.ephemeral and "only for age-restricted channels" in (callback.content or "")
+    refused = await stack.discord.slash(
+        "imagine",
+        {"prompt": "a red fox", "model": FLUX_PRO},
+        user=stack.guild.member("member"),
+        guild=stack.guild,
+        channel=stack.guild.channel("general"),
+        locale="de",
+    )
+    assert "nur für altersbeschränkte Kanäle" in ((await refused.wait_callback()).content or "")  # in their language
     assert await stack.models_offered() == [FLUX_SCHNELL]
     offered = await stack.discord.autocomplete(
         "imagine",
