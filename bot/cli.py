@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from bot.api.inputs import ASPECT_RATIOS, ImagineOptions
 from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.api.prompts import PermutationError, expand_prompt
+from bot.api.safety import Checker
 from bot.base.clock import SystemClock
 from bot.base.errors import ImagineError, Refusal
 from bot.base.logs import configure_logging
@@ -228,7 +229,9 @@ async def imagine(settings: Settings, args: argparse.Namespace, out: TextIO | No
         requests = []
         for prompt, presenter in zip(prompts, presenters, strict=True):
             try:
-                requests.append(await core.engine.prepare(model, replace(options, prompt=prompt)))
+                # The owner's own --input values pass as given; no other safety input turns the checker off.
+                request = await core.engine.prepare(model, replace(options, prompt=prompt), checker=Checker.OWNER)
+                requests.append(request)
             except Refusal as exc:
                 print(f"error: {presenter.label}{exc}", file=sys.stderr)
                 return EXIT_USAGE

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.api.modelref import InvalidModelRef, ModelRef
 from bot.base.money import parse_cap
@@ -38,10 +37,12 @@ from bot.discord_app.admin_views import (
 )
 from bot.discord_app.answers import reply_privately
 from bot.discord_app.usage_answer import answer_usage, defer_usage
-from bot.i18n import Text, tr
+from bot.i18n import tr
 from bot.moderation.usage import DEFAULT_DAYS, MAX_DAYS, usage_report
-from bot.storage import LimitChanges, Repository
+from bot.storage import LimitChanges
 from cogs.admin_apikey import ApiKeyCommands, add_key_field
+from cogs.admin_base import locale_of as _locale
+from cogs.admin_safety import AdminSafety
 
 if TYPE_CHECKING:
     from bot.discord_app.client import ImagineBot
@@ -56,7 +57,7 @@ DollarCap = app_commands.Range[float, 0, 1_000_000]
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class Admin(
-    ApiKeyCommands, commands.GroupCog, group_name="imagine-admin", group_description="Control /imagine on this server"
+    ApiKeyCommands, AdminSafety, group_name="imagine-admin", group_description="Control /imagine on this server"
 ):
     """Moderator settings for ``/imagine``."""
 
@@ -65,46 +66,6 @@ class Admin(
     words = app_commands.Group(name="words", description="Words blocked in prompts")
     # A group, not one command: discord.py cannot have `log` take options and also have a `log off` subcommand.
     modlog = app_commands.Group(name="log", description="The mod-log: blocked-word refusals and settings changes")
-
-    def __init__(self, bot: ImagineBot) -> None:
-        self.bot = bot
-        super().__init__()
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        """Manage Server, checked on every call whatever the command's visibility says."""
-        if interaction.guild_id is None:
-            raise app_commands.NoPrivateMessage()
-        if not interaction.permissions.manage_guild:
-            raise app_commands.MissingPermissions(["manage_guild"])
-        return True
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        if isinstance(error, app_commands.MissingPermissions):
-            text = tr("You need the Manage Server permission to change /imagine settings.")
-        elif isinstance(error, app_commands.NoPrivateMessage):
-            text = tr("These settings belong to a server: use the command there.")
-        else:
-            log.error("admin command failed", exc_info=error)
-            text = tr("Something went wrong saving that; nothing was changed.")
-        await self._say(interaction, text)
-
-    # ------------------------------------------------------------------ helpers
-
-    @property
-    def _repository(self) -> Repository:
-        return self.bot.core.repository
-
-    @staticmethod
-    async def _say(interaction: discord.Interaction, text: Text) -> None:
-        """A private answer to the moderator, in their own language."""
-        await reply_privately(interaction, text.render(_locale(interaction)))
-
-    @staticmethod
-    def _ids(interaction: discord.Interaction) -> tuple[int, int]:
-        assert interaction.guild_id is not None  # interaction_check refused DMs
-        return interaction.guild_id, interaction.user.id
 
     async def _server_models(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         if interaction.guild_id is None:
@@ -123,9 +84,10 @@ class Admin(
     @app_commands.describe(
         model="owner/name or owner/name:version",
         role="Allow it only to members with this role (several allows add roles); none: to everyone",
+        nsfw="True: only for age-restricted channels (refused elsewhere, images as spoilers); False: everywhere",
     )
     async def models_allow(
-        self, interaction: discord.Interaction, model: str, role: discord.Role | None = None
+        self, interaction: discord.Interaction, model: str, role: discord.Role | None = None, nsfw: bool | None = None
     ) -> None:
         """Add a model to this server's allowlist (checked against the API where it can tell).
 
@@ -158,6 +120,7 @@ class Admin(
         await interaction.followup.send(
             text.render(_locale(interaction)), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
+        await self.tell_model_nsfw(interaction, ref, nsfw)
 
     @models.command(name="remove", description="Remove a model from this server's list")
     @app_commands.describe(model="A model on this server's list")
@@ -176,7 +139,8 @@ class Admin(
             await self._repository.guild_config(guild_id),
             await self.bot.core.policy.allowed_models(guild_id),
         )
-        await reply_privately(interaction, embed=models_embed(config, allowed, locale=_locale(interaction)))
+        embed = models_embed(config, allowed, locale=_locale(interaction))
+        await reply_privately(interaction, embed=self.with_nsfw_models(embed, config, _locale(interaction)))
 
     @models.command(name="default", description="Set the model used when /imagine names none")
     @app_commands.describe(model="One of the allowed models")
@@ -387,13 +351,9 @@ class Admin(
         budget = await self._repository.budget(guild_id)
         changes = await self._repository.audit_log(guild_id, limit=10)
         embed = settings_embed(config, allowed, budget, changes, locale=_locale(interaction))
+        embed = self.with_safety(embed, config, _locale(interaction))
         await add_key_field(self.bot, embed, guild_id, _locale(interaction))
         await reply_privately(interaction, embed=embed)
-
-
-def _locale(interaction: discord.Interaction) -> str:
-    """The moderator's own language: every answer of these commands is for them alone."""
-    return str(interaction.locale)
 
 
 async def setup(bot: ImagineBot) -> None:

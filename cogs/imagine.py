@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.api.inputs import ASPECT_RATIOS, PROMPT_MAX, ImagineOptions
 from bot.base.errors import ImagineError
+from bot.discord_app.age_restriction import is_age_restricted
 from bot.discord_app.answers import AnswerDeadline, answer_command_error, refusal, refuse
 from bot.discord_app.attachments import check_image_attachment
 from bot.discord_app.button_actions import ButtonActions
@@ -121,7 +122,11 @@ class Imagine(commands.Cog):
         if interaction.guild_id is None:
             return []
         return await usable_model_choices(
-            self.bot.core.policy, interaction.guild_id, member_role_ids(interaction), current
+            self.bot.core.policy,
+            interaction.guild_id,
+            member_role_ids(interaction),
+            current,
+            age_restricted=is_age_restricted(interaction.channel),
         )
 
     async def cog_app_command_error(

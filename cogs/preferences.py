@@ -26,6 +26,7 @@ from bot.api.named_options import (
     check_option_value,
     check_suffix,
 )
+from bot.discord_app.age_restriction import is_age_restricted
 from bot.discord_app.answers import answer_privately, member_locale, refusal, reply_privately, tell_failure
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.model_choices import AUTOCOMPLETE_LIMIT, CHOICE_MAX, usable_model_choices
@@ -109,7 +110,10 @@ class MemberPreferences(
 
     async def _usable(self, interaction: discord.Interaction) -> tuple[ModelRef, ...]:
         assert interaction.guild_id is not None  # interaction_check refused DMs
-        return await self.bot.core.policy.usable_models(interaction.guild_id, member_role_ids(interaction))
+        age_restricted = is_age_restricted(interaction.channel)  # the age-restricted models: only from such channels
+        return await self.bot.core.policy.usable_models(
+            interaction.guild_id, member_role_ids(interaction), age_restricted=age_restricted
+        )
 
     async def _show(self, interaction: discord.Interaction, preferences: Preferences, title: Text) -> None:
         usable = await self._usable(interaction)
@@ -192,7 +196,11 @@ class MemberPreferences(
         if interaction.guild_id is None:
             return []
         choices = await usable_model_choices(
-            self.bot.core.policy, interaction.guild_id, member_role_ids(interaction), current
+            self.bot.core.policy,
+            interaction.guild_id,
+            member_role_ids(interaction),
+            current,
+            age_restricted=is_age_restricted(interaction.channel),
         )
         if current.strip().lower() in CLEAR and (await self._repository.preferences(interaction.user.id)).model:
             label = tr("{clear} (forget it)", clear=CLEAR).render(member_locale(interaction))

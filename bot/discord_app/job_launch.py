@@ -20,6 +20,7 @@ from bot.api.modelref import ModelRef
 from bot.api.prompts import compose_prompt, expand_prompt
 from bot.base.clock import Clock
 from bot.base.errors import ImagineError
+from bot.discord_app.age_restriction import is_age_restricted
 from bot.discord_app.buttons import job_components
 from bot.discord_app.members import member_role_ids
 from bot.discord_app.presenter import ComponentsFactory, DiscordPresenter, MessageTarget, TargetListener
@@ -112,12 +113,16 @@ class JobLaunch:
             role_ids=member_role_ids(interaction),
             prompts=plan.prompts if len(plan.prompts) > 1 else (),
             preferred_model=plan.preferred_model,
+            age_restricted=is_age_restricted(interaction.channel),
         )
 
     async def prepare(
         self, interaction: discord.Interaction, admission: Admission, order: JobOrder, plan: OrderPlan, prompt: str
     ) -> JobRequest:
-        """One job's request: ``prompt``'s flags read, the preferences filled in, checked against the model."""
+        """One job's request: ``prompt``'s flags read, the preferences filled in, checked against the model, the
+        safety checker as the channel allows (an upscale of an age-restricted model's image is one too)."""
+        origin = order.origin.model if order.origin is not None else None
+        admission.safety.check(origin)
         request = await self.bot.core.engine.prepare(
             admission.model,
             replace(order.options, prompt=prompt),
@@ -126,6 +131,8 @@ class JobLaunch:
             channel_id=interaction.channel_id,
             kind=order.kind,
             preferred=plan.preferred,
+            checker=admission.safety.checker,
+            spoiler=admission.safety.spoiler(admission.model, origin),
         )
         request = replace(request, origin=order.origin)
         if admission.note is not None:

@@ -96,10 +96,13 @@ async def post_message(
 
 
 def discord_files(view: JobView, uploads: tuple[ImageFile, ...]) -> list[discord.File]:
-    """Fresh files of ``uploads`` (a sent file is spent), each described (alt text) by the job's prompt."""
+    """Fresh files of ``uploads`` (a sent file is spent), each described (alt text) by the job's prompt; spoilers
+    (``SPOILER_`` names) where the job's request says so (an age-restricted model's, in an age-restricted channel)."""
     description = alt_text(view) if uploads else None
+    spoiler = view.request.spoiler
     return [
-        discord.File(io.BytesIO(upload.data), filename=upload.filename, description=description) for upload in uploads
+        discord.File(io.BytesIO(upload.data), filename=upload.filename, description=description, spoiler=spoiler)
+        for upload in uploads
     ]
 
 

@@ -16,13 +16,14 @@ CHOICE_MAX = 100
 
 
 async def usable_model_choices(
-    policy: Policy, guild_id: int, role_ids: Collection[int], typed: str
+    policy: Policy, guild_id: int, role_ids: Collection[int], typed: str, *, age_restricted: bool = False
 ) -> list[app_commands.Choice[str]]:
     """The models a member with ``role_ids`` may use in ``guild_id`` whose name holds ``typed`` (any case), the
-    server's default first, at most :data:`AUTOCOMPLETE_LIMIT`."""
+    server's default first, at most :data:`AUTOCOMPLETE_LIMIT`; the age-restricted ones only in an
+    ``age_restricted`` channel."""
     wanted = typed.strip().lower()
     choices: list[app_commands.Choice[str]] = []
-    for ref in await policy.usable_models(guild_id, role_ids):
+    for ref in await policy.usable_models(guild_id, role_ids, age_restricted=age_restricted):
         value = str(ref)
         if wanted in value.lower() and len(value) <= CHOICE_MAX:
             choices.append(app_commands.Choice(name=value, value=value))

@@ -26,16 +26,7 @@ from bot.i18n import Text, tr
 from bot.jobs import showing
 from bot.jobs.execution import JobExecutor
 from bot.jobs.handles import Job, ResumedJob
-from bot.jobs.model import (
-    JobJournal,
-    JobRequest,
-    JobState,
-    JobTakenOver,
-    JobTimings,
-    JobView,
-    LiveJob,
-    Presenter,
-)
+from bot.jobs.model import JobJournal, JobRequest, JobState, JobTakenOver, JobTimings, JobView, LiveJob, Presenter
 from bot.jobs.poll_planner import Backoff, PollPolicy
 from bot.jobs.preparation import RequestPreparer
 from bot.jobs.recovery import PredictionFinder

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
 from bot.api.predictions import Progress
+from bot.api.safety import Checker, apply_checker
 from bot.i18n import Text
 from bot.jobs.poll_planner import PollPolicy
 from bot.media.images import ImageFile
@@ -88,6 +89,17 @@ class JobRequest:
     account: str | None = None
     """The API account its prediction belongs to: a server's own key's fingerprint (never the key), ``None``
     for the deployment's (:mod:`bot.api.accounts`). Fixed when the job is made, so a restart polls the same."""
+    checker: Checker = Checker.ON
+    """The model's safety checker: on unless an age-restricted channel's server turned it off (the owner's own
+    inputs pass on the command line). Every request's inputs keep to it, whichever way it was made."""
+    spoiler: bool = False
+    """Its images are attached as spoilers (an age-restricted model's, in an age-restricted channel)."""
+
+    def __post_init__(self) -> None:
+        # The one point every request passes (prepared, varied, replayed from the journal): no input that turns
+        # the safety checker off is ever sent where the checker is on, whatever asked for it.
+        explicit = self.options.extra.keys() if self.checker is Checker.OWNER else ()
+        object.__setattr__(self, "inputs", apply_checker(self.inputs, self.checker, explicit=explicit))
 
     @property
     def prompt(self) -> str:

@@ -13,6 +13,7 @@ from bot.api.errors import ApiError
 from bot.api.flags import apply_prompt_flags
 from bot.api.inputs import ImagineOptions, InputSchema, PlannedInputs, plan_inputs
 from bot.api.modelref import ModelRef
+from bot.api.safety import Checker, apply_checker
 from bot.base.errors import InputRejected, Refusal
 from bot.i18n import Text, joined, tr
 from bot.jobs.model import JobKind, JobRequest
@@ -91,6 +92,8 @@ class RequestPreparer:
         channel_id: int | None = None,
         kind: JobKind = JobKind.IMAGINE,
         preferred: PreferredOptions | None = None,
+        checker: Checker = Checker.ON,
+        spoiler: bool = False,
     ) -> JobRequest:
         """Read the prompt's flags, fill in the member's ``preferred`` options where neither an option nor a flag
         gives one, check ``options`` against the model's schema and build a request.
@@ -101,6 +104,9 @@ class RequestPreparer:
         The schema is read once per model and cached; if it takes longer than
         ``schema_timeout`` the options are sent unchecked (the fetch goes on and
         fills the cache for next time), so members always get an answer fast.
+
+        ``checker`` says what the model's safety inputs may be (:func:`bot.api.safety.apply_checker`): on, the
+        default, whatever the options ask; ``spoiler`` marks the job's images as spoilers.
         """
         # Flags first: the model gets the prompt without them, and each front end gets them for free.
         options, flag_notes = apply_prompt_flags(options)
@@ -114,7 +120,7 @@ class RequestPreparer:
         return JobRequest(
             model=model,
             options=options,
-            inputs=planned.inputs,
+            inputs=apply_checker(planned.inputs, checker, schema, explicit=options.extra.keys()),
             notes=flag_notes + preference_notes + planned.notes,
             images_expected=planned.images_expected,
             requester_id=requester_id,
@@ -123,6 +129,8 @@ class RequestPreparer:
             kind=kind,
             image_input=planned.image_input,
             account=account,
+            checker=checker,
+            spoiler=spoiler,
         )
 
     async def input_schema(self, model: ModelRef) -> InputSchema | None:

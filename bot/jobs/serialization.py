@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.api.inputs import ImagineOptions
 from bot.api.modelref import ModelRef
+from bot.api.safety import Checker
 from bot.jobs.model import Generation, JobKind, JobRequest
 
 
@@ -33,6 +34,8 @@ def request_to_json(request: JobRequest) -> dict[str, Any]:
         "image_input": request.image_input,
         "origin": _generation_to_json(request.origin) if request.origin is not None else None,
         "account": request.account,
+        "checker": str(request.checker),
+        "spoiler": request.spoiler,
     }
 
 
@@ -56,7 +59,14 @@ def request_from_json(data: Mapping[str, Any]) -> JobRequest:
         image_input=data.get("image_input"),
         origin=_generation_from_json(origin) if origin else None,
         account=data.get("account"),
+        checker=_checker(data.get("checker")),
+        spoiler=data.get("spoiler") is True,
     )
+
+
+def _checker(value: Any) -> Checker:
+    """The journaled checker; anything else (older rows, an unknown word) keeps the checker on."""
+    return Checker(value) if value in {str(item) for item in Checker} else Checker.ON
 
 
 def _options_to_json(options: ImagineOptions) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import NoReturn
 
@@ -22,6 +22,7 @@ from bot.base.errors import BlockedWordRefusal, Refusal
 from bot.base.money import BudgetScope
 from bot.i18n import Text
 from bot.moderation import wording
+from bot.moderation.age_restriction import ChannelSafety
 from bot.moderation.costs import budget_refusal, next_midnight_text
 from bot.moderation.modlog import BlockedWordEvent
 from bot.moderation.wordfilter import WordFilter
@@ -79,6 +80,8 @@ class RequestContext:
     """The member's preferred model (``/imagine-settings``): taken when they name none and may use it here."""
     command: str = "/imagine"
     """The command asked with, as the refusals name it (``/describe`` goes through the same checks)."""
+    age_restricted: bool = False
+    """The channel (a thread: its channel) is age-restricted (see :mod:`bot.moderation.age_restriction`)."""
 
     @property
     def every_prompt(self) -> tuple[str, ...]:
@@ -104,6 +107,8 @@ class Admission:
     """Micro-dollars the job is estimated to cost, reserved against the budgets by the charge."""
     command: str = "/imagine"
     """The command asked with (:attr:`RequestContext.command`), as the usage refusals name it."""
+    safety: ChannelSafety = field(default_factory=ChannelSafety)
+    """What the channel allows: the safety checker, and whether the model's images are spoilers."""
 
     def priced(self, images: int, cost: int) -> Admission:
         """The same decision for a job of ``images`` estimated at ``cost`` micro-dollars."""
@@ -160,9 +165,16 @@ class Policy:
             if model not in restricted or not restricted[model].isdisjoint(role_ids)
         )
 
-    async def usable_models(self, guild_id: int, role_ids: Collection[int] = frozenset()) -> tuple[ModelRef, ...]:
-        """The models a member with these roles may use here, the server's default first if it is one of them."""
-        return self._usable(await self._repository.guild_config(guild_id), role_ids)
+    async def usable_models(
+        self, guild_id: int, role_ids: Collection[int] = frozenset(), *, age_restricted: bool = False
+    ) -> tuple[ModelRef, ...]:
+        """The models a member with these roles may use here (``age_restricted``: in such a channel), the server's
+        default first if it is one of them."""
+        config = await self._repository.guild_config(guild_id)
+        safety = ChannelSafety.of(config, age_restricted=age_restricted)
+        return tuple(
+            model for model in self._usable(config, role_ids) if safety.age_restricted or not safety.is_nsfw(model)
+        )
 
     def word_filter(self, words: tuple[str, ...]) -> WordFilter:
         """A compiled filter for this list of words (cached: lists change rarely)."""
@@ -194,7 +206,9 @@ class Policy:
         config = await self._repository.guild_config(asked.guild_id)
         if config.channels and not {asked.channel_id, asked.parent_channel_id} & config.channels:
             raise Refusal(wording.wrong_channel(asked.command, config.channels))
-        model, note = self._model_for(config, asked)
+        safety = ChannelSafety.of(config, age_restricted=asked.age_restricted)
+        seen = safety.models_for_channel(config, asked.model_text, asked.command, owner_model=asked.owner_model)
+        model, note = self._model_for(seen, asked)
         word = self._blocked_word(config.blocked_words, asked.every_prompt)
         if word is not None:
             if self._on_blocked_word is not None:
@@ -203,7 +217,7 @@ class Policy:
             # The member is not told the word: a refusal that names it teaches how to get around it.
             raise BlockedWordRefusal(wording.blocked_word(), word=word)
         limits = effective_limits(config.limits, config.role_limits, asked.role_ids)
-        return Admission(asked.guild_id, asked.member_id, model, note, limits, command=asked.command)
+        return Admission(asked.guild_id, asked.member_id, model, note, limits, command=asked.command, safety=safety)
 
     def _blocked_word(self, words: tuple[str, ...], prompts: Iterable[str]) -> str | None:
         """The first blocked word in the first prompt that has one."""

@@ -94,6 +94,10 @@ class GuildConfig:
     """Models of ``models`` allowed only to members with one of these roles, in list order; others: to everyone."""
     role_limits: tuple[RoleLimits, ...] = ()
     """Limits set for roles, by role id."""
+    safety_checker_off: bool = False
+    """The models' safety checker is off in the server's age-restricted channels (on everywhere else, always)."""
+    nsfw_models: frozenset[str] = frozenset()
+    """Models of ``models`` only for age-restricted channels (``/imagine-admin models allow … nsfw:True``)."""
 
     def roles_for(self, model: str) -> frozenset[int]:
         """The roles ``model`` (as stored) is restricted to; empty: everyone may use it."""

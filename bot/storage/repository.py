@@ -79,6 +79,16 @@ class Repository(Protocol):
         """Make the given limits' changes; returns the limits now in force."""
         ...
 
+    async def set_safety_checker(self, guild_id: int, *, off: bool, actor_id: int) -> bool:
+        """Turn the safety checker off in the server's age-restricted channels (or keep it on everywhere);
+        ``False`` if it already was so. Audited as ``safety checker``."""
+        ...
+
+    async def set_model_nsfw(self, guild_id: int, model: str, *, nsfw: bool, actor_id: int) -> bool:
+        """Mark a model of the server's list as only for age-restricted channels (or not); ``False`` if it is not
+        on the list or already was so. Audited as ``models nsfw``."""
+        ...
+
     async def set_log_channel(self, guild_id: int, channel_id: int | None, *, actor_id: int) -> bool:
         """Set (or, with ``None``, turn off) the server's mod-log channel; ``False`` if it already was that."""
         ...

@@ -23,7 +23,9 @@ class PostgresSettings(PostgresBase):
             row = await conn.fetchrow(
                 """
                 SELECT g.default_model, g.cooldown_seconds, g.daily_images, g.concurrent_jobs, g.log_channel_id,
+                       g.safety_checker_off,
                        ARRAY(SELECT model FROM allowed_models WHERE guild_id = $1 ORDER BY seq) AS models,
+                       ARRAY(SELECT model FROM allowed_models WHERE guild_id = $1 AND nsfw) AS nsfw_models,
                        ARRAY(SELECT channel_id FROM allowed_channels WHERE guild_id = $1) AS channels,
                        ARRAY(SELECT word FROM blocked_words WHERE guild_id = $1 ORDER BY seq) AS words,
                        ARRAY(SELECT ROW(model, role_id) FROM model_roles WHERE guild_id = $1) AS model_roles,
@@ -51,6 +53,8 @@ class PostgresSettings(PostgresBase):
             log_channel_id=row["log_channel_id"],
             model_roles=model_roles_of(models, ((pair[0], pair[1]) for pair in row["model_roles"])),
             role_limits=tuple(RoleLimits(*values) for values in row["role_limits"]),
+            safety_checker_off=row["safety_checker_off"] is True,
+            nsfw_models=frozenset(row["nsfw_models"]),
         )
         self._cache.store(config, generation)
         return config

@@ -23,7 +23,8 @@ class SqliteSettings(SqliteBase):
                 "WHERE guild_id = ?",
                 guild_id,
             )
-            models = await db.all("SELECT model FROM allowed_models WHERE guild_id = ? ORDER BY seq", guild_id)
+            models = await db.all("SELECT model, nsfw FROM allowed_models WHERE guild_id = ? ORDER BY seq", guild_id)
+            checker = await db.one("SELECT safety_checker_off FROM guilds WHERE guild_id = ?", guild_id)
             channels = await db.all("SELECT channel_id FROM allowed_channels WHERE guild_id = ?", guild_id)
             words = await db.all("SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY seq", guild_id)
             model_roles = await db.all("SELECT model, role_id FROM model_roles WHERE guild_id = ?", guild_id)
@@ -43,6 +44,8 @@ class SqliteSettings(SqliteBase):
             log_channel_id=None if guild is None else guild[4],
             model_roles=model_roles_of(names, ((str(row[0]), int(row[1])) for row in model_roles)),
             role_limits=tuple(RoleLimits(*row) for row in role_limits),
+            safety_checker_off=checker is not None and bool(checker[0]),
+            nsfw_models=frozenset(str(row[0]) for row in models if row[1]),
         )
         if len(self._configs) > SETTINGS_CACHE_SIZE:
             self._configs.clear()

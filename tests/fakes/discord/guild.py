@@ -109,6 +109,9 @@ class FakeChannel:
     position: int = 0
     topic: str | None = None
     parent_id: int | None = None
+    """A thread's channel."""
+    owner_id: int | None = None
+    """Who started a thread."""
     rate_limit_per_user: int = 0
     overwrites: dict[int, Overwrite] = dataclasses.field(default_factory=dict)
     recipients: list[FakeUser] = dataclasses.field(default_factory=list)
@@ -123,8 +126,15 @@ class FakeChannel:
         kind = 0 if isinstance(target, FakeRole) else 1
         self.overwrites[target.id] = Overwrite(target.id, kind, int(allow), int(deny))
 
+    @property
+    def is_thread(self) -> bool:
+        """A thread (public 11 or private 12): it takes its channel's age restriction."""
+        return self.type in THREAD_TYPES
+
     def payload(self) -> JSON:
-        """Return the channel object."""
+        """Return the channel object (a thread's with its metadata, as GUILD_CREATE ``threads`` lists it)."""
+        if self.is_thread:
+            return self._thread_payload()
         if self.type == 1:
             return {
                 "id": str(self.id),
@@ -150,6 +160,34 @@ class FakeChannel:
             "last_message_id": None,
             "flags": 0,
         }
+
+    def _thread_payload(self) -> JSON:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "guild_id": str(self.guild_id),
+            "parent_id": str(self.parent_id),
+            "owner_id": str(self.owner_id or self.guild_id),
+            "name": self.name,
+            "nsfw": self.nsfw,
+            "last_message_id": None,
+            "rate_limit_per_user": self.rate_limit_per_user,
+            "message_count": 0,
+            "member_count": 1,
+            "total_message_sent": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": "2024-01-01T00:00:00+00:00",
+                "locked": False,
+                "create_timestamp": "2024-01-01T00:00:00+00:00",
+            },
+        }
+
+
+THREAD_TYPES = frozenset({11, 12})
+"""Channel types of threads."""
 
 
 @dataclasses.dataclass
@@ -262,6 +300,21 @@ class FakeGuild:
         )
         self.channels[channel.id] = channel
         return channel
+
+    def add_thread(self, name: str, parent: FakeChannel, *, private: bool = False) -> FakeChannel:
+        """Start a thread in ``parent``: like Discord's, its ``nsfw`` is its channel's (an age-restricted
+        channel's threads are age-restricted)."""
+        thread = FakeChannel(
+            id=snowflake(),
+            name=name,
+            guild_id=self.id,
+            type=12 if private else 11,
+            nsfw=parent.nsfw,
+            parent_id=parent.id,
+            owner_id=self.default_member.user.id,
+        )
+        self.channels[thread.id] = thread
+        return thread
 
     def add_role(
         self,
@@ -400,8 +453,8 @@ class FakeGuild:
             "unavailable": False,
             "member_count": len(self.members),
             "members": [m.payload() for m in members],
-            "channels": [c.payload() for c in self.channels.values()],
-            "threads": [],
+            "channels": [c.payload() for c in self.channels.values() if not c.is_thread],
+            "threads": [c.payload() for c in self.channels.values() if c.is_thread],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],

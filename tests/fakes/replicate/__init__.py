@@ -66,7 +66,8 @@ Modules (lowest first; each owns one responsibility, :class:`FakeReplicate` in `
 
 * ``vocabulary``: statuses, route kinds, webhook events, fault names, fixed texts, JSON and problem+json answers.
 * ``schemas``: cog schemas (:func:`cog_openapi_schema`) and those of the default models (three image models,
-  flux-dev also from an image, a captioner, a vision-language model).
+  flux-dev also from an image, a captioner, a vision-language model); ``safety_schemas``: flux-1.1-pro, whose
+  safety checker is turned by ``safety_tolerance`` (flux-schnell's and flux-dev's by ``disable_safety_checker``).
 * ``models``: :class:`FakeModel` and :class:`FakeVersion`, registering them, and the default models.
 * ``validation``: the 422 input and webhook checks (:func:`validate_input`, :class:`InvalidField`).
 * ``predictions``: :class:`Scenario`, :class:`FakePrediction`, creating and completing predictions.
@@ -87,6 +88,7 @@ from tests.fakes.replicate.models import FakeModel, FakeVersion
 from tests.fakes.replicate.outputs import CAPTION, VISION_ANSWER, FakeFile, llm_pieces
 from tests.fakes.replicate.predictions import FakePrediction, Scenario
 from tests.fakes.replicate.ratelimits import RateLimits
+from tests.fakes.replicate.safety_schemas import FLUX_PRO, FLUX_PRO_OPENAPI_SCHEMA, FLUX_PRO_VERSION
 from tests.fakes.replicate.schemas import (
     ASPECT_RATIOS,
     CAPTIONER,
@@ -139,6 +141,9 @@ __all__ = [
     "FAST_WEBHOOK_RETRY_DELAYS",
     "FLUX_DEV",
     "FLUX_DEV_OPENAPI_SCHEMA",
+    "FLUX_PRO",
+    "FLUX_PRO_OPENAPI_SCHEMA",
+    "FLUX_PRO_VERSION",
     "FLUX_SCHNELL",
     "FLUX_SCHNELL_DP_VERSION",
     "FLUX_SCHNELL_INPUT_SCHEMA",

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes.replicate.safety_schemas import FLUX_PRO, FLUX_PRO_OPENAPI_SCHEMA, FLUX_PRO_VERSION
 from tests.fakes.replicate.schemas import (
     _GENERIC_SCHEMA,
     CAPTIONER,
@@ -163,6 +164,13 @@ class ModelsMixin:
             schema=FLUX_DEV_OPENAPI_SCHEMA,
             official=True,
             description="A 12 billion parameter rectified flow transformer that also starts from an image",
+        )
+        self.add_model(
+            FLUX_PRO,
+            schema=FLUX_PRO_OPENAPI_SCHEMA,
+            versions=[FLUX_PRO_VERSION],
+            official=True,
+            description="Faster, better FLUX Pro. Text-to-image model with excellent image quality",
         )
         self.add_model(
             FLUX_SCHNELL_LORA,
