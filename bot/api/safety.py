@@ -11,7 +11,8 @@ applies it whenever a request is made, read back from the journal included):
 
 - :attr:`Checker.ON` (everywhere but the age-restricted channels of a server that turned the checker off):
   a switch is sent only in its safe position, and only where the model's default is not already safe; a
-  number or a choice is left out, so the model's own default applies. Whatever the request asked.
+  number, a choice or a switch whose name does not say for sure which way is safe (:func:`safe_switch`) is
+  left out, so the model's own default applies. Whatever the request asked.
 - :attr:`Checker.OFF` (an age-restricted channel, the server turned the checker off): the model's
   permissive values are sent (switches turned off, a tolerance at its maximum, the most permissive choice).
 - :attr:`Checker.OWNER` (the bot's owner on the command line): inputs the owner gave explicitly
@@ -27,12 +28,17 @@ from typing import Any
 from bot.api.input_values import Property
 from bot.api.inputs import InputSchema
 
-_SAFETY_WORDS = ("safety", "nsfw", "censor", "moderation")
+_SAFETY_WORDS = ("safety", "nsfw", "censor", "moderation", "safe_mode")
 """Words whose presence in an input's name makes it a safety input."""
-_GUARD_WORDS = ("checker", "check", "filter", "censor", "moderation", "safety")
-"""Words that name a guard: a switch named so is safe when on (``enable_safety_checker``, ``nsfw_filter``)."""
-_NEGATIONS = ("disable", "skip", "bypass", "no_", "turn_off")
-"""Words that turn a guard's switch the other way (``disable_safety_checker``: safe when off)."""
+_GUARDS = ("checker", "check", "filter", "censor", "moderation", "safety", "detect", "block", "hide", "safe_mode")
+"""Words that name a guard (``nsfw_filter``, ``block_nsfw``)."""
+_SAFE_WHEN_ON = frozenset({"censored", "safe_mode", "moderation"})
+"""Switches known to be guards though their names say it less plainly than :data:`_GUARDS`' words."""
+_SAFE_WHEN_OFF = frozenset({"nsfw", "allow_nsfw", "enable_nsfw", "nsfw_allowed", "uncensored", "unsafe"})
+"""Switches known to let adult content through when on."""
+_NEGATING_PREFIXES = ("disable_", "skip_", "bypass_", "no_", "without_", "turn_off_", "allow_", "un")
+"""A guard's name after one of these is the guard turned off (``disable_safety_checker``: safe when off)."""
+_NEGATING_SUFFIXES = ("_off", "_disabled", "_bypass")
 _PERMISSIVE_CHOICES = ("block_none", "none", "off", "disabled", "disable", "block_only_high", "low", "permissive")
 """A choice's most permissive values, most permissive first (exact, case-insensitive)."""
 _MAX_NAME = 64
@@ -53,13 +59,23 @@ def is_safety_input(name: str) -> bool:
     return len(lowered) <= _MAX_NAME and any(word in lowered for word in _SAFETY_WORDS)
 
 
-def safe_switch(name: str) -> bool:
-    """The safe position of a switch (boolean) safety input: ``disable_safety_checker`` → ``False``."""
+def safe_switch(name: str) -> bool | None:
+    """The safe position of a switch (boolean) safety input, ``None`` where its name does not say for sure.
+
+    ``disable_safety_checker`` → ``False``; ``enable_safety_checker``, ``block_nsfw`` → ``True``; ``allow_nsfw``
+    → ``False``; a name that could be read either way → ``None`` (such a switch is never sent where the
+    checker is on: the model's own default applies).
+    """
     lowered = name.lower()
-    guard = any(word in lowered for word in _GUARD_WORDS)
-    negated = any(word in lowered for word in _NEGATIONS)
-    # A switch that names no guard (``nsfw``, ``allow_nsfw``) lets adult content through when on.
-    return guard and not negated
+    if lowered in _SAFE_WHEN_ON:
+        return True
+    if lowered in _SAFE_WHEN_OFF:
+        return False
+    negated = lowered.startswith(_NEGATING_PREFIXES) or lowered.endswith(_NEGATING_SUFFIXES)
+    rest = lowered.removeprefix("enable_").removeprefix("use_")
+    if not any(guard in rest for guard in _GUARDS):
+        return None
+    return not negated
 
 
 def safety_properties(schema: InputSchema) -> tuple[Property, ...]:
@@ -95,16 +111,17 @@ def apply_checker(
     }
     if schema is not None:
         for prop in safety_properties(schema):
-            if prop.name in kept or prop.type != "boolean":
+            safe = safe_switch(prop.name) if prop.type == "boolean" else None
+            if prop.name in kept or safe is None:
                 continue
-            safe = safe_switch(prop.name)
             if prop.default is not safe and prop.default != safe:
                 result[prop.name] = safe  # the model's own default lets everything through: say no explicitly
     return result
 
 
 def _is_safe_switch_value(name: str, value: Any) -> bool:
-    return isinstance(value, bool) and value is safe_switch(name)
+    safe = safe_switch(name)
+    return safe is not None and isinstance(value, bool) and value is safe
 
 
 class _Keep:
@@ -117,7 +134,8 @@ _KEEP = _Keep()
 def _permissive(prop: Property) -> Any:
     """The value of ``prop`` that lets the most through, or :data:`_KEEP` where it cannot be told."""
     if prop.type == "boolean":
-        return not safe_switch(prop.name)
+        safe = safe_switch(prop.name)
+        return _KEEP if safe is None else not safe
     if prop.enum is not None:
         by_text = {str(choice).lower(): choice for choice in prop.enum}
         return next((by_text[word] for word in _PERMISSIVE_CHOICES if word in by_text), _KEEP)

@@ -44,11 +44,43 @@ UNSAFE_DEFAULT = InputSchema.from_openapi(
         ("disable_nsfw_filter", False),
         ("allow_nsfw", False),
         ("nsfw", False),
+        ("block_nsfw", True),
+        ("hide_nsfw", True),
+        ("nsfw_detection", True),
+        ("uncensored", False),
+        ("safety_checker_off", False),
+        ("skip_safety_check", False),
     ],
 )
 def test_the_safe_position_of_a_switch(name: str, safe: bool) -> None:
     assert is_safety_input(name)
     assert safe_switch(name) is safe
+
+
+@pytest.mark.parametrize("name", ["disable_nsfw", "nsfw_ok", "nsfw_level"])
+def test_a_switch_whose_name_could_be_read_either_way_is_never_sent_where_the_checker_is_on(name: str) -> None:
+    assert is_safety_input(name)
+    assert safe_switch(name) is None
+    schema = InputSchema.from_openapi(
+        cog_openapi_schema({"prompt": {"type": "string"}, name: {"type": "boolean", "default": True}})
+    )
+    for asked in (True, False):
+        assert apply_checker({"prompt": "a", name: asked}, Checker.ON, schema) == {"prompt": "a"}
+    assert apply_checker({"prompt": "a"}, Checker.OFF, schema) == {"prompt": "a"}  # nor guessed where it is off
+
+
+def test_guards_named_the_other_way_round_are_kept_on() -> None:
+    """``block_nsfw`` and ``hide_nsfw`` default to on: the checker never turns them off by itself."""
+    for name in ("block_nsfw", "hide_nsfw", "nsfw_detection"):
+        schema = InputSchema.from_openapi(
+            cog_openapi_schema({"prompt": {"type": "string"}, name: {"type": "boolean", "default": True}})
+        )
+        assert apply_checker({"prompt": "a"}, Checker.ON, schema) == {"prompt": "a"}
+        assert apply_checker({"prompt": "a", name: False}, Checker.ON, schema) == {"prompt": "a"}
+    uncensored = InputSchema.from_openapi(
+        cog_openapi_schema({"prompt": {"type": "string"}, "uncensored": {"type": "boolean", "default": False}})
+    )
+    assert apply_checker({"prompt": "a", "uncensored": True}, Checker.ON, uncensored) == {"prompt": "a"}
 
 
 def test_other_inputs_are_no_safety_inputs() -> None:
