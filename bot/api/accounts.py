@@ -105,7 +105,9 @@ class Accounts:
         if guild_id is None or self._loader is None:
             return None
         key = await self._loader(guild_id)
-        return None if key is None else self.remember(key)
+        # The loader read it as not rejected: the database is the truth across processes (a moderator may have
+        # set the same key again in another one since this process saw it refused).
+        return None if key is None else self.remember(key, fresh=True)
 
     async def client(self, account: str | None, guild_id: int | None = None) -> ReplicateClient:
         """The client for a job of ``account`` (``None``: the deployment's); never another account's."""

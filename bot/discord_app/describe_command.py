@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.api.client import ReplicateClient
+from bot.api.errors import ApiError
 from bot.api.modelref import ModelRef
 from bot.base.errors import ImagineError
 from bot.discord_app.answers import AnswerDeadline, answer_with_message, refusal, refuse, server_locale
@@ -52,6 +53,8 @@ class _Charged:
     inputs: dict[str, Any]
     client: ReplicateClient
     """The server's API account's client (its own key's, or the deployment's)."""
+    account: str | None = None
+    """That account (``None``: the deployment's), told when the API refuses its key."""
 
 
 class DescribeCommand:
@@ -156,12 +159,14 @@ class DescribeCommand:
         )
         admission = await core.policy.admit(asked)
         # The server's own API account, if it has one (a refused key refuses the describe: never another key).
-        client = await core.accounts.client(await core.accounts.account_of_guild(guild_id), guild_id)
+        account = await core.accounts.account_of_guild(guild_id)
+        client = await core.accounts.client(account, guild_id)
         inputs = await self.describer.inputs(model, image_url)  # before the charge: a wrong model costs nothing
         # One image against the daily images (they bound it where no price is set) and its estimate against the
         # budgets; not the cooldown, so the member may /imagine a suggestion right away.
         admission = admission.priced(1, await core.pricing.estimate(model, 1))
-        return _Charged(admission, await core.policy.charge(admission, moves_cooldown=False), inputs, client)
+        day = await core.policy.charge(admission, moves_cooldown=False)
+        return _Charged(admission, day, inputs, client, account)
 
     async def _run_and_answer(
         self, interaction: discord.Interaction, model: ModelRef, charged: _Charged, image_url: str
@@ -172,6 +177,8 @@ class DescribeCommand:
                 model, charged.inputs, timeout=self.timeout, client=charged.client
             )
         except DescribeRunFailed as exc:
+            if isinstance(exc.__cause__, ApiError):  # a server's key the API refuses: its jobs stop too
+                core.accounts.failure(charged.account, charged.admission.guild_id, exc.__cause__)
             await self._settle(model, charged, exc.use)
             await refuse(interaction, refusal(exc))
             return

@@ -165,7 +165,7 @@ class PredictionCreator:
         try:
             client = await self.accounts.client(job.request.account, job.request.guild_id)
         except ApiError as exc:
-            return Lookup(reason=exc.message.rstrip("."))
+            return Lookup(reason=exc.text)
         return await self.finder.find(job.request.model, job.request.inputs, since=since, claim=claim, client=client)
 
 

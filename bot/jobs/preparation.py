@@ -116,7 +116,7 @@ class RequestPreparer:
         try:  # the server's own API account, if it has one; a refused key refuses the job (never another key)
             account = await self._accounts.account_of_guild(guild_id) if self._accounts is not None else None
         except AccountUnavailable as exc:
-            raise Refusal(exc.message) from None
+            raise Refusal(exc.text) from None
         return JobRequest(
             model=model,
             options=options,

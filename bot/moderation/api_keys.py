@@ -193,9 +193,10 @@ class ServerKeys:
             stored = cached.stored
             if stored is None or cached.key is None or fingerprint(cached.key) != account:
                 return  # the server changed or removed its key since: the new one stands
-            await self._repository.reject_api_key(guild_id, stored.ciphertext)
+            marked = await self._repository.reject_api_key(guild_id, stored.ciphertext)
             self._cache.pop(guild_id, None)
-            self._on_event(ApiKeyRejectedEvent(guild_id, stored.last4, ended, self._clock.now()))
+            if marked:  # the first process to see the refusal tells the moderators; the others only end their jobs
+                self._on_event(ApiKeyRejectedEvent(guild_id, stored.last4, ended, self._clock.now()))
         except Exception:
             log.exception("could not record that guild %s's API key was rejected", guild_id)
 
