@@ -6,6 +6,7 @@ tree's translator when one is set, so a changed translation is a change too), as
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -20,7 +21,11 @@ from bot.storage import Repository, StorageError
 log = logging.getLogger(__name__)
 
 GLOBAL = "global"
-"""The ``command_syncs`` scope of the global commands."""
+"""The ``command_syncs`` scope of the global commands (with the application's id: a database shared with, or
+copied to, another Discord application does not vouch for that one's commands)."""
+SYNC_BOUND = 45.0
+"""Seconds a start-up sync may take (discord.py would wait out any 429 Discord sends, however long): past them
+the bot starts without it, and the next start tries again."""
 
 
 async def sync_payload(tree: app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None = None) -> list[Any]:
@@ -38,9 +43,10 @@ def payload_digest(payload: list[Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def scope_of(guild: discord.abc.Snowflake | None) -> str:
-    """The ``command_syncs`` scope of the global commands or of one guild's."""
-    return GLOBAL if guild is None else f"guild:{guild.id}"
+def scope_of(guild: discord.abc.Snowflake | None, application_id: int | None = None) -> str:
+    """The ``command_syncs`` scope of the application's global commands or of one guild's."""
+    scope = GLOBAL if guild is None else f"guild:{guild.id}"
+    return scope if application_id is None else f"{scope}:app:{application_id}"
 
 
 async def tree_digest(tree: app_commands.CommandTree[Any], guild: discord.abc.Snowflake | None = None) -> str:
@@ -64,7 +70,8 @@ async def _sync_once(
         synced.extend(await tree.sync(guild=guild))
 
     digest = await tree_digest(tree, guild)
-    ran = await repository.sync_commands_once(scope_of(guild), digest, sync, now=now, force=force)
+    scope = scope_of(guild, tree.client.application_id)
+    ran = await repository.sync_commands_once(scope, digest, sync, now=now, force=force)
     return ran, synced
 
 
@@ -80,7 +87,12 @@ async def sync_if_changed(
     long is logged, never raised: the bot runs with the commands it had, and the next start tries again."""
     where = "globally" if guild is None else f"to guild {guild.id}"
     try:
-        ran, synced = await _sync_once(tree, repository, guild, now=now, force=False)
+        ran, synced = await asyncio.wait_for(_sync_once(tree, repository, guild, now=now, force=False), SYNC_BOUND)
+    except TimeoutError:
+        log.warning(
+            "the command sync %s took over %g s; starting without it (the next start tries again)", where, SYNC_BOUND
+        )
+        return False
     except discord.HTTPException as exc:
         hint = "" if guild is None else "; is the bot in it, invited with the applications.commands scope?"
         log.error("could not sync the commands %s (%s)%s; they stay as they were", where, exc.text or exc.status, hint)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.discord_app.client import ImagineBot
+from bot.discord_app.command_sync import scope_of
 from tests.e2e.bot_process import BotProcess, stop_all
 from tests.e2e.conftest import DISCORD_TOKEN, StackFactory
 from tests.e2e.test_cli import base_env, cli
@@ -55,15 +56,18 @@ async def test_a_start_syncs_only_when_the_commands_changed(
 async def test_a_refused_sync_is_not_recorded_and_the_next_start_tries_again(make_stack: StackFactory) -> None:
     stack = await make_stack()
     assert stack.bot is not None
-    await stack.bot.core.repository.sync_commands_once("global", "0" * 64, _noop, now=stack.bot.core.clock.now())
+    scope = scope_of(None, stack.bot.application_id)
+    assert await stack.bot.core.repository.synced_digest(scope) is not None
+    assert await stack.bot.core.repository.synced_digest(scope_of(None, 1)) is None  # another application's
+    await stack.bot.core.repository.sync_commands_once(scope, "0" * 64, _noop, now=stack.bot.core.clock.now())
     stack.discord.fail_next(Routes.PUT_GLOBAL_COMMANDS, status=503)
     await stack.restart()
     assert stack.bot is not None
-    assert await stack.bot.core.repository.synced_digest("global") == "0" * 64  # Discord refused: not recorded
+    assert await stack.bot.core.repository.synced_digest(scope) == "0" * 64  # Discord refused: not recorded
     await stack.restart()
     assert global_syncs(stack.discord) >= 2
     assert stack.bot is not None
-    assert await stack.bot.core.repository.synced_digest("global") != "0" * 64
+    assert await stack.bot.core.repository.synced_digest(scope) != "0" * 64
 
 
 async def _noop() -> None:

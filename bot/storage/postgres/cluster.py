@@ -17,8 +17,9 @@ from bot.storage.shared.dialect import Executor
 
 COMMAND_SYNC_LOCK = 0x696D6167696E66
 """The ``pg_advisory_xact_lock`` key one command syncer holds at a time (next to the migrations' key)."""
-COMMAND_SYNC_WAIT = "120s"
-"""How long a process waits for another's command sync before it gives up (``lock_timeout``)."""
+COMMAND_SYNC_WAIT = 60.0
+"""Seconds a process waits for another's command sync before it gives up (the sync itself is bounded shorter:
+:data:`bot.discord_app.command_sync.SYNC_BOUND`)."""
 
 MAX_TURN_AHEAD = 86_400.0
 """Seconds an identify turn may be reserved ahead at most, whatever is asked (``make_interval`` takes no
@@ -55,11 +56,17 @@ class PostgresCluster(PostgresBase):
         goes with the transaction, so a process that dies mid-sync frees it. Waiting past
         :data:`COMMAND_SYNC_WAIT` raises :class:`~bot.storage.CommandSyncBusy`."""
         async with self._transaction() as conn:
-            await conn.execute(f"SET LOCAL lock_timeout = '{COMMAND_SYNC_WAIT}'")
+            # The holder is idle in its transaction while Discord answers: not a session to end after the pool's
+            # usual 30 s (that would free the lock mid-sync); the sync's own bound ends it sooner.
+            await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{int(COMMAND_SYNC_WAIT * 2)}s'")
+            await conn.execute(f"SET LOCAL lock_timeout = '{int(COMMAND_SYNC_WAIT)}s'")
             try:
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", COMMAND_SYNC_LOCK)
-            except asyncpg.LockNotAvailableError:
-                raise CommandSyncBusy(f"another process held the command sync for over {COMMAND_SYNC_WAIT}") from None
+                # The wait's own timeout: the pool's per-statement one (a few seconds) is for ordinary queries.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", COMMAND_SYNC_LOCK, timeout=COMMAND_SYNC_WAIT + 5)
+            except (asyncpg.LockNotAvailableError, TimeoutError):
+                raise CommandSyncBusy(
+                    f"another process held the command sync for over {COMMAND_SYNC_WAIT:g} s"
+                ) from None
             yield
 
     async def _webhook_recorded(self, db: Executor, prediction_id: str) -> None:
