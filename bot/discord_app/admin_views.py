@@ -314,13 +314,26 @@ def usage_embed(report: UsageReport, *, locale: str | None = None) -> discord.Em
             header, *rows = aligned(("", *column_names(locale)), [("", *figures(tally)) for _, tally in top])
             unknown = tr("(unknown)").render(locale)
             mentions = [f"<@{member}>" if member else unknown for member, _ in top]
-            text = "\n".join([f"`{header}`", *(f"`{row}` {who}" for row, who in zip(rows, mentions, strict=True))])
+            lines = [f"`{header}`", *(f"`{row}` {who}" for row, who in zip(rows, mentions, strict=True))]
+            text = _whole_rows(lines, "", "")
         else:
-            text = "```\n" + "\n".join(table) + "\n```"
-        embed.add_field(name=title, value=text[:FIELD_LIMIT], inline=False)
+            text = _whole_rows(table, "```\n", "\n```")
+        embed.add_field(name=title, value=text, inline=False)
     if not report.total.jobs:
         embed.description = tr("No /imagine jobs in this period.").render(locale)
     return embed
+
+
+def _whole_rows(rows: Sequence[str], opening: str, closing: str) -> str:
+    """``rows`` between ``opening`` and ``closing``, as many whole rows as fit a field (a cut row would break the
+    table, and a cut code block the whole field); a last row says how many were left out."""
+    for shown in range(len(rows), 0, -1):
+        more = len(rows) - shown
+        tail = [f"… +{more}"] if more else []
+        text = opening + "\n".join([*rows[:shown], *tail]) + closing
+        if len(text) <= FIELD_LIMIT:
+            return text
+    return (opening + closing) or "…"
 
 
 def settings_embed(

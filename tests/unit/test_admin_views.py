@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import discord
+import pytest
 
 from bot.api.modelref import ModelRef
 from bot.discord_app.admin_views import (
@@ -164,3 +165,17 @@ def test_show_has_every_setting_and_the_latest_changes() -> None:
     bare = fields(settings_embed(GuildConfig(GUILD), allowed(FLUX), Budget(), []))
     assert bare["Channels"] == "everywhere" and bare["Mod-log"] == "off" and bare["Latest changes"] == "no changes yet"
     assert "Limits per role (the most generous applies)" not in bare
+
+
+@pytest.mark.parametrize("locale", [None, "de", "fr", "es-ES", "pt-BR"])
+def test_a_long_usage_table_keeps_whole_rows_and_its_code_block_in_every_language(locale: str | None) -> None:
+    tally = Tally(jobs=12_345, predictions=12_345, images=49_380, failures=1_234, cost=123_456_789)
+    models = tuple((f"some-owner/a-rather-long-model-name-{n:02}", tally) for n in range(40))
+    report = UsageReport(GUILD, 30, NOW - timedelta(days=30), NOW, tally, members=(), models=models)
+    values = [field.value or "" for field in usage_embed(report, locale=locale).fields]
+    for value in values:
+        assert len(value) <= 1024
+        if value.startswith("```"):
+            assert value.endswith("\n```") and value.count("```") == 2, value[-80:]
+            last = value.removesuffix("\n```").splitlines()[-1]
+            assert last.endswith("$123.46") or last.startswith("… +"), last  # whole rows, or how many were left out
