@@ -104,7 +104,7 @@ class Core:
             repository,
             self.journal,
             self.clock,
-            self.client.budget,
+            self.accounts,
             name=process_name(settings.shard_ids),
             shards=shards_text(settings.shard_ids),
             takeover_after=settings.takeover_after,

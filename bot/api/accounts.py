@@ -72,6 +72,7 @@ class Accounts:
         self.default = default
         self._build = build
         self._limit = max(1, limit)
+        self._processes = 1
         self._keys: OrderedDict[str, str] = OrderedDict()
         self._clients: OrderedDict[str, ReplicateClient] = OrderedDict()
         self._rejected: dict[str, Text | str] = {}
@@ -168,7 +169,17 @@ class Accounts:
     def _make(self, key: str, retry: RetryPolicy | None) -> ReplicateClient:
         if self._build is None:
             raise AccountUnavailable(tr("This bot runs every job with its own API key only."))
-        return self._build(key, retry)
+        client = self._build(key, retry)
+        client.budget.share(self._processes)
+        return client
+
+    def share(self, processes: int) -> None:
+        """Each account's request budget split between the deployment's live processes (the API's limits are
+        per account, whichever process sends): the deployment's and every server key's, present and future."""
+        self._processes = max(1, processes)
+        self.default.budget.share(self._processes)
+        for client in self._clients.values():
+            client.budget.share(self._processes)
 
     def is_rejected(self, account: str) -> bool:
         """Whether the API refused this account's key."""

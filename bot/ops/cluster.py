@@ -32,8 +32,8 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from typing import Protocol
 
-from bot.api.ratelimit import RequestBudget
 from bot.base.clock import Clock
 from bot.jobs.journal import Journal, Unfinished
 from bot.jobs.webhooks import KEEP_PAYLOADS, KEEP_WEBHOOKS
@@ -59,6 +59,12 @@ def process_name(shard_ids: Sequence[int] | None) -> str:
     return f"{socket.gethostname()}/shards:{shards_text(shard_ids)}"
 
 
+class SharedBudget(Protocol):
+    """A request budget a process takes its share of (the deployment's limits are for all processes together)."""
+
+    def share(self, processes: int) -> None: ...
+
+
 @dataclass(eq=False)
 class Cluster:
     """Heartbeat, restart claim and takeover for one process."""
@@ -66,7 +72,8 @@ class Cluster:
     repository: Repository
     journal: Journal
     clock: Clock
-    budget: RequestBudget
+    budget: SharedBudget
+    """Split between the live processes at each beat: every API account's (:class:`bot.api.accounts.Accounts`)."""
     _: KW_ONLY
     name: str
     shards: str

@@ -137,7 +137,7 @@ async def test_a_rejected_key_is_never_replaced_by_the_deployments() -> None:
         accounts.attach(_no_key, lambda account, guild: heard.append((account, guild)))
         account = accounts.remember(KEY)
         message = accounts.failure(account, GUILD, Unauthenticated("401", status=401))
-        assert "rejected" in message and heard == [(account, GUILD)]
+        assert "rejected" in str(message) and heard == [(account, GUILD)]
         accounts.failure(account, GUILD, Unauthenticated("401", status=401))
         assert heard == [(account, GUILD)]  # heard of once
         with pytest.raises(AccountUnavailable, match="rejected"):
@@ -184,3 +184,17 @@ def test_the_filter_masks_records_it_filters(caplog: pytest.LogCaptureFixture) -
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "key %s", (KEY,), None)
     RedactSecrets([]).filter(record)
     assert KEY not in record.getMessage()
+
+
+async def test_every_accounts_budget_is_split_between_the_live_processes() -> None:
+    """The API's limits are per account, whichever process sends: a server key's too, and one built later."""
+    async with aiohttp.ClientSession() as session:
+        default = ReplicateClient(session, "http://127.0.0.1:9", "r8_deployment")
+        accounts = Accounts(default, lambda key, retry: ReplicateClient(session, "http://127.0.0.1:9", key))
+        before = await accounts.client(accounts.remember(KEY))
+        full = before.budget.creates._rate
+        accounts.share(4)
+        after = await accounts.client(accounts.remember("r8_second_key"))
+        for client in (default, before, after):
+            assert client.budget.creates._rate == full / 4
+            assert client.budget.other._rate == default.budget.other._rate
