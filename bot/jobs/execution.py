@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from bot.api.accounts import Accounts
 from bot.api.client import ReplicateClient
-from bot.api.errors import ApiError
+from bot.api.errors import ApiError, ServerError
 from bot.api.predictions import Prediction, Progress
 from bot.base.clock import Clock
 from bot.i18n import Text
@@ -29,6 +29,7 @@ from bot.jobs.progress import ProgressEstimate, shown_percent
 from bot.jobs.recovery import PredictionFinder
 from bot.jobs.webhooks import PredictionEvents, stage
 from bot.media.delivery import Downloader
+from bot.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,15 @@ class JobExecutor:
         return self.webhook_url if job.request.account is None else None
 
     async def _client(self, job: LiveJob) -> ReplicateClient:
-        """The client of the job's API account; :class:`~bot.api.accounts.AccountUnavailable` if it is gone."""
-        return await self.accounts.client(job.request.account, job.request.guild_id)
+        """The client of the job's API account; :class:`~bot.api.accounts.AccountUnavailable` if it is gone.
+
+        Reading a server's key after a restart may meet a database hiccup: that is a poll to try again later
+        (a transient :class:`~bot.api.errors.ServerError`), never the end of a job whose prediction runs on.
+        """
+        try:
+            return await self.accounts.client(job.request.account, job.request.guild_id)
+        except StorageError as exc:
+            raise ServerError(f"the server's API key could not be read from the database: {exc}") from exc
 
     def _failure(self, job: LiveJob, exc: ApiError) -> Text | str:
         return self.accounts.failure(job.request.account, job.request.guild_id, exc)
