@@ -27,7 +27,9 @@ MASK = "********"
 # Interaction tokens travel in webhook and callback URLs, which discord.py logs at DEBUG.
 _INTERACTION_TOKEN = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
 # A server's API key arrives in its form's submit, which discord.py logs at DEBUG before the bot reads it.
-_KEY_FORM = re.compile(r"""(imagine:apikey-form.{0,600}?['"]value['"]\s*:\s*['"])[^'"]*""", re.DOTALL)
+# Every value of a record that names the form is masked, wherever it sits and whatever quotes it holds.
+_KEY_FORM_ID = "imagine:apikey-form"
+_FORM_VALUE = re.compile(r"""(['"]value['"]\s*:\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 _PLAIN = logging.Formatter()
 _LOADED: set[str] = set()
 """Secrets learnt while running (a server's own API key): masked by every :class:`RedactSecrets` too."""
@@ -53,7 +55,8 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         """``text`` with every secret and interaction token masked."""
         text = _INTERACTION_TOKEN.sub(rf"\1{MASK}", text)
-        text = _KEY_FORM.sub(rf"\1{MASK}", text)
+        if _KEY_FORM_ID in text:
+            text = _FORM_VALUE.sub(rf"\1'{MASK}'", text)
         for secret in (*self._secrets, *_LOADED):
             text = text.replace(secret, MASK)
         return text

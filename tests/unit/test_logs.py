@@ -116,3 +116,17 @@ def test_a_throttled_warning_is_logged_once_per_interval_with_the_count_held_bac
         "refused a webhook: bad signature (and 11 more like it since the last such line)",
         "refused a webhook: bad signature (and 11 more like it since the last such line)",
     ]
+
+
+@pytest.mark.parametrize(
+    "logged",
+    [
+        "{'components': [{'value': 'r8_se\\'cret', 'custom_id': 'key'}], 'custom_id': 'imagine:apikey-form'}",
+        '{"custom_id": "imagine:apikey-form", "components": [{"components": [{"value": "r8_se\\"cret"}]}]}',
+    ],
+)
+def test_the_api_key_form_s_value_is_masked_whatever_the_order_and_quotes(logged: str) -> None:
+    """discord.py logs a modal submit at DEBUG before the bot reads it: the typed key is never in a line."""
+    record = logging.LogRecord("discord.gateway", logging.DEBUG, __file__, 1, logged, None, None)
+    RedactSecrets([]).filter(record)
+    assert "cret" not in record.getMessage() and "r8_se" not in record.getMessage()
