@@ -100,6 +100,9 @@ async def sync_if_changed(
     except StorageError as exc:  # another process held the sync too long, or the database failed: next start
         log.warning("did not sync the commands %s: %s", where, exc)
         return False
+    except Exception:  # never a reason not to start: the commands stay as they were
+        log.exception("could not sync the commands %s", where)
+        return False
     if ran:
         log.info("synced %d commands %s (they changed since the last sync)", len(synced), where)
     else:

@@ -75,8 +75,13 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
     async def sync(bot: ImagineBot) -> int:
         await bot.login(_token(settings))
         guild = discord.Object(guild_id) if guild_id else None
-        synced = await forced_sync(bot.tree, bot.core.repository, guild, now=bot.core.clock.now())
         where = f"guild {guild_id}" if guild_id else "globally"
+        try:
+            synced = await forced_sync(bot.tree, bot.core.repository, guild, now=bot.core.clock.now())
+        except discord.HTTPException as exc:
+            hint = " (is the bot in that server, invited with the applications.commands scope?)" if guild_id else ""
+            print(f"error: Discord refused the sync {where}: {exc.status} {exc.text}{hint}", file=sys.stderr)
+            return 1
         print(f"synced {len(synced)} commands {where}: {', '.join('/' + c.name for c in synced)}")
         return 0
 

@@ -112,3 +112,7 @@ async def test_python_m_bot_sync_always_syncs_and_records_the_global_digest(
     assert global_syncs(stack.discord) == 2
     await stack.start_bot()
     assert global_syncs(stack.discord) == 2  # what sync recorded is what the bot has
+    stack.discord.fail_next(Routes.PUT_GLOBAL_COMMANDS, status=403)
+    refused = await cli("sync", env=env, cwd=tmp_path)
+    assert refused.code == 1 and "Discord refused the sync globally: 403" in refused.err, refused.err
+    assert "Traceback" not in refused.err

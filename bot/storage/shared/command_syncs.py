@@ -14,7 +14,7 @@ from datetime import datetime
 from bot.storage.common import utc
 from bot.storage.shared.base import SqlBase
 
-MAX_SCOPE = 32
+MAX_SCOPE = 100
 MAX_DIGEST = 128
 
 
