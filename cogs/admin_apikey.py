@@ -10,13 +10,14 @@ the answer is deferred at once, since checking the key with the API may take lon
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord_app.forms import submitted_value
 from bot.i18n import Text, tr
 from bot.moderation.api_keys import MAX_KEY_LENGTH, KeyCheck
 
@@ -63,19 +64,6 @@ def key_form(locale: str | None = None) -> discord.ui.Modal:
     )
     form.stop()  # a plain form: every submit reaches on_interaction, before and after a restart alike
     return form
-
-
-def _value_of(components: Iterable[Any], custom_id: str) -> str | None:
-    """The value a submit carries for the text input ``custom_id`` (in an action row or a label)."""
-    for component in components:
-        if not isinstance(component, Mapping):
-            continue
-        if component.get("custom_id") == custom_id and isinstance(component.get("value"), str):
-            return str(component["value"])
-        found = _value_of([*(component.get("components") or ()), component.get("component")], custom_id)
-        if found is not None:
-            return found
-    return None
 
 
 _ANSWERS: dict[KeyCheck, Text] = {
@@ -140,7 +128,7 @@ class ApiKeyCommands(_Mixin):
             if not keys.available:
                 answer = _no_secret_key()
             else:
-                key = _value_of(data.get("components") or (), KEY_INPUT) or ""
+                key = submitted_value(data.get("components") or (), KEY_INPUT) or ""
                 outcome = await keys.check_and_set(guild_id, key, actor_id=interaction.user.id)
                 state = await keys.state(guild_id)
                 answer = _ANSWERS.get(outcome) or tr(

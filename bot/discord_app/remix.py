@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import discord
@@ -20,6 +20,7 @@ import discord
 from bot.api.inputs import PROMPT_MAX
 from bot.discord_app.answers import member_locale, refuse
 from bot.discord_app.buttons import answering
+from bot.discord_app.forms import submitted_value
 from bot.discord_app.variations import Variation
 from bot.i18n import Text, tr
 
@@ -94,20 +95,6 @@ async def open_remix_form(
     await interaction.response.send_modal(remix_form(job_id, variation, text, member_locale(interaction)))
 
 
-def _value_of(components: Iterable[Any], custom_id: str) -> str | None:
-    """The value a submit carries for the text input ``custom_id`` (in an action row or a label)."""
-    for component in components:
-        if not isinstance(component, Mapping):
-            continue
-        if component.get("custom_id") == custom_id and isinstance(component.get("value"), str):
-            return str(component["value"])
-        nested = [*(component.get("components") or ()), component.get("component")]
-        found = _value_of(nested, custom_id)
-        if found is not None:
-            return found
-    return None
-
-
 async def submit_remix_form(interaction: discord.Interaction, handler: RemixFormHandler) -> bool:
     """Hand a Remix form's submit to ``handler``; ``False`` (nothing done) for any other interaction."""
     if interaction.type is not discord.InteractionType.modal_submit:
@@ -118,7 +105,7 @@ async def submit_remix_form(interaction: discord.Interaction, handler: RemixForm
         return False
     async with answering(interaction):
         match = _FORM_ID.fullmatch(custom_id)
-        text = _value_of(data.get("components") or (), PROMPT_INPUT)
+        text = submitted_value(data.get("components") or (), PROMPT_INPUT)
         if match is None or text is None:
             log.warning("a Remix form's submit could not be read: %r", custom_id)
             await refuse(interaction, tr("This form could not be read; press the button on the image again."))

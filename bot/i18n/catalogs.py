@@ -17,11 +17,13 @@ LOCALES = Path(__file__).resolve().parent / "locales"
 ENGLISH = "en"
 
 
+@functools.cache
 def available_languages() -> tuple[str, ...]:
     """The gettext codes that have a catalog (English, the code's own language, needs none)."""
     return tuple(sorted(path.name for path in LOCALES.iterdir() if path.is_dir() and any(path.glob("*.po"))))
 
 
+@functools.lru_cache(maxsize=256)
 def catalog_code(locale: str | None) -> str | None:
     """The catalog for a Discord locale (``pt-BR``, ``de``, ``es-419``); ``None``: English.
 
