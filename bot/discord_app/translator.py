@@ -9,11 +9,12 @@ kind of text under its own ``msgctxt`` so a command's name and a sentence of the
 - ``command choice``: the names of an option's choices (at most 100 characters);
 - ``command name``: the names of commands, groups and options (lowercase, no spaces, at most 32 characters).
 
-Names are not localized by the catalogs this product ships: the commands and their options are a contract
-(SPEC), named as such in the guides, the answers ("use ``/imagine-admin channels allow``") and between members
-of a server who read different languages; a German moderator who typed ``/bild-verwalten`` could not tell an
-English one what to type. The descriptions carry the meaning. A ``command name`` entry in a catalog is used all
-the same; one that Discord would refuse is left out with a warning, so a catalog never breaks the sync.
+Names are localized too, so what a member's Discord shows is what the answers in their language name
+("``/imagine-admin kanäle erlauben``"): subcommands, groups and options under their ``command name`` entry. The
+top-level commands are product names, whose entries read as in English (an entry the same as its ``msgid`` still
+counts for a name: Discord then knows the name is meant the same). Discord shows a member the names of their
+locale and always sends the base (English) names in an interaction, so the code reads them as SPEC names them.
+A ``command name`` entry that Discord would refuse is left out with a warning, so a catalog never breaks the sync.
 """
 
 from __future__ import annotations
@@ -68,14 +69,21 @@ def translated(context: str, text: str, locale: str | None) -> str | None:
     """``text``'s translation for a Discord ``locale`` (``None``: none, or one Discord would refuse)."""
     if catalog_code(locale) is None:
         return None
-    found = translations(locale).pgettext(context, text)
-    if found == text:
+    catalog = translations(locale)
+    found = catalog.pgettext(context, text)
+    if found == text and not (context == NAME and _has_entry(catalog, context, text)):
         return None
     fits = valid_name(found) if context == NAME else 1 <= len(found) <= TEXT_MAX
     if not fits:
         log.warning("the %s translation of the %s %r does not fit Discord's rules; left out", locale, context, text)
         return None
     return found
+
+
+def _has_entry(catalog: object, context: str, text: str) -> bool:
+    """Whether a compiled catalog has an entry for ``text`` (a name may be translated as itself)."""
+    messages = getattr(catalog, "_catalog", None)
+    return isinstance(messages, dict) and f"{context}\x04{text}" in messages
 
 
 class CatalogTranslator(app_commands.Translator):

@@ -78,3 +78,15 @@ async def test_the_mod_log_of_a_german_server_is_german(stack: Stack) -> None:
     await refusal(stack, prompt=BLOCKED_PROMPT)
     blocked = text_of(await entry_in(stack, channel, "Prompt abgelehnt: gesperrtes Wort"))
     assert "||weasel||" in blocked and " in <#" in blocked
+
+
+async def test_a_moderator_types_the_names_their_discord_shows_and_reads_them_back(stack: Stack) -> None:
+    """A German moderator's Discord shows ``/imagine-admin wörter hinzufügen wort:``; Discord (and the fake) sends
+    the base names, and the answers name the options as the German moderator sees them."""
+    german = stack.guild.member("moderator")
+    assert "renard" in await answer_in(stack, "wörter hinzufügen", german, "de", wort="renard")
+    assert "renard" in await answer_in(stack, "words list", german, "de")
+    refused = await answer_in(stack, "limits", german, "de", zurücksetzen=True)
+    assert "❌ `zurücksetzen` löscht die Limits einer Rolle: Gib die `rolle` an." in refused
+    refused = await answer_in(stack, "usage", german, "de", tage=0)
+    assert refused.startswith("❌ `tage` geht von 1 bis")

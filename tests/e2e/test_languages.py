@@ -75,13 +75,25 @@ async def test_the_synced_commands_carry_their_descriptions_in_every_language(st
     assert localized["de"] == "Ein Bild aus einer Textbeschreibung erzeugen"
     assert localized["es-419"] == localized["es-ES"]  # Latin American Spanish reads the Spanish catalog
     assert "en-US" not in localized and "ja" not in localized  # English is the default; no Japanese catalog
-    # The names stay as SPEC has them: what the guides, the answers and every member type.
-    assert not imagine.get("name_localizations")
+    # Every name is localized: the top-level commands are product names, the same in every language.
+    assert imagine["name_localizations"] == dict.fromkeys((*LANGUAGES, "es-419"), "imagine")
     prompt = next(option for option in imagine["options"] if option["name"] == "prompt")
     assert set(LANGUAGES) <= prompt["description_localizations"].keys()
-    assert not prompt.get("name_localizations")
+    model = next(option for option in imagine["options"] if option["name"] == "model")
+    assert model["name_localizations"]["de"] == "modell" and model["name_localizations"]["pt-BR"] == "modelo"
+    for command in synced.values():
+        for owner in _named(command):
+            assert {*LANGUAGES, "es-419"} <= (owner.get("name_localizations") or {}).keys(), owner["name"]
     admin = synced["imagine-admin"]
     assert admin["description_localizations"]["fr"] == "Gérer /imagine sur ce serveur"
     models = next(option for option in admin["options"] if option["name"] == "models")
     allow = next(option for option in models["options"] if option["name"] == "allow")
     assert allow["description_localizations"]["pt-BR"].startswith("Permite um modelo")
+    assert (models["name_localizations"]["fr"], allow["name_localizations"]["de"]) == ("modèles", "erlauben")
+
+
+def _named(command: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A synced command and every subcommand, group and option under it."""
+    yield command
+    for option in command.get("options") or []:
+        yield from _named(option)

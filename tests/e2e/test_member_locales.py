@@ -95,3 +95,10 @@ async def test_a_refusal_of_imagine_is_in_each_members_language(stack: Stack) ->
     said = {locale: (await private(stack, "imagine", locale, prompt="a weasel"))["content"] for locale in MEMBERS}
     assert said["de"] == "❌ " + render(blocked.value.text, "de")
     assert said["en-US"] == said["ja"] == "❌ " + str(blocked.value)
+
+
+async def test_a_member_types_the_names_their_discord_shows(stack: Stack) -> None:
+    """``/imagine-settings anzeigen`` as a German member's Discord shows ``show``: Discord (and the fake) sends the
+    base names, the bot answers as ever."""
+    german = await private(stack, "imagine-settings anzeigen", "de")
+    assert german["embeds"][0]["title"] == "Deine Einstellungen"

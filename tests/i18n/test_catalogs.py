@@ -10,14 +10,15 @@ limits.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_file
+from discord import app_commands
 
-from bot.discord_app.translator import CHOICE, DESCRIPTION, NAME, TEXT_MAX, command_texts, valid_name
+from bot.discord_app.translator import CHOICE, DESCRIPTION, NAME, TEXT_MAX, AppCommand, command_texts, valid_name
 from bot.i18n.catalogs import LOCALES, read_catalog
 from tests.i18n.command_tree import tree_commands
 
@@ -53,10 +54,10 @@ COMMAND_TEXTS = set(command_texts(tree_commands()))
 REQUIRED_COMMAND_TEXTS = sorted(
     (context, text)
     for context, text in COMMAND_TEXTS
-    if context in (DESCRIPTION, CHOICE) and any(character.isalpha() for character in text)
+    if context == NAME or (context in (DESCRIPTION, CHOICE) and any(character.isalpha() for character in text))
 )
-"""What every catalog translates: descriptions and worded choices (``16:9`` and discord.py's ``…`` need none).
-Names stay as SPEC has them (see :mod:`bot.discord_app.translator`)."""
+"""What every catalog translates: every command, group and option name (the top-level commands' as themselves:
+product names), descriptions and worded choices (``16:9`` and discord.py's ``…`` need none)."""
 
 
 def test_every_text_is_a_literal_message() -> None:
@@ -179,3 +180,27 @@ def test_the_command_translations_fit_discord(catalog: Catalog) -> None:
         if not fits:
             unfit.append(f"{entry.context}: {entry.id!r} -> {translation!r} ({len(translation)} characters)")
     assert not unfit, f"{catalog.locale} has command texts Discord would refuse:\n" + "\n".join(unfit)
+
+
+def _siblings(commands: Iterable[AppCommand]) -> Iterator[list[str]]:
+    """The names of each set of siblings: the top-level commands, a group's children, a command's options."""
+    commands = list(commands)
+    yield [command.name for command in commands]
+    for command in commands:
+        if isinstance(command, app_commands.Group):
+            yield from _siblings(command.commands)
+        else:
+            yield [parameter.name for parameter in command.parameters]
+
+
+def test_sibling_names_stay_unique_in_the_catalog(catalog: Catalog) -> None:
+    """Discord refuses two commands, subcommands or options of the same parent with one name, localized too."""
+    clashes = []
+    for names in _siblings(tree_commands()):
+        localized = [
+            str(entry.string) if (entry := catalog.get(name, context=NAME)) is not None and entry.string else name
+            for name in names
+        ]
+        if len(set(localized)) != len(localized):
+            clashes.append(f"{names} -> {localized}")
+    assert not clashes, f"{catalog.locale} gives siblings one name:\n" + "\n".join(clashes)

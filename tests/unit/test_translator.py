@@ -33,7 +33,8 @@ async def test_the_synced_payload_is_one_discord_takes_with_every_language() -> 
     validate_commands(payload)  # raises as Discord would answer 400
     for command in payload:
         assert {"de", "fr", "es-ES", "es-419", "pt-BR"} <= command["description_localizations"].keys(), command
-        assert not command.get("name_localizations"), command["name"]  # names stay as SPEC has them
+        # The top-level commands are product names: localized as themselves, so Discord knows they are meant so.
+        assert command["name_localizations"] == dict.fromkeys(("de", "fr", "es-ES", "es-419", "pt-BR"), command["name"])
 
 
 @pytest.mark.parametrize(
@@ -79,6 +80,15 @@ def test_a_translation_discord_would_refuse_is_left_out(
 ) -> None:
     monkeypatch.setattr(translator_module, "translations", lambda locale: _Catalog(found))
     assert translated(context, "imagine", "de") == expected
+
+
+def test_names_are_localized_and_product_names_kept() -> None:
+    assert translated(NAME, "channels", "de") == "kanäle"
+    assert translated(NAME, "role", "pt-BR") == "cargo"
+    assert translated(NAME, "aspect_ratio", "es-419") == "proporción"
+    assert translated(NAME, "imagine-admin", "fr") == "imagine-admin"  # an entry the same as English counts
+    assert translated(NAME, "imagine", "en-US") is None
+    assert translated(NAME, "not a name of the tree", "de") is None
 
 
 def test_english_and_languages_without_a_catalog_get_no_localization() -> None:

@@ -1,5 +1,8 @@
 """Slash-command options as a test gives them (Python values by name), turned into Discord's option
 objects and ``resolved`` data, typed from the synced command when there is one.
+
+A test may name a subcommand, group or option as a member of ``locale`` sees it (``kanäle erlauben``, ``rolle``,
+from the synced ``name_localizations``): like Discord, the fake sends the base (English) names in the interaction.
 """
 
 from __future__ import annotations
@@ -77,14 +80,21 @@ class OptionsMixin:
         schema: list[JSON] | None = None
         if command is not None:
             schema = list(command.get("options") or [])
+            path: list[str | None] = []
             for part in (subcommand_group, subcommand):
                 if part is None:
+                    path.append(None)
                     continue
-                node = next((o for o in schema if o.get("name") == part), None)
+                node = _named(schema, part, locale)
                 if node is None:
                     raise ValueError(f"command {name!r} has no subcommand (group) {part!r}")
+                path.append(str(node["name"]))  # Discord sends the base name, whatever the member typed
                 schema = list(node.get("options") or [])
+            subcommand_group, subcommand = path
         resolved: JSON = {}
+        if schema is not None and isinstance(options, Mapping):
+            options = {_base_name(schema, key, locale): value for key, value in options.items()}
+            focused = _base_name(schema, focused, locale) if focused is not None else None
         built = self._build_options(
             options, schema, focused, ctx, resolved, partial=itype == InteractionType.AUTOCOMPLETE
         )
@@ -198,3 +208,16 @@ _OPTION_TYPE_OF: tuple[tuple[type | tuple[type, ...], int], ...] = (
 
 def _infer_option_type(value: Any) -> int:
     return next((option_type for kind, option_type in _OPTION_TYPE_OF if isinstance(value, kind)), 3)
+
+
+def _named(schema: list[JSON], name: str, locale: str) -> JSON | None:
+    """The synced subcommand, group or option called ``name``, by its base name or its name in ``locale``."""
+    found = next((o for o in schema if o.get("name") == name), None)
+    if found is None:
+        found = next((o for o in schema if (o.get("name_localizations") or {}).get(locale) == name), None)
+    return found
+
+
+def _base_name(schema: list[JSON], name: str, locale: str) -> str:
+    found = _named(schema, name, locale)
+    return str(found["name"]) if found is not None else name
