@@ -22,6 +22,7 @@ from bot.discord_app.admin_views import (
     channel_allowed_answer,
     channels_embed,
     default_model_answer,
+    fit_embed,
     limits_embed,
     log_channel_answer,
     model_allowed_answer,
@@ -353,7 +354,7 @@ class Admin(
         embed = settings_embed(config, allowed, budget, changes, locale=_locale(interaction))
         embed = self.with_safety(embed, config, _locale(interaction))
         await add_key_field(self.bot, embed, guild_id, _locale(interaction))
-        await reply_privately(interaction, embed=embed)
+        await reply_privately(interaction, embed=fit_embed(embed))
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -324,6 +324,25 @@ def usage_embed(report: UsageReport, *, locale: str | None = None) -> discord.Em
     return embed
 
 
+EMBED_LIMIT = 6000
+"""Discord refuses an embed whose texts add up to more (title, description, fields' names and values, footer)."""
+
+
+def fit_embed(embed: discord.Embed) -> discord.Embed:
+    """``embed`` cut to Discord's total: the longest field's value gives way first, line by line (``show`` of a
+    server with many models, channels, words and roles would otherwise be refused whole)."""
+    while len(embed) > EMBED_LIMIT and embed.fields:
+        excess = len(embed) - EMBED_LIMIT
+        index, field = max(enumerate(embed.fields), key=lambda item: len(item[1].value or ""))
+        value = field.value or ""
+        if len(value) <= 1:
+            break
+        kept = value[: max(1, len(value) - excess - 2)]
+        kept = kept.rsplit("\n", 1)[0] if "\n" in kept else kept
+        embed.set_field_at(index, name=field.name, value=kept + "\n…", inline=field.inline)
+    return embed
+
+
 def _whole_rows(rows: Sequence[str], opening: str, closing: str) -> str:
     """``rows`` between ``opening`` and ``closing``, as many whole rows as fit a field (a cut row would break the
     table, and a cut code block the whole field); a last row says how many were left out."""

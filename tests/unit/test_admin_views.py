@@ -14,6 +14,7 @@ from bot.discord_app.admin_views import (
     budget_embed,
     budget_text,
     channels_embed,
+    fit_embed,
     limits_embed,
     limits_text,
     model_allowed_answer,
@@ -179,3 +180,15 @@ def test_a_long_usage_table_keeps_whole_rows_and_its_code_block_in_every_languag
             assert value.endswith("\n```") and value.count("```") == 2, value[-80:]
             last = value.removesuffix("\n```").splitlines()[-1]
             assert last.endswith("$123.46") or last.startswith("… +"), last  # whole rows, or how many were left out
+
+
+def test_an_embed_past_discords_total_is_cut_field_by_field_to_fit() -> None:
+    embed = discord.Embed(title="/imagine settings")
+    for n in range(8):
+        embed.add_field(name=f"Field {n}", value="\n".join(f"`model-{n}-{row:03}`" for row in range(60))[:1024])
+    assert len(embed) > 6000
+    fitted = fit_embed(embed)
+    assert len(fitted) <= 6000 and len(fitted.fields) == 8
+    assert all((field.value or "").endswith("\n…") or len(field.value or "") <= 1024 for field in fitted.fields)
+    small = discord.Embed(title="t").add_field(name="a", value="b")
+    assert fit_embed(small).fields[0].value == "b"
