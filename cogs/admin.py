@@ -170,6 +170,7 @@ class Admin(
     # ------------------------------------------------------------------ channels
 
     @channels.command(name="allow", description="Allow /imagine in a channel (none listed: everywhere)")
+    @app_commands.describe(channel="The channel where /imagine may be used (its threads too)")
     async def channels_allow(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         """Add a channel where /imagine may be used."""
         guild_id, actor = self._ids(interaction)
@@ -177,6 +178,7 @@ class Admin(
         await self._say(interaction, channel_allowed_answer(channel.mention, added=added))
 
     @channels.command(name="remove", description="Stop allowing /imagine in a channel")
+    @app_commands.describe(channel="A channel on the list")
     async def channels_remove(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         """Remove a channel; with none left, /imagine works everywhere."""
         guild_id, actor = self._ids(interaction)
@@ -194,6 +196,7 @@ class Admin(
     # ------------------------------------------------------------------ words
 
     @words.command(name="add", description="Block a word or phrase in prompts")
+    @app_commands.describe(word="The word or phrase (any case, accents and look-alike letters match it too)")
     async def words_add(self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 100]) -> None:
         """Block a word (matching sees through case, accents, look-alikes, leetspeak and separators)."""
         guild_id, actor = self._ids(interaction)
@@ -201,6 +204,7 @@ class Admin(
         await self._say(interaction, word_answer(word, blocked=True, changed=added))
 
     @words.command(name="remove", description="Unblock a word")
+    @app_commands.describe(word="A blocked word")
     async def words_remove(self, interaction: discord.Interaction, word: app_commands.Range[str, 1, 100]) -> None:
         """Unblock a word."""
         guild_id, actor = self._ids(interaction)
