@@ -169,11 +169,17 @@ class ServerKeys:
 
     async def state(self, guild_id: int) -> Text:
         """What ``show`` says of the server's key: never more than its last four characters."""
-        stored = (await self._load(guild_id)).stored
+        cached = await self._load(guild_id)
+        stored = cached.stored
         if stored is None:
             return tr("the bot's (the deployment's key)")
         if stored.rejected:
             return tr("rejected by the API (ending in …{last4}): set a new one", last4=stored.last4)
+        if cached.key is None:
+            return tr(
+                "set, ends in …{last4}, but the bot cannot read it (its IMAGINE_SECRET_KEY changed): set it again",
+                last4=stored.last4,
+            )
         return tr("set, ends in …{last4}", last4=stored.last4)
 
     def _rejected(self, account: str, guild_id: int | None) -> None:

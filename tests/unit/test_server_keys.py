@@ -14,6 +14,7 @@ from bot.api.accounts import Accounts, AccountUnavailable, fingerprint
 from bot.api.client import ReplicateClient, RetryPolicy
 from bot.api.errors import Unauthenticated
 from bot.base.logs import MASK, RedactSecrets, mask_secret
+from bot.moderation.api_keys import ServerKeys
 from bot.settings import SettingsError, load_settings
 from bot.settings.loading import _is_fernet_key
 from bot.storage import Repository
@@ -198,3 +199,29 @@ async def test_every_accounts_budget_is_split_between_the_live_processes() -> No
         for client in (default, before, after):
             assert client.budget.creates._rate == full / 4
             assert client.budget.other._rate == default.budget.other._rate
+
+
+async def test_show_says_when_a_changed_secret_key_cannot_read_the_servers_key(
+    repository: Repository, clock: FakeClock
+) -> None:
+    """The key stays stored but unreadable: `show` must not say all is well while /imagine is refused there."""
+    ciphertext = Fernet(Fernet.generate_key()).encrypt(KEY.encode()).decode()
+    await repository.set_api_key(GUILD, ciphertext, KEY[-4:], actor_id=7)
+    async with aiohttp.ClientSession() as session:
+        accounts = Accounts(ReplicateClient(session, "http://127.0.0.1:9", "r8_deployment"))
+        keys = ServerKeys(
+            repository,
+            accounts,
+            Fernet.generate_key().decode(),  # another IMAGINE_SECRET_KEY than the one that encrypted it
+            clock=clock,
+            on_event=lambda event: None,
+            end_jobs=_no_jobs,
+        )
+        state = str(await keys.state(GUILD))
+    assert f"…{KEY[-4:]}" in state and "cannot read it" in state and KEY not in state
+    with pytest.raises(AccountUnavailable):
+        await keys.key_of(GUILD)
+
+
+async def _no_jobs(guild_id: int, account: str, error: object) -> int:
+    return 0
