@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.api.client import ReplicateClient
-from bot.api.errors import ApiError
 from bot.api.modelref import ModelRef
 from bot.base.errors import ImagineError
 from bot.discord_app.answers import AnswerDeadline, answer_with_message, refusal, refuse, server_locale
@@ -51,10 +49,8 @@ class _Charged:
     admission: Admission
     day: date
     inputs: dict[str, Any]
-    client: ReplicateClient
-    """The server's API account's client (its own key's, or the deployment's)."""
-    account: str | None = None
-    """That account (``None``: the deployment's), told when the API refuses its key."""
+    account: str | None
+    """The server's own API account (``None``: the deployment's)."""
 
 
 class DescribeCommand:
@@ -64,7 +60,7 @@ class DescribeCommand:
         self.bot = bot
         core = bot.core
         self.describer = Describer(
-            core.client,
+            core.accounts,
             input_schema=core.engine.input_schema,
             clock=core.clock,
             poll=core.tuning.poll.blind,
@@ -160,13 +156,13 @@ class DescribeCommand:
         admission = await core.policy.admit(asked)
         # The server's own API account, if it has one (a refused key refuses the describe: never another key).
         account = await core.accounts.account_of_guild(guild_id)
-        client = await core.accounts.client(account, guild_id)
+        await core.accounts.client(account, guild_id)  # refused now, before the charge, if it cannot be used
         inputs = await self.describer.inputs(model, image_url)  # before the charge: a wrong model costs nothing
         # One image against the daily images (they bound it where no price is set) and its estimate against the
         # budgets; not the cooldown, so the member may /imagine a suggestion right away.
         admission = admission.priced(1, await core.pricing.estimate(model, 1))
         day = await core.policy.charge(admission, moves_cooldown=False)
-        return _Charged(admission, day, inputs, client, account)
+        return _Charged(admission, day, inputs, account)
 
     async def _run_and_answer(
         self, interaction: discord.Interaction, model: ModelRef, charged: _Charged, image_url: str
@@ -174,11 +170,13 @@ class DescribeCommand:
         core = self.bot.core
         try:
             description = await self.describer.describe(
-                model, charged.inputs, timeout=self.timeout, client=charged.client
+                model,
+                charged.inputs,
+                timeout=self.timeout,
+                account=charged.account,
+                guild_id=charged.admission.guild_id,
             )
         except DescribeRunFailed as exc:
-            if isinstance(exc.__cause__, ApiError):  # a server's key the API refuses: its jobs stop too
-                core.accounts.failure(charged.account, charged.admission.guild_id, exc.__cause__)
             await self._settle(model, charged, exc.use)
             await refuse(interaction, refusal(exc))
             return

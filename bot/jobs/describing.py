@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from bot.api.accounts import Accounts
 from bot.api.client import ReplicateClient
 from bot.api.descriptions import DescribeFailed, describe_inputs, read_text_output, suggestions_from
 from bot.api.errors import ApiError, CreateOutcomeUnknown
@@ -107,7 +108,7 @@ class Describer:
 
     def __init__(
         self,
-        client: ReplicateClient,
+        accounts: Accounts,
         *,
         input_schema: Callable[[ModelRef], Awaitable[InputSchema | None]],
         clock: Clock,
@@ -118,7 +119,7 @@ class Describer:
         ``poll``: the gaps between polls of a prediction that did not end in its create; ``prefer_wait``: the
         seconds its create may wait for the answer (the engine's, so a describe holds a connection no longer
         than a job's create; 0: not asked)."""
-        self._client = client
+        self._accounts = accounts
         self._input_schema = input_schema
         self._clock = clock
         self._poll = poll
@@ -135,12 +136,22 @@ class Describer:
         inputs: dict[str, Any],
         *,
         timeout: float = DESCRIBE_TIMEOUT,
-        client: ReplicateClient | None = None,
+        account: str | None = None,
+        guild_id: int | None = None,
     ) -> Description:
         """Run ``model`` on ``inputs`` (from :meth:`inputs`) for at most ``timeout`` seconds: its suggestions, or
         :class:`DescribeRunFailed` saying why there are none (with the API's own words where it gave some) and
-        what the prediction used. ``client``: the server's API account's (the deployment's by default)."""
-        prediction = await self._run(client or self._client, model, inputs, timeout)
+        what the prediction used. ``account``: the server's own API account (``None``: the deployment's); a key
+        the API refuses is marked rejected, as a job's is."""
+        try:
+            client = await self._accounts.client(account, guild_id)
+        except ApiError as exc:
+            raise DescribeRunFailed(exc.text, NOT_STARTED) from exc
+
+        def reason(exc: ApiError) -> Text | str:
+            return self._accounts.failure(account, guild_id, exc)
+
+        prediction = await self._run(client, model, inputs, timeout, reason)
         use = RunUse.of(prediction)
         if prediction.status != "succeeded":
             raise DescribeRunFailed(_ended_without_text(prediction), use)
@@ -153,7 +164,12 @@ class Describer:
         return Description(suggestions, use=use)
 
     async def _run(
-        self, client: ReplicateClient, model: ModelRef, inputs: dict[str, Any], timeout: float
+        self,
+        client: ReplicateClient,
+        model: ModelRef,
+        inputs: dict[str, Any],
+        timeout: float,
+        reason: Callable[[ApiError], Text | str],
     ) -> Prediction:
         """The prediction at its end; canceled (and :class:`DescribeRunFailed`) once ``timeout`` has passed."""
         deadline = self._clock.monotonic() + timeout
@@ -168,7 +184,7 @@ class Describer:
             # Only a create whose answer was lost may have made a prediction: the client retries no other.
             use = UNKNOWN if isinstance(exc, CreateOutcomeUnknown) else NOT_STARTED
             raise DescribeRunFailed(
-                tr("The describe model could not be started: {reason}", reason=exc.text), use
+                tr("The describe model could not be started: {reason}", reason=reason(exc)), use
             ) from exc
         polls = 0
         while not prediction.terminal:
@@ -191,7 +207,7 @@ class Describer:
             except ApiError as exc:
                 # The client has retried what may pass: this is the API's last word for now.
                 raise DescribeRunFailed(
-                    tr("The describe model's answer could not be read: {reason}", reason=exc.text),
+                    tr("The describe model's answer could not be read: {reason}", reason=reason(exc)),
                     await self._cancel(client, prediction.id),
                 ) from exc
         return prediction

@@ -17,7 +17,7 @@ from enum import Enum
 from cryptography.fernet import Fernet, InvalidToken
 
 from bot.api.accounts import Accounts, AccountUnavailable, fingerprint, rejected_text
-from bot.api.errors import ApiError, ServerError
+from bot.api.errors import ApiError
 from bot.base.clock import Clock
 from bot.base.logs import mask_secret
 from bot.i18n import Text, tr
@@ -148,7 +148,7 @@ class ServerKeys:
         except ApiError as exc:
             if exc.status in (401, 403):
                 return KeyCheck.REFUSED
-            if isinstance(exc, ServerError) or exc.transient:
+            if exc.transient:
                 log.warning("could not check guild %s's new API key: %s", guild_id, exc)
                 return KeyCheck.UNREACHABLE
             log.warning("the API answered %s to guild %s's new API key", exc.status, guild_id)

@@ -4,6 +4,7 @@ the API refuses later ends that server's jobs and never falls back to the deploy
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from cryptography.fernet import Fernet
 from bot.base.logs import RedactSecrets
 from bot.settings import Secret
 from tests.e2e.conftest import Stack, StackFactory, status_of
-from tests.e2e.test_describe import describe, describe_stack, suggestions_of
+from tests.e2e.test_describe import describe, describe_stack, private_answer, suggestions_of
 from tests.e2e.test_moderation import answer
 from tests.e2e.test_modlog import entry_in, log_channel, text_of
 from tests.fakes.discord import CallbackType, InteractionHandle
@@ -126,6 +127,24 @@ async def test_describe_runs_on_the_servers_key(make_stack: StackFactory) -> Non
     await suggestions_of(await describe(stack))
     described = stack.api.last_prediction
     assert described.account == SERVER_KEY and tokens_of(stack, described.id) == {SERVER_KEY}
+
+
+async def test_a_key_first_refused_by_a_describe_is_marked_rejected_too(make_stack: StackFactory) -> None:
+    stack: Stack = await describe_stack(make_stack, secret_key=Secret(Fernet.generate_key().decode()))
+    stack.api.add_account(SERVER_KEY)
+    await submit_key(stack, SERVER_KEY)
+    stack.api.revoke(SERVER_KEY)
+    refused = await private_answer(stack, await describe(stack))
+    assert "API key was rejected" in refused, refused
+    assert stack.bot is not None
+    stored = await stack.bot.core.repository.api_key(stack.guild.id)
+    for _ in range(50):  # marked in the background, as a job's refusal is
+        if stored is not None and stored.rejected:
+            break
+        await asyncio.sleep(0.1)
+        stored = await stack.bot.core.repository.api_key(stack.guild.id)
+    assert stored is not None and stored.rejected
+    assert stack.api.count("POST", "create") == 1  # nothing sent with the deployment's key instead
 
 
 async def test_a_key_the_api_refuses_is_not_kept(make_stack: StackFactory) -> None:
