@@ -28,7 +28,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import TranslationContextLocation as Location
 
-from bot.i18n.catalogs import catalog_code, translations
+from bot.i18n.catalogs import catalog_code, has_entry, translations
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +69,14 @@ def translated(context: str, text: str, locale: str | None) -> str | None:
     """``text``'s translation for a Discord ``locale`` (``None``: none, or one Discord would refuse)."""
     if catalog_code(locale) is None:
         return None
-    catalog = translations(locale)
-    found = catalog.pgettext(context, text)
-    if found == text and not (context == NAME and _has_entry(catalog, context, text)):
+    found = translations(locale).pgettext(context, text)
+    if found == text and not (context == NAME and has_entry(locale, text, context)):
         return None
     fits = valid_name(found) if context == NAME else 1 <= len(found) <= TEXT_MAX
     if not fits:
         log.warning("the %s translation of the %s %r does not fit Discord's rules; left out", locale, context, text)
         return None
     return found
-
-
-def _has_entry(catalog: object, context: str, text: str) -> bool:
-    """Whether a compiled catalog has an entry for ``text`` (a name may be translated as itself)."""
-    messages = getattr(catalog, "_catalog", None)
-    return isinstance(messages, dict) and f"{context}\x04{text}" in messages
 
 
 class CatalogTranslator(app_commands.Translator):

@@ -64,6 +64,21 @@ def _compiled(code: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
+@functools.cache
+def _entries(code: str) -> frozenset[tuple[str | None, str]]:
+    return frozenset(
+        (message.context, message.id if isinstance(message.id, str) else message.id[0])
+        for message in read_catalog(code)
+        if message.id and not message.fuzzy
+    )
+
+
+def has_entry(locale: str | None, msgid: str, context: str | None = None) -> bool:
+    """Whether the catalog for a Discord locale translates ``msgid`` (perhaps as itself: a product's name)."""
+    code = catalog_code(locale)
+    return code is not None and (context, msgid) in _entries(code)
+
+
 def translations(locale: str | None) -> gettext.NullTranslations:
     """The translations for a Discord locale; English (the message ids themselves) where there is no catalog."""
     code = catalog_code(locale)
